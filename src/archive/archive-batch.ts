@@ -1,0 +1,187 @@
+/**
+ * One batch, in the order the invariants require:
+ *   marker → upload → verify (read back) → metadata → guarded delete → commit → marker removed.
+ * Nothing is deleted before the object and its metadata are verified in the store (I3); only the
+ * archived versions of the rows are deleted (I2); if some rows could not be deleted, the object is
+ * rewritten without them *before* the delete commits, so every committed object holds exactly the
+ * rows it deleted.
+ */
+import { AuditlogError, describeError } from '../core/errors.js';
+import { computeBatchId, keyRange, serializeMetadata, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
+import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
+import { deleteArchivedRows, type ArchivedRow } from '../db/archive-queries.js';
+import { sha256Hex } from '../core/batch-metadata.js';
+import type { ArchiveContext } from './archive-context.js';
+import { encodeBatch, type EncodedBatch } from './encode-batch.js';
+import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
+import { resolveAmbiguousCommit } from './reconcile-pending.js';
+
+/** Attempts at a delete whose returned set must equal the archived set; rows keep changing → give up on them. */
+const MAX_DELETE_ATTEMPTS = 3;
+
+export interface BatchOutcome {
+  key: string | null;
+  rowsArchived: number;
+  rowsSkipped: number;
+  uncompressedBytes: number;
+  compressedBytes: number;
+}
+
+export interface PendingMarker {
+  data_object: string;
+  metadata_object: string;
+  run_id: string;
+  created_at: string;
+}
+
+export async function archiveBatch(ctx: ArchiveContext, rows: readonly ArchivedRow[]): Promise<BatchOutcome> {
+  const { plan, store } = ctx;
+  const first = rows[0]!;
+  const last = rows[rows.length - 1]!;
+  const batchId = computeBatchId(plan, first.ts, first.key, last.key, rows.length);
+  const objectName = `${first.timeOfDay}-${batchId}`;
+  const key = dataKey(ctx.prefix, first.day, objectName);
+  const metaKey = metadataKeyFor(key);
+  const markerKey = pendingMarkerKey(ctx.prefix, first.day, objectName);
+  const log = ctx.logger.child({ batch: batchId });
+
+  const existing = await store.head(key);
+  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString() };
+  await store.put(markerKey, Buffer.from(JSON.stringify(marker) + '\n'), { contentType: 'application/json' });
+  await ctx.onPhase?.('after-marker');
+
+  let current = [...rows];
+  let encoded = await encodeBatch(current.map((r) => r.line), plan.compressionLevel);
+  if (existing !== undefined) {
+    // Same batch id = same table, first/last key and count: a committed object of an earlier run.
+    // Identical bytes mean these rows (back in the table, e.g. restored) are archived already.
+    const stored = await store.get(key);
+    if (stored === undefined || sha256Hex(stored) !== encoded.sha256Compressed) {
+      await store.delete(markerKey);
+      throw new AuditlogError('STORAGE_CONFLICT', `${key} already exists with different content; refusing to overwrite a committed archive object (inspect it, then move it away or run validate)`, {
+        details: { key },
+      });
+    }
+  }
+
+  for (let attempt = 1; ; attempt++) {
+    await writeVerified(ctx, key, metaKey, current, encoded, batchId);
+    if (attempt === 1) await ctx.onPhase?.('after-metadata');
+    const deleted = await deleteGuarded(ctx, current, key, markerKey);
+    if (deleted === 'committed') {
+      await store.delete(markerKey);
+      await ctx.onPhase?.('after-batch');
+      log.debug({ key, rows: current.length }, 'batch committed');
+      return {
+        key,
+        rowsArchived: current.length,
+        rowsSkipped: rows.length - current.length,
+        uncompressedBytes: encoded.uncompressedBytes,
+        compressedBytes: encoded.compressedBytes,
+      };
+    }
+    const deletable = new Set(deleted.map((k) => JSON.stringify(k)));
+    const kept = current.filter((r) => deletable.has(JSON.stringify(r.key)));
+    log.warn({ key, archived: current.length, deletable: kept.length, attempt }, 'rows changed or locked since they were read: rewriting the object without them');
+    if (kept.length === 0 || attempt >= MAX_DELETE_ATTEMPTS) {
+      await store.delete(key);
+      await store.delete(metaKey);
+      await store.delete(markerKey);
+      return { key: null, rowsArchived: 0, rowsSkipped: rows.length, uncompressedBytes: 0, compressedBytes: 0 };
+    }
+    current = kept;
+    encoded = await encodeBatch(current.map((r) => r.line), plan.compressionLevel);
+  }
+}
+
+async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, rows: readonly ArchivedRow[], encoded: EncodedBatch, batchId: string): Promise<void> {
+  await ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true });
+  await ctx.onPhase?.('after-upload');
+  await verifyStoredBatch(ctx.store, key, encoded);
+  const meta = serializeMetadata(buildMetadata(ctx, key, rows, encoded, batchId));
+  await ctx.store.put(metaKey, meta, { sha256Hex: sha256Hex(meta), contentType: 'application/json' });
+  await verifyStoredBytes(ctx.store, metaKey, meta);
+}
+
+export function buildMetadata(ctx: ArchiveContext, key: string, rows: readonly ArchivedRow[], encoded: EncodedBatch, batchId: string): BatchMetadata {
+  const { plan } = ctx;
+  const keys = rows.map((r) => r.key);
+  const range = keyRange(keys);
+  const flagged = (pick: (r: ArchivedRow) => number[]): LineColumns[] =>
+    rows.flatMap((r, line) => {
+      const cols = pick(r);
+      return cols.length === 0 ? [] : [{ line, columns: cols.map((i) => plan.columns[i]!.name) }];
+    });
+  return {
+    format: 'auditlog-archive',
+    format_version: 1,
+    tool: { name: 'auditlog-manager', version: ctx.toolVersion },
+    database: plan.database,
+    schema: plan.schema,
+    table: plan.table,
+    columns: plan.columns.map((c) => ({ name: c.name, type: c.type })),
+    primary_key_columns: plan.primaryKey.map((c) => c.name),
+    timestamp_column: plan.timestampColumn.name,
+    record_count: rows.length,
+    min_timestamp: rows[0]!.ts,
+    max_timestamp: rows[rows.length - 1]!.ts,
+    min_primary_key: range.min,
+    max_primary_key: range.max,
+    compression: 'gzip',
+    compression_level: plan.compressionLevel,
+    uncompressed_bytes: encoded.uncompressedBytes,
+    compressed_bytes: encoded.compressedBytes,
+    sha256_uncompressed: encoded.sha256Uncompressed,
+    sha256_compressed: encoded.sha256Compressed,
+    batch_id: batchId,
+    run_id: ctx.runId,
+    data_object: key.slice(key.lastIndexOf('/') + 1),
+    retention_days: plan.retentionDays,
+    retention_cutoff: ctx.cutoff,
+    created_at: new Date().toISOString(),
+    session_settings: ctx.sessionSettings,
+    primary_keys: keys.map((k) => [...k]),
+    json_null_values: flagged((r) => r.jsonNullColumns),
+    json_text_values: flagged((r) => r.jsonTextColumns),
+  };
+}
+
+/**
+ * The short delete transaction. Commits only when exactly the archived rows were deleted;
+ * otherwise rolls back and returns the keys that *were* deletable, for the rewrite.
+ */
+async function deleteGuarded(ctx: ArchiveContext, rows: readonly ArchivedRow[], key: string, markerKey: string): Promise<'committed' | string[][]> {
+  if (!ctx.lock.isHeld()) {
+    throw new AuditlogError('LOCK_HELD', `lost the table lock of ${ctx.plan.database}/${ctx.plan.schema}.${ctx.plan.table} (its connection ended); stopping before the delete of ${key}`);
+  }
+  const client = await ctx.pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const deleted = await deleteArchivedRows(client, ctx.plan, rows, ctx.cutoff);
+    if (deleted.length !== rows.length) {
+      await client.query('ROLLBACK');
+      return deleted;
+    }
+    await ctx.onPhase?.('before-commit');
+    try {
+      await client.query('COMMIT');
+    } catch (error) {
+      broken = error as Error;
+      // A connection lost during COMMIT leaves the outcome unknown: look at the table, never assume.
+      ctx.logger.warn({ key, err: describeError(error) }, 'COMMIT outcome unknown; checking which rows are still in the table');
+      await resolveAmbiguousCommit(ctx, key, markerKey);
+      throw new AuditlogError('DB_QUERY', `the connection failed during COMMIT of ${key}; the batch was reconciled against the table: ${describeError(error)}`, { cause: error });
+    }
+    await ctx.onPhase?.('after-commit');
+    return 'committed';
+  } catch (error) {
+    if (broken === undefined) {
+      broken = error as Error;
+      await client.query('ROLLBACK').catch(() => undefined);
+    }
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}

@@ -1,0 +1,26 @@
+/** What every step of one table's archive run shares. */
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { TablePlan } from '../core/table-plan.js';
+import type { TableLock } from '../db/advisory-lock.js';
+import type { ObjectStore } from '../storage/object-store.js';
+
+/**
+ * Points in a batch's life where a test may crash the process (the CLI wires AUDITLOG_FAULT to a
+ * SIGKILL). Inert unless a hook is given.
+ */
+export type BatchPhase = 'after-marker' | 'after-upload' | 'after-metadata' | 'before-commit' | 'after-commit' | 'after-batch';
+
+export interface ArchiveContext {
+  store: ObjectStore;
+  pool: pg.Pool;
+  plan: TablePlan;
+  lock: TableLock;
+  cutoff: string;
+  runId: string;
+  prefix: string;
+  toolVersion: string;
+  sessionSettings: Record<string, string>;
+  logger: Logger;
+  onPhase?: (phase: BatchPhase) => void | Promise<void>;
+}

@@ -1,0 +1,127 @@
+/**
+ * One table: plan → lock → reconcile what an earlier run left in flight → read batches →
+ * archive each (upload, verify, record, delete) → release. Reads like the pipeline it runs.
+ */
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { DefaultsConfig, TableConfig } from '../config/schema.js';
+import { tablePrefix } from '../core/archive-layout.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
+import { loadTablePlan } from '../db/catalog.js';
+import { acquireTableLock } from '../db/advisory-lock.js';
+import { countArchivable, selectCutoff } from '../db/archive-queries.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { archiveBatch } from './archive-batch.js';
+import type { BatchPhase } from './archive-context.js';
+import { readBatches } from './read-batches.js';
+import { reconcilePending } from './reconcile-pending.js';
+import type { TableSummary } from './table-summary.js';
+
+export interface ArchiveTableInput {
+  database: string;
+  table: TableConfig;
+  defaults: DefaultsConfig;
+  pool: pg.Pool;
+  /** A connection of its own for the advisory lock (not from the pool). */
+  openLockClient: () => Promise<pg.Client>;
+  store: ObjectStore;
+  runId: string;
+  toolVersion: string;
+  sessionSettings: Record<string, string>;
+  logger: Logger;
+  dryRun: boolean;
+  progressIntervalMs: number;
+  onPhase?: (phase: BatchPhase) => void | Promise<void>;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export async function archiveTable(input: ArchiveTableInput): Promise<TableSummary> {
+  const started = Date.now();
+  const summary: TableSummary = {
+    database: input.database,
+    schema: input.table.schema,
+    table: input.table.name,
+    status: 'nothing-to-archive',
+    rowsArchived: 0,
+    rowsSkipped: 0,
+    batches: 0,
+    bytesUncompressed: 0,
+    bytesCompressed: 0,
+    durationMs: 0,
+    rowsPerSecond: 0,
+  };
+  const logger = input.logger.child({ database: input.database, table: `${input.table.schema}.${input.table.name}` });
+  try {
+    const plan = await loadTablePlan(input.pool, input.database, input.table, input.defaults);
+    const cutoff = await selectCutoff(input.pool, plan);
+    if (input.dryRun) {
+      const count = await countArchivable(input.pool, plan, cutoff);
+      summary.status = 'dry-run';
+      summary.dryRun = { ...count, cutoff, estimatedBatches: Math.ceil(count.rows / plan.batchSize) };
+      logger.info({ rows: count.rows, cutoff, from: count.minTimestamp, to: count.maxTimestamp }, 'dry run: rows that would be archived');
+      return summary;
+    }
+
+    const lockClient = await input.openLockClient();
+    try {
+      const lock = await acquireTableLock(lockClient, plan);
+      try {
+        const ctx = {
+          store: input.store,
+          pool: input.pool,
+          plan,
+          lock,
+          cutoff,
+          runId: input.runId,
+          prefix: tablePrefix(plan.database, plan.schema, plan.table),
+          toolVersion: input.toolVersion,
+          sessionSettings: input.sessionSettings,
+          logger,
+          ...(input.onPhase === undefined ? {} : { onPhase: input.onPhase }),
+        };
+        const reconciled = await reconcilePending(ctx);
+        if (reconciled.committed + reconciled.removed + reconciled.trimmed > 0) summary.reconciled = reconciled;
+        logger.info({ cutoff, retention_days: plan.retentionDays, batch_size: plan.batchSize }, 'archiving rows older than the cutoff');
+
+        let lastProgress = Date.now();
+        for await (const rows of readBatches(input.pool, plan, cutoff)) {
+          const outcome = await archiveBatch(ctx, rows);
+          summary.batches += outcome.key === null ? 0 : 1;
+          summary.rowsArchived += outcome.rowsArchived;
+          summary.rowsSkipped += outcome.rowsSkipped;
+          summary.bytesUncompressed += outcome.uncompressedBytes;
+          summary.bytesCompressed += outcome.compressedBytes;
+          if (outcome.rowsSkipped > 0) logger.warn({ skipped: outcome.rowsSkipped }, 'rows changed or locked during the batch were left in the table (archived by a later run)');
+          if (Date.now() - lastProgress >= input.progressIntervalMs) {
+            lastProgress = Date.now();
+            logger.info({ rows: summary.rowsArchived, batches: summary.batches, rows_per_s: rate(summary.rowsArchived, started) }, 'progress');
+          }
+          if (plan.pauseBetweenBatchesMs > 0) await (input.sleep ?? sleep)(plan.pauseBetweenBatchesMs);
+        }
+        if (summary.rowsArchived > 0 || summary.rowsSkipped > 0) summary.status = 'archived';
+      } finally {
+        await lock.release().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'could not release the table lock; it ends with the connection'));
+      }
+    } finally {
+      await lockClient.end().catch(() => undefined);
+    }
+  } catch (error) {
+    summary.status = 'failed';
+    const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
+    summary.error = { code: e.code, message: e.message };
+    logger.error({ code: e.code, err: e.message }, 'table failed');
+  } finally {
+    summary.durationMs = Date.now() - started;
+    summary.rowsPerSecond = rate(summary.rowsArchived, started);
+  }
+  return summary;
+}
+
+function rate(rows: number, started: number): number {
+  const seconds = (Date.now() - started) / 1000;
+  return seconds > 0 ? Math.round(rows / seconds) : 0;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,120 @@
+/**
+ * Reconciliation of batches left in flight by a crash or an ambiguous COMMIT (I1, I4). A pending
+ * marker means the batch's delete may or may not have committed; the table is the truth:
+ *   - rows of the object no longer in the table were deleted by that batch: they stay archived;
+ *   - rows still in the table must not stay in a committed object: they are cut out of it
+ *     (the object is removed when none is left), and a later batch archives them again.
+ * The data object is only ever removed when every one of its rows is still in the table.
+ */
+import { AuditlogError } from '../core/errors.js';
+import { keyRange, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
+import { pendingPrefix } from '../core/archive-layout.js';
+import { selectPresentKeys } from '../db/archive-queries.js';
+import type { ArchiveContext } from './archive-context.js';
+import type { PendingMarker } from './archive-batch.js';
+import { decodeBatch, encodeBatch } from './encode-batch.js';
+import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
+
+export type ReconcileResult = 'committed' | 'removed' | 'trimmed' | 'nothing-written';
+
+export interface ReconcileSummary {
+  committed: number;
+  removed: number;
+  trimmed: number;
+}
+
+export async function reconcilePending(ctx: ArchiveContext): Promise<ReconcileSummary> {
+  const summary: ReconcileSummary = { committed: 0, removed: 0, trimmed: 0 };
+  const markers: string[] = [];
+  for await (const info of ctx.store.list(pendingPrefix(ctx.prefix))) markers.push(info.key);
+  for (const markerKey of markers) {
+    const body = await ctx.store.get(markerKey);
+    if (body === undefined) continue;
+    const marker = parseMarker(body, markerKey);
+    const result = await reconcileObject(ctx, marker.data_object, marker.metadata_object, markerKey);
+    if (result === 'committed') summary.committed++;
+    else if (result === 'trimmed') summary.trimmed++;
+    else summary.removed++;
+    ctx.logger.info({ key: marker.data_object, result }, 'reconciled a batch left in flight by an earlier run');
+  }
+  return summary;
+}
+
+export async function resolveAmbiguousCommit(ctx: ArchiveContext, key: string, markerKey: string): Promise<ReconcileResult> {
+  return reconcileObject(ctx, key, key.replace(/\.jsonl\.gz$/, '.metadata.json'), markerKey);
+}
+
+function parseMarker(body: Buffer, markerKey: string): PendingMarker {
+  try {
+    const m = JSON.parse(body.toString('utf8')) as PendingMarker;
+    if (typeof m.data_object === 'string' && typeof m.metadata_object === 'string') return m;
+  } catch {
+    // reported below
+  }
+  throw new AuditlogError('STORAGE_IO', `pending marker ${markerKey} is unreadable; inspect and remove it by hand once its data object is checked`, {
+    details: { key: markerKey },
+  });
+}
+
+async function reconcileObject(ctx: ArchiveContext, key: string, metaKey: string, markerKey: string): Promise<ReconcileResult> {
+  const { store } = ctx;
+  const data = await store.get(key);
+  const metaBody = await store.get(metaKey);
+  if (data === undefined || metaBody === undefined) {
+    // The metadata is written after the verified upload and before any delete: without both, no delete ran.
+    await store.delete(key);
+    await store.delete(metaKey);
+    await store.delete(markerKey);
+    return 'nothing-written';
+  }
+  const meta = JSON.parse(metaBody.toString('utf8')) as BatchMetadata;
+  if (sha256Hex(data) !== meta.sha256_compressed) {
+    throw new AuditlogError('VERIFY_FAILED', `in-flight object ${key} does not match its metadata (SHA-256); left untouched for inspection (run validate)`, {
+      details: { key },
+    });
+  }
+  const present = new Set((await selectPresentKeys(ctx.pool, ctx.plan, meta.primary_keys)).map((k) => JSON.stringify(k)));
+  if (present.size === 0) {
+    await store.delete(markerKey);
+    return 'committed';
+  }
+  const { lines } = await decodeBatch(data);
+  if (lines.length !== meta.primary_keys.length) {
+    throw new AuditlogError('VERIFY_FAILED', `in-flight object ${key} holds ${lines.length} lines but its manifest lists ${meta.primary_keys.length} keys; left untouched for inspection`, {
+      details: { key },
+    });
+  }
+  const keep = meta.primary_keys.map((k, i) => ({ k, i })).filter(({ k }) => !present.has(JSON.stringify(k)));
+  if (keep.length === 0) {
+    await store.delete(key);
+    await store.delete(metaKey);
+    await store.delete(markerKey);
+    return 'removed';
+  }
+  const encoded = await encodeBatch(keep.map(({ i }) => lines[i]!), meta.compression_level);
+  const newIndex = new Map(keep.map(({ i }, j) => [i, j]));
+  const reindex = (flags: readonly LineColumns[]): LineColumns[] =>
+    flags.filter((f) => newIndex.has(f.line)).map((f) => ({ line: newIndex.get(f.line)!, columns: f.columns }));
+  const keys = keep.map(({ k }) => k);
+  const range = keyRange(keys);
+  const trimmed: BatchMetadata = {
+    ...meta,
+    record_count: keep.length,
+    uncompressed_bytes: encoded.uncompressedBytes,
+    compressed_bytes: encoded.compressedBytes,
+    sha256_uncompressed: encoded.sha256Uncompressed,
+    sha256_compressed: encoded.sha256Compressed,
+    min_primary_key: range.min,
+    max_primary_key: range.max,
+    primary_keys: keys,
+    json_null_values: reindex(meta.json_null_values),
+    json_text_values: reindex(meta.json_text_values),
+  };
+  await store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, isDataObject: true, contentType: 'application/gzip' });
+  await verifyStoredBatch(store, key, encoded);
+  const metaBytes = serializeMetadata(trimmed);
+  await store.put(metaKey, metaBytes, { sha256Hex: sha256Hex(metaBytes), contentType: 'application/json' });
+  await verifyStoredBytes(store, metaKey, metaBytes);
+  await store.delete(markerKey);
+  return 'trimmed';
+}

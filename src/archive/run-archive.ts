@@ -1,0 +1,139 @@
+/**
+ * An archive run over every configured database and table (or the ones selected). Tables run in
+ * order; a failing table is reported and the run goes on with the next one. Databases run one
+ * after another, or several at once when `parallel_databases` is set.
+ */
+import type { Logger } from 'pino';
+import type { Config, DatabaseConfig } from '../config/schema.js';
+import { redactSecrets } from '../config/mask-secrets.js';
+import { AuditlogError, describeError } from '../core/errors.js';
+import { buildSessionSettings, checkConnection, createClient, createPool } from '../db/connect.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { BatchPhase } from './archive-context.js';
+import { archiveTable } from './archive-table.js';
+import type { RunSummary, TableSummary } from './table-summary.js';
+
+export interface RunArchiveOptions {
+  config: Config;
+  store: ObjectStore;
+  logger: Logger;
+  runId: string;
+  toolVersion: string;
+  dryRun?: boolean;
+  database?: string;
+  table?: string;
+  progressIntervalMs?: number;
+  /** Values never to print (passwords, keys): scrubbed from driver errors. */
+  secrets?: readonly string[];
+  onPhase?: (phase: BatchPhase) => void | Promise<void>;
+}
+
+export async function runArchive(options: RunArchiveOptions): Promise<RunSummary> {
+  const started = Date.now();
+  const databases = selectTargets(options);
+  const dryRun = options.dryRun ?? false;
+  // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
+  await options.store.check();
+
+  const perDatabase = (db: DatabaseConfig): Promise<TableSummary[]> => archiveDatabase(options, db, dryRun);
+  const results: TableSummary[][] = options.config.parallel_databases
+    ? await mapWithLimit(databases, options.config.max_parallel_databases, perDatabase)
+    : await mapWithLimit(databases, 1, perDatabase);
+  const tables = results.flat();
+  return { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, durationMs: Date.now() - started };
+}
+
+function selectTargets(options: RunArchiveOptions): DatabaseConfig[] {
+  let dbs = options.config.databases;
+  if (options.database !== undefined) {
+    dbs = dbs.filter((d) => d.name === options.database);
+    if (dbs.length === 0) {
+      throw new AuditlogError('USAGE', `--database ${options.database} is not in the configuration (configured: ${options.config.databases.map((d) => d.name).join(', ')})`);
+    }
+  }
+  if (options.table !== undefined) {
+    const wanted = options.table;
+    const matches = (t: { name: string; schema: string }): boolean => t.name === wanted || `${t.schema}.${t.name}` === wanted;
+    dbs = dbs.map((d) => ({ ...d, tables: d.tables.filter(matches) })).filter((d) => d.tables.length > 0);
+    if (dbs.length === 0) throw new AuditlogError('USAGE', `--table ${wanted} is not in the configuration (use the table name or schema.name as configured)`);
+  }
+  return dbs;
+}
+
+async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, dryRun: boolean): Promise<TableSummary[]> {
+  const logger = options.logger.child({ database: db.name });
+  const settings = buildSessionSettings(options.config.defaults);
+  const poolOptions = {
+    database: db,
+    applicationName: options.config.application_name,
+    settings,
+    onBackgroundError: (error: Error) => logger.warn({ err: redactSecrets(describeError(error), options.secrets ?? []) }, 'database connection error'),
+  };
+  const pool = createPool(poolOptions);
+  try {
+    try {
+      await checkConnection(pool, db, options.secrets);
+    } catch (error) {
+      const e = error as AuditlogError;
+      logger.error({ code: e.code, err: e.message }, 'database unreachable');
+      return db.tables.map((t) => failedSummary(db.name, t.schema, t.name, e));
+    }
+    const out: TableSummary[] = [];
+    for (const table of db.tables) {
+      out.push(
+        await archiveTable({
+          database: db.name,
+          table,
+          defaults: options.config.defaults,
+          pool,
+          openLockClient: async () => {
+            const client = createClient(poolOptions);
+            await client.connect();
+            return client;
+          },
+          store: options.store,
+          runId: options.runId,
+          toolVersion: options.toolVersion,
+          sessionSettings: { ...settings },
+          logger,
+          dryRun,
+          progressIntervalMs: options.progressIntervalMs ?? 5_000,
+          ...(options.onPhase === undefined ? {} : { onPhase: options.onPhase }),
+        }),
+      );
+    }
+    return out;
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
+
+function failedSummary(database: string, schema: string, table: string, error: AuditlogError): TableSummary {
+  return {
+    database,
+    schema,
+    table,
+    status: 'failed',
+    rowsArchived: 0,
+    rowsSkipped: 0,
+    batches: 0,
+    bytesUncompressed: 0,
+    bytesCompressed: 0,
+    durationMs: 0,
+    rowsPerSecond: 0,
+    error: { code: error.code, message: error.message },
+  };
+}
+
+async function mapWithLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

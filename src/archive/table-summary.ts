@@ -1,0 +1,27 @@
+/** The per-table result of a run, as printed at the end and returned as JSON. */
+export type TableStatus = 'archived' | 'nothing-to-archive' | 'dry-run' | 'failed';
+
+export interface TableSummary {
+  database: string;
+  schema: string;
+  table: string;
+  status: TableStatus;
+  rowsArchived: number;
+  rowsSkipped: number;
+  batches: number;
+  bytesUncompressed: number;
+  bytesCompressed: number;
+  durationMs: number;
+  rowsPerSecond: number;
+  reconciled?: { committed: number; removed: number; trimmed: number };
+  dryRun?: { rows: number; minTimestamp: string | null; maxTimestamp: string | null; cutoff: string; estimatedBatches: number };
+  error?: { code: string; message: string };
+}
+
+export interface RunSummary {
+  runId: string;
+  dryRun: boolean;
+  tables: TableSummary[];
+  failed: number;
+  durationMs: number;
+}

@@ -1,0 +1,36 @@
+/** The end-of-run report: one line per table, readable in a terminal and in a cron mail. */
+import type { RunSummary, TableSummary } from '../archive/table-summary.js';
+
+const mb = (bytes: number): string => (bytes / 1_048_576).toFixed(1);
+
+export function formatRunSummary(run: RunSummary): string {
+  const lines: string[] = [];
+  const head = run.dryRun ? 'dry run (nothing written, nothing deleted)' : 'archive run';
+  lines.push(`${head} ${run.runId}: ${run.tables.length} table(s), ${run.failed} failed, ${(run.durationMs / 1000).toFixed(1)} s`);
+  const rows: string[][] = run.dryRun
+    ? [['table', 'status', 'rows', 'oldest', 'newest', 'cutoff', 'batches (at least)']]
+    : [['table', 'status', 'rows', 'skipped', 'batches', 'raw MB', 'stored MB', 'seconds', 'rows/s']];
+  for (const t of run.tables) rows.push(run.dryRun ? dryRunRow(t) : archiveRow(t));
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of rows) lines.push(r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd());
+  for (const t of run.tables) {
+    if (t.error !== undefined) lines.push(`error: ${label(t)}: ${t.error.message} [${t.error.code}]`);
+    if (t.rowsSkipped > 0) lines.push(`note: ${label(t)}: ${t.rowsSkipped} row(s) changed or were locked while archiving; they stay in the table for the next run`);
+    if (t.reconciled !== undefined) {
+      const r = t.reconciled;
+      lines.push(`note: ${label(t)}: reconciled batches left in flight by an earlier run (${r.committed} committed, ${r.trimmed} trimmed, ${r.removed} removed)`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+const label = (t: TableSummary): string => `${t.database}/${t.schema}.${t.table}`;
+
+function archiveRow(t: TableSummary): string[] {
+  return [label(t), t.status, `${t.rowsArchived}`, `${t.rowsSkipped}`, `${t.batches}`, mb(t.bytesUncompressed), mb(t.bytesCompressed), (t.durationMs / 1000).toFixed(1), `${t.rowsPerSecond}`];
+}
+
+function dryRunRow(t: TableSummary): string[] {
+  const d = t.dryRun;
+  return [label(t), t.status, `${d?.rows ?? '-'}`, d?.minTimestamp ?? '-', d?.maxTimestamp ?? '-', d?.cutoff ?? '-', `${d?.estimatedBatches ?? '-'}`];
+}

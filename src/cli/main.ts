@@ -1,0 +1,175 @@
+/**
+ * Composition root: parses argv, reads the environment, builds adapters, runs a use case, maps
+ * the outcome to an exit code (0 ok, 1 the work ran and something failed, 2 usage/config).
+ * Errors are caught here, once.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { runArchive } from '../archive/run-archive.js';
+import type { BatchPhase } from '../archive/archive-context.js';
+import { loadConfig } from '../config/load-config.js';
+import { collectSecrets, maskConfig, redactSecrets } from '../config/mask-secrets.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
+import { checkConnection, buildSessionSettings, createPool } from '../db/connect.js';
+import { createObjectStore } from '../storage/create-object-store.js';
+import { createLogger } from './create-logger.js';
+import { formatRunSummary } from './format-summary.js';
+import { runDemoCommand } from './demo-command.js';
+
+export function readToolVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function newRunId(now = new Date()): string {
+  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+}
+
+interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const defaultIo: Io = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  env: process.env,
+};
+
+export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  let exitCode = 0;
+  let secrets: string[] = [];
+  const program = new Command('auditlog')
+    .description('Archive old PostgreSQL audit rows to S3-compatible storage: verify before delete, restore exactly.')
+    .version(readToolVersion(), '-V, --version')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError('(run with --help for usage)');
+
+  program
+    .command('archive')
+    .description('Move rows older than each table\'s retention to the archive, verify them, then delete them.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--dry-run', 'connect, count and report what would be archived; write and delete nothing')
+    .option('--database <name>', 'only this database (its name in the config)')
+    .option('--table <name>', 'only this table (name or schema.name)')
+    .addOption(new Option('-v, --verbose', 'debug logging').conflicts('quiet'))
+    .option('-q, --quiet', 'only warnings and errors, and the summary')
+    .option('--json', 'JSON log lines, and the summary as JSON on stdout')
+    .action(async (opts: { config: string; dryRun?: boolean; database?: string; table?: string; verbose?: boolean; quiet?: boolean; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      const runId = newRunId();
+      const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
+      const store = createObjectStore(config);
+      const fault = parseFault(io.env.AUDITLOG_FAULT);
+      const summary = await runArchive({
+        config,
+        store,
+        logger,
+        runId,
+        toolVersion: readToolVersion(),
+        dryRun: opts.dryRun === true,
+        ...(opts.database === undefined ? {} : { database: opts.database }),
+        ...(opts.table === undefined ? {} : { table: opts.table }),
+        secrets,
+        ...(fault === undefined ? {} : { onPhase: fault }),
+      });
+      io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));
+      exitCode = summary.failed > 0 ? 1 : 0;
+    });
+
+  const configCmd = program.command('config').description('Inspect and check configuration files.');
+  configCmd
+    .command('validate')
+    .description('Check a configuration file without touching anything (and optionally connect to each database and the bucket).')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--check-connections', 'also connect to every database and to the storage')
+    .option('--print', 'print the resolved configuration with secrets masked')
+    .action(async (opts: { config: string; checkConnections?: boolean; print?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      const tables = config.databases.reduce((n, d) => n + d.tables.length, 0);
+      if (opts.print) io.stdout(JSON.stringify(maskConfig(config), null, 2) + '\n');
+      if (opts.checkConnections) {
+        const store = createObjectStore(config);
+        const problems: string[] = [];
+        try {
+          await store.check();
+          io.stdout(`ok: storage ${store.description}\n`);
+        } catch (error) {
+          problems.push(describeError(error));
+        }
+        for (const db of config.databases) {
+          const pool = createPool({ database: db, applicationName: config.application_name, settings: buildSessionSettings(config.defaults) });
+          try {
+            await checkConnection(pool, db, secrets);
+            io.stdout(`ok: database ${db.name}\n`);
+          } catch (error) {
+            problems.push(describeError(error));
+          } finally {
+            await pool.end().catch(() => undefined);
+          }
+        }
+        for (const p of problems) io.stderr(`error: ${p}\n`);
+        if (problems.length > 0) {
+          exitCode = 1;
+          return;
+        }
+      }
+      io.stdout(`config ok: ${opts.config} (${config.databases.length} database(s), ${tables} table(s), storage ${config.s3 ? `s3://${config.s3.bucket}/${config.s3.prefix}` : config.local!.path})\n`);
+    });
+
+  program
+    .command('demo')
+    .description('Start an embedded PostgreSQL, fill an audit table with two years of rows, and archive the old half to a local directory.')
+    .option('--dir <dir>', 'working directory for the embedded database and the archive', '.auditlog/demo')
+    .option('--rows <n>', 'rows to generate', (v) => parsePositiveInt(v, '--rows'), 20_000)
+    .option('--json', 'JSON log lines')
+    .action(async (opts: { dir: string; rows: number; json?: boolean }) => {
+      const runId = newRunId();
+      const logger = createLogger({ runId, json: opts.json === true, level: 'info' });
+      exitCode = await runDemoCommand({ dir: opts.dir, rows: opts.rows, runId, logger, toolVersion: readToolVersion(), stdout: io.stdout });
+    });
+
+  try {
+    if (argv.length === 0) {
+      program.outputHelp();
+      return 2;
+    }
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help' ? 0 : 2;
+    }
+    const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
+    io.stderr(`auditlog: ${redactSecrets(e.message, secrets)} [${e.code}]\n`);
+    if (e.code === 'INTERNAL' && error instanceof Error && error.stack) io.stderr(redactSecrets(error.stack, secrets) + '\n');
+    return e.exitCode;
+  }
+}
+
+function parsePositiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new AuditlogError('USAGE', `${flag} expects a positive integer, got "${value}"`);
+  return n;
+}
+
+const PHASES: ReadonlySet<string> = new Set(['after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch']);
+
+/**
+ * AUDITLOG_FAULT=<phase>[:<n>] kills the process with SIGKILL the n-th time (default 1st) a batch
+ * reaches <phase>: the crash tests' way to stop at an exact point. Inert unless set.
+ */
+function parseFault(value: string | undefined): ((phase: BatchPhase) => void) | undefined {
+  if (value === undefined || value === '') return undefined;
+  const [phase, count] = value.split(':');
+  if (phase === undefined || !PHASES.has(phase)) throw new AuditlogError('USAGE', `AUDITLOG_FAULT=${value}: unknown phase (one of ${[...PHASES].join(', ')})`);
+  let remaining = count === undefined ? 1 : Number(count);
+  return (reached) => {
+    if (reached === phase && --remaining <= 0) process.kill(process.pid, 'SIGKILL');
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Reading the configuration file: YAML → `${VAR}` expansion → schema validation (DESIGN.md §3).
+ * `loadConfig` does the I/O; `parseConfig` is pure and does everything else.
+ *
+ * Typing of placeholders: environment values are strings, but `port: ${PGPORT}` must still be a
+ * number. A value written as exactly one placeholder (quoted or not) takes the type the schema expects
+ * at that path: where the schema wants a number (and not a string) and the text is an integer
+ * (optional sign, digits), it becomes a number; where it wants a boolean and the text is
+ * true/True/TRUE/false/False/FALSE (YAML 1.2's spelling), a boolean. Everything else stays a string,
+ * so a numeric password or bucket name from the environment is never turned into a number, and a
+ * value like `5${X}` or literal `port: "5432"` is not coerced.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { AuditlogError } from '../core/errors.js';
+import { expandEnvInDocument, type Env, type EnvExpansion } from './expand-env.js';
+import { findSchemasAt, formatConfigIssues, formatConfigPath, markDefaultMessages } from './format-config-issues.js';
+import { configSchema, type Config } from './schema.js';
+
+/** Reads, expands and validates `file`. Throws AuditlogError CONFIG_NOT_FOUND / CONFIG_PARSE / CONFIG_ENV_MISSING / CONFIG_INVALID. */
+export async function loadConfig(file: string, env: Env): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw readError(file, error);
+  }
+  return parseConfig(text, file, env);
+}
+
+/** `text` is the content of `file`; `file` only names it in messages. */
+export function parseConfig(text: string, file: string, env: Env): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const syntaxError = doc.errors[0];
+  if (syntaxError !== undefined) {
+    const { line, col } = lineCounter.linePos(syntaxError.pos[0]);
+    const more = doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more YAML errors)` : '';
+    throw new AuditlogError('CONFIG_PARSE', `${file}:${line}:${col}: invalid YAML: ${syntaxError.message}${more}`, {
+      details: { file, line, column: col, yamlCode: syntaxError.code },
+    });
+  }
+  if (doc.contents === null) {
+    throw new AuditlogError(
+      'CONFIG_INVALID',
+      `${file}: the file is empty: expected a mapping with \`databases:\` and one of \`s3:\` or \`local:\` (see docs/configuration.md)`,
+      { details: { file, issues: ['the file is empty'], paths: [''] } },
+    );
+  }
+
+  const expansions = expandEnvInDocument(doc, env, file, text, lineCounter);
+  for (const expansion of expansions) if (expansion.whole) coerceToSchemaType(expansion);
+
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (error) {
+    // yaml refuses documents whose aliases would expand exponentially ("billion laughs").
+    throw new AuditlogError('CONFIG_PARSE', `${file}: invalid YAML: ${error instanceof Error ? error.message : String(error)}`, {
+      details: { file },
+      cause: error,
+    });
+  }
+
+  const result = configSchema.safeParse(data, { error: markDefaultMessages });
+  if (result.success) return result.data;
+
+  const sources = new Map(expansions.map((e) => [formatConfigPath(e.path), e.source]));
+  const issues = formatConfigIssues(result.error.issues, { input: data, schema: configSchema, sources });
+  const lines = issues.map((issue) => (issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`));
+  throw new AuditlogError('CONFIG_INVALID', lines.map((line) => `${file}: ${line}`).join('\n'), {
+    details: { file, issues: lines, paths: issues.map((issue) => issue.path) },
+  });
+}
+
+function coerceToSchemaType(expansion: EnvExpansion): void {
+  const text = expansion.node.value;
+  if (typeof text !== 'string') return;
+  const candidates = findSchemasAt(configSchema, expansion.path);
+  if (candidates.some((s) => s instanceof z.ZodString)) return;
+  if (candidates.some((s) => s instanceof z.ZodNumber) && /^[-+]?[0-9]+$/.test(text)) {
+    expansion.node.value = Number(text);
+  } else if (candidates.some((s) => s instanceof z.ZodBoolean) && /^(?:true|True|TRUE|false|False|FALSE)$/.test(text)) {
+    expansion.node.value = text.toLowerCase() === 'true';
+  }
+}
+
+function readError(file: string, error: unknown): AuditlogError {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+  const path = resolve(file);
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    return new AuditlogError(
+      'CONFIG_NOT_FOUND',
+      `config file ${file} not found (looked at ${path}): check the path, or see docs/configuration.md to write one`,
+      { details: { file, path }, cause: error },
+    );
+  }
+  const reason = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : code ?? 'unknown error';
+  return new AuditlogError('CONFIG_NOT_FOUND', `config file ${file} cannot be read: ${reason} (${path})`, {
+    details: { file, path, errno: code ?? null },
+    cause: error,
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * Keeping secrets out of anything printed (DESIGN.md I6). Pure. Every function accepts any value,
+ * not only a validated `Config`, because error messages about an *invalid* config need masking too.
+ */
+import { SECRET_KEYS } from './schema.js';
+
+export const MASK = '****';
+
+const URL_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+// libpq accepts `?password=` in URLs and `password=` in keyword/value connection strings.
+const PASSWORD_PARAM = /(^|[?&\s])((?:ssl)?password=)('(?:[^'\\]|\\.)*'|[^&\s]*)/gi;
+
+/** `postgresql://user:pass@host/db` → `postgresql://user:****@host/db`; also `password=` parameters. */
+export function maskUrl(url: string): string {
+  let masked = url.replace(PASSWORD_PARAM, (_match, lead: string, key: string) => `${lead}${key}${MASK}`);
+  const parts = splitUserinfo(masked);
+  if (parts?.password !== undefined) masked = `${parts.scheme}${parts.user}:${MASK}@${parts.rest}`;
+  return masked;
+}
+
+/** A deep copy of `config` with every SECRET_KEYS value replaced by `****` and URL passwords masked. */
+export function maskConfig<T>(config: T): T {
+  return maskValue(config, undefined, new Set()) as T;
+}
+
+/**
+ * Every secret in `config`, for `redactSecrets`: SECRET_KEYS values and URL passwords, both as
+ * written and percent-decoded (a driver may echo either). Non-empty, unique, longest first.
+ */
+export function collectSecrets(config: unknown): string[] {
+  const found = new Set<string>();
+  // YAML aliases can make the parsed input of an invalid config circular (`a: &x [*x]`).
+  const seen = new Set<unknown>();
+  const visit = (value: unknown, key: string | undefined): void => {
+    if (typeof value === 'object' && value !== null) {
+      if (seen.has(value)) return;
+      seen.add(value);
+    }
+    if (Array.isArray(value)) {
+      value.forEach((item) => visit(item, undefined));
+    } else if (isPlainObject(value)) {
+      for (const [k, v] of Object.entries(value)) visit(v, k);
+    } else if (key !== undefined && SECRET_KEYS.has(key) && value !== undefined && value !== null) {
+      found.add(String(value));
+    } else if (typeof value === 'string') {
+      for (const secret of findUrlPasswords(value)) found.add(secret);
+    }
+  };
+  visit(config, undefined);
+  found.delete('');
+  return [...found].sort((a, b) => b.length - a.length);
+}
+
+/** `text` with every occurrence of any of `secrets` replaced by `****`. For messages from drivers and SDKs. */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  // Longest first, so a secret that contains another is replaced whole rather than leaving its remainder.
+  const ordered = secrets.filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
+  let redacted = text;
+  for (const secret of ordered) redacted = redacted.split(secret).join(MASK);
+  return redacted;
+}
+
+/** `ancestors` guards against circular input (YAML aliases can produce it). */
+function maskValue(value: unknown, key: string | undefined, ancestors: Set<unknown>): unknown {
+  if (key !== undefined && SECRET_KEYS.has(key) && value !== undefined && value !== null) return MASK;
+  if (Array.isArray(value) || isPlainObject(value)) {
+    if (ancestors.has(value)) return '[Circular]';
+    ancestors.add(value);
+    const copy = Array.isArray(value)
+      ? value.map((item) => maskValue(item, undefined, ancestors))
+      : Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskValue(v, k, ancestors)]));
+    ancestors.delete(value);
+    return copy;
+  }
+  if (typeof value === 'string') return maskUrl(value);
+  return value;
+}
+
+function findUrlPasswords(text: string): string[] {
+  const passwords: string[] = [];
+  for (const match of text.matchAll(PASSWORD_PARAM)) {
+    const raw = match[3] ?? '';
+    passwords.push(raw.startsWith("'") ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw);
+  }
+  const password = splitUserinfo(text)?.password;
+  if (password !== undefined) passwords.push(password);
+  return passwords.flatMap((p) => [p, safeDecode(p)]).filter((p) => p.length > 0);
+}
+
+function splitUserinfo(url: string): { scheme: string; user: string; password?: string; rest: string } | undefined {
+  const scheme = URL_SCHEME.exec(url)?.[0];
+  if (scheme === undefined) return undefined;
+  // Userinfo ends at the LAST "@": a password with an unencoded "@" or "/" must still be masked whole.
+  // Over-masking when a path or query holds an "@" is harmless; under-masking leaks.
+  const at = url.lastIndexOf('@');
+  if (at < scheme.length) return undefined;
+  const credentials = url.slice(scheme.length, at);
+  const rest = url.slice(at + 1);
+  const colon = credentials.indexOf(':');
+  if (colon < 0) return { scheme, user: credentials, rest };
+  return { scheme, user: credentials.slice(0, colon), password: credentials.slice(colon + 1), rest };
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}

@@ -1,0 +1,192 @@
+/**
+ * The one configuration schema (DESIGN.md §3). Pure: no I/O. `load-config.ts` reads the file,
+ * expands `${VAR}` and hands the result here.
+ */
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+// PostgreSQL's NAMEDATALEN limit counts UTF-8 bytes, not characters: `.max(63)` would let a 40-character
+// non-ASCII name through and PostgreSQL would silently truncate it to a different identifier.
+const identifier = z
+  .string()
+  .min(1)
+  .refine((s) => new TextEncoder().encode(s).length <= 63, 'at most 63 bytes: PostgreSQL truncates longer identifiers');
+
+export const retrySchema = z
+  .object({
+    max_attempts: positiveInt.max(20).default(5).describe('Attempts per storage request, including the first.'),
+    base_delay_ms: positiveInt.default(200).describe('First backoff delay; doubles each attempt, with full jitter.'),
+    max_delay_ms: positiveInt.default(10_000).describe('Upper bound of one backoff delay.'),
+  })
+  .strict();
+
+export const s3Schema = z
+  .object({
+    bucket: z.string().min(3).describe('Bucket name.'),
+    prefix: z.string().default('').describe('Key prefix for everything the archiver writes, e.g. `archives/`.'),
+    region: z.string().min(1).default('us-east-1').describe('Region of the bucket.'),
+    // Without the protocol constraint `minio:9000` parses as a URL whose scheme is `minio:`.
+    endpoint: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional().describe('Endpoint of an S3-compatible server (MinIO, R2, Ceph...).'),
+    force_path_style: z.boolean().default(false).describe('Use path-style URLs (needed by most S3-compatible servers).'),
+    access_key_id: z.string().min(1).optional().describe('Access key; else the default AWS credential chain.'),
+    secret_access_key: z.string().min(1).optional().describe('Secret key (secret: masked when printed).'),
+    session_token: z.string().min(1).optional().describe('Session token for temporary credentials (secret).'),
+    storage_class: z
+      .enum(['STANDARD', 'INTELLIGENT_TIERING', 'STANDARD_IA', 'ONEZONE_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'])
+      .default('STANDARD')
+      .describe('Storage class of data objects.'),
+    sse: z.enum(['none', 'AES256', 'aws:kms']).default('none').describe('Server-side encryption: SSE-S3 (AES256) or SSE-KMS.'),
+    sse_kms_key_id: z.string().min(1).optional().describe('KMS key id or ARN for `sse: aws:kms`.'),
+    request_timeout_ms: positiveInt.default(60_000).describe('Timeout of one storage request.'),
+    retry: retrySchema.prefault({}),
+  })
+  .strict()
+  .superRefine((s3, ctx) => {
+    if ((s3.access_key_id === undefined) !== (s3.secret_access_key === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [s3.access_key_id === undefined ? 'access_key_id' : 'secret_access_key'],
+        message: 'access_key_id and secret_access_key must be set together (or both left out to use the AWS credential chain)',
+      });
+    }
+    if (s3.sse_kms_key_id !== undefined && s3.sse !== 'aws:kms') {
+      ctx.addIssue({ code: 'custom', path: ['sse_kms_key_id'], message: 'sse_kms_key_id needs `sse: aws:kms`' });
+    }
+    if (s3.prefix !== '' && !s3.prefix.endsWith('/')) {
+      ctx.addIssue({ code: 'custom', path: ['prefix'], message: 'expected a prefix ending in "/" (e.g. "archives/")' });
+    }
+  });
+
+export const localSchema = z
+  .object({
+    path: z.string().min(1).describe('Directory that holds the archive (created if missing).'),
+    retry: retrySchema.prefault({}),
+  })
+  .strict();
+
+/** Settings a table inherits from `defaults` unless it sets its own. */
+const tunables = {
+  retention_days: positiveInt.describe('Rows whose timestamp is older than this many days are archived.'),
+  batch_size: positiveInt.max(1_000_000).describe('Rows per batch (one object per batch, at most).'),
+  compression: z.enum(['gzip']).describe('Codec of data objects.'),
+  compression_level: z.number().int().min(1).max(9).describe('gzip level: 1 fastest, 9 smallest.'),
+  pause_between_batches_ms: nonNegativeInt.describe('Pause after each batch to leave room for the application.'),
+};
+
+export const defaultsSchema = z
+  .object({
+    retention_days: tunables.retention_days.default(90),
+    batch_size: tunables.batch_size.default(10_000),
+    compression: tunables.compression.default('gzip'),
+    compression_level: tunables.compression_level.default(6),
+    pause_between_batches_ms: tunables.pause_between_batches_ms.default(0),
+    statement_timeout_ms: positiveInt.default(300_000).describe('statement_timeout of the archiver sessions.'),
+    lock_timeout_ms: positiveInt.default(5_000).describe('lock_timeout of the archiver sessions.'),
+    idle_in_transaction_session_timeout_ms: positiveInt
+      .default(60_000)
+      .describe('idle_in_transaction_session_timeout of the archiver sessions.'),
+  })
+  .strict();
+
+export const tableSchema = z
+  .object({
+    name: identifier.describe('Table name, exactly as in the catalog (case-sensitive, no quoting needed).'),
+    schema: identifier.default('public').describe('Schema of the table.'),
+    timestamp_column: identifier.describe('Column compared with the retention (timestamptz, timestamp or date).'),
+    primary_key: z
+      .union([identifier, z.array(identifier).min(1)])
+      .optional()
+      .describe('Primary key column(s); default: read from the catalog.'),
+    retention_days: tunables.retention_days.optional(),
+    batch_size: tunables.batch_size.optional(),
+    compression_level: tunables.compression_level.optional(),
+    pause_between_batches_ms: tunables.pause_between_batches_ms.optional(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (!Array.isArray(t.primary_key)) return;
+    const seen = new Set<string>();
+    t.primary_key.forEach((column, i) => {
+      if (seen.has(column)) ctx.addIssue({ code: 'custom', path: ['primary_key', i], message: `column ${column} is listed twice` });
+      seen.add(column);
+    });
+  });
+
+export const databaseSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/, 'expected letters, digits, "_", "-" or "." (it becomes part of object keys)')
+      .describe('Name of this database in the archive layout.'),
+    url: z.string().min(1).optional().describe('Connection URL (secret: the password is masked when printed).'),
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    user: z.string().min(1).optional(),
+    password: z.string().optional().describe('Password (secret).'),
+    dbname: z.string().min(1).optional(),
+    ssl: z.boolean().optional().describe('Require TLS for the connection.'),
+    connection_pool_size: z.number().int().min(2).max(50).default(2).describe('Pooled connections per database (reads overlap deletes); the table lock uses one more of its own.'),
+    tables: z.array(tableSchema).min(1, 'expected at least one table'),
+  })
+  .strict()
+  .superRefine((db, ctx) => {
+    if (db.url === undefined && db.host === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'expected `url` or `host` (with user/dbname)' });
+    }
+    // A url plus any discrete field is ambiguous: drivers merge them with precedence rules users don't expect.
+    const discrete = (['host', 'port', 'user', 'password', 'dbname'] as const).filter((k) => db[k] !== undefined);
+    if (db.url !== undefined && discrete.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [discrete[0] ?? 'host'],
+        message: 'set either `url` or host/port/user/password/dbname, not both',
+      });
+    }
+    const seen = new Set<string>();
+    db.tables.forEach((t, i) => {
+      // JSON, not `schema.name`: "a.b"+"c" and "a"+"b.c" are different tables with the same dotted name.
+      const key = JSON.stringify([t.schema, t.name]);
+      if (seen.has(key)) {
+        ctx.addIssue({ code: 'custom', path: ['tables', i, 'name'], message: `table ${t.schema}.${t.name} is listed twice` });
+      }
+      seen.add(key);
+    });
+  });
+
+export const configSchema = z
+  .object({
+    s3: s3Schema.optional(),
+    local: localSchema.optional(),
+    defaults: defaultsSchema.prefault({}),
+    parallel_databases: z.boolean().default(false).describe('Archive several databases at once.'),
+    max_parallel_databases: positiveInt.max(16).default(2).describe('How many databases at once when parallel.'),
+    application_name: z.string().min(1).max(63).default('auditlog-manager').describe('application_name of the sessions.'),
+    databases: z.array(databaseSchema).min(1, 'expected at least one database'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if ((c.s3 === undefined) === (c.local === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: `expected exactly one of \`s3:\` or \`local:\`, found ${c.s3 === undefined ? 'neither' : 'both'}`,
+      });
+    }
+    const names = new Set<string>();
+    c.databases.forEach((d, i) => {
+      if (names.has(d.name)) ctx.addIssue({ code: 'custom', path: ['databases', i, 'name'], message: `database name ${d.name} is used twice` });
+      names.add(d.name);
+    });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type S3Config = z.infer<typeof s3Schema>;
+export type LocalConfig = z.infer<typeof localSchema>;
+export type DatabaseConfig = z.infer<typeof databaseSchema>;
+export type TableConfig = z.infer<typeof tableSchema>;
+export type DefaultsConfig = z.infer<typeof defaultsSchema>;
+export type RetryConfig = z.infer<typeof retrySchema>;
+
+/** Keys whose values are secrets: masked wherever configuration is printed. */
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['secret_access_key', 'session_token', 'password', 'access_key_id']);

@@ -1,0 +1,49 @@
+/**
+ * Object keys of the archive (DESIGN.md §3), relative to the store root:
+ *   <database>/<schema>.<table>/year=YYYY/month=MM/day=DD/<object>.jsonl.gz  (+ .metadata.json)
+ * and the tool's own state under `_auditlog/` (Hive readers skip names starting with `_`).
+ */
+export const DATA_SUFFIX = '.jsonl.gz';
+export const METADATA_SUFFIX = '.metadata.json';
+export const STATE_PREFIX = '_auditlog/';
+
+/**
+ * A name as one path segment: letters, digits, `_`, `-` and `.` stay; every other byte is %XX
+ * (UTF-8), so a table called `a/b` or `weird "name";` cannot leave its directory or collide.
+ */
+export function encodeKeySegment(name: string): string {
+  let out = '';
+  for (const byte of Buffer.from(name, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    out += /[A-Za-z0-9_.-]/.test(ch) ? ch : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out === '.' || out === '..' ? out.replace(/\./g, '%2E') : out;
+}
+
+export function tablePrefix(database: string, schema: string, table: string): string {
+  return `${encodeKeySegment(database)}/${encodeKeySegment(schema)}.${encodeKeySegment(table)}/`;
+}
+
+/** `day` is YYYY-MM-DD (UTC), or 0000-00-00 for rows without a calendar day of their own. */
+export function dayPartition(day: string): string {
+  const [y, m, d] = day.split('-');
+  return `year=${y}/month=${m}/day=${d}/`;
+}
+
+export function dataKey(prefix: string, day: string, objectName: string): string {
+  return `${prefix}${dayPartition(day)}${objectName}${DATA_SUFFIX}`;
+}
+
+export function metadataKeyFor(key: string): string {
+  if (!key.endsWith(DATA_SUFFIX)) throw new Error(`not a data object key: ${key}`);
+  return key.slice(0, -DATA_SUFFIX.length) + METADATA_SUFFIX;
+}
+
+export function pendingPrefix(prefix: string): string {
+  return `${STATE_PREFIX}pending/${prefix}`;
+}
+
+/** The in-flight marker of a batch: present from before its upload until its delete committed. */
+export function pendingMarkerKey(prefix: string, day: string, objectName: string): string {
+  return `${pendingPrefix(prefix)}${day}-${objectName}.json`;
+}

@@ -1,0 +1,88 @@
+/**
+ * The metadata sidecar of a data object (DESIGN.md §3; documented in docs/format.md).
+ * Pure: building and checking it needs no I/O.
+ */
+import { createHash } from 'node:crypto';
+import type { TablePlan } from './table-plan.js';
+
+export const FORMAT_NAME = 'auditlog-archive';
+export const FORMAT_VERSION = 1;
+
+export interface BatchMetadata {
+  format: typeof FORMAT_NAME;
+  format_version: number;
+  tool: { name: string; version: string };
+  database: string;
+  schema: string;
+  table: string;
+  columns: { name: string; type: string }[];
+  primary_key_columns: string[];
+  timestamp_column: string;
+  record_count: number;
+  min_timestamp: string;
+  max_timestamp: string;
+  min_primary_key: string[];
+  max_primary_key: string[];
+  compression: 'gzip';
+  compression_level: number;
+  uncompressed_bytes: number;
+  compressed_bytes: number;
+  sha256_uncompressed: string;
+  sha256_compressed: string;
+  batch_id: string;
+  run_id: string;
+  data_object: string;
+  retention_days: number;
+  retention_cutoff: string;
+  created_at: string;
+  session_settings: Record<string, string>;
+  /** The deletion manifest: key of each line, in line order. These rows, in these versions, were deleted. */
+  primary_keys: string[][];
+  /** Lines whose json/jsonb column held JSON `null` (the line shows `null`, as for SQL NULL). */
+  json_null_values: LineColumns[];
+  /** Lines whose json column is written as a JSON string holding the value's exact text (it had raw newlines). */
+  json_text_values: LineColumns[];
+}
+
+export interface LineColumns {
+  line: number;
+  columns: string[];
+}
+
+export function sha256Hex(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Deterministic batch identity (I4): the same rows in the same table always give the same id and
+ * thus the same object key, so a retried batch overwrites its own uncommitted object.
+ */
+export function computeBatchId(plan: Pick<TablePlan, 'database' | 'schema' | 'table'>, firstTs: string, firstKey: readonly string[], lastKey: readonly string[], count: number): string {
+  return sha256Hex(JSON.stringify([plan.database, plan.schema, plan.table, firstTs, firstKey, lastKey, count])).slice(0, 16);
+}
+
+/** Key order for min/max: numerically when every value is an integer, else by text. */
+export function compareKeys(a: readonly string[], b: readonly string[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x === y) continue;
+    if (/^-?\d+$/.test(x) && /^-?\d+$/.test(y)) return BigInt(x) < BigInt(y) ? -1 : 1;
+    return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+export function keyRange(keys: readonly (readonly string[])[]): { min: string[]; max: string[] } {
+  let min = keys[0]!;
+  let max = keys[0]!;
+  for (const k of keys) {
+    if (compareKeys(k, min) < 0) min = k;
+    if (compareKeys(k, max) > 0) max = k;
+  }
+  return { min: [...min], max: [...max] };
+}
+
+export function serializeMetadata(meta: BatchMetadata): Buffer {
+  return Buffer.from(JSON.stringify(meta, null, 1) + '\n', 'utf8');
+}

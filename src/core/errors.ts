@@ -1,0 +1,68 @@
+/**
+ * The one error type of the project. Every failure that reaches a user carries a stable `code`
+ * (scripts match on it), a one-line message that names the problem and the fix, JSON-safe
+ * `details`, and the underlying `cause`. The CLI catches it once and maps `exitCode`.
+ */
+export type ErrorCode =
+  | 'CONFIG_NOT_FOUND'
+  | 'CONFIG_PARSE'
+  | 'CONFIG_INVALID'
+  | 'CONFIG_ENV_MISSING'
+  | 'USAGE'
+  | 'DB_CONNECT'
+  | 'DB_QUERY'
+  | 'TABLE_NOT_FOUND'
+  | 'TABLE_NOT_SUPPORTED'
+  | 'COLUMN_NOT_FOUND'
+  | 'NO_PRIMARY_KEY'
+  | 'LOCK_HELD'
+  | 'STORAGE_UNREACHABLE'
+  | 'STORAGE_ACCESS'
+  | 'STORAGE_NOT_FOUND'
+  | 'STORAGE_CONFLICT'
+  | 'STORAGE_IO'
+  | 'VERIFY_FAILED'
+  | 'DELETE_MISMATCH'
+  | 'EMBEDDED_POSTGRES'
+  | 'INTERNAL';
+
+/** Exit codes of DESIGN.md §3: 1 = the work ran and something failed, 2 = usage or configuration. */
+const USAGE_CODES: ReadonlySet<ErrorCode> = new Set([
+  'CONFIG_NOT_FOUND',
+  'CONFIG_PARSE',
+  'CONFIG_INVALID',
+  'CONFIG_ENV_MISSING',
+  'USAGE',
+]);
+
+export type ErrorDetails = Record<string, string | number | boolean | null | undefined | string[]>;
+
+export class AuditlogError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, options: { details?: ErrorDetails; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AuditlogError';
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  get exitCode(): 1 | 2 {
+    return USAGE_CODES.has(this.code) ? 2 : 1;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details: ErrorDetails } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isAuditlogError(error: unknown): error is AuditlogError {
+  return error instanceof AuditlogError;
+}
+
+/** A message for any thrown value, for logs: never includes a stack or a secret-bearing object dump. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

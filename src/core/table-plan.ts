@@ -1,0 +1,37 @@
+/**
+ * What the archiver knows about one table after reading the catalog: everything the SQL builders
+ * and the metadata need, and nothing that requires a connection.
+ */
+export type TimestampKind = 'timestamptz' | 'timestamp' | 'date';
+
+export interface ColumnInfo {
+  name: string;
+  /** format_type() of the column: fully qualified for types outside pg_catalog. */
+  type: string;
+  /** Array columns are encoded specially when a lower bound is not 1 (docs/format.md). */
+  isArray: boolean;
+  /** json/jsonb (or a domain over them): JSON null is recorded in metadata, distinct from SQL NULL. */
+  jsonKind: 'json' | 'jsonb' | null;
+  notNull: boolean;
+  generated: boolean;
+  identity: 'always' | 'by-default' | null;
+}
+
+export interface TablePlan {
+  database: string;
+  schema: string;
+  table: string;
+  oid: number;
+  columns: ColumnInfo[];
+  primaryKey: ColumnInfo[];
+  timestampColumn: ColumnInfo;
+  timestampKind: TimestampKind;
+  retentionDays: number;
+  batchSize: number;
+  compressionLevel: number;
+  pauseBetweenBatchesMs: number;
+}
+
+export function tableLabel(plan: Pick<TablePlan, 'database' | 'schema' | 'table'>): string {
+  return `${plan.database}/${plan.schema}.${plan.table}`;
+}

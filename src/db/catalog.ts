@@ -1,0 +1,189 @@
+/**
+ * Catalog introspection: resolves a configured table into a TablePlan, or fails with an error
+ * that names the table/column and the fix (I6). Names are matched exactly as stored (no case
+ * folding, no parsing), so quoted, mixed-case and reserved-word identifiers just work.
+ */
+import type { DefaultsConfig, TableConfig } from '../config/schema.js';
+import { AuditlogError } from '../core/errors.js';
+import type { ColumnInfo, TablePlan, TimestampKind } from '../core/table-plan.js';
+import type { Queryable } from './queryable.js';
+
+interface ColumnRow {
+  attname: string;
+  type: string;
+  is_array: string;
+  json_kind: string | null;
+  attnotnull: string;
+  attgenerated: string;
+  attidentity: string;
+  base_type: string;
+}
+
+const TIMESTAMP_KINDS: Record<string, TimestampKind> = {
+  'timestamp with time zone': 'timestamptz',
+  'timestamp without time zone': 'timestamp',
+  date: 'date',
+};
+
+export async function loadTablePlan(
+  q: Queryable,
+  database: string,
+  table: TableConfig,
+  defaults: DefaultsConfig,
+): Promise<TablePlan> {
+  const qualified = `${table.schema}.${table.name}`;
+  const rel = await q.query<{ oid: string; relkind: string }>(
+    `SELECT c.oid::text AS oid, c.relkind::text AS relkind
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [table.schema, table.name],
+  );
+  const found = rel.rows[0];
+  if (found === undefined) {
+    throw new AuditlogError('TABLE_NOT_FOUND', `table ${qualified} not found in database "${database}" (check databases[].tables[].schema/name; names are case-sensitive)`, {
+      details: { database, table: qualified },
+    });
+  }
+  if (found.relkind !== 'r' && found.relkind !== 'p') {
+    throw new AuditlogError('TABLE_NOT_SUPPORTED', `${qualified} in database "${database}" is not a table (relkind ${found.relkind}); only ordinary and partitioned tables can be archived`, {
+      details: { database, table: qualified },
+    });
+  }
+  const oid = Number(found.oid);
+  const cols = await q.query<ColumnRow>(
+    `SELECT a.attname,
+            pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+            (t.typcategory = 'A' OR bt.typcategory = 'A') AS is_array,
+            CASE WHEN COALESCE(bt.typname, t.typname) IN ('json', 'jsonb') THEN COALESCE(bt.typname, t.typname) END AS json_kind,
+            a.attnotnull, a.attgenerated::text AS attgenerated, a.attidentity::text AS attidentity,
+            pg_catalog.format_type(COALESCE(bt.oid, t.oid), NULL) AS base_type
+       FROM pg_catalog.pg_attribute a
+       JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+       LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+      WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY a.attnum`,
+    [oid],
+  );
+  const columns: ColumnInfo[] = cols.rows.map((r) => ({
+    name: r.attname,
+    type: r.type,
+    isArray: r.is_array === 't',
+    jsonKind: r.json_kind === 'json' || r.json_kind === 'jsonb' ? r.json_kind : null,
+    notNull: r.attnotnull === 't',
+    generated: r.attgenerated !== '',
+    identity: r.attidentity === 'a' ? 'always' : r.attidentity === 'd' ? 'by-default' : null,
+  }));
+  const byName = new Map(columns.map((c) => [c.name, c]));
+  const baseTypes = new Map(cols.rows.map((r) => [r.attname, r.base_type]));
+
+  const tsColumn = byName.get(table.timestamp_column);
+  if (tsColumn === undefined) {
+    throw new AuditlogError('COLUMN_NOT_FOUND', `column "${table.timestamp_column}" not found in ${qualified} (database "${database}"); set timestamp_column to one of: ${columns.map((c) => c.name).join(', ')}`, {
+      details: { database, table: qualified, column: table.timestamp_column },
+    });
+  }
+  const timestampKind = TIMESTAMP_KINDS[baseTypes.get(tsColumn.name) ?? ''];
+  if (timestampKind === undefined) {
+    throw new AuditlogError('TABLE_NOT_SUPPORTED', `timestamp_column "${tsColumn.name}" of ${qualified} has type ${tsColumn.type}; expected timestamptz, timestamp or date`, {
+      details: { database, table: qualified, column: tsColumn.name },
+    });
+  }
+
+  const primaryKey = await resolvePrimaryKey(q, oid, table, byName, database, qualified);
+  return {
+    database,
+    schema: table.schema,
+    table: table.name,
+    oid,
+    columns,
+    primaryKey,
+    timestampColumn: tsColumn,
+    timestampKind,
+    retentionDays: table.retention_days ?? defaults.retention_days,
+    batchSize: table.batch_size ?? defaults.batch_size,
+    compressionLevel: table.compression_level ?? defaults.compression_level,
+    pauseBetweenBatchesMs: table.pause_between_batches_ms ?? defaults.pause_between_batches_ms,
+  };
+}
+
+/**
+ * The key that identifies a row for the guarded delete and the manifest. A configured key must be
+ * the primary key or a unique index over NOT NULL columns: anything weaker could delete rows that
+ * were never archived.
+ */
+async function resolvePrimaryKey(
+  q: Queryable,
+  oid: number,
+  table: TableConfig,
+  byName: Map<string, ColumnInfo>,
+  database: string,
+  qualified: string,
+): Promise<ColumnInfo[]> {
+  const idx = await q.query<{ indisprimary: string; cols: string }>(
+    `SELECT i.indisprimary,
+            ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                   ORDER BY k.ord) AS cols
+       FROM pg_catalog.pg_index i
+      WHERE i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid
+      ORDER BY i.indisprimary DESC, i.indexrelid`,
+    [oid],
+  );
+  const indexes = idx.rows.map((r) => ({
+    primary: r.indisprimary === 't',
+    cols: parseTextArray(r.cols),
+  }));
+  const configured = table.primary_key === undefined ? undefined : Array.isArray(table.primary_key) ? table.primary_key : [table.primary_key];
+
+  if (configured === undefined) {
+    const pk = indexes.find((i) => i.primary);
+    if (pk === undefined) {
+      throw new AuditlogError('NO_PRIMARY_KEY', `table ${qualified} in database "${database}" has no primary key; add one, or set primary_key to columns with a unique index (rows must be identified exactly to be deleted safely)`, {
+        details: { database, table: qualified },
+      });
+    }
+    return pk.cols.map((c) => byName.get(c)!);
+  }
+  const missing = configured.filter((c) => !byName.has(c));
+  if (missing.length > 0) {
+    throw new AuditlogError('COLUMN_NOT_FOUND', `primary_key column "${missing[0]}" not found in ${qualified} (database "${database}")`, {
+      details: { database, table: qualified, column: missing[0] },
+    });
+  }
+  const matches = indexes.some(
+    (i) => i.cols.length === configured.length && i.cols.every((c) => configured.includes(c)) && (i.primary || configured.every((c) => byName.get(c)!.notNull)),
+  );
+  if (!matches) {
+    throw new AuditlogError('NO_PRIMARY_KEY', `primary_key (${configured.join(', ')}) of ${qualified} is not unique: no primary key or unique index over NOT NULL columns matches it; use the table's primary key`, {
+      details: { database, table: qualified },
+    });
+  }
+  return configured.map((c) => byName.get(c)!);
+}
+
+/** Parses a one-dimensional text[] literal such as `{a,"b c"}`: our pools return every value as text. */
+export function parseTextArray(value: string): string[] {
+  const inner = value.slice(1, -1);
+  if (inner === '') return [];
+  const out: string[] = [];
+  let i = 0;
+  while (i < inner.length) {
+    if (inner[i] === '"') {
+      let s = '';
+      i++;
+      while (i < inner.length && inner[i] !== '"') {
+        if (inner[i] === '\\') i++;
+        s += inner[i];
+        i++;
+      }
+      out.push(s);
+      i += 2;
+    } else {
+      const end = inner.indexOf(',', i);
+      const stop = end === -1 ? inner.length : end;
+      out.push(inner.slice(i, stop));
+      i = stop + 1;
+    }
+  }
+  return out;
+}

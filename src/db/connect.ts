@@ -1,0 +1,112 @@
+/**
+ * Connection pools for the archiver's own sessions. Every session is pinned to the settings the
+ * encoding relies on (DESIGN.md §5b) and to the timeouts that bound its impact (I5), through the
+ * startup `options` packet so no statement ever runs before they apply.
+ */
+import pg from 'pg';
+import type { DatabaseConfig, DefaultsConfig } from '../config/schema.js';
+import { AuditlogError, describeError } from '../core/errors.js';
+import { redactSecrets } from '../config/mask-secrets.js';
+
+export interface SessionSettings {
+  TimeZone: string;
+  DateStyle: string;
+  IntervalStyle: string;
+  extra_float_digits: string;
+  bytea_output: string;
+  search_path: string;
+  statement_timeout: string;
+  lock_timeout: string;
+  idle_in_transaction_session_timeout: string;
+}
+
+export function buildSessionSettings(defaults: Pick<DefaultsConfig, 'statement_timeout_ms' | 'lock_timeout_ms' | 'idle_in_transaction_session_timeout_ms'>): SessionSettings {
+  return {
+    TimeZone: 'UTC',
+    DateStyle: 'ISO, YMD',
+    IntervalStyle: 'postgres',
+    extra_float_digits: '3',
+    bytea_output: 'hex',
+    search_path: 'pg_catalog',
+    statement_timeout: `${defaults.statement_timeout_ms}`,
+    lock_timeout: `${defaults.lock_timeout_ms}`,
+    idle_in_transaction_session_timeout: `${defaults.idle_in_transaction_session_timeout_ms}`,
+  };
+}
+
+/** `-c key=value` pairs for the startup packet; spaces and backslashes escaped as libpq expects. */
+export function formatStartupOptions(settings: SessionSettings): string {
+  return Object.entries(settings)
+    .map(([key, value]) => `-c ${key}=${value.replace(/\\/g, '\\\\').replace(/ /g, '\\ ')}`)
+    .join(' ');
+}
+
+/** Every value arrives as the server's text: no JS number or Date ever touches an archived value. */
+const textTypes = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
+
+export interface PoolOptions {
+  database: DatabaseConfig;
+  applicationName: string;
+  settings: SessionSettings;
+  onBackgroundError?: (error: Error) => void;
+}
+
+function buildClientConfig(options: PoolOptions): pg.ClientConfig {
+  const db = options.database;
+  const base: pg.ClientConfig =
+    db.url !== undefined
+      ? { connectionString: db.url }
+      : { host: db.host, port: db.port, user: db.user, password: db.password, database: db.dbname };
+  return {
+    ...base,
+    ...(db.ssl === undefined ? {} : { ssl: db.ssl }),
+    application_name: options.applicationName,
+    options: formatStartupOptions(options.settings),
+    types: textTypes,
+    connectionTimeoutMillis: 15_000,
+  };
+}
+
+/** A connection of its own, outside the pool: holds the table's advisory lock for the whole run. */
+export function createClient(options: PoolOptions): pg.Client {
+  const client = new pg.Client(buildClientConfig(options));
+  client.on('error', (error) => options.onBackgroundError?.(error));
+  return client;
+}
+
+export function createPool(options: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({ ...buildClientConfig(options), max: options.database.connection_pool_size, idleTimeoutMillis: 30_000 });
+  // An idle client killed by pg_terminate_backend emits 'error' on the pool; unhandled, it would crash the process.
+  pool.on('error', (error) => options.onBackgroundError?.(error));
+  return pool;
+}
+
+/** Where a connection goes, for messages: host, port and database name only, never the user's password. */
+export function describeDatabase(db: DatabaseConfig): string {
+  if (db.url !== undefined) {
+    try {
+      const u = new URL(db.url);
+      return `${u.hostname || 'localhost'}:${u.port || '5432'}${u.pathname || ''}`;
+    } catch {
+      return `database "${db.name}"`;
+    }
+  }
+  return `${db.host ?? 'localhost'}:${db.port ?? 5432}/${db.dbname ?? ''}`;
+}
+
+export async function checkConnection(pool: pg.Pool, db: DatabaseConfig, secrets: readonly string[] = []): Promise<void> {
+  try {
+    await pool.query('SELECT 1');
+  } catch (error) {
+    throw toConnectError(error, db, secrets);
+  }
+}
+
+export function toConnectError(error: unknown, db: DatabaseConfig, secrets: readonly string[] = []): AuditlogError {
+  const message = redactSecrets(describeError(error), secrets);
+  return new AuditlogError(
+    'DB_CONNECT',
+    `cannot connect to database "${db.name}" at ${describeDatabase(db)}: ${message} (check databases[].url/host, that the server is running, and credentials)`,
+    { details: { database: db.name }, cause: error },
+  );
+}

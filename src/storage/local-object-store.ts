@@ -1,0 +1,284 @@
+/**
+ * ObjectStore over a local directory (or a mounted volume). A put is atomic and durable: the
+ * bytes go to a temp file in the target directory, are fsynced, renamed over the key, and the
+ * directory is fsynced, so after a crash a key holds the old object or the new one, never a part.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { AuditlogError } from '../core/errors.js';
+import type { RetryConfig } from '../config/schema.js';
+import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import { classifyFsError, type ErrorClassification } from './retry-policy.js';
+import { validateKeyPrefix, validateObjectKey } from './validate-object-key.js';
+import { verifyPutBody } from './verify-put-body.js';
+import { RetryGaveUpError, withRetry, type RetryHooks } from './with-retry.js';
+
+/**
+ * Ending of every temp file the local store writes (`.<name>.<pid>-<random>.auditlog-tmp`).
+ * list() never shows them; one left behind is the trace of a crash mid-put and safe to delete.
+ */
+export const LOCAL_TEMP_SUFFIX = '.auditlog-tmp';
+
+const DEFAULT_RETRY: RetryConfig = { max_attempts: 3, base_delay_ms: 50, max_delay_ms: 1_000 };
+
+export interface LocalObjectStoreConfig {
+  path: string;
+  retry?: RetryConfig;
+}
+
+export type LocalObjectStoreOptions = RetryHooks;
+
+type Operation = 'put' | 'get' | 'head' | 'delete' | 'list' | 'check';
+
+export function isLocalTempFileName(name: string): boolean {
+  return name.endsWith(LOCAL_TEMP_SUFFIX);
+}
+
+export class LocalObjectStore implements ObjectStore {
+  readonly description: string;
+  private readonly root: string;
+  private readonly retry: RetryConfig;
+
+  constructor(
+    config: LocalObjectStoreConfig,
+    private readonly hooks: LocalObjectStoreOptions = {},
+  ) {
+    this.root = path.resolve(config.path);
+    this.retry = config.retry ?? DEFAULT_RETRY;
+    this.description = this.root.endsWith(path.sep) ? this.root : `${this.root}${path.sep}`;
+  }
+
+  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<void> {
+    const target = this.resolveKey(key, 'put');
+    if (options.sha256Hex !== undefined) verifyPutBody(body, options.sha256Hex, target);
+    const directory = path.dirname(target);
+    await this.run('put', target, async () => {
+      await makeDirectoryDurable(directory);
+      await writeFileAtomically(target, body);
+    });
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    const target = this.resolveKey(key, 'get');
+    return this.run('get', target, async () => {
+      try {
+        return await readFile(target);
+      } catch (error) {
+        // A directory at the key is a key prefix, not an object: as on S3, nothing is there.
+        if (isMissing(error) || hasCode(error, 'EISDIR')) return undefined;
+        throw error;
+      }
+    });
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const target = this.resolveKey(key, 'head');
+    return this.run('head', target, async () => {
+      try {
+        const stats = await stat(target);
+        return stats.isFile() ? { key, size: stats.size } : undefined;
+      } catch (error) {
+        if (isMissing(error)) return undefined;
+        throw error;
+      }
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    const target = this.resolveKey(key, 'delete');
+    await this.run('delete', target, async () => {
+      try {
+        await unlink(target);
+      } catch (error) {
+        if (isMissing(error) || hasCode(error, 'EISDIR')) return;
+        throw error;
+      }
+      await fsyncDirectory(path.dirname(target));
+    });
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    validateKeyPrefix(prefix, 'local list');
+    const slash = prefix.lastIndexOf('/');
+    const directoryKey = slash === -1 ? '' : prefix.slice(0, slash);
+    const namePrefix = prefix.slice(slash + 1);
+    const directory = directoryKey === '' ? this.root : path.join(this.root, ...directoryKey.split('/'));
+    yield* this.walk(directory, directoryKey === '' ? '' : `${directoryKey}/`, namePrefix);
+  }
+
+  async check(): Promise<void> {
+    await this.run('check', this.root, async () => {
+      await makeDirectoryDurable(this.root);
+      const probe = path.join(this.root, `.check.${process.pid}-${randomBytes(6).toString('hex')}${LOCAL_TEMP_SUFFIX}`);
+      const handle = await open(probe, 'wx', 0o600);
+      try {
+        await handle.writeFile('auditlog-manager write check\n');
+        await handle.sync();
+      } finally {
+        await handle.close();
+        await rm(probe, { force: true });
+      }
+    });
+  }
+
+  /**
+   * Yields files below `directory` in S3 key order (UTF-8 bytes). Within one directory a
+   * subdirectory sorts as `name/`, which makes the depth-first walk globally ordered without
+   * holding every key in memory.
+   */
+  private async *walk(directory: string, keyBase: string, namePrefix: string): AsyncGenerator<ObjectInfo> {
+    const entries = await this.run('list', directory, async () => {
+      try {
+        return await readdir(directory, { withFileTypes: true });
+      } catch (error) {
+        if (isMissing(error)) return [] as Dirent[];
+        throw error;
+      }
+    });
+    const candidates = entries
+      .filter((entry) => entry.name.startsWith(namePrefix) && !isLocalTempFileName(entry.name) && !entry.name.includes('\\'))
+      .filter((entry) => entry.isDirectory() || entry.isFile())
+      .map((entry) => ({ entry, sortKey: Buffer.from(entry.isDirectory() ? `${entry.name}/` : entry.name, 'utf8') }))
+      .sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
+    for (const { entry } of candidates) {
+      const child = path.join(directory, entry.name);
+      if (entry.isDirectory()) {
+        yield* this.walk(child, `${keyBase}${entry.name}/`, '');
+        continue;
+      }
+      const stats = await this.run('list', child, async () => {
+        try {
+          return await lstat(child);
+        } catch (error) {
+          // Deleted between readdir and lstat: it is simply no longer listed.
+          if (isMissing(error)) return undefined;
+          throw error;
+        }
+      });
+      if (stats?.isFile() === true) yield { key: `${keyBase}${entry.name}`, size: stats.size };
+    }
+  }
+
+  private resolveKey(key: string, operation: Operation): string {
+    validateObjectKey(key, `local ${operation}`);
+    const segments = key.split('/');
+    if (segments.some(isLocalTempFileName)) {
+      throw new AuditlogError('STORAGE_IO', `local ${operation} refused key ${JSON.stringify(key)}: names ending in "${LOCAL_TEMP_SUFFIX}" are reserved for temp files; choose another key`, {
+        details: { operation, key },
+      });
+    }
+    const target = path.join(this.root, ...segments);
+    // Defence in depth: validation already rules out '..', but the resolved path is what counts.
+    if (!target.startsWith(this.description)) {
+      throw new AuditlogError('STORAGE_IO', `local ${operation} refused key ${JSON.stringify(key)}: it resolves outside ${this.description}`, {
+        details: { operation, key },
+      });
+    }
+    return target;
+  }
+
+  private async run<T>(operation: Operation, target: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await withRetry(fn, { policy: classifyFsError, retry: this.retry, ...this.hooks });
+    } catch (error) {
+      if (error instanceof RetryGaveUpError) throw this.translate(operation, target, error);
+      throw error;
+    }
+  }
+
+  private translate(operation: Operation, target: string, failure: RetryGaveUpError): AuditlogError {
+    const { classification, attempts } = failure;
+    const cause = failure.cause;
+    const details = { operation, path: target, root: this.root, reason: classification.reason, attempts };
+    const what = `local ${operation} ${target}`;
+    const after = attempts > 1 ? ` after ${attempts} attempts` : '';
+    return new AuditlogError(classification.code, `${what} failed${after} (${describeFsCause(cause, classification)}): ${adviseLocal(classification, this.root)}`, {
+      details,
+      cause,
+    });
+  }
+}
+
+function adviseLocal(classification: ErrorClassification, root: string): string {
+  switch (classification.errorCode) {
+    case 'EACCES':
+    case 'EPERM':
+      return `make ${root} readable and writable by the user running auditlog, or point local.path elsewhere`;
+    case 'EROFS':
+      return `${root} is on a read-only file system; point local.path at a writable directory`;
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return `the file system holding ${root} is full; free space or point local.path elsewhere`;
+    case 'ENOTDIR':
+    case 'EEXIST':
+      return `a file stands where a directory is needed under ${root}; move it away or point local.path elsewhere`;
+    case 'EISDIR':
+      return `a directory stands where the object should be; move it away`;
+    default:
+      return classification.retryable ? 'the file system kept failing; check its health and retry' : `check ${root} and the file system`;
+  }
+}
+
+function describeFsCause(cause: unknown, classification: ErrorClassification): string {
+  if (cause instanceof Error && classification.errorCode !== undefined) {
+    // Node's fs messages are "CODE: description, syscall 'path'": keep the description only.
+    const description = /^[A-Z]+: ([^,]+)/.exec(cause.message)?.[1];
+    return description === undefined ? classification.reason : `${classification.reason}: ${description}`;
+  }
+  return classification.reason;
+}
+
+async function writeFileAtomically(target: string, body: Buffer): Promise<void> {
+  const directory = path.dirname(target);
+  const temp = path.join(directory, `.${path.basename(target)}.${process.pid}-${randomBytes(6).toString('hex')}${LOCAL_TEMP_SUFFIX}`);
+  try {
+    const handle = await open(temp, 'wx', 0o644);
+    try {
+      await handle.writeFile(body);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  // The rename is durable only once the directory entry is on disk.
+  await fsyncDirectory(directory);
+}
+
+/** mkdir -p that also fsyncs the parent of every directory it created, so new paths survive a crash. */
+async function makeDirectoryDurable(directory: string): Promise<void> {
+  const firstCreated = await mkdir(directory, { recursive: true });
+  if (firstCreated === undefined) return;
+  const created: string[] = [];
+  for (let current = directory; ; current = path.dirname(current)) {
+    created.push(current);
+    if (current === firstCreated || path.dirname(current) === current) break;
+  }
+  for (const dir of created.reverse()) await fsyncDirectory(path.dirname(dir));
+}
+
+async function fsyncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some file systems (and non-Linux platforms) cannot fsync a directory; the data file itself was synced.
+    if (!hasCode(error, 'EINVAL') && !hasCode(error, 'EISDIR') && !hasCode(error, 'EPERM')) throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** ENOTDIR: a file stands where the key needs a directory, so the key cannot exist either. */
+function isMissing(error: unknown): boolean {
+  return hasCode(error, 'ENOENT') || hasCode(error, 'ENOTDIR');
+}
+
+function hasCode(error: unknown, code: string): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
+}

@@ -1,0 +1,40 @@
+/**
+ * Where archives live. Use cases depend on this interface only; `s3-object-store.ts` and
+ * `local-object-store.ts` implement it. Keys are '/'-separated, relative to the store's root
+ * (the S3 prefix or the local directory), never starting with '/'.
+ *
+ * Implementations translate their own failures into AuditlogError codes:
+ * STORAGE_UNREACHABLE (network, DNS, timeouts, 5xx after retries), STORAGE_ACCESS (403, bad
+ * credentials, clock skew), STORAGE_NOT_FOUND (bucket missing), STORAGE_IO (anything else).
+ * A missing *object* is not an error: `head`/`get` return undefined.
+ */
+export interface PutOptions {
+  /** Hex SHA-256 of `body`; S3 checks it server-side (ChecksumSHA256), so a corrupted upload is refused. */
+  sha256Hex?: string;
+  contentType?: string;
+  /** Apply the configured storage class/SSE (data objects); metadata sidecars stay in STANDARD. */
+  isDataObject?: boolean;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** Server-side encryption the store reports for the object, when it reports one. */
+  serverSideEncryption?: string;
+}
+
+export interface ObjectStore {
+  /** A human-readable location for messages, e.g. `s3://bucket/prefix/` or `/var/archive/`. Never contains secrets. */
+  readonly description: string;
+  /** Writes the whole object. Atomic: readers see the old object or the new one, never a part. */
+  put(key: string, body: Buffer, options?: PutOptions): Promise<void>;
+  /** Reads the whole object; undefined when it does not exist. */
+  get(key: string): Promise<Buffer | undefined>;
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Deleting a missing object is not an error. */
+  delete(key: string): Promise<void>;
+  /** Every object under the prefix (recursively), in key order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Proves the store is reachable and writable-in-principle (bucket exists, credentials accepted). */
+  check(): Promise<void>;
+}

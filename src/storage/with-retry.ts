@@ -1,0 +1,80 @@
+/**
+ * The one retry layer of the storage adapters. The AWS SDK's own retries are switched off
+ * (maxAttempts: 1) so that attempts are counted, delayed and reported in exactly one place.
+ */
+import { computeBackoffDelay } from '../core/backoff.js';
+import { isAuditlogError } from '../core/errors.js';
+import type { RetryConfig } from '../config/schema.js';
+import type { ErrorClassification, RetryPolicy } from './retry-policy.js';
+
+export interface RetryNotice {
+  /** The attempt that just failed (1-based). */
+  attempt: number;
+  maxAttempts: number;
+  /** How long we wait before the next attempt, in ms. */
+  delayMs: number;
+  classification: ErrorClassification;
+}
+
+/** Seams for tests and for the composition root (which logs retries). */
+export interface RetryHooks {
+  /** Defaults to a real timer; tests inject one that records delays instead of waiting. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Uniform in [0, 1); defaults to Math.random. */
+  random?: () => number;
+  onRetry?: (notice: RetryNotice) => void;
+}
+
+export interface WithRetryOptions extends RetryHooks {
+  policy: RetryPolicy;
+  retry: RetryConfig;
+}
+
+/**
+ * The last failure of an operation that did not succeed: after `attempts` attempts, or at once
+ * when the failure is not retryable. Stores turn it into an AuditlogError with their own wording.
+ */
+export class RetryGaveUpError extends Error {
+  constructor(
+    readonly attempts: number,
+    readonly classification: ErrorClassification,
+    cause: unknown,
+  ) {
+    super(`gave up after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${classification.reason}`, { cause });
+    this.name = 'RetryGaveUpError';
+  }
+}
+
+export function sleepFor(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Runs `fn` until it succeeds, the policy calls a failure permanent, or `retry.max_attempts`
+ * attempts have failed. AuditlogErrors thrown by `fn` are decisions, not faults: they pass
+ * through untouched and are never retried.
+ */
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: WithRetryOptions): Promise<T> {
+  const maxAttempts = Math.max(1, options.retry.max_attempts);
+  const sleep = options.sleep ?? sleepFor;
+  const random = options.random ?? Math.random;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await fn(attempt);
+    } catch (error) {
+      if (isAuditlogError(error)) throw error;
+      const classification = options.policy(error);
+      if (!classification.retryable || attempt >= maxAttempts) {
+        throw new RetryGaveUpError(attempt, classification, error);
+      }
+      const delayMs = computeBackoffDelay(attempt, {
+        baseDelayMs: options.retry.base_delay_ms,
+        maxDelayMs: options.retry.max_delay_ms,
+        random,
+        ...(classification.retryAfterMs === undefined ? {} : { retryAfterMs: classification.retryAfterMs }),
+      });
+      options.onRetry?.({ attempt, maxAttempts, delayMs, classification });
+      await sleep(delayMs);
+    }
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Bad input and contention never delete (I6): missing keys, unknown names, hostile identifiers,
+ * unreachable databases and buckets, a second archiver, rows the application holds locked.
+ */
+import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { archiveWith, buildConfig } from '../helpers/archive-run.js';
+import { archivedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js';
+import { createEventsTable, rowIds } from '../helpers/events-table.js';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
+import { LOCK_NAMESPACE } from '../../src/db/advisory-lock.js';
+
+const fx = useArchiveFixture();
+
+describe('archive refusals and contention', () => {
+  it('never waits on a row the application holds locked: it stays, the rest is archived', async () => {
+    await createEventsTable(fx.db, { rows: 6, stepMinutes: 1, endDaysAgo: 20 });
+    const app = new pg.Client({ connectionString: fx.db.url });
+    await app.connect();
+    await app.query('BEGIN');
+    await app.query('SELECT * FROM events WHERE id = 2 FOR UPDATE');
+    const started = Date.now();
+    const summary = await archiveWith(fx.configFor([eventsTable], { batch_size: 10, lock_timeout_ms: 60_000 }), fx.store);
+    const elapsed = Date.now() - started;
+    await app.query('COMMIT');
+    await app.end();
+    expect(summary.tables[0]!.rowsArchived).toBe(5);
+    expect(summary.tables[0]!.rowsSkipped).toBe(1);
+    expect(await rowIds(fx.db)).toEqual(['2']);
+    expect(elapsed).toBeLessThan(30_000);
+    const archive = await inspectArchive(fx.store);
+    expect(archive.objects.flatMap((o) => o.meta.primary_keys.map((k) => k[0]))).toEqual(['1', '3', '4', '5', '6']);
+  });
+
+  it('refuses a table without a primary key, with a clear error, and goes on with the next table', async () => {
+    await fx.db.query(`CREATE TABLE nokey (happened_at timestamptz NOT NULL, note text)`);
+    await fx.db.query(`INSERT INTO nokey SELECT now() - interval '30 days', 'x' FROM generate_series(1, 5)`);
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
+    const summary = await archiveWith(fx.configFor([{ name: 'nokey', timestamp_column: 'happened_at' }, eventsTable]), fx.store);
+    expect(summary.failed).toBe(1);
+    const [nokey, events] = summary.tables;
+    expect(nokey!.status).toBe('failed');
+    expect(nokey!.error!.code).toBe('NO_PRIMARY_KEY');
+    expect(nokey!.error!.message).toContain('public.nokey');
+    expect(Number((await fx.db.query('SELECT count(*) AS n FROM nokey')).rows[0].n)).toBe(5);
+    expect(events!.rowsArchived).toBe(5);
+  });
+
+  it('refuses a configured primary_key that is not unique', async () => {
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
+    const summary = await archiveWith(fx.configFor([{ ...eventsTable, primary_key: 'kind' }]), fx.store);
+    expect(summary.tables[0]!.error!.code).toBe('NO_PRIMARY_KEY');
+    expect(summary.tables[0]!.error!.message).toContain('not unique');
+    expect(await rowIds(fx.db)).toHaveLength(5);
+  });
+
+  it('refuses unknown tables and columns by name, deleting nothing', async () => {
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
+    const summary = await archiveWith(
+      fx.configFor([
+        { name: 'Events', timestamp_column: 'happened_at' },
+        { name: 'events', timestamp_column: 'created' },
+      ]),
+      fx.store,
+    );
+    expect(summary.tables.map((t) => t.error?.code)).toEqual(['TABLE_NOT_FOUND', 'COLUMN_NOT_FOUND']);
+    expect(summary.tables[0]!.error!.message).toContain('public.Events');
+    expect(summary.tables[1]!.error!.message).toContain('"created"');
+    expect(summary.tables[1]!.error!.message).toContain('happened_at');
+    expect(await rowIds(fx.db)).toHaveLength(5);
+    expect((await inspectArchive(fx.store)).allKeys).toEqual([]);
+  });
+
+  it('refuses a timestamp column that is not a timestamp', async () => {
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
+    const summary = await archiveWith(fx.configFor([{ name: 'events', timestamp_column: 'kind' }]), fx.store);
+    expect(summary.tables[0]!.error!.code).toBe('TABLE_NOT_SUPPORTED');
+    expect(summary.tables[0]!.error!.message).toContain('expected timestamptz, timestamp or date');
+    expect(await rowIds(fx.db)).toHaveLength(5);
+  });
+
+  it('handles hostile identifiers: schema, table and columns with quotes, semicolons and spaces', async () => {
+    await fx.db.query(`CREATE SCHEMA "we""ird;"`);
+    await fx.db.query(`CREATE TABLE "we""ird;"."weird ""name"";" ("select" bigint PRIMARY KEY, "from ""x""" timestamptz NOT NULL, "DROP TABLE x;" text)`);
+    await fx.db.query(`INSERT INTO "we""ird;"."weird ""name"";" SELECT g, now() - interval '40 days' + make_interval(secs => g), 'v' || g FROM generate_series(1, 12) g`);
+    const summary = await archiveWith(fx.configFor([{ schema: 'we"ird;', name: 'weird "name";', timestamp_column: 'from "x"', primary_key: 'select' }]), fx.store);
+    expect(summary.failed).toBe(0);
+    expect(summary.tables[0]!.rowsArchived).toBe(12);
+    expect(Number((await fx.db.query(`SELECT count(*) AS n FROM "we""ird;"."weird ""name"";"`)).rows[0].n)).toBe(0);
+    const archive = await inspectArchive(fx.store);
+    for (const o of archive.objects) expect(o.key.startsWith('app/we%22ird%3B.weird%20%22name%22%3B/year=')).toBe(true);
+    const first = JSON.parse(archive.objects[0]!.lines[0]!) as Record<string, unknown>;
+    expect(Object.keys(first)).toEqual(['select', 'from "x"', 'DROP TABLE x;']);
+    expect(archivedKeyCounts(archive).size).toBe(12);
+  });
+
+  it('reports an unreachable database per table, never printing its password, and archives the other databases', async () => {
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
+    const config = buildConfig({
+      s3: fx.s3cfg,
+      defaults: { retention_days: 10 },
+      databases: [
+        { name: 'down', url: 'postgres://nobody:sekrit-pw@127.0.0.1:1/none', tables: [eventsTable] },
+        { name: 'app', url: fx.db.url, tables: [eventsTable] },
+      ],
+    });
+    const summary = await archiveWith(config, fx.store, { secrets: ['sekrit-pw'] });
+    expect(summary.failed).toBe(1);
+    expect(summary.tables[0]!.error!.code).toBe('DB_CONNECT');
+    expect(summary.tables[0]!.error!.message).toContain('"down"');
+    expect(summary.tables[0]!.error!.message).not.toContain('sekrit-pw');
+    expect(summary.tables[1]!.rowsArchived).toBe(5);
+  });
+
+  it('fails before reading anything when the bucket does not exist', async () => {
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
+    const wrong = new S3ObjectStore({ ...fx.s3cfg, bucket: 'no-such-bucket-here' });
+    await expect(archiveWith(fx.configFor([eventsTable]), wrong)).rejects.toMatchObject({ code: 'STORAGE_NOT_FOUND' });
+    expect(await rowIds(fx.db)).toHaveLength(5);
+  });
+
+  it('lets only one archiver work on a table: the second fails fast naming the holder', async () => {
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
+    const holder = new pg.Client({ connectionString: fx.db.url, application_name: 'other-archiver' });
+    await holder.connect();
+    const oid = (await holder.query(`SELECT 'public.events'::regclass::oid::int AS oid`)).rows[0].oid as number;
+    await holder.query('SELECT pg_advisory_lock($1::int, $2::int)', [LOCK_NAMESPACE, oid]);
+    try {
+      const summary = await archiveWith(fx.configFor([eventsTable]), fx.store);
+      expect(summary.tables[0]!.error!.code).toBe('LOCK_HELD');
+      expect(summary.tables[0]!.error!.message).toContain('other-archiver');
+      expect(await rowIds(fx.db)).toHaveLength(5);
+    } finally {
+      await holder.end();
+    }
+    const after = await archiveWith(fx.configFor([eventsTable]), fx.store);
+    expect(after.tables[0]!.rowsArchived).toBe(5);
+  });
+});

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { collectSecrets, maskConfig, maskUrl, redactSecrets } from '../../src/config/mask-secrets.js';
+import { parseConfig } from '../../src/config/load-config.js';
+
+describe('maskUrl', () => {
+  it.each([
+    ['postgresql://user:pass@host/db', 'postgresql://user:****@host/db'],
+    ['postgres://app:s3cr%40t@db.internal:5432/app?sslmode=require', 'postgres://app:****@db.internal:5432/app?sslmode=require'],
+    // Unencoded "@" and "/" in the password: everything up to the last "@" is userinfo.
+    ['postgresql://u:p@ss/w@rd@host/db', 'postgresql://u:****@host/db'],
+    ['http://AKIA:wJalrXUt@minio:9000', 'http://AKIA:****@minio:9000'],
+    ['postgresql://host/db?user=u&password=hunter2&sslmode=require', 'postgresql://host/db?user=u&password=****&sslmode=require'],
+    ['postgresql://host/db?sslpassword=keypass', 'postgresql://host/db?sslpassword=****'],
+    ["host=db password='a b c' dbname=app", 'host=db password=**** dbname=app'],
+    ['host=db password=hunter2 dbname=app', 'host=db password=**** dbname=app'],
+  ])('masks %s', (url, masked) => {
+    expect(maskUrl(url)).toBe(masked);
+  });
+
+  it.each([
+    'postgresql://user@host/db',
+    'postgresql://host:5432/db',
+    'http://127.0.0.1:9000',
+    'user:pass@host',
+    'audit_log',
+    '',
+  ])('leaves %s unchanged (no password in it)', (text) => {
+    expect(maskUrl(text)).toBe(text);
+  });
+});
+
+describe('redactSecrets', () => {
+  it('replaces every occurrence of every secret', () => {
+    expect(redactSecrets('auth failed for hunter2 (hunter2) key AKIA1', ['hunter2', 'AKIA1'])).toBe(
+      'auth failed for **** (****) key ****',
+    );
+  });
+
+  it('replaces the longer of two overlapping secrets whole', () => {
+    expect(redactSecrets('token abcdef', ['abc', 'abcdef'])).toBe('token ****');
+  });
+
+  it('treats secrets literally, not as patterns, and ignores empty ones', () => {
+    expect(redactSecrets('p.a*s+s a.b', ['p.a*s+s', ''])).toBe('**** a.b');
+  });
+});
+
+const configText = `
+s3:
+  bucket: audit-archive
+  endpoint: http://minio:9000
+  access_key_id: AKIAEXAMPLEKEY
+  secret_access_key: wJalrXUtnFEMIK7MDENG
+  session_token: FwoGZXIvYXdzEXAMPLE
+databases:
+  - name: app
+    url: postgresql://archiver:p%40ss-w0rd@db.internal:5432/app
+    tables: [{ name: audit_log, timestamp_column: created_at }]
+  - name: other
+    host: db2
+    user: archiver
+    password: Tr0ub4dor-and-3
+    tables: [{ name: events, timestamp_column: at }]
+`;
+
+describe('maskConfig and collectSecrets', () => {
+  const config = parseConfig(configText, 'c.yaml', {});
+  const secrets = ['AKIAEXAMPLEKEY', 'wJalrXUtnFEMIK7MDENG', 'FwoGZXIvYXdzEXAMPLE', 'p%40ss-w0rd', 'p@ss-w0rd', 'Tr0ub4dor-and-3'];
+
+  it('collects every secret, URL passwords both as written and decoded', () => {
+    expect([...collectSecrets(config)].sort()).toEqual([...secrets].sort());
+  });
+
+  it('masks SECRET_KEYS values and URL passwords, leaving everything else', () => {
+    const masked = maskConfig(config);
+    expect(masked.s3).toMatchObject({
+      bucket: 'audit-archive',
+      endpoint: 'http://minio:9000',
+      access_key_id: '****',
+      secret_access_key: '****',
+      session_token: '****',
+    });
+    expect(masked.databases[0]?.url).toBe('postgresql://archiver:****@db.internal:5432/app');
+    expect(masked.databases[1]).toMatchObject({ host: 'db2', user: 'archiver', password: '****' });
+    expect(masked.defaults.retention_days).toBe(90);
+  });
+
+  it('leaves no secret anywhere in the masked output', () => {
+    const printed = JSON.stringify(maskConfig(config));
+    for (const secret of secrets) expect(printed).not.toContain(secret);
+  });
+
+  it('returns a deep copy and does not touch the original', () => {
+    const masked = maskConfig(config);
+    expect(masked).not.toBe(config);
+    expect(masked.databases[1]).not.toBe(config.databases[1]);
+    expect(config.databases[1]?.password).toBe('Tr0ub4dor-and-3');
+    expect(config.s3?.secret_access_key).toBe('wJalrXUtnFEMIK7MDENG');
+  });
+
+  it('masks a secret key whatever the type of its value, and tolerates circular input', () => {
+    const input: Record<string, unknown> = { password: 123456, nested: [{ session_token: 'tok' }] };
+    input.self = input;
+    const masked = maskConfig(input);
+    expect(masked).toMatchObject({ password: '****', nested: [{ session_token: '****' }], self: '[Circular]' });
+    expect(collectSecrets(input)).toEqual(['123456', 'tok']);
+  });
+
+  it('does not collect absent or empty secrets', () => {
+    expect(collectSecrets({ password: '', url: 'postgresql://u@h/db', secret_access_key: undefined })).toEqual([]);
+  });
+});

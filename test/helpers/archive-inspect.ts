@@ -1,0 +1,42 @@
+/** Reads a whole archive back for assertions: every data object with its metadata and lines. */
+import { DATA_SUFFIX, STATE_PREFIX, metadataKeyFor } from '../../src/core/archive-layout.js';
+import type { BatchMetadata } from '../../src/core/batch-metadata.js';
+import { sha256Hex } from '../../src/core/batch-metadata.js';
+import { decodeBatch } from '../../src/archive/encode-batch.js';
+import type { ObjectStore } from '../../src/storage/object-store.js';
+
+export interface InspectedObject {
+  key: string;
+  meta: BatchMetadata;
+  lines: string[];
+}
+
+export interface InspectedArchive {
+  objects: InspectedObject[];
+  pendingMarkers: string[];
+  allKeys: string[];
+}
+
+export async function inspectArchive(store: ObjectStore): Promise<InspectedArchive> {
+  const allKeys: string[] = [];
+  for await (const o of store.list('')) allKeys.push(o.key);
+  const objects: InspectedObject[] = [];
+  for (const key of allKeys.filter((k) => k.endsWith(DATA_SUFFIX))) {
+    const body = (await store.get(key))!;
+    const metaBody = await store.get(metadataKeyFor(key));
+    if (metaBody === undefined) throw new Error(`no metadata for ${key}`);
+    const meta = JSON.parse(metaBody.toString('utf8')) as BatchMetadata;
+    if (sha256Hex(body) !== meta.sha256_compressed) throw new Error(`sha mismatch for ${key}`);
+    const { raw, lines } = await decodeBatch(body);
+    if (sha256Hex(raw) !== meta.sha256_uncompressed) throw new Error(`uncompressed sha mismatch for ${key}`);
+    objects.push({ key, meta, lines });
+  }
+  return { objects, pendingMarkers: allKeys.filter((k) => k.startsWith(`${STATE_PREFIX}pending/`)), allKeys };
+}
+
+/** Every archived primary key (first key column), with how many committed objects hold it. */
+export function archivedKeyCounts(archive: InspectedArchive): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const o of archive.objects) for (const k of o.meta.primary_keys) counts.set(k.join(','), (counts.get(k.join(',')) ?? 0) + 1);
+  return counts;
+}

@@ -1,0 +1,24 @@
+// Runs s3rver in its own process for test/helpers/s3-server.ts. It needs
+// --openssl-legacy-provider: s3rver 3.7.1 encrypts ListObjectsV2 continuation tokens with DES,
+// which OpenSSL 3 (Node >= 17) refuses, so every truncated listing would answer 500.
+import S3rver from 's3rver';
+
+const [directory, bucket] = process.argv.slice(2);
+const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] });
+server.on('event', (event) => {
+  for (const record of event.Records) {
+    const { key, size } = record.s3.object;
+    process.send?.({ type: 'event', eventName: record.eventName, key, size });
+  }
+});
+const address = await server.run();
+process.send?.({ type: 'ready', port: address.port });
+process.on('message', async (message) => {
+  if (message === 'stop') {
+    server.httpServer?.closeAllConnections();
+    await server.close();
+    process.exit(0);
+  }
+});
+// The test process died or let go of us: do not outlive it.
+process.on('disconnect', () => process.exit(0));

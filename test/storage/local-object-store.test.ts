@@ -1,0 +1,131 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditlogError } from '../../src/core/errors.js';
+import { LOCAL_TEMP_SUFFIX, LocalObjectStore } from '../../src/storage/local-object-store.js';
+import { collectList, runObjectStoreContract } from './object-store-contract.js';
+
+let root: string;
+
+beforeEach(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'auditlog-local-store-'));
+});
+
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('LocalObjectStore: ObjectStore contract', () => {
+  runObjectStoreContract({ store: () => new LocalObjectStore({ path: path.join(root, 'archive') }) });
+});
+
+describe('LocalObjectStore', () => {
+  it('describes itself by its absolute root', () => {
+    const store = new LocalObjectStore({ path: path.join(root, 'archive') });
+    expect(store.description).toBe(`${path.join(root, 'archive')}${path.sep}`);
+  });
+
+  it('writes through a temp file and leaves no temp file behind', async () => {
+    const store = new LocalObjectStore({ path: root });
+    await store.put('a/b/c.bin', Buffer.from('payload'));
+    expect(await readdir(path.join(root, 'a', 'b'))).toEqual(['c.bin']);
+    expect(await readFile(path.join(root, 'a', 'b', 'c.bin'), 'utf8')).toBe('payload');
+  });
+
+  it('never lists a temp file left by a crash mid-put, and get/head do not see it as the object', async () => {
+    const store = new LocalObjectStore({ path: root });
+    await store.put('day/real.jsonl.gz', Buffer.from('complete'));
+    // What a process killed between write and rename leaves behind.
+    const leftover = path.join(root, 'day', `.partial.jsonl.gz.12345-abcdef${LOCAL_TEMP_SUFFIX}`);
+    await writeFile(leftover, 'half of an obj');
+    expect((await collectList(store, '')).map((o) => o.key)).toEqual(['day/real.jsonl.gz']);
+    expect(await store.get('day/partial.jsonl.gz')).toBeUndefined();
+    expect(await store.head('day/partial.jsonl.gz')).toBeUndefined();
+  });
+
+  it('shows readers the old or the new object during concurrent overwrites, never a part', async () => {
+    const store = new LocalObjectStore({ path: root });
+    const versions = [Buffer.alloc(2 * 1024 * 1024, 'a'), Buffer.alloc(3 * 1024 * 1024, 'b')];
+    await store.put('race/object.bin', versions[0]!);
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; i < 20; i += 1) await store.put('race/object.bin', versions[i % 2]!);
+      writing = false;
+    })();
+    const seen = new Set<number>();
+    while (writing) {
+      const body = await store.get('race/object.bin');
+      expect(body).toBeDefined();
+      expect(body!.equals(versions[0]!) || body!.equals(versions[1]!)).toBe(true);
+      seen.add(body!.length);
+      const listed = await collectList(store, 'race/');
+      expect(listed.map((o) => o.key)).toEqual(['race/object.bin']);
+    }
+    await writer;
+    expect(seen.size).toBeGreaterThan(0);
+  });
+
+  it('refuses keys that would collide with its temp files', async () => {
+    const store = new LocalObjectStore({ path: root });
+    await expect(store.put(`x/y${LOCAL_TEMP_SUFFIX}`, Buffer.from('x'))).rejects.toBeInstanceOf(AuditlogError);
+  });
+
+  it('never writes outside its root, whatever the key', async () => {
+    const inner = path.join(root, 'inner');
+    const store = new LocalObjectStore({ path: inner });
+    for (const key of ['../outside.txt', 'a/../../outside.txt', '/tmp/outside.txt', '..\\outside.txt']) {
+      await expect(store.put(key, Buffer.from('x'))).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    }
+    expect(await readdir(root)).toEqual([]);
+  });
+
+  it('lists in S3 key order (UTF-8 bytes), where a directory sorts as "name/"', async () => {
+    const store = new LocalObjectStore({ path: root });
+    const keys = ['k/a/c', 'k/a.b', 'k/a-b', 'k/ab', 'k/a/b/c', 'k/Z', 'k/é', 'k/z', 'k/\u{1F600}', 'k/\uFF5E'];
+    for (const key of keys) await store.put(key, Buffer.from(key));
+    const expected = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    expect((await collectList(store, 'k/')).map((o) => o.key)).toEqual(expected);
+    expect((await collectList(store, 'k/a')).map((o) => o.key)).toEqual(expected.filter((k) => k.startsWith('k/a')));
+  });
+
+  it('lists nothing when the root does not exist yet', async () => {
+    const store = new LocalObjectStore({ path: path.join(root, 'not', 'yet') });
+    expect(await collectList(store, '')).toEqual([]);
+    expect(await store.get('a.txt')).toBeUndefined();
+  });
+
+  it('check() creates a missing root and leaves nothing in it', async () => {
+    const archive = path.join(root, 'deep', 'archive');
+    const store = new LocalObjectStore({ path: archive });
+    await store.check();
+    expect(await readdir(archive)).toEqual([]);
+  });
+
+  it('check() fails with a one-line STORAGE_CONFLICT when a file stands where the root should be', async () => {
+    const blocked = path.join(root, 'blocked');
+    await writeFile(blocked, 'not a directory');
+    const error = await new LocalObjectStore({ path: path.join(blocked, 'archive') }).check().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuditlogError);
+    expect((error as AuditlogError).code).toBe('STORAGE_CONFLICT');
+    expect((error as AuditlogError).message).toContain(blocked);
+    expect((error as AuditlogError).message).not.toContain('\n');
+  });
+
+  it('fails a put with STORAGE_CONFLICT when a directory holds the key', async () => {
+    const store = new LocalObjectStore({ path: root });
+    await mkdir(path.join(root, 'x', 'taken'), { recursive: true });
+    await writeFile(path.join(root, 'x', 'taken', 'inside'), 'x');
+    await expect(store.put('x/taken', Buffer.from('x'))).rejects.toMatchObject({ code: 'STORAGE_CONFLICT' });
+    expect((await collectList(store, 'x/')).map((o) => o.key)).toEqual(['x/taken/inside']);
+    expect(await readdir(path.join(root, 'x'))).toEqual(['taken']);
+  });
+
+  it.skipIf(process.getuid?.() === 0)('fails with STORAGE_ACCESS naming the path when the root is not writable', async () => {
+    const readOnly = path.join(root, 'ro');
+    await mkdir(readOnly, { mode: 0o500 });
+    const error = await new LocalObjectStore({ path: readOnly }).put('a.txt', Buffer.from('x')).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'STORAGE_ACCESS' });
+    expect((error as AuditlogError).message).toContain(readOnly);
+  });
+});

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 180_000,
+    // Two cores: tests spawn PostgreSQL work and CLI child processes of their own.
+    maxWorkers: 2,
+    minWorkers: 1,
+    pool: 'forks',
+    globalSetup: [],
+  },
+});
