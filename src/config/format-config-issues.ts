@@ -207,7 +207,8 @@ function describeNumber(b: Bounds): string {
     min === undefined ? undefined : `${b.minInclusive || b.isInt ? '>=' : '>'} ${min}`,
     max === undefined ? undefined : `${b.maxInclusive || b.isInt ? '<=' : '<'} ${max}`,
   ].filter((p) => p !== undefined);
-  return parts.length === 0 ? `a ${noun}` : `a ${noun} ${parts.join(' and ')}`;
+  const article = b.isInt ? 'an' : 'a';
+  return parts.length === 0 ? `${article} ${noun}` : `${article} ${noun} ${parts.join(' and ')}`;
 }
 
 function readMinLength(schema: z.ZodType): number {
@@ -221,8 +222,9 @@ function readMinLength(schema: z.ZodType): number {
 function describeString(schema: z.ZodString): string {
   if (schema.format === 'url') return 'a URL';
   const min = readMinLength(schema);
-  const max = schema.maxLength ?? undefined;
-  if (max !== null && max !== undefined) return `a string of ${min} to ${max} characters`;
+  const max = schema.maxLength;
+  if (max !== null && min > 0) return `a string of ${min} to ${max} characters`;
+  if (max !== null) return `a string of at most ${max} characters`;
   if (min === 1) return 'a non-empty string';
   if (min > 1) return `a string of at least ${min} characters`;
   return 'a string';

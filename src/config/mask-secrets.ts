@@ -31,22 +31,23 @@ export function collectSecrets(config: unknown): string[] {
   const found = new Set<string>();
   // YAML aliases can make the parsed input of an invalid config circular (`a: &x [*x]`).
   const seen = new Set<unknown>();
-  const visit = (value: unknown, key: string | undefined): void => {
+  // Everything below a secret key is secret, so `password: [x]` in an invalid config is still caught.
+  const visit = (value: unknown, inSecret: boolean): void => {
     if (typeof value === 'object' && value !== null) {
       if (seen.has(value)) return;
       seen.add(value);
     }
     if (Array.isArray(value)) {
-      value.forEach((item) => visit(item, undefined));
+      value.forEach((item) => visit(item, inSecret));
     } else if (isPlainObject(value)) {
-      for (const [k, v] of Object.entries(value)) visit(v, k);
-    } else if (key !== undefined && SECRET_KEYS.has(key) && value !== undefined && value !== null) {
+      for (const [k, v] of Object.entries(value)) visit(v, inSecret || SECRET_KEYS.has(k));
+    } else if (inSecret && ['string', 'number', 'bigint', 'boolean'].includes(typeof value)) {
       found.add(String(value));
     } else if (typeof value === 'string') {
       for (const secret of findUrlPasswords(value)) found.add(secret);
     }
   };
-  visit(config, undefined);
+  visit(config, false);
   found.delete('');
   return [...found].sort((a, b) => b.length - a.length);
 }

@@ -32,6 +32,7 @@ describe('archive pipeline', () => {
 
     const archive = await inspectArchive(fx.store);
     expect(archive.pendingMarkers).toEqual([]);
+    expect(archive.withoutMetadata).toEqual([]);
     expect(archive.objects.length).toBe(t.batches);
     const counts = archivedKeyCounts(archive);
     expect([...counts.keys()].sort()).toEqual(old.rows.map((r) => r.id).sort());

@@ -99,11 +99,11 @@ describe('maskConfig and collectSecrets', () => {
   });
 
   it('masks a secret key whatever the type of its value, and tolerates circular input', () => {
-    const input: Record<string, unknown> = { password: 123456, nested: [{ session_token: 'tok' }] };
+    const input: Record<string, unknown> = { password: 123456, nested: [{ session_token: ['tok', { a: 'deep' }] }] };
     input.self = input;
     const masked = maskConfig(input);
     expect(masked).toMatchObject({ password: '****', nested: [{ session_token: '****' }], self: '[Circular]' });
-    expect(collectSecrets(input)).toEqual(['123456', 'tok']);
+    expect(collectSecrets(input)).toEqual(['123456', 'deep', 'tok']);
   });
 
   it('does not collect absent or empty secrets', () => {

@@ -14,6 +14,8 @@ export interface InspectedObject {
 export interface InspectedArchive {
   objects: InspectedObject[];
   pendingMarkers: string[];
+  /** Data objects without a metadata sidecar: only legitimate while their batch is in flight. */
+  withoutMetadata: string[];
   allKeys: string[];
 }
 
@@ -21,17 +23,21 @@ export async function inspectArchive(store: ObjectStore): Promise<InspectedArchi
   const allKeys: string[] = [];
   for await (const o of store.list('')) allKeys.push(o.key);
   const objects: InspectedObject[] = [];
+  const withoutMetadata: string[] = [];
   for (const key of allKeys.filter((k) => k.endsWith(DATA_SUFFIX))) {
     const body = (await store.get(key))!;
     const metaBody = await store.get(metadataKeyFor(key));
-    if (metaBody === undefined) throw new Error(`no metadata for ${key}`);
+    if (metaBody === undefined) {
+      withoutMetadata.push(key);
+      continue;
+    }
     const meta = JSON.parse(metaBody.toString('utf8')) as BatchMetadata;
     if (sha256Hex(body) !== meta.sha256_compressed) throw new Error(`sha mismatch for ${key}`);
     const { raw, lines } = await decodeBatch(body);
     if (sha256Hex(raw) !== meta.sha256_uncompressed) throw new Error(`uncompressed sha mismatch for ${key}`);
     objects.push({ key, meta, lines });
   }
-  return { objects, pendingMarkers: allKeys.filter((k) => k.startsWith(`${STATE_PREFIX}pending/`)), allKeys };
+  return { objects, pendingMarkers: allKeys.filter((k) => k.startsWith(`${STATE_PREFIX}pending/`)), withoutMetadata, allKeys };
 }
 
 /** Every archived primary key (first key column), with how many committed objects hold it. */

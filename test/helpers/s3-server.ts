@@ -30,10 +30,12 @@ export interface S3TestServer {
   s3Config(overrides?: Partial<S3Config>): S3Config;
   /** Objects the server created or removed, in order. They arrive over IPC: poll (vi.waitFor) rather than read once. */
   events: S3ServerEvent[];
+  /** Writes objects (full keys, prefix included) straight into s3rver's store, bypassing HTTP: for tests that need many objects fast. */
+  seedObjects(objects: Array<{ key: string; body: Buffer }>): Promise<void>;
   stop(): Promise<void>;
 }
 
-type ChildMessage = { type: 'ready'; port: number } | ({ type: 'event' } & S3ServerEvent);
+type ChildMessage = { type: 'ready'; port: number } | { type: 'seeded'; id: number } | ({ type: 'event' } & S3ServerEvent);
 
 const CHILD_SCRIPT = fileURLToPath(new URL('./s3rver-child.mjs', import.meta.url));
 
@@ -41,6 +43,8 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
   const directory = await mkdtemp(path.join(tmpdir(), 'auditlog-s3rver-'));
   const bucket = options.bucket ?? 'test-bucket';
   const events: S3ServerEvent[] = [];
+  const seeding = new Map<number, () => void>();
+  let nextSeedId = 0;
   const child: ChildProcess = fork(CHILD_SCRIPT, [directory, bucket], {
     execArgv: ['--openssl-legacy-provider'],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -55,6 +59,9 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
       if (message.type === 'ready') {
         clearTimeout(timer);
         resolve(message.port);
+      } else if (message.type === 'seeded') {
+        seeding.get(message.id)?.();
+        seeding.delete(message.id);
       } else {
         const { type: _type, ...event } = message;
         events.push(event);
@@ -81,6 +88,14 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
       }),
       ...overrides,
     }),
+    seedObjects: (objects) => {
+      nextSeedId += 1;
+      const id = nextSeedId;
+      return new Promise<void>((resolve) => {
+        seeding.set(id, resolve);
+        child.send({ type: 'seed', id, objects: objects.map(({ key, body }) => ({ key, body: body.toString('base64') })) });
+      });
+    },
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

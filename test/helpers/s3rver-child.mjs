@@ -2,6 +2,7 @@
 // --openssl-legacy-provider: s3rver 3.7.1 encrypts ListObjectsV2 continuation tokens with DES,
 // which OpenSSL 3 (Node >= 17) refuses, so every truncated listing would answer 500.
 import S3rver from 's3rver';
+import S3Object from 's3rver/lib/models/object.js';
 
 const [directory, bucket] = process.argv.slice(2);
 const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] });
@@ -14,6 +15,14 @@ server.on('event', (event) => {
 const address = await server.run();
 process.send?.({ type: 'ready', port: address.port });
 process.on('message', async (message) => {
+  if (message?.type === 'seed') {
+    // Straight into s3rver's store: ~20x faster than PUTs through HTTP, for tests that need many objects.
+    for (const { key, body } of message.objects) {
+      await server.store.putObject(new S3Object(bucket, key, Buffer.from(body, 'base64'), {}));
+    }
+    process.send?.({ type: 'seeded', id: message.id });
+    return;
+  }
   if (message === 'stop') {
     server.httpServer?.closeAllConnections();
     await server.close();

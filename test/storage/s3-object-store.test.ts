@@ -83,18 +83,14 @@ describe('S3ObjectStore on s3rver', () => {
 
   it('paginates list() past 1000 keys, in order, without duplicates', async () => {
     const store = freshStore();
+    const prefix = store.description.slice(`s3://${server.bucket}/`.length);
     const keys = Array.from({ length: 1005 }, (_, i) => `many/${String(i).padStart(4, '0')}.txt`);
-    const queue = [...keys];
-    await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        for (let key = queue.shift(); key !== undefined; key = queue.shift()) await store.put(key, Buffer.from(key));
-      }),
-    );
+    await server.seedObjects(keys.map((key) => ({ key: `${prefix}${key}`, body: Buffer.from(key) })));
     const listed = await collectList(store, 'many/');
     expect(listed.map((o) => o.key)).toEqual(keys);
     expect(listed.every((o) => o.size === 'many/0000.txt'.length)).toBe(true);
 
-    const smallPages = makeStore({ prefix: store.description.slice(`s3://${server.bucket}/`.length) }, { listPageSize: 100 });
+    const smallPages = makeStore({ prefix }, { listPageSize: 100 });
     expect((await collectList(smallPages, 'many/')).map((o) => o.key)).toEqual(keys);
   });
 

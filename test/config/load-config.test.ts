@@ -1,0 +1,444 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditlogError } from '../../src/core/errors.js';
+import { loadConfig, parseConfig } from '../../src/config/load-config.js';
+
+type Env = Record<string, string | undefined>;
+
+function parseError(text: string, env: Env = {}): AuditlogError {
+  try {
+    parseConfig(text, 'c.yaml', env);
+  } catch (error) {
+    if (error instanceof AuditlogError) return error;
+    throw error;
+  }
+  throw new Error('expected parseConfig to fail');
+}
+
+/** A valid config whose databases[0] block is replaced by `database` (indented by the caller). */
+function withDatabase(database: string): string {
+  return `local:\n  path: ./archive\ndatabases:\n${database}`;
+}
+
+const minimal = withDatabase(`  - name: app
+    url: postgresql://localhost/app
+    tables:
+      - name: audit_log
+        timestamp_column: created_at
+`);
+
+describe('parseConfig: defaults', () => {
+  it('applies every default to a minimal config', () => {
+    const config = parseConfig(minimal, 'c.yaml', {});
+    expect(config.defaults).toEqual({
+      retention_days: 90,
+      batch_size: 10_000,
+      compression: 'gzip',
+      compression_level: 6,
+      pause_between_batches_ms: 0,
+      statement_timeout_ms: 300_000,
+      lock_timeout_ms: 5_000,
+      idle_in_transaction_session_timeout_ms: 60_000,
+    });
+    expect(config.local).toEqual({ path: './archive', retry: { max_attempts: 5, base_delay_ms: 200, max_delay_ms: 10_000 } });
+    expect(config.s3).toBeUndefined();
+    expect(config.parallel_databases).toBe(false);
+    expect(config.max_parallel_databases).toBe(2);
+    expect(config.application_name).toBe('auditlog-manager');
+    expect(config.databases[0]?.connection_pool_size).toBe(2);
+    expect(config.databases[0]?.tables[0]).toEqual({ name: 'audit_log', schema: 'public', timestamp_column: 'created_at' });
+  });
+
+  it('applies s3 defaults', () => {
+    const config = parseConfig(minimal.replace('local:\n  path: ./archive', 's3:\n  bucket: audit-archive'), 'c.yaml', {});
+    expect(config.s3).toMatchObject({
+      bucket: 'audit-archive',
+      prefix: '',
+      region: 'us-east-1',
+      force_path_style: false,
+      storage_class: 'STANDARD',
+      sse: 'none',
+      request_timeout_ms: 60_000,
+      retry: { max_attempts: 5, base_delay_ms: 200, max_delay_ms: 10_000 },
+    });
+    expect(config.s3?.access_key_id).toBeUndefined();
+  });
+
+  it('keeps table overrides next to the defaults they override', () => {
+    const config = parseConfig(minimal.replace('timestamp_column: created_at', 'timestamp_column: created_at\n        retention_days: 365'), 'c.yaml', {});
+    expect(config.databases[0]?.tables[0]?.retention_days).toBe(365);
+    expect(config.defaults.retention_days).toBe(90);
+  });
+});
+
+describe('parseConfig: storage backend', () => {
+  it('requires one of s3/local', () => {
+    const error = parseError(minimal.replace('local:\n  path: ./archive\n', ''));
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toBe('c.yaml: expected exactly one of `s3:` or `local:`, found neither');
+  });
+
+  it('rejects both s3 and local', () => {
+    const error = parseError(`s3:\n  bucket: audit-archive\n${minimal}`);
+    expect(error.message).toBe('c.yaml: expected exactly one of `s3:` or `local:`, found both');
+  });
+
+  it('rejects an endpoint without http(s) scheme (minio:9000 would parse as a URL)', () => {
+    const error = parseError(minimal.replace('local:\n  path: ./archive', 's3:\n  bucket: abc\n  endpoint: minio:9000'));
+    expect(error.message).toBe('c.yaml: s3.endpoint: expected an http:// or https:// URL, found "minio:9000"');
+    expect(parseConfig(minimal.replace('local:\n  path: ./archive', 's3:\n  bucket: abc\n  endpoint: http://127.0.0.1:9000'), 'c.yaml', {}).s3?.endpoint).toBe(
+      'http://127.0.0.1:9000',
+    );
+  });
+
+  it('requires access_key_id and secret_access_key together', () => {
+    const error = parseError(minimal.replace('local:\n  path: ./archive', 's3:\n  bucket: abc\n  access_key_id: AKIAONLY'));
+    expect(error.message).toBe(
+      'c.yaml: s3.secret_access_key: access_key_id and secret_access_key must be set together (or both left out to use the AWS credential chain)',
+    );
+    expect(error.message).not.toContain('AKIAONLY');
+  });
+});
+
+describe('parseConfig: environment', () => {
+  it('expands ${VAR} and ${VAR:-default}', () => {
+    const text = minimal
+      .replace('path: ./archive', 'path: ${ARCHIVE_DIR:-/var/lib/auditlog archive}')
+      .replace('url: postgresql://localhost/app', 'url: ${APP_DATABASE_URL}');
+    const config = parseConfig(text, 'c.yaml', { APP_DATABASE_URL: 'postgresql://u:pw@db/app' });
+    expect(config.local?.path).toBe('/var/lib/auditlog archive');
+    expect(config.databases[0]?.url).toBe('postgresql://u:pw@db/app');
+  });
+
+  it('reports a missing variable with its line', () => {
+    const text = minimal.replace('url: postgresql://localhost/app', 'url: ${APP_DATABASE_URL}');
+    const error = parseError(text);
+    expect(error.code).toBe('CONFIG_ENV_MISSING');
+    expect(error.message).toBe(
+      'c.yaml:5: environment variable APP_DATABASE_URL is not set (set it, or write ${APP_DATABASE_URL:-default})',
+    );
+  });
+
+  it('never reads process.env itself', () => {
+    process.env.AUDITLOG_TEST_ONLY_IN_PROCESS_ENV = 'x';
+    try {
+      const text = minimal.replace('path: ./archive', 'path: ${AUDITLOG_TEST_ONLY_IN_PROCESS_ENV}');
+      expect(parseError(text).code).toBe('CONFIG_ENV_MISSING');
+    } finally {
+      delete process.env.AUDITLOG_TEST_ONLY_IN_PROCESS_ENV;
+    }
+  });
+
+  it('cannot inject keys or break structure through an environment value', () => {
+    const injected = '"\nfoo: bar\n    tables: []\n# ';
+    const text = minimal.replace('url: postgresql://localhost/app', 'url: ${APP_DATABASE_URL}').replace('path: ./archive', 'path: "${DIR}"');
+    const config = parseConfig(text, 'c.yaml', { APP_DATABASE_URL: injected, DIR: `x"\nfoo: bar` });
+    expect(config.databases[0]?.url).toBe(injected);
+    expect(config.databases[0]?.tables).toHaveLength(1);
+    expect(config.local?.path).toBe('x"\nfoo: bar');
+    expect(Object.keys(config)).not.toContain('foo');
+    expect(Object.keys(config.databases[0] ?? {})).not.toContain('foo');
+  });
+
+  describe('typing of whole-placeholder values', () => {
+    const hostForm = (port: string, extra = '') =>
+      withDatabase(`  - name: app
+    host: db.internal
+    port: ${port}
+    user: archiver
+    password: \${PGPASSWORD}
+    dbname: app${extra}
+    tables: [{ name: audit_log, timestamp_column: created_at }]
+`);
+
+    it('turns an integer into a number where the schema expects one, quoted or not', () => {
+      expect(parseConfig(hostForm('${PGPORT}'), 'c.yaml', { PGPORT: '5433', PGPASSWORD: 'x' }).databases[0]?.port).toBe(5433);
+      expect(parseConfig(hostForm('"${PGPORT}"'), 'c.yaml', { PGPORT: '5433', PGPASSWORD: 'x' }).databases[0]?.port).toBe(5433);
+      expect(parseConfig(hostForm('${PGPORT:-5432}'), 'c.yaml', { PGPASSWORD: 'x' }).databases[0]?.port).toBe(5432);
+    });
+
+    it('keeps strings where the schema expects strings, even if they look like numbers', () => {
+      const config = parseConfig(hostForm('5432'), 'c.yaml', { PGPASSWORD: '123456' });
+      expect(config.databases[0]?.password).toBe('123456');
+      const bucket = parseConfig(minimal.replace('local:\n  path: ./archive', 's3:\n  bucket: ${BUCKET}'), 'c.yaml', { BUCKET: '12345' });
+      expect(bucket.s3?.bucket).toBe('12345');
+    });
+
+    it('turns YAML 1.2 booleans into booleans where the schema expects one', () => {
+      const env = { PGPASSWORD: 'x', SSL: 'TRUE' };
+      expect(parseConfig(hostForm('5432', '\n    ssl: ${SSL}'), 'c.yaml', env).databases[0]?.ssl).toBe(true);
+      expect(parseConfig(hostForm('5432', '\n    ssl: ${SSL}'), 'c.yaml', { ...env, SSL: 'false' }).databases[0]?.ssl).toBe(false);
+      const error = parseError(hostForm('5432', '\n    ssl: ${SSL}'), { ...env, SSL: 'yes' });
+      expect(error.message).toBe('c.yaml: databases[0].ssl: expected true or false, found "yes" (from "${SSL}")');
+    });
+
+    it('reports a non-integer with the placeholder it came from', () => {
+      const error = parseError(hostForm('${PGPORT}'), { PGPORT: '54a', PGPASSWORD: 'x' });
+      expect(error.message).toBe('c.yaml: databases[0].port: expected an integer from 1 to 65535, found "54a" (from "${PGPORT}")');
+    });
+
+    it('does not coerce partial placeholders or literal quoted values', () => {
+      expect(parseError(hostForm('5${P}'), { P: '432', PGPASSWORD: 'x' }).message).toBe(
+        'c.yaml: databases[0].port: expected an integer from 1 to 65535, found "5432" (from "5${P}")',
+      );
+      expect(parseError(hostForm('"5432"'), { PGPASSWORD: 'x' }).message).toBe(
+        'c.yaml: databases[0].port: expected an integer from 1 to 65535, found "5432"',
+      );
+    });
+  });
+});
+
+describe('parseConfig: databases and tables', () => {
+  it('accepts a composite primary key and a single one', () => {
+    const config = parseConfig(
+      minimal.replace('timestamp_column: created_at', 'timestamp_column: created_at\n        primary_key: [tenant_id, id]'),
+      'c.yaml',
+      {},
+    );
+    expect(config.databases[0]?.tables[0]?.primary_key).toEqual(['tenant_id', 'id']);
+    const single = parseConfig(minimal.replace('timestamp_column: created_at', 'timestamp_column: created_at\n        primary_key: id'), 'c.yaml', {});
+    expect(single.databases[0]?.tables[0]?.primary_key).toBe('id');
+  });
+
+  it('rejects a primary key column listed twice, and an empty list', () => {
+    const twice = parseError(minimal.replace('timestamp_column: created_at', 'timestamp_column: created_at\n        primary_key: [id, tenant_id, id]'));
+    expect(twice.message).toBe('c.yaml: databases[0].tables[0].primary_key[2]: column id is listed twice');
+    const empty = parseError(minimal.replace('timestamp_column: created_at', 'timestamp_column: created_at\n        primary_key: []'));
+    expect(empty.message).toBe('c.yaml: databases[0].tables[0].primary_key: expected a non-empty string or a non-empty list, found an empty list');
+  });
+
+  it('accepts the host/port/user/password/dbname form', () => {
+    const config = parseConfig(
+      withDatabase(`  - name: app
+    host: db.internal
+    port: 5432
+    user: archiver
+    password: pw
+    dbname: app
+    ssl: true
+    tables: [{ name: audit_log, timestamp_column: created_at }]
+`),
+      'c.yaml',
+      {},
+    );
+    expect(config.databases[0]).toMatchObject({ host: 'db.internal', port: 5432, user: 'archiver', password: 'pw', dbname: 'app', ssl: true });
+    expect(config.databases[0]?.url).toBeUndefined();
+  });
+
+  it('rejects url together with any discrete connection field', () => {
+    const withHost = parseError(minimal.replace('url: postgresql://localhost/app', 'url: postgresql://localhost/app\n    host: other'));
+    expect(withHost.message).toBe('c.yaml: databases[0].host: set either `url` or host/port/user/password/dbname, not both');
+    const withPassword = parseError(minimal.replace('url: postgresql://localhost/app', 'url: postgresql://localhost/app\n    password: pw'));
+    expect(withPassword.message).toBe('c.yaml: databases[0].password: set either `url` or host/port/user/password/dbname, not both');
+  });
+
+  it('requires url or host', () => {
+    const error = parseError(minimal.replace('    url: postgresql://localhost/app\n', ''));
+    expect(error.message).toBe('c.yaml: databases[0].url: expected `url` or `host` (with user/dbname)');
+  });
+
+  it('detects a table listed twice, counting the default schema', () => {
+    const error = parseError(
+      withDatabase(`  - name: app
+    url: postgresql://localhost/app
+    tables:
+      - { name: audit_log, timestamp_column: created_at }
+      - { name: audit_log, schema: public, timestamp_column: created_at }
+`),
+    );
+    expect(error.message).toBe('c.yaml: databases[0].tables[1].name: table public.audit_log is listed twice');
+  });
+
+  it('does not confuse tables whose dotted names coincide', () => {
+    const config = parseConfig(
+      withDatabase(`  - name: app
+    url: postgresql://localhost/app
+    tables:
+      - { schema: a.b, name: c, timestamp_column: t }
+      - { schema: a, name: b.c, timestamp_column: t }
+      - { schema: other, name: c, timestamp_column: t }
+`),
+      'c.yaml',
+      {},
+    );
+    expect(config.databases[0]?.tables).toHaveLength(3);
+  });
+
+  it('detects a database name used twice', () => {
+    const db = `  - name: app\n    url: postgresql://localhost/app\n    tables: [{ name: t, timestamp_column: c }]\n`;
+    expect(parseError(withDatabase(db + db)).message).toBe('c.yaml: databases[1].name: database name app is used twice');
+  });
+
+  it('detects a duplicate YAML key as a syntax error with line and column', () => {
+    const error = parseError(minimal.replace('    url: postgresql://localhost/app\n', '    url: postgresql://localhost/app\n    url: postgresql://other/app\n'));
+    expect(error.code).toBe('CONFIG_PARSE');
+    expect(error.message).toBe('c.yaml:6:5: invalid YAML: Map keys must be unique');
+    expect(error.details).toMatchObject({ file: 'c.yaml', line: 6, column: 5 });
+  });
+
+  it('counts identifier length in bytes, as PostgreSQL does', () => {
+    const error = parseError(minimal.replace('name: audit_log', `name: ${'é'.repeat(32)}`));
+    expect(error.message).toBe('c.yaml: databases[0].tables[0].name: at most 63 bytes: PostgreSQL truncates longer identifiers');
+    expect(parseConfig(minimal.replace('name: audit_log', `name: ${'a'.repeat(63)}`), 'c.yaml', {}).databases[0]?.tables[0]?.name).toHaveLength(63);
+  });
+});
+
+describe('parseConfig: error messages', () => {
+  const twoTables = (retention: string) =>
+    withDatabase(`  - name: app
+    url: postgresql://localhost/app
+    tables:
+      - name: a
+        timestamp_column: created_at
+      - name: b
+        timestamp_column: created_at
+        retention_days: ${retention}
+`);
+
+  it('names the exact path, the expectation and the value found', () => {
+    const error = parseError(twoTables('-3'));
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toBe('c.yaml: databases[0].tables[1].retention_days: expected a positive integer, found -3');
+    expect(error.details).toEqual({
+      file: 'c.yaml',
+      issues: ['databases[0].tables[1].retention_days: expected a positive integer, found -3'],
+      paths: ['databases[0].tables[1].retention_days'],
+    });
+  });
+
+  it('lists every issue, one line each, the first line useful on its own', () => {
+    const text = `local:
+  path: ./archive
+defaults:
+  batch_size: 0
+  compression_level: 10
+databases:
+  - name: app
+    url: postgresql://localhost/app
+    tabels: []
+    tables:
+      - name: a
+        timestamp_column: 7
+        retentionDays: 3
+      - name: b
+`;
+    const error = parseError(text);
+    expect(error.message.split('\n')).toEqual([
+      'c.yaml: defaults.batch_size: expected an integer from 1 to 1000000, found 0',
+      'c.yaml: defaults.compression_level: expected an integer from 1 to 9, found 10',
+      'c.yaml: databases[0].tables[0].timestamp_column: expected a non-empty string, found 7',
+      'c.yaml: databases[0].tables[0].retentionDays: unknown key (did you mean "retention_days"?)',
+      'c.yaml: databases[0].tables[1].timestamp_column: missing required key (expected a non-empty string)',
+      'c.yaml: databases[0].tabels: unknown key (did you mean "tables"?)',
+    ]);
+    expect(error.details.issues).toHaveLength(6);
+  });
+
+  it('says "unknown key" without a guess when nothing is close', () => {
+    expect(parseError(`${minimal}color: blue\n`).message).toBe('c.yaml: color: unknown key');
+  });
+
+  it('describes empty values, lists and mappings where scalars were expected', () => {
+    const error = parseError(`s3:\ndatabases:\n  - name: [a]\n    url: {x: 1}\n    tables: {}\n`);
+    expect(error.message.split('\n')).toEqual([
+      'c.yaml: s3: expected a mapping, found an empty value',
+      'c.yaml: databases[0].name: expected a string, found a list of 1 item',
+      'c.yaml: databases[0].url: expected a non-empty string, found a mapping',
+      'c.yaml: databases[0].tables: expected a non-empty list, found a mapping',
+    ]);
+  });
+
+  it('reports YAML syntax errors with file:line:col', () => {
+    const error = parseError('local:\n  path: ./a\ndatabases:\n  - name: app\n    url: postgresql://x: y\n');
+    expect(error.code).toBe('CONFIG_PARSE');
+    expect(error.message).toBe('c.yaml:5:10: invalid YAML: Nested mappings are not allowed in compact mappings');
+    expect(error.details).toMatchObject({ file: 'c.yaml', line: 5, column: 10 });
+  });
+
+  it('reports an empty file', () => {
+    const error = parseError('# nothing yet\n');
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toMatch(/^c\.yaml: the file is empty: expected a mapping with `databases:`/);
+  });
+
+  it('survives self-referencing aliases', () => {
+    expect(parseError(`${minimal}loop: &l [*l]\n`).message).toBe('c.yaml: loop: unknown key');
+  });
+});
+
+describe('parseConfig: secrets never appear in errors', () => {
+  const secret = 'S3cr3t-Pa55w0rd';
+
+  it('masks a secret key value reported as invalid', () => {
+    const error = parseError(minimal.replace('url: postgresql://localhost/app', 'host: h\n    password: [S3cr3t-Pa55w0rd]'));
+    expect(error.message).toBe('c.yaml: databases[0].password: expected a string, found ****');
+    expect(JSON.stringify(error)).not.toContain(secret);
+  });
+
+  it('masks the password of a URL shown as a found value', () => {
+    const text = minimal.replace('path: ./archive', 'path: ./archive\napplication_name: ${APP_DATABASE_URL}');
+    const url = `postgresql://archiver:${secret}@db.internal:5432/app_with_a_long_name_to_pass_sixty_three_chars`;
+    const error = parseError(text, { APP_DATABASE_URL: url });
+    expect(error.message).toContain('application_name');
+    expect(error.message).toContain('archiver:****@db.internal');
+    expect(error.message).not.toContain(secret);
+  });
+
+  it('masks a secret reused as a non-secret value', () => {
+    const text = minimal.replace('name: app', 'name: ${DB_NAME}').replace('url: postgresql://localhost/app', 'host: h\n    password: ${PGPASSWORD}');
+    const error = parseError(text, { DB_NAME: 'pass word', PGPASSWORD: 'pass word' });
+    expect(error.message).toBe(
+      'c.yaml: databases[0].name: expected letters, digits, "_", "-" or "." (it becomes part of object keys), found "****" (from "${DB_NAME}")',
+    );
+  });
+
+  it('keeps secrets out of syntax and environment errors', () => {
+    const syntax = parseError(`local: {path: x}\ndatabases:\n  - name: a\n    password: "${secret}\n`);
+    expect(syntax.code).toBe('CONFIG_PARSE');
+    expect(syntax.message).not.toContain(secret);
+    const env = parseError(minimal.replace('url: postgresql://localhost/app', 'url: postgresql://u:${PGPASSWORD}@h/${DB}'), { PGPASSWORD: secret });
+    expect(env.code).toBe('CONFIG_ENV_MISSING');
+    expect(JSON.stringify({ message: env.message, details: env.details })).not.toContain(secret);
+  });
+});
+
+describe('loadConfig', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'auditlog-config-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads and parses a file', async () => {
+    const file = join(dir, 'ok.yaml');
+    await writeFile(file, minimal.replace('url: postgresql://localhost/app', 'url: ${URL}'));
+    const config = await loadConfig(file, { URL: 'postgresql://db/app' });
+    expect(config.databases[0]?.url).toBe('postgresql://db/app');
+  });
+
+  it('names the file in every error', async () => {
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, minimal.replace('timestamp_column: created_at', 'timestamp_column: ""'));
+    await expect(loadConfig(file, {})).rejects.toThrow(`${file}: databases[0].tables[0].timestamp_column: expected a non-empty string, found ""`);
+  });
+
+  it('reports a missing file as CONFIG_NOT_FOUND naming the path', async () => {
+    const file = join(dir, 'missing.yaml');
+    const error: unknown = await loadConfig(file, {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuditlogError);
+    expect(error).toMatchObject({ code: 'CONFIG_NOT_FOUND', details: { file, path: file } });
+    expect((error as AuditlogError).message).toMatch(new RegExp(`^config file ${file} not found`));
+    expect((error as AuditlogError).exitCode).toBe(2);
+  });
+
+  it('reports a directory as unreadable', async () => {
+    const error: unknown = await loadConfig(dir, {}).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CONFIG_NOT_FOUND' });
+    expect((error as AuditlogError).message).toBe(`config file ${dir} cannot be read: it is a directory (${dir})`);
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * An HTTP fault proxy in front of the S3-compatible server: every request is forwarded unless the
+ * current rule says to answer 503 SlowDown / 500 or to reset the connection. Rules see the method
+ * and path and a per-method counter, so tests can fail "every 3rd PUT" or "all PUTs from now on".
+ */
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type FaultAction = 'pass' | 'reset' | { status: number; code: string };
+
+export interface RequestInfo {
+  method: string;
+  path: string;
+  /** 1-based count of requests with this method so far, this one included. */
+  nth: number;
+}
+
+export interface FaultProxy {
+  endpoint: string;
+  rule: (req: RequestInfo) => FaultAction;
+  injected: number;
+  stop(): Promise<void>;
+}
+
+export async function startFaultProxy(target: string): Promise<FaultProxy> {
+  const upstream = new URL(target);
+  const counts = new Map<string, number>();
+  const proxy: FaultProxy = { endpoint: '', rule: () => 'pass', injected: 0, stop: async () => undefined };
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    const method = req.method ?? 'GET';
+    const nth = (counts.get(method) ?? 0) + 1;
+    counts.set(method, nth);
+    const action = proxy.rule({ method, path: req.url ?? '/', nth });
+    if (action === 'reset') {
+      proxy.injected++;
+      req.socket.destroy();
+      return;
+    }
+    if (action !== 'pass') {
+      proxy.injected++;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(action.status, { 'content-type': 'application/xml' });
+        res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${action.code}</Code><Message>injected by the fault proxy</Message></Error>`);
+      });
+      return;
+    }
+    const out = httpRequest(
+      { host: upstream.hostname, port: upstream.port, method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  proxy.stop = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return proxy;
+}
