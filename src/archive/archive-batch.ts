@@ -156,6 +156,11 @@ async function deleteGuarded(ctx: ArchiveContext, rows: readonly ArchivedRow[], 
   }
   const client = await ctx.pool.connect();
   let broken: Error | undefined;
+  // A checked-out client reports a killed connection as an 'error' event too; unheard, it would crash the process.
+  const onClientError = (error: Error): void => {
+    broken ??= error;
+  };
+  client.on('error', onClientError);
   try {
     await client.query('BEGIN');
     const deleted = await deleteArchivedRows(client, ctx.plan, rows, ctx.cutoff);
@@ -182,6 +187,7 @@ async function deleteGuarded(ctx: ArchiveContext, rows: readonly ArchivedRow[], 
     }
     throw error;
   } finally {
+    client.off('error', onClientError);
     client.release(broken);
   }
 }

@@ -61,7 +61,7 @@ export function expandEnv(text: string, env: Env, file: string, locateLine?: Loc
       throw placeholderError(file, lineOf(name, index), `nested placeholder in the default of \${${name}:-...} is not supported`);
     }
     const value = Object.hasOwn(env, name) ? env[name] : undefined;
-    if (fallback !== undefined) return value ?? fallback;
+    if (fallback !== undefined) return value === undefined || value === '' ? fallback : value;
     if (value === undefined) {
       const line = lineOf(name, index);
       throw new AuditlogError(

@@ -75,9 +75,12 @@ describe('formatConfigIssues', () => {
   });
 
   it('gives one line per unknown key, with a suggestion when one is close', () => {
-    expect(format(configSchema.shape.defaults.unwrap(), { 'batch-size': 1, retention_dys: 1, zzz: 1 })).toEqual([
+    expect(
+      format(configSchema.shape.defaults.unwrap(), { 'batch-size': 1, retention_dys: 1, idleInTransactionSessionTimeoutMs: 1, zzz: 1 }),
+    ).toEqual([
       'batch-size: unknown key (did you mean "batch_size"?)',
       'retention_dys: unknown key (did you mean "retention_days"?)',
+      'idleInTransactionSessionTimeoutMs: unknown key (did you mean "idle_in_transaction_session_timeout_ms"?)',
       'zzz: unknown key',
     ]);
   });

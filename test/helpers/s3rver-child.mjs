@@ -17,9 +17,13 @@ process.send?.({ type: 'ready', port: address.port });
 process.on('message', async (message) => {
   if (message?.type === 'seed') {
     // Straight into s3rver's store: ~20x faster than PUTs through HTTP, for tests that need many objects.
-    for (const { key, body } of message.objects) {
-      await server.store.putObject(new S3Object(bucket, key, Buffer.from(body, 'base64'), {}));
-    }
+    const queue = [...message.objects];
+    const worker = async () => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        await server.store.putObject(new S3Object(bucket, next.key, Buffer.from(next.body, 'base64'), {}));
+      }
+    };
+    await Promise.all(Array.from({ length: 32 }, worker));
     process.send?.({ type: 'seeded', id: message.id });
     return;
   }

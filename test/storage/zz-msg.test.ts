@@ -1,0 +1,28 @@
+import { it } from 'vitest';
+import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
+import { LocalObjectStore } from '../../src/storage/local-object-store.js';
+import { s3Schema } from '../../src/config/schema.js';
+import { startFaultHttpServer, respondWithS3Error } from '../helpers/fault-http-server.js';
+it('msgs', async () => {
+  const f = await startFaultHttpServer();
+  const s = new S3ObjectStore(s3Schema.parse({ bucket: 'audit-archive', prefix: 'archives/', endpoint: f.endpoint, force_path_style: true, access_key_id: 'AKIAXXXXXXXX', secret_access_key: 'ssssssss', retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 1 } }));
+  const show = (e: any) => console.log(e.code, '|', e.message, '|', JSON.stringify(e.details));
+  f.enqueue(respondWithS3Error(503, 'SlowDown'), respondWithS3Error(503, 'SlowDown'));
+  await s.put('db/x.jsonl.gz', Buffer.from('x')).catch(show);
+  f.enqueue(respondWithS3Error(403, 'AccessDenied'));
+  await s.put('db/x.jsonl.gz', Buffer.from('x')).catch(show);
+  f.enqueue({ kind: 'respond', status: 404 });
+  await s.check().catch(show);
+  f.enqueue({ kind: 'respond', status: 403 });
+  await s.head('db/x').catch(show);
+  f.enqueue(respondWithS3Error(400, 'InvalidArgument'));
+  await s.get('db/x').catch(show);
+  await s.put('../x', Buffer.from('x')).catch(show);
+  await s.put('x', Buffer.from('x'), { sha256Hex: 'a'.repeat(64) }).catch(show);
+  const s2 = new S3ObjectStore(s3Schema.parse({ bucket: 'audit-archive', endpoint: 'http://nowhere.invalid:9000', force_path_style: true, access_key_id: 'AKIAXXXXXXXX', secret_access_key: 'ssssssss' }));
+  await s2.check().catch(show);
+  const l = new LocalObjectStore({ path: '/proc/nope' });
+  await l.check().catch(show);
+  await new LocalObjectStore({ path: '/etc/passwd/x' }).put('a', Buffer.from('x')).catch(show);
+  s.destroy(); s2.destroy(); await f.stop();
+});
