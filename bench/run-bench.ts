@@ -1,0 +1,478 @@
+/**
+ * `npm run bench [-- --rows N --batch-size N --keep --baseline-only]`: the DESIGN.md §7 benchmark.
+ *
+ * Seeds the §7 audit table in a scratch database, then times, from the same starting state:
+ *   baseline: `psql \copy (SELECT row_to_json(t) …) | gzip -1 > file` followed by one DELETE;
+ *   archive:  `./bin/auditlog archive` against a local s3rver, as a child process.
+ * Both are checked (rows left = the newer rows) and reported side by side. This is a script, not a
+ * test: figures vary with the machine, so nothing here asserts a speed.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createGunzip } from 'node:zlib';
+import pg from 'pg';
+import { describeError } from '../src/core/errors.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { createScratchDatabase, isPostgresReachable, type ScratchDatabase } from '../src/db/scratch-database.js';
+import { seedAuditTable } from '../src/demo/seed-audit-table.js';
+
+const RETENTION_DAYS = 365;
+const TABLE = 'public.audit_log';
+const PRISTINE = 'bench.audit_log_pristine';
+/** Both runs use the database clock, as a user's script would; the seed keeps a margin around the cutoff. */
+const OLD_ROWS = `created_at < now() - interval '${RETENTION_DAYS} days'`;
+const LOCAL_SERVER_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const BUCKET = 'bench-archive';
+const RSS_POLL_MS = 50;
+
+class BenchError extends Error {}
+
+interface BenchOptions {
+  rows: number;
+  batchSize: number | undefined;
+  keep: boolean;
+  baselineOnly: boolean;
+}
+
+interface RunResult {
+  name: string;
+  seconds: number;
+  rowsArchived: number;
+  outputBytes: number | undefined;
+  peakRssMb: number | undefined;
+  breakdown: string;
+}
+
+interface Workload {
+  oldRows: number;
+  newRows: number;
+  jsonBytes: number;
+}
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function log(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      rows: { type: 'string', default: '1000000' },
+      'batch-size': { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      'baseline-only': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      'usage: npm run bench -- [--rows N] [--batch-size N] [--keep] [--baseline-only]\n' +
+        '  --rows N         rows to seed, half older than the 365-day retention (default 1000000)\n' +
+        '  --batch-size N   archive batch size (default: the tool\'s default)\n' +
+        '  --keep           keep the scratch database (its URL is printed)\n' +
+        '  --baseline-only  time only the psql | gzip + DELETE baseline\n',
+    );
+    process.exit(0);
+  }
+  const rows = parsePositiveInt('--rows', values.rows);
+  const batchSize = values['batch-size'] === undefined ? undefined : parsePositiveInt('--batch-size', values['batch-size']);
+  return { rows, batchSize, keep: values.keep, baselineOnly: values['baseline-only'] };
+}
+
+function parsePositiveInt(flag: string, raw: string): number {
+  const value = Number(raw.replace(/_/g, ''));
+  if (!Number.isSafeInteger(value) || value < 1) throw new BenchError(`${flag}: expected a positive integer, got "${raw}"`);
+  return value;
+}
+
+function checkPrerequisites(options: BenchOptions): void {
+  for (const tool of ['psql', 'gzip', 'bash']) {
+    if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).status !== 0) {
+      throw new BenchError(`\`${tool}\` is not on PATH: the baseline is a psql | gzip pipeline run by bash; install it (Debian: apt-get install postgresql-client gzip bash)`);
+    }
+  }
+  if (options.baselineOnly) return;
+  if (!existsSync(join(repoRoot, 'bin', 'auditlog'))) throw new BenchError(`${join(repoRoot, 'bin', 'auditlog')} is missing: run the bench from a checkout of the repository`);
+  if (!existsSync(join(repoRoot, 'dist', 'src', 'cli', 'main.js'))) {
+    throw new BenchError(`${join(repoRoot, 'dist', 'src', 'cli', 'main.js')} is missing: the CLI is not built, run \`npm run build\` first`);
+  }
+}
+
+async function chooseServer(cleanups: Array<() => Promise<void>>): Promise<string> {
+  const fromEnv = process.env.DATABASE_URL;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    log('using the server in DATABASE_URL');
+    return fromEnv;
+  }
+  if (await isPostgresReachable(LOCAL_SERVER_URL, 1_000)) {
+    log('using PostgreSQL at 127.0.0.1:5432');
+    return LOCAL_SERVER_URL;
+  }
+  log('no PostgreSQL at DATABASE_URL or 127.0.0.1:5432: starting an embedded one (stopped and deleted at the end, --keep or not)');
+  const dataDir = await mkdtemp(join(tmpdir(), 'auditlog-bench-pg-'));
+  const server: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir, persistent: false });
+  cleanups.push(() => server.stop());
+  return server.url;
+}
+
+async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The same physical starting point for every run: fresh heap and indexes, statistics, visibility
+ * map and hint bits set (so neither run pays for the other's first read), and a checkpoint so
+ * neither run absorbs the restore's dirty pages.
+ */
+async function restoreTable(url: string): Promise<void> {
+  await withClient(url, async (client) => {
+    await client.query(`TRUNCATE ${TABLE}`);
+    await client.query(`INSERT INTO ${TABLE} SELECT * FROM ${PRISTINE} ORDER BY id`);
+    await client.query(`REINDEX TABLE ${TABLE}`);
+    await client.query(`VACUUM (ANALYZE) ${TABLE}`);
+    await client.query('CHECKPOINT').catch((error: unknown) => log(`CHECKPOINT skipped (${describeError(error)})`));
+  });
+}
+
+async function measureWorkload(url: string): Promise<Workload> {
+  return withClient(url, async (client) => {
+    const result = await client.query<{ old_rows: string; new_rows: string; json_bytes: string | null }>(
+      `SELECT count(*) FILTER (WHERE ${OLD_ROWS}) AS old_rows,
+              count(*) FILTER (WHERE NOT (${OLD_ROWS})) AS new_rows,
+              sum(octet_length(row_to_json(t)::text)) FILTER (WHERE ${OLD_ROWS}) AS json_bytes
+         FROM ${TABLE} t`,
+    );
+    const row = result.rows[0];
+    return { oldRows: Number(row?.old_rows ?? 0), newRows: Number(row?.new_rows ?? 0), jsonBytes: Number(row?.json_bytes ?? 0) };
+  });
+}
+
+async function checkRowsLeft(url: string, workload: Workload, run: string): Promise<void> {
+  const counts = await withClient(url, async (client) => {
+    const result = await client.query<{ total: string; old: string }>(`SELECT count(*) AS total, count(*) FILTER (WHERE ${OLD_ROWS}) AS old FROM ${TABLE}`);
+    return { total: Number(result.rows[0]?.total ?? -1), old: Number(result.rows[0]?.old ?? -1) };
+  });
+  if (counts.total !== workload.newRows || counts.old !== 0) {
+    throw new BenchError(`${run}: expected ${workload.newRows} rows left and none older than the retention, found ${counts.total} rows, ${counts.old} old`);
+  }
+}
+
+interface ProcessOutcome {
+  seconds: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  peakRssKb: number | undefined;
+}
+
+/**
+ * Peak RSS: the kernel's high-water mark (VmHWM) of the child, sampled every RSS_POLL_MS. It is
+ * monotonic, so only growth in the last sampling interval before exit can be missed. Polling works
+ * without extra tools (GNU time is often absent) and sees the real process: bin/auditlog's
+ * `#!/usr/bin/env node` execs node in place, keeping the pid.
+ */
+function runTimed(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; trackRss?: boolean } = {}): Promise<ProcessOutcome> {
+  return new Promise((resolvePromise, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-20_000)));
+    let peakRssKb: number | undefined;
+    const sample = (): void => {
+      if (child.pid === undefined) return;
+      try {
+        const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (match?.[1] !== undefined) peakRssKb = Math.max(peakRssKb ?? 0, Number(match[1]));
+      } catch {
+        // The process is between exit and reaping, or /proc is absent (not Linux): keep the last sample.
+      }
+    };
+    const timer = options.trackRss === true ? setInterval(sample, RSS_POLL_MS) : undefined;
+    child.on('error', (error) => {
+      clearInterval(timer);
+      reject(new BenchError(`cannot run ${command}: ${error.message}`));
+    });
+    child.on('close', (code) => {
+      clearInterval(timer);
+      resolvePromise({ seconds: Number(process.hrtime.bigint() - started) / 1e9, code, stdout, stderr, peakRssKb });
+    });
+  });
+}
+
+async function countGzipLines(file: string): Promise<number> {
+  let lines = 0;
+  for await (const chunk of createReadStream(file).pipe(createGunzip())) {
+    const buffer = chunk as Buffer;
+    for (let i = buffer.indexOf(10); i !== -1; i = buffer.indexOf(10, i + 1)) lines += 1;
+  }
+  return lines;
+}
+
+async function runBaseline(url: string, workDir: string, workload: Workload): Promise<RunResult> {
+  const file = join(workDir, 'baseline.jsonl.gz');
+  const env = {
+    ...process.env,
+    BENCH_URL: url,
+    BENCH_FILE: file,
+    BENCH_COPY: `\\copy (SELECT row_to_json(t) FROM ${TABLE} t WHERE ${OLD_ROWS}) TO STDOUT`,
+    BENCH_DELETE: `DELETE FROM ${TABLE} WHERE ${OLD_ROWS}`,
+  };
+  const copy = await runTimed('bash', ['-c', 'set -o pipefail; psql -X -q -v ON_ERROR_STOP=1 "$BENCH_URL" -c "$BENCH_COPY" | gzip -1 > "$BENCH_FILE"'], { env });
+  if (copy.code !== 0) throw new BenchError(`baseline: psql \\copy | gzip failed (exit ${copy.code}): ${copy.stderr.trim()}`);
+  const del = await runTimed('bash', ['-c', 'psql -X -q -v ON_ERROR_STOP=1 "$BENCH_URL" -c "$BENCH_DELETE"'], { env });
+  if (del.code !== 0) throw new BenchError(`baseline: DELETE failed (exit ${del.code}): ${del.stderr.trim()}`);
+
+  const lines = await countGzipLines(file);
+  if (lines !== workload.oldRows) throw new BenchError(`baseline: the dump holds ${lines} lines, expected ${workload.oldRows}`);
+  await checkRowsLeft(url, workload, 'baseline');
+  const outputBytes = (await stat(file)).size;
+  await rm(file, { force: true });
+  return {
+    name: 'baseline: psql \\copy, gzip -1, DELETE',
+    seconds: copy.seconds + del.seconds,
+    rowsArchived: lines,
+    outputBytes,
+    peakRssMb: undefined,
+    breakdown: `copy+gzip ${copy.seconds.toFixed(1)} s, DELETE ${del.seconds.toFixed(1)} s`,
+  };
+}
+
+interface S3Server {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * s3rver through its own CLI in a separate process, so its CPU is not billed to either run's
+ * process. --openssl-legacy-provider: s3rver 3.7.1 encrypts ListObjectsV2 continuation tokens
+ * with DES, which Node's OpenSSL 3 refuses, failing every listing longer than one page.
+ */
+async function startS3rver(directory: string): Promise<S3Server> {
+  const cli = createRequire(import.meta.url).resolve('s3rver/bin/s3rver.js');
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', cli, '-d', directory, '-a', '127.0.0.1', '-p', '0', '--silent', '--configure-bucket', BUCKET], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const port = await new Promise<number>((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new BenchError(`s3rver did not start within 15 s: ${output}`)), 15_000);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = /listening on [^:\s]+:(\d+)/.exec(output);
+      if (match?.[1] !== undefined) {
+        clearTimeout(timer);
+        resolvePromise(Number(match[1]));
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new BenchError(`s3rver exited with code ${code}: ${output}`));
+    });
+  });
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((done) => child.once('exit', () => done()));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function buildConfigYaml(endpoint: string, batchSize: number | undefined): string {
+  // The database URL stays in the environment (expanded by the tool), not in a file on disk.
+  return [
+    's3:',
+    `  bucket: ${BUCKET}`,
+    '  region: us-east-1',
+    `  endpoint: ${endpoint}`,
+    '  force_path_style: true',
+    '  access_key_id: S3RVER',
+    '  secret_access_key: S3RVER',
+    ...(batchSize === undefined ? [] : ['defaults:', `  batch_size: ${batchSize}`]),
+    'databases:',
+    '  - name: bench',
+    '    url: ${AUDITLOG_BENCH_DATABASE_URL}',
+    '    tables:',
+    '      - name: audit_log',
+    '        schema: public',
+    '        timestamp_column: created_at',
+    '        primary_key: id',
+    `        retention_days: ${RETENTION_DAYS}`,
+    '',
+  ].join('\n');
+}
+
+interface ArchiveSummaryLike {
+  tables?: Array<{ rowsArchived?: number; bytesCompressed?: number; batches?: number }>;
+}
+
+async function runArchive(url: string, workDir: string, workload: Workload, batchSize: number | undefined): Promise<RunResult> {
+  const s3 = await startS3rver(join(workDir, 's3rver'));
+  try {
+    const configPath = join(workDir, 'bench-config.yaml');
+    await writeFile(configPath, buildConfigYaml(s3.endpoint, batchSize));
+    const outcome = await runTimed(join(repoRoot, 'bin', 'auditlog'), ['archive', '--config', configPath, '--quiet', '--json'], {
+      cwd: repoRoot,
+      env: { ...process.env, AUDITLOG_BENCH_DATABASE_URL: url },
+      trackRss: true,
+    });
+    if (outcome.code !== 0) {
+      throw new BenchError(`archive: ./bin/auditlog exited with ${outcome.code}: ${(outcome.stderr + outcome.stdout).trim().slice(-4_000)}`);
+    }
+    await checkRowsLeft(url, workload, 'archive');
+    const summary = parseSummary(outcome.stdout);
+    const table = summary?.tables?.[0];
+    const rowsArchived = table?.rowsArchived ?? workload.oldRows;
+    if (rowsArchived !== workload.oldRows) throw new BenchError(`archive: the tool reports ${rowsArchived} rows archived, expected ${workload.oldRows}`);
+    return {
+      name: 'auditlog archive (s3rver)',
+      seconds: outcome.seconds,
+      rowsArchived,
+      outputBytes: table?.bytesCompressed,
+      peakRssMb: outcome.peakRssKb === undefined ? undefined : outcome.peakRssKb / 1024,
+      breakdown: table?.batches === undefined ? '' : `${table.batches} batches`,
+    };
+  } finally {
+    await s3.stop();
+  }
+}
+
+/** The summary is the last JSON line of stdout; its absence only loses detail, the row check above is what counts. */
+function parseSummary(stdout: string): ArchiveSummaryLike | undefined {
+  const lines = stdout.trim().split('\n').reverse();
+  for (const line of lines) {
+    try {
+      const parsed = JSON.parse(line) as unknown;
+      if (typeof parsed === 'object' && parsed !== null && 'tables' in parsed) return parsed as ArchiveSummaryLike;
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
+}
+
+function formatTable(results: RunResult[], workload: Workload): string {
+  const header = ['run', 'rows archived', 'seconds', 'rows/s', 'MB/s (JSON)', 'output MB', 'peak RSS MB', 'notes'];
+  const rows = results.map((r) => [
+    r.name,
+    r.rowsArchived.toLocaleString('en-US'),
+    r.seconds.toFixed(1),
+    Math.round(r.rowsArchived / r.seconds).toLocaleString('en-US'),
+    (workload.jsonBytes / 1e6 / r.seconds).toFixed(1),
+    r.outputBytes === undefined ? 'n/a' : (r.outputBytes / 1e6).toFixed(1),
+    r.peakRssMb === undefined ? 'n/a' : r.peakRssMb.toFixed(0),
+    r.breakdown,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  const out = [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)];
+  const [baseline, archive] = results;
+  if (baseline !== undefined && archive !== undefined) {
+    out.push('', `archive / baseline wall time: ${(archive.seconds / baseline.seconds).toFixed(2)}× (target ≤ 1.5×); peak RSS target < 300 MB`);
+  }
+  return out.join('\n');
+}
+
+function describeMachine(serverVersion: string): string {
+  const cpu = cpus();
+  return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${serverVersion}`;
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`bench: ${describeError(error)} (see --help)\n`);
+    return 2;
+  }
+  checkPrerequisites(options);
+  const cleanups: Array<() => Promise<void>> = [];
+  let database: ScratchDatabase | undefined;
+  try {
+    const serverUrl = await chooseServer(cleanups);
+    database = await createScratchDatabase(serverUrl, 'auditlog_bench');
+    const db = database;
+    const workDir = await mkdtemp(join(tmpdir(), 'auditlog-bench-'));
+    cleanups.push(() => rm(workDir, { recursive: true, force: true }));
+
+    log(`seeding ${options.rows.toLocaleString('en-US')} rows into ${db.name}…`);
+    const seedStarted = performance.now();
+    const serverVersion = await withClient(db.url, async (client) => {
+      let reported = 0;
+      await seedAuditTable(client, {
+        schema: 'public',
+        table: 'audit_log',
+        rows: options.rows,
+        oldFraction: 0.5,
+        retentionDays: RETENTION_DAYS,
+        onProgress: (inserted, total) => {
+          if (inserted - reported >= total / 10 || inserted === total) {
+            reported = inserted;
+            log(`  ${inserted.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} rows`);
+          }
+        },
+      });
+      await client.query('CREATE SCHEMA bench');
+      await client.query(`CREATE TABLE ${PRISTINE} AS TABLE ${TABLE}`);
+      return (await client.query<{ v: string }>('SELECT version() AS v')).rows[0]?.v.split(' on ')[0] ?? 'PostgreSQL';
+    });
+    log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
+
+    const results: RunResult[] = [];
+    log('restoring the table for the baseline…');
+    await restoreTable(db.url);
+    const workload = await measureWorkload(db.url);
+    log(`workload: ${workload.oldRows.toLocaleString('en-US')} rows to archive (${(workload.jsonBytes / 1e6).toFixed(0)} MB as JSON), ${workload.newRows.toLocaleString('en-US')} to keep`);
+    log('running the baseline…');
+    results.push(await runBaseline(db.url, workDir, workload));
+
+    if (!options.baselineOnly) {
+      log('restoring the table for the archive run…');
+      await restoreTable(db.url);
+      log('running ./bin/auditlog archive…');
+      results.push(await runArchive(db.url, workDir, workload, options.batchSize));
+    }
+
+    process.stdout.write(`\n${describeMachine(serverVersion)}\n${options.rows.toLocaleString('en-US')} rows seeded, ${RETENTION_DAYS}-day retention${options.batchSize === undefined ? '' : `, batch size ${options.batchSize}`}\n\n`);
+    process.stdout.write(`${formatTable(results, workload)}\n`);
+    return 0;
+  } finally {
+    if (database !== undefined) {
+      if (options.keep) log(`kept database ${database.name}: ${database.url}`);
+      else await database.drop().catch((error: unknown) => log(`could not drop ${database?.name}: ${describeError(error)}`));
+    }
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log(`cleanup failed: ${describeError(error)}`));
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench: ${describeError(error)}\n`);
+    process.exitCode = 1;
+  },
+);

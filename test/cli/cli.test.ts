@@ -1,0 +1,140 @@
+/**
+ * The CLI contract (DESIGN.md §3) through the real executable: help, exit codes 0/1/2, one-line
+ * errors naming the problem and the fix, secrets never printed, and an end-to-end archive.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { createEventsTable, rowIds } from '../helpers/events-table.js';
+import { runCli } from '../helpers/run-cli.js';
+
+let dir: string;
+let db: TestDatabase;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cli-'));
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function configFile(name: string, yaml: string): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, yaml);
+  return file;
+}
+
+const validYaml = (archiveDir: string, table = 'events'): string => `
+local:
+  path: ${archiveDir}
+defaults:
+  retention_days: 10
+  batch_size: 5
+databases:
+  - name: app
+    url: \${CLI_TEST_DB_URL}
+    tables:
+      - name: ${table}
+        timestamp_column: happened_at
+`;
+
+describe('auditlog CLI', () => {
+  it('prints help for the program and each command, exit 0', async () => {
+    const top = await runCli(['--help']);
+    expect(top.code).toBe(0);
+    for (const cmd of ['archive', 'config', 'demo']) expect(top.stdout).toContain(cmd);
+    const archive = await runCli(['archive', '--help']);
+    expect(archive.code).toBe(0);
+    for (const flag of ['--config', '--dry-run', '--database', '--table', '--verbose', '--quiet', '--json']) expect(archive.stdout).toContain(flag);
+  });
+
+  it('exits 2 on usage errors: no command, unknown command, missing --config', async () => {
+    expect((await runCli([])).code).toBe(2);
+    const unknown = await runCli(['archvie']);
+    expect(unknown.code).toBe(2);
+    const missing = await runCli(['archive']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--config');
+  });
+
+  it('exits 2 with one line naming the file when the config file is missing', async () => {
+    const r = await runCli(['archive', '--config', join(dir, 'nope.yaml')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('nope.yaml');
+    expect(r.stderr).toContain('CONFIG_NOT_FOUND');
+  });
+
+  it('exits 2 naming the path, expectation and found value for an invalid config, touching nothing', async () => {
+    await createEventsTable(db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
+    const file = await configFile('bad.yaml', validYaml(join(dir, 'bad-archive')).replace('timestamp_column: happened_at', 'timestamp_column: happened_at\n        retention_days: -3'));
+    const r = await runCli(['archive', '--config', file], { CLI_TEST_DB_URL: db.url });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('databases[0].tables[0].retention_days');
+    expect(r.stderr).toContain('-3');
+    expect(await rowIds(db)).toHaveLength(5);
+  });
+
+  it('exits 2 naming an unset environment variable', async () => {
+    const file = await configFile('env.yaml', validYaml(join(dir, 'env-archive')));
+    const r = await runCli(['config', 'validate', '--config', file], { CLI_TEST_DB_URL: undefined });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('CLI_TEST_DB_URL');
+  });
+
+  it('config validate: ok for a good file, masks secrets with --print, and checks connections on request', async () => {
+    const file = await configFile('validate.yaml', validYaml(join(dir, 'validate-archive')));
+    const ok = await runCli(['config', 'validate', '--config', file, '--print'], { CLI_TEST_DB_URL: 'postgres://app:hunter2-secret@127.0.0.1:1/app' });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('config ok');
+    expect(ok.stdout).toContain('****');
+    expect(ok.stdout + ok.stderr).not.toContain('hunter2-secret');
+    const check = await runCli(['config', 'validate', '--config', file, '--check-connections'], { CLI_TEST_DB_URL: 'postgres://app:hunter2-secret@127.0.0.1:1/app' });
+    expect(check.code).toBe(1);
+    expect(check.stderr).toContain('cannot connect to database "app"');
+    expect(check.stdout + check.stderr).not.toContain('hunter2-secret');
+  });
+
+  it('archives end to end with the local backend: dry run first, then for real; summary as text and JSON', async () => {
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 30, stepMinutes: 60, endDaysAgo: 9 });
+    const old = Number((await db.query(`SELECT count(*) AS n FROM events WHERE happened_at < now() - interval '10 days'`)).rows[0].n);
+    const file = await configFile('e2e.yaml', validYaml(join(dir, 'e2e-archive')));
+    const env = { CLI_TEST_DB_URL: db.url };
+
+    const dry = await runCli(['archive', '--config', file, '--dry-run'], env);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('dry run');
+    expect(dry.stdout).toMatch(new RegExp(`app/public\\.events\\s+dry-run\\s+${old}\\s`));
+    expect(await rowIds(db)).toHaveLength(30);
+
+    const real = await runCli(['archive', '--config', file, '--json'], env);
+    expect(real.code).toBe(0);
+    const summary = JSON.parse(real.stdout) as { failed: number; tables: { rowsArchived: number; status: string }[] };
+    expect(summary.failed).toBe(0);
+    expect(summary.tables[0]).toMatchObject({ rowsArchived: old, status: 'archived' });
+    // JSON log lines on stderr, each with the run id.
+    const logLines = real.stderr.trim().split('\n').filter((l) => l.startsWith('{'));
+    expect(logLines.length).toBeGreaterThan(0);
+    for (const l of logLines) expect(JSON.parse(l)).toHaveProperty('run_id');
+    expect(await rowIds(db)).toHaveLength(30 - old);
+
+    const again = await runCli(['archive', '--config', file], env);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/app\/public\.events\s+nothing-to-archive\s+0/);
+  });
+
+  it('exits 1 when a table fails, after archiving the others', async () => {
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 10, stepMinutes: 60, endDaysAgo: 20 });
+    await db.query('CREATE TABLE IF NOT EXISTS nokey (happened_at timestamptz)');
+    const file = await configFile('fail.yaml', validYaml(join(dir, 'fail-archive'), 'nokey') + '      - name: events\n        timestamp_column: happened_at\n');
+    const r = await runCli(['archive', '--config', file], { CLI_TEST_DB_URL: db.url });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('NO_PRIMARY_KEY');
+    expect(await rowIds(db)).toHaveLength(0);
+  });
+});
