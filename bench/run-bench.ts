@@ -35,6 +35,7 @@ class BenchError extends Error {}
 
 interface BenchOptions {
   rows: number;
+  spanDays: number;
   batchSize: number | undefined;
   keep: boolean;
   baselineOnly: boolean;
@@ -66,6 +67,7 @@ function parseOptions(argv: string[]): BenchOptions {
     args: argv,
     options: {
       rows: { type: 'string', default: '1000000' },
+      'span-days': { type: 'string', default: '730' },
       'batch-size': { type: 'string' },
       keep: { type: 'boolean', default: false },
       'baseline-only': { type: 'boolean', default: false },
@@ -75,8 +77,10 @@ function parseOptions(argv: string[]): BenchOptions {
   });
   if (values.help) {
     process.stdout.write(
-      'usage: npm run bench -- [--rows N] [--batch-size N] [--keep] [--baseline-only]\n' +
+      'usage: npm run bench -- [--rows N] [--span-days N] [--batch-size N] [--keep] [--baseline-only]\n' +
         '  --rows N         rows to seed, half older than the 365-day retention (default 1000000)\n' +
+        '  --span-days N    days the rows span before now (default 730; more than 365). A batch never\n' +
+        '                   spans two UTC days, so this sets the rows per day and thus the batch sizes\n' +
         '  --batch-size N   archive batch size (default: the tool\'s default)\n' +
         '  --keep           keep the scratch database (its URL is printed)\n' +
         '  --baseline-only  time only the psql | gzip + DELETE baseline\n',
@@ -84,8 +88,10 @@ function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const rows = parsePositiveInt('--rows', values.rows);
+  const spanDays = parsePositiveInt('--span-days', values['span-days']);
+  if (spanDays <= RETENTION_DAYS + 1) throw new BenchError(`--span-days: expected more than ${RETENTION_DAYS + 1}, got ${spanDays}`);
   const batchSize = values['batch-size'] === undefined ? undefined : parsePositiveInt('--batch-size', values['batch-size']);
-  return { rows, batchSize, keep: values.keep, baselineOnly: values['baseline-only'] };
+  return { rows, spanDays, batchSize, keep: values.keep, baselineOnly: values['baseline-only'] };
 }
 
 function parsePositiveInt(flag: string, raw: string): number {
@@ -427,6 +433,7 @@ async function main(): Promise<number> {
         rows: options.rows,
         oldFraction: 0.5,
         retentionDays: RETENTION_DAYS,
+        spanDays: options.spanDays,
         onProgress: (inserted, total) => {
           if (inserted - reported >= total / 10 || inserted === total) {
             reported = inserted;
@@ -455,7 +462,7 @@ async function main(): Promise<number> {
       results.push(await runArchive(db.url, workDir, workload, options.batchSize));
     }
 
-    process.stdout.write(`\n${describeMachine(serverVersion)}\n${options.rows.toLocaleString('en-US')} rows seeded, ${RETENTION_DAYS}-day retention${options.batchSize === undefined ? '' : `, batch size ${options.batchSize}`}\n\n`);
+    process.stdout.write(`\n${describeMachine(serverVersion)}\n${options.rows.toLocaleString('en-US')} rows seeded over ${options.spanDays} days, ${RETENTION_DAYS}-day retention${options.batchSize === undefined ? '' : `, batch size ${options.batchSize}`}\n\n`);
     process.stdout.write(`${formatTable(results, workload)}\n`);
     return 0;
   } finally {

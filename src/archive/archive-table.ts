@@ -50,7 +50,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     durationMs: 0,
     rowsPerSecond: 0,
   };
-  const logger = input.logger.child({ database: input.database, table: `${input.table.schema}.${input.table.name}` });
+  const logger = input.logger.child({ table: `${input.table.schema}.${input.table.name}` });
   try {
     const plan = await loadTablePlan(input.pool, input.database, input.table, input.defaults);
     const cutoff = await selectCutoff(input.pool, plan);

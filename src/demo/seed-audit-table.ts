@@ -19,6 +19,11 @@ export interface SeedAuditTableOptions {
   retentionDays: number;
   /** The instant retention is measured from; default: the current time. */
   now?: Date;
+  /**
+   * Rows span this many days before `now`; default two years (or retention + 30 days if longer).
+   * A batch never spans two UTC days, so this sets the old rows per day, hence the batch sizes.
+   */
+  spanDays?: number;
   /** Drop an existing table of that name first; otherwise an existing table is an error. */
   replace?: boolean;
   /** Rows per INSERT statement. */
@@ -34,7 +39,7 @@ export interface SeedAuditTableResult {
 }
 
 const DAY_MS = 86_400_000;
-const SPAN_DAYS = 730;
+const DEFAULT_SPAN_DAYS = 730;
 const DEFAULT_CHUNK_SIZE = 100_000;
 const MAX_IDENTIFIER_BYTES = 63;
 
@@ -45,13 +50,12 @@ export async function seedAuditTable(client: Queryable, options: SeedAuditTableO
   const table = quoteQualified(options.schema, options.table);
   const oldCount = Math.round(options.rows * options.oldFraction);
 
+  const spanDays = options.spanDays ?? Math.max(DEFAULT_SPAN_DAYS, options.retentionDays + 30);
+
   // No row lies within a margin of the cutoff, so a run started minutes (or hours) after seeding
   // still sees exactly `oldCount` archivable rows: the expected counts stay exact.
-  const margin = Math.min(DAY_MS, (options.retentionDays * DAY_MS) / 4);
-  const oldRange = {
-    from: new Date(now.getTime() - Math.max(SPAN_DAYS, options.retentionDays + 30) * DAY_MS),
-    to: new Date(cutoff.getTime() - margin),
-  };
+  const margin = Math.min(DAY_MS, (options.retentionDays * DAY_MS) / 4, ((spanDays - options.retentionDays) * DAY_MS) / 4);
+  const oldRange = { from: new Date(now.getTime() - spanDays * DAY_MS), to: new Date(cutoff.getTime() - margin) };
   const newRange = { from: new Date(cutoff.getTime() + margin), to: now };
 
   await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(options.schema)}`);
@@ -103,6 +107,9 @@ function validateSeedOptions(options: SeedAuditTableOptions): void {
     problems.push('chunkSize: expected a positive integer');
   }
   if (options.now !== undefined && Number.isNaN(options.now.getTime())) problems.push('now: expected a valid date');
+  if (options.spanDays !== undefined && !(Number.isFinite(options.spanDays) && options.spanDays > options.retentionDays)) {
+    problems.push('spanDays: expected more days than retentionDays');
+  }
   for (const key of ['schema', 'table'] as const) {
     const bytes = Buffer.byteLength(options[key], 'utf8');
     // PostgreSQL would silently truncate a longer name and seed a different table than asked.

@@ -11,10 +11,13 @@ import pg from 'pg';
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { createScratchDatabase, isPostgresReachable } from '../../src/db/scratch-database.js';
 
+/** pg's result with rows of any shape, so a TestDatabase also serves where a Queryable is expected. */
+export type TestQueryResult<R> = Omit<pg.QueryResult, 'rows'> & { rows: R[] };
+
 export interface TestDatabase {
   name: string;
   url: string;
-  query<R extends pg.QueryResultRow = any>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R = any>(sql: string, params?: unknown[]): Promise<TestQueryResult<R>>;
   drop(): Promise<void>;
 }
 
@@ -41,7 +44,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return {
     name: scratch.name,
     url: scratch.url,
-    query: (sql, params) => getPool().query(sql, params),
+    query: <R>(sql: string, params?: unknown[]) => getPool().query(sql, params) as Promise<TestQueryResult<R>>,
     async drop() {
       await pool?.end();
       pool = undefined;
