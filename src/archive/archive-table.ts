@@ -11,7 +11,7 @@ import { loadTablePlan } from '../db/catalog.js';
 import { acquireTableLock } from '../db/advisory-lock.js';
 import { countArchivable, selectCutoff } from '../db/archive-queries.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { archiveBatch } from './archive-batch.js';
+import { archiveBatch, type BatchOutcome } from './archive-batch.js';
 import type { BatchPhase } from './archive-context.js';
 import { readBatches } from './read-batches.js';
 import { reconcilePending } from './reconcile-pending.js';
@@ -84,8 +84,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         logger.info({ cutoff, retention_days: plan.retentionDays, batch_size: plan.batchSize }, 'archiving rows older than the cutoff');
 
         let lastProgress = Date.now();
-        for await (const rows of readBatches(input.pool, plan, cutoff)) {
-          const outcome = await archiveBatch(ctx, rows);
+        const record = (outcome: BatchOutcome): void => {
           summary.batches += outcome.key === null ? 0 : 1;
           summary.rowsArchived += outcome.rowsArchived;
           summary.rowsSkipped += outcome.rowsSkipped;
@@ -96,8 +95,25 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
             lastProgress = Date.now();
             logger.info({ rows: summary.rowsArchived, batches: summary.batches, rows_per_s: rate(summary.rowsArchived, started) }, 'progress');
           }
+        };
+        // Batches hold disjoint rows and each has its own pending marker, so several can be in
+        // flight at once: storage round trips overlap instead of adding up. A pause means one at a time.
+        const limit = plan.pauseBetweenBatchesMs > 0 ? 1 : plan.batchesInFlight;
+        const inFlight = new Set<Promise<void>>();
+        let failure: { error: unknown } | undefined;
+        for await (const rows of readBatches(input.pool, plan, cutoff)) {
+          if (failure !== undefined) break;
+          const task: Promise<void> = archiveBatch(ctx, rows)
+            .then(record, (error: unknown) => {
+              failure ??= { error };
+            })
+            .finally(() => inFlight.delete(task));
+          inFlight.add(task);
+          if (inFlight.size >= limit) await Promise.race(inFlight);
           if (plan.pauseBetweenBatchesMs > 0) await (input.sleep ?? sleep)(plan.pauseBetweenBatchesMs);
         }
+        await Promise.all(inFlight);
+        if (failure !== undefined) throw failure.error;
         if (summary.rowsArchived > 0 || summary.rowsSkipped > 0) summary.status = 'archived';
       } finally {
         await lock.release().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'could not release the table lock; it ends with the connection'));

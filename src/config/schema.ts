@@ -71,7 +71,10 @@ const tunables = {
   batch_size: positiveInt.max(1_000_000).describe('Rows per batch (one object per batch, at most).'),
   compression: z.enum(['gzip']).describe('Codec of data objects.'),
   compression_level: z.number().int().min(1).max(9).describe('gzip level: 1 fastest, 9 smallest.'),
-  pause_between_batches_ms: nonNegativeInt.describe('Pause after each batch to leave room for the application.'),
+  pause_between_batches_ms: nonNegativeInt.describe('Pause after each batch to leave room for the application (batches then run one at a time).'),
+  batches_in_flight: positiveInt
+    .max(16)
+    .describe('Batches of one table uploaded, verified and deleted at once; memory grows with this times batch_size.'),
 };
 
 export const defaultsSchema = z
@@ -81,6 +84,7 @@ export const defaultsSchema = z
     compression: tunables.compression.default('gzip'),
     compression_level: tunables.compression_level.default(6),
     pause_between_batches_ms: tunables.pause_between_batches_ms.default(0),
+    batches_in_flight: tunables.batches_in_flight.default(3),
     statement_timeout_ms: positiveInt.default(300_000).describe('statement_timeout of the archiver sessions.'),
     lock_timeout_ms: positiveInt.default(5_000).describe('lock_timeout of the archiver sessions.'),
     idle_in_transaction_session_timeout_ms: positiveInt
@@ -102,6 +106,7 @@ export const tableSchema = z
     batch_size: tunables.batch_size.optional(),
     compression_level: tunables.compression_level.optional(),
     pause_between_batches_ms: tunables.pause_between_batches_ms.optional(),
+    batches_in_flight: tunables.batches_in_flight.optional(),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -126,7 +131,7 @@ export const databaseSchema = z
     password: z.string().optional().describe('Password (secret).'),
     dbname: z.string().min(1).optional(),
     ssl: z.boolean().optional().describe('Require TLS for the connection.'),
-    connection_pool_size: z.number().int().min(2).max(50).default(2).describe('Pooled connections per database (reads overlap deletes); the table lock uses one more of its own.'),
+    connection_pool_size: z.number().int().min(2).max(50).default(4).describe('Pooled connections per database (one reads ahead while batches in flight delete); the table lock uses one more of its own.'),
     tables: z.array(tableSchema).min(1, 'expected at least one table'),
   })
   .strict()

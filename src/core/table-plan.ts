@@ -30,6 +30,7 @@ export interface TablePlan {
   batchSize: number;
   compressionLevel: number;
   pauseBetweenBatchesMs: number;
+  batchesInFlight: number;
 }
 
 export function tableLabel(plan: Pick<TablePlan, 'database' | 'schema' | 'table'>): string {

@@ -103,6 +103,7 @@ export async function loadTablePlan(
     batchSize: table.batch_size ?? defaults.batch_size,
     compressionLevel: table.compression_level ?? defaults.compression_level,
     pauseBetweenBatchesMs: table.pause_between_batches_ms ?? defaults.pause_between_batches_ms,
+    batchesInFlight: table.batches_in_flight ?? defaults.batches_in_flight,
   };
 }
 

@@ -213,7 +213,9 @@ function adviseLocal(classification: ErrorClassification, root: string): string 
       return `the file system holding ${root} is full; free space or point local.path elsewhere`;
     case 'ENOTDIR':
     case 'EEXIST':
-      return `a file stands where a directory is needed under ${root}; move it away or point local.path elsewhere`;
+      return `a file stands where a directory is needed on the path to or under ${root}; move it away or point local.path elsewhere`;
+    case 'ENOENT':
+      return `a directory on the path to ${root} is missing or cannot hold new entries; point local.path at a writable directory`;
     case 'EISDIR':
       return `a directory stands where the object should be; move it away`;
     default:
@@ -250,16 +252,37 @@ async function writeFileAtomically(target: string, body: Buffer): Promise<void> 
   await fsyncDirectory(directory);
 }
 
-/** mkdir -p that also fsyncs the parent of every directory it created, so new paths survive a crash. */
+/**
+ * mkdir -p that also fsyncs the parent of every directory it creates, so new paths survive a
+ * crash. Hand-rolled: `mkdir({ recursive: true })` never returns on file systems such as /proc.
+ */
 async function makeDirectoryDurable(directory: string): Promise<void> {
-  const firstCreated = await mkdir(directory, { recursive: true });
-  if (firstCreated === undefined) return;
-  const created: string[] = [];
-  for (let current = directory; ; current = path.dirname(current)) {
-    created.push(current);
-    if (current === firstCreated || path.dirname(current) === current) break;
+  const missing: string[] = [];
+  for (let current = directory; !(await isExistingDirectory(current)); current = path.dirname(current)) {
+    missing.push(current);
+    if (path.dirname(current) === current) break;
   }
-  for (const dir of created.reverse()) await fsyncDirectory(path.dirname(dir));
+  for (const dir of missing.reverse()) {
+    try {
+      await mkdir(dir);
+    } catch (error) {
+      // Another put may have created it meanwhile; anything else at that path fails the next step.
+      if (!hasCode(error, 'EEXIST')) throw error;
+    }
+    await fsyncDirectory(path.dirname(dir));
+  }
+}
+
+async function isExistingDirectory(directory: string): Promise<boolean> {
+  let stats;
+  try {
+    stats = await stat(directory);
+  } catch (error) {
+    if (hasCode(error, 'ENOENT')) return false;
+    throw error;
+  }
+  if (stats.isDirectory()) return true;
+  throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${directory}'`), { code: 'ENOTDIR' });
 }
 
 async function fsyncDirectory(directory: string): Promise<void> {

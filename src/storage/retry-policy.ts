@@ -59,7 +59,8 @@ const ACCESS_CODES = new Set([
 
 const NOT_FOUND_CODES = new Set(['NoSuchBucket']);
 
-const CONFLICT_CODES = new Set(['PreconditionFailed', 'ConditionalRequestConflict', 'OperationAborted']);
+/** NoSuchUpload: our multipart upload vanished (another process or a lifecycle rule aborted it). */
+const CONFLICT_CODES = new Set(['PreconditionFailed', 'ConditionalRequestConflict', 'OperationAborted', 'NoSuchUpload']);
 
 /** Server-side throttling and transient faults, whatever status they arrive with. */
 const RETRYABLE_S3_CODES = new Set([

@@ -166,7 +166,7 @@ export class S3ObjectStore implements ObjectStore {
     validateKeyPrefix(prefix, 's3 list');
     const fullPrefix = `${this.prefix}${prefix}`;
     let continuationToken: string | undefined;
-    do {
+    for (;;) {
       const token = continuationToken;
       const page = await this.run('list', fullPrefix, () =>
         this.client.send(
@@ -182,8 +182,15 @@ export class S3ObjectStore implements ObjectStore {
         if (object.Key === undefined || !object.Key.startsWith(this.prefix)) continue;
         yield { key: object.Key.slice(this.prefix.length), size: object.Size ?? 0 };
       }
-      continuationToken = page.IsTruncated === true ? page.NextContinuationToken : undefined;
-    } while (continuationToken !== undefined);
+      if (page.IsTruncated !== true) break;
+      // Ending here would silently drop the rest of the listing, and validation would miss objects.
+      if (page.NextContinuationToken === undefined || page.NextContinuationToken === token) {
+        throw new AuditlogError('STORAGE_IO', `S3 list ${this.target(fullPrefix)} failed: the server said the listing continues but gave no new continuation token; check ListObjectsV2 support of ${this.endpointLabel}`, {
+          details: this.details('list', fullPrefix),
+        });
+      }
+      continuationToken = page.NextContinuationToken;
+    }
   }
 
   async check(): Promise<void> {
@@ -263,8 +270,8 @@ export class S3ObjectStore implements ObjectStore {
         );
       } catch (error) {
         if (attempt > 1 && classifyS3Error(error).errorCode === 'NoSuchUpload') {
-          const existing = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }));
-          if (existing.ContentLength === size) return { ETag: existing.ETag ?? 'unknown' };
+          const existing = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey })).catch(() => undefined);
+          if (existing?.ContentLength === size) return { ETag: existing.ETag ?? 'unknown' };
         }
         throw error;
       }

@@ -82,8 +82,8 @@ describe.each(PHASES)('SIGKILL at %s of the third batch, then a rerun', (phase) 
       const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: `${phase}:3` });
       expect(crashed.signal).toBe('SIGKILL');
       await expectNoLoss(db, store, old);
-      const rowsAfterCrash = (await rowIds(db)).length;
-      expect(rowsAfterCrash).toBeLessThan(60);
+      // Up to batches_in_flight (3) batches run at once, so only a commit phase proves deletes happened before the kill.
+      if (phase === 'after-commit' || phase === 'after-batch') expect((await rowIds(db)).length).toBeLessThanOrEqual(60 - 3 * 8);
 
       const rerun = await runCli(['archive', '--config', file, '--json']);
       expect(rerun.code, rerun.stderr).toBe(0);

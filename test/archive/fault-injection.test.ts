@@ -83,7 +83,8 @@ describe('fault injection', () => {
     const killer = new pg.Client({ connectionString: fx.db.url });
     await killer.connect();
     let killed = 0;
-    const summary = await archiveWith(fx.configFor([eventsTable]), fx.store, {
+    // One batch at a time, so the killed COMMIT is the only thing that happened.
+    const summary = await archiveWith(fx.configFor([eventsTable], { batches_in_flight: 1 }), fx.store, {
       onPhase: async (phase) => {
         if (phase === 'before-commit' && killed === 0) {
           const r = await killer.query(

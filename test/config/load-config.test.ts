@@ -38,6 +38,7 @@ describe('parseConfig: defaults', () => {
       compression: 'gzip',
       compression_level: 6,
       pause_between_batches_ms: 0,
+      batches_in_flight: 3,
       statement_timeout_ms: 300_000,
       lock_timeout_ms: 5_000,
       idle_in_transaction_session_timeout_ms: 60_000,
@@ -47,7 +48,7 @@ describe('parseConfig: defaults', () => {
     expect(config.parallel_databases).toBe(false);
     expect(config.max_parallel_databases).toBe(2);
     expect(config.application_name).toBe('auditlog-manager');
-    expect(config.databases[0]?.connection_pool_size).toBe(2);
+    expect(config.databases[0]?.connection_pool_size).toBe(4);
     expect(config.databases[0]?.tables[0]).toEqual({ name: 'audit_log', schema: 'public', timestamp_column: 'created_at' });
   });
 

@@ -268,6 +268,23 @@ describe('S3ObjectStore results', () => {
     expect(fault.requests[1]?.url).toContain('continuation-token=tok-1');
     expect(fault.requests[2]?.url).toContain('continuation-token=tok-1');
   });
+  it('refuses a truncated listing without a continuation token rather than dropping keys', async () => {
+    const store = makeStore();
+    fault.enqueue(
+      ok('<ListBucketResult><Name>fault-bucket</Name><IsTruncated>true</IsTruncated><Contents><Key>archives/a</Key><Size>1</Size></Contents></ListBucketResult>', {
+        'content-type': 'application/xml',
+      }),
+    );
+    const keys: string[] = [];
+    const error = await failure(
+      (async () => {
+        for await (const info of store.list('')) keys.push(info.key);
+      })(),
+    );
+    expect(error.code).toBe('STORAGE_IO');
+    expect(error.message).toContain('continuation token');
+    expect(keys).toEqual(['a']);
+  });
 });
 
 describe('S3ObjectStore check()', () => {
