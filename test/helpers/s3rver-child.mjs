@@ -1,11 +1,24 @@
 // Runs s3rver in its own process for test/helpers/s3-server.ts. It needs
 // --openssl-legacy-provider: s3rver 3.7.1 encrypts ListObjectsV2 continuation tokens with DES,
 // which OpenSSL 3 (Node >= 17) refuses, so every truncated listing would answer 500.
+import { unlink } from 'node:fs/promises';
 import S3rver from 's3rver';
 import S3Object from 's3rver/lib/models/object.js';
 
 const [directory, bucket] = process.argv.slice(2);
 const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] });
+// s3rver's DeleteObject removes parent directories that became empty; a PUT into the same
+// directory at that moment fails with ENOENT *and crashes the server* (an unhandled stream
+// error). S3 has no directories, so deleting just the object's files is the faithful behaviour.
+server.store.deleteObject = async (bucketName, key) => {
+  await Promise.all(
+    ['object', 'object.md5', 'metadata.json'].map((kind) =>
+      unlink(server.store.getResourcePath(bucketName, key, kind)).catch((error) => {
+        if (error.code !== 'ENOENT') throw error;
+      }),
+    ),
+  );
+};
 server.on('event', (event) => {
   for (const record of event.Records) {
     const { key, size } = record.s3.object;
