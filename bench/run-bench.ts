@@ -39,7 +39,10 @@ interface BenchOptions {
   batchSize: number | undefined;
   keep: boolean;
   baselineOnly: boolean;
+  storages: Storage[];
 }
+
+type Storage = 's3rver' | 'local';
 
 interface RunResult {
   name: string;
@@ -71,6 +74,7 @@ function parseOptions(argv: string[]): BenchOptions {
       'batch-size': { type: 'string' },
       keep: { type: 'boolean', default: false },
       'baseline-only': { type: 'boolean', default: false },
+      storage: { type: 'string', default: 's3rver,local' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -83,7 +87,9 @@ function parseOptions(argv: string[]): BenchOptions {
         '                   spans two UTC days, so this sets the rows per day and thus the batch sizes\n' +
         '  --batch-size N   archive batch size (default: the tool\'s default)\n' +
         '  --keep           keep the scratch database (its URL is printed)\n' +
-        '  --baseline-only  time only the psql | gzip + DELETE baseline\n',
+        '  --baseline-only  time only the psql | gzip + DELETE baseline\n' +
+        '  --storage LIST   archive targets to time, comma-separated: s3rver (an S3-compatible server on\n' +
+        '                   this machine, sharing its CPUs), local (a directory) (default s3rver,local)\n',
     );
     process.exit(0);
   }
@@ -91,7 +97,9 @@ function parseOptions(argv: string[]): BenchOptions {
   const spanDays = parsePositiveInt('--span-days', values['span-days']);
   if (spanDays <= RETENTION_DAYS + 1) throw new BenchError(`--span-days: expected more than ${RETENTION_DAYS + 1}, got ${spanDays}`);
   const batchSize = values['batch-size'] === undefined ? undefined : parsePositiveInt('--batch-size', values['batch-size']);
-  return { rows, spanDays, batchSize, keep: values.keep, baselineOnly: values['baseline-only'] };
+  const storages = values.storage.split(',').map((v) => v.trim());
+  for (const v of storages) if (v !== 's3rver' && v !== 'local') throw new BenchError(`--storage: expected s3rver and/or local, got "${v}"`);
+  return { rows, spanDays, batchSize, keep: values.keep, baselineOnly: values['baseline-only'], storages: storages as Storage[] };
 }
 
 function parsePositiveInt(flag: string, raw: string): number {
@@ -310,16 +318,14 @@ async function startS3rver(directory: string): Promise<S3Server> {
   };
 }
 
-function buildConfigYaml(endpoint: string, batchSize: number | undefined): string {
+function buildConfigYaml(target: { endpoint: string } | { localPath: string }, batchSize: number | undefined): string {
   // The database URL stays in the environment (expanded by the tool), not in a file on disk.
+  const storage =
+    'endpoint' in target
+      ? ['s3:', `  bucket: ${BUCKET}`, '  region: us-east-1', `  endpoint: ${target.endpoint}`, '  force_path_style: true', '  access_key_id: S3RVER', '  secret_access_key: S3RVER']
+      : ['local:', `  path: ${target.localPath}`];
   return [
-    's3:',
-    `  bucket: ${BUCKET}`,
-    '  region: us-east-1',
-    `  endpoint: ${endpoint}`,
-    '  force_path_style: true',
-    '  access_key_id: S3RVER',
-    '  secret_access_key: S3RVER',
+    ...storage,
     ...(batchSize === undefined ? [] : ['defaults:', `  batch_size: ${batchSize}`]),
     'databases:',
     '  - name: bench',
@@ -338,11 +344,11 @@ interface ArchiveSummaryLike {
   tables?: Array<{ rowsArchived?: number; bytesCompressed?: number; batches?: number }>;
 }
 
-async function runArchive(url: string, workDir: string, workload: Workload, batchSize: number | undefined): Promise<RunResult> {
-  const s3 = await startS3rver(join(workDir, 's3rver'));
+async function runArchive(url: string, workDir: string, workload: Workload, batchSize: number | undefined, storage: Storage): Promise<RunResult> {
+  const s3 = storage === 's3rver' ? await startS3rver(join(workDir, 's3rver')) : undefined;
   try {
-    const configPath = join(workDir, 'bench-config.yaml');
-    await writeFile(configPath, buildConfigYaml(s3.endpoint, batchSize));
+    const configPath = join(workDir, `bench-config-${storage}.yaml`);
+    await writeFile(configPath, buildConfigYaml(s3 === undefined ? { localPath: join(workDir, 'local-archive') } : { endpoint: s3.endpoint }, batchSize));
     // AUDITLOG_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the archive process.
     const nodeArgs = (process.env.AUDITLOG_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     const outcome = await runTimed(process.execPath, [...nodeArgs, join(repoRoot, 'bin', 'auditlog'), 'archive', '--config', configPath, '--quiet', '--json'], {
@@ -359,7 +365,7 @@ async function runArchive(url: string, workDir: string, workload: Workload, batc
     const rowsArchived = table?.rowsArchived ?? workload.oldRows;
     if (rowsArchived !== workload.oldRows) throw new BenchError(`archive: the tool reports ${rowsArchived} rows archived, expected ${workload.oldRows}`);
     return {
-      name: 'auditlog archive (s3rver)',
+      name: `auditlog archive (${storage === 's3rver' ? 's3rver' : 'local dir'})`,
       seconds: outcome.seconds,
       rowsArchived,
       outputBytes: table?.bytesCompressed,
@@ -367,7 +373,7 @@ async function runArchive(url: string, workDir: string, workload: Workload, batc
       breakdown: table?.batches === undefined ? '' : `${table.batches} batches`,
     };
   } finally {
-    await s3.stop();
+    await s3?.stop();
   }
 }
 
@@ -400,9 +406,10 @@ function formatTable(results: RunResult[], workload: Workload): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
   const out = [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)];
-  const [baseline, archive] = results;
-  if (baseline !== undefined && archive !== undefined) {
-    out.push('', `archive / baseline wall time: ${(archive.seconds / baseline.seconds).toFixed(2)}× (target ≤ 1.5×); peak RSS target < 300 MB`);
+  const [baseline, ...archives] = results;
+  if (baseline !== undefined) {
+    for (const archive of archives) out.push(`${archive.name} / baseline wall time: ${(archive.seconds / baseline.seconds).toFixed(2)}× (target ≤ 1.5×)`);
+    if (archives.length > 0) out.push('peak RSS target < 300 MB');
   }
   return out.join('\n');
 }
@@ -463,10 +470,12 @@ async function main(): Promise<number> {
     results.push(await runBaseline(db.url, workDir, workload));
 
     if (!options.baselineOnly) {
-      log('restoring the table for the archive run…');
-      await restoreTable(db.url);
-      log('running ./bin/auditlog archive…');
-      results.push(await runArchive(db.url, workDir, workload, options.batchSize));
+      for (const storage of options.storages) {
+        log('restoring the table for the archive run…');
+        await restoreTable(db.url);
+        log(`running ./bin/auditlog archive (${storage})…`);
+        results.push(await runArchive(db.url, workDir, workload, options.batchSize, storage));
+      }
     }
 
     process.stdout.write(`\n${describeMachine(serverVersion)}\n${options.rows.toLocaleString('en-US')} rows seeded over ${options.spanDays} days, ${RETENTION_DAYS}-day retention${options.batchSize === undefined ? '' : `, batch size ${options.batchSize}`}\n\n`);

@@ -13,7 +13,7 @@ import { deleteArchivedRows, type ArchivedRow } from '../db/archive-queries.js';
 import { sha256Hex } from '../core/batch-metadata.js';
 import type { ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
-import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
+import { verifyStoredBatch } from './verify-object.js';
 import { resolveAmbiguousCommit } from './reconcile-pending.js';
 
 /** Attempts at a delete whose returned set must equal the archived set; rows keep changing → give up on them. */
@@ -45,13 +45,16 @@ export async function archiveBatch(ctx: ArchiveContext, rows: readonly ArchivedR
   const markerKey = pendingMarkerKey(ctx.prefix, first.day, objectName);
   const log = ctx.logger.child({ batch: batchId });
 
-  const existing = await store.head(key);
   const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString() };
-  await store.put(markerKey, Buffer.from(JSON.stringify(marker) + '\n'), { contentType: 'application/json' });
-  await ctx.onPhase?.('after-marker');
-
   let current = [...rows];
-  let encoded = await encodeBatch(current.map((r) => r.line), plan.compressionLevel);
+  // Independent of each other; only the data upload must wait for the marker.
+  const [existing, firstEncoding] = await Promise.all([
+    store.head(key),
+    encodeBatch(current.map((r) => r.line), plan.compressionLevel),
+    store.put(markerKey, Buffer.from(JSON.stringify(marker) + '\n'), { contentType: 'application/json' }),
+  ]);
+  await ctx.onPhase?.('after-marker');
+  let encoded = firstEncoding;
   if (existing !== undefined) {
     // Same batch id = same table, first/last key and count: a committed object of an earlier run.
     // Identical bytes mean these rows (back in the table, e.g. restored) are archived already.
@@ -98,9 +101,10 @@ async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, 
   await ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true });
   await ctx.onPhase?.('after-upload');
   await verifyStoredBatch(ctx.store, key, encoded);
+  // The sidecar is checked by the store on write (ChecksumSHA256 on S3, fsync locally); the data
+  // object above is the one that must be proven by reading it back (I3).
   const meta = serializeMetadata(buildMetadata(ctx, key, rows, encoded, batchId));
   await ctx.store.put(metaKey, meta, { sha256Hex: sha256Hex(meta), contentType: 'application/json' });
-  await verifyStoredBytes(ctx.store, metaKey, meta);
 }
 
 export function buildMetadata(ctx: ArchiveContext, key: string, rows: readonly ArchivedRow[], encoded: EncodedBatch, batchId: string): BatchMetadata {
