@@ -4,12 +4,14 @@
  */
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
-import { sha256Hex } from '../core/batch-metadata.js';
+import { webcrypto } from 'node:crypto';
 
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
 
 export interface EncodedBatch {
+  /** The JSON lines before compression, kept to check the stored object decodes back to exactly them. */
+  raw: Buffer;
   body: Buffer;
   recordCount: number;
   uncompressedBytes: number;
@@ -20,15 +22,29 @@ export interface EncodedBatch {
 
 export async function encodeBatch(lines: readonly string[], level: number): Promise<EncodedBatch> {
   const raw = Buffer.from(lines.length === 0 ? '' : lines.join('\n') + '\n', 'utf8');
-  const body = await gzipAsync(raw, { level });
+  const [body, sha256Uncompressed] = await Promise.all([gzipAsync(raw, { level, chunkSize: outputChunkSize(raw.length) }), sha256HexOffThread(raw)]);
   return {
+    raw,
     body,
     recordCount: lines.length,
     uncompressedBytes: raw.length,
     compressedBytes: body.length,
-    sha256Uncompressed: sha256Hex(raw),
-    sha256Compressed: sha256Hex(body),
+    sha256Uncompressed,
+    sha256Compressed: await sha256HexOffThread(body),
   };
+}
+
+/**
+ * zlib hands each output chunk back to the event loop (16 KiB by default): for megabyte batches
+ * that is thousands of main-thread callbacks and copies. One chunk of about the expected size.
+ */
+export function outputChunkSize(expectedBytes: number): number {
+  return Math.min(Math.max(expectedBytes + 1024, 64 * 1024), 64 * 1024 * 1024);
+}
+
+/** WebCrypto digests run on libuv's thread pool: hashing megabytes does not stall the event loop. */
+async function sha256HexOffThread(data: Buffer): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
 }
 
 export async function decodeBatch(body: Buffer): Promise<{ raw: Buffer; lines: string[] }> {
