@@ -7,9 +7,10 @@
  * rows it deleted.
  */
 import { AuditlogError, describeError } from '../core/errors.js';
-import { computeBatchId, keyRange, serializeMetadata, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
+import { computeBatchId, serializeMetadata, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
+import { subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
-import { deleteArchivedRows, type ArchivedRow } from '../db/archive-queries.js';
+import { deleteArchivedRows } from '../db/archive-queries.js';
 import { sha256Hex } from '../core/batch-metadata.js';
 import type { ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
@@ -34,23 +35,21 @@ export interface PendingMarker {
   created_at: string;
 }
 
-export async function archiveBatch(ctx: ArchiveContext, rows: readonly ArchivedRow[]): Promise<BatchOutcome> {
+export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<BatchOutcome> {
   const { plan, store } = ctx;
-  const first = rows[0]!;
-  const last = rows[rows.length - 1]!;
-  const batchId = computeBatchId(plan, first.ts, first.key, last.key, rows.length);
-  const objectName = `${first.timeOfDay}-${batchId}`;
-  const key = dataKey(ctx.prefix, first.day, objectName);
+  const batchId = computeBatchId(plan, rows.firstTs, rows.keys[0]!, rows.keys[rows.count - 1]!, rows.count);
+  const objectName = `${rows.firstTimeOfDay}-${batchId}`;
+  const key = dataKey(ctx.prefix, rows.day, objectName);
   const metaKey = metadataKeyFor(key);
-  const markerKey = pendingMarkerKey(ctx.prefix, first.day, objectName);
+  const markerKey = pendingMarkerKey(ctx.prefix, rows.day, objectName);
   const log = ctx.logger.child({ batch: batchId });
 
   const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString() };
-  let current = [...rows];
+  let current = rows;
   // Independent of each other; only the data upload must wait for the marker.
   const [existing, firstEncoding] = await Promise.all([
     store.head(key),
-    encodeBatch(current.map((r) => r.line), plan.compressionLevel),
+    encodeBatch(current.lines, plan.compressionLevel),
     store.put(markerKey, Buffer.from(JSON.stringify(marker) + '\n'), { contentType: 'application/json' }),
   ]);
   await ctx.onPhase?.('after-marker');
@@ -74,30 +73,30 @@ export async function archiveBatch(ctx: ArchiveContext, rows: readonly ArchivedR
     if (deleted === 'committed') {
       await store.delete(markerKey);
       await ctx.onPhase?.('after-batch');
-      log.debug({ key, rows: current.length }, 'batch committed');
+      log.debug({ key, rows: current.count }, 'batch committed');
       return {
         key,
-        rowsArchived: current.length,
-        rowsSkipped: rows.length - current.length,
+        rowsArchived: current.count,
+        rowsSkipped: rows.count - current.count,
         uncompressedBytes: encoded.uncompressedBytes,
         compressedBytes: encoded.compressedBytes,
       };
     }
     const deletable = new Set(deleted.map((k) => JSON.stringify(k)));
-    const kept = current.filter((r) => deletable.has(JSON.stringify(r.key)));
-    log.warn({ key, archived: current.length, deletable: kept.length, attempt }, 'rows changed or locked since they were read: rewriting the object without them');
+    const kept = current.keys.flatMap((k, i) => (deletable.has(JSON.stringify(k)) ? [i] : []));
+    log.warn({ key, archived: current.count, deletable: kept.length, attempt }, 'rows changed or locked since they were read: rewriting the object without them');
     if (kept.length === 0 || attempt >= MAX_DELETE_ATTEMPTS) {
       await store.delete(key);
       await store.delete(metaKey);
       await store.delete(markerKey);
-      return { key: null, rowsArchived: 0, rowsSkipped: rows.length, uncompressedBytes: 0, compressedBytes: 0 };
+      return { key: null, rowsArchived: 0, rowsSkipped: rows.count, uncompressedBytes: 0, compressedBytes: 0 };
     }
-    current = kept;
-    encoded = await encodeBatch(current.map((r) => r.line), plan.compressionLevel);
+    current = subsetRowSet(current, kept);
+    encoded = await encodeBatch(current.lines, plan.compressionLevel);
   }
 }
 
-async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, rows: readonly ArchivedRow[], encoded: EncodedBatch, batchId: string): Promise<void> {
+async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, rows: RowSet, encoded: EncodedBatch, batchId: string): Promise<void> {
   await ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true });
   await ctx.onPhase?.('after-upload');
   await verifyStoredBatch(ctx.store, key, encoded);
@@ -107,15 +106,10 @@ async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, 
   await ctx.store.put(metaKey, meta, { sha256Hex: sha256Hex(meta), contentType: 'application/json' });
 }
 
-export function buildMetadata(ctx: ArchiveContext, key: string, rows: readonly ArchivedRow[], encoded: EncodedBatch, batchId: string): BatchMetadata {
+export function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: EncodedBatch, batchId: string): BatchMetadata {
   const { plan } = ctx;
-  const keys = rows.map((r) => r.key);
-  const range = keyRange(keys);
-  const flagged = (pick: (r: ArchivedRow) => number[]): LineColumns[] =>
-    rows.flatMap((r, line) => {
-      const cols = pick(r);
-      return cols.length === 0 ? [] : [{ line, columns: cols.map((i) => plan.columns[i]!.name) }];
-    });
+  const named = (pick: (f: LineFlags) => number[]): LineColumns[] =>
+    rows.flags.flatMap((f) => (pick(f).length === 0 ? [] : [{ line: f.line, columns: pick(f).map((i) => plan.columns[i]!.name) }]));
   return {
     format: 'auditlog-archive',
     format_version: 1,
@@ -126,11 +120,11 @@ export function buildMetadata(ctx: ArchiveContext, key: string, rows: readonly A
     columns: plan.columns.map((c) => ({ name: c.name, type: c.type })),
     primary_key_columns: plan.primaryKey.map((c) => c.name),
     timestamp_column: plan.timestampColumn.name,
-    record_count: rows.length,
-    min_timestamp: rows[0]!.ts,
-    max_timestamp: rows[rows.length - 1]!.ts,
-    min_primary_key: range.min,
-    max_primary_key: range.max,
+    record_count: rows.count,
+    min_timestamp: rows.firstTs,
+    max_timestamp: rows.lastTs,
+    min_primary_key: rows.minKey,
+    max_primary_key: rows.maxKey,
     compression: 'gzip',
     compression_level: plan.compressionLevel,
     uncompressed_bytes: encoded.uncompressedBytes,
@@ -144,9 +138,9 @@ export function buildMetadata(ctx: ArchiveContext, key: string, rows: readonly A
     retention_cutoff: ctx.cutoff,
     created_at: new Date().toISOString(),
     session_settings: ctx.sessionSettings,
-    primary_keys: keys.map((k) => [...k]),
-    json_null_values: flagged((r) => r.jsonNullColumns),
-    json_text_values: flagged((r) => r.jsonTextColumns),
+    primary_keys: rows.keys,
+    json_null_values: named((f) => f.jsonNull),
+    json_text_values: named((f) => f.jsonText),
   };
 }
 
@@ -154,7 +148,7 @@ export function buildMetadata(ctx: ArchiveContext, key: string, rows: readonly A
  * The short delete transaction. Commits only when exactly the archived rows were deleted;
  * otherwise rolls back and returns the keys that *were* deletable, for the rewrite.
  */
-async function deleteGuarded(ctx: ArchiveContext, rows: readonly ArchivedRow[], key: string, markerKey: string): Promise<'committed' | string[][]> {
+async function deleteGuarded(ctx: ArchiveContext, rows: RowSet, key: string, markerKey: string): Promise<'committed' | string[][]> {
   if (!ctx.lock.isHeld()) {
     throw new AuditlogError('LOCK_HELD', `lost the table lock of ${ctx.plan.database}/${ctx.plan.schema}.${ctx.plan.table} (its connection ended); stopping before the delete of ${key}`);
   }
@@ -167,10 +161,11 @@ async function deleteGuarded(ctx: ArchiveContext, rows: readonly ArchivedRow[], 
   client.on('error', onClientError);
   try {
     await client.query('BEGIN');
+    // The delete is limited to the given keys, so an equal count means exactly the archived set.
     const deleted = await deleteArchivedRows(client, ctx.plan, rows, ctx.cutoff);
-    if (deleted.length !== rows.length) {
+    if (deleted.count !== rows.count) {
       await client.query('ROLLBACK');
-      return deleted;
+      return deleted.keys;
     }
     await ctx.onPhase?.('before-commit');
     try {

@@ -20,13 +20,14 @@ export interface EncodedBatch {
   sha256Compressed: string;
 }
 
-export async function encodeBatch(lines: readonly string[], level: number): Promise<EncodedBatch> {
-  const raw = Buffer.from(lines.length === 0 ? '' : lines.join('\n') + '\n', 'utf8');
+/** `lines`: the JSON lines joined by '\n', without the final newline (every line gets one). */
+export async function encodeBatch(lines: string, level: number): Promise<EncodedBatch> {
+  const raw = Buffer.from(lines === '' ? '' : lines + '\n', 'utf8');
   const [body, sha256Uncompressed] = await Promise.all([gzipAsync(raw, { level, chunkSize: outputChunkSize(raw.length) }), sha256HexOffThread(raw)]);
   return {
     raw,
     body,
-    recordCount: lines.length,
+    recordCount: countLines(raw),
     uncompressedBytes: raw.length,
     compressedBytes: body.length,
     sha256Uncompressed,

@@ -1,33 +1,31 @@
 /**
- * Rows past the retention, cut into batches of at most batch_size rows that never span two UTC
- * days. Pages are read by keyset from the last position; the next page is already being read
- * while the caller uploads and deletes the current batch (separate pooled connections, no
+ * Rows past the retention as batches of at most batch_size rows that never span two UTC days.
+ * Pages of batch_size rows are read by keyset from the last position, and the server splits each
+ * page by day. The last day of a full page may continue on the next page: it is read again as the
+ * start of that page rather than archived as a fragment. The next page is already being read
+ * while the caller uploads and deletes the current batches (separate pooled connections, no
  * transaction held across either).
  */
 import type { Queryable } from '../db/queryable.js';
 import type { TablePlan } from '../core/table-plan.js';
-import { selectPage, type ArchivedRow } from '../db/archive-queries.js';
+import { selectPage } from '../db/archive-queries.js';
+import type { RowSet } from '../core/row-set.js';
 
-export async function* readBatches(q: Queryable, plan: TablePlan, cutoff: string): AsyncGenerator<ArchivedRow[]> {
+export async function* readBatches(q: Queryable, plan: TablePlan, cutoff: string): AsyncGenerator<RowSet> {
   const pageSize = plan.batchSize;
-  const fetch = (after: ArchivedRow | null): Promise<ArchivedRow[]> => {
-    const p = selectPage(q, plan, cutoff, after === null ? null : { ts: after.ts, key: after.key }, pageSize);
+  const fetch = (after: RowSet | null): Promise<RowSet[]> => {
+    const p = selectPage(q, plan, cutoff, after === null ? null : { ts: after.lastTs, key: after.keys[after.keys.length - 1]! }, pageSize);
     // Awaited below; this only keeps an abandoned prefetch (the caller stopped) from being an unhandled rejection.
     p.catch(() => undefined);
     return p;
   };
-  let next: Promise<ArchivedRow[]> | null = fetch(null);
-  let batch: ArchivedRow[] = [];
+  let next: Promise<RowSet[]> | null = fetch(null);
   while (next !== null) {
-    const page: ArchivedRow[] = await next;
-    next = page.length === pageSize ? fetch(page[page.length - 1]!) : null;
-    for (const row of page) {
-      if (batch.length > 0 && (batch.length >= plan.batchSize || row.day !== batch[0]!.day)) {
-        yield batch;
-        batch = [];
-      }
-      batch.push(row);
-    }
+    const groups: RowSet[] = await next;
+    const full = groups.reduce((n, g) => n + g.count, 0) === pageSize;
+    const ready = full && groups.length > 1 ? groups.slice(0, -1) : groups;
+    const last = ready[ready.length - 1];
+    next = full && last !== undefined ? fetch(last) : null;
+    yield* ready;
   }
-  if (batch.length > 0) yield batch;
 }

@@ -7,11 +7,11 @@
  * The data object is only ever removed when every one of its rows is still in the table.
  */
 import { AuditlogError } from '../core/errors.js';
-import { keyRange, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
-import { pendingPrefix } from '../core/archive-layout.js';
+import { keyRange, serializeMetadata, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
+import { reindexLines } from '../core/row-set.js';
+import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
 import { selectPresentKeys } from '../db/archive-queries.js';
 import type { ArchiveContext } from './archive-context.js';
-import type { PendingMarker } from './archive-batch.js';
 import { decodeBatch, encodeBatch } from './encode-batch.js';
 import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
 
@@ -28,36 +28,28 @@ export async function reconcilePending(ctx: ArchiveContext): Promise<ReconcileSu
   const markers: string[] = [];
   for await (const info of ctx.store.list(pendingPrefix(ctx.prefix))) markers.push(info.key);
   for (const markerKey of markers) {
-    const body = await ctx.store.get(markerKey);
-    if (body === undefined) continue;
-    const marker = parseMarker(body, markerKey);
-    const result = await reconcileObject(ctx, marker.data_object, marker.metadata_object, markerKey);
+    const key = dataKeyForMarker(ctx.prefix, markerKey);
+    if (key === undefined) {
+      throw new AuditlogError('STORAGE_IO', `${markerKey} is not a pending marker this version writes; inspect it and remove it by hand once its data object is checked`, {
+        details: { key: markerKey },
+      });
+    }
+    const result = await reconcileObject(ctx, key, markerKey);
     if (result === 'committed') summary.committed++;
     else if (result === 'trimmed') summary.trimmed++;
     else summary.removed++;
-    ctx.logger.info({ key: marker.data_object, result }, 'reconciled a batch left in flight by an earlier run');
+    ctx.logger.info({ key, result }, 'reconciled a batch left in flight by an earlier run');
   }
   return summary;
 }
 
 export async function resolveAmbiguousCommit(ctx: ArchiveContext, key: string, markerKey: string): Promise<ReconcileResult> {
-  return reconcileObject(ctx, key, key.replace(/\.jsonl\.gz$/, '.metadata.json'), markerKey);
+  return reconcileObject(ctx, key, markerKey);
 }
 
-function parseMarker(body: Buffer, markerKey: string): PendingMarker {
-  try {
-    const m = JSON.parse(body.toString('utf8')) as PendingMarker;
-    if (typeof m.data_object === 'string' && typeof m.metadata_object === 'string') return m;
-  } catch {
-    // reported below
-  }
-  throw new AuditlogError('STORAGE_IO', `pending marker ${markerKey} is unreadable; inspect and remove it by hand once its data object is checked`, {
-    details: { key: markerKey },
-  });
-}
-
-async function reconcileObject(ctx: ArchiveContext, key: string, metaKey: string, markerKey: string): Promise<ReconcileResult> {
+async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: string): Promise<ReconcileResult> {
   const { store } = ctx;
+  const metaKey = metadataKeyFor(key);
   const data = await store.get(key);
   const metaBody = await store.get(metaKey);
   if (data === undefined || metaBody === undefined) {
@@ -91,10 +83,8 @@ async function reconcileObject(ctx: ArchiveContext, key: string, metaKey: string
     await store.delete(markerKey);
     return 'removed';
   }
-  const encoded = await encodeBatch(keep.map(({ i }) => lines[i]!), meta.compression_level);
-  const newIndex = new Map(keep.map(({ i }, j) => [i, j]));
-  const reindex = (flags: readonly LineColumns[]): LineColumns[] =>
-    flags.filter((f) => newIndex.has(f.line)).map((f) => ({ line: newIndex.get(f.line)!, columns: f.columns }));
+  const encoded = await encodeBatch(keep.map(({ i }) => lines[i]!).join('\n'), meta.compression_level);
+  const kept = keep.map(({ i }) => i);
   const keys = keep.map(({ k }) => k);
   const range = keyRange(keys);
   const trimmed: BatchMetadata = {
@@ -107,8 +97,8 @@ async function reconcileObject(ctx: ArchiveContext, key: string, metaKey: string
     min_primary_key: range.min,
     max_primary_key: range.max,
     primary_keys: keys,
-    json_null_values: reindex(meta.json_null_values),
-    json_text_values: reindex(meta.json_text_values),
+    json_null_values: reindexLines(meta.json_null_values, kept),
+    json_text_values: reindexLines(meta.json_text_values, kept),
   };
   await store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, isDataObject: true, contentType: 'application/gzip' });
   await verifyStoredBatch(store, key, encoded);

@@ -47,3 +47,13 @@ export function pendingPrefix(prefix: string): string {
 export function pendingMarkerKey(prefix: string, day: string, objectName: string): string {
   return `${pendingPrefix(prefix)}${day}-${objectName}.json`;
 }
+
+/**
+ * The data object a pending marker stands for, from the marker's key alone: reconciliation must
+ * not depend on the marker's content, which a crash may have left unreadable.
+ */
+export function dataKeyForMarker(prefix: string, markerKey: string): string | undefined {
+  const name = markerKey.startsWith(pendingPrefix(prefix)) ? markerKey.slice(pendingPrefix(prefix).length) : '';
+  const m = /^(\d{4}-\d{2}-\d{2})-([^/]+)\.json$/.exec(name);
+  return m === null ? undefined : dataKey(prefix, m[1]!, m[2]!);
+}

@@ -1,33 +1,15 @@
 /** The archive pipeline's statements, one function each. SQL text comes from archive-sql.ts. */
 import type { TablePlan } from '../core/table-plan.js';
+import type { LineFlags, RowPosition, RowSet } from '../core/row-set.js';
 import {
   buildCountSql,
   buildCutoffSql,
   buildGuardedDeleteSql,
   buildPresentKeysSql,
   buildSelectPageSql,
-  type PageRow,
+  type DayGroupRow,
 } from './archive-sql.js';
 import type { Queryable } from './queryable.js';
-
-/** A row's place in (timestamp, primary key) order, as the server's text. */
-export interface RowPosition {
-  ts: string;
-  key: string[];
-}
-
-export interface ArchivedRow {
-  line: string;
-  xmin: string;
-  ts: string;
-  day: string;
-  timeOfDay: string;
-  key: string[];
-  /** Indexes into plan.columns of json/jsonb columns whose value is JSON null. */
-  jsonNullColumns: number[];
-  /** Indexes into plan.columns of json columns written as a string of their exact text. */
-  jsonTextColumns: number[];
-}
 
 export async function selectCutoff(q: Queryable, plan: TablePlan): Promise<string> {
   const r = await q.query<{ cutoff: string }>(buildCutoffSql(plan), [plan.retentionDays]);
@@ -46,51 +28,53 @@ export async function countArchivable(q: Queryable, plan: TablePlan, cutoff: str
   return { rows: Number(row.n), minTimestamp: row.min_ts, maxTimestamp: row.max_ts };
 }
 
-export async function selectPage(
-  q: Queryable,
-  plan: TablePlan,
-  cutoff: string,
-  after: RowPosition | null,
-  limit: number,
-): Promise<ArchivedRow[]> {
+/** One page (at most `limit` rows), split by UTC day. */
+export async function selectPage(q: Queryable, plan: TablePlan, cutoff: string, after: RowPosition | null, limit: number): Promise<RowSet[]> {
   const params: unknown[] = [cutoff];
   if (after !== null) params.push(after.ts, ...after.key);
-  const r = await q.query<PageRow>(buildSelectPageSql(plan, after !== null, limit), params);
-  const width = plan.primaryKey.length;
-  return r.rows.map((row) => {
-    const key: string[] = [];
-    for (let i = 0; i < width; i++) key.push(row[`k${i}`]!);
-    const flags = row.jn === null || row.jn === '{}' ? [] : row.jn.slice(1, -1).split(',');
+  const r = await q.query<DayGroupRow>(buildSelectPageSql(plan, after !== null, limit), params);
+  return r.rows.map((g) => {
+    const firstOrd = Number(g.first_ord);
     return {
-      line: row.line,
-      xmin: row.x,
-      ts: row.ts,
-      day: row.day,
-      timeOfDay: row.tod,
-      key,
-      jsonNullColumns: flags.filter((f) => f.startsWith('n')).map((f) => Number(f.slice(1))),
-      jsonTextColumns: flags.filter((f) => f.startsWith('t')).map((f) => Number(f.slice(1))),
+      day: g.day,
+      firstTimeOfDay: g.first_tod,
+      count: Number(g.n),
+      lines: g.lines,
+      xmins: JSON.parse(g.xmins) as string[],
+      keys: JSON.parse(g.keys) as string[][],
+      firstTs: g.first_ts,
+      lastTs: g.last_ts,
+      minKey: JSON.parse(g.min_key) as string[],
+      maxKey: JSON.parse(g.max_key) as string[],
+      flags: g.flags === null ? [] : (JSON.parse(g.flags) as [number, string][]).map(([ord, jn]) => parseFlags(ord - firstOrd, jn)),
     };
   });
 }
 
-/** Runs inside the caller's transaction. Returns the keys actually deleted. */
-export async function deleteArchivedRows(
-  q: Queryable,
-  plan: TablePlan,
-  rows: readonly { xmin: string; key: readonly string[] }[],
-  cutoff: string,
-): Promise<string[][]> {
-  const params: unknown[] = [rows.map((r) => r.xmin)];
-  plan.primaryKey.forEach((_, i) => params.push(rows.map((r) => r.key[i])));
-  params.push(cutoff);
-  const r = await q.query<Record<string, string>>(buildGuardedDeleteSql(plan), params);
-  return r.rows.map((row) => plan.primaryKey.map((_, i) => row[`k${i}`]!));
+/** `{n3,t5}` from jsonFlagsExpression: n = JSON null, t = json written as its text. */
+function parseFlags(line: number, literal: string): LineFlags {
+  const flags = literal === '{}' ? [] : literal.slice(1, -1).split(',');
+  return {
+    line,
+    jsonNull: flags.filter((f) => f.startsWith('n')).map((f) => Number(f.slice(1))),
+    jsonText: flags.filter((f) => f.startsWith('t')).map((f) => Number(f.slice(1))),
+  };
+}
+
+export interface DeleteResult {
+  count: number;
+  keys: string[][];
+}
+
+/** Runs inside the caller's transaction. Returns how many rows were deleted, and which. */
+export async function deleteArchivedRows(q: Queryable, plan: TablePlan, rows: Pick<RowSet, 'xmins' | 'keys'>, cutoff: string): Promise<DeleteResult> {
+  const r = await q.query<{ n: string; keys: string }>(buildGuardedDeleteSql(plan), [JSON.stringify(rows.xmins), JSON.stringify(rows.keys), cutoff]);
+  const row = r.rows[0]!;
+  return { count: Number(row.n), keys: JSON.parse(row.keys) as string[][] };
 }
 
 export async function selectPresentKeys(q: Queryable, plan: TablePlan, keys: readonly (readonly string[])[]): Promise<string[][]> {
   if (keys.length === 0) return [];
-  const params = plan.primaryKey.map((_, i) => keys.map((k) => k[i]));
-  const r = await q.query<Record<string, string>>(buildPresentKeysSql(plan), params);
-  return r.rows.map((row) => plan.primaryKey.map((_, i) => row[`k${i}`]!));
+  const r = await q.query<{ keys: string }>(buildPresentKeysSql(plan), [JSON.stringify(keys)]);
+  return JSON.parse(r.rows[0]!.keys) as string[][];
 }

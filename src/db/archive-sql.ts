@@ -88,65 +88,93 @@ export function buildCountSql(plan: TablePlan): string {
   return `SELECT count(*)::text AS n, min(${ts})::text AS min_ts, max(${ts})::text AS max_ts FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type}`;
 }
 
-export interface PageRow {
-  line: string;
-  x: string;
-  ts: string;
+/** One UTC day of a page, aggregated by the server (see buildSelectPageSql). */
+export interface DayGroupRow {
   day: string;
-  tod: string;
-  jn: string | null;
-  [key: `k${number}`]: string;
+  n: string;
+  lines: string;
+  xmins: string;
+  keys: string;
+  first_ts: string;
+  last_ts: string;
+  first_tod: string;
+  min_key: string;
+  max_key: string;
+  first_ord: string;
+  flags: string | null;
+}
+
+/** `json_build_array(key columns as text)`: a row's key as JSON, the form keys travel in. */
+function keyJson(plan: TablePlan, alias = 't'): string {
+  return `json_build_array(${plan.primaryKey.map((c) => `${alias}.${quoteIdent(c.name)}::text`).join(', ')})`;
 }
 
 /**
  * One page in (timestamp, primary key) order, keyset-paginated from the last position (never a
- * re-scan of the range: dead tuples of earlier batches would be walked again). $1 = cutoff,
- * then (when `afterPosition`) the timestamp and key values of the last row already read.
+ * re-scan of the range: dead tuples of earlier batches would be walked again), returned as one
+ * row per UTC day with the JSON lines already joined and the xmins and keys as JSON arrays: the
+ * client handles a few large values per batch instead of several small ones per row.
+ * $1 = cutoff, then (when `afterPosition`) the timestamp and key values of the last row read.
  */
 export function buildSelectPageSql(plan: TablePlan, afterPosition: boolean, limit: number): string {
   const line = lineExpression(plan);
   const order = orderColumns(plan);
-  const keys = plan.primaryKey.map((c, i) => `${col(c)}::text AS k${i}`).join(', ');
   const keyset = afterPosition
     ? ` AND (${order.map(col).join(', ')}) > (${order.map((c, i) => `$${i + 2}::${c.type}`).join(', ')})`
     : '';
-  return (
-    `SELECT ${line.select} AS line, t.xmin::text AS x, ${col(plan.timestampColumn)}::text AS ts, ` +
-    `${dayExpression(plan)} AS day, ${timeOfDayExpression(plan)} AS tod, ${keys}, ${jsonFlagsExpression(plan)} AS jn ` +
+  const single = plan.primaryKey.length === 1 ? plan.primaryKey[0]! : undefined;
+  const pkOrder = (dir: string): string => plan.primaryKey.map((c) => `p.${quoteIdent(`pk_${c.name}`)} ${dir}`).join(', ');
+  const minMaxKey =
+    single !== undefined
+      ? `json_build_array(min(p.${quoteIdent(`pk_${single.name}`)})::text)::text AS min_key, json_build_array(max(p.${quoteIdent(`pk_${single.name}`)})::text)::text AS max_key`
+      : `((array_agg(p.k ORDER BY ${pkOrder('ASC')}))[1])::text AS min_key, ((array_agg(p.k ORDER BY ${pkOrder('DESC')}))[1])::text AS max_key`;
+  const page =
+    `SELECT ${line.select} AS line, t.xmin::text AS x, ${col(plan.timestampColumn)} AS ts, ` +
+    `${dayExpression(plan)} AS day, ${timeOfDayExpression(plan)} AS tod, ${keyJson(plan)} AS k, ${jsonFlagsExpression(plan)} AS jn, ` +
+    `${plan.primaryKey.map((c) => `${col(c)} AS ${quoteIdent(`pk_${c.name}`)}`).join(', ')}, ` +
+    `row_number() OVER (ORDER BY ${order.map(col).join(', ')}) AS ord ` +
     `FROM ${quoteQualified(plan.schema, plan.table)} AS t${line.join} ` +
     `WHERE ${col(plan.timestampColumn)} < $1::${plan.timestampColumn.type}${keyset} ` +
-    `ORDER BY ${order.map(col).join(', ')} LIMIT ${Math.trunc(limit)}`
+    `ORDER BY ${order.map(col).join(', ')} LIMIT ${Math.trunc(limit)}`;
+  return (
+    `SELECT p.day, count(*)::text AS n, string_agg(p.line, E'\\n' ORDER BY p.ord) AS lines, ` +
+    `json_agg(p.x ORDER BY p.ord)::text AS xmins, json_agg(p.k ORDER BY p.ord)::text AS keys, ` +
+    `min(p.ts)::text AS first_ts, max(p.ts)::text AS last_ts, min(p.tod) AS first_tod, ${minMaxKey}, min(p.ord)::text AS first_ord, ` +
+    `(json_agg(json_build_array(p.ord, p.jn) ORDER BY p.ord) FILTER (WHERE p.jn IS NOT NULL))::text AS flags ` +
+    `FROM (${page}) AS p GROUP BY p.day ORDER BY min(p.ord)`
   );
 }
+
+/** Rows of a batch as the SQL side receives them: $n = JSON array of xmins, $n+1 = JSON array of keys (same order). */
+function batchRowsCte(plan: TablePlan, xminsParam: number | null, keysParam: number): string {
+  const keys = `json_array_elements($${keysParam}::json) WITH ORDINALITY AS kk(k, i)`;
+  if (xminsParam === null) return `b AS (SELECT kk.k FROM ${keys})`;
+  return `b AS (SELECT kk.k, xx.x FROM ${keys} JOIN json_array_elements_text($${xminsParam}::json) WITH ORDINALITY AS xx(x, i) ON xx.i = kk.i)`;
+}
+
+const keyMatch = (plan: TablePlan): string => plan.primaryKey.map((c, i) => `${col(c)} = (b.k ->> ${i})::${c.type}`).join(' AND ');
 
 /**
  * The guarded delete (I2): only the exact versions that were archived (same xmin), still past the
  * retention cutoff, and not locked by anyone else (SKIP LOCKED: never wait on the application).
- * $1 = xmins, $2.. = key columns (text arrays, same order), last = cutoff. Returns the deleted keys.
- * tableoid is joined with ctid because ctid is only unique within one partition.
+ * $1 = xmins, $2 = keys (JSON arrays, same order), $3 = cutoff. Returns how many rows were deleted
+ * and their keys. tableoid is joined with ctid because ctid is only unique within one partition.
  */
 export function buildGuardedDeleteSql(plan: TablePlan): string {
-  const n = plan.primaryKey.length;
-  const arrays = ['$1::text[]', ...plan.primaryKey.map((_, i) => `$${i + 2}::text[]`)].join(', ');
-  const names = ['x', ...plan.primaryKey.map((_, i) => `k${i}`)].join(', ');
-  const match = plan.primaryKey.map((c, i) => `${col(c)} = b.k${i}::${c.type}`).join(' AND ');
   const table = quoteQualified(plan.schema, plan.table);
   return (
-    `WITH b AS (SELECT * FROM unnest(${arrays}) AS b(${names})), ` +
-    `c AS (SELECT t.tableoid AS toid, t.ctid AS tid FROM ${table} AS t JOIN b ON ${match} AND t.xmin = b.x::xid ` +
-    `WHERE ${col(plan.timestampColumn)} < $${n + 2}::${plan.timestampColumn.type} FOR UPDATE OF t SKIP LOCKED) ` +
-    `DELETE FROM ${table} AS t USING c WHERE t.tableoid = c.toid AND t.ctid = c.tid ` +
-    `RETURNING ${plan.primaryKey.map((c, i) => `${col(c)}::text AS k${i}`).join(', ')}`
+    `WITH ${batchRowsCte(plan, 1, 2)}, ` +
+    `c AS (SELECT t.tableoid AS toid, t.ctid AS tid FROM ${table} AS t JOIN b ON ${keyMatch(plan)} AND t.xmin = b.x::xid ` +
+    `WHERE ${col(plan.timestampColumn)} < $3::${plan.timestampColumn.type} FOR UPDATE OF t SKIP LOCKED), ` +
+    `d AS (DELETE FROM ${table} AS t USING c WHERE t.tableoid = c.toid AND t.ctid = c.tid RETURNING ${keyJson(plan)} AS k) ` +
+    `SELECT count(*)::text AS n, COALESCE(json_agg(d.k), '[]')::text AS keys FROM d`
   );
 }
 
-/** Which of the given keys are still in the table. $1.. = key columns (text arrays). */
+/** Which of the given keys are still in the table. $1 = keys (JSON array of key arrays). */
 export function buildPresentKeysSql(plan: TablePlan): string {
-  const arrays = plan.primaryKey.map((_, i) => `$${i + 1}::text[]`).join(', ');
-  const names = plan.primaryKey.map((_, i) => `k${i}`).join(', ');
-  const match = plan.primaryKey.map((c, i) => `${col(c)} = b.k${i}::${c.type}`).join(' AND ');
   return (
-    `SELECT ${plan.primaryKey.map((c, i) => `${col(c)}::text AS k${i}`).join(', ')} ` +
-    `FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN unnest(${arrays}) AS b(${names}) ON ${match}`
+    `WITH ${batchRowsCte(plan, null, 1)} ` +
+    `SELECT COALESCE(json_agg(${keyJson(plan)}), '[]')::text AS keys FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)}`
   );
 }

@@ -2,6 +2,8 @@
  * Catalog introspection: resolves a configured table into a TablePlan, or fails with an error
  * that names the table/column and the fix (I6). Names are matched exactly as stored (no case
  * folding, no parsing), so quoted, mixed-case and reserved-word identifiers just work.
+ * Every non-text value is cast to text in SQL, so the result does not depend on the connection's
+ * type parsers.
  */
 import type { DefaultsConfig, TableConfig } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
@@ -53,9 +55,9 @@ export async function loadTablePlan(
   const cols = await q.query<ColumnRow>(
     `SELECT a.attname,
             pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
-            (t.typcategory = 'A' OR bt.typcategory = 'A') AS is_array,
+            (t.typcategory = 'A' OR bt.typcategory = 'A')::text AS is_array,
             CASE WHEN COALESCE(bt.typname, t.typname) IN ('json', 'jsonb') THEN COALESCE(bt.typname, t.typname) END AS json_kind,
-            a.attnotnull, a.attgenerated::text AS attgenerated, a.attidentity::text AS attidentity,
+            a.attnotnull::text AS attnotnull, a.attgenerated::text AS attgenerated, a.attidentity::text AS attidentity,
             pg_catalog.format_type(COALESCE(bt.oid, t.oid), NULL) AS base_type
        FROM pg_catalog.pg_attribute a
        JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
@@ -67,9 +69,9 @@ export async function loadTablePlan(
   const columns: ColumnInfo[] = cols.rows.map((r) => ({
     name: r.attname,
     type: r.type,
-    isArray: r.is_array === 't',
+    isArray: r.is_array === 'true',
     jsonKind: r.json_kind === 'json' || r.json_kind === 'jsonb' ? r.json_kind : null,
-    notNull: r.attnotnull === 't',
+    notNull: r.attnotnull === 'true',
     generated: r.attgenerated !== '',
     identity: r.attidentity === 'a' ? 'always' : r.attidentity === 'd' ? 'by-default' : null,
   }));
@@ -121,18 +123,18 @@ async function resolvePrimaryKey(
   qualified: string,
 ): Promise<ColumnInfo[]> {
   const idx = await q.query<{ indisprimary: string; cols: string }>(
-    `SELECT i.indisprimary,
-            ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+    `SELECT i.indisprimary::text AS indisprimary,
+            array_to_json(ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                   ORDER BY k.ord) AS cols
+                   ORDER BY k.ord))::text AS cols
        FROM pg_catalog.pg_index i
       WHERE i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid
       ORDER BY i.indisprimary DESC, i.indexrelid`,
     [oid],
   );
   const indexes = idx.rows.map((r) => ({
-    primary: r.indisprimary === 't',
-    cols: parseTextArray(r.cols),
+    primary: r.indisprimary === 'true',
+    cols: JSON.parse(r.cols) as string[],
   }));
   const configured = table.primary_key === undefined ? undefined : Array.isArray(table.primary_key) ? table.primary_key : [table.primary_key];
 
@@ -160,31 +162,4 @@ async function resolvePrimaryKey(
     });
   }
   return configured.map((c) => byName.get(c)!);
-}
-
-/** Parses a one-dimensional text[] literal such as `{a,"b c"}`: our pools return every value as text. */
-export function parseTextArray(value: string): string[] {
-  const inner = value.slice(1, -1);
-  if (inner === '') return [];
-  const out: string[] = [];
-  let i = 0;
-  while (i < inner.length) {
-    if (inner[i] === '"') {
-      let s = '';
-      i++;
-      while (i < inner.length && inner[i] !== '"') {
-        if (inner[i] === '\\') i++;
-        s += inner[i];
-        i++;
-      }
-      out.push(s);
-      i += 2;
-    } else {
-      const end = inner.indexOf(',', i);
-      const stop = end === -1 ? inner.length : end;
-      out.push(inner.slice(i, stop));
-      i = stop + 1;
-    }
-  }
-  return out;
 }

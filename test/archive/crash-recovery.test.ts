@@ -95,3 +95,28 @@ describe.each(PHASES)('SIGKILL at %s of the third batch, then a rerun', (phase) 
     }
   });
 });
+
+describe('an unreadable pending marker (a store that kept a torn write)', () => {
+  it('is reconciled from its key alone', async () => {
+    const db = await createTestDatabase();
+    try {
+      await createEventsTable(db, { rows: 30, stepMinutes: 30, endDaysAgo: 11 });
+      const old = await snapshot(db);
+      const path = join(dir, `torn-${Date.now()}`);
+      const store = new LocalObjectStore({ path });
+      const file = join(dir, 'torn.json');
+      await writeFile(file, JSON.stringify({ local: { path }, defaults: { retention_days: 10, batch_size: 8, batches_in_flight: 1 }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] }));
+      const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: 'after-metadata:2' });
+      expect(crashed.signal).toBe('SIGKILL');
+      const markers = (await inspectArchive(store)).pendingMarkers;
+      expect(markers).toHaveLength(1);
+      await store.put(markers[0]!, Buffer.from('{"data_obj'));
+      const rerun = await runCli(['archive', '--config', file]);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      await expectExactlyOnce(db, store, old, 30);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+

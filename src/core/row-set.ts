@@ -1,0 +1,58 @@
+/**
+ * The rows of one batch as the server rendered them, and the pure operations on them. A RowSet
+ * is one UTC day of one page: the JSON lines joined by '\n' (no line contains a raw newline),
+ * and per line its xmin and key, in (timestamp, key) order.
+ */
+import { keyRange } from './batch-metadata.js';
+
+/** A row's place in (timestamp, primary key) order, as the server's text. */
+export interface RowPosition {
+  ts: string;
+  key: string[];
+}
+
+/** Per-line flags for json/jsonb columns, by index into plan.columns (docs/format.md, "The two json rules"). */
+export interface LineFlags {
+  line: number;
+  jsonNull: number[];
+  jsonText: number[];
+}
+
+export interface RowSet {
+  day: string;
+  /** HHMMSSffffff of the earliest row (names the object). */
+  firstTimeOfDay: string;
+  count: number;
+  lines: string;
+  xmins: string[];
+  keys: string[][];
+  /** Bounds of the rows' timestamps: exact when read, still bounds after rows are cut out. */
+  firstTs: string;
+  lastTs: string;
+  minKey: string[];
+  maxKey: string[];
+  flags: LineFlags[];
+}
+
+/** Items of the kept lines, renumbered: `kept` holds the surviving original line numbers in order. */
+export function reindexLines<T extends { line: number }>(items: readonly T[], kept: readonly number[]): T[] {
+  const newIndex = new Map(kept.map((original, i) => [original, i]));
+  return items.filter((item) => newIndex.has(item.line)).map((item) => ({ ...item, line: newIndex.get(item.line)! }));
+}
+
+/** The RowSet without the rows whose line numbers are not in `kept` (ascending). */
+export function subsetRowSet(rows: RowSet, kept: readonly number[]): RowSet {
+  const lines = rows.lines.split('\n');
+  const keys = kept.map((i) => rows.keys[i]!);
+  const range = keyRange(keys);
+  return {
+    ...rows,
+    count: kept.length,
+    lines: kept.map((i) => lines[i]!).join('\n'),
+    xmins: kept.map((i) => rows.xmins[i]!),
+    keys,
+    minKey: range.min,
+    maxKey: range.max,
+    flags: reindexLines(rows.flags, kept),
+  };
+}
