@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -121,11 +122,24 @@ describe('LocalObjectStore', () => {
     expect(await readdir(path.join(root, 'x'))).toEqual(['taken']);
   });
 
-  it.skipIf(process.getuid?.() === 0)('fails with STORAGE_ACCESS naming the path when the root is not writable', async () => {
+  it('fails with STORAGE_ACCESS naming the path when the root is not writable', async () => {
     const readOnly = path.join(root, 'ro');
     await mkdir(readOnly, { mode: 0o500 });
-    const error = await new LocalObjectStore({ path: readOnly }).put('a.txt', Buffer.from('x')).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'STORAGE_ACCESS' });
-    expect((error as AuditlogError).message).toContain(readOnly);
+    if (process.getuid?.() !== 0) {
+      const error = await new LocalObjectStore({ path: readOnly }).put('a.txt', Buffer.from('x')).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'STORAGE_ACCESS' });
+      expect((error as AuditlogError).message).toContain(readOnly);
+      return;
+    }
+    // Root writes anywhere: run the same put as an unprivileged user, through the built module.
+    await chmod(root, 0o755);
+    const script = `import { LocalObjectStore } from ${JSON.stringify(path.join(process.cwd(), 'dist/src/storage/local-object-store.js'))};
+      new LocalObjectStore({ path: ${JSON.stringify(readOnly)} }).put('a.txt', Buffer.from('x')).then(
+        () => console.log(JSON.stringify({ ok: true })),
+        (e) => console.log(JSON.stringify({ code: e.code, message: e.message })));`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    const result = JSON.parse(child.stdout.trim()) as { code?: string; message?: string };
+    expect(result.code, child.stderr).toBe('STORAGE_ACCESS');
+    expect(result.message).toContain(readOnly);
   });
 });
