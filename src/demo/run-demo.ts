@@ -3,7 +3,9 @@
  * and the real archive pipeline moving the old half to a local directory. Needs nothing on the
  * machine but Node.js.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -41,7 +43,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   // Each demo starts from a fresh table, so the archive it shows must be fresh too.
   await rm(archiveDir, { recursive: true, force: true });
   options.logger.info({ dir }, 'starting an embedded PostgreSQL (first start initialises it, ~10 s)');
-  const server = await startEmbeddedPostgres({ dataDir: join(dir, 'pgdata') });
+  const server = await startEmbeddedPostgres({ dataDir: demoDataDir(dir) });
   try {
     const url = await ensureDatabase(server.url, DEMO_DATABASE);
     const client = new pg.Client({ connectionString: url });
@@ -74,6 +76,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   } finally {
     await server.stop();
   }
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which often cannot reach a directory under
+ * root's home (mode 0700): the cluster then lives under the system temp directory, one per demo dir.
+ */
+function demoDataDir(dir: string): string {
+  if (process.getuid?.() !== 0) return join(dir, 'pgdata');
+  return join(tmpdir(), `auditlog-demo-pgdata-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`);
 }
 
 async function ensureDatabase(serverUrl: string, name: string): Promise<string> {

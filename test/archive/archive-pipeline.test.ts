@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { archiveWith } from '../helpers/archive-run.js';
+import { archiveWith, buildConfig } from '../helpers/archive-run.js';
+import { createTestDatabase } from '../helpers/postgres.js';
 import { archivedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
@@ -112,5 +113,43 @@ describe('archive pipeline', () => {
     expect(archive.objects[0]!.meta.primary_keys.map((k) => k[0])).toEqual(['1', '2', '3', '5', '6', '7', '8', '9', '10']);
     expect(archive.objects[0]!.lines.every((l) => !l.includes('"id":4,'))).toBe(true);
     expect(archive.pendingMarkers).toEqual([]);
+  });
+});
+
+describe('selection and parallelism', () => {
+  it('--database and --table select what runs; parallel_databases archives several databases at once', async () => {
+    const other = await createTestDatabase();
+    try {
+      await createEventsTable(fx.db, { rows: 12, stepMinutes: 1, endDaysAgo: 20 });
+      await createEventsTable(other, { rows: 9, stepMinutes: 1, endDaysAgo: 20 });
+      await other.query('CREATE TABLE second (LIKE events INCLUDING ALL)');
+      await other.query('INSERT INTO second SELECT * FROM events');
+      const config = buildConfig({
+        s3: fx.s3cfg,
+        defaults: { retention_days: 10 },
+        parallel_databases: true,
+        max_parallel_databases: 2,
+        databases: [
+          { name: 'one', url: fx.db.url, tables: [eventsTable] },
+          { name: 'two', url: other.url, tables: [eventsTable, { name: 'second', timestamp_column: 'happened_at' }] },
+        ],
+      });
+
+      const onlySecond = await archiveWith(config, fx.store, { database: 'two', table: 'public.second' });
+      expect(onlySecond.tables.map((t) => `${t.database}/${t.table}:${t.rowsArchived}`)).toEqual(['two/second:9']);
+      expect(await rowIds(fx.db)).toHaveLength(12);
+      expect(await rowIds(other)).toHaveLength(9);
+
+      await expect(archiveWith(config, fx.store, { database: 'three' })).rejects.toMatchObject({ code: 'USAGE' });
+      await expect(archiveWith(config, fx.store, { table: 'nope' })).rejects.toMatchObject({ code: 'USAGE' });
+
+      const all = await archiveWith(config, fx.store);
+      expect(all.failed).toBe(0);
+      expect(all.tables.map((t) => `${t.database}/${t.table}:${t.rowsArchived}`)).toEqual(['one/events:12', 'two/events:9', 'two/second:0']);
+      const prefixes = new Set((await inspectArchive(fx.store)).objects.map((o) => o.key.split('/').slice(0, 2).join('/')));
+      expect([...prefixes].sort()).toEqual(['one/public.events', 'two/public.events', 'two/public.second']);
+    } finally {
+      await other.drop();
+    }
   });
 });

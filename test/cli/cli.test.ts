@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { runCli } from '../helpers/run-cli.js';
+import { inspectArchive } from '../helpers/archive-inspect.js';
+import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 
 let dir: string;
 let db: TestDatabase;
@@ -137,4 +139,35 @@ describe('auditlog CLI', () => {
     expect(r.stdout).toContain('NO_PRIMARY_KEY');
     expect(await rowIds(db)).toHaveLength(0);
   });
+
+  it('exits 1 naming the endpoint when the S3 endpoint is unreachable, deleting nothing', async () => {
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 10, stepMinutes: 60, endDaysAgo: 20 });
+    const file = await configFile(
+      's3-down.yaml',
+      validYaml('unused').replace(/local:\n  path: unused\n/, 's3:\n  bucket: audit-archive\n  endpoint: http://127.0.0.1:9\n  force_path_style: true\n  access_key_id: AKIAEXAMPLE\n  secret_access_key: s3cr3t-value-xyz\n  retry: { max_attempts: 2, base_delay_ms: 10, max_delay_ms: 20 }\n'),
+    );
+    const r = await runCli(['archive', '--config', file], { CLI_TEST_DB_URL: db.url });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('STORAGE_UNREACHABLE');
+    expect(r.stderr).toContain('http://127.0.0.1:9');
+    expect(r.stdout + r.stderr).not.toContain('s3cr3t-value-xyz');
+    expect(await rowIds(db)).toHaveLength(10);
+  });
+
+  it('demo: embedded PostgreSQL, a seeded table, the old half archived to a local directory', async () => {
+    const demoDir = join(dir, 'demo');
+    const r = await runCli(['demo', '--rows', '2000', '--dir', demoDir], {}, 180_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/table public\.audit_log: 2000 rows before, 1000 after/);
+    expect(r.stdout).toContain(join(demoDir, 'archive'));
+    const archive = await inspectArchive(new LocalObjectStore({ path: join(demoDir, 'archive') }));
+    expect(archive.pendingMarkers).toEqual([]);
+    expect(archive.objects.reduce((n, o) => n + o.meta.record_count, 0)).toBe(1000);
+    // A second demo starts over from a fresh table and archive.
+    const again = await runCli(['demo', '--rows', '2000', '--dir', demoDir], {}, 180_000);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/2000 rows before, 1000 after/);
+  });
 });
+
