@@ -36,7 +36,8 @@ class BenchError extends Error {}
 interface BenchOptions {
   rows: number;
   spanDays: number;
-  batchSize: number | undefined;
+  /** `defaults:` of the generated config (batch_size, compression_level), when given. */
+  toolDefaults: Record<string, number>;
   keep: boolean;
   baselineOnly: boolean;
   storages: Storage[];
@@ -72,6 +73,7 @@ function parseOptions(argv: string[]): BenchOptions {
       rows: { type: 'string', default: '1000000' },
       'span-days': { type: 'string', default: '730' },
       'batch-size': { type: 'string' },
+      'compression-level': { type: 'string' },
       keep: { type: 'boolean', default: false },
       'baseline-only': { type: 'boolean', default: false },
       storage: { type: 'string', default: 's3rver,local' },
@@ -86,6 +88,7 @@ function parseOptions(argv: string[]): BenchOptions {
         '  --span-days N    days the rows span before now (default 730; more than 365). A batch never\n' +
         '                   spans two UTC days, so this sets the rows per day and thus the batch sizes\n' +
         '  --batch-size N   archive batch size (default: the tool\'s default)\n' +
+        '  --compression-level N  gzip level 1-9 of the archive (default: the tool\'s default)\n' +
         '  --keep           keep the scratch database (its URL is printed)\n' +
         '  --baseline-only  time only the psql | gzip + DELETE baseline\n' +
         '  --storage LIST   archive targets to time, comma-separated: s3rver (an S3-compatible server on\n' +
@@ -96,10 +99,12 @@ function parseOptions(argv: string[]): BenchOptions {
   const rows = parsePositiveInt('--rows', values.rows);
   const spanDays = parsePositiveInt('--span-days', values['span-days']);
   if (spanDays <= RETENTION_DAYS + 1) throw new BenchError(`--span-days: expected more than ${RETENTION_DAYS + 1}, got ${spanDays}`);
-  const batchSize = values['batch-size'] === undefined ? undefined : parsePositiveInt('--batch-size', values['batch-size']);
+  const toolDefaults: Record<string, number> = {};
+  if (values['batch-size'] !== undefined) toolDefaults.batch_size = parsePositiveInt('--batch-size', values['batch-size']);
+  if (values['compression-level'] !== undefined) toolDefaults.compression_level = parsePositiveInt('--compression-level', values['compression-level']);
   const storages = values.storage.split(',').map((v) => v.trim());
   for (const v of storages) if (v !== 's3rver' && v !== 'local') throw new BenchError(`--storage: expected s3rver and/or local, got "${v}"`);
-  return { rows, spanDays, batchSize, keep: values.keep, baselineOnly: values['baseline-only'], storages: storages as Storage[] };
+  return { rows, spanDays, toolDefaults, keep: values.keep, baselineOnly: values['baseline-only'], storages: storages as Storage[] };
 }
 
 function parsePositiveInt(flag: string, raw: string): number {
@@ -318,7 +323,7 @@ async function startS3rver(directory: string): Promise<S3Server> {
   };
 }
 
-function buildConfigYaml(target: { endpoint: string } | { localPath: string }, batchSize: number | undefined): string {
+function buildConfigYaml(target: { endpoint: string } | { localPath: string }, toolDefaults: Record<string, number>): string {
   // The database URL stays in the environment (expanded by the tool), not in a file on disk.
   const storage =
     'endpoint' in target
@@ -326,7 +331,7 @@ function buildConfigYaml(target: { endpoint: string } | { localPath: string }, b
       : ['local:', `  path: ${target.localPath}`];
   return [
     ...storage,
-    ...(batchSize === undefined ? [] : ['defaults:', `  batch_size: ${batchSize}`]),
+    ...(Object.keys(toolDefaults).length === 0 ? [] : ['defaults:', ...Object.entries(toolDefaults).map(([k, v]) => `  ${k}: ${v}`)]),
     'databases:',
     '  - name: bench',
     '    url: ${AUDITLOG_BENCH_DATABASE_URL}',
@@ -344,11 +349,11 @@ interface ArchiveSummaryLike {
   tables?: Array<{ rowsArchived?: number; bytesCompressed?: number; batches?: number }>;
 }
 
-async function runArchive(url: string, workDir: string, workload: Workload, batchSize: number | undefined, storage: Storage): Promise<RunResult> {
+async function runArchive(url: string, workDir: string, workload: Workload, toolDefaults: Record<string, number>, storage: Storage): Promise<RunResult> {
   const s3 = storage === 's3rver' ? await startS3rver(join(workDir, 's3rver')) : undefined;
   try {
     const configPath = join(workDir, `bench-config-${storage}.yaml`);
-    await writeFile(configPath, buildConfigYaml(s3 === undefined ? { localPath: join(workDir, 'local-archive') } : { endpoint: s3.endpoint }, batchSize));
+    await writeFile(configPath, buildConfigYaml(s3 === undefined ? { localPath: join(workDir, 'local-archive') } : { endpoint: s3.endpoint }, toolDefaults));
     // AUDITLOG_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the archive process.
     const nodeArgs = (process.env.AUDITLOG_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     const outcome = await runTimed(process.execPath, [...nodeArgs, join(repoRoot, 'bin', 'auditlog'), 'archive', '--config', configPath, '--quiet', '--json'], {
@@ -474,11 +479,11 @@ async function main(): Promise<number> {
         log('restoring the table for the archive run…');
         await restoreTable(db.url);
         log(`running ./bin/auditlog archive (${storage})…`);
-        results.push(await runArchive(db.url, workDir, workload, options.batchSize, storage));
+        results.push(await runArchive(db.url, workDir, workload, options.toolDefaults, storage));
       }
     }
 
-    process.stdout.write(`\n${describeMachine(serverVersion)}\n${options.rows.toLocaleString('en-US')} rows seeded over ${options.spanDays} days, ${RETENTION_DAYS}-day retention${options.batchSize === undefined ? '' : `, batch size ${options.batchSize}`}\n\n`);
+    process.stdout.write(`\n${describeMachine(serverVersion)}\n${options.rows.toLocaleString('en-US')} rows seeded over ${options.spanDays} days, ${RETENTION_DAYS}-day retention${Object.entries(options.toolDefaults).map(([k, v]) => `, ${k} ${v}`).join('')}\n\n`);
     process.stdout.write(`${formatTable(results, workload)}\n`);
     return 0;
   } finally {

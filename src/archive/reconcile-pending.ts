@@ -7,7 +7,7 @@
  * The data object is only ever removed when every one of its rows is still in the table.
  */
 import { AuditlogError } from '../core/errors.js';
-import { keyRange, serializeMetadata, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
+import { serializeMetadata, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { reindexLines } from '../core/row-set.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
 import { selectPresentKeys } from '../db/archive-queries.js';
@@ -86,7 +86,6 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   const encoded = await encodeBatch(keep.map(({ i }) => lines[i]!).join('\n'), meta.compression_level);
   const kept = keep.map(({ i }) => i);
   const keys = keep.map(({ k }) => k);
-  const range = keyRange(keys);
   const trimmed: BatchMetadata = {
     ...meta,
     record_count: keep.length,
@@ -94,8 +93,6 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     compressed_bytes: encoded.compressedBytes,
     sha256_uncompressed: encoded.sha256Uncompressed,
     sha256_compressed: encoded.sha256Compressed,
-    min_primary_key: range.min,
-    max_primary_key: range.max,
     primary_keys: keys,
     json_null_values: reindexLines(meta.json_null_values, kept),
     json_text_values: reindexLines(meta.json_text_values, kept),

@@ -61,28 +61,6 @@ export function computeBatchId(plan: Pick<TablePlan, 'database' | 'schema' | 'ta
   return sha256Hex(JSON.stringify([plan.database, plan.schema, plan.table, firstTs, firstKey, lastKey, count])).slice(0, 16);
 }
 
-/** Key order for min/max: numerically when every value is an integer, else by text. */
-export function compareKeys(a: readonly string[], b: readonly string[]): number {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x === y) continue;
-    if (/^-?\d+$/.test(x) && /^-?\d+$/.test(y)) return BigInt(x) < BigInt(y) ? -1 : 1;
-    return x < y ? -1 : 1;
-  }
-  return 0;
-}
-
-export function keyRange(keys: readonly (readonly string[])[]): { min: string[]; max: string[] } {
-  let min = keys[0]!;
-  let max = keys[0]!;
-  for (const k of keys) {
-    if (compareKeys(k, min) < 0) min = k;
-    if (compareKeys(k, max) > 0) max = k;
-  }
-  return { min: [...min], max: [...max] };
-}
-
 export function serializeMetadata(meta: BatchMetadata): Buffer {
   return Buffer.from(JSON.stringify(meta, null, 1) + '\n', 'utf8');
 }

@@ -3,8 +3,6 @@
  * is one UTC day of one page: the JSON lines joined by '\n' (no line contains a raw newline),
  * and per line its xmin and key, in (timestamp, key) order.
  */
-import { keyRange } from './batch-metadata.js';
-
 /** A row's place in (timestamp, primary key) order, as the server's text. */
 export interface RowPosition {
   ts: string;
@@ -26,7 +24,7 @@ export interface RowSet {
   lines: string;
   xmins: string[];
   keys: string[][];
-  /** Bounds of the rows' timestamps: exact when read, still bounds after rows are cut out. */
+  /** Bounds of the rows' timestamps and keys: exact when read, still bounds after rows are cut out. */
   firstTs: string;
   lastTs: string;
   minKey: string[];
@@ -43,16 +41,12 @@ export function reindexLines<T extends { line: number }>(items: readonly T[], ke
 /** The RowSet without the rows whose line numbers are not in `kept` (ascending). */
 export function subsetRowSet(rows: RowSet, kept: readonly number[]): RowSet {
   const lines = rows.lines.split('\n');
-  const keys = kept.map((i) => rows.keys[i]!);
-  const range = keyRange(keys);
   return {
     ...rows,
     count: kept.length,
     lines: kept.map((i) => lines[i]!).join('\n'),
     xmins: kept.map((i) => rows.xmins[i]!),
-    keys,
-    minKey: range.min,
-    maxKey: range.max,
+    keys: kept.map((i) => rows.keys[i]!),
     flags: reindexLines(rows.flags, kept),
   };
 }

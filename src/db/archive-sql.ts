@@ -73,7 +73,8 @@ function jsonFlagsExpression(plan: TablePlan): string {
       return null;
     })
     .filter((x): x is string => x !== null);
-  return cases.length === 0 ? 'NULL::text' : `array_remove(ARRAY[${cases.join(', ')}], NULL)::text`;
+  // NULL (not '{}') for a row without flags, so the aggregate's FILTER keeps only flagged rows.
+  return cases.length === 0 ? 'NULL::text' : `NULLIF(array_remove(ARRAY[${cases.join(', ')}], NULL)::text, '{}')`;
 }
 
 const orderColumns = (plan: TablePlan): ColumnInfo[] => [plan.timestampColumn, ...plan.primaryKey];

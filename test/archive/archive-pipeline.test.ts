@@ -53,6 +53,9 @@ describe('archive pipeline', () => {
       expect(m.max_timestamp.startsWith(day)).toBe(true);
       expect(m.format_version).toBe(1);
       expect(m.primary_key_columns).toEqual(['id']);
+      const ids = m.primary_keys.map((k) => Number(k[0]));
+      expect(m.min_primary_key).toEqual([String(Math.min(...ids))]);
+      expect(m.max_primary_key).toEqual([String(Math.max(...ids))]);
       expect(m.compressed_bytes).toBe((await fx.store.head(o.key))!.size);
       expect(sha256Hex((await fx.store.get(o.key))!)).toBe(m.sha256_compressed);
       expect(m.run_id).toBe(summary.runId);
@@ -153,3 +156,30 @@ describe('selection and parallelism', () => {
     }
   });
 });
+
+describe('composite primary keys', () => {
+  it('archives and deletes by every key column, in the manifest as tuples', async () => {
+    await fx.db.query(`CREATE TABLE ledger (tenant text, seq int, happened_at timestamptz NOT NULL, note text, PRIMARY KEY (tenant, seq))`);
+    await fx.db.query(
+      `INSERT INTO ledger SELECT t, s, now() - interval '30 days' + make_interval(mins => s), t || s FROM unnest(ARRAY['a', 'b,"c']) t, generate_series(1, 6) s`,
+    );
+    // A newer row sharing a tenant and seq value with archived ones: only the exact tuple may go.
+    await fx.db.query(`INSERT INTO ledger VALUES ('a', 100, now(), 'new')`);
+    const summary = await archiveWith(fx.configFor([{ name: 'ledger', timestamp_column: 'happened_at' }], { batch_size: 5 }), fx.store);
+    expect(summary.failed).toBe(0);
+    expect(summary.tables[0]!.rowsArchived).toBe(12);
+    expect((await fx.db.query(`SELECT tenant, seq FROM ledger`)).rows).toEqual([{ tenant: 'a', seq: 100 }]);
+    const archive = await inspectArchive(fx.store);
+    const keys = archive.objects.flatMap((o) => o.meta.primary_keys);
+    expect(keys).toHaveLength(12);
+    expect(new Set(keys.map((k) => JSON.stringify(k))).size).toBe(12);
+    expect(keys).toContainEqual(['b,"c', '6']);
+    for (const o of archive.objects) {
+      expect(o.meta.primary_key_columns).toEqual(['tenant', 'seq']);
+      const sorted = [...o.meta.primary_keys].sort((x, y) => (x[0]! < y[0]! ? -1 : x[0]! > y[0]! ? 1 : Number(x[1]) - Number(y[1])));
+      expect(o.meta.min_primary_key).toEqual(sorted[0]);
+      expect(o.meta.max_primary_key).toEqual(sorted[sorted.length - 1]);
+    }
+  });
+});
+
