@@ -354,11 +354,17 @@ async function runArchive(url: string, workDir: string, workload: Workload, tool
   try {
     const configPath = join(workDir, `bench-config-${storage}.yaml`);
     await writeFile(configPath, buildConfigYaml(s3 === undefined ? { localPath: join(workDir, 'local-archive') } : { endpoint: s3.endpoint }, toolDefaults));
-    // AUDITLOG_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the archive process.
+    // AUDITLOG_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the archive
+    // process; node then runs the script directly, so bin/auditlog's shebang flags are repeated here.
     const nodeArgs = (process.env.AUDITLOG_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-    const outcome = await runTimed(process.execPath, [...nodeArgs, join(repoRoot, 'bin', 'auditlog'), 'archive', '--config', configPath, '--quiet', '--json'], {
+    const bin = join(repoRoot, 'bin', 'auditlog');
+    const [command, args] =
+      nodeArgs.length === 0
+        ? [bin, ['archive', '--config', configPath, '--quiet', '--json']]
+        : [process.execPath, ['--max-old-space-size=1024', ...nodeArgs, bin, 'archive', '--config', configPath, '--quiet', '--json']];
+    const outcome = await runTimed(command, args, {
       cwd: repoRoot,
-      env: { ...process.env, AUDITLOG_BENCH_DATABASE_URL: url },
+      env: { ...process.env, AUDITLOG_BENCH_DATABASE_URL: url, MALLOC_ARENA_MAX: '2' },
       trackRss: true,
     });
     if (outcome.code !== 0) {
