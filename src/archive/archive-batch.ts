@@ -1,17 +1,16 @@
 /**
  * One batch, in the order the invariants require:
  *   marker → upload → verify (read back) → metadata → guarded delete → commit → marker removed.
- * Nothing is deleted before the object and its metadata are verified in the store (I3); only the
+ * Nothing is deleted before the object is verified in the store and its metadata written (I3); only the
  * archived versions of the rows are deleted (I2); if some rows could not be deleted, the object is
  * rewritten without them *before* the delete commits, so every committed object holds exactly the
  * rows it deleted.
  */
 import { AuditlogError, describeError } from '../core/errors.js';
-import { computeBatchId, serializeMetadata, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
+import { computeBatchId, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
 import { subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
 import { deleteArchivedRows } from '../db/archive-queries.js';
-import { sha256Hex } from '../core/batch-metadata.js';
 import type { ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
 import { verifyStoredBatch } from './verify-object.js';

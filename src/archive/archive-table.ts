@@ -123,7 +123,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     }
   } catch (error) {
     summary.status = 'failed';
-    const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
+    const e = toTableError(error);
     summary.error = { code: e.code, message: e.message };
     logger.error({ code: e.code, err: e.message }, 'table failed');
   } finally {
@@ -131,6 +131,16 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     summary.rowsPerSecond = rate(summary.rowsArchived, started);
   }
   return summary;
+}
+
+/** Errors from the driver carry a SQLSTATE; anything else unexpected is INTERNAL. */
+function toTableError(error: unknown): AuditlogError {
+  if (isAuditlogError(error)) return error;
+  const sqlState = (error as { code?: unknown } | null)?.code;
+  if (typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState)) {
+    return new AuditlogError('DB_QUERY', `database error ${sqlState}: ${describeError(error)}`, { details: { sqlstate: sqlState }, cause: error });
+  }
+  return new AuditlogError('INTERNAL', describeError(error), { cause: error });
 }
 
 function rate(rows: number, started: number): number {

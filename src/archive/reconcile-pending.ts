@@ -59,7 +59,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     await store.delete(markerKey);
     return 'nothing-written';
   }
-  const meta = JSON.parse(metaBody.toString('utf8')) as BatchMetadata;
+  const meta = parseMetadata(metaBody, metaKey);
   if (sha256Hex(data) !== meta.sha256_compressed) {
     throw new AuditlogError('VERIFY_FAILED', `in-flight object ${key} does not match its metadata (SHA-256); left untouched for inspection (run validate)`, {
       details: { key },
@@ -105,3 +105,17 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   await store.delete(markerKey);
   return 'trimmed';
 }
+
+/** Unreadable metadata of an in-flight batch is never guessed at: the object is left for inspection. */
+function parseMetadata(body: Buffer, metaKey: string): BatchMetadata {
+  try {
+    const meta = JSON.parse(body.toString('utf8')) as BatchMetadata;
+    if (Array.isArray(meta.primary_keys) && typeof meta.sha256_compressed === 'string') return meta;
+  } catch {
+    // reported below
+  }
+  throw new AuditlogError('VERIFY_FAILED', `metadata ${metaKey} of an in-flight batch is unreadable; left untouched for inspection (run validate)`, {
+    details: { key: metaKey },
+  });
+}
+

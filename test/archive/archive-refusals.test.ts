@@ -137,4 +137,25 @@ describe('archive refusals and contention', () => {
     const after = await archiveWith(fx.configFor([eventsTable]), fx.store);
     expect(after.tables[0]!.rowsArchived).toBe(5);
   });
+
+  it('gives up on a table it cannot lock within lock_timeout, with the SQLSTATE, and goes on', async () => {
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
+    await fx.db.query('CREATE TABLE other (LIKE events INCLUDING ALL)');
+    await fx.db.query('INSERT INTO other SELECT * FROM events');
+    const app = new pg.Client({ connectionString: fx.db.url });
+    await app.connect();
+    await app.query('BEGIN');
+    await app.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
+    try {
+      const summary = await archiveWith(fx.configFor([eventsTable, { name: 'other', timestamp_column: 'happened_at' }], { lock_timeout_ms: 200 }), fx.store);
+      expect(summary.tables[0]!.error?.code).toBe('DB_QUERY');
+      expect(summary.tables[0]!.error?.message).toContain('55P03');
+      expect(summary.tables[1]!.rowsArchived).toBe(5);
+    } finally {
+      await app.query('ROLLBACK');
+      await app.end();
+    }
+    expect(await rowIds(fx.db)).toHaveLength(5);
+  });
 });
+
