@@ -21,6 +21,6 @@ export function createLogger(options: LoggerOptions): Logger {
   }
   return pino(
     { level: options.level, base },
-    pretty({ destination, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,run_id' }),
+    pretty({ destination, sync: true, colorize: true, singleLine: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,run_id' }),
   );
 }
