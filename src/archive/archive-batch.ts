@@ -53,6 +53,7 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   ]);
   await ctx.onPhase?.('after-marker');
   let encoded = firstEncoding;
+  assertOneLinePerRow(encoded, rows, key);
   if (existing !== undefined) {
     // Same batch id = same table, first/last key and count: a committed object of an earlier run.
     // Identical bytes mean these rows (back in the table, e.g. restored) are archived already.
@@ -92,6 +93,28 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
     }
     current = subsetRowSet(current, kept);
     encoded = await encodeBatch(current.lines, plan.compressionLevel);
+    assertOneLinePerRow(encoded, current, key);
+    // No delete has committed for this batch: drop the sidecar first, so a crash mid-rewrite
+    // leaves a data object without metadata, which reconciliation removes (never a mismatched pair).
+    await store.delete(metaKey);
+  }
+}
+
+function sameKeySet(a: readonly (readonly string[])[], b: readonly (readonly string[])[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a.map((k) => JSON.stringify(k)));
+  return set.size === a.length && b.every((k) => set.has(JSON.stringify(k)));
+}
+
+/**
+ * Line i of the object is the row of manifest entry i: a value rendered with a raw newline would
+ * break that pairing (and the rewrite without changed rows), so such a batch stops before upload.
+ */
+function assertOneLinePerRow(encoded: EncodedBatch, rows: RowSet, key: string): void {
+  if (encoded.recordCount !== rows.count) {
+    throw new AuditlogError('VERIFY_FAILED', `batch ${key} rendered ${encoded.recordCount} JSON lines for ${rows.count} rows (a value holds a raw newline); nothing was uploaded or deleted for it`, {
+      details: { key },
+    });
   }
 }
 
@@ -138,6 +161,7 @@ export function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, en
     created_at: new Date().toISOString(),
     session_settings: ctx.sessionSettings,
     primary_keys: rows.keys,
+    xmins: rows.xmins,
     json_null_values: named((f) => f.jsonNull),
     json_text_values: named((f) => f.jsonText),
   };
@@ -160,9 +184,10 @@ async function deleteGuarded(ctx: ArchiveContext, rows: RowSet, key: string, mar
   client.on('error', onClientError);
   try {
     await client.query('BEGIN');
-    // The delete is limited to the given keys, so an equal count means exactly the archived set.
+    // Commit only if exactly the archived set went: compared as sets, not counts, so a key that
+    // is not unique after all (e.g. across INHERITS children) cannot hide a different row.
     const deleted = await deleteArchivedRows(client, ctx.plan, rows, ctx.cutoff);
-    if (deleted.count !== rows.count) {
+    if (!sameKeySet(deleted.keys, rows.keys)) {
       await client.query('ROLLBACK');
       return deleted.keys;
     }

@@ -101,18 +101,22 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         const limit = plan.pauseBetweenBatchesMs > 0 ? 1 : plan.batchesInFlight;
         const inFlight = new Set<Promise<void>>();
         let failure: { error: unknown } | undefined;
-        for await (const rows of readBatches(input.pool, plan, cutoff)) {
-          if (failure !== undefined) break;
-          const task: Promise<void> = archiveBatch(ctx, rows)
-            .then(record, (error: unknown) => {
-              failure ??= { error };
-            })
-            .finally(() => inFlight.delete(task));
-          inFlight.add(task);
-          if (inFlight.size >= limit) await Promise.race(inFlight);
-          if (plan.pauseBetweenBatchesMs > 0) await (input.sleep ?? sleep)(plan.pauseBetweenBatchesMs);
+        try {
+          for await (const rows of readBatches(input.pool, plan, cutoff)) {
+            if (failure !== undefined) break;
+            const task: Promise<void> = archiveBatch(ctx, rows)
+              .then(record, (error: unknown) => {
+                failure ??= { error };
+              })
+              .finally(() => inFlight.delete(task));
+            inFlight.add(task);
+            if (inFlight.size >= limit) await Promise.race(inFlight);
+            if (plan.pauseBetweenBatchesMs > 0) await (input.sleep ?? sleep)(plan.pauseBetweenBatchesMs);
+          }
+        } finally {
+          // Even when reading fails: batches in flight finish (or fail) before the lock and pool go.
+          await Promise.allSettled(inFlight);
         }
-        await Promise.all(inFlight);
         if (failure !== undefined) throw failure.error;
         if (summary.rowsArchived > 0 || summary.rowsSkipped > 0) summary.status = 'archived';
       } finally {

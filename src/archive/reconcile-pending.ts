@@ -10,7 +10,7 @@ import { AuditlogError } from '../core/errors.js';
 import { serializeMetadata, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { reindexLines } from '../core/row-set.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
-import { selectPresentKeys } from '../db/archive-queries.js';
+import { selectPresentRows } from '../db/archive-queries.js';
 import type { ArchiveContext } from './archive-context.js';
 import { decodeBatch, encodeBatch } from './encode-batch.js';
 import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
@@ -65,7 +65,12 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
       details: { key },
     });
   }
-  const present = new Set((await selectPresentKeys(ctx.pool, ctx.plan, meta.primary_keys)).map((k) => JSON.stringify(k)));
+  // "Still in the table" means the archived version itself: a row now under the same key with
+  // another xmin is new (the key was reused after the archived one was deleted), so the archived
+  // version stays in the archive.
+  const stillThere = new Set((await selectPresentRows(ctx.pool, ctx.plan, meta.primary_keys)).map((r) => JSON.stringify([r.key, r.xmin])));
+  const archivedVersions = meta.primary_keys.map((k, i) => JSON.stringify([k, meta.xmins[i]]));
+  const present = new Set(archivedVersions.filter((v) => stillThere.has(v)));
   if (present.size === 0) {
     await store.delete(markerKey);
     return 'committed';
@@ -76,7 +81,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
       details: { key },
     });
   }
-  const keep = meta.primary_keys.map((k, i) => ({ k, i })).filter(({ k }) => !present.has(JSON.stringify(k)));
+  const keep = meta.primary_keys.map((k, i) => ({ k, i })).filter(({ i }) => !present.has(archivedVersions[i]!));
   if (keep.length === 0) {
     await store.delete(key);
     await store.delete(metaKey);
@@ -94,6 +99,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     sha256_uncompressed: encoded.sha256Uncompressed,
     sha256_compressed: encoded.sha256Compressed,
     primary_keys: keys,
+    xmins: kept.map((i) => meta.xmins[i]!),
     json_null_values: reindexLines(meta.json_null_values, kept),
     json_text_values: reindexLines(meta.json_text_values, kept),
   };
@@ -110,7 +116,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
 function parseMetadata(body: Buffer, metaKey: string): BatchMetadata {
   try {
     const meta = JSON.parse(body.toString('utf8')) as BatchMetadata;
-    if (Array.isArray(meta.primary_keys) && typeof meta.sha256_compressed === 'string') return meta;
+    if (Array.isArray(meta.primary_keys) && Array.isArray(meta.xmins) && meta.xmins.length === meta.primary_keys.length && typeof meta.sha256_compressed === 'string') return meta;
   } catch {
     // reported below
   }

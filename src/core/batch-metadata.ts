@@ -38,6 +38,8 @@ export interface BatchMetadata {
   session_settings: Record<string, string>;
   /** The deletion manifest: key of each line, in line order. These rows, in these versions, were deleted. */
   primary_keys: string[][];
+  /** The version (xmin) of each line's row when it was archived, in line order: reconciliation tells a row still in the table from a new row that reuses its key. */
+  xmins: string[];
   /** Lines whose json/jsonb column held JSON `null` (the line shows `null`, as for SQL NULL). */
   json_null_values: LineColumns[];
   /** Lines whose json column is written as a JSON string holding the value's exact text (it had raw newlines). */

@@ -5,7 +5,7 @@ import {
   buildCountSql,
   buildCutoffSql,
   buildGuardedDeleteSql,
-  buildPresentKeysSql,
+  buildPresentRowsSql,
   buildSelectPageSql,
   type DayGroupRow,
 } from './archive-sql.js';
@@ -73,8 +73,9 @@ export async function deleteArchivedRows(q: Queryable, plan: TablePlan, rows: Pi
   return { count: Number(row.n), keys: JSON.parse(row.keys) as string[][] };
 }
 
-export async function selectPresentKeys(q: Queryable, plan: TablePlan, keys: readonly (readonly string[])[]): Promise<string[][]> {
+/** The given keys still in the table, each with the xmin of its current version. */
+export async function selectPresentRows(q: Queryable, plan: TablePlan, keys: readonly (readonly string[])[]): Promise<{ key: string[]; xmin: string }[]> {
   if (keys.length === 0) return [];
-  const r = await q.query<{ keys: string }>(buildPresentKeysSql(plan), [JSON.stringify(keys)]);
-  return JSON.parse(r.rows[0]!.keys) as string[][];
+  const r = await q.query<{ rows: string }>(buildPresentRowsSql(plan), [JSON.stringify(keys)]);
+  return (JSON.parse(r.rows[0]!.rows) as [string[], string][]).map(([key, xmin]) => ({ key, xmin }));
 }

@@ -172,10 +172,16 @@ export function buildGuardedDeleteSql(plan: TablePlan): string {
   );
 }
 
-/** Which of the given keys are still in the table. $1 = keys (JSON array of key arrays). */
-export function buildPresentKeysSql(plan: TablePlan): string {
+/**
+ * Which of the given keys are still in the table, and in which version (xmin). FOR KEY SHARE
+ * waits for a transaction still deleting such a row (a COMMIT whose outcome the archiver did not
+ * see, e.g. waiting on a synchronous standby): a row is only "present" once that is decided.
+ * $1 = keys (JSON array of key arrays). Returns [[key, xmin], ...].
+ */
+export function buildPresentRowsSql(plan: TablePlan): string {
   return (
     `WITH ${batchRowsCte(plan, null, 1)} ` +
-    `SELECT COALESCE(json_agg(${keyJson(plan)}), '[]')::text AS keys FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)}`
+    `SELECT COALESCE(json_agg(json_build_array(s.k, s.x)), '[]')::text AS rows FROM ` +
+    `(SELECT ${keyJson(plan)} AS k, t.xmin::text AS x FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)} FOR KEY SHARE OF t) AS s`
   );
 }

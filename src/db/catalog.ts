@@ -19,6 +19,7 @@ interface ColumnRow {
   attgenerated: string;
   attidentity: string;
   base_type: string;
+  nested_json: string;
 }
 
 const TIMESTAMP_KINDS: Record<string, TimestampKind> = {
@@ -58,7 +59,11 @@ export async function loadTablePlan(
             (t.typcategory = 'A' OR bt.typcategory = 'A')::text AS is_array,
             CASE WHEN COALESCE(bt.typname, t.typname) IN ('json', 'jsonb') THEN COALESCE(bt.typname, t.typname) END AS json_kind,
             a.attnotnull::text AS attnotnull, a.attgenerated::text AS attgenerated, a.attidentity::text AS attidentity,
-            pg_catalog.format_type(COALESCE(bt.oid, t.oid), NULL) AS base_type
+            pg_catalog.format_type(COALESCE(bt.oid, t.oid), NULL) AS base_type,
+            (COALESCE(bt.typtype, t.typtype) = 'c' OR EXISTS (
+               SELECT 1 FROM pg_catalog.pg_type et LEFT JOIN pg_catalog.pg_type ebt ON et.typtype = 'd' AND ebt.oid = et.typbasetype
+                WHERE et.oid = COALESCE(bt.typelem, t.typelem) AND COALESCE(bt.typcategory, t.typcategory) = 'A'
+                  AND (COALESCE(ebt.typname, et.typname) = 'json' OR COALESCE(ebt.typtype, et.typtype) = 'c')))::text AS nested_json
        FROM pg_catalog.pg_attribute a
        JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
        LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
@@ -75,6 +80,15 @@ export async function loadTablePlan(
     generated: r.attgenerated !== '',
     identity: r.attidentity === 'a' ? 'always' : r.attidentity === 'd' ? 'by-default' : null,
   }));
+  // row_to_json passes json values through verbatim, raw newlines included. Top-level json
+  // columns are written as text when needed (archive-sql.ts); inside arrays and composite values
+  // they cannot be, and a raw newline would split the JSON line: refuse before touching a row.
+  const nested = cols.rows.find((r) => r.nested_json === 'true');
+  if (nested !== undefined) {
+    throw new AuditlogError('TABLE_NOT_SUPPORTED', `column "${nested.attname}" of ${qualified} (database "${database}") has type ${nested.type}: composite values and arrays of json/composite elements are not supported yet (a json value inside them may hold raw newlines); use jsonb, or leave this table out`, {
+      details: { database, table: qualified, column: nested.attname },
+    });
+  }
   const byName = new Map(columns.map((c) => [c.name, c]));
   const baseTypes = new Map(cols.rows.map((r) => [r.attname, r.base_type]));
 

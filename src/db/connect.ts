@@ -64,6 +64,9 @@ function buildClientConfig(options: PoolOptions): pg.ClientConfig {
     options: formatStartupOptions(options.settings),
     types: textTypes,
     connectionTimeoutMillis: 15_000,
+    // statement_timeout only acts on the server: TCP keepalive notices a peer that vanished.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   };
 }
 

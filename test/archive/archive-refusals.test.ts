@@ -157,5 +157,19 @@ describe('archive refusals and contention', () => {
     }
     expect(await rowIds(fx.db)).toHaveLength(5);
   });
+
+  it.each([
+    ['an array of json', 'json[]', `ARRAY['{"a":\n1}'::json]`],
+    ['a composite type', 'pair', `ROW(1, 'x')::pair`],
+  ])('refuses a table with %s column (a nested json value could hold a raw newline), deleting nothing', async (_name, type, value) => {
+    await fx.db.query(`CREATE TYPE pair AS (n int, s text)`);
+    await fx.db.query(`CREATE TABLE nested (id bigint PRIMARY KEY, happened_at timestamptz NOT NULL, v ${type})`);
+    await fx.db.query(`INSERT INTO nested SELECT g, now() - interval '30 days', ${value} FROM generate_series(1, 3) g`);
+    const summary = await archiveWith(fx.configFor([{ name: 'nested', timestamp_column: 'happened_at' }]), fx.store);
+    expect(summary.tables[0]!.error?.code).toBe('TABLE_NOT_SUPPORTED');
+    expect(summary.tables[0]!.error?.message).toContain('column "v"');
+    expect(Number((await fx.db.query('SELECT count(*) AS n FROM nested')).rows[0].n)).toBe(3);
+    expect((await inspectArchive(fx.store)).allKeys).toEqual([]);
+  });
 });
 

@@ -121,3 +121,37 @@ describe('an unreadable pending marker (a store that kept a torn write)', () => 
   });
 });
 
+describe('a key reused after a committed batch whose marker was left behind', () => {
+  it('keeps the archived version: the new row under the same key is another row', async () => {
+    const db = await createTestDatabase();
+    try {
+      await createEventsTable(db, { rows: 16, stepMinutes: 30, endDaysAgo: 11 });
+      const old = await snapshot(db);
+      const path = join(dir, `reuse-${Date.now()}`);
+      const store = new LocalObjectStore({ path });
+      const file = join(dir, 'reuse.json');
+      await writeFile(file, JSON.stringify({ local: { path }, defaults: { retention_days: 10, batch_size: 8, batches_in_flight: 1 }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] }));
+      const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: 'after-commit:1' });
+      expect(crashed.signal).toBe('SIGKILL');
+      const inFlight = await inspectArchive(store);
+      expect(inFlight.pendingMarkers).toHaveLength(1);
+      const committed = inFlight.objects[0]!;
+      const reusedId = committed.meta.primary_keys[0]![0]!;
+      expect(await rowIds(db)).not.toContain(reusedId);
+      // The application inserts a new, recent row under a key the committed batch deleted.
+      await db.query(`INSERT INTO events (id, happened_at, kind) VALUES ($1, now(), 'reused key')`, [reusedId]);
+
+      const rerun = await runCli(['archive', '--config', file]);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      const after = await inspectArchive(store);
+      expect(after.pendingMarkers).toEqual([]);
+      const lines = after.objects.flatMap((o) => o.meta.primary_keys.map((k, i) => [k[0], o.lines[i]]));
+      expect(lines.filter(([id]) => id === reusedId)).toEqual([[reusedId, old.get(reusedId)]]);
+      expect(lines).toHaveLength(16);
+      expect(await rowIds(db)).toEqual([reusedId]);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
