@@ -183,3 +183,13 @@ describe('composite primary keys', () => {
   });
 });
 
+describe('rows without a timestamp', () => {
+  it('are never archived: a NULL timestamp is not older than the cutoff', async () => {
+    await fx.db.query(`CREATE TABLE maybe (id bigint PRIMARY KEY, happened_at timestamptz)`);
+    await fx.db.query(`INSERT INTO maybe VALUES (1, now() - interval '30 days'), (2, NULL), (3, now())`);
+    const summary = await archiveWith(fx.configFor([{ name: 'maybe', timestamp_column: 'happened_at' }]), fx.store);
+    expect(summary.tables[0]!.rowsArchived).toBe(1);
+    expect((await fx.db.query('SELECT id::text AS id FROM maybe ORDER BY id')).rows.map((r: { id: string }) => r.id)).toEqual(['2', '3']);
+  });
+});
+
