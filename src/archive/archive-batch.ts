@@ -7,7 +7,7 @@
  * rows it deleted.
  */
 import { AuditlogError, describeError } from '../core/errors.js';
-import { computeBatchId, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
+import { computeBatchId, FORMAT_NAME, FORMAT_VERSION, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
 import { subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
 import { deleteArchivedRows } from '../db/archive-queries.js';
@@ -27,7 +27,7 @@ export interface BatchOutcome {
   compressedBytes: number;
 }
 
-export interface PendingMarker {
+interface PendingMarker {
   data_object: string;
   metadata_object: string;
   run_id: string;
@@ -128,13 +128,13 @@ async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, 
   await ctx.store.put(metaKey, meta, { sha256Hex: sha256Hex(meta), contentType: 'application/json' });
 }
 
-export function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: EncodedBatch, batchId: string): BatchMetadata {
+function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: EncodedBatch, batchId: string): BatchMetadata {
   const { plan } = ctx;
   const named = (pick: (f: LineFlags) => number[]): LineColumns[] =>
     rows.flags.flatMap((f) => (pick(f).length === 0 ? [] : [{ line: f.line, columns: pick(f).map((i) => plan.columns[i]!.name) }]));
   return {
-    format: 'auditlog-archive',
-    format_version: 1,
+    format: FORMAT_NAME,
+    format_version: FORMAT_VERSION,
     tool: { name: 'auditlog-manager', version: ctx.toolVersion },
     database: plan.database,
     schema: plan.schema,

@@ -1,6 +1,6 @@
 /** `auditlog demo`: runs the embedded default and tells the user where to look. */
 import type { Logger } from 'pino';
-import { runDemo } from '../demo/run-demo.js';
+import { DEMO_RETENTION_DAYS, runDemo } from '../demo/run-demo.js';
 import { formatRunSummary } from './format-summary.js';
 
 export interface DemoCommandOptions {
@@ -16,7 +16,7 @@ export async function runDemoCommand(options: DemoCommandOptions): Promise<numbe
   const result = await runDemo(options);
   const { summary, archiveDir, dataObjects } = result;
   const out: string[] = [formatRunSummary(summary)];
-  out.push(`table public.audit_log: ${result.rowsBefore} rows before, ${result.rowsAfter} after (rows older than 365 days moved to the archive)`);
+  out.push(`table public.audit_log: ${result.rowsBefore} rows before, ${result.rowsAfter} after (rows older than ${DEMO_RETENTION_DAYS} days moved to the archive)`);
   out.push(`archive: ${archiveDir}`);
   out.push(`  ${dataObjects.length} data objects (*.jsonl.gz), each with a *.metadata.json sidecar, laid out as <database>/<schema>.<table>/year=/month=/day=/`);
   for (const key of dataObjects.slice(0, 3)) out.push(`  ${key}`);

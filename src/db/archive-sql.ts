@@ -147,7 +147,7 @@ export function buildSelectPageSql(plan: TablePlan, afterPosition: boolean, limi
 }
 
 /** Rows of a batch as the SQL side receives them: $n = JSON array of xmins, $n+1 = JSON array of keys (same order). */
-function batchRowsCte(plan: TablePlan, xminsParam: number | null, keysParam: number): string {
+function batchRowsCte(xminsParam: number | null, keysParam: number): string {
   const keys = `json_array_elements($${keysParam}::json) WITH ORDINALITY AS kk(k, i)`;
   if (xminsParam === null) return `b AS (SELECT kk.k FROM ${keys})`;
   return `b AS (SELECT kk.k, xx.x FROM ${keys} JOIN json_array_elements_text($${xminsParam}::json) WITH ORDINALITY AS xx(x, i) ON xx.i = kk.i)`;
@@ -164,7 +164,7 @@ const keyMatch = (plan: TablePlan): string => plan.primaryKey.map((c, i) => `${c
 export function buildGuardedDeleteSql(plan: TablePlan): string {
   const table = quoteQualified(plan.schema, plan.table);
   return (
-    `WITH ${batchRowsCte(plan, 1, 2)}, ` +
+    `WITH ${batchRowsCte(1, 2)}, ` +
     `c AS (SELECT t.tableoid AS toid, t.ctid AS tid FROM ${table} AS t JOIN b ON ${keyMatch(plan)} AND t.xmin = b.x::xid ` +
     `WHERE ${col(plan.timestampColumn)} < $3::${plan.timestampColumn.type} FOR UPDATE OF t SKIP LOCKED), ` +
     `d AS (DELETE FROM ${table} AS t USING c WHERE t.tableoid = c.toid AND t.ctid = c.tid RETURNING ${keyJson(plan)} AS k) ` +
@@ -180,7 +180,7 @@ export function buildGuardedDeleteSql(plan: TablePlan): string {
  */
 export function buildPresentRowsSql(plan: TablePlan): string {
   return (
-    `WITH ${batchRowsCte(plan, null, 1)} ` +
+    `WITH ${batchRowsCte(null, 1)} ` +
     `SELECT COALESCE(json_agg(json_build_array(s.k, s.x)), '[]')::text AS rows FROM ` +
     `(SELECT ${keyJson(plan)} AS k, t.xmin::text AS x FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)} FOR KEY SHARE OF t) AS s`
   );

@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
 import { archiveWith, buildConfig } from '../helpers/archive-run.js';
