@@ -62,25 +62,36 @@ async function expectExactlyOnce(db: TestDatabase, store: ObjectStore, old: Map<
   expect(left.some((id) => old.has(id))).toBe(false);
 }
 
+/**
+ * Seeds `rows` old events, writes a config for `storage` (JSON is YAML), and runs the real CLI
+ * until AUDITLOG_FAULT kills it. Returns the original lines of the old rows and the config file.
+ */
+async function crashRun(
+  db: TestDatabase,
+  options: { name: string; rows: number; storage: Record<string, unknown>; defaults?: Record<string, number>; fault: string },
+): Promise<{ old: Map<string, string>; file: string }> {
+  await createEventsTable(db, { rows: options.rows, stepMinutes: 30, endDaysAgo: 11 });
+  const old = await snapshot(db);
+  const file = join(dir, `${options.name}.json`);
+  const config = { ...options.storage, defaults: { retention_days: 10, batch_size: 8, ...options.defaults }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] };
+  await writeFile(file, JSON.stringify(config));
+  const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: options.fault });
+  expect(crashed.signal).toBe('SIGKILL');
+  return { old, file };
+}
+
 const PHASES = ['after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch'] as const;
 
 describe.each(PHASES)('SIGKILL at %s of the third batch, then a rerun', (phase) => {
   it.each(['s3', 'local'] as const)('loses nothing and archives every row exactly once (%s)', async (backend) => {
     const db = await createTestDatabase();
     try {
-      await createEventsTable(db, { rows: 60, stepMinutes: 30, endDaysAgo: 11 });
-      const old = await snapshot(db);
       const storage =
         backend === 's3'
           ? { s3: s3.s3Config({ prefix: `crash-${phase}-${Date.now()}/` }) }
           : { local: { path: join(dir, `${phase}-${Date.now()}`) } };
       const store: ObjectStore = backend === 's3' ? new S3ObjectStore(storage.s3!) : new LocalObjectStore(storage.local!);
-      const file = join(dir, `${phase}-${backend}.json`);
-      // JSON is YAML: no need for a serializer in the test.
-      await writeFile(file, JSON.stringify({ ...storage, defaults: { retention_days: 10, batch_size: 8 }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] }));
-
-      const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: `${phase}:3` });
-      expect(crashed.signal).toBe('SIGKILL');
+      const { old, file } = await crashRun(db, { name: `${phase}-${backend}`, rows: 60, storage, fault: `${phase}:3` });
       await expectNoLoss(db, store, old);
       // Up to batches_in_flight (3) batches run at once, so only a commit phase proves deletes
       // happened before the kill: three batches committed, of at least one row each.
@@ -101,14 +112,9 @@ describe('an unreadable pending marker (a store that kept a torn write)', () => 
   it('is reconciled from its key alone', async () => {
     const db = await createTestDatabase();
     try {
-      await createEventsTable(db, { rows: 30, stepMinutes: 30, endDaysAgo: 11 });
-      const old = await snapshot(db);
       const path = join(dir, `torn-${Date.now()}`);
       const store = new LocalObjectStore({ path });
-      const file = join(dir, 'torn.json');
-      await writeFile(file, JSON.stringify({ local: { path }, defaults: { retention_days: 10, batch_size: 8, batches_in_flight: 1 }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] }));
-      const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: 'after-metadata:2' });
-      expect(crashed.signal).toBe('SIGKILL');
+      const { old, file } = await crashRun(db, { name: 'torn', rows: 30, storage: { local: { path } }, defaults: { batches_in_flight: 1 }, fault: 'after-metadata:2' });
       const markers = (await inspectArchive(store)).pendingMarkers;
       expect(markers).toHaveLength(1);
       await store.put(markers[0]!, Buffer.from('{"data_obj'));
@@ -125,14 +131,9 @@ describe('a key reused after a committed batch whose marker was left behind', ()
   it('keeps the archived version: the new row under the same key is another row', async () => {
     const db = await createTestDatabase();
     try {
-      await createEventsTable(db, { rows: 16, stepMinutes: 30, endDaysAgo: 11 });
-      const old = await snapshot(db);
       const path = join(dir, `reuse-${Date.now()}`);
       const store = new LocalObjectStore({ path });
-      const file = join(dir, 'reuse.json');
-      await writeFile(file, JSON.stringify({ local: { path }, defaults: { retention_days: 10, batch_size: 8, batches_in_flight: 1 }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] }));
-      const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: 'after-commit:1' });
-      expect(crashed.signal).toBe('SIGKILL');
+      const { old, file } = await crashRun(db, { name: 'reuse', rows: 16, storage: { local: { path } }, defaults: { batches_in_flight: 1 }, fault: 'after-commit:1' });
       const inFlight = await inspectArchive(store);
       expect(inFlight.pendingMarkers).toHaveLength(1);
       const committed = inFlight.objects[0]!;
