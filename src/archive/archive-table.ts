@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { DefaultsConfig, TableConfig } from '../config/schema.js';
+import type { CheckpointsConfig, DefaultsConfig, TableConfig } from '../config/schema.js';
 import { tablePrefix } from '../core/archive-layout.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { loadTablePlan } from '../db/catalog.js';
@@ -13,8 +13,11 @@ import { countArchivable, selectCutoff } from '../db/archive-queries.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { archiveBatch, type BatchOutcome } from './archive-batch.js';
 import type { BatchPhase } from './archive-context.js';
-import { readBatches } from './read-batches.js';
+import { lastPosition, readBatches } from './read-batches.js';
 import { reconcilePending } from './reconcile-pending.js';
+import type { RowSet } from '../core/row-set.js';
+import type { StateStores } from '../state/state-stores.js';
+import { TableProgress } from './table-progress.js';
 import type { TableSummary } from './table-summary.js';
 
 export interface ArchiveTableInput {
@@ -25,6 +28,9 @@ export interface ArchiveTableInput {
   /** A connection of its own for the advisory lock (not from the pool). */
   openLockClient: () => Promise<pg.Client>;
   store: ObjectStore;
+  /** Watermarks, last-run results and checkpoints (watermarks:/checkpoints: in the config). */
+  stateStores: StateStores;
+  checkpoints: Pick<CheckpointsConfig, 'every_batches'>;
   runId: string;
   toolVersion: string;
   sessionSettings: Record<string, string>;
@@ -81,6 +87,9 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         };
         const reconciled = await reconcilePending(ctx);
         if (reconciled.committed + reconciled.removed + reconciled.trimmed > 0) summary.reconciled = reconciled;
+        const progress = new TableProgress({ stores: input.stateStores, plan, runId: input.runId, everyBatches: input.checkpoints.every_batches, logger });
+        const { start, resumed } = await progress.begin();
+        if (resumed !== undefined) summary.resumed = resumed;
         logger.info({ cutoff, retention_days: plan.retentionDays, batch_size: plan.batchSize }, 'archiving rows older than the cutoff');
 
         let lastProgress = Date.now();
@@ -99,26 +108,53 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         // Batches hold disjoint rows and each has its own pending marker, so several can be in
         // flight at once: storage round trips overlap instead of adding up. A pause means one at a time.
         const limit = plan.pauseBetweenBatchesMs > 0 ? 1 : plan.batchesInFlight;
-        const inFlight = new Set<Promise<void>>();
-        let failure: { error: unknown } | undefined;
-        try {
-          for await (const rows of readBatches(input.pool, plan, cutoff)) {
-            if (failure !== undefined) break;
-            const task: Promise<void> = archiveBatch(ctx, rows)
-              .then(record, (error: unknown) => {
-                failure ??= { error };
-              })
-              .finally(() => inFlight.delete(task));
-            inFlight.add(task);
-            if (inFlight.size >= limit) await Promise.race(inFlight);
-            if (plan.pauseBetweenBatchesMs > 0) await (input.sleep ?? sleep)(plan.pauseBetweenBatchesMs);
+        const archivePass = async (batches: AsyncIterable<RowSet>, onBatch: (rows: RowSet) => (outcome: BatchOutcome) => void): Promise<void> => {
+          const inFlight = new Set<Promise<void>>();
+          let failure: { error: unknown } | undefined;
+          try {
+            for await (const rows of batches) {
+              if (failure !== undefined) break;
+              const done = onBatch(rows);
+              const task: Promise<void> = archiveBatch(ctx, rows)
+                .then(
+                  (outcome) => {
+                    record(outcome);
+                    done(outcome);
+                  },
+                  (error: unknown) => {
+                    failure ??= { error };
+                  },
+                )
+                .finally(() => inFlight.delete(task));
+              inFlight.add(task);
+              if (inFlight.size >= limit) await Promise.race(inFlight);
+              if (plan.pauseBetweenBatchesMs > 0) await (input.sleep ?? sleep)(plan.pauseBetweenBatchesMs);
+            }
+          } finally {
+            // Even when reading fails: batches in flight finish (or fail) before the lock and pool go.
+            await Promise.allSettled(inFlight);
           }
-        } finally {
-          // Even when reading fails: batches in flight finish (or fail) before the lock and pool go.
-          await Promise.allSettled(inFlight);
+          if (failure !== undefined) throw failure.error;
+        };
+        try {
+          // Main pass: after the watermark, which follows the batches as they commit.
+          await archivePass(readBatches(input.pool, plan, cutoff, { after: start }), (rows) => {
+            const seq = progress.track(lastPosition(rows));
+            return (outcome) => progress.completed(seq, outcome.rowsArchived);
+          });
+          // Then the rows a watermark leaves behind: skipped while locked or changed, or inserted
+          // late with an old timestamp. Usually none; one index range scan finds that out.
+          if (start !== null) {
+            await archivePass(readBatches(input.pool, plan, cutoff, { until: start }), () => (outcome) => progress.countRows(outcome.rowsArchived));
+          }
+        } catch (error) {
+          const e = toTableError(error);
+          await progress.finish({ status: 'failed', rows_archived: summary.rowsArchived, rows_skipped: summary.rowsSkipped, batches: summary.batches, error: { code: e.code, message: e.message } });
+          throw e;
         }
-        if (failure !== undefined) throw failure.error;
-        if (summary.rowsArchived > 0 || summary.rowsSkipped > 0) summary.status = 'archived';
+        const status = summary.rowsArchived > 0 || summary.rowsSkipped > 0 ? 'archived' : 'nothing-to-archive';
+        await progress.finish({ status, rows_archived: summary.rowsArchived, rows_skipped: summary.rowsSkipped, batches: summary.batches });
+        summary.status = status;
       } finally {
         await lock.release().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'could not release the table lock; it ends with the connection'));
       }

@@ -9,23 +9,36 @@
 import type { Queryable } from '../db/queryable.js';
 import type { TablePlan } from '../core/table-plan.js';
 import { selectPage } from '../db/archive-queries.js';
-import type { RowSet } from '../core/row-set.js';
+import type { RowPosition, RowSet } from '../core/row-set.js';
 
-export async function* readBatches(q: Queryable, plan: TablePlan, cutoff: string): AsyncGenerator<RowSet> {
+export interface ReadRange {
+  /** Start strictly after this position (a watermark); from the first row when absent. */
+  after?: RowPosition | null;
+  /** Stop at this position, inclusive (the pass over rows a watermark left behind). */
+  until?: RowPosition | null;
+}
+
+export async function* readBatches(q: Queryable, plan: TablePlan, cutoff: string, range: ReadRange = {}): AsyncGenerator<RowSet> {
   const pageSize = plan.batchSize;
-  const fetch = (after: RowSet | null): Promise<RowSet[]> => {
-    const p = selectPage(q, plan, cutoff, after === null ? null : { ts: after.lastTs, key: after.keys[after.keys.length - 1]! }, pageSize);
+  const until = range.until ?? null;
+  const fetch = (after: RowPosition | null): Promise<RowSet[]> => {
+    const p = selectPage(q, plan, cutoff, after, pageSize, until);
     // Awaited below; this only keeps an abandoned prefetch (the caller stopped) from being an unhandled rejection.
     p.catch(() => undefined);
     return p;
   };
-  let next: Promise<RowSet[]> | null = fetch(null);
+  let next: Promise<RowSet[]> | null = fetch(range.after ?? null);
   while (next !== null) {
     const groups: RowSet[] = await next;
     const full = groups.reduce((n, g) => n + g.count, 0) === pageSize;
     const ready = full && groups.length > 1 ? groups.slice(0, -1) : groups;
     const last = ready[ready.length - 1];
-    next = full && last !== undefined ? fetch(last) : null;
+    next = full && last !== undefined ? fetch(lastPosition(last)) : null;
     yield* ready;
   }
+}
+
+/** Where a batch ends in (timestamp, key) order: the position the next read starts after. */
+export function lastPosition(rows: RowSet): RowPosition {
+  return { ts: rows.lastTs, key: rows.keys[rows.keys.length - 1]! };
 }

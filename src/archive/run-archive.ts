@@ -10,6 +10,7 @@ import { AuditlogError, describeError } from '../core/errors.js';
 import { buildSessionSettings, checkConnection, createClient, createPool } from '../db/connect.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { BatchPhase } from './archive-context.js';
+import { openStateStores } from '../state/state-stores.js';
 import { archiveTable } from './archive-table.js';
 import type { RunSummary, TableSummary } from './table-summary.js';
 
@@ -43,7 +44,8 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
   return { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, durationMs: Date.now() - started };
 }
 
-function selectTargets(options: RunArchiveOptions): DatabaseConfig[] {
+/** The configured databases, narrowed to `--database` and `--table` (a USAGE error names what is configured). */
+export function selectTargets(options: Pick<RunArchiveOptions, 'config' | 'database' | 'table'>): DatabaseConfig[] {
   let dbs = options.config.databases;
   if (options.database !== undefined) {
     dbs = dbs.filter((d) => d.name === options.database);
@@ -92,6 +94,8 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
             return client;
           },
           store: options.store,
+          stateStores: openStateStores(options.config, options.store, pool),
+          checkpoints: options.config.checkpoints,
           runId: options.runId,
           toolVersion: options.toolVersion,
           sessionSettings: { ...settings },

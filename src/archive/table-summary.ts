@@ -14,6 +14,8 @@ export interface TableSummary {
   durationMs: number;
   rowsPerSecond: number;
   reconciled?: { committed: number; removed: number; trimmed: number };
+  /** Set when the previous run of this table was interrupted (its checkpoint was still there). */
+  resumed?: { run_id: string; batches_committed: number; rows_archived: number };
   dryRun?: { rows: number; minTimestamp: string | null; maxTimestamp: string | null; cutoff: string; estimatedBatches: number };
   error?: { code: string; message: string };
 }

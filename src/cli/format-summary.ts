@@ -16,6 +16,9 @@ export function formatRunSummary(run: RunSummary): string {
   for (const t of run.tables) {
     if (t.error !== undefined) lines.push(`error: ${label(t)}: ${t.error.message} [${t.error.code}]`);
     if (t.rowsSkipped > 0) lines.push(`note: ${label(t)}: ${t.rowsSkipped} row(s) changed or were locked while archiving; they stay in the table for the next run`);
+    if (t.resumed !== undefined) {
+      lines.push(`note: ${label(t)}: resumed after run ${t.resumed.run_id}, which was interrupted after ${t.resumed.batches_committed} committed batches`);
+    }
     if (t.reconciled !== undefined) {
       const r = t.reconciled;
       lines.push(`note: ${label(t)}: reconciled batches left in flight by an earlier run (${r.committed} committed, ${r.trimmed} trimmed, ${r.removed} removed)`);

@@ -16,6 +16,7 @@ import { createObjectStore } from '../storage/create-object-store.js';
 import { createLogger } from './create-logger.js';
 import { formatRunSummary } from './format-summary.js';
 import { runDemoCommand } from './demo-command.js';
+import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -120,6 +121,51 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         }
       }
       io.stdout(`config ok: ${opts.config} (${config.databases.length} database(s), ${tables} table(s), storage ${config.s3 ? `s3://${config.s3.bucket}/${config.s3.prefix}` : config.local!.path})\n`);
+    });
+
+  const stateInput = async (opts: { config: string; database?: string; table?: string; json?: boolean }) => {
+    const config = await loadConfig(opts.config, io.env);
+    secrets = collectSecrets(config);
+    return {
+      config,
+      store: createObjectStore(config),
+      ...(opts.database === undefined ? {} : { database: opts.database }),
+      ...(opts.table === undefined ? {} : { table: opts.table }),
+      json: opts.json === true,
+      secrets,
+      stdout: io.stdout,
+    };
+  };
+  program
+    .command('status')
+    .description('Show per table: lock holder, watermark, last run, an interrupted run\'s checkpoint, batches left in flight. Exit 1 if any needs attention.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--database <name>', 'only this database (its name in the config)')
+    .option('--table <name>', 'only this table (name or schema.name)')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { config: string; database?: string; table?: string; json?: boolean }) => {
+      exitCode = await runStatusCommand(await stateInput(opts));
+    });
+  const watermarksCmd = program.command('watermarks').description('Inspect or reset where each table\'s next run starts reading.');
+  watermarksCmd
+    .command('list')
+    .description('Show the watermark of each configured table: the last (timestamp, key) up to which every batch committed.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--database <name>', 'only this database (its name in the config)')
+    .option('--table <name>', 'only this table (name or schema.name)')
+    .option('--json', 'print the watermarks as JSON')
+    .action(async (opts: { config: string; database?: string; table?: string; json?: boolean }) => {
+      exitCode = await runWatermarksListCommand(await stateInput(opts));
+    });
+  watermarksCmd
+    .command('reset')
+    .description('Forget the watermark of a table (or --all): its next run reads from the first row. Safe at any time.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--database <name>', 'only this database (its name in the config)')
+    .option('--table <name>', 'the table (name or schema.name)')
+    .option('--all', 'every configured table (of --database, if given)')
+    .action(async (opts: { config: string; database?: string; table?: string; all?: boolean }) => {
+      exitCode = await runWatermarksResetCommand({ ...(await stateInput(opts)), all: opts.all === true });
     });
 
   program

@@ -159,6 +159,25 @@ export const databaseSchema = z
     });
   });
 
+export const watermarksSchema = z
+  .object({
+    backend: z
+      .enum(['storage', 's3', 'database'])
+      .default('storage')
+      .describe('Where per-table watermarks and last-run results live: `storage` (the bucket or local directory, under `_auditlog/state/`; `s3` is an alias) or `database` (a table in each archived database).'),
+    schema: identifier.default('public').describe('Schema of the watermark table (`backend: database`).'),
+    table: identifier.default('auditlog_watermarks').describe('Watermark table, created if missing (`backend: database`; needs CREATE on the schema).'),
+  })
+  .strict();
+
+export const checkpointsSchema = z
+  .object({
+    every_batches: positiveInt.max(100_000).default(10).describe('Save the watermark and the run checkpoint after this many committed batches.'),
+    backend: z.enum(['storage', 'local']).default('storage').describe('Where run checkpoints live: `storage` (under `_auditlog/checkpoints/`) or `local` (files in `local_dir`).'),
+    local_dir: z.string().min(1).default('./.auditlog/checkpoints').describe('Directory of checkpoint files (`backend: local`).'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     s3: s3Schema.optional(),
@@ -167,6 +186,8 @@ export const configSchema = z
     parallel_databases: z.boolean().default(false).describe('Archive several databases at once.'),
     max_parallel_databases: positiveInt.max(16).default(2).describe('How many databases at once when parallel.'),
     application_name: z.string().min(1).max(63).default('auditlog-manager').describe('application_name of the sessions.'),
+    watermarks: watermarksSchema.prefault({}),
+    checkpoints: checkpointsSchema.prefault({}),
     databases: z.array(databaseSchema).min(1, 'expected at least one database'),
   })
   .strict()
@@ -192,6 +213,8 @@ export type DatabaseConfig = z.infer<typeof databaseSchema>;
 export type TableConfig = z.infer<typeof tableSchema>;
 export type DefaultsConfig = z.infer<typeof defaultsSchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
+export type WatermarksConfig = z.infer<typeof watermarksSchema>;
+export type CheckpointsConfig = z.infer<typeof checkpointsSchema>;
 
 /** Keys whose values are secrets: masked wherever configuration is printed. */
 export const SECRET_KEYS: ReadonlySet<string> = new Set(['secret_access_key', 'session_token', 'password', 'access_key_id']);

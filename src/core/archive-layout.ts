@@ -57,3 +57,18 @@ export function dataKeyForMarker(prefix: string, markerKey: string): string | un
   const m = /^(\d{4}-\d{2}-\d{2})-([^/]+)\.json$/.exec(name);
   return m === null ? undefined : dataKey(prefix, m[1]!, m[2]!);
 }
+
+/** `<database>/<schema>.<table>` as one name: the file name of a table's state documents. */
+function tableStateName(id: { database: string; schema: string; table: string }): string {
+  return tablePrefix(id.database, id.schema, id.table).slice(0, -1);
+}
+
+/** The table's watermark and last-run result (watermarks.backend: storage). */
+export function tableStateKey(id: { database: string; schema: string; table: string }): string {
+  return `${STATE_PREFIX}state/${tableStateName(id)}.json`;
+}
+
+/** The checkpoint of a run in progress or interrupted; relative to the store or the checkpoint directory. */
+export function checkpointKey(id: { database: string; schema: string; table: string }): string {
+  return `${STATE_PREFIX}checkpoints/${tableStateName(id)}.json`;
+}

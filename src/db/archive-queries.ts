@@ -28,11 +28,19 @@ export async function countArchivable(q: Queryable, plan: TablePlan, cutoff: str
   return { rows: Number(row.n), minTimestamp: row.min_ts, maxTimestamp: row.max_ts };
 }
 
-/** One page (at most `limit` rows), split by UTC day. */
-export async function selectPage(q: Queryable, plan: TablePlan, cutoff: string, after: RowPosition | null, limit: number): Promise<RowSet[]> {
+/** One page (at most `limit` rows after `after`, up to and including `until`), split by UTC day. */
+export async function selectPage(
+  q: Queryable,
+  plan: TablePlan,
+  cutoff: string,
+  after: RowPosition | null,
+  limit: number,
+  until: RowPosition | null = null,
+): Promise<RowSet[]> {
   const params: unknown[] = [cutoff];
   if (after !== null) params.push(after.ts, ...after.key);
-  const r = await q.query<DayGroupRow>(buildSelectPageSql(plan, after !== null, limit), params);
+  if (until !== null) params.push(until.ts, ...until.key);
+  const r = await q.query<DayGroupRow>(buildSelectPageSql(plan, { after: after !== null, until: until !== null }, limit), params);
   return r.rows.map((g) => {
     const firstOrd = Number(g.first_ord);
     return {

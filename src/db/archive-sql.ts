@@ -115,14 +115,17 @@ function keyJson(plan: TablePlan, alias = 't'): string {
  * re-scan of the range: dead tuples of earlier batches would be walked again), returned as one
  * row per UTC day with the JSON lines already joined and the xmins and keys as JSON arrays: the
  * client handles a few large values per batch instead of several small ones per row.
- * $1 = cutoff, then (when `afterPosition`) the timestamp and key values of the last row read.
+ * $1 = cutoff, then (when `bounds.after`) the timestamp and key values of the last row read,
+ * then (when `bounds.until`) those of the last row to include: a pass over rows behind a watermark.
  */
-export function buildSelectPageSql(plan: TablePlan, afterPosition: boolean, limit: number): string {
+export function buildSelectPageSql(plan: TablePlan, bounds: { after: boolean; until: boolean }, limit: number): string {
   const line = lineExpression(plan);
   const order = orderColumns(plan);
-  const keyset = afterPosition
-    ? ` AND (${order.map(col).join(', ')}) > (${order.map((c, i) => `$${i + 2}::${c.type}`).join(', ')})`
-    : '';
+  const tuple = order.map(col).join(', ');
+  const params = (first: number): string => order.map((c, i) => `$${first + i}::${c.type}`).join(', ');
+  const keyset =
+    (bounds.after ? ` AND (${tuple}) > (${params(2)})` : '') +
+    (bounds.until ? ` AND (${tuple}) <= (${params(bounds.after ? 2 + order.length : 2)})` : '');
   const single = plan.primaryKey.length === 1 ? plan.primaryKey[0]! : undefined;
   const pkOrder = (dir: string): string => plan.primaryKey.map((c) => `p.${quoteIdent(`pk_${c.name}`)} ${dir}`).join(', ');
   const minMaxKey =

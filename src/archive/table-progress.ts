@@ -1,0 +1,158 @@
+/**
+ * One table run's watermark, checkpoint and last-run record: read at the start (where to resume,
+ * whether the previous run was interrupted), saved every `checkpoints.every_batches` committed
+ * batches, and settled at the end (checkpoint removed after a run that did not fail).
+ *
+ * None of this is needed for safety: rows are only deleted once archived and verified, and the
+ * pass behind the watermark finds whatever a stale or lost watermark would skip. So a state store
+ * that cannot be read or written is a warning, never a reason to stop archiving.
+ */
+import type { Logger } from 'pino';
+import { describeError } from '../core/errors.js';
+import type { RowPosition } from '../core/row-set.js';
+import type { TablePlan } from '../core/table-plan.js';
+import type { StateStores } from '../state/state-stores.js';
+import {
+  CHECKPOINT_FORMAT,
+  emptyTableState,
+  tableIdOf,
+  usableWatermark,
+  watermarkFor,
+  type Checkpoint,
+  type LastRun,
+  type TableState,
+} from '../state/table-state.js';
+import { CommittedPrefix } from './committed-prefix.js';
+
+export interface ResumeInfo {
+  /** The interrupted run this one follows, from its checkpoint. */
+  run_id: string;
+  batches_committed: number;
+  rows_archived: number;
+}
+
+export interface TableProgressOptions {
+  stores: StateStores;
+  plan: TablePlan;
+  runId: string;
+  everyBatches: number;
+  logger: Logger;
+  now?: () => Date;
+}
+
+export class TableProgress {
+  private state: TableState;
+  private prefix = new CommittedPrefix(null);
+  private startPosition: RowPosition | null = null;
+  private rowsArchived = 0;
+  private readonly startedAt: Date;
+  private saving: Promise<void> = Promise.resolve();
+  private savedPosition: RowPosition | null = null;
+  private readonly warned = new Set<string>();
+  private readonly now: () => Date;
+
+  constructor(private readonly options: TableProgressOptions) {
+    this.now = options.now ?? (() => new Date());
+    this.startedAt = this.now();
+    this.state = emptyTableState(tableIdOf(options.plan));
+  }
+
+  /** Where this run starts reading (after the watermark), and the interrupted run it resumes, if any. */
+  async begin(): Promise<{ start: RowPosition | null; resumed?: ResumeInfo }> {
+    const { plan, stores, logger } = this.options;
+    const id = tableIdOf(plan);
+    const stored = await stores.tableState.get(id).catch((error: unknown) => this.warn('read-state', error, 'could not read the watermark; starting from the first row'));
+    if (stored !== undefined) this.state = stored;
+    const checkpoint = await stores.checkpoints.get(id).catch((error: unknown) => this.warn('read-checkpoint', error, 'could not read the checkpoint of the previous run'));
+
+    const usable = usableWatermark(plan, this.state.watermark);
+    if (usable.ignored !== undefined) logger.warn({ reason: usable.ignored }, 'the stored watermark is not used: starting from the first row');
+    this.startPosition = usable.position;
+    this.savedPosition = usable.position;
+    this.prefix = new CommittedPrefix(usable.position);
+
+    let resumed: ResumeInfo | undefined;
+    if (checkpoint !== undefined) {
+      resumed = { run_id: checkpoint.run_id, batches_committed: checkpoint.batches_committed, rows_archived: checkpoint.rows_archived };
+      logger.warn({ interrupted_run: checkpoint.run_id, batches_committed: checkpoint.batches_committed, since: checkpoint.updated_at }, 'the previous run of this table was interrupted; resuming from its last committed state');
+    }
+    if (usable.position !== null) logger.info({ after: usable.position }, 'resuming after the watermark');
+    this.schedule(() => this.saveCheckpoint());
+    await this.saving;
+    return resumed === undefined ? { start: usable.position } : { start: usable.position, resumed };
+  }
+
+  /** The watermark this run started after (null: from the first row). */
+  get start(): RowPosition | null {
+    return this.startPosition;
+  }
+
+  /** Registers a batch of the main pass, in read order. */
+  track(lastPosition: RowPosition): number {
+    return this.prefix.add(lastPosition);
+  }
+
+  /** A tracked batch committed (or had nothing left to delete). */
+  completed(seq: number, rowsArchived: number): void {
+    this.rowsArchived += rowsArchived;
+    this.prefix.complete(seq);
+    if (this.prefix.committed % this.options.everyBatches === 0) this.saveProgress();
+  }
+
+  /** Rows archived outside the main pass (behind the watermark) still count in the checkpoint. */
+  countRows(rowsArchived: number): void {
+    this.rowsArchived += rowsArchived;
+  }
+
+  /** Settles the run: watermark and last run recorded; the checkpoint removed unless the run failed. */
+  async finish(result: Omit<LastRun, 'run_id' | 'started_at' | 'finished_at'>): Promise<void> {
+    const { stores, plan, runId } = this.options;
+    await this.saving;
+    const position = this.prefix.position;
+    if (position !== null && position !== this.savedPosition) this.state.watermark = watermarkFor(plan, position, runId, this.now());
+    this.state.last_run = { run_id: runId, started_at: this.startedAt.toISOString(), finished_at: this.now().toISOString(), ...result };
+    await stores.tableState.put(this.state).catch((error: unknown) => this.warn('write-state', error, 'could not save the watermark and run result'));
+    if (result.status === 'failed') await this.saveCheckpoint();
+    else await stores.checkpoints.delete(tableIdOf(plan)).catch((error: unknown) => this.warn('delete-checkpoint', error, 'could not remove the checkpoint'));
+  }
+
+  /** Saves the watermark and checkpoint in the background, one save at a time. */
+  private saveProgress(): void {
+    this.schedule(async () => {
+      const position = this.prefix.position;
+      if (position !== null && position !== this.savedPosition) {
+        this.state.watermark = watermarkFor(this.options.plan, position, this.options.runId, this.now());
+        await this.options.stores.tableState.put(this.state);
+        this.savedPosition = position;
+      }
+      await this.saveCheckpoint();
+    });
+  }
+
+  private async saveCheckpoint(): Promise<void> {
+    const { plan, runId, stores } = this.options;
+    const checkpoint: Checkpoint = {
+      format: CHECKPOINT_FORMAT,
+      ...tableIdOf(plan),
+      run_id: runId,
+      started_at: this.startedAt.toISOString(),
+      updated_at: this.now().toISOString(),
+      batches_committed: this.prefix.committed,
+      rows_archived: this.rowsArchived,
+      position: this.prefix.position,
+    };
+    await stores.checkpoints.put(checkpoint).catch((error: unknown) => this.warn('write-checkpoint', error, 'could not save the checkpoint'));
+  }
+
+  private schedule(task: () => Promise<void>): void {
+    this.saving = this.saving.then(task).catch((error: unknown) => this.warn('write-state', error, 'could not save the watermark'));
+  }
+
+  private warn(kind: string, error: unknown, message: string): undefined {
+    if (!this.warned.has(kind)) {
+      this.warned.add(kind);
+      this.options.logger.warn({ err: describeError(error) }, message);
+    }
+    return undefined;
+  }
+}

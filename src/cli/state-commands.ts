@@ -1,0 +1,111 @@
+/**
+ * `auditlog status`, `auditlog watermarks list` and `auditlog watermarks reset`: what the archiver
+ * remembers about each table, read without archiving anything. Output formatting is pure.
+ */
+import type { Config } from '../config/schema.js';
+import { selectTargets } from '../archive/run-archive.js';
+import { AuditlogError, describeError } from '../core/errors.js';
+import { inspectTables, withDatabase, type TableReport } from '../state/inspect-tables.js';
+import { openStateStores } from '../state/state-stores.js';
+import type { ObjectStore } from '../storage/object-store.js';
+
+export interface StateCommandInput {
+  config: Config;
+  store: ObjectStore;
+  database?: string;
+  table?: string;
+  json: boolean;
+  secrets: readonly string[];
+  stdout: (text: string) => void;
+}
+
+const label = (r: { database: string; schema: string; table: string }): string => `${r.database}/${r.schema}.${r.table}`;
+
+/**
+ * Exit 0 when every table is readable and healthy; 1 when something could not be read, a last run
+ * failed, or a run was interrupted (its checkpoint is still there): what a cron check wants.
+ */
+export async function runStatusCommand(input: StateCommandInput): Promise<number> {
+  const reports = await inspectTables({ config: input.config, store: input.store, databases: selectTargets(input), withLocks: true, secrets: input.secrets });
+  input.stdout(input.json ? JSON.stringify({ tables: reports }) + '\n' : formatStatus(reports));
+  return reports.some(needsAttention) ? 1 : 0;
+}
+
+export async function runWatermarksListCommand(input: StateCommandInput): Promise<number> {
+  const reports = await inspectTables({ config: input.config, store: input.store, databases: selectTargets(input), withLocks: false, secrets: input.secrets });
+  if (input.json) {
+    input.stdout(JSON.stringify({ watermarks: reports.map((r) => ({ database: r.database, schema: r.schema, table: r.table, watermark: r.state?.watermark ?? null, problems: r.problems })) }) + '\n');
+  } else {
+    input.stdout(reports.map((r) => `${label(r)}: ${formatWatermark(r)}${r.problems.length > 0 ? ` (${r.problems.join('; ')})` : ''}`).join('\n') + '\n');
+  }
+  return reports.some((r) => r.problems.length > 0) ? 1 : 0;
+}
+
+/**
+ * Forgets the watermark of the selected tables (their last-run record stays): the next run starts
+ * from the first row. Always safe — a watermark only says where to start reading.
+ */
+export async function runWatermarksResetCommand(input: StateCommandInput & { all: boolean }): Promise<number> {
+  if (input.table === undefined && !input.all) {
+    throw new AuditlogError('USAGE', 'watermarks reset needs --table NAME (optionally with --database NAME), or --all for every configured table');
+  }
+  let failed = 0;
+  for (const db of selectTargets(input)) {
+    await withDatabase({ config: input.config, secrets: input.secrets }, db, async (pool, connectProblem) => {
+      const stores = openStateStores(input.config, input.store, pool);
+      for (const t of db.tables) {
+        const id = { database: db.name, schema: t.schema, table: t.name };
+        try {
+          if (input.config.watermarks.backend === 'database' && connectProblem !== undefined) throw new Error(connectProblem);
+          const state = await stores.tableState.get(id);
+          if (state?.watermark == null) {
+            input.stdout(`${label(id)}: no watermark\n`);
+            continue;
+          }
+          await stores.tableState.put({ ...state, watermark: null });
+          input.stdout(`${label(id)}: watermark reset (was ${formatPosition(state.watermark.position)}); the next run starts from the first row\n`);
+        } catch (error) {
+          failed += 1;
+          input.stdout(`${label(id)}: could not reset the watermark: ${describeError(error)}\n`);
+        }
+      }
+    });
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+function needsAttention(r: TableReport): boolean {
+  return r.problems.length > 0 || r.state?.last_run?.status === 'failed' || r.checkpoint !== null;
+}
+
+function formatPosition(p: { ts: string; key: string[] }): string {
+  return `${p.ts} / (${p.key.join(', ')})`;
+}
+
+function formatWatermark(r: TableReport): string {
+  const wm = r.state?.watermark;
+  return wm == null ? 'none (the next run starts at the first row)' : `${formatPosition(wm.position)} (run ${wm.run_id}, ${wm.updated_at})`;
+}
+
+export function formatStatus(reports: readonly TableReport[]): string {
+  const out: string[] = [];
+  for (const r of reports) {
+    out.push(label(r));
+    const h = r.lockHolder;
+    if (h !== undefined) out.push(`  lock:       ${h === null ? 'free' : `held by pid ${h.pid} (application_name "${h.application_name}", ${h.client_addr ?? 'local'}, connected since ${h.backend_start})`}`);
+    out.push(`  watermark:  ${formatWatermark(r)}`);
+    const run = r.state?.last_run;
+    out.push(
+      `  last run:   ${
+        run == null
+          ? 'none recorded'
+          : `${run.status} at ${run.finished_at} (run ${run.run_id}): ${run.rows_archived} rows in ${run.batches} batches${run.rows_skipped > 0 ? `, ${run.rows_skipped} skipped` : ''}${run.error ? ` — ${run.error.code}: ${run.error.message}` : ''}`
+      }`,
+    );
+    const cp = r.checkpoint;
+    out.push(`  checkpoint: ${cp === null ? 'none' : `run ${cp.run_id} did not finish: ${cp.batches_committed} batches committed, last saved ${cp.updated_at} (the next run resumes it)`}`);
+    out.push(`  in flight:  ${r.pendingMarkers.length === 0 ? 'none' : `${r.pendingMarkers.length} batch(es) not seen to commit; the next run reconciles them`}`);
+    for (const p of r.problems) out.push(`  problem:    ${p}`);
+  }
+  return out.join('\n') + '\n';
+}

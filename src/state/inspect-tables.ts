@@ -1,0 +1,105 @@
+/**
+ * What an operator wants to know about each configured table without running anything: its
+ * watermark and last run, a checkpoint left by an interrupted run, batches still in flight
+ * (pending markers), and who holds its lock. Read-only; used by `status` and `watermarks`.
+ */
+import type pg from 'pg';
+import type { Config, DatabaseConfig } from '../config/schema.js';
+import { pendingPrefix, tablePrefix } from '../core/archive-layout.js';
+import { describeError } from '../core/errors.js';
+import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
+import { findLockHolder, type LockHolder } from '../db/advisory-lock.js';
+import { quoteQualified } from '../db/quote-ident.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { openStateStores, type StateStores } from './state-stores.js';
+import type { Checkpoint, TableId, TableState } from './table-state.js';
+
+export interface TableReport extends TableId {
+  state: TableState | null;
+  checkpoint: Checkpoint | null;
+  /** Keys of pending markers: batches uploaded whose delete has not been seen to commit (reconciled by the next run). */
+  pendingMarkers: string[];
+  /** null: nobody holds it; undefined: not checked. */
+  lockHolder?: LockHolder | null;
+  /** What could not be read, per part; the other parts are still reported. */
+  problems: string[];
+}
+
+export interface InspectOptions {
+  config: Config;
+  store: ObjectStore;
+  databases: DatabaseConfig[];
+  /** Also connect to each database to find lock holders (status); watermarks need it only for `backend: database`. */
+  withLocks: boolean;
+  secrets?: readonly string[];
+}
+
+export async function inspectTables(options: InspectOptions): Promise<TableReport[]> {
+  const reports: TableReport[] = [];
+  for (const db of options.databases) {
+    await withDatabase(options, db, async (pool, connectProblem) => {
+      const stores = openStateStores(options.config, options.store, pool);
+      for (const t of db.tables) {
+        const id = { database: db.name, schema: t.schema, table: t.name };
+        reports.push(await inspectTable(options, stores, id, connectProblem === undefined ? pool : undefined, connectProblem));
+      }
+    });
+  }
+  return reports;
+}
+
+/** Runs `fn` with a pool of the database; a database that cannot be reached is reported, not thrown. */
+export async function withDatabase(
+  options: Pick<InspectOptions, 'config' | 'secrets'>,
+  db: DatabaseConfig,
+  fn: (pool: pg.Pool, connectProblem: string | undefined) => Promise<void>,
+): Promise<void> {
+  const pool = createPool({
+    database: { ...db, connection_pool_size: 2 },
+    applicationName: options.config.application_name,
+    settings: buildSessionSettings(options.config.defaults),
+    onBackgroundError: () => undefined,
+  });
+  try {
+    let problem: string | undefined;
+    await checkConnection(pool, db, options.secrets).catch((error: unknown) => {
+      problem = describeError(error);
+    });
+    await fn(pool, problem);
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
+
+async function inspectTable(options: InspectOptions, stores: StateStores, id: TableId, pool: pg.Pool | undefined, connectProblem: string | undefined): Promise<TableReport> {
+  const report: TableReport = { ...id, state: null, checkpoint: null, pendingMarkers: [], problems: [] };
+  const note = (what: string) => (error: unknown) => {
+    report.problems.push(`${what}: ${describeError(error)}`);
+  };
+  if (options.config.watermarks.backend !== 'database' || pool !== undefined) {
+    report.state = (await stores.tableState.get(id).catch(note('watermark'))) ?? null;
+  } else {
+    report.problems.push(`watermark: ${connectProblem ?? 'database unreachable'}`);
+  }
+  report.checkpoint = (await stores.checkpoints.get(id).catch(note('checkpoint'))) ?? null;
+  try {
+    for await (const o of options.store.list(pendingPrefix(tablePrefix(id.database, id.schema, id.table)))) report.pendingMarkers.push(o.key);
+  } catch (error) {
+    note('pending batches')(error);
+  }
+  if (options.withLocks) {
+    if (pool === undefined) {
+      report.problems.push(`lock: ${connectProblem ?? 'database unreachable'}`);
+    } else {
+      try {
+        const r = await pool.query<{ oid: string | null }>('SELECT to_regclass($1)::oid::text AS oid', [quoteQualified(id.schema, id.table)]);
+        const oid = r.rows[0]?.oid ?? null;
+        if (oid === null) report.problems.push(`lock: table ${id.schema}.${id.table} not found`);
+        else report.lockHolder = await findLockHolder(pool, Number(oid));
+      } catch (error) {
+        note('lock')(error);
+      }
+    }
+  }
+  return report;
+}
