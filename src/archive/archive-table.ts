@@ -13,7 +13,7 @@ import { countArchivable, selectCutoff } from '../db/archive-queries.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { archiveBatch, type BatchOutcome } from './archive-batch.js';
 import type { BatchPhase } from './archive-context.js';
-import { lastPosition, readBatches } from './read-batches.js';
+import { lastPosition, readBatches, type PageRead } from './read-batches.js';
 import { reconcilePending } from './reconcile-pending.js';
 import type { RowSet } from '../core/row-set.js';
 import type { StateStores } from '../state/state-stores.js';
@@ -138,14 +138,17 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         };
         try {
           // Main pass: after the watermark, which follows the batches as they commit.
-          await archivePass(readBatches(input.pool, plan, cutoff, { after: start }), (rows) => {
+          const onPage = (page: PageRead): void => {
+            if (page.nextSize !== page.size) logger.info({ query_ms: Math.round(page.elapsedMs), rows: page.rows, batch_size: page.nextSize }, 'page size adapted toward target_query_time_ms');
+          };
+          await archivePass(readBatches(input.pool, plan, cutoff, { after: start }, onPage), (rows) => {
             const seq = progress.track(lastPosition(rows));
             return (outcome) => progress.completed(seq, outcome.rowsArchived);
           });
           // Then the rows a watermark leaves behind: skipped while locked or changed, or inserted
           // late with an old timestamp. Usually none; one index range scan finds that out.
           if (start !== null) {
-            await archivePass(readBatches(input.pool, plan, cutoff, { until: start }), () => (outcome) => progress.countRows(outcome.rowsArchived));
+            await archivePass(readBatches(input.pool, plan, cutoff, { until: start }, onPage), () => (outcome) => progress.countRows(outcome.rowsArchived));
           }
         } catch (error) {
           const e = toTableError(error);

@@ -1,7 +1,7 @@
 /**
  * Rows past the retention as batches of at most batch_size rows that never span two UTC days.
- * Pages of batch_size rows are read by keyset from the last position, and the server splits each
- * page by day. The last day of a full page may continue on the next page: it is read again as the
+ * Pages of batch_size rows (adapted toward target_query_time_ms: batch-sizer.ts) are read by
+ * keyset from the last position, and the server splits each page by day. The last day of a full page may continue on the next page: it is read again as the
  * start of that page rather than archived as a fragment. The next page is already being read
  * while the caller uploads and deletes the current batches (separate pooled connections, no
  * transaction held across either).
@@ -9,7 +9,18 @@
 import type { Queryable } from '../db/queryable.js';
 import type { TablePlan } from '../core/table-plan.js';
 import { selectPage } from '../db/archive-queries.js';
+import { BatchSizer } from './batch-sizer.js';
 import type { RowPosition, RowSet } from '../core/row-set.js';
+
+/** One page as read: for the adaptive sizing's log line and for tests. */
+export interface PageRead {
+  rows: number;
+  /** The page size asked for. */
+  size: number;
+  elapsedMs: number;
+  /** The size the next page will ask for. */
+  nextSize: number;
+}
 
 export interface ReadRange {
   /** Start strictly after this position (a watermark); from the first row when absent. */
@@ -18,19 +29,28 @@ export interface ReadRange {
   until?: RowPosition | null;
 }
 
-export async function* readBatches(q: Queryable, plan: TablePlan, cutoff: string, range: ReadRange = {}): AsyncGenerator<RowSet> {
-  const pageSize = plan.batchSize;
+export async function* readBatches(q: Queryable, plan: TablePlan, cutoff: string, range: ReadRange = {}, onPage?: (page: PageRead) => void): AsyncGenerator<RowSet> {
+  const sizer = new BatchSizer({ initial: plan.batchSize, min: plan.minBatchSize, max: plan.maxBatchSize, targetMs: plan.targetQueryTimeMs });
   const until = range.until ?? null;
-  const fetch = (after: RowPosition | null): Promise<RowSet[]> => {
-    const p = selectPage(q, plan, cutoff, after, pageSize, until);
+  const fetch = (after: RowPosition | null): Promise<{ groups: RowSet[]; size: number }> => {
+    const size = sizer.current;
+    const started = performance.now();
+    const p = selectPage(q, plan, cutoff, after, size, until).then((groups) => {
+      const rows = groups.reduce((n, g) => n + g.count, 0);
+      const elapsedMs = performance.now() - started;
+      const next = sizer.observe(elapsedMs, rows);
+      onPage?.({ rows, size, elapsedMs, nextSize: next });
+      return { groups, size };
+    });
     // Awaited below; this only keeps an abandoned prefetch (the caller stopped) from being an unhandled rejection.
     p.catch(() => undefined);
     return p;
   };
-  let next: Promise<RowSet[]> | null = fetch(range.after ?? null);
+  let next: Promise<{ groups: RowSet[]; size: number }> | null = fetch(range.after ?? null);
   while (next !== null) {
-    const groups: RowSet[] = await next;
-    const full = groups.reduce((n, g) => n + g.count, 0) === pageSize;
+    const page: { groups: RowSet[]; size: number } = await next;
+    const { groups, size } = page;
+    const full = groups.reduce((n, g) => n + g.count, 0) === size;
     const ready = full && groups.length > 1 ? groups.slice(0, -1) : groups;
     const last = ready[ready.length - 1];
     next = full && last !== undefined ? fetch(lastPosition(last)) : null;

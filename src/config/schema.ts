@@ -68,7 +68,10 @@ export const localSchema = z
 /** Settings a table inherits from `defaults` unless it sets its own. */
 const tunables = {
   retention_days: positiveInt.describe('Rows whose timestamp is older than this many days are archived.'),
-  batch_size: positiveInt.max(1_000_000).describe('Rows per batch (one object per batch, at most).'),
+  batch_size: positiveInt.max(1_000_000).describe('Rows per page read, and at most per batch (one object per batch); the starting size when batches adapt.'),
+  min_batch_size: positiveInt.max(1_000_000).describe('Smallest page the adaptive sizing shrinks to when queries run over target_query_time_ms.'),
+  max_batch_size: positiveInt.max(1_000_000).describe('Largest page the adaptive sizing grows to when queries run well under the target (default: batch_size, i.e. only shrink).'),
+  target_query_time_ms: positiveInt.describe('Page query time the adaptive sizing steers toward.'),
   compression: z.enum(['gzip']).describe('Codec of data objects.'),
   compression_level: z.number().int().min(1).max(9).describe('gzip level: 1 fastest, 9 smallest.'),
   pause_between_batches_ms: nonNegativeInt.describe('Pause after each batch to leave room for the application (batches then run one at a time).'),
@@ -81,6 +84,9 @@ export const defaultsSchema = z
   .object({
     retention_days: tunables.retention_days.default(90),
     batch_size: tunables.batch_size.default(10_000),
+    min_batch_size: tunables.min_batch_size.default(1_000),
+    max_batch_size: tunables.max_batch_size.optional(),
+    target_query_time_ms: tunables.target_query_time_ms.default(2_000),
     compression: tunables.compression.default('gzip'),
     compression_level: tunables.compression_level.default(6),
     pause_between_batches_ms: tunables.pause_between_batches_ms.default(0),
@@ -104,6 +110,9 @@ export const tableSchema = z
       .describe('Primary key column(s); default: read from the catalog.'),
     retention_days: tunables.retention_days.optional(),
     batch_size: tunables.batch_size.optional(),
+    min_batch_size: tunables.min_batch_size.optional(),
+    max_batch_size: tunables.max_batch_size.optional(),
+    target_query_time_ms: tunables.target_query_time_ms.optional(),
     compression_level: tunables.compression_level.optional(),
     pause_between_batches_ms: tunables.pause_between_batches_ms.optional(),
     batches_in_flight: tunables.batches_in_flight.optional(),

@@ -28,6 +28,10 @@ export interface TablePlan {
   timestampKind: TimestampKind;
   retentionDays: number;
   batchSize: number;
+  /** Adaptive page size bounds (batchSize lies within them) and the query time it steers toward. */
+  minBatchSize: number;
+  maxBatchSize: number;
+  targetQueryTimeMs: number;
   compressionLevel: number;
   pauseBetweenBatchesMs: number;
   batchesInFlight: number;

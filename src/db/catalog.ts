@@ -106,6 +106,7 @@ export async function loadTablePlan(
   }
 
   const primaryKey = await resolvePrimaryKey(q, oid, table, byName, database, qualified);
+  const batchSize = table.batch_size ?? defaults.batch_size;
   return {
     database,
     schema: table.schema,
@@ -116,7 +117,11 @@ export async function loadTablePlan(
     timestampColumn: tsColumn,
     timestampKind,
     retentionDays: table.retention_days ?? defaults.retention_days,
-    batchSize: table.batch_size ?? defaults.batch_size,
+    batchSize,
+    // batch_size is the starting point, so the bounds always include it.
+    minBatchSize: Math.min(table.min_batch_size ?? defaults.min_batch_size, batchSize),
+    maxBatchSize: Math.max(table.max_batch_size ?? defaults.max_batch_size ?? batchSize, batchSize),
+    targetQueryTimeMs: table.target_query_time_ms ?? defaults.target_query_time_ms,
     compressionLevel: table.compression_level ?? defaults.compression_level,
     pauseBetweenBatchesMs: table.pause_between_batches_ms ?? defaults.pause_between_batches_ms,
     batchesInFlight: table.batches_in_flight ?? defaults.batches_in_flight,

@@ -35,6 +35,8 @@ describe('parseConfig: defaults', () => {
     expect(config.defaults).toEqual({
       retention_days: 90,
       batch_size: 10_000,
+      min_batch_size: 1_000,
+      target_query_time_ms: 2_000,
       compression: 'gzip',
       compression_level: 6,
       pause_between_batches_ms: 0,
@@ -48,6 +50,8 @@ describe('parseConfig: defaults', () => {
     expect(config.parallel_databases).toBe(false);
     expect(config.max_parallel_databases).toBe(2);
     expect(config.application_name).toBe('auditlog-manager');
+    expect(config.watermarks).toEqual({ backend: 'storage', schema: 'public', table: 'auditlog_watermarks' });
+    expect(config.checkpoints).toEqual({ every_batches: 10, backend: 'storage', local_dir: './.auditlog/checkpoints' });
     expect(config.databases[0]?.connection_pool_size).toBe(4);
     expect(config.databases[0]?.tables[0]).toEqual({ name: 'audit_log', schema: 'public', timestamp_column: 'created_at' });
   });
