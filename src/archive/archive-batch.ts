@@ -55,8 +55,7 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   let encoded = firstEncoding;
   assertOneLinePerRow(encoded, rows, key);
   if (existing !== undefined) {
-    // Same batch id = same table, first/last key and count: a committed object of an earlier run.
-    // Identical bytes mean these rows (back in the table, e.g. restored) are archived already.
+    // Same batch id = same table, first/last key and count: an object of an earlier run.
     const stored = await store.get(key);
     if (stored === undefined || sha256Hex(stored) !== encoded.sha256Compressed) {
       await store.delete(markerKey);
@@ -64,13 +63,16 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
         details: { key },
       });
     }
+    // Identical bytes with a sidecar: these rows were archived and committed before and are back
+    // in the table (e.g. restored). Delete the copies against that object, never rewrite it.
+    if ((await store.head(metaKey)) !== undefined) return deleteCopiesOfCommitted(ctx, rows, encoded, key, markerKey);
   }
 
   for (let attempt = 1; ; attempt++) {
     await writeVerified(ctx, key, metaKey, current, encoded, batchId);
     if (attempt === 1) await ctx.onPhase?.('after-metadata');
     const deleted = await deleteGuarded(ctx, current, key, markerKey);
-    if (deleted === 'committed') {
+    if (deleted.committed) {
       await store.delete(markerKey);
       await ctx.onPhase?.('after-batch');
       log.debug({ key, rows: current.count }, 'batch committed');
@@ -82,7 +84,7 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
         compressedBytes: encoded.compressedBytes,
       };
     }
-    const deletable = new Set(deleted.map((k) => JSON.stringify(k)));
+    const deletable = new Set(deleted.keys.map((k) => JSON.stringify(k)));
     const kept = current.keys.flatMap((k, i) => (deletable.has(JSON.stringify(k)) ? [i] : []));
     log.warn({ key, archived: current.count, deletable: kept.length, attempt }, 'rows changed or locked since they were read: rewriting the object without them');
     if (kept.length === 0 || attempt >= MAX_DELETE_ATTEMPTS) {
@@ -98,6 +100,26 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
     // leaves a data object without metadata, which reconciliation removes (never a mismatched pair).
     await store.delete(metaKey);
   }
+}
+
+/**
+ * The rows of `rows` are already in a committed object (identical lines, so each row read is an
+ * exact copy of an archived one). The copies still in the version read are deleted — any subset
+ * is safe, since every deleted copy is archived there — and the rest stay for a later run. The
+ * committed object and its sidecar are left exactly as they are: they also stand for the rows
+ * deleted when it was first written, which must never vanish from the archive.
+ */
+async function deleteCopiesOfCommitted(ctx: ArchiveContext, rows: RowSet, encoded: EncodedBatch, key: string, markerKey: string): Promise<BatchOutcome> {
+  const deleted = await deleteGuarded(ctx, rows, key, markerKey, true);
+  await ctx.store.delete(markerKey);
+  const count = deleted.committed ? deleted.keys.length : 0;
+  ctx.logger.info({ key, rows: rows.count, deleted: count }, 'rows archived before were back in the table: copies deleted against the committed object, which is kept as it is');
+  return { key, rowsArchived: count, rowsSkipped: rows.count - count, uncompressedBytes: encoded.uncompressedBytes, compressedBytes: encoded.compressedBytes };
+}
+
+function isSubset(a: readonly (readonly string[])[], b: readonly (readonly string[])[]): boolean {
+  const set = new Set(b.map((k) => JSON.stringify(k)));
+  return a.every((k) => set.has(JSON.stringify(k)));
 }
 
 function sameKeySet(a: readonly (readonly string[])[], b: readonly (readonly string[])[]): boolean {
@@ -168,10 +190,11 @@ function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: 
 }
 
 /**
- * The short delete transaction. Commits only when exactly the archived rows were deleted;
+ * The short delete transaction. Commits only when exactly the archived rows were deleted (or,
+ * with `subsetOk`, any of them: rows whose identical copies are in an object committed before);
  * otherwise rolls back and returns the keys that *were* deletable, for the rewrite.
  */
-async function deleteGuarded(ctx: ArchiveContext, rows: RowSet, key: string, markerKey: string): Promise<'committed' | string[][]> {
+async function deleteGuarded(ctx: ArchiveContext, rows: RowSet, key: string, markerKey: string, subsetOk = false): Promise<{ committed: boolean; keys: string[][] }> {
   if (!ctx.lock.isHeld()) {
     throw new AuditlogError('LOCK_HELD', `lost the table lock of ${ctx.plan.database}/${ctx.plan.schema}.${ctx.plan.table} (its connection ended); stopping before the delete of ${key}`);
   }
@@ -187,9 +210,9 @@ async function deleteGuarded(ctx: ArchiveContext, rows: RowSet, key: string, mar
     // Commit only if exactly the archived set went: compared as sets, not counts, so a key that
     // is not unique after all (e.g. across INHERITS children) cannot hide a different row.
     const deleted = await deleteArchivedRows(client, ctx.plan, rows, ctx.cutoff);
-    if (!sameKeySet(deleted.keys, rows.keys)) {
+    if (subsetOk ? !isSubset(deleted.keys, rows.keys) : !sameKeySet(deleted.keys, rows.keys)) {
       await client.query('ROLLBACK');
-      return deleted.keys;
+      return { committed: false, keys: deleted.keys };
     }
     await ctx.onPhase?.('before-commit');
     try {
@@ -202,7 +225,7 @@ async function deleteGuarded(ctx: ArchiveContext, rows: RowSet, key: string, mar
       throw new AuditlogError('DB_QUERY', `the connection failed during COMMIT of ${key}; the batch was reconciled against the table: ${describeError(error)}`, { cause: error });
     }
     await ctx.onPhase?.('after-commit');
-    return 'committed';
+    return { committed: true, keys: deleted.keys };
   } catch (error) {
     if (broken === undefined) {
       broken = error as Error;

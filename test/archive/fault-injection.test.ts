@@ -56,8 +56,12 @@ describe('fault injection', () => {
   it('stops the table when storage goes down mid-run: the rows of unfinished batches stay in the table', async () => {
     await createEventsTable(fx.db, { rows: 50, stepMinutes: 20, endDaysAgo: 11 });
     const old = await oldIds();
-    // Healthy for a few objects, then every PUT fails for good.
-    proxy.rule = ({ method, nth }) => (method === 'PUT' && nth > 7 ? { status: 503, code: 'ServiceUnavailable' } : 'pass');
+    // Healthy for three data objects, then every PUT fails for good.
+    let dataPuts = 0;
+    proxy.rule = ({ method, path }) => {
+      if (method === 'PUT' && path.includes('.jsonl.gz')) dataPuts++;
+      return method === 'PUT' && dataPuts > 3 ? { status: 503, code: 'ServiceUnavailable' } : 'pass';
+    };
     const config = proxiedConfig();
     const summary = await archiveWith(config, new S3ObjectStore(config.s3!));
     expect(summary.failed).toBe(1);
