@@ -18,6 +18,7 @@ import { reconcilePending } from './reconcile-pending.js';
 import type { RowSet } from '../core/row-set.js';
 import type { StateStores } from '../state/state-stores.js';
 import { TableProgress } from './table-progress.js';
+import { isStorageUnavailable, type FallbackSpool } from './local-fallback.js';
 import type { TableSummary } from './table-summary.js';
 
 export interface ArchiveTableInput {
@@ -31,6 +32,8 @@ export interface ArchiveTableInput {
   /** Watermarks, last-run results and checkpoints (watermarks:/checkpoints: in the config). */
   stateStores: StateStores;
   checkpoints: Pick<CheckpointsConfig, 'every_batches'>;
+  /** local_fallback_dir: batches that failed because storage is unavailable are spooled there (rows kept). */
+  fallback?: FallbackSpool;
   runId: string;
   toolVersion: string;
   sessionSettings: Record<string, string>;
@@ -121,8 +124,9 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
                     record(outcome);
                     done(outcome);
                   },
-                  (error: unknown) => {
+                  async (error: unknown) => {
                     failure ??= { error };
+                    if (input.fallback !== undefined && isStorageUnavailable(error)) await spool(rows, error);
                   },
                 )
                 .finally(() => inFlight.delete(task));
@@ -136,7 +140,21 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           }
           if (failure !== undefined) throw failure.error;
         };
+        const spool = async (rows: RowSet, error: unknown): Promise<void> => {
+          try {
+            const file = await input.fallback!.save(plan, rows, input.runId, error);
+            summary.spooledBatches = (summary.spooledBatches ?? 0) + 1;
+            logger.warn({ file, rows: rows.count }, 'storage unavailable: batch spooled to local_fallback_dir; its rows stay in the table until it is archived');
+          } catch (spoolError) {
+            logger.error({ err: describeError(spoolError) }, 'could not spool the batch to local_fallback_dir; its rows stay in the table');
+          }
+        };
         try {
+          // Batches an earlier run spooled while storage was down go first, through the same pipeline.
+          if (input.fallback !== undefined) {
+            const { replayed } = await input.fallback.replay(plan, async (rows) => record(await archiveBatch(ctx, rows)));
+            if (replayed > 0) summary.replayedBatches = replayed;
+          }
           // Main pass: after the watermark, which follows the batches as they commit.
           const onPage = (page: PageRead): void => {
             if (page.nextSize !== page.size) logger.info({ query_ms: Math.round(page.elapsedMs), rows: page.rows, batch_size: page.nextSize }, 'page size adapted toward target_query_time_ms');

@@ -12,6 +12,9 @@ import type { ObjectStore } from '../storage/object-store.js';
 import type { BatchPhase } from './archive-context.js';
 import { openStateStores } from '../state/state-stores.js';
 import { archiveTable } from './archive-table.js';
+import { FallbackSpool } from './local-fallback.js';
+import { localSchema } from '../config/schema.js';
+import { LocalObjectStore } from '../storage/local-object-store.js';
 import type { RunSummary, TableSummary } from './table-summary.js';
 
 export interface RunArchiveOptions {
@@ -80,6 +83,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
       logger.error({ code: e.code, err: e.message }, 'database unreachable');
       return db.tables.map((t) => failedSummary(db.name, t.schema, t.name, e));
     }
+    const fallback = openFallbackSpool(options.config, logger);
     const out: TableSummary[] = [];
     for (const table of db.tables) {
       out.push(
@@ -96,6 +100,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
           store: options.store,
           stateStores: openStateStores(options.config, options.store, pool),
           checkpoints: options.config.checkpoints,
+          ...(fallback === undefined ? {} : { fallback }),
           runId: options.runId,
           toolVersion: options.toolVersion,
           sessionSettings: { ...settings },
@@ -140,4 +145,10 @@ async function mapWithLimit<T, R>(items: readonly T[], limit: number, fn: (item:
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+/** The spool of local_fallback_dir, when configured. */
+export function openFallbackSpool(config: Pick<Config, 'local_fallback_dir' | 'local_fallback_retention_days'>, logger: Logger): FallbackSpool | undefined {
+  if (config.local_fallback_dir === undefined) return undefined;
+  return new FallbackSpool(new LocalObjectStore(localSchema.parse({ path: config.local_fallback_dir })), config.local_fallback_retention_days, logger);
 }

@@ -14,6 +14,10 @@ export interface TableSummary {
   durationMs: number;
   rowsPerSecond: number;
   reconciled?: { committed: number; removed: number; trimmed: number };
+  /** Batches spooled to local_fallback_dir because storage was unavailable (their rows are still in the table). */
+  spooledBatches?: number;
+  /** Spooled batches of earlier runs archived at the start of this one. */
+  replayedBatches?: number;
   /** Set when the previous run of this table was interrupted (its checkpoint was still there). */
   resumed?: { run_id: string; batches_committed: number; rows_archived: number };
   dryRun?: { rows: number; minTimestamp: string | null; maxTimestamp: string | null; cutoff: string; estimatedBatches: number };

@@ -16,6 +16,10 @@ export function formatRunSummary(run: RunSummary): string {
   for (const t of run.tables) {
     if (t.error !== undefined) lines.push(`error: ${label(t)}: ${t.error.message} [${t.error.code}]`);
     if (t.rowsSkipped > 0) lines.push(`note: ${label(t)}: ${t.rowsSkipped} row(s) changed or were locked while archiving; they stay in the table for the next run`);
+    if (t.spooledBatches !== undefined) {
+      lines.push(`note: ${label(t)}: ${t.spooledBatches} batch(es) spooled to local_fallback_dir while storage was unavailable; their rows stay in the table until the next run archives them`);
+    }
+    if (t.replayedBatches !== undefined) lines.push(`note: ${label(t)}: archived ${t.replayedBatches} batch(es) spooled by an earlier run`);
     if (t.resumed !== undefined) {
       lines.push(`note: ${label(t)}: resumed after run ${t.resumed.run_id}, which was interrupted after ${t.resumed.batches_committed} committed batches`);
     }

@@ -75,7 +75,7 @@ export async function runWatermarksResetCommand(input: StateCommandInput & { all
 }
 
 function needsAttention(r: TableReport): boolean {
-  return r.problems.length > 0 || r.state?.last_run?.status === 'failed' || r.checkpoint !== null;
+  return r.problems.length > 0 || r.state?.last_run?.status === 'failed' || r.checkpoint !== null || r.spooledBatches.length > 0;
 }
 
 function formatPosition(p: { ts: string; key: string[] }): string {
@@ -104,6 +104,7 @@ export function formatStatus(reports: readonly TableReport[]): string {
     );
     const cp = r.checkpoint;
     out.push(`  checkpoint: ${cp === null ? 'none' : `run ${cp.run_id} did not finish: ${cp.batches_committed} batches committed, last saved ${cp.updated_at} (the next run resumes it)`}`);
+    if (r.spooledBatches.length > 0) out.push(`  spooled:    ${r.spooledBatches.length} batch(es) in local_fallback_dir waiting for storage; their rows are still in the table`);
     out.push(`  in flight:  ${r.pendingMarkers.length === 0 ? 'none' : `${r.pendingMarkers.length} batch(es) not seen to commit; the next run reconciles them`}`);
     for (const p of r.problems) out.push(`  problem:    ${p}`);
   }

@@ -195,6 +195,12 @@ export const configSchema = z
     parallel_databases: z.boolean().default(false).describe('Archive several databases at once.'),
     max_parallel_databases: positiveInt.max(16).default(2).describe('How many databases at once when parallel.'),
     application_name: z.string().min(1).max(63).default('auditlog-manager').describe('application_name of the sessions.'),
+    local_fallback_dir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('When storage stays unavailable after retries, failed batches are spooled here (rows are not deleted) and archived first by the next run. Off when unset.'),
+    local_fallback_retention_days: positiveInt.default(7).describe('Spooled batches older than this are discarded (their rows are still in the table and are read again).'),
     watermarks: watermarksSchema.prefault({}),
     checkpoints: checkpointsSchema.prefault({}),
     databases: z.array(databaseSchema).min(1, 'expected at least one database'),

@@ -4,7 +4,8 @@
  * (pending markers), and who holds its lock. Read-only; used by `status` and `watermarks`.
  */
 import type pg from 'pg';
-import type { Config, DatabaseConfig } from '../config/schema.js';
+import { localSchema, type Config, type DatabaseConfig } from '../config/schema.js';
+import { LocalObjectStore } from '../storage/local-object-store.js';
 import { pendingPrefix, tablePrefix } from '../core/archive-layout.js';
 import { describeError } from '../core/errors.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
@@ -19,6 +20,8 @@ export interface TableReport extends TableId {
   checkpoint: Checkpoint | null;
   /** Keys of pending markers: batches uploaded whose delete has not been seen to commit (reconciled by the next run). */
   pendingMarkers: string[];
+  /** Batches spooled to local_fallback_dir while storage was down (their rows are still in the table). */
+  spooledBatches: string[];
   /** null: nobody holds it; undefined: not checked. */
   lockHolder?: LockHolder | null;
   /** What could not be read, per part; the other parts are still reported. */
@@ -72,7 +75,7 @@ export async function withDatabase(
 }
 
 async function inspectTable(options: InspectOptions, stores: StateStores, id: TableId, pool: pg.Pool | undefined, connectProblem: string | undefined): Promise<TableReport> {
-  const report: TableReport = { ...id, state: null, checkpoint: null, pendingMarkers: [], problems: [] };
+  const report: TableReport = { ...id, state: null, checkpoint: null, pendingMarkers: [], spooledBatches: [], problems: [] };
   const note = (what: string) => (error: unknown) => {
     report.problems.push(`${what}: ${describeError(error)}`);
   };
@@ -86,6 +89,14 @@ async function inspectTable(options: InspectOptions, stores: StateStores, id: Ta
     for await (const o of options.store.list(pendingPrefix(tablePrefix(id.database, id.schema, id.table)))) report.pendingMarkers.push(o.key);
   } catch (error) {
     note('pending batches')(error);
+  }
+  if (options.config.local_fallback_dir !== undefined) {
+    const spool = new LocalObjectStore(localSchema.parse({ path: options.config.local_fallback_dir }));
+    try {
+      for await (const o of spool.list(tablePrefix(id.database, id.schema, id.table))) report.spooledBatches.push(o.key);
+    } catch (error) {
+      note('local fallback')(error);
+    }
   }
   if (options.withLocks) {
     if (pool === undefined) {

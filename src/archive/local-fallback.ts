@@ -1,0 +1,145 @@
+/**
+ * The local fallback spool (`local_fallback_dir`). When storage stays unavailable after retries,
+ * a failed batch — its rows as read, with their keys, versions (xmin) and the table's column
+ * list — is written to a local directory so the next run does not have to read and encode it
+ * again. The rows are NOT deleted: a spooled batch is a copy, not an archive. The next run
+ * archives spooled batches first, through the normal pipeline (upload, read back, metadata,
+ * guarded delete), so only rows still in the version that was spooled are deleted, and only once
+ * their object is verified in the real destination.
+ *
+ * A spooled batch older than `local_fallback_retention_days`, or written for another column list,
+ * is discarded: its rows are still in the table and are read again like any others.
+ */
+import type { Logger } from 'pino';
+import { tablePrefix } from '../core/archive-layout.js';
+import { describeError } from '../core/errors.js';
+import type { RowSet } from '../core/row-set.js';
+import type { TablePlan } from '../core/table-plan.js';
+import { computeBatchId } from '../core/batch-metadata.js';
+import type { ObjectStore } from '../storage/object-store.js';
+
+export const FALLBACK_FORMAT = 'auditlog-fallback-batch';
+export const FALLBACK_VERSION = 1;
+
+export interface FallbackBatch {
+  format: typeof FALLBACK_FORMAT;
+  version: number;
+  database: string;
+  schema: string;
+  table: string;
+  run_id: string;
+  created_at: string;
+  /** Why it was spooled: the storage error after retries. */
+  reason: string;
+  columns: { name: string; type: string }[];
+  record_count: number;
+  rows: RowSet;
+}
+
+/** Storage failures that mean "the destination is unavailable", as opposed to a decision or a bug. */
+const UNAVAILABLE_CODES: ReadonlySet<string> = new Set(['STORAGE_UNREACHABLE', 'STORAGE_IO', 'STORAGE_CIRCUIT_OPEN']);
+
+export function isStorageUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNAVAILABLE_CODES.has(code);
+}
+
+/** The key of a spooled batch, relative to the spool directory. */
+export function fallbackKey(plan: Pick<TablePlan, 'database' | 'schema' | 'table'>, rows: RowSet): string {
+  const batchId = computeBatchId(plan, rows.firstTs, rows.keys[0]!, rows.keys[rows.count - 1]!, rows.count);
+  return `${tablePrefix(plan.database, plan.schema, plan.table)}${rows.day}-${rows.firstTimeOfDay}-${batchId}.json`;
+}
+
+export function buildFallbackBatch(plan: TablePlan, rows: RowSet, runId: string, reason: string, now: Date): FallbackBatch {
+  return {
+    format: FALLBACK_FORMAT,
+    version: FALLBACK_VERSION,
+    database: plan.database,
+    schema: plan.schema,
+    table: plan.table,
+    run_id: runId,
+    created_at: now.toISOString(),
+    reason,
+    columns: plan.columns.map((c) => ({ name: c.name, type: c.type })),
+    record_count: rows.count,
+    rows,
+  };
+}
+
+/** Whether a spooled batch may be archived now; otherwise why it is discarded. Pure. */
+export function checkFallbackBatch(doc: FallbackBatch, plan: TablePlan, now: Date, retentionDays: number): { usable: true } | { usable: false; reason: string } {
+  if (doc.format !== FALLBACK_FORMAT || doc.version !== FALLBACK_VERSION) return { usable: false, reason: 'unknown format' };
+  if (doc.database !== plan.database || doc.schema !== plan.schema || doc.table !== plan.table) return { usable: false, reason: 'written for another table' };
+  const ageDays = (now.getTime() - Date.parse(doc.created_at)) / 86_400_000;
+  if (!(ageDays <= retentionDays)) return { usable: false, reason: `older than local_fallback_retention_days (${retentionDays})` };
+  const columns = JSON.stringify(plan.columns.map((c) => ({ name: c.name, type: c.type })));
+  if (JSON.stringify(doc.columns) !== columns) return { usable: false, reason: 'the table\'s columns changed since it was written' };
+  const r = doc.rows;
+  if (r === undefined || r.count !== doc.record_count || r.keys.length !== r.count || r.xmins.length !== r.count) return { usable: false, reason: 'incomplete' };
+  return { usable: true };
+}
+
+export interface SpooledBatch {
+  key: string;
+  doc: FallbackBatch | undefined;
+  /** Why the file cannot be read (then it is discarded like an unusable one). */
+  problem?: string;
+}
+
+export class FallbackSpool {
+  constructor(
+    private readonly dir: ObjectStore,
+    private readonly retentionDays: number,
+    private readonly logger: Logger,
+  ) {}
+
+  get description(): string {
+    return this.dir.description;
+  }
+
+  async save(plan: TablePlan, rows: RowSet, runId: string, error: unknown): Promise<string> {
+    const key = fallbackKey(plan, rows);
+    const doc = buildFallbackBatch(plan, rows, runId, describeError(error), new Date());
+    await this.dir.put(key, Buffer.from(JSON.stringify(doc) + '\n', 'utf8'), { contentType: 'application/json' });
+    return key;
+  }
+
+  /** The spooled batches of one table, oldest key first. */
+  async list(plan: Pick<TablePlan, 'database' | 'schema' | 'table'>): Promise<SpooledBatch[]> {
+    const out: SpooledBatch[] = [];
+    for await (const o of this.dir.list(tablePrefix(plan.database, plan.schema, plan.table))) {
+      if (!o.key.endsWith('.json')) continue;
+      try {
+        const body = await this.dir.get(o.key);
+        out.push({ key: o.key, doc: body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as FallbackBatch) });
+      } catch (error) {
+        out.push({ key: o.key, doc: undefined, problem: describeError(error) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Archives every usable spooled batch of the table with `archive` (the normal batch pipeline),
+   * removing each once archived; discards the unusable ones. Stops at the first failure, keeping
+   * that batch and the ones after it for the next run.
+   */
+  async replay(plan: TablePlan, archive: (rows: RowSet) => Promise<unknown>): Promise<{ replayed: number; discarded: number }> {
+    let replayed = 0;
+    let discarded = 0;
+    for (const item of await this.list(plan)) {
+      const check = item.doc === undefined ? { usable: false as const, reason: item.problem ?? 'unreadable' } : checkFallbackBatch(item.doc, plan, new Date(), this.retentionDays);
+      if (!check.usable) {
+        this.logger.warn({ file: item.key, reason: check.reason }, 'discarding a spooled batch; its rows are still in the table and are read again');
+        await this.dir.delete(item.key);
+        discarded++;
+        continue;
+      }
+      await archive(item.doc!.rows);
+      await this.dir.delete(item.key);
+      replayed++;
+    }
+    if (replayed > 0) this.logger.info({ batches: replayed }, 'archived the batches spooled to local_fallback_dir by an earlier run');
+    return { replayed, discarded };
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * local_fallback_dir (issue #3 item 6): batches that fail because storage is down are spooled
+ * locally with their rows kept in the table; the next run archives them first through the normal
+ * pipeline, deleting only rows still in the spooled version; stale or mismatched spools are discarded.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { archiveWith } from '../helpers/archive-run.js';
+import { archivedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js';
+import { createEventsTable, rowIds } from '../helpers/events-table.js';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { runCli } from '../helpers/run-cli.js';
+import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
+import type { FallbackBatch } from '../../src/archive/local-fallback.js';
+import type { Config } from '../../src/config/schema.js';
+
+const fx = useArchiveFixture();
+let proxy: FaultProxy;
+let spoolDir: string;
+beforeEach(async () => {
+  proxy = await startFaultProxy(fx.s3.endpoint);
+  spoolDir = await mkdtemp(join(tmpdir(), 'spool-'));
+});
+afterEach(async () => {
+  await proxy.stop();
+});
+
+function config(extra: Partial<Config> = {}): Config {
+  const c = fx.configFor([eventsTable], { batch_size: 6 });
+  return { ...c, s3: { ...c.s3!, endpoint: proxy.endpoint, retry: { ...c.s3!.retry, max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2 } }, local_fallback_dir: spoolDir, ...extra };
+}
+
+/** Storage stops accepting writes after `n` data objects. */
+function storageDownAfter(n: number): void {
+  let dataPuts = 0;
+  proxy.rule = ({ method, path }) => {
+    if (method === 'PUT' && path.includes('.jsonl.gz')) dataPuts++;
+    return method === 'PUT' && dataPuts > n ? { status: 503, code: 'ServiceUnavailable' } : 'pass';
+  };
+}
+
+async function spooled(): Promise<{ file: string; doc: FallbackBatch }[]> {
+  const files = (await readdir(spoolDir, { recursive: true })).filter((f) => f.endsWith('.json'));
+  return Promise.all(files.map(async (f) => ({ file: join(spoolDir, f), doc: JSON.parse(await readFile(join(spoolDir, f), 'utf8')) as FallbackBatch })));
+}
+
+async function oldIds(): Promise<string[]> {
+  const r = await fx.db.query<{ id: string }>(`SELECT id::text AS id FROM events WHERE happened_at < now() - interval '10 days' ORDER BY id`);
+  return r.rows.map((x) => x.id);
+}
+
+const spooledIds = (items: { doc: FallbackBatch }[]): string[] => items.flatMap((i) => i.doc.rows.keys.map((k) => k[0]!));
+
+describe('local fallback', () => {
+  it('spools batches while storage is down without deleting their rows, and archives them first once it is back', async () => {
+    await createEventsTable(fx.db, { rows: 40, stepMinutes: 60, endDaysAgo: 11 });
+    const old = await oldIds();
+    storageDownAfter(2);
+    const down = await archiveWith(config(), new S3ObjectStore(config().s3!));
+    expect(down.tables[0]!.status).toBe('failed');
+    expect(down.tables[0]!.spooledBatches).toBeGreaterThan(0);
+    const items = await spooled();
+    expect(items).toHaveLength(down.tables[0]!.spooledBatches!);
+    // A spooled batch is a copy, not an archive: every one of its rows is still in the table.
+    const left = new Set(await rowIds(fx.db));
+    for (const id of spooledIds(items)) expect(left.has(id), `row ${id}`).toBe(true);
+
+    const file = join(await mkdtemp(join(tmpdir(), 'spool-cfg-')), 'c.json');
+    await writeFile(file, JSON.stringify(config()));
+    const status = await runCli(['status', '--config', file]);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toContain(`spooled:    ${items.length} batch(es) in local_fallback_dir`);
+
+    proxy.rule = () => 'pass';
+    const back = await archiveWith(config(), new S3ObjectStore(config().s3!));
+    expect(back.tables[0]!.status).toBe('archived');
+    expect(back.tables[0]!.replayedBatches).toBe(items.length);
+    expect(await spooled()).toEqual([]);
+    const counts = archivedKeyCounts(await inspectArchive(fx.store));
+    expect([...counts.keys()].sort()).toEqual([...old].sort());
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    expect((await rowIds(fx.db)).some((id) => old.includes(id))).toBe(false);
+  });
+
+  it('deletes only rows still in the spooled version: a row updated meanwhile is archived in its new version', async () => {
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    storageDownAfter(0);
+    await archiveWith(config(), new S3ObjectStore(config().s3!));
+    const items = await spooled();
+    const changed = spooledIds(items)[1]!;
+    await fx.db.query(`UPDATE events SET note = 'changed after spooling' WHERE id = $1`, [changed]);
+    const newVersion = (await fx.db.query<{ line: string }>('SELECT row_to_json(t)::text AS line FROM events t WHERE id = $1', [changed])).rows[0]!.line;
+
+    proxy.rule = () => 'pass';
+    const back = await archiveWith(config(), new S3ObjectStore(config().s3!));
+    expect(back.tables[0]!.status).toBe('archived');
+    const archive = await inspectArchive(fx.store);
+    const lines = archive.objects.flatMap((o) => o.meta.primary_keys.map((k, i) => [k[0]!, o.lines[i]!] as const)).filter(([k]) => k === changed);
+    expect(lines).toEqual([[changed, newVersion]]);
+  });
+
+  it('discards a spooled batch that is too old or was written for other columns; its rows are archived as read now', async () => {
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    const oldBefore = await oldIds();
+    storageDownAfter(0);
+    await archiveWith(config(), new S3ObjectStore(config().s3!));
+    const items = await spooled();
+    expect(items.length).toBeGreaterThan(0);
+    // Make them look three days old; with a one-day retention they are discarded.
+    for (const { file, doc } of items) await writeFile(file, JSON.stringify({ ...doc, created_at: new Date(Date.now() - 3 * 86_400_000).toISOString() }));
+    proxy.rule = () => 'pass';
+    const r1 = await archiveWith(config({ local_fallback_retention_days: 1 }), new S3ObjectStore(config().s3!));
+    expect(r1.tables[0]!.replayedBatches).toBeUndefined();
+    expect(r1.tables[0]!.rowsArchived).toBe(oldBefore.length);
+    expect(await oldIds()).toEqual([]);
+    expect(await spooled()).toEqual([]);
+
+    // A column added after spooling (xmin unchanged by ADD COLUMN): the spool's lines lack it.
+    await createEventsTable(fx.db, { table: 'events2', rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const c2 = (): Config => ({ ...config(), databases: [{ ...config().databases[0]!, tables: [{ name: 'events2', schema: 'public', timestamp_column: 'happened_at' }] }] });
+    storageDownAfter(0);
+    await archiveWith(c2(), new S3ObjectStore(config().s3!));
+    expect((await spooled()).length).toBeGreaterThan(0);
+    await fx.db.query(`ALTER TABLE events2 ADD COLUMN source text DEFAULT 'added'`);
+    proxy.rule = () => 'pass';
+    const r2 = await archiveWith(c2(), new S3ObjectStore(config().s3!));
+    expect(r2.tables[0]!.replayedBatches).toBeUndefined();
+    expect(r2.tables[0]!.rowsArchived).toBe(20);
+    const archive = await inspectArchive(fx.store);
+    const events2 = archive.objects.filter((o) => o.meta.table === 'events2');
+    expect(events2.flatMap((o) => o.lines).every((l) => (JSON.parse(l) as { source: string }).source === 'added')).toBe(true);
+  });
+});
