@@ -102,8 +102,12 @@ describe('auditlog CLI', () => {
 
   it('archives end to end with the local backend: dry run first, then for real; summary as text and JSON', async () => {
     await db.query('DROP TABLE IF EXISTS events');
-    await createEventsTable(db, { rows: 30, stepMinutes: 60, endDaysAgo: 9 });
+    // Every two hours from 02:00 eleven days ago to noon nine days ago: whatever the time of day, the
+    // 10-day cutoff falls inside the range, so some rows are old and some are not.
+    await createEventsTable(db, { rows: 30, stepMinutes: 120, endDaysAgo: 9 });
     const old = Number((await db.query(`SELECT count(*) AS n FROM events WHERE happened_at < now() - interval '10 days'`)).rows[0].n);
+    expect(old).toBeGreaterThan(0);
+    expect(old).toBeLessThan(30);
     const file = await configFile('e2e.yaml', validYaml(join(dir, 'e2e-archive')));
     const env = { CLI_TEST_DB_URL: db.url };
 
