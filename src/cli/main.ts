@@ -14,6 +14,7 @@ import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js
 import { checkConnection, buildSessionSettings, createPool } from '../db/connect.js';
 import { createObjectStore } from '../storage/create-object-store.js';
 import { createLogger } from './create-logger.js';
+import { storageLogHooks } from './storage-log-hooks.js';
 import { formatRunSummary } from './format-summary.js';
 import { runDemoCommand } from './demo-command.js';
 import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
@@ -64,7 +65,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       secrets = collectSecrets(config);
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
-      const store = createObjectStore(config);
+      const store = createObjectStore(config, storageLogHooks(logger));
       const fault = parseFault(io.env.AUDITLOG_FAULT);
       const summary = await runArchive({
         config,

@@ -13,13 +13,44 @@ const identifier = z
   .min(1)
   .refine((s) => new TextEncoder().encode(s).length <= 63, 'at most 63 bytes: PostgreSQL truncates longer identifiers');
 
+/**
+ * Families of storage failures that can heal by themselves (src/storage/retry-policy.ts maps every
+ * AWS/Node/fs error onto one): `throttling` 429/SlowDown, `server_error` other 5xx, `timeout`
+ * request and connect timeouts (408), `connection` resets/refused/DNS retry/short bodies,
+ * `checksum` bytes damaged in transit (BadDigest), `busy` a local file system's EAGAIN/EBUSY/EMFILE.
+ */
+export const RETRY_ERROR_CLASSES = ['throttling', 'server_error', 'timeout', 'connection', 'checksum', 'busy'] as const;
+export type RetryErrorClass = (typeof RETRY_ERROR_CLASSES)[number];
+
 export const retrySchema = z
   .object({
     max_attempts: positiveInt.max(20).default(5).describe('Attempts per storage request, including the first.'),
     base_delay_ms: positiveInt.default(200).describe('First backoff delay; doubles each attempt, with full jitter.'),
     max_delay_ms: positiveInt.default(10_000).describe('Upper bound of one backoff delay.'),
+    // Optional rather than defaulted: unset means every class, and configs built in code need not list them.
+    retryable_errors: z
+      .array(z.enum(RETRY_ERROR_CLASSES))
+      .optional()
+      .describe('Failure classes that are retried (throttling, server_error, timeout, connection, checksum, busy); others fail at once. Default: all of them.'),
   })
   .strict();
+
+export const circuitBreakerSchema = z
+  .object({
+    failure_threshold: positiveInt
+      .max(1_000)
+      .default(5)
+      .describe('Consecutive storage operations that failed after their retries (endpoint unreachable or unhealthy) before the circuit opens.'),
+    recovery_timeout_ms: positiveInt.default(30_000).describe('How long an open circuit fails every call at once before one trial call is let through.'),
+  })
+  .strict();
+
+const rateLimit = z
+  .number()
+  .positive()
+  .max(100_000)
+  .optional()
+  .describe('Most storage requests per second (every attempt, retries included); unlimited when unset. A 503 SlowDown halves it for a while either way.');
 
 export const s3Schema = z
   .object({
@@ -40,6 +71,8 @@ export const s3Schema = z
     sse_kms_key_id: z.string().min(1).optional().describe('KMS key id or ARN for `sse: aws:kms`.'),
     request_timeout_ms: positiveInt.default(60_000).describe('Timeout of one storage request.'),
     retry: retrySchema.prefault({}),
+    circuit_breaker: circuitBreakerSchema.prefault({}),
+    rate_limit_requests_per_second: rateLimit,
   })
   .strict()
   .superRefine((s3, ctx) => {
@@ -62,6 +95,8 @@ export const localSchema = z
   .object({
     path: z.string().min(1).describe('Directory that holds the archive (created if missing).'),
     retry: retrySchema.prefault({}),
+    circuit_breaker: circuitBreakerSchema.prefault({}),
+    rate_limit_requests_per_second: rateLimit,
   })
   .strict();
 
@@ -228,6 +263,7 @@ export type DatabaseConfig = z.infer<typeof databaseSchema>;
 export type TableConfig = z.infer<typeof tableSchema>;
 export type DefaultsConfig = z.infer<typeof defaultsSchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
+export type CircuitBreakerConfig = z.infer<typeof circuitBreakerSchema>;
 export type WatermarksConfig = z.infer<typeof watermarksSchema>;
 export type CheckpointsConfig = z.infer<typeof checkpointsSchema>;
 

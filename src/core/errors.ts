@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'STORAGE_NOT_FOUND'
   | 'STORAGE_CONFLICT'
   | 'STORAGE_IO'
+  /** The storage circuit breaker is open: the endpoint kept failing, calls fail at once until a trial succeeds. */
+  | 'STORAGE_CIRCUIT_OPEN'
   | 'VERIFY_FAILED'
   | 'DELETE_MISMATCH'
   | 'EMBEDDED_POSTGRES'

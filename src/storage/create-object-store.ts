@@ -1,20 +1,59 @@
 import { AuditlogError } from '../core/errors.js';
 import type { Config } from '../config/schema.js';
+import { CircuitBreaker, type CircuitStateChange } from './circuit-breaker.js';
+import { CircuitBreakerObjectStore, CircuitGuard } from './circuit-breaker-object-store.js';
 import { LocalObjectStore } from './local-object-store.js';
 import type { ObjectStore } from './object-store.js';
-import { S3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.js';
+import { RequestRateLimiter, type RateChange } from './request-rate-limiter.js';
+import { describeS3Endpoint, S3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.js';
 import type { RetryHooks } from './with-retry.js';
 
-export type CreateObjectStoreOptions = RetryHooks & Pick<S3ObjectStoreOptions, 'multipartThresholdBytes' | 'partSizeBytes' | 'partConcurrency'>;
+export type CreateObjectStoreOptions = Pick<RetryHooks, 'sleep' | 'random' | 'onRetry'> &
+  Pick<S3ObjectStoreOptions, 'multipartThresholdBytes' | 'partSizeBytes' | 'partConcurrency'> & {
+    /** Milliseconds since the epoch, for the circuit breaker and the rate limiter; defaults to Date.now. */
+    now?: () => number;
+    onCircuitChange?: (change: CircuitStateChange) => void;
+    onRateChange?: (change: RateChange) => void;
+  };
 
-/** The store the configuration names: `s3:` or `local:` (the schema guarantees exactly one). */
+/**
+ * The store the configuration names: `s3:` or `local:` (the schema guarantees exactly one),
+ * behind its circuit breaker, every request attempt paced by its rate limiter.
+ */
 export function createObjectStore(config: Pick<Config, 's3' | 'local'>, options: CreateObjectStoreOptions = {}): ObjectStore {
-  if (config.s3 !== undefined) return new S3ObjectStore(config.s3, options);
-  if (config.local !== undefined) {
-    const { sleep, random, onRetry } = options;
-    return new LocalObjectStore(config.local, { sleep, random, onRetry });
+  const { now, onCircuitChange, onRateChange, ...storeOptions } = options;
+  const section = config.s3 !== undefined ? 's3' : 'local';
+  const settings = config.s3 ?? config.local;
+  if (settings === undefined) {
+    throw new AuditlogError('CONFIG_INVALID', 'no storage configured: add an `s3:` or a `local:` section to the config', {
+      details: { path: 's3' },
+    });
   }
-  throw new AuditlogError('CONFIG_INVALID', 'no storage configured: add an `s3:` or a `local:` section to the config', {
-    details: { path: 's3' },
+  const endpoint =
+    config.s3 !== undefined ? `s3://${config.s3.bucket}/${config.s3.prefix} (${describeS3Endpoint(config.s3)})` : `local directory ${config.local!.path}`;
+  const breaker = new CircuitBreaker({
+    failureThreshold: settings.circuit_breaker.failure_threshold,
+    recoveryTimeoutMs: settings.circuit_breaker.recovery_timeout_ms,
+    ...(now === undefined ? {} : { now }),
+    ...(onCircuitChange === undefined ? {} : { onStateChange: onCircuitChange }),
   });
+  const guard = new CircuitGuard({ breaker, endpoint, settingPath: `${section}.circuit_breaker`, ...(now === undefined ? {} : { now }) });
+  const limiter = new RequestRateLimiter({
+    ...(settings.rate_limit_requests_per_second === undefined ? {} : { ratePerSecond: settings.rate_limit_requests_per_second }),
+    ...(now === undefined ? {} : { now }),
+    ...(onRateChange === undefined ? {} : { onRateChange }),
+  });
+  const perAttempt: Pick<RetryHooks, 'beforeAttempt' | 'afterAttempt'> = {
+    // The token first: a long wait may end with the circuit open, and then nothing is sent.
+    beforeAttempt: async () => {
+      await limiter.acquire();
+      guard.beforeAttempt();
+    },
+    afterAttempt: limiter.observe,
+  };
+  const inner: ObjectStore =
+    config.s3 !== undefined
+      ? new S3ObjectStore(config.s3, { ...storeOptions, ...perAttempt })
+      : new LocalObjectStore(config.local!, { sleep: storeOptions.sleep, random: storeOptions.random, onRetry: storeOptions.onRetry, ...perAttempt });
+  return new CircuitBreakerObjectStore(inner, guard);
 }

@@ -191,9 +191,15 @@ export class LocalObjectStore implements ObjectStore {
   private translate(operation: Operation, target: string, failure: RetryGaveUpError): AuditlogError {
     const { classification, attempts } = failure;
     const cause = failure.cause;
-    const details = { operation, path: target, root: this.root, reason: classification.reason, attempts };
+    // transient: a failure that could have healed by itself; the circuit breaker counts these.
+    const details = { operation, path: target, root: this.root, reason: classification.reason, attempts, transient: classification.retryable };
     const what = `local ${operation} ${target}`;
-    const after = attempts > 1 ? ` after ${attempts} attempts` : '';
+    const after =
+      failure.excludedClass !== undefined
+        ? ` (not retried: \`${failure.excludedClass}\` is not in local.retry.retryable_errors)`
+        : attempts > 1
+          ? ` after ${attempts} attempts`
+          : '';
     return new AuditlogError(classification.code, `${what} failed${after} (${describeFsCause(cause, classification)}): ${adviseLocal(classification, this.root)}`, {
       details,
       cause,

@@ -6,6 +6,7 @@
  */
 import { parseRetryAfter } from '../core/backoff.js';
 import { isAuditlogError, type ErrorCode } from '../core/errors.js';
+import type { RetryErrorClass } from '../config/schema.js';
 
 export type StorageErrorCode = Extract<
   ErrorCode,
@@ -13,7 +14,10 @@ export type StorageErrorCode = Extract<
 >;
 
 export interface ErrorClassification {
+  /** Whether the failure can heal by itself; `retry.retryable_errors` may still refuse its class. */
   retryable: boolean;
+  /** The family of a retryable failure, matched against `retry.retryable_errors`. */
+  retryClass?: RetryErrorClass;
   /** The AuditlogError code once retries are over (or at once when not retryable). */
   code: StorageErrorCode;
   /** Short and secret-free: HTTP status, S3 error code, Node error code — e.g. `HTTP 503 SlowDown`. */
@@ -63,42 +67,47 @@ const NOT_FOUND_CODES = new Set(['NoSuchBucket']);
 const CONFLICT_CODES = new Set(['PreconditionFailed', 'ConditionalRequestConflict', 'OperationAborted', 'NoSuchUpload']);
 
 /** Server-side throttling and transient faults, whatever status they arrive with. */
-const RETRYABLE_S3_CODES = new Set([
-  'SlowDown',
-  'RequestTimeout',
-  'InternalError',
-  'ServiceUnavailable',
-  'Throttling',
-  'ThrottlingException',
-  'ThrottledException',
-  'RequestThrottled',
-  'RequestThrottledException',
-  'TooManyRequestsException',
-  'RequestLimitExceeded',
-  'BandwidthLimitExceeded',
-  'TimeoutError',
-  'IncompleteBodyError',
+const RETRYABLE_S3_CODES = new Map<string, RetryErrorClass>([
+  ['SlowDown', 'throttling'],
+  ['Throttling', 'throttling'],
+  ['ThrottlingException', 'throttling'],
+  ['ThrottledException', 'throttling'],
+  ['RequestThrottled', 'throttling'],
+  ['RequestThrottledException', 'throttling'],
+  ['TooManyRequestsException', 'throttling'],
+  ['RequestLimitExceeded', 'throttling'],
+  ['BandwidthLimitExceeded', 'throttling'],
+  ['InternalError', 'server_error'],
+  ['ServiceUnavailable', 'server_error'],
+  ['RequestTimeout', 'timeout'],
+  ['TimeoutError', 'timeout'],
+  ['IncompleteBodyError', 'connection'],
 ]);
 
-/** The bytes arrived damaged: another attempt sends them again. */
-const CORRUPTED_IN_TRANSIT_CODES = new Set(['BadDigest', 'XAmzContentSHA256Mismatch', 'IncompleteBody', 'InvalidDigest']);
+/** The bytes arrived damaged (or cut short): another attempt sends them again. */
+const CORRUPTED_IN_TRANSIT_CODES = new Map<string, RetryErrorClass>([
+  ['BadDigest', 'checksum'],
+  ['XAmzContentSHA256Mismatch', 'checksum'],
+  ['InvalidDigest', 'checksum'],
+  ['IncompleteBody', 'connection'],
+]);
 
-const RETRYABLE_NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'ESOCKETTIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'EHOSTDOWN',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'ENETRESET',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ERR_HTTP2_STREAM_ERROR',
+const RETRYABLE_NETWORK_CODES = new Map<string, RetryErrorClass>([
+  ['ECONNRESET', 'connection'],
+  ['ECONNREFUSED', 'connection'],
+  ['ECONNABORTED', 'connection'],
+  ['ETIMEDOUT', 'timeout'],
+  ['ESOCKETTIMEDOUT', 'timeout'],
+  ['EPIPE', 'connection'],
+  ['EHOSTUNREACH', 'connection'],
+  ['EHOSTDOWN', 'connection'],
+  ['ENETUNREACH', 'connection'],
+  ['ENETDOWN', 'connection'],
+  ['ENETRESET', 'connection'],
+  ['EAI_AGAIN', 'connection'],
+  ['UND_ERR_SOCKET', 'connection'],
+  ['UND_ERR_CONNECT_TIMEOUT', 'timeout'],
+  ['ERR_HTTP2_STREAM_ERROR', 'connection'],
 ]);
 
 /** Network failures that another attempt will not fix (a wrong host name). */
@@ -131,8 +140,9 @@ export function classifyS3Error(error: unknown, nowMs: number = Date.now()): Err
   };
   const reason = describeReason(status, s3Code, nodeCode);
   const errorCode = s3Code ?? nodeCode;
-  const result = (retryable: boolean, code: StorageErrorCode): ErrorClassification => ({
+  const result = (retryable: boolean, code: StorageErrorCode, retryClass?: RetryErrorClass): ErrorClassification => ({
     retryable,
+    ...(retryClass === undefined ? {} : { retryClass }),
     code,
     reason,
     ...(errorCode === undefined ? {} : { errorCode }),
@@ -143,16 +153,21 @@ export function classifyS3Error(error: unknown, nowMs: number = Date.now()): Err
     if (ACCESS_CODES.has(s3Code)) return result(false, 'STORAGE_ACCESS');
     if (NOT_FOUND_CODES.has(s3Code)) return result(false, 'STORAGE_NOT_FOUND');
     if (CONFLICT_CODES.has(s3Code)) return result(false, 'STORAGE_CONFLICT');
-    if (RETRYABLE_S3_CODES.has(s3Code)) return result(true, 'STORAGE_UNREACHABLE');
-    if (CORRUPTED_IN_TRANSIT_CODES.has(s3Code)) return result(true, 'STORAGE_IO');
+    const transient = RETRYABLE_S3_CODES.get(s3Code);
+    if (transient !== undefined) return result(true, 'STORAGE_UNREACHABLE', transient);
+    const corrupted = CORRUPTED_IN_TRANSIT_CODES.get(s3Code);
+    if (corrupted !== undefined) return result(true, 'STORAGE_IO', corrupted);
   }
   if (nodeCode !== undefined) {
-    if (RETRYABLE_NETWORK_CODES.has(nodeCode)) return result(true, 'STORAGE_UNREACHABLE');
+    const network = RETRYABLE_NETWORK_CODES.get(nodeCode);
+    if (network !== undefined) return result(true, 'STORAGE_UNREACHABLE', network);
     if (FATAL_NETWORK_CODES.has(nodeCode)) return result(false, 'STORAGE_UNREACHABLE');
   }
-  if (typeof shape.message === 'string' && /socket hang up/i.test(shape.message)) return result(true, 'STORAGE_UNREACHABLE');
+  if (typeof shape.message === 'string' && /socket hang up/i.test(shape.message)) return result(true, 'STORAGE_UNREACHABLE', 'connection');
   if (status !== undefined) {
-    if (status >= 500 || status === 408 || status === 429) return result(true, 'STORAGE_UNREACHABLE');
+    if (status >= 500) return result(true, 'STORAGE_UNREACHABLE', 'server_error');
+    if (status === 429) return result(true, 'STORAGE_UNREACHABLE', 'throttling');
+    if (status === 408) return result(true, 'STORAGE_UNREACHABLE', 'timeout');
     if (status === 401 || status === 403) return result(false, 'STORAGE_ACCESS');
     if (status === 404) return result(false, 'STORAGE_NOT_FOUND');
     if (status === 409 || status === 412) return result(false, 'STORAGE_CONFLICT');
@@ -160,7 +175,16 @@ export function classifyS3Error(error: unknown, nowMs: number = Date.now()): Err
   return result(false, 'STORAGE_IO');
 }
 
-const RETRYABLE_FS_CODES = new Set(['EAGAIN', 'EBUSY', 'EMFILE', 'ENFILE', 'EINTR', 'ETIMEDOUT', 'ESTALE']);
+/** ESTALE: an NFS handle went stale, i.e. the file server's connection was lost. */
+const RETRYABLE_FS_CODES = new Map<string, RetryErrorClass>([
+  ['EAGAIN', 'busy'],
+  ['EBUSY', 'busy'],
+  ['EMFILE', 'busy'],
+  ['ENFILE', 'busy'],
+  ['EINTR', 'busy'],
+  ['ETIMEDOUT', 'timeout'],
+  ['ESTALE', 'connection'],
+]);
 const ACCESS_FS_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
 const CONFLICT_FS_CODES = new Set(['EEXIST', 'EISDIR', 'ENOTDIR', 'ENOTEMPTY']);
 
@@ -172,15 +196,18 @@ export function classifyFsError(error: unknown): ErrorClassification {
   const code = typeof error === 'object' && error !== null && typeof (error as ErrorShape).code === 'string' ? ((error as ErrorShape).code as string) : undefined;
   const reason = code ?? (error instanceof Error ? error.name : 'unknown error');
   const withCode = code === undefined ? {} : { errorCode: code };
-  if (code !== undefined && RETRYABLE_FS_CODES.has(code)) return { retryable: true, code: 'STORAGE_IO', reason, ...withCode };
+  const retryClass = code === undefined ? undefined : RETRYABLE_FS_CODES.get(code);
+  if (retryClass !== undefined) return { retryable: true, retryClass, code: 'STORAGE_IO', reason, ...withCode };
   if (code !== undefined && ACCESS_FS_CODES.has(code)) return { retryable: false, code: 'STORAGE_ACCESS', reason, ...withCode };
   if (code !== undefined && CONFLICT_FS_CODES.has(code)) return { retryable: false, code: 'STORAGE_CONFLICT', reason, ...withCode };
   if (code === 'ENOENT') return { retryable: false, code: 'STORAGE_NOT_FOUND', reason, ...withCode };
   return { retryable: false, code: 'STORAGE_IO', reason, ...withCode };
 }
 
+const STORAGE_CODES: ReadonlySet<ErrorCode> = new Set<StorageErrorCode>(['STORAGE_UNREACHABLE', 'STORAGE_ACCESS', 'STORAGE_NOT_FOUND', 'STORAGE_CONFLICT', 'STORAGE_IO']);
+
 function isStorageCode(code: ErrorCode): code is StorageErrorCode {
-  return code.startsWith('STORAGE_');
+  return STORAGE_CODES.has(code);
 }
 
 function readStatus(shape: ErrorShape): number | undefined {

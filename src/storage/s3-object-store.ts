@@ -77,10 +77,11 @@ export class S3ObjectStore implements ObjectStore {
     private readonly config: S3Config,
     options: S3ObjectStoreOptions = {},
   ) {
-    this.hooks = { sleep: options.sleep, random: options.random, onRetry: options.onRetry };
+    const { sleep, random, onRetry, beforeAttempt, afterAttempt } = options;
+    this.hooks = { sleep, random, onRetry, beforeAttempt, afterAttempt };
     this.bucket = config.bucket;
     this.prefix = config.prefix;
-    this.endpointLabel = config.endpoint === undefined ? `AWS S3 (${config.region})` : redactEndpoint(config.endpoint);
+    this.endpointLabel = describeS3Endpoint(config);
     this.description = `s3://${config.bucket}/${config.prefix}`;
     this.secrets = [config.secret_access_key, config.session_token, config.access_key_id, ...endpointSecrets(config.endpoint)].filter(
       (value): value is string => value !== undefined && value.length >= 4,
@@ -339,10 +340,17 @@ export class S3ObjectStore implements ObjectStore {
       ...this.details(operation, fullKey),
       reason,
       attempts,
+      // A failure that could have healed by itself: the circuit breaker counts these against the endpoint.
+      transient: classification.retryable,
       ...(classification.status === undefined ? {} : { status: classification.status }),
     };
     const head = `S3 ${operation} ${target}`;
-    const after = attempts > 1 ? ` after ${attempts} attempts` : '';
+    const after =
+      failure.excludedClass !== undefined
+        ? ` (not retried: \`${failure.excludedClass}\` is not in s3.retry.retryable_errors)`
+        : attempts > 1
+          ? ` after ${attempts} attempts`
+          : '';
     const serverSays =
       classification.serverMessage === undefined || classification.code !== 'STORAGE_IO' ? '' : `: ${this.redact(oneLine(classification.serverMessage))}`;
     const message = ((): string => {
@@ -435,6 +443,11 @@ function isMissingObject(error: unknown): boolean {
   if (classification.errorCode === 'NoSuchKey') return true;
   // HEAD answers have no body, so a missing key is a bare 404 (a missing bucket too; check() tells them apart).
   return classification.status === 404 && classification.errorCode !== 'NoSuchBucket' && classification.errorCode !== 'NoSuchUpload';
+}
+
+/** Where the store sends its requests, for messages: never contains credentials. */
+export function describeS3Endpoint(config: Pick<S3Config, 'endpoint' | 'region'>): string {
+  return config.endpoint === undefined ? `AWS S3 (${config.region})` : redactEndpoint(config.endpoint);
 }
 
 /** The endpoint for messages: userinfo stripped, so credentials embedded in the URL never leak. */

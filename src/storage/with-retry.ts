@@ -4,7 +4,7 @@
  */
 import { computeBackoffDelay } from '../core/backoff.js';
 import { isAuditlogError } from '../core/errors.js';
-import type { RetryConfig } from '../config/schema.js';
+import type { RetryConfig, RetryErrorClass } from '../config/schema.js';
 import type { ErrorClassification, RetryPolicy } from './retry-policy.js';
 
 export interface RetryNotice {
@@ -23,6 +23,19 @@ export interface RetryHooks {
   /** Uniform in [0, 1); defaults to Math.random. */
   random?: () => number;
   onRetry?: (notice: RetryNotice) => void;
+  /**
+   * Runs before every attempt, retries included (the rate limiter waits for a token here; an open
+   * circuit throws its AuditlogError here, which ends the operation without another request).
+   */
+  beforeAttempt?: (attempt: number) => Promise<void> | void;
+  /** Told the outcome of every attempt: no classification = it succeeded (feeds SlowDown back-off). */
+  afterAttempt?: (outcome: AttemptOutcome) => void;
+}
+
+export interface AttemptOutcome {
+  attempt: number;
+  /** Absent when the attempt succeeded. */
+  classification?: ErrorClassification;
 }
 
 export interface WithRetryOptions extends RetryHooks {
@@ -39,6 +52,8 @@ export class RetryGaveUpError extends Error {
     readonly attempts: number,
     readonly classification: ErrorClassification,
     cause: unknown,
+    /** Set when the failure could have healed but its class is not in `retry.retryable_errors`. */
+    readonly excludedClass?: RetryErrorClass,
   ) {
     super(`gave up after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${classification.reason}`, { cause });
     this.name = 'RetryGaveUpError';
@@ -50,9 +65,9 @@ export function sleepFor(ms: number): Promise<void> {
 }
 
 /**
- * Runs `fn` until it succeeds, the policy calls a failure permanent, or `retry.max_attempts`
- * attempts have failed. AuditlogErrors thrown by `fn` are decisions, not faults: they pass
- * through untouched and are never retried.
+ * Runs `fn` until it succeeds, the policy calls a failure permanent (or its class is not in
+ * `retry.retryable_errors`), or `retry.max_attempts` attempts have failed. AuditlogErrors thrown
+ * by `fn` or `beforeAttempt` are decisions, not faults: they pass through untouched and unretried.
  */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: WithRetryOptions): Promise<T> {
   const maxAttempts = Math.max(1, options.retry.max_attempts);
@@ -60,12 +75,17 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
   const random = options.random ?? Math.random;
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await fn(attempt);
+      await options.beforeAttempt?.(attempt);
+      const result = await fn(attempt);
+      options.afterAttempt?.({ attempt });
+      return result;
     } catch (error) {
       if (isAuditlogError(error)) throw error;
       const classification = options.policy(error);
-      if (!classification.retryable || attempt >= maxAttempts) {
-        throw new RetryGaveUpError(attempt, classification, error);
+      options.afterAttempt?.({ attempt, classification });
+      const excludedClass = isExcluded(classification, options.retry.retryable_errors) ? classification.retryClass : undefined;
+      if (!classification.retryable || excludedClass !== undefined || attempt >= maxAttempts) {
+        throw new RetryGaveUpError(attempt, classification, error, excludedClass);
       }
       const delayMs = computeBackoffDelay(attempt, {
         baseDelayMs: options.retry.base_delay_ms,
@@ -77,4 +97,9 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
       await sleep(delayMs);
     }
   }
+}
+
+/** A class outside the configured list fails at once; unset means every class is retried. */
+function isExcluded(classification: ErrorClassification, allowed: readonly RetryErrorClass[] | undefined): boolean {
+  return classification.retryable && allowed !== undefined && classification.retryClass !== undefined && !allowed.includes(classification.retryClass);
 }

@@ -45,7 +45,11 @@ describe('parseConfig: defaults', () => {
       lock_timeout_ms: 5_000,
       idle_in_transaction_session_timeout_ms: 60_000,
     });
-    expect(config.local).toEqual({ path: './archive', retry: { max_attempts: 5, base_delay_ms: 200, max_delay_ms: 10_000 } });
+    expect(config.local).toEqual({
+      path: './archive',
+      retry: { max_attempts: 5, base_delay_ms: 200, max_delay_ms: 10_000 },
+      circuit_breaker: { failure_threshold: 5, recovery_timeout_ms: 30_000 },
+    });
     expect(config.s3).toBeUndefined();
     expect(config.parallel_databases).toBe(false);
     expect(config.max_parallel_databases).toBe(2);
