@@ -77,13 +77,14 @@ export async function acquireTableLock(client: pg.Client, plan: TablePlan, optio
  * read, cheap enough for every heartbeat, and it also proves the connection answers.
  */
 export async function confirmAdvisoryLock(client: Queryable, tableOid: number, tag = ''): Promise<boolean> {
-  const r = await client.query<{ held: boolean }>(
+  // As text: the archiver's sessions parse no value (connect.ts), so a boolean would arrive as 't'.
+  const r = await client.query<{ held: string }>(
     `${tag}SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks
         WHERE locktype = 'advisory' AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2
-          AND pid = pg_catalog.pg_backend_pid() AND granted) AS held`,
+          AND pid = pg_catalog.pg_backend_pid() AND granted)::text AS held`,
     [LOCK_NAMESPACE, tableOid | 0],
   );
-  return r.rows[0]?.held === true;
+  return r.rows[0]?.held === 'true';
 }
 
 export interface LockHolder {
@@ -98,13 +99,17 @@ export interface LockHolder {
   held_since: string | null;
 }
 
-/** The session holding the archiver's lock on the table with this oid, or null. */
+/**
+ * The session holding the archiver's lock on the table with this oid, or null. Advisory locks are
+ * per database and pg_locks shows every database's: a table of another database can have the same oid.
+ */
 export async function findLockHolder(q: Queryable, tableOid: number): Promise<LockHolder | null> {
   const r = await q.query<Omit<LockHolder, 'run_id' | 'held_since'> & { query: string | null }>(
     `SELECT a.pid::text AS pid, a.application_name, a.backend_start::text AS backend_start, a.client_addr::text AS client_addr,
             a.state_change::text AS state_change, a.query
        FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.objid = $2::int::oid AND l.granted`,
+      WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+        AND l.classid = $1::int::oid AND l.objid = $2::int::oid AND l.granted`,
     [LOCK_NAMESPACE, tableOid | 0],
   );
   const row = r.rows[0];

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { lockFileKey } from '../core/archive-layout.js';
 import { AuditlogError } from '../core/errors.js';
@@ -220,15 +220,14 @@ function holderText(read: FileLockRead, nowMs: number): string {
   return read.content === undefined ? `an unreadable lock file (modified ${new Date(read.modifiedAtMs).toISOString()})` : describeFileLockHolder(read.content, nowMs);
 }
 
+/**
+ * Rename over the lock file: a reader sees the old heartbeat or the new one, never a torn file.
+ * No fsync: a heartbeat lost in a crash only makes the lock look older, and a crashed holder's
+ * lock is stale anyway; an fsync on a busy disk could outlast the heartbeat timeout.
+ */
 async function writeAtomically(file: string, text: string): Promise<void> {
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}${LOCAL_TEMP_SUFFIX}`);
-  const handle = await open(temp, 'w');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await writeFile(temp, text);
   try {
     await rename(temp, file);
   } catch (error) {

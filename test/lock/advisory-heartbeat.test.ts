@@ -10,6 +10,8 @@ import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { acquireTableLock, confirmAdvisoryLock, findLockHolder, LOCK_NAMESPACE } from '../../src/db/advisory-lock.js';
 import type { TablePlan } from '../../src/core/table-plan.js';
+import { buildSessionSettings, createClient } from '../../src/db/connect.js';
+import { defaultsSchema } from '../../src/config/schema.js';
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 import { fileLockPath, readFileLock } from '../../src/state/file-lock.js';
 import { archiveWith, buildConfig } from '../helpers/archive-run.js';
@@ -31,8 +33,9 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A session as the archiver opens its lock connection: its settings, and no value parsed (every value is text). */
 const connect = async (url = db.url, applicationName = 'auditlog-test'): Promise<pg.Client> => {
-  const c = new pg.Client({ connectionString: url, application_name: applicationName });
+  const c = createClient({ database: { name: 'app', url, connection_pool_size: 2, tables: [] }, applicationName, settings: buildSessionSettings(defaultsSchema.parse({})) });
   c.on('error', () => undefined);
   await c.connect();
   clients.push(c);
@@ -79,7 +82,7 @@ describe('advisory lock heartbeat', () => {
     expect(lock.lostReason()).toBe('heartbeat failed: the advisory lock is no longer granted to this session');
     expect(lost).toEqual([lock.lostReason()]);
     // The connection itself is fine: no 'error' or 'end' event could have told.
-    expect((await client.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    expect((await client.query('SELECT 1 AS one')).rows[0].one).toBe('1');
     await lock.release();
   });
 
@@ -91,12 +94,12 @@ describe('advisory lock heartbeat', () => {
       const url = new URL(db.url);
       url.host = `127.0.0.1:${proxy.port}`;
       const client = await connect(url.toString());
-      const lock = await acquireTableLock(client, plan, { heartbeat: { intervalMs: 50, timeoutMs: 300 } });
+      const lock = await acquireTableLock(client, plan, { heartbeat: { intervalMs: 50, timeoutMs: 1_000 } });
       await new Promise((r) => setTimeout(r, 200));
       expect(lock.isHeld()).toBe(true);
       proxy.blackhole();
       await waitFor(() => !lock.isHeld());
-      expect(lock.lostReason()).toBe('heartbeat failed: no answer within 300 ms');
+      expect(lock.lostReason()).toBe('heartbeat failed: no answer within 1000 ms');
     } finally {
       await proxy.close();
     }
@@ -120,6 +123,22 @@ describe('advisory lock heartbeat', () => {
     await lock.release();
     expect(await findLockHolder(db, plan.oid)).toBeNull();
   });
+
+  it('never names a session of another database that holds the same (namespace, oid) pair', async () => {
+    await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
+    const plan = await planOf();
+    const other = await createTestDatabase();
+    try {
+      const foreign = await connect(other.url, 'other-database');
+      await foreign.query('SELECT pg_advisory_lock($1::int, $2::int)', [LOCK_NAMESPACE, plan.oid]);
+      expect(await findLockHolder(db, plan.oid)).toBeNull();
+      const lock = await acquireTableLock(await connect(), plan);
+      await lock.release();
+      await foreign.end();
+    } finally {
+      await other.drop();
+    }
+  });
 });
 
 describe('a run that loses its table lock', () => {
@@ -130,16 +149,22 @@ describe('a run that loses its table lock', () => {
     const config = buildConfig({
       local: { path: dir },
       defaults: { retention_days: 10, batch_size: 5, batches_in_flight: 1 },
-      lock: { heartbeat_interval_ms: 100 },
+      lock: { heartbeat_interval_ms: 300, heartbeat_timeout_ms: 290 },
       databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }],
     });
     let uploads = 0;
     let terminated = 0;
     const summary = await archiveWith(config, store, {
       onPhase: async (phase) => {
-        if (phase !== 'after-metadata' || ++uploads !== 3) return;
+        if (phase !== 'after-metadata') return;
+        // Several heartbeats pass while the first batch waits: a healthy lock must survive them.
+        if (++uploads === 1) await new Promise((resolve) => setTimeout(resolve, 1_000));
+        if (uploads !== 3) return;
         const r = await db.query(
-          `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::int::oid AND objid = $2::int::oid AND granted`,
+          // pg_locks lists every database's locks: only this database's (oids repeat across test databases).
+          `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks
+            WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND classid = $1::int::oid AND objid = $2::int::oid AND granted`,
           [LOCK_NAMESPACE, oid],
         );
         terminated = r.rowCount ?? 0;
@@ -153,6 +178,7 @@ describe('a run that loses its table lock', () => {
     expect(t.error?.code).toBe('LOCK_LOST');
     expect(t.error?.message).toContain('app/public.events');
     expect(t.error?.message).toContain('the next run reconciles');
+    expect(t.error?.message).not.toContain('no longer granted');
     expect(t.rowsArchived).toBe(10);
     // The lock file of local mode went with the run, though the run failed.
     expect(await readFileLock(fileLockPath(dir, { database: 'app', schema: 'public', table: 'events' }))).toBeUndefined();

@@ -9,7 +9,8 @@ import { serializeFileLockContent, type FileLockContent } from '../../src/core/f
 import type { TableLock } from '../../src/core/table-lock.js';
 import { acquireFileLock, fileLockPath, forceRemoveFileLock, readFileLock, type AcquireFileLockOptions } from '../../src/state/file-lock.js';
 
-const timings: LockTimings = { heartbeatIntervalMs: 50, heartbeatTimeoutMs: 25, staleAfterMs: 2_000 };
+// A generous timeout: a slow beat on a loaded machine must not count as a lost lock here.
+const timings: LockTimings = { heartbeatIntervalMs: 50, heartbeatTimeoutMs: 5_000, staleAfterMs: 30_000 };
 const id = { database: 'app', schema: 'public', table: 'we/ird' };
 
 let dir: string;
