@@ -96,8 +96,10 @@ export async function acquireFileLock(o: AcquireFileLockOptions): Promise<TableL
       staleAfterMs: o.timings.staleAfterMs,
     });
     if (!verdict.stale) throw lockHeldError(o, existing, now());
-    o.warn(`taking over the stale lock file of ${o.label} (${verdict.reason}): ${holderText(existing, now())}`, existing.content);
-    if (await takeOver(o, existing, mine)) return heldFileLock(o, mine);
+    if (await takeOver(o, existing, mine)) {
+      o.warn(`took over the stale lock file of ${o.label} (${verdict.reason}) from ${holderText(existing, now())}`, existing.content);
+      return heldFileLock(o, mine);
+    }
   }
   throw new AuditlogError('LOCK_HELD', `the lock file of ${o.label} (${o.file}) kept changing while acquiring it: another archiver is starting on this directory; retry later`, {
     details: { table: o.label, lock_file: o.file },

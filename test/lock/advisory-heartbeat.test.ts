@@ -205,6 +205,46 @@ describe('a run that loses its table lock', () => {
   });
 });
 
+describe('a lock lost while a DELETE runs', () => {
+  it('rolls the delete back instead of committing it: the batch\'s rows stay, a rerun archives them once', async () => {
+    await createEventsTable(db, { rows: 12, stepMinutes: 1, endDaysAgo: 20 });
+    const { oid } = await planOf();
+    const store = new LocalObjectStore({ path: dir });
+    const config = buildConfig({
+      local: { path: dir },
+      defaults: { retention_days: 10, batch_size: 4, batches_in_flight: 1 },
+      lock: { heartbeat_interval_ms: 300, heartbeat_timeout_ms: 290 },
+      databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }],
+    });
+    let commits = 0;
+    const summary = await archiveWith(config, store, {
+      onPhase: async (phase) => {
+        // The second batch's DELETE has run, its transaction is open: now the lock goes.
+        if (phase !== 'before-commit' || ++commits !== 2) return;
+        await db.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_locks
+            WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND classid = $1::int::oid AND objid = $2::int::oid AND granted`,
+          [LOCK_NAMESPACE, oid],
+        );
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      },
+    });
+    const t = summary.tables[0]!;
+    expect(t.error?.code).toBe('LOCK_LOST');
+    expect(t.error?.message).toContain('stopped before committing the delete of');
+    expect(t.rowsArchived).toBe(4);
+    expect((await rowIds(db)).map(Number).sort((a, b) => a - b)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+
+    const rerun = await archiveWith(config, store);
+    expect(rerun.failed).toBe(0);
+    expect(await rowIds(db)).toEqual([]);
+    const counts = archivedKeyCounts(await inspectArchive(store));
+    expect(counts.size).toBe(12);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+  });
+});
+
 /** A TCP pass-through to PostgreSQL that can start swallowing every byte (a network partition). */
 async function startBlackholeProxy(target: URL): Promise<{ port: number; blackhole(): void; close(): Promise<void> }> {
   let dropping = false;

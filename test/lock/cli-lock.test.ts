@@ -116,7 +116,7 @@ describe('archive locking through the CLI', () => {
     expect(status.stdout).toMatch(/lock file: {2}stale \(last heartbeat 1h 0m ago, longer than stale_after_ms \(600000 ms\)\), left by pid 1 on other-host/);
     const run = await runCli(['archive', '--config', config], env());
     expect(run.code).toBe(0);
-    expect(run.stderr).toContain('taking over the stale lock file of app/public.events');
+    expect(run.stderr).toContain('took over the stale lock file of app/public.events');
     expect(run.stderr).toContain('run their-run');
     expect(await rowIds(db)).toEqual([]);
   }, 120_000);
