@@ -7,6 +7,8 @@
  * rows it deleted.
  */
 import { AuditlogError, describeError } from '../core/errors.js';
+import { lockLostError } from '../core/table-lock.js';
+import { tableLabel } from '../core/table-plan.js';
 import { computeBatchId, FORMAT_NAME, FORMAT_VERSION, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
 import { subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
@@ -189,15 +191,18 @@ function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: 
   };
 }
 
+/** No delete starts or commits without the table lock (another archiver may be working on the table). */
+function assertLockHeld(ctx: ArchiveContext, stoppedBefore: string): void {
+  if (!ctx.lock.isHeld()) throw lockLostError(tableLabel(ctx.plan), ctx.lock.lostReason(), stoppedBefore);
+}
+
 /**
  * The short delete transaction. Commits only when exactly the archived rows were deleted (or,
  * with `subsetOk`, any of them: rows whose identical copies are in an object committed before);
  * otherwise rolls back and returns the keys that *were* deletable, for the rewrite.
  */
 async function deleteGuarded(ctx: ArchiveContext, rows: RowSet, key: string, markerKey: string, subsetOk = false): Promise<{ committed: boolean; keys: string[][] }> {
-  if (!ctx.lock.isHeld()) {
-    throw new AuditlogError('LOCK_HELD', `lost the table lock of ${ctx.plan.database}/${ctx.plan.schema}.${ctx.plan.table} (its connection ended); stopping before the delete of ${key}`);
-  }
+  assertLockHeld(ctx, `the delete of ${key}`);
   const client = await ctx.pool.connect();
   let broken: Error | undefined;
   // A checked-out client reports a killed connection as an 'error' event too; unheard, it would crash the process.
@@ -215,6 +220,8 @@ async function deleteGuarded(ctx: ArchiveContext, rows: RowSet, key: string, mar
       return { committed: false, keys: deleted.keys };
     }
     await ctx.onPhase?.('before-commit');
+    // The lock may have been lost while the DELETE ran: only a holder may commit one (the catch rolls back).
+    assertLockHeld(ctx, `committing the delete of ${key}`);
     try {
       await client.query('COMMIT');
     } catch (error) {

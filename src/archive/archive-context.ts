@@ -2,7 +2,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { TablePlan } from '../core/table-plan.js';
-import type { TableLock } from '../db/advisory-lock.js';
+import type { TableLock } from '../core/table-lock.js';
 import type { ObjectStore } from '../storage/object-store.js';
 
 /**

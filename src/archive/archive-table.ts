@@ -4,11 +4,14 @@
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { CheckpointsConfig, DefaultsConfig, TableConfig } from '../config/schema.js';
+import type { CheckpointsConfig, DefaultsConfig, LockTimings, TableConfig } from '../config/schema.js';
 import { tablePrefix } from '../core/archive-layout.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { loadTablePlan } from '../db/catalog.js';
 import { acquireTableLock } from '../db/advisory-lock.js';
+import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
+import { tableLabel, type TablePlan } from '../core/table-plan.js';
+import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
 import { countArchivable, selectCutoff } from '../db/archive-queries.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { archiveBatch, type BatchOutcome } from './archive-batch.js';
@@ -28,6 +31,10 @@ export interface ArchiveTableInput {
   pool: pg.Pool;
   /** A connection of its own for the advisory lock (not from the pool). */
   openLockClient: () => Promise<pg.Client>;
+  /** Heartbeat of the table lock(s), and when a lock file is stale (lock: in the config). */
+  lockTimings: LockTimings;
+  /** Local mode: the archive directory, which gets a lock file per table besides the advisory lock. */
+  lockDir?: string;
   store: ObjectStore;
   /** Watermarks, last-run results and checkpoints (watermarks:/checkpoints: in the config). */
   stateStores: StateStores;
@@ -73,7 +80,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
 
     const lockClient = await input.openLockClient();
     try {
-      const lock = await acquireTableLock(lockClient, plan);
+      const lock = await acquireLocks(input, plan, lockClient, logger);
       try {
         const ctx = {
           store: input.store,
@@ -117,6 +124,11 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           try {
             for await (const rows of batches) {
               if (failure !== undefined) break;
+              // A lost lock stops the table at once: no new batch starts (the ones in flight stop before their delete).
+              if (!lock.isHeld()) {
+                failure = { error: lockLostError(tableLabel(plan), lock.lostReason(), 'the next batch') };
+                break;
+              }
               const done = onBatch(rows);
               const task: Promise<void> = archiveBatch(ctx, rows)
                 .then(
@@ -192,6 +204,38 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     summary.rowsPerSecond = rate(summary.rowsArchived, started);
   }
   return summary;
+}
+
+/**
+ * The file lock first (local mode: it guards the directory, and is cheap to refuse), then the
+ * advisory lock (it guards the database). Either one lost stops every further delete.
+ */
+async function acquireLocks(input: ArchiveTableInput, plan: TablePlan, lockClient: pg.Client, logger: Logger): Promise<TableLock> {
+  const label = tableLabel(plan);
+  const onLost = (reason: string): void => {
+    logger.error({ reason }, 'table lock lost: no further delete; this table stops and the next run reconciles the batch in flight');
+  };
+  const locks: TableLock[] = [];
+  if (input.lockDir !== undefined) {
+    locks.push(
+      await acquireFileLock({
+        file: fileLockPath(input.lockDir, { database: plan.database, schema: plan.schema, table: plan.table }),
+        label,
+        runId: input.runId,
+        timings: input.lockTimings,
+        warn: (message, holder) => logger.warn({ old_holder: holder ?? null }, message),
+        onLost,
+      }),
+    );
+  }
+  try {
+    const t = input.lockTimings;
+    locks.push(await acquireTableLock(lockClient, plan, { runId: input.runId, heartbeat: { intervalMs: t.heartbeatIntervalMs, timeoutMs: t.heartbeatTimeoutMs }, onLost }));
+  } catch (error) {
+    await combineLocks(locks).release().catch(() => undefined);
+    throw error;
+  }
+  return combineLocks(locks);
 }
 
 /** Errors from the driver carry a SQLSTATE; anything else unexpected is INTERNAL. */

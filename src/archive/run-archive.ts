@@ -13,7 +13,7 @@ import type { BatchPhase } from './archive-context.js';
 import { openStateStores } from '../state/state-stores.js';
 import { archiveTable } from './archive-table.js';
 import { FallbackSpool } from './local-fallback.js';
-import { localSchema } from '../config/schema.js';
+import { localSchema, resolveLockTimings } from '../config/schema.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import type { RunSummary, TableSummary } from './table-summary.js';
 
@@ -97,6 +97,8 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
             await client.connect();
             return client;
           },
+          lockTimings: resolveLockTimings(options.config.lock),
+          ...(options.config.local === undefined ? {} : { lockDir: options.config.local.path }),
           store: options.store,
           stateStores: openStateStores(options.config, options.store, pool),
           checkpoints: options.config.checkpoints,

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { runArchive } from '../archive/run-archive.js';
+import { runArchive, selectTargets } from '../archive/run-archive.js';
+import { forceUnlock } from '../archive/force-unlock.js';
 import type { BatchPhase } from '../archive/archive-context.js';
 import { loadConfig } from '../config/load-config.js';
 import { collectSecrets, maskConfig, redactSecrets } from '../config/mask-secrets.js';
@@ -60,9 +61,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .addOption(new Option('-v, --verbose', 'debug logging').conflicts('quiet'))
     .option('-q, --quiet', 'only warnings and errors, and the summary')
     .option('--json', 'JSON log lines, and the summary as JSON on stdout')
-    .action(async (opts: { config: string; dryRun?: boolean; database?: string; table?: string; verbose?: boolean; quiet?: boolean; json?: boolean }) => {
+    .option(
+      '--force-unlock',
+      'first remove the lock file of each selected table (local mode), printing who held it; for an advisory lock held by another session, print that session and the SQL that ends it (never run automatically)',
+    )
+    .action(async (opts: { config: string; dryRun?: boolean; database?: string; table?: string; verbose?: boolean; quiet?: boolean; json?: boolean; forceUnlock?: boolean }) => {
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
+      if (opts.forceUnlock) {
+        const databases = selectTargets({ config, ...(opts.database === undefined ? {} : { database: opts.database }), ...(opts.table === undefined ? {} : { table: opts.table }) });
+        await forceUnlock({ config, databases, secrets, print: (line) => io.stderr(`force-unlock: ${redactSecrets(line, secrets)}\n`) });
+      }
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
       const store = createObjectStore(config, storageLogHooks(logger));

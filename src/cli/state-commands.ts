@@ -5,7 +5,9 @@
 import type { Config } from '../config/schema.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { AuditlogError, describeError } from '../core/errors.js';
-import { inspectTables, withDatabase, type TableReport } from '../state/inspect-tables.js';
+import { inspectTables, withDatabase, type FileLockReport, type TableReport } from '../state/inspect-tables.js';
+import { describeLockHolder } from '../db/advisory-lock.js';
+import { describeFileLockHolder } from '../core/file-lock-state.js';
 import { openStateStores } from '../state/state-stores.js';
 import type { ObjectStore } from '../storage/object-store.js';
 
@@ -75,7 +77,7 @@ export async function runWatermarksResetCommand(input: StateCommandInput & { all
 }
 
 function needsAttention(r: TableReport): boolean {
-  return r.problems.length > 0 || r.state?.last_run?.status === 'failed' || r.checkpoint !== null || r.spooledBatches.length > 0;
+  return r.problems.length > 0 || r.state?.last_run?.status === 'failed' || r.checkpoint !== null || r.spooledBatches.length > 0 || r.fileLock?.staleReason !== undefined;
 }
 
 function formatPosition(p: { ts: string; key: string[] }): string {
@@ -87,12 +89,19 @@ function formatWatermark(r: TableReport): string {
   return wm == null ? 'none (the next run starts at the first row)' : `${formatPosition(wm.position)} (run ${wm.run_id}, ${wm.updated_at})`;
 }
 
-export function formatStatus(reports: readonly TableReport[]): string {
+function formatFileLock(f: FileLockReport, nowMs: number): string {
+  const who = f.holder === null ? `an unreadable lock file ${f.file}` : describeFileLockHolder(f.holder, nowMs);
+  return f.staleReason === undefined ? `held by ${who}` : `stale (${f.staleReason}), left by ${who}; the next run takes it over`;
+}
+
+export function formatStatus(reports: readonly TableReport[], nowMs = Date.now()): string {
   const out: string[] = [];
   for (const r of reports) {
     out.push(label(r));
     const h = r.lockHolder;
-    if (h !== undefined) out.push(`  lock:       ${h === null ? 'free' : `held by pid ${h.pid} (application_name "${h.application_name}", ${h.client_addr ?? 'local'}, connected since ${h.backend_start})`}`);
+    if (h !== undefined) out.push(`  lock:       ${h === null ? 'free' : `held by ${describeLockHolder(h)}`}`);
+    const f = r.fileLock;
+    if (f !== undefined) out.push(`  lock file:  ${f === null ? 'free' : formatFileLock(f, nowMs)}`);
     out.push(`  watermark:  ${formatWatermark(r)}`);
     const run = r.state?.last_run;
     out.push(

@@ -222,6 +222,30 @@ export const checkpointsSchema = z
   })
   .strict();
 
+export const lockSchema = z
+  .object({
+    heartbeat_interval_ms: positiveInt
+      .min(100)
+      .default(30_000)
+      .describe('While a table is locked, how often the lock is confirmed (advisory lock still granted to our session; lock file still ours, its heartbeat rewritten).'),
+    heartbeat_timeout_ms: positiveInt
+      .optional()
+      .describe('A heartbeat that takes longer counts as failed and the lock as lost; shorter than the interval. Default: half the interval.'),
+    stale_after_ms: positiveInt
+      .optional()
+      .describe('A lock file whose heartbeat is older than this is stale and taken over; at least twice the interval. Default: 5 × the interval.'),
+  })
+  .strict()
+  .superRefine((l, ctx) => {
+    if (l.heartbeat_timeout_ms !== undefined && l.heartbeat_timeout_ms >= l.heartbeat_interval_ms) {
+      ctx.addIssue({ code: 'custom', path: ['heartbeat_timeout_ms'], message: `expected less than heartbeat_interval_ms (${l.heartbeat_interval_ms})` });
+    }
+    // A live holder's heartbeat can be one interval late plus a slow write: below two intervals it would be taken over.
+    if (l.stale_after_ms !== undefined && l.stale_after_ms < 2 * l.heartbeat_interval_ms) {
+      ctx.addIssue({ code: 'custom', path: ['stale_after_ms'], message: `expected at least twice heartbeat_interval_ms (${2 * l.heartbeat_interval_ms})` });
+    }
+  });
+
 export const configSchema = z
   .object({
     s3: s3Schema.optional(),
@@ -238,6 +262,7 @@ export const configSchema = z
     local_fallback_retention_days: positiveInt.default(7).describe('Spooled batches older than this are discarded (their rows are still in the table and are read again).'),
     watermarks: watermarksSchema.prefault({}),
     checkpoints: checkpointsSchema.prefault({}),
+    lock: lockSchema.prefault({}),
     databases: z.array(databaseSchema).min(1, 'expected at least one database'),
   })
   .strict()
@@ -266,6 +291,23 @@ export type RetryConfig = z.infer<typeof retrySchema>;
 export type CircuitBreakerConfig = z.infer<typeof circuitBreakerSchema>;
 export type WatermarksConfig = z.infer<typeof watermarksSchema>;
 export type CheckpointsConfig = z.infer<typeof checkpointsSchema>;
+export type LockConfig = z.infer<typeof lockSchema>;
+
+/** The lock timings with their derived defaults filled in (pure). */
+export interface LockTimings {
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  staleAfterMs: number;
+}
+
+export function resolveLockTimings(lock: LockConfig): LockTimings {
+  const interval = lock.heartbeat_interval_ms;
+  return {
+    heartbeatIntervalMs: interval,
+    heartbeatTimeoutMs: lock.heartbeat_timeout_ms ?? Math.max(1, Math.floor(interval / 2)),
+    staleAfterMs: lock.stale_after_ms ?? 5 * interval,
+  };
+}
 
 /** Keys whose values are secrets: masked wherever configuration is printed. */
 export const SECRET_KEYS: ReadonlySet<string> = new Set(['secret_access_key', 'session_token', 'password', 'access_key_id']);

@@ -72,3 +72,8 @@ export function tableStateKey(id: { database: string; schema: string; table: str
 export function checkpointKey(id: { database: string; schema: string; table: string }): string {
   return `${STATE_PREFIX}checkpoints/${tableStateName(id)}.json`;
 }
+
+/** The lock file of a table in local mode, relative to the archive directory. */
+export function lockFileKey(id: { database: string; schema: string; table: string }): string {
+  return `${STATE_PREFIX}locks/${tableStateName(id)}.lock`;
+}

@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'COLUMN_NOT_FOUND'
   | 'NO_PRIMARY_KEY'
   | 'LOCK_HELD'
+  /** The table lock was lost mid-run (connection gone, heartbeat failed, lock removed): the table stopped before its next delete. */
+  | 'LOCK_LOST'
   | 'STORAGE_UNREACHABLE'
   | 'STORAGE_ACCESS'
   | 'STORAGE_NOT_FOUND'

@@ -3,6 +3,7 @@
  * watermark and last run, a checkpoint left by an interrupted run, batches still in flight
  * (pending markers), and who holds its lock. Read-only; used by `status` and `watermarks`.
  */
+import { hostname } from 'node:os';
 import type pg from 'pg';
 import { localSchema, type Config, type DatabaseConfig } from '../config/schema.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
@@ -10,6 +11,9 @@ import { pendingPrefix, tablePrefix } from '../core/archive-layout.js';
 import { describeError } from '../core/errors.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import { findLockHolder, type LockHolder } from '../db/advisory-lock.js';
+import { judgeFileLock, type FileLockContent } from '../core/file-lock-state.js';
+import { resolveLockTimings } from '../config/schema.js';
+import { fileLockPath, isProcessAlive, readFileLock } from './file-lock.js';
 import { quoteQualified } from '../db/quote-ident.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { openStateStores, type StateStores } from './state-stores.js';
@@ -24,8 +28,18 @@ export interface TableReport extends TableId {
   spooledBatches: string[];
   /** null: nobody holds it; undefined: not checked. */
   lockHolder?: LockHolder | null;
+  /** Local mode: the table's lock file (null: none; undefined: not local mode or not checked). */
+  fileLock?: FileLockReport | null;
   /** What could not be read, per part; the other parts are still reported. */
   problems: string[];
+}
+
+export interface FileLockReport {
+  file: string;
+  /** null: the file is there but unreadable. */
+  holder: FileLockContent | null;
+  /** Why the next run would take it over; undefined while its holder is alive. */
+  staleReason?: string;
 }
 
 export interface InspectOptions {
@@ -96,6 +110,26 @@ async function inspectTable(options: InspectOptions, stores: StateStores, id: Ta
       for await (const o of spool.list(tablePrefix(id.database, id.schema, id.table))) report.spooledBatches.push(o.key);
     } catch (error) {
       note('local fallback')(error);
+    }
+  }
+  if (options.withLocks && options.config.local !== undefined) {
+    const file = fileLockPath(options.config.local.path, id);
+    try {
+      const read = await readFileLock(file);
+      if (read === undefined) report.fileLock = null;
+      else {
+        const verdict = judgeFileLock({
+          content: read.content,
+          modifiedAtMs: read.modifiedAtMs,
+          nowMs: Date.now(),
+          localHostname: hostname(),
+          holderAlive: isProcessAlive,
+          staleAfterMs: resolveLockTimings(options.config.lock).staleAfterMs,
+        });
+        report.fileLock = { file, holder: read.content ?? null, ...(verdict.stale ? { staleReason: verdict.reason } : {}) };
+      }
+    } catch (error) {
+      note('lock file')(error);
     }
   }
   if (options.withLocks) {
