@@ -327,6 +327,10 @@ describe('S3ObjectStore multipart', () => {
   const completed = ok('<CompleteMultipartUploadResult><Location>x</Location><Bucket>fault-bucket</Bucket><Key>archives/big</Key><ETag>"abc-2"</ETag></CompleteMultipartUploadResult>', {
     'content-type': 'application/xml',
   });
+  // The resume record: looked up before CreateMultipartUpload, written after it, deleted at the end.
+  const noRecord = respondWithS3Error(404, 'NoSuchKey');
+  const recordWritten = ok();
+  const recordDeleted: ScriptedStep = { kind: 'respond', status: 204 };
   const errorIn200 = ok(
     '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>',
     { 'content-type': 'application/xml' },
@@ -335,9 +339,16 @@ describe('S3ObjectStore multipart', () => {
   it('uploads buffered parts with per-part SHA-256 and completes them in order', async () => {
     const store = makeStore({}, multipartOptions);
     const body = Buffer.alloc(6 * MIB + 10, 3);
-    fault.enqueue(initiated, part(1), part(2), completed);
+    fault.enqueue(noRecord, initiated, recordWritten, part(1), part(2), completed, recordDeleted);
     await store.put('big', body, { sha256Hex: createHash('sha256').update(body).digest('hex') });
-    const [create, p1, p2, complete] = fault.requests;
+    const [lookup, create, record, p1, p2, complete, cleared] = fault.requests;
+    expect(lookup?.method).toBe('GET');
+    expect(lookup?.url).toMatch(/^\/fault-bucket\/archives\/_auditlog\/multipart\/[0-9a-f]{64}\.json/);
+    expect(record?.method).toBe('PUT');
+    expect(record?.url.split('?')[0]).toBe(lookup?.url.split('?')[0]);
+    expect(JSON.parse(record!.body.toString())).toMatchObject({ key: 'archives/big', upload_id: 'up-1', size: body.length, part_size: 5 * MIB, checksum: 'SHA256' });
+    expect(cleared?.method).toBe('DELETE');
+    expect(cleared?.url.split('?')[0]).toBe(lookup?.url.split('?')[0]);
     expect(create?.url).toMatch(/^\/fault-bucket\/archives\/big\?uploads/);
     expect(create?.headers['x-amz-checksum-algorithm']).toBe('SHA256');
     expect(p1?.body.length).toBe(5 * MIB);
@@ -351,41 +362,52 @@ describe('S3ObjectStore multipart', () => {
 
   it('treats a CompleteMultipartUpload 200 carrying <Error> as a failure, and retries it', async () => {
     const store = makeStore({}, multipartOptions);
-    fault.enqueue(initiated, part(1), part(2), errorIn200, completed);
+    fault.enqueue(noRecord, initiated, recordWritten, part(1), part(2), errorIn200, completed, recordDeleted);
     await store.put('big', Buffer.alloc(6 * MIB + 10, 1));
-    expect(fault.requests.map((r) => r.method)).toEqual(['POST', 'PUT', 'PUT', 'POST', 'POST']);
+    expect(fault.requests.map((r) => r.method)).toEqual(['GET', 'POST', 'PUT', 'PUT', 'PUT', 'POST', 'POST', 'DELETE']);
     expect(notices).toHaveLength(1);
   });
 
   it('aborts the upload when completing keeps failing, and reports the failure', async () => {
     const store = makeStore({ retry: { max_attempts: 2, base_delay_ms: 10, max_delay_ms: 10 } }, multipartOptions);
-    fault.enqueue(initiated, part(1), part(2), errorIn200, errorIn200, { kind: 'respond', status: 204 });
+    fault.enqueue(noRecord, initiated, recordWritten, part(1), part(2), errorIn200, errorIn200, { kind: 'respond', status: 204 }, recordDeleted);
     const error = await failure(store.put('big', Buffer.alloc(6 * MIB + 10, 1)));
     expect(error.code).toBe('STORAGE_UNREACHABLE');
     expect(error.message).toContain('after 2 attempts');
-    const abort = fault.requests.at(-1);
+    expect(fault.requests.at(-1)?.url).toContain('/_auditlog/multipart/');
+    const abort = fault.requests.at(-2);
     expect(abort?.method).toBe('DELETE');
     expect(new URL(abort!.url, fault.endpoint).searchParams.get('uploadId')).toBe('up-1');
   });
 
   it('aborts the upload when a part is refused, keeping the part error', async () => {
     const store = makeStore({}, multipartOptions);
-    fault.enqueue(initiated, respondWithS3Error(403, 'AccessDenied'), { kind: 'respond', status: 204 });
+    fault.enqueue(noRecord, initiated, recordWritten, respondWithS3Error(403, 'AccessDenied'), { kind: 'respond', status: 204 }, recordDeleted);
     const error = await failure(store.put('big', Buffer.alloc(6 * MIB + 10, 1)));
     expect(error.code).toBe('STORAGE_ACCESS');
-    expect(fault.requests.map((r) => r.method)).toEqual(['POST', 'PUT', 'DELETE']);
+    expect(fault.requests.map((r) => r.method)).toEqual(['GET', 'POST', 'PUT', 'PUT', 'DELETE', 'DELETE']);
   });
 
   it('accepts a lost Complete response when the retry finds the upload done and the object the right size', async () => {
     const store = makeStore({}, multipartOptions);
     const body = Buffer.alloc(6 * MIB + 10, 1);
-    fault.enqueue(initiated, part(1), part(2), { kind: 'reset' }, respondWithS3Error(404, 'NoSuchUpload'), {
-      kind: 'respond',
-      status: 200,
-      headers: { 'content-length': String(body.length), etag: '"abc-2"' },
-    });
+    fault.enqueue(
+      noRecord,
+      initiated,
+      recordWritten,
+      part(1),
+      part(2),
+      { kind: 'reset' },
+      respondWithS3Error(404, 'NoSuchUpload'),
+      {
+        kind: 'respond',
+        status: 200,
+        headers: { 'content-length': String(body.length), etag: '"abc-2"' },
+      },
+      recordDeleted,
+    );
     await store.put('big', body);
-    expect(fault.requests.map((r) => r.method)).toEqual(['POST', 'PUT', 'PUT', 'POST', 'POST', 'HEAD']);
+    expect(fault.requests.map((r) => r.method)).toEqual(['GET', 'POST', 'PUT', 'PUT', 'PUT', 'POST', 'POST', 'HEAD', 'DELETE']);
   });
 });
 
