@@ -8,6 +8,7 @@ import { AuditlogError } from '../../src/core/errors.js';
 import type { S3Config } from '../../src/config/schema.js';
 import { s3Schema } from '../../src/config/schema.js';
 import { S3ObjectStore, type S3ObjectStoreOptions } from '../../src/storage/s3-object-store.js';
+import { serializeMultipartState } from '../../src/storage/multipart-state.js';
 import type { RetryNotice } from '../../src/storage/with-retry.js';
 import { respondWithS3Error, startFaultHttpServer, type FaultHttpServer, type ScriptedStep } from '../helpers/fault-http-server.js';
 
@@ -408,6 +409,51 @@ describe('S3ObjectStore multipart', () => {
     );
     await store.put('big', body);
     expect(fault.requests.map((r) => r.method)).toEqual(['GET', 'POST', 'PUT', 'PUT', 'PUT', 'POST', 'POST', 'HEAD', 'DELETE']);
+  });
+});
+
+describe('S3ObjectStore multipart resume (S3 reports part checksums)', () => {
+  const MIB = 1024 * 1024;
+  const sha = (b: Buffer, encoding: 'hex' | 'base64') => createHash('sha256').update(b).digest(encoding);
+
+  it('pages through ListParts, keeps parts whose SHA-256 matches, re-sends the others, and completes with every part', async () => {
+    const store = makeStore({}, { multipartThresholdBytes: 6 * MIB, partSizeBytes: 5 * MIB, partConcurrency: 1 });
+    const body = Buffer.alloc(16 * MIB + 10);
+    for (let i = 0; i < body.length; i += 4096) body[i] = (i / 4096) % 251;
+    const part = (n: number) => body.subarray((n - 1) * 5 * MIB, Math.min(body.length, n * 5 * MIB));
+    const record = serializeMultipartState({
+      key: 'archives/big',
+      upload_id: 'up-old',
+      part_size: 5 * MIB,
+      size: body.length,
+      sha256: sha(body, 'hex'),
+      checksum: 'SHA256',
+      settings: JSON.stringify({ contentType: null }),
+      created_at: '2026-01-01T00:00:00.000Z',
+    });
+    const listed = (n: number, checksum: string) =>
+      `<Part><PartNumber>${n}</PartNumber><ETag>"listed-${n}"</ETag><Size>${part(n).length}</Size><ChecksumSHA256>${checksum}</ChecksumSHA256></Part>`;
+    const xml = { 'content-type': 'application/xml' };
+    fault.enqueue(
+      ok(record, { 'content-type': 'application/json', 'content-length': String(record.length) }),
+      ok(`<ListPartsResult><UploadId>up-old</UploadId><IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker>${listed(1, sha(part(1), 'base64'))}${listed(2, sha(Buffer.from('other'), 'base64'))}</ListPartsResult>`, xml),
+      ok(`<ListPartsResult><UploadId>up-old</UploadId><IsTruncated>false</IsTruncated>${listed(3, sha(part(3), 'base64'))}</ListPartsResult>`, xml),
+      { kind: 'respond', status: 200, headers: { etag: '"new-2"' } },
+      { kind: 'respond', status: 200, headers: { etag: '"new-4"' } },
+      ok('<CompleteMultipartUploadResult><Key>archives/big</Key><ETag>"x-4"</ETag></CompleteMultipartUploadResult>', xml),
+      { kind: 'respond', status: 204 },
+    );
+    await store.put('big', body, { sha256Hex: sha(body, 'hex') });
+    const requests = fault.requests.map((r) => `${r.method} ${new URL(r.url, fault.endpoint).searchParams.toString()}`);
+    expect(requests[1]).toContain('uploadId=up-old');
+    expect(requests[2]).toContain('part-number-marker=2');
+    const partsSent = fault.requests.filter((r) => r.method === 'PUT').map((r) => new URL(r.url, fault.endpoint).searchParams.get('partNumber'));
+    expect(partsSent).toEqual(['2', '4']);
+    expect(fault.requests[3]?.body.equals(part(2))).toBe(true);
+    const complete = fault.requests[5]!.body.toString();
+    expect([...complete.matchAll(/<ETag>([^<]+)<\/ETag>/g)].map((m) => m[1]!.replace(/&quot;/g, '"'))).toEqual(['"listed-1"', '"new-2"', '"listed-3"', '"new-4"']);
+    expect(fault.requests[6]?.method).toBe('DELETE');
+    expect(fault.pending()).toBe(0);
   });
 });
 
