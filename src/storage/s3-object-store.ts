@@ -24,7 +24,7 @@ import {
   type CompletedPart,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { AuditlogError } from '../core/errors.js';
+import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { S3Config } from '../config/schema.js';
 import type { CleanupItem, CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { selectOrphanStateRecords, selectOrphanUploads, type ListedStateRecord, type ListedUpload } from './multipart-cleanup.js';
@@ -52,7 +52,7 @@ const MAX_PARTS = 10_000;
 /** What happened to a multipart upload, for logs. */
 export type MultipartEvent =
   | { kind: 'resumed'; key: string; uploadId: string; partsReused: number; partsUploaded: number }
-  | { kind: 'restarted'; key: string; reason: 'upload-gone' | 'different-body' | 'unreadable-record' };
+  | { kind: 'restarted'; key: string; reason: 'upload-gone' | 'different-body' | 'unreadable-record' | 'parts-unlistable' };
 
 export interface S3ObjectStoreOptions extends RetryHooks {
   /** Bodies of at least this many bytes go up as a multipart upload. Default: s3.multipart_threshold_mb. */
@@ -324,7 +324,17 @@ export class S3ObjectStore implements ObjectStore {
       this.onMultipart?.({ kind: 'restarted', key: wanted.key, reason: 'different-body' });
       return undefined;
     }
-    const listed = await this.listParts(previous.key, previous.upload_id);
+    let listed: Map<number, ListedPart> | undefined;
+    try {
+      listed = await this.listParts(previous.key, previous.upload_id);
+    } catch (error) {
+      // Refused (no s3:ListMultipartUploadParts) or not understood: the old parts cannot be
+      // checked, so they are not used. Storage that is down fails the put, as any request would.
+      if (!isAuditlogError(error) || !(error.code === 'STORAGE_ACCESS' || (error.code === 'STORAGE_IO' && error.details.transient !== true))) throw error;
+      await this.abortMultipart(previous.key, previous.upload_id);
+      this.onMultipart?.({ kind: 'restarted', key: wanted.key, reason: 'parts-unlistable' });
+      return undefined;
+    }
     if (listed === undefined) {
       this.onMultipart?.({ kind: 'restarted', key: wanted.key, reason: 'upload-gone' });
       return undefined;
@@ -401,7 +411,11 @@ export class S3ObjectStore implements ObjectStore {
       if (page.IsTruncated !== true) return parts;
       const next = page.NextPartNumberMarker;
       // A listing that does not advance would loop forever; without the rest, resuming is unsafe.
-      if (next === undefined || next === after) return undefined;
+      if (next === undefined || next === after) {
+        throw new AuditlogError('STORAGE_IO', `S3 list-parts ${this.target(fullKey)} failed: the server said the listing continues but gave no new part number marker; check ListParts support of ${this.endpointLabel}`, {
+          details: this.details('list-parts', fullKey),
+        });
+      }
       marker = next;
     }
   }

@@ -455,6 +455,37 @@ describe('S3ObjectStore multipart resume (S3 reports part checksums)', () => {
     expect(fault.requests[6]?.method).toBe('DELETE');
     expect(fault.pending()).toBe(0);
   });
+
+  it('restarts (aborting the old upload) when ListParts is refused, instead of failing the put', async () => {
+    const store = makeStore({}, { multipartThresholdBytes: 6 * MIB, partSizeBytes: 5 * MIB, partConcurrency: 1 });
+    const body = Buffer.alloc(6 * MIB + 10, 7);
+    const record = serializeMultipartState({
+      key: 'archives/big',
+      upload_id: 'up-old',
+      part_size: 5 * MIB,
+      size: body.length,
+      sha256: sha(body, 'hex'),
+      checksum: 'SHA256',
+      settings: JSON.stringify({ contentType: null }),
+      created_at: '2026-01-01T00:00:00.000Z',
+    });
+    const xml = { 'content-type': 'application/xml' };
+    fault.enqueue(
+      ok(record, { 'content-type': 'application/json', 'content-length': String(record.length) }),
+      respondWithS3Error(403, 'AccessDenied'),
+      { kind: 'respond', status: 204 },
+      ok('<InitiateMultipartUploadResult><Bucket>fault-bucket</Bucket><Key>archives/big</Key><UploadId>up-new</UploadId></InitiateMultipartUploadResult>', xml),
+      ok(),
+      { kind: 'respond', status: 200, headers: { etag: '"p1"' } },
+      { kind: 'respond', status: 200, headers: { etag: '"p2"' } },
+      ok('<CompleteMultipartUploadResult><Key>archives/big</Key><ETag>"x-2"</ETag></CompleteMultipartUploadResult>', xml),
+      { kind: 'respond', status: 204 },
+    );
+    await store.put('big', body, { sha256Hex: sha(body, 'hex') });
+    expect(fault.requests.map((r) => r.method)).toEqual(['GET', 'GET', 'DELETE', 'POST', 'PUT', 'PUT', 'PUT', 'POST', 'DELETE']);
+    expect(new URL(fault.requests[2]!.url, fault.endpoint).searchParams.get('uploadId')).toBe('up-old');
+    expect(new URL(fault.requests[7]!.url, fault.endpoint).searchParams.get('uploadId')).toBe('up-new');
+  });
 });
 
 describe('S3ObjectStore secrets', () => {
