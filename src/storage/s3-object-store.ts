@@ -254,7 +254,8 @@ export class S3ObjectStore implements ObjectStore {
       settings: JSON.stringify({ contentType: options.contentType ?? null, ...this.writeSettings(options) }),
     };
     const stateKey = `${this.prefix}${multipartStateKey(fullKey)}`;
-    const { uploadId, listed } = (await this.resumeUpload(stateKey, wanted)) ?? (await this.createUpload(stateKey, wanted, options));
+    const resumed = await this.resumeUpload(stateKey, wanted);
+    const { uploadId, listed } = resumed ?? (await this.createUpload(stateKey, wanted, options));
     this.inFlightUploads.add(uploadId);
     let reused = 0;
     try {
@@ -290,7 +291,7 @@ export class S3ObjectStore implements ObjectStore {
         return { PartNumber: partNumber, ETag: output.ETag, ...checksum };
       });
       await this.completeMultipart(fullKey, uploadId, parts, body.length);
-      if (listed.size > 0) {
+      if (resumed !== undefined) {
         this.onMultipart?.({ kind: 'resumed', key: fullKey, uploadId, partsReused: reused, partsUploaded: parts.length - reused });
       }
     } catch (error) {
