@@ -16,6 +16,7 @@ import { FallbackSpool } from './local-fallback.js';
 import { localSchema, resolveLockTimings } from '../config/schema.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import type { RunSummary, TableSummary } from './table-summary.js';
+import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
 
 export interface RunArchiveOptions {
   config: Config;
@@ -38,6 +39,7 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
   const dryRun = options.dryRun ?? false;
   // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
   await options.store.check();
+  if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
 
   const perDatabase = (db: DatabaseConfig): Promise<TableSummary[]> => archiveDatabase(options, db, dryRun);
   const results: TableSummary[][] = options.config.parallel_databases
@@ -45,6 +47,23 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
     : await mapWithLimit(databases, 1, perDatabase);
   const tables = results.flat();
   return { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, durationMs: Date.now() - started };
+}
+
+/**
+ * Multipart uploads a killed run left behind cost storage until aborted. Nothing here decides
+ * what is archived or deleted, so a failure is a warning and the run goes on.
+ */
+async function sweepAtStart(options: RunArchiveOptions, olderThanHours: number): Promise<void> {
+  try {
+    const run = await cleanupInterruptedWrites(options.store, { olderThanHours, dryRun: false });
+    for (const item of run.items) {
+      const fields = { key: item.key, upload_id: item.uploadId, since: item.since, older_than_hours: olderThanHours };
+      if (item.action === 'failed') options.logger.warn({ ...fields, err: redactSecrets(item.error ?? '', options.secrets ?? []) }, `could not remove an orphaned ${item.kind}`);
+      else options.logger.info(fields, item.kind === 'multipart-upload' ? 'aborted an orphaned multipart upload' : `removed an orphaned ${item.kind}`);
+    }
+  } catch (error) {
+    options.logger.warn({ err: redactSecrets(describeError(error), options.secrets ?? []) }, 'cleanup of orphaned multipart uploads failed; continuing (run `auditlog cleanup` later, or rely on a bucket lifecycle rule)');
+  }
 }
 
 /** The configured databases, narrowed to `--database` and `--table` (a USAGE error names what is configured). */

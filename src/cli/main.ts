@@ -18,6 +18,8 @@ import { createLogger } from './create-logger.js';
 import { storageLogHooks } from './storage-log-hooks.js';
 import { formatRunSummary } from './format-summary.js';
 import { runDemoCommand } from './demo-command.js';
+import { runCleanupCommand } from './cleanup-command.js';
+import { MIN_ORPHAN_AGE_HOURS } from '../storage/cleanup-interrupted.js';
 import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
 
 export function readToolVersion(): string {
@@ -74,8 +76,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       }
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
-      const store = createObjectStore(config, storageLogHooks(logger));
       const fault = parseFault(io.env.AUDITLOG_FAULT);
+      const store = createObjectStore(config, { ...storageLogHooks(logger), ...(fault?.onPartUploaded === undefined ? {} : { onPartUploaded: fault.onPartUploaded }) });
       const summary = await runArchive({
         config,
         store,
@@ -86,10 +88,30 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         ...(opts.database === undefined ? {} : { database: opts.database }),
         ...(opts.table === undefined ? {} : { table: opts.table }),
         secrets,
-        ...(fault === undefined ? {} : { onPhase: fault }),
+        ...(fault?.onPhase === undefined ? {} : { onPhase: fault.onPhase }),
       });
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));
       exitCode = summary.failed > 0 ? 1 : 0;
+    });
+
+  program
+    .command('cleanup')
+    .description('Abort incomplete multipart uploads that interrupted runs left under the archive prefix (and their resume records), or remove temp files of interrupted writes in a local: directory. Exit 1 if a removal failed.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--older-than-hours <n>', `only leftovers started more than this many hours ago (default s3.multipart_orphan_age_hours, else 24; at least ${MIN_ORPHAN_AGE_HOURS})`, (v) => parseOrphanAge(v))
+    .option('--dry-run', 'list what would be removed; remove nothing')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { config: string; olderThanHours?: number; dryRun?: boolean; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      exitCode = await runCleanupCommand({
+        store: createObjectStore(config),
+        olderThanHours: opts.olderThanHours ?? config.s3?.multipart_orphan_age_hours ?? 24,
+        dryRun: opts.dryRun === true,
+        json: opts.json === true,
+        stdout: io.stdout,
+        stderr: (text) => io.stderr(redactSecrets(text, secrets)),
+      });
     });
 
   const configCmd = program.command('config').description('Inspect and check configuration files.');
@@ -214,18 +236,39 @@ function parsePositiveInt(value: string, flag: string): number {
   return n;
 }
 
-const PHASES: ReadonlySet<string> = new Set(['after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch']);
+function parseOrphanAge(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < MIN_ORPHAN_AGE_HOURS) {
+    throw new AuditlogError('USAGE', `--older-than-hours expects a number of hours of at least ${MIN_ORPHAN_AGE_HOURS} (younger uploads may still be in progress), got "${value}"`);
+  }
+  return n;
+}
+
+const PHASES: ReadonlySet<string> = new Set(['after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch', 'mid-multipart']);
+
+interface FaultHooks {
+  onPhase?: (phase: BatchPhase) => void;
+  /** `mid-multipart`: counts multipart parts the server accepted, across the process. */
+  onPartUploaded?: () => void;
+}
 
 /**
  * AUDITLOG_FAULT=<phase>[:<n>] kills the process with SIGKILL the n-th time (default 1st) a batch
- * reaches <phase>: the crash tests' way to stop at an exact point. Inert unless set.
+ * reaches <phase> — or, for `mid-multipart`, once the n-th multipart part has been uploaded: the
+ * crash tests' way to stop at an exact point. Inert unless set.
  */
-function parseFault(value: string | undefined): ((phase: BatchPhase) => void) | undefined {
+function parseFault(value: string | undefined): FaultHooks | undefined {
   if (value === undefined || value === '') return undefined;
   const [phase, count] = value.split(':');
   if (phase === undefined || !PHASES.has(phase)) throw new AuditlogError('USAGE', `AUDITLOG_FAULT=${value}: unknown phase (one of ${[...PHASES].join(', ')})`);
   let remaining = count === undefined ? 1 : Number(count);
-  return (reached) => {
-    if (reached === phase && --remaining <= 0) process.kill(process.pid, 'SIGKILL');
+  const kill = (): void => {
+    if (--remaining <= 0) process.kill(process.pid, 'SIGKILL');
+  };
+  if (phase === 'mid-multipart') return { onPartUploaded: kill };
+  return {
+    onPhase: (reached) => {
+      if (reached === phase) kill();
+    },
   };
 }

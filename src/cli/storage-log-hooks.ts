@@ -5,8 +5,15 @@
 import type { Logger } from 'pino';
 import type { CreateObjectStoreOptions } from '../storage/create-object-store.js';
 
-export function storageLogHooks(logger: Logger): Pick<CreateObjectStoreOptions, 'onCircuitChange' | 'onRateChange'> {
+export function storageLogHooks(logger: Logger): Pick<CreateObjectStoreOptions, 'onCircuitChange' | 'onRateChange' | 'onMultipart'> {
   return {
+    onMultipart: (event) => {
+      if (event.kind === 'resumed') {
+        logger.info({ key: event.key, upload_id: event.uploadId, parts_reused: event.partsReused, parts_uploaded: event.partsUploaded }, 'resumed an interrupted multipart upload');
+      } else {
+        logger.info({ key: event.key, reason: event.reason }, 'an interrupted multipart upload could not be resumed: uploading afresh');
+      }
+    },
     onCircuitChange: (change) => {
       const fields = { circuit: change.to, previous: change.from, failures: change.failures };
       if (change.to === 'OPEN') logger.error(fields, 'storage circuit opened: storage calls fail at once until a trial call succeeds');

@@ -73,6 +73,22 @@ export const s3Schema = z
     retry: retrySchema.prefault({}),
     circuit_breaker: circuitBreakerSchema.prefault({}),
     rate_limit_requests_per_second: rateLimit,
+    // Whole MiB: S3 parts must be at least 5 MiB (except the last), and a single PutObject at most 5 GiB.
+    multipart_threshold_mb: z
+      .number()
+      .int()
+      .min(5)
+      .max(5_120)
+      .default(10)
+      .describe('Objects of at least this many MiB are uploaded in parts (multipart upload), each part checked by its SHA-256, resumable after a crash.'),
+    multipart_part_size_mb: z.number().int().min(5).max(5_120).default(8).describe('Size of each multipart part in MiB (S3 requires at least 5); grown automatically so an object needs at most 10,000 parts.'),
+    multipart_orphan_age_hours: z
+      .number()
+      .min(1)
+      .max(24 * 365)
+      .default(24)
+      .describe('Incomplete multipart uploads under the prefix older than this many hours are aborted by the cleanup (at start and `auditlog cleanup`); at least 1 so an upload still in progress is never cut.'),
+    multipart_cleanup_at_start: z.boolean().default(true).describe('Abort orphaned multipart uploads (older than multipart_orphan_age_hours) at the start of every archive run.'),
   })
   .strict()
   .superRefine((s3, ctx) => {

@@ -15,7 +15,7 @@
  */
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { CircuitBreaker, CircuitPermit, CircuitSnapshot } from './circuit-breaker.js';
-import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 
 export const CIRCUIT_OPEN_CODE = 'STORAGE_CIRCUIT_OPEN';
 
@@ -131,6 +131,13 @@ export class CircuitBreakerObjectStore implements ObjectStore {
 
   check(): Promise<void> {
     return this.call(() => this.inner.check());
+  }
+
+  /** Present exactly when the inner store has it, so callers can tell "nothing to clean" from "cannot clean". */
+  get cleanupInterrupted(): ((options: CleanupOptions) => Promise<CleanupReport>) | undefined {
+    const inner = this.inner;
+    if (inner.cleanupInterrupted === undefined) return undefined;
+    return (options) => this.call(() => inner.cleanupInterrupted!(options));
   }
 
   /** One listing is one operation, however many pages it takes. */

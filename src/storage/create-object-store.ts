@@ -9,7 +9,7 @@ import { describeS3Endpoint, S3ObjectStore, type S3ObjectStoreOptions } from './
 import type { RetryHooks } from './with-retry.js';
 
 export type CreateObjectStoreOptions = Pick<RetryHooks, 'sleep' | 'random' | 'onRetry'> &
-  Pick<S3ObjectStoreOptions, 'multipartThresholdBytes' | 'partSizeBytes' | 'partConcurrency'> & {
+  Pick<S3ObjectStoreOptions, 'multipartThresholdBytes' | 'partSizeBytes' | 'partConcurrency' | 'onPartUploaded' | 'onMultipart'> & {
     /** Milliseconds since the epoch, for the circuit breaker and the rate limiter; defaults to Date.now. */
     now?: () => number;
     onCircuitChange?: (change: CircuitStateChange) => void;

@@ -9,7 +9,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 
 import path from 'node:path';
 import { AuditlogError } from '../core/errors.js';
 import type { RetryConfig } from '../config/schema.js';
-import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { CleanupItem, CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { classifyFsError, type ErrorClassification } from './retry-policy.js';
 import { validateKeyPrefix, validateObjectKey } from './validate-object-key.js';
 import { verifyPutBody } from './verify-put-body.js';
@@ -121,6 +121,52 @@ export class LocalObjectStore implements ObjectStore {
         await rm(probe, { force: true });
       }
     });
+  }
+
+  /**
+   * Removes temp files of atomic writes that a crash interrupted (`.<name>.<pid>-<random>.auditlog-tmp`)
+   * last written before `olderThan`. A put in progress keeps writing its temp file, so the age
+   * protects it; the name suffix is reserved, so no object is ever one of them.
+   */
+  async cleanupInterrupted(options: CleanupOptions): Promise<CleanupReport> {
+    const items: CleanupItem[] = [];
+    let kept = 0;
+    const visit = async (directory: string, keyBase: string): Promise<void> => {
+      const entries = await this.run('list', directory, async () => {
+        try {
+          return await readdir(directory, { withFileTypes: true });
+        } catch (error) {
+          if (isMissing(error)) return [] as Dirent[];
+          throw error;
+        }
+      });
+      for (const entry of entries) {
+        const child = path.join(directory, entry.name);
+        if (entry.isDirectory()) {
+          await visit(child, `${keyBase}${entry.name}/`);
+          continue;
+        }
+        if (!entry.isFile() || !isLocalTempFileName(entry.name)) continue;
+        const stats = await lstat(child).catch(() => undefined);
+        if (stats === undefined) continue;
+        if (stats.mtime.getTime() >= options.olderThan.getTime()) {
+          kept += 1;
+          continue;
+        }
+        const item: CleanupItem = { kind: 'temp-file', key: `${keyBase}${entry.name}`, since: stats.mtime.toISOString(), action: options.dryRun ? 'would-delete' : 'deleted' };
+        if (!options.dryRun) {
+          try {
+            await this.run('delete', child, () => rm(child, { force: true }));
+          } catch (error) {
+            item.action = 'failed';
+            item.error = error instanceof Error ? error.message : 'unknown error';
+          }
+        }
+        items.push(item);
+      }
+    };
+    await visit(this.root, '');
+    return { items, kept };
   }
 
   /**

@@ -19,6 +19,8 @@ export interface PutOptions {
 export interface ObjectInfo {
   key: string;
   size: number;
+  /** When the store reports it (list on S3): the object's last write. */
+  lastModified?: Date;
   /** Server-side encryption the store reports for the object, when it reports one. */
   serverSideEncryption?: string;
 }
@@ -37,4 +39,37 @@ export interface ObjectStore {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Proves the store is reachable and writable-in-principle (bucket exists, credentials accepted). */
   check(): Promise<void>;
+  /**
+   * Removes what interrupted writes older than `olderThan` left behind: incomplete multipart
+   * uploads under the prefix and their resume records (S3), temp files of atomic writes (local).
+   * Never touches a committed object, nor a write this process has in flight.
+   */
+  cleanupInterrupted?(options: CleanupOptions): Promise<CleanupReport>;
+}
+
+export interface CleanupOptions {
+  /** Leftovers started before this instant are removed; later ones may still be in progress elsewhere. */
+  olderThan: Date;
+  /** Report what would be removed, remove nothing. */
+  dryRun: boolean;
+}
+
+export type CleanupKind = 'multipart-upload' | 'multipart-state' | 'temp-file';
+
+export interface CleanupItem {
+  kind: CleanupKind;
+  /** Relative to the store root, like every other key. */
+  key: string;
+  uploadId?: string;
+  /** When the leftover was started (ISO 8601), when known. */
+  since?: string;
+  action: 'aborted' | 'deleted' | 'would-abort' | 'would-delete' | 'failed';
+  /** Why it failed (one line, no secrets): only with `action: failed`. */
+  error?: string;
+}
+
+export interface CleanupReport {
+  items: CleanupItem[];
+  /** Leftovers seen but kept: too young, in flight in this process, or not written by this tool. */
+  kept: number;
 }

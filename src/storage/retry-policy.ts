@@ -165,6 +165,9 @@ export function classifyS3Error(error: unknown, nowMs: number = Date.now()): Err
   }
   if (typeof shape.message === 'string' && /socket hang up/i.test(shape.message)) return result(true, 'STORAGE_UNREACHABLE', 'connection');
   if (status !== undefined) {
+    // A server that does not implement a request (e.g. ListMultipartUploads on some S3-compatible
+    // servers) answers the same every time: retrying only delays the run and trips the circuit.
+    if (status === 501 || s3Code === 'NotImplemented') return result(false, 'STORAGE_IO');
     if (status >= 500) return result(true, 'STORAGE_UNREACHABLE', 'server_error');
     if (status === 429) return result(true, 'STORAGE_UNREACHABLE', 'throttling');
     if (status === 408) return result(true, 'STORAGE_UNREACHABLE', 'timeout');

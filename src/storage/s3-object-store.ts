@@ -15,40 +15,60 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
   type CompletedPart,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { AuditlogError } from '../core/errors.js';
+import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { S3Config } from '../config/schema.js';
-import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { CleanupItem, CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import { selectOrphanStateRecords, selectOrphanUploads, type ListedStateRecord, type ListedUpload } from './multipart-cleanup.js';
+import {
+  canResume,
+  isSamePart,
+  MULTIPART_STATE_PREFIX,
+  multipartStateKey,
+  parseMultipartState,
+  planParts,
+  serializeMultipartState,
+  type ListedPart,
+  type MultipartState,
+} from './multipart-state.js';
 import { classifyS3Error, IncompleteBodyError, type ErrorClassification } from './retry-policy.js';
 import { validateKeyPrefix, validateObjectKey } from './validate-object-key.js';
 import { verifyPutBody } from './verify-put-body.js';
 import { RetryGaveUpError, withRetry, type RetryHooks } from './with-retry.js';
 
 const MIB = 1024 * 1024;
-export const DEFAULT_MULTIPART_THRESHOLD_BYTES = 16 * MIB;
-export const DEFAULT_PART_SIZE_BYTES = 8 * MIB;
 /** S3 refuses parts smaller than this, except the last. */
 export const MIN_PART_SIZE_BYTES = 5 * MIB;
 const MAX_PARTS = 10_000;
 
+/** What happened to a multipart upload, for logs. */
+export type MultipartEvent =
+  | { kind: 'resumed'; key: string; uploadId: string; partsReused: number; partsUploaded: number }
+  | { kind: 'restarted'; key: string; reason: 'upload-gone' | 'different-body' | 'unreadable-record' | 'parts-unlistable' };
+
 export interface S3ObjectStoreOptions extends RetryHooks {
-  /** Bodies of at least this many bytes go up as a multipart upload. Default 16 MiB. */
+  /** Bodies of at least this many bytes go up as a multipart upload. Default: s3.multipart_threshold_mb. */
   multipartThresholdBytes?: number;
-  /** Size of each multipart part except the last; at least 5 MiB. Default 8 MiB. */
+  /** Size of each multipart part except the last; at least 5 MiB. Default: s3.multipart_part_size_mb. */
   partSizeBytes?: number;
   /** Parts in flight at once. Default 4. */
   partConcurrency?: number;
-  /** Keys per ListObjectsV2 page (S3 caps it at 1000). */
+  /** Keys per ListObjectsV2 page, uploads per ListMultipartUploads page, parts per ListParts page (S3 caps them at 1000). */
   listPageSize?: number;
+  /** After each part the server accepted: the crash tests' hook (AUDITLOG_FAULT=mid-multipart). */
+  onPartUploaded?: (event: { key: string; partNumber: number }) => void;
+  onMultipart?: (event: MultipartEvent) => void;
 }
 
-type Operation = 'put' | 'get' | 'head' | 'delete' | 'list' | 'check';
+type Operation = 'put' | 'get' | 'head' | 'delete' | 'list' | 'check' | 'list-uploads' | 'list-parts' | 'abort';
 
 /** The IAM action each operation needs, for "access denied" messages. */
 const ACTION: Record<Operation, string> = {
@@ -58,6 +78,9 @@ const ACTION: Record<Operation, string> = {
   delete: 's3:DeleteObject',
   list: 's3:ListBucket',
   check: 's3:ListBucket',
+  'list-uploads': 's3:ListBucketMultipartUploads',
+  'list-parts': 's3:ListMultipartUploadParts',
+  abort: 's3:AbortMultipartUpload',
 };
 
 export class S3ObjectStore implements ObjectStore {
@@ -72,6 +95,10 @@ export class S3ObjectStore implements ObjectStore {
   private readonly partConcurrency: number;
   private readonly listPageSize: number;
   private readonly hooks: RetryHooks;
+  private readonly onPartUploaded: S3ObjectStoreOptions['onPartUploaded'];
+  private readonly onMultipart: S3ObjectStoreOptions['onMultipart'];
+  /** Upload ids this process is writing: the cleanup never aborts them, however old. */
+  private readonly inFlightUploads = new Set<string>();
 
   constructor(
     private readonly config: S3Config,
@@ -86,8 +113,10 @@ export class S3ObjectStore implements ObjectStore {
     this.secrets = [config.secret_access_key, config.session_token, config.access_key_id, ...endpointSecrets(config.endpoint)].filter(
       (value): value is string => value !== undefined && value.length >= 4,
     );
-    this.multipartThreshold = options.multipartThresholdBytes ?? DEFAULT_MULTIPART_THRESHOLD_BYTES;
-    this.partSize = Math.max(MIN_PART_SIZE_BYTES, options.partSizeBytes ?? DEFAULT_PART_SIZE_BYTES);
+    this.onPartUploaded = options.onPartUploaded;
+    this.onMultipart = options.onMultipart;
+    this.multipartThreshold = options.multipartThresholdBytes ?? config.multipart_threshold_mb * MIB;
+    this.partSize = Math.max(MIN_PART_SIZE_BYTES, options.partSizeBytes ?? config.multipart_part_size_mb * MIB);
     this.partConcurrency = Math.max(1, options.partConcurrency ?? 4);
     this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
     this.client = new S3Client(buildClientConfig(config));
@@ -181,7 +210,11 @@ export class S3ObjectStore implements ObjectStore {
       );
       for (const object of page.Contents ?? []) {
         if (object.Key === undefined || !object.Key.startsWith(this.prefix)) continue;
-        yield { key: object.Key.slice(this.prefix.length), size: object.Size ?? 0 };
+        yield {
+          key: object.Key.slice(this.prefix.length),
+          size: object.Size ?? 0,
+          ...(object.LastModified === undefined ? {} : { lastModified: object.LastModified }),
+        };
       }
       if (page.IsTruncated !== true) break;
       // Ending here would silently drop the rest of the listing, and validation would miss objects.
@@ -203,15 +236,126 @@ export class S3ObjectStore implements ObjectStore {
     this.client.destroy();
   }
 
+  /**
+   * A multipart upload that survives a crash: its resume record is written right after
+   * CreateMultipartUpload, so a rerun putting the same body under the same key (archive keys are
+   * deterministic per batch) lists the parts already there and sends only the missing or
+   * different ones. Any doubt restarts the upload, which is always safe: the caller reads the
+   * whole object back before trusting it (I3).
+   */
   private async putMultipart(fullKey: string, body: Buffer, options: PutOptions, withChecksums: boolean): Promise<void> {
     const partSize = Math.max(this.partSize, Math.ceil(body.length / MAX_PARTS));
+    const wanted: Omit<MultipartState, 'upload_id' | 'created_at'> = {
+      key: fullKey,
+      size: body.length,
+      part_size: partSize,
+      sha256: options.sha256Hex ?? createHash('sha256').update(body).digest('hex'),
+      checksum: withChecksums ? 'SHA256' : 'none',
+      settings: JSON.stringify({ contentType: options.contentType ?? null, ...this.writeSettings(options) }),
+    };
+    const stateKey = `${this.prefix}${multipartStateKey(fullKey)}`;
+    const resumed = await this.resumeUpload(stateKey, wanted);
+    const { uploadId, listed } = resumed ?? (await this.createUpload(stateKey, wanted, options));
+    this.inFlightUploads.add(uploadId);
+    let reused = 0;
+    try {
+      const parts = await mapWithConcurrency(planParts(body.length, partSize), this.partConcurrency, async ({ partNumber, start, end }): Promise<CompletedPart> => {
+        const partBody = body.subarray(start, end);
+        const sha256Base64 = createHash('sha256').update(partBody).digest('base64');
+        // Per-part SHA-256: S3 has no whole-object SHA-256 for multipart, so each part is checked server-side.
+        const checksum = withChecksums ? { ChecksumSHA256: sha256Base64 } : {};
+        const already = listed.get(partNumber);
+        if (already !== undefined && isSamePart(already, { size: partBody.length, sha256Base64, md5Hex: () => createHash('md5').update(partBody).digest('hex') })) {
+          reused += 1;
+          return { PartNumber: partNumber, ETag: already.etag, ...checksum };
+        }
+        const output = await this.run('put', fullKey, () =>
+          this.client.send(
+            new UploadPartCommand({
+              Bucket: this.bucket,
+              Key: fullKey,
+              UploadId: uploadId,
+              PartNumber: partNumber,
+              Body: partBody,
+              ContentLength: partBody.length,
+              ...checksum,
+            }),
+          ),
+        );
+        if (output.ETag === undefined) {
+          throw new AuditlogError('STORAGE_IO', `S3 put ${this.target(fullKey)} failed: UploadPart ${partNumber} returned no ETag`, {
+            details: { ...this.details('put', fullKey), partNumber },
+          });
+        }
+        this.onPartUploaded?.({ key: fullKey, partNumber });
+        return { PartNumber: partNumber, ETag: output.ETag, ...checksum };
+      });
+      await this.completeMultipart(fullKey, uploadId, parts, body.length);
+      if (resumed !== undefined) {
+        this.onMultipart?.({ kind: 'resumed', key: fullKey, uploadId, partsReused: reused, partsUploaded: parts.length - reused });
+      }
+    } catch (error) {
+      await this.abortMultipart(fullKey, uploadId);
+      await this.deleteQuietly(stateKey);
+      throw error;
+    } finally {
+      this.inFlightUploads.delete(uploadId);
+    }
+    // A record left behind (this delete failed) points at a finished upload: the next put of the
+    // key finds it gone and starts afresh, and the cleanup removes it once it is old.
+    await this.deleteQuietly(stateKey);
+  }
+
+  /** The upload an earlier (crashed) put left for this exact body, with the parts it holds; else undefined, after clearing the stale one. */
+  private async resumeUpload(
+    stateKey: string,
+    wanted: Omit<MultipartState, 'upload_id' | 'created_at'>,
+  ): Promise<{ uploadId: string; listed: Map<number, ListedPart> } | undefined> {
+    const raw = await this.getRaw(stateKey);
+    if (raw === undefined) return undefined;
+    const previous = parseMultipartState(raw);
+    if (previous === undefined) {
+      // Not ours to interpret: the upload it named, if any, is aborted by the cleanup once old.
+      this.onMultipart?.({ kind: 'restarted', key: wanted.key, reason: 'unreadable-record' });
+      return undefined;
+    }
+    if (!canResume(previous, wanted)) {
+      // The batch was read differently this time (rows changed, another page size): its old parts are useless.
+      if (previous.key === wanted.key) await this.abortMultipart(previous.key, previous.upload_id);
+      this.onMultipart?.({ kind: 'restarted', key: wanted.key, reason: 'different-body' });
+      return undefined;
+    }
+    let listed: Map<number, ListedPart> | undefined;
+    try {
+      listed = await this.listParts(previous.key, previous.upload_id);
+    } catch (error) {
+      // Refused (no s3:ListMultipartUploadParts) or not understood: the old parts cannot be
+      // checked, so they are not used. Storage that is down fails the put, as any request would.
+      if (!isAuditlogError(error) || !(error.code === 'STORAGE_ACCESS' || (error.code === 'STORAGE_IO' && error.details.transient !== true))) throw error;
+      await this.abortMultipart(previous.key, previous.upload_id);
+      this.onMultipart?.({ kind: 'restarted', key: wanted.key, reason: 'parts-unlistable' });
+      return undefined;
+    }
+    if (listed === undefined) {
+      this.onMultipart?.({ kind: 'restarted', key: wanted.key, reason: 'upload-gone' });
+      return undefined;
+    }
+    return { uploadId: previous.upload_id, listed };
+  }
+
+  private async createUpload(
+    stateKey: string,
+    wanted: Omit<MultipartState, 'upload_id' | 'created_at'>,
+    options: PutOptions,
+  ): Promise<{ uploadId: string; listed: Map<number, ListedPart> }> {
+    const fullKey = wanted.key;
     const created = await this.run('put', fullKey, () =>
       this.client.send(
         new CreateMultipartUploadCommand({
           Bucket: this.bucket,
           Key: fullKey,
           ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
-          ...(withChecksums ? { ChecksumAlgorithm: 'SHA256' as const } : {}),
+          ...(wanted.checksum === 'SHA256' ? { ChecksumAlgorithm: 'SHA256' as const } : {}),
           ...this.writeSettings(options),
         }),
       ),
@@ -222,39 +366,58 @@ export class S3ObjectStore implements ObjectStore {
         details: this.details('put', fullKey),
       });
     }
+    // Before any part: a crash from here on leaves a record that lets the rerun resume.
+    const state: MultipartState = { ...wanted, upload_id: uploadId, created_at: new Date().toISOString() };
     try {
-      const ranges: Array<{ partNumber: number; start: number; end: number }> = [];
-      for (let start = 0, partNumber = 1; start < body.length; start += partSize, partNumber += 1) {
-        ranges.push({ partNumber, start, end: Math.min(body.length, start + partSize) });
-      }
-      const parts = await mapWithConcurrency(ranges, this.partConcurrency, async ({ partNumber, start, end }): Promise<CompletedPart> => {
-        const partBody = body.subarray(start, end);
-        // Per-part SHA-256: S3 has no whole-object SHA-256 for multipart, so each part is checked server-side.
-        const checksum = withChecksums ? createHash('sha256').update(partBody).digest('base64') : undefined;
-        const output = await this.run('put', fullKey, () =>
-          this.client.send(
-            new UploadPartCommand({
-              Bucket: this.bucket,
-              Key: fullKey,
-              UploadId: uploadId,
-              PartNumber: partNumber,
-              Body: partBody,
-              ContentLength: partBody.length,
-              ...(checksum === undefined ? {} : { ChecksumSHA256: checksum }),
-            }),
-          ),
-        );
-        if (output.ETag === undefined) {
-          throw new AuditlogError('STORAGE_IO', `S3 put ${this.target(fullKey)} failed: UploadPart ${partNumber} returned no ETag`, {
-            details: { ...this.details('put', fullKey), partNumber },
-          });
-        }
-        return { PartNumber: partNumber, ETag: output.ETag, ...(checksum === undefined ? {} : { ChecksumSHA256: checksum }) };
-      });
-      await this.completeMultipart(fullKey, uploadId, parts, body.length);
+      await this.putRaw(stateKey, serializeMultipartState(state));
     } catch (error) {
       await this.abortMultipart(fullKey, uploadId);
       throw error;
+    }
+    return { uploadId, listed: new Map() };
+  }
+
+  /** Every part of the upload (ListParts, paginated), or undefined when the upload no longer exists. */
+  private async listParts(fullKey: string, uploadId: string): Promise<Map<number, ListedPart> | undefined> {
+    const parts = new Map<number, ListedPart>();
+    let marker: string | undefined;
+    for (;;) {
+      const after = marker;
+      const page = await this.run('list-parts', fullKey, async () => {
+        try {
+          return await this.client.send(
+            new ListPartsCommand({
+              Bucket: this.bucket,
+              Key: fullKey,
+              UploadId: uploadId,
+              MaxParts: this.listPageSize,
+              ...(after === undefined ? {} : { PartNumberMarker: after }),
+            }),
+          );
+        } catch (error) {
+          if (isMissingUpload(error)) return undefined;
+          throw error;
+        }
+      });
+      if (page === undefined) return undefined;
+      for (const part of page.Parts ?? []) {
+        if (part.PartNumber === undefined || part.ETag === undefined || part.Size === undefined) continue;
+        parts.set(part.PartNumber, {
+          partNumber: part.PartNumber,
+          size: part.Size,
+          etag: part.ETag,
+          ...(part.ChecksumSHA256 === undefined ? {} : { checksumSha256: part.ChecksumSHA256 }),
+        });
+      }
+      if (page.IsTruncated !== true) return parts;
+      const next = page.NextPartNumberMarker;
+      // A listing that does not advance would loop forever; without the rest, resuming is unsafe.
+      if (next === undefined || next === after) {
+        throw new AuditlogError('STORAGE_IO', `S3 list-parts ${this.target(fullKey)} failed: the server said the listing continues but gave no new part number marker; check ListParts support of ${this.endpointLabel}`, {
+          details: this.details('list-parts', fullKey),
+        });
+      }
+      marker = next;
     }
   }
 
@@ -287,10 +450,145 @@ export class S3ObjectStore implements ObjectStore {
   /** Best effort: a failure here must not hide the error that made us abort. */
   private async abortMultipart(fullKey: string, uploadId: string): Promise<void> {
     try {
-      await this.run('put', fullKey, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: fullKey, UploadId: uploadId })));
+      await this.abortUpload(fullKey, uploadId);
     } catch {
       // A leftover upload is swept at the next start, and a bucket lifecycle rule removes it anyway.
     }
+  }
+
+  /** 'gone' when the server no longer knows the upload (already completed or aborted). */
+  private async abortUpload(fullKey: string, uploadId: string): Promise<'aborted' | 'gone'> {
+    return this.run('abort', fullKey, async () => {
+      try {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: fullKey, UploadId: uploadId }));
+        return 'aborted' as const;
+      } catch (error) {
+        if (isMissingUpload(error)) return 'gone' as const;
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Aborts incomplete multipart uploads under the prefix initiated before `olderThan` (never one
+   * this process is writing, never a key this tool does not write) and deletes their resume
+   * records, plus old records whose upload is gone. See multipart-cleanup.ts for the rules.
+   */
+  async cleanupInterrupted(options: CleanupOptions): Promise<CleanupReport> {
+    const uploads = await this.listUploads();
+    const { orphans, kept } = selectOrphanUploads(uploads, { cutoff: options.olderThan, inFlight: this.inFlightUploads });
+    const items: CleanupItem[] = [];
+    const aborted = new Set<string>();
+    for (const upload of orphans) {
+      const item: CleanupItem = {
+        kind: 'multipart-upload',
+        key: upload.key,
+        uploadId: upload.uploadId,
+        ...(upload.initiated === undefined ? {} : { since: upload.initiated.toISOString() }),
+        action: options.dryRun ? 'would-abort' : 'aborted',
+      };
+      if (!options.dryRun) {
+        try {
+          await this.abortUpload(`${this.prefix}${upload.key}`, upload.uploadId);
+        } catch (error) {
+          item.action = 'failed';
+          item.error = error instanceof Error ? this.redact(oneLine(error.message)) : 'unknown error';
+        }
+      }
+      if (item.action !== 'failed') aborted.add(upload.uploadId);
+      items.push(item);
+    }
+    const records: ListedStateRecord[] = [];
+    for await (const info of this.list(MULTIPART_STATE_PREFIX)) {
+      const body = await this.get(info.key);
+      const state = body === undefined ? undefined : parseMultipartState(body);
+      records.push({ key: info.key, ...(state === undefined ? {} : { state }), ...(info.lastModified === undefined ? {} : { lastModified: info.lastModified }) });
+    }
+    const live = new Set(uploads.map((u) => u.uploadId).filter((id) => !aborted.has(id)));
+    const stale = selectOrphanStateRecords(records, {
+      cutoff: options.olderThan,
+      liveUploadIds: live,
+      // In a dry run nothing was aborted, but the report should show the records that would go.
+      abortedUploadIds: aborted,
+      inFlight: this.inFlightUploads,
+    });
+    for (const record of stale.orphans) {
+      const item: CleanupItem = {
+        kind: 'multipart-state',
+        key: record.key,
+        ...(record.state === undefined ? {} : { uploadId: record.state.upload_id, since: record.state.created_at }),
+        action: options.dryRun ? 'would-delete' : 'deleted',
+      };
+      if (!options.dryRun) {
+        try {
+          await this.delete(record.key);
+        } catch (error) {
+          item.action = 'failed';
+          item.error = error instanceof Error ? this.redact(oneLine(error.message)) : 'unknown error';
+        }
+      }
+      items.push(item);
+    }
+    return { items, kept: kept + stale.kept };
+  }
+
+  /** Incomplete multipart uploads under the prefix (ListMultipartUploads, paginated), keys relative to it. */
+  private async listUploads(): Promise<ListedUpload[]> {
+    const uploads: ListedUpload[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const markers = { keyMarker, uploadIdMarker };
+      const page = await this.run('list-uploads', this.prefix, () =>
+        this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.prefix,
+            MaxUploads: this.listPageSize,
+            ...(markers.keyMarker === undefined ? {} : { KeyMarker: markers.keyMarker }),
+            ...(markers.uploadIdMarker === undefined ? {} : { UploadIdMarker: markers.uploadIdMarker }),
+          }),
+        ),
+      );
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined || !upload.Key.startsWith(this.prefix)) continue;
+        uploads.push({ key: upload.Key.slice(this.prefix.length), uploadId: upload.UploadId, ...(upload.Initiated === undefined ? {} : { initiated: upload.Initiated }) });
+      }
+      if (page.IsTruncated !== true) return uploads;
+      if (page.NextKeyMarker === undefined || (page.NextKeyMarker === markers.keyMarker && page.NextUploadIdMarker === markers.uploadIdMarker)) {
+        throw new AuditlogError('STORAGE_IO', `S3 list-uploads ${this.target(this.prefix)} failed: the server said the listing continues but gave no new marker; check ListMultipartUploads support of ${this.endpointLabel}`, {
+          details: this.details('list-uploads', this.prefix),
+        });
+      }
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
+  /** GetObject of a full key (the resume record lives outside the caller's key space checks). */
+  private async getRaw(fullKey: string): Promise<Buffer | undefined> {
+    return this.get(fullKey.slice(this.prefix.length));
+  }
+
+  private async putRaw(fullKey: string, body: Buffer): Promise<void> {
+    await this.run('put', fullKey, () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: fullKey,
+          Body: body,
+          ContentLength: body.length,
+          ContentType: 'application/json',
+          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+          // Encryption, like every object we write; never the data objects' storage class.
+          ...this.writeSettings({}),
+        }),
+      ),
+    );
+  }
+
+  private async deleteQuietly(fullKey: string): Promise<void> {
+    await this.delete(fullKey.slice(this.prefix.length)).catch(() => undefined);
   }
 
   private writeSettings(options: PutOptions): {
@@ -436,6 +734,10 @@ function buildClientConfig(config: S3Config): S3ClientConfig {
       socketTimeout: config.request_timeout_ms,
     },
   };
+}
+
+function isMissingUpload(error: unknown): boolean {
+  return classifyS3Error(error).errorCode === 'NoSuchUpload';
 }
 
 function isMissingObject(error: unknown): boolean {

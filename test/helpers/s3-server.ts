@@ -3,6 +3,9 @@
  * bucket per call. s3rver accepts any SigV4 signature but knows exactly one access key id,
  * `S3RVER`; the secret is not checked, so tests may pick any secret to prove it never leaks.
  *
+ * s3rver lacks ListMultipartUploads, ListParts and AbortMultipartUpload; s3rver-child.mjs answers
+ * them from s3rver's own upload store (see there).
+ *
  * s3rver runs in a child process started with --openssl-legacy-provider (see s3rver-child.mjs:
  * its ListObjectsV2 pagination needs DES); that also keeps its CPU off the test's event loop.
  */
@@ -32,6 +35,8 @@ export interface S3TestServer {
   events: S3ServerEvent[];
   /** Writes objects (full keys, prefix included) straight into s3rver's store, bypassing HTTP: for tests that need many objects fast. */
   seedObjects(objects: Array<{ key: string; body: Buffer }>): Promise<void>;
+  /** Makes every incomplete multipart upload look `hours` older (its Initiated time), for cleanup tests. */
+  backdateUploads(hours: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -94,6 +99,14 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
       return new Promise<void>((resolve) => {
         seeding.set(id, resolve);
         child.send({ type: 'seed', id, objects: objects.map(({ key, body }) => ({ key, body: body.toString('base64') })) });
+      });
+    },
+    backdateUploads: (hours) => {
+      nextSeedId += 1;
+      const id = nextSeedId;
+      return new Promise<void>((resolve) => {
+        seeding.set(id, resolve);
+        child.send({ type: 'backdate-uploads', id, hours });
       });
     },
     stop: async () => {

@@ -8,6 +8,7 @@ import { AuditlogError } from '../../src/core/errors.js';
 import type { S3Config } from '../../src/config/schema.js';
 import { s3Schema } from '../../src/config/schema.js';
 import { S3ObjectStore, type S3ObjectStoreOptions } from '../../src/storage/s3-object-store.js';
+import { serializeMultipartState } from '../../src/storage/multipart-state.js';
 import type { RetryNotice } from '../../src/storage/with-retry.js';
 import { respondWithS3Error, startFaultHttpServer, type FaultHttpServer, type ScriptedStep } from '../helpers/fault-http-server.js';
 
@@ -327,6 +328,10 @@ describe('S3ObjectStore multipart', () => {
   const completed = ok('<CompleteMultipartUploadResult><Location>x</Location><Bucket>fault-bucket</Bucket><Key>archives/big</Key><ETag>"abc-2"</ETag></CompleteMultipartUploadResult>', {
     'content-type': 'application/xml',
   });
+  // The resume record: looked up before CreateMultipartUpload, written after it, deleted at the end.
+  const noRecord = respondWithS3Error(404, 'NoSuchKey');
+  const recordWritten = ok();
+  const recordDeleted: ScriptedStep = { kind: 'respond', status: 204 };
   const errorIn200 = ok(
     '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>',
     { 'content-type': 'application/xml' },
@@ -335,9 +340,16 @@ describe('S3ObjectStore multipart', () => {
   it('uploads buffered parts with per-part SHA-256 and completes them in order', async () => {
     const store = makeStore({}, multipartOptions);
     const body = Buffer.alloc(6 * MIB + 10, 3);
-    fault.enqueue(initiated, part(1), part(2), completed);
+    fault.enqueue(noRecord, initiated, recordWritten, part(1), part(2), completed, recordDeleted);
     await store.put('big', body, { sha256Hex: createHash('sha256').update(body).digest('hex') });
-    const [create, p1, p2, complete] = fault.requests;
+    const [lookup, create, record, p1, p2, complete, cleared] = fault.requests;
+    expect(lookup?.method).toBe('GET');
+    expect(lookup?.url).toMatch(/^\/fault-bucket\/archives\/_auditlog\/multipart\/[0-9a-f]{64}\.json/);
+    expect(record?.method).toBe('PUT');
+    expect(record?.url.split('?')[0]).toBe(lookup?.url.split('?')[0]);
+    expect(JSON.parse(record!.body.toString())).toMatchObject({ key: 'archives/big', upload_id: 'up-1', size: body.length, part_size: 5 * MIB, checksum: 'SHA256' });
+    expect(cleared?.method).toBe('DELETE');
+    expect(cleared?.url.split('?')[0]).toBe(lookup?.url.split('?')[0]);
     expect(create?.url).toMatch(/^\/fault-bucket\/archives\/big\?uploads/);
     expect(create?.headers['x-amz-checksum-algorithm']).toBe('SHA256');
     expect(p1?.body.length).toBe(5 * MIB);
@@ -351,41 +363,128 @@ describe('S3ObjectStore multipart', () => {
 
   it('treats a CompleteMultipartUpload 200 carrying <Error> as a failure, and retries it', async () => {
     const store = makeStore({}, multipartOptions);
-    fault.enqueue(initiated, part(1), part(2), errorIn200, completed);
+    fault.enqueue(noRecord, initiated, recordWritten, part(1), part(2), errorIn200, completed, recordDeleted);
     await store.put('big', Buffer.alloc(6 * MIB + 10, 1));
-    expect(fault.requests.map((r) => r.method)).toEqual(['POST', 'PUT', 'PUT', 'POST', 'POST']);
+    expect(fault.requests.map((r) => r.method)).toEqual(['GET', 'POST', 'PUT', 'PUT', 'PUT', 'POST', 'POST', 'DELETE']);
     expect(notices).toHaveLength(1);
   });
 
   it('aborts the upload when completing keeps failing, and reports the failure', async () => {
     const store = makeStore({ retry: { max_attempts: 2, base_delay_ms: 10, max_delay_ms: 10 } }, multipartOptions);
-    fault.enqueue(initiated, part(1), part(2), errorIn200, errorIn200, { kind: 'respond', status: 204 });
+    fault.enqueue(noRecord, initiated, recordWritten, part(1), part(2), errorIn200, errorIn200, { kind: 'respond', status: 204 }, recordDeleted);
     const error = await failure(store.put('big', Buffer.alloc(6 * MIB + 10, 1)));
     expect(error.code).toBe('STORAGE_UNREACHABLE');
     expect(error.message).toContain('after 2 attempts');
-    const abort = fault.requests.at(-1);
+    expect(fault.requests.at(-1)?.url).toContain('/_auditlog/multipart/');
+    const abort = fault.requests.at(-2);
     expect(abort?.method).toBe('DELETE');
     expect(new URL(abort!.url, fault.endpoint).searchParams.get('uploadId')).toBe('up-1');
   });
 
   it('aborts the upload when a part is refused, keeping the part error', async () => {
     const store = makeStore({}, multipartOptions);
-    fault.enqueue(initiated, respondWithS3Error(403, 'AccessDenied'), { kind: 'respond', status: 204 });
+    fault.enqueue(noRecord, initiated, recordWritten, respondWithS3Error(403, 'AccessDenied'), { kind: 'respond', status: 204 }, recordDeleted);
     const error = await failure(store.put('big', Buffer.alloc(6 * MIB + 10, 1)));
     expect(error.code).toBe('STORAGE_ACCESS');
-    expect(fault.requests.map((r) => r.method)).toEqual(['POST', 'PUT', 'DELETE']);
+    expect(fault.requests.map((r) => r.method)).toEqual(['GET', 'POST', 'PUT', 'PUT', 'DELETE', 'DELETE']);
   });
 
   it('accepts a lost Complete response when the retry finds the upload done and the object the right size', async () => {
     const store = makeStore({}, multipartOptions);
     const body = Buffer.alloc(6 * MIB + 10, 1);
-    fault.enqueue(initiated, part(1), part(2), { kind: 'reset' }, respondWithS3Error(404, 'NoSuchUpload'), {
-      kind: 'respond',
-      status: 200,
-      headers: { 'content-length': String(body.length), etag: '"abc-2"' },
-    });
+    fault.enqueue(
+      noRecord,
+      initiated,
+      recordWritten,
+      part(1),
+      part(2),
+      { kind: 'reset' },
+      respondWithS3Error(404, 'NoSuchUpload'),
+      {
+        kind: 'respond',
+        status: 200,
+        headers: { 'content-length': String(body.length), etag: '"abc-2"' },
+      },
+      recordDeleted,
+    );
     await store.put('big', body);
-    expect(fault.requests.map((r) => r.method)).toEqual(['POST', 'PUT', 'PUT', 'POST', 'POST', 'HEAD']);
+    expect(fault.requests.map((r) => r.method)).toEqual(['GET', 'POST', 'PUT', 'PUT', 'PUT', 'POST', 'POST', 'HEAD', 'DELETE']);
+  });
+});
+
+describe('S3ObjectStore multipart resume (S3 reports part checksums)', () => {
+  const MIB = 1024 * 1024;
+  const sha = (b: Buffer, encoding: 'hex' | 'base64') => createHash('sha256').update(b).digest(encoding);
+
+  it('pages through ListParts, keeps parts whose SHA-256 matches, re-sends the others, and completes with every part', async () => {
+    const store = makeStore({}, { multipartThresholdBytes: 6 * MIB, partSizeBytes: 5 * MIB, partConcurrency: 1 });
+    const body = Buffer.alloc(16 * MIB + 10);
+    for (let i = 0; i < body.length; i += 4096) body[i] = (i / 4096) % 251;
+    const part = (n: number) => body.subarray((n - 1) * 5 * MIB, Math.min(body.length, n * 5 * MIB));
+    const record = serializeMultipartState({
+      key: 'archives/big',
+      upload_id: 'up-old',
+      part_size: 5 * MIB,
+      size: body.length,
+      sha256: sha(body, 'hex'),
+      checksum: 'SHA256',
+      settings: JSON.stringify({ contentType: null }),
+      created_at: '2026-01-01T00:00:00.000Z',
+    });
+    const listed = (n: number, checksum: string) =>
+      `<Part><PartNumber>${n}</PartNumber><ETag>"listed-${n}"</ETag><Size>${part(n).length}</Size><ChecksumSHA256>${checksum}</ChecksumSHA256></Part>`;
+    const xml = { 'content-type': 'application/xml' };
+    fault.enqueue(
+      ok(record, { 'content-type': 'application/json', 'content-length': String(record.length) }),
+      ok(`<ListPartsResult><UploadId>up-old</UploadId><IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker>${listed(1, sha(part(1), 'base64'))}${listed(2, sha(Buffer.from('other'), 'base64'))}</ListPartsResult>`, xml),
+      ok(`<ListPartsResult><UploadId>up-old</UploadId><IsTruncated>false</IsTruncated>${listed(3, sha(part(3), 'base64'))}</ListPartsResult>`, xml),
+      { kind: 'respond', status: 200, headers: { etag: '"new-2"' } },
+      { kind: 'respond', status: 200, headers: { etag: '"new-4"' } },
+      ok('<CompleteMultipartUploadResult><Key>archives/big</Key><ETag>"x-4"</ETag></CompleteMultipartUploadResult>', xml),
+      { kind: 'respond', status: 204 },
+    );
+    await store.put('big', body, { sha256Hex: sha(body, 'hex') });
+    const requests = fault.requests.map((r) => `${r.method} ${new URL(r.url, fault.endpoint).searchParams.toString()}`);
+    expect(requests[1]).toContain('uploadId=up-old');
+    expect(requests[2]).toContain('part-number-marker=2');
+    const partsSent = fault.requests.filter((r) => r.method === 'PUT').map((r) => new URL(r.url, fault.endpoint).searchParams.get('partNumber'));
+    expect(partsSent).toEqual(['2', '4']);
+    expect(fault.requests[3]?.body.equals(part(2))).toBe(true);
+    const complete = fault.requests[5]!.body.toString();
+    expect([...complete.matchAll(/<ETag>([^<]+)<\/ETag>/g)].map((m) => m[1]!.replace(/&quot;/g, '"'))).toEqual(['"listed-1"', '"new-2"', '"listed-3"', '"new-4"']);
+    expect(fault.requests[6]?.method).toBe('DELETE');
+    expect(fault.pending()).toBe(0);
+  });
+
+  it('restarts (aborting the old upload) when ListParts is refused, instead of failing the put', async () => {
+    const store = makeStore({}, { multipartThresholdBytes: 6 * MIB, partSizeBytes: 5 * MIB, partConcurrency: 1 });
+    const body = Buffer.alloc(6 * MIB + 10, 7);
+    const record = serializeMultipartState({
+      key: 'archives/big',
+      upload_id: 'up-old',
+      part_size: 5 * MIB,
+      size: body.length,
+      sha256: sha(body, 'hex'),
+      checksum: 'SHA256',
+      settings: JSON.stringify({ contentType: null }),
+      created_at: '2026-01-01T00:00:00.000Z',
+    });
+    const xml = { 'content-type': 'application/xml' };
+    fault.enqueue(
+      ok(record, { 'content-type': 'application/json', 'content-length': String(record.length) }),
+      respondWithS3Error(403, 'AccessDenied'),
+      { kind: 'respond', status: 204 },
+      ok('<InitiateMultipartUploadResult><Bucket>fault-bucket</Bucket><Key>archives/big</Key><UploadId>up-new</UploadId></InitiateMultipartUploadResult>', xml),
+      ok(),
+      { kind: 'respond', status: 200, headers: { etag: '"p1"' } },
+      { kind: 'respond', status: 200, headers: { etag: '"p2"' } },
+      ok('<CompleteMultipartUploadResult><Key>archives/big</Key><ETag>"x-2"</ETag></CompleteMultipartUploadResult>', xml),
+      { kind: 'respond', status: 204 },
+    );
+    await store.put('big', body, { sha256Hex: sha(body, 'hex') });
+    expect(fault.requests.map((r) => r.method)).toEqual(['GET', 'GET', 'DELETE', 'POST', 'PUT', 'PUT', 'PUT', 'POST', 'DELETE']);
+    expect(new URL(fault.requests[2]!.url, fault.endpoint).searchParams.get('uploadId')).toBe('up-old');
+    expect(new URL(fault.requests[7]!.url, fault.endpoint).searchParams.get('uploadId')).toBe('up-new');
   });
 });
 
