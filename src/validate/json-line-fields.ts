@@ -14,7 +14,11 @@ export function readTopLevelFields(line: string, wanted: ReadonlySet<string>): M
     const name = rawName.includes('\\') ? (JSON.parse(rawName) as string) : rawName.slice(1, -1);
     i = skipSpace(line, skipSpace(line, nameEnd) + 1);
     const valueEnd = endOfValue(line, i);
-    if (wanted.has(name)) found.set(name, line.slice(i, valueEnd));
+    if (wanted.has(name)) {
+      found.set(name, line.slice(i, valueEnd));
+      // Keys and timestamp usually come first: the rest of the line (often a large payload) is not scanned.
+      if (found.size === wanted.size) return found;
+    }
     i = skipSpace(line, valueEnd);
     if (line[i] === ',') i = skipSpace(line, i + 1);
   }

@@ -99,6 +99,29 @@ describe('auditlog validate (CLI)', () => {
     expect((await runCli(['validate', '--config', join(dir, 'missing.yaml')])).code).toBe(2);
   });
 
+  it('--help lists every flag; unreachable storage is exit 1 with one line that names the endpoint and no secret', async () => {
+    const help = await runCli(['validate', '--help']);
+    expect(help.code).toBe(0);
+    for (const flag of ['--config', '--database', '--table', '--from', '--to', '--deep', '--deep-threshold', '--concurrency', '--check-database', '--format', '--json', '--output', '--progress-interval']) {
+      expect(help.stdout).toContain(flag);
+    }
+    const file = join(dir, 'down.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        s3: { bucket: 'audit-archive', endpoint: 'http://127.0.0.1:9', force_path_style: true, access_key_id: 'AKIAEXAMPLE', secret_access_key: 's3cr3t-value-xyz', retry: { max_attempts: 2, base_delay_ms: 10, max_delay_ms: 20 } },
+        databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }],
+      }),
+    );
+    const r = await runCli(['validate', '--config', file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('STORAGE_UNREACHABLE');
+    expect(r.stderr).toContain('http://127.0.0.1:9');
+    expect(r.stdout + r.stderr).not.toContain('s3cr3t-value-xyz');
+  });
+
   it('a run killed after an upload leaves uncommitted objects: listed as warnings apart from corruption, exit 0 (s3rver)', async () => {
     const s3cfg = s3.s3Config({ prefix: `killed-${Date.now()}/` });
     const file = await setup('killed', { s3: s3cfg }, { batches_in_flight: 1 });
