@@ -1,5 +1,8 @@
 /** The pure parts of validate: partition selection, key classification, value comparison, duplicates. */
 import { describe, expect, it } from 'vitest';
+import { gzipSync } from 'node:zlib';
+import { sha256Hex } from '../../src/core/batch-metadata.js';
+import { streamObjectLines } from '../../src/validate/stream-object-lines.js';
 import { classifyKey } from '../../src/validate/classify-key.js';
 import { DuplicateKeyTracker } from '../../src/validate/duplicate-keys.js';
 import { readTopLevelFields } from '../../src/validate/json-line-fields.js';
@@ -77,5 +80,21 @@ describe('DuplicateKeyTracker', () => {
     expect(findings).toHaveLength(1);
     expect(findings[0]).toMatchObject({ code: 'DUPLICATE_KEY', key: 'obj2', count: 2 });
     expect(findings[0]!.message).toContain('obj0');
+  });
+});
+
+describe('streamObjectLines', () => {
+  it('hands out every line whole across decompression chunks, multi-byte characters included, and hashes every byte', async () => {
+    const lines = Array.from({ length: 4000 }, (_, i) => JSON.stringify({ id: i, note: `é€😀 ${'x'.repeat(i % 300)}` }));
+    const raw = Buffer.from(lines.join('\n') + '\n');
+    expect(raw.length).toBeGreaterThan(600 * 1024);
+    const seen: string[] = [];
+    const result = await streamObjectLines(gzipSync(raw), (l) => seen.push(l));
+    expect(seen).toEqual(lines);
+    expect(result).toEqual({ lines: 4000, sha256Uncompressed: sha256Hex(raw) });
+    const unterminated: string[] = [];
+    expect((await streamObjectLines(gzipSync(Buffer.from('{"a":1}\n{"a":2}')), (l) => unterminated.push(l))).lines).toBe(2);
+    expect(unterminated).toEqual(['{"a":1}', '{"a":2}']);
+    await expect(streamObjectLines(Buffer.from('not gzip'), () => undefined)).rejects.toThrow();
   });
 });
