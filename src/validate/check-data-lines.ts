@@ -18,6 +18,7 @@ export class DataLineChecker {
   private lines = 0;
   private readonly tallies = new Map<ProblemCode, Tally>();
   private readonly wanted: Set<string>;
+  /** Undefined only if the metadata check was skipped: then no row can be shown inside the range. */
   private readonly min: TimestampValue | undefined;
   private readonly max: TimestampValue | undefined;
 

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { FORMAT_NAME, FORMAT_VERSION } from '../core/batch-metadata.js';
+import { parseTimestampText } from './pg-text.js';
 import type { Finding } from './problem-codes.js';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
@@ -81,6 +82,9 @@ export function checkMetadata(body: Buffer, metadataKey: string, dataKey: string
   const meta = parsed.data;
   if (meta.database !== table.database || meta.schema !== table.schema || meta.table !== table.table) {
     return invalid(`it describes ${meta.database}/${meta.schema}.${meta.table}, not ${table.database}/${table.schema}.${table.table} whose directory holds it`);
+  }
+  for (const field of ['min_timestamp', 'max_timestamp'] as const) {
+    if (parseTimestampText(meta[field]) === undefined) return invalid(`${field} ${JSON.stringify(meta[field])} is not a timestamp`);
   }
   if (meta.xmins.length !== meta.primary_keys.length) return invalid(`xmins lists ${meta.xmins.length} versions for ${meta.primary_keys.length} primary keys`);
   const width = meta.primary_key_columns.length;

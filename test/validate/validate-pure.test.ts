@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import { sha256Hex } from '../../src/core/batch-metadata.js';
 import { streamObjectLines } from '../../src/validate/stream-object-lines.js';
+import { checkMetadata } from '../../src/validate/check-metadata.js';
 import { classifyKey } from '../../src/validate/classify-key.js';
 import { DuplicateKeyTracker } from '../../src/validate/duplicate-keys.js';
 import { readTopLevelFields } from '../../src/validate/json-line-fields.js';
@@ -96,5 +97,55 @@ describe('streamObjectLines', () => {
     expect((await streamObjectLines(gzipSync(Buffer.from('{"a":1}\n{"a":2}')), (l) => unterminated.push(l))).lines).toBe(2);
     expect(unterminated).toEqual(['{"a":1}', '{"a":2}']);
     await expect(streamObjectLines(Buffer.from('not gzip'), () => undefined)).rejects.toThrow();
+  });
+});
+
+describe('checkMetadata', () => {
+  const table = { database: 'app', schema: 'public', table: 'events' };
+  const valid = {
+    format: 'auditlog-archive',
+    format_version: 1,
+    database: 'app',
+    schema: 'public',
+    table: 'events',
+    primary_key_columns: ['id'],
+    timestamp_column: 'happened_at',
+    record_count: 2,
+    min_timestamp: '2024-01-15 00:00:00+00',
+    max_timestamp: '2024-01-15 01:00:00+00',
+    compression: 'gzip',
+    uncompressed_bytes: 10,
+    compressed_bytes: 30,
+    sha256_uncompressed: 'a'.repeat(64),
+    sha256_compressed: 'b'.repeat(64),
+    primary_keys: [['1'], ['2']],
+    xmins: ['7', '7'],
+  };
+  const check = (doc: unknown, size: number | undefined = 30) => checkMetadata(Buffer.from(JSON.stringify(doc)), 'k.metadata.json', 'k.jsonl.gz', table, size);
+  const codes = (doc: unknown, size?: number) => check(doc, size).findings.map((f) => [f.code, f.key]);
+
+  it('accepts a sidecar of the documented shape and hands back its manifest', () => {
+    const r = check(valid);
+    expect(r.findings).toEqual([]);
+    expect(r.meta?.primary_keys).toEqual([['1'], ['2']]);
+  });
+
+  it('names what is wrong: shape, table, timestamps, manifest width and versions', () => {
+    expect(codes({ ...valid, min_timestamp: 'soon' })).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(check({ ...valid, min_timestamp: 'soon' }).findings[0]!.message).toContain('min_timestamp "soon" is not a timestamp');
+    expect(codes({ ...valid, table: 'other' })).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(codes({ ...valid, xmins: ['7'] })).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(codes({ ...valid, primary_keys: [['1', 'x'], ['2']] })).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(codes({ ...valid, sha256_compressed: 'XYZ' })).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(codes([valid])).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(codes({ ...valid, format_version: 2 })).toEqual([['UNKNOWN_FORMAT_VERSION', 'k.metadata.json']]);
+    expect(check({ ...valid, format_version: 2 }).meta).toBeUndefined();
+  });
+
+  it('reports a record count that disagrees with the manifest, and a stored size that disagrees with compressed_bytes, on the data object', () => {
+    expect(codes({ ...valid, record_count: 3 }, 31)).toEqual([
+      ['RECORD_COUNT_MISMATCH', 'k.jsonl.gz'],
+      ['SIZE_MISMATCH', 'k.jsonl.gz'],
+    ]);
   });
 });
