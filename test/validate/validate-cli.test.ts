@@ -97,6 +97,10 @@ describe('auditlog validate (CLI)', () => {
     expect(table.code).toBe(2);
     expect(table.stderr).toContain('--table nope is not in the configuration');
     expect((await runCli(['validate', '--config', join(dir, 'missing.yaml')])).code).toBe(2);
+    // No archive at local.path: a wrong path, not a clean archive.
+    const nowhere = await runCli(['validate', '--config', file]);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toContain(`local.path ${join(dir, 'usage')} is not a directory`);
   });
 
   it('--help lists every flag; unreachable storage is exit 1 with one line that names the endpoint and no secret', async () => {
