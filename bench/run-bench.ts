@@ -4,8 +4,9 @@
  * Seeds the §7 audit table in a scratch database, then times, from the same starting state:
  *   baseline: `psql \copy (SELECT row_to_json(t) …) | gzip -1 > file` followed by one DELETE;
  *   archive:  `./bin/auditlog archive` against a local s3rver, as a child process.
- * Both are checked (rows left = the newer rows) and reported side by side. This is a script, not a
- * test: figures vary with the machine, so nothing here asserts a speed.
+ * Both are checked (rows left = the newer rows) and reported side by side. Then the archive just
+ * written is validated (`./bin/auditlog validate`, deep and shallow), which must find it clean.
+ * This is a script, not a test: figures vary with the machine, so nothing here asserts a speed.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
@@ -51,6 +52,15 @@ interface RunResult {
   outputBytes: number | undefined;
   peakRssMb: number | undefined;
   breakdown: string;
+}
+
+interface ValidateResult {
+  name: string;
+  seconds: number;
+  objects: number;
+  rows: number;
+  storedBytes: number;
+  peakRssMb: number | undefined;
 }
 
 interface Workload {
@@ -348,7 +358,13 @@ interface ArchiveSummaryLike {
   tables?: Array<{ rowsArchived?: number; bytesCompressed?: number; batches?: number }>;
 }
 
-async function runArchive(url: string, workDir: string, workload: Workload, toolDefaults: Record<string, number>, storage: Storage): Promise<RunResult> {
+async function runArchive(
+  url: string,
+  workDir: string,
+  workload: Workload,
+  toolDefaults: Record<string, number>,
+  storage: Storage,
+): Promise<{ archive: RunResult; validations: ValidateResult[] }> {
   const s3 = storage === 's3rver' ? await startS3rver(join(workDir, 's3rver')) : undefined;
   try {
     const configPath = join(workDir, `bench-config-${storage}.yaml`);
@@ -374,17 +390,62 @@ async function runArchive(url: string, workDir: string, workload: Workload, tool
     const table = summary?.tables?.[0];
     const rowsArchived = table?.rowsArchived ?? workload.oldRows;
     if (rowsArchived !== workload.oldRows) throw new BenchError(`archive: the tool reports ${rowsArchived} rows archived, expected ${workload.oldRows}`);
-    return {
-      name: `auditlog archive (${storage === 's3rver' ? 's3rver' : 'local dir'})`,
+    const label = storage === 's3rver' ? 's3rver' : 'local dir';
+    const validations: ValidateResult[] = [];
+    for (const deep of [true, false]) {
+      log(`running ./bin/auditlog validate ${deep ? '--deep' : '(shallow)'} (${storage})…`);
+      validations.push(await runValidate(configPath, url, workload, deep, label));
+    }
+    const archive: RunResult = {
+      name: `auditlog archive (${label})`,
       seconds: outcome.seconds,
       rowsArchived,
       outputBytes: table?.bytesCompressed,
       peakRssMb: outcome.peakRssKb === undefined ? undefined : outcome.peakRssKb / 1024,
       breakdown: table?.batches === undefined ? '' : `${table.batches} batches`,
     };
+    return { archive, validations };
   } finally {
     await s3?.stop();
   }
+}
+
+/** Validates the archive just written: it must be clean and hold every archived row. */
+async function runValidate(configPath: string, url: string, workload: Workload, deep: boolean, label: string): Promise<ValidateResult> {
+  const bin = join(repoRoot, 'bin', 'auditlog');
+  const args = ['validate', '--config', configPath, '--json', '--progress-interval', '0', ...(deep ? ['--deep'] : ['--deep-threshold', '0'])];
+  const outcome = await runTimed(bin, args, { cwd: repoRoot, env: { ...process.env, AUDITLOG_BENCH_DATABASE_URL: url }, trackRss: true });
+  if (outcome.code !== 0) throw new BenchError(`validate: ./bin/auditlog exited with ${outcome.code}: ${(outcome.stderr + outcome.stdout).trim().slice(-4_000)}`);
+  const report = JSON.parse(outcome.stdout) as { ok: boolean; deep: boolean; totals: { objects: number; rows: number; bytes: number } };
+  if (!report.ok || report.deep !== deep || report.totals.rows !== workload.oldRows) {
+    throw new BenchError(`validate: expected a clean ${deep ? 'deep' : 'shallow'} report of ${workload.oldRows} rows, got ${outcome.stdout.slice(0, 2_000)}`);
+  }
+  return {
+    name: `auditlog validate ${deep ? '--deep' : '(shallow)'} (${label})`,
+    seconds: outcome.seconds,
+    objects: report.totals.objects,
+    rows: report.totals.rows,
+    storedBytes: report.totals.bytes,
+    peakRssMb: outcome.peakRssKb === undefined ? undefined : outcome.peakRssKb / 1024,
+  };
+}
+
+function formatValidateTable(results: ValidateResult[]): string {
+  const header = ['run', 'objects', 'rows', 'stored MB', 'seconds', 'objects/s', 'MB/s (stored)', 'rows/s', 'peak RSS MB'];
+  const rows = results.map((r) => [
+    r.name,
+    r.objects.toLocaleString('en-US'),
+    r.rows.toLocaleString('en-US'),
+    (r.storedBytes / 1e6).toFixed(1),
+    r.seconds.toFixed(2),
+    Math.round(r.objects / r.seconds).toLocaleString('en-US'),
+    (r.storedBytes / 1e6 / r.seconds).toFixed(1),
+    Math.round(r.rows / r.seconds).toLocaleString('en-US'),
+    r.peakRssMb === undefined ? 'n/a' : r.peakRssMb.toFixed(0),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
 /** The summary is the last JSON line of stdout; its absence only loses detail, the row check above is what counts. */
@@ -472,6 +533,7 @@ async function main(): Promise<number> {
     log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
 
     const results: RunResult[] = [];
+    const validations: ValidateResult[] = [];
     log('restoring the table for the baseline…');
     await restoreTable(db.url);
     const workload = await measureWorkload(db.url);
@@ -484,12 +546,15 @@ async function main(): Promise<number> {
         log('restoring the table for the archive run…');
         await restoreTable(db.url);
         log(`running ./bin/auditlog archive (${storage})…`);
-        results.push(await runArchive(db.url, workDir, workload, options.toolDefaults, storage));
+        const run = await runArchive(db.url, workDir, workload, options.toolDefaults, storage);
+        results.push(run.archive);
+        validations.push(...run.validations);
       }
     }
 
     process.stdout.write(`\n${describeMachine(serverVersion)}\n${options.rows.toLocaleString('en-US')} rows seeded over ${options.spanDays} days, ${RETENTION_DAYS}-day retention${Object.entries(options.toolDefaults).map(([k, v]) => `, ${k} ${v}`).join('')}\n\n`);
     process.stdout.write(`${formatTable(results, workload)}\n`);
+    if (validations.length > 0) process.stdout.write(`\n${formatValidateTable(validations)}\n`);
     return 0;
   } finally {
     if (database !== undefined) {

@@ -21,6 +21,7 @@ import { runDemoCommand } from './demo-command.js';
 import { runCleanupCommand } from './cleanup-command.js';
 import { MIN_ORPHAN_AGE_HOURS } from '../storage/cleanup-interrupted.js';
 import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
+import { runValidateCommand, type ValidateCommandOptions } from './validate-command.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -201,6 +202,35 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     });
 
   program
+    .command('validate')
+    .description('Check the archive\'s integrity: sidecars, sizes, checksums, manifests, duplicates, uncommitted objects. Exit 1 if any problem is found.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--database <name>', 'only this database (its name in the config)')
+    .option('--table <name>', 'only this table (name or schema.name)')
+    .option('--from <day>', 'first UTC day to check, YYYY-MM-DD')
+    .option('--to <day>', 'last UTC day to check, YYYY-MM-DD')
+    .option('--deep', 'read every object: checksums, line count, every line, keys against the manifest, timestamps')
+    .option('--deep-threshold <n>', 'check contents without --deep when at most this many objects are selected', (v) => parseNonNegativeInt(v, '--deep-threshold'), 100)
+    .option('--concurrency <n>', 'objects checked at once', (v) => parsePositiveInt(v, '--concurrency'), 4)
+    .option('--check-database', 'also check that no archived row is still in its table (read-only)')
+    .addOption(new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'))
+    .option('--json', 'the same as --format json')
+    .option('--output <file>', 'write the report to this file instead of stdout')
+    .option('--progress-interval <seconds>', 'seconds between progress lines on stderr (0: none)', (v) => parseNonNegativeNumber(v, '--progress-interval'), 5)
+    .action(async (opts: Omit<ValidateCommandOptions, 'format'> & { config: string; format: 'text' | 'json'; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      exitCode = await runValidateCommand({
+        config,
+        store: createObjectStore(config),
+        options: { ...opts, format: opts.json === true ? 'json' : opts.format },
+        secrets,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      });
+    });
+
+  program
     .command('demo')
     .description('Start an embedded PostgreSQL, fill an audit table with two years of rows, and archive the old half to a local directory.')
     .option('--dir <dir>', 'working directory for the embedded database and the archive', '.auditlog/demo')
@@ -228,6 +258,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     if (e.code === 'INTERNAL' && error instanceof Error && error.stack) io.stderr(redactSecrets(error.stack, secrets) + '\n');
     return e.exitCode;
   }
+}
+
+function parseNonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new AuditlogError('USAGE', `${flag} expects a whole number (0 or more), got "${value}"`);
+  return n;
+}
+
+function parseNonNegativeNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new AuditlogError('USAGE', `${flag} expects a number of seconds (0 or more), got "${value}"`);
+  return n;
 }
 
 function parsePositiveInt(value: string, flag: string): number {

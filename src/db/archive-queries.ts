@@ -82,8 +82,13 @@ export async function deleteArchivedRows(q: Queryable, plan: TablePlan, rows: Pi
 }
 
 /** The given keys still in the table, each with the xmin of its current version. */
-export async function selectPresentRows(q: Queryable, plan: TablePlan, keys: readonly (readonly string[])[]): Promise<{ key: string[]; xmin: string }[]> {
+export async function selectPresentRows(
+  q: Queryable,
+  plan: TablePlan,
+  keys: readonly (readonly string[])[],
+  options: { lock: boolean } = { lock: true },
+): Promise<{ key: string[]; xmin: string }[]> {
   if (keys.length === 0) return [];
-  const r = await q.query<{ rows: string }>(buildPresentRowsSql(plan), [JSON.stringify(keys)]);
+  const r = await q.query<{ rows: string }>(buildPresentRowsSql(plan, options), [JSON.stringify(keys)]);
   return (JSON.parse(r.rows[0]!.rows) as [string[], string][]).map(([key, xmin]) => ({ key, xmin }));
 }

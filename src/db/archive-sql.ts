@@ -180,11 +180,13 @@ export function buildGuardedDeleteSql(plan: TablePlan): string {
  * waits for a transaction still deleting such a row (a COMMIT whose outcome the archiver did not
  * see, e.g. waiting on a synchronous standby): a row is only "present" once that is decided.
  * $1 = keys (JSON array of key arrays). Returns [[key, xmin], ...].
+ * `lock: false` is the read-only form for `validate --check-database`, which decides nothing and
+ * must never wait on (or block) the application.
  */
-export function buildPresentRowsSql(plan: TablePlan): string {
+export function buildPresentRowsSql(plan: TablePlan, options: { lock: boolean } = { lock: true }): string {
   return (
     `WITH ${batchRowsCte(null, 1)} ` +
     `SELECT COALESCE(json_agg(json_build_array(s.k, s.x)), '[]')::text AS rows FROM ` +
-    `(SELECT ${keyJson(plan)} AS k, t.xmin::text AS x FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)} FOR KEY SHARE OF t) AS s`
+    `(SELECT ${keyJson(plan)} AS k, t.xmin::text AS x FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)}${options.lock ? ' FOR KEY SHARE OF t' : ''}) AS s`
   );
 }

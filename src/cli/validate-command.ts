@@ -1,0 +1,96 @@
+/**
+ * `auditlog validate`: checks the archive's integrity and prints a report (text or JSON) to stdout
+ * or --output. Exit 0 when no problem was found (warnings such as uncommitted objects allowed),
+ * 1 when any was. Progress goes to stderr only, so stdout stays a clean report.
+ */
+import { stat, writeFile } from 'node:fs/promises';
+import type { Config } from '../config/schema.js';
+import { selectTargets } from '../archive/run-archive.js';
+import { AuditlogError, describeError } from '../core/errors.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { formatBytes, formatValidateReport } from '../validate/format-validate-report.js';
+import { parseDayRange } from '../validate/select-partitions.js';
+import { validateArchive, type ValidateProgress } from '../validate/validate-archive.js';
+
+export interface ValidateCommandOptions {
+  database?: string;
+  table?: string;
+  from?: string;
+  to?: string;
+  deep?: boolean;
+  deepThreshold: number;
+  concurrency: number;
+  checkDatabase?: boolean;
+  format: 'text' | 'json';
+  output?: string;
+  /** Seconds between progress lines on stderr; 0 turns them off. */
+  progressInterval: number;
+}
+
+export interface ValidateCommandInput {
+  config: Config;
+  store: ObjectStore;
+  options: ValidateCommandOptions;
+  secrets: readonly string[];
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export async function runValidateCommand(input: ValidateCommandInput): Promise<number> {
+  const { options } = input;
+  const range = parseDayRange(options.from, options.to);
+  const databases = selectTargets({ config: input.config, ...(options.database === undefined ? {} : { database: options.database }), ...(options.table === undefined ? {} : { table: options.table }) });
+  await requireLocalArchive(input.config);
+  const report = await validateArchive({
+    config: input.config,
+    store: input.store,
+    databases,
+    ...(range === undefined ? {} : { range }),
+    deep: options.deep === true,
+    deepThreshold: options.deepThreshold,
+    concurrency: options.concurrency,
+    checkDatabase: options.checkDatabase === true,
+    secrets: input.secrets,
+    onProgress: progressPrinter(options.progressInterval, input.stderr),
+  });
+  const text = options.format === 'json' ? JSON.stringify(report, null, 1) + '\n' : formatValidateReport(report);
+  if (options.output === undefined) {
+    input.stdout(text);
+  } else {
+    try {
+      await writeFile(options.output, text);
+    } catch (error) {
+      throw new AuditlogError('USAGE', `cannot write the report to ${options.output} (${describeError(error)}); choose a writable --output path`, { cause: error });
+    }
+  }
+  return report.ok ? 0 : 1;
+}
+
+/**
+ * A missing local archive directory would list as empty and validate "clean": for a cron check
+ * that is a wrong path, not a healthy archive. (An empty S3 prefix cannot be told from a new one.)
+ */
+async function requireLocalArchive(config: Config): Promise<void> {
+  if (config.local === undefined) return;
+  const found = await stat(config.local.path).catch(() => undefined);
+  if (found?.isDirectory() !== true) {
+    throw new AuditlogError('CONFIG_INVALID', `local.path ${config.local.path} is not a directory: nothing to validate; check local.path in the config`, {
+      details: { path: 'local.path' },
+    });
+  }
+}
+
+/** A line every `intervalSeconds` while objects are checked: done/total and the read rate. */
+function progressPrinter(intervalSeconds: number, stderr: (text: string) => void): ((p: ValidateProgress) => void) | undefined {
+  if (intervalSeconds <= 0) return undefined;
+  const started = Date.now();
+  let last = started;
+  return (p) => {
+    const now = Date.now();
+    if (now - last < intervalSeconds * 1000 && p.objectsDone < p.objectsTotal) return;
+    if (p.objectsDone === p.objectsTotal && now - started < intervalSeconds * 1000) return;
+    last = now;
+    const seconds = Math.max((now - started) / 1000, 0.001);
+    stderr(`validate: ${p.objectsDone}/${p.objectsTotal} objects, ${formatBytes(p.bytesDone)} read, ${(p.bytesDone / 1e6 / seconds).toFixed(1)} MB/s\n`);
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * Deep checks of a data object's content, fed one line at a time so an object is never held
+ * decompressed (pure): every line is a JSON object, line i holds the row of manifest key i, and
+ * every timestamp lies in the object's day partition and within the metadata's min/max.
+ * Findings are aggregated per object and code: a count and the first line that showed it.
+ */
+import type { CheckedMetadata } from './check-metadata.js';
+import { jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf, compareTimestamps, type TimestampValue } from './pg-text.js';
+import type { Finding, ProblemCode } from './problem-codes.js';
+import { readTopLevelFields } from './json-line-fields.js';
+
+interface Tally {
+  count: number;
+  first: string;
+}
+
+export class DataLineChecker {
+  private lines = 0;
+  private readonly tallies = new Map<ProblemCode, Tally>();
+  private readonly wanted: Set<string>;
+  /** Undefined only if the metadata check was skipped: then no row can be shown inside the range. */
+  private readonly min: TimestampValue | undefined;
+  private readonly max: TimestampValue | undefined;
+
+  constructor(
+    private readonly meta: CheckedMetadata,
+    /** The object's partition day, from its key. */
+    private readonly day: string,
+    private readonly dataKey: string,
+  ) {
+    this.wanted = new Set([...meta.primary_key_columns, meta.timestamp_column]);
+    this.min = parseTimestampText(meta.min_timestamp);
+    this.max = parseTimestampText(meta.max_timestamp);
+  }
+
+  /** The next line, without its newline. */
+  addLine(line: string): void {
+    const index = this.lines++;
+    const where = `line ${index + 1}`;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      parsed = undefined;
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      this.note('LINE_UNPARSEABLE', `${where} is not a JSON object`);
+      return;
+    }
+    const fields = readTopLevelFields(line, this.wanted);
+    this.checkKey(index, fields, where);
+    this.checkTimestamp(fields.get(this.meta.timestamp_column), where);
+  }
+
+  /** `sha256Uncompressed`: hex SHA-256 of every decompressed byte. */
+  finish(sha256Uncompressed: string): Finding[] {
+    const findings: Finding[] = [];
+    if (sha256Uncompressed !== this.meta.sha256_uncompressed) {
+      findings.push({
+        code: 'SHA256_UNCOMPRESSED_MISMATCH',
+        key: this.dataKey,
+        message: `SHA-256 of the decompressed bytes is ${sha256Uncompressed}, metadata says ${this.meta.sha256_uncompressed}`,
+      });
+    }
+    if (this.lines !== this.meta.record_count) {
+      findings.push({ code: 'RECORD_COUNT_MISMATCH', key: this.dataKey, message: `the object holds ${this.lines} lines, metadata record_count is ${this.meta.record_count}` });
+    }
+    for (const [code, t] of this.tallies) {
+      findings.push({ code, key: this.dataKey, count: t.count, message: t.count === 1 ? t.first : `${t.count} lines; first: ${t.first}` });
+    }
+    return findings;
+  }
+
+  private checkKey(index: number, fields: Map<string, string>, where: string): void {
+    const listed = this.meta.primary_keys[index];
+    // Lines beyond the manifest are a record count problem, reported once by finish().
+    if (listed === undefined) return;
+    const inData = this.meta.primary_key_columns.map((c) => {
+      const token = fields.get(c);
+      const text = token === undefined ? null : jsonTokenToText(token);
+      return text === null ? null : normalizeKeyText(text);
+    });
+    if (inData.some((v, i) => v !== normalizeKeyText(listed[i]!))) {
+      this.note('MANIFEST_MISMATCH', `${where} holds key (${inData.map((v) => v ?? 'missing').join(', ')}), the manifest lists (${listed.join(', ')})`);
+    }
+  }
+
+  private checkTimestamp(token: string | undefined, where: string): void {
+    const column = this.meta.timestamp_column;
+    const text = token === undefined ? null : jsonTokenToText(token);
+    const value = text === null ? undefined : parseTimestampText(text);
+    if (value === undefined) {
+      this.note('TIMESTAMP_OUT_OF_PARTITION', `${where}: ${column} is ${text === null ? 'missing or null' : `"${text}", not a timestamp`}`);
+      return;
+    }
+    if (partitionDayOf(value) !== this.day) {
+      this.note('TIMESTAMP_OUT_OF_PARTITION', `${where}: ${column} ${text} is not in the object's day partition ${this.day}`);
+      return;
+    }
+    const belowMin = this.min === undefined ? undefined : compareTimestamps(value, this.min);
+    const aboveMax = this.max === undefined ? undefined : compareTimestamps(value, this.max);
+    if (this.min === undefined || this.max === undefined || (belowMin !== undefined && belowMin < 0) || (aboveMax !== undefined && aboveMax > 0)) {
+      this.note('TIMESTAMP_OUT_OF_RANGE', `${where}: ${column} ${text} is outside the metadata range ${this.meta.min_timestamp} .. ${this.meta.max_timestamp}`);
+    }
+  }
+
+  private note(code: ProblemCode, message: string): void {
+    const t = this.tallies.get(code);
+    if (t === undefined) this.tallies.set(code, { count: 1, first: message });
+    else t.count++;
+  }
+}

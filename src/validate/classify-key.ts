@@ -1,0 +1,41 @@
+/**
+ * What a key under a table's prefix is, by the layout contract (DESIGN.md §3) alone (pure).
+ * Anything that is not a data object or a metadata sidecar in a day partition is a stray.
+ */
+import { DATA_SUFFIX, METADATA_SUFFIX } from '../core/archive-layout.js';
+
+export type KeyKind =
+  | { kind: 'data'; day: string; base: string }
+  | { kind: 'metadata'; day: string; base: string }
+  | { kind: 'stray' };
+
+const PARTITION = /^year=(\d{4,})\/month=(\d{2})\/day=(\d{2})\/([^/]+)$/;
+
+/** `relative`: the key without the table prefix. `base` is the key without its suffix: the pair's common name. */
+export function classifyKey(relative: string): KeyKind {
+  const m = PARTITION.exec(relative);
+  if (m === null) return { kind: 'stray' };
+  const day = `${m[1]}-${m[2]}-${m[3]}`;
+  if (!isPartitionDay(day)) return { kind: 'stray' };
+  const name = m[4]!;
+  if (name.endsWith(DATA_SUFFIX) && name.length > DATA_SUFFIX.length) return { kind: 'data', day, base: relative.slice(0, -DATA_SUFFIX.length) };
+  if (name.endsWith(METADATA_SUFFIX) && name.length > METADATA_SUFFIX.length) return { kind: 'metadata', day, base: relative.slice(0, -METADATA_SUFFIX.length) };
+  return { kind: 'stray' };
+}
+
+/** A real calendar day, or 0000-00-00: the partition of rows without a calendar day of their own. */
+export function isPartitionDay(day: string): boolean {
+  if (day === '0000-00-00') return true;
+  const m = /^(\d{4,})-(\d{2})-(\d{2})$/.exec(day);
+  if (m === null) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (y < 1 || mo < 1 || mo > 12 || d < 1) return false;
+  return d <= daysInMonth(y, mo);
+}
+
+/** Days of a month; setUTCFullYear, because Date.UTC maps years 0–99 to 1900–1999. */
+export function daysInMonth(year: number, month: number): number {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, 0);
+  return date.getUTCDate();
+}

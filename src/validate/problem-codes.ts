@@ -1,0 +1,44 @@
+/**
+ * The stable problem codes of `auditlog validate` (documented in docs/validate.md). Scripts match
+ * on them, so a code is never renamed or reused for another meaning.
+ */
+export const PROBLEM_CODES = [
+  'MISSING_METADATA',
+  'ORPHAN_METADATA',
+  'METADATA_INVALID',
+  'UNKNOWN_FORMAT_VERSION',
+  'SIZE_MISMATCH',
+  'SHA256_MISMATCH',
+  'DECOMPRESS_FAILED',
+  'SHA256_UNCOMPRESSED_MISMATCH',
+  'RECORD_COUNT_MISMATCH',
+  'LINE_UNPARSEABLE',
+  'MANIFEST_MISMATCH',
+  'TIMESTAMP_OUT_OF_PARTITION',
+  'TIMESTAMP_OUT_OF_RANGE',
+  'DUPLICATE_KEY',
+  'STRAY_OBJECT',
+  'UNCOMMITTED_OBJECT',
+  'ROW_STILL_IN_TABLE',
+] as const;
+
+export type ProblemCode = (typeof PROBLEM_CODES)[number];
+
+/**
+ * An uncommitted object is not corruption: its batch is in flight or was cut short, and the next
+ * archive run reconciles it against the table. It is listed as a warning and does not fail the run.
+ */
+export type Severity = 'problem' | 'warning';
+
+export function severityOf(code: ProblemCode): Severity {
+  return code === 'UNCOMMITTED_OBJECT' ? 'warning' : 'problem';
+}
+
+export interface Finding {
+  code: ProblemCode;
+  /** The object (or metadata sidecar, or stray key) the finding is about, relative to the store root. */
+  key: string;
+  message: string;
+  /** How many lines/keys the finding covers, for checks that aggregate per object. */
+  count?: number;
+}

@@ -1,0 +1,46 @@
+/**
+ * Decompresses a stored object chunk by chunk, hashing the decompressed bytes and handing out one
+ * line at a time: the decompressed form (often 5–10× the stored size) is never held whole.
+ */
+import { createHash } from 'node:crypto';
+import { createGunzip } from 'node:zlib';
+
+export interface StreamedLines {
+  lines: number;
+  sha256Uncompressed: string;
+}
+
+/** Rejects when the bytes are not a complete gzip stream. */
+export async function streamObjectLines(body: Buffer, onLine: (line: string) => void): Promise<StreamedLines> {
+  const hash = createHash('sha256');
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+  gunzip.end(body);
+  let carry: Buffer = Buffer.alloc(0);
+  let lines = 0;
+  for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    // Splitting at byte 0x0A is safe in UTF-8: it never occurs inside a multi-byte character.
+    let start = 0;
+    let at = chunk.indexOf(10);
+    if (at !== -1 && carry.length > 0) {
+      onLine(Buffer.concat([carry, chunk.subarray(0, at)]).toString('utf8'));
+      lines++;
+      carry = Buffer.alloc(0);
+      start = at + 1;
+      at = chunk.indexOf(10, start);
+    }
+    while (at !== -1) {
+      onLine(chunk.toString('utf8', start, at));
+      lines++;
+      start = at + 1;
+      at = chunk.indexOf(10, start);
+    }
+    if (start < chunk.length) carry = carry.length === 0 ? Buffer.from(chunk.subarray(start)) : Buffer.concat([carry, chunk.subarray(start)]);
+  }
+  // A last line without its newline still counts (and the missing newline shows in the SHA-256).
+  if (carry.length > 0) {
+    onLine(carry.toString('utf8'));
+    lines++;
+  }
+  return { lines, sha256Uncompressed: hash.digest('hex') };
+}

@@ -1,0 +1,169 @@
+/**
+ * `auditlog validate`: checks every selected table's part of the archive (docs/validate.md).
+ * Reads the store (and, with checkDatabase, the tables) and never writes to either. Objects are
+ * checked a few at a time; each is read whole in its stored (compressed) form and streamed through
+ * decompression, so memory grows with the concurrency and the object size, not with the archive.
+ */
+import type { Config, DatabaseConfig, TableConfig } from '../config/schema.js';
+import { sha256Hex } from '../core/batch-metadata.js';
+import { tablePrefix } from '../core/archive-layout.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { DataLineChecker } from './check-data-lines.js';
+import { withDatabaseChecks, type RowPresenceCheck } from './check-database.js';
+import { checkMetadata, type TableIdentity } from './check-metadata.js';
+import { DuplicateKeyTracker } from './duplicate-keys.js';
+import { listTableObjects, type ListedObject, type TableListing } from './list-table-objects.js';
+import type { Finding } from './problem-codes.js';
+import type { DayRange } from './select-partitions.js';
+import { streamObjectLines } from './stream-object-lines.js';
+import { buildReport, summarizeTable, type TableValidation, type ValidationReport } from './validate-report.js';
+
+export interface ValidateProgress {
+  objectsDone: number;
+  objectsTotal: number;
+  /** Stored bytes read or listed so far. */
+  bytesDone: number;
+}
+
+export interface ValidateOptions {
+  config: Config;
+  store: ObjectStore;
+  /** The configured databases narrowed to --database/--table. */
+  databases: DatabaseConfig[];
+  range?: DayRange;
+  /** true: always read contents; false/undefined: only when at most deepThreshold objects are selected. */
+  deep?: boolean;
+  deepThreshold: number;
+  concurrency: number;
+  checkDatabase: boolean;
+  secrets?: readonly string[];
+  onProgress?: (progress: ValidateProgress) => void;
+  now?: () => number;
+}
+
+interface TableTarget {
+  db: DatabaseConfig;
+  table: TableConfig;
+  id: TableIdentity;
+  prefix: string;
+  listing: TableListing;
+}
+
+export async function validateArchive(options: ValidateOptions): Promise<ValidationReport> {
+  const now = options.now ?? Date.now;
+  const started = now();
+  const targets: TableTarget[] = [];
+  for (const db of options.databases) {
+    for (const table of db.tables) {
+      const prefix = tablePrefix(db.name, table.schema, table.name);
+      targets.push({ db, table, id: { database: db.name, schema: table.schema, table: table.name }, prefix, listing: await listTableObjects(options.store, prefix, options.range) });
+    }
+  }
+  const dataObjects = targets.reduce((n, t) => n + t.listing.objects.filter((o) => o.dataSize !== undefined).length, 0);
+  const deep = options.deep === true || dataObjects <= options.deepThreshold;
+  const progress: ValidateProgress = { objectsDone: 0, objectsTotal: targets.reduce((n, t) => n + t.listing.objects.length, 0), bytesDone: 0 };
+  const tables: TableValidation[] = [];
+  for (const db of options.databases) {
+    const mine = targets.filter((t) => t.db === db);
+    const run = async (presence?: (table: TableConfig) => Promise<RowPresenceCheck>): Promise<void> => {
+      for (const t of mine) tables.push(await validateTable(t, { ...options, deep, progress }, presence === undefined ? undefined : await presence(t.table)));
+    };
+    if (options.checkDatabase) await withDatabaseChecks(options.config, db, options.secrets ?? [], run);
+    else await run();
+  }
+  return buildReport(tables, { deep, range: options.range, checkDatabase: options.checkDatabase, durationMs: now() - started });
+}
+
+interface TableRun extends ValidateOptions {
+  deep: boolean;
+  progress: ValidateProgress;
+}
+
+async function validateTable(target: TableTarget, run: TableRun, presence: RowPresenceCheck | undefined): Promise<TableValidation> {
+  const { objects, strays } = target.listing;
+  const findings: Finding[] = strays.map((key) => ({
+    code: 'STRAY_OBJECT' as const,
+    key,
+    message: 'not an object this tool writes (no data object or sidecar name in a day partition); move it out of the archive prefix',
+  }));
+  const duplicates = new DuplicateKeyTracker();
+  const counts = { objects: objects.filter((o) => o.dataSize !== undefined).length, rows: 0, bytes: 0 };
+  await forEachLimited(objects, run.concurrency, async (o, index) => {
+    counts.bytes += o.dataSize ?? 0;
+    const result = await checkObject(run.store, target.id, o, run.deep);
+    findings.push(...result.findings);
+    if (result.manifest !== undefined) {
+      counts.rows += result.manifest.primaryKeys.length;
+      duplicates.add(index, result.manifest.primaryKeys, result.manifest.xmins);
+      if (presence !== undefined) findings.push(...(await presence(o.dataKey, result.manifest.primaryKeys, result.manifest.xmins)));
+    }
+    run.progress.objectsDone++;
+    run.progress.bytesDone += (o.dataSize ?? 0) + (o.metadataSize ?? 0);
+    run.onProgress?.({ ...run.progress });
+  });
+  findings.push(...duplicates.findings((i) => objects[i]!.dataKey));
+  return summarizeTable(target.id, counts, findings);
+}
+
+interface ObjectResult {
+  findings: Finding[];
+  /** The manifest of a committed object whose sidecar is readable: for the duplicate and database checks. */
+  manifest?: { primaryKeys: string[][]; xmins: string[] };
+}
+
+async function checkObject(store: ObjectStore, table: TableIdentity, o: ListedObject, deep: boolean): Promise<ObjectResult> {
+  if (o.uncommitted) {
+    const what = o.dataSize === undefined ? 'no data object written yet' : o.metadataSize === undefined ? 'uploaded, no metadata yet' : 'uploaded with metadata';
+    return {
+      findings: [
+        {
+          code: 'UNCOMMITTED_OBJECT',
+          key: o.dataKey,
+          message: `a pending marker says this batch's delete never committed (${what}); the next \`auditlog archive\` run reconciles it against the table — not trusted until then`,
+        },
+      ],
+    };
+  }
+  if (o.metadataSize === undefined) {
+    return { findings: [{ code: 'MISSING_METADATA', key: o.dataKey, message: 'data object without its .metadata.json sidecar; restore the sidecar from a backup, or check the object by hand (docs/format.md)' }] };
+  }
+  if (o.dataSize === undefined) return { findings: [orphanMetadata(o)] };
+  const metaBody = await store.get(o.metadataKey);
+  if (metaBody === undefined) return { findings: [{ code: 'MISSING_METADATA', key: o.dataKey, message: 'the metadata sidecar disappeared while validating; validate again' }] };
+  const { meta, findings } = checkMetadata(metaBody, o.metadataKey, o.dataKey, table, o.dataSize);
+  if (meta === undefined) return { findings };
+  const result: ObjectResult = { findings, manifest: { primaryKeys: meta.primary_keys, xmins: meta.xmins } };
+  // A wrong size says the bytes are not the archived ones; every content finding would only repeat it.
+  if (!deep || findings.some((f) => f.code === 'SIZE_MISMATCH')) return result;
+  const body = await store.get(o.dataKey);
+  if (body === undefined) return { findings: [orphanMetadata(o)] };
+  const sha = sha256Hex(body);
+  if (sha !== meta.sha256_compressed) {
+    findings.push({ code: 'SHA256_MISMATCH', key: o.dataKey, message: `SHA-256 of the stored bytes is ${sha}, metadata says ${meta.sha256_compressed}; the object was damaged or replaced — restore it from a copy` });
+    return result;
+  }
+  const checker = new DataLineChecker(meta, o.day, o.dataKey);
+  try {
+    const streamed = await streamObjectLines(body, (line) => checker.addLine(line));
+    findings.push(...checker.finish(streamed.sha256Uncompressed));
+  } catch (error) {
+    findings.push({ code: 'DECOMPRESS_FAILED', key: o.dataKey, message: `the stored bytes match the metadata but do not decompress (${error instanceof Error ? error.message : String(error)}); the batch was written damaged — its rows cannot be restored from this object` });
+  }
+  return result;
+}
+
+function orphanMetadata(o: ListedObject): Finding {
+  return { code: 'ORPHAN_METADATA', key: o.metadataKey, message: `metadata sidecar without its data object ${o.dataKey}; the archived rows are gone from the archive — restore the object from a copy` };
+}
+
+/** Runs fn over items with at most `limit` at once; rejects with the first failure. */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}

@@ -1,0 +1,146 @@
+/**
+ * `auditlog validate` through the real executable: exit codes 0/1/2, the JSON report against the
+ * text report, --output, progress on stderr only, and the uncommitted objects a killed run leaves.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { metadataKeyFor } from '../../src/core/archive-layout.js';
+import { LocalObjectStore } from '../../src/storage/local-object-store.js';
+import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
+import type { ValidationReport } from '../../src/validate/validate-report.js';
+import { inspectArchive } from '../helpers/archive-inspect.js';
+import { createEventsTable } from '../helpers/events-table.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { runCli } from '../helpers/run-cli.js';
+import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
+
+let s3: S3TestServer;
+let dir: string;
+let db: TestDatabase;
+beforeAll(async () => {
+  s3 = await startS3Server();
+  dir = await mkdtemp(join(tmpdir(), 'validate-cli-'));
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+  await s3?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A fresh table and a config file (JSON is YAML) for it; `table` keeps the tests' tables apart. */
+async function setup(table: string, storage: Record<string, unknown>, defaults: Record<string, number> = {}): Promise<string> {
+  await createEventsTable(db, { table, rows: 30, stepMinutes: 120, endDaysAgo: 11 });
+  const file = join(dir, `${table}.json`);
+  const config = { ...storage, defaults: { retention_days: 10, batch_size: 7, ...defaults }, databases: [{ name: 'app', url: db.url, tables: [{ name: table, timestamp_column: 'happened_at' }] }] };
+  await writeFile(file, JSON.stringify(config));
+  return file;
+}
+
+describe('auditlog validate (CLI)', () => {
+  it('exit 0 on a clean archive, 1 once it is damaged; the JSON report has the same content as the text report', async () => {
+    const path = join(dir, 'clean');
+    const file = await setup('clean', { local: { path } });
+    expect((await runCli(['archive', '--config', file, '--quiet'])).code).toBe(0);
+    const clean = await runCli(['validate', '--config', file]);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toMatch(/app\/public\.clean: \d+ objects, 30 rows, .*0 problem\(s\), 0 warning\(s\)/);
+    expect(clean.stdout).toContain('result: OK');
+
+    const store = new LocalObjectStore({ path });
+    const objects = (await inspectArchive(store)).objects;
+    await store.delete(metadataKeyFor(objects[0]!.key));
+    await store.put(objects[1]!.key, (await store.get(objects[1]!.key))!.subarray(0, 20));
+    const text = await runCli(['validate', '--config', file, '--deep']);
+    expect(text.code).toBe(1);
+    const json = await runCli(['validate', '--config', file, '--deep', '--format', 'json']);
+    expect(json.code).toBe(1);
+    const report = JSON.parse(json.stdout) as ValidationReport;
+    expect(report.ok).toBe(false);
+    expect(report.totals).toMatchObject({ tables: 1, objects: objects.length, problems: 2, byCode: { MISSING_METADATA: 1, SIZE_MISMATCH: 1 } });
+    const t = report.totals;
+    expect(text.stdout).toContain(`total: 1 table(s), ${t.objects} objects, ${t.rows} rows`);
+    expect(text.stdout).toContain('2 problem(s), 0 warning(s) (MISSING_METADATA 1, SIZE_MISMATCH 1)');
+    for (const f of report.tables[0]!.findings) expect(text.stdout).toContain(`PROBLEM ${f.code} ${f.key}: ${f.message}`);
+    expect(text.stdout).toContain('result: PROBLEMS FOUND');
+    // --json is --format json; --output writes the report there and nothing to stdout.
+    const out = join(dir, 'report.json');
+    const toFile = await runCli(['validate', '--config', file, '--deep', '--json', '--output', out]);
+    expect(toFile.code).toBe(1);
+    expect(toFile.stdout).toBe('');
+    const fromFile = JSON.parse(await readFile(out, 'utf8')) as ValidationReport;
+    expect(fromFile.tables).toEqual(report.tables);
+  });
+
+  it('progress goes to stderr, never into the JSON on stdout', async () => {
+    const file = await setup('progress', { local: { path: join(dir, 'progress') } });
+    expect((await runCli(['archive', '--config', file, '--quiet'])).code).toBe(0);
+    const r = await runCli(['validate', '--config', file, '--format', 'json', '--progress-interval', '0.000001']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true });
+    expect(r.stderr).toMatch(/validate: \d+\/\d+ objects, .* read, [\d.]+ MB\/s/);
+  });
+
+  it('exit 2 with one line on usage errors: --from after --to, a bad day, an unknown format, an unknown table', async () => {
+    const file = await setup('usage', { local: { path: join(dir, 'usage') } });
+    const reversed = await runCli(['validate', '--config', file, '--from', '2025-03-02', '--to', '2025-03-01']);
+    expect(reversed.code).toBe(2);
+    expect(reversed.stderr.trim().split('\n')).toHaveLength(1);
+    expect(reversed.stderr).toContain('--from 2025-03-02 is after --to 2025-03-01');
+    const badDay = await runCli(['validate', '--config', file, '--from', '2025-02-30']);
+    expect(badDay.code).toBe(2);
+    expect(badDay.stderr).toContain('--from expects a calendar day as YYYY-MM-DD');
+    expect((await runCli(['validate', '--config', file, '--format', 'xml'])).code).toBe(2);
+    const table = await runCli(['validate', '--config', file, '--table', 'nope']);
+    expect(table.code).toBe(2);
+    expect(table.stderr).toContain('--table nope is not in the configuration');
+    expect((await runCli(['validate', '--config', join(dir, 'missing.yaml')])).code).toBe(2);
+    // No archive at local.path: a wrong path, not a clean archive.
+    const nowhere = await runCli(['validate', '--config', file]);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toContain(`local.path ${join(dir, 'usage')} is not a directory`);
+  });
+
+  it('--help lists every flag; unreachable storage is exit 1 with one line that names the endpoint and no secret', async () => {
+    const help = await runCli(['validate', '--help']);
+    expect(help.code).toBe(0);
+    for (const flag of ['--config', '--database', '--table', '--from', '--to', '--deep', '--deep-threshold', '--concurrency', '--check-database', '--format', '--json', '--output', '--progress-interval']) {
+      expect(help.stdout).toContain(flag);
+    }
+    const file = join(dir, 'down.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        s3: { bucket: 'audit-archive', endpoint: 'http://127.0.0.1:9', force_path_style: true, access_key_id: 'AKIAEXAMPLE', secret_access_key: 's3cr3t-value-xyz', retry: { max_attempts: 2, base_delay_ms: 10, max_delay_ms: 20 } },
+        databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }],
+      }),
+    );
+    const r = await runCli(['validate', '--config', file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('STORAGE_UNREACHABLE');
+    expect(r.stderr).toContain('http://127.0.0.1:9');
+    expect(r.stdout + r.stderr).not.toContain('s3cr3t-value-xyz');
+  });
+
+  it('a run killed after an upload leaves uncommitted objects: listed as warnings apart from corruption, exit 0 (s3rver)', async () => {
+    const s3cfg = s3.s3Config({ prefix: `killed-${Date.now()}/` });
+    const file = await setup('killed', { s3: s3cfg }, { batches_in_flight: 1 });
+    const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: 'after-upload:3' });
+    expect(crashed.signal).toBe('SIGKILL');
+    const r = await runCli(['validate', '--config', file, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as ValidationReport;
+    const findings = report.tables[0]!.findings;
+    expect(findings.map((f) => [f.code, f.severity])).toEqual([['UNCOMMITTED_OBJECT', 'warning']]);
+    const archive = await inspectArchive(new S3ObjectStore(s3cfg));
+    expect(archive.withoutMetadata).toEqual([findings[0]!.key]);
+    expect(report.totals).toMatchObject({ problems: 0, warnings: 1, rows: archive.objects.reduce((n, o) => n + o.meta.record_count, 0) });
+    const text = await runCli(['validate', '--config', file]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`warning UNCOMMITTED_OBJECT ${findings[0]!.key}`);
+  });
+});

@@ -1,0 +1,151 @@
+/** The pure parts of validate: partition selection, key classification, value comparison, duplicates. */
+import { describe, expect, it } from 'vitest';
+import { gzipSync } from 'node:zlib';
+import { sha256Hex } from '../../src/core/batch-metadata.js';
+import { streamObjectLines } from '../../src/validate/stream-object-lines.js';
+import { checkMetadata } from '../../src/validate/check-metadata.js';
+import { classifyKey } from '../../src/validate/classify-key.js';
+import { DuplicateKeyTracker } from '../../src/validate/duplicate-keys.js';
+import { readTopLevelFields } from '../../src/validate/json-line-fields.js';
+import { compareTimestamps, jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf } from '../../src/validate/pg-text.js';
+import { parseDayRange, partitionPrefixes } from '../../src/validate/select-partitions.js';
+
+describe('partitionPrefixes', () => {
+  it('covers a range with whole years, whole months and single days, nothing outside it', () => {
+    expect(partitionPrefixes({ from: '2024-01-30', to: '2024-03-02' })).toEqual([
+      'year=2024/month=01/day=30/',
+      'year=2024/month=01/day=31/',
+      'year=2024/month=02/',
+      'year=2024/month=03/day=01/',
+      'year=2024/month=03/day=02/',
+    ]);
+    expect(partitionPrefixes({ from: '2023-12-31', to: '2025-01-01' })).toEqual(['year=2023/month=12/day=31/', 'year=2024/', 'year=2025/month=01/day=01/']);
+    expect(partitionPrefixes({ from: '2024-02-01', to: '2024-02-29' })).toEqual(['year=2024/month=02/']);
+    expect(partitionPrefixes({ from: '2023-02-01', to: '2023-02-28' })).toEqual(['year=2023/month=02/']);
+    expect(partitionPrefixes({ from: '2024-05-07', to: '2024-05-07' })).toEqual(['year=2024/month=05/day=07/']);
+  });
+
+  it('refuses malformed days, impossible dates and --from after --to as usage errors', () => {
+    expect(() => parseDayRange('2024-02-30', undefined)).toThrow(/--from expects a calendar day/);
+    expect(() => parseDayRange(undefined, '24-01-01')).toThrow(/--to expects/);
+    expect(() => parseDayRange('2024-03-02', '2024-03-01')).toThrow(/--from 2024-03-02 is after --to 2024-03-01/);
+    expect(parseDayRange('2024-03-01', undefined)).toEqual({ from: '2024-03-01', to: '9999-12-31' });
+    expect(parseDayRange(undefined, undefined)).toBeUndefined();
+  });
+});
+
+describe('classifyKey', () => {
+  it('pairs data objects and sidecars by name and calls everything else a stray', () => {
+    expect(classifyKey('year=2024/month=01/day=15/000000-ab.jsonl.gz')).toEqual({ kind: 'data', day: '2024-01-15', base: 'year=2024/month=01/day=15/000000-ab' });
+    expect(classifyKey('year=2024/month=01/day=15/000000-ab.metadata.json')).toEqual({ kind: 'metadata', day: '2024-01-15', base: 'year=2024/month=01/day=15/000000-ab' });
+    expect(classifyKey('year=0000/month=00/day=00/x.jsonl.gz')).toMatchObject({ kind: 'data', day: '0000-00-00' });
+    for (const stray of ['README', 'year=2024/month=01/day=15/notes.txt', 'year=2024/month=02/day=30/x.jsonl.gz', 'year=2024/month=01/x.jsonl.gz', 'year=2024/month=01/day=15/sub/x.jsonl.gz', 'year=2024/month=01/day=15/.jsonl.gz']) {
+      expect(classifyKey(stray), stray).toEqual({ kind: 'stray' });
+    }
+  });
+});
+
+describe('comparing data values with PostgreSQL text', () => {
+  it('keeps big integers exact and reads only top-level members', () => {
+    const line = '{"id":9223372036854775807,"body":{"id":1,"s":"a\\"}"},"k":"x\\u0041","happened_at":"2024-01-15T03:04:05.123456+00:00","flag":true}';
+    const f = readTopLevelFields(line, new Set(['id', 'k', 'happened_at', 'flag']));
+    expect(f.get('id')).toBe('9223372036854775807');
+    expect(jsonTokenToText(f.get('k')!)).toBe('xA');
+    expect(jsonTokenToText(f.get('flag')!)).toBe('t');
+    expect(f.has('body')).toBe(false);
+    expect(normalizeKeyText(jsonTokenToText(f.get('happened_at')!)!)).toBe(normalizeKeyText('2024-01-15 03:04:05.123456+00'));
+    expect(normalizeKeyText('2024-01-15 03:04:05+05:30')).toBe('2024-01-15 03:04:05+05:30');
+  });
+
+  it('orders timestamps by value and places special values in the 0000-00-00 partition', () => {
+    const a = parseTimestampText('2024-01-15T00:00:00.1+00:00')!;
+    const b = parseTimestampText('2024-01-15 00:00:00.09+00')!;
+    expect(compareTimestamps(b, a)).toBe(-1);
+    expect(compareTimestamps(a, parseTimestampText('2024-01-15 00:00:00.100+00')!)).toBe(0);
+    expect(partitionDayOf(a)).toBe('2024-01-15');
+    expect(partitionDayOf(parseTimestampText('infinity')!)).toBe('0000-00-00');
+    expect(partitionDayOf(parseTimestampText('0044-03-15 BC')!)).toBe('0000-00-00');
+    expect(compareTimestamps(parseTimestampText('-infinity')!, a)).toBe(-1);
+    expect(parseTimestampText('yesterday')).toBeUndefined();
+  });
+});
+
+describe('DuplicateKeyTracker', () => {
+  it('flags the same row version in two objects on the later object, whatever order they arrive in', () => {
+    const t = new DuplicateKeyTracker();
+    t.add(2, [['1'], ['2']], ['100', '100']);
+    t.add(0, [['1'], ['2'], ['3']], ['100', '100', '100']);
+    // Key 3 reused by a new row (another xmin): not a duplicate.
+    t.add(1, [['3']], ['200']);
+    const findings = t.findings((i) => `obj${i}`);
+    expect(findings).toHaveLength(1);
+    expect(findings[0]).toMatchObject({ code: 'DUPLICATE_KEY', key: 'obj2', count: 2 });
+    expect(findings[0]!.message).toContain('obj0');
+  });
+});
+
+describe('streamObjectLines', () => {
+  it('hands out every line whole across decompression chunks, multi-byte characters included, and hashes every byte', async () => {
+    const lines = Array.from({ length: 4000 }, (_, i) => JSON.stringify({ id: i, note: `é€😀 ${'x'.repeat(i % 300)}` }));
+    const raw = Buffer.from(lines.join('\n') + '\n');
+    expect(raw.length).toBeGreaterThan(600 * 1024);
+    const seen: string[] = [];
+    const result = await streamObjectLines(gzipSync(raw), (l) => seen.push(l));
+    expect(seen).toEqual(lines);
+    expect(result).toEqual({ lines: 4000, sha256Uncompressed: sha256Hex(raw) });
+    const unterminated: string[] = [];
+    expect((await streamObjectLines(gzipSync(Buffer.from('{"a":1}\n{"a":2}')), (l) => unterminated.push(l))).lines).toBe(2);
+    expect(unterminated).toEqual(['{"a":1}', '{"a":2}']);
+    await expect(streamObjectLines(Buffer.from('not gzip'), () => undefined)).rejects.toThrow();
+  });
+});
+
+describe('checkMetadata', () => {
+  const table = { database: 'app', schema: 'public', table: 'events' };
+  const valid = {
+    format: 'auditlog-archive',
+    format_version: 1,
+    database: 'app',
+    schema: 'public',
+    table: 'events',
+    primary_key_columns: ['id'],
+    timestamp_column: 'happened_at',
+    record_count: 2,
+    min_timestamp: '2024-01-15 00:00:00+00',
+    max_timestamp: '2024-01-15 01:00:00+00',
+    compression: 'gzip',
+    uncompressed_bytes: 10,
+    compressed_bytes: 30,
+    sha256_uncompressed: 'a'.repeat(64),
+    sha256_compressed: 'b'.repeat(64),
+    primary_keys: [['1'], ['2']],
+    xmins: ['7', '7'],
+  };
+  const check = (doc: unknown, size: number | undefined = 30) => checkMetadata(Buffer.from(JSON.stringify(doc)), 'k.metadata.json', 'k.jsonl.gz', table, size);
+  const codes = (doc: unknown, size?: number) => check(doc, size).findings.map((f) => [f.code, f.key]);
+
+  it('accepts a sidecar of the documented shape and hands back its manifest', () => {
+    const r = check(valid);
+    expect(r.findings).toEqual([]);
+    expect(r.meta?.primary_keys).toEqual([['1'], ['2']]);
+  });
+
+  it('names what is wrong: shape, table, timestamps, manifest width and versions', () => {
+    expect(codes({ ...valid, min_timestamp: 'soon' })).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(check({ ...valid, min_timestamp: 'soon' }).findings[0]!.message).toContain('min_timestamp "soon" is not a timestamp');
+    expect(codes({ ...valid, table: 'other' })).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(codes({ ...valid, xmins: ['7'] })).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(codes({ ...valid, primary_keys: [['1', 'x'], ['2']] })).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(codes({ ...valid, sha256_compressed: 'XYZ' })).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(codes([valid])).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
+    expect(codes({ ...valid, format_version: 2 })).toEqual([['UNKNOWN_FORMAT_VERSION', 'k.metadata.json']]);
+    expect(check({ ...valid, format_version: 2 }).meta).toBeUndefined();
+  });
+
+  it('reports a record count that disagrees with the manifest, and a stored size that disagrees with compressed_bytes, on the data object', () => {
+    expect(codes({ ...valid, record_count: 3 }, 31)).toEqual([
+      ['RECORD_COUNT_MISMATCH', 'k.jsonl.gz'],
+      ['SIZE_MISMATCH', 'k.jsonl.gz'],
+    ]);
+  });
+});
