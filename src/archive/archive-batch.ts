@@ -42,6 +42,8 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   const metaKey = metadataKeyFor(key);
   const markerKey = pendingMarkerKey(ctx.prefix, rows.day, objectName);
   const log = ctx.logger.child({ batch: batchId });
+  // Read, nothing written yet: a crash here must leave no trace in the store.
+  await ctx.onPhase?.('after-read');
 
   const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString() };
   let current = rows;

@@ -205,7 +205,7 @@ function parsePositiveInt(value: string, flag: string): number {
   return n;
 }
 
-const PHASES: ReadonlySet<string> = new Set(['after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch']);
+const PHASES: ReadonlySet<string> = new Set(['after-read', 'after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch']);
 
 /**
  * AUDITLOG_FAULT=<phase>[:<n>] kills the process with SIGKILL the n-th time (default 1st) a batch

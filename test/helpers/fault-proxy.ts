@@ -1,12 +1,14 @@
 /**
  * An HTTP fault proxy in front of the S3-compatible server: every request is forwarded unless the
- * current rule says to answer 503 SlowDown / 500 or to reset the connection. Rules see the method
- * and path and a per-method counter, so tests can fail "every 3rd PUT" or "all PUTs from now on".
+ * current rule says to answer 503 SlowDown / 500, to reset the connection, to hold the request
+ * forever (`stall`: the client's timeout must fire, or the test kills the client meanwhile), or to
+ * forward it and cut the response off after half its body (`reset-mid-response`). Rules see the
+ * method and path and a per-method counter, so tests can fail "every 3rd PUT" or "all PUTs from now on".
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type FaultAction = 'pass' | 'reset' | { status: number; code: string };
+export type FaultAction = 'pass' | 'reset' | 'stall' | 'reset-mid-response' | { status: number; code: string };
 
 export interface RequestInfo {
   method: string;
@@ -36,7 +38,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       req.socket.destroy();
       return;
     }
-    if (action !== 'pass') {
+    if (action === 'stall') {
+      // Read and drop the body so the client believes it was sent; stop() closes the socket.
+      proxy.injected++;
+      req.resume();
+      return;
+    }
+    if (typeof action === 'object') {
       proxy.injected++;
       req.resume();
       req.on('end', () => {
@@ -49,7 +57,18 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       { host: upstream.hostname, port: upstream.port, method, path: req.url, headers: req.headers },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
+        if (action !== 'reset-mid-response') {
+          up.pipe(res);
+          return;
+        }
+        proxy.injected++;
+        const chunks: Buffer[] = [];
+        up.on('data', (c: Buffer) => chunks.push(c));
+        up.on('end', () => {
+          const body = Buffer.concat(chunks);
+          // Headers promised the whole body; half of it, then the connection drops.
+          res.write(body.subarray(0, Math.floor(body.length / 2)), () => setTimeout(() => req.socket.destroy(), 10));
+        });
       },
     );
     out.on('error', () => res.destroy());
