@@ -2,7 +2,8 @@
  * An HTTP fault proxy in front of the S3-compatible server: every request is forwarded unless the
  * current rule says to answer 503 SlowDown / 500, to reset the connection, to hold the request
  * forever (`stall`: the client's timeout must fire, or the test kills the client meanwhile), or to
- * forward it and cut the response off after half its body (`reset-mid-response`). Rules see the
+ * forward it and drop the connection once the server has answered, after half the response body
+ * if there is one (`reset-mid-response`: a PUT is then stored though the client saw a reset). Rules see the
  * method and path and a per-method counter, so tests can fail "every 3rd PUT" or "all PUTs from now on".
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
@@ -56,8 +57,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const out = httpRequest(
       { host: upstream.hostname, port: upstream.port, method, path: req.url, headers: req.headers },
       (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
         if (action !== 'reset-mid-response') {
+          res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
           return;
         }
@@ -66,7 +67,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         up.on('data', (c: Buffer) => chunks.push(c));
         up.on('end', () => {
           const body = Buffer.concat(chunks);
+          // The server did the work (a PUT is stored); the client sees the connection drop.
+          if (body.length < 2) {
+            req.socket.destroy();
+            return;
+          }
           // Headers promised the whole body; half of it, then the connection drops.
+          res.writeHead(up.statusCode ?? 502, up.headers);
           res.write(body.subarray(0, Math.floor(body.length / 2)), () => setTimeout(() => req.socket.destroy(), 10));
         });
       },
