@@ -1,12 +1,12 @@
 /**
  * A TCP fault proxy in front of PostgreSQL: forwards bytes both ways, and on command resets every
- * open connection (the archiver sees ECONNRESET, the server sees its client vanish), or refuses or
- * stalls new ones. The database is never told: what it sees is what a network failure looks like.
+ * open connection (the archiver sees ECONNRESET, the server sees its client vanish), or refuses
+ * new ones. The database is never told: what it sees is what a network failure looks like.
  */
 import net from 'node:net';
 
-/** What a new connection gets: forwarded, reset at once, or accepted and never answered. */
-export type NewConnectionMode = 'pass' | 'refuse' | 'stall';
+/** What a new connection gets: forwarded, or reset at once. */
+export type NewConnectionMode = 'pass' | 'refuse';
 
 export interface TcpFaultProxy {
   port: number;
@@ -44,7 +44,6 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
       pair.upstream?.destroy();
       pairs.delete(pair);
     });
-    if (proxy.mode === 'stall') return;
     const upstream = net.connect(target.port, target.host);
     pair.upstream = upstream;
     upstream.on('error', () => client.destroy());
