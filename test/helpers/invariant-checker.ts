@@ -58,6 +58,8 @@ export interface InvariantReport {
   objectsWithoutMetadata: number;
   /** Every violation, one line each (empty when the invariant holds). */
   problems: string[];
+  /** Every row of every committed object, for scenario-specific checks (e.g. partition days). */
+  archivedRows: { key: string; object: string; line: string }[];
 }
 
 const PENDING_PREFIX = '_auditlog/pending/';
@@ -263,6 +265,7 @@ export async function checkArchiveInvariant(options: { db: TestDatabase; table: 
     pendingMarkers: archive.pending,
     objectsWithoutMetadata: archive.withoutMetadata,
     problems,
+    archivedRows: [...archive.copies].flatMap(([key, copies]) => copies.map((c) => ({ key, ...c }))),
   };
   const judge = (k: string, want: string | undefined): void => {
     const copies = archive.copies.get(k) ?? [];

@@ -7,7 +7,7 @@ import type { Config } from '../../src/config/schema.js';
 import { createObjectStore } from '../../src/storage/create-object-store.js';
 import { archiveWith } from '../helpers/archive-run.js';
 import type { ArchiveFixture } from '../helpers/archive-fixture.js';
-import { checkArchiveInvariant, type ExpectedRows, type InvariantReport } from '../helpers/invariant-checker.js';
+import { checkArchiveInvariant, type ExpectedRows, type InvariantReport, type TableRef } from '../helpers/invariant-checker.js';
 import { recordScenario } from './figures.js';
 
 export const events = { table: 'events' };
@@ -18,8 +18,8 @@ export function healthyRun(fx: ArchiveFixture, config: Config = fx.configFor([{ 
 }
 
 /** What the checker sees right now (e.g. just after the fault), without judging it. */
-export function checkNow(fx: ArchiveFixture, expected: ExpectedRows): Promise<InvariantReport> {
-  return checkArchiveInvariant({ db: fx.db, table: events, source: { s3: fx.s3cfg }, expected });
+export function checkNow(fx: ArchiveFixture, expected: ExpectedRows, table: TableRef = events): Promise<InvariantReport> {
+  return checkArchiveInvariant({ db: fx.db, table, source: { s3: fx.s3cfg }, expected });
 }
 
 /** I1 at the instant after the fault: nothing lost, nothing stale, nothing twice. */
@@ -36,6 +36,8 @@ export interface FinishOptions {
   injected: string;
   /** Rows that must be archived once the rerun is done (those past the retention, as left by the scenario). */
   archived: number;
+  /** The table the scenario ran on (default events) and the config naming it. */
+  table?: TableRef;
   config?: Config;
   invariant?: string;
 }
@@ -43,7 +45,7 @@ export interface FinishOptions {
 export async function finishAndCheck(fx: ArchiveFixture, expected: ExpectedRows, o: FinishOptions): Promise<InvariantReport> {
   const rerun = await healthyRun(fx, o.config);
   expect(rerun.tables.map((t) => t.error ?? 'ok')).toEqual(rerun.tables.map(() => 'ok'));
-  const report = await checkNow(fx, expected);
+  const report = await checkNow(fx, expected, o.table);
   expect(report.problems).toEqual([]);
   expect(report.rowsArchived).toBe(o.archived);
   await recordScenario(o.scenario, o.injected, report, o.invariant);
