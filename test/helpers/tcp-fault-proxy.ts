@@ -1,7 +1,8 @@
 /**
  * A TCP fault proxy in front of PostgreSQL: forwards bytes both ways, and on command resets every
- * open connection (the archiver sees ECONNRESET, the server sees its client vanish), or refuses
- * new ones. The database is never told: what it sees is what a network failure looks like.
+ * open connection (the archiver sees ECONNRESET, the server sees its client vanish), refuses new
+ * ones, or lets requests through while discarding the server's answers (a COMMIT that commits
+ * without the client ever hearing so). The database is never told: what it sees is what a network failure looks like.
  */
 import net from 'node:net';
 
@@ -17,6 +18,8 @@ export interface TcpFaultProxy {
   open(): number;
   /** Resets every open connection; returns how many there were. */
   dropAll(): number;
+  /** From now on, bytes from the server on the connections open now are dropped; the client's still arrive. */
+  muteReplies(): void;
   /** The same database URL, through the proxy. */
   urlFor(databaseUrl: string): string;
   stop(): Promise<void>;
@@ -67,6 +70,14 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
         p.upstream?.resetAndDestroy();
       }
       return n;
+    },
+    muteReplies: () => {
+      for (const p of pairs) {
+        if (p.upstream === undefined) continue;
+        p.upstream.unpipe(p.client);
+        // Keep reading, so the server is never blocked on a full socket: the answers just go nowhere.
+        p.upstream.on('data', () => undefined);
+      }
     },
     urlFor: (databaseUrl) => {
       const u = new URL(databaseUrl);

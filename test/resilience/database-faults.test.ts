@@ -165,6 +165,43 @@ describe('TCP fault proxy between the archiver and PostgreSQL', () => {
     });
   });
 
+  it('the COMMIT succeeds but its answer is lost: the outcome is read back from the table, the batch stays archived once', async () => {
+    const expected = await seedEvents();
+    const config = proxiedConfig();
+    let muted: Promise<void> | undefined;
+    const summary = await archiveWith(config, createObjectStore(config), {
+      onPhase: atPhase('before-commit', 1, async () => {
+        tcp.muteReplies();
+        // The COMMIT is sent after this hook returns: once the server shows no archiver session
+        // in a transaction, it has committed, and only then does the archiver's connection drop.
+        muted = (async () => {
+          for (let i = 0; i < 400; i++) {
+            const r = await app.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'auditlog-manager' AND datname = current_database() AND state = 'idle in transaction'`);
+            if (r.rowCount === 0) break;
+            await new Promise((resolve) => setTimeout(resolve, 25));
+          }
+          tcp.dropAll();
+        })();
+      }),
+    });
+    await muted;
+    // Which failure the table reports first (the COMMIT, or the page read ahead on another reset
+    // connection) is a race; what the store and the table hold afterwards is not.
+    expect(summary.tables[0]!.status).toBe('failed');
+    const mid = await checkNow(fx, expected);
+    // The batch did commit: its rows are gone from the table and archived, and its marker was
+    // resolved by reading the table back before this run ended (no pending marker is left).
+    expect(mid.problems).toEqual([]);
+    expect(mid.rowsArchived).toBeGreaterThan(0);
+    expect(mid.rowsInTable).toBe(ROWS - mid.rowsArchived);
+    await finishAndCheck(fx, expected, {
+      scenario: 'database: COMMIT succeeds but its answer is lost (TCP proxy)',
+      injected: 'TCP proxy: server replies dropped from before COMMIT, then every connection reset',
+      archived: ROWS,
+      config: proxiedConfig(),
+    });
+  });
+
   it('connections reset during the delete and the server unreachable afterwards: the batch stays in flight and the next run reconciles it', async () => {
     const expected = await seedEvents();
     const config = proxiedConfig();
