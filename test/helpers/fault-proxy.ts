@@ -3,13 +3,15 @@
  * current rule says to answer 503 SlowDown / 500, to reset the connection, to hold the request
  * forever (`stall`: the client's timeout must fire, or the test kills the client meanwhile), or to
  * forward it and drop the connection once the server has answered, after half the response body
- * if there is one (`reset-mid-response`: a PUT is then stored though the client saw a reset). Rules see the
+ * if there is one (`reset-mid-response`: a PUT is then stored though the client saw a reset), or to
+ * forward it with one byte of its body flipped (`corrupt-request-body`: damage in transit, which
+ * s3rver, unlike S3, stores without checking the request's x-amz-checksum-sha256). Rules see the
  * method and path and a per-method counter, so tests can fail "every 3rd PUT" or "all PUTs from now on".
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type FaultAction = 'pass' | 'reset' | 'stall' | 'reset-mid-response' | { status: number; code: string };
+export type FaultAction = 'pass' | 'reset' | 'stall' | 'reset-mid-response' | 'corrupt-request-body' | { status: number; code: string };
 
 export interface RequestInfo {
   method: string;
@@ -79,7 +81,18 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       },
     );
     out.on('error', () => res.destroy());
-    req.pipe(out);
+    if (action !== 'corrupt-request-body') {
+      req.pipe(out);
+      return;
+    }
+    proxy.injected++;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (body.length > 0) body[body.length >> 1]! ^= 0x01;
+      out.end(body);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

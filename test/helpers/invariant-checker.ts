@@ -180,6 +180,23 @@ function dataKeyOfMarker(marker: string): string | undefined {
   return m === null ? undefined : `${m[1]}year=${m[2]}/month=${m[3]}/day=${m[4]}/${m[5]}${DATA_SUFFIX}`;
 }
 
+interface Metadata {
+  sha256_compressed: string;
+  sha256_uncompressed: string;
+  compressed_bytes: number;
+  record_count: number;
+  primary_keys: string[][];
+}
+
+function parseMetadata(body: Buffer): Metadata | undefined {
+  try {
+    const meta = JSON.parse(body.toString('utf8')) as Metadata;
+    return Array.isArray(meta.primary_keys) && typeof meta.sha256_compressed === 'string' ? meta : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 interface ArchivedCopy {
   object: string;
   line: string;
@@ -208,13 +225,12 @@ async function readArchivedRows(
     const into = inFlight.has(key) ? inFlightCopies : copies;
     if (!inFlight.has(key)) committed++;
     const body = await raw.read(key);
-    const meta = JSON.parse((await raw.read(metaKey)).toString('utf8')) as {
-      sha256_compressed: string;
-      sha256_uncompressed: string;
-      compressed_bytes: number;
-      record_count: number;
-      primary_keys: string[][];
-    };
+    const meta = parseMetadata(await raw.read(metaKey));
+    if (meta === undefined) {
+      // Without its manifest an object proves nothing: its rows do not count as archived.
+      problems.push(`${metaKey}: unreadable metadata`);
+      continue;
+    }
     if (body.length !== meta.compressed_bytes || sha256(body) !== meta.sha256_compressed) {
       problems.push(`${key}: stored bytes do not match the metadata (size or SHA-256)`);
       continue;

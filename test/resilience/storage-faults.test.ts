@@ -136,6 +136,31 @@ describe('storage failures that stop the table before any unverified delete', ()
     await finishAndCheck(fx, expected, { scenario: 'storage: object corrupt on read-back (byte flipped after the PUT answered 200)', injected: 'stored object, between upload and verify', archived: ROWS });
   });
 
+  it.each([
+    ['data object', '.jsonl.gz'],
+    ['metadata sidecar', '.metadata.json'],
+  ])('the %s PUT damaged in transit and stored by a server that does not check checksums: VERIFY_FAILED, nothing deleted', async (what, suffix) => {
+    const expected = await seedEvents();
+    let damaged = 0;
+    proxy.rule = (r) => (r.method === 'PUT' && r.path.includes(suffix) && ++damaged === 2 ? 'corrupt-request-body' : 'pass');
+    const summary = await runThroughProxy(proxiedConfig({}, { batches_in_flight: 1 }));
+    expect(proxy.injected).toBe(1);
+    expect(summary.tables[0]!.error?.code).toBe('VERIFY_FAILED');
+    expect(summary.tables[0]!.error?.message).toContain('nothing was deleted');
+    const mid = await checkNow(fx, expected);
+    expectNothingLostYet(mid);
+    // Only the first batch (before the damaged PUT) was deleted; the damaged batch left a data
+    // object without a sidecar (a bad sidecar is removed), which the rerun reconciles away.
+    expect(mid.rowsInTable).toBe(ROWS - mid.rowsArchived);
+    expect(mid.committedObjects).toBe(1);
+    expect(mid.objectsWithoutMetadata).toBe(1);
+    await finishAndCheck(fx, expected, {
+      scenario: `storage: ${what} PUT answered 200 but stored corrupt (byte flipped in transit)`,
+      injected: `HTTP proxy: one byte of the 2nd ${what} PUT body flipped; s3rver ignores x-amz-checksum-sha256`,
+      archived: ROWS,
+    });
+  });
+
   it('the bucket is missing: the run fails before reading a row', async () => {
     const expected = await seedEvents();
     const config = proxiedConfig({ bucket: 'no-such-bucket-here' });
