@@ -14,7 +14,7 @@ import { inspectArchive } from '../helpers/archive-inspect.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { runCli, startCli } from '../helpers/run-cli.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
-import { checkArchiveInvariant, expectRowsOf, type ArchiveSource, type ExpectedRows, type InvariantReport } from '../helpers/invariant-checker.js';
+import { checkArchiveInvariant, expectRowsOf, noteApplicationChanges, type ArchiveSource, type ExpectedRows, type InvariantReport } from '../helpers/invariant-checker.js';
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 import type { S3Config } from '../../src/config/schema.js';
 import { recordScenario } from './figures.js';
@@ -177,6 +177,29 @@ describe('SIGKILL mid-upload (single PUT)', () => {
       await recordScenario('SIGKILL mid-upload, single PUT (data PUT held by the HTTP proxy, process killed)', 'archiver process, while its PUT stalls in the HTTP fault proxy', report);
     } finally {
       await proxy.stop();
+      await db.drop();
+    }
+  });
+});
+
+describe('SIGKILL before the delete, then the application changes rows of the batch left in flight', () => {
+  it('the rerun archives the updated row once, in its new version, and the deleted row nowhere', async () => {
+    const db = await createTestDatabase();
+    try {
+      const { storage, source } = freshStorage('s3', 'changed-in-flight');
+      const { expected, file } = await crashRun(db, { name: 'changed-in-flight', rows: 30, storage, defaults: { batches_in_flight: 1 }, fault: 'after-metadata:1' });
+      // The first batch (ids 1..8) is uploaded with its sidecar, its delete never ran. Meanwhile:
+      await db.query(`UPDATE events SET note = 'edited after the crash' WHERE id = 2`);
+      await db.query(`DELETE FROM events WHERE id = 5`);
+      await noteApplicationChanges(db, events, expected, 'id = 2', [JSON.stringify(['5'])]);
+
+      await rerunToCompletion(file);
+      const report = await checkArchiveInvariant({ db, table: events, source, expected });
+      expect(report.problems).toEqual([]);
+      expect(report.rowsArchived).toBe(29);
+      expect(report.rowsInTable).toBe(0);
+      await recordScenario('SIGKILL after metadata, then the application updates and deletes rows of the batch in flight', 'archiver process (after-metadata:1), then an application session', report);
+    } finally {
       await db.drop();
     }
   });
