@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Collects the resilience scenarios' figures (rows checked, lost, duplicated) and prints their sum.
+    globalSetup: ['test/resilience/figures-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 180_000,
     // Two cores: tests spawn PostgreSQL work and CLI child processes of their own.

@@ -15,7 +15,7 @@ import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layou
 import { deleteArchivedRows } from '../db/archive-queries.js';
 import type { ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
-import { verifyStoredBatch } from './verify-object.js';
+import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
 import { resolveAmbiguousCommit } from './reconcile-pending.js';
 
 /** Attempts at a delete whose returned set must equal the archived set; rows keep changing → give up on them. */
@@ -44,6 +44,8 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   const metaKey = metadataKeyFor(key);
   const markerKey = pendingMarkerKey(ctx.prefix, rows.day, objectName);
   const log = ctx.logger.child({ batch: batchId });
+  // Read, nothing written yet: a crash here must leave no trace in the store.
+  await ctx.onPhase?.('after-read');
 
   const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString() };
   let current = rows;
@@ -146,10 +148,20 @@ async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, 
   await ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true });
   await ctx.onPhase?.('after-upload');
   await verifyStoredBatch(ctx.store, key, encoded);
-  // The sidecar is checked by the store on write (ChecksumSHA256 on S3, fsync locally); the data
-  // object above is the one that must be proven by reading it back (I3).
   const meta = serializeMetadata(buildMetadata(ctx, key, rows, encoded, batchId));
   await ctx.store.put(metaKey, meta, { sha256Hex: sha256Hex(meta), contentType: 'application/json' });
+  // Read back too, not only trusted to ChecksumSHA256: S3-compatible servers that ignore it
+  // (s3rver, some MinIO/Ceph versions) store a sidecar damaged in transit and answer 200, and the
+  // delete would then commit against a manifest and checksums that no longer describe the object
+  // (found by test/resilience/storage-faults.test.ts). One small GET per batch.
+  try {
+    await verifyStoredBytes(ctx.store, metaKey, meta);
+  } catch (error) {
+    // No delete ran: drop the bad sidecar, so the next run sees a data object without metadata and
+    // removes it, instead of refusing an in-flight object whose metadata does not match it.
+    await ctx.store.delete(metaKey).catch(() => undefined);
+    throw error;
+  }
 }
 
 function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: EncodedBatch, batchId: string): BatchMetadata {

@@ -9,7 +9,7 @@ import type { ObjectStore } from '../storage/object-store.js';
  * Points in a batch's life where a test may crash the process (the CLI wires AUDITLOG_FAULT to a
  * SIGKILL). Inert unless a hook is given.
  */
-export type BatchPhase = 'after-marker' | 'after-upload' | 'after-metadata' | 'before-commit' | 'after-commit' | 'after-batch';
+export type BatchPhase = 'after-read' | 'after-marker' | 'after-upload' | 'after-metadata' | 'before-commit' | 'after-commit' | 'after-batch';
 
 export interface ArchiveContext {
   store: ObjectStore;

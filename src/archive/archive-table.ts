@@ -96,7 +96,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           ...(input.onPhase === undefined ? {} : { onPhase: input.onPhase }),
         };
         const reconciled = await reconcilePending(ctx);
-        if (reconciled.committed + reconciled.removed + reconciled.trimmed > 0) summary.reconciled = reconciled;
+        if (reconciled.committed + reconciled.removed > 0) summary.reconciled = reconciled;
         const progress = new TableProgress({ stores: input.stateStores, plan, runId: input.runId, everyBatches: input.checkpoints.every_batches, logger });
         const { start, resumed } = await progress.begin();
         if (resumed !== undefined) summary.resumed = resumed;

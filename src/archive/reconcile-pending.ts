@@ -1,30 +1,28 @@
 /**
  * Reconciliation of batches left in flight by a crash or an ambiguous COMMIT (I1, I4). A pending
- * marker means the batch's delete may or may not have committed; the table is the truth:
- *   - rows of the object no longer in the table were deleted by that batch: they stay archived;
- *   - rows still in the table must not stay in a committed object: they are cut out of it
- *     (the object is removed when none is left), and a later batch archives them again.
- * The data object is only ever removed when every one of its rows is still in the table.
+ * marker means the batch's delete may or may not have committed; the table is the truth. The
+ * guarded delete commits all of the object's rows (in their archived versions) or none, so:
+ *   - no row still in the table in its archived version: the delete committed, the object stays;
+ *   - any row still there in its archived version: the delete never committed, and the object is
+ *     removed whole. The rows missing from the table were then changed or deleted by the
+ *     application, not by the archiver: keeping their old versions would archive a row the
+ *     application deleted, or archive a row twice (old version here, new version later).
  */
 import { AuditlogError } from '../core/errors.js';
-import { serializeMetadata, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
-import { reindexLines } from '../core/row-set.js';
+import { sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
 import { selectPresentRows } from '../db/archive-queries.js';
 import type { ArchiveContext } from './archive-context.js';
-import { decodeBatch, encodeBatch } from './encode-batch.js';
-import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
 
-export type ReconcileResult = 'committed' | 'removed' | 'trimmed' | 'nothing-written';
+export type ReconcileResult = 'committed' | 'removed' | 'nothing-written';
 
 export interface ReconcileSummary {
   committed: number;
   removed: number;
-  trimmed: number;
 }
 
 export async function reconcilePending(ctx: ArchiveContext): Promise<ReconcileSummary> {
-  const summary: ReconcileSummary = { committed: 0, removed: 0, trimmed: 0 };
+  const summary: ReconcileSummary = { committed: 0, removed: 0 };
   const markers: string[] = [];
   for await (const info of ctx.store.list(pendingPrefix(ctx.prefix))) markers.push(info.key);
   for (const markerKey of markers) {
@@ -36,7 +34,6 @@ export async function reconcilePending(ctx: ArchiveContext): Promise<ReconcileSu
     }
     const result = await reconcileObject(ctx, key, markerKey);
     if (result === 'committed') summary.committed++;
-    else if (result === 'trimmed') summary.trimmed++;
     else summary.removed++;
     ctx.logger.info({ key, result }, 'reconciled a batch left in flight by an earlier run');
   }
@@ -66,50 +63,20 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     });
   }
   // "Still in the table" means the archived version itself: a row now under the same key with
-  // another xmin is new (the key was reused after the archived one was deleted), so the archived
-  // version stays in the archive.
+  // another xmin is new (the key was reused after the archived one was deleted), or was changed
+  // by the application: either way it is not this object's row.
   const stillThere = new Set((await selectPresentRows(ctx.pool, ctx.plan, meta.primary_keys)).map((r) => JSON.stringify([r.key, r.xmin])));
-  const archivedVersions = meta.primary_keys.map((k, i) => JSON.stringify([k, meta.xmins[i]]));
-  const present = new Set(archivedVersions.filter((v) => stillThere.has(v)));
-  if (present.size === 0) {
+  if (!meta.primary_keys.some((k, i) => stillThere.has(JSON.stringify([k, meta.xmins[i]])))) {
     await store.delete(markerKey);
     return 'committed';
   }
-  const { lines } = await decodeBatch(data);
-  if (lines.length !== meta.primary_keys.length) {
-    throw new AuditlogError('VERIFY_FAILED', `in-flight object ${key} holds ${lines.length} lines but its manifest lists ${meta.primary_keys.length} keys; left untouched for inspection`, {
-      details: { key },
-    });
-  }
-  const keep = meta.primary_keys.map((k, i) => ({ k, i })).filter(({ i }) => !present.has(archivedVersions[i]!));
-  if (keep.length === 0) {
-    await store.delete(key);
-    await store.delete(metaKey);
-    await store.delete(markerKey);
-    return 'removed';
-  }
-  const encoded = await encodeBatch(keep.map(({ i }) => lines[i]!).join('\n'), meta.compression_level);
-  const kept = keep.map(({ i }) => i);
-  const keys = keep.map(({ k }) => k);
-  const trimmed: BatchMetadata = {
-    ...meta,
-    record_count: keep.length,
-    uncompressed_bytes: encoded.uncompressedBytes,
-    compressed_bytes: encoded.compressedBytes,
-    sha256_uncompressed: encoded.sha256Uncompressed,
-    sha256_compressed: encoded.sha256Compressed,
-    primary_keys: keys,
-    xmins: kept.map((i) => meta.xmins[i]!),
-    json_null_values: reindexLines(meta.json_null_values, kept),
-    json_text_values: reindexLines(meta.json_text_values, kept),
-  };
-  await store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, isDataObject: true, contentType: 'application/gzip' });
-  await verifyStoredBatch(store, key, encoded);
-  const metaBytes = serializeMetadata(trimmed);
-  await store.put(metaKey, metaBytes, { sha256Hex: sha256Hex(metaBytes), contentType: 'application/json' });
-  await verifyStoredBytes(store, metaKey, metaBytes);
+  // Found by test/resilience/sigkill-phases.test.ts: this used to keep the rows missing from the
+  // table (cutting out only the present ones), which archived an updated row twice and a row the
+  // application deleted once. With any archived version present, no delete of this batch committed.
+  await store.delete(key);
+  await store.delete(metaKey);
   await store.delete(markerKey);
-  return 'trimmed';
+  return 'removed';
 }
 
 /** Unreadable metadata of an in-flight batch is never guessed at: the object is left for inspection. */

@@ -13,7 +13,7 @@ export interface TableSummary {
   bytesCompressed: number;
   durationMs: number;
   rowsPerSecond: number;
-  reconciled?: { committed: number; removed: number; trimmed: number };
+  reconciled?: { committed: number; removed: number };
   /** Batches spooled to local_fallback_dir because storage was unavailable (their rows are still in the table). */
   spooledBatches?: number;
   /** Spooled batches of earlier runs archived at the start of this one. */

@@ -25,7 +25,7 @@ export function formatRunSummary(run: RunSummary): string {
     }
     if (t.reconciled !== undefined) {
       const r = t.reconciled;
-      lines.push(`note: ${label(t)}: reconciled batches left in flight by an earlier run (${r.committed} committed, ${r.trimmed} trimmed, ${r.removed} removed)`);
+      lines.push(`note: ${label(t)}: reconciled batches left in flight by an earlier run (${r.committed} committed, ${r.removed} removed)`);
     }
   }
   return lines.join('\n') + '\n';

@@ -286,7 +286,7 @@ function parseOrphanAge(value: string): number {
   return n;
 }
 
-const PHASES: ReadonlySet<string> = new Set(['after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch', 'mid-multipart']);
+const PHASES: ReadonlySet<string> = new Set(['after-read', 'after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch', 'mid-multipart']);
 
 interface FaultHooks {
   onPhase?: (phase: BatchPhase) => void;

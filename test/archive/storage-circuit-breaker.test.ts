@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { archiveWith } from '../helpers/archive-run.js';
-import { archivedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js';
+import { archivedKeyCounts, committedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { useArchiveFixture } from '../helpers/archive-fixture.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
@@ -93,14 +93,18 @@ describe('storage circuit breaker in a run', () => {
       expect(table.error!.message).toMatch(/the next trial request goes at \d{4}-\d\d-\d\dT[\d:.]+Z \(in \d+min\)/);
     }
 
-    // I1/I3: every old row is still in its table or in a committed object whose bytes were verified.
-    const archived = archivedKeyCounts(await inspectArchive(fx.store));
-    expect(archived.size).toBeGreaterThan(0);
+    // I1/I3: every old row is still in its table or in an object whose bytes were verified; no
+    // committed object holds a row still in the table. (A batch whose sidecar was read back when
+    // storage died, or whose marker could not be removed, stays in flight for the next run.)
+    const inspected = await inspectArchive(fx.store);
+    const archived = archivedKeyCounts(inspected);
+    const committed = committedKeyCounts(inspected);
+    expect(committed.size).toBeGreaterThan(0);
     for (const table of TABLES) {
       const left = new Set(await rowIds(fx.db, 'public', table));
       // Only the first table's ids can be archived; ids are shared across tables, so check it alone.
       for (const id of old.get(table)!) {
-        if (table === 'events') expect(left.has(id) !== archived.has(id), `${table} row ${id}`).toBe(true);
+        if (table === 'events') expect(left.has(id) ? !committed.has(id) : archived.has(id), `${table} row ${id}`).toBe(true);
         else expect(left.has(id), `${table} row ${id}`).toBe(true);
       }
     }

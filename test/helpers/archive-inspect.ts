@@ -40,9 +40,24 @@ export async function inspectArchive(store: ObjectStore): Promise<InspectedArchi
   return { objects, pendingMarkers: allKeys.filter((k) => k.startsWith(`${STATE_PREFIX}pending/`)), withoutMetadata, allKeys };
 }
 
-/** Every archived primary key (first key column), with how many committed objects hold it. */
+/** Every archived primary key (first key column), with how many objects with metadata hold it (in flight or committed). */
 export function archivedKeyCounts(archive: InspectedArchive): Map<string, number> {
+  return countKeys(archive.objects);
+}
+
+/**
+ * The same over committed objects only. An object whose pending marker is still there is in
+ * flight: its rows may still be in the table (e.g. storage failed between its sidecar and its
+ * delete), or gone (its delete committed, then removing the marker failed).
+ */
+export function committedKeyCounts(archive: InspectedArchive): Map<string, number> {
+  // A marker is named `<YYYY-MM-DD>-<object name>.json`; the object `<object name>.jsonl.gz`.
+  const inFlight = new Set(archive.pendingMarkers.map((m) => m.slice(m.lastIndexOf('/') + 1 + 'YYYY-MM-DD-'.length, -'.json'.length)));
+  return countKeys(archive.objects.filter((o) => !inFlight.has(o.key.slice(o.key.lastIndexOf('/') + 1, -DATA_SUFFIX.length))));
+}
+
+function countKeys(objects: readonly InspectedObject[]): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const o of archive.objects) for (const k of o.meta.primary_keys) counts.set(k.join(','), (counts.get(k.join(',')) ?? 0) + 1);
+  for (const o of objects) for (const k of o.meta.primary_keys) counts.set(k.join(','), (counts.get(k.join(',')) ?? 0) + 1);
   return counts;
 }

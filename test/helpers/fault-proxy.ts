@@ -1,12 +1,17 @@
 /**
  * An HTTP fault proxy in front of the S3-compatible server: every request is forwarded unless the
- * current rule says to answer 503 SlowDown / 500 or to reset the connection. Rules see the method
- * and path and a per-method counter, so tests can fail "every 3rd PUT" or "all PUTs from now on".
+ * current rule says to answer 503 SlowDown / 500, to reset the connection, to hold the request
+ * forever (`stall`: the client's timeout must fire, or the test kills the client meanwhile), or to
+ * forward it and drop the connection once the server has answered, after half the response body
+ * if there is one (`reset-mid-response`: a PUT is then stored though the client saw a reset), or to
+ * forward it with one byte of its body flipped (`corrupt-request-body`: damage in transit, which
+ * s3rver, unlike S3, stores without checking the request's x-amz-checksum-sha256). Rules see the
+ * method and path and a per-method counter, so tests can fail "every 3rd PUT" or "all PUTs from now on".
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type FaultAction = 'pass' | 'reset' | { status: number; code: string };
+export type FaultAction = 'pass' | 'reset' | 'stall' | 'reset-mid-response' | 'corrupt-request-body' | { status: number; code: string };
 
 export interface RequestInfo {
   method: string;
@@ -36,7 +41,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       req.socket.destroy();
       return;
     }
-    if (action !== 'pass') {
+    if (action === 'stall') {
+      // Read and drop the body so the client believes it was sent; stop() closes the socket.
+      proxy.injected++;
+      req.resume();
+      return;
+    }
+    if (typeof action === 'object') {
       proxy.injected++;
       req.resume();
       req.on('end', () => {
@@ -48,12 +59,40 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const out = httpRequest(
       { host: upstream.hostname, port: upstream.port, method, path: req.url, headers: req.headers },
       (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
+        if (action !== 'reset-mid-response') {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+          return;
+        }
+        proxy.injected++;
+        const chunks: Buffer[] = [];
+        up.on('data', (c: Buffer) => chunks.push(c));
+        up.on('end', () => {
+          const body = Buffer.concat(chunks);
+          // The server did the work (a PUT is stored); the client sees the connection drop.
+          if (body.length < 2) {
+            req.socket.destroy();
+            return;
+          }
+          // Headers promised the whole body; half of it, then the connection drops.
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          res.write(body.subarray(0, Math.floor(body.length / 2)), () => setTimeout(() => req.socket.destroy(), 10));
+        });
       },
     );
     out.on('error', () => res.destroy());
-    req.pipe(out);
+    if (action !== 'corrupt-request-body') {
+      req.pipe(out);
+      return;
+    }
+    proxy.injected++;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (body.length > 0) body[body.length >> 1]! ^= 0x01;
+      out.end(body);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -1,5 +1,5 @@
 /** Runs the real CLI (`./bin/auditlog`, built by `npm run build`) as a child process. */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -14,13 +14,18 @@ export interface CliResult {
 }
 
 export function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 120_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    // The executable itself, as users run it: its shebang carries the runtime flags.
-    const child = spawn(BIN, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return startCli(args, env, timeoutMs).result;
+}
+
+/** The CLI as a running child, for tests that act on the process while it works (e.g. SIGKILL it mid-request). */
+export function startCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 120_000): { child: ChildProcess; result: Promise<CliResult> } {
+  // The executable itself, as users run it: its shebang carries the runtime flags.
+  const child = spawn(BIN, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const result = new Promise<CliResult>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -28,4 +33,5 @@ export function runCli(args: string[], env: Record<string, string | undefined> =
       resolve({ code, signal, stdout, stderr });
     });
   });
+  return { child, result };
 }

@@ -1,0 +1,94 @@
+/**
+ * A TCP fault proxy in front of PostgreSQL: forwards bytes both ways, and on command resets every
+ * open connection (the archiver sees ECONNRESET, the server sees its client vanish), refuses new
+ * ones, or lets requests through while discarding the server's answers (a COMMIT that commits
+ * without the client ever hearing so). The database is never told: what it sees is what a network failure looks like.
+ */
+import net from 'node:net';
+
+/** What a new connection gets: forwarded, or reset at once. */
+export type NewConnectionMode = 'pass' | 'refuse';
+
+export interface TcpFaultProxy {
+  port: number;
+  mode: NewConnectionMode;
+  /** Connections accepted so far, whatever happened to them. */
+  readonly accepted: number;
+  /** Connections open now. */
+  open(): number;
+  /** Resets every open connection; returns how many there were. */
+  dropAll(): number;
+  /** From now on, bytes from the server on the connections open now are dropped; the client's still arrive. */
+  muteReplies(): void;
+  /** The same database URL, through the proxy. */
+  urlFor(databaseUrl: string): string;
+  stop(): Promise<void>;
+}
+
+interface Pair {
+  client: net.Socket;
+  upstream?: net.Socket;
+}
+
+export async function startTcpFaultProxy(target: { host: string; port: number }): Promise<TcpFaultProxy> {
+  const pairs = new Set<Pair>();
+  let accepted = 0;
+  const server = net.createServer((client) => {
+    accepted++;
+    // The pair's sockets fail together; an error on either is the fault we injected or its echo.
+    client.on('error', () => undefined);
+    if (proxy.mode === 'refuse') {
+      client.resetAndDestroy();
+      return;
+    }
+    const pair: Pair = { client };
+    pairs.add(pair);
+    client.on('close', () => {
+      pair.upstream?.destroy();
+      pairs.delete(pair);
+    });
+    const upstream = net.connect(target.port, target.host);
+    pair.upstream = upstream;
+    upstream.on('error', () => client.destroy());
+    upstream.on('close', () => client.destroy());
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const proxy: TcpFaultProxy = {
+    port,
+    mode: 'pass',
+    get accepted() {
+      return accepted;
+    },
+    open: () => pairs.size,
+    dropAll: () => {
+      const n = pairs.size;
+      for (const p of [...pairs]) {
+        p.client.resetAndDestroy();
+        p.upstream?.resetAndDestroy();
+      }
+      return n;
+    },
+    muteReplies: () => {
+      for (const p of pairs) {
+        if (p.upstream === undefined) continue;
+        p.upstream.unpipe(p.client);
+        // Keep reading, so the server is never blocked on a full socket: the answers just go nowhere.
+        p.upstream.on('data', () => undefined);
+      }
+    },
+    urlFor: (databaseUrl) => {
+      const u = new URL(databaseUrl);
+      u.hostname = '127.0.0.1';
+      u.port = String(port);
+      return u.toString();
+    },
+    stop: async () => {
+      proxy.dropAll();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  return proxy;
+}

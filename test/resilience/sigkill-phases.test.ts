@@ -1,0 +1,255 @@
+/**
+ * Data safety by breaking things (I1, I4): the real CLI is killed with SIGKILL at every point of a
+ * batch's life, then rerun. Right after the kill each row is in the table or in a verified object;
+ * after the rerun the independent checker finds each in exactly one committed object,
+ * byte-identical to the original row, and none still in the table.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
+import { inspectArchive } from '../helpers/archive-inspect.js';
+import { createEventsTable, rowIds } from '../helpers/events-table.js';
+import { runCli, startCli } from '../helpers/run-cli.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { checkArchiveInvariant, expectRowsOf, noteApplicationChanges, type ArchiveSource, type ExpectedRows, type InvariantReport } from '../helpers/invariant-checker.js';
+import { LocalObjectStore } from '../../src/storage/local-object-store.js';
+import type { S3Config } from '../../src/config/schema.js';
+import { recordScenario } from './figures.js';
+
+let s3: S3TestServer;
+let dir: string;
+beforeAll(async () => {
+  s3 = await startS3Server();
+  dir = await mkdtemp(join(tmpdir(), 'crash-'));
+});
+afterAll(async () => {
+  await s3?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const events = { table: 'events' };
+
+/** Storage for one test: a fresh S3 prefix or a fresh directory, as config section and as the checker's source. */
+function freshStorage(backend: 's3' | 'local', name: string): { storage: Record<string, unknown>; source: ArchiveSource } {
+  if (backend === 's3') {
+    const cfg: S3Config = s3.s3Config({ prefix: `${name}-${Date.now()}/` });
+    return { storage: { s3: cfg }, source: { s3: cfg } };
+  }
+  const local = { path: join(dir, `${name}-${Date.now()}`) };
+  return { storage: { local }, source: { local } };
+}
+
+/** Writes the CLI's config for the events table (JSON is YAML). */
+async function writeConfig(db: TestDatabase, name: string, storage: Record<string, unknown>, defaults: Record<string, number> = {}): Promise<string> {
+  const file = join(dir, `${name}.json`);
+  const config = { ...storage, defaults: { retention_days: 10, batch_size: 8, ...defaults }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] };
+  await writeFile(file, JSON.stringify(config));
+  return file;
+}
+
+/**
+ * Seeds `rows` old events (every one past the retention), writes the config, and runs the real
+ * CLI until AUDITLOG_FAULT kills it. Returns the rows as they were and the config file.
+ */
+async function crashRun(
+  db: TestDatabase,
+  options: { name: string; rows: number; storage: Record<string, unknown>; defaults?: Record<string, number>; fault: string },
+): Promise<{ expected: ExpectedRows; file: string }> {
+  await createEventsTable(db, { rows: options.rows, stepMinutes: 30, endDaysAgo: 11 });
+  const expected = await expectRowsOf(db, events);
+  const file = await writeConfig(db, options.name, options.storage, options.defaults);
+  const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: options.fault });
+  expect(crashed.signal).toBe('SIGKILL');
+  return { expected, file };
+}
+
+/** I1 at the instant of the crash: a row out of the table is in an object whose bytes match its metadata, in its original version. */
+function expectNothingLostYet(report: InvariantReport): void {
+  expect(report.rowsLost, report.problems.join('\n')).toBe(0);
+  expect(report.staleCopies, report.problems.join('\n')).toBe(0);
+  expect(report.rowsDuplicated, report.problems.join('\n')).toBe(0);
+  expect(report.unknownRows, report.problems.join('\n')).toBe(0);
+}
+
+/** After the rerun: the invariant holds with no exception, and every row (all are old) is archived. */
+function expectArchivedExactlyOnce(report: InvariantReport, rows: number): void {
+  expect(report.problems).toEqual([]);
+  expect(report.rowsArchived).toBe(rows);
+  expect(report.rowsInTable).toBe(0);
+}
+
+async function rerunToCompletion(file: string): Promise<{ reconciled?: Record<string, number> }> {
+  const rerun = await runCli(['archive', '--config', file, '--json']);
+  expect(rerun.code, rerun.stderr).toBe(0);
+  return (JSON.parse(rerun.stdout) as { tables: { reconciled?: Record<string, number> }[] }).tables[0]!;
+}
+
+const PHASES = ['after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch'] as const;
+/** Where each phase sits in the issue's list, for the figures. */
+const PHASE_NAMES: Record<(typeof PHASES)[number], string> = {
+  'after-marker': 'before upload, pending marker written',
+  'after-upload': 'after upload, before verify and metadata',
+  'after-metadata': 'after metadata, before delete',
+  'before-commit': 'after delete, before commit',
+  'after-commit': 'after commit, before the marker is removed',
+  'after-batch': 'after commit and marker removal, before watermark/checkpoint',
+};
+
+describe.each(PHASES)('SIGKILL at %s of the third batch, then a rerun', (phase) => {
+  it.each(['s3', 'local'] as const)('loses nothing and archives every row exactly once (%s)', async (backend) => {
+    const db = await createTestDatabase();
+    try {
+      const { storage, source } = freshStorage(backend, `crash-${phase}`);
+      const { expected, file } = await crashRun(db, { name: `${phase}-${backend}`, rows: 60, storage, fault: `${phase}:3` });
+      expectNothingLostYet(await checkArchiveInvariant({ db, table: events, source, expected }));
+      // Up to batches_in_flight (3) batches run at once, so only a commit phase proves deletes
+      // happened before the kill: three batches committed, of at least one row each.
+      if (phase === 'after-commit' || phase === 'after-batch') expect((await rowIds(db)).length).toBeLessThanOrEqual(60 - 3);
+
+      const summary = await rerunToCompletion(file);
+      if (phase !== 'after-batch') expect(summary.reconciled).toBeDefined();
+      const report = await checkArchiveInvariant({ db, table: events, source, expected });
+      expectArchivedExactlyOnce(report, 60);
+      await recordScenario(`SIGKILL ${PHASE_NAMES[phase]} (AUDITLOG_FAULT=${phase}:3, ${backend})`, `archiver process (SIGKILL at the named phase), ${backend} storage`, report);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('SIGKILL right after the first batch is read', () => {
+  it('leaves no trace in the store and the table whole; the rerun archives every row once', async () => {
+    const db = await createTestDatabase();
+    try {
+      const { storage, source } = freshStorage('s3', 'after-read');
+      const { expected, file } = await crashRun(db, { name: 'after-read', rows: 40, storage, fault: 'after-read:1' });
+      const mid = await checkArchiveInvariant({ db, table: events, source, expected });
+      expect(mid.problems).toEqual([]);
+      expect(mid.rowsInTable).toBe(40);
+      expect(mid.committedObjects + mid.pendingMarkers + mid.objectsWithoutMetadata).toBe(0);
+
+      await rerunToCompletion(file);
+      const report = await checkArchiveInvariant({ db, table: events, source, expected });
+      expectArchivedExactlyOnce(report, 40);
+      await recordScenario('SIGKILL after reading a batch (AUDITLOG_FAULT=after-read:1)', 'archiver process (SIGKILL before anything is written)', report);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('SIGKILL mid-upload (single PUT)', () => {
+  it('the data PUT of the second batch is on the wire when the process dies: the rerun reconciles it and archives every row once', async () => {
+    const db = await createTestDatabase();
+    const proxy = await startFaultProxy(s3.endpoint);
+    try {
+      await createEventsTable(db, { rows: 40, stepMinutes: 30, endDaysAgo: 11 });
+      const expected = await expectRowsOf(db, events);
+      const cfg: S3Config = s3.s3Config({ prefix: `mid-upload-${Date.now()}/`, endpoint: proxy.endpoint });
+      const file = await writeConfig(db, 'mid-upload', { s3: cfg }, { batches_in_flight: 1 });
+      let dataPuts = 0;
+      let stalled!: () => void;
+      const stalling = new Promise<void>((resolve) => (stalled = resolve));
+      proxy.rule = ({ method, path }) => {
+        if (method !== 'PUT' || !path.includes('.jsonl.gz') || ++dataPuts !== 2) return 'pass';
+        stalled();
+        return 'stall';
+      };
+      const { child, result } = startCli(['archive', '--config', file, '--quiet']);
+      await stalling;
+      child.kill('SIGKILL');
+      expect((await result).signal).toBe('SIGKILL');
+      const source: ArchiveSource = { s3: { ...cfg, endpoint: s3.endpoint } };
+      const mid = await checkArchiveInvariant({ db, table: events, source, expected });
+      expectNothingLostYet(mid);
+      // The first batch committed; the second's marker is left, its object never arrived.
+      expect(mid.committedObjects).toBe(1);
+      expect(mid.pendingMarkers).toBe(1);
+
+      proxy.rule = () => 'pass';
+      const summary = await rerunToCompletion(file);
+      expect(summary.reconciled).toBeDefined();
+      const report = await checkArchiveInvariant({ db, table: events, source, expected });
+      expectArchivedExactlyOnce(report, 40);
+      await recordScenario('SIGKILL mid-upload, single PUT (data PUT held by the HTTP proxy, process killed)', 'archiver process, while its PUT stalls in the HTTP fault proxy', report);
+    } finally {
+      await proxy.stop();
+      await db.drop();
+    }
+  });
+});
+
+describe('SIGKILL before the delete, then the application changes rows of the batch left in flight', () => {
+  it('the rerun archives the updated row once, in its new version, and the deleted row nowhere', async () => {
+    const db = await createTestDatabase();
+    try {
+      const { storage, source } = freshStorage('s3', 'changed-in-flight');
+      const { expected, file } = await crashRun(db, { name: 'changed-in-flight', rows: 30, storage, defaults: { batches_in_flight: 1 }, fault: 'after-metadata:1' });
+      // The first batch (ids 1..8) is uploaded with its sidecar, its delete never ran. Meanwhile:
+      await db.query(`UPDATE events SET note = 'edited after the crash' WHERE id = 2`);
+      await db.query(`DELETE FROM events WHERE id = 5`);
+      await noteApplicationChanges(db, events, expected, 'id = 2', [JSON.stringify(['5'])]);
+
+      await rerunToCompletion(file);
+      const report = await checkArchiveInvariant({ db, table: events, source, expected });
+      expect(report.problems).toEqual([]);
+      expect(report.rowsArchived).toBe(29);
+      expect(report.rowsInTable).toBe(0);
+      await recordScenario('SIGKILL after metadata, then the application updates and deletes rows of the batch in flight', 'archiver process (after-metadata:1), then an application session', report);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('an unreadable pending marker (a store that kept a torn write)', () => {
+  it('is reconciled from its key alone', async () => {
+    const db = await createTestDatabase();
+    try {
+      const { storage, source } = freshStorage('local', 'torn');
+      const store = new LocalObjectStore(storage.local as { path: string });
+      const { expected, file } = await crashRun(db, { name: 'torn', rows: 30, storage, defaults: { batches_in_flight: 1 }, fault: 'after-metadata:2' });
+      const markers = (await inspectArchive(store)).pendingMarkers;
+      expect(markers).toHaveLength(1);
+      await store.put(markers[0]!, Buffer.from('{"data_obj'));
+      await rerunToCompletion(file);
+      const report = await checkArchiveInvariant({ db, table: events, source, expected });
+      expectArchivedExactlyOnce(report, 30);
+      await recordScenario('SIGKILL after metadata, then the pending marker torn', 'archiver process and the marker object (truncated JSON)', report);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('a key reused after a committed batch whose marker was left behind', () => {
+  it('keeps the archived version: the new row under the same key is another row', async () => {
+    const db = await createTestDatabase();
+    try {
+      const { storage } = freshStorage('local', 'reuse');
+      const store = new LocalObjectStore(storage.local as { path: string });
+      const { expected, file } = await crashRun(db, { name: 'reuse', rows: 16, storage, defaults: { batches_in_flight: 1 }, fault: 'after-commit:1' });
+      const inFlight = await inspectArchive(store);
+      expect(inFlight.pendingMarkers).toHaveLength(1);
+      const committed = inFlight.objects[0]!;
+      const reusedId = committed.meta.primary_keys[0]![0]!;
+      expect(await rowIds(db)).not.toContain(reusedId);
+      // The application inserts a new, recent row under a key the committed batch deleted.
+      await db.query(`INSERT INTO events (id, happened_at, kind) VALUES ($1, now(), 'reused key')`, [reusedId]);
+
+      const rerun = await runCli(['archive', '--config', file]);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      const after = await inspectArchive(store);
+      expect(after.pendingMarkers).toEqual([]);
+      const lines = after.objects.flatMap((o) => o.meta.primary_keys.map((k, i) => [k[0], o.lines[i]]));
+      expect(lines.filter(([id]) => id === reusedId)).toEqual([[reusedId, expected.lines.get(JSON.stringify([reusedId]))]]);
+      expect(lines).toHaveLength(16);
+      expect(await rowIds(db)).toEqual([reusedId]);
+    } finally {
+      await db.drop();
+    }
+  });
+});

@@ -1,0 +1,186 @@
+/**
+ * Storage faults during a run (issue #3), injected by the HTTP fault proxy between the archiver and
+ * s3rver, or in the stored object itself. Transient failures are retried and change nothing; a
+ * failure that outlasts the retries, a corrupt read-back, a missing bucket or rejected credentials
+ * stop the table before any unverified delete. After each, a clean rerun and the checker.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { archiveWith } from '../helpers/archive-run.js';
+import { createEventsTable, rowIds } from '../helpers/events-table.js';
+import { startFaultProxy, type FaultAction, type FaultProxy, type RequestInfo } from '../helpers/fault-proxy.js';
+import { expectRowsOf, type ExpectedRows } from '../helpers/invariant-checker.js';
+import type { Config } from '../../src/config/schema.js';
+import { createObjectStore } from '../../src/storage/create-object-store.js';
+import { checkNow, events, expectNothingLostYet, finishAndCheck } from './finish-and-check.js';
+
+const fx = useArchiveFixture();
+let proxy: FaultProxy;
+beforeEach(async () => {
+  proxy = await startFaultProxy(fx.s3.endpoint);
+});
+afterEach(async () => {
+  await proxy.stop();
+});
+
+const ROWS = 50;
+const fastRetry = { max_attempts: 6, base_delay_ms: 1, max_delay_ms: 5 };
+
+async function seedEvents(rows = ROWS): Promise<ExpectedRows> {
+  // Every row is past the 10-day retention: all must end up archived.
+  await createEventsTable(fx.db, { rows, stepMinutes: 20, endDaysAgo: 11 });
+  return expectRowsOf(fx.db, events);
+}
+
+/** The archiver's config with storage behind the proxy; the store is built as the CLI builds it. */
+function proxiedConfig(s3: Partial<NonNullable<Config['s3']>> = {}, defaults: Record<string, unknown> = {}): Config {
+  const config = fx.configFor([eventsTable], defaults);
+  config.s3 = { ...config.s3!, endpoint: proxy.endpoint, retry: fastRetry, ...s3 };
+  return config;
+}
+
+function runThroughProxy(config: Config, extra: Parameters<typeof archiveWith>[2] = {}): ReturnType<typeof archiveWith> {
+  return archiveWith(config, createObjectStore(config), extra);
+}
+
+const isData = (r: RequestInfo): boolean => r.path.includes('.jsonl.gz');
+
+describe('transient storage failures are retried and change nothing', () => {
+  it.each<[string, string, (r: RequestInfo) => FaultAction]>([
+    [
+      '503 SlowDown burst',
+      'HTTP proxy: 6 consecutive PUTs answer 503 SlowDown',
+      ({ method, nth }) => (method === 'PUT' && nth >= 4 && nth <= 9 ? { status: 503, code: 'SlowDown' } : 'pass'),
+    ],
+    [
+      '500 InternalError',
+      'HTTP proxy: every 3rd GET and HEAD, and every 5th PUT, answer 500',
+      ({ method, nth }) => ((method !== 'PUT' && nth % 3 === 0) || (method === 'PUT' && nth % 5 === 0) ? { status: 500, code: 'InternalError' } : 'pass'),
+    ],
+    [
+      'connection reset mid-request',
+      'HTTP proxy: every 4th PUT is stored but its connection reset before the answer; every 3rd data GET cut off mid-body',
+      (r) => ((r.method === 'PUT' && r.nth % 4 === 0) || (r.method === 'GET' && isData(r) && r.nth % 3 === 0) ? 'reset-mid-response' : 'pass'),
+    ],
+  ])('%s', async (name, injected, rule) => {
+    const expected = await seedEvents();
+    proxy.rule = rule;
+    const summary = await runThroughProxy(proxiedConfig());
+    expect(proxy.injected).toBeGreaterThanOrEqual(3);
+    expect(summary.tables[0]!.error).toBeUndefined();
+    expect(summary.tables[0]!.rowsArchived).toBe(ROWS);
+    await finishAndCheck(fx, expected, { scenario: `storage: ${name}`, injected, archived: ROWS });
+  });
+
+  it('a stalled request hits request_timeout_ms and is retried', async () => {
+    const expected = await seedEvents();
+    // The first data PUT and the first read-back of a data object never get an answer.
+    const stalled = new Set<string>();
+    proxy.rule = (r) => {
+      if (!isData(r) || stalled.has(r.method) || (r.method !== 'PUT' && r.method !== 'GET')) return 'pass';
+      stalled.add(r.method);
+      return 'stall';
+    };
+    const started = Date.now();
+    const summary = await runThroughProxy(proxiedConfig({ request_timeout_ms: 400 }));
+    expect(proxy.injected).toBe(2);
+    expect(summary.tables[0]!.error).toBeUndefined();
+    expect(summary.tables[0]!.rowsArchived).toBe(ROWS);
+    // Bounded by the timeout, not by the stall (which never ends).
+    expect(Date.now() - started).toBeLessThan(60_000);
+    await finishAndCheck(fx, expected, { scenario: 'storage: stalled request hits request_timeout_ms', injected: 'HTTP proxy: first data PUT and first data GET never answered (request_timeout_ms 400)', archived: ROWS });
+  });
+});
+
+describe('storage failures that stop the table before any unverified delete', () => {
+  it('storage goes down mid-run: batches already committed stay, the rest stay in the table', async () => {
+    const expected = await seedEvents();
+    // Healthy for three data objects, then every PUT fails for good.
+    let dataPuts = 0;
+    proxy.rule = (r) => {
+      if (r.method === 'PUT' && isData(r)) dataPuts++;
+      return r.method === 'PUT' && dataPuts > 3 ? { status: 503, code: 'ServiceUnavailable' } : 'pass';
+    };
+    const summary = await runThroughProxy(proxiedConfig({ circuit_breaker: { failure_threshold: 2, recovery_timeout_ms: 600_000 } }));
+    expect(summary.tables[0]!.status).toBe('failed');
+    expect(['STORAGE_UNREACHABLE', 'STORAGE_CIRCUIT_OPEN']).toContain(summary.tables[0]!.error!.code);
+    const mid = await checkNow(fx, expected);
+    expectNothingLostYet(mid);
+    expect(mid.rowsArchived).toBeGreaterThan(0);
+    expect(mid.rowsInTable).toBeGreaterThan(0);
+    await finishAndCheck(fx, expected, { scenario: 'storage: outage mid-run (every PUT 503 after 3 objects)', injected: 'HTTP proxy: all PUTs answer 503 from the 4th data object on', archived: ROWS });
+  });
+
+  it('a byte flipped in the stored object between upload and verify: VERIFY_FAILED, nothing deleted', async () => {
+    const expected = await seedEvents();
+    let flipped = 0;
+    const config = fx.configFor([eventsTable], { batches_in_flight: 1 });
+    const summary = await archiveWith(config, createObjectStore(config), {
+      onPhase: async (phase) => {
+        if (phase !== 'after-upload' || flipped > 0) return;
+        // One batch at a time: the only data object without a sidecar is the one just uploaded.
+        const keys: string[] = [];
+        for await (const o of fx.store.list('')) keys.push(o.key);
+        const key = keys.find((k) => k.endsWith('.jsonl.gz') && !keys.includes(k.replace(/\.jsonl\.gz$/, '.metadata.json')))!;
+        const body = (await fx.store.get(key))!;
+        body[Math.floor(body.length / 2)]! ^= 0x01;
+        await fx.store.put(key, body);
+        flipped++;
+      },
+    });
+    expect(flipped).toBe(1);
+    expect(summary.tables[0]!.error?.code).toBe('VERIFY_FAILED');
+    expect(summary.tables[0]!.error?.message).toContain('nothing was deleted');
+    expect(await rowIds(fx.db)).toHaveLength(ROWS);
+    expectNothingLostYet(await checkNow(fx, expected));
+    await finishAndCheck(fx, expected, { scenario: 'storage: object corrupt on read-back (byte flipped after the PUT answered 200)', injected: 'stored object, between upload and verify', archived: ROWS });
+  });
+
+  it.each([
+    ['data object', '.jsonl.gz'],
+    ['metadata sidecar', '.metadata.json'],
+  ])('the %s PUT damaged in transit and stored by a server that does not check checksums: VERIFY_FAILED, nothing deleted', async (what, suffix) => {
+    const expected = await seedEvents();
+    let damaged = 0;
+    proxy.rule = (r) => (r.method === 'PUT' && r.path.includes(suffix) && ++damaged === 2 ? 'corrupt-request-body' : 'pass');
+    const summary = await runThroughProxy(proxiedConfig({}, { batches_in_flight: 1 }));
+    expect(proxy.injected).toBe(1);
+    expect(summary.tables[0]!.error?.code).toBe('VERIFY_FAILED');
+    expect(summary.tables[0]!.error?.message).toContain('nothing was deleted');
+    const mid = await checkNow(fx, expected);
+    expectNothingLostYet(mid);
+    // Only the first batch (before the damaged PUT) was deleted; the damaged batch left a data
+    // object without a sidecar (a bad sidecar is removed), which the rerun reconciles away.
+    expect(mid.rowsInTable).toBe(ROWS - mid.rowsArchived);
+    expect(mid.committedObjects).toBe(1);
+    expect(mid.objectsWithoutMetadata).toBe(1);
+    await finishAndCheck(fx, expected, {
+      scenario: `storage: ${what} PUT answered 200 but stored corrupt (byte flipped in transit)`,
+      injected: `HTTP proxy: one byte of the 2nd ${what} PUT body flipped; s3rver ignores x-amz-checksum-sha256`,
+      archived: ROWS,
+    });
+  });
+
+  it('the bucket is missing: the run fails before reading a row', async () => {
+    const expected = await seedEvents();
+    const config = proxiedConfig({ bucket: 'no-such-bucket-here' });
+    await expect(runThroughProxy(config)).rejects.toMatchObject({ code: 'STORAGE_NOT_FOUND' });
+    expect(await rowIds(fx.db)).toHaveLength(ROWS);
+    await finishAndCheck(fx, expected, { scenario: 'storage: bucket missing', injected: 'configuration: a bucket s3rver does not have', archived: ROWS });
+  });
+
+  it('credentials are rejected: the run fails fast (no retry) before reading a row', async () => {
+    const expected = await seedEvents();
+    let requests = 0;
+    proxy.rule = () => {
+      requests++;
+      return 'pass';
+    };
+    // s3rver knows one access key id; any other is answered 403 InvalidAccessKeyId.
+    const config = proxiedConfig({ access_key_id: 'NOT-A-KNOWN-KEY' });
+    await expect(runThroughProxy(config)).rejects.toMatchObject({ code: 'STORAGE_ACCESS' });
+    expect(requests).toBe(1);
+    expect(await rowIds(fx.db)).toHaveLength(ROWS);
+    await finishAndCheck(fx, expected, { scenario: 'storage: credentials rejected (403)', injected: 'configuration: an access key s3rver rejects', archived: ROWS });
+  });
+});
