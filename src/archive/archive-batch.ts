@@ -12,6 +12,7 @@ import { tableLabel } from '../core/table-plan.js';
 import { computeBatchId, FORMAT_NAME, FORMAT_VERSION, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
 import { subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
+import { serializeMarker, type PendingMarker } from './pending-marker.js';
 import { deleteArchivedRows } from '../db/archive-queries.js';
 import type { ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
@@ -29,13 +30,6 @@ export interface BatchOutcome {
   compressedBytes: number;
 }
 
-interface PendingMarker {
-  data_object: string;
-  metadata_object: string;
-  run_id: string;
-  created_at: string;
-}
-
 export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<BatchOutcome> {
   const { plan, store } = ctx;
   const batchId = computeBatchId(plan, rows.firstTs, rows.keys[0]!, rows.keys[rows.count - 1]!, rows.count);
@@ -47,13 +41,13 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   // Read, nothing written yet: a crash here must leave no trace in the store.
   await ctx.onPhase?.('after-read');
 
-  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString() };
+  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), delete_txid: null };
   let current = rows;
   // Independent of each other; only the data upload must wait for the marker.
   const [existing, firstEncoding] = await Promise.all([
     store.head(key),
     encodeBatch(current.lines, plan.compressionLevel),
-    store.put(markerKey, Buffer.from(JSON.stringify(marker) + '\n'), { contentType: 'application/json' }),
+    store.put(markerKey, serializeMarker(marker), { contentType: 'application/json' }),
   ]);
   await ctx.onPhase?.('after-marker');
   let encoded = firstEncoding;
@@ -69,13 +63,13 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
     }
     // Identical bytes with a sidecar: these rows were archived and committed before and are back
     // in the table (e.g. restored). Delete the copies against that object, never rewrite it.
-    if ((await store.head(metaKey)) !== undefined) return deleteCopiesOfCommitted(ctx, rows, encoded, key, markerKey);
+    if ((await store.head(metaKey)) !== undefined) return deleteCopiesOfCommitted(ctx, rows, encoded, key, markerKey, marker);
   }
 
   for (let attempt = 1; ; attempt++) {
     await writeVerified(ctx, key, metaKey, current, encoded, batchId);
     if (attempt === 1) await ctx.onPhase?.('after-metadata');
-    const deleted = await deleteGuarded(ctx, current, key, markerKey);
+    const deleted = await deleteGuarded(ctx, current, key, markerKey, marker);
     if (deleted.committed) {
       await store.delete(markerKey);
       await ctx.onPhase?.('after-batch');
@@ -113,8 +107,8 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
  * committed object and its sidecar are left exactly as they are: they also stand for the rows
  * deleted when it was first written, which must never vanish from the archive.
  */
-async function deleteCopiesOfCommitted(ctx: ArchiveContext, rows: RowSet, encoded: EncodedBatch, key: string, markerKey: string): Promise<BatchOutcome> {
-  const deleted = await deleteGuarded(ctx, rows, key, markerKey, true);
+async function deleteCopiesOfCommitted(ctx: ArchiveContext, rows: RowSet, encoded: EncodedBatch, key: string, markerKey: string, marker: PendingMarker): Promise<BatchOutcome> {
+  const deleted = await deleteGuarded(ctx, rows, key, markerKey, marker, true);
   await ctx.store.delete(markerKey);
   const count = deleted.committed ? deleted.keys.length : 0;
   ctx.logger.info({ key, rows: rows.count, deleted: count }, 'rows archived before were back in the table: copies deleted against the committed object, which is kept as it is');
@@ -213,7 +207,14 @@ function assertLockHeld(ctx: ArchiveContext, stoppedBefore: string): void {
  * with `subsetOk`, any of them: rows whose identical copies are in an object committed before);
  * otherwise rolls back and returns the keys that *were* deletable, for the rewrite.
  */
-async function deleteGuarded(ctx: ArchiveContext, rows: RowSet, key: string, markerKey: string, subsetOk = false): Promise<{ committed: boolean; keys: string[][] }> {
+async function deleteGuarded(
+  ctx: ArchiveContext,
+  rows: RowSet,
+  key: string,
+  markerKey: string,
+  marker: PendingMarker,
+  subsetOk = false,
+): Promise<{ committed: boolean; keys: string[][] }> {
   assertLockHeld(ctx, `the delete of ${key}`);
   const client = await ctx.pool.connect();
   let broken: Error | undefined;
@@ -224,6 +225,11 @@ async function deleteGuarded(ctx: ArchiveContext, rows: RowSet, key: string, mar
   client.on('error', onClientError);
   try {
     await client.query('BEGIN');
+    // The transaction's id goes into the marker before anything is deleted, so a crash at any
+    // later point leaves txid_status() to say whether this delete committed (pending-marker.ts).
+    // Holding an id but no row lock yet, the transaction waits only for this one small PUT.
+    const txid = (await client.query<{ txid: string }>('SELECT txid_current()::text AS txid')).rows[0]!.txid;
+    await ctx.store.put(markerKey, serializeMarker({ ...marker, delete_txid: txid }), { contentType: 'application/json' });
     // Commit only if exactly the archived set went: compared as sets, not counts, so a key that
     // is not unique after all (e.g. across INHERITS children) cannot hide a different row.
     const deleted = await deleteArchivedRows(client, ctx.plan, rows, ctx.cutoff);

@@ -1,18 +1,19 @@
 /**
  * Reconciliation of batches left in flight by a crash or an ambiguous COMMIT (I1, I4). A pending
- * marker means the batch's delete may or may not have committed; the table is the truth. The
- * guarded delete commits all of the object's rows (in their archived versions) or none, so:
- *   - no row still in the table in its archived version: the delete committed, the object stays;
- *   - any row still there in its archived version: the delete never committed, and the object is
- *     removed whole. The rows missing from the table were then changed or deleted by the
- *     application, not by the archiver: keeping their old versions would archive a row the
- *     application deleted, or archive a row twice (old version here, new version later).
+ * marker means the batch's delete may or may not have committed. The guarded delete commits all of
+ * the object's rows (in their archived versions) or none, so any row still in the table in its
+ * archived version proves it never committed; when none is left, the delete transaction's id in
+ * the marker and txid_status() tell a committed delete from rows the application changed or
+ * deleted meanwhile (pending-marker.ts has the rule). An object whose delete never committed is
+ * removed whole: keeping the old versions of rows the application changed would archive a row
+ * the application deleted, or archive a row twice.
  */
 import { AuditlogError } from '../core/errors.js';
 import { sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
 import { selectPresentRows } from '../db/archive-queries.js';
 import type { ArchiveContext } from './archive-context.js';
+import { decideReconcile, parseMarker, type TxidStatus } from './pending-marker.js';
 
 export type ReconcileResult = 'committed' | 'removed' | 'nothing-written';
 
@@ -64,19 +65,35 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   }
   // "Still in the table" means the archived version itself: a row now under the same key with
   // another xmin is new (the key was reused after the archived one was deleted), or was changed
-  // by the application: either way it is not this object's row.
+  // by the application: either way it is not this object's row. Locking them also waits (under
+  // lock_timeout) for a delete transaction still running.
   const stillThere = new Set((await selectPresentRows(ctx.pool, ctx.plan, meta.primary_keys)).map((r) => JSON.stringify([r.key, r.xmin])));
-  if (!meta.primary_keys.some((k, i) => stillThere.has(JSON.stringify([k, meta.xmins[i]])))) {
+  const anyArchivedVersionPresent = meta.primary_keys.some((k, i) => stillThere.has(JSON.stringify([k, meta.xmins[i]])));
+  const marker = parseMarker(await store.get(markerKey));
+  const txid = marker?.delete_txid;
+  const deleteStatus = anyArchivedVersionPresent || typeof txid !== 'string' ? undefined : await selectTxidStatus(ctx, txid);
+  const decision = decideReconcile({ marker, metadataRunId: meta.run_id, metadataCreatedAt: meta.created_at, anyArchivedVersionPresent, deleteStatus });
+  if (decision === 'wait') {
+    throw new AuditlogError('DB_QUERY', `the delete transaction ${txid} of in-flight object ${key} is still open (a session of an earlier run that has not ended yet); rerun once it has ended, or end it with pg_terminate_backend`, {
+      details: { key, txid },
+    });
+  }
+  if (decision === 'keep') {
     await store.delete(markerKey);
     return 'committed';
   }
-  // Found by test/resilience/sigkill-phases.test.ts: this used to keep the rows missing from the
-  // table (cutting out only the present ones), which archived an updated row twice and a row the
-  // application deleted once. With any archived version present, no delete of this batch committed.
+  // Found by test/resilience/sigkill-phases.test.ts: keeping the rows missing from the table
+  // archived an updated row twice and a row the application deleted once.
   await store.delete(key);
   await store.delete(metaKey);
   await store.delete(markerKey);
   return 'removed';
+}
+
+async function selectTxidStatus(ctx: ArchiveContext, txid: string): Promise<TxidStatus> {
+  const r = await ctx.pool.query<{ status: string | null }>('SELECT txid_status($1::bigint) AS status', [txid]);
+  const status = r.rows[0]?.status ?? null;
+  return status === 'committed' || status === 'aborted' || status === 'in progress' ? status : null;
 }
 
 /** Unreadable metadata of an in-flight batch is never guessed at: the object is left for inspection. */

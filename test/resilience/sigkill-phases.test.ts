@@ -205,6 +205,40 @@ describe('SIGKILL before the delete, then the application changes rows of the ba
   });
 });
 
+describe.each([
+  ['after-metadata', 'no delete transaction started'],
+  ['before-commit', 'the delete transaction aborted by the kill'],
+] as const)('SIGKILL at %s, then the application changes every row of the batch left in flight', (phase, what) => {
+  // No row is left in its archived version, exactly as after a committed delete: only the delete
+  // transaction id in the pending marker (txid_status) tells the two apart.
+  it(`removes the in-flight object (${what}): updated rows archived once in their new version, deleted rows nowhere`, async () => {
+    const db = await createTestDatabase();
+    try {
+      const { storage, source } = freshStorage('local', `all-changed-${phase}`);
+      const { expected, file } = await crashRun(db, { name: `all-changed-${phase}`, rows: 30, storage, defaults: { batches_in_flight: 1 }, fault: `${phase}:1` });
+      const store = new LocalObjectStore(storage.local as { path: string });
+      const inFlight = await inspectArchive(store);
+      expect(inFlight.pendingMarkers).toHaveLength(1);
+      const batchIds = inFlight.objects[0]!.meta.primary_keys.map((k) => k[0]!);
+      expect(batchIds.length).toBeGreaterThan(2);
+      const [deletedId, ...updatedIds] = batchIds;
+      await db.query(`UPDATE events SET note = 'edited after the crash' WHERE id = ANY($1::bigint[])`, [updatedIds]);
+      await db.query('DELETE FROM events WHERE id = $1', [deletedId]);
+      await noteApplicationChanges(db, events, expected, `id = ANY('{${updatedIds.join(',')}}'::bigint[])`, [JSON.stringify([deletedId])]);
+
+      const summary = await rerunToCompletion(file);
+      expect(summary.reconciled).toMatchObject({ removed: 1 });
+      const report = await checkArchiveInvariant({ db, table: events, source, expected });
+      expect(report.problems).toEqual([]);
+      expect(report.rowsArchived).toBe(29);
+      expect(report.rowsInTable).toBe(0);
+      await recordScenario(`SIGKILL at ${phase}, then the application updates or deletes every row of the batch in flight`, `archiver process (${phase}:1), then an application session`, report);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
 describe('an unreadable pending marker (a store that kept a torn write)', () => {
   it('is reconciled from its key alone', async () => {
     const db = await createTestDatabase();

@@ -1,0 +1,92 @@
+/**
+ * The pending marker of a batch (`_auditlog/pending/…`, docs/format.md) and the pure rule that
+ * reconciles a batch left in flight. No I/O here.
+ *
+ * Why the marker carries the delete's transaction id: after a crash, the table alone cannot always
+ * tell "the delete committed" from "the delete never ran and the application then updated or
+ * deleted every row of the batch" — in both cases no row is left in its archived version. Keeping
+ * the object in the second case would archive rows the application deleted and, for updated rows,
+ * archive them twice. So the delete transaction takes its id first (`txid_current()`), records it
+ * in the marker, and only then deletes; `txid_status()` later says whether it committed.
+ */
+
+export interface PendingMarker {
+  data_object: string;
+  metadata_object: string;
+  run_id: string;
+  created_at: string;
+  /**
+   * The transaction id (`txid_current()`, epoch-extended) of the latest delete transaction
+   * started for this object; null while none has started. Absent in markers of older versions.
+   */
+  delete_txid?: string | null;
+}
+
+export function serializeMarker(marker: PendingMarker): Buffer {
+  return Buffer.from(JSON.stringify(marker) + '\n', 'utf8');
+}
+
+/** The marker, or undefined when it is torn or not one this version understands (then the table decides alone). */
+export function parseMarker(body: Buffer | undefined): PendingMarker | undefined {
+  if (body === undefined) return undefined;
+  try {
+    const m = JSON.parse(body.toString('utf8')) as Partial<PendingMarker>;
+    if (typeof m.run_id !== 'string' || typeof m.data_object !== 'string') return undefined;
+    if (m.delete_txid !== undefined && m.delete_txid !== null && !/^[0-9]+$/.test(m.delete_txid)) return undefined;
+    return m as PendingMarker;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `txid_status()`: null when the id is too old for PostgreSQL to remember. */
+export type TxidStatus = 'committed' | 'aborted' | 'in progress' | null;
+
+export interface ReconcileFacts {
+  marker: PendingMarker | undefined;
+  /** run_id and created_at of the object's metadata sidecar. */
+  metadataRunId: string;
+  metadataCreatedAt: string;
+  /** Whether any row of the object is still in the table in its archived version (key and xmin). */
+  anyArchivedVersionPresent: boolean;
+  /** txid_status(marker.delete_txid), when the marker has one. */
+  deleteStatus?: TxidStatus;
+}
+
+export type ReconcileDecision =
+  /** The delete committed (or the object was committed by an earlier run): keep the object, drop the marker. */
+  | 'keep'
+  /** No delete of this object committed: remove the object, its sidecar and the marker. */
+  | 'remove'
+  /** The delete transaction is still open somewhere: decide nothing now. */
+  | 'wait';
+
+export function decideReconcile(facts: ReconcileFacts): ReconcileDecision {
+  const { marker } = facts;
+  // A marker written after the object's sidecar (by a later run, or later in the same run): the
+  // batch found the object already committed (its rows were back in the table) and only deleted
+  // copies against it. The object stands for rows deleted before and is never removed. A fresh
+  // batch always writes its marker before its upload and sidecar.
+  if (marker !== undefined && (marker.run_id !== facts.metadataRunId || marker.created_at > facts.metadataCreatedAt)) return 'keep';
+  // The delete removes all of the object's rows in their archived versions or none: one still
+  // there proves no delete of this object committed.
+  if (facts.anyArchivedVersionPresent) return 'remove';
+  if (marker === undefined || marker.delete_txid === undefined) {
+    // A torn marker or one of an older version: the table is all we have, and with no archived
+    // version left the delete most likely committed. Keeping is the choice that cannot lose rows.
+    return 'keep';
+  }
+  if (marker.delete_txid === null) return 'remove';
+  switch (facts.deleteStatus) {
+    case 'committed':
+      return 'keep';
+    case 'aborted':
+      return 'remove';
+    case 'in progress':
+      return 'wait';
+    default:
+      // PostgreSQL no longer remembers the transaction (it is older than the commit log it keeps):
+      // fall back to the table, as for a marker without a transaction id.
+      return 'keep';
+  }
+}

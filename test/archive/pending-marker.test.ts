@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { decideReconcile, parseMarker, serializeMarker, type PendingMarker, type ReconcileFacts } from '../../src/archive/pending-marker.js';
+
+const marker = (over: Partial<PendingMarker> = {}): PendingMarker => ({
+  data_object: 'app/public.events/year=2026/month=11/day=01/000000-abc.jsonl.gz',
+  metadata_object: 'app/public.events/year=2026/month=11/day=01/000000-abc.metadata.json',
+  run_id: 'run-1',
+  created_at: '2026-11-30T01:00:00.000Z',
+  delete_txid: null,
+  ...over,
+});
+
+/** A fresh batch's sidecar: same run, written after the marker. */
+const facts = (over: Partial<ReconcileFacts> = {}): ReconcileFacts => ({
+  marker: marker(),
+  metadataRunId: 'run-1',
+  metadataCreatedAt: '2026-11-30T01:00:00.250Z',
+  anyArchivedVersionPresent: false,
+  ...over,
+});
+
+describe('decideReconcile', () => {
+  it('removes the object while any row is still in the table in its archived version, whatever the marker says', () => {
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true }))).toBe('remove');
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'committed' }))).toBe('remove');
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, marker: undefined }))).toBe('remove');
+  });
+
+  it('with no archived version left, follows the delete transaction: committed keeps, aborted or never started removes, open waits', () => {
+    expect(decideReconcile(facts({ marker: marker({ delete_txid: '900' }), deleteStatus: 'committed' }))).toBe('keep');
+    expect(decideReconcile(facts({ marker: marker({ delete_txid: '900' }), deleteStatus: 'aborted' }))).toBe('remove');
+    expect(decideReconcile(facts({ marker: marker({ delete_txid: null }) }))).toBe('remove');
+    expect(decideReconcile(facts({ marker: marker({ delete_txid: '900' }), deleteStatus: 'in progress' }))).toBe('wait');
+  });
+
+  it('keeps the object when it cannot know: a torn marker, a marker of an older version, a transaction PostgreSQL forgot', () => {
+    expect(decideReconcile(facts({ marker: undefined }))).toBe('keep');
+    const { delete_txid: _omitted, ...older } = marker();
+    expect(decideReconcile(facts({ marker: older }))).toBe('keep');
+    expect(decideReconcile(facts({ marker: marker({ delete_txid: '900' }), deleteStatus: null }))).toBe('keep');
+  });
+
+  it('never removes an object committed before its marker was written (copies deleted against it), even with the delete aborted', () => {
+    const later = { marker: marker({ delete_txid: '900' }), deleteStatus: 'aborted' as const };
+    expect(decideReconcile(facts({ ...later, metadataRunId: 'run-0' }))).toBe('keep');
+    expect(decideReconcile(facts({ ...later, metadataCreatedAt: '2026-11-29T23:00:00.000Z' }))).toBe('keep');
+    expect(decideReconcile(facts({ marker: marker({ delete_txid: null }), metadataRunId: 'run-0' }))).toBe('keep');
+  });
+});
+
+describe('parseMarker', () => {
+  it('round-trips a marker and refuses torn or foreign ones', () => {
+    const m = marker({ delete_txid: '123456789012' });
+    expect(parseMarker(serializeMarker(m))).toEqual(m);
+    expect(parseMarker(Buffer.from('{"data_obj'))).toBeUndefined();
+    expect(parseMarker(Buffer.from('{"data_object":"k"}'))).toBeUndefined();
+    expect(parseMarker(serializeMarker(marker({ delete_txid: '12; DROP' })))).toBeUndefined();
+    expect(parseMarker(undefined)).toBeUndefined();
+  });
+});
