@@ -105,7 +105,11 @@ async function listParts(ctx, upload, query) {
   const parts = await Promise.all(
     page.map(async (n) => {
       const file = path.join(upload.directory, String(n));
-      const [info, md5] = await Promise.all([stat(file), readFile(`${file}.md5`, 'utf8')]);
+      // s3rver writes a part's .md5 once its body has fully arrived: a part whose upload was cut
+      // off (the client killed mid-body) has none, and S3 never lists such a part.
+      const md5 = await readFile(`${file}.md5`, 'utf8').catch((error) => (error.code === 'ENOENT' ? undefined : Promise.reject(error)));
+      if (md5 === undefined) return '';
+      const info = await stat(file);
       return `<Part><PartNumber>${n}</PartNumber><LastModified>${info.mtime.toISOString()}</LastModified><ETag>"${md5}"</ETag><Size>${info.size}</Size></Part>`;
     }),
   );
