@@ -43,8 +43,6 @@ export interface RestoreOptions {
   dryRun: boolean;
   secrets?: readonly string[];
   progressIntervalMs?: number;
-  /** Test seam: called after each object is loaded (a throw simulates a failure half way). */
-  afterObject?: (key: string) => void | Promise<void>;
 }
 
 export interface RestoreSummary {
@@ -287,21 +285,28 @@ async function loadAll(
       continue;
     }
     const entry = () => ({ sha256_compressed: candidate.meta.sha256_compressed, rows: candidate.meta.record_count, run_id: options.runId, restored_at: new Date().toISOString() });
-    const result = await loadObject(session, checked, drifts.get(JSON.stringify(candidate.meta.columns))!, table, {
-      strategy: options.conflict,
-      dryRun: options.dryRun,
-      ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
-      ...(watermarks.transactional && !options.dryRun ? { beforeCommit: (q) => watermarks.record(q, id, target, candidate.key, entry()) } : {}),
-      onBatch: (rows) => {
-        summary.rows.restored += rows;
-        progress();
-      },
-    });
+    let result;
+    try {
+      result = await loadObject(session, checked, drifts.get(JSON.stringify(candidate.meta.columns))!, table, {
+        strategy: options.conflict,
+        dryRun: options.dryRun,
+        ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+        ...(watermarks.transactional && !options.dryRun ? { beforeCommit: (q) => watermarks.record(q, id, target, candidate.key, entry()) } : {}),
+        onBatch: (rows) => {
+          summary.rows.restored += rows;
+          progress();
+        },
+      });
+    } catch (error) {
+      // A line that is not the manifest's row is found only once staged; its batch was rolled back.
+      if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
+      corrupt(candidate.key, error);
+      continue;
+    }
     summary.rows.inserted += result.inserted;
     summary.rows.conflicts += result.conflicts;
     summary.objects.restored++;
     if (!watermarks.transactional && !options.dryRun) await watermarks.record(client, id, target, candidate.key, entry());
     logger.debug({ key: candidate.key, ...result }, options.dryRun ? 'object checked (dry run)' : 'object restored');
-    await options.afterObject?.(candidate.key);
   }
 }
