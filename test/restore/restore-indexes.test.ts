@@ -1,0 +1,77 @@
+/**
+ * --drop-indexes on a table with hostile identifiers: secondary indexes (plain, partial,
+ * expression, GIN) are dropped for the load and recreated with their exact original definitions
+ * (pg_indexes.indexdef), also when the load fails half way; the primary key and unique indexes
+ * stay, since conflict handling needs them. Also restores IDENTITY ALWAYS and GENERATED columns.
+ */
+import { describe, expect, it } from 'vitest';
+import { useArchiveFixture } from '../helpers/archive-fixture.js';
+import { archiveWith } from '../helpers/archive-run.js';
+import { inspectArchive } from '../helpers/archive-inspect.js';
+import { restoreWith } from '../helpers/restore-run.js';
+import { quoteIdent, quoteQualified } from '../../src/db/quote-ident.js';
+
+const f = useArchiveFixture();
+const SCHEMA = 'Aud"it; --';
+const TABLE = 'weird "name";';
+const T = quoteQualified(SCHEMA, TABLE);
+
+async function setup(): Promise<{ original: string[]; config: ReturnType<typeof f.configFor> }> {
+  await f.db.query(`CREATE SCHEMA ${quoteIdent(SCHEMA)}`);
+  await f.db.query(`CREATE TABLE ${T} (
+      "Id" bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      "at""time" timestamptz NOT NULL,
+      "select" text,
+      "data; drop" jsonb,
+      code text UNIQUE,
+      doubled bigint GENERATED ALWAYS AS ("Id" * 2) STORED)`);
+  await f.db.query(`CREATE INDEX ${quoteIdent('ix "select"')} ON ${T} ("select")`);
+  await f.db.query(`CREATE INDEX ${quoteIdent('ix partial')} ON ${T} ("at""time") WHERE "select" <> 'x'`);
+  await f.db.query(`CREATE INDEX ${quoteIdent('ix expr')} ON ${T} (lower("select"), "Id" DESC)`);
+  await f.db.query(`CREATE INDEX ${quoteIdent('ix gin')} ON ${T} USING gin ("data; drop" jsonb_path_ops)`);
+  await f.db.query(
+    `INSERT INTO ${T} ("at""time", "select", "data; drop", code)
+     SELECT now() - interval '30 days' + g * interval '1 minute', 'v' || g, jsonb_build_object('g', g), 'c' || g FROM generate_series(1, 20) g`,
+  );
+  const original = (await f.db.query<{ row: string }>(`SELECT t::text AS row FROM ${T} t ORDER BY "Id"`)).rows.map((r) => r.row);
+  const config = f.configFor([{ schema: SCHEMA, name: TABLE, timestamp_column: 'at"time' }]);
+  expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
+  return { original, config };
+}
+
+const indexDefs = async (): Promise<string[]> =>
+  (await f.db.query<{ indexdef: string }>('SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ORDER BY indexname', [SCHEMA, TABLE])).rows.map((r) => r.indexdef);
+
+describe('restore --drop-indexes', () => {
+  it('drops the secondary indexes for the load and recreates them identical; rows come back exactly', async () => {
+    const { original, config } = await setup();
+    const before = await indexDefs();
+    expect(before).toHaveLength(6);
+    const s = await restoreWith(config, f.store, { table: TABLE, dropIndexes: true });
+    expect(s.error).toBeUndefined();
+    expect(s.indexes.dropped.sort()).toEqual(['ix "select"', 'ix expr', 'ix gin', 'ix partial']);
+    expect(s.indexes.failedToRecreate).toEqual([]);
+    expect(await indexDefs()).toEqual(before);
+    expect(s.drift).toEqual([`generated column "doubled": computed again by PostgreSQL, the archived value is not loaded`]);
+    const after = (await f.db.query<{ row: string }>(`SELECT t::text AS row FROM ${T} t ORDER BY "Id"`)).rows.map((r) => r.row);
+    expect(after).toEqual(original);
+  });
+
+  it('recreates them identical when the load fails half way', async () => {
+    const { config } = await setup();
+    const before = await indexDefs();
+    const keys = (await inspectArchive(f.store)).objects.map((o) => o.meta.primary_keys).sort((a, b) => Number(a[0]![0]) - Number(b[0]![0]));
+    expect(keys.length).toBeGreaterThanOrEqual(3);
+    // A live row holding a key of the second object: the first object loads, the second fails.
+    const clash = keys[1]![0]![0]!;
+    await f.db.query(`INSERT INTO ${T} ("Id", "at""time", "select") OVERRIDING SYSTEM VALUE VALUES ($1, now(), 'live')`, [clash]);
+    const s = await restoreWith(config, f.store, { table: TABLE, dropIndexes: true, conflict: 'fail' });
+    expect(s.status).toBe('failed');
+    expect(s.error?.code).toBe('RESTORE_CONFLICT');
+    expect(s.rows.restored).toBe(keys[0]!.length);
+    expect(s.indexes.recreated.sort()).toEqual(['ix "select"', 'ix expr', 'ix gin', 'ix partial']);
+    expect(await indexDefs()).toEqual(before);
+    const n = await f.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${T}`);
+    expect(Number(n.rows[0]!.n)).toBe(keys[0]!.length + 1);
+  });
+});
