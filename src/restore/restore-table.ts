@@ -19,7 +19,7 @@ import { canCast, createTargetTable, dropIndexes, findInvalidType, listSecondary
 import { selectTargets } from '../archive/run-archive.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { checkObject, parseObjectMetadata } from './check-object.js';
-import { loadObject, RestoreSession } from './load-object.js';
+import { batchSignature, lineStarts, loadBatch, RestoreSession, type BatchSegment } from './load-batch.js';
 import type { ConflictStrategy } from './restore-sql.js';
 import { formatDrift, planSchemaDrift, type DriftPlan } from './schema-drift.js';
 import { selectObjects, type DateRange } from './select-objects.js';
@@ -152,11 +152,9 @@ async function restoreInto(
   const watermarks = openRestoreWatermarks(options.config, options.store, client);
   const done = options.ignoreWatermark ? new Map() : await watermarks.load(id, target);
   const candidates: Candidate[] = [];
-  for (const key of selected.committed) {
-    let meta: BatchMetadata;
-    try {
-      meta = parseObjectMetadata(key, await options.store.get(metadataKeyFor(key)), id);
-    } catch (error) {
+  const sidecars = mapAhead(selected.committed, METADATA_READS_IN_FLIGHT, async (key) => parseObjectMetadata(key, await options.store.get(metadataKeyFor(key)), id));
+  for await (const { item: key, result: meta, error } of sidecars) {
+    if (error !== undefined || meta === undefined) {
       if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
       corrupt(key, error);
       continue;
@@ -242,6 +240,31 @@ function parseObjectMetadataError(key: string, id: { database: string; schema: s
   return undefined;
 }
 
+/** Objects fetched and checked ahead of the load, so storage reads overlap database work. */
+const PREFETCH_OBJECTS = 4;
+/** Sidecars read at once when selecting objects. */
+const METADATA_READS_IN_FLIGHT = 8;
+/** Rows per transaction without --batch-size: short transactions (I5), few enough of them to be fast. */
+export const DEFAULT_RESTORE_BATCH_ROWS = 20_000;
+
+/**
+ * Runs `fn` over `items` with up to `depth` calls in flight, yielding results in order. A failed
+ * call is yielded as its error, never thrown here: the consumer decides per item.
+ */
+export async function* mapAhead<T, R>(items: readonly T[], depth: number, fn: (item: T) => Promise<R>): AsyncGenerator<{ item: T; result?: R; error?: unknown }> {
+  const settle = (item: T) =>
+    fn(item).then(
+      (result) => ({ item, result }),
+      (error: unknown) => ({ item, error }),
+    );
+  const queue = items.slice(0, depth).map(settle);
+  for (let next = depth; queue.length > 0; next++) {
+    const head = await queue.shift()!;
+    if (next < items.length) queue.push(settle(items[next]!));
+    yield head;
+  }
+}
+
 async function loadAll(
   client: pg.Client,
   options: RestoreOptions,
@@ -256,8 +279,10 @@ async function loadAll(
   corrupt: (key: string, error: unknown) => void,
 ): Promise<void> {
   const session = new RestoreSession(client);
-  if (watermarks.transactional && !options.dryRun) await watermarks.prepare();
+  const record = !options.dryRun;
+  if (watermarks.transactional && record) await watermarks.prepare();
   const totalRows = candidates.reduce((n, c) => n + c.meta.record_count, 0);
+  const batchRows = options.batchSize ?? DEFAULT_RESTORE_BATCH_ROWS;
   const started = Date.now();
   let lastProgress = started;
   const interval = options.progressIntervalMs ?? 5_000;
@@ -268,45 +293,69 @@ async function loadAll(
     const rate = summary.rows.restored / Math.max((now - started) / 1000, 0.001);
     logger.info({ rows: summary.rows.restored, total_rows: totalRows, rows_per_second: Math.round(rate), eta_seconds: rate > 0 ? Math.round((totalRows - summary.rows.restored) / rate) : null }, 'restore progress');
   };
-  for (const candidate of candidates) {
-    let checked;
-    try {
-      checked = await checkObject(candidate.key, await options.store.get(candidate.key), candidate.meta);
-    } catch (error) {
+  const entry = (meta: BatchMetadata) => ({ sha256_compressed: meta.sha256_compressed, rows: meta.record_count, run_id: options.runId, restored_at: new Date().toISOString() });
+
+  let batch: BatchSegment[] = [];
+  let batchSize = 0;
+  const flush = async (): Promise<void> => {
+    let segments = batch;
+    batch = [];
+    batchSize = 0;
+    while (segments.length > 0) {
+      const done = new Map(segments.filter((s) => s.last).map((s) => [s.object.key, entry(s.object.meta)]));
+      let result;
+      try {
+        result = await loadBatch(session, segments, drifts.get(JSON.stringify(segments[0]!.object.meta.columns))!, table!, {
+          strategy: options.conflict,
+          dryRun: options.dryRun,
+          ...(watermarks.transactional && record ? { beforeCommit: (q) => watermarks.record(q, id, target, done) } : {}),
+        });
+      } catch (error) {
+        // A line that is not its manifest's row shows only once staged: the batch was rolled back; load it without that object.
+        if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
+        corrupt(String(error.details.key), error);
+        segments = segments.filter((s) => s.object.key !== error.details.key);
+        continue;
+      }
+      if (!watermarks.transactional && record) await watermarks.record(client, id, target, done);
+      summary.rows.restored += result.rows;
+      summary.rows.inserted += result.inserted;
+      summary.rows.conflicts += result.conflicts;
+      summary.objects.restored += done.size;
+      logger.debug({ objects: done.size, ...result }, options.dryRun ? 'batch checked (dry run)' : 'batch restored');
+      progress();
+      return;
+    }
+  };
+
+  let signature: string | undefined;
+  const fetched = mapAhead(candidates, PREFETCH_OBJECTS, async (c) => checkObject(c.key, await options.store.get(c.key), c.meta));
+  for await (const { item, result: checked, error } of fetched) {
+    if (error !== undefined || checked === undefined) {
       if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
-      corrupt(candidate.key, error);
+      corrupt(item.key, error);
       continue;
     }
     if (table === undefined) {
       // Dry run into a table that does not exist yet: every row would be inserted.
-      summary.rows.restored += candidate.meta.record_count;
-      summary.rows.inserted += candidate.meta.record_count;
+      summary.rows.restored += item.meta.record_count;
+      summary.rows.inserted += item.meta.record_count;
       summary.objects.restored++;
       continue;
     }
-    const entry = () => ({ sha256_compressed: candidate.meta.sha256_compressed, rows: candidate.meta.record_count, run_id: options.runId, restored_at: new Date().toISOString() });
-    let result;
-    try {
-      result = await loadObject(session, checked, drifts.get(JSON.stringify(candidate.meta.columns))!, table, {
-        strategy: options.conflict,
-        dryRun: options.dryRun,
-        ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
-        ...(watermarks.transactional && !options.dryRun ? { beforeCommit: (q) => watermarks.record(q, id, target, candidate.key, entry()) } : {}),
-        onBatch: (rows) => {
-          summary.rows.restored += rows;
-          progress();
-        },
-      });
-    } catch (error) {
-      // A line that is not the manifest's row is found only once staged; its batch was rolled back.
-      if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
-      corrupt(candidate.key, error);
-      continue;
-    }
-    summary.rows.inserted += result.inserted;
-    summary.rows.conflicts += result.conflicts;
-    summary.objects.restored++;
-    if (!watermarks.transactional && !options.dryRun) await watermarks.record(client, id, target, candidate.key, entry());
-    logger.debug({ key: candidate.key, ...result }, options.dryRun ? 'object checked (dry run)' : 'object restored');
+    const sig = batchSignature(item.meta);
+    if (signature !== sig && batch.length > 0) await flush();
+    signature = sig;
+    const starts = lineStarts(checked.raw);
+    const lines = starts.length - 1;
+    let from = 0;
+    do {
+      const to = Math.min(lines, from + batchRows - batchSize);
+      batch.push({ object: checked, starts, from, to, last: to === lines });
+      batchSize += to - from;
+      from = to;
+      if (batchSize >= batchRows) await flush();
+    } while (from < lines);
   }
+  if (batch.length > 0) await flush();
 }

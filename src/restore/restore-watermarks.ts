@@ -4,7 +4,7 @@
  * a JSON document per (archived table, target) under `_auditlog/restore-state/` in the bucket or
  * directory, or rows of `auditlog_restore_watermarks` in the watermark schema of the database.
  * The database variant is written in the same transaction as the object's last rows, so rows
- * and record commit together; the storage variant is written right after that COMMIT (a crash
+ * and record commit together; the storage variant is written once per batch right after its COMMIT (a crash
  * in between restores the object again on rerun, which `--conflict skip` makes harmless).
  * An entry counts only for the exact object bytes (SHA-256): a rewritten object is restored again.
  */
@@ -38,7 +38,7 @@ export interface RestoreWatermarkStore {
   prepare(): Promise<void>;
   /** True: `record` must run inside the object's load transaction (`q` is that transaction). */
   readonly transactional: boolean;
-  record(q: Queryable, id: TableId, target: RestoreTarget, key: string, entry: RestoredObject): Promise<void>;
+  record(q: Queryable, id: TableId, target: RestoreTarget, entries: ReadonlyMap<string, RestoredObject>): Promise<void>;
 }
 
 /** `_auditlog/restore-state/<database>/<schema>.<table>/<target schema>.<target table>.json` */
@@ -72,9 +72,10 @@ export class ObjectRestoreWatermarkStore implements RestoreWatermarkStore {
     return new Map(Object.entries(doc.objects));
   }
 
-  async record(_q: Queryable, id: TableId, target: RestoreTarget, key: string, entry: RestoredObject): Promise<void> {
+  async record(_q: Queryable, id: TableId, target: RestoreTarget, entries: ReadonlyMap<string, RestoredObject>): Promise<void> {
+    if (entries.size === 0) return;
     const doc = await this.read(id, target);
-    doc.objects[key] = entry;
+    for (const [key, entry] of entries) doc.objects[key] = entry;
     await this.store.put(restoreStateKey(id, target), Buffer.from(JSON.stringify(doc, null, 1) + '\n', 'utf8'), { contentType: 'application/json' });
   }
 
@@ -134,7 +135,11 @@ export class DatabaseRestoreWatermarkStore implements RestoreWatermarkStore {
     return new Map(r.rows.map((row) => [row.object_key, { sha256_compressed: row.sha256_compressed, rows: Number(row.rows), run_id: row.run_id, restored_at: row.restored_at }]));
   }
 
-  async record(q: Queryable, id: TableId, target: RestoreTarget, key: string, entry: RestoredObject): Promise<void> {
+  async record(q: Queryable, id: TableId, target: RestoreTarget, entries: ReadonlyMap<string, RestoredObject>): Promise<void> {
+    for (const [key, entry] of entries) await this.recordOne(q, id, target, key, entry);
+  }
+
+  private async recordOne(q: Queryable, id: TableId, target: RestoreTarget, key: string, entry: RestoredObject): Promise<void> {
     await q.query(
       `INSERT INTO ${this.qualified} (database_name, schema_name, table_name, target_schema, target_table, object_key, sha256_compressed, rows, run_id, restored_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz)

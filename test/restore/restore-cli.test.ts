@@ -84,7 +84,7 @@ describe('auditlog restore (CLI)', () => {
     const victim = (await inspectArchive(store)).objects[2]!.key;
     const path = join(dir, 'archive', victim);
     const bytes = await readFile(path);
-    bytes[10] ^= 0xff;
+    bytes[10] = bytes[10]! ^ 0xff;
     await writeFile(path, bytes);
     const corrupt = await runCli(['restore', '--config', config, '--table', 'events', '--ignore-watermark', '--conflict', 'skip', '--on-corrupt', 'skip'], env());
     expect(corrupt.code).toBe(1);

@@ -52,7 +52,7 @@ describe.each(backends)('restore round trip of the fidelity table through the $n
     await db?.drop();
   });
 
-  it('restores every archived row, identical to the original, into the live table and into a new target table', async () => {
+  it('restores every archived row, identical to the original, into the live table and into new target tables, whole or split into one-row batches', async () => {
     const table = quoteQualified(SCHEMA, TABLE);
     const before = await db.query<{ row: string }>(`SELECT t::text AS row FROM ${table} t ORDER BY id`);
     const { store, storage, cleanup } = await backend.make();
@@ -79,6 +79,13 @@ describe.each(backends)('restore round trip of the fidelity table through the $n
         [table, quoteQualified(SCHEMA, 'Restored "copy"; --')],
       );
       expect(types.rows[0]!.a).toBe(types.rows[1]!.a);
+
+      // One row per batch: objects are split, and the json rules' line numbers must follow each line.
+      const split = await restoreWith(config, store, { table: TABLE, target: { schema: SCHEMA, table: 'split' }, batchSize: 1 });
+      expect(split.error).toBeUndefined();
+      expect(split.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0 });
+      const splitRows = await db.query<{ row: string }>(`SELECT t::text AS row FROM ${quoteQualified(SCHEMA, 'split')} t ORDER BY id`);
+      expect(splitRows.rows).toEqual(before.rows.slice(0, 5));
 
       const intoLive = await restoreWith(config, store, { table: TABLE });
       expect(intoLive.error).toBeUndefined();

@@ -26,7 +26,8 @@ const corruptions: Corruption[] = [
     check: /SHA-256 of the stored bytes/,
     async apply(key) {
       const body = (await f.store.get(key))!;
-      body[Math.floor(body.length / 2)] ^= 0x01;
+      const at = Math.floor(body.length / 2);
+      body[at] = body[at]! ^ 0x01;
       await f.store.put(key, body);
     },
   },
