@@ -100,6 +100,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--ignore-watermark', 'restore objects again even if already restored into this target')
     .option('--drop-indexes', 'drop secondary indexes of the target for the load and recreate them after (always)')
     .option('--batch-size <n>', 'rows per transaction: small objects are grouped, larger ones split (default 20000)')
+    .option('--jobs <n>', 'batches loaded at once, each on its own connection (default 2)')
     .option('--dry-run', 'report objects, rows, conflicts and schema drift; write nothing')
     .addOption(new Option('-v, --verbose', 'debug logging').conflicts('quiet'))
     .option('-q, --quiet', 'only warnings and errors, and the summary')

@@ -20,6 +20,7 @@ export interface RestoreCliOptions {
   ignoreWatermark?: boolean;
   dropIndexes?: boolean;
   batchSize?: string;
+  jobs?: string;
   dryRun?: boolean;
   json?: boolean;
 }
@@ -28,17 +29,14 @@ const STRATEGIES: readonly ConflictStrategy[] = ['skip', 'overwrite', 'fail', 'u
 
 /** The parts of RestoreOptions that come from flags; validated here so bad flags exit 2 before any work. */
 export function parseRestoreFlags(opts: RestoreCliOptions): Pick<RestoreOptions, 'range' | 'conflict' | 'onCorrupt' | 'strictSchema' | 'ignoreWatermark' | 'dropIndexes' | 'dryRun' | 'table'> &
-  Partial<Pick<RestoreOptions, 'target' | 'batchSize' | 'database'>> {
+  Partial<Pick<RestoreOptions, 'target' | 'batchSize' | 'database' | 'jobs'>> {
   if (!STRATEGIES.includes(opts.conflict as ConflictStrategy)) throw new AuditlogError('USAGE', `--conflict expects one of ${STRATEGIES.join(', ')}, got "${opts.conflict}"`);
   if (opts.onCorrupt !== 'skip' && opts.onCorrupt !== 'fail') throw new AuditlogError('USAGE', `--on-corrupt expects skip or fail, got "${opts.onCorrupt}"`);
   const from = opts.from === undefined ? undefined : parseDay(opts.from, '--from');
   const to = opts.to === undefined ? undefined : parseDay(opts.to, '--to');
   if (from !== undefined && to !== undefined && from > to) throw new AuditlogError('USAGE', `--from ${from} is after --to ${to}`);
-  let batchSize: number | undefined;
-  if (opts.batchSize !== undefined) {
-    batchSize = Number(opts.batchSize);
-    if (!Number.isInteger(batchSize) || batchSize <= 0) throw new AuditlogError('USAGE', `--batch-size expects a positive integer, got "${opts.batchSize}"`);
-  }
+  const batchSize = opts.batchSize === undefined ? undefined : parseCount(opts.batchSize, '--batch-size', 10_000_000);
+  const jobs = opts.jobs === undefined ? undefined : parseCount(opts.jobs, '--jobs', 16);
   return {
     table: opts.table,
     ...(opts.database === undefined ? {} : { database: opts.database }),
@@ -51,7 +49,14 @@ export function parseRestoreFlags(opts: RestoreCliOptions): Pick<RestoreOptions,
     dropIndexes: opts.dropIndexes === true,
     dryRun: opts.dryRun === true,
     ...(batchSize === undefined ? {} : { batchSize }),
+    ...(jobs === undefined ? {} : { jobs }),
   };
+}
+
+function parseCount(value: string, flag: string, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0 || n > max) throw new AuditlogError('USAGE', `${flag} expects an integer from 1 to ${max}, got "${value}"`);
+  return n;
 }
 
 /**

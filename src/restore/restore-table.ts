@@ -40,6 +40,8 @@ export interface RestoreOptions {
   ignoreWatermark: boolean;
   dropIndexes: boolean;
   batchSize?: number;
+  /** Batches loaded at once, each on its own connection (default 2). */
+  jobs?: number;
   dryRun: boolean;
   secrets?: readonly string[];
   progressIntervalMs?: number;
@@ -96,19 +98,23 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     status: 'ok',
   };
   await options.store.check();
-  const client = createClient({
-    database: db,
-    applicationName: options.config.application_name,
-    settings: buildSessionSettings(options.config.defaults),
-    onBackgroundError: (error) => logger.warn({ err: redactSecrets(describeError(error), options.secrets ?? []) }, 'database connection error'),
-  });
+  const openClient = async (): Promise<pg.Client> => {
+    const c = createClient({
+      database: db,
+      applicationName: options.config.application_name,
+      settings: buildSessionSettings(options.config.defaults),
+      onBackgroundError: (error) => logger.warn({ err: redactSecrets(describeError(error), options.secrets ?? []) }, 'database connection error'),
+    });
+    try {
+      await c.connect();
+    } catch (error) {
+      throw toConnectError(error, db, options.secrets);
+    }
+    return c;
+  };
+  const client = await openClient();
   try {
-    await client.connect();
-  } catch (error) {
-    throw toConnectError(error, db, options.secrets);
-  }
-  try {
-    await restoreInto(client, options, summary, id, target, tableConfig.column_map ?? {}, logger);
+    await restoreInto(client, openClient, options, summary, id, target, tableConfig.column_map ?? {}, logger);
   } catch (error) {
     if (!isAuditlogError(error) || error.exitCode === 2) throw error;
     summary.status = 'failed';
@@ -130,6 +136,7 @@ interface Candidate {
 
 async function restoreInto(
   client: pg.Client,
+  openClient: () => Promise<pg.Client>,
   options: RestoreOptions,
   summary: RestoreSummary,
   id: { database: string; schema: string; table: string },
@@ -218,7 +225,7 @@ async function restoreInto(
     summary.indexes.dropped = indexes.map((i) => i.name);
   }
   try {
-    await loadAll(client, options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt);
+    await loadAll(client, openClient, options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt);
   } finally {
     if (indexes.length > 0) {
       // Always, also when the load failed: the target must get back every index it had.
@@ -246,6 +253,7 @@ const PREFETCH_OBJECTS = 4;
 const METADATA_READS_IN_FLIGHT = 8;
 /** Rows per transaction without --batch-size: short transactions (I5), few enough of them to be fast. */
 export const DEFAULT_RESTORE_BATCH_ROWS = 20_000;
+export const DEFAULT_RESTORE_JOBS = 2;
 
 /**
  * Runs `fn` over `items` with up to `depth` calls in flight, yielding results in order. A failed
@@ -267,6 +275,7 @@ export async function* mapAhead<T, R>(items: readonly T[], depth: number, fn: (i
 
 async function loadAll(
   client: pg.Client,
+  openClient: () => Promise<pg.Client>,
   options: RestoreOptions,
   summary: RestoreSummary,
   id: { database: string; schema: string; table: string },
@@ -278,9 +287,34 @@ async function loadAll(
   logger: Logger,
   corrupt: (key: string, error: unknown) => void,
 ): Promise<void> {
-  const session = new RestoreSession(client);
   const record = !options.dryRun;
   if (watermarks.transactional && record) await watermarks.prepare();
+  const extraClients: pg.Client[] = [];
+  try {
+    // Two backends parse JSON on two cores: the load is CPU-bound in PostgreSQL, not in this process.
+    const jobs = Math.max(1, Math.min(options.jobs ?? DEFAULT_RESTORE_JOBS, candidates.length));
+    for (let i = 1; i < jobs && table !== undefined; i++) extraClients.push(await openClient());
+    const sessions = [client, ...extraClients].map((c) => new RestoreSession(c));
+    await loadBatches(sessions, options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt);
+  } finally {
+    for (const c of extraClients) await c.end().catch(() => undefined);
+  }
+}
+
+async function loadBatches(
+  sessions: RestoreSession[],
+  options: RestoreOptions,
+  summary: RestoreSummary,
+  id: { database: string; schema: string; table: string },
+  target: RestoreTarget,
+  table: TargetTable | undefined,
+  candidates: Candidate[],
+  drifts: Map<string, DriftPlan>,
+  watermarks: ReturnType<typeof openRestoreWatermarks>,
+  logger: Logger,
+  corrupt: (key: string, error: unknown) => void,
+): Promise<void> {
+  const record = !options.dryRun;
   const totalRows = candidates.reduce((n, c) => n + c.meta.record_count, 0);
   const batchRows = options.batchSize ?? DEFAULT_RESTORE_BATCH_ROWS;
   const started = Date.now();
@@ -297,10 +331,32 @@ async function loadAll(
 
   let batch: BatchSegment[] = [];
   let batchSize = 0;
+  const idle = [...sessions];
+  const running = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
+  /** Hands the batch to an idle session, waiting for one; a failed batch stops further dispatch. */
   const flush = async (): Promise<void> => {
-    let segments = batch;
+    const segments = batch;
     batch = [];
     batchSize = 0;
+    // The final part of a split object commits only after its other parts did: its watermark then means "all of it".
+    if (segments.some((s) => s.last && s.from > 0)) await Promise.all(running);
+    while (idle.length === 0) await Promise.race(running);
+    if (failure !== undefined) throw failure.error;
+    const session = idle.pop()!;
+    const task = runBatch(session, segments)
+      .catch((error: unknown) => {
+        failure ??= { error };
+      })
+      .finally(() => {
+        idle.push(session);
+        running.delete(task);
+      });
+    running.add(task);
+  };
+  const corruptKeys = new Set<string>();
+  const runBatch = async (session: RestoreSession, initial: BatchSegment[]): Promise<void> => {
+    let segments = initial.filter((s) => !corruptKeys.has(s.object.key));
     while (segments.length > 0) {
       const done = new Map(segments.filter((s) => s.last).map((s) => [s.object.key, entry(s.object.meta)]));
       let result;
@@ -313,11 +369,12 @@ async function loadAll(
       } catch (error) {
         // A line that is not its manifest's row shows only once staged: the batch was rolled back; load it without that object.
         if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
+        corruptKeys.add(String(error.details.key));
         corrupt(String(error.details.key), error);
-        segments = segments.filter((s) => s.object.key !== error.details.key);
+        segments = segments.filter((s) => !corruptKeys.has(s.object.key));
         continue;
       }
-      if (!watermarks.transactional && record) await watermarks.record(client, id, target, done);
+      if (!watermarks.transactional && record) await watermarks.record(session.client, id, target, done);
       summary.rows.restored += result.rows;
       summary.rows.inserted += result.inserted;
       summary.rows.conflicts += result.conflicts;
@@ -329,33 +386,39 @@ async function loadAll(
   };
 
   let signature: string | undefined;
-  const fetched = mapAhead(candidates, PREFETCH_OBJECTS, async (c) => checkObject(c.key, await options.store.get(c.key), c.meta));
-  for await (const { item, result: checked, error } of fetched) {
-    if (error !== undefined || checked === undefined) {
-      if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
-      corrupt(item.key, error);
-      continue;
+  try {
+    const fetched = mapAhead(candidates, PREFETCH_OBJECTS, async (c) => checkObject(c.key, await options.store.get(c.key), c.meta));
+    for await (const { item, result: checked, error } of fetched) {
+      if (error !== undefined || checked === undefined) {
+        if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
+        corrupt(item.key, error);
+        continue;
+      }
+      if (table === undefined) {
+        // Dry run into a table that does not exist yet: every row would be inserted.
+        summary.rows.restored += item.meta.record_count;
+        summary.rows.inserted += item.meta.record_count;
+        summary.objects.restored++;
+        continue;
+      }
+      const sig = batchSignature(item.meta);
+      if (signature !== sig && batch.length > 0) await flush();
+      signature = sig;
+      const starts = lineStarts(checked.raw);
+      const lines = starts.length - 1;
+      let from = 0;
+      do {
+        const to = Math.min(lines, from + batchRows - batchSize);
+        batch.push({ object: checked, starts, from, to, last: to === lines });
+        batchSize += to - from;
+        from = to;
+        if (batchSize >= batchRows) await flush();
+      } while (from < lines);
     }
-    if (table === undefined) {
-      // Dry run into a table that does not exist yet: every row would be inserted.
-      summary.rows.restored += item.meta.record_count;
-      summary.rows.inserted += item.meta.record_count;
-      summary.objects.restored++;
-      continue;
-    }
-    const sig = batchSignature(item.meta);
-    if (signature !== sig && batch.length > 0) await flush();
-    signature = sig;
-    const starts = lineStarts(checked.raw);
-    const lines = starts.length - 1;
-    let from = 0;
-    do {
-      const to = Math.min(lines, from + batchRows - batchSize);
-      batch.push({ object: checked, starts, from, to, last: to === lines });
-      batchSize += to - from;
-      from = to;
-      if (batchSize >= batchRows) await flush();
-    } while (from < lines);
+    if (batch.length > 0) await flush();
+  } finally {
+    // Never leave a batch running behind a failure: indexes are recreated and connections closed after this.
+    await Promise.allSettled(running);
   }
-  if (batch.length > 0) await flush();
+  if (failure !== undefined) throw failure.error;
 }

@@ -60,6 +60,8 @@ export class ObjectRestoreWatermarkStore implements RestoreWatermarkStore {
   readonly description: string;
   readonly transactional = false;
   private readonly docs = new Map<string, RestoreStateDocument>();
+  /** Writes one after another: concurrent batches must not let an older document overwrite a newer one. */
+  private writes: Promise<void> = Promise.resolve();
 
   constructor(private readonly store: ObjectStore) {
     this.description = `${store.description} (_auditlog/restore-state/)`;
@@ -74,9 +76,13 @@ export class ObjectRestoreWatermarkStore implements RestoreWatermarkStore {
 
   async record(_q: Queryable, id: TableId, target: RestoreTarget, entries: ReadonlyMap<string, RestoredObject>): Promise<void> {
     if (entries.size === 0) return;
-    const doc = await this.read(id, target);
-    for (const [key, entry] of entries) doc.objects[key] = entry;
-    await this.store.put(restoreStateKey(id, target), Buffer.from(JSON.stringify(doc, null, 1) + '\n', 'utf8'), { contentType: 'application/json' });
+    const write = this.writes.then(async () => {
+      const doc = await this.read(id, target);
+      for (const [key, entry] of entries) doc.objects[key] = entry;
+      await this.store.put(restoreStateKey(id, target), Buffer.from(JSON.stringify(doc, null, 1) + '\n', 'utf8'), { contentType: 'application/json' });
+    });
+    this.writes = write.catch(() => undefined);
+    await write;
   }
 
   private async read(id: TableId, target: RestoreTarget): Promise<RestoreStateDocument> {

@@ -85,7 +85,8 @@ describe('restore watermarks', () => {
     const config = f.configFor([eventsTable]);
     const first = await restoreWith(config, f.store, { table: 'events', range: { from: days[0]!, to: days[4]! } });
     expect(first.rows.restored).toBe(5);
-    const full = await restoreWith(config, f.store, { table: 'events' });
+    // Two-row batches on two connections: records of concurrent batches must all land.
+    const full = await restoreWith(config, f.store, { table: 'events', batchSize: 2, jobs: 2 });
     expect(full.error).toBeUndefined();
     // One row a day, one object a day: the range restore did the first five.
     expect(days.slice(0, 5).every((d) => rowsByDay.get(d)!.length === 1)).toBe(true);
@@ -122,9 +123,10 @@ describe('restore watermarks', () => {
       databases: [{ name: 'app', url: f.db.url, tables: [eventsTable] }],
     });
     await archiveDays(config);
-    const first = await restoreWith(config, f.store, { table: 'events' });
+    const first = await restoreWith(config, f.store, { table: 'events', batchSize: 3, jobs: 2 });
     expect(first.error).toBeUndefined();
     expect(first.rows.restored).toBe(40);
+    expect(first.objects.restored).toBe(40);
     const recorded = await f.db.query<{ n: string; rows: string }>(
       `SELECT count(*)::text AS n, sum(rows)::text AS rows FROM public.auditlog_restore_watermarks WHERE database_name = 'app' AND schema_name = 'public' AND table_name = 'events' AND target_table = 'events'`,
     );
