@@ -33,8 +33,8 @@ export async function loadTargetTable(q: Queryable, schema: string, table: strin
   if (found.relkind !== 'r' && found.relkind !== 'p') {
     throw new AuditlogError('TABLE_NOT_SUPPORTED', `restore target ${schema}.${table} is not a table (relkind ${found.relkind}); choose another --target-table`);
   }
-  const cols = await q.query<{ attname: string; type: string; generated: string; identity: string; has_default: string; notnull: string }>(
-    `SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, (a.attgenerated <> '')::text AS generated,
+  const cols = await q.query<{ attname: string; type: string; base_type: string; generated: string; identity: string; has_default: string; notnull: string }>(
+    `SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, pg_catalog.format_type(a.atttypid, NULL) AS base_type, (a.attgenerated <> '')::text AS generated,
             a.attidentity::text AS identity, a.atthasdef::text AS has_default, a.attnotnull::text AS notnull
        FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
     [found.oid],
@@ -55,6 +55,7 @@ export async function loadTargetTable(q: Queryable, schema: string, table: strin
     columns: cols.rows.map((c) => ({
       name: c.attname,
       type: c.type,
+      baseType: c.base_type,
       generated: c.generated === 'true',
       identity: c.identity === 'a' ? 'always' : c.identity === 'd' ? 'by-default' : null,
       hasDefault: c.has_default === 'true',

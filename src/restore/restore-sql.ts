@@ -92,7 +92,7 @@ export function manifestMismatchSql(meta: Pick<BatchMetadata, 'columns' | 'prima
 
 function valueExpr(c: DriftPlan['columns'][number]): string {
   const v = `p.${quoteIdent(c.archived)}`;
-  return c.archivedType === c.targetType ? v : `${v}::${c.targetType}`;
+  return c.archivedType === c.targetType ? v : `${v}::${c.targetBaseType}`;
 }
 
 /** Rows of the batch whose key already exists in the target (for --dry-run and reports). */

@@ -116,10 +116,14 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
   try {
     await restoreInto(client, openClient, options, summary, id, target, tableConfig.column_map ?? {}, logger);
   } catch (error) {
-    if (!isAuditlogError(error) || error.exitCode === 2) throw error;
+    if (isAuditlogError(error) && error.exitCode === 2) throw error;
+    // A database error mid-load (a value that fails its cast, a lost connection): its batch was rolled back.
+    const e = isAuditlogError(error)
+      ? error
+      : new AuditlogError('DB_QUERY', `restore into ${target.schema}.${target.table} stopped: ${redactSecrets(describeError(error), options.secrets ?? [])}; batches committed before stay restored, rerun to continue`, { cause: error });
     summary.status = 'failed';
-    summary.error = { code: error.code, message: error.message, details: error.details };
-    logger.error({ code: error.code, err: error.message }, 'restore failed');
+    summary.error = { code: e.code, message: e.message, details: e.details };
+    logger.error({ code: e.code, err: e.message }, 'restore failed');
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -204,7 +208,7 @@ async function restoreInto(
       if (drifts.has(signature)) continue;
       const drift = planSchemaDrift(c.meta.columns, table.columns, columnMap, { strict: options.strictSchema, label: `${target.schema}.${target.table}` });
       for (const change of drift.typeChanges) {
-        if (!(await canCast(client, change.from, change.to))) {
+        if (!(await canCast(client, change.from, drift.columns.find((c) => c.target === change.target)!.targetBaseType))) {
           throw new AuditlogError('SCHEMA_DRIFT', `archived column "${change.archived}" has type ${change.from}, which PostgreSQL cannot cast to ${change.to} of "${change.target}"; map it to another column in column_map or restore into a new --target-table`, {
             details: { column: change.target, from: change.from, to: change.to },
           });

@@ -10,6 +10,8 @@ export interface TargetColumn {
   name: string;
   /** format_type() of the column, comparable with metadata `columns[].type`. */
   type: string;
+  /** The type without its modifier (`character varying` for `varchar(3)`): what values are cast to. */
+  baseType: string;
   generated: boolean;
   identity: 'always' | 'by-default' | null;
   hasDefault: boolean;
@@ -21,6 +23,12 @@ export interface LoadedColumn {
   archivedType: string;
   target: string;
   targetType: string;
+  /**
+   * Values of another type are cast explicitly to this (no modifier); the INSERT's assignment then
+   * enforces the modifier, so a too-long value fails instead of being cut (an explicit cast to
+   * `varchar(3)` would silently truncate).
+   */
+  targetBaseType: string;
 }
 
 export interface DriftPlan {
@@ -70,7 +78,7 @@ export function planSchemaDrift(
       continue;
     }
     if (t.identity === 'always') plan.overridingSystemValue = true;
-    plan.columns.push({ archived: a.name, archivedType: a.type, target: t.name, targetType: t.type });
+    plan.columns.push({ archived: a.name, archivedType: a.type, target: t.name, targetType: t.type, targetBaseType: t.baseType });
     if (a.type !== t.type) plan.typeChanges.push({ archived: a.name, target: t.name, from: a.type, to: t.type });
   }
   for (const t of target) {

@@ -54,7 +54,7 @@ describe('restore schema drift', () => {
     expect(rows.rows.map((r) => r.row)).toEqual(original.map((o) => o.replace(/,"note":.*\}$/, '}')));
   });
 
-  it('a changed type is cast and reported; a type PostgreSQL cannot cast to is refused before loading', async () => {
+  it('a changed type is cast and reported; a value that fails its cast fails its batch; a type PostgreSQL cannot cast to is refused before loading', async () => {
     const { config, original } = await archived();
     await f.db.query('ALTER TABLE events ALTER COLUMN id TYPE numeric(20,0), ALTER COLUMN kind TYPE varchar(40), ALTER COLUMN body TYPE text');
     const s = await restoreWith(config, f.store, { table: 'events' });
@@ -68,6 +68,13 @@ describe('restore schema drift', () => {
     expect(rows.rows.map((r) => r.row)).toEqual(original);
 
     await f.db.query('TRUNCATE events');
+    await f.db.query('ALTER TABLE events ALTER COLUMN kind TYPE varchar(3)');
+    const tooLong = await restoreWith(config, f.store, { table: 'events', ignoreWatermark: true });
+    expect(tooLong.status).toBe('failed');
+    expect(tooLong.error?.code).toBe('DB_QUERY');
+    expect(tooLong.error?.message).toContain('value too long for type character varying(3)');
+    expect(await count()).toBe(0);
+
     await f.db.query('ALTER TABLE events ALTER COLUMN body TYPE uuid USING NULL');
     const refused = await restoreWith(config, f.store, { table: 'events', ignoreWatermark: true });
     expect(refused.error?.code).toBe('SCHEMA_DRIFT');
