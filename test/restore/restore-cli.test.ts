@@ -37,7 +37,7 @@ describe('auditlog restore (CLI)', () => {
   it('prints help with every flag, exit 0', async () => {
     const r = await runCli(['restore', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--config', '--database', '--table', '--from', '--to', '--target-table', '--conflict', '--on-corrupt', '--strict-schema', '--ignore-watermark', '--drop-indexes', '--batch-size', '--dry-run', '--json']) {
+    for (const flag of ['--config', '--database', '--table', '--from', '--to', '--target-table', '--conflict', '--on-corrupt', '--strict-schema', '--ignore-watermark', '--drop-indexes', '--batch-size', '--jobs', '--dry-run', '--json']) {
       expect(r.stdout).toContain(flag);
     }
   });
