@@ -12,6 +12,7 @@ export interface TargetTable {
   schema: string;
   table: string;
   oid: string;
+  partitioned: boolean;
   columns: TargetColumn[];
   /** Columns of the primary key (else of the first unique index over NOT NULL columns); empty if none. */
   key: string[];
@@ -52,6 +53,7 @@ export async function loadTargetTable(q: Queryable, schema: string, table: strin
     schema,
     table,
     oid: found.oid,
+    partitioned: found.relkind === 'p',
     columns: cols.rows.map((c) => ({
       name: c.attname,
       type: c.type,

@@ -16,7 +16,7 @@ import type { Queryable } from '../db/queryable.js';
 import type { TargetTable } from '../db/target-table.js';
 import type { CheckedObject } from './check-object.js';
 import type { DriftPlan } from './schema-drift.js';
-import { COPY_LINES_SQL, countConflictsSql, createLinesTableSql, createParsedTablesSql, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
+import { COPY_LINES_SQL, countConflictsSql, createLinesTableSql, createParsedTablesSql, insertCountsUpdates, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
 
 export interface LoadResult {
   rows: number;
@@ -161,8 +161,10 @@ export async function loadBatch(session: RestoreSession, segments: readonly Batc
 
 async function insertRows(client: pg.ClientBase, drift: DriftPlan, target: TargetTable, parsed: string, strategy: ConflictStrategy, segments: readonly BatchSegment[]): Promise<number> {
   try {
+    const conflictsSql = insertCountsUpdates(strategy, target) ? undefined : countConflictsSql(drift, target, parsed);
+    const conflicts = conflictsSql === undefined ? 0 : Number((await client.query<{ n: string }>(conflictsSql)).rows[0]?.n ?? 0);
     const r = await client.query<{ inserted: string }>(insertSql(drift, target, parsed, strategy));
-    return Number(r.rows[0]?.inserted ?? 0);
+    return Number(r.rows[0]?.inserted ?? 0) - conflicts;
   } catch (error) {
     const pgError = error as { code?: string; detail?: string; constraint?: string };
     if (strategy === 'fail' && pgError.code === '23505') {

@@ -104,13 +104,13 @@ export function countConflictsSql(drift: DriftPlan, target: { schema: string; ta
 }
 
 /**
- * The INSERT … SELECT of one batch. Returns one row (inserted, updated); rows neither inserted
- * nor updated were skipped as conflicts. `fail` has no ON CONFLICT: the unique violation stops
+ * The INSERT … SELECT of one batch. Returns one row: how many rows were inserted (the others of
+ * the batch were conflicts: skipped, replaced or updated). `fail` has no ON CONFLICT: the unique violation stops
  * the batch and names the key.
  */
 export function insertSql(
   drift: DriftPlan,
-  target: { schema: string; table: string; key: readonly string[]; columns: readonly { name: string; generated: boolean; identity: 'always' | 'by-default' | null }[] },
+  target: { schema: string; table: string; key: readonly string[]; partitioned: boolean; columns: readonly { name: string; generated: boolean; identity: 'always' | 'by-default' | null }[] },
   parsed: string,
   strategy: ConflictStrategy,
 ): string {
@@ -134,7 +134,15 @@ export function insertSql(
     conflict = ` ON CONFLICT (${target.key.map(quoteIdent).join(', ')}) DO UPDATE SET ${sets.join(', ')}`;
   }
   const insert = `INSERT INTO ${quoteQualified(target.schema, target.table)} (${cols})${overriding} SELECT ${drift.columns.map(valueExpr).join(', ')} FROM ${parsed} p${conflict}`;
-  // xmax is 0 on a freshly inserted row version and set on one ON CONFLICT updated.
-  return `WITH w AS (${insert} RETURNING (xmax::text = '0') AS inserted)
-          SELECT count(*) FILTER (WHERE inserted)::int AS inserted, count(*) FILTER (WHERE NOT inserted)::int AS updated FROM w`;
+  // xmax is 0 on a freshly inserted row version and set on one ON CONFLICT updated. Partitioned
+  // tables cannot return system columns: there every returned row counts, and the caller counts
+  // the conflicts before the INSERT.
+  const updating = strategy === 'overwrite' || strategy === 'upsert';
+  const inserted = updating && !target.partitioned ? `(xmax::text = '0')` : 'true';
+  return `WITH w AS (${insert} RETURNING ${inserted} AS inserted) SELECT count(*) FILTER (WHERE inserted)::int AS inserted FROM w`;
+}
+
+/** Whether the INSERT's own count tells inserted from updated rows (else count conflicts first). */
+export function insertCountsUpdates(strategy: ConflictStrategy, target: { partitioned: boolean }): boolean {
+  return !((strategy === 'overwrite' || strategy === 'upsert') && target.partitioned);
 }

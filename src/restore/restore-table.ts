@@ -221,6 +221,10 @@ async function restoreInto(
   }
 
   let indexes: IndexDefinition[] = [];
+  if (options.dropIndexes && table?.partitioned === true) {
+    // A partitioned index's definition recreates only the parent (ON ONLY), not its partitions' indexes.
+    throw new AuditlogError('USAGE', `--drop-indexes does not support the partitioned table ${target.schema}.${target.table}; restore without it`);
+  }
   if (options.dropIndexes && !options.dryRun && table !== undefined) {
     indexes = await listSecondaryIndexes(client, table.oid);
     // Logged before dropping: if the process is killed, these are what an operator recreates.

@@ -10,6 +10,7 @@
  */
 import { STATE_PREFIX, encodeKeySegment, tablePrefix } from '../core/archive-layout.js';
 import type { Config } from '../config/schema.js';
+import { AuditlogError } from '../core/errors.js';
 import type { Queryable } from '../db/queryable.js';
 import { quoteQualified } from '../db/quote-ident.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -70,7 +71,7 @@ export class ObjectRestoreWatermarkStore implements RestoreWatermarkStore {
   async prepare(): Promise<void> {}
 
   async load(id: TableId, target: RestoreTarget): Promise<Map<string, RestoredObject>> {
-    const doc = await this.read(id, target);
+    const doc = await this.read(id, target, true);
     return new Map(Object.entries(doc.objects));
   }
 
@@ -85,12 +86,20 @@ export class ObjectRestoreWatermarkStore implements RestoreWatermarkStore {
     await write;
   }
 
-  private async read(id: TableId, target: RestoreTarget): Promise<RestoreStateDocument> {
+  /** `strict`: an unreadable document is an error; otherwise (--ignore-watermark) it is started afresh. */
+  private async read(id: TableId, target: RestoreTarget, strict = false): Promise<RestoreStateDocument> {
     const key = restoreStateKey(id, target);
     let doc = this.docs.get(key);
     if (doc === undefined) {
       const body = await this.store.get(key);
-      const parsed = body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as RestoreStateDocument);
+      let parsed: RestoreStateDocument | undefined;
+      try {
+        parsed = body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as RestoreStateDocument);
+      } catch {
+        if (strict) {
+          throw new AuditlogError('STORAGE_IO', `restore watermark ${key} is unreadable; pass --ignore-watermark to restore everything selected again (it is then rewritten)`, { details: { key } });
+        }
+      }
       doc =
         parsed?.format === RESTORE_STATE_FORMAT && typeof parsed.objects === 'object' && parsed.objects !== null
           ? parsed

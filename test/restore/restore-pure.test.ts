@@ -77,7 +77,7 @@ describe('restore SQL', () => {
     expect(parse.values).toEqual([[3], [4], 'j"; --']);
     const sql = insertSql(
       { columns: [{ archived: 'a', archivedType: 'text', target: 'b"', targetType: 'varchar(3)', targetBaseType: 'character varying' }], added: [], dropped: [], typeChanges: [], renamed: [], generated: [], overridingSystemValue: false },
-      { schema: 's"', table: 't', key: ['b"'], columns: [{ name: 'b"', generated: false, identity: null }] },
+      { schema: 's"', table: 't', key: ['b"'], partitioned: false, columns: [{ name: 'b"', generated: false, identity: null }] },
       'pg_temp.p',
       'upsert',
     );
