@@ -60,7 +60,7 @@ function parseCount(value: string, flag: string, max: number): number {
 }
 
 /**
- * `SCHEMA.NAME` split at the first dot outside double quotes; either part may be quoted
+ * `SCHEMA.NAME` split at the dot outside double quotes; either part may be quoted
  * (`"my.schema"."Odd ""name"""`). Without a schema, `public`.
  */
 export function parseQualifiedName(value: string): { schema: string; table: string } {
@@ -77,13 +77,13 @@ export function parseQualifiedName(value: string): { schema: string; table: stri
       else current += ch;
     } else if (ch === '"') {
       quoted = true;
-    } else if (ch === '.' && parts.length === 0) {
+    } else if (ch === '.') {
       parts.push(current);
       current = '';
     } else current += ch;
   }
   parts.push(current);
-  const bad = quoted || parts.some((p) => p === '' || new TextEncoder().encode(p).length > 63);
+  const bad = quoted || parts.length > 2 || parts.some((p) => p === '' || new TextEncoder().encode(p).length > 63);
   if (bad) throw new AuditlogError('USAGE', `--target-table expects SCHEMA.NAME (quote names with dots: "a.b"."c"), got "${value}"`);
   return parts.length === 1 ? { schema: 'public', table: parts[0]! } : { schema: parts[0]!, table: parts[1]! };
 }

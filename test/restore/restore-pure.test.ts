@@ -91,6 +91,7 @@ describe('restore flags and names', () => {
     expect(parseQualifiedName('audit')).toEqual({ schema: 'public', table: 'audit' });
     expect(parseQualifiedName('"my.schema"."Odd ""name"""')).toEqual({ schema: 'my.schema', table: 'Odd "name"' });
     expect(() => parseQualifiedName('a.')).toThrow(/--target-table/);
+    expect(() => parseQualifiedName('a.b.c')).toThrow(/--target-table/);
     expect(() => parseQualifiedName('"open')).toThrow(/--target-table/);
   });
   it('validates days and ranges', () => {
