@@ -4,6 +4,7 @@
  * bucket or in the database like the archive watermarks, and --ignore-watermark restores again.
  */
 import { describe, expect, it } from 'vitest';
+import pino from 'pino';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { archiveWith, buildConfig } from '../helpers/archive-run.js';
 import { inspectArchive } from '../helpers/archive-inspect.js';
@@ -135,5 +136,26 @@ describe('restore watermarks', () => {
     expect(rerun.rows.restored).toBe(0);
     expect(rerun.objects.skippedByWatermark).toBe(first.objects.restored);
     expect((await inspectArchive(f.store)).allKeys.some((k) => k.startsWith('_auditlog/restore-state/'))).toBe(false);
+  });
+});
+
+describe('restore reporting', () => {
+  it('logs progress with rows/s and ETA, and a dry run into a missing target creates nothing', async () => {
+    await archiveDays();
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const dry = await restoreWith(f.configFor([eventsTable]), f.store, { table: 'events', target: { schema: 'public', table: 'not_yet' }, dryRun: true, logger });
+    expect(dry.error).toBeUndefined();
+    expect(dry.targetCreated).toBe(true);
+    expect(dry.rows).toEqual({ restored: 40, inserted: 40, conflicts: 0 });
+    expect((await f.db.query(`SELECT to_regclass('public.not_yet')::text AS t`)).rows[0].t).toBeNull();
+
+    const s = await restoreWith(f.configFor([eventsTable]), f.store, { table: 'events', batchSize: 5, jobs: 1, progressIntervalMs: 0, logger });
+    expect(s.rows.restored).toBe(40);
+    const progress = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'restore progress');
+    expect(progress.length).toBeGreaterThanOrEqual(7);
+    const last = progress[progress.length - 1];
+    expect(last).toMatchObject({ rows: 40, total_rows: 40, eta_seconds: 0 });
+    expect(last.rows_per_second).toBeGreaterThan(0);
   });
 });
