@@ -41,6 +41,7 @@ interface BenchOptions {
   keep: boolean;
   baselineOnly: boolean;
   storages: Storage[];
+  restore: boolean;
 }
 
 type Storage = 's3rver' | 'local';
@@ -86,6 +87,7 @@ function parseOptions(argv: string[]): BenchOptions {
       keep: { type: 'boolean', default: false },
       'baseline-only': { type: 'boolean', default: false },
       storage: { type: 'string', default: 's3rver,local' },
+      'skip-restore': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -101,7 +103,9 @@ function parseOptions(argv: string[]): BenchOptions {
         '  --keep           keep the scratch database (its URL is printed)\n' +
         '  --baseline-only  time only the psql | gzip + DELETE baseline\n' +
         '  --storage LIST   archive targets to time, comma-separated: s3rver (an S3-compatible server on\n' +
-        '                   this machine, sharing its CPUs), local (a directory) (default s3rver,local)\n',
+        '                   this machine, sharing its CPUs), local (a directory) (default s3rver,local)\n' +
+        '  --skip-restore   do not time restore (by default the local archive is restored into an empty\n' +
+        '                   table and into one holding half of its rows, against psql \\copy FROM)\n',
     );
     process.exit(0);
   }
@@ -113,7 +117,7 @@ function parseOptions(argv: string[]): BenchOptions {
   if (values['compression-level'] !== undefined) toolDefaults.compression_level = parsePositiveInt('--compression-level', values['compression-level']);
   const storages = values.storage.split(',').map((v) => v.trim());
   for (const v of storages) if (v !== 's3rver' && v !== 'local') throw new BenchError(`--storage: expected s3rver and/or local, got "${v}"`);
-  return { rows, spanDays, toolDefaults, keep: values.keep, baselineOnly: values['baseline-only'], storages: storages as Storage[] };
+  return { rows, spanDays, toolDefaults, keep: values.keep, baselineOnly: values['baseline-only'], storages: storages as Storage[], restore: !values['skip-restore'] };
 }
 
 function parsePositiveInt(flag: string, raw: string): number {
@@ -485,6 +489,92 @@ function formatTable(results: RunResult[], workload: Workload): string {
   return out.join('\n');
 }
 
+const RESTORE_TARGET = 'bench.restore_target';
+
+async function checkpoint(client: pg.Client): Promise<void> {
+  await client.query('CHECKPOINT').catch((error: unknown) => log(`CHECKPOINT skipped (${describeError(error)})`));
+}
+
+async function countRows(url: string, table: string): Promise<number> {
+  return withClient(url, async (client) => Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]?.n ?? -1));
+}
+
+interface RestoreSummaryLike {
+  status?: string;
+  rows?: { restored: number; inserted: number; conflicts: number };
+  error?: { message: string };
+}
+
+/**
+ * Restore, from the local archive of the archive run, into `bench.restore_target` (LIKE the
+ * audit table, with its primary key and index): empty, and holding every other archived row
+ * (`--conflict skip`). Baseline: `psql \copy bench.restore_target FROM file` of the same rows
+ * into the empty table, the fastest load a user could script (no checks, no conflict handling).
+ */
+async function runRestoreBenchmarks(url: string, workDir: string, workload: Workload, configPath: string): Promise<RunResult[]> {
+  const dump = join(workDir, 'restore-baseline.copy');
+  const env = { ...process.env, BENCH_URL: url, BENCH_DUMP: `\\copy (SELECT * FROM ${PRISTINE} WHERE ${OLD_ROWS} ORDER BY id) TO '${dump}'`, BENCH_LOAD: `\\copy ${RESTORE_TARGET} FROM '${dump}'` };
+  const dumped = await runTimed('bash', ['-c', 'psql -X -q -v ON_ERROR_STOP=1 "$BENCH_URL" -c "$BENCH_DUMP"'], { env });
+  if (dumped.code !== 0) throw new BenchError(`restore baseline: dump failed: ${dumped.stderr.trim()}`);
+  await withClient(url, (client) => client.query(`DROP TABLE IF EXISTS ${RESTORE_TARGET}; CREATE TABLE ${RESTORE_TARGET} (LIKE ${TABLE} INCLUDING ALL)`));
+  const reset = (overlap: boolean) =>
+    withClient(url, async (client) => {
+      await client.query(`TRUNCATE ${RESTORE_TARGET}`);
+      if (overlap) await client.query(`INSERT INTO ${RESTORE_TARGET} SELECT * FROM ${PRISTINE} WHERE ${OLD_ROWS} AND id % 2 = 0 ORDER BY id`);
+      await client.query(`VACUUM (ANALYZE) ${RESTORE_TARGET}`);
+      await checkpoint(client);
+    });
+  const results: RunResult[] = [];
+
+  await reset(false);
+  const baseline = await runTimed('bash', ['-c', 'psql -X -q -v ON_ERROR_STOP=1 "$BENCH_URL" -c "$BENCH_LOAD"'], { env });
+  if (baseline.code !== 0) throw new BenchError(`restore baseline: \\copy FROM failed: ${baseline.stderr.trim()}`);
+  const loaded = await countRows(url, RESTORE_TARGET);
+  if (loaded !== workload.oldRows) throw new BenchError(`restore baseline: ${loaded} rows loaded, expected ${workload.oldRows}`);
+  results.push({ name: 'baseline: psql \\copy FROM (empty table)', seconds: baseline.seconds, rowsArchived: loaded, outputBytes: undefined, peakRssMb: undefined, breakdown: 'no checks' });
+  await rm(dump, { force: true });
+
+  for (const overlap of [false, true]) {
+    await reset(overlap);
+    const present = overlap ? await countRows(url, RESTORE_TARGET) : 0;
+    const outcome = await runTimed(
+      join(repoRoot, 'bin', 'auditlog'),
+      ['restore', '--config', configPath, '--table', 'audit_log', '--target-table', RESTORE_TARGET, '--conflict', 'skip', '--ignore-watermark', '--quiet', '--json'],
+      { cwd: repoRoot, env: { ...process.env, AUDITLOG_BENCH_DATABASE_URL: url, MALLOC_ARENA_MAX: '2' }, trackRss: true },
+    );
+    const summary = JSON.parse(outcome.stdout.trim().split('\n').pop() ?? '{}') as RestoreSummaryLike;
+    if (outcome.code !== 0 || summary.status !== 'ok') {
+      throw new BenchError(`restore: ./bin/auditlog exited with ${outcome.code}: ${summary.error?.message ?? (outcome.stderr + outcome.stdout).trim().slice(-4_000)}`);
+    }
+    const total = await countRows(url, RESTORE_TARGET);
+    if (total !== workload.oldRows || summary.rows?.conflicts !== present || summary.rows.restored !== workload.oldRows) {
+      throw new BenchError(`restore: expected ${workload.oldRows} rows in the target and ${present} conflicts, found ${total} rows, summary ${JSON.stringify(summary.rows)}`);
+    }
+    results.push({
+      name: `auditlog restore (${overlap ? 'half the rows present, --conflict skip' : 'empty table'})`,
+      seconds: outcome.seconds,
+      rowsArchived: summary.rows.restored,
+      outputBytes: undefined,
+      peakRssMb: outcome.peakRssKb === undefined ? undefined : outcome.peakRssKb / 1024,
+      breakdown: `${summary.rows.inserted} inserted, ${summary.rows.conflicts} skipped`,
+    });
+  }
+  return results;
+}
+
+function formatRestoreTable(results: RunResult[]): string {
+  const header = ['run', 'rows', 'seconds', 'rows/s', 'peak RSS MB', 'notes'];
+  const rows = results.map((r) => [r.name, r.rowsArchived.toLocaleString('en-US'), r.seconds.toFixed(1), Math.round(r.rowsArchived / r.seconds).toLocaleString('en-US'), r.peakRssMb === undefined ? 'n/a' : r.peakRssMb.toFixed(0), r.breakdown]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  const out = [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)];
+  const [baseline, ...restores] = results;
+  if (baseline !== undefined) {
+    for (const r of restores) out.push(`${r.name} / baseline wall time: ${(r.seconds / baseline.seconds).toFixed(2)}×${r === restores[0] ? ' (target ≤ 2×)' : ''}`);
+  }
+  return out.join('\n');
+}
+
 function describeMachine(serverVersion: string): string {
   const cpu = cpus();
   return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${serverVersion}`;
@@ -551,10 +641,21 @@ async function main(): Promise<number> {
         validations.push(...run.validations);
       }
     }
+    let restoreResults: RunResult[] = [];
+    if (!options.baselineOnly && options.restore) {
+      if (!options.storages.includes('local')) {
+        log('archiving to a local directory for the restore runs (not timed)…');
+        await restoreTable(db.url);
+        await runArchive(db.url, workDir, workload, options.toolDefaults, 'local');
+      }
+      log('timing restore against psql \\copy FROM…');
+      restoreResults = await runRestoreBenchmarks(db.url, workDir, workload, join(workDir, 'bench-config-local.yaml'));
+    }
 
     process.stdout.write(`\n${describeMachine(serverVersion)}\n${options.rows.toLocaleString('en-US')} rows seeded over ${options.spanDays} days, ${RETENTION_DAYS}-day retention${Object.entries(options.toolDefaults).map(([k, v]) => `, ${k} ${v}`).join('')}\n\n`);
     process.stdout.write(`${formatTable(results, workload)}\n`);
     if (validations.length > 0) process.stdout.write(`\n${formatValidateTable(validations)}\n`);
+    if (restoreResults.length > 0) process.stdout.write(`\n${formatRestoreTable(restoreResults)}\n`);
     return 0;
   } finally {
     if (database !== undefined) {

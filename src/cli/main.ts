@@ -20,6 +20,8 @@ import { formatRunSummary } from './format-summary.js';
 import { runDemoCommand } from './demo-command.js';
 import { runCleanupCommand } from './cleanup-command.js';
 import { MIN_ORPHAN_AGE_HOURS } from '../storage/cleanup-interrupted.js';
+import { formatRestoreSummary, parseRestoreFlags, type RestoreCliOptions } from './restore-command.js';
+import { runRestore } from '../restore/restore-table.js';
 import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
 import { runValidateCommand, type ValidateCommandOptions } from './validate-command.js';
 
@@ -113,6 +115,37 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         stdout: io.stdout,
         stderr: (text) => io.stderr(redactSecrets(text, secrets)),
       });
+    });
+
+  program
+    .command('restore')
+    .description('Load archived rows back into their table or a new one: every object is checked (SHA-256, record count, manifest) before a row of it is loaded.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--database <name>', 'database of the table (its name in the config)')
+    .requiredOption('--table <name>', 'the archived table (name or schema.name, as configured)')
+    .option('--from <day>', 'first UTC day to restore (YYYY-MM-DD, inclusive)')
+    .option('--to <day>', 'last UTC day to restore (YYYY-MM-DD, inclusive)')
+    .option('--target-table <schema.name>', 'restore into this table instead (created with the archived columns if missing)')
+    .option('--conflict <strategy>', 'when a row\'s key exists: skip, overwrite, fail or upsert', 'fail')
+    .option('--on-corrupt <action>', 'a corrupt or incomplete object: skip it or fail the run', 'fail')
+    .option('--strict-schema', 'fail when an archived column has no place in the target')
+    .option('--ignore-watermark', 'restore objects again even if already restored into this target')
+    .option('--drop-indexes', 'drop secondary indexes of the target for the load and recreate them after (always)')
+    .option('--batch-size <n>', 'rows per transaction: small objects are grouped, larger ones split (default 20000)')
+    .option('--jobs <n>', 'batches loaded at once, each on its own connection (default 2)')
+    .option('--dry-run', 'report objects, rows, conflicts and schema drift; write nothing')
+    .addOption(new Option('-v, --verbose', 'debug logging').conflicts('quiet'))
+    .option('-q, --quiet', 'only warnings and errors, and the summary')
+    .option('--json', 'JSON log lines, and the summary as JSON on stdout')
+    .action(async (opts: RestoreCliOptions & { verbose?: boolean; quiet?: boolean }) => {
+      const flags = parseRestoreFlags(opts);
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      const runId = newRunId();
+      const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
+      const summary = await runRestore({ ...flags, config, store: createObjectStore(config, storageLogHooks(logger)), logger, runId, secrets });
+      io.stdout(opts.json ? JSON.stringify(summary) + '\n' : redactSecrets(formatRestoreSummary(summary), secrets));
+      exitCode = summary.status === 'ok' ? 0 : 1;
     });
 
   const configCmd = program.command('config').description('Inspect and check configuration files.');

@@ -167,6 +167,10 @@ export const tableSchema = z
     compression_level: tunables.compression_level.optional(),
     pause_between_batches_ms: tunables.pause_between_batches_ms.optional(),
     batches_in_flight: tunables.batches_in_flight.optional(),
+    column_map: z
+      .record(identifier, identifier)
+      .optional()
+      .describe('Restore only: archived column name → column name in the target table, for columns renamed since they were archived.'),
   })
   .strict()
   .superRefine((t, ctx) => {

@@ -28,6 +28,12 @@ export type ErrorCode =
   | 'VERIFY_FAILED'
   | 'DELETE_MISMATCH'
   | 'EMBEDDED_POSTGRES'
+  /** A restored row's key already exists in the target and `--conflict fail` was chosen. */
+  | 'RESTORE_CONFLICT'
+  /** An archive object does not match its metadata (checksums, record count, manifest) or its metadata is missing. */
+  | 'RESTORE_CORRUPT_OBJECT'
+  /** The archived columns do not fit the target table in a way restore can resolve by itself. */
+  | 'SCHEMA_DRIFT'
   | 'INTERNAL';
 
 /** Exit codes of DESIGN.md §3: 1 = the work ran and something failed, 2 = usage or configuration. */

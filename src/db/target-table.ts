@@ -1,0 +1,139 @@
+/**
+ * The restore target in the catalog: its columns and key, creating it from an archived column
+ * list, and its secondary indexes (for --drop-indexes). Names are matched exactly and always
+ * quoted; types come from metadata `format_type()` text, which is valid SQL type syntax.
+ */
+import type { TargetColumn } from '../restore/schema-drift.js';
+import { AuditlogError } from '../core/errors.js';
+import type { Queryable } from './queryable.js';
+import { quoteIdent, quoteQualified } from './quote-ident.js';
+
+export interface TargetTable {
+  schema: string;
+  table: string;
+  oid: string;
+  partitioned: boolean;
+  columns: TargetColumn[];
+  /** Columns of the primary key (else of the first unique index over NOT NULL columns); empty if none. */
+  key: string[];
+}
+
+export interface IndexDefinition {
+  name: string;
+  definition: string;
+}
+
+export async function loadTargetTable(q: Queryable, schema: string, table: string): Promise<TargetTable | undefined> {
+  const rel = await q.query<{ oid: string; relkind: string }>(
+    `SELECT c.oid::text AS oid, c.relkind::text AS relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [schema, table],
+  );
+  const found = rel.rows[0];
+  if (found === undefined) return undefined;
+  if (found.relkind !== 'r' && found.relkind !== 'p') {
+    throw new AuditlogError('TABLE_NOT_SUPPORTED', `restore target ${schema}.${table} is not a table (relkind ${found.relkind}); choose another --target-table`);
+  }
+  const cols = await q.query<{ attname: string; type: string; base_type: string; generated: string; identity: string; has_default: string; notnull: string }>(
+    `SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, pg_catalog.format_type(a.atttypid, NULL) AS base_type, (a.attgenerated <> '')::text AS generated,
+            a.attidentity::text AS identity, a.atthasdef::text AS has_default, a.attnotnull::text AS notnull
+       FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+    [found.oid],
+  );
+  const key = await q.query<{ cols: string }>(
+    `SELECT array_to_json(ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord))::text AS cols
+       FROM pg_catalog.pg_index i
+      WHERE i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid
+        AND (i.indisprimary OR NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k(attnum) JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE NOT a.attnotnull))
+      ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1`,
+    [found.oid],
+  );
+  return {
+    schema,
+    table,
+    oid: found.oid,
+    partitioned: found.relkind === 'p',
+    columns: cols.rows.map((c) => ({
+      name: c.attname,
+      type: c.type,
+      baseType: c.base_type,
+      generated: c.generated === 'true',
+      identity: c.identity === 'a' ? 'always' : c.identity === 'd' ? 'by-default' : null,
+      hasDefault: c.has_default === 'true',
+      notNull: c.notnull === 'true',
+    })),
+    key: key.rows[0] === undefined ? [] : (JSON.parse(key.rows[0].cols) as string[]),
+  };
+}
+
+/**
+ * A new table with the archived columns and types and the archived key as primary key: where
+ * investigators restore without touching the live table. Extension and enum types must exist.
+ */
+export async function createTargetTable(q: Queryable, schema: string, table: string, columns: readonly { name: string; type: string }[], key: readonly string[]): Promise<void> {
+  const defs = columns.map((c) => `${quoteIdent(c.name)} ${c.type}`);
+  defs.push(`PRIMARY KEY (${key.map(quoteIdent).join(', ')})`);
+  await q.query(`CREATE TABLE ${quoteQualified(schema, table)} (${defs.join(', ')})`);
+}
+
+/**
+ * Indexes that only speed up reads: not the primary key, not unique (conflict handling needs
+ * them), not backing a constraint. Their exact definitions are kept to recreate them.
+ */
+export async function listSecondaryIndexes(q: Queryable, oid: string): Promise<IndexDefinition[]> {
+  const r = await q.query<{ name: string; definition: string }>(
+    `SELECT c.relname AS name, pg_catalog.pg_get_indexdef(i.indexrelid) AS definition
+       FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+      WHERE i.indrelid = $1::oid AND NOT i.indisprimary AND NOT i.indisunique
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid)
+      ORDER BY c.relname`,
+    [oid],
+  );
+  return r.rows;
+}
+
+export async function dropIndexes(q: Queryable, schema: string, indexes: readonly IndexDefinition[]): Promise<void> {
+  for (const index of indexes) await q.query(`DROP INDEX ${quoteQualified(schema, index.name)}`);
+}
+
+/** Recreates each index that is missing; one failing does not stop the others. */
+export async function recreateIndexes(q: Queryable, schema: string, indexes: readonly IndexDefinition[]): Promise<string[]> {
+  const failed: string[] = [];
+  for (const index of indexes) {
+    try {
+      const exists = await q.query<{ found: string }>('SELECT (pg_catalog.to_regclass($1) IS NOT NULL)::text AS found', [quoteQualified(schema, index.name)]);
+      if (exists.rows[0]?.found !== 'true') await q.query(index.definition);
+    } catch {
+      failed.push(index.name);
+    }
+  }
+  return failed;
+}
+
+/** Whether PostgreSQL can cast `from` to `to` at all (checked at parse time, without a value). */
+export async function canCast(q: Queryable, from: string, to: string): Promise<boolean> {
+  try {
+    await q.query(`SELECT CAST(NULL::${from} AS ${to})`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Metadata types become SQL text (column definitions, casts): each must parse as exactly one
+ * type name, so a tampered sidecar cannot smuggle in anything else. Returns the first type that
+ * does not, or undefined.
+ */
+export async function findInvalidType(q: Queryable, types: readonly string[]): Promise<string | undefined> {
+  for (const type of new Set(types)) {
+    try {
+      const r = await q.query<{ ok: string }>('SELECT (pg_catalog.to_regtype($1) IS NOT NULL)::text AS ok', [type]);
+      if (r.rows[0]?.ok !== 'true') return type;
+    } catch {
+      return type;
+    }
+  }
+  return undefined;
+}

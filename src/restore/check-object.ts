@@ -1,0 +1,81 @@
+/**
+ * Integrity of one archive object before a single row of it is loaded: its metadata is present
+ * and readable, the stored bytes and the decompressed bytes have the SHA-256 the metadata
+ * records, and the object holds exactly `record_count` lines, one per key of the deletion
+ * manifest. Pure apart from decompression.
+ */
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import { FORMAT_NAME, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
+import { AuditlogError } from '../core/errors.js';
+import { countLines, outputChunkSize } from '../archive/encode-batch.js';
+
+const gunzipAsync = promisify(gunzip);
+
+export interface CheckedObject {
+  key: string;
+  meta: BatchMetadata;
+  /** The decompressed JSON lines, each ending in '\n'. */
+  raw: Buffer;
+}
+
+function corrupt(key: string, problem: string, check: string): AuditlogError {
+  return new AuditlogError('RESTORE_CORRUPT_OBJECT', `archive object ${key} is corrupt or incomplete: ${problem}; nothing of it was loaded (restore it from a backup copy, or pass --on-corrupt skip to restore the others)`, {
+    details: { key, check },
+  });
+}
+
+/** Parses and sanity-checks a sidecar; `expected` is the table the restore is for. */
+export function parseObjectMetadata(key: string, body: Buffer | undefined, expected: { database: string; schema: string; table: string }): BatchMetadata {
+  if (body === undefined) throw corrupt(key, 'its metadata sidecar is missing', 'metadata');
+  let meta: BatchMetadata;
+  try {
+    meta = JSON.parse(body.toString('utf8')) as BatchMetadata;
+  } catch {
+    throw corrupt(key, 'its metadata sidecar is not valid JSON', 'metadata');
+  }
+  const wellFormed =
+    meta !== null &&
+    typeof meta === 'object' &&
+    meta.format === FORMAT_NAME &&
+    meta.format_version === 1 &&
+    Array.isArray(meta.columns) &&
+    meta.columns.length > 0 &&
+    meta.columns.every((c) => typeof c?.name === 'string' && typeof c?.type === 'string') &&
+    Array.isArray(meta.primary_key_columns) &&
+    meta.primary_key_columns.length > 0 &&
+    meta.primary_key_columns.every((k) => meta.columns.some((c) => c.name === k)) &&
+    Array.isArray(meta.primary_keys) &&
+    Number.isInteger(meta.record_count) &&
+    typeof meta.sha256_compressed === 'string' &&
+    typeof meta.sha256_uncompressed === 'string' &&
+    Array.isArray(meta.json_null_values ?? []) &&
+    Array.isArray(meta.json_text_values ?? []);
+  if (!wellFormed) throw corrupt(key, 'its metadata sidecar lacks fields of format_version 1', 'metadata');
+  if (meta.database !== expected.database || meta.schema !== expected.schema || meta.table !== expected.table) {
+    throw corrupt(key, `its metadata names ${meta.database}/${meta.schema}.${meta.table}, not the table being restored`, 'metadata');
+  }
+  if (meta.primary_keys.length !== meta.record_count) {
+    throw corrupt(key, `its manifest lists ${meta.primary_keys.length} keys but record_count is ${meta.record_count}`, 'record_count');
+  }
+  return meta;
+}
+
+export async function checkObject(key: string, body: Buffer | undefined, meta: BatchMetadata): Promise<CheckedObject> {
+  if (body === undefined) throw corrupt(key, 'the data object is missing', 'object');
+  const stored = sha256Hex(body);
+  if (stored !== meta.sha256_compressed) throw corrupt(key, `SHA-256 of the stored bytes is ${stored}, metadata says ${meta.sha256_compressed}`, 'sha256_compressed');
+  let raw: Buffer;
+  try {
+    raw = await gunzipAsync(body, { chunkSize: outputChunkSize(meta.uncompressed_bytes ?? body.length * 4) });
+  } catch {
+    throw corrupt(key, 'it does not decompress', 'decompress');
+  }
+  const unpacked = sha256Hex(raw);
+  if (unpacked !== meta.sha256_uncompressed) throw corrupt(key, `SHA-256 of the decompressed bytes is ${unpacked}, metadata says ${meta.sha256_uncompressed}`, 'sha256_uncompressed');
+  const lines = countLines(raw);
+  if (lines !== meta.record_count || (raw.length > 0 && raw[raw.length - 1] !== 10)) {
+    throw corrupt(key, `it holds ${lines} lines but record_count is ${meta.record_count}`, 'record_count');
+  }
+  return { key, meta, raw };
+}

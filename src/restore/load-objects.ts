@@ -1,0 +1,172 @@
+/**
+ * The load phase of a restore: objects are fetched and checked a few ahead, their lines grouped
+ * into batches of --batch-size rows (an object larger than that is split), and the batches
+ * loaded on --jobs sessions at once. Restore watermarks are recorded per fully loaded object.
+ */
+import type { Logger } from 'pino';
+import type pg from 'pg';
+import type { BatchMetadata } from '../core/batch-metadata.js';
+import { isAuditlogError } from '../core/errors.js';
+import type { TargetTable } from '../db/target-table.js';
+import { checkObject } from './check-object.js';
+import { batchSignature, lineStarts, loadBatch, RestoreSession, type BatchSegment } from './load-batch.js';
+import { mapAhead } from './map-ahead.js';
+import type { Candidate, RestoreOptions, RestoreSummary } from './restore-options.js';
+import type { DriftPlan } from './schema-drift.js';
+import type { openRestoreWatermarks, RestoreTarget } from './restore-watermarks.js';
+
+/** Objects fetched and checked ahead of the load, so storage reads overlap database work. */
+const PREFETCH_OBJECTS = 4;
+/** Rows per transaction without --batch-size: short transactions (I5), few enough of them to be fast. */
+export const DEFAULT_RESTORE_BATCH_ROWS = 20_000;
+export const DEFAULT_RESTORE_JOBS = 2;
+
+export async function loadObjects(
+  client: pg.Client,
+  openClient: () => Promise<pg.Client>,
+  options: RestoreOptions,
+  summary: RestoreSummary,
+  id: { database: string; schema: string; table: string },
+  target: RestoreTarget,
+  table: TargetTable | undefined,
+  candidates: Candidate[],
+  drifts: Map<string, DriftPlan>,
+  watermarks: ReturnType<typeof openRestoreWatermarks>,
+  logger: Logger,
+  corrupt: (key: string, error: unknown) => void,
+): Promise<void> {
+  const record = !options.dryRun;
+  if (watermarks.transactional && record) await watermarks.prepare();
+  const extraClients: pg.Client[] = [];
+  try {
+    // Two backends parse JSON on two cores: the load is CPU-bound in PostgreSQL, not in this process.
+    const jobs = Math.max(1, Math.min(options.jobs ?? DEFAULT_RESTORE_JOBS, candidates.length));
+    for (let i = 1; i < jobs && table !== undefined; i++) extraClients.push(await openClient());
+    const sessions = [client, ...extraClients].map((c) => new RestoreSession(c));
+    await loadBatches(sessions, options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt);
+  } finally {
+    for (const c of extraClients) await c.end().catch(() => undefined);
+  }
+}
+
+async function loadBatches(
+  sessions: RestoreSession[],
+  options: RestoreOptions,
+  summary: RestoreSummary,
+  id: { database: string; schema: string; table: string },
+  target: RestoreTarget,
+  table: TargetTable | undefined,
+  candidates: Candidate[],
+  drifts: Map<string, DriftPlan>,
+  watermarks: ReturnType<typeof openRestoreWatermarks>,
+  logger: Logger,
+  corrupt: (key: string, error: unknown) => void,
+): Promise<void> {
+  const record = !options.dryRun;
+  const totalRows = candidates.reduce((n, c) => n + c.meta.record_count, 0);
+  const batchRows = options.batchSize ?? DEFAULT_RESTORE_BATCH_ROWS;
+  const started = Date.now();
+  let lastProgress = started;
+  const interval = options.progressIntervalMs ?? 5_000;
+  const progress = (): void => {
+    const now = Date.now();
+    if (now - lastProgress < interval) return;
+    lastProgress = now;
+    const rate = summary.rows.restored / Math.max((now - started) / 1000, 0.001);
+    logger.info({ rows: summary.rows.restored, total_rows: totalRows, rows_per_second: Math.round(rate), eta_seconds: rate > 0 ? Math.round((totalRows - summary.rows.restored) / rate) : null }, 'restore progress');
+  };
+  const entry = (meta: BatchMetadata) => ({ sha256_compressed: meta.sha256_compressed, rows: meta.record_count, run_id: options.runId, restored_at: new Date().toISOString() });
+
+  let batch: BatchSegment[] = [];
+  let batchSize = 0;
+  const idle = [...sessions];
+  const running = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
+  /** Hands the batch to an idle session, waiting for one; a failed batch stops further dispatch. */
+  const flush = async (): Promise<void> => {
+    const segments = batch;
+    batch = [];
+    batchSize = 0;
+    // The final part of a split object commits only after its other parts did: its watermark then means "all of it".
+    if (segments.some((s) => s.last && s.from > 0)) await Promise.all(running);
+    while (idle.length === 0) await Promise.race(running);
+    if (failure !== undefined) throw failure.error;
+    const session = idle.pop()!;
+    const task = runBatch(session, segments)
+      .catch((error: unknown) => {
+        failure ??= { error };
+      })
+      .finally(() => {
+        idle.push(session);
+        running.delete(task);
+      });
+    running.add(task);
+  };
+  const corruptKeys = new Set<string>();
+  const runBatch = async (session: RestoreSession, initial: BatchSegment[]): Promise<void> => {
+    let segments = initial.filter((s) => !corruptKeys.has(s.object.key));
+    while (segments.length > 0) {
+      const done = new Map(segments.filter((s) => s.last).map((s) => [s.object.key, entry(s.object.meta)]));
+      let result;
+      try {
+        result = await loadBatch(session, segments, drifts.get(JSON.stringify(segments[0]!.object.meta.columns))!, table!, {
+          strategy: options.conflict,
+          dryRun: options.dryRun,
+          ...(watermarks.transactional && record ? { beforeCommit: (q) => watermarks.record(q, id, target, done) } : {}),
+        });
+      } catch (error) {
+        // A line that is not its manifest's row shows only once staged: the batch was rolled back; load it without that object.
+        if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
+        corruptKeys.add(String(error.details.key));
+        corrupt(String(error.details.key), error);
+        segments = segments.filter((s) => !corruptKeys.has(s.object.key));
+        continue;
+      }
+      if (!watermarks.transactional && record) await watermarks.record(session.client, id, target, done);
+      summary.rows.restored += result.rows;
+      summary.rows.inserted += result.inserted;
+      summary.rows.conflicts += result.conflicts;
+      summary.objects.restored += done.size;
+      logger.debug({ objects: done.size, ...result }, options.dryRun ? 'batch checked (dry run)' : 'batch restored');
+      progress();
+      return;
+    }
+  };
+
+  let signature: string | undefined;
+  try {
+    const fetched = mapAhead(candidates, PREFETCH_OBJECTS, async (c) => checkObject(c.key, await options.store.get(c.key), c.meta));
+    for await (const { item, result: checked, error } of fetched) {
+      if (error !== undefined || checked === undefined) {
+        if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
+        corrupt(item.key, error);
+        continue;
+      }
+      if (table === undefined) {
+        // Dry run into a table that does not exist yet: every row would be inserted.
+        summary.rows.restored += item.meta.record_count;
+        summary.rows.inserted += item.meta.record_count;
+        summary.objects.restored++;
+        continue;
+      }
+      const sig = batchSignature(item.meta);
+      if (signature !== sig && batch.length > 0) await flush();
+      signature = sig;
+      const starts = lineStarts(checked.raw);
+      const lines = starts.length - 1;
+      let from = 0;
+      do {
+        const to = Math.min(lines, from + batchRows - batchSize);
+        batch.push({ object: checked, starts, from, to, last: to === lines });
+        batchSize += to - from;
+        from = to;
+        if (batchSize >= batchRows) await flush();
+      } while (from < lines);
+    }
+    if (batch.length > 0) await flush();
+  } finally {
+    // Never leave a batch running behind a failure: indexes are recreated and connections closed after this.
+    await Promise.allSettled(running);
+  }
+  if (failure !== undefined) throw failure.error;
+}

@@ -1,0 +1,58 @@
+/** The inputs and the report of a restore (types only). */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { BatchMetadata } from '../core/batch-metadata.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { ConflictStrategy } from './restore-sql.js';
+import type { DateRange } from './select-objects.js';
+import type { RestoreTarget } from './restore-watermarks.js';
+
+export interface RestoreOptions {
+  config: Config;
+  store: ObjectStore;
+  logger: Logger;
+  runId: string;
+  database?: string;
+  table: string;
+  range: DateRange;
+  target?: RestoreTarget;
+  conflict: ConflictStrategy;
+  onCorrupt: 'skip' | 'fail';
+  strictSchema: boolean;
+  ignoreWatermark: boolean;
+  dropIndexes: boolean;
+  batchSize?: number;
+  /** Batches loaded at once, each on its own connection (default 2). */
+  jobs?: number;
+  dryRun: boolean;
+  secrets?: readonly string[];
+  progressIntervalMs?: number;
+}
+
+export interface RestoreSummary {
+  runId: string;
+  dryRun: boolean;
+  database: string;
+  schema: string;
+  table: string;
+  target: RestoreTarget;
+  targetCreated: boolean;
+  conflictStrategy: ConflictStrategy;
+  objects: { selected: number; restored: number; skippedByWatermark: number };
+  /** Objects with a pending marker: their batch was in flight; not restored. */
+  uncommitted: string[];
+  corrupt: { key: string; message: string }[];
+  rows: { restored: number; inserted: number; conflicts: number };
+  drift: string[];
+  indexes: { dropped: string[]; recreated: string[]; failedToRecreate: string[] };
+  durationMs: number;
+  rowsPerSecond: number;
+  status: 'ok' | 'failed';
+  error?: { code: string; message: string; details?: unknown };
+}
+
+/** A committed object selected for restore, with its parsed sidecar. */
+export interface Candidate {
+  key: string;
+  meta: BatchMetadata;
+}

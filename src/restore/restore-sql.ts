@@ -1,0 +1,148 @@
+/**
+ * SQL text of the restore load, built from the drift plan. Pure. Every identifier is quoted;
+ * types are metadata/catalog `format_type()` text already checked to parse as a type name;
+ * every value (line numbers, JSON keys, the manifest) is a bound parameter.
+ *
+ * The pipeline per batch, inside one transaction:
+ *   lines  (n, line)          ← COPY of the JSON lines, verbatim
+ *   parsed (line no, cols…)   ← json_populate_record with the *archived* types + the json rules
+ *   target                    ← INSERT … SELECT with casts to the target types, ON CONFLICT …
+ */
+import type { BatchMetadata, LineColumns } from '../core/batch-metadata.js';
+import { quoteIdent, quoteQualified } from '../db/quote-ident.js';
+import type { DriftPlan } from './schema-drift.js';
+
+export type ConflictStrategy = 'skip' | 'overwrite' | 'fail' | 'upsert';
+
+export const LINES_TABLE = 'pg_temp.auditlog_restore_lines';
+
+/** Line number column of the parsed table: a name no archived column has. */
+export function lineNumberColumn(columns: readonly { name: string }[]): string {
+  let name = 'auditlog_line_no';
+  while (columns.some((c) => c.name === name)) name += '_';
+  return name;
+}
+
+export function createLinesTableSql(): string {
+  return `CREATE TEMP TABLE IF NOT EXISTS auditlog_restore_lines (n int NOT NULL, line text NOT NULL) ON COMMIT DELETE ROWS`;
+}
+
+/** The archived row type (never holds rows) and the table of parsed rows, for one column list. */
+export function createParsedTablesSql(id: number, columns: readonly { name: string; type: string }[]): { rowType: string; parsed: string; sql: string[] } {
+  const defs = columns.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(', ');
+  const rowType = `pg_temp.auditlog_restore_row_${id}`;
+  const parsed = `pg_temp.auditlog_restore_parsed_${id}`;
+  return {
+    rowType,
+    parsed,
+    sql: [
+      `CREATE TEMP TABLE auditlog_restore_row_${id} (${defs})`,
+      `CREATE TEMP TABLE auditlog_restore_parsed_${id} (${quoteIdent(lineNumberColumn(columns))} int NOT NULL, ${defs}) ON COMMIT DELETE ROWS`,
+    ],
+  };
+}
+
+export const COPY_LINES_SQL = `COPY ${LINES_TABLE} (n, line) FROM STDIN WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')`;
+
+/** Line numbers per column, from the metadata lists of the two json rules. */
+function linesByColumn(entries: readonly LineColumns[] | undefined): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const e of entries ?? []) for (const c of e.columns) out.set(c, [...(out.get(c) ?? []), e.line]);
+  return out;
+}
+
+/**
+ * Parses the staged lines with the archived types. JSON `null` in json/jsonb columns and json
+ * values written as their exact text are restored from the metadata (docs/format.md, "The two
+ * json rules"); everything else is json_populate_record's own reading of the line.
+ */
+export function parseLinesSql(meta: Pick<BatchMetadata, 'columns' | 'json_null_values' | 'json_text_values'>, rowType: string, parsed: string): { sql: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const bind = (v: unknown): string => {
+    values.push(v);
+    return `$${values.length}`;
+  };
+  const nulls = linesByColumn(meta.json_null_values);
+  const texts = linesByColumn(meta.json_text_values);
+  const exprs = meta.columns.map((c) => {
+    const col = `r.${quoteIdent(c.name)}`;
+    const n = nulls.get(c.name);
+    const t = texts.get(c.name);
+    if (n === undefined && t === undefined) return col;
+    const cases: string[] = [];
+    if (n !== undefined) cases.push(`WHEN s.n = ANY(${bind(n)}::int[]) THEN 'null'::${c.type}`);
+    if (t !== undefined) cases.push(`WHEN s.n = ANY(${bind(t)}::int[]) THEN (s.line::json ->> ${bind(c.name)})::${c.type}`);
+    return `CASE ${cases.join(' ')} ELSE ${col} END`;
+  });
+  return {
+    sql: `INSERT INTO ${parsed} SELECT s.n, ${exprs.join(', ')} FROM ${LINES_TABLE} s CROSS JOIN LATERAL pg_catalog.json_populate_record(NULL::${rowType}, s.line::json) r`,
+    values,
+  };
+}
+
+/**
+ * The first line whose key is not the manifest's key for that line: only rows the batch's
+ * delete removed may be restored. `$1` is the manifest as a JSON array of text arrays.
+ */
+export function manifestMismatchSql(meta: Pick<BatchMetadata, 'columns' | 'primary_key_columns'>, parsed: string): string {
+  const n = quoteIdent(lineNumberColumn(meta.columns));
+  const key = meta.primary_key_columns.map((k) => `p.${quoteIdent(k)}::text`).join(', ');
+  return `SELECT p.${n} AS n FROM ${parsed} p WHERE pg_catalog.to_jsonb(ARRAY[${key}]) IS DISTINCT FROM ($1::jsonb -> p.${n}) ORDER BY p.${n} LIMIT 1`;
+}
+
+function valueExpr(c: DriftPlan['columns'][number]): string {
+  const v = `p.${quoteIdent(c.archived)}`;
+  return c.archivedType === c.targetType ? v : `${v}::${c.targetBaseType}`;
+}
+
+/** Rows of the batch whose key already exists in the target (for --dry-run and reports). */
+export function countConflictsSql(drift: DriftPlan, target: { schema: string; table: string; key: readonly string[] }, parsed: string): string | undefined {
+  const byTarget = new Map(drift.columns.map((c) => [c.target, c]));
+  if (target.key.length === 0 || !target.key.every((k) => byTarget.has(k))) return undefined;
+  const on = target.key.map((k) => `t.${quoteIdent(k)} = ${valueExpr(byTarget.get(k)!)}`).join(' AND ');
+  return `SELECT count(*)::int AS n FROM ${parsed} p WHERE EXISTS (SELECT 1 FROM ${quoteQualified(target.schema, target.table)} t WHERE ${on})`;
+}
+
+/**
+ * The INSERT … SELECT of one batch. Returns one row: how many rows were inserted (the others of
+ * the batch were conflicts: skipped, replaced or updated). `fail` has no ON CONFLICT: the unique violation stops
+ * the batch and names the key.
+ */
+export function insertSql(
+  drift: DriftPlan,
+  target: { schema: string; table: string; key: readonly string[]; partitioned: boolean; columns: readonly { name: string; generated: boolean; identity: 'always' | 'by-default' | null }[] },
+  parsed: string,
+  strategy: ConflictStrategy,
+): string {
+  const cols = drift.columns.map((c) => quoteIdent(c.target)).join(', ');
+  const overriding = drift.overridingSystemValue ? ' OVERRIDING SYSTEM VALUE' : '';
+  let conflict = '';
+  if (strategy === 'skip') conflict = ' ON CONFLICT DO NOTHING';
+  else if (strategy === 'overwrite' || strategy === 'upsert') {
+    const isKey = new Set(target.key);
+    const identityAlways = new Set(target.columns.filter((c) => c.identity === 'always').map((c) => c.name));
+    const sets = drift.columns.filter((c) => !isKey.has(c.target) && !identityAlways.has(c.target)).map((c) => `${quoteIdent(c.target)} = EXCLUDED.${quoteIdent(c.target)}`);
+    if (strategy === 'overwrite') {
+      // Replace the row: what the archive has no value for goes back to its default, as on insert.
+      const fed = new Set(drift.columns.map((c) => c.target));
+      for (const c of target.columns) {
+        if (!fed.has(c.name) && !isKey.has(c.name) && !c.generated && c.identity === null) sets.push(`${quoteIdent(c.name)} = DEFAULT`);
+      }
+    }
+    // A table of key columns only: the row already is what the archive holds.
+    if (sets.length === 0) sets.push(`${quoteIdent(target.key[0]!)} = EXCLUDED.${quoteIdent(target.key[0]!)}`);
+    conflict = ` ON CONFLICT (${target.key.map(quoteIdent).join(', ')}) DO UPDATE SET ${sets.join(', ')}`;
+  }
+  const insert = `INSERT INTO ${quoteQualified(target.schema, target.table)} (${cols})${overriding} SELECT ${drift.columns.map(valueExpr).join(', ')} FROM ${parsed} p${conflict}`;
+  // xmax is 0 on a freshly inserted row version and set on one ON CONFLICT updated. Partitioned
+  // tables cannot return system columns: there every returned row counts, and the caller counts
+  // the conflicts before the INSERT.
+  const updating = strategy === 'overwrite' || strategy === 'upsert';
+  const inserted = updating && !target.partitioned ? `(xmax::text = '0')` : 'true';
+  return `WITH w AS (${insert} RETURNING ${inserted} AS inserted) SELECT count(*) FILTER (WHERE inserted)::int AS inserted FROM w`;
+}
+
+/** Whether the INSERT's own count tells inserted from updated rows (else count conflicts first). */
+export function insertCountsUpdates(strategy: ConflictStrategy, target: { partitioned: boolean }): boolean {
+  return !((strategy === 'overwrite' || strategy === 'upsert') && target.partitioned);
+}

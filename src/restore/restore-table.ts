@@ -1,0 +1,210 @@
+/**
+ * `auditlog restore` for one configured table, as a pipeline:
+ *   select committed objects (date layout) → read sidecars → skip what the restore watermark
+ *   says is done → resolve the target (create it if asked for a new one) → plan and report
+ *   schema drift → [drop secondary indexes] → per object: read, check integrity, load, record
+ *   → [recreate indexes, always].
+ * Nothing of an object is loaded before its checksums and record count are proven. Short
+ * transactions, one per batch (load-objects.ts).
+ */
+import type { Logger } from 'pino';
+import type pg from 'pg';
+import { tablePrefix, metadataKeyFor } from '../core/archive-layout.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
+import { redactSecrets } from '../config/mask-secrets.js';
+import { buildSessionSettings, createClient, toConnectError } from '../db/connect.js';
+import { canCast, createTargetTable, dropIndexes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
+import { selectTargets } from '../archive/run-archive.js';
+import { parseObjectMetadata } from './check-object.js';
+import { loadObjects } from './load-objects.js';
+import { mapAhead } from './map-ahead.js';
+import type { Candidate, RestoreOptions, RestoreSummary } from './restore-options.js';
+import { formatDrift, planSchemaDrift, type DriftPlan } from './schema-drift.js';
+import { selectObjects } from './select-objects.js';
+import { openRestoreWatermarks, type RestoreTarget } from './restore-watermarks.js';
+
+export type { RestoreOptions, RestoreSummary } from './restore-options.js';
+
+/** Sidecars read at once when selecting objects. */
+const METADATA_READS_IN_FLIGHT = 8;
+
+export async function runRestore(options: RestoreOptions): Promise<RestoreSummary> {
+  const started = Date.now();
+  const dbs = selectTargets({ config: options.config, table: options.table, ...(options.database === undefined ? {} : { database: options.database }) });
+  const db = dbs[0]!;
+  const tableConfig = db.tables[0]!;
+  if (dbs.length > 1 || db.tables.length > 1) {
+    throw new AuditlogError('USAGE', `--table ${options.table} matches several configured tables; add --database and use schema.name`);
+  }
+  const id = { database: db.name, schema: tableConfig.schema, table: tableConfig.name };
+  const target = options.target ?? { schema: tableConfig.schema, table: tableConfig.name };
+  const logger = options.logger.child({ database: db.name, table: `${id.schema}.${id.table}`, target: `${target.schema}.${target.table}` });
+  const summary: RestoreSummary = {
+    runId: options.runId,
+    dryRun: options.dryRun,
+    ...id,
+    target,
+    targetCreated: false,
+    conflictStrategy: options.conflict,
+    objects: { selected: 0, restored: 0, skippedByWatermark: 0 },
+    uncommitted: [],
+    corrupt: [],
+    rows: { restored: 0, inserted: 0, conflicts: 0 },
+    drift: [],
+    indexes: { dropped: [], recreated: [], failedToRecreate: [] },
+    durationMs: 0,
+    rowsPerSecond: 0,
+    status: 'ok',
+  };
+  await options.store.check();
+  const openClient = async (): Promise<pg.Client> => {
+    const c = createClient({
+      database: db,
+      applicationName: options.config.application_name,
+      settings: buildSessionSettings(options.config.defaults),
+      onBackgroundError: (error) => logger.warn({ err: redactSecrets(describeError(error), options.secrets ?? []) }, 'database connection error'),
+    });
+    try {
+      await c.connect();
+    } catch (error) {
+      throw toConnectError(error, db, options.secrets);
+    }
+    return c;
+  };
+  const client = await openClient();
+  try {
+    await restoreInto(client, openClient, options, summary, id, target, tableConfig.column_map ?? {}, logger);
+  } catch (error) {
+    if (isAuditlogError(error) && error.exitCode === 2) throw error;
+    // A database error mid-load (a value that fails its cast, a lost connection): its batch was rolled back.
+    const e = isAuditlogError(error)
+      ? error
+      : new AuditlogError('DB_QUERY', `restore into ${target.schema}.${target.table} stopped: ${redactSecrets(describeError(error), options.secrets ?? [])}; batches committed before stay restored, rerun to continue`, { cause: error });
+    summary.status = 'failed';
+    summary.error = { code: e.code, message: e.message, details: e.details };
+    logger.error({ code: e.code, err: e.message }, 'restore failed');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  if (summary.corrupt.length > 0) summary.status = 'failed';
+  summary.durationMs = Date.now() - started;
+  summary.rowsPerSecond = summary.durationMs > 0 ? Math.round((summary.rows.restored * 1000) / summary.durationMs) : 0;
+  return summary;
+}
+
+async function restoreInto(
+  client: pg.Client,
+  openClient: () => Promise<pg.Client>,
+  options: RestoreOptions,
+  summary: RestoreSummary,
+  id: { database: string; schema: string; table: string },
+  target: RestoreTarget,
+  columnMap: Record<string, string>,
+  logger: Logger,
+): Promise<void> {
+  const selected = await selectObjects(options.store, tablePrefix(id.database, id.schema, id.table), options.range);
+  summary.uncommitted = selected.uncommitted;
+  for (const key of selected.uncommitted) logger.warn({ key }, 'object has a pending marker (its batch was in flight): not restored; the next archive run reconciles it');
+  summary.objects.selected = selected.committed.length + selected.withoutMetadata.length;
+  const corrupt = (key: string, error: unknown): void => {
+    const message = describeError(error);
+    if (options.onCorrupt === 'fail') throw error;
+    summary.corrupt.push({ key, message });
+    logger.error({ key, err: message }, 'corrupt archive object skipped');
+  };
+  for (const key of selected.withoutMetadata) corrupt(key, parseObjectMetadataError(key, id));
+
+  const watermarks = openRestoreWatermarks(options.config, options.store, client);
+  const done = options.ignoreWatermark ? new Map() : await watermarks.load(id, target);
+  const candidates: Candidate[] = [];
+  const sidecars = mapAhead(selected.committed, METADATA_READS_IN_FLIGHT, async (key) => parseObjectMetadata(key, await options.store.get(metadataKeyFor(key)), id));
+  for await (const { item: key, result: meta, error } of sidecars) {
+    if (error !== undefined || meta === undefined) {
+      if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
+      corrupt(key, error);
+      continue;
+    }
+    if (done.get(key)?.sha256_compressed === meta.sha256_compressed) {
+      summary.objects.skippedByWatermark++;
+      continue;
+    }
+    candidates.push({ key, meta });
+  }
+  if (candidates.length === 0) {
+    logger.info({ skippedByWatermark: summary.objects.skippedByWatermark }, 'nothing to restore');
+    return;
+  }
+
+  const invalid = await findInvalidType(client, candidates.flatMap((c) => c.meta.columns.map((col) => col.type)));
+  if (invalid !== undefined) {
+    throw new AuditlogError('SCHEMA_DRIFT', `archived type ${invalid} does not exist in database "${id.database}" (create the type or install its extension on the target first)`, { details: { type: invalid } });
+  }
+  let table = await loadTargetTable(client, target.schema, target.table);
+  if (table === undefined) {
+    if (options.target === undefined) {
+      throw new AuditlogError('TABLE_NOT_FOUND', `table ${target.schema}.${target.table} not found in database "${id.database}"; create it, or restore into a new table with --target-table SCHEMA.NAME`);
+    }
+    const first = candidates[0]!.meta;
+    if (!options.dryRun) {
+      await createTargetTable(client, target.schema, target.table, first.columns, first.primary_key_columns);
+      table = await loadTargetTable(client, target.schema, target.table);
+    }
+    summary.targetCreated = true;
+    logger.info({ columns: first.columns.length }, options.dryRun ? 'target table would be created' : 'target table created with the archived columns');
+  }
+  const drifts = new Map<string, DriftPlan>();
+  if (table !== undefined) {
+    if (options.conflict !== 'skip' && options.conflict !== 'fail' && table.key.length === 0) {
+      throw new AuditlogError('SCHEMA_DRIFT', `--conflict ${options.conflict} needs a primary key or unique index on ${target.schema}.${target.table}; add one, or use --conflict skip`);
+    }
+    for (const c of candidates) {
+      const signature = JSON.stringify(c.meta.columns);
+      if (drifts.has(signature)) continue;
+      const drift = planSchemaDrift(c.meta.columns, table.columns, columnMap, { strict: options.strictSchema, label: `${target.schema}.${target.table}` });
+      for (const change of drift.typeChanges) {
+        if (!(await canCast(client, change.from, drift.columns.find((c) => c.target === change.target)!.targetBaseType))) {
+          throw new AuditlogError('SCHEMA_DRIFT', `archived column "${change.archived}" has type ${change.from}, which PostgreSQL cannot cast to ${change.to} of "${change.target}"; map it to another column in column_map or restore into a new --target-table`, {
+            details: { column: change.target, from: change.from, to: change.to },
+          });
+        }
+      }
+      drifts.set(signature, drift);
+      for (const line of formatDrift(drift)) if (!summary.drift.includes(line)) summary.drift.push(line);
+    }
+    for (const line of summary.drift) logger.warn({ drift: line }, 'schema drift');
+  }
+
+  let indexes: IndexDefinition[] = [];
+  if (options.dropIndexes && table?.partitioned === true) {
+    // A partitioned index's definition recreates only the parent (ON ONLY), not its partitions' indexes.
+    throw new AuditlogError('USAGE', `--drop-indexes does not support the partitioned table ${target.schema}.${target.table}; restore without it`);
+  }
+  if (options.dropIndexes && !options.dryRun && table !== undefined) {
+    indexes = await listSecondaryIndexes(client, table.oid);
+    // Logged before dropping: if the process is killed, these are what an operator recreates.
+    for (const index of indexes) logger.info({ index: index.name, definition: index.definition }, 'dropping secondary index for the load');
+    await dropIndexes(client, target.schema, indexes);
+    summary.indexes.dropped = indexes.map((i) => i.name);
+  }
+  try {
+    await loadObjects(client, openClient, options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt);
+  } finally {
+    if (indexes.length > 0) {
+      // Always, also when the load failed: the target must get back every index it had.
+      await client.query('ROLLBACK').catch(() => undefined);
+      const failed = await recreateIndexes(client, target.schema, indexes);
+      summary.indexes.failedToRecreate = failed;
+      summary.indexes.recreated = indexes.map((i) => i.name).filter((n) => !failed.includes(n));
+      for (const index of indexes.filter((i) => failed.includes(i.name))) logger.error({ index: index.name, definition: index.definition }, 'could not recreate index: run this definition by hand');
+    }
+  }
+}
+
+function parseObjectMetadataError(key: string, id: { database: string; schema: string; table: string }): unknown {
+  try {
+    parseObjectMetadata(key, undefined, id);
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}

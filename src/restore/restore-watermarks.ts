@@ -1,0 +1,170 @@
+/**
+ * Restore watermarks: which archive objects were restored into which target, so a rerun skips
+ * them (unless --ignore-watermark). Kept like the archive watermarks (`watermarks.backend`):
+ * a JSON document per (archived table, target) under `_auditlog/restore-state/` in the bucket or
+ * directory, or rows of `auditlog_restore_watermarks` in the watermark schema of the database.
+ * The database variant is written in the same transaction as the object's last rows, so rows
+ * and record commit together; the storage variant is written once per batch right after its COMMIT (a crash
+ * in between restores the object again on rerun, which `--conflict skip` makes harmless).
+ * An entry counts only for the exact object bytes (SHA-256): a rewritten object is restored again.
+ */
+import { STATE_PREFIX, encodeKeySegment, tablePrefix } from '../core/archive-layout.js';
+import type { Config } from '../config/schema.js';
+import { AuditlogError } from '../core/errors.js';
+import type { Queryable } from '../db/queryable.js';
+import { quoteQualified } from '../db/quote-ident.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { TableId } from '../state/table-state.js';
+
+export const RESTORE_STATE_FORMAT = 'auditlog-restore-state';
+export const RESTORE_WATERMARK_TABLE = 'auditlog_restore_watermarks';
+
+export interface RestoredObject {
+  sha256_compressed: string;
+  rows: number;
+  run_id: string;
+  restored_at: string;
+}
+
+export interface RestoreTarget {
+  schema: string;
+  table: string;
+}
+
+export interface RestoreWatermarkStore {
+  readonly description: string;
+  /** Objects already restored into the target, by object key. */
+  load(id: TableId, target: RestoreTarget): Promise<Map<string, RestoredObject>>;
+  /** Prepares storage (creates the table) before any transaction uses `record`. */
+  prepare(): Promise<void>;
+  /** True: `record` must run inside the object's load transaction (`q` is that transaction). */
+  readonly transactional: boolean;
+  record(q: Queryable, id: TableId, target: RestoreTarget, entries: ReadonlyMap<string, RestoredObject>): Promise<void>;
+}
+
+/** `_auditlog/restore-state/<database>/<schema>.<table>/<target schema>.<target table>.json` */
+export function restoreStateKey(id: TableId, target: RestoreTarget): string {
+  return `${STATE_PREFIX}restore-state/${tablePrefix(id.database, id.schema, id.table)}${encodeKeySegment(target.schema)}.${encodeKeySegment(target.table)}.json`;
+}
+
+interface RestoreStateDocument {
+  format: typeof RESTORE_STATE_FORMAT;
+  format_version: 1;
+  database: string;
+  schema: string;
+  table: string;
+  target: RestoreTarget;
+  objects: Record<string, RestoredObject>;
+}
+
+export class ObjectRestoreWatermarkStore implements RestoreWatermarkStore {
+  readonly description: string;
+  readonly transactional = false;
+  private readonly docs = new Map<string, RestoreStateDocument>();
+  /** Writes one after another: concurrent batches must not let an older document overwrite a newer one. */
+  private writes: Promise<void> = Promise.resolve();
+
+  constructor(private readonly store: ObjectStore) {
+    this.description = `${store.description} (_auditlog/restore-state/)`;
+  }
+
+  async prepare(): Promise<void> {}
+
+  async load(id: TableId, target: RestoreTarget): Promise<Map<string, RestoredObject>> {
+    const doc = await this.read(id, target, true);
+    return new Map(Object.entries(doc.objects));
+  }
+
+  async record(_q: Queryable, id: TableId, target: RestoreTarget, entries: ReadonlyMap<string, RestoredObject>): Promise<void> {
+    if (entries.size === 0) return;
+    const write = this.writes.then(async () => {
+      const doc = await this.read(id, target);
+      for (const [key, entry] of entries) doc.objects[key] = entry;
+      await this.store.put(restoreStateKey(id, target), Buffer.from(JSON.stringify(doc, null, 1) + '\n', 'utf8'), { contentType: 'application/json' });
+    });
+    this.writes = write.catch(() => undefined);
+    await write;
+  }
+
+  /** `strict`: an unreadable document is an error; otherwise (--ignore-watermark) it is started afresh. */
+  private async read(id: TableId, target: RestoreTarget, strict = false): Promise<RestoreStateDocument> {
+    const key = restoreStateKey(id, target);
+    let doc = this.docs.get(key);
+    if (doc === undefined) {
+      const body = await this.store.get(key);
+      let parsed: RestoreStateDocument | undefined;
+      try {
+        parsed = body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as RestoreStateDocument);
+      } catch {
+        if (strict) {
+          throw new AuditlogError('STORAGE_IO', `restore watermark ${key} is unreadable; pass --ignore-watermark to restore everything selected again (it is then rewritten)`, { details: { key } });
+        }
+      }
+      doc =
+        parsed?.format === RESTORE_STATE_FORMAT && typeof parsed.objects === 'object' && parsed.objects !== null
+          ? parsed
+          : { format: RESTORE_STATE_FORMAT, format_version: 1, database: id.database, schema: id.schema, table: id.table, target, objects: {} };
+      this.docs.set(key, doc);
+    }
+    return doc;
+  }
+}
+
+export class DatabaseRestoreWatermarkStore implements RestoreWatermarkStore {
+  readonly description: string;
+  readonly transactional = true;
+  private readonly qualified: string;
+
+  constructor(
+    private readonly q: Queryable,
+    schema: string,
+  ) {
+    this.qualified = quoteQualified(schema, RESTORE_WATERMARK_TABLE);
+    this.description = `table ${schema}.${RESTORE_WATERMARK_TABLE}`;
+  }
+
+  async prepare(): Promise<void> {
+    try {
+      await this.q.query(
+        `CREATE TABLE IF NOT EXISTS ${this.qualified} (
+           database_name text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL,
+           target_schema text NOT NULL, target_table text NOT NULL, object_key text NOT NULL,
+           sha256_compressed text NOT NULL, rows bigint NOT NULL, run_id text NOT NULL, restored_at timestamptz NOT NULL DEFAULT now(),
+           PRIMARY KEY (database_name, schema_name, table_name, target_schema, target_table, object_key))`,
+      );
+    } catch (error) {
+      // Two restores creating it at once: one wins, the other sees a duplicate catalog row.
+      const code = (error as { code?: string }).code;
+      if (code !== '23505' && code !== '42P07') throw error;
+    }
+  }
+
+  async load(id: TableId, target: RestoreTarget): Promise<Map<string, RestoredObject>> {
+    const exists = await this.q.query<{ found: string }>('SELECT (pg_catalog.to_regclass($1) IS NOT NULL)::text AS found', [this.qualified]);
+    if (exists.rows[0]?.found !== 'true') return new Map();
+    const r = await this.q.query<{ object_key: string; sha256_compressed: string; rows: string; run_id: string; restored_at: string }>(
+      `SELECT object_key, sha256_compressed, rows::text AS rows, run_id, restored_at::text AS restored_at FROM ${this.qualified}
+        WHERE database_name = $1 AND schema_name = $2 AND table_name = $3 AND target_schema = $4 AND target_table = $5`,
+      [id.database, id.schema, id.table, target.schema, target.table],
+    );
+    return new Map(r.rows.map((row) => [row.object_key, { sha256_compressed: row.sha256_compressed, rows: Number(row.rows), run_id: row.run_id, restored_at: row.restored_at }]));
+  }
+
+  async record(q: Queryable, id: TableId, target: RestoreTarget, entries: ReadonlyMap<string, RestoredObject>): Promise<void> {
+    for (const [key, entry] of entries) await this.recordOne(q, id, target, key, entry);
+  }
+
+  private async recordOne(q: Queryable, id: TableId, target: RestoreTarget, key: string, entry: RestoredObject): Promise<void> {
+    await q.query(
+      `INSERT INTO ${this.qualified} (database_name, schema_name, table_name, target_schema, target_table, object_key, sha256_compressed, rows, run_id, restored_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz)
+       ON CONFLICT (database_name, schema_name, table_name, target_schema, target_table, object_key)
+       DO UPDATE SET sha256_compressed = EXCLUDED.sha256_compressed, rows = EXCLUDED.rows, run_id = EXCLUDED.run_id, restored_at = EXCLUDED.restored_at`,
+      [id.database, id.schema, id.table, target.schema, target.table, key, entry.sha256_compressed, entry.rows, entry.run_id, entry.restored_at],
+    );
+  }
+}
+
+export function openRestoreWatermarks(config: Pick<Config, 'watermarks'>, store: ObjectStore, q: Queryable): RestoreWatermarkStore {
+  return config.watermarks.backend === 'database' ? new DatabaseRestoreWatermarkStore(q, config.watermarks.schema) : new ObjectRestoreWatermarkStore(store);
+}

@@ -1,0 +1,117 @@
+/**
+ * Schema drift between the archived column list (metadata) and the target table, and how each
+ * kind is resolved: added columns take their default (or NULL), dropped columns are left out
+ * (an error with --strict-schema), changed types are cast by PostgreSQL, renamed columns come
+ * from the table's `column_map`. Pure.
+ */
+import { AuditlogError } from '../core/errors.js';
+
+export interface TargetColumn {
+  name: string;
+  /** format_type() of the column, comparable with metadata `columns[].type`. */
+  type: string;
+  /** The type without its modifier (`character varying` for `varchar(3)`): what values are cast to. */
+  baseType: string;
+  generated: boolean;
+  identity: 'always' | 'by-default' | null;
+  hasDefault: boolean;
+  notNull: boolean;
+}
+
+export interface LoadedColumn {
+  archived: string;
+  archivedType: string;
+  target: string;
+  targetType: string;
+  /**
+   * Values of another type are cast explicitly to this (no modifier); the INSERT's assignment then
+   * enforces the modifier, so a too-long value fails instead of being cut (an explicit cast to
+   * `varchar(3)` would silently truncate).
+   */
+  targetBaseType: string;
+}
+
+export interface DriftPlan {
+  /** Archived columns loaded into the target, in archive order. */
+  columns: LoadedColumn[];
+  /** Target columns the archive has no value for: they take their default or NULL. */
+  added: { name: string; type: string; hasDefault: boolean }[];
+  /** Archived columns with no place in the target: left out. */
+  dropped: { name: string; type: string }[];
+  /** Loaded columns whose type differs: the archived value is cast to the target type. */
+  typeChanges: { archived: string; target: string; from: string; to: string }[];
+  renamed: { from: string; to: string }[];
+  /** Archived columns whose target column is GENERATED ALWAYS: PostgreSQL computes them again. */
+  generated: string[];
+  /** A loaded column is GENERATED ALWAYS AS IDENTITY: the INSERT needs OVERRIDING SYSTEM VALUE. */
+  overridingSystemValue: boolean;
+}
+
+export function planSchemaDrift(
+  archived: readonly { name: string; type: string }[],
+  target: readonly TargetColumn[],
+  columnMap: Readonly<Record<string, string>>,
+  options: { strict: boolean; label: string },
+): DriftPlan {
+  const byName = new Map(target.map((c) => [c.name, c]));
+  for (const [from, to] of Object.entries(columnMap)) {
+    if (!archived.some((c) => c.name === from)) continue;
+    if (!byName.has(to)) {
+      throw new AuditlogError('SCHEMA_DRIFT', `column_map maps archived column "${from}" to "${to}", which ${options.label} does not have; fix column_map`, {
+        details: { column: to },
+      });
+    }
+  }
+  const plan: DriftPlan = { columns: [], added: [], dropped: [], typeChanges: [], renamed: [], generated: [], overridingSystemValue: false };
+  const fed = new Set<string>();
+  for (const a of archived) {
+    const mapped = columnMap[a.name];
+    const t = byName.get(mapped ?? a.name);
+    if (t === undefined) {
+      plan.dropped.push({ name: a.name, type: a.type });
+      continue;
+    }
+    if (mapped !== undefined && mapped !== a.name) plan.renamed.push({ from: a.name, to: mapped });
+    fed.add(t.name);
+    if (t.generated) {
+      plan.generated.push(t.name);
+      continue;
+    }
+    if (t.identity === 'always') plan.overridingSystemValue = true;
+    plan.columns.push({ archived: a.name, archivedType: a.type, target: t.name, targetType: t.type, targetBaseType: t.baseType });
+    if (a.type !== t.type) plan.typeChanges.push({ archived: a.name, target: t.name, from: a.type, to: t.type });
+  }
+  for (const t of target) {
+    if (fed.has(t.name) || t.generated) continue;
+    if (t.notNull && !t.hasDefault && t.identity === null) {
+      throw new AuditlogError('SCHEMA_DRIFT', `column "${t.name}" of ${options.label} is NOT NULL without a default and the archive has no value for it; add a default, or map an archived column to it in column_map`, {
+        details: { column: t.name },
+      });
+    }
+    plan.added.push({ name: t.name, type: t.type, hasDefault: t.hasDefault || t.identity !== null });
+  }
+  if (options.strict && plan.dropped.length > 0) {
+    throw new AuditlogError('SCHEMA_DRIFT', `${options.label} has no column for archived column(s) ${plan.dropped.map((d) => `"${d.name}"`).join(', ')}; restore without --strict-schema to leave them out, or map them in column_map`, {
+      details: { columns: plan.dropped.map((d) => d.name) },
+    });
+  }
+  if (plan.columns.length === 0) {
+    throw new AuditlogError('SCHEMA_DRIFT', `no archived column of this object matches a column of ${options.label}; check --target-table and column_map`);
+  }
+  return plan;
+}
+
+export function hasDrift(plan: DriftPlan): boolean {
+  return plan.added.length + plan.dropped.length + plan.typeChanges.length + plan.renamed.length + plan.generated.length > 0;
+}
+
+/** One line per finding, for the report printed before loading. */
+export function formatDrift(plan: DriftPlan): string[] {
+  const out: string[] = [];
+  for (const a of plan.added) out.push(`added column "${a.name}" (${a.type}): not in the archive, gets ${a.hasDefault ? 'its default' : 'NULL'}`);
+  for (const d of plan.dropped) out.push(`dropped column "${d.name}" (${d.type}): not in the target, left out`);
+  for (const r of plan.renamed) out.push(`renamed column "${r.from}" → "${r.to}" (column_map)`);
+  for (const t of plan.typeChanges) out.push(`type change "${t.target}": ${t.from} → ${t.to}, values are cast`);
+  for (const g of plan.generated) out.push(`generated column "${g}": computed again by PostgreSQL, the archived value is not loaded`);
+  return out;
+}

@@ -1,0 +1,100 @@
+/**
+ * Conflict strategies when restored keys already exist in the target: skip keeps the live row,
+ * overwrite replaces it (columns the archive lacks go back to their default), upsert updates the
+ * archived non-key columns only, fail stops at the first conflict, rolls the batch back and
+ * names the key. Counts are reported per strategy; --dry-run counts without writing.
+ */
+import { describe, expect, it } from 'vitest';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { archiveWith } from '../helpers/archive-run.js';
+import { createEventsTable } from '../helpers/events-table.js';
+import { restoreWith } from '../helpers/restore-run.js';
+
+const f = useArchiveFixture();
+const ORIGINAL = `SELECT id, row_to_json(t)::text AS row FROM (SELECT id, happened_at, kind, body, note FROM events) t ORDER BY id`;
+
+/** 20 archived rows (ids 1–20, objects of 7); then ids 1–3 come back as different live rows, with a column added since. */
+async function archiveThenConflict(): Promise<{ original: Map<string, string>; config: ReturnType<typeof f.configFor> }> {
+  await createEventsTable(f.db, { rows: 20, stepMinutes: 30, endDaysAgo: 20 });
+  const original = new Map((await f.db.query<{ id: string; row: string }>(ORIGINAL)).rows.map((r) => [r.id, r.row]));
+  const config = f.configFor([eventsTable]);
+  const summary = await archiveWith(config, f.store);
+  expect(summary.tables[0]!.rowsArchived).toBe(20);
+  await f.db.query(`ALTER TABLE events ADD COLUMN extra text DEFAULT 'dflt'`);
+  await f.db.query(`INSERT INTO events (id, happened_at, kind, body, note, extra) SELECT g, now(), 'live', '{"live":true}', 'live row', 'live extra' FROM generate_series(1, 3) g`);
+  return { original, config };
+}
+
+async function current(): Promise<Map<string, { row: string; extra: string | null }>> {
+  const r = await f.db.query<{ id: string; row: string; extra: string | null }>(
+    `SELECT id, row_to_json(t)::text AS row, extra FROM (SELECT id, happened_at, kind, body, note FROM events) t JOIN events USING (id) ORDER BY id`,
+  );
+  return new Map(r.rows.map((x) => [x.id, { row: x.row, extra: x.extra }]));
+}
+
+describe('restore conflict strategies', () => {
+  it('skip keeps the existing rows and restores the others exactly', async () => {
+    const { original, config } = await archiveThenConflict();
+    const s = await restoreWith(config, f.store, { table: 'events', conflict: 'skip' });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    const now = await current();
+    expect(now.size).toBe(20);
+    for (const id of ['1', '2', '3']) expect(now.get(id)!.extra).toBe('live extra');
+    for (const id of ['1', '2', '3']) expect(now.get(id)!.row).toContain('"live row"');
+    for (let id = 4; id <= 20; id++) {
+      expect(now.get(String(id))!.row).toBe(original.get(String(id)));
+      expect(now.get(String(id))!.extra).toBe('dflt');
+    }
+  });
+
+  it('overwrite replaces the existing rows: archived values, and defaults for columns the archive lacks', async () => {
+    const { original, config } = await archiveThenConflict();
+    const s = await restoreWith(config, f.store, { table: 'events', conflict: 'overwrite' });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    const now = await current();
+    for (let id = 1; id <= 20; id++) {
+      expect(now.get(String(id))!.row).toBe(original.get(String(id)));
+      expect(now.get(String(id))!.extra).toBe('dflt');
+    }
+  });
+
+  it('upsert updates the archived non-key columns and leaves the others as they are', async () => {
+    const { original, config } = await archiveThenConflict();
+    const s = await restoreWith(config, f.store, { table: 'events', conflict: 'upsert' });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    const now = await current();
+    for (let id = 1; id <= 20; id++) expect(now.get(String(id))!.row).toBe(original.get(String(id)));
+    for (const id of ['1', '2', '3']) expect(now.get(id)!.extra).toBe('live extra');
+    expect(now.get('4')!.extra).toBe('dflt');
+  });
+
+  it('fail stops at the first conflict, rolls back that batch, names the key, and exits as a failed run', async () => {
+    const { config } = await archiveThenConflict();
+    const before = await current();
+    const s = await restoreWith(config, f.store, { table: 'events', conflict: 'fail' });
+    expect(s.status).toBe('failed');
+    expect(s.error?.code).toBe('RESTORE_CONFLICT');
+    expect(s.error?.message).toMatch(/Key \(id\)=\([123]\) already exists/);
+    // The conflicting rows are in the first object: its batch was rolled back, nothing else ran.
+    expect(s.rows.restored).toBe(0);
+    expect(await current()).toEqual(before);
+  });
+
+  it('--dry-run counts the conflicts and rows without writing anything', async () => {
+    const { config } = await archiveThenConflict();
+    const before = await current();
+    const s = await restoreWith(config, f.store, { table: 'events', conflict: 'overwrite', dryRun: true });
+    expect(s.error).toBeUndefined();
+    expect(s.dryRun).toBe(true);
+    expect(s.objects.restored).toBe(s.objects.selected);
+    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    expect(s.drift).toContain(`added column "extra" (text): not in the archive, gets its default`);
+    expect(await current()).toEqual(before);
+    // A dry run records no restore watermark: the real restore still does everything.
+    const real = await restoreWith(config, f.store, { table: 'events', conflict: 'skip' });
+    expect(real.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+  });
+});

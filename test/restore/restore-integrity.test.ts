@@ -1,0 +1,124 @@
+/**
+ * Integrity before loading: an object with one flipped byte, a truncated object, an object whose
+ * metadata is missing, one whose record count is wrong (checksums consistent), and one whose
+ * manifest names other keys than its lines hold are each caught by key before any of its rows
+ * is loaded; --on-corrupt fail stops the run, --on-corrupt skip restores the others.
+ * Uncommitted objects (pending marker) are reported and never restored.
+ */
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { archiveWith } from '../helpers/archive-run.js';
+import { inspectArchive } from '../helpers/archive-inspect.js';
+import { createEventsTable } from '../helpers/events-table.js';
+import { restoreWith } from '../helpers/restore-run.js';
+import { metadataKeyFor, tablePrefix, pendingMarkerKey } from '../../src/core/archive-layout.js';
+import { sha256Hex } from '../../src/core/batch-metadata.js';
+import { dayOfKey } from '../../src/restore/select-objects.js';
+
+const f = useArchiveFixture();
+
+type Corruption = { name: string; check: RegExp; apply: (key: string) => Promise<void> };
+
+const corruptions: Corruption[] = [
+  {
+    name: 'one flipped byte',
+    check: /SHA-256 of the stored bytes/,
+    async apply(key) {
+      const body = (await f.store.get(key))!;
+      const at = Math.floor(body.length / 2);
+      body[at] = body[at]! ^ 0x01;
+      await f.store.put(key, body);
+    },
+  },
+  {
+    name: 'truncated object',
+    check: /SHA-256 of the stored bytes/,
+    async apply(key) {
+      const body = (await f.store.get(key))!;
+      await f.store.put(key, body.subarray(0, Math.floor(body.length / 2)));
+    },
+  },
+  {
+    name: 'metadata missing',
+    check: /metadata sidecar is missing/,
+    async apply(key) {
+      await f.store.delete(metadataKeyFor(key));
+    },
+  },
+  {
+    name: 'record count wrong (checksums consistent)',
+    check: /holds 6 lines but record_count is 7/,
+    async apply(key) {
+      const meta = JSON.parse((await f.store.get(metadataKeyFor(key)))!.toString('utf8'));
+      const { lines } = (await inspectArchive(f.store)).objects.find((o) => o.key === key)!;
+      const raw = Buffer.from(lines.slice(1).join('\n') + '\n');
+      const body = gzipSync(raw);
+      await f.store.put(key, body);
+      await f.store.put(metadataKeyFor(key), Buffer.from(JSON.stringify({ ...meta, sha256_uncompressed: sha256Hex(raw), sha256_compressed: sha256Hex(body) })));
+    },
+  },
+  {
+    name: 'manifest naming other keys than the lines hold',
+    check: /line 0 holds a row whose key is not the manifest's key/,
+    async apply(key) {
+      const meta = JSON.parse((await f.store.get(metadataKeyFor(key)))!.toString('utf8'));
+      meta.primary_keys[0] = ['999'];
+      await f.store.put(metadataKeyFor(key), Buffer.from(JSON.stringify(meta)));
+    },
+  },
+];
+
+async function archiveEvents(): Promise<{ keys: string[]; config: ReturnType<typeof f.configFor> }> {
+  await createEventsTable(f.db, { rows: 21, stepMinutes: 30, endDaysAgo: 20 });
+  const config = f.configFor([eventsTable]);
+  expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(21);
+  const keys = (await inspectArchive(f.store)).objects.map((o) => o.key).sort();
+  expect(keys.length).toBeGreaterThanOrEqual(3);
+  return { keys, config };
+}
+
+const ids = async (): Promise<string[]> => (await f.db.query<{ id: string }>('SELECT id::text AS id FROM events ORDER BY events.id')).rows.map((r) => r.id);
+
+describe.each(corruptions)('restore of an archive with an object corrupted by: $name', (c) => {
+  it('fails by key before loading a row of it (--on-corrupt fail)', async () => {
+    const { keys, config } = await archiveEvents();
+    await c.apply(keys[0]!);
+    const s = await restoreWith(config, f.store, { table: 'events' });
+    expect(s.status).toBe('failed');
+    expect(s.error?.code).toBe('RESTORE_CORRUPT_OBJECT');
+    expect(s.error?.message).toContain(keys[0]!);
+    expect(s.error?.message).toMatch(c.check);
+    expect(await ids()).toEqual([]);
+  });
+
+  it('skips it by key and restores every other object exactly (--on-corrupt skip)', async () => {
+    const { keys, config } = await archiveEvents();
+    const inspected = (await inspectArchive(f.store)).objects;
+    const corruptIds = inspected.find((o) => o.key === keys[0])!.meta.primary_keys.map((k) => k[0]!);
+    await c.apply(keys[0]!);
+    const s = await restoreWith(config, f.store, { table: 'events', onCorrupt: 'skip' });
+    expect(s.status).toBe('failed');
+    expect(s.corrupt.map((x) => x.key)).toEqual([keys[0]]);
+    expect(s.corrupt[0]!.message).toMatch(c.check);
+    const expected = Array.from({ length: 21 }, (_, i) => String(i + 1)).filter((id) => !corruptIds.includes(id));
+    expect(await ids()).toEqual(expected);
+  });
+});
+
+describe('restore of an archive with a batch in flight', () => {
+  it('reports the uncommitted object and does not restore it', async () => {
+    const { keys, config } = await archiveEvents();
+    const key = keys[1]!;
+    const prefix = tablePrefix('app', 'public', 'events');
+    const name = key.slice(key.lastIndexOf('/') + 1).replace(/\.jsonl\.gz$/, '');
+    await f.store.put(pendingMarkerKey(prefix, dayOfKey(key)!, name), Buffer.from('{}'));
+    const meta = (await inspectArchive(f.store)).objects.find((o) => o.key === key)!.meta;
+    const s = await restoreWith(config, f.store, { table: 'events' });
+    expect(s.error).toBeUndefined();
+    expect(s.uncommitted).toEqual([key]);
+    const restored = await ids();
+    expect(restored).toHaveLength(21 - meta.record_count);
+    for (const k of meta.primary_keys) expect(restored).not.toContain(k[0]);
+  });
+});

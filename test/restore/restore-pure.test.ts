@@ -1,0 +1,117 @@
+/** The pure parts of restore: drift planning, batch renumbering, flag and name parsing, key dates. */
+import { describe, expect, it } from 'vitest';
+import { planSchemaDrift, type TargetColumn } from '../../src/restore/schema-drift.js';
+import { buildBatchInput, lineStarts, type BatchSegment } from '../../src/restore/load-batch.js';
+import { parseQualifiedName, parseRestoreFlags } from '../../src/cli/restore-command.js';
+import { dayOfKey, inRange, parseDay } from '../../src/restore/select-objects.js';
+import { insertSql, parseLinesSql } from '../../src/restore/restore-sql.js';
+import type { BatchMetadata } from '../../src/core/batch-metadata.js';
+import { AuditlogError } from '../../src/core/errors.js';
+
+const col = (name: string, type: string, extra: Partial<TargetColumn> = {}): TargetColumn => ({
+  name,
+  type,
+  baseType: type.replace(/\(.*\)/, ''),
+  generated: false,
+  identity: null,
+  hasDefault: false,
+  notNull: false,
+  ...extra,
+});
+
+describe('planSchemaDrift', () => {
+  const archived = [
+    { name: 'id', type: 'bigint' },
+    { name: 'old', type: 'text' },
+    { name: 'gone', type: 'text' },
+    { name: 'n', type: 'integer' },
+  ];
+  it('finds every kind at once and loads only what has a place', () => {
+    const plan = planSchemaDrift(
+      archived,
+      [col('id', 'bigint', { identity: 'always', notNull: true }), col('new', 'text'), col('n', 'numeric(5,1)'), col('extra', 'text', { hasDefault: true }), col('g', 'integer', { generated: true })],
+      { old: 'new' },
+      { strict: false, label: 't' },
+    );
+    expect(plan.columns.map((c) => `${c.archived}>${c.target}`)).toEqual(['id>id', 'old>new', 'n>n']);
+    expect(plan.renamed).toEqual([{ from: 'old', to: 'new' }]);
+    expect(plan.dropped).toEqual([{ name: 'gone', type: 'text' }]);
+    expect(plan.typeChanges).toEqual([{ archived: 'n', target: 'n', from: 'integer', to: 'numeric(5,1)' }]);
+    expect(plan.added).toEqual([{ name: 'extra', type: 'text', hasDefault: true }]);
+    expect(plan.overridingSystemValue).toBe(true);
+  });
+  it('refuses under strict schema, for a NOT NULL column without default, and for a map to nowhere', () => {
+    expect(() => planSchemaDrift(archived, [col('id', 'bigint'), col('old', 'text'), col('n', 'integer')], {}, { strict: true, label: 't' })).toThrow(/"gone"/);
+    expect(() => planSchemaDrift(archived, [col('id', 'bigint'), col('must', 'text', { notNull: true })], {}, { strict: false, label: 't' })).toThrow(/"must" of t is NOT NULL/);
+    expect(() => planSchemaDrift(archived, [col('id', 'bigint')], { old: 'nowhere' }, { strict: false, label: 't' })).toThrow(AuditlogError);
+  });
+});
+
+describe('buildBatchInput', () => {
+  const object = (key: string, lines: string[], jsonNull: number[]): BatchSegment['object'] => {
+    const raw = Buffer.from(lines.map((l) => l + '\n').join(''));
+    return {
+      key,
+      raw,
+      meta: { primary_keys: lines.map((_, i) => [`${key}${i}`]), json_null_values: jsonNull.map((line) => ({ line, columns: ['j'] })), json_text_values: [] } as unknown as BatchMetadata,
+    };
+  };
+  it('numbers the lines of several segments from 0 and moves the manifest and json rules with them', () => {
+    const a = object('a', ['{"x":1}', '{"x":2}', '{"x":3}'], [2]);
+    const b = object('b', ['{"y":1}', '{"y":2}'], [0, 1]);
+    const input = buildBatchInput([
+      { object: a, starts: lineStarts(a.raw), from: 1, to: 3, last: true },
+      { object: b, starts: lineStarts(b.raw), from: 0, to: 1, last: false },
+    ]);
+    expect(input.payload.toString()).toBe('0\x02{"x":2}\n1\x02{"x":3}\n2\x02{"y":1}\n');
+    expect(input.manifest).toEqual([['a1'], ['a2'], ['b0']]);
+    expect(input.jsonNull).toEqual([{ line: 1, columns: ['j'] }, { line: 2, columns: ['j'] }]);
+    expect(input.rows).toBe(3);
+  });
+});
+
+describe('restore SQL', () => {
+  it('quotes every identifier and binds json rule values', () => {
+    const parse = parseLinesSql({ columns: [{ name: 'j"; --', type: 'json' }], json_null_values: [{ line: 3, columns: ['j"; --'] }], json_text_values: [{ line: 4, columns: ['j"; --'] }] }, 'pg_temp.r', 'pg_temp.p');
+    expect(parse.sql).toContain('r."j""; --"');
+    expect(parse.values).toEqual([[3], [4], 'j"; --']);
+    const sql = insertSql(
+      { columns: [{ archived: 'a', archivedType: 'text', target: 'b"', targetType: 'varchar(3)', targetBaseType: 'character varying' }], added: [], dropped: [], typeChanges: [], renamed: [], generated: [], overridingSystemValue: false },
+      { schema: 's"', table: 't', key: ['b"'], partitioned: false, columns: [{ name: 'b"', generated: false, identity: null }] },
+      'pg_temp.p',
+      'upsert',
+    );
+    expect(sql).toContain('INSERT INTO "s"""."t" ("b""") SELECT p."a"::character varying FROM pg_temp.p p ON CONFLICT ("b""") DO UPDATE SET "b""" = EXCLUDED."b"""');
+  });
+});
+
+describe('restore flags and names', () => {
+  it('parses SCHEMA.NAME with quoted parts', () => {
+    expect(parseQualifiedName('forensics.audit')).toEqual({ schema: 'forensics', table: 'audit' });
+    expect(parseQualifiedName('audit')).toEqual({ schema: 'public', table: 'audit' });
+    expect(parseQualifiedName('"my.schema"."Odd ""name"""')).toEqual({ schema: 'my.schema', table: 'Odd "name"' });
+    expect(() => parseQualifiedName('a.')).toThrow(/--target-table/);
+    expect(() => parseQualifiedName('a.b.c')).toThrow(/--target-table/);
+    expect(() => parseQualifiedName('"open')).toThrow(/--target-table/);
+  });
+  it('validates days and ranges', () => {
+    expect(parseDay('2024-02-29', '--from')).toBe('2024-02-29');
+    expect(() => parseDay('2023-02-29', '--from')).toThrow(/YYYY-MM-DD/);
+    expect(() => parseRestoreFlags({ config: 'c', table: 't', conflict: 'skip', onCorrupt: 'fail', from: '2024-02-02', to: '2024-02-01' })).toThrow(/after/);
+    expect(parseRestoreFlags({ config: 'c', table: 't', conflict: 'upsert', onCorrupt: 'skip', from: '2024-02-01', batchSize: '500', jobs: '3' })).toMatchObject({
+      conflict: 'upsert',
+      onCorrupt: 'skip',
+      range: { from: '2024-02-01' },
+      batchSize: 500,
+      jobs: 3,
+    });
+  });
+  it('places keys in days; rows without a day belong to no range', () => {
+    const key = 'app/public.t/year=2024/month=01/day=15/000000000000-abc.jsonl.gz';
+    expect(dayOfKey(key)).toBe('2024-01-15');
+    expect(inRange(key, { from: '2024-01-15' })).toBe(true);
+    expect(inRange(key, { to: '2024-01-14' })).toBe(false);
+    expect(inRange('app/public.t/year=0000/month=00/day=00/x.jsonl.gz', { from: '0001-01-01' })).toBe(false);
+    expect(inRange('app/public.t/year=0000/month=00/day=00/x.jsonl.gz', {})).toBe(true);
+  });
+});
