@@ -23,6 +23,7 @@ import type { StateStores } from '../state/state-stores.js';
 import { TableProgress } from './table-progress.js';
 import { isStorageUnavailable, type FallbackSpool } from './local-fallback.js';
 import type { TableSummary } from './table-summary.js';
+import type { RunEvents } from '../core/run-events.js';
 
 export interface ArchiveTableInput {
   database: string;
@@ -49,6 +50,7 @@ export interface ArchiveTableInput {
   progressIntervalMs: number;
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
   sleep?: (ms: number) => Promise<void>;
+  events?: RunEvents;
 }
 
 export async function archiveTable(input: ArchiveTableInput): Promise<TableSummary> {
@@ -101,6 +103,8 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         const { start, resumed } = await progress.begin();
         if (resumed !== undefined) summary.resumed = resumed;
         logger.info({ cutoff, retention_days: plan.retentionDays, batch_size: plan.batchSize }, 'archiving rows older than the cutoff');
+        const ref = { runId: input.runId, database: plan.database, schema: plan.schema, table: plan.table };
+        input.events?.emit('table:started', { ...ref, cutoff, retentionDays: plan.retentionDays });
 
         let lastProgress = Date.now();
         const record = (outcome: BatchOutcome): void => {
@@ -109,6 +113,16 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           summary.rowsSkipped += outcome.rowsSkipped;
           summary.bytesUncompressed += outcome.uncompressedBytes;
           summary.bytesCompressed += outcome.compressedBytes;
+          if (outcome.key !== null && outcome.rowsArchived > 0) {
+            input.events?.emit('batch:committed', {
+              ...ref,
+              key: outcome.key,
+              rows: outcome.rowsArchived,
+              rowsSkipped: outcome.rowsSkipped,
+              bytesUncompressed: outcome.uncompressedBytes,
+              bytesCompressed: outcome.compressedBytes,
+            });
+          }
           if (outcome.rowsSkipped > 0) logger.warn({ skipped: outcome.rowsSkipped }, 'rows changed or locked during the batch were left in the table (archived by a later run)');
           if (Date.now() - lastProgress >= input.progressIntervalMs) {
             lastProgress = Date.now();

@@ -17,6 +17,7 @@ import { localSchema, resolveLockTimings } from '../config/schema.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import type { RunSummary, TableSummary } from './table-summary.js';
 import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
+import type { RunEvents } from '../core/run-events.js';
 
 export interface RunArchiveOptions {
   config: Config;
@@ -31,12 +32,15 @@ export interface RunArchiveOptions {
   /** Values never to print (passwords, keys): scrubbed from driver errors. */
   secrets?: readonly string[];
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
+  /** Monitoring, notifications and the audit trail listen here (src/core/run-events.ts). */
+  events?: RunEvents;
 }
 
 export async function runArchive(options: RunArchiveOptions): Promise<RunSummary> {
   const started = Date.now();
   const databases = selectTargets(options);
   const dryRun = options.dryRun ?? false;
+  options.events?.emit('run:started', { runId: options.runId, command: 'archive', dryRun, at: new Date(started).toISOString() });
   // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
   await options.store.check();
   if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
@@ -46,7 +50,9 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
     ? await mapWithLimit(databases, options.config.max_parallel_databases, perDatabase)
     : await mapWithLimit(databases, 1, perDatabase);
   const tables = results.flat();
-  return { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, durationMs: Date.now() - started };
+  const summary: RunSummary = { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, durationMs: Date.now() - started };
+  options.events?.emit('run:finished', { runId: options.runId, command: 'archive', summary });
+  return summary;
 }
 
 /**
@@ -100,42 +106,47 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     } catch (error) {
       const e = error as AuditlogError;
       logger.error({ code: e.code, err: e.message }, 'database unreachable');
-      return db.tables.map((t) => failedSummary(db.name, t.schema, t.name, e));
+      return db.tables.map((t) => finished(options, failedSummary(db.name, t.schema, t.name, e)));
     }
     const fallback = openFallbackSpool(options.config, logger);
     const out: TableSummary[] = [];
     for (const table of db.tables) {
-      out.push(
-        await archiveTable({
-          database: db.name,
-          table,
-          defaults: options.config.defaults,
-          pool,
-          openLockClient: async () => {
-            const client = createClient(poolOptions);
-            await client.connect();
-            return client;
-          },
-          lockTimings: resolveLockTimings(options.config.lock),
-          ...(options.config.local === undefined ? {} : { lockDir: options.config.local.path }),
-          store: options.store,
-          stateStores: openStateStores(options.config, options.store, pool),
-          checkpoints: options.config.checkpoints,
-          ...(fallback === undefined ? {} : { fallback }),
-          runId: options.runId,
-          toolVersion: options.toolVersion,
-          sessionSettings: { ...settings },
-          logger,
-          dryRun,
-          progressIntervalMs: options.progressIntervalMs ?? 5_000,
-          ...(options.onPhase === undefined ? {} : { onPhase: options.onPhase }),
-        }),
-      );
+      const summary = await archiveTable({
+        database: db.name,
+        table,
+        defaults: options.config.defaults,
+        pool,
+        openLockClient: async () => {
+          const client = createClient(poolOptions);
+          await client.connect();
+          return client;
+        },
+        lockTimings: resolveLockTimings(options.config.lock),
+        ...(options.config.local === undefined ? {} : { lockDir: options.config.local.path }),
+        store: options.store,
+        stateStores: openStateStores(options.config, options.store, pool),
+        checkpoints: options.config.checkpoints,
+        ...(fallback === undefined ? {} : { fallback }),
+        runId: options.runId,
+        toolVersion: options.toolVersion,
+        sessionSettings: { ...settings },
+        logger,
+        dryRun,
+        progressIntervalMs: options.progressIntervalMs ?? 5_000,
+        ...(options.onPhase === undefined ? {} : { onPhase: options.onPhase }),
+        ...(options.events === undefined ? {} : { events: options.events }),
+      });
+      out.push(finished(options, summary));
     }
     return out;
   } finally {
     await pool.end().catch(() => undefined);
   }
+}
+
+function finished(options: RunArchiveOptions, summary: TableSummary): TableSummary {
+  options.events?.emit('table:finished', { runId: options.runId, database: summary.database, schema: summary.schema, table: summary.table, summary });
+  return summary;
 }
 
 function failedSummary(database: string, schema: string, table: string, error: AuditlogError): TableSummary {

@@ -16,6 +16,7 @@ import { checkConnection, buildSessionSettings, createPool } from '../db/connect
 import { createObjectStore } from '../storage/create-object-store.js';
 import { createLogger } from './create-logger.js';
 import { storageLogHooks } from './storage-log-hooks.js';
+import { RunEvents } from '../core/run-events.js';
 import { formatRunSummary } from './format-summary.js';
 import { runDemoCommand } from './demo-command.js';
 import { runCleanupCommand } from './cleanup-command.js';
@@ -81,6 +82,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
       const fault = parseFault(io.env.AUDITLOG_FAULT);
       const store = createObjectStore(config, { ...storageLogHooks(logger), ...(fault?.onPartUploaded === undefined ? {} : { onPartUploaded: fault.onPartUploaded }) });
+      // Subscribers (metrics, notifications, audit trail) attach here; their failures are logged, never fatal.
+      const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
       const summary = await runArchive({
         config,
         store,
@@ -92,7 +95,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         ...(opts.table === undefined ? {} : { table: opts.table }),
         secrets,
         ...(fault?.onPhase === undefined ? {} : { onPhase: fault.onPhase }),
+        events,
       });
+      await events.settle();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));
       exitCode = summary.failed > 0 ? 1 : 0;
     });

@@ -1,0 +1,64 @@
+/**
+ * Typed events of a run (DESIGN.md §4): monitoring, notifications and the audit trail subscribe
+ * here; the pipeline never imports them. Emitting never fails the run: a listener that throws or
+ * rejects is reported to `onListenerError` and the run goes on (a notification or metrics failure
+ * must not stop an archive, let alone a delete).
+ */
+import type { RunSummary, TableSummary } from '../archive/table-summary.js';
+
+export interface TableRef {
+  runId: string;
+  database: string;
+  schema: string;
+  table: string;
+}
+
+export interface RunEventMap {
+  'run:started': { runId: string; command: 'archive'; dryRun: boolean; at: string };
+  /** The table is locked and its cutoff known; nothing of it is read yet. */
+  'table:started': TableRef & { cutoff: string; retentionDays: number };
+  /** A batch's delete committed: its rows are in a committed object and gone from the table. */
+  'batch:committed': TableRef & { key: string; rows: number; rowsSkipped: number; bytesUncompressed: number; bytesCompressed: number };
+  'table:finished': TableRef & { summary: TableSummary };
+  'run:finished': { runId: string; command: 'archive'; summary: RunSummary };
+}
+
+export type RunEventName = keyof RunEventMap;
+export type RunEventListener<K extends RunEventName> = (payload: RunEventMap[K]) => void | Promise<void>;
+
+export class RunEvents {
+  private readonly listeners = new Map<RunEventName, RunEventListener<RunEventName>[]>();
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(private readonly onListenerError: (event: RunEventName, error: unknown) => void = () => undefined) {}
+
+  on<K extends RunEventName>(event: K, listener: RunEventListener<K>): () => void {
+    const list = this.listeners.get(event) ?? [];
+    list.push(listener as RunEventListener<RunEventName>);
+    this.listeners.set(event, list);
+    return () => {
+      const at = list.indexOf(listener as RunEventListener<RunEventName>);
+      if (at >= 0) list.splice(at, 1);
+    };
+  }
+
+  /** Calls every listener; an async listener runs on while the run goes on ({@link settle} waits for them). */
+  emit<K extends RunEventName>(event: K, payload: RunEventMap[K]): void {
+    for (const listener of this.listeners.get(event) ?? []) {
+      try {
+        const result = listener(payload);
+        if (result instanceof Promise) {
+          const tracked: Promise<void> = result.catch((error: unknown) => this.onListenerError(event, error)).finally(() => this.pending.delete(tracked));
+          this.pending.add(tracked);
+        }
+      } catch (error) {
+        this.onListenerError(event, error);
+      }
+    }
+  }
+
+  /** Waits for async listeners still running (before the process exits). */
+  async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+}
