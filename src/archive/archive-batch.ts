@@ -41,7 +41,7 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   // Read, nothing written yet: a crash here must leave no trace in the store.
   await ctx.onPhase?.('after-read');
 
-  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), delete_txid: null };
+  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), delete_txid: null, origin: ctx.origin };
   let current = rows;
   // Independent of each other; only the data upload must wait for the marker.
   const [existing, firstEncoding] = await Promise.all([
@@ -54,16 +54,36 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   assertOneLinePerRow(encoded, rows, key);
   if (existing !== undefined) {
     // Same batch id = same table, first/last key and count: an object of an earlier run.
-    const stored = await store.get(key);
-    if (stored === undefined || sha256Hex(stored) !== encoded.sha256Compressed) {
+    const conflict = async (what: string): Promise<never> => {
       await store.delete(markerKey);
-      throw new AuditlogError('STORAGE_CONFLICT', `${key} already exists with different content; refusing to overwrite a committed archive object (inspect it, then move it away or run validate)`, {
+      throw new AuditlogError('STORAGE_CONFLICT', `${key} already exists and ${what}; refusing to overwrite or delete against it (inspect it, then move it away or run validate)`, {
         details: { key },
       });
+    };
+    const stored = await store.get(key);
+    const storedMeta = await store.get(metaKey);
+    if (stored === undefined) return conflict('vanished while being read');
+    if (storedMeta === undefined) {
+      // No sidecar: not committed, so it is rewritten below — but only if it is this very batch.
+      if (sha256Hex(stored) !== encoded.sha256Compressed) return conflict('holds other content');
+    } else {
+      // A sidecar: these rows were archived and committed before and are back in the table (e.g.
+      // restored). Delete the copies against that object, never rewrite it — but only when it
+      // holds exactly these rows in exactly these versions: the same lines (compared uncompressed,
+      // so another compression level does not matter), the same columns and the same json flags,
+      // which live in the sidecar, not in the lines (a JSON null and an SQL NULL share a line).
+      const committed = parseCommittedMetadata(storedMeta);
+      const expected = lineFlagsMetadata(plan, rows);
+      const same =
+        committed !== undefined &&
+        sha256Hex(stored) === committed.sha256_compressed &&
+        committed.sha256_uncompressed === encoded.sha256Uncompressed &&
+        JSON.stringify(committed.columns) === JSON.stringify(plan.columns.map((c) => ({ name: c.name, type: c.type }))) &&
+        JSON.stringify(committed.json_null_values) === JSON.stringify(expected.json_null_values) &&
+        JSON.stringify(committed.json_text_values) === JSON.stringify(expected.json_text_values);
+      if (!same) return conflict('is a committed object whose rows differ from the ones now in the table');
+      return deleteCopiesOfCommitted(ctx, rows, encoded, key, markerKey, marker);
     }
-    // Identical bytes with a sidecar: these rows were archived and committed before and are back
-    // in the table (e.g. restored). Delete the copies against that object, never rewrite it.
-    if ((await store.head(metaKey)) !== undefined) return deleteCopiesOfCommitted(ctx, rows, encoded, key, markerKey, marker);
   }
 
   for (let attempt = 1; ; attempt++) {
@@ -71,7 +91,7 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
     if (attempt === 1) await ctx.onPhase?.('after-metadata');
     const deleted = await deleteGuarded(ctx, current, key, markerKey, marker);
     if (deleted.committed) {
-      await store.delete(markerKey);
+      await removeMarkerAfterCommit(ctx, markerKey, key);
       await ctx.onPhase?.('after-batch');
       log.debug({ key, rows: current.count }, 'batch committed');
       return {
@@ -108,11 +128,25 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
  * deleted when it was first written, which must never vanish from the archive.
  */
 async function deleteCopiesOfCommitted(ctx: ArchiveContext, rows: RowSet, encoded: EncodedBatch, key: string, markerKey: string, marker: PendingMarker): Promise<BatchOutcome> {
-  const deleted = await deleteGuarded(ctx, rows, key, markerKey, marker, true);
-  await ctx.store.delete(markerKey);
+  const deleted = await deleteGuarded(ctx, rows, key, markerKey, { ...marker, copies_of_committed: true }, true);
+  await removeMarkerAfterCommit(ctx, markerKey, key);
   const count = deleted.committed ? deleted.keys.length : 0;
   ctx.logger.info({ key, rows: rows.count, deleted: count }, 'rows archived before were back in the table: copies deleted against the committed object, which is kept as it is');
   return { key, rowsArchived: count, rowsSkipped: rows.count - count, uncompressedBytes: encoded.uncompressedBytes, compressedBytes: encoded.compressedBytes };
+}
+
+/**
+ * The delete committed: the batch is archived whatever happens to its marker now. A marker that
+ * cannot be removed (storage went away) is left for the next run, which finds the delete committed
+ * and removes it. Failing the batch here would spool rows that are already gone from the table
+ * and block the table on the replay (found in review).
+ */
+async function removeMarkerAfterCommit(ctx: ArchiveContext, markerKey: string, key: string): Promise<void> {
+  try {
+    await ctx.store.delete(markerKey);
+  } catch (error) {
+    ctx.logger.warn({ key, marker: markerKey, err: describeError(error) }, 'batch committed, but its pending marker could not be removed; the next run clears it');
+  }
 }
 
 function isSubset(a: readonly (readonly string[])[], b: readonly (readonly string[])[]): boolean {
@@ -158,10 +192,24 @@ async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, 
   }
 }
 
-function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: EncodedBatch, batchId: string): BatchMetadata {
-  const { plan } = ctx;
+/** The json rules of docs/format.md for these rows, as the sidecar records them. */
+function lineFlagsMetadata(plan: ArchiveContext['plan'], rows: RowSet): Pick<BatchMetadata, 'json_null_values' | 'json_text_values'> {
   const named = (pick: (f: LineFlags) => number[]): LineColumns[] =>
     rows.flags.flatMap((f) => (pick(f).length === 0 ? [] : [{ line: f.line, columns: pick(f).map((i) => plan.columns[i]!.name) }]));
+  return { json_null_values: named((f) => f.jsonNull), json_text_values: named((f) => f.jsonText) };
+}
+
+function parseCommittedMetadata(body: Buffer): BatchMetadata | undefined {
+  try {
+    const meta = JSON.parse(body.toString('utf8')) as BatchMetadata;
+    return typeof meta.sha256_uncompressed === 'string' && Array.isArray(meta.json_null_values) && Array.isArray(meta.json_text_values) ? meta : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: EncodedBatch, batchId: string): BatchMetadata {
+  const { plan } = ctx;
   return {
     format: FORMAT_NAME,
     format_version: FORMAT_VERSION,
@@ -192,8 +240,7 @@ function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: 
     session_settings: ctx.sessionSettings,
     primary_keys: rows.keys,
     xmins: rows.xmins,
-    json_null_values: named((f) => f.jsonNull),
-    json_text_values: named((f) => f.jsonText),
+    ...lineFlagsMetadata(plan, rows),
   };
 }
 

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { TablePlan } from '../core/table-plan.js';
 import type { TableLock } from '../core/table-lock.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { MarkerOrigin } from './pending-marker.js';
 
 /**
  * Points in a batch's life where a test may crash the process (the CLI wires AUDITLOG_FAULT to a
@@ -17,6 +18,8 @@ export interface ArchiveContext {
   plan: TablePlan;
   lock: TableLock;
   cutoff: string;
+  /** The database the rows are read from, recorded in pending markers. */
+  origin: MarkerOrigin;
   runId: string;
   prefix: string;
   toolVersion: string;

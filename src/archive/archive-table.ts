@@ -8,6 +8,7 @@ import type { CheckpointsConfig, DefaultsConfig, LockTimings, TableConfig } from
 import { tablePrefix } from '../core/archive-layout.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { loadTablePlan } from '../db/catalog.js';
+import { selectDatabaseIdentity } from '../db/database-identity.js';
 import { acquireTableLock } from '../db/advisory-lock.js';
 import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
 import { tableLabel, type TablePlan } from '../core/table-plan.js';
@@ -90,6 +91,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           plan,
           lock,
           cutoff,
+          origin: await selectDatabaseIdentity(input.pool),
           runId: input.runId,
           prefix: tablePrefix(plan.database, plan.schema, plan.table),
           toolVersion: input.toolVersion,

@@ -20,6 +20,20 @@ export interface PendingMarker {
    * started for this object; null while none has started. Absent in markers of older versions.
    */
   delete_txid?: string | null;
+  /**
+   * The database the batch was read from. A transaction id (and "row not in the table") only
+   * means something in that database: a marker of another one — two configurations sharing one
+   * archive prefix — is never decided on.
+   */
+  origin?: MarkerOrigin;
+  /** Set when the batch found its object already committed and only deletes copies against it. */
+  copies_of_committed?: boolean;
+}
+
+export interface MarkerOrigin {
+  /** pg_control_system().system_identifier, or null when the server does not let us read it. */
+  system_identifier: string | null;
+  database: string;
 }
 
 export function serializeMarker(marker: PendingMarker): Buffer {
@@ -53,6 +67,14 @@ export interface ReconcileFacts {
   deleteStatus?: TxidStatus;
 }
 
+/** Whether a marker was written from another database than `ours` (unknown parts never differ). */
+export function isForeignMarker(marker: PendingMarker | undefined, ours: MarkerOrigin): boolean {
+  const theirs = marker?.origin;
+  if (theirs === undefined) return false;
+  if (theirs.database !== ours.database) return true;
+  return theirs.system_identifier !== null && ours.system_identifier !== null && theirs.system_identifier !== ours.system_identifier;
+}
+
 export type ReconcileDecision =
   /** The delete committed (or the object was committed by an earlier run): keep the object, drop the marker. */
   | 'keep'
@@ -63,19 +85,22 @@ export type ReconcileDecision =
 
 export function decideReconcile(facts: ReconcileFacts): ReconcileDecision {
   const { marker } = facts;
-  // A marker written after the object's sidecar (by a later run, or later in the same run): the
-  // batch found the object already committed (its rows were back in the table) and only deleted
-  // copies against it. The object stands for rows deleted before and is never removed. A fresh
-  // batch always writes its marker before its upload and sidecar.
-  if (marker !== undefined && (marker.run_id !== facts.metadataRunId || marker.created_at > facts.metadataCreatedAt)) return 'keep';
   // The delete removes all of the object's rows in their archived versions or none: one still
-  // there proves no delete of this object committed.
+  // there proves no delete of this object committed. (A committed object's archived versions are
+  // gone for good: rows back in the table carry new xmins.)
   if (facts.anyArchivedVersionPresent) return 'remove';
+  // The batch found the object already committed (its rows were back in the table) and only
+  // deleted copies against it: the object stands for rows deleted before and is never removed.
+  // A marker that predates the flag is recognized by being written after the object's sidecar (by
+  // a later run, or later in the same run): a fresh batch writes its marker before its upload.
+  if (marker?.copies_of_committed === true) return 'keep';
+  if (marker !== undefined && (marker.run_id !== facts.metadataRunId || marker.created_at > facts.metadataCreatedAt)) return 'keep';
   if (marker === undefined || marker.delete_txid === undefined) {
     // A torn marker or one of an older version: the table is all we have, and with no archived
     // version left the delete most likely committed. Keeping is the choice that cannot lose rows.
     return 'keep';
   }
+  // No delete transaction started: every row was changed or deleted by the application meanwhile.
   if (marker.delete_txid === null) return 'remove';
   switch (facts.deleteStatus) {
     case 'committed':

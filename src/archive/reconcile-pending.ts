@@ -13,7 +13,7 @@ import { sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
 import { selectPresentRows } from '../db/archive-queries.js';
 import type { ArchiveContext } from './archive-context.js';
-import { decideReconcile, parseMarker, type TxidStatus } from './pending-marker.js';
+import { decideReconcile, isForeignMarker, parseMarker, type TxidStatus } from './pending-marker.js';
 
 export type ReconcileResult = 'committed' | 'removed' | 'nothing-written';
 
@@ -48,6 +48,17 @@ export async function resolveAmbiguousCommit(ctx: ArchiveContext, key: string, m
 async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: string): Promise<ReconcileResult> {
   const { store } = ctx;
   const metaKey = metadataKeyFor(key);
+  const marker = parseMarker(await store.get(markerKey));
+  if (isForeignMarker(marker, ctx.origin)) {
+    // Its batch was read from another database: nothing here can say whether its delete committed,
+    // and removing its object could lose rows another archiver is about to delete. Touch nothing.
+    const theirs = marker!.origin!;
+    throw new AuditlogError(
+      'STORAGE_CONFLICT',
+      `pending marker ${markerKey} was written by an archiver reading database "${theirs.database}" (system ${theirs.system_identifier ?? 'unknown'}), not this one ("${ctx.origin.database}", system ${ctx.origin.system_identifier ?? 'unknown'}): two configurations share one archive prefix for different databases; give each its own s3.prefix (or database name) — nothing was changed`,
+      { details: { key: markerKey, marker_database: theirs.database, marker_system_identifier: theirs.system_identifier } },
+    );
+  }
   const data = await store.get(key);
   const metaBody = await store.get(metaKey);
   if (data === undefined || metaBody === undefined) {
@@ -69,7 +80,6 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   // lock_timeout) for a delete transaction still running.
   const stillThere = new Set((await selectPresentRows(ctx.pool, ctx.plan, meta.primary_keys)).map((r) => JSON.stringify([r.key, r.xmin])));
   const anyArchivedVersionPresent = meta.primary_keys.some((k, i) => stillThere.has(JSON.stringify([k, meta.xmins[i]])));
-  const marker = parseMarker(await store.get(markerKey));
   const txid = marker?.delete_txid;
   const deleteStatus = anyArchivedVersionPresent || typeof txid !== 'string' ? undefined : await selectTxidStatus(ctx, txid);
   const decision = decideReconcile({ marker, metadataRunId: meta.run_id, metadataCreatedAt: meta.created_at, anyArchivedVersionPresent, deleteStatus });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideReconcile, parseMarker, serializeMarker, type PendingMarker, type ReconcileFacts } from '../../src/archive/pending-marker.js';
+import { decideReconcile, isForeignMarker, parseMarker, serializeMarker, type PendingMarker, type ReconcileFacts } from '../../src/archive/pending-marker.js';
 
 const marker = (over: Partial<PendingMarker> = {}): PendingMarker => ({
   data_object: 'app/public.events/year=2026/month=11/day=01/000000-abc.jsonl.gz',
@@ -45,6 +45,30 @@ describe('decideReconcile', () => {
     expect(decideReconcile(facts({ ...later, metadataRunId: 'run-0' }))).toBe('keep');
     expect(decideReconcile(facts({ ...later, metadataCreatedAt: '2026-11-29T23:00:00.000Z' }))).toBe('keep');
     expect(decideReconcile(facts({ marker: marker({ delete_txid: null }), metadataRunId: 'run-0' }))).toBe('keep');
+  });
+});
+
+describe('decideReconcile, found in review', () => {
+  it('checks the table first: a marker that looks newer than its sidecar (a clock step back) cannot keep an object whose rows are still there', () => {
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, metadataCreatedAt: '2026-11-30T00:59:59.000Z' }))).toBe('remove');
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, metadataRunId: 'run-0' }))).toBe('remove');
+  });
+
+  it('keeps the object of a copies-only batch by its flag, whatever the transaction did', () => {
+    expect(decideReconcile(facts({ marker: marker({ delete_txid: '900', copies_of_committed: true }), deleteStatus: 'aborted' }))).toBe('keep');
+  });
+});
+
+describe('isForeignMarker', () => {
+  const ours = { system_identifier: '7713', database: 'app' };
+  it('tells a marker of another database or cluster, and never guesses from what is unknown', () => {
+    expect(isForeignMarker(marker({ origin: ours }), ours)).toBe(false);
+    expect(isForeignMarker(marker({ origin: { system_identifier: '7713', database: 'app_copy' } }), ours)).toBe(true);
+    expect(isForeignMarker(marker({ origin: { system_identifier: '9999', database: 'app' } }), ours)).toBe(true);
+    expect(isForeignMarker(marker({ origin: { system_identifier: null, database: 'app' } }), ours)).toBe(false);
+    expect(isForeignMarker(marker({ origin: { system_identifier: '9999', database: 'app' } }), { system_identifier: null, database: 'app' })).toBe(false);
+    expect(isForeignMarker(marker(), ours)).toBe(false);
+    expect(isForeignMarker(undefined, ours)).toBe(false);
   });
 });
 

@@ -61,4 +61,24 @@ describe('rows archived before, back in the table', () => {
     expect(again.tables[0]!.rowsArchived).toBe(11);
     expect(await rowIds(fx.db)).toEqual([]);
   });
+  it('are refused when they differ in what only the sidecar records: a JSON null back where an SQL NULL was archived stays in the table', async () => {
+    // Found in review: the line of a JSON null and of an SQL NULL is the same `null`; only the
+    // sidecar's json_null_values tells them apart, so comparing the bytes was not enough.
+    await createEventsTable(fx.db, { rows: 12, stepMinutes: 60, endDaysAgo: 11 });
+    await fx.db.query('UPDATE events SET body = NULL WHERE id = 3');
+    await fx.db.query('CREATE TABLE events_copy AS SELECT * FROM events');
+    const config = fx.configFor([eventsTable], { batch_size: 50 });
+    await archiveWith(config, fx.store);
+    const before = await snapshotObjects();
+
+    await fx.db.query('INSERT INTO events SELECT * FROM events_copy');
+    await fx.db.query(`UPDATE events SET body = 'null'::jsonb WHERE id = 3`);
+    const again = await archiveWith(config, fx.store);
+    expect(again.tables[0]!.status).toBe('failed');
+    expect(again.tables[0]!.error?.code).toBe('STORAGE_CONFLICT');
+    expect(again.tables[0]!.rowsArchived).toBe(0);
+    expect(await rowIds(fx.db)).toHaveLength(12);
+    expect((await fx.db.query(`SELECT jsonb_typeof(body) AS t FROM events WHERE id = 3`)).rows[0].t).toBe('null');
+    expect(await snapshotObjects()).toEqual(before);
+  });
 });

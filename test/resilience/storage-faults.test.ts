@@ -5,6 +5,10 @@
  * stop the table before any unverified delete. After each, a clean rerun and the checker.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspectArchive } from '../helpers/archive-inspect.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { archiveWith } from '../helpers/archive-run.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
@@ -89,6 +93,27 @@ describe('transient storage failures are retried and change nothing', () => {
     // Bounded by the timeout, not by the stall (which never ends).
     expect(Date.now() - started).toBeLessThan(60_000);
     await finishAndCheck(fx, expected, { scenario: 'storage: stalled request hits request_timeout_ms', injected: 'HTTP proxy: first data PUT and first data GET never answered (request_timeout_ms 400)', archived: ROWS });
+  });
+});
+
+describe('storage fails right after a delete committed', () => {
+  it('the pending marker cannot be removed: the batches still count as archived, nothing is spooled, the next run clears the markers', async () => {
+    // Found in review: a failed marker removal used to fail the committed batch, which the local
+    // fallback then spooled — rows already gone from the table — and replayed into a conflict.
+    const expected = await seedEvents();
+    proxy.rule = (r) => (r.method === 'DELETE' && r.path.includes('_auditlog/pending') ? { status: 503, code: 'ServiceUnavailable' } : 'pass');
+    const spool = await mkdtemp(join(tmpdir(), 'spool-'));
+    const config = proxiedConfig({ retry: { max_attempts: 1, base_delay_ms: 1, max_delay_ms: 1 } });
+    config.local_fallback_dir = spool;
+    const summary = await runThroughProxy(config);
+    expect(summary.tables[0]!.error).toBeUndefined();
+    expect(summary.tables[0]!.rowsArchived).toBe(ROWS);
+    expect(summary.tables[0]!.spooledBatches).toBeUndefined();
+    expect(await readdir(spool, { recursive: true })).toEqual([]);
+    expect((await inspectArchive(fx.store)).pendingMarkers.length).toBe(summary.tables[0]!.batches);
+    proxy.rule = () => 'pass';
+    await finishAndCheck(fx, expected, { scenario: 'storage: pending markers cannot be removed after the deletes committed', injected: 'HTTP proxy: every DELETE of a pending marker answers 503', archived: ROWS });
+    expect((await inspectArchive(fx.store)).pendingMarkers).toEqual([]);
   });
 });
 
