@@ -10,6 +10,8 @@ export interface ColumnInfo {
   type: string;
   /** Array columns are encoded specially when a lower bound is not 1 (docs/format.md). */
   isArray: boolean;
+  /** jsonb[]: a JSON null element and a NULL element are the same `null` in a JSON array (docs/format.md). */
+  jsonbElements?: boolean;
   /** json/jsonb (or a domain over them): JSON null is recorded in metadata, distinct from SQL NULL. */
   jsonKind: 'json' | 'jsonb' | null;
   notNull: boolean;

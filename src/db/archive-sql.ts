@@ -40,16 +40,20 @@ function jsonNeedsText(c: ColumnInfo): string {
 const needsProjection = (c: ColumnInfo): boolean => c.isArray || c.jsonKind === 'json';
 
 /**
- * JSON text of the row. row_to_json is exact for every type but two: arrays whose lower bound is
- * not 1 (the JSON array drops `[0:2]=`) are written as their PostgreSQL text literal, which
- * json_populate_record parses back into the identical array; json values, see jsonNeedsText.
+ * JSON text of the row. row_to_json is exact for every type but these: arrays whose lower bound is
+ * not 1 (the JSON array drops `[0:2]=`) and jsonb arrays holding a JSON null element are written
+ * as their PostgreSQL text literal, which json_populate_record parses back into the identical
+ * array; json values, see jsonNeedsText.
  */
 function lineExpression(plan: TablePlan): { select: string; join: string } {
   if (!plan.columns.some(needsProjection)) return { select: 'row_to_json(t)::text', join: '' };
   const projection = plan.columns
     .map((c) => {
       if (c.isArray) {
-        return `CASE WHEN ${col(c)} IS NOT NULL AND array_dims(${col(c)}) !~ '^(\\[1:[0-9]+\\])+$' THEN to_json(${col(c)}::text) ELSE to_json(${col(c)}) END AS ${quoteIdent(c.name)}`;
+        // jsonb[] with a JSON null element: the JSON array would show it as `null`, like a NULL
+        // element; the text literal keeps them apart ({null,NULL}).
+        const jsonNullElement = c.jsonbElements === true ? ` OR EXISTS (SELECT 1 FROM unnest(${col(c)}) AS e WHERE jsonb_typeof(e) = 'null')` : '';
+        return `CASE WHEN ${col(c)} IS NOT NULL AND (array_dims(${col(c)}) !~ '^(\\[1:[0-9]+\\])+$'${jsonNullElement}) THEN to_json(${col(c)}::text) ELSE to_json(${col(c)}) END AS ${quoteIdent(c.name)}`;
       }
       if (c.jsonKind === 'json') return `CASE WHEN ${jsonNeedsText(c)} THEN to_json(${col(c)}::text) ELSE ${col(c)} END AS ${quoteIdent(c.name)}`;
       return col(c);

@@ -20,6 +20,7 @@ interface ColumnRow {
   attidentity: string;
   base_type: string;
   nested_json: string;
+  jsonb_elements: string;
 }
 
 const TIMESTAMP_KINDS: Record<string, TimestampKind> = {
@@ -60,6 +61,9 @@ export async function loadTablePlan(
             CASE WHEN COALESCE(bt.typname, t.typname) IN ('json', 'jsonb') THEN COALESCE(bt.typname, t.typname) END AS json_kind,
             a.attnotnull::text AS attnotnull, a.attgenerated::text AS attgenerated, a.attidentity::text AS attidentity,
             pg_catalog.format_type(COALESCE(bt.oid, t.oid), NULL) AS base_type,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_type et LEFT JOIN pg_catalog.pg_type ebt ON et.typtype = 'd' AND ebt.oid = et.typbasetype
+                     WHERE et.oid = COALESCE(bt.typelem, t.typelem) AND COALESCE(bt.typcategory, t.typcategory) = 'A'
+                       AND COALESCE(ebt.typname, et.typname) = 'jsonb')::text AS jsonb_elements,
             (COALESCE(bt.typtype, t.typtype) = 'c' OR EXISTS (
                SELECT 1 FROM pg_catalog.pg_type et LEFT JOIN pg_catalog.pg_type ebt ON et.typtype = 'd' AND ebt.oid = et.typbasetype
                 WHERE et.oid = COALESCE(bt.typelem, t.typelem) AND COALESCE(bt.typcategory, t.typcategory) = 'A'
@@ -75,6 +79,7 @@ export async function loadTablePlan(
     name: r.attname,
     type: r.type,
     isArray: r.is_array === 'true',
+    jsonbElements: r.jsonb_elements === 'true',
     jsonKind: r.json_kind === 'json' || r.json_kind === 'jsonb' ? r.json_kind : null,
     notNull: r.attnotnull === 'true',
     generated: r.attgenerated !== '',

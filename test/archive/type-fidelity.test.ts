@@ -113,6 +113,9 @@ describe.each(backends)('type fidelity through the $name', (backend) => {
       }
       const after = await db.query<{ id: string; row: string }>(`SELECT id::text AS id, t::text AS row FROM ${quoteQualified(SCHEMA, 'loaded')} t ORDER BY id`);
       expect(after.rows).toEqual(before.rows);
+      // A JSON null element of jsonb[] is not a NULL element (found in review: a JSON array shows both as null).
+      const jarr = await db.query<{ a: string }>(`SELECT jarr::text AS a FROM ${quoteQualified(SCHEMA, 'loaded')} WHERE id = 1`);
+      expect(jarr.rows[0]!.a).toBe('{"null",NULL,"{\\"x\\": null}"}');
     } finally {
       await db.query(`DROP TABLE IF EXISTS ${quoteQualified(SCHEMA, 'loaded')}`);
       await cleanup();
