@@ -25,6 +25,7 @@ import { formatRestoreSummary, parseRestoreFlags, type RestoreCliOptions } from 
 import { runRestore } from '../restore/restore-table.js';
 import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
 import { runValidateCommand, type ValidateCommandOptions } from './validate-command.js';
+import { runCostCommand, type CostCliOptions } from './cost-command.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -266,6 +267,24 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         stdout: io.stdout,
         stderr: io.stderr,
       });
+    });
+
+  program
+    .command('cost')
+    .description('Estimate what the archive costs in each S3 storage class: storage per month and over time, requests, minimum duration and size penalties, one full restore.')
+    .option('-c, --config <file>', 'measure the configured tables: rows past retention, row size, and the compression of a sample of real rows')
+    .option('--size <size>', 'uncompressed size of the data to archive, e.g. 500GB (units B, KB, MB, GB, TB, PB; binary, as AWS bills)')
+    .option('--records <n>', 'number of rows to archive')
+    .option('--avg-row-bytes <bytes>', 'average row size as JSON, with --size or --records (default 500)')
+    .option('--batch-size <n>', 'rows per archive object, with --size or --records (default 10000)')
+    .option('--region <region>', 'AWS region of the price table (default the config\'s s3.region, else us-east-1)')
+    .option('--compression-ratio <x>', 'uncompressed ÷ compressed size (default 8, or measured with --config)')
+    .option('--months <m>', 'how long the archive is kept, for cumulative figures', '12')
+    .option('--class <classes>', 'only these storage classes, comma-separated')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option('--json', 'the same as --format json')
+    .action(async (opts: CostCliOptions) => {
+      exitCode = await runCostCommand(opts, { env: io.env, stdout: io.stdout, onSecrets: (found) => (secrets = found) });
     });
 
   program
