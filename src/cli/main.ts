@@ -26,6 +26,8 @@ import { runRestore } from '../restore/restore-table.js';
 import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
 import { runValidateCommand, type ValidateCommandOptions } from './validate-command.js';
 import { runCostCommand, type CostCliOptions } from './cost-command.js';
+import { runWizardCommand, type WizardCliOptions } from './wizard-command.js';
+import { createInquirerPrompter } from './wizard-prompter.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -266,6 +268,38 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         secrets,
         stdout: io.stdout,
         stderr: io.stderr,
+      });
+    });
+
+  program
+    .command('wizard')
+    .description('Write a configuration: connect, list tables, detect keys, timestamp columns, indexes and the age of the rows, suggest a retention, ask for the storage, validate. Interactive in a terminal; with --yes every answer comes from flags or the suggestions.')
+    .option('--output <file>', 'write the configuration here (mode 0600) instead of printing it on stdout')
+    .option('--database-url <url>', 'PostgreSQL URL (written as ${VAR} when it is the value of an environment variable)')
+    .option('--database-url-env <name>', 'environment variable holding the URL; the file gets ${NAME} (default: DATABASE_URL when set)')
+    .option('--database-name <name>', 'name of the database in the archive layout (default: from the URL)')
+    .option('--tables <names>', 'tables to archive, comma-separated (name or schema.name)')
+    .option('--timestamp-column <name>', 'timestamp column for every table, or table=column pairs, comma-separated (default: detected)')
+    .option('--retention-days <n>', 'retention for every table (default: suggested from the age of the rows)')
+    .option('--local-path <dir>', 'archive to this directory instead of S3')
+    .option('--bucket <name>', 'S3 bucket')
+    .option('--prefix <prefix>', 'key prefix, ending in "/" (default archives/)')
+    .option('--region <region>', 'bucket region (default AWS_REGION, else us-east-1)')
+    .option('--endpoint <url>', 'S3-compatible endpoint (MinIO, R2, Ceph...); credentials then come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY as ${VAR}')
+    .option('--force-path-style', 'path-style URLs (default: on with --endpoint)')
+    .addOption(new Option('--sse <mode>', 'server-side encryption (default AES256)').choices(['none', 'AES256', 'aws:kms']))
+    .option('--sse-kms-key-id <id>', 'KMS key id or ARN, with --sse aws:kms')
+    .addOption(new Option('--storage-class <class>', 'storage class of data objects (see auditlog cost)').choices(['STANDARD', 'INTELLIGENT_TIERING', 'STANDARD_IA', 'ONEZONE_IA', 'GLACIER_IR']))
+    .option('--check-connections', 'also check the storage before writing')
+    .option('-y, --yes', 'ask nothing: take every answer from the flags or the suggestions (for automation)')
+    .option('--force', 'overwrite --output if it exists')
+    .action(async (opts: WizardCliOptions) => {
+      exitCode = await runWizardCommand(opts, {
+        env: io.env,
+        stdout: io.stdout,
+        stderr: (text) => io.stderr(redactSecrets(text, secrets)),
+        createPrompter: process.stdin.isTTY ? () => createInquirerPrompter({ input: process.stdin, output: process.stderr }) : null,
+        onSecrets: (found) => (secrets = found),
       });
     });
 
