@@ -10,6 +10,7 @@ import { AuditlogError } from '../core/errors.js';
 import { estimateCost, type CostEstimate } from '../cost/estimate-cost.js';
 import { formatCostEstimate } from '../cost/format-cost.js';
 import { measureConfig, type ConfigMeasure } from '../cost/measure-tables.js';
+import { PRICE_TABLE, PRICE_TABLE_DATE } from '../cost/price-table.js';
 import { parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
 
 export interface CostCliOptions {
@@ -47,7 +48,10 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
     const config = await loadConfig(opts.config, io.env);
     const secrets = collectSecrets(config);
     io.onSecrets(secrets);
-    const region = regionFlag ?? parseRegion(config.s3?.region ?? 'us-east-1');
+    const region = regionFlag ?? config.s3?.region ?? 'us-east-1';
+    if (PRICE_TABLE[region] === undefined) {
+      throw new AuditlogError('USAGE', `s3.region "${region}" of ${opts.config} is not in the price table (dated ${PRICE_TABLE_DATE}): pass --region with one of ${Object.keys(PRICE_TABLE).join(', ')} for an estimate`);
+    }
     measured = await measureConfig(config, secrets);
     estimate = estimateCost({
       region,

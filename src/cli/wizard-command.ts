@@ -31,6 +31,19 @@ export interface WizardIo {
 }
 
 export async function runWizardCommand(opts: WizardCliOptions, io: WizardIo): Promise<number> {
+  try {
+    return await askAndWrite(opts, io);
+  } catch (error) {
+    // Ctrl+C or Ctrl+D at a prompt: @inquirer/prompts rejects with ExitPromptError. Nothing was written.
+    if (error instanceof Error && error.name === 'ExitPromptError') {
+      io.stderr('\nwizard cancelled; nothing written\n');
+      return 2;
+    }
+    throw error;
+  }
+}
+
+async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number> {
   const retentionDays = opts.retentionDays === undefined ? undefined : parseRetention(opts.retentionDays);
   if (opts.yes !== true && io.createPrompter === null) {
     throw new AuditlogError('USAGE', 'stdin is not a terminal: pass every answer as a flag (--database-url, --tables, --bucket or --local-path, ...) with --yes');

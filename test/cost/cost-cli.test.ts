@@ -69,6 +69,14 @@ describe('auditlog cost', () => {
     expect(result.stdout).toMatch(/^DEEP_ARCHIVE .*not readable without a restore/m);
   });
 
+  it('names the config key when the configured region is not in the price table (exit 2, before connecting)', async () => {
+    const config = join(dir, 'far.yaml');
+    await writeFile(config, `s3:\n  bucket: audit-archive\n  region: ap-nowhere-1\ndatabases:\n  - name: app\n    url: postgresql://nobody@127.0.0.1:1/none\n    tables:\n      - name: audit\n        timestamp_column: created_at\n`);
+    const result = await runCli(['cost', '--config', config]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/s3\.region "ap-nowhere-1" of .*far\.yaml is not in the price table .*: pass --region/);
+  });
+
   it.each([
     [['--size', '-5GB'], /--size "-5GB" is negative/],
     [['--size', '500XB'], /--size "500XB" is not a size/],

@@ -89,4 +89,14 @@ describe('auditlog wizard in a terminal', () => {
     expect(result.transcript).toMatch(/bucket: audit-archive\s+prefix: archives\/\s+region: eu-west-1\s+sse: AES256/);
     expect(result.transcript).not.toContain('zz_no_key\n    timestamp_column');
   }, 120_000);
+
+  it('Ctrl+C at a prompt cancels cleanly: exit 2, no stack trace, nothing written', async () => {
+    const file = join(dir, 'cancelled.yaml');
+    const result = await drive(['wizard', '--output', file], { DATABASE_URL: db.url }, [['Tables to archive:', '\u0003']]);
+    expect(result.failed_step, result.transcript).toBeUndefined();
+    expect(result.code, result.transcript).toBe(2);
+    expect(result.transcript).toContain('wizard cancelled; nothing written');
+    expect(result.transcript).not.toMatch(/INTERNAL|at .*\.js:\d+/);
+    await expect(readFile(file, 'utf8')).rejects.toThrow(/ENOENT/);
+  }, 120_000);
 });

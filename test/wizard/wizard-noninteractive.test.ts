@@ -124,4 +124,17 @@ describe('auditlog wizard --yes', () => {
     expect(overwrite.stderr).toMatch(/already exists: choose another --output, or pass --force/);
     expect(await readFile(existing, 'utf8')).toBe('keep me');
   });
+
+  it('--check-connections: storage that does not answer fails the wizard (exit 1) and nothing is written', async () => {
+    const file = join(dir, 'unreachable.yaml');
+    const result = await runCli(
+      ['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log', '--bucket', 'audit-archive', '--endpoint', 'http://127.0.0.1:1', '--check-connections', '--output', file],
+      { WIZ_DB_URL: db.url, AWS_ACCESS_KEY_ID: 'AKIAX', AWS_SECRET_ACCESS_KEY: 'not-a-real-secret' },
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/error: .*127\.0\.0\.1:1/);
+    expect(result.stderr).toContain('the configuration was not written');
+    expect(result.stderr).not.toContain('not-a-real-secret');
+    await expect(readFile(file, 'utf8')).rejects.toThrow(/ENOENT/);
+  }, 60_000);
 });
