@@ -115,7 +115,8 @@ export async function loadAgeDistribution(q: Queryable, schema: string, name: st
   const sampled = estimatedRows !== null && estimatedRows > SAMPLE_ABOVE_ROWS;
   // SYSTEM sampling reads whole pages: about SAMPLE_ABOVE_ROWS / 4 rows whatever the table size.
   const percent = sampled ? Math.max(0.01, Math.min(100, ((SAMPLE_ABOVE_ROWS / 4) * 100) / estimatedRows)) : 100;
-  const from = `${quoteQualified(schema, name)} AS t${sampled ? ` TABLESAMPLE SYSTEM (${percent.toFixed(4)})` : ''}`;
+  // REPEATABLE: the same table gives the same figures on every run of the wizard.
+  const from = `${quoteQualified(schema, name)} AS t${sampled ? ` TABLESAMPLE SYSTEM (${percent.toFixed(4)}) REPEATABLE (8)` : ''}`;
   const buckets = AGE_BUCKETS_DAYS.map((d) => `count(*) FILTER (WHERE ${ts} < (now() - make_interval(days => ${d}))::${column.type === 'timestamptz' ? 'timestamptz' : column.type})::text AS d${d}`);
   const r = await q.query<Record<string, string | null>>(`SELECT count(*)::text AS n, min(${ts})::text AS oldest, max(${ts})::text AS newest, ${buckets.join(', ')} FROM ${from}`);
   const row = r.rows[0] ?? {};

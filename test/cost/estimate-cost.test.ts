@@ -149,3 +149,22 @@ describe('cost flag parsing', () => {
     expect(parseClasses('standard_ia, glacier_ir')).toEqual(['STANDARD_IA', 'GLACIER_IR']);
   });
 });
+
+describe('summarize (cost --config)', () => {
+  it('scales each table\'s sample to its rows past retention and weights the ratio by bytes', async () => {
+    const { summarize } = await import('../../src/cost/measure-tables.js');
+    const m = summarize([
+      // 1000 of 10,000 rows sampled: 100 KB raw → 10 KB (10:1), scaled ×10.
+      { database: 'a', table: 'public.t1', rowsPastRetention: 10_000, objects: 5, sampleRows: 1000, sampleUncompressedBytes: 100_000, sampleCompressedBytes: 10_000 },
+      // Fully sampled: 50 KB → 25 KB (2:1).
+      { database: 'b', table: 'public.t2', rowsPastRetention: 500, objects: 1, sampleRows: 500, sampleUncompressedBytes: 50_000, sampleCompressedBytes: 25_000 },
+      // Nothing past retention: adds nothing.
+      { database: 'b', table: 'public.t3', rowsPastRetention: 0, objects: 0, sampleRows: 0, sampleUncompressedBytes: 0, sampleCompressedBytes: 0 },
+    ]);
+    expect(m.records).toBe(10_500);
+    expect(m.objects).toBe(6);
+    expect(m.uncompressedBytes).toBe(1_050_000);
+    // (1,000,000 + 50,000) / (100,000 + 25,000)
+    expect(m.compressionRatio).toBeCloseTo(8.4, 12);
+  });
+});
