@@ -115,7 +115,7 @@ function describeType(node: JsonSchema, key: string): string {
     }
     case 'array': {
       const items = node.items ?? {};
-      const of = objectOf(node) !== undefined ? 'mappings' : describeType(items, '');
+      const of = objectOf(node) !== undefined ? 'mappings' : items.type === 'string' && items.enum === undefined ? 'strings' : describeType(items, '');
       const atLeast = node.minItems === undefined ? '' : node.minItems === 1 ? ', at least one' : `, at least ${node.minItems}`;
       return `list of ${of}${atLeast}`;
     }

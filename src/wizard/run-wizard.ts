@@ -70,7 +70,7 @@ export async function runWizard(deps: WizardDeps): Promise<WizardResult> {
   const url = await askDatabaseUrl(deps);
   const urlText = 'env' in url ? env[url.env] ?? '' : url.value;
   const databaseName = flags.databaseName ?? databaseNameFromUrl(urlText);
-  const connection = await deps.connect({ name: databaseName, url: urlText, connection_pool_size: 2, tables: [] } as unknown as DatabaseConfig);
+  const connection = await deps.connect({ name: databaseName, url: urlText, connection_pool_size: 2, tables: [] });
   let tables: WizardTable[];
   try {
     tables = await chooseTables(deps, connection.q);
