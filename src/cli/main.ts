@@ -25,6 +25,9 @@ import { formatRestoreSummary, parseRestoreFlags, type RestoreCliOptions } from 
 import { runRestore } from '../restore/restore-table.js';
 import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
 import { runValidateCommand, type ValidateCommandOptions } from './validate-command.js';
+import { runCostCommand, type CostCliOptions } from './cost-command.js';
+import { runWizardCommand, type WizardCliOptions } from './wizard-command.js';
+import { createInquirerPrompter } from './wizard-prompter.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -266,6 +269,56 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         stdout: io.stdout,
         stderr: io.stderr,
       });
+    });
+
+  program
+    .command('wizard')
+    .description('Write a configuration: connect, list tables, detect keys, timestamp columns, indexes and the age of the rows, suggest a retention, ask for the storage, validate. Interactive in a terminal; with --yes every answer comes from flags or the suggestions.')
+    .option('--output <file>', 'write the configuration here (mode 0600) instead of printing it on stdout')
+    .option('--database-url <url>', 'PostgreSQL URL (written as ${VAR} when it is the value of an environment variable)')
+    .option('--database-url-env <name>', 'environment variable holding the URL; the file gets ${NAME} (default: DATABASE_URL when set)')
+    .option('--database-name <name>', 'name of the database in the archive layout (default: from the URL)')
+    .option('--tables <names>', 'tables to archive, comma-separated (name or schema.name)')
+    .option('--timestamp-column <name>', 'timestamp column for every table, or table=column pairs, comma-separated (default: detected)')
+    .option('--retention-days <n>', 'retention for every table (default: suggested from the age of the rows)')
+    .option('--local-path <dir>', 'archive to this directory instead of S3')
+    .option('--bucket <name>', 'S3 bucket')
+    .option('--prefix <prefix>', 'key prefix, ending in "/" (default archives/)')
+    .option('--region <region>', 'bucket region (default AWS_REGION, else us-east-1)')
+    .option('--endpoint <url>', 'S3-compatible endpoint (MinIO, R2, Ceph...); credentials then come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY as ${VAR}')
+    .option('--force-path-style', 'path-style URLs (default: on with --endpoint)')
+    .addOption(new Option('--sse <mode>', 'server-side encryption (default AES256)').choices(['none', 'AES256', 'aws:kms']))
+    .option('--sse-kms-key-id <id>', 'KMS key id or ARN, with --sse aws:kms')
+    .addOption(new Option('--storage-class <class>', 'storage class of data objects (see auditlog cost)').choices(['STANDARD', 'INTELLIGENT_TIERING', 'STANDARD_IA', 'ONEZONE_IA', 'GLACIER_IR']))
+    .option('--check-connections', 'also check the storage before writing')
+    .option('-y, --yes', 'ask nothing: take every answer from the flags or the suggestions (for automation)')
+    .option('--force', 'overwrite --output if it exists')
+    .action(async (opts: WizardCliOptions) => {
+      exitCode = await runWizardCommand(opts, {
+        env: io.env,
+        stdout: io.stdout,
+        stderr: (text) => io.stderr(redactSecrets(text, secrets)),
+        createPrompter: process.stdin.isTTY ? () => createInquirerPrompter({ input: process.stdin, output: process.stderr }) : null,
+        onSecrets: (found) => (secrets = found),
+      });
+    });
+
+  program
+    .command('cost')
+    .description('Estimate what the archive costs in each S3 storage class: storage per month and over time, requests, minimum duration and size penalties, one full restore.')
+    .option('-c, --config <file>', 'measure the configured tables: rows past retention, row size, and the compression of a sample of real rows')
+    .option('--size <size>', 'uncompressed size of the data to archive, e.g. 500GB (units B, KB, MB, GB, TB, PB; binary, as AWS bills)')
+    .option('--records <n>', 'number of rows to archive')
+    .option('--avg-row-bytes <bytes>', 'average row size as JSON, with --size or --records (default 500)')
+    .option('--batch-size <n>', 'rows per archive object, with --size or --records (default 10000)')
+    .option('--region <region>', 'AWS region of the price table (default the config\'s s3.region, else us-east-1)')
+    .option('--compression-ratio <x>', 'uncompressed ÷ compressed size (default 8, or measured with --config)')
+    .option('--months <m>', 'how long the archive is kept, for cumulative figures', '12')
+    .option('--class <classes>', 'only these storage classes, comma-separated')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option('--json', 'the same as --format json')
+    .action(async (opts: CostCliOptions) => {
+      exitCode = await runCostCommand(opts, { env: io.env, stdout: io.stdout, onSecrets: (found) => (secrets = found) });
     });
 
   program

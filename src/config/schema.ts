@@ -33,7 +33,8 @@ export const retrySchema = z
       .optional()
       .describe('Failure classes that are retried (throttling, server_error, timeout, connection, checksum, busy); others fail at once. Default: all of them.'),
   })
-  .strict();
+  .strict()
+  .describe('Retries of storage requests (under `s3:` or `local:`).');
 
 export const circuitBreakerSchema = z
   .object({
@@ -43,7 +44,8 @@ export const circuitBreakerSchema = z
       .describe('Consecutive storage operations that failed after their retries (endpoint unreachable or unhealthy) before the circuit opens.'),
     recovery_timeout_ms: positiveInt.default(30_000).describe('How long an open circuit fails every call at once before one trial call is let through.'),
   })
-  .strict();
+  .strict()
+  .describe('Stops calling storage that keeps failing (under `s3:` or `local:`).');
 
 const rateLimit = z
   .number()
@@ -105,7 +107,8 @@ export const s3Schema = z
     if (s3.prefix !== '' && !s3.prefix.endsWith('/')) {
       ctx.addIssue({ code: 'custom', path: ['prefix'], message: 'expected a prefix ending in "/" (e.g. "archives/")' });
     }
-  });
+  })
+  .describe('Archive to S3 or an S3-compatible server. Exactly one of `s3` and `local`.');
 
 export const localSchema = z
   .object({
@@ -114,7 +117,8 @@ export const localSchema = z
     circuit_breaker: circuitBreakerSchema.prefault({}),
     rate_limit_requests_per_second: rateLimit,
   })
-  .strict();
+  .strict()
+  .describe('Archive to a local directory (tests, demos, mounted volumes). Exactly one of `s3` and `local`.');
 
 /** Settings a table inherits from `defaults` unless it sets its own. */
 const tunables = {
@@ -148,7 +152,8 @@ export const defaultsSchema = z
       .default(60_000)
       .describe('idle_in_transaction_session_timeout of the archiver sessions.'),
   })
-  .strict();
+  .strict()
+  .describe('Settings every table inherits unless it sets its own; the timeouts apply to every session of the archiver.');
 
 export const tableSchema = z
   .object({
@@ -180,7 +185,8 @@ export const tableSchema = z
       if (seen.has(column)) ctx.addIssue({ code: 'custom', path: ['primary_key', i], message: `column ${column} is listed twice` });
       seen.add(column);
     });
-  });
+  })
+  .describe('The tables of this database to archive.');
 
 export const databaseSchema = z
   .object({
@@ -189,11 +195,11 @@ export const databaseSchema = z
       .regex(/^[A-Za-z0-9_.-]+$/, 'expected letters, digits, "_", "-" or "." (it becomes part of object keys)')
       .describe('Name of this database in the archive layout.'),
     url: z.string().min(1).optional().describe('Connection URL (secret: the password is masked when printed).'),
-    host: z.string().min(1).optional(),
-    port: z.number().int().min(1).max(65535).optional(),
-    user: z.string().min(1).optional(),
+    host: z.string().min(1).optional().describe('Server host name or address; required when there is no `url`.'),
+    port: z.number().int().min(1).max(65535).optional().describe('Server port (default 5432).'),
+    user: z.string().min(1).optional().describe('User name.'),
     password: z.string().optional().describe('Password (secret).'),
-    dbname: z.string().min(1).optional(),
+    dbname: z.string().min(1).optional().describe('Database name.'),
     ssl: z.boolean().optional().describe('Require TLS for the connection.'),
     connection_pool_size: z.number().int().min(2).max(50).default(4).describe('Pooled connections per database (one reads ahead while batches in flight delete); the table lock uses one more of its own.'),
     tables: z.array(tableSchema).min(1, 'expected at least one table'),
@@ -221,7 +227,8 @@ export const databaseSchema = z
       }
       seen.add(key);
     });
-  });
+  })
+  .describe('The databases to archive from: `url`, or `host` with the other discrete fields (not both).');
 
 export const watermarksSchema = z
   .object({
@@ -232,7 +239,8 @@ export const watermarksSchema = z
     schema: identifier.default('public').describe('Schema of the watermark table (`backend: database`).'),
     table: identifier.default('auditlog_watermarks').describe('Watermark table, created if missing (`backend: database`; needs CREATE on the schema).'),
   })
-  .strict();
+  .strict()
+  .describe('Where each table\'s watermark and last-run result are kept.');
 
 export const checkpointsSchema = z
   .object({
@@ -240,7 +248,8 @@ export const checkpointsSchema = z
     backend: z.enum(['storage', 'local']).default('storage').describe('Where run checkpoints live: `storage` (under `_auditlog/checkpoints/`) or `local` (files in `local_dir`).'),
     local_dir: z.string().min(1).default('./.auditlog/checkpoints').describe('Directory of checkpoint files (`backend: local`).'),
   })
-  .strict();
+  .strict()
+  .describe('How often and where a run saves its progress.');
 
 export const lockSchema = z
   .object({
@@ -264,7 +273,8 @@ export const lockSchema = z
     if (l.stale_after_ms !== undefined && l.stale_after_ms < 2 * l.heartbeat_interval_ms) {
       ctx.addIssue({ code: 'custom', path: ['stale_after_ms'], message: `expected at least twice heartbeat_interval_ms (${2 * l.heartbeat_interval_ms})` });
     }
-  });
+  })
+  .describe('How the one-archiver-per-table lock is kept alive, and when a lock file is stale.');
 
 export const configSchema = z
   .object({

@@ -4,6 +4,7 @@ import type { LineFlags, RowPosition, RowSet } from '../core/row-set.js';
 import {
   buildCountSql,
   buildCutoffSql,
+  buildDailyCountSql,
   buildGuardedDeleteSql,
   buildPresentRowsSql,
   buildSelectPageSql,
@@ -26,6 +27,12 @@ export async function countArchivable(q: Queryable, plan: TablePlan, cutoff: str
   const r = await q.query<{ n: string; min_ts: string | null; max_ts: string | null }>(buildCountSql(plan), [cutoff]);
   const row = r.rows[0]!;
   return { rows: Number(row.n), minTimestamp: row.min_ts, maxTimestamp: row.max_ts };
+}
+
+/** Row counts past the cutoff per UTC day (the day as YYYY-MM-DD), for estimating the number of batches. */
+export async function countRowsByDay(q: Queryable, plan: TablePlan, cutoff: string): Promise<{ day: string; rows: number }[]> {
+  const r = await q.query<{ day: string; n: string }>(buildDailyCountSql(plan), [cutoff]);
+  return r.rows.map((row) => ({ day: row.day, rows: Number(row.n) }));
 }
 
 /** One page (at most `limit` rows after `after`, up to and including `until`), split by UTC day. */

@@ -93,6 +93,12 @@ export function buildCountSql(plan: TablePlan): string {
   return `SELECT count(*)::text AS n, min(${ts})::text AS min_ts, max(${ts})::text AS max_ts FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type}`;
 }
 
+/** Rows past the cutoff per UTC day, as the archiver groups them into batches (a batch never spans two days). $1 = cutoff. */
+export function buildDailyCountSql(plan: TablePlan): string {
+  const ts = col(plan.timestampColumn);
+  return `SELECT ${dayExpression(plan)} AS day, count(*)::text AS n FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type} GROUP BY 1`;
+}
+
 /** One UTC day of a page, aggregated by the server (see buildSelectPageSql). */
 export interface DayGroupRow {
   day: string;

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { parseConfig } from '../../src/config/load-config.js';
 import { SECRET_KEYS, configSchema } from '../../src/config/schema.js';
+import { describeSchema } from '../../src/config/describe-schema.js';
+import { renderConfigDocs } from '../../src/config/render-config-docs.js';
 
 const docsUrl = new URL('../../docs/configuration.md', import.meta.url);
 
@@ -61,5 +63,49 @@ describe('docs/configuration.md', () => {
     const example = /## Minimal example\s+```yaml\n([\s\S]*?)```/.exec(docs)?.[1] ?? '';
     const config = parseConfig(example, 'configuration.md', { APP_DATABASE_URL: 'postgresql://db/app' });
     expect(config.defaults.retention_days).toBe(90);
+  });
+});
+
+describe('generated key tables', () => {
+  it('docs/configuration.md is what `npm run docs:config` generates from the schema (run it after changing a key)', async () => {
+    const docs = await readFile(docsUrl, 'utf8');
+    expect(renderConfigDocs(docs, describeSchema(configSchema))).toBe(docs);
+  });
+
+  it('every key of the schema has a description', () => {
+    const undescribed = describeSchema(configSchema).flatMap((s) => s.keys.filter((k) => k.description === '').map((k) => `${s.paths[0] || s.name}.${k.key}`));
+    expect(undescribed).toEqual([]);
+  });
+
+  it('reads type, default and required from the schema, and shares one section between s3.retry and local.retry', () => {
+    const sections = describeSchema(configSchema);
+    const retry = sections.find((s) => s.name === 'retry');
+    expect(retry?.paths).toEqual(['s3.retry', 'local.retry']);
+    expect(retry?.keys.find((k) => k.key === 'max_attempts')).toMatchObject({ type: 'integer 1–20', default: '`5`' });
+    const s3 = sections.find((s) => s.name === 's3')!;
+    expect(s3.keys.find((k) => k.key === 'bucket')).toMatchObject({ type: 'string, at least 3 characters', default: 'required' });
+    expect(s3.keys.find((k) => k.key === 'region')?.default).toBe('`us-east-1`');
+    expect(s3.keys.find((k) => k.key === 'request_timeout_ms')?.type).toBe('positive integer (ms)');
+    const tables = sections.find((s) => s.name === 'tables[]')!;
+    expect(tables.paths).toEqual(['databases[].tables[]']);
+    expect(tables.keys.find((k) => k.key === 'retention_days')?.default).toBe('`defaults.retention_days`');
+  });
+
+  it('rewrites only the tables between markers, adds a section for a new mapping, and refuses a table for a key that is gone', () => {
+    const schema = z.object({
+      a: z.number().int().min(2).max(9).default(3).describe('An A.'),
+      extra: z.object({ b: z.boolean().optional().describe('A B.') }).optional().describe('New section.'),
+    });
+    const docs = 'Intro kept.\n\n<!-- config-keys: top level -->\nstale\n<!-- /config-keys -->\n\nProse kept.\n\n## Environment variables\n';
+    const out = renderConfigDocs(docs, describeSchema(schema));
+    expect(out).toContain('Intro kept.');
+    expect(out).toContain('Prose kept.');
+    expect(out).not.toContain('stale');
+    expect(out).toContain('| `a` | integer 2–9 | `3` | An A. |');
+    expect(out).toContain('| `extra` | mapping | — | New section. See [`extra`](#extra). |');
+    expect(out.indexOf('## `extra`')).toBeLessThan(out.indexOf('## Environment variables'));
+    expect(out).toContain('| `b` | boolean | — | A B. |');
+    expect(renderConfigDocs(out, describeSchema(schema))).toBe(out);
+    expect(() => renderConfigDocs(`${out}\n<!-- config-keys: gone -->\n<!-- /config-keys -->\n`, describeSchema(schema))).toThrow(/"gone", which is not in the schema/);
   });
 });

@@ -1,0 +1,88 @@
+/**
+ * `auditlog cost`: what the archive will cost per S3 storage class. Sizes come from flags, or with
+ * --config from the real tables (measure-tables.ts). Flag checking is pure and happens before any
+ * connection, so a typo costs nothing.
+ */
+import type { Env } from '../config/expand-env.js';
+import { loadConfig } from '../config/load-config.js';
+import { collectSecrets } from '../config/mask-secrets.js';
+import { AuditlogError } from '../core/errors.js';
+import { estimateCost, type CostEstimate } from '../cost/estimate-cost.js';
+import { formatCostEstimate } from '../cost/format-cost.js';
+import { measureConfig, type ConfigMeasure } from '../cost/measure-tables.js';
+import { PRICE_TABLE, PRICE_TABLE_DATE } from '../cost/price-table.js';
+import { parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
+
+export interface CostCliOptions {
+  config?: string;
+  size?: string;
+  records?: string;
+  avgRowBytes?: string;
+  batchSize?: string;
+  region?: string;
+  compressionRatio?: string;
+  months: string;
+  class?: string;
+  format: 'text' | 'json';
+  json?: boolean;
+}
+
+/** Rows of the benchmark's audit table are about 500 bytes as JSON (DESIGN.md §7). */
+const DEFAULT_AVG_ROW_BYTES = 500;
+/** gzip level 6 on audit rows (DESIGN.md §7 dataset, docs/benchmarks.md) compresses about 8:1. */
+const DEFAULT_COMPRESSION_RATIO = 8;
+
+export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdout: (text: string) => void; onSecrets: (secrets: string[]) => void }): Promise<number> {
+  const sources = [opts.config, opts.size, opts.records].filter((v) => v !== undefined).length;
+  if (sources !== 1) throw new AuditlogError('USAGE', 'cost needs exactly one of --config FILE, --size SIZE (e.g. 500GB) or --records N');
+  if (opts.config !== undefined && opts.avgRowBytes !== undefined) throw new AuditlogError('USAGE', '--avg-row-bytes applies to --size and --records; with --config the row size is measured');
+  const months = parseWholeNumber(opts.months, '--months', 1);
+  const classes = opts.class === undefined ? undefined : parseClasses(opts.class);
+  const ratioFlag = opts.compressionRatio === undefined ? undefined : parseCompressionRatio(opts.compressionRatio);
+  const batchFlag = opts.batchSize === undefined ? undefined : parseWholeNumber(opts.batchSize, '--batch-size', 1);
+  const regionFlag = opts.region === undefined ? undefined : parseRegion(opts.region);
+
+  let estimate: CostEstimate;
+  let measured: ConfigMeasure | undefined;
+  if (opts.config !== undefined) {
+    const config = await loadConfig(opts.config, io.env);
+    const secrets = collectSecrets(config);
+    io.onSecrets(secrets);
+    const region = regionFlag ?? config.s3?.region ?? 'us-east-1';
+    if (PRICE_TABLE[region] === undefined) {
+      throw new AuditlogError('USAGE', `s3.region "${region}" of ${opts.config} is not in the price table (dated ${PRICE_TABLE_DATE}): pass --region with one of ${Object.keys(PRICE_TABLE).join(', ')} for an estimate`);
+    }
+    measured = await measureConfig(config, secrets);
+    estimate = estimateCost({
+      region,
+      uncompressedBytes: measured.uncompressedBytes,
+      records: measured.records,
+      batchSize: config.defaults.batch_size,
+      objects: measured.objects,
+      compressionRatio: ratioFlag ?? measured.compressionRatio,
+      months,
+      ...(classes === undefined ? {} : { classes }),
+    });
+  } else {
+    const avgRowBytes = opts.avgRowBytes === undefined ? DEFAULT_AVG_ROW_BYTES : parsePositiveNumber(opts.avgRowBytes, '--avg-row-bytes', 'a number of bytes');
+    const uncompressedBytes = opts.size !== undefined ? parseSize(opts.size) : parseWholeNumber(opts.records ?? '', '--records', 0) * avgRowBytes;
+    const records = opts.records !== undefined ? parseWholeNumber(opts.records, '--records', 0) : Math.ceil(uncompressedBytes / avgRowBytes);
+    estimate = estimateCost({
+      region: regionFlag ?? 'us-east-1',
+      uncompressedBytes,
+      records,
+      batchSize: batchFlag ?? 10_000,
+      compressionRatio: ratioFlag ?? DEFAULT_COMPRESSION_RATIO,
+      months,
+      ...(classes === undefined ? {} : { classes }),
+    });
+  }
+  const json = opts.json === true || opts.format === 'json';
+  if (json) {
+    io.stdout(JSON.stringify(measured === undefined ? estimate : { ...estimate, measured: measured.tables }) + '\n');
+  } else {
+    const perTable = measured?.tables.map((t) => `  ${t.database}/${t.table}: ${t.rowsPastRetention.toLocaleString('en-US')} rows past retention, ${t.objects.toLocaleString('en-US')} objects, sample of ${t.sampleRows.toLocaleString('en-US')} rows compressed ${t.sampleCompressedBytes > 0 ? (t.sampleUncompressedBytes / t.sampleCompressedBytes).toFixed(1) : '-'}:1`);
+    io.stdout((perTable === undefined ? '' : `Measured:\n${perTable.join('\n')}\n\n`) + formatCostEstimate(estimate));
+  }
+  return 0;
+}

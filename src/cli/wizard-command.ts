@@ -1,0 +1,116 @@
+/**
+ * `auditlog wizard`: flags → WizardFlags, a database connection and a prompter for runWizard, then
+ * the file written (0600: it may hold a typed URL) or the YAML on stdout.
+ */
+import { constants } from 'node:fs';
+import { access, writeFile } from 'node:fs/promises';
+import type { Env } from '../config/expand-env.js';
+import { collectSecrets } from '../config/mask-secrets.js';
+import { defaultsSchema } from '../config/schema.js';
+import { AuditlogError, describeError } from '../core/errors.js';
+import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
+import { createObjectStore } from '../storage/create-object-store.js';
+import { validateWizardConfig } from '../wizard/build-config.js';
+import { runWizard, type Prompter, type WizardFlags } from '../wizard/run-wizard.js';
+
+export interface WizardCliOptions extends Omit<WizardFlags, 'retentionDays'> {
+  retentionDays?: string;
+  output?: string;
+  yes?: boolean;
+  force?: boolean;
+  checkConnections?: boolean;
+}
+
+export interface WizardIo {
+  env: Env;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Null when stdin is not a terminal: then every answer must come from flags, with --yes. */
+  createPrompter: (() => Promise<Prompter>) | null;
+  onSecrets: (secrets: string[]) => void;
+}
+
+export async function runWizardCommand(opts: WizardCliOptions, io: WizardIo): Promise<number> {
+  try {
+    return await askAndWrite(opts, io);
+  } catch (error) {
+    // Ctrl+C or Ctrl+D at a prompt: @inquirer/prompts rejects with ExitPromptError. Nothing was written.
+    if (error instanceof Error && error.name === 'ExitPromptError') {
+      io.stderr('\nwizard cancelled; nothing written\n');
+      return 2;
+    }
+    throw error;
+  }
+}
+
+async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number> {
+  const retentionDays = opts.retentionDays === undefined ? undefined : parseRetention(opts.retentionDays);
+  if (opts.yes !== true && io.createPrompter === null) {
+    throw new AuditlogError('USAGE', 'stdin is not a terminal: pass every answer as a flag (--database-url, --tables, --bucket or --local-path, ...) with --yes');
+  }
+  const prompter = opts.yes === true || io.createPrompter === null ? null : await io.createPrompter();
+  const outputName = opts.output ?? '-';
+  if (opts.output !== undefined && opts.force !== true && (await exists(opts.output))) {
+    if (prompter === null || !(await prompter.confirm({ message: `${opts.output} exists. Overwrite it?`, default: false }))) {
+      throw new AuditlogError('USAGE', `${opts.output} already exists: choose another --output, or pass --force to overwrite it`);
+    }
+  }
+  const { retentionDays: _ignored, output: _output, yes: _yes, force: _force, checkConnections: _check, ...rest } = opts;
+  const flags: WizardFlags = { ...rest, ...(retentionDays === undefined ? {} : { retentionDays }) };
+  const defaults = defaultsSchema.parse({});
+  const result = await runWizard({
+    flags,
+    env: io.env,
+    prompter,
+    report: (line) => io.stderr(`${line}\n`),
+    now: new Date(),
+    outputName,
+    connect: async (database) => {
+      io.onSecrets(collectSecrets({ databases: [database] }));
+      const pool = createPool({ database, applicationName: 'auditlog-wizard', settings: buildSessionSettings(defaults), onBackgroundError: () => undefined });
+      await checkConnection(pool, database, collectSecrets({ databases: [database] })).catch(async (error: unknown) => {
+        await pool.end().catch(() => undefined);
+        throw error;
+      });
+      return { q: pool, close: () => pool.end() };
+    },
+  });
+  if (opts.checkConnections === true) {
+    const config = validateWizardConfig(result.yaml, outputName, io.env);
+    try {
+      const store = createObjectStore(config);
+      await store.check();
+      io.stderr(`ok: storage ${store.description}\n`);
+    } catch (error) {
+      io.stderr(`error: ${describeError(error)}\n`);
+      io.stderr('the configuration was not written: fix the storage settings (or leave out --check-connections) and run the wizard again\n');
+      return 1;
+    }
+  }
+  if (prompter !== null && !(await prompter.confirm({ message: opts.output === undefined ? 'Print the configuration?' : `Write the configuration to ${opts.output}?`, default: true }))) {
+    io.stderr('nothing written\n');
+    return 0;
+  }
+  if (opts.output === undefined) {
+    io.stdout(result.yaml);
+  } else {
+    await writeFile(opts.output, result.yaml, { mode: 0o600 });
+    io.stderr(`wrote ${opts.output}; next: auditlog config validate -c ${opts.output} --check-connections, then auditlog archive -c ${opts.output} --dry-run\n`);
+  }
+  return 0;
+}
+
+function parseRetention(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw new AuditlogError('USAGE', `--retention-days expects a whole number of days, at least 1, got "${text}"`);
+  return n;
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * `auditlog cost` flags → validated numbers. Pure. Every bad value is a USAGE error (exit 2) with a
+ * one-line message naming the flag and what it accepts.
+ */
+import { AuditlogError } from '../core/errors.js';
+import { PRICE_TABLE, PRICE_TABLE_DATE, STORAGE_CLASSES, type StorageClass } from './price-table.js';
+
+// Binary multiples, as AWS bills them: "500GB" is 500 × 2^30 bytes.
+const UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4, pb: 1024 ** 5 };
+const SIZE = /^(-?\d+(?:\.\d+)?)\s*([a-z]*)$/i;
+
+/** `500GB`, `1.5 TiB`, `2048` (bytes) → bytes. */
+export function parseSize(text: string): number {
+  const match = SIZE.exec(text.trim());
+  const unit = (match?.[2] ?? '').toLowerCase().replace(/ib$/, 'b');
+  const factor = unit === '' ? 1 : UNITS[unit];
+  if (match === null || factor === undefined) {
+    throw new AuditlogError('USAGE', `--size "${text}" is not a size: expected a number with an optional unit B, KB, MB, GB, TB or PB (e.g. 500GB)`);
+  }
+  const value = Number(match[1]);
+  if (value < 0) throw new AuditlogError('USAGE', `--size "${text}" is negative: expected a size of 0 or more (e.g. 500GB)`);
+  return value * factor;
+}
+
+export function parseRegion(text: string): string {
+  if (PRICE_TABLE[text] === undefined) {
+    throw new AuditlogError('USAGE', `--region "${text}" is not in the price table (dated ${PRICE_TABLE_DATE}): expected one of ${Object.keys(PRICE_TABLE).join(', ')}`);
+  }
+  return text;
+}
+
+/** `STANDARD_IA,GLACIER_IR` → those classes (case-insensitive). */
+export function parseClasses(text: string): StorageClass[] {
+  return text.split(',').map((raw) => {
+    const name = raw.trim().toUpperCase();
+    if (!(STORAGE_CLASSES as readonly string[]).includes(name)) {
+      throw new AuditlogError('USAGE', `--class "${raw.trim()}" is not an S3 storage class: expected one of ${STORAGE_CLASSES.join(', ')}`);
+    }
+    return name as StorageClass;
+  });
+}
+
+export function parsePositiveNumber(text: string, flag: string, what: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw new AuditlogError('USAGE', `${flag} expects ${what} greater than 0, got "${text}"`);
+  return n;
+}
+
+export function parseWholeNumber(text: string, flag: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min) throw new AuditlogError('USAGE', `${flag} expects a whole number of at least ${min}, got "${text}"`);
+  return n;
+}
+
+/** A ratio below 1 would mean compression makes data bigger: almost surely a typo for its inverse. */
+export function parseCompressionRatio(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 1) {
+    throw new AuditlogError('USAGE', `--compression-ratio expects uncompressed ÷ compressed size, a number of at least 1 (e.g. 8), got "${text}"`);
+  }
+  return n;
+}

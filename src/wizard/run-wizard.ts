@@ -1,0 +1,284 @@
+/**
+ * `auditlog wizard`: from a database URL to a checked configuration file. Each question is
+ * answered by its flag when given; otherwise by the prompter (interactive), or — without one — by
+ * the suggested default, or it is a USAGE error naming the flag to pass (automation never hangs
+ * on a question). Detection findings go to `report` (stderr), so stdout can carry the YAML.
+ */
+import type { Env } from '../config/expand-env.js';
+import type { DatabaseConfig } from '../config/schema.js';
+import { AuditlogError } from '../core/errors.js';
+import type { Queryable } from '../db/queryable.js';
+import { findEnvVariable, renderConfigYaml, validateWizardConfig, type WizardAnswers, type WizardStorage, type WizardTable, type WrittenValue } from './build-config.js';
+import { detectTable, listTables, loadAgeDistribution, type AgeDistribution, type TableListing } from './inspect-database.js';
+import { chooseTimestampColumn, databaseNameFromUrl, explainMissingKey, suggestIndexSql, suggestRetentionDays } from './suggest.js';
+
+export interface Choice<T> {
+  name: string;
+  value: T;
+  description?: string;
+}
+
+/** The questions the wizard asks; @inquirer/prompts in a terminal (src/cli/wizard-prompter.ts). */
+export interface Prompter {
+  input(question: { message: string; default?: string; validate?: (value: string) => true | string }): Promise<string>;
+  select<T>(question: { message: string; choices: Choice<T>[]; default?: T }): Promise<T>;
+  checkbox<T>(question: { message: string; choices: (Choice<T> & { checked?: boolean })[] }): Promise<T[]>;
+  confirm(question: { message: string; default: boolean }): Promise<boolean>;
+}
+
+export interface WizardFlags {
+  databaseUrl?: string;
+  databaseUrlEnv?: string;
+  databaseName?: string;
+  tables?: string;
+  timestampColumn?: string;
+  retentionDays?: number;
+  localPath?: string;
+  bucket?: string;
+  prefix?: string;
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  sse?: 'none' | 'AES256' | 'aws:kms';
+  sseKmsKeyId?: string;
+  storageClass?: string;
+}
+
+export interface WizardDeps {
+  flags: WizardFlags;
+  env: Env;
+  /** null: non-interactive (`--yes`, or no terminal). */
+  prompter: Prompter | null;
+  report: (line: string) => void;
+  /** Opens the database the answers point at; the wizard closes it. */
+  connect: (database: DatabaseConfig) => Promise<{ q: Queryable; close: () => Promise<void> }>;
+  /** For the header of the file. */
+  now: Date;
+  /** Where the file will go, for messages ("-" for stdout). */
+  outputName: string;
+}
+
+export interface WizardResult {
+  answers: WizardAnswers;
+  yaml: string;
+}
+
+const DATABASE_URL_VARS = ['DATABASE_URL', 'APP_DATABASE_URL', 'PGURL'];
+
+export async function runWizard(deps: WizardDeps): Promise<WizardResult> {
+  const { flags, env, prompter, report } = deps;
+  const url = await askDatabaseUrl(deps);
+  const urlText = 'env' in url ? env[url.env] ?? '' : url.value;
+  const databaseName = flags.databaseName ?? databaseNameFromUrl(urlText);
+  const connection = await deps.connect({ name: databaseName, url: urlText, connection_pool_size: 2, tables: [] });
+  let tables: WizardTable[];
+  try {
+    tables = await chooseTables(deps, connection.q);
+  } finally {
+    await connection.close();
+  }
+  const storage = await askStorage(deps);
+  const answers: WizardAnswers = { database: { name: databaseName, url }, tables, storage };
+  const yaml = renderConfigYaml(answers, deps.now.toISOString());
+  // The same parser as `config validate`: what the wizard writes always loads.
+  validateWizardConfig(yaml, deps.outputName, env);
+  if (prompter === null) report('config ok: validated with the same schema as `auditlog config validate`');
+  return { answers, yaml };
+}
+
+async function askDatabaseUrl(deps: WizardDeps): Promise<WrittenValue> {
+  const { flags, env, prompter, report } = deps;
+  if (flags.databaseUrlEnv !== undefined) {
+    if ((env[flags.databaseUrlEnv] ?? '') === '') throw new AuditlogError('USAGE', `--database-url-env ${flags.databaseUrlEnv}: that environment variable is not set (export it, or pass --database-url)`);
+    return { env: flags.databaseUrlEnv };
+  }
+  if (flags.databaseUrl !== undefined) {
+    const variable = findEnvVariable(flags.databaseUrl, env, DATABASE_URL_VARS);
+    if (variable !== undefined) return { env: variable };
+    if (hasPassword(flags.databaseUrl)) report(`warning: the database URL holds a password and is written into ${deps.outputName} as is; put it in an environment variable and pass --database-url-env NAME to write \${NAME} instead`);
+    return { value: flags.databaseUrl };
+  }
+  const fromEnv = DATABASE_URL_VARS.find((name) => (env[name] ?? '') !== '');
+  if (fromEnv !== undefined) {
+    report(`database: using ${fromEnv} from the environment (written as \${${fromEnv}})`);
+    return { env: fromEnv };
+  }
+  if (prompter === null) throw new AuditlogError('USAGE', 'no database to inspect: pass --database-url URL or --database-url-env NAME (or set DATABASE_URL)');
+  const typed = await prompter.input({ message: 'PostgreSQL URL (postgresql://user@host:5432/db), or the name of an environment variable holding it:', validate: (v) => (v.trim() === '' ? 'a URL or a variable name' : true) });
+  const trimmed = typed.trim();
+  if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(trimmed)) {
+    if ((env[trimmed] ?? '') === '') throw new AuditlogError('USAGE', `environment variable ${trimmed} is not set: export it and run the wizard again`);
+    return { env: trimmed };
+  }
+  const variable = findEnvVariable(trimmed, env, DATABASE_URL_VARS);
+  if (variable !== undefined) return { env: variable };
+  if (hasPassword(trimmed)) report(`warning: this URL holds a password and will be written into ${deps.outputName} as is; prefer an environment variable (type its name instead)`);
+  return { value: trimmed };
+}
+
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '' || /[?&]password=/i.test(url);
+  } catch {
+    return false;
+  }
+}
+
+const formatBytes = (n: number): string => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`);
+const label = (t: { schema: string; name: string }): string => `${t.schema}.${t.name}`;
+
+async function chooseTables(deps: WizardDeps, q: Queryable): Promise<WizardTable[]> {
+  const { flags, prompter, report } = deps;
+  const listing = await listTables(q);
+  if (listing.length === 0) throw new AuditlogError('USAGE', 'the database has no tables to archive (connected to the right database?)');
+  report(`tables (largest first):`);
+  for (const t of listing) report(`  ${label(t)}  ${formatBytes(t.totalBytes)}, ${t.estimatedRows === null ? 'rows not estimated yet (never analyzed)' : `~${t.estimatedRows.toLocaleString('en-US')} rows`}`);
+
+  let chosen: TableListing[];
+  if (flags.tables !== undefined) {
+    chosen = flags.tables.split(',').map((raw) => findListed(listing, raw.trim()));
+  } else if (prompter !== null) {
+    chosen = await prompter.checkbox({ message: 'Tables to archive:', choices: listing.map((t, i) => ({ name: `${label(t)} (${formatBytes(t.totalBytes)})`, value: t, checked: i === 0 })) });
+    if (chosen.length === 0) throw new AuditlogError('USAGE', 'no table chosen: nothing to configure');
+  } else {
+    throw new AuditlogError('USAGE', `which tables? pass --tables NAME[,NAME...] (one of: ${listing.slice(0, 10).map(label).join(', ')})`);
+  }
+
+  const result: WizardTable[] = [];
+  for (const t of chosen) {
+    const table = await configureTable(deps, q, t);
+    if (table !== null) result.push(table);
+  }
+  if (result.length === 0) throw new AuditlogError('USAGE', 'none of the chosen tables can be archived (see above): nothing to configure');
+  return result;
+}
+
+function findListed(listing: TableListing[], raw: string): TableListing {
+  const dot = raw.indexOf('.');
+  const [schema, name] = dot < 0 ? [undefined, raw] : [raw.slice(0, dot), raw.slice(dot + 1)];
+  const matches = listing.filter((t) => t.name === name && (schema === undefined || t.schema === schema));
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) throw new AuditlogError('USAGE', `--tables ${raw}: several schemas have that table (${matches.map(label).join(', ')}); write schema.name`);
+  throw new AuditlogError('USAGE', `--tables ${raw}: no such table (names are case-sensitive; tables: ${listing.slice(0, 10).map(label).join(', ')})`);
+}
+
+/** null when the table cannot be archived and the wizard is interactive (it says why and goes on). */
+async function configureTable(deps: WizardDeps, q: Queryable, listed: TableListing): Promise<WizardTable | null> {
+  const { flags, prompter, report } = deps;
+  const detection = await detectTable(q, listed.schema, listed.name);
+  if (detection === null) throw new AuditlogError('USAGE', `table ${label(listed)} disappeared while the wizard ran`);
+  report(`\n${label(listed)}:`);
+  const refuse = (message: string): null => {
+    if (prompter === null) throw new AuditlogError('USAGE', message);
+    report(`  skipped: ${message}`);
+    return null;
+  };
+  if (detection.key === null) return refuse(explainMissingKey(detection));
+  report(`  key: ${detection.key.kind} (${detection.key.columns.join(', ')})`);
+  if (detection.timestampCandidates.length === 0) {
+    return refuse(`${label(listed)} has no timestamptz, timestamp or date column to compare with the retention: add one (e.g. created_at timestamptz NOT NULL DEFAULT now()) or leave the table out`);
+  }
+  for (const c of detection.timestampCandidates) report(`  timestamp candidate: ${c.name} (${c.type}${c.notNull ? ', not null' : ''}${c.indexed ? ', indexed' : ', no index'})`);
+  const suggested = chooseTimestampColumn(detection.timestampCandidates)!;
+  const columnFlag = timestampFlagFor(flags.timestampColumn, listed);
+  let column = suggested;
+  if (columnFlag !== undefined) {
+    const found = detection.timestampCandidates.find((c) => c.name === columnFlag);
+    if (found === undefined) {
+      throw new AuditlogError('USAGE', `--timestamp-column ${columnFlag}: ${label(listed)} has no timestamptz/timestamp/date column of that name (candidates: ${detection.timestampCandidates.map((c) => c.name).join(', ')})`);
+    }
+    column = found;
+  } else if (prompter !== null && detection.timestampCandidates.length > 1) {
+    column = await prompter.select({
+      message: `Timestamp column of ${label(listed)} (rows older than the retention by this column are archived):`,
+      choices: detection.timestampCandidates.map((c) => ({ name: `${c.name} (${c.type}${c.indexed ? ', indexed' : ', no index'})`, value: c })),
+      default: suggested,
+    });
+  }
+  report(`  timestamp column: ${column.name}${column === suggested && columnFlag === undefined ? ' (suggested)' : ''}`);
+  if (!column.indexed) {
+    report(`  warning: ${column.name} has no index: every batch would scan the table. Add one before the first run:`);
+    report(`    ${suggestIndexSql(detection, column.name)}`);
+  }
+  if (!column.notNull) report(`  note: ${column.name} allows NULL; rows where it is NULL are never archived`);
+
+  const distribution = await loadAgeDistribution(q, listed.schema, listed.name, column, listed.estimatedRows);
+  for (const line of formatDistribution(distribution)) report(`  ${line}`);
+  const suggestedDays = suggestRetentionDays(distribution);
+  report(`  suggested retention: ${suggestedDays} days`);
+  let retentionDays = flags.retentionDays ?? suggestedDays;
+  if (flags.retentionDays === undefined && prompter !== null) {
+    const answer = await prompter.input({
+      message: `Retention of ${label(listed)} in days (older rows are archived):`,
+      default: String(suggestedDays),
+      validate: (v) => (/^\d+$/.test(v.trim()) && Number(v) > 0 ? true : 'a whole number of days, at least 1'),
+    });
+    retentionDays = Number(answer.trim());
+  }
+  const archivable = distribution.olderThan.find((b) => b.days === retentionDays)?.rows;
+  if (archivable !== undefined) report(`  with ${retentionDays} days: ${archivable.toLocaleString('en-US')} of ${distribution.rows.toLocaleString('en-US')} rows would be archived now`);
+  return { schema: listed.schema, name: listed.name, timestampColumn: column.name, primaryKey: detection.key.columns, retentionDays };
+}
+
+/** `--timestamp-column created_at` for every table, or `audit=created_at,events=occurred_at` per table. */
+function timestampFlagFor(flag: string | undefined, t: TableListing): string | undefined {
+  if (flag === undefined) return undefined;
+  if (!flag.includes('=')) return flag;
+  for (const pair of flag.split(',')) {
+    const eq = pair.indexOf('=');
+    const table = pair.slice(0, eq).trim();
+    if (table === t.name || table === label(t)) return pair.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+export function formatDistribution(d: AgeDistribution): string[] {
+  const lines = [`rows: ${d.rows.toLocaleString('en-US')}${d.sampled ? ' (estimated from a sample)' : ''}, oldest ${d.oldest ?? '-'}, newest ${d.newest ?? '-'}`];
+  const buckets = d.olderThan.filter((b) => b.rows > 0).map((b) => `> ${b.days} days: ${b.rows.toLocaleString('en-US')} (${d.rows > 0 ? Math.round((100 * b.rows) / d.rows) : 0}%)`);
+  lines.push(buckets.length === 0 ? 'every row is younger than 7 days' : `age: ${buckets.join(', ')}`);
+  return lines;
+}
+
+async function askStorage(deps: WizardDeps): Promise<WizardStorage> {
+  const { flags, env, prompter } = deps;
+  if (flags.localPath !== undefined) return { kind: 'local', path: flags.localPath };
+  if (flags.bucket === undefined && prompter !== null) {
+    const kind = await prompter.select({ message: 'Archive to:', choices: [{ name: 'S3 or an S3-compatible server', value: 's3' as const }, { name: 'a local directory', value: 'local' as const }], default: 's3' as const });
+    if (kind === 'local') return { kind: 'local', path: await prompter.input({ message: 'Archive directory:', default: './archive' }) };
+  }
+  const ask = async (value: string | undefined, flag: string, message: string, fallback: string | undefined, validate?: (v: string) => true | string): Promise<string> => {
+    if (value !== undefined) return value;
+    if (prompter !== null) return (await prompter.input({ message, ...(fallback === undefined ? {} : { default: fallback }), ...(validate === undefined ? {} : { validate }) })).trim();
+    if (fallback !== undefined) return fallback;
+    throw new AuditlogError('USAGE', `no ${flag.replace(/^--/, '')}: pass ${flag} (or --local-path DIR to archive to a directory)`);
+  };
+  const bucket = await ask(flags.bucket, '--bucket', 'Bucket:', undefined, (v) => (v.trim().length >= 3 ? true : 'at least 3 characters'));
+  let prefix = await ask(flags.prefix, '--prefix', 'Key prefix (ends in "/", empty for the bucket root):', 'archives/');
+  if (prefix !== '' && !prefix.endsWith('/')) prefix += '/';
+  const region = await ask(flags.region, '--region', 'Region:', env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1');
+  const endpoint = (await ask(flags.endpoint, '--endpoint', 'Endpoint of an S3-compatible server (empty for AWS):', '')) || undefined;
+  let sse = flags.sse;
+  if (sse === undefined) {
+    sse = prompter === null
+      ? 'AES256'
+      : await prompter.select({ message: 'Server-side encryption:', choices: [{ name: 'SSE-S3 (AES256)', value: 'AES256' as const }, { name: 'SSE-KMS (aws:kms)', value: 'aws:kms' as const }, { name: 'none', value: 'none' as const }], default: 'AES256' as const });
+  }
+  const sseKmsKeyId = sse === 'aws:kms' ? (await ask(flags.sseKmsKeyId, '--sse-kms-key-id', 'KMS key id or ARN (empty: the bucket\'s default key):', '')) || undefined : undefined;
+  // Off AWS there is no instance role to fall back on: take the keys from the environment, as placeholders.
+  const credentials = endpoint !== undefined && (env.AWS_ACCESS_KEY_ID ?? '') !== '' && (env.AWS_SECRET_ACCESS_KEY ?? '') !== ''
+    ? { accessKeyId: { env: 'AWS_ACCESS_KEY_ID' }, secretAccessKey: { env: 'AWS_SECRET_ACCESS_KEY' } }
+    : undefined;
+  return {
+    kind: 's3',
+    bucket,
+    prefix,
+    region,
+    ...(endpoint === undefined ? {} : { endpoint }),
+    forcePathStyle: flags.forcePathStyle ?? endpoint !== undefined,
+    sse,
+    ...(sseKmsKeyId === undefined ? {} : { sseKmsKeyId }),
+    ...(flags.storageClass === undefined ? {} : { storageClass: flags.storageClass }),
+    ...(credentials === undefined ? {} : { credentials }),
+  };
+}
+

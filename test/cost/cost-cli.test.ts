@@ -1,0 +1,95 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { runCli } from '../helpers/run-cli.js';
+import { PRICE_TABLE_DATE } from '../../src/cost/price-table.js';
+
+let db: TestDatabase;
+let dir: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = await mkdtemp(join(tmpdir(), 'auditlog-cost-'));
+  await db.query(`CREATE TABLE audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text, payload jsonb)`);
+  // 3000 rows past a 90-day retention spread over 30 UTC days (100 a day), and 500 recent ones.
+  await db.query(
+    `INSERT INTO audit SELECT i, date_trunc('day', now()) - interval '100 days' - (i % 30) * interval '1 day' + interval '1 hour',
+            'user' || (i % 7) || '@example.com', jsonb_build_object('action', 'login', 'n', i)
+       FROM generate_series(0, 2999) i`,
+  );
+  await db.query(`INSERT INTO audit SELECT i, now() - interval '1 day', 'new@example.com', '{}' FROM generate_series(3000, 3499) i`);
+}, 60_000);
+
+afterAll(async () => {
+  await db?.drop();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+describe('auditlog cost', () => {
+  it('--config measures rows past retention, batches per UTC day and the compression of real rows', async () => {
+    const config = join(dir, 'cost.yaml');
+    await writeFile(
+      config,
+      `s3:\n  bucket: audit-archive\n  region: eu-central-1\ndefaults:\n  batch_size: 40\ndatabases:\n  - name: app\n    url: \${APP_URL}\n    tables:\n      - name: audit\n        timestamp_column: created_at\n`,
+    );
+    const result = await runCli(['cost', '--config', config, '--format', 'json'], { APP_URL: db.url });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as {
+      region: string; priceDate: string; records: number; objects: number; uncompressedGb: number; compressionRatio: number;
+      classes: { storageClass: string }[]; measured: { rowsPastRetention: number; sampleRows: number; sampleUncompressedBytes: number; sampleCompressedBytes: number }[];
+    };
+    expect(report.region).toBe('eu-central-1');
+    expect(report.priceDate).toBe(PRICE_TABLE_DATE);
+    expect(report.records).toBe(3000);
+    // 100 rows a day in batches of 40: 3 objects a day, 30 days.
+    expect(report.objects).toBe(90);
+    expect(report.measured[0]!.sampleRows).toBe(3000);
+    // The JSON lines are about the size PostgreSQL renders the rows; the ratio is what gzip gives on them.
+    const sql = await db.query<{ bytes: string }>(`SELECT sum(octet_length(row_to_json(a)::text) + 1)::text AS bytes FROM audit a WHERE created_at < now() - interval '90 days'`);
+    const expectedBytes = Number(sql.rows[0]!.bytes);
+    expect(report.uncompressedGb * 1024 ** 3).toBeGreaterThan(expectedBytes * 0.9);
+    expect(report.uncompressedGb * 1024 ** 3).toBeLessThan(expectedBytes * 1.1);
+    const lines = await db.query<{ line: string }>(`SELECT row_to_json(a)::text AS line FROM audit a WHERE created_at < now() - interval '90 days' ORDER BY created_at, id`);
+    const gzipRatio = expectedBytes / gzipSync(lines.rows.map((r) => r.line).join('\n') + '\n', { level: 6 }).length;
+    // Compressed per UTC day (as the archiver writes), so a little worse than one stream of everything.
+    expect(report.compressionRatio).toBeGreaterThan(gzipRatio * 0.5);
+    expect(report.compressionRatio).toBeLessThanOrEqual(gzipRatio * 1.1);
+    expect(report.classes).toHaveLength(7);
+  });
+
+  it('prints a text table with the price date and the recommendation', async () => {
+    const result = await runCli(['cost', '--size', '500GB', '--region', 'eu-west-1', '--months', '24']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`region eu-west-1, prices of ${PRICE_TABLE_DATE}`);
+    expect(result.stdout).toMatch(/Cheapest sensible class over 24 months, one full restore included: [A-Z_]+/);
+    expect(result.stdout).toMatch(/^DEEP_ARCHIVE .*not readable without a restore/m);
+  });
+
+  it('names the config key when the configured region is not in the price table (exit 2, before connecting)', async () => {
+    const config = join(dir, 'far.yaml');
+    await writeFile(config, `s3:\n  bucket: audit-archive\n  region: ap-nowhere-1\ndatabases:\n  - name: app\n    url: postgresql://nobody@127.0.0.1:1/none\n    tables:\n      - name: audit\n        timestamp_column: created_at\n`);
+    const result = await runCli(['cost', '--config', config]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/s3\.region "ap-nowhere-1" of .*far\.yaml is not in the price table .*: pass --region/);
+  });
+
+  it.each([
+    [['--size', '-5GB'], /--size "-5GB" is negative/],
+    [['--size', '500XB'], /--size "500XB" is not a size/],
+    [['--size', '1TB', '--region', 'atlantis-1'], /--region "atlantis-1" is not in the price table/],
+    [['--records', '1000', '--class', 'GLACIAL'], /--class "GLACIAL" is not an S3 storage class/],
+    [['--records', '-3'], /--records expects a whole number/],
+    [['--size', '1TB', '--records', '5'], /exactly one of --config/],
+    [['--size', '1TB', '--format', 'xml'], /argument 'xml' is invalid/],
+  ])('bad input %j: one-line error, exit 2', async (args, message) => {
+    const result = await runCli(['cost', ...args]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr.trim().split('\n').filter((l) => !l.startsWith('(run with --help')).length).toBe(1);
+  });
+});

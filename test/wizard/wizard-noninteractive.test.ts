@@ -1,0 +1,140 @@
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { runCli } from '../helpers/run-cli.js';
+import { createWizardTables } from './wizard-fixture.js';
+
+let db: TestDatabase;
+let dir: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = await mkdtemp(join(tmpdir(), 'auditlog-wizard-'));
+  await createWizardTables(db);
+}, 60_000);
+
+afterAll(async () => {
+  await db?.drop();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+async function listFiles(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+describe('auditlog wizard --yes', () => {
+  it('writes a config that validates and archives, with the URL from the environment as ${VAR}', async () => {
+    const file = join(dir, 'wizard.yaml');
+    const archive = join(dir, 'archive');
+    const env = { WIZ_DB_URL: db.url };
+    const result = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log,events_composite', '--local-path', archive, '--output', file], env);
+    expect(result.stderr).toContain('config ok');
+    expect(result.code).toBe(0);
+    const yaml = await readFile(file, 'utf8');
+    expect(yaml).toContain('url: ${WIZ_DB_URL}');
+    expect(yaml).not.toContain(db.url);
+    // Several timestamp columns: the indexed NOT NULL one is chosen.
+    expect(result.stderr).toMatch(/public\.audit_log:[\s\S]*timestamp candidate: updated_at \(timestamptz, no index\)[\s\S]*timestamp column: created_at \(suggested\)/);
+    // No index on the timestamp: warned, with the index to add (timestamp first, then the key, for keyset pagination).
+    expect(result.stderr).toContain('warning: occurred_at has no index');
+    expect(result.stderr).toContain('CREATE INDEX CONCURRENTLY "events_composite_occurred_at_archive_idx" ON "public"."events_composite" ("occurred_at", "tenant_id", "seq");');
+    expect(result.stderr).toContain('key: primary key (tenant_id, seq)');
+    expect(yaml).toMatch(/primary_key:\s*\n\s*- tenant_id\n\s*- seq/);
+    // The age distribution and the retention it suggests: 77.5% of audit_log is older than 90 days, 55% older than 180.
+    expect(result.stderr).toContain('> 90 days: 310 (78%), > 180 days: 220 (55%)');
+    expect(result.stderr).toContain('suggested retention: 90 days');
+    expect(yaml).toContain('retention_days: 90');
+
+    const validate = await runCli(['config', 'validate', '-c', file], env);
+    expect(validate.stderr).toBe('');
+    expect(validate.code).toBe(0);
+
+    const run = await runCli(['archive', '-c', file], env);
+    expect(run.code, run.stderr).toBe(0);
+    const left = await db.query<{ audit: string; events: string }>(`SELECT (SELECT count(*) FROM audit_log)::text AS audit, (SELECT count(*) FROM events_composite)::text AS events`);
+    expect(left.rows[0]).toEqual({ audit: '90', events: '90' });
+    const objects = (await listFiles(archive)).filter((f) => f.endsWith('.jsonl.gz'));
+    expect(objects.length).toBeGreaterThan(0);
+  });
+
+  it('writes S3 settings and credentials from the environment as placeholders, never their values', async () => {
+    const env = { DATABASE_URL: db.url, AWS_ACCESS_KEY_ID: 'AKIAWIZARDTEST', AWS_SECRET_ACCESS_KEY: 'wizard-secret-value-123' };
+    const result = await runCli(['wizard', '--yes', '--database-url', db.url, '--tables', 'audit_log', '--bucket', 'audit-archive', '--prefix', 'prod', '--region', 'eu-west-1', '--endpoint', 'http://127.0.0.1:9000', '--sse', 'aws:kms', '--sse-kms-key-id', 'alias/audit', '--storage-class', 'GLACIER_IR', '--retention-days', '365'], env);
+    expect(result.code, result.stderr).toBe(0);
+    const yaml = result.stdout;
+    // The URL given as a flag is the value of DATABASE_URL: written as the placeholder.
+    expect(yaml).toContain('url: ${DATABASE_URL}');
+    expect(yaml).toContain('access_key_id: ${AWS_ACCESS_KEY_ID}');
+    expect(yaml).toContain('secret_access_key: ${AWS_SECRET_ACCESS_KEY}');
+    expect(yaml).not.toContain('wizard-secret-value-123');
+    expect(yaml).not.toContain(db.url);
+    expect(yaml).toMatch(/bucket: audit-archive\n\s+prefix: prod\/\n\s+region: eu-west-1\n\s+endpoint: http:\/\/127\.0\.0\.1:9000\n\s+force_path_style: true/);
+    expect(yaml).toContain('storage_class: GLACIER_IR');
+    expect(yaml).toContain('sse: aws:kms');
+    expect(yaml).toContain('retention_days: 365');
+    const file = join(dir, 's3.yaml');
+    await import('node:fs/promises').then((fs) => fs.writeFile(file, yaml));
+    const validate = await runCli(['config', 'validate', '-c', file, '--print'], env);
+    expect(validate.code, validate.stderr).toBe(0);
+    expect(validate.stdout).toContain('"storage_class": "GLACIER_IR"');
+  });
+
+  it('refuses a table without a primary key, explaining why and how to fix it (exit 2, nothing written)', async () => {
+    const file = join(dir, 'nopk.yaml');
+    const result = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'no_pk', '--local-path', join(dir, 'a'), '--output', file], { WIZ_DB_URL: db.url });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/public\.no_pk has no primary key \(nor a unique index over NOT NULL columns\): it cannot be archived until it has one.*ALTER TABLE "public"\."no_pk" ADD PRIMARY KEY/);
+    await expect(readFile(file, 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('uses a unique index over NOT NULL columns when there is no primary key, and quotes odd names', async () => {
+    const result = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'Mixed Case', '--local-path', join(dir, 'b')], { WIZ_DB_URL: db.url });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('key: unique index (code)');
+    expect(result.stderr).toContain('timestamp column: logged_on (suggested)');
+    expect(result.stderr).toContain('CREATE INDEX CONCURRENTLY "Mixed Case_logged_on_archive_idx" ON "public"."Mixed Case" ("logged_on", "code");');
+    expect(result.stdout).toContain('name: Mixed Case');
+  });
+
+  it('names the flag that is missing, the table or column that does not exist, and refuses to overwrite', async () => {
+    const env = { WIZ_DB_URL: db.url };
+    const base = ['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL'];
+    const noTables = await runCli([...base, '--local-path', dir], env);
+    expect(noTables.code).toBe(2);
+    expect(noTables.stderr).toMatch(/which tables\? pass --tables/);
+    const noBucket = await runCli([...base, '--tables', 'audit_log'], env);
+    expect(noBucket.code).toBe(2);
+    expect(noBucket.stderr).toMatch(/no bucket: pass --bucket/);
+    const badTable = await runCli([...base, '--tables', 'nope', '--local-path', dir], env);
+    expect(badTable.stderr).toMatch(/--tables nope: no such table/);
+    expect(badTable.code).toBe(2);
+    const badColumn = await runCli([...base, '--tables', 'audit_log', '--timestamp-column', 'actor', '--local-path', dir], env);
+    expect(badColumn.stderr).toMatch(/--timestamp-column actor: public\.audit_log has no timestamptz\/timestamp\/date column of that name \(candidates: created_at, updated_at, archived_on\)/);
+    expect(badColumn.code).toBe(2);
+    const noTty = await runCli(['wizard', '--database-url-env', 'WIZ_DB_URL'], env);
+    expect(noTty.code).toBe(2);
+    expect(noTty.stderr).toMatch(/stdin is not a terminal: pass every answer as a flag .* with --yes/);
+    const existing = join(dir, 'exists.yaml');
+    await import('node:fs/promises').then((fs) => fs.writeFile(existing, 'keep me'));
+    const overwrite = await runCli([...base, '--tables', 'audit_log', '--local-path', dir, '--output', existing], env);
+    expect(overwrite.code).toBe(2);
+    expect(overwrite.stderr).toMatch(/already exists: choose another --output, or pass --force/);
+    expect(await readFile(existing, 'utf8')).toBe('keep me');
+  });
+
+  it('--check-connections: storage that does not answer fails the wizard (exit 1) and nothing is written', async () => {
+    const file = join(dir, 'unreachable.yaml');
+    const result = await runCli(
+      ['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log', '--bucket', 'audit-archive', '--endpoint', 'http://127.0.0.1:1', '--check-connections', '--output', file],
+      { WIZ_DB_URL: db.url, AWS_ACCESS_KEY_ID: 'AKIAX', AWS_SECRET_ACCESS_KEY: 'not-a-real-secret' },
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/error: .*127\.0\.0\.1:1/);
+    expect(result.stderr).toContain('the configuration was not written');
+    expect(result.stderr).not.toContain('not-a-real-secret');
+    await expect(readFile(file, 'utf8')).rejects.toThrow(/ENOENT/);
+  }, 60_000);
+});
