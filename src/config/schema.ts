@@ -68,7 +68,7 @@ export const s3Schema = z
     storage_class: z
       .enum(['STANDARD', 'INTELLIGENT_TIERING', 'STANDARD_IA', 'ONEZONE_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'])
       .default('STANDARD')
-      .describe('Storage class of data objects.'),
+      .describe('Storage class of data objects. GLACIER and DEEP_ARCHIVE are refused: objects are read back before any delete; reach them with a bucket lifecycle rule.'),
     sse: z.enum(['none', 'AES256', 'aws:kms']).default('none').describe('Server-side encryption: SSE-S3 (AES256) or SSE-KMS.'),
     sse_kms_key_id: z.string().min(1).optional().describe('KMS key id or ARN for `sse: aws:kms`.'),
     request_timeout_ms: positiveInt.default(60_000).describe('Timeout of one storage request.'),
@@ -99,6 +99,14 @@ export const s3Schema = z
         code: 'custom',
         path: [s3.access_key_id === undefined ? 'access_key_id' : 'secret_access_key'],
         message: 'access_key_id and secret_access_key must be set together (or both left out to use the AWS credential chain)',
+      });
+    }
+    if (s3.storage_class === 'GLACIER' || s3.storage_class === 'DEEP_ARCHIVE') {
+      // Every object is read back and checked before its rows are deleted; these classes cannot be read without a restore.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storage_class'],
+        message: `${s3.storage_class} objects cannot be read back without a restore, so none could be verified before delete: use GLACIER_IR, or a bucket lifecycle rule that moves objects to ${s3.storage_class} later`,
       });
     }
     if (s3.sse_kms_key_id !== undefined && s3.sse !== 'aws:kms') {

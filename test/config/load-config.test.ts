@@ -94,6 +94,14 @@ describe('parseConfig: storage backend', () => {
     expect(error.message).toBe('c.yaml: expected exactly one of `s3:` or `local:`, found both');
   });
 
+  it.each(['GLACIER', 'DEEP_ARCHIVE'])('refuses storage_class %s: its objects cannot be read back to verify them before delete', (cls) => {
+    const error = parseError(minimal.replace('local:\n  path: ./archive', `s3:\n  bucket: abc\n  storage_class: ${cls}`));
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toContain('s3.storage_class');
+    expect(error.message).toContain('GLACIER_IR');
+    expect(parseConfig(minimal.replace('local:\n  path: ./archive', 's3:\n  bucket: abc\n  storage_class: GLACIER_IR'), 'c.yaml', {}).s3?.storage_class).toBe('GLACIER_IR');
+  });
+
   it('rejects an endpoint without http(s) scheme (minio:9000 would parse as a URL)', () => {
     const error = parseError(minimal.replace('local:\n  path: ./archive', 's3:\n  bucket: abc\n  endpoint: minio:9000'));
     expect(error.message).toBe('c.yaml: s3.endpoint: expected an http:// or https:// URL, found "minio:9000"');
