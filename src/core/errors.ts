@@ -34,6 +34,8 @@ export type ErrorCode =
   | 'RESTORE_CORRUPT_OBJECT'
   /** The archived columns do not fit the target table in a way restore can resolve by itself. */
   | 'SCHEMA_DRIFT'
+  /** The restore ran but left archived rows out (objects in flight) or left the target incomplete (indexes not recreated). */
+  | 'RESTORE_INCOMPLETE'
   | 'INTERNAL';
 
 /** Exit codes of DESIGN.md §3: 1 = the work ran and something failed, 2 = usage or configuration. */

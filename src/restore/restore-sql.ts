@@ -117,7 +117,8 @@ export function insertSql(
   const cols = drift.columns.map((c) => quoteIdent(c.target)).join(', ');
   const overriding = drift.overridingSystemValue ? ' OVERRIDING SYSTEM VALUE' : '';
   let conflict = '';
-  if (strategy === 'skip') conflict = ' ON CONFLICT DO NOTHING';
+  // On the key only: a violation of another unique index is an error to report, not a skipped row.
+  if (strategy === 'skip') conflict = target.key.length > 0 ? ` ON CONFLICT (${target.key.map(quoteIdent).join(', ')}) DO NOTHING` : ' ON CONFLICT DO NOTHING';
   else if (strategy === 'overwrite' || strategy === 'upsert') {
     const isKey = new Set(target.key);
     const identityAlways = new Set(target.columns.filter((c) => c.identity === 'always').map((c) => c.name));

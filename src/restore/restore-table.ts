@@ -87,6 +87,22 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     await client.end().catch(() => undefined);
   }
   if (summary.corrupt.length > 0) summary.status = 'failed';
+  // Found in review: both used to end with exit 0. An object in flight may hold rows whose delete
+  // committed (a crash before its marker went): they exist nowhere else until reconciled.
+  if (summary.status === 'ok' && summary.uncommitted.length > 0) {
+    summary.status = 'failed';
+    summary.error = {
+      code: 'RESTORE_INCOMPLETE',
+      message: `${summary.uncommitted.length} archive object(s) of a batch in flight were not restored (e.g. ${summary.uncommitted[0]}); run \`auditlog archive\` for this table (it reconciles them), then restore again`,
+    };
+  }
+  if (summary.status === 'ok' && summary.indexes.failedToRecreate.length > 0) {
+    summary.status = 'failed';
+    summary.error = {
+      code: 'RESTORE_INCOMPLETE',
+      message: `index(es) ${summary.indexes.failedToRecreate.join(', ')} of ${target.schema}.${target.table} could not be recreated after the load; their definitions are in the log — run them by hand`,
+    };
+  }
   summary.durationMs = Date.now() - started;
   summary.rowsPerSecond = summary.durationMs > 0 ? Math.round((summary.rows.restored * 1000) / summary.durationMs) : 0;
   return summary;
@@ -192,11 +208,33 @@ async function restoreInto(
     if (indexes.length > 0) {
       // Always, also when the load failed: the target must get back every index it had.
       await client.query('ROLLBACK').catch(() => undefined);
-      const failed = await recreateIndexes(client, target.schema, indexes);
+      const failed = await recreateIndexesFresh(client, openClient, target.schema, indexes, logger);
       summary.indexes.failedToRecreate = failed;
       summary.indexes.recreated = indexes.map((i) => i.name).filter((n) => !failed.includes(n));
       for (const index of indexes.filter((i) => failed.includes(i.name))) logger.error({ index: index.name, definition: index.definition }, 'could not recreate index: run this definition by hand');
     }
+  }
+}
+
+/**
+ * On a connection of its own (the load's may be the one that failed) and without the session's
+ * statement_timeout, which a large table's CREATE INDEX easily outlasts. The load's connection
+ * is the fallback when no new one can be opened.
+ */
+async function recreateIndexesFresh(client: pg.Client, openClient: () => Promise<pg.Client>, schema: string, indexes: IndexDefinition[], logger: Logger): Promise<string[]> {
+  let fresh: pg.Client | undefined;
+  try {
+    fresh = await openClient();
+    await fresh.query('SET statement_timeout = 0');
+  } catch (error) {
+    logger.warn({ err: describeError(error) }, 'could not open a connection to recreate the indexes; using the load connection');
+    await fresh?.end().catch(() => undefined);
+    fresh = undefined;
+  }
+  try {
+    return await recreateIndexes(fresh ?? client, schema, indexes);
+  } finally {
+    await fresh?.end().catch(() => undefined);
   }
 }
 

@@ -57,6 +57,21 @@ describe('restore --drop-indexes', () => {
     expect(after).toEqual(original);
   });
 
+  it('an index that cannot be built on the restored rows fails the run (exit 1) naming it; the rows stay restored', async () => {
+    // Found in review: a failed recreation used to end with status ok (exit 0).
+    const { original, config } = await setup();
+    // Built while the table is empty; on the restored rows 'v1'…'v9' it divides by zero.
+    await f.db.query(`CREATE INDEX ${quoteIdent('ix boom')} ON ${T} ((1 / (length("select") - 2)))`);
+    const s = await restoreWith(config, f.store, { table: TABLE, dropIndexes: true });
+    expect(s.status).toBe('failed');
+    expect(s.error?.code).toBe('RESTORE_INCOMPLETE');
+    expect(s.error?.message).toContain('ix boom');
+    expect(s.indexes.failedToRecreate).toEqual(['ix boom']);
+    expect(s.indexes.recreated.sort()).toEqual(['ix "select"', 'ix expr', 'ix gin', 'ix partial']);
+    const after = (await f.db.query<{ row: string }>(`SELECT t::text AS row FROM ${T} t ORDER BY "Id"`)).rows.map((r) => r.row);
+    expect(after).toEqual(original);
+  });
+
   it('recreates them identical when the load fails half way', async () => {
     const { config } = await setup();
     const before = await indexDefs();

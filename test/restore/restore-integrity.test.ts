@@ -107,7 +107,7 @@ describe.each(corruptions)('restore of an archive with an object corrupted by: $
 });
 
 describe('restore of an archive with a batch in flight', () => {
-  it('reports the uncommitted object and does not restore it', async () => {
+  it('reports the uncommitted object, does not restore it, and fails the run (exit 1): its rows may exist nowhere else until reconciled', async () => {
     const { keys, config } = await archiveEvents();
     const key = keys[1]!;
     const prefix = tablePrefix('app', 'public', 'events');
@@ -115,7 +115,9 @@ describe('restore of an archive with a batch in flight', () => {
     await f.store.put(pendingMarkerKey(prefix, dayOfKey(key)!, name), Buffer.from('{}'));
     const meta = (await inspectArchive(f.store)).objects.find((o) => o.key === key)!.meta;
     const s = await restoreWith(config, f.store, { table: 'events' });
-    expect(s.error).toBeUndefined();
+    expect(s.status).toBe('failed');
+    expect(s.error?.code).toBe('RESTORE_INCOMPLETE');
+    expect(s.error?.message).toContain('auditlog archive');
     expect(s.uncommitted).toEqual([key]);
     const restored = await ids();
     expect(restored).toHaveLength(21 - meta.record_count);
