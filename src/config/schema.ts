@@ -3,6 +3,7 @@
  * expands `${VAR}` and hands the result here.
  */
 import { z } from 'zod';
+import { tablePrefix } from '../core/archive-layout.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -227,6 +228,7 @@ export const databaseSchema = z
       });
     }
     const seen = new Set<string>();
+    const prefixes = new Map<string, string>();
     db.tables.forEach((t, i) => {
       // JSON, not `schema.name`: "a.b"+"c" and "a"+"b.c" are different tables with the same dotted name.
       const key = JSON.stringify([t.schema, t.name]);
@@ -234,6 +236,18 @@ export const databaseSchema = z
         ctx.addIssue({ code: 'custom', path: ['tables', i, 'name'], message: `table ${t.schema}.${t.name} is listed twice` });
       }
       seen.add(key);
+      // …but their archive prefixes (`<schema>.<table>/`) are the same: they would share objects,
+      // pending markers and state (found in review). Refuse the pair rather than mix their batches.
+      const prefix = tablePrefix(db.name, t.schema, t.name);
+      const other = prefixes.get(prefix);
+      if (other !== undefined && other !== key) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tables', i, 'name'],
+          message: `tables ${(JSON.parse(other) as string[]).join(' / ')} and ${t.schema} / ${t.name} (schema / table) would share the archive prefix ${prefix}; archive one of them from another databases[] entry (another name)`,
+        });
+      }
+      prefixes.set(prefix, key);
     });
   })
   .describe('The databases to archive from: `url`, or `host` with the other discrete fields (not both).');

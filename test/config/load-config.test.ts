@@ -268,8 +268,10 @@ describe('parseConfig: databases and tables', () => {
     expect(error.message).toBe('c.yaml: databases[0].tables[1].name: table public.audit_log is listed twice');
   });
 
-  it('does not confuse tables whose dotted names coincide', () => {
-    const config = parseConfig(
+  it('does not call tables whose dotted names coincide duplicates, but refuses them: they would share one archive prefix', () => {
+    // Found in review: `<schema>.<table>/` is the same prefix for both, so they would share objects,
+    // pending markers and state.
+    const error = parseError(
       withDatabase(`  - name: app
     url: postgresql://localhost/app
     tables:
@@ -277,10 +279,11 @@ describe('parseConfig: databases and tables', () => {
       - { schema: a, name: b.c, timestamp_column: t }
       - { schema: other, name: c, timestamp_column: t }
 `),
-      'c.yaml',
-      {},
     );
-    expect(config.databases[0]?.tables).toHaveLength(3);
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toContain('databases[0].tables[1].name');
+    expect(error.message).toContain('share the archive prefix app/a.b.c/');
+    expect(error.message).not.toContain('listed twice');
   });
 
   it('detects a database name used twice', () => {
