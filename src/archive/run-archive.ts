@@ -18,6 +18,11 @@ import { LocalObjectStore } from '../storage/local-object-store.js';
 import type { RunSummary, TableSummary } from './table-summary.js';
 import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
 import type { RunEvents } from '../core/run-events.js';
+import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
+import { holdLabel, holdsForTable } from '../compliance/legal-hold.js';
+import { findRetentionViolation, requiresEncryption } from '../compliance/retention-policy.js';
+import type { TableConfig } from '../config/schema.js';
+import type { LegalHold } from '../compliance/legal-hold.js';
 
 export interface RunArchiveOptions {
   config: Config;
@@ -34,6 +39,9 @@ export interface RunArchiveOptions {
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
   /** Monitoring, notifications and the audit trail listen here (src/core/run-events.ts). */
   events?: RunEvents;
+  /** How to reach the legal-hold sources (the API credential comes from the CLI's environment). */
+  holdSources?: HoldSourceOptions;
+  now?: () => Date;
 }
 
 export async function runArchive(options: RunArchiveOptions): Promise<RunSummary> {
@@ -44,13 +52,15 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
   // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
   await options.store.check();
   if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
+  const holds = await loadRunHolds(options.config, options.holdSources);
+  if (holds.unavailable !== undefined) options.logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table is archived (fail closed)');
 
-  const perDatabase = (db: DatabaseConfig): Promise<TableSummary[]> => archiveDatabase(options, db, dryRun);
+  const perDatabase = (db: DatabaseConfig): Promise<TableSummary[]> => archiveDatabase(options, db, dryRun, holds);
   const results: TableSummary[][] = options.config.parallel_databases
     ? await mapWithLimit(databases, options.config.max_parallel_databases, perDatabase)
     : await mapWithLimit(databases, 1, perDatabase);
   const tables = results.flat();
-  const summary: RunSummary = { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, durationMs: Date.now() - started };
+  const summary: RunSummary = { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, held: tables.filter((t) => t.status === 'held').length, durationMs: Date.now() - started };
   options.events?.emit('run:finished', { runId: options.runId, command: 'archive', summary });
   return summary;
 }
@@ -90,7 +100,7 @@ export function selectTargets(options: Pick<RunArchiveOptions, 'config' | 'datab
   return dbs;
 }
 
-async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, dryRun: boolean): Promise<TableSummary[]> {
+async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, dryRun: boolean, runHolds: HoldSnapshot): Promise<TableSummary[]> {
   const logger = options.logger.child({ database: db.name });
   const settings = buildSessionSettings(options.config.defaults);
   const poolOptions = {
@@ -109,8 +119,15 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
       return db.tables.map((t) => finished(options, failedSummary(db.name, t.schema, t.name, e)));
     }
     const fallback = openFallbackSpool(options.config, logger);
+    const holds = await loadDatabaseHolds(runHolds, options.config, pool, db.name);
+    if (holds.unavailable !== undefined && runHolds.unavailable === undefined) logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table of this database is archived (fail closed)');
     const out: TableSummary[] = [];
     for (const table of db.tables) {
+      const admitted = admitTable(options, db.name, table, holds, logger);
+      if ('summary' in admitted) {
+        out.push(finished(options, admitted.summary));
+        continue;
+      }
       const summary = await archiveTable({
         database: db.name,
         table,
@@ -135,7 +152,10 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
         progressIntervalMs: options.progressIntervalMs ?? 5_000,
         ...(options.onPhase === undefined ? {} : { onPhase: options.onPhase }),
         ...(options.events === undefined ? {} : { events: options.events }),
+        recordHolds: admitted.recordHolds,
+        ...(admitted.requiredSse === undefined ? {} : { requiredSse: admitted.requiredSse }),
       });
+      if (admitted.holdInfo !== undefined) summary.holds = admitted.holdInfo;
       out.push(finished(options, summary));
     }
     return out;
@@ -147,6 +167,59 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
 function finished(options: RunArchiveOptions, summary: TableSummary): TableSummary {
   options.events?.emit('table:finished', { runId: options.runId, database: summary.database, schema: summary.schema, table: summary.table, summary });
   return summary;
+}
+
+type Admission =
+  | { summary: TableSummary }
+  | { recordHolds: LegalHold[]; requiredSse?: 'AES256' | 'aws:kms'; holdInfo?: NonNullable<TableSummary['holds']> };
+
+/**
+ * Compliance before anything of the table is read: retention inside the policy bounds (again,
+ * after config load), encryption where the table requires it, then legal holds. A refusal is a
+ * failed table; an active table-level hold is a held one.
+ */
+function admitTable(options: RunArchiveOptions, database: string, table: TableConfig, holds: HoldSnapshot, logger: Logger): Admission {
+  const ref = { runId: options.runId, database, schema: table.schema, table: table.name };
+  const label = `${database}/${table.schema}.${table.name}`;
+  const refuse = (error: AuditlogError): Admission => {
+    logger.error({ table: `${table.schema}.${table.name}`, code: error.code, err: error.message }, 'table refused by the compliance policy');
+    options.events?.emit('policy:violation', { ...ref, code: error.code, message: error.message });
+    return { summary: failedSummary(database, table.schema, table.name, error) };
+  };
+  const violation = findRetentionViolation(options.config, table);
+  if (violation !== undefined) {
+    return refuse(new AuditlogError('POLICY_VIOLATION', violation.message(label), { details: { table: label, retention_days: violation.retentionDays, bound: violation.bound ?? null } }));
+  }
+  let requiredSse: 'AES256' | 'aws:kms' | undefined;
+  if (requiresEncryption(options.config, table)) {
+    const s3 = options.config.s3;
+    if (s3 === undefined) {
+      return refuse(new AuditlogError('ENCRYPTION_REQUIRED', `table ${label} requires encryption at rest (critical or its classification), which local: storage cannot provide: archive it to s3: with sse AES256 or aws:kms`, { details: { table: label } }));
+    }
+    if (s3.sse === 'none') {
+      return refuse(new AuditlogError('ENCRYPTION_REQUIRED', `table ${label} requires encryption at rest (critical or its classification) but s3.sse is none: set s3.sse to AES256 or aws:kms`, { details: { table: label } }));
+    }
+    requiredSse = s3.sse;
+  }
+  if (!holds.enabled) return { recordHolds: [], ...(requiredSse === undefined ? {} : { requiredSse }) };
+  if (holds.unavailable !== undefined) return { summary: failedSummary(database, table.schema, table.name, holds.unavailable) };
+  const found = holdsForTable(holds.holds, { database, schema: table.schema, table: table.name }, (options.now ?? (() => new Date()))());
+  for (const hold of found.expired) logger.warn({ table: `${table.schema}.${table.name}`, hold: holdLabel(hold), expired_at: hold.expiresAt }, 'expired legal hold ignored');
+  const holdInfo = { tableLevel: found.tableLevel.map((h) => holdLabel(h)), recordLevel: found.recordLevel.map((h) => holdLabel(h)), expired: found.expired.map((h) => holdLabel(h)) };
+  const any = found.tableLevel.length + found.recordLevel.length + found.expired.length > 0;
+  if (found.tableLevel.length > 0) {
+    logger.warn({ table: `${table.schema}.${table.name}`, holds: holdInfo.tableLevel }, 'table under legal hold: not archived');
+    options.events?.emit('table:held', {
+      ...ref,
+      holds: found.tableLevel.map((h) => ({ source: h.source, reason: h.reason, ...(h.setBy === undefined ? {} : { setBy: h.setBy }), ...(h.expiresAt === undefined ? {} : { expiresAt: h.expiresAt }) })),
+    });
+    return { summary: { ...emptySummary(database, table.schema, table.name), status: 'held', holds: holdInfo } };
+  }
+  return { recordHolds: found.recordLevel, ...(requiredSse === undefined ? {} : { requiredSse }), ...(any ? { holdInfo } : {}) };
+}
+
+function emptySummary(database: string, schema: string, table: string): TableSummary {
+  return { database, schema, table, status: 'nothing-to-archive', rowsArchived: 0, rowsSkipped: 0, batches: 0, bytesUncompressed: 0, bytesCompressed: 0, durationMs: 0, rowsPerSecond: 0 };
 }
 
 function failedSummary(database: string, schema: string, table: string, error: AuditlogError): TableSummary {

@@ -25,6 +25,14 @@ import { formatRestoreSummary, parseRestoreFlags, type RestoreCliOptions } from 
 import { runRestore } from '../restore/restore-table.js';
 import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
 import { runValidateCommand, type ValidateCommandOptions } from './validate-command.js';
+import { userInfo } from 'node:os';
+import type { Config } from '../config/schema.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { StorageAuditTrail } from '../compliance/audit-trail.js';
+import { subscribeAuditTrail } from '../compliance/audit-subscriber.js';
+import type { HoldSourceOptions } from '../compliance/run-holds.js';
+import { runAuditListCommand, runAuditVerifyCommand } from './audit-commands.js';
+import { runHoldsListCommand } from './holds-command.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -84,7 +92,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const store = createObjectStore(config, { ...storageLogHooks(logger), ...(fault?.onPartUploaded === undefined ? {} : { onPartUploaded: fault.onPartUploaded }) });
       // Subscribers (metrics, notifications, audit trail) attach here; their failures are logged, never fatal.
       const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
-      const summary = await runArchive({
+      const holdSources = readHoldSources(config, io.env);
+      if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
+      // The trail is opened first: a run that cannot leave its trace does not archive (dry runs write nothing).
+      if (opts.dryRun !== true) await openAuditTrail(config, store, events);
+      const summary = await withRunError(events, runId, 'archive', secrets, () => runArchive({
         config,
         store,
         logger,
@@ -96,7 +108,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         secrets,
         ...(fault?.onPhase === undefined ? {} : { onPhase: fault.onPhase }),
         events,
-      });
+        holdSources,
+      }));
       await events.settle();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));
       exitCode = summary.failed > 0 ? 1 : 0;
@@ -148,7 +161,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       secrets = collectSecrets(config);
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
-      const summary = await runRestore({ ...flags, config, store: createObjectStore(config, storageLogHooks(logger)), logger, runId, secrets });
+      const store = createObjectStore(config, storageLogHooks(logger));
+      const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
+      if (flags.dryRun !== true) await openAuditTrail(config, store, events);
+      const summary = await withRunError(events, runId, 'restore', secrets, () => runRestore({ ...flags, config, store, logger, runId, secrets, events }));
+      await events.settle();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : redactSecrets(formatRestoreSummary(summary), secrets));
       exitCode = summary.status === 'ok' ? 0 : 1;
     });
@@ -268,6 +285,61 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       });
     });
 
+  const audit = program.command('audit').description('Show and check the append-only audit trail (_auditlog/audit/ in the archive storage).');
+  audit
+    .command('list')
+    .description('Print audit records, oldest first. Exit 1 if a record cannot be read.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--since <when>', 'only records at or after this day (YYYY-MM-DD, UTC) or ISO 8601 instant')
+    .option('--table <name>', 'only records of this table (name or schema.name)')
+    .option('--json', 'print the records as JSON')
+    .action(async (opts: { config: string; since?: string; table?: string; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      exitCode = await runAuditListCommand({
+        store: createObjectStore(config),
+        ...(opts.since === undefined ? {} : { since: opts.since }),
+        ...(opts.table === undefined ? {} : { table: opts.table }),
+        json: opts.json === true,
+        stdout: io.stdout,
+      });
+    });
+  audit
+    .command('verify')
+    .description('Recompute the hash chain of every audit record. Exit 1 naming the record after an edited or removed one.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      exitCode = await runAuditVerifyCommand({ store: createObjectStore(config), json: opts.json === true, stdout: io.stdout });
+    });
+
+  const holds = program.command('holds').description('Inspect legal holds.');
+  holds
+    .command('list')
+    .description('Show every legal hold (config, holds table, API): active or expired, and the tables and rows it keeps. Exit 1 if a source or filter fails.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--database <name>', 'only this database (its name in the config)')
+    .option('--table <name>', 'only this table (name or schema.name)')
+    .option('--json', 'print the holds as JSON')
+    .action(async (opts: { config: string; database?: string; table?: string; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      const sources = readHoldSources(config, io.env);
+      if (sources.apiAuthValue !== undefined) secrets = [...secrets, sources.apiAuthValue];
+      const out = await runHoldsListCommand({
+        config,
+        ...(opts.database === undefined ? {} : { database: opts.database }),
+        ...(opts.table === undefined ? {} : { table: opts.table }),
+        json: opts.json === true,
+        secrets,
+        sources,
+        stdout: (text) => io.stdout(redactSecrets(text, secrets)),
+      });
+      exitCode = out;
+    });
+
   program
     .command('demo')
     .description('Start an embedded PostgreSQL, fill an audit table with two years of rows, and archive the old half to a local directory.')
@@ -295,6 +367,46 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     io.stderr(`auditlog: ${redactSecrets(e.message, secrets)} [${e.code}]\n`);
     if (e.code === 'INTERNAL' && error instanceof Error && error.stack) io.stderr(redactSecrets(error.stack, secrets) + '\n');
     return e.exitCode;
+  }
+}
+
+/** legal_holds.api.auth_env names an environment variable; only the CLI reads the environment. */
+function readHoldSources(config: Config, env: NodeJS.ProcessEnv): HoldSourceOptions {
+  const name = config.legal_holds.api?.auth_env;
+  if (name === undefined) return {};
+  const value = env[name];
+  if (value === undefined || value === '') {
+    throw new AuditlogError('CONFIG_ENV_MISSING', `legal_holds.api.auth_env names ${name}, which is not set: export it (the holds API credential) or remove auth_env`);
+  }
+  return { apiAuthValue: value };
+}
+
+/** Operator of audit records: compliance.operator, else the OS user (a container may have none). */
+function resolveOperator(config: Config): string {
+  if (config.compliance.operator !== undefined) return config.compliance.operator;
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid:${process.getuid?.() ?? 'unknown'}`;
+  }
+}
+
+async function openAuditTrail(config: Config, store: ObjectStore, events: RunEvents): Promise<void> {
+  if (config.compliance.audit.backend === 'none') return;
+  const trail = new StorageAuditTrail(store, resolveOperator(config));
+  await trail.open();
+  subscribeAuditTrail(events, trail);
+}
+
+/** A run that stops as a whole is recorded (ERROR) before the error reaches the user. */
+async function withRunError<T>(events: RunEvents, runId: string, command: 'archive' | 'restore', secrets: readonly string[], fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
+    events.emit('run:error', { runId, command, code: e.code, message: redactSecrets(e.message, secrets) });
+    await events.settle();
+    throw error;
   }
 }
 
