@@ -393,6 +393,8 @@ function resolveOperator(config: Config): string {
 
 async function openAuditTrail(config: Config, store: ObjectStore, events: RunEvents): Promise<void> {
   if (config.compliance.audit.backend === 'none') return;
+  // check() first: unreachable storage fails with the same error as a run without a trail.
+  await store.check();
   const trail = new StorageAuditTrail(store, resolveOperator(config));
   await trail.open();
   subscribeAuditTrail(events, trail);

@@ -36,6 +36,8 @@ export class StorageAuditTrail implements AuditTrail {
     try {
       this.lastSha256 = await this.findTail();
     } catch (error) {
+      // Storage errors keep their own code (STORAGE_UNREACHABLE, STORAGE_ACCESS...): scripts match on them.
+      if (error instanceof AuditlogError) throw error;
       throw new AuditlogError('AUDIT_WRITE_FAILED', `audit trail in ${this.description} could not be read (${describeError(error)}): nothing is archived without it; check storage access`, { cause: error });
     }
   }
