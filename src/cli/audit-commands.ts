@@ -3,14 +3,18 @@
  * storage. Verify recomputes the hash chain from the records themselves and exits 1 naming the
  * first record whose link is broken (an edited or removed record before it).
  */
-import { AUDIT_PREFIX, type AuditRecord } from '../compliance/audit-record.js';
-import { readAuditRecords } from '../compliance/audit-trail.js';
-import { verifyAuditChain } from '../compliance/verify-audit-chain.js';
+import type { AuditRecord } from '../compliance/audit-record.js';
+import { verifyAuditChain, type StoredAuditRecord } from '../compliance/verify-audit-chain.js';
 import { AuditlogError } from '../core/errors.js';
-import type { ObjectStore } from '../storage/object-store.js';
+
+/** One trail to read: the storage trail, the audit table, or both (compliance.audit.backend). */
+export interface AuditSource {
+  name: string;
+  read: () => Promise<StoredAuditRecord[]>;
+}
 
 export interface AuditCommandInput {
-  store: ObjectStore;
+  sources: AuditSource[];
   /** YYYY-MM-DD or an ISO instant: only records at or after it (list only). */
   since?: string;
   /** `name` or `schema.name` (list only). */
@@ -28,7 +32,8 @@ export function parseSince(value: string | undefined): Date | undefined {
 
 export async function runAuditListCommand(input: AuditCommandInput): Promise<number> {
   const since = parseSince(input.since);
-  const stored = await readAuditRecords(input.store, AUDIT_PREFIX);
+  // The first source is the primary trail (storage when configured); `both` lists it, verify checks all.
+  const stored = input.sources.length === 0 ? [] : await input.sources[0]!.read();
   const records: (AuditRecord & { key: string })[] = [];
   let unreadable = 0;
   for (const s of stored) {
@@ -57,16 +62,21 @@ export async function runAuditListCommand(input: AuditCommandInput): Promise<num
   return unreadable > 0 ? 1 : 0;
 }
 
-export async function runAuditVerifyCommand(input: Pick<AuditCommandInput, 'store' | 'json' | 'stdout'>): Promise<number> {
-  const report = verifyAuditChain(await readAuditRecords(input.store, AUDIT_PREFIX));
+export async function runAuditVerifyCommand(input: Pick<AuditCommandInput, 'sources' | 'json' | 'stdout'>): Promise<number> {
+  const reports = [];
+  for (const source of input.sources) reports.push({ source: source.name, ...verifyAuditChain(await source.read()) });
+  const ok = reports.every((r) => r.problems.length === 0);
   if (input.json) {
-    input.stdout(JSON.stringify({ ok: report.problems.length === 0, ...report }) + '\n');
+    input.stdout(JSON.stringify({ ok, trails: reports }) + '\n');
   } else {
-    const lines = [`audit trail: ${report.records} record(s), ${report.problems.length} problem(s), ${report.forks.length} fork(s)`];
-    for (const p of report.problems) lines.push(`BROKEN: ${p.message}`);
-    for (const f of report.forks) lines.push(`fork: ${f.key} and ${f.sharesPredecessorWith} follow the same record (two runs appended at once; see docs/compliance.md)`);
-    if (report.headSha256 !== null) lines.push(`head sha256: ${report.headSha256} (keep it elsewhere to detect removal of the newest records)`);
+    const lines: string[] = [];
+    for (const report of reports) {
+      lines.push(`audit trail (${report.source}): ${report.records} record(s), ${report.problems.length} problem(s), ${report.forks.length} fork(s)`);
+      for (const p of report.problems) lines.push(`BROKEN: ${p.message}`);
+      for (const f of report.forks) lines.push(`fork: ${f.key} and ${f.sharesPredecessorWith} follow the same record (two runs appended at once; see docs/compliance.md)`);
+      if (report.headSha256 !== null) lines.push(`head sha256: ${report.headSha256} (keep it elsewhere to detect removal of the newest records)`);
+    }
     input.stdout(lines.join('\n') + '\n');
   }
-  return report.problems.length > 0 ? 1 : 0;
+  return ok ? 0 : 1;
 }

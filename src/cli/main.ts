@@ -28,10 +28,13 @@ import { runValidateCommand, type ValidateCommandOptions } from './validate-comm
 import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { StorageAuditTrail } from '../compliance/audit-trail.js';
+import { readAuditRecords, StorageAuditTrail, type AuditTrail } from '../compliance/audit-trail.js';
+import { DatabaseAuditTrail, FanOutAuditTrail, readDatabaseAuditRecords } from '../compliance/database-audit-trail.js';
+import { AUDIT_PREFIX } from '../compliance/audit-record.js';
+import type pg from 'pg';
 import { subscribeAuditTrail } from '../compliance/audit-subscriber.js';
 import type { HoldSourceOptions } from '../compliance/run-holds.js';
-import { runAuditListCommand, runAuditVerifyCommand } from './audit-commands.js';
+import { runAuditListCommand, runAuditVerifyCommand, type AuditSource } from './audit-commands.js';
 import { runHoldsListCommand } from './holds-command.js';
 
 export function readToolVersion(): string {
@@ -95,8 +98,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const holdSources = readHoldSources(config, io.env);
       if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
       // The trail is opened first: a run that cannot leave its trace does not archive (dry runs write nothing).
-      if (opts.dryRun !== true) await openAuditTrail(config, store, events);
-      const summary = await withRunError(events, runId, 'archive', secrets, () => runArchive({
+      const closeTrail = opts.dryRun === true ? async () => undefined : await openAuditTrail(config, store, events);
+      const summary = await withRunError(events, runId, 'archive', secrets, closeTrail, () => runArchive({
         config,
         store,
         logger,
@@ -111,6 +114,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         holdSources,
       }));
       await events.settle();
+      await closeTrail();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));
       exitCode = summary.failed > 0 ? 1 : 0;
     });
@@ -163,9 +167,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
       const store = createObjectStore(config, storageLogHooks(logger));
       const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
-      if (flags.dryRun !== true) await openAuditTrail(config, store, events);
-      const summary = await withRunError(events, runId, 'restore', secrets, () => runRestore({ ...flags, config, store, logger, runId, secrets, events }));
+      const closeTrail = flags.dryRun === true ? async () => undefined : await openAuditTrail(config, store, events);
+      const summary = await withRunError(events, runId, 'restore', secrets, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events }));
       await events.settle();
+      await closeTrail();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : redactSecrets(formatRestoreSummary(summary), secrets));
       exitCode = summary.status === 'ok' ? 0 : 1;
     });
@@ -296,13 +301,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .action(async (opts: { config: string; since?: string; table?: string; json?: boolean }) => {
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
-      exitCode = await runAuditListCommand({
-        store: createObjectStore(config),
+      const pools: pg.Pool[] = [];
+      try {
+        exitCode = await runAuditListCommand({
+        sources: auditSources(config, createObjectStore(config), pools),
         ...(opts.since === undefined ? {} : { since: opts.since }),
         ...(opts.table === undefined ? {} : { table: opts.table }),
         json: opts.json === true,
         stdout: io.stdout,
       });
+      } finally {
+        for (const p of pools) await p.end().catch(() => undefined);
+      }
     });
   audit
     .command('verify')
@@ -312,7 +322,12 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .action(async (opts: { config: string; json?: boolean }) => {
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
-      exitCode = await runAuditVerifyCommand({ store: createObjectStore(config), json: opts.json === true, stdout: io.stdout });
+      const pools: pg.Pool[] = [];
+      try {
+        exitCode = await runAuditVerifyCommand({ sources: auditSources(config, createObjectStore(config), pools), json: opts.json === true, stdout: io.stdout });
+      } finally {
+        for (const p of pools) await p.end().catch(() => undefined);
+      }
     });
 
   const holds = program.command('holds').description('Inspect legal holds.');
@@ -391,23 +406,68 @@ function resolveOperator(config: Config): string {
   }
 }
 
-async function openAuditTrail(config: Config, store: ObjectStore, events: RunEvents): Promise<void> {
-  if (config.compliance.audit.backend === 'none') return;
-  // check() first: unreachable storage fails with the same error as a run without a trail.
-  await store.check();
-  const trail = new StorageAuditTrail(store, resolveOperator(config));
-  await trail.open();
+/**
+ * The configured audit trail(s), opened before any work: a run that cannot leave its trace does
+ * not start. Returns what to close once the run's events have settled.
+ */
+async function openAuditTrail(config: Config, store: ObjectStore, events: RunEvents): Promise<() => Promise<void>> {
+  const audit = config.compliance.audit;
+  if (audit.backend === 'none') return async () => undefined;
+  const operator = resolveOperator(config);
+  const trails: AuditTrail[] = [];
+  let pool: pg.Pool | undefined;
+  if (audit.backend === 'storage' || audit.backend === 'both') {
+    // check() first: unreachable storage fails with the same error as a run without a trail.
+    await store.check();
+    trails.push(new StorageAuditTrail(store, operator));
+  }
+  if (audit.backend === 'database' || audit.backend === 'both') {
+    pool = openAuditPool(config);
+    trails.push(new DatabaseAuditTrail(pool, audit.schema, audit.table, operator));
+  }
+  const trail = trails.length === 1 ? trails[0]! : new FanOutAuditTrail(trails);
+  try {
+    await trail.open();
+  } catch (error) {
+    await pool?.end().catch(() => undefined);
+    throw error;
+  }
   subscribeAuditTrail(events, trail);
+  return async () => {
+    await trail.flush().catch(() => undefined);
+    await pool?.end().catch(() => undefined);
+  };
+}
+
+function openAuditPool(config: Config): pg.Pool {
+  const name = config.compliance.audit.database;
+  const db = config.databases.find((d) => name === undefined || d.name === name)!;
+  return createPool({ database: { ...db, connection_pool_size: 2 }, applicationName: config.application_name, settings: buildSessionSettings(config.defaults), onBackgroundError: () => undefined });
+}
+
+/** The trails `audit list|verify` read: the configured backend(s), or the one asked for. */
+function auditSources(config: Config, store: ObjectStore, pools: pg.Pool[]): AuditSource[] {
+  const backend = config.compliance.audit.backend;
+  const out: AuditSource[] = [];
+  if (backend === 'storage' || backend === 'both' || backend === 'none') out.push({ name: `storage ${store.description}`, read: () => readAuditRecords(store, AUDIT_PREFIX) });
+  if (backend === 'database' || backend === 'both') {
+    const pool = openAuditPool(config);
+    pools.push(pool);
+    const { schema, table } = config.compliance.audit;
+    out.push({ name: `table ${schema}.${table}`, read: () => readDatabaseAuditRecords(pool, schema, table) });
+  }
+  return out;
 }
 
 /** A run that stops as a whole is recorded (ERROR) before the error reaches the user. */
-async function withRunError<T>(events: RunEvents, runId: string, command: 'archive' | 'restore', secrets: readonly string[], fn: () => Promise<T>): Promise<T> {
+async function withRunError<T>(events: RunEvents, runId: string, command: 'archive' | 'restore', secrets: readonly string[], closeTrail: () => Promise<void>, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
     const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
     events.emit('run:error', { runId, command, code: e.code, message: redactSecrets(e.message, secrets) });
     await events.settle();
+    await closeTrail();
     throw error;
   }
 }

@@ -284,9 +284,12 @@ export const dataClassificationSchema = z
 export const auditTrailSchema = z
   .object({
     backend: z
-      .enum(['storage', 'none'])
+      .enum(['storage', 'database', 'both', 'none'])
       .default('storage')
-      .describe('Where the append-only audit trail is written: `storage` (one object per event under `_auditlog/audit/` in the bucket or directory) or `none`.'),
+      .describe('Where the append-only audit trail is written: `storage` (one object per event under `_auditlog/audit/`), `database` (rows of a table the archiver only INSERTs into), `both`, or `none`.'),
+    database: z.string().min(1).optional().describe('Configured database that holds the audit table (`backend: database`/`both`); default: the first one.'),
+    schema: identifier.default('public').describe('Schema of the audit table.'),
+    table: identifier.default('auditlog_audit_trail').describe('The audit table; created if missing and the role may (else create it as in docs/compliance.md).'),
   })
   .strict();
 
@@ -392,6 +395,10 @@ export const configSchema = z
       names.add(d.name);
     });
     for (const issue of checkRetentionPolicy(c)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    const auditDb = c.compliance.audit.database;
+    if (auditDb !== undefined && !c.databases.some((d) => d.name === auditDb)) {
+      ctx.addIssue({ code: 'custom', path: ['compliance', 'audit', 'database'], message: `database ${auditDb} is not configured (configured: ${c.databases.map((d) => d.name).join(', ')})` });
+    }
   });
 
 export type Config = z.infer<typeof configSchema>;

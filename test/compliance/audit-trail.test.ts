@@ -118,9 +118,9 @@ describe('audit trail', () => {
     await fx.store.delete(keys[4]!);
     const verify = await cli(['audit', 'verify', '-c', file, '--json']);
     expect(verify.code).toBe(1);
-    const report = JSON.parse(verify.stdout) as { ok: boolean; problems: { key: string; kind: string }[] };
+    const report = JSON.parse(verify.stdout) as { ok: boolean; trails: { problems: { key: string; kind: string }[] }[] };
     expect(report.ok).toBe(false);
-    expect(report.problems).toEqual([expect.objectContaining({ key: keys[5], kind: 'broken-link' })]);
+    expect(report.trails[0]!.problems).toEqual([expect.objectContaining({ key: keys[5], kind: 'broken-link' })]);
   });
 
   it('removing the oldest records is found too (the oldest left links to a record that is gone)', () => {
