@@ -37,10 +37,11 @@ export function findFilterTextProblem(text: string): string | undefined {
     if (ch === '-' && next === '-') return 'it contains a "--" comment';
     if (ch === '/' && next === '*') return 'it contains a "/*" comment';
     if (ch === '*' && next === '/') return 'it contains "*/"';
-    if (ch === '$' && /[A-Za-z_$]/.test(next ?? '') && /\$/.test(text.slice(i + 1))) {
-      if (!/^\$[0-9]/.test(text.slice(i))) return 'it contains dollar quoting ($tag$ or $$): use a single-quoted literal';
+    // Inside an identifier (`a$b`) a `$` is just a letter; at the start of a token it opens a
+    // dollar-quoted string (`$$`, `$tag$`) or is a bind parameter (`$1`).
+    if (ch === '$' && !/[A-Za-z0-9_$]/.test(text[i - 1] ?? '')) {
+      return /[0-9]/.test(next ?? '') ? 'it contains a bind parameter ($1)' : 'it contains dollar quoting ($tag$ or $$): use a single-quoted literal';
     }
-    if (ch === '$' && /^\$[0-9]/.test(text.slice(i))) return 'it contains a bind parameter ($1)';
     if (ch === '(') depth++;
     if (ch === ')') {
       depth--;

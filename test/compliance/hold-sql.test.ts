@@ -47,6 +47,7 @@ describe('findFilterTextProblem', () => {
     'id IN (1, 2, 3) AND (note IS NULL OR note <> \'x\')',
     '"weird ""col"" name" = 1',
     'payload->>\'case\' = \'2026-114\'',
+    'a$b = 1 AND c$d = 2',
   ])('accepts %s (semicolons, dashes and quotes inside literals and quoted identifiers are text)', (text) => {
     expect(findFilterTextProblem(text)).toBeUndefined();
   });
@@ -63,6 +64,8 @@ describe('findFilterTextProblem', () => {
     ["kind = E'\\' OR true --'", 'backslash'],
     ['kind = $x$a$x$', 'dollar'],
     ['id = $1', 'bind parameter'],
+    ['kind = $$x$$', 'dollar'],
+    ['kind = $', 'dollar'],
   ])('refuses %j (%s)', (text, expected) => {
     expect(findFilterTextProblem(text)).toContain(expected);
   });
