@@ -15,14 +15,11 @@ import { archiveTable } from './archive-table.js';
 import { FallbackSpool } from './local-fallback.js';
 import { localSchema, resolveLockTimings } from '../config/schema.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
-import type { RunSummary, TableSummary } from './table-summary.js';
+import { failedTableSummary, type RunSummary, type TableSummary } from './table-summary.js';
 import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
 import type { RunEvents } from '../core/run-events.js';
 import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
-import { holdLabel, holdsForTable } from '../compliance/legal-hold.js';
-import { findRetentionViolation, requiresEncryption } from '../compliance/retention-policy.js';
-import type { TableConfig } from '../config/schema.js';
-import type { LegalHold } from '../compliance/legal-hold.js';
+import { admitTable } from './admit-table.js';
 
 export interface RunArchiveOptions {
   config: Config;
@@ -116,14 +113,14 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     } catch (error) {
       const e = error as AuditlogError;
       logger.error({ code: e.code, err: e.message }, 'database unreachable');
-      return db.tables.map((t) => finished(options, failedSummary(db.name, t.schema, t.name, e)));
+      return db.tables.map((t) => finished(options, failedTableSummary(db.name, t.schema, t.name, e)));
     }
     const fallback = openFallbackSpool(options.config, logger);
     const holds = await loadDatabaseHolds(runHolds, options.config, pool, db.name);
     if (holds.unavailable !== undefined && runHolds.unavailable === undefined) logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table of this database is archived (fail closed)');
     const out: TableSummary[] = [];
     for (const table of db.tables) {
-      const admitted = admitTable(options, db.name, table, holds, logger);
+      const admitted = admitTable({ config: options.config, runId: options.runId, ...(options.events === undefined ? {} : { events: options.events }), now: options.now ?? (() => new Date()) }, db.name, table, holds, logger);
       if ('summary' in admitted) {
         out.push(finished(options, admitted.summary));
         continue;
@@ -169,75 +166,6 @@ function finished(options: RunArchiveOptions, summary: TableSummary): TableSumma
   return summary;
 }
 
-type Admission =
-  | { summary: TableSummary }
-  | { recordHolds: LegalHold[]; requiredSse?: 'AES256' | 'aws:kms'; holdInfo?: NonNullable<TableSummary['holds']> };
-
-/**
- * Compliance before anything of the table is read: retention inside the policy bounds (again,
- * after config load), encryption where the table requires it, then legal holds. A refusal is a
- * failed table; an active table-level hold is a held one.
- */
-function admitTable(options: RunArchiveOptions, database: string, table: TableConfig, holds: HoldSnapshot, logger: Logger): Admission {
-  const ref = { runId: options.runId, database, schema: table.schema, table: table.name };
-  const label = `${database}/${table.schema}.${table.name}`;
-  const refuse = (error: AuditlogError): Admission => {
-    logger.error({ table: `${table.schema}.${table.name}`, code: error.code, err: error.message }, 'table refused by the compliance policy');
-    options.events?.emit('policy:violation', { ...ref, code: error.code, message: error.message });
-    return { summary: failedSummary(database, table.schema, table.name, error) };
-  };
-  const violation = findRetentionViolation(options.config, table);
-  if (violation !== undefined) {
-    return refuse(new AuditlogError('POLICY_VIOLATION', violation.message(label), { details: { table: label, retention_days: violation.retentionDays, bound: violation.bound ?? null } }));
-  }
-  let requiredSse: 'AES256' | 'aws:kms' | undefined;
-  if (requiresEncryption(options.config, table)) {
-    const s3 = options.config.s3;
-    if (s3 === undefined) {
-      return refuse(new AuditlogError('ENCRYPTION_REQUIRED', `table ${label} requires encryption at rest (critical or its classification), which local: storage cannot provide: archive it to s3: with sse AES256 or aws:kms`, { details: { table: label } }));
-    }
-    if (s3.sse === 'none') {
-      return refuse(new AuditlogError('ENCRYPTION_REQUIRED', `table ${label} requires encryption at rest (critical or its classification) but s3.sse is none: set s3.sse to AES256 or aws:kms`, { details: { table: label } }));
-    }
-    requiredSse = s3.sse;
-  }
-  if (!holds.enabled) return { recordHolds: [], ...(requiredSse === undefined ? {} : { requiredSse }) };
-  if (holds.unavailable !== undefined) return { summary: failedSummary(database, table.schema, table.name, holds.unavailable) };
-  const found = holdsForTable(holds.holds, { database, schema: table.schema, table: table.name }, (options.now ?? (() => new Date()))());
-  for (const hold of found.expired) logger.warn({ table: `${table.schema}.${table.name}`, hold: holdLabel(hold), expired_at: hold.expiresAt }, 'expired legal hold ignored');
-  const holdInfo = { tableLevel: found.tableLevel.map((h) => holdLabel(h)), recordLevel: found.recordLevel.map((h) => holdLabel(h)), expired: found.expired.map((h) => holdLabel(h)) };
-  const any = found.tableLevel.length + found.recordLevel.length + found.expired.length > 0;
-  if (found.tableLevel.length > 0) {
-    logger.warn({ table: `${table.schema}.${table.name}`, holds: holdInfo.tableLevel }, 'table under legal hold: not archived');
-    options.events?.emit('table:held', {
-      ...ref,
-      holds: found.tableLevel.map((h) => ({ source: h.source, reason: h.reason, ...(h.setBy === undefined ? {} : { setBy: h.setBy }), ...(h.expiresAt === undefined ? {} : { expiresAt: h.expiresAt }) })),
-    });
-    return { summary: { ...emptySummary(database, table.schema, table.name), status: 'held', holds: holdInfo } };
-  }
-  return { recordHolds: found.recordLevel, ...(requiredSse === undefined ? {} : { requiredSse }), ...(any ? { holdInfo } : {}) };
-}
-
-function emptySummary(database: string, schema: string, table: string): TableSummary {
-  return { database, schema, table, status: 'nothing-to-archive', rowsArchived: 0, rowsSkipped: 0, batches: 0, bytesUncompressed: 0, bytesCompressed: 0, durationMs: 0, rowsPerSecond: 0 };
-}
-
-function failedSummary(database: string, schema: string, table: string, error: AuditlogError): TableSummary {
-  return {
-    database,
-    schema,
-    table,
-    status: 'failed',
-    rowsArchived: 0,
-    rowsSkipped: 0,
-    batches: 0,
-    bytesUncompressed: 0,
-    bytesCompressed: 0,
-    durationMs: 0,
-    rowsPerSecond: 0,
-    error: { code: error.code, message: error.message },
-  };
-}
 
 async function mapWithLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);

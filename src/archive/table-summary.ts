@@ -36,3 +36,21 @@ export interface RunSummary {
   held: number;
   durationMs: number;
 }
+
+/** A table that failed before any batch: its error, zero counts. */
+export function failedTableSummary(database: string, schema: string, table: string, error: { code: string; message: string }): TableSummary {
+  return {
+    database,
+    schema,
+    table,
+    status: 'failed',
+    rowsArchived: 0,
+    rowsSkipped: 0,
+    batches: 0,
+    bytesUncompressed: 0,
+    bytesCompressed: 0,
+    durationMs: 0,
+    rowsPerSecond: 0,
+    error: { code: error.code, message: error.message },
+  };
+}
