@@ -151,6 +151,8 @@ async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, 
   // (found by test/resilience/storage-faults.test.ts). One small GET per batch.
   try {
     await verifyStoredBytes(ctx.store, metaKey, meta);
+    // The sidecar lists the batch's primary keys: it must be encrypted like the data.
+    if (ctx.requiredSse !== undefined) await checkStoredEncryption(ctx, metaKey, ctx.requiredSse);
   } catch (error) {
     // No delete ran: drop the bad sidecar, so the next run sees a data object without metadata and
     // removes it, instead of refusing an in-flight object whose metadata does not match it.

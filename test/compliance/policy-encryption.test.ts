@@ -46,6 +46,7 @@ class ReportingEncryption implements ObjectStore {
   constructor(
     private readonly inner: S3ObjectStore,
     private readonly reported: string | undefined,
+    private readonly onlyFor: (key: string) => boolean = () => true,
   ) {
     this.description = inner.description;
   }
@@ -58,7 +59,7 @@ class ReportingEncryption implements ObjectStore {
     const info = await this.inner.head(key);
     if (info === undefined) return undefined;
     const { serverSideEncryption: _ignored, ...rest } = info;
-    return this.reported === undefined ? rest : { ...rest, serverSideEncryption: this.reported };
+    return this.reported === undefined || !this.onlyFor(key) ? rest : { ...rest, serverSideEncryption: this.reported };
   }
 }
 
@@ -158,6 +159,16 @@ describe('compliance before archival', () => {
     const config = buildConfig({ s3: s3cfg, defaults: { retention_days: 10 }, databases: [{ name: 'app', url: fx.db.url, tables: [{ ...eventsTable, critical: true }] }] });
     const summary = await archiveWith(config, new ReportingEncryption(new S3ObjectStore(s3cfg), 'AES256'));
     expect(summary.tables[0]).toMatchObject({ status: 'failed', error: { code: 'ENCRYPTION_MISMATCH' } });
+    expect(await rowIds(fx.db)).toHaveLength(10);
+  });
+
+  it('a metadata sidecar (it lists primary keys) not reported as encrypted fails the batch before its delete as well', async () => {
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    const s3cfg = { ...fx.s3cfg, sse: 'AES256' as const };
+    const config = buildConfig({ s3: s3cfg, defaults: { retention_days: 10 }, databases: [{ name: 'app', url: fx.db.url, tables: [{ ...eventsTable, critical: true }] }] });
+    const summary = await archiveWith(config, new ReportingEncryption(new S3ObjectStore(s3cfg), 'AES256', (key) => key.endsWith('.jsonl.gz')));
+    expect(summary.tables[0]).toMatchObject({ status: 'failed', error: { code: 'ENCRYPTION_MISMATCH' } });
+    expect(summary.tables[0]!.error!.message).toContain('.metadata.json');
     expect(await rowIds(fx.db)).toHaveLength(10);
   });
 
