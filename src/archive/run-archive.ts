@@ -166,7 +166,6 @@ function finished(options: RunArchiveOptions, summary: TableSummary): TableSumma
   return summary;
 }
 
-
 async function mapWithLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
