@@ -175,6 +175,7 @@ function assertOneLinePerRow(encoded: EncodedBatch, rows: RowSet, key: string): 
 async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, rows: RowSet, encoded: EncodedBatch, batchId: string): Promise<void> {
   await ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true });
   await ctx.onPhase?.('after-upload');
+  if (ctx.requiredSse !== undefined) await checkStoredEncryption(ctx, key, ctx.requiredSse);
   await verifyStoredBatch(ctx.store, key, encoded);
   const meta = serializeMetadata(buildMetadata(ctx, key, rows, encoded, batchId));
   await ctx.store.put(metaKey, meta, { sha256Hex: sha256Hex(meta), contentType: 'application/json' });
@@ -184,12 +185,31 @@ async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, 
   // (found by test/resilience/storage-faults.test.ts). One small GET per batch.
   try {
     await verifyStoredBytes(ctx.store, metaKey, meta);
+    // The sidecar lists the batch's primary keys: it must be encrypted like the data.
+    if (ctx.requiredSse !== undefined) await checkStoredEncryption(ctx, metaKey, ctx.requiredSse);
   } catch (error) {
     // No delete ran: drop the bad sidecar, so the next run sees a data object without metadata and
     // removes it, instead of refusing an in-flight object whose metadata does not match it.
     await ctx.store.delete(metaKey).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * A table that must be encrypted at rest is only deleted from once the server says the object is
+ * (a bucket policy, proxy or server that drops the SSE header would otherwise store it in clear).
+ * On a mismatch the object is removed at once (no delete ran, its rows are still in the table).
+ */
+async function checkStoredEncryption(ctx: ArchiveContext, key: string, expected: 'AES256' | 'aws:kms'): Promise<void> {
+  const info = await ctx.store.head(key);
+  const reported = info?.serverSideEncryption;
+  if (reported === expected) return;
+  await ctx.store.delete(key).catch(() => undefined);
+  throw new AuditlogError(
+    'ENCRYPTION_MISMATCH',
+    `${key}: storage reports server-side encryption ${reported ?? 'none'} after upload, expected ${expected}: the batch was not deleted from the table; check the bucket's encryption settings and that the endpoint returns x-amz-server-side-encryption`,
+    { details: { key, expected, reported: reported ?? null } },
+  );
 }
 
 /** The json rules of docs/format.md for these rows, as the sidecar records them. */

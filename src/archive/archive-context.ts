@@ -26,4 +26,6 @@ export interface ArchiveContext {
   sessionSettings: Record<string, string>;
   logger: Logger;
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
+  /** Server-side encryption every data object must report after upload, before its rows are deleted. */
+  requiredSse?: 'AES256' | 'aws:kms';
 }

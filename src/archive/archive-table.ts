@@ -25,6 +25,8 @@ import { TableProgress } from './table-progress.js';
 import { isStorageUnavailable, type FallbackSpool } from './local-fallback.js';
 import type { TableSummary } from './table-summary.js';
 import type { RunEvents } from '../core/run-events.js';
+import type { LegalHold } from '../compliance/legal-hold.js';
+import { checkHoldFilter } from '../db/hold-queries.js';
 
 export interface ArchiveTableInput {
   database: string;
@@ -52,6 +54,10 @@ export interface ArchiveTableInput {
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
   sleep?: (ms: number) => Promise<void>;
   events?: RunEvents;
+  /** Active record-level legal holds: their filters are checked, then keep matching rows out of every read and delete. */
+  recordHolds?: readonly LegalHold[];
+  /** Encryption the table requires: every uploaded object must report it (HEAD) before its rows are deleted. */
+  requiredSse?: 'AES256' | 'aws:kms';
 }
 
 export async function archiveTable(input: ArchiveTableInput): Promise<TableSummary> {
@@ -71,7 +77,14 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
   };
   const logger = input.logger.child({ table: `${input.table.schema}.${input.table.name}` });
   try {
-    const plan = await loadTablePlan(input.pool, input.database, input.table, input.defaults);
+    let plan = await loadTablePlan(input.pool, input.database, input.table, input.defaults);
+    const holds = input.recordHolds ?? [];
+    // A filter that is not valid is an error of the table, never a hold silently dropped.
+    for (const hold of holds) await checkHoldFilter(input.pool, plan, hold);
+    if (holds.length > 0) {
+      plan = { ...plan, holdFilters: holds.map((h) => h.where!) };
+      logger.info({ holds: holds.length }, 'record-level legal holds: matching rows stay in the table');
+    }
     const cutoff = await selectCutoff(input.pool, plan);
     if (input.dryRun) {
       const count = await countArchivable(input.pool, plan, cutoff);
@@ -98,6 +111,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           sessionSettings: input.sessionSettings,
           logger,
           ...(input.onPhase === undefined ? {} : { onPhase: input.onPhase }),
+          ...(input.requiredSse === undefined ? {} : { requiredSse: input.requiredSse }),
         };
         const reconciled = await reconcilePending(ctx);
         if (reconciled.committed + reconciled.removed > 0) summary.reconciled = reconciled;

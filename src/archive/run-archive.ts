@@ -15,9 +15,11 @@ import { archiveTable } from './archive-table.js';
 import { FallbackSpool } from './local-fallback.js';
 import { localSchema, resolveLockTimings } from '../config/schema.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
-import type { RunSummary, TableSummary } from './table-summary.js';
+import { failedTableSummary, type RunSummary, type TableSummary } from './table-summary.js';
 import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
 import type { RunEvents } from '../core/run-events.js';
+import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
+import { admitTable } from './admit-table.js';
 
 export interface RunArchiveOptions {
   config: Config;
@@ -34,6 +36,9 @@ export interface RunArchiveOptions {
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
   /** Monitoring, notifications and the audit trail listen here (src/core/run-events.ts). */
   events?: RunEvents;
+  /** How to reach the legal-hold sources (the API credential comes from the CLI's environment). */
+  holdSources?: HoldSourceOptions;
+  now?: () => Date;
 }
 
 export async function runArchive(options: RunArchiveOptions): Promise<RunSummary> {
@@ -44,13 +49,15 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
   // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
   await options.store.check();
   if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
+  const holds = await loadRunHolds(options.config, options.holdSources);
+  if (holds.unavailable !== undefined) options.logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table is archived (fail closed)');
 
-  const perDatabase = (db: DatabaseConfig): Promise<TableSummary[]> => archiveDatabase(options, db, dryRun);
+  const perDatabase = (db: DatabaseConfig): Promise<TableSummary[]> => archiveDatabase(options, db, dryRun, holds);
   const results: TableSummary[][] = options.config.parallel_databases
     ? await mapWithLimit(databases, options.config.max_parallel_databases, perDatabase)
     : await mapWithLimit(databases, 1, perDatabase);
   const tables = results.flat();
-  const summary: RunSummary = { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, durationMs: Date.now() - started };
+  const summary: RunSummary = { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, held: tables.filter((t) => t.status === 'held').length, durationMs: Date.now() - started };
   options.events?.emit('run:finished', { runId: options.runId, command: 'archive', summary });
   return summary;
 }
@@ -90,7 +97,7 @@ export function selectTargets(options: Pick<RunArchiveOptions, 'config' | 'datab
   return dbs;
 }
 
-async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, dryRun: boolean): Promise<TableSummary[]> {
+async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, dryRun: boolean, runHolds: HoldSnapshot): Promise<TableSummary[]> {
   const logger = options.logger.child({ database: db.name });
   const settings = buildSessionSettings(options.config.defaults);
   const poolOptions = {
@@ -106,11 +113,18 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     } catch (error) {
       const e = error as AuditlogError;
       logger.error({ code: e.code, err: e.message }, 'database unreachable');
-      return db.tables.map((t) => finished(options, failedSummary(db.name, t.schema, t.name, e)));
+      return db.tables.map((t) => finished(options, failedTableSummary(db.name, t.schema, t.name, e)));
     }
     const fallback = openFallbackSpool(options.config, logger);
+    const holds = await loadDatabaseHolds(runHolds, options.config, pool, db.name);
+    if (holds.unavailable !== undefined && runHolds.unavailable === undefined) logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table of this database is archived (fail closed)');
     const out: TableSummary[] = [];
     for (const table of db.tables) {
+      const admitted = admitTable({ config: options.config, runId: options.runId, ...(options.events === undefined ? {} : { events: options.events }), now: options.now ?? (() => new Date()) }, db.name, table, holds, logger);
+      if ('summary' in admitted) {
+        out.push(finished(options, admitted.summary));
+        continue;
+      }
       const summary = await archiveTable({
         database: db.name,
         table,
@@ -135,7 +149,10 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
         progressIntervalMs: options.progressIntervalMs ?? 5_000,
         ...(options.onPhase === undefined ? {} : { onPhase: options.onPhase }),
         ...(options.events === undefined ? {} : { events: options.events }),
+        recordHolds: admitted.recordHolds,
+        ...(admitted.requiredSse === undefined ? {} : { requiredSse: admitted.requiredSse }),
       });
+      if (admitted.holdInfo !== undefined) summary.holds = admitted.holdInfo;
       out.push(finished(options, summary));
     }
     return out;
@@ -147,23 +164,6 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
 function finished(options: RunArchiveOptions, summary: TableSummary): TableSummary {
   options.events?.emit('table:finished', { runId: options.runId, database: summary.database, schema: summary.schema, table: summary.table, summary });
   return summary;
-}
-
-function failedSummary(database: string, schema: string, table: string, error: AuditlogError): TableSummary {
-  return {
-    database,
-    schema,
-    table,
-    status: 'failed',
-    rowsArchived: 0,
-    rowsSkipped: 0,
-    batches: 0,
-    bytesUncompressed: 0,
-    bytesCompressed: 0,
-    durationMs: 0,
-    rowsPerSecond: 0,
-    error: { code: error.code, message: error.message },
-  };
 }
 
 async function mapWithLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {

@@ -1,5 +1,6 @@
 /** The per-table result of a run, as printed at the end and returned as JSON. */
-export type TableStatus = 'archived' | 'nothing-to-archive' | 'dry-run' | 'failed';
+/** `held`: an active table-level legal hold kept the table out of the run — not a failure. */
+export type TableStatus = 'archived' | 'nothing-to-archive' | 'dry-run' | 'failed' | 'held';
 
 export interface TableSummary {
   database: string;
@@ -22,6 +23,8 @@ export interface TableSummary {
   resumed?: { run_id: string; batches_committed: number; rows_archived: number };
   dryRun?: { rows: number; minTimestamp: string | null; maxTimestamp: string | null; cutoff: string; estimatedBatches: number };
   error?: { code: string; message: string };
+  /** Legal holds seen for the table: table-level ones that held it, record-level ones whose rows stayed, expired ones ignored. */
+  holds?: { tableLevel: string[]; recordLevel: string[]; expired: string[] };
 }
 
 export interface RunSummary {
@@ -29,5 +32,25 @@ export interface RunSummary {
   dryRun: boolean;
   tables: TableSummary[];
   failed: number;
+  /** Tables an active table-level legal hold kept out of the run (not failures). */
+  held: number;
   durationMs: number;
+}
+
+/** A table that failed before any batch: its error, zero counts. */
+export function failedTableSummary(database: string, schema: string, table: string, error: { code: string; message: string }): TableSummary {
+  return {
+    database,
+    schema,
+    table,
+    status: 'failed',
+    rowsArchived: 0,
+    rowsSkipped: 0,
+    batches: 0,
+    bytesUncompressed: 0,
+    bytesCompressed: 0,
+    durationMs: 0,
+    rowsPerSecond: 0,
+    error: { code: error.code, message: error.message },
+  };
 }

@@ -6,7 +6,7 @@ const mb = (bytes: number): string => (bytes / 1_048_576).toFixed(1);
 export function formatRunSummary(run: RunSummary): string {
   const lines: string[] = [];
   const head = run.dryRun ? 'dry run (nothing written, nothing deleted)' : 'archive run';
-  lines.push(`${head} ${run.runId}: ${run.tables.length} table(s), ${run.failed} failed, ${(run.durationMs / 1000).toFixed(1)} s`);
+  lines.push(`${head} ${run.runId}: ${run.tables.length} table(s), ${run.failed} failed, ${run.held} held, ${(run.durationMs / 1000).toFixed(1)} s`);
   const rows: string[][] = run.dryRun
     ? [['table', 'status', 'rows', 'oldest', 'newest', 'cutoff', 'batches (at least)']]
     : [['table', 'status', 'rows', 'skipped', 'batches', 'raw MB', 'stored MB', 'seconds', 'rows/s']];
@@ -15,6 +15,9 @@ export function formatRunSummary(run: RunSummary): string {
   for (const r of rows) lines.push(r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd());
   for (const t of run.tables) {
     if (t.error !== undefined) lines.push(`error: ${label(t)}: ${t.error.message} [${t.error.code}]`);
+    for (const h of t.holds?.tableLevel ?? []) lines.push(`held: ${label(t)}: ${h}`);
+    for (const h of t.holds?.recordLevel ?? []) lines.push(`note: ${label(t)}: rows matching the ${h} stay in the table`);
+    for (const h of t.holds?.expired ?? []) lines.push(`note: ${label(t)}: expired ${h} ignored`);
     if (t.rowsSkipped > 0) lines.push(`note: ${label(t)}: ${t.rowsSkipped} row(s) changed or were locked while archiving; they stay in the table for the next run`);
     if (t.spooledBatches !== undefined) {
       lines.push(`note: ${label(t)}: ${t.spooledBatches} batch(es) spooled to local_fallback_dir while storage was unavailable; their rows stay in the table until the next run archives them`);

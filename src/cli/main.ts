@@ -28,6 +28,10 @@ import { runValidateCommand, type ValidateCommandOptions } from './validate-comm
 import { runCostCommand, type CostCliOptions } from './cost-command.js';
 import { runWizardCommand, type WizardCliOptions } from './wizard-command.js';
 import { createInquirerPrompter } from './wizard-prompter.js';
+import type pg from 'pg';
+import { runAuditListCommand, runAuditVerifyCommand } from './audit-commands.js';
+import { runHoldsListCommand } from './holds-command.js';
+import { auditSources, openAuditTrail, readHoldSources, withRunError } from './compliance-setup.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -87,7 +91,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const store = createObjectStore(config, { ...storageLogHooks(logger), ...(fault?.onPartUploaded === undefined ? {} : { onPartUploaded: fault.onPartUploaded }) });
       // Subscribers (metrics, notifications, audit trail) attach here; their failures are logged, never fatal.
       const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
-      const summary = await runArchive({
+      const holdSources = readHoldSources(config, io.env);
+      if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
+      // The trail is opened first: a run that cannot leave its trace does not archive (dry runs write nothing).
+      const closeTrail = opts.dryRun === true ? async () => undefined : await openAuditTrail(config, store, events);
+      const summary = await withRunError(events, runId, 'archive', secrets, closeTrail, () => runArchive({
         config,
         store,
         logger,
@@ -99,8 +107,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         secrets,
         ...(fault?.onPhase === undefined ? {} : { onPhase: fault.onPhase }),
         events,
-      });
+        holdSources,
+      }));
       await events.settle();
+      await closeTrail();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));
       exitCode = summary.failed > 0 ? 1 : 0;
     });
@@ -151,7 +161,12 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       secrets = collectSecrets(config);
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
-      const summary = await runRestore({ ...flags, config, store: createObjectStore(config, storageLogHooks(logger)), logger, runId, secrets });
+      const store = createObjectStore(config, storageLogHooks(logger));
+      const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
+      const closeTrail = flags.dryRun === true ? async () => undefined : await openAuditTrail(config, store, events);
+      const summary = await withRunError(events, runId, 'restore', secrets, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events }));
+      await events.settle();
+      await closeTrail();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : redactSecrets(formatRestoreSummary(summary), secrets));
       exitCode = summary.status === 'ok' ? 0 : 1;
     });
@@ -269,6 +284,71 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         stdout: io.stdout,
         stderr: io.stderr,
       });
+    });
+
+  const audit = program.command('audit').description('Show and check the append-only audit trail (_auditlog/audit/ in the archive storage).');
+  audit
+    .command('list')
+    .description('Print audit records, oldest first. Exit 1 if a record cannot be read.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--since <when>', 'only records at or after this day (YYYY-MM-DD, UTC) or ISO 8601 instant')
+    .option('--table <name>', 'only records of this table (name or schema.name)')
+    .option('--json', 'print the records as JSON')
+    .action(async (opts: { config: string; since?: string; table?: string; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      const pools: pg.Pool[] = [];
+      try {
+        exitCode = await runAuditListCommand({
+          sources: auditSources(config, createObjectStore(config), pools),
+          ...(opts.since === undefined ? {} : { since: opts.since }),
+          ...(opts.table === undefined ? {} : { table: opts.table }),
+          json: opts.json === true,
+          stdout: io.stdout,
+        });
+      } finally {
+        for (const p of pools) await p.end().catch(() => undefined);
+      }
+    });
+  audit
+    .command('verify')
+    .description('Recompute the hash chain of every audit record. Exit 1 naming the record after an edited or removed one.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      const pools: pg.Pool[] = [];
+      try {
+        exitCode = await runAuditVerifyCommand({ sources: auditSources(config, createObjectStore(config), pools), json: opts.json === true, stdout: io.stdout });
+      } finally {
+        for (const p of pools) await p.end().catch(() => undefined);
+      }
+    });
+
+  const holds = program.command('holds').description('Inspect legal holds.');
+  holds
+    .command('list')
+    .description('Show every legal hold (config, holds table, API): active or expired, and the tables and rows it keeps. Exit 1 if a source or filter fails.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--database <name>', 'only this database (its name in the config)')
+    .option('--table <name>', 'only this table (name or schema.name)')
+    .option('--json', 'print the holds as JSON')
+    .action(async (opts: { config: string; database?: string; table?: string; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      const sources = readHoldSources(config, io.env);
+      if (sources.apiAuthValue !== undefined) secrets = [...secrets, sources.apiAuthValue];
+      const out = await runHoldsListCommand({
+        config,
+        ...(opts.database === undefined ? {} : { database: opts.database }),
+        ...(opts.table === undefined ? {} : { table: opts.table }),
+        json: opts.json === true,
+        secrets,
+        sources,
+        stdout: (text) => io.stdout(redactSecrets(text, secrets)),
+      });
+      exitCode = out;
     });
 
   program

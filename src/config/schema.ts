@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { tablePrefix } from '../core/archive-layout.js';
+import { checkRetentionPolicy } from '../compliance/retention-policy.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -185,6 +186,12 @@ export const tableSchema = z
       .record(identifier, identifier)
       .optional()
       .describe('Restore only: archived column name → column name in the target table, for columns renamed since they were archived.'),
+    classification: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Data classification of the table (a key of compliance.data_classifications): its retention bounds and encryption requirement apply.'),
+    critical: z.boolean().optional().describe('The table must be archived with server-side encryption (SSE-S3 or SSE-KMS) when compliance.enforce_encryption is on; else it is refused.'),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -298,6 +305,95 @@ export const lockSchema = z
   })
   .describe('How the one-archiver-per-table lock is kept alive, and when a lock file is stale.');
 
+export const dataClassificationSchema = z
+  .object({
+    min: positiveInt.optional().describe('Smallest retention_days a table of this classification may have.'),
+    max: positiveInt.optional().describe('Largest retention_days a table of this classification may have.'),
+    require_encryption: z.boolean().default(false).describe('Tables of this classification need server-side encryption, as if `critical: true`.'),
+  })
+  .strict();
+
+export const auditTrailSchema = z
+  .object({
+    backend: z
+      .enum(['storage', 'database', 'both', 'none'])
+      .default('storage')
+      .describe('Where the append-only audit trail is written: `storage` (one object per event under `_auditlog/audit/`), `database` (rows of a table the archiver only INSERTs into), `both`, or `none`.'),
+    database: z.string().min(1).optional().describe('Configured database that holds the audit table (`backend: database`/`both`); default: the first one.'),
+    schema: identifier.default('public').describe('Schema of the audit table.'),
+    table: identifier.default('auditlog_audit_trail').describe('The audit table; created if missing and the role may (else create it as in docs/compliance.md).'),
+  })
+  .strict()
+  .describe('Where the append-only, hash-chained audit trail of archive and restore runs is written.');
+
+export const complianceSchema = z
+  .object({
+    operator: z.string().min(1).optional().describe('Name recorded as the operator in audit records; default: the OS user running the tool.'),
+    min_retention_days: positiveInt.optional().describe('No table may have a smaller effective retention_days (checked at config load and before archival).'),
+    max_retention_days: positiveInt.optional().describe('No table may have a larger effective retention_days.'),
+    data_classifications: z
+      .record(z.string().min(1), dataClassificationSchema)
+      .default({})
+      .describe('Named classifications (e.g. PII) with retention bounds `min`/`max` and `require_encryption`; tables refer to one with `classification:`.'),
+    enforce_encryption: z
+      .boolean()
+      .default(true)
+      .describe('Refuse tables that need encryption (`critical: true` or their classification requires it) unless s3.sse is AES256 or aws:kms; the object\'s encryption is checked by HEAD after upload, before the delete.'),
+    audit: auditTrailSchema.prefault({}),
+  })
+  .strict()
+  .describe('Retention bounds (global and per data classification), encryption enforcement and the audit trail (docs/compliance.md).');
+
+export const configuredHoldSchema = z
+  .object({
+    database: z.string().min(1).optional().describe('Only this configured database; default: every database with that table.'),
+    table: z.string().min(1).describe('The held table: `name` or `schema.name`, as configured.'),
+    where: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Record-level hold: a SQL boolean expression over the table\'s columns; matching rows are never archived nor deleted. Unset: the whole table is held.'),
+    reason: z.string().min(1).describe('Why the data is held (case number, matter).'),
+    set_by: z.string().min(1).optional().describe('Who placed the hold.'),
+    expires_at: z.iso.datetime({ offset: true }).optional().describe('ISO 8601 instant after which the hold is ignored (and reported as expired).'),
+  })
+  .strict();
+
+export const holdCheckTableSchema = z
+  .object({
+    schema: identifier.default('public').describe('Schema of the holds table (read in each archived database).'),
+    table: identifier.default('legal_holds').describe('The holds table: one row per hold; the archiver only SELECTs from it.'),
+    table_name_column: identifier.default('table_name').describe('Column holding the held table (`name` or `schema.name`).'),
+    where_column: identifier.default('record_filter').describe('Column holding the record-level filter (NULL: the whole table is held).'),
+    reason_column: identifier.default('reason').describe('Column holding the reason.'),
+    set_by_column: identifier.default('set_by').describe('Column holding who set the hold.'),
+    expires_at_column: identifier.default('expires_at').describe('Column holding the expiry (timestamptz; NULL: never expires).'),
+  })
+  .strict();
+
+export const holdApiSchema = z
+  .object({
+    url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).describe('Endpoint answering GET with JSON `{"holds": [...]}` (same fields as legal_holds.holds).'),
+    timeout_ms: positiveInt.max(120_000).default(5_000).describe('Timeout of the request; a timeout holds every table (fail closed).'),
+    auth_header: z.string().min(1).default('Authorization').describe('Header that carries the credential.'),
+    auth_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name')
+      .optional()
+      .describe('Name of the environment variable whose value is sent in auth_header (the value is a secret, never printed).'),
+  })
+  .strict();
+
+export const legalHoldsSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Check legal holds before archiving each table.'),
+    holds: z.array(configuredHoldSchema).default([]).describe('Holds listed in the configuration file.'),
+    check_table: holdCheckTableSchema.optional().describe('Read holds from a table in each archived database.'),
+    api: holdApiSchema.optional().describe('Read holds from an HTTP endpoint; unreachable or invalid answer: no table is archived (fail closed).'),
+  })
+  .strict()
+  .describe('Legal holds: tables, or rows matching a filter, that must not be archived while a hold is active (docs/compliance.md#legal-holds).');
+
 export const configSchema = z
   .object({
     s3: s3Schema.optional(),
@@ -315,6 +411,8 @@ export const configSchema = z
     watermarks: watermarksSchema.prefault({}),
     checkpoints: checkpointsSchema.prefault({}),
     lock: lockSchema.prefault({}),
+    compliance: complianceSchema.prefault({}),
+    legal_holds: legalHoldsSchema.prefault({ enabled: false }),
     databases: z.array(databaseSchema).min(1, 'expected at least one database'),
   })
   .strict()
@@ -331,6 +429,11 @@ export const configSchema = z
       if (names.has(d.name)) ctx.addIssue({ code: 'custom', path: ['databases', i, 'name'], message: `database name ${d.name} is used twice` });
       names.add(d.name);
     });
+    for (const issue of checkRetentionPolicy(c)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    const auditDb = c.compliance.audit.database;
+    if (auditDb !== undefined && !c.databases.some((d) => d.name === auditDb)) {
+      ctx.addIssue({ code: 'custom', path: ['compliance', 'audit', 'database'], message: `database ${auditDb} is not configured (configured: ${c.databases.map((d) => d.name).join(', ')})` });
+    }
   });
 
 export type Config = z.infer<typeof configSchema>;
@@ -344,6 +447,11 @@ export type CircuitBreakerConfig = z.infer<typeof circuitBreakerSchema>;
 export type WatermarksConfig = z.infer<typeof watermarksSchema>;
 export type CheckpointsConfig = z.infer<typeof checkpointsSchema>;
 export type LockConfig = z.infer<typeof lockSchema>;
+export type ComplianceConfig = z.infer<typeof complianceSchema>;
+export type LegalHoldsConfig = z.infer<typeof legalHoldsSchema>;
+export type ConfiguredHold = z.infer<typeof configuredHoldSchema>;
+export type HoldCheckTableConfig = z.infer<typeof holdCheckTableSchema>;
+export type HoldApiConfig = z.infer<typeof holdApiSchema>;
 
 /** The lock timings with their derived defaults filled in (pure). */
 export interface LockTimings {

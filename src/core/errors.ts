@@ -36,6 +36,18 @@ export type ErrorCode =
   | 'SCHEMA_DRIFT'
   /** The restore ran but left archived rows out (objects in flight) or left the target incomplete (indexes not recreated). */
   | 'RESTORE_INCOMPLETE'
+  /** A record-level legal hold's `where` text is not a safe, valid boolean expression on its table. */
+  | 'LEGAL_HOLD_INVALID'
+  /** A legal-hold source (holds table, HTTP API) could not be read: tables it might hold are not archived (fail closed). */
+  | 'LEGAL_HOLD_UNAVAILABLE'
+  /** A table's retention lies outside the compliance bounds, or names an unknown classification. */
+  | 'POLICY_VIOLATION'
+  /** The table must be encrypted at rest and the storage is not configured for server-side encryption. */
+  | 'ENCRYPTION_REQUIRED'
+  /** The uploaded object does not report the server-side encryption it was written with. */
+  | 'ENCRYPTION_MISMATCH'
+  /** An audit record could not be written. */
+  | 'AUDIT_WRITE_FAILED'
   | 'INTERNAL';
 
 /** Exit codes of DESIGN.md §3: 1 = the work ran and something failed, 2 = usage or configuration. */

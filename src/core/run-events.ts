@@ -5,6 +5,7 @@
  * must not stop an archive, let alone a delete).
  */
 import type { RunSummary, TableSummary } from '../archive/table-summary.js';
+import type { RestoreSummary } from '../restore/restore-options.js';
 
 export interface TableRef {
   runId: string;
@@ -21,6 +22,14 @@ export interface RunEventMap {
   'batch:committed': TableRef & { key: string; rows: number; rowsSkipped: number; bytesUncompressed: number; bytesCompressed: number };
   'table:finished': TableRef & { summary: TableSummary };
   'run:finished': { runId: string; command: 'archive'; summary: RunSummary };
+  /** An active table-level legal hold kept the table out of the run (nothing read). */
+  'table:held': TableRef & { holds: { source: string; reason: string; setBy?: string; expiresAt?: string }[] };
+  /** A compliance rule (retention bounds, encryption) refused the table before anything was read. */
+  'policy:violation': TableRef & { code: string; message: string };
+  /** The run stopped as a whole (e.g. storage unreachable) before or between tables. */
+  'run:error': { runId: string; command: 'archive' | 'restore'; code: string; message: string };
+  'restore:started': TableRef & { target: { schema: string; table: string }; dryRun: boolean };
+  'restore:finished': TableRef & { summary: RestoreSummary };
 }
 
 export type RunEventName = keyof RunEventMap;

@@ -37,6 +37,12 @@ export interface TablePlan {
   compressionLevel: number;
   pauseBetweenBatchesMs: number;
   batchesInFlight: number;
+  /**
+   * Record-level legal holds: boolean SQL expressions over the table's columns, already checked
+   * (src/db/hold-queries.ts). Rows any of them matches — or for which one is NULL — are neither
+   * read nor deleted.
+   */
+  holdFilters?: readonly string[];
 }
 
 export function tableLabel(plan: Pick<TablePlan, 'database' | 'schema' | 'table'>): string {

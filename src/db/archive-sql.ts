@@ -81,6 +81,18 @@ function jsonFlagsExpression(plan: TablePlan): string {
   return cases.length === 0 ? 'NULL::text' : `NULLIF(array_remove(ARRAY[${cases.join(', ')}], NULL)::text, '{}')`;
 }
 
+/**
+ * ` AND NOT EXISTS (…)` keeping held rows out, or '' without holds. The filters see only the
+ * table's own columns (`(SELECT t.*) AS h` is the innermost scope), so a column name cannot
+ * resolve to one of the pipeline's own helper relations. `IS NOT FALSE`: a filter that is NULL
+ * for a row holds that row too (fail closed).
+ */
+export function holdExclusionSql(plan: Pick<TablePlan, 'holdFilters'>): string {
+  const filters = plan.holdFilters ?? [];
+  if (filters.length === 0) return '';
+  return ` AND NOT EXISTS (SELECT 1 FROM (SELECT t.*) AS h WHERE (${filters.map((f) => `(${f})`).join(' OR ')}) IS NOT FALSE)`;
+}
+
 const orderColumns = (plan: TablePlan): ColumnInfo[] => [plan.timestampColumn, ...plan.primaryKey];
 
 export function buildCutoffSql(plan: TablePlan): string {
@@ -90,7 +102,7 @@ export function buildCutoffSql(plan: TablePlan): string {
 /** $1 = cutoff. */
 export function buildCountSql(plan: TablePlan): string {
   const ts = col(plan.timestampColumn);
-  return `SELECT count(*)::text AS n, min(${ts})::text AS min_ts, max(${ts})::text AS max_ts FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type}`;
+  return `SELECT count(*)::text AS n, min(${ts})::text AS min_ts, max(${ts})::text AS max_ts FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type}${holdExclusionSql(plan)}`;
 }
 
 /** Rows past the cutoff per UTC day, as the archiver groups them into batches (a batch never spans two days). $1 = cutoff. */
@@ -148,7 +160,7 @@ export function buildSelectPageSql(plan: TablePlan, bounds: { after: boolean; un
     `${plan.primaryKey.map((c) => `${col(c)} AS ${quoteIdent(`pk_${c.name}`)}`).join(', ')}, ` +
     `row_number() OVER (ORDER BY ${order.map(col).join(', ')}) AS ord ` +
     `FROM ${quoteQualified(plan.schema, plan.table)} AS t${line.join} ` +
-    `WHERE ${col(plan.timestampColumn)} < $1::${plan.timestampColumn.type}${keyset} ` +
+    `WHERE ${col(plan.timestampColumn)} < $1::${plan.timestampColumn.type}${keyset}${holdExclusionSql(plan)} ` +
     `ORDER BY ${order.map(col).join(', ')} LIMIT ${Math.trunc(limit)}`;
   return (
     `SELECT p.day, count(*)::text AS n, string_agg(p.line, E'\\n' ORDER BY p.ord) AS lines, ` +
@@ -179,7 +191,7 @@ export function buildGuardedDeleteSql(plan: TablePlan): string {
   return (
     `WITH ${batchRowsCte(1, 2)}, ` +
     `c AS (SELECT t.tableoid AS toid, t.ctid AS tid FROM ${table} AS t JOIN b ON ${keyMatch(plan)} AND t.xmin = b.x::xid ` +
-    `WHERE ${col(plan.timestampColumn)} < $3::${plan.timestampColumn.type} FOR UPDATE OF t SKIP LOCKED), ` +
+    `WHERE ${col(plan.timestampColumn)} < $3::${plan.timestampColumn.type}${holdExclusionSql(plan)} FOR UPDATE OF t SKIP LOCKED), ` +
     `d AS (DELETE FROM ${table} AS t USING c WHERE t.tableoid = c.toid AND t.ctid = c.tid RETURNING ${keyJson(plan)} AS k) ` +
     `SELECT count(*)::text AS n, COALESCE(json_agg(d.k), '[]')::text AS keys FROM d`
   );

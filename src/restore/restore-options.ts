@@ -6,6 +6,7 @@ import type { ObjectStore } from '../storage/object-store.js';
 import type { ConflictStrategy } from './restore-sql.js';
 import type { DateRange } from './select-objects.js';
 import type { RestoreTarget } from './restore-watermarks.js';
+import type { RunEvents } from '../core/run-events.js';
 
 export interface RestoreOptions {
   config: Config;
@@ -27,6 +28,8 @@ export interface RestoreOptions {
   dryRun: boolean;
   secrets?: readonly string[];
   progressIntervalMs?: number;
+  /** The audit trail (and anything else) listens here: restore:started, restore:finished. */
+  events?: RunEvents;
 }
 
 export interface RestoreSummary {

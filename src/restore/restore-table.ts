@@ -57,6 +57,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     status: 'ok',
   };
   await options.store.check();
+  const ref = { runId: options.runId, ...id };
+  options.events?.emit('restore:started', { ...ref, target, dryRun: options.dryRun });
   const openClient = async (): Promise<pg.Client> => {
     const c = createClient({
       database: db,
@@ -71,11 +73,21 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     }
     return c;
   };
-  const client = await openClient();
+  let client: pg.Client;
+  try {
+    client = await openClient();
+  } catch (error) {
+    const e = isAuditlogError(error) ? error : new AuditlogError('DB_CONNECT', describeError(error));
+    options.events?.emit('restore:finished', { ...ref, summary: { ...summary, status: 'failed', error: { code: e.code, message: e.message }, durationMs: Date.now() - started } });
+    throw error;
+  }
   try {
     await restoreInto(client, openClient, options, summary, id, target, tableConfig.column_map ?? {}, logger);
   } catch (error) {
-    if (isAuditlogError(error) && error.exitCode === 2) throw error;
+    if (isAuditlogError(error) && error.exitCode === 2) {
+      options.events?.emit('restore:finished', { ...ref, summary: { ...summary, status: 'failed', error: { code: error.code, message: error.message }, durationMs: Date.now() - started } });
+      throw error;
+    }
     // A database error mid-load (a value that fails its cast, a lost connection): its batch was rolled back.
     const e = isAuditlogError(error)
       ? error
@@ -105,6 +117,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
   }
   summary.durationMs = Date.now() - started;
   summary.rowsPerSecond = summary.durationMs > 0 ? Math.round((summary.rows.restored * 1000) / summary.durationMs) : 0;
+  options.events?.emit('restore:finished', { ...ref, summary });
   return summary;
 }
 

@@ -1,0 +1,82 @@
+/**
+ * `auditlog audit list` and `auditlog audit verify`: read the audit trail in the archive's
+ * storage. Verify recomputes the hash chain from the records themselves and exits 1 naming the
+ * first record whose link is broken (an edited or removed record before it).
+ */
+import type { AuditRecord } from '../compliance/audit-record.js';
+import { verifyAuditChain, type StoredAuditRecord } from '../compliance/verify-audit-chain.js';
+import { AuditlogError } from '../core/errors.js';
+
+/** One trail to read: the storage trail, the audit table, or both (compliance.audit.backend). */
+export interface AuditSource {
+  name: string;
+  read: () => Promise<StoredAuditRecord[]>;
+}
+
+export interface AuditCommandInput {
+  sources: AuditSource[];
+  /** YYYY-MM-DD or an ISO instant: only records at or after it (list only). */
+  since?: string;
+  /** `name` or `schema.name` (list only). */
+  table?: string;
+  json: boolean;
+  stdout: (text: string) => void;
+}
+
+export function parseSince(value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
+  if (!Number.isFinite(ms)) throw new AuditlogError('USAGE', `--since expects a day (YYYY-MM-DD) or an ISO 8601 instant, got "${value}"`);
+  return new Date(ms);
+}
+
+export async function runAuditListCommand(input: AuditCommandInput): Promise<number> {
+  const since = parseSince(input.since);
+  // The first source is the primary trail (storage when configured); `both` lists it, verify checks all.
+  const stored = input.sources.length === 0 ? [] : await input.sources[0]!.read();
+  const records: (AuditRecord & { key: string })[] = [];
+  let unreadable = 0;
+  for (const s of stored) {
+    try {
+      records.push({ key: s.key, ...(JSON.parse(s.body.toString('utf8')) as AuditRecord) });
+    } catch {
+      unreadable++;
+    }
+  }
+  const shown = records.filter(
+    (r) => (since === undefined || Date.parse(r.at) >= since.getTime()) && (input.table === undefined || r.table === input.table || `${r.schema}.${r.table}` === input.table),
+  );
+  if (input.json) {
+    input.stdout(JSON.stringify({ records: shown, unreadable }) + '\n');
+  } else {
+    const lines = shown.map((r) => {
+      const what = r.table === null ? '(run)' : `${r.database}/${r.schema}.${r.table}`;
+      const counts = r.records === null ? '' : ` records=${r.records}`;
+      const err = r.error === null ? '' : ` error=${r.error.code}: ${r.error.message}`;
+      return `${r.at}  ${r.event.padEnd(16)} ${what} run=${r.run_id} operator=${r.operator} status=${r.status}${counts}${r.bytes === null ? '' : ` bytes=${r.bytes}`}${err}`;
+    });
+    if (shown.length === 0) lines.push('no audit records');
+    if (unreadable > 0) lines.push(`${unreadable} record(s) could not be read: run \`auditlog audit verify\``);
+    input.stdout(lines.join('\n') + '\n');
+  }
+  return unreadable > 0 ? 1 : 0;
+}
+
+export async function runAuditVerifyCommand(input: Pick<AuditCommandInput, 'sources' | 'json' | 'stdout'>): Promise<number> {
+  const reports = [];
+  for (const source of input.sources) reports.push({ source: source.name, ...verifyAuditChain(await source.read()) });
+  const ok = reports.every((r) => r.problems.length === 0);
+  if (input.json) {
+    input.stdout(JSON.stringify({ ok, trails: reports }) + '\n');
+  } else {
+    const lines: string[] = [];
+    for (const report of reports) {
+      lines.push(`audit trail (${report.source}): ${report.records} record(s), ${report.problems.length} problem(s), ${report.forks.length} fork(s)`);
+      for (const p of report.problems) lines.push(`BROKEN: ${p.message}`);
+      for (const f of report.forks) lines.push(`fork: ${f.key} and ${f.sharesPredecessorWith} follow the same record (two runs appended at once; see docs/compliance.md)`);
+      if (report.headSha256 !== null) lines.push(`head sha256: ${report.headSha256} (keep it elsewhere to detect removal of the newest records)`);
+    }
+    input.stdout(lines.join('\n') + '\n');
+  }
+  return ok ? 0 : 1;
+}

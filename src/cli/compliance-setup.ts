@@ -1,0 +1,106 @@
+/**
+ * The CLI's wiring of compliance: the holds API credential from the environment, the audit
+ * trail(s) opened before a run and subscribed to its events, and the trails `audit list|verify`
+ * read. Only the CLI reads the environment and the OS user.
+ */
+import { userInfo } from 'node:os';
+import type pg from 'pg';
+import type { Config } from '../config/schema.js';
+import { redactSecrets } from '../config/mask-secrets.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
+import type { RunEvents } from '../core/run-events.js';
+import { buildSessionSettings, createPool } from '../db/connect.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { AUDIT_PREFIX } from '../compliance/audit-record.js';
+import { subscribeAuditTrail } from '../compliance/audit-subscriber.js';
+import { readAuditRecords, StorageAuditTrail, type AuditTrail } from '../compliance/audit-trail.js';
+import { DatabaseAuditTrail, FanOutAuditTrail, readDatabaseAuditRecords } from '../compliance/database-audit-trail.js';
+import type { HoldSourceOptions } from '../compliance/run-holds.js';
+import type { AuditSource } from './audit-commands.js';
+
+/** legal_holds.api.auth_env names an environment variable; only the CLI reads the environment. */
+export function readHoldSources(config: Config, env: NodeJS.ProcessEnv): HoldSourceOptions {
+  const name = config.legal_holds.api?.auth_env;
+  if (name === undefined) return {};
+  const value = env[name];
+  if (value === undefined || value === '') {
+    throw new AuditlogError('CONFIG_ENV_MISSING', `legal_holds.api.auth_env names ${name}, which is not set: export it (the holds API credential) or remove auth_env`);
+  }
+  return { apiAuthValue: value };
+}
+
+/** Operator of audit records: compliance.operator, else the OS user (a container may have none). */
+function resolveOperator(config: Config): string {
+  if (config.compliance.operator !== undefined) return config.compliance.operator;
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid:${process.getuid?.() ?? 'unknown'}`;
+  }
+}
+
+/**
+ * The configured audit trail(s), opened before any work: a run that cannot leave its trace does
+ * not start. Returns what to close once the run's events have settled.
+ */
+export async function openAuditTrail(config: Config, store: ObjectStore, events: RunEvents): Promise<() => Promise<void>> {
+  const audit = config.compliance.audit;
+  if (audit.backend === 'none') return async () => undefined;
+  const operator = resolveOperator(config);
+  const trails: AuditTrail[] = [];
+  let pool: pg.Pool | undefined;
+  if (audit.backend === 'storage' || audit.backend === 'both') {
+    // check() first: unreachable storage fails with the same error as a run without a trail.
+    await store.check();
+    trails.push(new StorageAuditTrail(store, operator));
+  }
+  if (audit.backend === 'database' || audit.backend === 'both') {
+    pool = openAuditPool(config);
+    trails.push(new DatabaseAuditTrail(pool, audit.schema, audit.table, operator));
+  }
+  const trail = trails.length === 1 ? trails[0]! : new FanOutAuditTrail(trails);
+  try {
+    await trail.open();
+  } catch (error) {
+    await pool?.end().catch(() => undefined);
+    throw error;
+  }
+  subscribeAuditTrail(events, trail);
+  return async () => {
+    await trail.flush().catch(() => undefined);
+    await pool?.end().catch(() => undefined);
+  };
+}
+
+function openAuditPool(config: Config): pg.Pool {
+  const name = config.compliance.audit.database;
+  const db = config.databases.find((d) => name === undefined || d.name === name)!;
+  return createPool({ database: { ...db, connection_pool_size: 2 }, applicationName: config.application_name, settings: buildSessionSettings(config.defaults), onBackgroundError: () => undefined });
+}
+
+/** The trails `audit list|verify` read: the configured backend(s), or the one asked for. */
+export function auditSources(config: Config, store: ObjectStore, pools: pg.Pool[]): AuditSource[] {
+  const backend = config.compliance.audit.backend;
+  const out: AuditSource[] = [];
+  if (backend === 'storage' || backend === 'both' || backend === 'none') out.push({ name: `storage ${store.description}`, read: () => readAuditRecords(store, AUDIT_PREFIX) });
+  if (backend === 'database' || backend === 'both') {
+    const pool = openAuditPool(config);
+    pools.push(pool);
+    const { schema, table } = config.compliance.audit;
+    out.push({ name: `table ${schema}.${table}`, read: () => readDatabaseAuditRecords(pool, schema, table) });
+  }
+  return out;
+}
+
+/** A run that stops as a whole is recorded (ERROR) before the error reaches the user. */
+export async function withRunError<T>(events: RunEvents, runId: string, command: 'archive' | 'restore', secrets: readonly string[], closeTrail: () => Promise<void>, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
+    events.emit('run:error', { runId, command, code: e.code, message: redactSecrets(e.message, secrets) });
+    await events.settle();
+    await closeTrail();
+    throw error;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * `auditlog holds list`: every legal hold from every source, whether it is active or expired, and
+ * which configured tables (and, for record-level holds, how many of their rows) it keeps.
+ * Reads only. Exit 1 when a source cannot be read or a filter is refused: the next archive run
+ * would hold (or fail) those tables, and the operator should know now.
+ */
+import { selectTargets } from '../archive/run-archive.js';
+import type { Config } from '../config/schema.js';
+import { describeError } from '../core/errors.js';
+import { holdApplies, isExpired, type LegalHold } from '../compliance/legal-hold.js';
+import { loadDatabaseHolds, loadRunHolds, type HoldSourceOptions } from '../compliance/run-holds.js';
+import { checkHoldFilter, countHeldRows } from '../db/hold-queries.js';
+import { withDatabase } from '../state/inspect-tables.js';
+
+export interface HoldsListInput {
+  config: Config;
+  database?: string;
+  table?: string;
+  json: boolean;
+  secrets: readonly string[];
+  sources: HoldSourceOptions;
+  now?: Date;
+  stdout: (text: string) => void;
+}
+
+export interface HoldReport {
+  source: string;
+  database: string | null;
+  table: string;
+  where: string | null;
+  reason: string;
+  set_by: string | null;
+  expires_at: string | null;
+  status: 'active' | 'expired';
+  level: 'table' | 'record';
+  /** Configured tables it covers; for record-level holds with the rows it keeps (null when not counted). */
+  affects: { database: string; schema: string; table: string; rows_held: number | null; problem?: string }[];
+}
+
+export async function runHoldsListCommand(input: HoldsListInput): Promise<number> {
+  const now = input.now ?? new Date();
+  const problems: string[] = [];
+  if (!input.config.legal_holds.enabled) problems.push('legal_holds.enabled is false: holds are not checked by archive runs');
+  const run = await loadRunHolds({ legal_holds: { ...input.config.legal_holds, enabled: true } }, input.sources);
+  if (run.unavailable !== undefined) problems.push(run.unavailable.message);
+  const reports = new Map<LegalHold, HoldReport>();
+  const report = (hold: LegalHold): HoldReport => {
+    let r = reports.get(hold);
+    if (r === undefined) {
+      r = {
+        source: hold.source,
+        database: hold.database ?? null,
+        table: hold.table,
+        where: hold.where ?? null,
+        reason: hold.reason,
+        set_by: hold.setBy ?? null,
+        expires_at: hold.expiresAt ?? null,
+        status: isExpired(hold, now) ? 'expired' : 'active',
+        level: hold.where === undefined ? 'table' : 'record',
+        affects: [],
+      };
+      reports.set(hold, r);
+    }
+    return r;
+  };
+  for (const db of selectTargets(input)) {
+    await withDatabase({ config: input.config, secrets: input.secrets }, db, async (pool, connectProblem) => {
+      if (connectProblem !== undefined) {
+        problems.push(`database ${db.name}: ${connectProblem}`);
+        for (const h of run.holds) report(h);
+        return;
+      }
+      const snapshot = await loadDatabaseHolds({ enabled: true, holds: run.holds }, { legal_holds: { ...input.config.legal_holds, enabled: true } }, pool, db.name);
+      if (snapshot.unavailable !== undefined) problems.push(snapshot.unavailable.message);
+      for (const hold of snapshot.holds) {
+        const r = report(hold);
+        for (const t of db.tables) {
+          const id = { database: db.name, schema: t.schema, table: t.name };
+          if (!holdApplies(hold, id)) continue;
+          if (hold.where === undefined || r.status === 'expired') {
+            r.affects.push({ ...id, rows_held: null });
+            continue;
+          }
+          try {
+            await checkHoldFilter(pool, id, hold);
+            r.affects.push({ ...id, rows_held: await countHeldRows(pool, id, hold.where) });
+          } catch (error) {
+            const message = describeError(error);
+            problems.push(message);
+            r.affects.push({ ...id, rows_held: null, problem: message });
+          }
+        }
+      }
+    });
+  }
+  const holds = [...reports.values()];
+  if (input.json) input.stdout(JSON.stringify({ holds, problems }) + '\n');
+  else input.stdout(formatHolds(holds, problems));
+  return problems.some((p) => !p.startsWith('legal_holds.enabled')) ? 1 : 0;
+}
+
+export function formatHolds(holds: readonly HoldReport[], problems: readonly string[]): string {
+  const lines: string[] = [];
+  if (holds.length === 0) lines.push('no legal holds');
+  for (const h of holds) {
+    const scope = h.where === null ? 'whole table' : `rows where ${h.where}`;
+    const expiry = h.expires_at === null ? 'no expiry' : `${h.status === 'expired' ? 'expired' : 'expires'} ${h.expires_at}`;
+    lines.push(`${h.status.toUpperCase()} ${h.source} hold on ${h.database === null ? '' : `${h.database}/`}${h.table}: ${scope}; ${h.reason}${h.set_by === null ? '' : ` (set by ${h.set_by})`}; ${expiry}`);
+    if (h.affects.length === 0) lines.push('  affects no configured table');
+    for (const a of h.affects) {
+      const rows = a.rows_held === null ? '' : `: ${a.rows_held} row(s) held`;
+      lines.push(`  ${a.database}/${a.schema}.${a.table}${rows}${a.problem === undefined ? '' : ` — ${a.problem}`}`);
+    }
+  }
+  for (const p of problems) lines.push(`problem: ${p}`);
+  return lines.join('\n') + '\n';
+}

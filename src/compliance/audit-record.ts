@@ -1,0 +1,107 @@
+/**
+ * One audit record: what happened, to what, by whom, and the SHA-256 of the record before it in
+ * the same trail, so an edited or removed record breaks the chain (`auditlog audit verify`).
+ * Pure: building, serializing, hashing and naming records.
+ */
+import { createHash } from 'node:crypto';
+import { STATE_PREFIX } from '../core/archive-layout.js';
+
+export const AUDIT_EVENTS = [
+  'ARCHIVE_START',
+  'ARCHIVE_SUCCESS',
+  'ARCHIVE_FAILURE',
+  'RESTORE_START',
+  'RESTORE_SUCCESS',
+  'RESTORE_FAILURE',
+  'LEGAL_HOLD_SKIP',
+  'POLICY_VIOLATION',
+  'ERROR',
+] as const;
+export type AuditEvent = (typeof AUDIT_EVENTS)[number];
+
+export const AUDIT_PREFIX = `${STATE_PREFIX}audit/`;
+export const AUDIT_RECORD_VERSION = 1;
+
+/** What a caller says about an event; the trail adds time, operator, sequence and the chain link. */
+export interface AuditEntry {
+  event: AuditEvent;
+  runId: string;
+  database?: string | null;
+  schema?: string | null;
+  table?: string | null;
+  records?: number | null;
+  bytes?: number | null;
+  durationMs?: number | null;
+  objectKeys?: string[];
+  status: string;
+  error?: { code: string; message: string } | null;
+  details?: Record<string, unknown>;
+}
+
+export interface AuditRecord {
+  version: number;
+  at: string;
+  event: AuditEvent;
+  run_id: string;
+  operator: string;
+  database: string | null;
+  schema: string | null;
+  table: string | null;
+  records: number | null;
+  bytes: number | null;
+  duration_ms: number | null;
+  object_keys: string[];
+  status: string;
+  error: { code: string; message: string } | null;
+  details: Record<string, unknown>;
+  /** SHA-256 (hex) of the exact bytes of the previous record of this trail; null for the first. */
+  prev_sha256: string | null;
+}
+
+export function buildAuditRecord(entry: AuditEntry, at: Date, operator: string, prevSha256: string | null): AuditRecord {
+  return {
+    version: AUDIT_RECORD_VERSION,
+    at: at.toISOString(),
+    event: entry.event,
+    run_id: entry.runId,
+    operator,
+    database: entry.database ?? null,
+    schema: entry.schema ?? null,
+    table: entry.table ?? null,
+    records: entry.records ?? null,
+    bytes: entry.bytes ?? null,
+    duration_ms: entry.durationMs ?? null,
+    object_keys: entry.objectKeys ?? [],
+    status: entry.status,
+    error: entry.error ?? null,
+    details: entry.details ?? {},
+    prev_sha256: prevSha256,
+  };
+}
+
+/** The stored bytes: the chain hashes these exact bytes, so they are written once and never re-serialized. */
+export function serializeAuditRecord(record: AuditRecord): Buffer {
+  return Buffer.from(JSON.stringify(record) + '\n', 'utf8');
+}
+
+export function sha256Hex(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * `_auditlog/audit/YYYY/MM/DD/<yyyymmddThhmmssmmmZ>-<run id>-<seq>-<event>.json`: key order is
+ * time order (to the millisecond, then the run's own sequence), and run id plus sequence make a
+ * key no other writer produces, so a record is never written over.
+ */
+export function auditRecordKey(record: Pick<AuditRecord, 'at' | 'run_id' | 'event'>, seq: number): string {
+  const at = record.at;
+  const stamp = at.replace(/[-:]/g, '').replace('.', '');
+  const safeRun = record.run_id.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return `${AUDIT_PREFIX}${at.slice(0, 4)}/${at.slice(5, 7)}/${at.slice(8, 10)}/${stamp}-${safeRun}-${String(seq).padStart(6, '0')}-${record.event}.json`;
+}
+
+/** Day prefixes to look at for the latest record, newest first: today, this month, this year, everything. */
+export function auditSearchPrefixes(now: Date): string[] {
+  const iso = now.toISOString();
+  return [`${AUDIT_PREFIX}${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/`, `${AUDIT_PREFIX}${iso.slice(0, 4)}/${iso.slice(5, 7)}/`, `${AUDIT_PREFIX}${iso.slice(0, 4)}/`, AUDIT_PREFIX];
+}

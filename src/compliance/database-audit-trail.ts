@@ -1,0 +1,90 @@
+/**
+ * The audit trail as rows of a table (compliance.audit.backend: database). Same records and chain
+ * as the storage trail; appends are serialized by the database (see insertAuditRow), so
+ * concurrent runs never fork this chain.
+ */
+import type pg from 'pg';
+import { AuditlogError, describeError } from '../core/errors.js';
+import { auditTableExists, buildCreateAuditTableSql, insertAuditRow, selectAuditRows } from '../db/audit-queries.js';
+import { buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry, type AuditRecord } from './audit-record.js';
+import type { AuditTrail } from './audit-trail.js';
+import type { StoredAuditRecord } from './verify-audit-chain.js';
+
+export class DatabaseAuditTrail implements AuditTrail {
+  readonly description: string;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly schema: string,
+    private readonly table: string,
+    private readonly operator: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.description = `table ${schema}.${table}`;
+  }
+
+  async open(): Promise<void> {
+    try {
+      if (!(await auditTableExists(this.pool, this.schema, this.table))) await this.pool.query(buildCreateAuditTableSql(this.schema, this.table));
+    } catch (error) {
+      throw new AuditlogError(
+        'AUDIT_WRITE_FAILED',
+        `audit ${this.description} is missing and could not be created (${describeError(error)}): create it as in docs/compliance.md and GRANT SELECT, INSERT on it to the archiver`,
+        { cause: error },
+      );
+    }
+  }
+
+  append(entry: AuditEntry): Promise<AuditRecord> {
+    const next = this.queue.then(() => this.write(entry));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async flush(): Promise<void> {
+    await this.queue;
+  }
+
+  private async write(entry: AuditEntry): Promise<AuditRecord> {
+    let written: AuditRecord | undefined;
+    try {
+      await insertAuditRow(this.pool, this.schema, this.table, (prev) => {
+        const record = buildAuditRecord(entry, this.now(), this.operator, prev === null ? null : sha256Hex(Buffer.from(prev, 'utf8')));
+        const body = serializeAuditRecord(record);
+        written = record;
+        return { event: record.event, runId: record.run_id, database: record.database, schema: record.schema, table: record.table, record: body.toString('utf8'), sha256: sha256Hex(body) };
+      });
+    } catch (error) {
+      throw new AuditlogError('AUDIT_WRITE_FAILED', `audit record ${entry.event} could not be written to ${this.description}: ${describeError(error)}`, { cause: error });
+    }
+    return written!;
+  }
+}
+
+/** Every record of the audit table, named `<schema>.<table>#<id>`, for list and verify. */
+export async function readDatabaseAuditRecords(pool: pg.Pool, schema: string, table: string): Promise<StoredAuditRecord[]> {
+  const rows = await selectAuditRows(pool, schema, table);
+  // Ids are zero-padded so the verifier's key order is id order.
+  return rows.map((r) => ({ key: `${schema}.${table}#${r.id.padStart(19, '0')}`, body: Buffer.from(r.record, 'utf8') }));
+}
+
+/** Appends to several trails (backend: both); the first failure is reported, after all were tried. */
+export class FanOutAuditTrail implements AuditTrail {
+  readonly description: string;
+  constructor(private readonly trails: readonly AuditTrail[]) {
+    this.description = trails.map((t) => t.description).join(' and ');
+  }
+  async open(): Promise<void> {
+    for (const t of this.trails) await t.open();
+  }
+  async append(entry: AuditEntry): Promise<AuditRecord> {
+    const results = await Promise.allSettled(this.trails.map((t) => t.append(entry)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    return (results[0] as PromiseFulfilledResult<AuditRecord>).value;
+  }
+  async flush(): Promise<void> {
+    for (const t of this.trails) await t.flush();
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The lexical half of checking a record-level hold's `where` text (the other half asks
+ * PostgreSQL to parse it against the table: src/db/hold-queries.ts). The text is placed inside
+ * `NOT (…)` in the archiver's SELECT and DELETE, so anything that could end that parenthesis or
+ * statement early is refused before it reaches the database: a `;`, a comment, an unbalanced
+ * parenthesis or quote, and dollar quoting (its delimiters are too free-form to check here).
+ * Pure. Returns the problem, or undefined when the text is acceptable.
+ */
+export function findFilterTextProblem(text: string): string | undefined {
+  if (text.trim() === '') return 'it is empty';
+  if (text.includes('\0')) return 'it contains a NUL character';
+  let depth = 0;
+  let i = 0;
+  while (i < text.length) {
+    const ch = text[i]!;
+    const next = text[i + 1];
+    if (ch === "'" || ch === '"') {
+      // Doubled quotes inside a literal or identifier are the quote itself.
+      let j = i + 1;
+      for (;;) {
+        if (j >= text.length) return `it has an unterminated ${ch === "'" ? 'string literal' : 'quoted identifier'}`;
+        if (text[j] === ch) {
+          if (text[j + 1] === ch) {
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        // E'...' strings allow backslash escapes; refusing every backslash keeps the scan exact.
+        if (ch === "'" && text[j] === '\\') return 'it has a backslash inside a string literal (write the character itself, or use a doubled quote for a quote)';
+        j++;
+      }
+      i = j + 1;
+      continue;
+    }
+    if (ch === ';') return 'it contains ";" outside a string literal';
+    if (ch === '-' && next === '-') return 'it contains a "--" comment';
+    if (ch === '/' && next === '*') return 'it contains a "/*" comment';
+    if (ch === '*' && next === '/') return 'it contains "*/"';
+    // Inside an identifier (`a$b`) a `$` is just a letter; at the start of a token it opens a
+    // dollar-quoted string (`$$`, `$tag$`) or is a bind parameter (`$1`).
+    if (ch === '$' && !/[A-Za-z0-9_$]/.test(text[i - 1] ?? '')) {
+      return /[0-9]/.test(next ?? '') ? 'it contains a bind parameter ($1)' : 'it contains dollar quoting ($tag$ or $$): use a single-quoted literal';
+    }
+    if (ch === '(') depth++;
+    if (ch === ')') {
+      depth--;
+      if (depth < 0) return 'it closes a parenthesis it did not open';
+    }
+    i++;
+  }
+  if (depth !== 0) return 'it has an unclosed parenthesis';
+  return undefined;
+}

@@ -1,0 +1,71 @@
+/** Pure pieces of compliance: hold matching and expiry, encryption requirement, the summary's held lines. */
+import { describe, expect, it } from 'vitest';
+import { holdsForTable, isExpired, type LegalHold } from '../../src/compliance/legal-hold.js';
+import { requiresEncryption } from '../../src/compliance/retention-policy.js';
+import { formatRunSummary } from '../../src/cli/format-summary.js';
+import type { TableSummary } from '../../src/archive/table-summary.js';
+
+const now = new Date('2026-11-30T00:00:00Z');
+const hold = (h: Partial<LegalHold>): LegalHold => ({ source: 'config', table: 'events', reason: 'r', ...h });
+
+describe('holdsForTable', () => {
+  it('matches by name or schema.name and database, splits table-level, record-level and expired', () => {
+    const id = { database: 'app', schema: 'audit', table: 'events' };
+    const found = holdsForTable(
+      [
+        hold({ reason: 'a' }),
+        hold({ table: 'audit.events', where: 'id = 1', reason: 'b' }),
+        hold({ table: 'public.events', reason: 'other schema' }),
+        hold({ database: 'reporting', reason: 'other database' }),
+        hold({ reason: 'old', expiresAt: '2026-11-29T23:59:59Z' }),
+        hold({ reason: 'future', expiresAt: '2026-12-01T00:00:00Z', where: 'true' }),
+      ],
+      id,
+      now,
+    );
+    expect(found.tableLevel.map((h) => h.reason)).toEqual(['a']);
+    expect(found.recordLevel.map((h) => h.reason)).toEqual(['b', 'future']);
+    expect(found.expired.map((h) => h.reason)).toEqual(['old']);
+  });
+
+  it('an expiry that does not parse keeps the hold (fail closed); expiry exactly now has expired', () => {
+    expect(isExpired(hold({ expiresAt: 'next tuesday' }), now)).toBe(false);
+    expect(isExpired(hold({ expiresAt: now.toISOString() }), now)).toBe(true);
+  });
+});
+
+describe('requiresEncryption', () => {
+  const config = (enforce: boolean | undefined) => ({
+    defaults: { retention_days: 90 },
+    compliance: { enforce_encryption: enforce, data_classifications: { PII: { require_encryption: true }, PUBLIC: {} } },
+    databases: [],
+  });
+  it('critical or a classification that requires it, unless enforcement is off', () => {
+    expect(requiresEncryption(config(true), { name: 't', critical: true })).toBe(true);
+    expect(requiresEncryption(config(true), { name: 't', classification: 'PII' })).toBe(true);
+    expect(requiresEncryption(config(true), { name: 't', classification: 'PUBLIC' })).toBe(false);
+    expect(requiresEncryption(config(undefined), { name: 't', critical: true })).toBe(true);
+    expect(requiresEncryption(config(false), { name: 't', critical: true })).toBe(false);
+  });
+});
+
+describe('formatRunSummary', () => {
+  it('counts held tables apart from failed ones and names the holds', () => {
+    const base: TableSummary = { database: 'app', schema: 'public', table: 'events', status: 'held', rowsArchived: 0, rowsSkipped: 0, batches: 0, bytesUncompressed: 0, bytesCompressed: 0, durationMs: 0, rowsPerSecond: 0 };
+    const text = formatRunSummary({
+      runId: 'r1',
+      dryRun: false,
+      failed: 0,
+      held: 1,
+      durationMs: 1000,
+      tables: [
+        { ...base, holds: { tableLevel: ['config hold on events (Case 1)'], recordLevel: [], expired: [] } },
+        { ...base, table: 'other', status: 'archived', rowsArchived: 5, holds: { tableLevel: [], recordLevel: ['api hold on other (Case 2)'], expired: ['config hold on other (Case 0)'] } },
+      ],
+    });
+    expect(text).toContain('2 table(s), 0 failed, 1 held');
+    expect(text).toContain('held: app/public.events: config hold on events (Case 1)');
+    expect(text).toContain('note: app/public.other: rows matching the api hold on other (Case 2) stay in the table');
+    expect(text).toContain('note: app/public.other: expired config hold on other (Case 0) ignored');
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * The audit trail in a database table (compliance.audit.backend: database): written by the real
+ * CLI, appendable with only SELECT and INSERT granted (UPDATE/DELETE then refused by PostgreSQL),
+ * serialized so concurrent appends never fork, and verified from the rows themselves.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { createEventsTable } from '../helpers/events-table.js';
+import { runCli } from '../helpers/run-cli.js';
+import { DatabaseAuditTrail, readDatabaseAuditRecords } from '../../src/compliance/database-audit-trail.js';
+import { verifyAuditChain } from '../../src/compliance/verify-audit-chain.js';
+import { buildCreateAuditTableSql } from '../../src/db/audit-queries.js';
+
+const fx = useArchiveFixture();
+
+async function configFile(backend: string): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'auditlog-dbaudit-'));
+  const file = path.join(dir, 'config.yaml');
+  await writeFile(
+    file,
+    JSON.stringify({
+      s3: fx.s3cfg,
+      compliance: { audit: { backend, schema: 'public', table: 'audit_trail' } },
+      defaults: { retention_days: 10, batch_size: 8 },
+      databases: [{ name: 'app', url: fx.db.url, tables: [eventsTable] }],
+    }),
+  );
+  return file;
+}
+
+describe('audit trail in a database table', () => {
+  it('the CLI writes the records as rows; verify passes, then fails naming the row after an edited or deleted one', async () => {
+    await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const file = await configFile('both');
+    expect((await runCli(['archive', '-c', file, '--quiet'])).code).toBe(0);
+    const rows = (await fx.db.query<{ id: string; event: string; table_name: string | null }>('SELECT id::text, event, table_name FROM audit_trail ORDER BY id')).rows;
+    expect(rows.map((r) => [r.event, r.table_name])).toEqual([
+      ['ARCHIVE_START', null],
+      ['ARCHIVE_SUCCESS', 'events'],
+      ['ARCHIVE_SUCCESS', null],
+    ]);
+    const ok = await runCli(['audit', 'verify', '-c', file]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('(table public.audit_trail): 3 record(s), 0 problem(s)');
+    expect(ok.stdout).toMatch(/\(storage [^)]*\): 3 record\(s\), 0 problem\(s\)/);
+
+    await fx.db.query(`UPDATE audit_trail SET record = replace(record, '"records":20', '"records":2') WHERE id = $1`, [rows[1]!.id]);
+    const edited = await runCli(['audit', 'verify', '-c', file]);
+    expect(edited.code).toBe(1);
+    expect(edited.stdout).toContain(`BROKEN: public.audit_trail#${rows[2]!.id.padStart(19, '0')}`);
+
+    await fx.db.query(`DELETE FROM audit_trail WHERE id = $1`, [rows[1]!.id]);
+    expect((await runCli(['audit', 'verify', '-c', file])).code).toBe(1);
+  });
+
+  it('SELECT and INSERT are all the archiver needs; with only those granted, UPDATE and DELETE are refused; concurrent appends never fork', async () => {
+    const role = `auditlog_writer_${randomBytes(4).toString('hex')}`;
+    await fx.db.query(buildCreateAuditTableSql('public', 'audit_trail'));
+    await fx.db.query(`CREATE ROLE ${role} LOGIN`);
+    try {
+      await fx.db.query(`GRANT SELECT, INSERT ON public.audit_trail TO ${role}`);
+      const url = new URL(fx.db.url);
+      url.username = role;
+      const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
+      try {
+        const trails = [new DatabaseAuditTrail(pool, 'public', 'audit_trail', 'a'), new DatabaseAuditTrail(pool, 'public', 'audit_trail', 'b')];
+        for (const t of trails) await t.open();
+        await Promise.all(Array.from({ length: 10 }, (_, i) => trails[i % 2]!.append({ event: 'ARCHIVE_START', runId: `run-${i}`, status: 'started' })));
+        const report = verifyAuditChain(await readDatabaseAuditRecords(pool, 'public', 'audit_trail'));
+        expect(report).toMatchObject({ records: 10, problems: [], forks: [] });
+        await expect(pool.query('UPDATE public.audit_trail SET event = $1', ['X'])).rejects.toThrow(/permission denied/);
+        await expect(pool.query('DELETE FROM public.audit_trail')).rejects.toThrow(/permission denied/);
+      } finally {
+        await pool.end();
+      }
+    } finally {
+      await fx.db.query(`DROP OWNED BY ${role}`);
+      await fx.db.query(`DROP ROLE ${role}`);
+    }
+  });
+});

@@ -1,0 +1,95 @@
+/**
+ * `auditlog holds list` through the real CLI (dist/): every source, active and expired holds, the
+ * tables and row counts they keep; a failing source is exit 1, and the API credential never shows.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { createEventsTable } from '../helpers/events-table.js';
+import { runCli } from '../helpers/run-cli.js';
+import type { HoldReport } from '../../src/cli/holds-command.js';
+
+const fx = useArchiveFixture();
+const TOKEN = 'tok-9f8e7d6c5b4a';
+
+let api: Server;
+let apiUrl: string;
+let answer: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end('{"holds": []}');
+
+beforeAll(async () => {
+  api = createServer((req, res) => answer(req, res));
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}/holds`;
+});
+afterAll(async () => {
+  await new Promise<void>((resolve) => api.close(() => resolve()));
+});
+
+async function setup(): Promise<string> {
+  await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+  await fx.db.query(`CREATE TABLE legal_holds (table_name text, record_filter text, reason text, set_by text, expires_at timestamptz)`);
+  await fx.db.query(`INSERT INTO legal_holds VALUES ('events', 'id <= 4', 'Case 1', 'counsel', NULL), ('events', NULL, 'Case old', 'counsel', '2020-01-01Z')`);
+  const dir = await mkdtemp(path.join(tmpdir(), 'auditlog-holds-'));
+  const file = path.join(dir, 'config.yaml');
+  await writeFile(
+    file,
+    JSON.stringify({
+      s3: fx.s3cfg,
+      legal_holds: {
+        holds: [{ table: 'public.events', where: "kind = 'kind0'", reason: 'Case 2', set_by: 'legal' }],
+        check_table: {},
+        api: { url: apiUrl, auth_env: 'HOLDS_TOKEN', timeout_ms: 2000 },
+      },
+      defaults: { retention_days: 10 },
+      databases: [{ name: 'app', url: fx.db.url, tables: [eventsTable] }],
+    }),
+  );
+  return file;
+}
+
+describe('auditlog holds list', () => {
+  it('lists holds of every source, active and expired, with the rows each keeps', async () => {
+    const file = await setup();
+    let auth: string | undefined;
+    answer = (req, res) => {
+      auth = req.headers.authorization;
+      res.end(JSON.stringify({ holds: [{ table: 'events', reason: 'Regulator', expires_at: '2999-01-01T00:00:00Z' }] }));
+    };
+    const r = await runCli(['holds', 'list', '-c', file, '--json'], { HOLDS_TOKEN: TOKEN });
+    expect(r.code).toBe(0);
+    expect(auth).toBe(TOKEN);
+    const out = JSON.parse(r.stdout) as { holds: HoldReport[]; problems: string[] };
+    const summary = out.holds.map((h) => [h.source, h.level, h.status, h.reason, h.affects.map((a) => a.rows_held)]);
+    expect(summary).toEqual([
+      ['config', 'record', 'active', 'Case 2', [6]],
+      ['api', 'table', 'active', 'Regulator', [null]],
+      ['check_table', 'record', 'active', 'Case 1', [4]],
+      ['check_table', 'table', 'expired', 'Case old', [null]],
+    ]);
+    const text = await runCli(['holds', 'list', '-c', file], { HOLDS_TOKEN: TOKEN });
+    expect(text.stdout).toContain("ACTIVE config hold on public.events: rows where kind = 'kind0'; Case 2 (set by legal); no expiry");
+    expect(text.stdout).toContain('app/public.events: 6 row(s) held');
+    expect(text.stdout).toContain('EXPIRED check_table hold on app/events: whole table; Case old');
+  });
+
+  it('a failing API is exit 1 with the reason; the credential appears nowhere, even when the server echoes it', async () => {
+    const file = await setup();
+    answer = (req, res) => res.writeHead(401).end(`bad token ${String(req.headers.authorization)}`);
+    const r = await runCli(['holds', 'list', '-c', file], { HOLDS_TOKEN: TOKEN });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('answered HTTP 401');
+    expect(r.stdout + r.stderr).not.toContain(TOKEN);
+  });
+
+  it('auth_env naming an unset variable is a configuration error (exit 2) naming the variable', async () => {
+    const file = await setup();
+    const r = await runCli(['holds', 'list', '-c', file], { HOLDS_TOKEN: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('HOLDS_TOKEN');
+    expect(r.stderr).toContain('CONFIG_ENV_MISSING');
+  });
+});

@@ -1,0 +1,196 @@
+/**
+ * Legal holds against a real PostgreSQL, a real S3-compatible server and a local HTTP holds API:
+ * a held table is not touched, held rows stay in the table and never reach the archive, expired
+ * holds are ignored, and any source that cannot be read keeps every table where it is.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { archiveWith, buildConfig } from '../helpers/archive-run.js';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { createEventsTable, rowIds } from '../helpers/events-table.js';
+import { inspectArchive } from '../helpers/archive-inspect.js';
+import { RunEvents, type RunEventMap } from '../../src/core/run-events.js';
+import pg from 'pg';
+import { checkHoldFilter } from '../../src/db/hold-queries.js';
+
+const fx = useArchiveFixture();
+
+let api: Server;
+let apiUrl: string;
+let answer: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end('{"holds": []}');
+const seenAuth: (string | undefined)[] = [];
+
+beforeAll(async () => {
+  api = createServer((req, res) => {
+    seenAuth.push(req.headers['x-holds-token'] as string | undefined);
+    answer(req, res);
+  });
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}/holds`;
+});
+afterAll(async () => {
+  await new Promise<void>((resolve) => api.close(() => resolve()));
+});
+
+const configWith = (extra: Record<string, unknown>, tables: Record<string, unknown>[] = [eventsTable]) =>
+  buildConfig({ s3: fx.s3cfg, defaults: { retention_days: 10, batch_size: 7 }, databases: [{ name: 'app', url: fx.db.url, tables }], ...extra });
+
+const ids = async (table = 'events'): Promise<string[]> => (await rowIds(fx.db, 'public', table)).sort((a, b) => Number(a) - Number(b));
+const all = Array.from({ length: 30 }, (_, i) => String(i + 1));
+
+async function archivedIds(): Promise<string[]> {
+  const archive = await inspectArchive(fx.store);
+  return archive.objects.flatMap((o) => o.lines.map((l) => String((JSON.parse(l) as { id: number }).id))).sort((a, b) => Number(a) - Number(b));
+}
+
+describe('legal holds', () => {
+  it('a table-level hold skips the table: every row stays, nothing is written, it counts as held (not failed) and is announced', async () => {
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    const events = new RunEvents();
+    const held: RunEventMap['table:held'][] = [];
+    events.on('table:held', (e) => {
+      held.push(e);
+    });
+    const config = configWith({ legal_holds: { holds: [{ table: 'public.events', reason: 'Case 42', set_by: 'legal' }] } });
+    const summary = await archiveWith(config, fx.store, { events });
+    expect(summary.tables[0]!.status).toBe('held');
+    expect(summary.held).toBe(1);
+    expect(summary.failed).toBe(0);
+    expect(await ids()).toEqual(all);
+    expect((await inspectArchive(fx.store)).objects).toEqual([]);
+    expect(held).toHaveLength(1);
+    expect(held[0]!.holds).toEqual([{ source: 'config', reason: 'Case 42', setBy: 'legal' }]);
+  });
+
+  it('a record-level hold excludes exactly the matching rows: they stay in the table and are in no archive object; all others are archived', async () => {
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    // kind3 = ids 3, 8, 13, 18, 23, 28; plus id 5 by a second hold; NULL note rows would be held too (none here).
+    const config = configWith({
+      legal_holds: {
+        holds: [
+          { table: 'events', where: "kind = 'kind3'", reason: 'Case 7' },
+          { table: 'events', where: 'id IN (5)', reason: 'Case 8' },
+        ],
+      },
+    });
+    const summary = await archiveWith(config, fx.store);
+    const heldIds = ['3', '5', '8', '13', '18', '23', '28'];
+    expect(summary.tables[0]).toMatchObject({ status: 'archived', rowsArchived: 23 });
+    expect(await ids()).toEqual(heldIds);
+    expect(await archivedIds()).toEqual(all.filter((id) => !heldIds.includes(id)));
+    expect(summary.tables[0]!.holds?.recordLevel).toHaveLength(2);
+  });
+
+  it('a filter that is NULL for a row holds that row too (fail closed)', async () => {
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    await fx.db.query(`UPDATE events SET note = NULL WHERE id IN (2, 4)`);
+    const config = configWith({ legal_holds: { holds: [{ table: 'events', where: "note LIKE '%\"7\"%'", reason: 'Case 9' }] } });
+    await archiveWith(config, fx.store);
+    expect(await ids()).toEqual(['2', '4', '7']);
+  });
+
+  it('an expired hold is ignored, and reported', async () => {
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    const config = configWith({ legal_holds: { holds: [{ table: 'events', reason: 'Old case', expires_at: '2020-01-01T00:00:00Z' }] } });
+    const summary = await archiveWith(config, fx.store);
+    expect(summary.tables[0]).toMatchObject({ status: 'archived', rowsArchived: 30 });
+    expect(summary.tables[0]!.holds?.expired).toEqual(['config hold on events (Old case)']);
+    expect(await ids()).toEqual([]);
+  });
+
+  it('holds from a table in the database: record-level rows stay; other tables of the database go on', async () => {
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    await createEventsTable(fx.db, { rows: 12, stepMinutes: 60, endDaysAgo: 11, table: 'other_events' });
+    await fx.db.query(`CREATE TABLE legal_holds (table_name text, record_filter text, reason text, set_by text, expires_at timestamptz)`);
+    await fx.db.query(`INSERT INTO legal_holds VALUES ('public.events', 'id <= 4', 'Case 1', 'counsel', now() + interval '1 day'), ('other_events', NULL, 'Case 2', 'counsel', NULL), ('events', NULL, 'Case 3 (expired)', 'counsel', now() - interval '1 day')`);
+    const config = configWith({ legal_holds: { check_table: {} } }, [eventsTable, { name: 'other_events', timestamp_column: 'happened_at' }]);
+    const summary = await archiveWith(config, fx.store);
+    expect(summary.tables.map((t) => [t.table, t.status, t.rowsArchived])).toEqual([
+      ['events', 'archived', 26],
+      ['other_events', 'held', 0],
+    ]);
+    expect(await ids()).toEqual(['1', '2', '3', '4']);
+    expect(await rowIds(fx.db, 'public', 'other_events')).toHaveLength(12);
+    expect(summary.tables[0]!.holds?.expired).toHaveLength(1);
+  });
+
+  it('a holds table that cannot be read keeps every table of that database (fail closed, LEGAL_HOLD_UNAVAILABLE)', async () => {
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    const config = configWith({ legal_holds: { check_table: { table: 'no_such_holds' } } });
+    const summary = await archiveWith(config, fx.store);
+    expect(summary.tables[0]).toMatchObject({ status: 'failed', error: { code: 'LEGAL_HOLD_UNAVAILABLE' } });
+    expect(summary.tables[0]!.error!.message).toContain('public.no_such_holds');
+    expect(await ids()).toHaveLength(10);
+  });
+
+  it('holds from the HTTP API apply, with the credential in the configured header', async () => {
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    answer = (_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ holds: [{ table: 'events', where: 'id > 25', reason: 'Regulator request', expires_at: null }] }));
+    };
+    seenAuth.length = 0;
+    const config = configWith({ legal_holds: { api: { url: apiUrl, auth_header: 'X-Holds-Token', auth_env: 'HOLDS_TOKEN' } } });
+    const summary = await archiveWith(config, fx.store, { holdSources: { apiAuthValue: 's3cr3t-token' } });
+    expect(summary.tables[0]).toMatchObject({ status: 'archived', rowsArchived: 25 });
+    expect(await ids()).toEqual(['26', '27', '28', '29', '30']);
+    expect(seenAuth).toEqual(['s3cr3t-token']);
+  });
+
+  it.each([
+    ['down (connection refused)', 'refused'],
+    ['answering 500', 'status'],
+    ['answering invalid JSON', 'garbage'],
+    ['answering the wrong shape', 'shape'],
+    ['too slow (timeout)', 'slow'],
+  ])('holds API %s → no table is archived (fail closed) and the error says why', async (_name, mode) => {
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    answer = (_req, res) => {
+      if (mode === 'status') res.writeHead(500).end('boom');
+      else if (mode === 'garbage') res.end('{not json');
+      else if (mode === 'shape') res.end(JSON.stringify({ holds: [{ table: 'events' }] }));
+      else setTimeout(() => res.end('{"holds": []}'), 1_500);
+    };
+    const url = mode === 'refused' ? 'http://127.0.0.1:9/holds' : `${apiUrl}?token=in-url-secret`;
+    const config = configWith({ legal_holds: { api: { url, timeout_ms: 300 } } });
+    const summary = await archiveWith(config, fx.store);
+    expect(summary.tables[0]).toMatchObject({ status: 'failed', error: { code: 'LEGAL_HOLD_UNAVAILABLE' } });
+    expect(summary.tables[0]!.error!.message).not.toContain('in-url-secret');
+    expect(await ids()).toHaveLength(10);
+    expect((await inspectArchive(fx.store)).objects).toEqual([]);
+  });
+
+  it.each([
+    ['a statement after a semicolon', "true; DELETE FROM events", ';'],
+    ['a closing parenthesis that escapes the filter', "false) OR (true", 'parenthesis'],
+    ['a comment that cuts the rest of the statement', 'id = 1 --', 'comment'],
+    ['a block comment', 'id = 1 /* x */', 'comment'],
+    ['an unterminated literal', "kind = 'kind3", 'unterminated'],
+    ['dollar quoting', 'kind = $$kind3$$', 'dollar'],
+    ['an unknown column', 'no_such_column = 1', 'PostgreSQL does not accept it'],
+    ['a non-boolean expression', 'id + 1', 'PostgreSQL does not accept it'],
+  ])('a record-level hold with %s is refused with LEGAL_HOLD_INVALID, and nothing of the table is archived', async (_name, where, expected) => {
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    const config = configWith({ legal_holds: { holds: [{ table: 'events', where, reason: 'Case X' }] } });
+    const summary = await archiveWith(config, fx.store);
+    expect(summary.tables[0]).toMatchObject({ status: 'failed', error: { code: 'LEGAL_HOLD_INVALID' } });
+    expect(summary.tables[0]!.error!.message).toContain(expected);
+    expect(summary.tables[0]!.error!.message).toContain('Case X');
+    expect(await ids()).toHaveLength(10);
+    expect((await inspectArchive(fx.store)).objects).toEqual([]);
+  });
+
+  it('a filter calling a writing function is planned, never run, during the check (READ ONLY, LIMIT 0)', async () => {
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    await fx.db.query(`CREATE TABLE side_effects (n int)`);
+    await fx.db.query(`CREATE FUNCTION record_side_effect() RETURNS boolean LANGUAGE sql AS 'INSERT INTO side_effects VALUES (1) RETURNING false'`);
+    const pool = new pg.Pool({ connectionString: fx.db.url, max: 1 });
+    try {
+      await checkHoldFilter(pool, { database: 'app', schema: 'public', table: 'events' }, { source: 'config', table: 'events', where: 'record_side_effect()', reason: 'Case Y' });
+    } finally {
+      await pool.end();
+    }
+    expect((await fx.db.query(`SELECT count(*)::int AS n FROM side_effects`)).rows[0]).toEqual({ n: 0 });
+  });
+});
