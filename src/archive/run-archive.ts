@@ -34,6 +34,10 @@ export interface RunArchiveOptions {
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
   /** Monitoring, notifications and the audit trail listen here (src/core/run-events.ts). */
   events?: RunEvents;
+  /** Count each table's rows first, for progress percent and ETA (`table:counted`). */
+  countRows?: boolean;
+  /** Aborted (SIGTERM): no new table and no new batch starts; batches in flight finish or roll back. */
+  signal?: AbortSignal;
 }
 
 export async function runArchive(options: RunArchiveOptions): Promise<RunSummary> {
@@ -111,6 +115,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     const fallback = openFallbackSpool(options.config, logger);
     const out: TableSummary[] = [];
     for (const table of db.tables) {
+      if (options.signal?.aborted === true) break;
       const summary = await archiveTable({
         database: db.name,
         table,
@@ -135,6 +140,8 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
         progressIntervalMs: options.progressIntervalMs ?? 5_000,
         ...(options.onPhase === undefined ? {} : { onPhase: options.onPhase }),
         ...(options.events === undefined ? {} : { events: options.events }),
+        countRows: options.countRows === true,
+        ...(options.signal === undefined ? {} : { shouldStop: () => options.signal!.aborted }),
       });
       out.push(finished(options, summary));
     }

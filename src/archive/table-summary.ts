@@ -22,6 +22,8 @@ export interface TableSummary {
   resumed?: { run_id: string; batches_committed: number; rows_archived: number };
   dryRun?: { rows: number; minTimestamp: string | null; maxTimestamp: string | null; cutoff: string; estimatedBatches: number };
   error?: { code: string; message: string };
+  /** A stop was requested (SIGTERM): no further batch started, the rest waits for the next run. */
+  stopped?: boolean;
 }
 
 export interface RunSummary {

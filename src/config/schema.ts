@@ -129,6 +129,9 @@ const tunables = {
   batches_in_flight: positiveInt
     .max(16)
     .describe('Batches of one table uploaded, verified and deleted at once; memory grows with this times batch_size.'),
+  vacuum_after: z
+    .boolean()
+    .describe('Run `VACUUM (ANALYZE)` on the table after a run archived rows from it (outside any transaction), timed as the `vacuum` phase; a failed vacuum is a warning, never a failed table.'),
 };
 
 export const defaultsSchema = z
@@ -142,6 +145,7 @@ export const defaultsSchema = z
     compression_level: tunables.compression_level.default(6),
     pause_between_batches_ms: tunables.pause_between_batches_ms.default(0),
     batches_in_flight: tunables.batches_in_flight.default(3),
+    vacuum_after: tunables.vacuum_after.default(false),
     statement_timeout_ms: positiveInt.default(300_000).describe('statement_timeout of the archiver sessions.'),
     lock_timeout_ms: positiveInt.default(5_000).describe('lock_timeout of the archiver sessions.'),
     idle_in_transaction_session_timeout_ms: positiveInt
@@ -167,6 +171,7 @@ export const tableSchema = z
     compression_level: tunables.compression_level.optional(),
     pause_between_batches_ms: tunables.pause_between_batches_ms.optional(),
     batches_in_flight: tunables.batches_in_flight.optional(),
+    vacuum_after: tunables.vacuum_after.optional(),
     column_map: z
       .record(identifier, identifier)
       .optional()
@@ -266,6 +271,30 @@ export const lockSchema = z
     }
   });
 
+const port = z.number().int().min(0).max(65_535);
+
+export const monitoringSchema = z
+  .object({
+    metrics_enabled: z
+      .boolean()
+      .optional()
+      .describe('Serve Prometheus metrics on `/metrics`. Default: on for `auditlog daemon`, off for one-shot `archive` runs (a cron process lives too briefly to be scraped reliably).'),
+    metrics_port: port.default(8000).describe('Port of `/metrics` (0: any free port, logged at start).'),
+    health_check_enabled: z.boolean().optional().describe('Serve `/health`. Default: on for `auditlog daemon`, off for one-shot `archive` runs.'),
+    health_check_port: port.default(8001).describe('Port of `/health` (0: any free port, logged at start).'),
+    listen_host: z.string().min(1).default('0.0.0.0').describe('Address the metrics and health servers listen on (`127.0.0.1` to keep them off the network).'),
+    health_check_timeout_ms: positiveInt.max(300_000).default(5_000).describe('Each health check (one per database, one for the bucket) counts as down after this long.'),
+    progress_update_interval: z.number().positive().max(3_600).default(5).describe('Seconds between progress log lines when stderr is not a terminal (on a terminal the progress line is redrawn live).'),
+    quiet_mode: z.boolean().default(false).describe('No progress output and only warnings and errors in the log, as `--quiet` (for cron).'),
+  })
+  .strict();
+
+export const daemonSchema = z
+  .object({
+    schedule: z.string().min(1).default('0 2 * * *').describe('Cron expression of `auditlog daemon` runs (5 fields, or 6 with seconds first), in UTC; `--schedule` overrides it.'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     s3: s3Schema.optional(),
@@ -283,6 +312,8 @@ export const configSchema = z
     watermarks: watermarksSchema.prefault({}),
     checkpoints: checkpointsSchema.prefault({}),
     lock: lockSchema.prefault({}),
+    monitoring: monitoringSchema.prefault({}),
+    daemon: daemonSchema.prefault({}),
     databases: z.array(databaseSchema).min(1, 'expected at least one database'),
   })
   .strict()
@@ -312,6 +343,7 @@ export type CircuitBreakerConfig = z.infer<typeof circuitBreakerSchema>;
 export type WatermarksConfig = z.infer<typeof watermarksSchema>;
 export type CheckpointsConfig = z.infer<typeof checkpointsSchema>;
 export type LockConfig = z.infer<typeof lockSchema>;
+export type MonitoringConfig = z.infer<typeof monitoringSchema>;
 
 /** The lock timings with their derived defaults filled in (pure). */
 export interface LockTimings {
