@@ -28,6 +28,7 @@ import { runValidateCommand, type ValidateCommandOptions } from './validate-comm
 import type { RunSummary } from '../archive/table-summary.js';
 import { attachMonitoring, runHealthChecks } from './monitoring-setup.js';
 import { formatHealthReport } from '../monitoring/health-check.js';
+import { runDaemonCommand } from './daemon-command.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -169,6 +170,41 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const summary = await runRestore({ ...flags, config, store: createObjectStore(config, storageLogHooks(logger)), logger, runId, secrets });
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : redactSecrets(formatRestoreSummary(summary), secrets));
       exitCode = summary.status === 'ok' ? 0 : 1;
+    });
+
+  program
+    .command('daemon')
+    .description('Run archival on a cron schedule (UTC), never overlapping, serving /metrics and /health between runs. SIGTERM: no new batch starts, the one in flight finishes or rolls back, exit 0.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--schedule <cron>', 'cron expression, e.g. "0 2 * * *" (default daemon.schedule)')
+    .addOption(new Option('-v, --verbose', 'debug logging').conflicts('quiet'))
+    .option('-q, --quiet', 'no progress; only warnings and errors (as monitoring.quiet_mode)')
+    .option('--json', 'JSON log lines')
+    .action(async (opts: { config: string; schedule?: string; verbose?: boolean; quiet?: boolean; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      const quiet = opts.quiet === true || config.monitoring.quiet_mode;
+      const controller = new AbortController();
+      const stop = (): void => controller.abort();
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      try {
+        exitCode = await runDaemonCommand({
+          config,
+          ...(opts.schedule === undefined ? {} : { schedule: opts.schedule }),
+          secrets,
+          signal: controller.signal,
+          newRunId: () => newRunId(),
+          toolVersion: readToolVersion(),
+          level: opts.verbose ? 'debug' : quiet ? 'warn' : 'info',
+          quiet,
+          json: opts.json === true,
+          io,
+        });
+      } finally {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+      }
     });
 
   program
