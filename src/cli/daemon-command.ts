@@ -14,6 +14,7 @@ import { createObjectStore } from '../storage/create-object-store.js';
 import { createLogger } from './create-logger.js';
 import { storageLogHooks } from './storage-log-hooks.js';
 import { attachMonitoring } from './monitoring-setup.js';
+import { attachNotifications } from './notifications-setup.js';
 
 export interface DaemonCommandInput {
   config: Config;
@@ -41,6 +42,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }),
   });
   const monitoring = await attachMonitoring({ config: input.config, events, store, secrets: input.secrets, logger, quiet: input.quiet, json: input.json, io: input.io, servesByDefault: true });
+  const detachNotifications = attachNotifications({ config: input.config, events, metrics: monitoring.metrics, logger, secrets: input.secrets, digestTimer: true });
   logger.info({ schedule: expression }, 'daemon started');
   try {
     await runDaemon({
@@ -76,6 +78,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     logger.info('stop requested: no run in progress, shutting down');
   } finally {
     await events.settle();
+    detachNotifications();
     await monitoring.close();
   }
   return 0;

@@ -29,6 +29,7 @@ import type { RunSummary } from '../archive/table-summary.js';
 import { attachMonitoring, runHealthChecks } from './monitoring-setup.js';
 import { formatHealthReport } from '../monitoring/health-check.js';
 import { runDaemonCommand } from './daemon-command.js';
+import { attachNotifications } from './notifications-setup.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -97,6 +98,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         ...(fault?.onPartUploaded === undefined ? {} : { onPartUploaded: fault.onPartUploaded }),
       });
       const monitoring = await attachMonitoring({ config, events, store, secrets, logger, quiet, json: opts.json === true, io, servesByDefault: false });
+      const detachNotifications = attachNotifications({ config, events, metrics: monitoring.metrics, logger, secrets, digestTimer: false });
       let summary: RunSummary;
       try {
         summary = await runArchive({
@@ -115,6 +117,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         });
         await events.settle();
       } finally {
+        detachNotifications();
         await monitoring.close();
       }
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));

@@ -295,6 +295,94 @@ export const daemonSchema = z
   })
   .strict();
 
+const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24-hour)');
+const timeZone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an IANA time zone such as Europe/Berlin or UTC' },
+);
+const webhookUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
+export const NOTIFICATION_KINDS = ['start', 'success', 'failure', 'threshold'] as const;
+
+const templateSchema = z
+  .object({
+    subject: z.string().min(1).optional().describe('Subject (email) or title (chat) of the message; `{{name}}` placeholders are filled in.'),
+    body: z.string().min(1).optional().describe('Text of the message; `{{name}}` placeholders are filled in.'),
+  })
+  .strict();
+
+export const notificationsSchema = z
+  .object({
+    events: z
+      .array(z.enum(NOTIFICATION_KINDS))
+      .default(['failure', 'threshold'])
+      .describe('Which events send a message: start, success, failure, threshold (a run broke a limit of `thresholds`).'),
+    digest: z.boolean().default(false).describe('Collect start, success and threshold messages into one daily digest (needs `auditlog daemon`); failures are still sent at once.'),
+    digest_time: clockTime.default('08:00').describe('When the daily digest goes out, HH:MM in `timezone`.'),
+    rate_limit_hours: z.number().min(0).default(0).describe('At most one message per event kind in this many hours (0: no limit); the ones held back are logged.'),
+    timezone: timeZone.default('UTC').describe('Time zone of `quiet_hours` and `digest_time`.'),
+    quiet_hours: z
+      .object({
+        start: clockTime.describe('Start of the quiet hours, HH:MM in `timezone`.'),
+        end: clockTime.describe('End of the quiet hours (may be past midnight: 22:00 → 07:00).'),
+      })
+      .strict()
+      .optional()
+      .describe('No messages in this window (they are logged instead), except failures with `critical_override`.'),
+    critical_override: z.boolean().default(true).describe('Failures are sent during quiet hours and despite the rate limit.'),
+    thresholds: z
+      .object({
+        max_run_minutes: z.number().positive().optional().describe('A run longer than this many minutes is a threshold violation.'),
+        max_rows_skipped: nonNegativeInt.optional().describe('More rows than this skipped in a run (changed or locked while archived) is a threshold violation.'),
+        max_days_without_archive: z
+          .number()
+          .positive()
+          .optional()
+          .describe('A table that archived no row for this many days (while the daemon runs) is a threshold violation.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Limits whose violation sends a `threshold` message.'),
+    templates: z
+      .object({
+        start: templateSchema.optional(),
+        success: templateSchema.optional(),
+        failure: templateSchema.optional(),
+        threshold: templateSchema.optional(),
+        digest: templateSchema.optional(),
+      })
+      .strict()
+      .prefault({})
+      .describe('Message templates per event (and the digest), overriding the defaults.'),
+    timeout_ms: positiveInt.max(120_000).default(10_000).describe('Each delivery (SMTP or webhook) gives up after this long.'),
+    email: z
+      .object({
+        host: z.string().min(1).describe('SMTP server.'),
+        port: port.default(587).describe('SMTP port (587 STARTTLS, 465 TLS).'),
+        secure: z.boolean().default(false).describe('TLS from the start (port 465); otherwise STARTTLS when the server offers it.'),
+        require_tls: z.boolean().default(false).describe('Refuse to send unless STARTTLS succeeds.'),
+        tls_reject_unauthorized: z.boolean().default(true).describe('Check the server certificate (turn off only for a test server).'),
+        username: z.string().min(1).optional().describe('SMTP user (from the environment: `${SMTP_USER}`).'),
+        password: z.string().min(1).optional().describe('SMTP password (secret; from the environment: `${SMTP_PASSWORD}`).'),
+        from: z.string().min(3).describe('Sender address.'),
+        to: z.array(z.string().min(3)).min(1).describe('Recipients.'),
+      })
+      .strict()
+      .optional()
+      .describe('Send messages by email over SMTP.'),
+    slack: z.object({ webhook_url: webhookUrl.describe('Incoming webhook URL (secret: it holds the token).') }).strict().optional().describe('Post messages to a Slack incoming webhook.'),
+    teams: z.object({ webhook_url: webhookUrl }).strict().optional().describe('Post messages to a Microsoft Teams incoming webhook.'),
+    webhook: z.object({ webhook_url: webhookUrl }).strict().optional().describe('POST every message as JSON to this URL.'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     s3: s3Schema.optional(),
@@ -314,6 +402,7 @@ export const configSchema = z
     lock: lockSchema.prefault({}),
     monitoring: monitoringSchema.prefault({}),
     daemon: daemonSchema.prefault({}),
+    notifications: notificationsSchema.optional(),
     databases: z.array(databaseSchema).min(1, 'expected at least one database'),
   })
   .strict()
@@ -344,6 +433,8 @@ export type WatermarksConfig = z.infer<typeof watermarksSchema>;
 export type CheckpointsConfig = z.infer<typeof checkpointsSchema>;
 export type LockConfig = z.infer<typeof lockSchema>;
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
+export type NotificationsConfig = z.infer<typeof notificationsSchema>;
+export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 
 /** The lock timings with their derived defaults filled in (pure). */
 export interface LockTimings {
@@ -362,4 +453,4 @@ export function resolveLockTimings(lock: LockConfig): LockTimings {
 }
 
 /** Keys whose values are secrets: masked wherever configuration is printed. */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['secret_access_key', 'session_token', 'password', 'access_key_id']);
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['secret_access_key', 'session_token', 'password', 'access_key_id', 'webhook_url']);
