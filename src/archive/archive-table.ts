@@ -116,7 +116,12 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         logger.info({ cutoff, retention_days: plan.retentionDays, batch_size: plan.batchSize }, 'archiving rows older than the cutoff');
         input.events?.emit('table:started', { ...ref, cutoff, retentionDays: plan.retentionDays });
         if (input.countRows === true && input.events !== undefined) {
-          input.events.emit('table:counted', { ...ref, rows: (await countArchivable(input.pool, plan, cutoff)).rows });
+          // Only for the progress display: a count that fails (statement_timeout on a huge table) must not fail the table.
+          try {
+            input.events.emit('table:counted', { ...ref, rows: (await countArchivable(input.pool, plan, cutoff)).rows });
+          } catch (error) {
+            logger.warn({ err: describeError(error) }, 'could not count the rows to archive; progress goes on without percent or ETA');
+          }
         }
 
         let stopped = false;

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/mask-secrets.js';
-import { AuditlogError, describeError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { buildSessionSettings, checkConnection, createClient, createPool } from '../db/connect.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { BatchPhase } from './archive-context.js';
@@ -45,8 +45,15 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
   const databases = selectTargets(options);
   const dryRun = options.dryRun ?? false;
   options.events?.emit('run:started', { runId: options.runId, command: 'archive', dryRun, at: new Date(started).toISOString() });
-  // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
-  await options.store.check();
+  try {
+    // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
+    await options.store.check();
+  } catch (error) {
+    // Monitoring and notifications must hear of a run that never got to its tables too.
+    const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
+    options.events?.emit('run:failed', { runId: options.runId, command: 'archive', error: { code: e.code, message: redactSecrets(e.message, options.secrets ?? []) } });
+    throw error;
+  }
   if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
 
   const perDatabase = (db: DatabaseConfig): Promise<TableSummary[]> => archiveDatabase(options, db, dryRun);

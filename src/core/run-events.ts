@@ -34,6 +34,8 @@ export interface RunEventMap {
   'batch:committed': TableRef & { key: string; rows: number; rowsSkipped: number; bytesUncompressed: number; bytesCompressed: number };
   'table:finished': TableRef & { summary: TableSummary };
   'run:finished': { runId: string; command: 'archive'; summary: RunSummary };
+  /** The run stopped before any table could run (storage unreachable at start...): no run:finished follows. */
+  'run:failed': { runId: string; command: 'archive'; error: { code: string; message: string } };
 }
 
 export type RunEventName = keyof RunEventMap;

@@ -115,6 +115,9 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
         events.on('run:finished', ({ summary }) => {
           runs.inc({ status: summary.failed > 0 ? 'failed' : 'ok' });
         }),
+        events.on('run:failed', () => {
+          runs.inc({ status: 'failed' });
+        }),
       ];
       return () => offs.forEach((off) => off());
     },

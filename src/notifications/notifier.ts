@@ -55,6 +55,9 @@ export class Notifier {
         if (t.rowsArchived > 0) this.lastArchived.set(`${t.database}/${t.schema}.${t.table}`, this.now().getTime());
       }),
       events.on('run:finished', ({ summary }) => this.onRunFinished(summary)),
+      events.on('run:failed', ({ runId, error }) =>
+        this.notify('failure', { run_id: runId, failed: 'all', duration: '0 s', details: `- the run could not start: ${error.code}: ${error.message}` }, { run_id: runId, error }),
+      ),
     ];
     return () => offs.forEach((off) => off());
   }

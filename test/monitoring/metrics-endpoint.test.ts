@@ -11,6 +11,7 @@ import { RunEvents } from '../../src/core/run-events.js';
 import { createArchiveMetrics } from '../../src/monitoring/archive-metrics.js';
 import { startMonitoringServers, type MonitoringServers } from '../../src/cli/monitoring-setup.js';
 import { buildConfig } from '../helpers/archive-run.js';
+import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 
 const fx = useArchiveFixture();
 let servers: MonitoringServers | undefined;
@@ -117,6 +118,19 @@ describe('/metrics', () => {
     expect(sample(text, 'auditlog_table_state', { ...table, state: 'failed' })).toBe(1);
     expect(sample(text, 'auditlog_last_success_timestamp_seconds', table)).toBeUndefined();
     expect(sample(text, 'auditlog_runs_total', { status: 'failed' })).toBe(1);
+  });
+
+  it('a run that cannot reach storage counts as a failed run (run:failed), with nothing else counted', async () => {
+    const s3 = { ...fx.s3cfg, endpoint: 'http://127.0.0.1:9', retry: { max_attempts: 1, base_delay_ms: 1, max_delay_ms: 1 } };
+    const config = buildConfig({ ...fx.configFor([eventsTable]), s3 });
+    const events = new RunEvents();
+    const metrics = createArchiveMetrics();
+    metrics.subscribe(events);
+    await expect(archiveWith(config, new S3ObjectStore(config.s3!), { events })).rejects.toThrow(/STORAGE|reach|connect/i);
+    const text = await metrics.registry.metrics();
+    expect(sample(text, 'auditlog_runs_total', { status: 'failed' })).toBe(1);
+    expect(sample(text, 'auditlog_runs_total', { status: 'ok' })).toBeUndefined();
+    expect(sample(text, 'auditlog_batches_total', { database: 'app', table: 'public.events' })).toBeUndefined();
   });
 
   it('a port already in use is a one-line error naming the config key', async () => {

@@ -112,6 +112,16 @@ describe('delivery', () => {
     expect(smtp.mails).toHaveLength(0);
   });
 
+  it('a run that could not start at all (run:failed) is a failure message naming the error', async () => {
+    const { events, failures } = setup(settings({ email: undefined, teams: undefined, webhook: undefined }));
+    events.emit('run:failed', { runId: 'run-7', command: 'archive', error: { code: 'STORAGE_UNREACHABLE', message: 'cannot reach s3://audit-archive/' } });
+    await events.settle();
+    expect(failures).toEqual([]);
+    expect(slackTexts()).toHaveLength(1);
+    expect(slackTexts()[0]).toContain('archive run run-7 FAILED (all table(s))');
+    expect(slackTexts()[0]).toContain('- the run could not start: STORAGE_UNREACHABLE: cannot reach s3://audit-archive/');
+  });
+
   it('events not listed send nothing; thresholds send one message listing each violation', async () => {
     const config = settings({ events: ['threshold'], email: undefined, teams: undefined, webhook: undefined, thresholds: { max_run_minutes: 1, max_rows_skipped: 2 } });
     const { finish, events } = setup(config);
