@@ -230,7 +230,8 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           summary.stopped = true;
           logger.warn({ rows: summary.rowsArchived }, 'stop requested: no further batch started; the rest of the table is archived by the next run');
         }
-        if (summary.rowsArchived > 0 && (input.table.vacuum_after ?? input.defaults.vacuum_after)) await vacuumTable(input, plan, logger, ref);
+        // Not while shutting down: a vacuum can take minutes and the grace period is short; the next run vacuums.
+        if (!stopped && summary.rowsArchived > 0 && (input.table.vacuum_after ?? input.defaults.vacuum_after)) await vacuumTable(input, plan, logger, ref);
       } finally {
         await lock.release().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'could not release the table lock; it ends with the connection'));
       }
