@@ -50,12 +50,20 @@ function countBetween(schedule: Cron, from: Date, to: Date): number {
 
 function sleepUntil(at: Date, now: () => Date, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(done, Math.max(0, at.getTime() - now().getTime()));
-    function done(): void {
+    let timer: NodeJS.Timeout | undefined;
+    const done = (): void => {
       clearTimeout(timer);
       signal.removeEventListener('abort', done);
       resolve();
-    }
+    };
+    // Timers may fire a millisecond early: wait again until the clock has really reached `at`,
+    // so a run never starts in the second before its scheduled time.
+    const arm = (): void => {
+      const left = at.getTime() - now().getTime();
+      if (left <= 0) done();
+      else timer = setTimeout(arm, left);
+    };
     signal.addEventListener('abort', done, { once: true });
+    arm();
   });
 }
