@@ -14,7 +14,7 @@ import { subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
 import { serializeMarker, type PendingMarker } from './pending-marker.js';
 import { deleteArchivedRows } from '../db/archive-queries.js';
-import type { ArchiveContext } from './archive-context.js';
+import { timed, type ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
 import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
 import { resolveAmbiguousCommit } from './reconcile-pending.js';
@@ -46,7 +46,7 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   // Independent of each other; only the data upload must wait for the marker.
   const [existing, firstEncoding] = await Promise.all([
     store.head(key),
-    encodeBatch(current.lines, plan.compressionLevel),
+    timed(ctx, 'compress', () => encodeBatch(current.lines, plan.compressionLevel)),
     store.put(markerKey, serializeMarker(marker), { contentType: 'application/json' }),
   ]);
   await ctx.onPhase?.('after-marker');
@@ -89,7 +89,7 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   for (let attempt = 1; ; attempt++) {
     await writeVerified(ctx, key, metaKey, current, encoded, batchId);
     if (attempt === 1) await ctx.onPhase?.('after-metadata');
-    const deleted = await deleteGuarded(ctx, current, key, markerKey, marker);
+    const deleted = await timed(ctx, 'delete', () => deleteGuarded(ctx, current, key, markerKey, marker));
     if (deleted.committed) {
       await removeMarkerAfterCommit(ctx, markerKey, key);
       await ctx.onPhase?.('after-batch');
@@ -112,7 +112,7 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
       return { key: null, rowsArchived: 0, rowsSkipped: rows.count, uncompressedBytes: 0, compressedBytes: 0 };
     }
     current = subsetRowSet(current, kept);
-    encoded = await encodeBatch(current.lines, plan.compressionLevel);
+    encoded = await timed(ctx, 'compress', () => encodeBatch(current.lines, plan.compressionLevel));
     assertOneLinePerRow(encoded, current, key);
     // No delete has committed for this batch: drop the sidecar first, so a crash mid-rewrite
     // leaves a data object without metadata, which reconciliation removes (never a mismatched pair).
@@ -173,10 +173,10 @@ function assertOneLinePerRow(encoded: EncodedBatch, rows: RowSet, key: string): 
 }
 
 async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, rows: RowSet, encoded: EncodedBatch, batchId: string): Promise<void> {
-  await ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true });
+  await timed(ctx, 'upload', () => ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true }));
   await ctx.onPhase?.('after-upload');
   if (ctx.requiredSse !== undefined) await checkStoredEncryption(ctx, key, ctx.requiredSse);
-  await verifyStoredBatch(ctx.store, key, encoded);
+  await timed(ctx, 'verify', () => verifyStoredBatch(ctx.store, key, encoded));
   const meta = serializeMetadata(buildMetadata(ctx, key, rows, encoded, batchId));
   await ctx.store.put(metaKey, meta, { sha256Hex: sha256Hex(meta), contentType: 'application/json' });
   // Read back too, not only trusted to ChecksumSHA256: S3-compatible servers that ignore it

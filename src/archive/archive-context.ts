@@ -5,6 +5,7 @@ import type { TablePlan } from '../core/table-plan.js';
 import type { TableLock } from '../core/table-lock.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { MarkerOrigin } from './pending-marker.js';
+import type { TimedPhase } from '../core/run-events.js';
 
 /**
  * Points in a batch's life where a test may crash the process (the CLI wires AUDITLOG_FAULT to a
@@ -28,4 +29,17 @@ export interface ArchiveContext {
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
   /** Server-side encryption every data object must report after upload, before its rows are deleted. */
   requiredSse?: 'AES256' | 'aws:kms';
+  /** Told how long each timed step took (metrics); never changes what the batch does. */
+  onTimed?: (phase: TimedPhase, seconds: number) => void;
+}
+
+/** Runs `step` and reports its duration to `ctx.onTimed`, whether it succeeds or fails. */
+export async function timed<T>(ctx: Pick<ArchiveContext, 'onTimed'>, phase: TimedPhase, step: () => Promise<T>): Promise<T> {
+  if (ctx.onTimed === undefined) return step();
+  const started = performance.now();
+  try {
+    return await step();
+  } finally {
+    ctx.onTimed(phase, (performance.now() - started) / 1000);
+  }
 }

@@ -24,7 +24,8 @@ import type { StateStores } from '../state/state-stores.js';
 import { TableProgress } from './table-progress.js';
 import { isStorageUnavailable, type FallbackSpool } from './local-fallback.js';
 import type { TableSummary } from './table-summary.js';
-import type { RunEvents } from '../core/run-events.js';
+import type { RunEvents, TableRef, TimedPhase } from '../core/run-events.js';
+import { quoteIdent } from '../db/quote-ident.js';
 import type { LegalHold } from '../compliance/legal-hold.js';
 import { checkHoldFilter } from '../db/hold-queries.js';
 
@@ -58,6 +59,14 @@ export interface ArchiveTableInput {
   recordHolds?: readonly LegalHold[];
   /** Encryption the table requires: every uploaded object must report it (HEAD) before its rows are deleted. */
   requiredSse?: 'AES256' | 'aws:kms';
+  /** Count the rows to archive first (one index range scan), for progress percent and ETA. */
+  countRows?: boolean;
+  /**
+   * Asked before each new batch starts: true (SIGTERM in the daemon) ends the table early. Batches
+   * already in flight finish — commit or roll back — exactly as when reading ends, so a stop never
+   * leaves more than an ordinary crash would, and usually nothing to reconcile.
+   */
+  shouldStop?: () => boolean;
 }
 
 export async function archiveTable(input: ArchiveTableInput): Promise<TableSummary> {
@@ -94,6 +103,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
       return summary;
     }
 
+    const ref = { runId: input.runId, database: plan.database, schema: plan.schema, table: plan.table };
     const lockClient = await input.openLockClient();
     try {
       const lock = await acquireLocks(input, plan, lockClient, logger);
@@ -112,6 +122,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           logger,
           ...(input.onPhase === undefined ? {} : { onPhase: input.onPhase }),
           ...(input.requiredSse === undefined ? {} : { requiredSse: input.requiredSse }),
+          ...(input.events === undefined ? {} : { onTimed: (phase: TimedPhase, seconds: number) => input.events!.emit('batch:phase', { ...ref, phase, seconds }) }),
         };
         const reconciled = await reconcilePending(ctx);
         if (reconciled.committed + reconciled.removed > 0) summary.reconciled = reconciled;
@@ -119,9 +130,17 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         const { start, resumed } = await progress.begin();
         if (resumed !== undefined) summary.resumed = resumed;
         logger.info({ cutoff, retention_days: plan.retentionDays, batch_size: plan.batchSize }, 'archiving rows older than the cutoff');
-        const ref = { runId: input.runId, database: plan.database, schema: plan.schema, table: plan.table };
         input.events?.emit('table:started', { ...ref, cutoff, retentionDays: plan.retentionDays });
+        if (input.countRows === true && input.events !== undefined) {
+          // Only for the progress display: a count that fails (statement_timeout on a huge table) must not fail the table.
+          try {
+            input.events.emit('table:counted', { ...ref, rows: (await countArchivable(input.pool, plan, cutoff)).rows });
+          } catch (error) {
+            logger.warn({ err: describeError(error) }, 'could not count the rows to archive; progress goes on without percent or ETA');
+          }
+        }
 
+        let stopped = false;
         let lastProgress = Date.now();
         const record = (outcome: BatchOutcome): void => {
           summary.batches += outcome.key === null ? 0 : 1;
@@ -154,6 +173,10 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           try {
             for await (const rows of batches) {
               if (failure !== undefined) break;
+              if (input.shouldStop?.() === true) {
+                stopped = true;
+                break;
+              }
               // A lost lock stops the table at once: no new batch starts (the ones in flight stop before their delete).
               if (!lock.isHeld()) {
                 failure = { error: lockLostError(tableLabel(plan), lock.lostReason(), 'the next batch') };
@@ -199,6 +222,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           }
           // Main pass: after the watermark, which follows the batches as they commit.
           const onPage = (page: PageRead): void => {
+            input.events?.emit('batch:phase', { ...ref, phase: 'query', seconds: page.elapsedMs / 1000 });
             if (page.nextSize !== page.size) logger.info({ query_ms: Math.round(page.elapsedMs), rows: page.rows, batch_size: page.nextSize }, 'page size adapted toward target_query_time_ms');
           };
           await archivePass(readBatches(input.pool, plan, cutoff, { after: start }, onPage), (rows) => {
@@ -207,7 +231,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           });
           // Then the rows a watermark leaves behind: skipped while locked or changed, or inserted
           // late with an old timestamp. Usually none; one index range scan finds that out.
-          if (start !== null) {
+          if (start !== null && !stopped) {
             await archivePass(readBatches(input.pool, plan, cutoff, { until: start }, onPage), () => (outcome) => progress.countRows(outcome.rowsArchived));
           }
         } catch (error) {
@@ -218,6 +242,12 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         const status = summary.rowsArchived > 0 || summary.rowsSkipped > 0 ? 'archived' : 'nothing-to-archive';
         await progress.finish({ status, rows_archived: summary.rowsArchived, rows_skipped: summary.rowsSkipped, batches: summary.batches });
         summary.status = status;
+        if (stopped) {
+          summary.stopped = true;
+          logger.warn({ rows: summary.rowsArchived }, 'stop requested: no further batch started; the rest of the table is archived by the next run');
+        }
+        // Not while shutting down: a vacuum can take minutes and the grace period is short; the next run vacuums.
+        if (!stopped && summary.rowsArchived > 0 && (input.table.vacuum_after ?? input.defaults.vacuum_after)) await vacuumTable(input, plan, logger, ref);
       } finally {
         await lock.release().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'could not release the table lock; it ends with the connection'));
       }
@@ -266,6 +296,23 @@ async function acquireLocks(input: ArchiveTableInput, plan: TablePlan, lockClien
     throw error;
   }
   return combineLocks(locks);
+}
+
+/**
+ * `VACUUM (ANALYZE)` reclaims the deleted rows' space for reuse and refreshes the planner's
+ * statistics. It cannot run inside a transaction: a plain pooled query is autocommit. The rows
+ * are archived and deleted whatever happens here, so a failure is only a warning.
+ */
+async function vacuumTable(input: ArchiveTableInput, plan: TablePlan, logger: Logger, ref: TableRef): Promise<void> {
+  const started = performance.now();
+  try {
+    await input.pool.query(`VACUUM (ANALYZE) ${quoteIdent(plan.schema)}.${quoteIdent(plan.table)}`);
+    const seconds = (performance.now() - started) / 1000;
+    input.events?.emit('batch:phase', { ...ref, phase: 'vacuum', seconds });
+    logger.info({ vacuum_ms: Math.round(seconds * 1000) }, 'vacuumed and analyzed the table');
+  } catch (error) {
+    logger.warn({ err: describeError(error) }, 'VACUUM (ANALYZE) failed; the archived rows are deleted all the same (run it by hand, or check statement_timeout_ms)');
+  }
 }
 
 /** Errors from the driver carry a SQLSTATE; anything else unexpected is INTERNAL. */

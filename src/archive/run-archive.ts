@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/mask-secrets.js';
-import { AuditlogError, describeError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { buildSessionSettings, checkConnection, createClient, createPool } from '../db/connect.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { BatchPhase } from './archive-context.js';
@@ -39,6 +39,10 @@ export interface RunArchiveOptions {
   /** How to reach the legal-hold sources (the API credential comes from the CLI's environment). */
   holdSources?: HoldSourceOptions;
   now?: () => Date;
+  /** Count each table's rows first, for progress percent and ETA (`table:counted`). */
+  countRows?: boolean;
+  /** Aborted (SIGTERM): no new table and no new batch starts; batches in flight finish or roll back. */
+  signal?: AbortSignal;
 }
 
 export async function runArchive(options: RunArchiveOptions): Promise<RunSummary> {
@@ -46,6 +50,17 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
   const databases = selectTargets(options);
   const dryRun = options.dryRun ?? false;
   options.events?.emit('run:started', { runId: options.runId, command: 'archive', dryRun, at: new Date(started).toISOString() });
+  try {
+    return await runTables(options, databases, dryRun, started);
+  } catch (error) {
+    // Monitoring, notifications and the audit trail must hear of a run that stopped as a whole too.
+    const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
+    options.events?.emit('run:failed', { runId: options.runId, command: 'archive', error: { code: e.code, message: redactSecrets(e.message, options.secrets ?? []) } });
+    throw error;
+  }
+}
+
+async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[], dryRun: boolean, started: number): Promise<RunSummary> {
   // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
   await options.store.check();
   if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
@@ -120,6 +135,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     if (holds.unavailable !== undefined && runHolds.unavailable === undefined) logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table of this database is archived (fail closed)');
     const out: TableSummary[] = [];
     for (const table of db.tables) {
+      if (options.signal?.aborted === true) break;
       const admitted = admitTable({ config: options.config, runId: options.runId, ...(options.events === undefined ? {} : { events: options.events }), now: options.now ?? (() => new Date()) }, db.name, table, holds, logger);
       if ('summary' in admitted) {
         out.push(finished(options, admitted.summary));
@@ -151,6 +167,8 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
         ...(options.events === undefined ? {} : { events: options.events }),
         recordHolds: admitted.recordHolds,
         ...(admitted.requiredSse === undefined ? {} : { requiredSse: admitted.requiredSse }),
+        countRows: options.countRows === true,
+        ...(options.signal === undefined ? {} : { shouldStop: () => options.signal!.aborted }),
       });
       if (admitted.holdInfo !== undefined) summary.holds = admitted.holdInfo;
       out.push(finished(options, summary));

@@ -25,6 +25,8 @@ export interface TableSummary {
   error?: { code: string; message: string };
   /** Legal holds seen for the table: table-level ones that held it, record-level ones whose rows stayed, expired ones ignored. */
   holds?: { tableLevel: string[]; recordLevel: string[]; expired: string[] };
+  /** A stop was requested (SIGTERM): no further batch started, the rest waits for the next run. */
+  stopped?: boolean;
 }
 
 export interface RunSummary {

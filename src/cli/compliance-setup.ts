@@ -98,7 +98,8 @@ export async function withRunError<T>(events: RunEvents, runId: string, command:
     return await fn();
   } catch (error) {
     const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
-    events.emit('run:error', { runId, command, code: e.code, message: redactSecrets(e.message, secrets) });
+    // runArchive reports its own failure (the daemon calls it without this wrapper); restore does not.
+    if (command === 'restore') events.emit('run:failed', { runId, command, error: { code: e.code, message: redactSecrets(e.message, secrets) } });
     await events.settle();
     await closeTrail();
     throw error;

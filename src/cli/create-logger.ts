@@ -4,6 +4,7 @@
  */
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { Writable } from 'node:stream';
 
 export interface LoggerOptions {
   runId: string;
@@ -19,8 +20,16 @@ export function createLogger(options: LoggerOptions): Logger {
   if (options.json || !isTty) {
     return pino({ level: options.level, base, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 2, sync: true }));
   }
+  // "\r, erase line" first: a log line replaces the live progress line (progress-reporter.ts), which
+  // is redrawn below it at the next batch, instead of being glued to its end.
+  const clearingFirst = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      destination.write('\r\x1b[2K');
+      destination.write(chunk, callback);
+    },
+  });
   return pino(
     { level: options.level, base },
-    pretty({ destination, sync: true, colorize: true, singleLine: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,run_id' }),
+    pretty({ destination: clearingFirst, sync: true, colorize: true, singleLine: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,run_id' }),
   );
 }

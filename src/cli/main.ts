@@ -32,6 +32,11 @@ import type pg from 'pg';
 import { runAuditListCommand, runAuditVerifyCommand } from './audit-commands.js';
 import { runHoldsListCommand } from './holds-command.js';
 import { auditSources, openAuditTrail, readHoldSources, withRunError } from './compliance-setup.js';
+import type { RunSummary } from '../archive/table-summary.js';
+import { attachMonitoring, runHealthChecks } from './monitoring-setup.js';
+import { formatHealthReport } from '../monitoring/health-check.js';
+import { runDaemonCommand } from './daemon-command.js';
+import { attachNotifications } from './notifications-setup.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -42,16 +47,19 @@ export function newRunId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
 
-interface Io {
+export interface Io {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   env: NodeJS.ProcessEnv;
+  /** Whether stderr is a terminal: live progress line there, log lines otherwise. */
+  stderrIsTty?: boolean;
 }
 
 const defaultIo: Io = {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
   env: process.env,
+  stderrIsTty: process.stderr.isTTY === true,
 };
 
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
@@ -72,7 +80,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--database <name>', 'only this database (its name in the config)')
     .option('--table <name>', 'only this table (name or schema.name)')
     .addOption(new Option('-v, --verbose', 'debug logging').conflicts('quiet'))
-    .option('-q, --quiet', 'only warnings and errors, and the summary')
+    .option('-q, --quiet', 'no progress; only warnings and errors, and the summary (as monitoring.quiet_mode)')
     .option('--json', 'JSON log lines, and the summary as JSON on stdout')
     .option(
       '--force-unlock',
@@ -86,31 +94,47 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         await forceUnlock({ config, databases, secrets, print: (line) => io.stderr(`force-unlock: ${redactSecrets(line, secrets)}\n`) });
       }
       const runId = newRunId();
-      const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
+      const quiet = opts.quiet === true || config.monitoring.quiet_mode;
+      const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : quiet ? 'warn' : 'info' });
       const fault = parseFault(io.env.AUDITLOG_FAULT);
-      const store = createObjectStore(config, { ...storageLogHooks(logger), ...(fault?.onPartUploaded === undefined ? {} : { onPartUploaded: fault.onPartUploaded }) });
-      // Subscribers (metrics, notifications, audit trail) attach here; their failures are logged, never fatal.
+      // Subscribers (metrics, progress, notifications, audit trail) attach here; their failures are logged, never fatal.
       const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
+      const store = createObjectStore(config, {
+        ...storageLogHooks(logger),
+        onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }),
+        ...(fault?.onPartUploaded === undefined ? {} : { onPartUploaded: fault.onPartUploaded }),
+      });
       const holdSources = readHoldSources(config, io.env);
       if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
       // The trail is opened first: a run that cannot leave its trace does not archive (dry runs write nothing).
       const closeTrail = opts.dryRun === true ? async () => undefined : await openAuditTrail(config, store, events);
-      const summary = await withRunError(events, runId, 'archive', secrets, closeTrail, () => runArchive({
-        config,
-        store,
-        logger,
-        runId,
-        toolVersion: readToolVersion(),
-        dryRun: opts.dryRun === true,
-        ...(opts.database === undefined ? {} : { database: opts.database }),
-        ...(opts.table === undefined ? {} : { table: opts.table }),
-        secrets,
-        ...(fault?.onPhase === undefined ? {} : { onPhase: fault.onPhase }),
-        events,
-        holdSources,
-      }));
-      await events.settle();
-      await closeTrail();
+      const monitoring = await attachMonitoring({ config, events, store, secrets, logger, quiet, json: opts.json === true, io, servesByDefault: false });
+      const detachNotifications = attachNotifications({ config, events, metrics: monitoring.metrics, logger, secrets, digestTimer: false });
+      let summary: RunSummary;
+      try {
+        summary = await withRunError(events, runId, 'archive', secrets, closeTrail, () =>
+          runArchive({
+            config,
+            store,
+            logger,
+            runId,
+            toolVersion: readToolVersion(),
+            dryRun: opts.dryRun === true,
+            ...(opts.database === undefined ? {} : { database: opts.database }),
+            ...(opts.table === undefined ? {} : { table: opts.table }),
+            secrets,
+            ...(fault?.onPhase === undefined ? {} : { onPhase: fault.onPhase }),
+            events,
+            holdSources,
+            ...monitoring.runOptions,
+          }),
+        );
+        await events.settle();
+        await closeTrail();
+      } finally {
+        detachNotifications();
+        await monitoring.close();
+      }
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));
       exitCode = summary.failed > 0 ? 1 : 0;
     });
@@ -169,6 +193,57 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       await closeTrail();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : redactSecrets(formatRestoreSummary(summary), secrets));
       exitCode = summary.status === 'ok' ? 0 : 1;
+    });
+
+  program
+    .command('daemon')
+    .description('Run archival on a cron schedule (UTC), never overlapping, serving /metrics and /health between runs. SIGTERM: no new batch starts, the one in flight finishes or rolls back, exit 0.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--schedule <cron>', 'cron expression, e.g. "0 2 * * *" (default daemon.schedule)')
+    .addOption(new Option('-v, --verbose', 'debug logging').conflicts('quiet'))
+    .option('-q, --quiet', 'no progress; only warnings and errors (as monitoring.quiet_mode)')
+    .option('--json', 'JSON log lines')
+    .action(async (opts: { config: string; schedule?: string; verbose?: boolean; quiet?: boolean; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      const quiet = opts.quiet === true || config.monitoring.quiet_mode;
+      const holdSources = readHoldSources(config, io.env);
+      if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
+      const controller = new AbortController();
+      const stop = (): void => controller.abort();
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      try {
+        exitCode = await runDaemonCommand({
+          config,
+          ...(opts.schedule === undefined ? {} : { schedule: opts.schedule }),
+          secrets,
+          signal: controller.signal,
+          newRunId: () => newRunId(),
+          toolVersion: readToolVersion(),
+          level: opts.verbose ? 'debug' : quiet ? 'warn' : 'info',
+          quiet,
+          json: opts.json === true,
+          io,
+          holdSources,
+        });
+      } finally {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+      }
+    });
+
+  program
+    .command('health')
+    .description('Check every configured database and the bucket once (with timeouts): healthy, degraded or unhealthy. Exit 0 when healthy, 1 otherwise.')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--json', 'print the report as JSON (the body of /health)')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const config = await loadConfig(opts.config, io.env);
+      secrets = collectSecrets(config);
+      const report = await runHealthChecks(config, createObjectStore(config), secrets);
+      io.stdout(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatHealthReport(report));
+      exitCode = report.status === 'healthy' ? 0 : 1;
     });
 
   const configCmd = program.command('config').description('Inspect and check configuration files.');

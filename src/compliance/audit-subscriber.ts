@@ -57,8 +57,8 @@ export function subscribeAuditTrail(events: RunEvents, trail: AuditTrail): void 
       details: { tables: t.length, failed: e.summary.failed, held: e.summary.held },
     });
   });
-  events.on('run:error', async (e) => {
-    await trail.append({ event: 'ERROR', runId: e.runId, status: 'error', error: { code: e.code, message: e.message }, details: { command: e.command } });
+  events.on('run:failed', async (e) => {
+    await trail.append({ event: 'ERROR', runId: e.runId, status: 'error', error: e.error, details: { command: e.command } });
   });
   events.on('restore:started', async (e) => {
     if (!e.dryRun) await trail.append({ event: 'RESTORE_START', runId: e.runId, database: e.database, schema: e.schema, table: e.table, status: 'started', details: { target: e.target } });

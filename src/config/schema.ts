@@ -143,6 +143,9 @@ const tunables = {
   batches_in_flight: positiveInt
     .max(16)
     .describe('Batches of one table uploaded, verified and deleted at once; memory grows with this times batch_size.'),
+  vacuum_after: z
+    .boolean()
+    .describe('Run `VACUUM (ANALYZE)` on the table after a run archived rows from it (outside any transaction), timed as the `vacuum` phase; a failed vacuum is a warning, never a failed table.'),
 };
 
 export const defaultsSchema = z
@@ -156,6 +159,7 @@ export const defaultsSchema = z
     compression_level: tunables.compression_level.default(6),
     pause_between_batches_ms: tunables.pause_between_batches_ms.default(0),
     batches_in_flight: tunables.batches_in_flight.default(3),
+    vacuum_after: tunables.vacuum_after.default(false),
     statement_timeout_ms: positiveInt.default(300_000).describe('statement_timeout of the archiver sessions.'),
     lock_timeout_ms: positiveInt.default(5_000).describe('lock_timeout of the archiver sessions.'),
     idle_in_transaction_session_timeout_ms: positiveInt
@@ -182,6 +186,7 @@ export const tableSchema = z
     compression_level: tunables.compression_level.optional(),
     pause_between_batches_ms: tunables.pause_between_batches_ms.optional(),
     batches_in_flight: tunables.batches_in_flight.optional(),
+    vacuum_after: tunables.vacuum_after.optional(),
     column_map: z
       .record(identifier, identifier)
       .optional()
@@ -394,6 +399,130 @@ export const legalHoldsSchema = z
   .strict()
   .describe('Legal holds: tables, or rows matching a filter, that must not be archived while a hold is active (docs/compliance.md#legal-holds).');
 
+const port = z.number().int().min(0).max(65_535);
+
+export const monitoringSchema = z
+  .object({
+    metrics_enabled: z
+      .boolean()
+      .optional()
+      .describe('Serve Prometheus metrics on `/metrics`. Default: on for `auditlog daemon`, off for one-shot `archive` runs (a cron process lives too briefly to be scraped reliably).'),
+    metrics_port: port.default(8000).describe('Port of `/metrics` (0: any free port, logged at start).'),
+    health_check_enabled: z.boolean().optional().describe('Serve `/health`. Default: on for `auditlog daemon`, off for one-shot `archive` runs.'),
+    health_check_port: port.default(8001).describe('Port of `/health` (0: any free port, logged at start).'),
+    listen_host: z.string().min(1).default('0.0.0.0').describe('Address the metrics and health servers listen on (`127.0.0.1` to keep them off the network).'),
+    health_check_timeout_ms: positiveInt.max(300_000).default(5_000).describe('Each health check (one per database, one for the bucket) counts as down after this long.'),
+    progress_update_interval: z.number().positive().max(3_600).default(5).describe('Seconds between progress log lines when stderr is not a terminal (on a terminal the progress line is redrawn live).'),
+    quiet_mode: z.boolean().default(false).describe('No progress output and only warnings and errors in the log, as `--quiet` (for cron).'),
+  })
+  .strict()
+  .describe('Prometheus metrics, the health endpoint and progress output (docs/operations.md).');
+
+export const daemonSchema = z
+  .object({
+    schedule: z.string().min(1).default('0 2 * * *').describe('Cron expression of `auditlog daemon` runs (5 fields, or 6 with seconds first), in UTC; `--schedule` overrides it.'),
+  })
+  .strict()
+  .describe('`auditlog daemon`: archive runs on a schedule in one long-lived process.');
+
+const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24-hour)');
+const timeZone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an IANA time zone such as Europe/Berlin or UTC' },
+);
+const webhookUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
+export const NOTIFICATION_KINDS = ['start', 'success', 'failure', 'threshold'] as const;
+
+const templateSchema = z
+  .object({
+    subject: z.string().min(1).optional().describe('Subject (email) or title (chat) of the message; `{{name}}` placeholders are filled in.'),
+    body: z.string().min(1).optional().describe('Text of the message; `{{name}}` placeholders are filled in.'),
+  })
+  .strict()
+  .describe('Subject and body of one kind of message; unset parts keep the default.');
+
+export const notificationsSchema = z
+  .object({
+    events: z
+      .array(z.enum(NOTIFICATION_KINDS))
+      .default(['failure', 'threshold'])
+      .describe('Which events send a message: start, success, failure, threshold (a run broke a limit of `thresholds`).'),
+    digest: z.boolean().default(false).describe('Collect start, success and threshold messages into one daily digest (needs `auditlog daemon`); failures are still sent at once.'),
+    digest_time: clockTime.default('08:00').describe('When the daily digest goes out, HH:MM in `timezone`.'),
+    rate_limit_hours: z.number().min(0).default(0).describe('At most one message per event kind in this many hours (0: no limit); the ones held back are logged.'),
+    timezone: timeZone.default('UTC').describe('Time zone of `quiet_hours` and `digest_time`.'),
+    quiet_hours: z
+      .object({
+        start: clockTime.describe('Start of the quiet hours, HH:MM in `timezone`.'),
+        end: clockTime.describe('End of the quiet hours (may be past midnight: 22:00 → 07:00).'),
+      })
+      .strict()
+      .optional()
+      .describe('No messages in this window (they are logged instead), except failures with `critical_override`.'),
+    critical_override: z.boolean().default(true).describe('Failures are sent during quiet hours and despite the rate limit.'),
+    thresholds: z
+      .object({
+        max_run_minutes: z.number().positive().optional().describe('A run longer than this many minutes is a threshold violation.'),
+        max_rows_skipped: nonNegativeInt.optional().describe('More rows than this skipped in a run (changed or locked while archived) is a threshold violation.'),
+        max_days_without_archive: z
+          .number()
+          .positive()
+          .optional()
+          .describe('A table that archived no row for this many days (while the daemon runs) is a threshold violation.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Limits whose violation sends a `threshold` message.'),
+    templates: z
+      .object({
+        start: templateSchema.optional(),
+        success: templateSchema.optional(),
+        failure: templateSchema.optional(),
+        threshold: templateSchema.optional(),
+        digest: templateSchema.optional(),
+      })
+      .strict()
+      .prefault({})
+      .describe('Message templates per event (and the digest), overriding the defaults.'),
+    timeout_ms: positiveInt.max(120_000).default(10_000).describe('Each delivery (SMTP or webhook) gives up after this long.'),
+    email: z
+      .object({
+        host: z.string().min(1).describe('SMTP server.'),
+        port: port.default(587).describe('SMTP port (587 STARTTLS, 465 TLS).'),
+        secure: z.boolean().default(false).describe('TLS from the start (port 465); otherwise STARTTLS when the server offers it.'),
+        require_tls: z.boolean().default(false).describe('Refuse to send unless STARTTLS succeeds.'),
+        tls_reject_unauthorized: z.boolean().default(true).describe('Check the server certificate (turn off only for a test server).'),
+        username: z.string().min(1).optional().describe('SMTP user (from the environment: `${SMTP_USER}`).'),
+        password: z.string().min(1).optional().describe('SMTP password (secret; from the environment: `${SMTP_PASSWORD}`).'),
+        from: z.string().min(3).describe('Sender address.'),
+        to: z.array(z.string().min(3)).min(1).describe('Recipients.'),
+      })
+      .strict()
+      .optional()
+      .describe('Send messages by email over SMTP.'),
+    slack: z.object({ webhook_url: webhookUrl.describe('Incoming webhook URL (secret: it holds the token).') }).strict().optional().describe('Post messages to a Slack incoming webhook.'),
+    teams: z
+      .object({ webhook_url: webhookUrl.describe('Incoming webhook URL (secret: it holds the token).') })
+      .strict()
+      .optional()
+      .describe('Post messages to a Microsoft Teams incoming webhook.'),
+    webhook: z
+      .object({ webhook_url: webhookUrl.describe('URL that receives each message as a JSON POST (secret: it may hold a token).') })
+      .strict()
+      .optional()
+      .describe('POST every message as JSON to this URL.'),
+  })
+  .strict()
+  .describe('Messages about runs by email, Slack, Teams or a generic webhook (off when absent).');
+
 export const configSchema = z
   .object({
     s3: s3Schema.optional(),
@@ -413,6 +542,9 @@ export const configSchema = z
     lock: lockSchema.prefault({}),
     compliance: complianceSchema.prefault({}),
     legal_holds: legalHoldsSchema.prefault({ enabled: false }),
+    monitoring: monitoringSchema.prefault({}),
+    daemon: daemonSchema.prefault({}),
+    notifications: notificationsSchema.optional(),
     databases: z.array(databaseSchema).min(1, 'expected at least one database'),
   })
   .strict()
@@ -452,6 +584,9 @@ export type LegalHoldsConfig = z.infer<typeof legalHoldsSchema>;
 export type ConfiguredHold = z.infer<typeof configuredHoldSchema>;
 export type HoldCheckTableConfig = z.infer<typeof holdCheckTableSchema>;
 export type HoldApiConfig = z.infer<typeof holdApiSchema>;
+export type MonitoringConfig = z.infer<typeof monitoringSchema>;
+export type NotificationsConfig = z.infer<typeof notificationsSchema>;
+export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 
 /** The lock timings with their derived defaults filled in (pure). */
 export interface LockTimings {
@@ -470,4 +605,4 @@ export function resolveLockTimings(lock: LockConfig): LockTimings {
 }
 
 /** Keys whose values are secrets: masked wherever configuration is printed. */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['secret_access_key', 'session_token', 'password', 'access_key_id']);
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['secret_access_key', 'session_token', 'password', 'access_key_id', 'webhook_url']);

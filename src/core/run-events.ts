@@ -14,10 +14,23 @@ export interface TableRef {
   table: string;
 }
 
+/**
+ * Timed steps of a batch (and of a table, for `vacuum`). Rows are rendered as JSON lines by
+ * PostgreSQL inside the page query, so serialising is part of `query`; `compress` is gzip plus
+ * the checksums.
+ */
+export type TimedPhase = 'query' | 'compress' | 'upload' | 'verify' | 'delete' | 'vacuum';
+
 export interface RunEventMap {
   'run:started': { runId: string; command: 'archive'; dryRun: boolean; at: string };
   /** The table is locked and its cutoff known; nothing of it is read yet. */
   'table:started': TableRef & { cutoff: string; retentionDays: number };
+  /** Rows past the cutoff when the table started (what the progress percent and ETA count down). */
+  'table:counted': TableRef & { rows: number };
+  /** How long one step of a batch (or the table's vacuum) took. */
+  'batch:phase': TableRef & { phase: TimedPhase; seconds: number };
+  /** A storage request failed and is retried (the storage layer knows no table). */
+  'storage:retry': { errorClass: string; attempt: number };
   /** A batch's delete committed: its rows are in a committed object and gone from the table. */
   'batch:committed': TableRef & { key: string; rows: number; rowsSkipped: number; bytesUncompressed: number; bytesCompressed: number };
   'table:finished': TableRef & { summary: TableSummary };
@@ -26,10 +39,10 @@ export interface RunEventMap {
   'table:held': TableRef & { holds: { source: string; reason: string; setBy?: string; expiresAt?: string }[] };
   /** A compliance rule (retention bounds, encryption) refused the table before anything was read. */
   'policy:violation': TableRef & { code: string; message: string };
-  /** The run stopped as a whole (e.g. storage unreachable) before or between tables. */
-  'run:error': { runId: string; command: 'archive' | 'restore'; code: string; message: string };
   'restore:started': TableRef & { target: { schema: string; table: string }; dryRun: boolean };
   'restore:finished': TableRef & { summary: RestoreSummary };
+  /** The run stopped as a whole (storage unreachable at start, a usage error...): no run:finished follows. */
+  'run:failed': { runId: string; command: 'archive' | 'restore'; error: { code: string; message: string } };
 }
 
 export type RunEventName = keyof RunEventMap;

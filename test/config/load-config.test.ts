@@ -41,6 +41,7 @@ describe('parseConfig: defaults', () => {
       compression_level: 6,
       pause_between_batches_ms: 0,
       batches_in_flight: 3,
+      vacuum_after: false,
       statement_timeout_ms: 300_000,
       lock_timeout_ms: 5_000,
       idle_in_transaction_session_timeout_ms: 60_000,
@@ -56,6 +57,8 @@ describe('parseConfig: defaults', () => {
     expect(config.application_name).toBe('auditlog-manager');
     expect(config.watermarks).toEqual({ backend: 'storage', schema: 'public', table: 'auditlog_watermarks' });
     expect(config.checkpoints).toEqual({ every_batches: 10, backend: 'storage', local_dir: './.auditlog/checkpoints' });
+    expect(config.monitoring).toEqual({ metrics_port: 8000, health_check_port: 8001, listen_host: '0.0.0.0', health_check_timeout_ms: 5_000, progress_update_interval: 5, quiet_mode: false });
+    expect(config.daemon).toEqual({ schedule: '0 2 * * *' });
     expect(config.databases[0]?.connection_pool_size).toBe(4);
     expect(config.databases[0]?.tables[0]).toEqual({ name: 'audit_log', schema: 'public', timestamp_column: 'created_at' });
   });

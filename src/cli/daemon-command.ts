@@ -1,0 +1,100 @@
+/**
+ * `auditlog daemon`: archive runs on a cron schedule in one long-lived process that serves
+ * /metrics and /health between runs. On SIGTERM (the abort signal) no new batch or table starts;
+ * the batches in flight commit or roll back, locks are released as each table ends, and the
+ * process exits 0 — what a Kubernetes Deployment expects within its grace period.
+ */
+import type { Config } from '../config/schema.js';
+import { redactSecrets } from '../config/mask-secrets.js';
+import { describeError } from '../core/errors.js';
+import { RunEvents } from '../core/run-events.js';
+import { runArchive } from '../archive/run-archive.js';
+import { parseSchedule, runDaemon } from '../daemon/run-daemon.js';
+import { createObjectStore } from '../storage/create-object-store.js';
+import { createLogger } from './create-logger.js';
+import { storageLogHooks } from './storage-log-hooks.js';
+import { attachMonitoring } from './monitoring-setup.js';
+import { attachNotifications } from './notifications-setup.js';
+import { openAuditTrail } from './compliance-setup.js';
+import type { HoldSourceOptions } from '../compliance/run-holds.js';
+
+export interface DaemonCommandInput {
+  config: Config;
+  /** --schedule, else daemon.schedule. */
+  schedule?: string;
+  secrets: readonly string[];
+  signal: AbortSignal;
+  newRunId: () => string;
+  toolVersion: string;
+  level: 'debug' | 'info' | 'warn';
+  quiet: boolean;
+  json: boolean;
+  io: { stderr: (text: string) => void; stderrIsTty?: boolean };
+  /** The legal-hold API credential, read from the environment by the CLI. */
+  holdSources: HoldSourceOptions;
+}
+
+export async function runDaemonCommand(input: DaemonCommandInput): Promise<number> {
+  const expression = input.schedule ?? input.config.daemon.schedule;
+  const schedule = parseSchedule(expression, input.schedule === undefined ? 'daemon.schedule' : '--schedule');
+  const logger = createLogger({ runId: 'daemon', json: input.json, level: input.level });
+  const redact = (error: unknown): string => redactSecrets(describeError(error), input.secrets);
+  // One event stream for the daemon's life: the metrics accumulate across runs, as Prometheus expects of counters.
+  const events = new RunEvents((event, error) => logger.warn({ event, err: redact(error) }, 'a run event listener failed; the run goes on'));
+  const store = createObjectStore(input.config, {
+    ...storageLogHooks(logger),
+    onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }),
+  });
+  const monitoring = await attachMonitoring({ config: input.config, events, store, secrets: input.secrets, logger, quiet: input.quiet, json: input.json, io: input.io, servesByDefault: true });
+  const detachNotifications = attachNotifications({ config: input.config, events, metrics: monitoring.metrics, logger, secrets: input.secrets, digestTimer: true });
+  // Every scheduled run leaves its trace, as a one-shot run does; a daemon that cannot open its trail does not start.
+  let closeTrail: () => Promise<void>;
+  try {
+    closeTrail = await openAuditTrail(input.config, store, events);
+  } catch (error) {
+    detachNotifications();
+    await monitoring.close();
+    throw error;
+  }
+  logger.info({ schedule: expression }, 'daemon started');
+  try {
+    await runDaemon({
+      schedule,
+      signal: input.signal,
+      onWaiting: (next) => logger.debug({ next_run: next.toISOString() }, 'waiting for the next scheduled run'),
+      onSkipped: (missed) => logger.warn({ missed }, 'scheduled times passed while a run was going: skipped, runs never overlap'),
+      runOnce: async (signal) => {
+        const runId = input.newRunId();
+        const runLogger = createLogger({ runId, json: input.json, level: input.level });
+        runLogger.info('archive run started');
+        try {
+          const summary = await runArchive({
+            config: input.config,
+            store,
+            logger: runLogger,
+            runId,
+            toolVersion: input.toolVersion,
+            secrets: input.secrets,
+            events,
+            holdSources: input.holdSources,
+            signal,
+            ...monitoring.runOptions,
+          });
+          const fields = { failed: summary.failed, rows_archived: summary.tables.reduce((n, t) => n + t.rowsArchived, 0), duration_ms: summary.durationMs, stopped: signal.aborted };
+          if (summary.failed > 0) runLogger.error(fields, 'archive run finished with failed tables');
+          else runLogger.info(fields, 'archive run finished');
+        } catch (error) {
+          // A run that cannot start (storage unreachable...) is reported; the daemon waits for the next time.
+          runLogger.error({ err: redact(error) }, 'archive run failed');
+        }
+      },
+    });
+    logger.info('stop requested: no run in progress, shutting down');
+  } finally {
+    await events.settle();
+    await closeTrail();
+    detachNotifications();
+    await monitoring.close();
+  }
+  return 0;
+}

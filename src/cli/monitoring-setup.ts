@@ -1,0 +1,156 @@
+/**
+ * Composition of monitoring for `archive` and `daemon`: the metrics registry and the progress
+ * reporter subscribed to run events, the health targets built from the config, and the
+ * `/metrics` and `/health` servers. Only wiring here; the logic lives in src/monitoring/.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { redactSecrets } from '../config/mask-secrets.js';
+import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { checkHealth, healthHttpStatus, type HealthReport, type HealthTarget } from '../monitoring/health-check.js';
+import { createArchiveMetrics, type ArchiveMetrics } from '../monitoring/archive-metrics.js';
+import { attachProgress } from '../monitoring/progress-reporter.js';
+import type { RunEvents } from '../core/run-events.js';
+import type { RunArchiveOptions } from '../archive/run-archive.js';
+import { serveRoutes, type RunningServer } from '../monitoring/serve-routes.js';
+
+/** One check per configured database (a fresh one-connection pool each time) and one for the bucket. */
+export function healthTargets(config: Config, store: ObjectStore, secrets: readonly string[]): HealthTarget[] {
+  const databases: HealthTarget[] = config.databases.map((db) => ({
+    kind: 'database',
+    name: db.name,
+    check: async () => {
+      const pool = createPool({
+        database: { ...db, connection_pool_size: 2 },
+        applicationName: `${config.application_name} health`,
+        settings: buildSessionSettings(config.defaults),
+        onBackgroundError: () => undefined,
+      });
+      try {
+        await checkConnection(pool, db, secrets);
+      } finally {
+        void pool.end().catch(() => undefined);
+      }
+    },
+  }));
+  return [...databases, { kind: 'storage', name: store.description, check: () => store.check() }];
+}
+
+export function runHealthChecks(config: Config, store: ObjectStore, secrets: readonly string[]): Promise<HealthReport> {
+  return checkHealth(healthTargets(config, store, secrets), { timeoutMs: config.monitoring.health_check_timeout_ms, redact: (t) => redactSecrets(t, secrets) });
+}
+
+export interface MonitoringServers {
+  metricsPort?: number;
+  healthPort?: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the servers the config (and the command's defaults) ask for. `servesByDefault`: the
+ * daemon serves both unless disabled; a one-shot archive run only when enabled.
+ */
+export async function startMonitoringServers(options: {
+  config: Config;
+  servesByDefault: boolean;
+  metrics: ArchiveMetrics;
+  store: ObjectStore;
+  secrets: readonly string[];
+  logger: Logger;
+}): Promise<MonitoringServers> {
+  const m = options.config.monitoring;
+  const servers: RunningServer[] = [];
+  const result: MonitoringServers = {
+    close: async () => {
+      await Promise.all(servers.map((s) => s.close()));
+    },
+  };
+  try {
+    if (m.metrics_enabled ?? options.servesByDefault) {
+      const server = await serveRoutes({
+        host: m.listen_host,
+        port: m.metrics_port,
+        portKey: 'metrics_port',
+        routes: {
+          '/metrics': async () => ({ status: 200, contentType: options.metrics.registry.contentType, body: await options.metrics.registry.metrics() }),
+        },
+      });
+      servers.push(server);
+      result.metricsPort = server.port;
+      options.logger.info({ port: server.port, path: '/metrics' }, 'serving Prometheus metrics');
+    }
+    if (m.health_check_enabled ?? options.servesByDefault) {
+      const server = await serveRoutes({
+        host: m.listen_host,
+        port: m.health_check_port,
+        portKey: 'health_check_port',
+        routes: {
+          '/health': async () => {
+            const report = await runHealthChecks(options.config, options.store, options.secrets);
+            return { status: healthHttpStatus(report.status), contentType: 'application/json', body: JSON.stringify(report) + '\n' };
+          },
+        },
+      });
+      servers.push(server);
+      result.healthPort = server.port;
+      options.logger.info({ port: server.port, path: '/health' }, 'serving health checks');
+    }
+  } catch (error) {
+    await result.close();
+    throw error;
+  }
+  return result;
+}
+
+export interface AttachedMonitoring {
+  metrics: ArchiveMetrics;
+  servers: MonitoringServers;
+  /** What runArchive needs for this monitoring: counted tables for the ETA, and no progress line of its own. */
+  runOptions: Pick<RunArchiveOptions, 'countRows' | 'progressIntervalMs'>;
+  close(): Promise<void>;
+}
+
+/**
+ * Metrics and progress subscribed to `events`, servers started. Quiet (cron): no progress and no
+ * counting; the metrics still count.
+ */
+export async function attachMonitoring(options: {
+  config: Config;
+  events: RunEvents;
+  store: ObjectStore;
+  secrets: readonly string[];
+  logger: Logger;
+  quiet: boolean;
+  json: boolean;
+  io: { stderr: (text: string) => void; stderrIsTty?: boolean };
+  servesByDefault: boolean;
+  metrics?: ArchiveMetrics;
+  servers?: MonitoringServers;
+}): Promise<AttachedMonitoring> {
+  const metrics = options.metrics ?? createArchiveMetrics();
+  const detach: (() => void)[] = [metrics.subscribe(options.events)];
+  if (!options.quiet) {
+    const tty = options.io.stderrIsTty === true && !options.json;
+    detach.push(
+      attachProgress(options.events, {
+        mode: tty ? 'tty' : 'log',
+        write: options.io.stderr,
+        log: (fields, message) => options.logger.info(fields, message),
+        intervalMs: options.config.monitoring.progress_update_interval * 1000,
+      }),
+    );
+  }
+  const owned = options.servers === undefined;
+  const servers = options.servers ?? (await startMonitoringServers({ config: options.config, servesByDefault: options.servesByDefault, metrics, store: options.store, secrets: options.secrets, logger: options.logger }));
+  return {
+    metrics,
+    servers,
+    // The reporter above replaces the pipeline's own periodic line (which has no percent or ETA).
+    runOptions: { countRows: !options.quiet, progressIntervalMs: Number.POSITIVE_INFINITY },
+    close: async () => {
+      detach.forEach((d) => d());
+      if (owned) await servers.close();
+    },
+  };
+}

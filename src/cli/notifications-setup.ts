@@ -1,0 +1,49 @@
+/**
+ * Composition of notifications: channels from the config, the notifier subscribed to run events,
+ * every failure logged (secret-free) and counted in the metrics. In the daemon a timer also sends
+ * the daily digest when no run happens to end near its time.
+ */
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { redactSecrets } from '../config/mask-secrets.js';
+import { describeError } from '../core/errors.js';
+import type { RunEvents } from '../core/run-events.js';
+import type { ArchiveMetrics } from '../monitoring/archive-metrics.js';
+import { createChannels, type Channel } from '../notifications/channels.js';
+import { Notifier } from '../notifications/notifier.js';
+
+export function attachNotifications(options: {
+  config: Config;
+  events: RunEvents;
+  metrics: ArchiveMetrics;
+  logger: Logger;
+  secrets: readonly string[];
+  digestTimer: boolean;
+}): () => void {
+  const settings = options.config.notifications;
+  if (settings === undefined) return () => undefined;
+  const redact = (text: string): string => redactSecrets(text, options.secrets);
+  // Table errors in a message were redacted by the pipeline already; this is the last line of defence.
+  const channels: Channel[] = createChannels(settings).map((c) => ({ name: c.name, send: (m) => c.send({ ...m, subject: redact(m.subject), text: redact(m.text) }) }));
+  const notifier = new Notifier({
+    config: settings,
+    channels,
+    host: hostname(),
+    onFailure: (channel, kind, error) => {
+      options.metrics.countNotificationFailure(channel);
+      options.logger.warn({ channel, event: kind, err: redact(describeError(error)) }, 'notification not delivered; the run is not affected');
+    },
+    onHeld: (kind, decision) => options.logger.info({ event: kind, reason: decision }, 'notification held back'),
+  });
+  const off = notifier.subscribe(options.events);
+  let timer: NodeJS.Timeout | undefined;
+  if (options.digestTimer && settings.digest) {
+    timer = setInterval(() => void notifier.flushDigestIfDue(), 60_000);
+    timer.unref();
+  }
+  return () => {
+    clearInterval(timer);
+    off();
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * The daemon's schedule loop: wait for the next cron time, run, repeat, until stopped. The next
+ * time is computed only after a run ends, so runs never overlap: times that pass while a run is
+ * still going are skipped (and counted), not queued. Nothing here touches the process; the CLI
+ * turns SIGTERM into the abort signal.
+ */
+import { Cron } from 'croner';
+import { AuditlogError } from '../core/errors.js';
+
+/** A cron expression read in UTC (5 fields, or 6 with seconds first); a USAGE error names where it came from. */
+export function parseSchedule(expression: string, source: string): Cron {
+  try {
+    return new Cron(expression, { timezone: 'UTC', paused: true });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new AuditlogError('USAGE', `${source} "${expression}" is not a valid cron expression: ${reason} (e.g. "0 2 * * *" for 02:00 UTC daily)`);
+  }
+}
+
+export interface DaemonOptions {
+  schedule: Cron;
+  /** One archive run; it must stop starting new batches once `signal` is aborted. */
+  runOnce: (signal: AbortSignal) => Promise<void>;
+  signal: AbortSignal;
+  now?: () => Date;
+  onWaiting?: (next: Date) => void;
+  /** Cron times that passed while a run was going (skipped so runs never overlap). */
+  onSkipped?: (missed: number) => void;
+}
+
+export async function runDaemon(options: DaemonOptions): Promise<void> {
+  const now = options.now ?? (() => new Date());
+  while (!options.signal.aborted) {
+    const next = options.schedule.nextRun(now());
+    if (next === null) return;
+    options.onWaiting?.(next);
+    await sleepUntil(next, now, options.signal);
+    if (options.signal.aborted) return;
+    await options.runOnce(options.signal);
+    const missed = countBetween(options.schedule, next, now());
+    if (missed > 0) options.onSkipped?.(missed);
+  }
+}
+
+function countBetween(schedule: Cron, from: Date, to: Date): number {
+  let n = 0;
+  for (let t = schedule.nextRun(from); t !== null && t <= to && n < 10_000; t = schedule.nextRun(t)) n++;
+  return n;
+}
+
+function sleepUntil(at: Date, now: () => Date, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    // Timers may fire a millisecond early: wait again until the clock has really reached `at`,
+    // so a run never starts in the second before its scheduled time.
+    const arm = (): void => {
+      const left = at.getTime() - now().getTime();
+      if (left <= 0) done();
+      else timer = setTimeout(arm, left);
+    };
+    signal.addEventListener('abort', done, { once: true });
+    arm();
+  });
+}

@@ -1,0 +1,125 @@
+/**
+ * Prometheus metrics of the archiver, fed only by run events (DESIGN.md §4: nothing imports
+ * monitoring). One registry per process, never prom-client's global one, so tests and embedders
+ * get their own. Labels are bounded: database and table (from the config), plus a fixed phase,
+ * state or error code where a metric needs one.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RunEvents, TableRef } from '../core/run-events.js';
+
+export const TABLE_STATES = ['idle', 'running', 'failed'] as const;
+export type TableState = (typeof TABLE_STATES)[number];
+
+export interface ArchiveMetrics {
+  readonly registry: Registry;
+  /** Starts counting a run's events; returns the function that stops it. */
+  subscribe(events: RunEvents): () => void;
+  /** Notifications that could not be delivered (the notifier reports them here). */
+  countNotificationFailure(channel: string): void;
+}
+
+const TABLE_LABELS = ['database', 'table'] as const;
+
+/** `now`: epoch milliseconds (injected so rates are testable). */
+export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetrics {
+  const registry = new Registry();
+  const counter = (name: string, help: string, labelNames: readonly string[] = TABLE_LABELS): Counter<string> =>
+    new Counter({ name, help, labelNames: [...labelNames], registers: [registry] });
+  const gauge = (name: string, help: string, labelNames: readonly string[] = TABLE_LABELS): Gauge<string> =>
+    new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] });
+
+  const archived = counter('auditlog_records_archived_total', 'Rows written to committed archive objects.');
+  const deleted = counter('auditlog_records_deleted_total', 'Rows deleted from their table after their object was verified.');
+  const skipped = counter('auditlog_records_skipped_total', 'Rows left in the table because they changed or were locked while archived.');
+  const bytesRaw = counter('auditlog_bytes_uncompressed_total', 'JSON-lines bytes of committed objects before compression.');
+  const bytesCompressed = counter('auditlog_bytes_compressed_total', 'Bytes of committed objects as stored.');
+  const batches = counter('auditlog_batches_total', 'Committed batches (one object each).');
+  const errors = counter('auditlog_errors_total', 'Tables that failed in a run, by error code.', [...TABLE_LABELS, 'code']);
+  const retries = counter('auditlog_storage_retries_total', 'Storage requests retried, by failure class.', ['error_class']);
+  const notificationFailures = counter('auditlog_notification_failures_total', 'Notifications that could not be delivered, by channel.', ['channel']);
+  const phases = new Histogram({
+    name: 'auditlog_phase_duration_seconds',
+    help: 'Duration of each step of a batch (query, compress, upload, verify, delete) and of the table vacuum.',
+    labelNames: [...TABLE_LABELS, 'phase'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
+  const state = gauge('auditlog_table_state', 'Current state of each table: 1 for the state it is in, 0 for the others.', [...TABLE_LABELS, 'state']);
+  const lastSuccess = gauge('auditlog_last_success_timestamp_seconds', 'When the table last finished a run without failing (Unix time).');
+  const rate = gauge('auditlog_records_per_second', 'Rows archived per second in the current (or last) run of the table.');
+  const remaining = gauge('auditlog_rows_remaining', 'Rows past the cutoff still to archive in the current run (counted at table start).');
+  const runs = counter('auditlog_runs_total', 'Archive runs finished, by outcome (ok, failed).', ['status']);
+
+  const labels = (t: Pick<TableRef, 'database' | 'schema' | 'table'>): { database: string; table: string } => ({ database: t.database, table: `${t.schema}.${t.table}` });
+  const setState = (t: TableRef, current: TableState): void => {
+    for (const s of TABLE_STATES) state.set({ ...labels(t), state: s }, s === current ? 1 : 0);
+  };
+
+  return {
+    registry,
+    countNotificationFailure: (channel) => notificationFailures.inc({ channel }),
+    subscribe(events) {
+      const started = new Map<string, { at: number; rows: number }>();
+      const left = new Map<string, number>();
+      const id = (t: TableRef): string => JSON.stringify([t.runId, t.database, t.schema, t.table]);
+      const offs = [
+        events.on('table:started', (t) => {
+          started.set(id(t), { at: now(), rows: 0 });
+          setState(t, 'running');
+          rate.set(labels(t), 0);
+        }),
+        events.on('table:counted', (t) => {
+          left.set(id(t), t.rows);
+          remaining.set(labels(t), t.rows);
+        }),
+        events.on('batch:phase', (p) => {
+          phases.observe({ ...labels(p), phase: p.phase }, p.seconds);
+        }),
+        events.on('storage:retry', (r) => {
+          retries.inc({ error_class: r.errorClass });
+        }),
+        events.on('batch:committed', (b) => {
+          const l = labels(b);
+          archived.inc(l, b.rows);
+          deleted.inc(l, b.rows);
+          skipped.inc(l, b.rowsSkipped);
+          bytesRaw.inc(l, b.bytesUncompressed);
+          bytesCompressed.inc(l, b.bytesCompressed);
+          batches.inc(l);
+          // Never below zero: rows inserted late with an old timestamp are archived beyond the count.
+          const before = left.get(id(b));
+          if (before !== undefined) {
+            left.set(id(b), Math.max(0, before - b.rows - b.rowsSkipped));
+            remaining.set(l, left.get(id(b))!);
+          }
+          const run = started.get(id(b));
+          if (run !== undefined) {
+            run.rows += b.rows;
+            const seconds = (now() - run.at) / 1000;
+            if (seconds > 0) rate.set(l, run.rows / seconds);
+          }
+        }),
+        events.on('table:finished', ({ summary, ...t }) => {
+          started.delete(id(t));
+          left.delete(id(t));
+          const l = labels(t);
+          if (summary.status === 'failed') {
+            setState(t, 'failed');
+            errors.inc({ ...l, code: summary.error?.code ?? 'INTERNAL' });
+            return;
+          }
+          setState(t, 'idle');
+          if (summary.status !== 'dry-run') lastSuccess.set(l, now() / 1000);
+          if (!summary.stopped) remaining.set(l, 0);
+        }),
+        events.on('run:finished', ({ summary }) => {
+          runs.inc({ status: summary.failed > 0 ? 'failed' : 'ok' });
+        }),
+        events.on('run:failed', () => {
+          runs.inc({ status: 'failed' });
+        }),
+      ];
+      return () => offs.forEach((off) => off());
+    },
+  };
+}

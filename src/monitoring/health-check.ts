@@ -1,0 +1,72 @@
+/**
+ * The health report of `/health` and `auditlog health`: every configured database and the bucket
+ * checked at once, each with a timeout and its response time. Classification is pure:
+ * healthy (all up), degraded (some database down, storage up), unhealthy (storage down, or every
+ * database down) — only unhealthy means the archiver cannot do any work.
+ */
+import { describeError } from '../core/errors.js';
+
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+export interface HealthTarget {
+  kind: 'database' | 'storage';
+  name: string;
+  check: () => Promise<void>;
+}
+
+export interface CheckResult {
+  kind: 'database' | 'storage';
+  name: string;
+  status: 'up' | 'down';
+  response_time_ms: number;
+  error?: string;
+}
+
+export interface HealthReport {
+  status: HealthStatus;
+  checked_at: string;
+  checks: CheckResult[];
+}
+
+export function classifyHealth(checks: readonly Pick<CheckResult, 'kind' | 'status'>[]): HealthStatus {
+  const down = checks.filter((c) => c.status === 'down');
+  if (down.length === 0) return 'healthy';
+  const databases = checks.filter((c) => c.kind === 'database');
+  if (down.some((c) => c.kind === 'storage') || (databases.length > 0 && databases.every((c) => c.status === 'down'))) return 'unhealthy';
+  return 'degraded';
+}
+
+/** HTTP status of a report: load balancers and Kubernetes probes read only this. */
+export function healthHttpStatus(status: HealthStatus): number {
+  return status === 'unhealthy' ? 503 : 200;
+}
+
+export async function checkHealth(targets: readonly HealthTarget[], options: { timeoutMs: number; redact: (text: string) => string; now?: () => Date }): Promise<HealthReport> {
+  const checks = await Promise.all(targets.map((t) => runCheck(t, options.timeoutMs, options.redact)));
+  return { status: classifyHealth(checks), checked_at: (options.now ?? (() => new Date()))().toISOString(), checks };
+}
+
+async function runCheck(target: HealthTarget, timeoutMs: number, redact: (text: string) => string): Promise<CheckResult> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([target.check(), timeout]);
+    return { kind: target.kind, name: target.name, status: 'up', response_time_ms: elapsed(started) };
+  } catch (error) {
+    return { kind: target.kind, name: target.name, status: 'down', response_time_ms: elapsed(started), error: redact(describeError(error)) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 10) / 10;
+}
+
+export function formatHealthReport(report: HealthReport): string {
+  const lines = report.checks.map((c) => `${c.status === 'up' ? 'ok  ' : 'DOWN'} ${c.kind} ${c.name} (${c.response_time_ms} ms)${c.error === undefined ? '' : `: ${c.error}`}`);
+  return `${lines.join('\n')}\n${report.status}\n`;
+}

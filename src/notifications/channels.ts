@@ -1,0 +1,81 @@
+/**
+ * Where messages go: email over SMTP (nodemailer), Slack and Teams incoming webhooks, and a
+ * generic JSON webhook. Each channel only delivers; what to send and when is decided elsewhere.
+ * A delivery that fails throws (the notifier logs and counts it); secrets stay in the config.
+ */
+import nodemailer from 'nodemailer';
+import type { NotificationsConfig } from '../config/schema.js';
+
+export interface Message {
+  kind: string;
+  subject: string;
+  text: string;
+  /** Fields for machine readers (the generic webhook). */
+  data: Record<string, unknown>;
+}
+
+export interface Channel {
+  readonly name: 'email' | 'slack' | 'teams' | 'webhook';
+  send(message: Message): Promise<void>;
+}
+
+export function createChannels(config: NotificationsConfig): Channel[] {
+  const channels: Channel[] = [];
+  if (config.email !== undefined) channels.push(emailChannel(config.email, config.timeout_ms));
+  if (config.slack !== undefined) channels.push(webhookChannel('slack', config.slack.webhook_url, config.timeout_ms, slackPayload));
+  if (config.teams !== undefined) channels.push(webhookChannel('teams', config.teams.webhook_url, config.timeout_ms, teamsPayload));
+  if (config.webhook !== undefined) channels.push(webhookChannel('webhook', config.webhook.webhook_url, config.timeout_ms, genericPayload));
+  return channels;
+}
+
+function emailChannel(email: NonNullable<NotificationsConfig['email']>, timeoutMs: number): Channel {
+  const transport = nodemailer.createTransport({
+    host: email.host,
+    port: email.port,
+    secure: email.secure,
+    requireTLS: email.require_tls,
+    tls: { rejectUnauthorized: email.tls_reject_unauthorized },
+    ...(email.username === undefined ? {} : { auth: { user: email.username, pass: email.password ?? '' } }),
+    connectionTimeout: timeoutMs,
+    greetingTimeout: timeoutMs,
+    socketTimeout: timeoutMs,
+  });
+  return {
+    name: 'email',
+    send: async (m) => {
+      await transport.sendMail({ from: email.from, to: email.to, subject: m.subject, text: m.text });
+    },
+  };
+}
+
+/** Slack incoming webhook: `text` is required; the subject goes first in bold. */
+export function slackPayload(m: Message): unknown {
+  return { text: `*${m.subject}*\n${m.text}` };
+}
+
+/** Teams incoming webhook (MessageCard, which Teams and Power Automate workflows accept). */
+export function teamsPayload(m: Message): unknown {
+  return { '@type': 'MessageCard', '@context': 'https://schema.org/extensions', summary: m.subject, title: m.subject, text: m.text.replace(/\n/g, '  \n'), themeColor: m.kind === 'failure' ? 'D70000' : '0076D7' };
+}
+
+export function genericPayload(m: Message): unknown {
+  return { event: m.kind, subject: m.subject, text: m.text, ...m.data };
+}
+
+function webhookChannel(name: 'slack' | 'teams' | 'webhook', url: string, timeoutMs: number, payload: (m: Message) => unknown): Channel {
+  return {
+    name,
+    send: async (m) => {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(payload(m)),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      // Drain the body so the connection is released; its text may name the problem.
+      const body = (await res.text()).slice(0, 200);
+      // The URL holds the token: name the channel and the status, never the URL.
+      if (!res.ok) throw new Error(`${name} webhook answered HTTP ${res.status}${body === '' ? '' : `: ${body}`}`);
+    },
+  };
+}

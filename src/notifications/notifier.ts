@@ -1,0 +1,129 @@
+/**
+ * Turns run events into messages: start, success, failure and threshold violations, through the
+ * policy (digest, quiet hours, rate limit) to every channel. A delivery failure is reported to
+ * `onFailure` (logged and counted by the caller) and never reaches the run: listeners here never
+ * reject.
+ */
+import type { RunSummary } from '../archive/table-summary.js';
+import type { NotificationKind, NotificationsConfig } from '../config/schema.js';
+import type { RunEvents } from '../core/run-events.js';
+import type { Channel, Message } from './channels.js';
+import { NotificationPolicy, nextClockTime, type Decision } from './notification-policy.js';
+import { renderMessage, type TemplateValues } from './templates.js';
+import { findViolations } from './thresholds.js';
+
+export interface NotifierOptions {
+  config: NotificationsConfig;
+  channels: readonly Channel[];
+  host: string;
+  now?: () => Date;
+  onFailure: (channel: string, kind: string, error: unknown) => void;
+  /** A message not sent now: collected for the digest, or held back by quiet hours or the rate limit. */
+  onHeld?: (kind: NotificationKind, decision: Exclude<Decision, 'send'>) => void;
+}
+
+interface DigestEntry {
+  at: Date;
+  kind: NotificationKind;
+  subject: string;
+}
+
+export class Notifier {
+  private readonly policy: NotificationPolicy;
+  private readonly now: () => Date;
+  private readonly lastArchived = new Map<string, number>();
+  private digest: DigestEntry[] = [];
+  private digestSince: Date;
+  private nextDigestAt: Date;
+
+  constructor(private readonly options: NotifierOptions) {
+    this.now = options.now ?? (() => new Date());
+    this.policy = new NotificationPolicy(options.config);
+    this.digestSince = this.now();
+    this.nextDigestAt = nextClockTime(this.digestSince, options.config.digest_time, options.config.timezone);
+  }
+
+  subscribe(events: RunEvents): () => void {
+    const offs = [
+      events.on('run:started', (e) => this.notify('start', { run_id: e.runId, time: e.at }, { run_id: e.runId, dry_run: e.dryRun })),
+      events.on('table:started', (t) => {
+        // This process's first sight of a table is the baseline of "nothing archived for D days".
+        const key = `${t.database}/${t.schema}.${t.table}`;
+        if (!this.lastArchived.has(key)) this.lastArchived.set(key, this.now().getTime());
+      }),
+      events.on('table:finished', ({ summary: t }) => {
+        if (t.rowsArchived > 0) this.lastArchived.set(`${t.database}/${t.schema}.${t.table}`, this.now().getTime());
+      }),
+      events.on('run:finished', ({ summary }) => this.onRunFinished(summary)),
+      events.on('run:failed', ({ runId, error }) =>
+        this.notify('failure', { run_id: runId, failed: 'all', duration: '0 s', details: `- the run could not start: ${error.code}: ${error.message}` }, { run_id: runId, error }),
+      ),
+    ];
+    return () => offs.forEach((off) => off());
+  }
+
+  private async onRunFinished(summary: RunSummary): Promise<void> {
+    const values = runValues(summary);
+    const data = { run_id: summary.runId, failed: summary.failed, rows_archived: values.rows_archived, tables: summary.tables.map((t) => ({ database: t.database, table: `${t.schema}.${t.table}`, status: t.status, rows_archived: t.rowsArchived, error: t.error?.code ?? null })) };
+    await this.notify(summary.failed > 0 ? 'failure' : 'success', values, data);
+    const violations = findViolations(summary, this.options.config.thresholds, this.lastArchived, this.now().getTime());
+    if (violations.length > 0) await this.notify('threshold', { ...values, details: violations.map((v) => `- ${v}`).join('\n') }, { ...data, violations });
+    await this.flushDigestIfDue();
+  }
+
+  /** Sends (or holds) one message of `kind`, if `notifications.events` lists it. */
+  async notify(kind: NotificationKind, values: TemplateValues, data: Record<string, unknown> = {}): Promise<void> {
+    if (!this.options.config.events.includes(kind)) return;
+    const at = this.now();
+    const rendered = renderMessage(kind, this.options.config.templates, { host: this.options.host, time: at.toISOString(), ...values });
+    const decision = this.policy.decide(kind, at);
+    if (decision === 'digest') this.digest.push({ at, kind, subject: rendered.subject });
+    if (decision !== 'send') {
+      this.options.onHeld?.(kind, decision);
+      return;
+    }
+    await this.deliver({ kind, ...rendered, data });
+  }
+
+  /** Sends the digest once its time has come and something was collected (the daemon calls this on a timer too). */
+  async flushDigestIfDue(): Promise<void> {
+    const now = this.now();
+    if (!this.options.config.digest || now < this.nextDigestAt) return;
+    const entries = this.digest;
+    const since = this.digestSince;
+    this.digest = [];
+    this.digestSince = now;
+    this.nextDigestAt = nextClockTime(now, this.options.config.digest_time, this.options.config.timezone);
+    if (entries.length === 0) return;
+    const details = entries.map((e) => `- ${e.at.toISOString()} ${e.kind}: ${e.subject}`).join('\n');
+    const rendered = renderMessage('digest', this.options.config.templates, { host: this.options.host, count: entries.length, since: since.toISOString(), details });
+    await this.deliver({ kind: 'digest', ...rendered, data: { entries: entries.map((e) => ({ at: e.at.toISOString(), kind: e.kind, subject: e.subject })) } });
+  }
+
+  private async deliver(message: Message): Promise<void> {
+    await Promise.all(
+      this.options.channels.map(async (channel) => {
+        try {
+          await channel.send(message);
+        } catch (error) {
+          this.options.onFailure(channel.name, message.kind, error);
+        }
+      }),
+    );
+  }
+}
+
+function runValues(summary: RunSummary): TemplateValues {
+  const details = summary.tables
+    .map((t) => `- ${t.database}/${t.schema}.${t.table}: ${t.status}, ${t.rowsArchived} rows archived${t.error === undefined ? '' : ` — ${t.error.code}: ${t.error.message}`}`)
+    .join('\n');
+  return {
+    run_id: summary.runId,
+    duration: `${(summary.durationMs / 1000).toFixed(1)} s`,
+    rows_archived: summary.tables.reduce((n, t) => n + t.rowsArchived, 0),
+    rows_skipped: summary.tables.reduce((n, t) => n + t.rowsSkipped, 0),
+    tables: summary.tables.length,
+    failed: summary.failed,
+    details,
+  };
+}

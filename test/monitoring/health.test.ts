@@ -1,0 +1,147 @@
+/**
+ * /health and `auditlog health`: each database and the bucket checked with a timeout; one
+ * database down → degraded (200), storage or every database down → unhealthy (503), secrets never shown.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { useArchiveFixture } from '../helpers/archive-fixture.js';
+import { buildConfig } from '../helpers/archive-run.js';
+import { startMonitoringServers, type MonitoringServers } from '../../src/cli/monitoring-setup.js';
+import { createArchiveMetrics } from '../../src/monitoring/archive-metrics.js';
+import { classifyHealth, healthHttpStatus, type HealthReport } from '../../src/monitoring/health-check.js';
+import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
+import { runCli } from '../helpers/run-cli.js';
+
+const fx = useArchiveFixture();
+let servers: MonitoringServers | undefined;
+let silent: Server;
+const held: Socket[] = [];
+let silentPort: number;
+let dir: string;
+beforeAll(async () => {
+  // Accepts connections and never answers: a database that hangs.
+  silent = createServer((socket) => held.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  silentPort = (silent.address() as AddressInfo).port;
+  dir = await mkdtemp(join(tmpdir(), 'health-'));
+});
+afterAll(async () => {
+  held.forEach((s) => s.destroy());
+  await new Promise((resolve) => silent.close(resolve));
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await servers?.close();
+  servers = undefined;
+});
+
+const DOWN_URL = 'postgresql://archiver:hunter2-secret@127.0.0.1:1/nowhere';
+
+function configWith(databases: { name: string; url: string }[], s3 = fx.s3cfg) {
+  return buildConfig({
+    s3,
+    monitoring: { health_check_enabled: true, health_check_port: 0, listen_host: '127.0.0.1', health_check_timeout_ms: 300 },
+    databases: databases.map((d) => ({ ...d, tables: [{ name: 'events', timestamp_column: 'happened_at' }] })),
+  });
+}
+
+async function getHealth(config: ReturnType<typeof configWith>): Promise<{ status: number; report: HealthReport }> {
+  servers = await startMonitoringServers({
+    config,
+    servesByDefault: false,
+    metrics: createArchiveMetrics(),
+    store: new S3ObjectStore(config.s3!),
+    secrets: ['hunter2-secret'],
+    logger: pino({ level: 'silent' }),
+  });
+  expect(servers.metricsPort).toBeUndefined();
+  const res = await fetch(`http://127.0.0.1:${servers.healthPort}/health`);
+  expect(res.headers.get('content-type')).toBe('application/json');
+  return { status: res.status, report: (await res.json()) as HealthReport };
+}
+
+describe('classifyHealth', () => {
+  it('healthy when all are up; degraded when some database is down; unhealthy when storage or every database is down', () => {
+    const db = (status: 'up' | 'down') => ({ kind: 'database' as const, status });
+    const storage = (status: 'up' | 'down') => ({ kind: 'storage' as const, status });
+    expect(classifyHealth([db('up'), db('up'), storage('up')])).toBe('healthy');
+    expect(classifyHealth([db('up'), db('down'), storage('up')])).toBe('degraded');
+    expect(classifyHealth([db('down'), db('down'), storage('up')])).toBe('unhealthy');
+    expect(classifyHealth([db('up'), storage('down')])).toBe('unhealthy');
+    expect([healthHttpStatus('healthy'), healthHttpStatus('degraded'), healthHttpStatus('unhealthy')]).toEqual([200, 200, 503]);
+  });
+});
+
+describe('/health', () => {
+  it('all up: 200 healthy, with a response time per check', async () => {
+    const { status, report } = await getHealth(configWith([{ name: 'app', url: fx.db.url }]));
+    expect(status).toBe(200);
+    expect(report.status).toBe('healthy');
+    expect(report.checks.map((c) => [c.kind, c.name === 'app' ? 'app' : 'bucket', c.status])).toEqual([
+      ['database', 'app', 'up'],
+      ['storage', 'bucket', 'up'],
+    ]);
+    for (const c of report.checks) expect(c.response_time_ms).toEqual(expect.any(Number));
+  });
+
+  it('one database down: 200 degraded, the error named without its password', async () => {
+    const { status, report } = await getHealth(configWith([{ name: 'app', url: fx.db.url }, { name: 'billing', url: DOWN_URL }]));
+    expect(status).toBe(200);
+    expect(report.status).toBe('degraded');
+    const billing = report.checks.find((c) => c.name === 'billing')!;
+    expect(billing.status).toBe('down');
+    expect(billing.error).toMatch(/cannot connect to database "billing"/);
+    expect(JSON.stringify(report)).not.toContain('hunter2-secret');
+  });
+
+  it('the only database hangs: down after the timeout, 503 unhealthy', async () => {
+    const { status, report } = await getHealth(configWith([{ name: 'app', url: `postgresql://postgres@127.0.0.1:${silentPort}/x` }]));
+    expect(status).toBe(503);
+    expect(report.status).toBe('unhealthy');
+    expect(report.checks[0]).toMatchObject({ name: 'app', status: 'down', error: 'no answer within 300 ms' });
+    expect(report.checks[0]!.response_time_ms).toBeGreaterThanOrEqual(290);
+  });
+
+  it('storage down: 503 unhealthy even with every database up', async () => {
+    const { status, report } = await getHealth(
+      configWith([{ name: 'app', url: fx.db.url }], { ...fx.s3cfg, endpoint: 'http://127.0.0.1:9', retry: { max_attempts: 1, base_delay_ms: 1, max_delay_ms: 1 } }),
+    );
+    expect(status).toBe(503);
+    expect(report.checks.find((c) => c.kind === 'storage')!.status).toBe('down');
+  });
+});
+
+describe('auditlog health', () => {
+  const yaml = (url: string, archive: string): string => `local:
+  path: ${archive}
+monitoring:
+  health_check_timeout_ms: 2000
+databases:
+  - name: app
+    url: ${url}
+    tables:
+      - name: events
+        timestamp_column: happened_at
+`;
+  it('exit 0 when healthy, 1 with the failing check named otherwise; --json prints the /health body', async () => {
+    const ok = join(dir, 'ok.yaml');
+    await writeFile(ok, yaml(fx.db.url, join(dir, 'a')));
+    const healthy = await runCli(['health', '--config', ok]);
+    expect(healthy.code).toBe(0);
+    expect(healthy.stdout).toMatch(/^ok {3}database app \([\d.]+ ms\)\nok {3}storage .*\/a\/ \([\d.]+ ms\)\nhealthy\n$/);
+
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, yaml(DOWN_URL, join(dir, 'b')));
+    const unhealthy = await runCli(['health', '--config', bad, '--json']);
+    expect(unhealthy.code).toBe(1);
+    const report = JSON.parse(unhealthy.stdout) as HealthReport;
+    expect(report.status).toBe('unhealthy');
+    expect(report.checks[0]).toMatchObject({ kind: 'database', name: 'app', status: 'down' });
+    expect(unhealthy.stdout + unhealthy.stderr).not.toContain('hunter2-secret');
+  });
+});

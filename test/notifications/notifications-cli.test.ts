@@ -1,0 +1,98 @@
+/**
+ * Notifications from the real CLI: a success message delivered to a webhook receiver with what
+ * was archived, while failing channels (Slack answering 500, SMTP refused) change nothing in the
+ * run — exit 0, every row archived — and are logged without the webhook token or the password.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { createEventsTable, rowIds } from '../helpers/events-table.js';
+import { runCli } from '../helpers/run-cli.js';
+import { startWebhookReceiver, type WebhookReceiver } from './receivers.js';
+
+let dir: string;
+let db: TestDatabase;
+let hooks: WebhookReceiver;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'notify-'));
+  db = await createTestDatabase();
+  hooks = await startWebhookReceiver();
+});
+afterAll(async () => {
+  await db?.drop();
+  await hooks?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('archive with notifications', () => {
+  it('delivers the success message; failed channels are logged and counted, never fail the run', async () => {
+    await createEventsTable(db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    hooks.statusFor.set('/services/T1/B2/tok-SLACK-123', 500);
+    const config = join(dir, 'notify.yaml');
+    await writeFile(
+      config,
+      `local:
+  path: ${join(dir, 'archive')}
+defaults:
+  retention_days: 10
+  batch_size: 5
+notifications:
+  events: [success, failure]
+  timeout_ms: 3000
+  slack:
+    webhook_url: ${hooks.url('/services/T1/B2/tok-SLACK-123')}
+  webhook:
+    webhook_url: ${hooks.url('/generic')}
+  email:
+    host: 127.0.0.1
+    port: ${await closedPort()}
+    username: archiver
+    password: \${SMTP_PASSWORD}
+    from: archiver@example.com
+    to: [ops@example.com]
+databases:
+  - name: app
+    url: ${db.url}
+    tables:
+      - name: events
+        timestamp_column: happened_at
+`,
+    );
+    const r = await runCli(['archive', '--config', config, '--json'], { SMTP_PASSWORD: 'mail-pw-987' });
+    expect(r.code).toBe(0);
+    expect(await rowIds(db)).toEqual([]);
+    const generic = hooks.received.get('/generic') as Record<string, unknown>[];
+    expect(generic).toHaveLength(1);
+    expect(generic[0]).toMatchObject({ event: 'success', failed: 0, rows_archived: 20, tables: [{ database: 'app', table: 'public.events', status: 'archived', rows_archived: 20 }] });
+    expect(hooks.received.get('/services/T1/B2/tok-SLACK-123')).toHaveLength(1);
+
+    const warnings = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; channel?: string; err?: string })
+      .filter((l) => l.msg === 'notification not delivered; the run is not affected');
+    expect(warnings.map((w) => w.channel).sort()).toEqual(['email', 'slack']);
+    expect(warnings.find((w) => w.channel === 'slack')!.err).toContain('HTTP 500');
+    expect(r.stdout + r.stderr).not.toContain('tok-SLACK-123');
+    expect(r.stdout + r.stderr).not.toContain('mail-pw-987');
+
+    const printed = await runCli(['config', 'validate', '--config', config, '--print'], { SMTP_PASSWORD: 'mail-pw-987' });
+    expect(printed.code).toBe(0);
+    expect(printed.stdout).not.toContain('tok-SLACK-123');
+    expect(printed.stdout).not.toContain('mail-pw-987');
+    expect(JSON.parse(printed.stdout.slice(0, printed.stdout.lastIndexOf('}') + 1)).notifications.slack.webhook_url).toBe('****');
+  });
+});

@@ -1,0 +1,204 @@
+/**
+ * Messages delivered for real: email to an SMTP server on loopback (smtp-server, with AUTH) and
+ * Slack/Teams/generic JSON to local HTTP receivers. Digest, rate limit and quiet hours run on an
+ * injected clock; a channel that fails is reported and never stops the others.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { notificationsSchema, type NotificationsConfig } from '../../src/config/schema.js';
+import { RunEvents } from '../../src/core/run-events.js';
+import type { RunSummary } from '../../src/archive/table-summary.js';
+import { createChannels } from '../../src/notifications/channels.js';
+import { Notifier } from '../../src/notifications/notifier.js';
+import { startSmtpReceiver, startWebhookReceiver, type WebhookReceiver } from './receivers.js';
+
+let smtp: Awaited<ReturnType<typeof startSmtpReceiver>>;
+let hooks: WebhookReceiver;
+beforeAll(async () => {
+  smtp = await startSmtpReceiver({ user: 'archiver', pass: 'smtp-s3cret' });
+  hooks = await startWebhookReceiver();
+});
+afterAll(async () => {
+  await smtp?.stop();
+  await hooks?.stop();
+});
+beforeEach(() => {
+  smtp.mails.length = 0;
+  hooks.received.clear();
+  hooks.statusFor.clear();
+});
+
+function settings(extra: Record<string, unknown> = {}): NotificationsConfig {
+  return notificationsSchema.parse({
+    events: ['start', 'success', 'failure', 'threshold'],
+    email: { host: '127.0.0.1', port: smtp.port, username: 'archiver', password: 'smtp-s3cret', from: 'archiver@example.com', to: ['ops@example.com', 'dba@example.com'] },
+    slack: { webhook_url: hooks.url('/slack/T000/B000/XXXX') },
+    teams: { webhook_url: hooks.url('/teams') },
+    webhook: { webhook_url: hooks.url('/generic') },
+    timeout_ms: 5000,
+    ...extra,
+  });
+}
+
+function summary(over: Partial<RunSummary> = {}, table: Partial<RunSummary['tables'][number]> = {}): RunSummary {
+  return {
+    runId: 'run-1',
+    dryRun: false,
+    failed: 0,
+    held: 0,
+    durationMs: 4_000,
+    tables: [
+      { database: 'app', schema: 'public', table: 'events', status: 'archived', rowsArchived: 120, rowsSkipped: 3, batches: 2, bytesUncompressed: 1, bytesCompressed: 1, durationMs: 4_000, rowsPerSecond: 30, ...table },
+    ],
+    ...over,
+  };
+}
+
+function setup(config: NotificationsConfig, start = '2026-01-10T12:00:00Z') {
+  let now = new Date(start);
+  const failures: { channel: string; kind: string; error: string }[] = [];
+  const held: string[] = [];
+  const events = new RunEvents();
+  const notifier = new Notifier({
+    config,
+    channels: createChannels(config),
+    host: 'test-host',
+    now: () => now,
+    onFailure: (channel, kind, error) => failures.push({ channel, kind, error: String(error) }),
+    onHeld: (kind, decision) => held.push(`${kind}:${decision}`),
+  });
+  notifier.subscribe(events);
+  const finish = async (s: RunSummary): Promise<void> => {
+    events.emit('run:finished', { runId: s.runId, command: 'archive', summary: s });
+    await events.settle();
+  };
+  return { events, notifier, failures, held, finish, advance: (ms: number) => (now = new Date(now.getTime() + ms)) };
+}
+
+/** The text body of a quoted-printable mail as the recipient reads it. */
+function mailBody(raw: string): string {
+  const body = raw.slice(raw.indexOf('\r\n\r\n') + 4).replace(/=\r?\n/g, '');
+  const bytes = body.replace(/=([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  return Buffer.from(bytes, 'latin1').toString('utf8');
+}
+
+const slackTexts = (): string[] => ((hooks.received.get('/slack/T000/B000/XXXX') ?? []) as { text: string }[]).map((b) => b.text);
+
+describe('delivery', () => {
+  it('a failure reaches every channel: SMTP with AUTH to all recipients, Slack text, Teams card, generic JSON with the tables', async () => {
+    const { finish, failures } = setup(settings());
+    await finish(summary({ failed: 1 }, { status: 'failed', rowsArchived: 0, error: { code: 'DB_CONNECT', message: 'cannot connect to database "app"' } }));
+    expect(failures).toEqual([]);
+    expect(smtp.mails).toHaveLength(1);
+    const mail = smtp.mails[0]!;
+    expect(mail).toMatchObject({ from: 'archiver@example.com', to: ['ops@example.com', 'dba@example.com'], user: 'archiver' });
+    expect(mail.raw).toMatch(/^Subject: auditlog: archive run run-1 FAILED \(1 table\(s\)\)/m);
+    expect(mailBody(mail.raw)).toContain('- app/public.events: failed, 0 rows archived — DB_CONNECT: cannot connect to database "app"');
+    expect(slackTexts()[0]).toMatch(/^\*auditlog: archive run run-1 FAILED \(1 table\(s\)\)\*\n/);
+    const card = hooks.received.get('/teams')![0] as Record<string, string>;
+    expect(card).toMatchObject({ '@type': 'MessageCard', title: 'auditlog: archive run run-1 FAILED (1 table(s))', themeColor: 'D70000' });
+    const generic = hooks.received.get('/generic')![0] as Record<string, unknown>;
+    expect(generic).toMatchObject({ event: 'failure', run_id: 'run-1', failed: 1, tables: [{ database: 'app', table: 'public.events', status: 'failed', rows_archived: 0, error: 'DB_CONNECT' }] });
+  });
+
+  it('a channel that fails (HTTP 500, SMTP refused) is reported; the others still get the message and nothing throws', async () => {
+    hooks.statusFor.set('/teams', 500);
+    const config = settings({ email: { host: '127.0.0.1', port: smtp.port, username: 'archiver', password: 'wrong', from: 'a@example.com', to: ['ops@example.com'] } });
+    const { finish, failures } = setup(config);
+    await finish(summary());
+    expect(failures.map((f) => f.channel).sort()).toEqual(['email', 'teams']);
+    expect(failures.find((f) => f.channel === 'teams')!.error).toContain('teams webhook answered HTTP 500: invalid_token');
+    expect(failures.find((f) => f.channel === 'teams')!.error).not.toContain('127.0.0.1');
+    expect(slackTexts()).toHaveLength(1);
+    expect(hooks.received.get('/generic')).toHaveLength(1);
+    expect(smtp.mails).toHaveLength(0);
+  });
+
+  it('a run that could not start at all (run:failed) is a failure message naming the error', async () => {
+    const { events, failures } = setup(settings({ email: undefined, teams: undefined, webhook: undefined }));
+    events.emit('run:failed', { runId: 'run-7', command: 'archive', error: { code: 'STORAGE_UNREACHABLE', message: 'cannot reach s3://audit-archive/' } });
+    await events.settle();
+    expect(failures).toEqual([]);
+    expect(slackTexts()).toHaveLength(1);
+    expect(slackTexts()[0]).toContain('archive run run-7 FAILED (all table(s))');
+    expect(slackTexts()[0]).toContain('- the run could not start: STORAGE_UNREACHABLE: cannot reach s3://audit-archive/');
+  });
+
+  it('events not listed send nothing; thresholds send one message listing each violation', async () => {
+    const config = settings({ events: ['threshold'], email: undefined, teams: undefined, webhook: undefined, thresholds: { max_run_minutes: 1, max_rows_skipped: 2 } });
+    const { finish, events } = setup(config);
+    events.emit('run:started', { runId: 'run-1', command: 'archive', dryRun: false, at: '2026-01-10T12:00:00Z' });
+    await finish(summary({ durationMs: 90_000 }));
+    expect(slackTexts()).toHaveLength(1);
+    expect(slackTexts()[0]).toContain('threshold exceeded in run run-1');
+    expect(slackTexts()[0]).toContain('- run took 1.5 min, over max_run_minutes 1');
+    expect(slackTexts()[0]).toContain('- 3 rows skipped (changed or locked while archived), over max_rows_skipped 2');
+  });
+
+  it('nothing archived for D days: a threshold message once the table has gone that long without a row', async () => {
+    const config = settings({ events: ['threshold'], email: undefined, teams: undefined, webhook: undefined, thresholds: { max_days_without_archive: 2 } });
+    const { finish, events, advance } = setup(config);
+    const ref = { runId: 'r', database: 'app', schema: 'public', table: 'events' };
+    const run = async (rows: number): Promise<void> => {
+      events.emit('table:started', { ...ref, cutoff: 'c', retentionDays: 1 });
+      const s = summary({}, { rowsArchived: rows, rowsSkipped: 0 });
+      events.emit('table:finished', { ...ref, summary: s.tables[0]! });
+      await finish(s);
+    };
+    await run(5);
+    advance(86_400_000);
+    await run(0);
+    expect(slackTexts()).toHaveLength(0);
+    advance(1.5 * 86_400_000);
+    await run(0);
+    expect(slackTexts()).toHaveLength(1);
+    expect(slackTexts()[0]).toContain('app/public.events: nothing archived for 2.5 days, over max_days_without_archive 2');
+  });
+});
+
+describe('policy on an injected clock', () => {
+  it('rate limit: a second success within rate_limit_hours is held back, the next after it is sent', async () => {
+    const { finish, advance, held } = setup(settings({ email: undefined, teams: undefined, webhook: undefined, rate_limit_hours: 1 }));
+    await finish(summary());
+    advance(30 * 60_000);
+    await finish(summary({ runId: 'run-2' }));
+    advance(31 * 60_000);
+    await finish(summary({ runId: 'run-3' }));
+    expect(slackTexts().map((t) => /run (run-\d)/.exec(t)?.[1])).toEqual(['run-1', 'run-3']);
+    expect(held).toEqual(['success:rate-limited']);
+  });
+
+  it('quiet hours: success held, failure sent anyway (critical_override)', async () => {
+    const { finish, held } = setup(settings({ email: undefined, teams: undefined, webhook: undefined, timezone: 'Europe/Berlin', quiet_hours: { start: '22:00', end: '07:00' } }), '2026-01-10T23:30:00Z');
+    await finish(summary());
+    await finish(summary({ runId: 'run-2', failed: 1 }, { status: 'failed' }));
+    expect(slackTexts()).toHaveLength(1);
+    expect(slackTexts()[0]).toContain('run-2 FAILED');
+    expect(held).toEqual(['success:quiet-hours']);
+  });
+
+  it('digest: per-run messages are collected and sent once at digest_time, failures at once', async () => {
+    const { finish, notifier, advance, events } = setup(settings({ email: undefined, teams: undefined, webhook: undefined, digest: true, digest_time: '08:00' }), '2026-01-10T12:00:00Z');
+    events.emit('run:started', { runId: 'run-1', command: 'archive', dryRun: false, at: '2026-01-10T12:00:00Z' });
+    await finish(summary());
+    advance(3_600_000);
+    await finish(summary({ runId: 'run-2', failed: 1 }, { status: 'failed' }));
+    advance(3_600_000);
+    await finish(summary({ runId: 'run-3' }));
+    expect(slackTexts()).toHaveLength(1);
+    expect(slackTexts()[0]).toContain('run-2 FAILED');
+    // 07:59 the next day: not yet; 08:00: the digest, once.
+    advance(Date.parse('2026-01-11T07:59:00Z') - Date.parse('2026-01-10T14:00:00Z'));
+    await notifier.flushDigestIfDue();
+    expect(slackTexts()).toHaveLength(1);
+    advance(60_000);
+    await notifier.flushDigestIfDue();
+    await notifier.flushDigestIfDue();
+    expect(slackTexts()).toHaveLength(2);
+    const digest = slackTexts()[1]!;
+    expect(digest).toMatch(/^\*auditlog: daily digest \(3 event\(s\)\)\*/);
+    expect(digest).toContain('2026-01-10T12:00:00.000Z start: auditlog: archive run run-1 started');
+    expect(digest).toContain('success: auditlog: archive run run-1 succeeded');
+    expect(digest).toContain('success: auditlog: archive run run-3 succeeded');
+    expect(digest).not.toContain('run-2');
+  });
+});
