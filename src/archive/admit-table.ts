@@ -10,7 +10,7 @@ import type { RunEvents } from '../core/run-events.js';
 import { holdLabel, holdsForTable, type LegalHold } from '../compliance/legal-hold.js';
 import { findRetentionViolation, requiresEncryption } from '../compliance/retention-policy.js';
 import type { HoldSnapshot } from '../compliance/run-holds.js';
-import { failedTableSummary, type TableSummary } from './table-summary.js';
+import { emptyTableSummary, failedTableSummary, type TableSummary } from './table-summary.js';
 
 export interface AdmitOptions {
   config: Config;
@@ -63,12 +63,8 @@ export function admitTable(options: AdmitOptions, database: string, table: Table
       ...ref,
       holds: found.tableLevel.map((h) => ({ source: h.source, reason: h.reason, ...(h.setBy === undefined ? {} : { setBy: h.setBy }), ...(h.expiresAt === undefined ? {} : { expiresAt: h.expiresAt }) })),
     });
-    return { summary: { ...emptySummary(database, table.schema, table.name), status: 'held', holds: holdInfo } };
+    return { summary: { ...emptyTableSummary(database, table.schema, table.name, 'held'), holds: holdInfo } };
   }
   return { recordHolds: found.recordLevel, ...(requiredSse === undefined ? {} : { requiredSse }), ...(any ? { holdInfo } : {}) };
-}
-
-function emptySummary(database: string, schema: string, table: string): TableSummary {
-  return { database, schema, table, status: 'nothing-to-archive', rowsArchived: 0, rowsSkipped: 0, batches: 0, bytesUncompressed: 0, bytesCompressed: 0, durationMs: 0, rowsPerSecond: 0 };
 }
 

@@ -23,7 +23,7 @@ import type { RowSet } from '../core/row-set.js';
 import type { StateStores } from '../state/state-stores.js';
 import { TableProgress } from './table-progress.js';
 import { isStorageUnavailable, type FallbackSpool } from './local-fallback.js';
-import type { TableSummary } from './table-summary.js';
+import { emptyTableSummary, type TableSummary } from './table-summary.js';
 import type { RunEvents, TableRef, TimedPhase } from '../core/run-events.js';
 import { quoteIdent } from '../db/quote-ident.js';
 import type { LegalHold } from '../compliance/legal-hold.js';
@@ -71,19 +71,7 @@ export interface ArchiveTableInput {
 
 export async function archiveTable(input: ArchiveTableInput): Promise<TableSummary> {
   const started = Date.now();
-  const summary: TableSummary = {
-    database: input.database,
-    schema: input.table.schema,
-    table: input.table.name,
-    status: 'nothing-to-archive',
-    rowsArchived: 0,
-    rowsSkipped: 0,
-    batches: 0,
-    bytesUncompressed: 0,
-    bytesCompressed: 0,
-    durationMs: 0,
-    rowsPerSecond: 0,
-  };
+  const summary: TableSummary = emptyTableSummary(input.database, input.table.schema, input.table.name);
   const logger = input.logger.child({ table: `${input.table.schema}.${input.table.name}` });
   try {
     let plan = await loadTablePlan(input.pool, input.database, input.table, input.defaults);

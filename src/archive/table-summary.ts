@@ -39,20 +39,12 @@ export interface RunSummary {
   durationMs: number;
 }
 
+/** A table before its first batch: zero counts. */
+export function emptyTableSummary(database: string, schema: string, table: string, status: TableStatus = 'nothing-to-archive'): TableSummary {
+  return { database, schema, table, status, rowsArchived: 0, rowsSkipped: 0, batches: 0, bytesUncompressed: 0, bytesCompressed: 0, durationMs: 0, rowsPerSecond: 0 };
+}
+
 /** A table that failed before any batch: its error, zero counts. */
 export function failedTableSummary(database: string, schema: string, table: string, error: { code: string; message: string }): TableSummary {
-  return {
-    database,
-    schema,
-    table,
-    status: 'failed',
-    rowsArchived: 0,
-    rowsSkipped: 0,
-    batches: 0,
-    bytesUncompressed: 0,
-    bytesCompressed: 0,
-    durationMs: 0,
-    rowsPerSecond: 0,
-    error: { code: error.code, message: error.message },
-  };
+  return { ...emptyTableSummary(database, schema, table, 'failed'), error: { code: error.code, message: error.message } };
 }

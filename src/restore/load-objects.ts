@@ -21,20 +21,22 @@ const PREFETCH_OBJECTS = 4;
 export const DEFAULT_RESTORE_BATCH_ROWS = 20_000;
 export const DEFAULT_RESTORE_JOBS = 2;
 
-export async function loadObjects(
-  client: pg.Client,
-  openClient: () => Promise<pg.Client>,
-  options: RestoreOptions,
-  summary: RestoreSummary,
-  id: { database: string; schema: string; table: string },
-  target: RestoreTarget,
-  table: TargetTable | undefined,
-  candidates: Candidate[],
-  drifts: Map<string, DriftPlan>,
-  watermarks: ReturnType<typeof openRestoreWatermarks>,
-  logger: Logger,
-  corrupt: (key: string, error: unknown) => void,
-): Promise<void> {
+/** What one table's load needs, passed down as one value instead of a dozen arguments. */
+export interface LoadInput {
+  options: RestoreOptions;
+  summary: RestoreSummary;
+  id: { database: string; schema: string; table: string };
+  target: RestoreTarget;
+  table: TargetTable | undefined;
+  candidates: Candidate[];
+  drifts: Map<string, DriftPlan>;
+  watermarks: ReturnType<typeof openRestoreWatermarks>;
+  logger: Logger;
+  corrupt: (key: string, error: unknown) => void;
+}
+
+export async function loadObjects(client: pg.Client, openClient: () => Promise<pg.Client>, input: LoadInput): Promise<void> {
+  const { options, table, candidates, watermarks } = input;
   const record = !options.dryRun;
   if (watermarks.transactional && record) await watermarks.prepare();
   const extraClients: pg.Client[] = [];
@@ -43,25 +45,14 @@ export async function loadObjects(
     const jobs = Math.max(1, Math.min(options.jobs ?? DEFAULT_RESTORE_JOBS, candidates.length));
     for (let i = 1; i < jobs && table !== undefined; i++) extraClients.push(await openClient());
     const sessions = [client, ...extraClients].map((c) => new RestoreSession(c));
-    await loadBatches(sessions, options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt);
+    await loadBatches(sessions, input);
   } finally {
     for (const c of extraClients) await c.end().catch(() => undefined);
   }
 }
 
-async function loadBatches(
-  sessions: RestoreSession[],
-  options: RestoreOptions,
-  summary: RestoreSummary,
-  id: { database: string; schema: string; table: string },
-  target: RestoreTarget,
-  table: TargetTable | undefined,
-  candidates: Candidate[],
-  drifts: Map<string, DriftPlan>,
-  watermarks: ReturnType<typeof openRestoreWatermarks>,
-  logger: Logger,
-  corrupt: (key: string, error: unknown) => void,
-): Promise<void> {
+async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promise<void> {
+  const { options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt } = input;
   const record = !options.dryRun;
   const totalRows = candidates.reduce((n, c) => n + c.meta.record_count, 0);
   const batchRows = options.batchSize ?? DEFAULT_RESTORE_BATCH_ROWS;

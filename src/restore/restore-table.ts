@@ -216,7 +216,7 @@ async function restoreInto(
     summary.indexes.dropped = indexes.map((i) => i.name);
   }
   try {
-    await loadObjects(client, openClient, options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt);
+    await loadObjects(client, openClient, { options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt });
   } finally {
     if (indexes.length > 0) {
       // Always, also when the load failed: the target must get back every index it had.
