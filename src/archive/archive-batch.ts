@@ -13,7 +13,8 @@ import { computeBatchId, FORMAT_NAME, FORMAT_VERSION, serializeMetadata, sha256H
 import { subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
 import { serializeMarker, type PendingMarker } from './pending-marker.js';
-import { deleteArchivedRows } from '../db/archive-queries.js';
+import { deleteArchivedRows, selectColumnSignature } from '../db/archive-queries.js';
+import type { Queryable } from '../db/queryable.js';
 import { timed, type ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
 import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
@@ -264,6 +265,15 @@ function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: 
   };
 }
 
+async function assertColumnsUnchanged(client: Queryable, ctx: ArchiveContext, key: string): Promise<void> {
+  const now = await selectColumnSignature(client, ctx.plan.oid);
+  const read = ctx.plan.columns.map((c) => [c.name, c.type]);
+  if (JSON.stringify(now) === JSON.stringify(read)) return;
+  throw new AuditlogError('TABLE_CHANGED', `the columns of ${tableLabel(ctx.plan)} changed while it was being archived (now: ${now.map(([n, t]) => `${n} ${t}`).join(', ')}); the delete of ${key} was rolled back and nothing of it deleted — rerun: the next run archives the rows with their new columns`, {
+    details: { key, columns: now.map(([n]) => n) },
+  });
+}
+
 /** No delete starts or commits without the table lock (another archiver may be working on the table). */
 function assertLockHeld(ctx: ArchiveContext, stoppedBefore: string): void {
   if (!ctx.lock.isHeld()) throw lockLostError(tableLabel(ctx.plan), ctx.lock.lostReason(), stoppedBefore);
@@ -304,6 +314,10 @@ async function deleteGuarded(
       await client.query('ROLLBACK');
       return { committed: false, keys: deleted.keys };
     }
+    // The DELETE holds the table's ROW EXCLUSIVE lock, so no ALTER TABLE can slip in between this
+    // check and COMMIT. A column added (with a default: the rows keep their xmin) or changed since
+    // the batch was read would make the archived lines miss what the deleted rows held (found in review).
+    await assertColumnsUnchanged(client, ctx, key);
     await ctx.onPhase?.('before-commit');
     // The lock may have been lost while the DELETE ran: only a holder may commit one (the catch rolls back).
     assertLockHeld(ctx, `committing the delete of ${key}`);

@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'TABLE_NOT_SUPPORTED'
   | 'COLUMN_NOT_FOUND'
   | 'NO_PRIMARY_KEY'
+  /** The table's columns changed (ALTER TABLE) while a run was archiving it: the batch's delete was rolled back. */
+  | 'TABLE_CHANGED'
   | 'LOCK_HELD'
   /** The table lock was lost mid-run (connection gone, heartbeat failed, lock removed): the table stopped before its next delete. */
   | 'LOCK_LOST'

@@ -81,6 +81,16 @@ export interface DeleteResult {
   keys: string[][];
 }
 
+/** The table's columns now, as [name, format_type] pairs in column order (what a TablePlan records). */
+export async function selectColumnSignature(q: Queryable, tableOid: number): Promise<[string, string][]> {
+  const r = await q.query<{ cols: string | null }>(
+    `SELECT json_agg(json_build_array(a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)::text AS cols
+       FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped`,
+    [tableOid],
+  );
+  return JSON.parse(r.rows[0]?.cols ?? '[]') as [string, string][];
+}
+
 /** Runs inside the caller's transaction. Returns how many rows were deleted, and which. */
 export async function deleteArchivedRows(q: Queryable, plan: TablePlan, rows: Pick<RowSet, 'xmins' | 'keys'>, cutoff: string): Promise<DeleteResult> {
   const r = await q.query<{ n: string; keys: string }>(buildGuardedDeleteSql(plan), [JSON.stringify(rows.xmins), JSON.stringify(rows.keys), cutoff]);
