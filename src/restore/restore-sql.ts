@@ -134,13 +134,28 @@ export function insertSql(
     if (sets.length === 0) sets.push(`${quoteIdent(target.key[0]!)} = EXCLUDED.${quoteIdent(target.key[0]!)}`);
     conflict = ` ON CONFLICT (${target.key.map(quoteIdent).join(', ')}) DO UPDATE SET ${sets.join(', ')}`;
   }
-  const insert = `INSERT INTO ${quoteQualified(target.schema, target.table)} (${cols})${overriding} SELECT ${drift.columns.map(valueExpr).join(', ')} FROM ${parsed} p${conflict}`;
+  const insert = `INSERT INTO ${quoteQualified(target.schema, target.table)} (${cols})${overriding} SELECT ${drift.columns.map(valueExpr).join(', ')} FROM ${latestPerKey(drift, target, parsed)} p${conflict}`;
   // xmax is 0 on a freshly inserted row version and set on one ON CONFLICT updated. Partitioned
   // tables cannot return system columns: there every returned row counts, and the caller counts
   // the conflicts before the INSERT.
   const updating = strategy === 'overwrite' || strategy === 'upsert';
   const inserted = updating && !target.partitioned ? `(xmax::text = '0')` : 'true';
   return `WITH w AS (${insert} RETURNING ${inserted} AS inserted) SELECT count(*) FILTER (WHERE inserted)::int AS inserted FROM w`;
+}
+
+/**
+ * The parsed rows, one per target key: the last line wins. An archive may hold two versions of a
+ * row under one key (restored, then archived again — docs/format.md), and one INSERT … ON CONFLICT
+ * DO UPDATE cannot touch a row twice (found in review). Objects are loaded oldest archive first, so
+ * the last line is the version archived last.
+ */
+function latestPerKey(drift: DriftPlan, target: { key: readonly string[] }, parsed: string): string {
+  const byTarget = new Map(drift.columns.map((c) => [c.target, c]));
+  if (target.key.length === 0 || !target.key.every((k) => byTarget.has(k))) return parsed;
+  const archivedNames = [...drift.columns.map((c) => ({ name: c.archived })), ...drift.dropped, ...drift.generated.map((name) => ({ name }))];
+  const n = quoteIdent(lineNumberColumn(archivedNames));
+  const keys = target.key.map((k) => valueExpr(byTarget.get(k)!)).join(', ');
+  return `(SELECT DISTINCT ON (${keys}) p.* FROM ${parsed} p ORDER BY ${keys}, p.${n} DESC)`;
 }
 
 /** Whether the INSERT's own count tells inserted from updated rows (else count conflicts first). */

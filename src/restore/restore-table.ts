@@ -159,6 +159,9 @@ async function restoreInto(
     }
     candidates.push({ key, meta });
   }
+  // Oldest archive first: when a key was archived twice (restored, then archived again), the
+  // version archived last is loaded last and wins (restore-sql.ts latestPerKey).
+  candidates.sort((a, b) => (a.meta.created_at < b.meta.created_at ? -1 : a.meta.created_at > b.meta.created_at ? 1 : 0));
   if (candidates.length === 0) {
     logger.info({ skippedByWatermark: summary.objects.skippedByWatermark }, 'nothing to restore');
     return;
