@@ -159,9 +159,11 @@ async function restoreInto(
     }
     candidates.push({ key, meta });
   }
-  // Oldest archive first: when a key was archived twice (restored, then archived again), the
-  // version archived last is loaded last and wins (restore-sql.ts latestPerKey).
-  candidates.sort((a, b) => (a.meta.created_at < b.meta.created_at ? -1 : a.meta.created_at > b.meta.created_at ? 1 : 0));
+  // Oldest run first: when a key was archived twice (restored, then archived again, always by a
+  // later run), the version archived last is loaded last and wins (restore-sql.ts latestPerKey).
+  // Run ids start with their UTC start time; the sort is stable, so within a run the listing
+  // (day, then time-of-day) order stays.
+  candidates.sort((a, b) => (a.meta.run_id < b.meta.run_id ? -1 : a.meta.run_id > b.meta.run_id ? 1 : 0));
   if (candidates.length === 0) {
     logger.info({ skippedByWatermark: summary.objects.skippedByWatermark }, 'nothing to restore');
     return;
