@@ -155,6 +155,10 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         // Batches hold disjoint rows and each has its own pending marker, so several can be in
         // flight at once: storage round trips overlap instead of adding up. A pause means one at a time.
         const limit = plan.pauseBetweenBatchesMs > 0 ? 1 : plan.batchesInFlight;
+        // The spool is plain files on the archiver's disk: a table that must be encrypted at rest
+        // never goes there (found in review); its batches simply wait in the table for storage.
+        const fallback = input.requiredSse === undefined ? input.fallback : undefined;
+        if (input.fallback !== undefined && fallback === undefined) logger.debug('local_fallback_dir is not used for this table: it requires server-side encryption');
         const archivePass = async (batches: AsyncIterable<RowSet>, onBatch: (rows: RowSet) => (outcome: BatchOutcome) => void): Promise<void> => {
           const inFlight = new Set<Promise<void>>();
           let failure: { error: unknown } | undefined;
@@ -179,7 +183,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
                   },
                   async (error: unknown) => {
                     failure ??= { error };
-                    if (input.fallback !== undefined && isStorageUnavailable(error)) await spool(rows, error);
+                    if (fallback !== undefined && isStorageUnavailable(error)) await spool(rows, error);
                   },
                 )
                 .finally(() => inFlight.delete(task));
@@ -195,7 +199,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         };
         const spool = async (rows: RowSet, error: unknown): Promise<void> => {
           try {
-            const file = await input.fallback!.save(plan, rows, input.runId, error);
+            const file = await fallback!.save(plan, rows, input.runId, error);
             summary.spooledBatches = (summary.spooledBatches ?? 0) + 1;
             logger.warn({ file, rows: rows.count }, 'storage unavailable: batch spooled to local_fallback_dir; its rows stay in the table until it is archived');
           } catch (spoolError) {
@@ -204,8 +208,8 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         };
         try {
           // Batches an earlier run spooled while storage was down go first, through the same pipeline.
-          if (input.fallback !== undefined) {
-            const { replayed } = await input.fallback.replay(plan, async (rows) => record(await archiveBatch(ctx, rows)));
+          if (fallback !== undefined) {
+            const { replayed } = await fallback.replay(plan, async (rows) => record(await archiveBatch(ctx, rows)));
             if (replayed > 0) summary.replayedBatches = replayed;
           }
           // Main pass: after the watermark, which follows the batches as they commit.

@@ -85,6 +85,19 @@ describe('local fallback', () => {
     expect((await rowIds(fx.db)).some((id) => old.includes(id))).toBe(false);
   });
 
+  it('never spools a table that must be encrypted at rest: its rows wait in the table, nothing is written to the local disk', async () => {
+    // Found in review: a critical table's rows were written in clear to local_fallback_dir.
+    await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    storageDownAfter(0);
+    const base = config();
+    const c: Config = { ...base, s3: { ...base.s3!, sse: 'AES256' }, databases: [{ ...base.databases[0]!, tables: [{ ...base.databases[0]!.tables[0]!, critical: true }] }] };
+    const down = await archiveWith(c, new S3ObjectStore(c.s3!));
+    expect(down.tables[0]!.status).toBe('failed');
+    expect(down.tables[0]!.spooledBatches).toBeUndefined();
+    expect(await spooled()).toEqual([]);
+    expect(await rowIds(fx.db)).toHaveLength(20);
+  });
+
   it('deletes only rows still in the spooled version: a row updated meanwhile is archived in its new version', async () => {
     await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
     storageDownAfter(0);
