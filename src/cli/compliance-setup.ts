@@ -41,11 +41,12 @@ function resolveOperator(config: Config): string {
 
 /**
  * The configured audit trail(s), opened before any work: a run that cannot leave its trace does
- * not start. Returns what to close once the run's events have settled.
+ * not start. Returns what to close once the run's events have settled; closing tells how many
+ * records could not be written (the CLI then fails the run: its trace is incomplete).
  */
-export async function openAuditTrail(config: Config, store: ObjectStore, events: RunEvents): Promise<() => Promise<void>> {
+export async function openAuditTrail(config: Config, store: ObjectStore, events: RunEvents): Promise<() => Promise<number>> {
   const audit = config.compliance.audit;
-  if (audit.backend === 'none') return async () => undefined;
+  if (audit.backend === 'none') return async () => 0;
   const operator = resolveOperator(config);
   const trails: AuditTrail[] = [];
   let pool: pg.Pool | undefined;
@@ -65,10 +66,22 @@ export async function openAuditTrail(config: Config, store: ObjectStore, events:
     await pool?.end().catch(() => undefined);
     throw error;
   }
-  subscribeAuditTrail(events, trail);
+  let lost = 0;
+  const counting: AuditTrail = {
+    description: trail.description,
+    open: () => trail.open(),
+    flush: () => trail.flush(),
+    append: (entry) =>
+      trail.append(entry).catch((error: unknown) => {
+        lost++;
+        throw error;
+      }),
+  };
+  subscribeAuditTrail(events, counting);
   return async () => {
     await trail.flush().catch(() => undefined);
     await pool?.end().catch(() => undefined);
+    return lost;
   };
 }
 
@@ -93,7 +106,7 @@ export function auditSources(config: Config, store: ObjectStore, pools: pg.Pool[
 }
 
 /** A run that stops as a whole is recorded (ERROR) before the error reaches the user. */
-export async function withRunError<T>(events: RunEvents, runId: string, command: 'archive' | 'restore', secrets: readonly string[], closeTrail: () => Promise<void>, fn: () => Promise<T>): Promise<T> {
+export async function withRunError<T>(events: RunEvents, runId: string, command: 'archive' | 'restore', secrets: readonly string[], closeTrail: () => Promise<unknown>, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {

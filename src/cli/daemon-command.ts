@@ -48,7 +48,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
   const monitoring = await attachMonitoring({ config: input.config, events, store, secrets: input.secrets, logger, quiet: input.quiet, json: input.json, io: input.io, servesByDefault: true });
   const detachNotifications = attachNotifications({ config: input.config, events, metrics: monitoring.metrics, logger, secrets: input.secrets, digestTimer: true });
   // Every scheduled run leaves its trace, as a one-shot run does; a daemon that cannot open its trail does not start.
-  let closeTrail: () => Promise<void>;
+  let closeTrail: () => Promise<number>;
   try {
     closeTrail = await openAuditTrail(input.config, store, events);
   } catch (error) {

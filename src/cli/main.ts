@@ -107,10 +107,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const holdSources = readHoldSources(config, io.env);
       if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
       // The trail is opened first: a run that cannot leave its trace does not archive (dry runs write nothing).
-      const closeTrail = opts.dryRun === true ? async () => undefined : await openAuditTrail(config, store, events);
+      const closeTrail = opts.dryRun === true ? async () => 0 : await openAuditTrail(config, store, events);
       const monitoring = await attachMonitoring({ config, events, store, secrets, logger, quiet, json: opts.json === true, io, servesByDefault: false });
       const detachNotifications = attachNotifications({ config, events, metrics: monitoring.metrics, logger, secrets, digestTimer: false });
       let summary: RunSummary;
+      let lostAuditRecords = 0;
       try {
         summary = await withRunError(events, runId, 'archive', secrets, closeTrail, () =>
           runArchive({
@@ -130,13 +131,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           }),
         );
         await events.settle();
-        await closeTrail();
+        lostAuditRecords = await closeTrail();
       } finally {
         detachNotifications();
         await monitoring.close();
       }
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));
       exitCode = summary.failed > 0 ? 1 : 0;
+      if (lostAuditRecords > 0) {
+        // The work is done, but its trace is not: the run must not look clean (issue #6).
+        io.stderr(`${lostAuditRecords} audit record(s) could not be written (see the warnings above); the audit trail misses part of this run — check the audit backend, then run \`auditlog audit verify\`\n`);
+        exitCode = 1;
+      }
     });
 
   program
@@ -187,12 +193,16 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
       const store = createObjectStore(config, storageLogHooks(logger));
       const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
-      const closeTrail = flags.dryRun === true ? async () => undefined : await openAuditTrail(config, store, events);
+      const closeTrail = flags.dryRun === true ? async () => 0 : await openAuditTrail(config, store, events);
       const summary = await withRunError(events, runId, 'restore', secrets, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events }));
       await events.settle();
-      await closeTrail();
+      const lostAuditRecords = await closeTrail();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : redactSecrets(formatRestoreSummary(summary), secrets));
       exitCode = summary.status === 'ok' ? 0 : 1;
+      if (lostAuditRecords > 0) {
+        io.stderr(`${lostAuditRecords} audit record(s) could not be written (see the warnings above); the audit trail misses part of this restore — check the audit backend, then run \`auditlog audit verify\`\n`);
+        exitCode = 1;
+      }
     });
 
   program

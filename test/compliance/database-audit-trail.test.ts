@@ -10,7 +10,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
-import { createEventsTable } from '../helpers/events-table.js';
+import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { runCli } from '../helpers/run-cli.js';
 import { DatabaseAuditTrail, readDatabaseAuditRecords } from '../../src/compliance/database-audit-trail.js';
 import { verifyAuditChain } from '../../src/compliance/verify-audit-chain.js';
@@ -34,6 +34,22 @@ async function configFile(backend: string): Promise<string> {
 }
 
 describe('audit trail in a database table', () => {
+  it('a record that cannot be written mid-run fails the run (exit 1, saying how many), though every row was archived', async () => {
+    // Found in review: the run used to exit 0 with a gap in its trace.
+    await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const file = await configFile('database');
+    await fx.db.query(buildCreateAuditTableSql('public', 'audit_trail'));
+    await fx.db.query(`CREATE FUNCTION refuse_success() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.event = 'ARCHIVE_SUCCESS' THEN RAISE EXCEPTION 'audit disk full'; END IF; RETURN NEW; END $$`);
+    await fx.db.query('CREATE TRIGGER refuse_success BEFORE INSERT ON public.audit_trail FOR EACH ROW EXECUTE FUNCTION refuse_success()');
+    const r = await runCli(['archive', '-c', file, '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ failed: 0 });
+    expect(r.stderr).toMatch(/\b[1-9]\d* audit record\(s\) could not be written/);
+    expect(await rowIds(fx.db)).toEqual([]);
+    const events = await fx.db.query<{ event: string }>('SELECT event FROM public.audit_trail ORDER BY id');
+    expect(events.rows.map((e) => e.event)).toEqual(['ARCHIVE_START']);
+  });
+
   it('the CLI writes the records as rows; verify passes, then fails naming the row after an edited or deleted one', async () => {
     await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
     const file = await configFile('both');
