@@ -66,7 +66,12 @@ export class Notifier {
     const values = runValues(summary);
     const data = { run_id: summary.runId, failed: summary.failed, rows_archived: values.rows_archived, tables: summary.tables.map((t) => ({ database: t.database, table: `${t.schema}.${t.table}`, status: t.status, rows_archived: t.rowsArchived, error: t.error?.code ?? null })) };
     await this.notify(summary.failed > 0 ? 'failure' : 'success', values, data);
-    const violations = findViolations(summary, this.options.config.thresholds, this.lastArchived, this.now().getTime());
+    // A table kept out by a legal hold is not a failure, but someone must know (issue #6): it is
+    // reported with the thresholds, which are sent by default.
+    const held = summary.tables
+      .filter((t) => t.status === 'held')
+      .map((t) => `${t.database}/${t.schema}.${t.table} not archived: held by a legal hold${t.holds?.tableLevel.length ? ` (${t.holds.tableLevel.join('; ')})` : ''}`);
+    const violations = [...held, ...findViolations(summary, this.options.config.thresholds, this.lastArchived, this.now().getTime())];
     if (violations.length > 0) await this.notify('threshold', { ...values, details: violations.map((v) => `- ${v}`).join('\n') }, { ...data, violations });
     await this.flushDigestIfDue();
   }

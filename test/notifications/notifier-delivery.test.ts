@@ -134,6 +134,14 @@ describe('delivery', () => {
     expect(slackTexts()[0]).toContain('- 3 rows skipped (changed or locked while archived), over max_rows_skipped 2');
   });
 
+  it('a table held by a legal hold is reported with the thresholds (sent by default), naming the hold', async () => {
+    const config = settings({ events: ['threshold'], email: undefined, teams: undefined, webhook: undefined });
+    const { finish } = setup(config);
+    await finish(summary({ held: 1 }, { status: 'held', rowsArchived: 0, rowsSkipped: 0, batches: 0, holds: { tableLevel: ['Case 2026-114 (set by legal@example.com)'], recordLevel: [], expired: [] } }));
+    expect(slackTexts()).toHaveLength(1);
+    expect(slackTexts()[0]).toContain('- app/public.events not archived: held by a legal hold (Case 2026-114 (set by legal@example.com))');
+  });
+
   it('nothing archived for D days: a threshold message once the table has gone that long without a row', async () => {
     const config = settings({ events: ['threshold'], email: undefined, teams: undefined, webhook: undefined, thresholds: { max_days_without_archive: 2 } });
     const { finish, events, advance } = setup(config);
