@@ -379,7 +379,7 @@ export const holdCheckTableSchema = z
 export const holdApiSchema = z
   .object({
     url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).describe('Endpoint answering GET with JSON `{"holds": [...]}` (same fields as legal_holds.holds).'),
-    timeout_ms: positiveInt.max(120_000).default(5_000).describe('Timeout of the request; a timeout holds every table (fail closed).'),
+    timeout_ms: positiveInt.max(120_000).default(5_000).describe('Timeout of the request; on a timeout no table is archived: they fail with LEGAL_HOLD_UNAVAILABLE (fail closed).'),
     auth_header: z.string().min(1).default('Authorization').describe('Header that carries the credential.'),
     auth_env: z
       .string()
