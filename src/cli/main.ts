@@ -446,6 +446,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--tables <names>', 'tables to archive, comma-separated (name or schema.name)')
     .option('--timestamp-column <name>', 'timestamp column for every table, or table=column pairs, comma-separated (default: detected)')
     .option('--retention-days <n>', 'retention for every table (default: suggested from the age of the rows)')
+    .option('--min-retention-days <n>', 'compliance bound: no table keeps rows a shorter time; the suggestion stays inside it (written to compliance:)')
+    .option('--max-retention-days <n>', 'compliance bound: no table keeps rows longer; the suggestion stays inside it (written to compliance:)')
     .option('--local-path <dir>', 'archive to this directory instead of S3')
     .option('--bucket <name>', 'S3 bucket')
     .option('--prefix <prefix>', 'key prefix, ending in "/" (default archives/)')

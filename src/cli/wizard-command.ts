@@ -13,8 +13,10 @@ import { createObjectStore } from '../storage/create-object-store.js';
 import { validateWizardConfig } from '../wizard/build-config.js';
 import { runWizard, type Prompter, type WizardFlags } from '../wizard/run-wizard.js';
 
-export interface WizardCliOptions extends Omit<WizardFlags, 'retentionDays'> {
+export interface WizardCliOptions extends Omit<WizardFlags, 'retentionDays' | 'minRetentionDays' | 'maxRetentionDays'> {
   retentionDays?: string;
+  minRetentionDays?: string;
+  maxRetentionDays?: string;
   output?: string;
   yes?: boolean;
   force?: boolean;
@@ -44,7 +46,12 @@ export async function runWizardCommand(opts: WizardCliOptions, io: WizardIo): Pr
 }
 
 async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number> {
-  const retentionDays = opts.retentionDays === undefined ? undefined : parseRetention(opts.retentionDays);
+  const retentionDays = opts.retentionDays === undefined ? undefined : parseRetention(opts.retentionDays, '--retention-days');
+  const minRetentionDays = opts.minRetentionDays === undefined ? undefined : parseRetention(opts.minRetentionDays, '--min-retention-days');
+  const maxRetentionDays = opts.maxRetentionDays === undefined ? undefined : parseRetention(opts.maxRetentionDays, '--max-retention-days');
+  if (minRetentionDays !== undefined && maxRetentionDays !== undefined && minRetentionDays > maxRetentionDays) {
+    throw new AuditlogError('USAGE', `--min-retention-days ${minRetentionDays} is more than --max-retention-days ${maxRetentionDays}: swap them`);
+  }
   if (opts.yes !== true && io.createPrompter === null) {
     throw new AuditlogError('USAGE', 'stdin is not a terminal: pass every answer as a flag (--database-url, --tables, --bucket or --local-path, ...) with --yes');
   }
@@ -55,8 +62,13 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
       throw new AuditlogError('USAGE', `${opts.output} already exists: choose another --output, or pass --force to overwrite it`);
     }
   }
-  const { retentionDays: _ignored, output: _output, yes: _yes, force: _force, checkConnections: _check, ...rest } = opts;
-  const flags: WizardFlags = { ...rest, ...(retentionDays === undefined ? {} : { retentionDays }) };
+  const { retentionDays: _ignored, minRetentionDays: _min, maxRetentionDays: _max, output: _output, yes: _yes, force: _force, checkConnections: _check, ...rest } = opts;
+  const flags: WizardFlags = {
+    ...rest,
+    ...(retentionDays === undefined ? {} : { retentionDays }),
+    ...(minRetentionDays === undefined ? {} : { minRetentionDays }),
+    ...(maxRetentionDays === undefined ? {} : { maxRetentionDays }),
+  };
   const defaults = defaultsSchema.parse({});
   const result = await runWizard({
     flags,
@@ -100,9 +112,9 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
   return 0;
 }
 
-function parseRetention(text: string): number {
+function parseRetention(text: string, flag: string): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new AuditlogError('USAGE', `--retention-days expects a whole number of days, at least 1, got "${text}"`);
+  if (!Number.isSafeInteger(n) || n < 1) throw new AuditlogError('USAGE', `${flag} expects a whole number of days, at least 1, got "${text}"`);
   return n;
 }
 

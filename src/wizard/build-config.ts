@@ -38,6 +38,7 @@ export interface WizardAnswers {
   database: { name: string; url: WrittenValue };
   tables: WizardTable[];
   storage: WizardStorage;
+  compliance?: { min_retention_days?: number; max_retention_days?: number };
 }
 
 const written = (v: WrittenValue): string => ('env' in v ? `\${${v.env}}` : v.value);
@@ -67,6 +68,7 @@ export function buildConfigDocument(answers: WizardAnswers): Record<string, unkn
   return {
     ...storage,
     defaults: { retention_days: retention },
+    ...(answers.compliance === undefined ? {} : { compliance: answers.compliance }),
     databases: [
       {
         name: answers.database.name,

@@ -10,7 +10,7 @@ import { AuditlogError } from '../core/errors.js';
 import type { Queryable } from '../db/queryable.js';
 import { findEnvVariable, renderConfigYaml, validateWizardConfig, type WizardAnswers, type WizardStorage, type WizardTable, type WrittenValue } from './build-config.js';
 import { detectTable, listTables, loadAgeDistribution, type AgeDistribution, type TableListing } from './inspect-database.js';
-import { chooseTimestampColumn, databaseNameFromUrl, explainMissingKey, suggestIndexSql, suggestRetentionDays } from './suggest.js';
+import { chooseTimestampColumn, clampRetentionDays, databaseNameFromUrl, explainMissingKey, suggestIndexSql, suggestRetentionDays } from './suggest.js';
 
 export interface Choice<T> {
   name: string;
@@ -33,6 +33,9 @@ export interface WizardFlags {
   tables?: string;
   timestampColumn?: string;
   retentionDays?: number;
+  /** Compliance bounds: the suggestion stays inside them and they are written to `compliance:`. */
+  minRetentionDays?: number;
+  maxRetentionDays?: number;
   localPath?: string;
   bucket?: string;
   prefix?: string;
@@ -78,7 +81,14 @@ export async function runWizard(deps: WizardDeps): Promise<WizardResult> {
     await connection.close();
   }
   const storage = await askStorage(deps);
-  const answers: WizardAnswers = { database: { name: databaseName, url }, tables, storage };
+  const answers: WizardAnswers = {
+    database: { name: databaseName, url },
+    tables,
+    storage,
+    ...(flags.minRetentionDays === undefined && flags.maxRetentionDays === undefined
+      ? {}
+      : { compliance: { ...(flags.minRetentionDays === undefined ? {} : { min_retention_days: flags.minRetentionDays }), ...(flags.maxRetentionDays === undefined ? {} : { max_retention_days: flags.maxRetentionDays }) } }),
+  };
   const yaml = renderConfigYaml(answers, deps.now.toISOString());
   // The same parser as `config validate`: what the wizard writes always loads.
   validateWizardConfig(yaml, deps.outputName, env);
@@ -204,14 +214,19 @@ async function configureTable(deps: WizardDeps, q: Queryable, listed: TableListi
 
   const distribution = await loadAgeDistribution(q, listed.schema, listed.name, column, listed.estimatedRows);
   for (const line of formatDistribution(distribution)) report(`  ${line}`);
-  const suggestedDays = suggestRetentionDays(distribution);
-  report(`  suggested retention: ${suggestedDays} days`);
+  const bounds = { ...(flags.minRetentionDays === undefined ? {} : { min: flags.minRetentionDays }), ...(flags.maxRetentionDays === undefined ? {} : { max: flags.maxRetentionDays }) };
+  const fromData = suggestRetentionDays(distribution);
+  const suggestedDays = clampRetentionDays(fromData, bounds);
+  report(`  suggested retention: ${suggestedDays} days${suggestedDays !== fromData ? ` (${fromData} from the age of the rows, moved inside the compliance bounds)` : ''}`);
   let retentionDays = flags.retentionDays ?? suggestedDays;
   if (flags.retentionDays === undefined && prompter !== null) {
     const answer = await prompter.input({
       message: `Retention of ${label(listed)} in days (older rows are archived):`,
       default: String(suggestedDays),
-      validate: (v) => (/^\d+$/.test(v.trim()) && Number(v) > 0 ? true : 'a whole number of days, at least 1'),
+      validate: (v) => {
+        if (!/^\d+$/.test(v.trim()) || Number(v) < 1) return 'a whole number of days, at least 1';
+        return clampRetentionDays(Number(v), bounds) === Number(v) ? true : `outside the compliance bounds (${bounds.min ?? 1}–${bounds.max ?? '∞'} days)`;
+      },
     });
     retentionDays = Number(answer.trim());
   }

@@ -54,3 +54,16 @@ export function databaseNameFromUrl(url: string): string {
   const cleaned = name.replace(/[^A-Za-z0-9_.-]/g, '_');
   return cleaned === '' ? 'app' : cleaned;
 }
+
+/** Compliance bounds (compliance.min_retention_days / max_retention_days) a suggestion must respect. */
+export interface RetentionBounds {
+  min?: number;
+  max?: number;
+}
+
+/** The suggestion moved inside the bounds: policy wins over the shape of the data. */
+export function clampRetentionDays(days: number, bounds: RetentionBounds): number {
+  if (bounds.min !== undefined && days < bounds.min) return bounds.min;
+  if (bounds.max !== undefined && days > bounds.max) return bounds.max;
+  return days;
+}

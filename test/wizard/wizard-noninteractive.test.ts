@@ -60,6 +60,28 @@ describe('auditlog wizard --yes', () => {
     expect(objects.length).toBeGreaterThan(0);
   });
 
+  it('keeps the suggested retention inside compliance bounds and writes them to compliance: (the config loads)', async () => {
+    // The data alone suggests 90 days for audit_log (test above); policy says at least 180.
+    const file = join(dir, 'bounded.yaml');
+    const env = { WIZ_DB_URL: db.url };
+    const result = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log', '--local-path', join(dir, 'a2'), '--min-retention-days', '180', '--max-retention-days', '400', '--output', file], env);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('suggested retention: 180 days (90 from the age of the rows, moved inside the compliance bounds)');
+    const yaml = await readFile(file, 'utf8');
+    expect(yaml).toContain('retention_days: 180');
+    expect(yaml).toMatch(/compliance:\n\s+min_retention_days: 180\n\s+max_retention_days: 400/);
+    expect((await runCli(['config', 'validate', '-c', file], env)).code).toBe(0);
+    // An explicit retention outside the bounds is refused by the same schema, and nothing is written.
+    const out = join(dir, 'refused.yaml');
+    const refused = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log', '--local-path', join(dir, 'a3'), '--min-retention-days', '180', '--retention-days', '30', '--output', out], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('180');
+    await expect(readFile(out, 'utf8')).rejects.toThrow();
+    const swapped = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--min-retention-days', '400', '--max-retention-days', '180'], env);
+    expect(swapped.code).toBe(2);
+    expect(swapped.stderr).toContain('swap them');
+  });
+
   it('writes S3 settings and credentials from the environment as placeholders, never their values', async () => {
     const env = { DATABASE_URL: db.url, AWS_ACCESS_KEY_ID: 'AKIAWIZARDTEST', AWS_SECRET_ACCESS_KEY: 'wizard-secret-value-123' };
     const result = await runCli(['wizard', '--yes', '--database-url', db.url, '--tables', 'audit_log', '--bucket', 'audit-archive', '--prefix', 'prod', '--region', 'eu-west-1', '--endpoint', 'http://127.0.0.1:9000', '--sse', 'aws:kms', '--sse-kms-key-id', 'alias/audit', '--storage-class', 'GLACIER_IR', '--retention-days', '365'], env);
