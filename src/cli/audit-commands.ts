@@ -15,9 +15,9 @@ export interface AuditSource {
 
 export interface AuditCommandInput {
   sources: AuditSource[];
-  /** YYYY-MM-DD or an ISO instant: only records at or after it (list only). */
+  /** YYYY-MM-DD or an ISO instant: only records at or after it (verify: only problems there). */
   since?: string;
-  /** `name` or `schema.name` (list only). */
+  /** `name` or `schema.name` (verify: only problems at that table's records). */
   table?: string;
   json: boolean;
   stdout: (text: string) => void;
@@ -62,9 +62,44 @@ export async function runAuditListCommand(input: AuditCommandInput): Promise<num
   return unreadable > 0 ? 1 : 0;
 }
 
-export async function runAuditVerifyCommand(input: Pick<AuditCommandInput, 'sources' | 'json' | 'stdout'>): Promise<number> {
+/**
+ * The chain is always recomputed from every record (a link can only be checked against the record
+ * it names); `--since` and `--table` narrow what is reported: problems and forks at records in
+ * scope. An unreadable record is always in scope — it cannot say when or what it was.
+ */
+export async function runAuditVerifyCommand(input: Pick<AuditCommandInput, 'sources' | 'json' | 'stdout' | 'since' | 'table'>): Promise<number> {
+  const since = parseSince(input.since);
   const reports = [];
-  for (const source of input.sources) reports.push({ source: source.name, ...verifyAuditChain(await source.read()) });
+  for (const source of input.sources) {
+    const stored = await source.read();
+    const report = verifyAuditChain(stored);
+    if (since === undefined && input.table === undefined) {
+      reports.push({ source: source.name, ...report });
+      continue;
+    }
+    const inScope = new Set<string>();
+    for (const item of stored) {
+      let record: { at?: unknown; schema?: unknown; table?: unknown } | undefined;
+      try {
+        record = JSON.parse(item.body.toString('utf8')) as typeof record;
+      } catch {
+        record = undefined;
+      }
+      const at = typeof record?.at === 'string' ? Date.parse(record.at) : NaN;
+      const table = typeof record?.table === 'string' ? record.table : null;
+      const qualified = table === null ? null : `${String(record?.schema)}.${table}`;
+      const okSince = since === undefined || !Number.isFinite(at) || at >= since.getTime();
+      const okTable = input.table === undefined || record === undefined || table === input.table || qualified === input.table;
+      if (okSince && okTable) inScope.add(item.key);
+    }
+    reports.push({
+      source: source.name,
+      ...report,
+      records: inScope.size,
+      problems: report.problems.filter((p) => inScope.has(p.key)),
+      forks: report.forks.filter((f) => inScope.has(f.key)),
+    });
+  }
   const ok = reports.every((r) => r.problems.length === 0);
   if (input.json) {
     input.stdout(JSON.stringify({ ok, trails: reports }) + '\n');

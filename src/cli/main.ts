@@ -399,13 +399,21 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .command('verify')
     .description('Recompute the hash chain of every audit record. Exit 1 naming the record after an edited or removed one.')
     .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--since <when>', 'report only problems at records from this day (YYYY-MM-DD) or instant on; the chain is still checked from the first record')
+    .option('--table <name>', 'report only problems at records of this table (name or schema.name)')
     .option('--json', 'print the report as JSON')
-    .action(async (opts: { config: string; json?: boolean }) => {
+    .action(async (opts: { config: string; json?: boolean; since?: string; table?: string }) => {
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       const pools: pg.Pool[] = [];
       try {
-        exitCode = await runAuditVerifyCommand({ sources: auditSources(config, createObjectStore(config), pools), json: opts.json === true, stdout: io.stdout });
+        exitCode = await runAuditVerifyCommand({
+          sources: auditSources(config, createObjectStore(config), pools),
+          json: opts.json === true,
+          stdout: io.stdout,
+          ...(opts.since === undefined ? {} : { since: opts.since }),
+          ...(opts.table === undefined ? {} : { table: opts.table }),
+        });
       } finally {
         for (const p of pools) await p.end().catch(() => undefined);
       }

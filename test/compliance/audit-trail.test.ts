@@ -112,6 +112,26 @@ describe('audit trail', () => {
     expect(verify.stdout).toContain(`the record just before it is ${victim}`);
   });
 
+  it('audit verify --since / --table narrow the report, never the chain: a break before --since or at another table is not reported', async () => {
+    const file = await archiveAndRestore();
+    const keys = (await auditKeys()).sort();
+    const victim = keys[2]!;
+    const broken = keys[3]!;
+    const body = (await fx.store.get(victim))!.toString('utf8');
+    await fx.store.put(victim, Buffer.from(body.replace(/"records":(\d+|null)/, '"records":999')));
+    const brokenRecord = JSON.parse((await fx.store.get(broken))!.toString('utf8')) as { at: string; table: string | null };
+    const after = new Date(Date.parse(brokenRecord.at) + 60_000).toISOString();
+    const later = await cli(['audit', 'verify', '-c', file, '--since', after, '--json']);
+    expect(later.code).toBe(0);
+    expect((JSON.parse(later.stdout) as { trails: { problems: unknown[] }[] }).trails[0]!.problems).toEqual([]);
+    const from = await cli(['audit', 'verify', '-c', file, '--since', brokenRecord.at]);
+    expect(from.code).toBe(1);
+    expect(from.stdout).toContain(`BROKEN: ${broken}`);
+    const otherTable = await cli(['audit', 'verify', '-c', file, '--table', 'no_such_table']);
+    expect(otherTable.code).toBe(0);
+    expect(otherTable.stdout).toContain('0 problem(s)');
+  });
+
   it('audit verify exits 1 and names the record after one that was removed', async () => {
     const file = await archiveAndRestore();
     const keys = (await auditKeys()).sort();
