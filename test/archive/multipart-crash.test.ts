@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkArchiveInvariant, expectRowsOf } from '../helpers/invariant-checker.js';
+import { recordScenario } from '../resilience/figures.js';
 import { MULTIPART_STATE_PREFIX } from '../../src/storage/multipart-state.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { inspectArchive } from '../helpers/archive-inspect.js';
@@ -56,6 +58,7 @@ describe('SIGKILL in the middle of a multipart upload', () => {
     const db = await createTestDatabase();
     try {
       const old = await createBigTable(db, 40);
+      const expected = await expectRowsOf(db, { table: 'big_events' });
       const prefix = `mp-crash-${Date.now()}/`;
       const s3Config = s3.s3Config({ prefix, multipart_threshold_mb: 5, multipart_part_size_mb: 5 });
       const file = join(dir, 'crash.json');
@@ -77,6 +80,8 @@ describe('SIGKILL in the middle of a multipart upload', () => {
         for await (const o of store.list(MULTIPART_STATE_PREFIX)) records.push(o.key);
         expect(records).toHaveLength(1);
         expect((await db.query(`SELECT count(*)::int AS n FROM big_events`)).rows[0].n).toBe(40);
+        const atCrash = await checkArchiveInvariant({ db, table: { table: 'big_events' }, source: { s3: s3Config }, expected });
+        expect(atCrash.rowsLost + atCrash.rowsDuplicated + atCrash.staleCopies, atCrash.problems.join('\n')).toBe(0);
 
         const rerun = await runCli(['archive', '--config', file, '--json']);
         expect(rerun.code, rerun.stderr).toBe(0);
@@ -103,6 +108,11 @@ describe('SIGKILL in the middle of a multipart upload', () => {
         expect([...seen.values()].every((n) => n === 1)).toBe(true);
         expect((await db.query(`SELECT count(*)::int AS n FROM big_events`)).rows[0].n).toBe(0);
         expect(await uploadsUnder(prefix)).toEqual([]);
+        // The independent checker of the fault-injection suite, and its figures (docs/reliability.md).
+        const report = await checkArchiveInvariant({ db, table: { table: 'big_events' }, source: { s3: s3Config }, expected });
+        expect(report.problems).toEqual([]);
+        expect(report.rowsArchived).toBe(40);
+        await recordScenario('SIGKILL mid-multipart upload (AUDITLOG_FAULT=mid-multipart:1), resumed by the rerun', 'archiver process (SIGKILL after the first part of a 3-part upload), s3 storage', report);
       } finally {
         store.destroy();
       }

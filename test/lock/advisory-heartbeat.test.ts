@@ -18,6 +18,8 @@ import { archiveWith, buildConfig } from '../helpers/archive-run.js';
 import { archivedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { checkArchiveInvariant, expectRowsOf } from '../helpers/invariant-checker.js';
+import { recordScenario } from '../resilience/figures.js';
 
 let db: TestDatabase;
 let dir: string;
@@ -144,6 +146,7 @@ describe('advisory lock heartbeat', () => {
 describe('a run that loses its table lock', () => {
   it('stops before the next delete with LOCK_LOST, keeps every row exactly once, and a rerun completes', async () => {
     await createEventsTable(db, { rows: 30, stepMinutes: 1, endDaysAgo: 20 });
+    const expected = await expectRowsOf(db, { table: 'events' });
     const { oid } = await planOf();
     const store = new LocalObjectStore({ path: dir });
     const config = buildConfig({
@@ -193,6 +196,8 @@ describe('a run that loses its table lock', () => {
     expect(committedIds).toHaveLength(10);
     expect(new Set([...committedIds, ...inTable]).size).toBe(30);
     expect(committedIds.length + inTable.length).toBe(30);
+    const atStop = await checkArchiveInvariant({ db, table: { table: 'events' }, source: { local: { path: dir } }, expected });
+    expect(atStop.rowsLost + atStop.rowsDuplicated + atStop.staleCopies + atStop.rowsInTableAndArchive, atStop.problems.join('\n')).toBe(0);
 
     const rerun = await archiveWith(config, store);
     expect(rerun.failed).toBe(0);
@@ -202,6 +207,11 @@ describe('a run that loses its table lock', () => {
     const counts = archivedKeyCounts(after);
     expect(counts.size).toBe(30);
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    // The fault-injection suite's independent checker (content, not only keys), and its figures.
+    const report = await checkArchiveInvariant({ db, table: { table: 'events' }, source: { local: { path: dir } }, expected });
+    expect(report.problems).toEqual([]);
+    expect(report.rowsArchived).toBe(30);
+    await recordScenario('database: the table lock\'s backend terminated mid-run (heartbeat and connection events stop the run before the next delete)', 'pg_terminate_backend of the advisory-lock session after the third batch\'s metadata, local storage', report);
   });
 });
 
