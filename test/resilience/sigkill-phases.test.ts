@@ -219,6 +219,10 @@ describe.each([
       const store = new LocalObjectStore(storage.local as { path: string });
       const inFlight = await inspectArchive(store);
       expect(inFlight.pendingMarkers).toHaveLength(1);
+      // `status` tells the operator before anything reconciles it (exit 1: needs attention).
+      const status = await runCli(['status', '--config', file]);
+      expect(status.code).toBe(1);
+      expect(status.stdout).toContain('in flight:  1 batch(es) not seen to commit; the next run reconciles them');
       const batchIds = inFlight.objects[0]!.meta.primary_keys.map((k) => k[0]!);
       expect(batchIds.length).toBeGreaterThan(2);
       const [deletedId, ...updatedIds] = batchIds;

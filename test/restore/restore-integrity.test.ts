@@ -1,12 +1,13 @@
 /**
- * Integrity before loading: an object with one flipped byte, a truncated object, an object whose
+ * Integrity before loading: an object with one flipped byte, one rewritten with only its stored
+ * SHA-256 updated, a truncated object, an object whose
  * metadata is missing, one whose record count is wrong (checksums consistent), and one whose
  * manifest names other keys than its lines hold are each caught by key before any of its rows
  * is loaded; --on-corrupt fail stops the run, --on-corrupt skip restores the others.
  * Uncommitted objects (pending marker) are reported and never restored.
  */
-import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { archiveWith } from '../helpers/archive-run.js';
 import { inspectArchive } from '../helpers/archive-inspect.js';
@@ -29,6 +30,19 @@ const corruptions: Corruption[] = [
       const at = Math.floor(body.length / 2);
       body[at] = body[at]! ^ 0x01;
       await f.store.put(key, body);
+    },
+  },
+  {
+    name: 'content rewritten with the stored SHA-256 updated but not the decompressed one',
+    check: /SHA-256 of the decompressed bytes/,
+    async apply(key) {
+      const lines = gunzipSync((await f.store.get(key))!).toString('utf8').replace('"kind', '"KIND');
+      const body = gzipSync(Buffer.from(lines, 'utf8'));
+      const meta = JSON.parse((await f.store.get(metadataKeyFor(key)))!.toString('utf8'));
+      meta.sha256_compressed = sha256Hex(body);
+      meta.compressed_bytes = body.length;
+      await f.store.put(key, body);
+      await f.store.put(metadataKeyFor(key), Buffer.from(JSON.stringify(meta)));
     },
   },
   {
