@@ -51,6 +51,7 @@ export async function acquireTableLock(client: pg.Client, plan: TablePlan, optio
       details: { database: plan.database, table: `${plan.schema}.${plan.table}`, holder_pid: h?.pid ?? null, holder_run_id: h?.run_id ?? null },
     });
   }
+  const pid = (await client.query<{ pid: string }>('SELECT pg_catalog.pg_backend_pid()::text AS pid')).rows[0]!.pid;
   if (options.heartbeat !== undefined) {
     heartbeat = startHeartbeat({
       ...options.heartbeat,
@@ -63,6 +64,7 @@ export async function acquireTableLock(client: pg.Client, plan: TablePlan, optio
   return {
     isHeld: () => held,
     lostReason: () => lost,
+    confirmFrom: (q) => isAdvisoryLockGrantedTo(q, plan.oid, pid),
     async release() {
       heartbeat?.stop();
       if (!held) return;
@@ -83,6 +85,21 @@ export async function confirmAdvisoryLock(client: Queryable, tableOid: number, t
         WHERE locktype = 'advisory' AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2
           AND pid = pg_catalog.pg_backend_pid() AND granted)::text AS held`,
     [LOCK_NAMESPACE, tableOid | 0],
+  );
+  return r.rows[0]?.held === 'true';
+}
+
+/**
+ * True when the session `pid` holds the table's advisory lock in this database: the fence a
+ * delete checks from its own session right before COMMIT (pg_locks lists every database's locks,
+ * and table oids repeat across databases).
+ */
+export async function isAdvisoryLockGrantedTo(q: Queryable, tableOid: number, pid: string): Promise<boolean> {
+  const r = await q.query<{ held: string }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks
+        WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+          AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2 AND pid = $3::int AND granted)::text AS held`,
+    [LOCK_NAMESPACE, tableOid | 0, pid],
   );
   return r.rows[0]?.held === 'true';
 }

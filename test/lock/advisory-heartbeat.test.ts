@@ -71,6 +71,23 @@ describe('advisory lock heartbeat', () => {
     expect(lock.isHeld()).toBe(true);
   });
 
+  it('fences the commit: another session sees the lock granted to the lock session, and not once it was released or taken over', async () => {
+    // Found in review: isHeld() only knows the last heartbeat; the delete asks the database itself before COMMIT.
+    await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
+    const plan = await planOf();
+    const lockSession = await connect();
+    const deleteSession = await connect();
+    const lock = await acquireTableLock(lockSession, plan);
+    expect(await lock.confirmFrom!(deleteSession)).toBe(true);
+    await lockSession.query('SELECT pg_advisory_unlock($1::int, $2::int)', [LOCK_NAMESPACE, plan.oid]);
+    expect(lock.isHeld()).toBe(true);
+    expect(await lock.confirmFrom!(deleteSession)).toBe(false);
+    // Another archiver takes it: granted, but to another pid.
+    const other = await acquireTableLock(await connect(), plan);
+    expect(await other.confirmFrom!(deleteSession)).toBe(true);
+    expect(await lock.confirmFrom!(deleteSession)).toBe(false);
+  });
+
   it('marks the lock lost when the session stays connected but no longer holds it: only the heartbeat can tell', async () => {
     await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
     const plan = await planOf();
