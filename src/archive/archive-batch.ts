@@ -318,14 +318,15 @@ async function deleteGuarded(
     // check and COMMIT. A column added (with a default: the rows keep their xmin) or changed since
     // the batch was read would make the archived lines miss what the deleted rows held (found in review).
     await assertColumnsUnchanged(client, ctx, key);
-    await ctx.onPhase?.('before-commit');
-    // The lock may have been lost while the DELETE ran: only a holder may commit one (the catch rolls back).
-    assertLockHeld(ctx, `committing the delete of ${key}`);
-    // …and not only as far as the last heartbeat knows: the database itself must still show the
-    // lock granted to our lock session, or another archiver may have taken it meanwhile (found in review).
+    // Not only as far as the last heartbeat knows: the database itself must still show the lock
+    // granted to our lock session, or another archiver may have taken it meanwhile (found in review).
+    // Last statement before COMMIT, so the instant in between is all that is left unfenced.
     if (ctx.lock.confirmFrom !== undefined && !(await ctx.lock.confirmFrom(client))) {
       throw lockLostError(tableLabel(ctx.plan), 'the database no longer shows the advisory lock granted to this run\'s lock session', `committing the delete of ${key}`);
     }
+    await ctx.onPhase?.('before-commit');
+    // The lock may have been lost while the DELETE ran: only a holder may commit one (the catch rolls back).
+    assertLockHeld(ctx, `committing the delete of ${key}`);
     try {
       await client.query('COMMIT');
     } catch (error) {
