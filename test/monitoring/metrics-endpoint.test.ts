@@ -12,6 +12,9 @@ import { createArchiveMetrics } from '../../src/monitoring/archive-metrics.js';
 import { startMonitoringServers, type MonitoringServers } from '../../src/cli/monitoring-setup.js';
 import { buildConfig } from '../helpers/archive-run.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
+import { createObjectStore } from '../../src/storage/create-object-store.js';
+import { attachNotifications } from '../../src/cli/notifications-setup.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 
 const fx = useArchiveFixture();
 let servers: MonitoringServers | undefined;
@@ -131,6 +134,38 @@ describe('/metrics', () => {
     expect(sample(text, 'auditlog_runs_total', { status: 'failed' })).toBe(1);
     expect(sample(text, 'auditlog_runs_total', { status: 'ok' })).toBeUndefined();
     expect(sample(text, 'auditlog_batches_total', { database: 'app', table: 'public.events' })).toBeUndefined();
+  });
+
+  it('counts storage retries by failure class and notifications that could not be delivered, by channel', async () => {
+    await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const proxy = await startFaultProxy(fx.s3.endpoint);
+    try {
+      // The first two data PUTs answer 503: each is retried once.
+      let dataPuts = 0;
+      proxy.rule = ({ method, path }) => (method === 'PUT' && path.includes('.jsonl.gz') && ++dataPuts <= 2 ? { status: 503, code: 'ServiceUnavailable' } : 'pass');
+      const base = fx.configFor([eventsTable], { batches_in_flight: 1 });
+      const config = buildConfig({
+        ...base,
+        s3: { ...base.s3!, endpoint: proxy.endpoint, retry: { max_attempts: 3, base_delay_ms: 1, max_delay_ms: 2 } },
+        // A webhook nobody listens on: every message fails, the run does not.
+        notifications: { events: ['success'], webhook: { webhook_url: 'http://127.0.0.1:9/hook' }, timeout_ms: 1_000 },
+      });
+      const events = new RunEvents();
+      const metrics = createArchiveMetrics();
+      metrics.subscribe(events);
+      const detach = attachNotifications({ config, events, metrics, logger: pino({ level: 'silent' }), secrets: [], digestTimer: false });
+      const store = createObjectStore(config, { onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }) });
+      const summary = await archiveWith(config, store, { events });
+      await events.settle();
+      detach();
+      expect(summary.failed).toBe(0);
+      expect(summary.tables[0]!.rowsArchived).toBe(20);
+      const text = await metrics.registry.metrics();
+      expect(sample(text, 'auditlog_storage_retries_total', { error_class: 'server_error' })).toBe(2);
+      expect(sample(text, 'auditlog_notification_failures_total', { channel: 'webhook' })).toBe(1);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('a port already in use is a one-line error naming the config key', async () => {
