@@ -42,23 +42,38 @@ export function rowPresenceCheck(q: Queryable, plan: TablePlan): RowPresenceChec
   return async (dataKey, primaryKeys, xmins) => {
     let count = 0;
     let example: string[] | undefined;
+    let again = 0;
+    let againExample: string[] | undefined;
     for (let start = 0; start < primaryKeys.length; start += CHUNK) {
       const keys = primaryKeys.slice(start, start + CHUNK);
       const archived = new Set(keys.map((k, i) => JSON.stringify([k, xmins[start + i]])));
       for (const row of await selectPresentRows(q, plan, keys, { lock: false })) {
-        if (!archived.has(JSON.stringify([row.key, row.xmin]))) continue;
+        if (!archived.has(JSON.stringify([row.key, row.xmin]))) {
+          again++;
+          againExample ??= row.key;
+          continue;
+        }
         count++;
         example ??= row.key;
       }
     }
-    if (count === 0) return [];
-    return [
-      {
+    const findings: Finding[] = [];
+    if (count > 0) {
+      findings.push({
         code: 'ROW_STILL_IN_TABLE',
         key: dataKey,
         count,
         message: `${count} archived row(s) still in ${plan.schema}.${plan.table} in the archived version (e.g. key (${example!.join(', ')})): their delete did not last (a database restored from a backup?); do not restore this object over them — see docs/validate.md`,
-      },
-    ];
+      });
+    }
+    if (again > 0) {
+      findings.push({
+        code: 'KEY_IN_TABLE_AGAIN',
+        key: dataKey,
+        count: again,
+        message: `${again} archived key(s) are in ${plan.schema}.${plan.table} again in another row version (e.g. key (${againExample!.join(', ')})): rows restored into the live table (the next archive run deletes the identical ones against this object) or new rows reusing the key — see docs/validate.md`,
+      });
+    }
+    return findings;
   };
 }

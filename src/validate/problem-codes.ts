@@ -20,18 +20,21 @@ export const PROBLEM_CODES = [
   'STRAY_OBJECT',
   'UNCOMMITTED_OBJECT',
   'ROW_STILL_IN_TABLE',
+  'KEY_IN_TABLE_AGAIN',
 ] as const;
 
 export type ProblemCode = (typeof PROBLEM_CODES)[number];
 
 /**
  * An uncommitted object is not corruption: its batch is in flight or was cut short, and the next
- * archive run reconciles it against the table. It is listed as a warning and does not fail the run.
+ * archive run reconciles it against the table. A row under an archived key back in the table in
+ * another version is either restored (the next run deletes it against the archive when it is
+ * identical) or a new row reusing the key. Both are listed as warnings and do not fail the run.
  */
 export type Severity = 'problem' | 'warning';
 
 export function severityOf(code: ProblemCode): Severity {
-  return code === 'UNCOMMITTED_OBJECT' ? 'warning' : 'problem';
+  return code === 'UNCOMMITTED_OBJECT' || code === 'KEY_IN_TABLE_AGAIN' ? 'warning' : 'problem';
 }
 
 export interface Finding {
