@@ -18,6 +18,7 @@ import { LocalObjectStore } from '../storage/local-object-store.js';
 import { failedTableSummary, type RunSummary, type TableSummary } from './table-summary.js';
 import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
 import type { RunEvents } from '../core/run-events.js';
+import { holdApplies, holdLabel, isExpired } from '../compliance/legal-hold.js';
 import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { admitTable } from './admit-table.js';
 
@@ -133,6 +134,15 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     const fallback = openFallbackSpool(options.config, logger);
     const holds = await loadDatabaseHolds(runHolds, options.config, pool, db.name);
     if (holds.unavailable !== undefined && runHolds.unavailable === undefined) logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table of this database is archived (fail closed)');
+    // A hold that names no configured table protects nothing: most likely a misspelt name. Say so
+    // on every run rather than archive quietly past it (found in review).
+    for (const hold of holds.holds) {
+      if (hold.database !== undefined && hold.database.trim() !== db.name) continue;
+      if (isExpired(hold, (options.now ?? (() => new Date()))())) continue;
+      if (db.tables.some((t) => holdApplies(hold, { database: db.name, schema: t.schema, table: t.name }))) continue;
+      if (hold.database === undefined && options.config.databases.some((other) => other.name !== db.name && other.tables.some((t) => holdApplies(hold, { database: other.name, schema: t.schema, table: t.name })))) continue;
+      logger.warn({ hold: holdLabel(hold) }, 'an active legal hold names no configured table: check its table name (see auditlog holds list)');
+    }
     const out: TableSummary[] = [];
     for (const table of db.tables) {
       if (options.signal?.aborted === true) break;

@@ -94,6 +94,10 @@ export async function runHoldsListCommand(input: HoldsListInput): Promise<number
     });
   }
   const holds = [...reports.values()];
+  // An active hold that names no configured table protects nothing: most likely a misspelt name.
+  for (const h of holds) {
+    if (h.status !== 'expired' && h.affects.length === 0) problems.push(`active ${h.source} hold on ${h.table} names no configured table: check its table name`);
+  }
   if (input.json) input.stdout(JSON.stringify({ holds, problems }) + '\n');
   else input.stdout(formatHolds(holds, problems));
   return problems.some((p) => !p.startsWith('legal_holds.enabled')) ? 1 : 0;

@@ -28,9 +28,55 @@ export function holdLabel(hold: LegalHold, index?: number): string {
   return `${hold.source} hold on ${hold.table}${index === undefined ? '' : ` #${index + 1}`} (${hold.reason})`;
 }
 
+/**
+ * Whether a hold names this table. Lenient on purpose — a hold that matches too much keeps rows
+ * that could have moved, one that matches too little loses them (found in review: `public.Events`,
+ * `"public"."events"` or a trailing space protected nothing): surrounding spaces are ignored,
+ * double-quoted parts are unquoted, and names compare without regard to case.
+ */
 export function holdApplies(hold: LegalHold, id: TableId): boolean {
-  if (hold.database !== undefined && hold.database !== id.database) return false;
-  return hold.table === id.table || hold.table === `${id.schema}.${id.table}`;
+  if (hold.database !== undefined && hold.database.trim() !== id.database) return false;
+  const parts = splitHoldTableName(hold.table);
+  if (parts === undefined) return false;
+  const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+  if (parts.length === 1) return same(parts[0]!, id.table);
+  return same(parts[0]!, id.schema) && same(parts[1]!, id.table);
+}
+
+/** `name`, `schema.name`, with optional double quotes around either part (`""` inside quotes). */
+export function splitHoldTableName(text: string): string[] | undefined {
+  const s = text.trim();
+  const parts: string[] = [];
+  let i = 0;
+  while (i <= s.length) {
+    let part = '';
+    if (s[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= s.length) return undefined;
+        if (s[i] === '"') {
+          if (s[i + 1] === '"') {
+            part += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        part += s[i++];
+      }
+    } else {
+      while (i < s.length && s[i] !== '.') part += s[i++];
+      part = part.trim();
+    }
+    parts.push(part);
+    if (i >= s.length) break;
+    if (s[i] !== '.') return undefined;
+    i++;
+  }
+  // A table name with a dot in it, unquoted ("a.b.c"): also try the whole text as one name.
+  if (parts.length > 2 || parts.some((p) => p === '')) return parts.length > 2 ? [s] : undefined;
+  return parts;
 }
 
 /** An unparseable expiry counts as not expired: a hold is never dropped because of a typo (fail closed). */

@@ -1,6 +1,6 @@
 /** Pure pieces of compliance: hold matching and expiry, encryption requirement, the summary's held lines. */
 import { describe, expect, it } from 'vitest';
-import { holdsForTable, isExpired, type LegalHold } from '../../src/compliance/legal-hold.js';
+import { holdApplies, holdsForTable, isExpired, type LegalHold } from '../../src/compliance/legal-hold.js';
 import { requiresEncryption } from '../../src/compliance/retention-policy.js';
 import { formatRunSummary } from '../../src/cli/format-summary.js';
 import type { TableSummary } from '../../src/archive/table-summary.js';
@@ -31,6 +31,17 @@ describe('holdsForTable', () => {
   it('an expiry that does not parse keeps the hold (fail closed); expiry exactly now has expired', () => {
     expect(isExpired(hold({ expiresAt: 'next tuesday' }), now)).toBe(false);
     expect(isExpired(hold({ expiresAt: now.toISOString() }), now)).toBe(true);
+  });
+});
+
+describe('holdApplies', () => {
+  it('matches however the table is spelled — case, double quotes, surrounding spaces — and nothing else (found in review)', () => {
+    const id = { database: 'app', schema: 'public', table: 'events' };
+    const applies = (table: string, database?: string): boolean => holdApplies({ source: 'api', table, reason: 'r', ...(database === undefined ? {} : { database }) }, id);
+    for (const t of ['events', 'public.events', 'public.Events', 'EVENTS', '"public"."events"', '"events"', ' public.events ', 'public . events']) expect(applies(t), t).toBe(true);
+    for (const t of ['other', 'public.other', 'audit.events', '"public.events"', '', '"unterminated']) expect(applies(t), t).toBe(false);
+    expect(applies('events', ' app ')).toBe(true);
+    expect(applies('events', 'other_db')).toBe(false);
   });
 });
 
