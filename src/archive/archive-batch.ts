@@ -83,6 +83,21 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
         JSON.stringify(committed.json_null_values) === JSON.stringify(expected.json_null_values) &&
         JSON.stringify(committed.json_text_values) === JSON.stringify(expected.json_text_values);
       if (!same) return conflict('is a committed object whose rows differ from the ones now in the table');
+      // Deleting against it must meet the table's encryption requirement like a fresh upload —
+      // but it is a committed archive: refuse, never remove it (found in review).
+      if (ctx.requiredSse !== undefined) {
+        for (const k of [key, metaKey]) {
+          const reported = (await store.head(k))?.serverSideEncryption;
+          if (reported !== ctx.requiredSse) {
+            await store.delete(markerKey);
+            throw new AuditlogError(
+              'ENCRYPTION_MISMATCH',
+              `${k}: the committed object these rows were archived to before reports server-side encryption ${reported ?? 'none'}, the table requires ${ctx.requiredSse}: nothing was deleted; re-encrypt the object (copy it onto itself with SSE) or move it away, then rerun`,
+              { details: { key: k, expected: ctx.requiredSse, reported: reported ?? null } },
+            );
+          }
+        }
+      }
       return deleteCopiesOfCommitted(ctx, rows, encoded, key, markerKey, marker);
     }
   }

@@ -181,3 +181,26 @@ describe('compliance before archival', () => {
     expect(await rowIds(fx.db)).toEqual([]);
   });
 });
+
+describe('rows archived before, back in a table that now requires encryption', () => {
+  it('are not deleted against the old unencrypted object (ENCRYPTION_MISMATCH), and the object stays as it was (found in review)', async () => {
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    await fx.db.query('CREATE TABLE events_copy AS SELECT * FROM events');
+    // First archived while the table needed no encryption.
+    const plain = buildConfig({ s3: fx.s3cfg, defaults: { retention_days: 10, batch_size: 50 }, databases: [{ name: 'app', url: fx.db.url, tables: [eventsTable] }] });
+    expect((await archiveWith(plain, fx.store)).tables[0]!.rowsArchived).toBe(10);
+    const before = (await inspectArchive(fx.store)).objects.map((o) => [o.key, o.meta.sha256_compressed]);
+    // The rows come back; the table is now critical with SSE; new uploads report it, the old object does not.
+    await fx.db.query('INSERT INTO events SELECT * FROM events_copy');
+    const s3cfg = { ...fx.s3cfg, sse: 'AES256' as const };
+    const critical = buildConfig({ s3: s3cfg, defaults: { retention_days: 10, batch_size: 50 }, databases: [{ name: 'app', url: fx.db.url, tables: [{ ...eventsTable, critical: true }] }] });
+    const oldKeys = new Set(before.map(([k]) => k!));
+    const summary = await archiveWith(critical, new ReportingEncryption(new S3ObjectStore(s3cfg), 'AES256', (key) => !oldKeys.has(key) && !oldKeys.has(key.replace('.metadata.json', '.jsonl.gz'))));
+    expect(summary.tables[0]).toMatchObject({ status: 'failed', error: { code: 'ENCRYPTION_MISMATCH' } });
+    expect(summary.tables[0]!.error!.message).toContain('committed object');
+    expect(await rowIds(fx.db)).toHaveLength(10);
+    const after = await inspectArchive(fx.store);
+    expect(after.objects.map((o) => [o.key, o.meta.sha256_compressed])).toEqual(before);
+    expect(after.pendingMarkers).toEqual([]);
+  });
+});
