@@ -333,6 +333,14 @@ async function deleteGuarded(
     // check and COMMIT. A column added (with a default: the rows keep their xmin) or changed since
     // the batch was read would make the archived lines miss what the deleted rows held (found in review).
     await assertColumnsUnchanged(client, ctx, key);
+    // A hold placed in the holds table since this run read it (found in review): its rows must not
+    // go, and only the run that reads it can know which they are. Roll back; the next run applies it.
+    const placed = await ctx.recheckHolds?.(client);
+    if (placed !== undefined) {
+      throw new AuditlogError('LEGAL_HOLD_PLACED', `${placed} on ${tableLabel(ctx.plan)} while it was being archived: the delete of ${key} was rolled back and nothing of it deleted; the next run applies the hold`, {
+        details: { key },
+      });
+    }
     // Not only as far as the last heartbeat knows: the database itself must still show the lock
     // granted to our lock session, or another archiver may have taken it meanwhile (found in review).
     // Last statement before COMMIT, so the instant in between is all that is left unfenced.

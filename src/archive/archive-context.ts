@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { TablePlan } from '../core/table-plan.js';
 import type { TableLock } from '../core/table-lock.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { Queryable } from '../db/queryable.js';
 import type { MarkerOrigin } from './pending-marker.js';
 import type { TimedPhase } from '../core/run-events.js';
 
@@ -27,6 +28,11 @@ export interface ArchiveContext {
   sessionSettings: Record<string, string>;
   logger: Logger;
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
+  /**
+   * Asked inside each delete transaction: a reason when a legal hold on this table was placed since
+   * the run read its holds (then nothing may be deleted), undefined when none was.
+   */
+  recheckHolds?: (q: Queryable) => Promise<string | undefined>;
   /** Server-side encryption every data object must report after upload, before its rows are deleted. */
   requiredSse?: 'AES256' | 'aws:kms';
   /** Told how long each timed step took (metrics); never changes what the batch does. */

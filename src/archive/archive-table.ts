@@ -27,7 +27,10 @@ import { emptyTableSummary, type TableSummary } from './table-summary.js';
 import type { RunEvents, TableRef, TimedPhase } from '../core/run-events.js';
 import { quoteIdent } from '../db/quote-ident.js';
 import type { LegalHold } from '../compliance/legal-hold.js';
-import { checkHoldFilter } from '../db/hold-queries.js';
+import { checkHoldFilter, loadCheckTableHolds } from '../db/hold-queries.js';
+import { holdLabel, holdsForTable } from '../compliance/legal-hold.js';
+import type { HoldCheckTableConfig } from '../config/schema.js';
+import type { Queryable } from '../db/queryable.js';
 
 export interface ArchiveTableInput {
   database: string;
@@ -57,6 +60,8 @@ export interface ArchiveTableInput {
   events?: RunEvents;
   /** Active record-level legal holds: their filters are checked, then keep matching rows out of every read and delete. */
   recordHolds?: readonly LegalHold[];
+  /** legal_holds.check_table, when enabled: re-read inside every delete transaction. */
+  holdCheckTable?: HoldCheckTableConfig;
   /** Encryption the table requires: every uploaded object must report it (HEAD) before its rows are deleted. */
   requiredSse?: 'AES256' | 'aws:kms';
   /** Count the rows to archive first (one index range scan), for progress percent and ETA. */
@@ -110,6 +115,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           logger,
           ...(input.onPhase === undefined ? {} : { onPhase: input.onPhase }),
           ...(input.requiredSse === undefined ? {} : { requiredSse: input.requiredSse }),
+          ...(input.holdCheckTable === undefined ? {} : { recheckHolds: holdRecheck(input.holdCheckTable, plan) }),
           ...(input.events === undefined ? {} : { onTimed: (phase: TimedPhase, seconds: number) => input.events!.emit('batch:phase', { ...ref, phase, seconds }) }),
         };
         const reconciled = await reconcilePending(ctx);
@@ -256,6 +262,17 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     summary.rowsPerSecond = rate(summary.rowsArchived, started);
   }
   return summary;
+}
+
+/** A reason when the holds table now holds this table (or rows of it) beyond what the run applies. */
+function holdRecheck(cfg: HoldCheckTableConfig, plan: TablePlan): (q: Queryable) => Promise<string | undefined> {
+  const applied = new Set(plan.holdFilters ?? []);
+  return async (q) => {
+    const now = holdsForTable(await loadCheckTableHolds(q, cfg, plan.database), { database: plan.database, schema: plan.schema, table: plan.table }, new Date());
+    if (now.tableLevel.length > 0) return `a legal hold on the whole table was placed (${holdLabel(now.tableLevel[0]!)})`;
+    const added = now.recordLevel.find((h) => !applied.has(h.where!));
+    return added === undefined ? undefined : `a record-level legal hold was placed (${holdLabel(added)}, where ${added.where})`;
+  };
 }
 
 /**

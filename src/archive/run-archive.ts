@@ -176,6 +176,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
         ...(options.onPhase === undefined ? {} : { onPhase: options.onPhase }),
         ...(options.events === undefined ? {} : { events: options.events }),
         recordHolds: admitted.recordHolds,
+        ...(options.config.legal_holds.enabled && options.config.legal_holds.check_table !== undefined ? { holdCheckTable: options.config.legal_holds.check_table } : {}),
         ...(admitted.requiredSse === undefined ? {} : { requiredSse: admitted.requiredSse }),
         countRows: options.countRows === true,
         ...(options.signal === undefined ? {} : { shouldStop: () => options.signal!.aborted }),

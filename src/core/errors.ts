@@ -42,6 +42,8 @@ export type ErrorCode =
   | 'LEGAL_HOLD_INVALID'
   /** A legal-hold source (holds table, HTTP API) could not be read: tables it might hold are not archived (fail closed). */
   | 'LEGAL_HOLD_UNAVAILABLE'
+  /** A legal hold on the table was placed while the run archived it: the batch's delete was rolled back. */
+  | 'LEGAL_HOLD_PLACED'
   /** A table's retention lies outside the compliance bounds, or names an unknown classification. */
   | 'POLICY_VIOLATION'
   /** The table must be encrypted at rest and the storage is not configured for server-side encryption. */

@@ -115,6 +115,30 @@ describe('legal holds', () => {
     expect(summary.tables[0]!.holds?.expired).toHaveLength(1);
   });
 
+  it('a hold placed in the holds table while the run archives: the batch in flight is not deleted (LEGAL_HOLD_PLACED), and the next run applies the hold', async () => {
+    // Found in review: holds were read once per run, so a hold placed mid-run let its rows be deleted.
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    await fx.db.query(`CREATE TABLE legal_holds (table_name text, record_filter text, reason text, set_by text, expires_at timestamptz)`);
+    const config = configWith({ legal_holds: { check_table: {} } });
+    let placed = false;
+    const first = await archiveWith(config, fx.store, {
+      onPhase: async (phase) => {
+        if (phase === 'after-read' && !placed) {
+          placed = true;
+          await fx.db.query(`INSERT INTO legal_holds VALUES ('events', 'id = 3', 'Case 9', 'counsel', NULL)`);
+        }
+      },
+    });
+    expect(first.tables[0]).toMatchObject({ status: 'failed', error: { code: 'LEGAL_HOLD_PLACED' } });
+    expect(first.tables[0]!.error!.message).toContain('Case 9');
+    expect(await ids()).toContain('3');
+    const second = await archiveWith(config, fx.store);
+    expect(second.tables[0]!.error).toBeUndefined();
+    expect(await ids()).toEqual(['3']);
+    const archived = [...(await inspectArchive(fx.store)).objects].filter((o) => !o.key.startsWith('_auditlog/')).flatMap((o) => o.meta.primary_keys.map((k) => k[0]!));
+    expect(archived).not.toContain('3');
+  });
+
   it('a holds table that cannot be read keeps every table of that database (fail closed, LEGAL_HOLD_UNAVAILABLE)', async () => {
     await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
     const config = configWith({ legal_holds: { check_table: { table: 'no_such_holds' } } });
