@@ -52,3 +52,60 @@ export function findFilterTextProblem(text: string): string | undefined {
   if (depth !== 0) return 'it has an unclosed parenthesis';
   return undefined;
 }
+
+/**
+ * Words outside string literals, lower-cased (quoted identifiers unquoted), each with whether a
+ * `(` follows: the names a filter calls, and its keywords. Assumes findFilterTextProblem passed.
+ */
+function scanWords(text: string): { word: string; call: boolean }[] {
+  const out: { word: string; call: boolean }[] = [];
+  let i = 0;
+  const callAt = (j: number): boolean => {
+    while (j < text.length && /\s/.test(text[j]!)) j++;
+    return text[j] === '(';
+  };
+  while (i < text.length) {
+    const ch = text[i]!;
+    if (ch === "'") {
+      let j = i + 1;
+      while (j < text.length && !(text[j] === "'" && text[j + 1] !== "'")) j += text[j] === "'" ? 2 : 1;
+      i = j + 1;
+      continue;
+    }
+    if (ch === '"') {
+      let j = i + 1;
+      let word = '';
+      while (j < text.length && !(text[j] === '"' && text[j + 1] !== '"')) {
+        word += text[j];
+        j += text[j] === '"' ? 2 : 1;
+      }
+      out.push({ word: word.toLowerCase(), call: callAt(j + 1) });
+      i = j + 1;
+      continue;
+    }
+    if (/[A-Za-z_]/.test(ch)) {
+      let j = i;
+      while (j < text.length && /[A-Za-z0-9_$]/.test(text[j]!)) j++;
+      out.push({ word: text.slice(i, j).toLowerCase(), call: callAt(j) });
+      i = j;
+      continue;
+    }
+    i++;
+  }
+  return out;
+}
+
+/**
+ * A hold filter is an expression over the table's own row (found in review: a subquery could read
+ * any table the archiver may read, and a function such as set_config could change the archiver's
+ * session). Subqueries are refused here; the functions it calls are returned for the database to
+ * check (only immutable and stable ones are accepted).
+ */
+export function findFilterScopeProblem(text: string): string | undefined {
+  if (scanWords(text).some((w) => w.word === 'select')) return 'it contains a subquery (SELECT): a hold filter may only use the columns of the held row; list values instead, e.g. customer_id IN (4711, 4712)';
+  return undefined;
+}
+
+export function filterFunctionNames(text: string): string[] {
+  return [...new Set(scanWords(text).filter((w) => w.call).map((w) => w.word))];
+}

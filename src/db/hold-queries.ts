@@ -2,7 +2,7 @@
 import type pg from 'pg';
 import type { HoldCheckTableConfig } from '../config/schema.js';
 import { AuditlogError, describeError } from '../core/errors.js';
-import { findFilterTextProblem } from '../compliance/hold-filter-text.js';
+import { filterFunctionNames, findFilterScopeProblem, findFilterTextProblem } from '../compliance/hold-filter-text.js';
 import { holdLabel, type LegalHold } from '../compliance/legal-hold.js';
 import { tableLabel, type TablePlan } from '../core/table-plan.js';
 import { holdExclusionSql } from './archive-sql.js';
@@ -26,6 +26,16 @@ export async function checkHoldFilter(pool: pg.Pool, plan: Pick<TablePlan, 'data
       ...(cause === undefined ? {} : { cause }),
     });
   if (problem !== undefined) throw fail(problem);
+  const scope = findFilterScopeProblem(where);
+  if (scope !== undefined) throw fail(scope);
+  const names = filterFunctionNames(where);
+  if (names.length > 0) {
+    // Any function of that name that is VOLATILE is refused (overloads included: fail closed).
+    const r = await pool.query<{ name: string }>(`SELECT DISTINCT lower(proname) AS name FROM pg_catalog.pg_proc WHERE lower(proname) = ANY($1::text[]) AND provolatile = 'v' ORDER BY 1`, [names]);
+    if (r.rows.length > 0) {
+      throw fail(`it calls ${r.rows.map((x) => `${x.name}()`).join(', ')}, which can change data or session state (VOLATILE): a hold filter may only call immutable or stable functions`);
+    }
+  }
   const client = await pool.connect();
   try {
     await client.query('BEGIN READ ONLY');

@@ -194,6 +194,11 @@ describe('legal holds', () => {
     ['dollar quoting', 'kind = $$kind3$$', 'dollar'],
     ['an unknown column', 'no_such_column = 1', 'PostgreSQL does not accept it'],
     ['a non-boolean expression', 'id + 1', 'PostgreSQL does not accept it'],
+    // Found in review: a filter could read other tables or change the archiver's session.
+    ['a subquery reading another table', 'id IN (SELECT 1 FROM pg_class)', 'subquery'],
+    ['a function that changes session settings', "set_config('statement_timeout', '0', false) IS NULL", 'set_config()'],
+    ['a function that ends other sessions', 'pg_terminate_backend(1) OR true', 'pg_terminate_backend()'],
+    ['a quoted volatile function', '"pg_sleep"(0) IS NULL', 'pg_sleep()'],
   ])('a record-level hold with %s is refused with LEGAL_HOLD_INVALID, and nothing of the table is archived', async (_name, where, expected) => {
     await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
     const config = configWith({ legal_holds: { holds: [{ table: 'events', where, reason: 'Case X' }] } });
@@ -205,13 +210,15 @@ describe('legal holds', () => {
     expect((await inspectArchive(fx.store)).objects).toEqual([]);
   });
 
-  it('a filter calling a writing function is planned, never run, during the check (READ ONLY, LIMIT 0)', async () => {
+  it('a filter calling a writing (VOLATILE) function is refused, and the check never runs it', async () => {
     await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
     await fx.db.query(`CREATE TABLE side_effects (n int)`);
     await fx.db.query(`CREATE FUNCTION record_side_effect() RETURNS boolean LANGUAGE sql AS 'INSERT INTO side_effects VALUES (1) RETURNING false'`);
     const pool = new pg.Pool({ connectionString: fx.db.url, max: 1 });
     try {
-      await checkHoldFilter(pool, { database: 'app', schema: 'public', table: 'events' }, { source: 'config', table: 'events', where: 'record_side_effect()', reason: 'Case Y' });
+      await expect(checkHoldFilter(pool, { database: 'app', schema: 'public', table: 'events' }, { source: 'config', table: 'events', where: 'record_side_effect()', reason: 'Case Y' })).rejects.toThrow(/record_side_effect\(\).*VOLATILE/);
+      // Immutable and stable functions are fine.
+      await checkHoldFilter(pool, { database: 'app', schema: 'public', table: 'events' }, { source: 'config', table: 'events', where: "lower(kind) = 'kind3' AND happened_at < now()", reason: 'Case Z' });
     } finally {
       await pool.end();
     }
