@@ -28,6 +28,9 @@ export function subscribeAuditTrail(events: RunEvents, trail: AuditTrail): void 
   });
   events.on('table:finished', async (e) => {
     const s = e.summary;
+    // Taken now, so the daemon's next run of this table starts with an empty list (found in review).
+    const objectKeys = keys.get(tableKey(e)) ?? [];
+    keys.delete(tableKey(e));
     if (dryRun || s.status === 'held' || s.status === 'dry-run') return;
     await trail.append({
       event: s.status === 'failed' ? 'ARCHIVE_FAILURE' : 'ARCHIVE_SUCCESS',
@@ -38,7 +41,7 @@ export function subscribeAuditTrail(events: RunEvents, trail: AuditTrail): void 
       records: s.rowsArchived,
       bytes: s.bytesCompressed,
       durationMs: s.durationMs,
-      objectKeys: keys.get(tableKey(e)) ?? [],
+      objectKeys,
       status: s.status,
       error: s.error ?? null,
       details: { rows_skipped: s.rowsSkipped, batches: s.batches, ...(s.holds === undefined ? {} : { holds: s.holds }) },

@@ -1,5 +1,9 @@
 /** Pure pieces of compliance: hold matching and expiry, encryption requirement, the summary's held lines. */
 import { describe, expect, it } from 'vitest';
+import { RunEvents } from '../../src/core/run-events.js';
+import { subscribeAuditTrail } from '../../src/compliance/audit-subscriber.js';
+import type { AuditTrail } from '../../src/compliance/audit-trail.js';
+import type { AuditEntry } from '../../src/compliance/audit-record.js';
 import { holdApplies, holdsForTable, isExpired, type LegalHold } from '../../src/compliance/legal-hold.js';
 import { requiresEncryption } from '../../src/compliance/retention-policy.js';
 import { formatRunSummary } from '../../src/cli/format-summary.js';
@@ -78,5 +82,24 @@ describe('formatRunSummary', () => {
     expect(text).toContain('held: app/public.events: config hold on events (Case 1)');
     expect(text).toContain('note: app/public.other: rows matching the api hold on other (Case 2) stay in the table');
     expect(text).toContain('note: app/public.other: expired config hold on other (Case 0) ignored');
+  });
+});
+
+describe('subscribeAuditTrail', () => {
+  it('lists in each ARCHIVE_SUCCESS only the objects of that run, also when one event stream serves many runs (the daemon; found in review)', async () => {
+    const appended: AuditEntry[] = [];
+    const trail: AuditTrail = { description: 'test', open: async () => undefined, flush: async () => undefined, append: async (e) => (appended.push(e), {} as never) };
+    const events = new RunEvents();
+    subscribeAuditTrail(events, trail);
+    const ref = { database: 'app', schema: 'public', table: 'events' };
+    const summary = (runId: string): TableSummary => ({ ...ref, status: 'archived', rowsArchived: 1, rowsSkipped: 0, batches: 1, bytesUncompressed: 1, bytesCompressed: 1, durationMs: 1, rowsPerSecond: 1 });
+    for (const [runId, key] of [['run-1', 'obj-A'], ['run-2', 'obj-B']] as const) {
+      events.emit('run:started', { runId, command: 'archive', dryRun: false, at: '' });
+      events.emit('batch:committed', { ...ref, runId, key, rows: 1, rowsSkipped: 0, bytesUncompressed: 1, bytesCompressed: 1 });
+      events.emit('table:finished', { ...ref, runId, summary: summary(runId) });
+      await events.settle();
+    }
+    const tables = appended.filter((e) => e.event === 'ARCHIVE_SUCCESS' && e.table === 'events');
+    expect(tables.map((e) => e.objectKeys)).toEqual([['obj-A'], ['obj-B']]);
   });
 });
