@@ -49,6 +49,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
   const detachNotifications = attachNotifications({ config: input.config, events, metrics: monitoring.metrics, logger, secrets: input.secrets, digestTimer: true });
   // Every scheduled run leaves its trace, as a one-shot run does; a daemon that cannot open its trail does not start.
   let closeTrail: () => Promise<number>;
+  let lostAuditRecords = 0;
   try {
     closeTrail = await openAuditTrail(input.config, store, events);
   } catch (error) {
@@ -92,9 +93,14 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     logger.info('stop requested: no run in progress, shutting down');
   } finally {
     await events.settle();
-    await closeTrail();
+    lostAuditRecords = await closeTrail();
     detachNotifications();
     await monitoring.close();
+  }
+  if (lostAuditRecords > 0) {
+    // Its runs are done, but their trace is not complete: the daemon must not end looking clean.
+    logger.error({ lost_audit_records: lostAuditRecords }, 'audit records could not be written during this daemon\'s life (see the warnings above); check the audit backend, then run auditlog audit verify');
+    return 1;
   }
   return 0;
 }
