@@ -13,7 +13,7 @@ import { acquireTableLock } from '../db/advisory-lock.js';
 import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
 import { tableLabel, type TablePlan } from '../core/table-plan.js';
 import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
-import { countArchivable, selectCutoff } from '../db/archive-queries.js';
+import { countArchivable, selectCutoff, selectHeldKeys } from '../db/archive-queries.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { archiveBatch, type BatchOutcome } from './archive-batch.js';
 import type { BatchPhase } from './archive-context.js';
@@ -215,7 +215,11 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         try {
           // Batches an earlier run spooled while storage was down go first, through the same pipeline.
           if (fallback !== undefined) {
-            const { replayed } = await fallback.replay(plan, async (rows) => record(await archiveBatch(ctx, rows)));
+            const { replayed } = await fallback.replay(
+              plan,
+              async (rows) => record(await archiveBatch(ctx, rows)),
+              (keys) => selectHeldKeys(input.pool, plan, keys),
+            );
             if (replayed > 0) summary.replayedBatches = replayed;
           }
           // Main pass: after the watermark, which follows the batches as they commit.

@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import { tablePrefix } from '../core/archive-layout.js';
 import { describeError } from '../core/errors.js';
-import type { RowSet } from '../core/row-set.js';
+import { subsetRowSet, type RowSet } from '../core/row-set.js';
 import type { TablePlan } from '../core/table-plan.js';
 import { computeBatchId } from '../core/batch-metadata.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -124,7 +124,12 @@ export class FallbackSpool {
    * removing each once archived; discards the unusable ones. Stops at the first failure, keeping
    * that batch and the ones after it for the next run.
    */
-  async replay(plan: TablePlan, archive: (rows: RowSet) => Promise<unknown>): Promise<{ replayed: number; discarded: number }> {
+  async replay(
+    plan: TablePlan,
+    archive: (rows: RowSet) => Promise<unknown>,
+    /** Keys of these rows that a record-level legal hold now matches. */
+    heldKeys: (keys: readonly (readonly string[])[]) => Promise<string[][]> = async () => [],
+  ): Promise<{ replayed: number; discarded: number }> {
     let replayed = 0;
     let discarded = 0;
     for (const item of await this.list(plan)) {
@@ -135,7 +140,13 @@ export class FallbackSpool {
         discarded++;
         continue;
       }
-      await archive(item.doc!.rows);
+      // Rows a legal hold placed since the spool now matches must not reach the archive, not even
+      // in an upload the delete would then rewrite (found in review: a versioned bucket keeps it).
+      const rows = item.doc!.rows;
+      const held = new Set((await heldKeys(rows.keys)).map((k) => JSON.stringify(k)));
+      const kept = rows.keys.flatMap((k, i) => (held.has(JSON.stringify(k)) ? [] : [i]));
+      if (kept.length > 0) await archive(kept.length === rows.count ? rows : subsetRowSet(rows, kept));
+      if (held.size > 0) this.logger.info({ file: item.key, held: held.size }, 'rows of a spooled batch are now under a legal hold: left out, they stay in the table');
       await this.dir.delete(item.key);
       replayed++;
     }

@@ -1,15 +1,7 @@
 /** The archive pipeline's statements, one function each. SQL text comes from archive-sql.ts. */
 import type { TablePlan } from '../core/table-plan.js';
 import type { LineFlags, RowPosition, RowSet } from '../core/row-set.js';
-import {
-  buildCountSql,
-  buildCutoffSql,
-  buildDailyCountSql,
-  buildGuardedDeleteSql,
-  buildPresentRowsSql,
-  buildSelectPageSql,
-  type DayGroupRow,
-} from './archive-sql.js';
+import { buildCountSql, buildCutoffSql, buildDailyCountSql, buildGuardedDeleteSql, buildPresentRowsSql, buildSelectPageSql, type DayGroupRow, buildHeldKeysSql } from './archive-sql.js';
 import type { Queryable } from './queryable.js';
 
 export async function selectCutoff(q: Queryable, plan: TablePlan): Promise<string> {
@@ -79,6 +71,13 @@ function parseFlags(line: number, literal: string): LineFlags {
 export interface DeleteResult {
   count: number;
   keys: string[][];
+}
+
+/** Which of these keys belong to rows a record-level legal hold of the plan now matches. */
+export async function selectHeldKeys(q: Queryable, plan: TablePlan, keys: readonly (readonly string[])[]): Promise<string[][]> {
+  if (keys.length === 0 || (plan.holdFilters ?? []).length === 0) return [];
+  const r = await q.query<{ keys: string }>(buildHeldKeysSql(plan), [JSON.stringify(keys)]);
+  return JSON.parse(r.rows[0]!.keys) as string[][];
 }
 
 /** The table's columns now, as [name, format_type] pairs in column order (what a TablePlan records). */

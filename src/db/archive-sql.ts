@@ -205,6 +205,15 @@ export function buildGuardedDeleteSql(plan: TablePlan): string {
  * `lock: false` is the read-only form for `validate --check-database`, which decides nothing and
  * must never wait on (or block) the application.
  */
+/** Keys ($1, JSON) of rows a record-level legal hold now matches: `[[key…], …]`. */
+export function buildHeldKeysSql(plan: TablePlan): string {
+  return (
+    `WITH ${batchRowsCte(null, 1)} ` +
+    `SELECT COALESCE(json_agg(s.k), '[]')::text AS keys FROM ` +
+    `(SELECT ${keyJson(plan)} AS k FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)} WHERE NOT (true${holdExclusionSql(plan)})) AS s`
+  );
+}
+
 export function buildPresentRowsSql(plan: TablePlan, options: { lock: boolean } = { lock: true }): string {
   return (
     `WITH ${batchRowsCte(null, 1)} ` +

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { archiveWith } from '../helpers/archive-run.js';
 import { archivedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
@@ -96,6 +97,31 @@ describe('local fallback', () => {
     expect(down.tables[0]!.spooledBatches).toBeUndefined();
     expect(await spooled()).toEqual([]);
     expect(await rowIds(fx.db)).toHaveLength(20);
+  });
+
+  it('leaves out of the replay the rows a legal hold placed since the spool now matches: never uploaded, still in the table (found in review)', async () => {
+    await createEventsTable(fx.db, { rows: 12, stepMinutes: 60, endDaysAgo: 11 });
+    storageDownAfter(0);
+    const down = await archiveWith(config(), new S3ObjectStore(config().s3!));
+    expect(down.tables[0]!.spooledBatches).toBeGreaterThan(0);
+    expect(spooledIds(await spooled())).toContain('3');
+
+    proxy.rule = () => 'pass';
+    const held: Config = { ...config(), legal_holds: { ...config().legal_holds, enabled: true, holds: [{ table: 'events', where: 'id = 3', reason: 'Case 7' }] } };
+    const inner = new S3ObjectStore(held.s3!);
+    const uploaded: string[] = [];
+    const recording = Object.assign(Object.create(Object.getPrototypeOf(inner) as object) as S3ObjectStore, inner, {
+      put: async (key: string, body: Buffer, options?: Parameters<S3ObjectStore['put']>[2]) => {
+        if (key.endsWith('.jsonl.gz')) uploaded.push(...gunzipSync(body).toString('utf8').split('\n').filter((l) => l !== ''));
+        return inner.put(key, body, options);
+      },
+    });
+    const back = await archiveWith(held, recording);
+    expect(back.tables[0]!.error).toBeUndefined();
+    expect(uploaded.length).toBeGreaterThan(0);
+    expect(uploaded.map((l) => (JSON.parse(l) as { id: number }).id)).not.toContain(3);
+    expect(await rowIds(fx.db)).toEqual(['3']);
+    expect(await spooled()).toEqual([]);
   });
 
   it('deletes only rows still in the spooled version: a row updated meanwhile is archived in its new version', async () => {
