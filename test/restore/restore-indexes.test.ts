@@ -60,7 +60,9 @@ describe('restore --drop-indexes', () => {
   it('an index that cannot be built on the restored rows fails the run (exit 1) naming it; the rows stay restored', async () => {
     // Found in review: a failed recreation used to end with status ok (exit 0).
     const { original, config } = await setup();
-    // Built while the table is empty; on the restored rows 'v1'…'v9' it divides by zero.
+    // Built while the table is empty (VACUUM first: an index build also evaluates rows deleted
+    // recently, the archived ones); on the restored rows 'v1'…'v9' it divides by zero.
+    await f.db.query(`VACUUM ${T}`);
     await f.db.query(`CREATE INDEX ${quoteIdent('ix boom')} ON ${T} ((1 / (length("select") - 2)))`);
     const s = await restoreWith(config, f.store, { table: TABLE, dropIndexes: true });
     expect(s.status).toBe('failed');
