@@ -3,23 +3,13 @@
  * (json_populate_record, plus the documented JSON-null rule) as the identical row (`row::text`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
+import { storageBackends } from '../helpers/storage-backends.js';
 import { archiveWith, buildConfig } from '../helpers/archive-run.js';
 import { inspectArchive } from '../helpers/archive-inspect.js';
-import { LocalObjectStore } from '../../src/storage/local-object-store.js';
-import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
-import type { ObjectStore } from '../../src/storage/object-store.js';
 import { quoteIdent, quoteQualified } from '../../src/db/quote-ident.js';
 import { FIXTURE, SCHEMA, TABLE } from '../helpers/fidelity-fixture.js';
-
-interface Backend {
-  name: string;
-  make(): Promise<{ store: ObjectStore; storage: Record<string, unknown>; cleanup(): Promise<void> }>;
-}
 
 let s3: S3TestServer;
 beforeAll(async () => {
@@ -29,22 +19,7 @@ afterAll(async () => {
   await s3?.stop();
 });
 
-const backends: Backend[] = [
-  {
-    name: 'local directory',
-    async make() {
-      const dir = await mkdtemp(join(tmpdir(), 'fidelity-'));
-      return { store: new LocalObjectStore({ path: dir }), storage: { local: { path: dir } }, cleanup: () => rm(dir, { recursive: true, force: true }) };
-    },
-  },
-  {
-    name: 'S3-compatible server',
-    async make() {
-      const cfg = s3.s3Config({ prefix: `fidelity-${Date.now()}/` });
-      return { store: new S3ObjectStore(cfg), storage: { s3: cfg }, cleanup: async () => undefined };
-    },
-  },
-];
+const backends = storageBackends(() => s3, 'fidelity');
 
 describe.each(backends)('type fidelity through the $name', (backend) => {
   let db: TestDatabase;

@@ -4,17 +4,12 @@
  * identical rows (`row::text`), through both storage backends.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
+import { storageBackends } from '../helpers/storage-backends.js';
 import { archiveWith, buildConfig } from '../helpers/archive-run.js';
 import { restoreWith } from '../helpers/restore-run.js';
 import { FIXTURE, SCHEMA, TABLE } from '../helpers/fidelity-fixture.js';
-import { LocalObjectStore } from '../../src/storage/local-object-store.js';
-import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
-import type { ObjectStore } from '../../src/storage/object-store.js';
 import { quoteQualified } from '../../src/db/quote-ident.js';
 
 let s3: S3TestServer;
@@ -25,22 +20,7 @@ afterAll(async () => {
   await s3?.stop();
 });
 
-const backends = [
-  {
-    name: 'local directory',
-    async make(): Promise<{ store: ObjectStore; storage: Record<string, unknown>; cleanup(): Promise<void> }> {
-      const dir = await mkdtemp(join(tmpdir(), 'restore-fidelity-'));
-      return { store: new LocalObjectStore({ path: dir }), storage: { local: { path: dir } }, cleanup: () => rm(dir, { recursive: true, force: true }) };
-    },
-  },
-  {
-    name: 'S3-compatible server',
-    async make(): Promise<{ store: ObjectStore; storage: Record<string, unknown>; cleanup(): Promise<void> }> {
-      const cfg = s3.s3Config({ prefix: `restore-fidelity-${Date.now()}/` });
-      return { store: new S3ObjectStore(cfg), storage: { s3: cfg }, cleanup: async () => undefined };
-    },
-  },
-];
+const backends = storageBackends(() => s3, 'restore-fidelity');
 
 describe.each(backends)('restore round trip of the fidelity table through the $name', (backend) => {
   let db: TestDatabase;
