@@ -4,6 +4,7 @@
  * bucket can sit under S3 Object Lock (compliance mode) without the archiver ever needing to
  * change an object. Appends of one process go one at a time in the order they were asked for.
  */
+import { SerialQueue } from '../core/serial-queue.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { auditRecordKey, auditSearchPrefixes, buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry, type AuditRecord } from './audit-record.js';
@@ -21,7 +22,7 @@ export class StorageAuditTrail implements AuditTrail {
   readonly description: string;
   private lastSha256: string | null | undefined;
   private seq = 0;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(
     private readonly store: ObjectStore,
@@ -43,13 +44,11 @@ export class StorageAuditTrail implements AuditTrail {
   }
 
   append(entry: AuditEntry): Promise<AuditRecord> {
-    const next = this.queue.then(() => this.write(entry));
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(() => this.write(entry));
   }
 
-  async flush(): Promise<void> {
-    await this.queue;
+  flush(): Promise<void> {
+    return this.queue.drain();
   }
 
   private async write(entry: AuditEntry): Promise<AuditRecord> {

@@ -3,6 +3,7 @@
  * as the storage trail; appends are serialized by the database (see insertAuditRow), so
  * concurrent runs never fork this chain.
  */
+import { SerialQueue } from '../core/serial-queue.js';
 import type pg from 'pg';
 import { AuditlogError, describeError } from '../core/errors.js';
 import { auditTableExists, buildCreateAuditTableSql, insertAuditRow, selectAuditRows } from '../db/audit-queries.js';
@@ -12,7 +13,7 @@ import type { StoredAuditRecord } from './verify-audit-chain.js';
 
 export class DatabaseAuditTrail implements AuditTrail {
   readonly description: string;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -37,13 +38,11 @@ export class DatabaseAuditTrail implements AuditTrail {
   }
 
   append(entry: AuditEntry): Promise<AuditRecord> {
-    const next = this.queue.then(() => this.write(entry));
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(() => this.write(entry));
   }
 
-  async flush(): Promise<void> {
-    await this.queue;
+  flush(): Promise<void> {
+    return this.queue.drain();
   }
 
   private async write(entry: AuditEntry): Promise<AuditRecord> {
