@@ -571,20 +571,8 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   private async putRaw(fullKey: string, body: Buffer): Promise<void> {
-    await this.run('put', fullKey, () =>
-      this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: fullKey,
-          Body: body,
-          ContentLength: body.length,
-          ContentType: 'application/json',
-          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
-          // Encryption, like every object we write; never the data objects' storage class.
-          ...this.writeSettings({}),
-        }),
-      ),
-    );
+    // A small JSON record: the ordinary put (checksummed, encrypted like every object we write).
+    await this.put(fullKey.slice(this.prefix.length), body, { sha256Hex: createHash('sha256').update(body).digest('hex'), contentType: 'application/json' });
   }
 
   private async deleteQuietly(fullKey: string): Promise<void> {
