@@ -132,14 +132,7 @@ export class LocalObjectStore implements ObjectStore {
     const items: CleanupItem[] = [];
     let kept = 0;
     const visit = async (directory: string, keyBase: string): Promise<void> => {
-      const entries = await this.run('list', directory, async () => {
-        try {
-          return await readdir(directory, { withFileTypes: true });
-        } catch (error) {
-          if (isMissing(error)) return [] as Dirent[];
-          throw error;
-        }
-      });
+      const entries = await this.readDirectory(directory);
       for (const entry of entries) {
         const child = path.join(directory, entry.name);
         if (entry.isDirectory()) {
@@ -169,13 +162,9 @@ export class LocalObjectStore implements ObjectStore {
     return { items, kept };
   }
 
-  /**
-   * Yields files below `directory` in S3 key order (UTF-8 bytes). Within one directory a
-   * subdirectory sorts as `name/`, which makes the depth-first walk globally ordered without
-   * holding every key in memory.
-   */
-  private async *walk(directory: string, keyBase: string, namePrefix: string): AsyncGenerator<ObjectInfo> {
-    const entries = await this.run('list', directory, async () => {
+  /** A directory's entries; a directory that does not exist is empty (nothing was written there yet). */
+  private readDirectory(directory: string): Promise<Dirent[]> {
+    return this.run('list', directory, async () => {
       try {
         return await readdir(directory, { withFileTypes: true });
       } catch (error) {
@@ -183,6 +172,15 @@ export class LocalObjectStore implements ObjectStore {
         throw error;
       }
     });
+  }
+
+  /**
+   * Yields files below `directory` in S3 key order (UTF-8 bytes). Within one directory a
+   * subdirectory sorts as `name/`, which makes the depth-first walk globally ordered without
+   * holding every key in memory.
+   */
+  private async *walk(directory: string, keyBase: string, namePrefix: string): AsyncGenerator<ObjectInfo> {
+    const entries = await this.readDirectory(directory);
     const candidates = entries
       .filter((entry) => entry.name.startsWith(namePrefix) && !isLocalTempFileName(entry.name) && !entry.name.includes('\\'))
       .filter((entry) => entry.isDirectory() || entry.isFile())
