@@ -6,8 +6,7 @@
 import { userInfo } from 'node:os';
 import type pg from 'pg';
 import type { Config } from '../config/schema.js';
-import { redactSecrets } from '../config/mask-secrets.js';
-import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
+import { AuditlogError } from '../core/errors.js';
 import type { RunEvents } from '../core/run-events.js';
 import { buildSessionSettings, createPool } from '../db/connect.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -105,14 +104,14 @@ export function auditSources(config: Config, store: ObjectStore, pools: pg.Pool[
   return out;
 }
 
-/** A run that stops as a whole is recorded (ERROR) before the error reaches the user. */
-export async function withRunError<T>(events: RunEvents, runId: string, command: 'archive' | 'restore', secrets: readonly string[], closeTrail: () => Promise<unknown>, fn: () => Promise<T>): Promise<T> {
+/**
+ * A run that stops as a whole reports it itself (run:failed, which the audit trail records as
+ * ERROR); its event listeners must still finish and the trail close before the error reaches the user.
+ */
+export async function withRunError<T>(events: RunEvents, closeTrail: () => Promise<unknown>, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
-    const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
-    // runArchive reports its own failure (the daemon calls it without this wrapper); restore does not.
-    if (command === 'restore') events.emit('run:failed', { runId, command, error: { code: e.code, message: redactSecrets(e.message, secrets) } });
     await events.settle();
     await closeTrail();
     throw error;

@@ -113,7 +113,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       let summary: RunSummary;
       let lostAuditRecords = 0;
       try {
-        summary = await withRunError(events, runId, 'archive', secrets, closeTrail, () =>
+        summary = await withRunError(events, closeTrail, () =>
           runArchive({
             config,
             store,
@@ -194,7 +194,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const store = createObjectStore(config, storageLogHooks(logger));
       const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
       const closeTrail = flags.dryRun === true ? async () => 0 : await openAuditTrail(config, store, events);
-      const summary = await withRunError(events, runId, 'restore', secrets, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events }));
+      const summary = await withRunError(events, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events }));
       await events.settle();
       const lostAuditRecords = await closeTrail();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : redactSecrets(formatRestoreSummary(summary), secrets));

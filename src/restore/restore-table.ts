@@ -29,6 +29,17 @@ export type { RestoreOptions, RestoreSummary } from './restore-options.js';
 const METADATA_READS_IN_FLIGHT = 8;
 
 export async function runRestore(options: RestoreOptions): Promise<RestoreSummary> {
+  try {
+    return await restoreTable(options);
+  } catch (error) {
+    // Monitoring, notifications and the audit trail must hear of a restore that stopped as a whole, as of an archive run.
+    const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
+    options.events?.emit('run:failed', { runId: options.runId, command: 'restore', error: { code: e.code, message: redactSecrets(e.message, options.secrets ?? []) } });
+    throw error;
+  }
+}
+
+async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
   const started = Date.now();
   const dbs = selectTargets({ config: options.config, table: options.table, ...(options.database === undefined ? {} : { database: options.database }) });
   const db = dbs[0]!;
