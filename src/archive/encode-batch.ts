@@ -20,9 +20,8 @@ export interface EncodedBatch {
   sha256Compressed: string;
 }
 
-/** `lines`: the JSON lines joined by '\n', without the final newline (every line gets one). */
-export async function encodeBatch(lines: string, level: number): Promise<EncodedBatch> {
-  const raw = Buffer.from(lines === '' ? '' : lines + '\n', 'utf8');
+/** `raw`: the JSON lines (UTF-8), each followed by '\n' — the object's body before compression. */
+export async function encodeBatch(raw: Buffer, level: number): Promise<EncodedBatch> {
   const [body, sha256Uncompressed] = await Promise.all([gzipAsync(raw, { level, chunkSize: outputChunkSize(raw.length) }), sha256HexOffThread(raw)]);
   return {
     raw,

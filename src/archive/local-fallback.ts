@@ -33,8 +33,14 @@ export interface FallbackBatch {
   reason: string;
   columns: { name: string; type: string }[];
   record_count: number;
-  rows: RowSet;
+  rows: SpooledRows;
 }
+
+/**
+ * A RowSet as spooled: JSON has no bytes, so the lines (valid UTF-8 from the server) as text,
+ * joined by '\n' without a final one (the spool format since version 1).
+ */
+export type SpooledRows = Omit<RowSet, 'lines'> & { lines: string };
 
 /** Storage failures that mean "the destination is unavailable", as opposed to a decision or a bug. */
 const UNAVAILABLE_CODES: ReadonlySet<string> = new Set(['STORAGE_UNREACHABLE', 'STORAGE_IO', 'STORAGE_CIRCUIT_OPEN']);
@@ -62,7 +68,7 @@ export function buildFallbackBatch(plan: TablePlan, rows: RowSet, runId: string,
     reason,
     columns: plan.columns.map((c) => ({ name: c.name, type: c.type })),
     record_count: rows.count,
-    rows,
+    rows: { ...rows, lines: rows.lines.toString('utf8', 0, Math.max(rows.lines.length - 1, 0)) },
   };
 }
 
@@ -142,7 +148,8 @@ export class FallbackSpool {
       }
       // Rows a legal hold placed since the spool now matches must not reach the archive, not even
       // in an upload the delete would then rewrite (found in review: a versioned bucket keeps it).
-      const rows = item.doc!.rows;
+      const spooled = item.doc!.rows;
+      const rows: RowSet = { ...spooled, lines: Buffer.from(spooled.count === 0 ? '' : `${spooled.lines}\n`, 'utf8') };
       const held = new Set((await heldKeys(rows.keys)).map((k) => JSON.stringify(k)));
       const kept = rows.keys.flatMap((k, i) => (held.has(JSON.stringify(k)) ? [] : [i]));
       if (kept.length > 0) await archive(kept.length === rows.count ? rows : subsetRowSet(rows, kept));

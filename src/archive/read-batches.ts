@@ -6,9 +6,8 @@
  * while the caller uploads and deletes the current batches (separate pooled connections, no
  * transaction held across either).
  */
-import type { Queryable } from '../db/queryable.js';
 import type { TablePlan } from '../core/table-plan.js';
-import { selectPage } from '../db/archive-queries.js';
+import { selectPage, type ConnectionSource } from '../db/archive-queries.js';
 import { BatchSizer } from './batch-sizer.js';
 import type { RowPosition, RowSet } from '../core/row-set.js';
 
@@ -29,7 +28,7 @@ export interface ReadRange {
   until?: RowPosition | null;
 }
 
-export async function* readBatches(q: Queryable, plan: TablePlan, cutoff: string, range: ReadRange = {}, onPage?: (page: PageRead) => void): AsyncGenerator<RowSet> {
+export async function* readBatches(q: ConnectionSource, plan: TablePlan, cutoff: string, range: ReadRange = {}, onPage?: (page: PageRead) => void): AsyncGenerator<RowSet> {
   const sizer = new BatchSizer({ initial: plan.batchSize, min: plan.minBatchSize, max: plan.maxBatchSize, targetMs: plan.targetQueryTimeMs });
   const until = range.until ?? null;
   const fetch = (after: RowPosition | null): Promise<{ groups: RowSet[]; size: number }> => {

@@ -1,7 +1,8 @@
 /**
  * The rows of one batch as the server rendered them, and the pure operations on them. A RowSet
- * is one UTC day of one page: the JSON lines joined by '\n' (no line contains a raw newline),
- * and per line its xmin and key, in (timestamp, key) order.
+ * is one UTC day of one page: the JSON lines, each followed by '\n' (no line contains a raw
+ * newline), as UTF-8 bytes — the data object's body before compression — and per line its xmin
+ * and key, in (timestamp, key) order.
  */
 /** A row's place in (timestamp, primary key) order, as the server's text. */
 export interface RowPosition {
@@ -21,7 +22,8 @@ export interface RowSet {
   /** HHMMSSffffff of the earliest row (names the object). */
   firstTimeOfDay: string;
   count: number;
-  lines: string;
+  /** UTF-8, each line followed by '\n'. Bytes, not a string: see db/binary-copy.ts. */
+  lines: Buffer;
   xmins: string[];
   keys: string[][];
   /** Bounds of the rows' timestamps and keys: exact when read, still bounds after rows are cut out. */
@@ -40,13 +42,37 @@ export function reindexLines<T extends { line: number }>(items: readonly T[], ke
 
 /** The RowSet without the rows whose line numbers are not in `kept` (ascending). */
 export function subsetRowSet(rows: RowSet, kept: readonly number[]): RowSet {
-  const lines = rows.lines.split('\n');
+  const lines = splitLines(rows.lines);
   return {
     ...rows,
     count: kept.length,
-    lines: kept.map((i) => lines[i]!).join('\n'),
+    lines: joinLines(kept.map((i) => lines[i]!)),
     xmins: kept.map((i) => rows.xmins[i]!),
     keys: kept.map((i) => rows.keys[i]!),
     flags: reindexLines(rows.flags, kept),
   };
+}
+
+/** The lines of `body` (each followed by '\n'), as views into it without their newline. */
+export function splitLines(body: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let at = body.indexOf(10); at !== -1; at = body.indexOf(10, start)) {
+    out.push(body.subarray(start, at));
+    start = at + 1;
+  }
+  return out;
+}
+
+/** One new buffer holding `lines`, each followed by '\n'. */
+export function joinLines(lines: readonly Buffer[]): Buffer {
+  let size = lines.length;
+  for (const line of lines) size += line.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const line of lines) {
+    at += line.copy(out, at);
+    out[at++] = 10;
+  }
+  return out;
 }

@@ -1,7 +1,10 @@
 /** The archive pipeline's statements, one function each. SQL text comes from archive-sql.ts. */
 import type { TablePlan } from '../core/table-plan.js';
 import type { LineFlags, RowPosition, RowSet } from '../core/row-set.js';
-import { buildCountSql, buildCutoffSql, buildDailyCountSql, buildGuardedDeleteSql, buildPresentRowsSql, buildSelectPageSql, type DayGroupRow, buildHeldKeysSql } from './archive-sql.js';
+import type pg from 'pg';
+import { buildCountSql, buildCutoffSql, buildDailyCountSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql } from './archive-sql.js';
+import { AuditlogError } from '../core/errors.js';
+import { copyOutBinary, type BinaryRows } from './binary-copy.js';
 import type { Queryable } from './queryable.js';
 
 export async function selectCutoff(q: Queryable, plan: TablePlan): Promise<string> {
@@ -27,38 +30,112 @@ export async function countRowsByDay(q: Queryable, plan: TablePlan, cutoff: stri
   return r.rows.map((row) => ({ day: row.day, rows: Number(row.n) }));
 }
 
-/** One page (at most `limit` rows after `after`, up to and including `until`), split by UTC day. */
+/** What selectPage needs of a pool: a connection of its own for the page's transaction. */
+export interface ConnectionSource {
+  connect(): Promise<pg.PoolClient>;
+}
+
+/**
+ * One page (at most `limit` rows after `after`, up to and including `until`), split by UTC day.
+ * The rows come by binary COPY, so their JSON lines arrive as bytes (binary-copy.ts says why);
+ * the per-day bounds by an ordinary query in the same snapshot (REPEATABLE READ). COPY takes no
+ * bind parameters, so its values are bound to transaction-local settings first and the query
+ * reads them back with current_setting(): values still never enter the SQL text (I6).
+ */
 export async function selectPage(
-  q: Queryable,
+  pool: ConnectionSource,
   plan: TablePlan,
   cutoff: string,
   after: RowPosition | null,
   limit: number,
   until: RowPosition | null = null,
 ): Promise<RowSet[]> {
-  const params: unknown[] = [cutoff];
+  const params: string[] = [cutoff];
   if (after !== null) params.push(after.ts, ...after.key);
   if (until !== null) params.push(until.ts, ...until.key);
-  const r = await q.query<DayGroupRow>(buildSelectPageSql(plan, { after: after !== null, until: until !== null }, limit), params);
-  return r.rows.map((g) => {
-    const firstOrd = Number(g.first_ord);
-    return {
-      day: g.day,
-      firstTimeOfDay: g.first_tod,
-      count: Number(g.n),
-      lines: g.lines,
-      xmins: JSON.parse(g.xmins) as string[],
-      keys: JSON.parse(g.keys) as string[][],
-      firstTs: g.first_ts,
-      lastTs: g.last_ts,
-      minKey: JSON.parse(g.min_key) as string[],
-      maxKey: JSON.parse(g.max_key) as string[],
-      flags: g.flags === null ? [] : (JSON.parse(g.flags) as [number, string][]).map(([ord, jn]) => parseFlags(ord - firstOrd, jn)),
-    };
-  });
+  const bounds = { after: after !== null, until: until !== null };
+  const setting = (n: number): string => `auditlog.page_p${n}`;
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(`SELECT ${params.map((_, i) => `set_config('${setting(i + 1)}', $${i + 1}, true)`).join(', ')}`, params);
+    const rows = await copyOutBinary(client, buildPageRowsSql(plan, bounds, limit, (n) => `current_setting('${setting(n)}')`), FIRST_KEY + plan.primaryKey.length);
+    const days = await client.query<string[]>({ text: buildPageBoundsSql(plan, bounds, limit), values: params, rowMode: 'array' });
+    await client.query('COMMIT');
+    return groupPageRows(plan, rows, days.rows);
+  } catch (error) {
+    await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+      broken = rollbackError as Error;
+    });
+    throw error;
+  } finally {
+    client.release(broken);
+  }
 }
 
-/** `{n3,t5}` from jsonFlagsExpression: n = JSON null, t = json written as its text. */
+/** Field positions of buildPageRowsSql's output: line, xmin, day, json flags, then the key columns. */
+const LINE = 0;
+const XMIN = 1;
+const DAY = 2;
+const FLAGS = 3;
+const FIRST_KEY = 4;
+
+/** Consecutive rows of one UTC day become one RowSet (rows come in timestamp order, so a day's rows are adjacent). */
+function groupPageRows(plan: TablePlan, rows: BinaryRows, dayRows: string[][]): RowSet[] {
+  const bounds = new Map(dayRows.map((r) => [r[PAGE_BOUNDS_COLUMNS.indexOf('day')]!, r]));
+  const inconsistent = (what: string): never => {
+    throw new AuditlogError('DB_QUERY', `the page read of ${plan.schema}.${plan.table} is inconsistent (${what}); nothing was archived from it`);
+  };
+  const keyFields = plan.primaryKey.length;
+  const groups: RowSet[] = [];
+  let start = 0;
+  while (start < rows.count) {
+    const day = rows.text(start, DAY);
+    if (groups.some((g) => g.day === day)) inconsistent(`day ${day} not contiguous`);
+    let end = start;
+    let bytes = 0;
+    const xmins: string[] = [];
+    const keys: string[][] = [];
+    const flags: LineFlags[] = [];
+    for (; end < rows.count && rows.sameField(start, end, DAY); end++) {
+      bytes += rows.length(end, LINE) + 1;
+      xmins.push(rows.text(end, XMIN));
+      if (!rows.isNull(end, FLAGS)) flags.push(parseFlags(end - start, rows.text(end, FLAGS)));
+      const key: string[] = new Array(keyFields);
+      for (let k = 0; k < keyFields; k++) key[k] = rows.text(end, FIRST_KEY + k);
+      keys.push(key);
+    }
+    // The batch's object body as it will be compressed: each line followed by '\n'.
+    const lines = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (let r = start; r < end; r++) {
+      at += rows.copy(r, LINE, lines, at);
+      lines[at++] = 10;
+    }
+    const b = bounds.get(day);
+    const field = (name: PageBoundsColumn): string => b![PAGE_BOUNDS_COLUMNS.indexOf(name)]!;
+    if (b === undefined || Number(field('n')) !== end - start) inconsistent(`day ${day}: ${end - start} rows, bounds for ${b === undefined ? 'none' : field('n')}`);
+    groups.push({
+      day,
+      firstTimeOfDay: field('first_tod'),
+      count: end - start,
+      lines,
+      xmins,
+      keys,
+      firstTs: field('first_ts'),
+      lastTs: field('last_ts'),
+      minKey: JSON.parse(field('min_key')) as string[],
+      maxKey: JSON.parse(field('max_key')) as string[],
+      flags,
+    });
+    start = end;
+  }
+  if (groups.length !== bounds.size) inconsistent(`${bounds.size} days in the bounds, ${groups.length} in the rows`);
+  return groups;
+}
+
+/** `{n3,t5}` from jsonFlagsExpression: n = JSON null, t = json written as its text. `line`: index in its batch. */
 function parseFlags(line: number, literal: string): LineFlags {
   const flags = literal === '{}' ? [] : literal.slice(1, -1).split(',');
   return {
@@ -90,9 +167,14 @@ export async function selectColumnSignature(q: Queryable, tableOid: number): Pro
   return JSON.parse(r.rows[0]?.cols ?? '[]') as [string, string][];
 }
 
-/** Runs inside the caller's transaction. Returns how many rows were deleted, and which. */
-export async function deleteArchivedRows(q: Queryable, plan: TablePlan, rows: Pick<RowSet, 'xmins' | 'keys'>, cutoff: string): Promise<DeleteResult> {
-  const r = await q.query<{ n: string; keys: string }>(buildGuardedDeleteSql(plan), [JSON.stringify(rows.xmins), JSON.stringify(rows.keys), cutoff]);
+/**
+ * Runs inside the caller's transaction. Returns how many rows were deleted, and which.
+ * `skipLocked: false` waits on rows locked by others, as long as lock_timeout allows (archive-sql.ts).
+ */
+export async function deleteArchivedRows(q: Queryable, plan: TablePlan, rows: Pick<RowSet, 'xmins' | 'keys'>, cutoff: string, options = { skipLocked: true }): Promise<DeleteResult> {
+  // Arrays bound as parameters (node-postgres renders them as array literals): one per key column.
+  const columns = plan.primaryKey.map((_, i) => rows.keys.map((k) => k[i]!));
+  const r = await q.query<{ n: string; keys: string }>(buildGuardedDeleteSql(plan, options), [rows.xmins, ...columns, cutoff]);
   const row = r.rows[0]!;
   return { count: Number(row.n), keys: JSON.parse(row.keys) as string[][] };
 }

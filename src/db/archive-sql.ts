@@ -111,64 +111,74 @@ export function buildDailyCountSql(plan: TablePlan): string {
   return `SELECT ${dayExpression(plan)} AS day, count(*)::text AS n FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type} GROUP BY 1`;
 }
 
-/** One UTC day of a page, aggregated by the server (see buildSelectPageSql). */
-export interface DayGroupRow {
-  day: string;
-  n: string;
-  lines: string;
-  xmins: string;
-  keys: string;
-  first_ts: string;
-  last_ts: string;
-  first_tod: string;
-  min_key: string;
-  max_key: string;
-  first_ord: string;
-  flags: string | null;
-}
-
 /** `json_build_array(key columns as text)`: a row's key as JSON, the form keys travel in. */
 function keyJson(plan: TablePlan, alias = 't'): string {
   return `json_build_array(${plan.primaryKey.map((c) => `${alias}.${quoteIdent(c.name)}::text`).join(', ')})`;
 }
 
+export interface PageBounds {
+  /** Start strictly after this (timestamp, key) position: parameters 2… */
+  after: boolean;
+  /** Stop at this position, inclusive (a pass over rows behind a watermark): the parameters after those of `after`. */
+  until: boolean;
+}
+
 /**
- * One page in (timestamp, primary key) order, keyset-paginated from the last position (never a
- * re-scan of the range: dead tuples of earlier batches would be walked again), returned as one
- * row per UTC day with the JSON lines already joined and the xmins and keys as JSON arrays: the
- * client handles a few large values per batch instead of several small ones per row.
- * $1 = cutoff, then (when `bounds.after`) the timestamp and key values of the last row read,
- * then (when `bounds.until`) those of the last row to include: a pass over rows behind a watermark.
+ * FROM … WHERE … ORDER BY … LIMIT of one page: rows past the cutoff ($1) in (timestamp, primary
+ * key) order, keyset-paginated from the last position (never a re-scan of the range: dead tuples
+ * of earlier batches would be walked again). `param(n)` renders parameter n.
  */
-export function buildSelectPageSql(plan: TablePlan, bounds: { after: boolean; until: boolean }, limit: number): string {
-  const line = lineExpression(plan);
+function pageScan(plan: TablePlan, bounds: PageBounds, limit: number, param: (n: number) => string, join = ''): string {
   const order = orderColumns(plan);
   const tuple = order.map(col).join(', ');
-  const params = (first: number): string => order.map((c, i) => `$${first + i}::${c.type}`).join(', ');
+  const params = (first: number): string => order.map((c, i) => `${param(first + i)}::${c.type}`).join(', ');
   const keyset =
     (bounds.after ? ` AND (${tuple}) > (${params(2)})` : '') +
     (bounds.until ? ` AND (${tuple}) <= (${params(bounds.after ? 2 + order.length : 2)})` : '');
+  return (
+    `FROM ${quoteQualified(plan.schema, plan.table)} AS t${join} ` +
+    `WHERE ${col(plan.timestampColumn)} < ${param(1)}::${plan.timestampColumn.type}${keyset}${holdExclusionSql(plan)} ` +
+    `ORDER BY ${tuple} LIMIT ${Math.trunc(limit)}`
+  );
+}
+
+/**
+ * The rows of one page, one output row each, in order: the JSON line, xmin, UTC day, json flags
+ * (NULL when none), then each key column as text. All text, so the binary COPY form hands back
+ * each value's UTF-8 bytes. Grouping by day happens in the client: aggregating here (ordered
+ * string_agg/json_agg per day) cost the server more than rendering the JSON (docs/benchmarks.md).
+ * Parameters: $1 = cutoff, then (when `bounds.after`) the timestamp and key values of the last row
+ * read, then (when `bounds.until`) those of the last row to include.
+ */
+export function buildPageRowsSql(plan: TablePlan, bounds: PageBounds, limit: number, param: (n: number) => string = (n) => `$${n}`): string {
+  const line = lineExpression(plan);
+  return (
+    `SELECT ${line.select}, t.xmin::text, ${dayExpression(plan)}, ${jsonFlagsExpression(plan)}, ` +
+    `${plan.primaryKey.map((c) => `${col(c)}::text`).join(', ')} ${pageScan(plan, bounds, limit, param, line.join)}`
+  );
+}
+
+/** Output columns of buildPageBoundsSql, in order. */
+export const PAGE_BOUNDS_COLUMNS = ['day', 'n', 'first_ts', 'last_ts', 'first_tod', 'min_key', 'max_key'] as const;
+export type PageBoundsColumn = (typeof PAGE_BOUNDS_COLUMNS)[number];
+
+/**
+ * Per UTC day of the same page (same parameters; run in the same snapshot): row count, first and
+ * last timestamp and time of day, and the smallest and largest key in PostgreSQL's ordering of
+ * the key type, which the client cannot reproduce for every type. Reads no row's JSON: cheap.
+ */
+export function buildPageBoundsSql(plan: TablePlan, bounds: PageBounds, limit: number, param: (n: number) => string = (n) => `$${n}`): string {
   const single = plan.primaryKey.length === 1 ? plan.primaryKey[0]! : undefined;
-  const pkOrder = (dir: string): string => plan.primaryKey.map((c) => `p.${quoteIdent(`pk_${c.name}`)} ${dir}`).join(', ');
+  const pk = (c: ColumnInfo): string => `p.${quoteIdent(`pk_${c.name}`)}`;
+  const pkOrder = (dir: string): string => plan.primaryKey.map((c) => `${pk(c)} ${dir}`).join(', ');
   const minMaxKey =
     single !== undefined
-      ? `json_build_array(min(p.${quoteIdent(`pk_${single.name}`)})::text)::text AS min_key, json_build_array(max(p.${quoteIdent(`pk_${single.name}`)})::text)::text AS max_key`
-      : `((array_agg(p.k ORDER BY ${pkOrder('ASC')}))[1])::text AS min_key, ((array_agg(p.k ORDER BY ${pkOrder('DESC')}))[1])::text AS max_key`;
+      ? `json_build_array(min(${pk(single)})::text)::text, json_build_array(max(${pk(single)})::text)::text`
+      : `((array_agg(p.k ORDER BY ${pkOrder('ASC')}))[1])::text, ((array_agg(p.k ORDER BY ${pkOrder('DESC')}))[1])::text`;
   const page =
-    `SELECT ${line.select} AS line, t.xmin::text AS x, ${col(plan.timestampColumn)} AS ts, ` +
-    `${dayExpression(plan)} AS day, ${timeOfDayExpression(plan)} AS tod, ${keyJson(plan)} AS k, ${jsonFlagsExpression(plan)} AS jn, ` +
-    `${plan.primaryKey.map((c) => `${col(c)} AS ${quoteIdent(`pk_${c.name}`)}`).join(', ')}, ` +
-    `row_number() OVER (ORDER BY ${order.map(col).join(', ')}) AS ord ` +
-    `FROM ${quoteQualified(plan.schema, plan.table)} AS t${line.join} ` +
-    `WHERE ${col(plan.timestampColumn)} < $1::${plan.timestampColumn.type}${keyset}${holdExclusionSql(plan)} ` +
-    `ORDER BY ${order.map(col).join(', ')} LIMIT ${Math.trunc(limit)}`;
-  return (
-    `SELECT p.day, count(*)::text AS n, string_agg(p.line, E'\\n' ORDER BY p.ord) AS lines, ` +
-    `json_agg(p.x ORDER BY p.ord)::text AS xmins, json_agg(p.k ORDER BY p.ord)::text AS keys, ` +
-    `min(p.ts)::text AS first_ts, max(p.ts)::text AS last_ts, min(p.tod) AS first_tod, ${minMaxKey}, min(p.ord)::text AS first_ord, ` +
-    `(json_agg(json_build_array(p.ord, p.jn) ORDER BY p.ord) FILTER (WHERE p.jn IS NOT NULL))::text AS flags ` +
-    `FROM (${page}) AS p GROUP BY p.day ORDER BY min(p.ord)`
-  );
+    `SELECT ${col(plan.timestampColumn)} AS ts, ${dayExpression(plan)} AS day, ${timeOfDayExpression(plan)} AS tod, ${keyJson(plan)} AS k, ` +
+    `${plan.primaryKey.map((c) => `${col(c)} AS ${quoteIdent(`pk_${c.name}`)}`).join(', ')} ${pageScan(plan, bounds, limit, param)}`;
+  return `SELECT p.day, count(*)::text, min(p.ts)::text, max(p.ts)::text, min(p.tod), ${minMaxKey} FROM (${page}) AS p GROUP BY p.day ORDER BY min(p.ts)`;
 }
 
 /** Rows of a batch as the SQL side receives them: $n = JSON array of xmins, $n+1 = JSON array of keys (same order). */
@@ -182,18 +192,31 @@ const keyMatch = (plan: TablePlan): string => plan.primaryKey.map((c, i) => `${c
 
 /**
  * The guarded delete (I2): only the exact versions that were archived (same xmin), still past the
- * retention cutoff, and not locked by anyone else (SKIP LOCKED: never wait on the application).
- * $1 = xmins, $2 = keys (JSON arrays, same order), $3 = cutoff. Returns how many rows were deleted
- * and their keys. tableoid is joined with ctid because ctid is only unique within one partition.
+ * retention cutoff. $1 = xmins (xid[]), $2… = one array per key column (same order), then the
+ * cutoff. Returns how many rows were deleted and their keys. Two forms:
+ * - `skipLocked`: rows are locked first with FOR UPDATE SKIP LOCKED, so a row anyone else holds
+ *   locked is left out at once and never waited on; tableoid is joined with ctid because ctid is
+ *   only unique within one partition. Locking and then deleting writes every row twice.
+ * - otherwise a plain DELETE, about three times cheaper (docs/benchmarks.md), which would wait
+ *   on a locked row: the caller bounds that wait with a short lock_timeout and falls back to the
+ *   skipLocked form when it expires (archive-batch.ts).
  */
-export function buildGuardedDeleteSql(plan: TablePlan): string {
+export function buildGuardedDeleteSql(plan: TablePlan, options: { skipLocked: boolean }): string {
   const table = quoteQualified(plan.schema, plan.table);
+  const keyCount = plan.primaryKey.length;
+  const arrays = [`$1::xid[]`, ...plan.primaryKey.map((c, i) => `$${i + 2}::${c.type}[]`)].join(', ');
+  const names = ['x', ...plan.primaryKey.map((_, i) => `k${i}`)].join(', ');
+  const batch = `b AS (SELECT * FROM unnest(${arrays}) AS b(${names}))`;
+  const match = `${plan.primaryKey.map((c, i) => `${col(c)} = b.k${i}`).join(' AND ')} AND t.xmin = b.x`;
+  const filter = `${col(plan.timestampColumn)} < $${keyCount + 2}::${plan.timestampColumn.type}${holdExclusionSql(plan)}`;
+  const result = `SELECT count(*)::text AS n, COALESCE(json_agg(d.k), '[]')::text AS keys FROM d`;
+  if (!options.skipLocked) {
+    return `WITH ${batch}, d AS (DELETE FROM ${table} AS t USING b WHERE ${match} AND ${filter} RETURNING ${keyJson(plan)} AS k) ${result}`;
+  }
   return (
-    `WITH ${batchRowsCte(1, 2)}, ` +
-    `c AS (SELECT t.tableoid AS toid, t.ctid AS tid FROM ${table} AS t JOIN b ON ${keyMatch(plan)} AND t.xmin = b.x::xid ` +
-    `WHERE ${col(plan.timestampColumn)} < $3::${plan.timestampColumn.type}${holdExclusionSql(plan)} FOR UPDATE OF t SKIP LOCKED), ` +
-    `d AS (DELETE FROM ${table} AS t USING c WHERE t.tableoid = c.toid AND t.ctid = c.tid RETURNING ${keyJson(plan)} AS k) ` +
-    `SELECT count(*)::text AS n, COALESCE(json_agg(d.k), '[]')::text AS keys FROM d`
+    `WITH ${batch}, ` +
+    `c AS (SELECT t.tableoid AS toid, t.ctid AS tid FROM ${table} AS t JOIN b ON ${match} WHERE ${filter} FOR UPDATE OF t SKIP LOCKED), ` +
+    `d AS (DELETE FROM ${table} AS t USING c WHERE t.tableoid = c.toid AND t.ctid = c.tid RETURNING ${keyJson(plan)} AS k) ${result}`
   );
 }
 

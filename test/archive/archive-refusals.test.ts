@@ -14,24 +14,29 @@ import { LOCK_NAMESPACE } from '../../src/db/advisory-lock.js';
 const fx = useArchiveFixture();
 
 describe('archive refusals and contention', () => {
-  it('never waits on a row the application holds locked: it stays, the rest is archived', async () => {
-    await createEventsTable(fx.db, { rows: 6, stepMinutes: 1, endDaysAgo: 20 });
-    const app = new pg.Client({ connectionString: fx.db.url });
-    await app.connect();
-    await app.query('BEGIN');
-    await app.query('SELECT * FROM events WHERE id = 2 FOR UPDATE');
-    const started = Date.now();
-    const summary = await archiveWith(fx.configFor([eventsTable], { batch_size: 10, lock_timeout_ms: 60_000 }), fx.store);
-    const elapsed = Date.now() - started;
-    await app.query('COMMIT');
-    await app.end();
-    expect(summary.tables[0]!.rowsArchived).toBe(5);
-    expect(summary.tables[0]!.rowsSkipped).toBe(1);
-    expect(await rowIds(fx.db)).toEqual(['2']);
-    expect(elapsed).toBeLessThan(30_000);
-    const archive = await inspectArchive(fx.store);
-    expect(archive.objects.flatMap((o) => o.meta.primary_keys.map((k) => k[0]))).toEqual(['1', '3', '4', '5', '6']);
-  });
+  // The plain DELETE waits FAST_DELETE_LOCK_WAIT_MS at most, then the batch skips locked rows;
+  // with a deadlock_timeout that short, the plain DELETE is not tried at all.
+  for (const deadlockTimeout of ['1s', '150ms']) {
+    it(`does not wait out lock_timeout on a row the application holds locked: it stays, the rest is archived (deadlock_timeout ${deadlockTimeout})`, async () => {
+      await fx.db.query(`ALTER DATABASE "${fx.db.name}" SET deadlock_timeout = '${deadlockTimeout}'`);
+      await createEventsTable(fx.db, { rows: 6, stepMinutes: 1, endDaysAgo: 20 });
+      const app = new pg.Client({ connectionString: fx.db.url });
+      await app.connect();
+      await app.query('BEGIN');
+      await app.query('SELECT * FROM events WHERE id = 2 FOR UPDATE');
+      const started = Date.now();
+      const summary = await archiveWith(fx.configFor([eventsTable], { batch_size: 10, lock_timeout_ms: 60_000 }), fx.store);
+      const elapsed = Date.now() - started;
+      await app.query('COMMIT');
+      await app.end();
+      expect(summary.tables[0]!.rowsArchived).toBe(5);
+      expect(summary.tables[0]!.rowsSkipped).toBe(1);
+      expect(await rowIds(fx.db)).toEqual(['2']);
+      expect(elapsed).toBeLessThan(30_000);
+      const archive = await inspectArchive(fx.store);
+      expect(archive.objects.flatMap((o) => o.meta.primary_keys.map((k) => k[0]))).toEqual(['1', '3', '4', '5', '6']);
+    });
+  }
 
   it('refuses a table without a primary key, with a clear error, and goes on with the next table', async () => {
     await fx.db.query(`CREATE TABLE nokey (happened_at timestamptz NOT NULL, note text)`);

@@ -66,7 +66,7 @@ describe('verify before delete', () => {
   });
 
   it('rejects a stored object of the right bytes count that decodes to other lines', async () => {
-    const encoded = await encodeBatch('{"id":1}\n{"id":2}', 6);
+    const encoded = await encodeBatch(Buffer.from('{"id":1}\n{"id":2}\n'), 6);
     // Same length, different content: a wrong object that happens to match in size.
     const other = gzipSync(Buffer.from('{"id":1}\n{"id":3}\n'), { level: 6 });
     expect(other.length).toBe(encoded.body.length);

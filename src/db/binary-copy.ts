@@ -1,0 +1,109 @@
+/**
+ * `COPY (query) TO STDOUT (FORMAT binary)`: the result as raw bytes, split into rows of fields.
+ * Why not an ordinary query: node-postgres decodes every text value into a JavaScript string,
+ * and the archive's JSON lines (megabytes per page) were decoded there only to be encoded back
+ * into bytes for compression — two full passes of the main thread over every archived byte
+ * (docs/benchmarks.md). In the binary format a text value is its bytes in the client encoding
+ * (UTF-8 here), so a field can be handed on as a Buffer without either pass.
+ */
+import type pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import { AuditlogError } from '../core/errors.js';
+
+const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+
+/**
+ * A parsed binary COPY result: where each field's bytes lie in the raw output. Fields are read
+ * through it rather than handed out as one Buffer view each, which for 10,000 rows of 8 fields
+ * per page was 80,000 short-lived objects for the garbage collector.
+ */
+export class BinaryRows {
+  constructor(
+    readonly data: Buffer,
+    readonly count: number,
+    readonly fieldCount: number,
+    /** Per field, row-major: start offset, then length (-1 for NULL). */
+    private readonly spans: Int32Array,
+  ) {}
+
+  isNull(row: number, field: number): boolean {
+    return this.spans[(row * this.fieldCount + field) * 2 + 1]! === -1;
+  }
+
+  /** The field's UTF-8 text (the empty string for NULL: check isNull where NULL is possible). */
+  text(row: number, field: number): string {
+    const at = (row * this.fieldCount + field) * 2;
+    const start = this.spans[at]!;
+    const length = this.spans[at + 1]!;
+    return length <= 0 ? '' : this.data.toString('utf8', start, start + length);
+  }
+
+  length(row: number, field: number): number {
+    return Math.max(this.spans[(row * this.fieldCount + field) * 2 + 1]!, 0);
+  }
+
+  /** Copies the field's bytes into `target` at `offset`; returns how many. */
+  copy(row: number, field: number, target: Buffer, offset: number): number {
+    const at = (row * this.fieldCount + field) * 2;
+    const length = this.spans[at + 1]!;
+    return length <= 0 ? 0 : this.data.copy(target, offset, this.spans[at]!, this.spans[at]! + length);
+  }
+
+  /** Whether two rows' fields hold the same bytes. */
+  sameField(a: number, b: number, field: number): boolean {
+    const i = (a * this.fieldCount + field) * 2;
+    const j = (b * this.fieldCount + field) * 2;
+    const length = this.spans[i + 1]!;
+    if (length !== this.spans[j + 1]!) return false;
+    return length <= 0 || this.data.compare(this.data, this.spans[j]!, this.spans[j]! + length, this.spans[i]!, this.spans[i]! + length) === 0;
+  }
+}
+
+/**
+ * Parses a complete binary COPY stream (header, tuples, trailer) of rows with `fieldCount`
+ * fields each. Pure; throws DB_QUERY on anything malformed rather than guessing.
+ */
+export function parseBinaryCopy(data: Buffer, fieldCount: number): BinaryRows {
+  const malformed = (what: string): never => {
+    throw new AuditlogError('DB_QUERY', `malformed binary COPY output from the server (${what})`);
+  };
+  if (data.length < SIGNATURE.length + 8 || !data.subarray(0, SIGNATURE.length).equals(SIGNATURE)) malformed('bad signature');
+  let at = SIGNATURE.length + 4; // flags: no bits we need (OIDs are never requested)
+  const extension = data.readUInt32BE(at);
+  at += 4 + extension;
+  let spans = new Int32Array(1024 * fieldCount * 2);
+  let rows = 0;
+  for (;;) {
+    if (at + 2 > data.length) malformed('no trailer');
+    const fields = data.readInt16BE(at);
+    at += 2;
+    if (fields === -1) break;
+    if (fields !== fieldCount) malformed(`${fields} fields in a row, expected ${fieldCount}`);
+    if ((rows + 1) * fieldCount * 2 > spans.length) {
+      const grown = new Int32Array(spans.length * 2);
+      grown.set(spans);
+      spans = grown;
+    }
+    for (let i = 0; i < fields; i++) {
+      if (at + 4 > data.length) malformed('truncated field length');
+      const length = data.readInt32BE(at);
+      at += 4;
+      const slot = (rows * fieldCount + i) * 2;
+      spans[slot] = at;
+      spans[slot + 1] = length;
+      if (length === -1) continue;
+      if (length < 0 || at + length > data.length) malformed('truncated field');
+      at += length;
+    }
+    rows++;
+  }
+  return new BinaryRows(data, rows, fieldCount, spans);
+}
+
+/** Runs `COPY (<query>) TO STDOUT (FORMAT binary)` on `client`; its rows have `fieldCount` fields. */
+export async function copyOutBinary(client: pg.ClientBase, query: string, fieldCount: number): Promise<BinaryRows> {
+  const stream = client.query(copyStreams.to(`COPY (${query}) TO STDOUT (FORMAT binary)`));
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return parseBinaryCopy(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), fieldCount);
+}
