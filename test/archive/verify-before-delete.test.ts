@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { archiveWith } from '../helpers/archive-run.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
@@ -72,5 +72,16 @@ describe('verify before delete', () => {
     expect(other.length).toBe(encoded.body.length);
     const store = { get: async () => other } as unknown as ObjectStore;
     await expect(verifyStoredBatch(store, 'k.jsonl.gz', encoded)).rejects.toMatchObject({ code: 'VERIFY_FAILED' });
+  });
+
+  it('encodes any batch losslessly, also one that barely compresses (output past the first zlib chunk)', async () => {
+    const { randomBytes } = await import('node:crypto');
+    for (const raw of [Buffer.from('{"id":1}\n'.repeat(50_000)), Buffer.from(`${randomBytes(600_000).toString('base64')}\n`)]) {
+      const encoded = await encodeBatch(raw, 6);
+      expect(gunzipSync(encoded.body).equals(raw)).toBe(true);
+      expect(encoded.recordCount).toBe(raw.toString('utf8').split('\n').length - 1);
+      expect(encoded.compressedBytes).toBe(encoded.body.length);
+      await verifyStoredBatch({ get: async () => Buffer.from(encoded.body) } as unknown as ObjectStore, 'k.jsonl.gz', encoded);
+    }
   });
 });
