@@ -10,6 +10,7 @@ import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { LOCK_NAMESPACE } from '../../src/db/advisory-lock.js';
+import { PLAIN_DELETE_MAX_ROWS } from '../../src/archive/archive-batch.js';
 
 const fx = useArchiveFixture();
 
@@ -37,6 +38,23 @@ describe('archive refusals and contention', () => {
       expect(archive.objects.flatMap((o) => o.meta.primary_keys.map((k) => k[0]))).toEqual(['1', '3', '4', '5', '6']);
     });
   }
+
+  it(`skips locked rows from the start in a batch over ${PLAIN_DELETE_MAX_ROWS} rows (the plain delete could take too long to wait at all)`, async () => {
+    const rows = PLAIN_DELETE_MAX_ROWS + 1;
+    await fx.db.query(`CREATE TABLE big (id bigint PRIMARY KEY, happened_at timestamptz NOT NULL)`);
+    await fx.db.query(`INSERT INTO big SELECT g, date_trunc('day', now()) - interval '30 days' + g * interval '1 ms' FROM generate_series(1, $1::int) AS g`, [rows]);
+    const app = new pg.Client({ connectionString: fx.db.url });
+    await app.connect();
+    await app.query('BEGIN');
+    await app.query('SELECT * FROM big WHERE id = 5 FOR UPDATE');
+    const summary = await archiveWith(fx.configFor([{ name: 'big', timestamp_column: 'happened_at' }], { batch_size: rows + 10, lock_timeout_ms: 60_000 }), fx.store);
+    await app.query('COMMIT');
+    await app.end();
+    expect(summary.tables[0]!.batches).toBe(1);
+    expect(summary.tables[0]!.rowsArchived).toBe(rows - 1);
+    expect(summary.tables[0]!.rowsSkipped).toBe(1);
+    expect(await rowIds(fx.db, 'public', 'big')).toEqual(['5']);
+  });
 
   it('refuses a table without a primary key, with a clear error, and goes on with the next table', async () => {
     await fx.db.query(`CREATE TABLE nokey (happened_at timestamptz NOT NULL, note text)`);
