@@ -24,16 +24,21 @@ import { resolveAmbiguousCommit } from './reconcile-pending.js';
 const MAX_DELETE_ATTEMPTS = 3;
 
 /**
- * How long (ms) the plain DELETE may wait for a row or table lock someone else holds before the
- * batch falls back to FOR UPDATE SKIP LOCKED (I5: the application is never held up for longer).
+ * How long (ms) the plain DELETE may wait for any one row or table lock someone else holds before
+ * the batch falls back to FOR UPDATE SKIP LOCKED (I5). The statement as a whole is also capped at
+ * half of deadlock_timeout (see deleteGuarded).
  */
 export const FAST_DELETE_LOCK_WAIT_MS = 100;
 
-/** Largest batch deleted by the plain DELETE first (about 40 ms for 10,000 rows; see deleteGuarded). */
+/** Largest batch deleted by the plain DELETE first (about 40 ms for 10,000 rows): larger ones would often hit the cap. */
 export const PLAIN_DELETE_MAX_ROWS = 20_000;
 
-/** SQLSTATE of lock_timeout expiring. */
-const LOCK_NOT_AVAILABLE = '55P03';
+/**
+ * Errors of the plain DELETE after which the batch is deleted again with SKIP LOCKED: lock_timeout
+ * expired (55P03), the statement cap expired (57014), a row it waited for was moved to another
+ * partition meanwhile (40001). Nothing was deleted: the transaction is rolled back.
+ */
+const RETRY_WITH_SKIP_LOCKED: ReadonlySet<string> = new Set(['55P03', '57014', '40001']);
 
 export interface BatchOutcome {
   key: string | null;
@@ -306,15 +311,21 @@ function assertLockHeld(ctx: ArchiveContext, stoppedBefore: string): void {
   if (!ctx.lock.isHeld()) throw lockLostError(tableLabel(ctx.plan), ctx.lock.lostReason(), stoppedBefore);
 }
 
-/** The plain guarded DELETE under a short lock_timeout; undefined when that expired (the transaction is then aborted). */
-async function plainDelete(client: Queryable, ctx: ArchiveContext, rows: RowSet): Promise<DeleteResult | undefined> {
+/**
+ * The plain guarded DELETE under a short lock_timeout and a statement cap; undefined when either
+ * expired or a waited-for row moved partition (the transaction is then aborted).
+ */
+async function plainDelete(client: Queryable, ctx: ArchiveContext, rows: RowSet, statementCapMs: number): Promise<DeleteResult | undefined> {
   await client.query(`SET LOCAL lock_timeout = ${FAST_DELETE_LOCK_WAIT_MS}`);
+  await client.query(`SET LOCAL statement_timeout = ${Math.trunc(statementCapMs)}`);
   try {
     const deleted = await deleteArchivedRows(client, ctx.plan, rows, ctx.cutoff, { skipLocked: false });
     await client.query('SET LOCAL lock_timeout TO DEFAULT');
+    await client.query('SET LOCAL statement_timeout TO DEFAULT');
     return deleted;
   } catch (error) {
-    if ((error as { code?: unknown }).code === LOCK_NOT_AVAILABLE) return undefined;
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && RETRY_WITH_SKIP_LOCKED.has(code)) return undefined;
     throw error;
   }
 }
@@ -354,15 +365,16 @@ async function deleteGuarded(
   try {
     const { deadlockTimeoutMs } = await begin();
     // The plain DELETE first: a third of the cost of locking each row with SKIP LOCKED and then
-    // deleting it. It would wait on a row someone else holds locked, so only briefly — and only
-    // where that wait surely ends before the deadlock detector could pick the application's
-    // transaction as the victim of a cycle with ours: an application transaction can only start
-    // waiting for one of our rows once the statement has begun, and its deadlock check comes
-    // deadlock_timeout (default 1 s) later; ours ends FAST_DELETE_LOCK_WAIT_MS after the
-    // statement reaches the locked row, which a batch of at most PLAIN_DELETE_MAX_ROWS does
-    // within tens of milliseconds.
+    // deleting it. It would wait on rows someone else holds locked, so only briefly: at most
+    // FAST_DELETE_LOCK_WAIT_MS per lock, and the whole statement at most half of
+    // deadlock_timeout (default 1 s). An application transaction can only start waiting for one of
+    // our rows once the statement has begun, and its deadlock check comes deadlock_timeout after
+    // that: by then our statement has ended, so the detector can never pick the application's
+    // transaction as the victim of a cycle with ours (found in review).
     const plainFirst = deadlockTimeoutMs > 2 * FAST_DELETE_LOCK_WAIT_MS && rows.count <= PLAIN_DELETE_MAX_ROWS;
-    let deleted = plainFirst ? await plainDelete(client, ctx, rows) : undefined;
+    const configuredCap = Number(ctx.sessionSettings.statement_timeout ?? 0);
+    const statementCapMs = Math.min(deadlockTimeoutMs / 2, configuredCap > 0 ? configuredCap : Infinity);
+    let deleted = plainFirst ? await plainDelete(client, ctx, rows, statementCapMs) : undefined;
     if (deleted === undefined) {
       if (plainFirst) {
         // A row (or the table) is locked by someone else: start over in a new transaction (with

@@ -19,7 +19,11 @@ import { computeBatchId } from '../core/batch-metadata.js';
 import type { ObjectStore } from '../storage/object-store.js';
 
 export const FALLBACK_FORMAT = 'auditlog-fallback-batch';
-export const FALLBACK_VERSION = 1;
+/**
+ * 2: the lines as base64 of their exact bytes (version 1 held them as text, which changed bytes
+ * that are not UTF-8, e.g. from an SQL_ASCII database; such files are discarded and read again).
+ */
+export const FALLBACK_VERSION = 2;
 
 export interface FallbackBatch {
   format: typeof FALLBACK_FORMAT;
@@ -36,11 +40,8 @@ export interface FallbackBatch {
   rows: SpooledRows;
 }
 
-/**
- * A RowSet as spooled: JSON has no bytes, so the lines (valid UTF-8 from the server) as text,
- * joined by '\n' without a final one (the spool format since version 1).
- */
-export type SpooledRows = Omit<RowSet, 'lines'> & { lines: string };
+/** A RowSet as spooled: JSON has no bytes, so the lines (the object body) as base64 of their exact bytes. */
+export type SpooledRows = Omit<RowSet, 'lines'> & { lines_base64: string };
 
 /** Storage failures that mean "the destination is unavailable", as opposed to a decision or a bug. */
 const UNAVAILABLE_CODES: ReadonlySet<string> = new Set(['STORAGE_UNREACHABLE', 'STORAGE_IO', 'STORAGE_CIRCUIT_OPEN']);
@@ -68,8 +69,13 @@ export function buildFallbackBatch(plan: TablePlan, rows: RowSet, runId: string,
     reason,
     columns: plan.columns.map((c) => ({ name: c.name, type: c.type })),
     record_count: rows.count,
-    rows: { ...rows, lines: rows.lines.toString('utf8', 0, Math.max(rows.lines.length - 1, 0)) },
+    rows: { ...withoutLines(rows), lines_base64: rows.lines.toString('base64') },
   };
+}
+
+function withoutLines(rows: RowSet): Omit<RowSet, 'lines'> {
+  const { lines: _lines, ...rest } = rows;
+  return rest;
 }
 
 /** Whether a spooled batch may be archived now; otherwise why it is discarded. Pure. */
@@ -81,7 +87,7 @@ export function checkFallbackBatch(doc: FallbackBatch, plan: TablePlan, now: Dat
   const columns = JSON.stringify(plan.columns.map((c) => ({ name: c.name, type: c.type })));
   if (JSON.stringify(doc.columns) !== columns) return { usable: false, reason: 'the table\'s columns changed since it was written' };
   const r = doc.rows;
-  if (r === undefined || r.count !== doc.record_count || r.keys.length !== r.count || r.xmins.length !== r.count) return { usable: false, reason: 'incomplete' };
+  if (r === undefined || typeof r.lines_base64 !== 'string' || r.count !== doc.record_count || r.keys.length !== r.count || r.xmins.length !== r.count) return { usable: false, reason: 'incomplete' };
   return { usable: true };
 }
 
@@ -149,7 +155,8 @@ export class FallbackSpool {
       // Rows a legal hold placed since the spool now matches must not reach the archive, not even
       // in an upload the delete would then rewrite (found in review: a versioned bucket keeps it).
       const spooled = item.doc!.rows;
-      const rows: RowSet = { ...spooled, lines: Buffer.from(spooled.count === 0 ? '' : `${spooled.lines}\n`, 'utf8') };
+      const { lines_base64: lines, ...rest } = spooled;
+      const rows: RowSet = { ...rest, lines: Buffer.from(lines, 'base64') };
       const held = new Set((await heldKeys(rows.keys)).map((k) => JSON.stringify(k)));
       const kept = rows.keys.flatMap((k, i) => (held.has(JSON.stringify(k)) ? [] : [i]));
       if (kept.length > 0) await archive(kept.length === rows.count ? rows : subsetRowSet(rows, kept));

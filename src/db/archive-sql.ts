@@ -192,7 +192,7 @@ const keyMatch = (plan: TablePlan): string => plan.primaryKey.map((c, i) => `${c
 
 /**
  * The guarded delete (I2): only the exact versions that were archived (same xmin), still past the
- * retention cutoff. $1 = xmins (xid[]), $2… = one array per key column (same order), then the
+ * retention cutoff. $1 = xmins (xid[]), $2… = one text[] per key column (same order), then the
  * cutoff. Returns how many rows were deleted and their keys. Two forms:
  * - `skipLocked`: rows are locked first with FOR UPDATE SKIP LOCKED, so a row anyone else holds
  *   locked is left out at once and never waited on; tableoid is joined with ctid because ctid is
@@ -204,10 +204,12 @@ const keyMatch = (plan: TablePlan): string => plan.primaryKey.map((c, i) => `${c
 export function buildGuardedDeleteSql(plan: TablePlan, options: { skipLocked: boolean }): string {
   const table = quoteQualified(plan.schema, plan.table);
   const keyCount = plan.primaryKey.length;
-  const arrays = [`$1::xid[]`, ...plan.primaryKey.map((c, i) => `$${i + 2}::${c.type}[]`)].join(', ');
+  // Keys travel as text[] and are cast per element: `$n::<key type>[]` would not do for a key
+  // column that is itself an array (integer[][] is integer[]; found in review).
+  const arrays = [`$1::xid[]`, ...plan.primaryKey.map((_, i) => `$${i + 2}::text[]`)].join(', ');
   const names = ['x', ...plan.primaryKey.map((_, i) => `k${i}`)].join(', ');
   const batch = `b AS (SELECT * FROM unnest(${arrays}) AS b(${names}))`;
-  const match = `${plan.primaryKey.map((c, i) => `${col(c)} = b.k${i}`).join(' AND ')} AND t.xmin = b.x`;
+  const match = `${plan.primaryKey.map((c, i) => `${col(c)} = b.k${i}::${c.type}`).join(' AND ')} AND t.xmin = b.x`;
   const filter = `${col(plan.timestampColumn)} < $${keyCount + 2}::${plan.timestampColumn.type}${holdExclusionSql(plan)}`;
   const result = `SELECT count(*)::text AS n, COALESCE(json_agg(d.k), '[]')::text AS keys FROM d`;
   if (!options.skipLocked) {

@@ -23,7 +23,7 @@ export class BinaryRows {
     readonly count: number,
     readonly fieldCount: number,
     /** Per field, row-major: start offset, then length (-1 for NULL). */
-    private readonly spans: Int32Array,
+    private readonly spans: Float64Array,
   ) {}
 
   isNull(row: number, field: number): boolean {
@@ -71,7 +71,8 @@ export function parseBinaryCopy(data: Buffer, fieldCount: number): BinaryRows {
   let at = SIGNATURE.length + 4; // flags: no bits we need (OIDs are never requested)
   const extension = data.readUInt32BE(at);
   at += 4 + extension;
-  let spans = new Int32Array(1024 * fieldCount * 2);
+  // Float64Array, not Int32Array: offsets past 2 GiB stay exact.
+  let spans = new Float64Array(1024 * fieldCount * 2);
   let rows = 0;
   for (;;) {
     if (at + 2 > data.length) malformed('no trailer');
@@ -80,7 +81,7 @@ export function parseBinaryCopy(data: Buffer, fieldCount: number): BinaryRows {
     if (fields === -1) break;
     if (fields !== fieldCount) malformed(`${fields} fields in a row, expected ${fieldCount}`);
     if ((rows + 1) * fieldCount * 2 > spans.length) {
-      const grown = new Int32Array(spans.length * 2);
+      const grown = new Float64Array(spans.length * 2);
       grown.set(spans);
       spans = grown;
     }
@@ -97,6 +98,7 @@ export function parseBinaryCopy(data: Buffer, fieldCount: number): BinaryRows {
     }
     rows++;
   }
+  if (at !== data.length) malformed('data after the trailer');
   return new BinaryRows(data, rows, fieldCount, spans);
 }
 

@@ -59,5 +59,6 @@ describe('binary COPY', () => {
       expect(() => parseBinaryCopy(stream.subarray(0, cut), 2)).toThrow(/malformed binary COPY output/);
     }
     expect(() => parseBinaryCopy(stream, 3)).toThrow(/2 fields in a row, expected 3/);
+    expect(() => parseBinaryCopy(Buffer.concat([stream, Buffer.from([0])]), 2)).toThrow(/data after the trailer/);
   });
 });
