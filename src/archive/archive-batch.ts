@@ -316,12 +316,10 @@ function assertLockHeld(ctx: ArchiveContext, stoppedBefore: string): void {
  * expired or a waited-for row moved partition (the transaction is then aborted).
  */
 async function plainDelete(client: Queryable, ctx: ArchiveContext, rows: RowSet, statementCapMs: number): Promise<DeleteResult | undefined> {
-  await client.query(`SET LOCAL lock_timeout = ${FAST_DELETE_LOCK_WAIT_MS}`);
-  await client.query(`SET LOCAL statement_timeout = ${Math.trunc(statementCapMs)}`);
+  await client.query(`SET LOCAL lock_timeout = ${FAST_DELETE_LOCK_WAIT_MS}; SET LOCAL statement_timeout = ${Math.trunc(statementCapMs)}`);
   try {
     const deleted = await deleteArchivedRows(client, ctx.plan, rows, ctx.cutoff, { skipLocked: false });
-    await client.query('SET LOCAL lock_timeout TO DEFAULT');
-    await client.query('SET LOCAL statement_timeout TO DEFAULT');
+    await client.query('SET LOCAL lock_timeout TO DEFAULT; SET LOCAL statement_timeout TO DEFAULT');
     return deleted;
   } catch (error) {
     const code = (error as { code?: unknown }).code;
@@ -357,7 +355,7 @@ async function deleteGuarded(
   const begin = async (): Promise<{ deadlockTimeoutMs: number }> => {
     await client.query('BEGIN');
     const r = await client.query<{ txid: string; deadlock_ms: string }>(
-      `SELECT txid_current()::text AS txid, (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout') AS deadlock_ms`,
+      `SELECT txid_current()::text AS txid, (extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000)::text AS deadlock_ms`,
     );
     await ctx.store.put(markerKey, serializeMarker({ ...marker, delete_txid: r.rows[0]!.txid }), { contentType: 'application/json' });
     return { deadlockTimeoutMs: Number(r.rows[0]!.deadlock_ms) };
