@@ -71,8 +71,8 @@ const unconvertible = new Unconvertible('not convertible to COPY text exactly');
 class ByteWriter {
   buf: Buffer;
   len = 0;
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(size, 1024));
+  constructor(size: number, reuse?: Buffer) {
+    this.buf = reuse !== undefined && reuse.length >= size ? reuse : Buffer.allocUnsafe(Math.max(size, 1024));
   }
   ensure(n: number): void {
     if (this.len + n <= this.buf.length) return;
@@ -471,6 +471,8 @@ export interface Converted {
   copy: Buffer;
   /** Every line's key text equals its manifest entry (`manifest` given); false: let SQL decide. */
   keysMatch: boolean;
+  /** The buffer `copy` lies in: pass it as `reuse` to the next conversion once `copy` is consumed. */
+  buffer: Buffer;
 }
 
 /** Worst-case output bytes of one line: escapes at most double a value, plus per-column framing. */
@@ -489,6 +491,7 @@ export function convertToCopyText(
   rules: JsonRules,
   manifest?: { key: ReadonlyArray<{ index: number; integer: boolean }>; keys: ReadonlyArray<readonly string[]> },
   lineNumbers = true,
+  reuse?: Buffer,
 ): Converted | undefined {
   if (columns.some((c) => c.kind === 'other')) return undefined;
   const names = columns.map((c) => Buffer.from(c.name, 'utf8'));
@@ -497,7 +500,7 @@ export function convertToCopyText(
   const texts = ruleLines(rules.jsonText, columns);
   let bytes = 0;
   for (const l of lines) bytes += l.end - l.start;
-  const out = new ByteWriter(Math.ceil(bytes * 1.1) + lines.length * 16);
+  const out = new ByteWriter(Math.ceil(bytes * 1.1) + lines.length * 16, reuse);
   const starts = new Int32Array(columns.length);
   const ends = new Int32Array(columns.length);
   const escapes = new Uint8Array(columns.length);
@@ -580,7 +583,7 @@ export function convertToCopyText(
     if (error instanceof Unconvertible) return undefined;
     throw error;
   }
-  return { copy: out.result(), keysMatch };
+  return { copy: out.result(), keysMatch, buffer: out.buf };
 }
 
 /** A non-negative integer's decimal digits, without building a string per line. */
