@@ -110,6 +110,20 @@ describe('restore batches', () => {
     expect(odd.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
   });
 
+  it('counts what a trigger on the target lets in: such a target is loaded with INSERT, not COPY', async () => {
+    await createEventsTable(f.db, { rows: 20, stepMinutes: 30, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable]);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
+    await f.db.query(`CREATE FUNCTION odd_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$`);
+    await f.db.query(`CREATE TRIGGER odd_only BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION odd_only()`);
+    const log = batchLog();
+    const s = await restoreWith(config, f.store, { table: 'events', logger: log.logger });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toEqual({ restored: 20, inserted: 10, conflicts: 10 });
+    expect(log.batches.map((b) => b.path)).not.toContain('direct');
+    expect(Number((await f.db.query<{ n: string }>(`SELECT count(*) AS n FROM events`)).rows[0]!.n)).toBe(10);
+  });
+
   it('never splits an object that fits in a batch: its final part would wait for every batch in flight', async () => {
     await createEventsTable(f.db, { rows: 20, stepMinutes: 30, endDaysAgo: 20 });
     const config = f.configFor([eventsTable], { batch_size: 4 });
