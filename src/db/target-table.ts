@@ -16,6 +16,12 @@ export interface TargetTable {
   columns: TargetColumn[];
   /** Columns of the primary key (else of the first unique index over NOT NULL columns); empty if none. */
   key: string[];
+  /**
+   * COPY into it does what INSERT does, counts included: no rewrite rules (COPY ignores them), no
+   * row-level security (COPY FROM refuses it), no user triggers (one may skip or change rows,
+   * which INSERT … RETURNING counts and a COPY's row count does not show).
+   */
+  copyLikeInsert: boolean;
 }
 
 export interface IndexDefinition {
@@ -24,8 +30,9 @@ export interface IndexDefinition {
 }
 
 export async function loadTargetTable(q: Queryable, schema: string, table: string): Promise<TargetTable | undefined> {
-  const rel = await q.query<{ oid: string; relkind: string }>(
-    `SELECT c.oid::text AS oid, c.relkind::text AS relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  const rel = await q.query<{ oid: string; relkind: string; copy_like_insert: string }>(
+    `SELECT c.oid::text AS oid, c.relkind::text AS relkind, (NOT (c.relhasrules OR c.relrowsecurity OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)))::text AS copy_like_insert
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
     [schema, table],
   );
@@ -64,6 +71,7 @@ export async function loadTargetTable(q: Queryable, schema: string, table: strin
       notNull: c.notnull === 'true',
     })),
     key: key.rows[0] === undefined ? [] : (JSON.parse(key.rows[0].cols) as string[]),
+    copyLikeInsert: found.copy_like_insert === 'true',
   };
 }
 

@@ -58,6 +58,9 @@ export function parseObjectMetadata(key: string, body: Buffer | undefined, expec
   if (meta.primary_keys.length !== meta.record_count) {
     throw corrupt(key, `its manifest lists ${meta.primary_keys.length} keys but record_count is ${meta.record_count}`, 'record_count');
   }
+  // Restore never reads the row versions, and every selected sidecar stays in memory for the
+  // whole run: one string per archived row (peak RSS, DESIGN.md §7).
+  meta.xmins = [];
   return meta;
 }
 

@@ -1,10 +1,16 @@
 /**
  * Loads one batch into the target: consecutive checked archive objects with the same column
  * list, up to --batch-size rows (a larger object is split over several batches). In one short
- * transaction (I5): COPY of the raw lines into a session-local staging table, parse with the
- * archived types, check every line's key against its object's deletion manifest, then one
- * INSERT … SELECT … ON CONFLICT. Batching small objects matters: per-transaction overhead,
- * not parsing, dominated when each object was its own transaction.
+ * transaction (I5), the first of these that applies:
+ *   direct     the lines converted to COPY text in this process (copy-text.ts), every key matched
+ *              to the manifest on the way, COPY straight into the target — where that is provably
+ *              the INSERT's result (restore-sql.ts directCopyPlan) and no key of the batch is there;
+ *   converted  the same COPY text into the session's parsed staging table;
+ *   json       COPY of the raw lines, parsed by json_populate_record with the archived types;
+ * and for the last two: every line's key checked against its object's deletion manifest (unless
+ * matched during the conversion), then one INSERT … SELECT … ON CONFLICT. Parsing JSON in
+ * PostgreSQL cost more than the whole load into the target; batching small objects matters too:
+ * per-transaction overhead dominated when each object was its own transaction.
  */
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
@@ -16,13 +22,15 @@ import type { Queryable } from '../db/queryable.js';
 import type { TargetTable } from '../db/target-table.js';
 import type { CheckedObject } from './check-object.js';
 import type { DriftPlan } from './schema-drift.js';
-import { COPY_LINES_SQL, countConflictsSql, createLinesTableSql, createParsedTablesSql, insertCountsUpdates, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
+import { convertToCopyText, textCheckedKey, type ColumnKind, type Converted, type CopyColumn, type SourceLine } from './copy-text.js';
+import { COLUMN_KINDS_SQL, COPY_LINES_SQL, copyParsedSql, countConflictsSql, directCopyPlan, createLinesTableSql, createParsedTablesSql, insertCountsUpdates, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
 
 export interface LoadResult {
   rows: number;
   inserted: number;
   /** Rows whose key already existed: skipped (skip), replaced (overwrite) or updated (upsert). */
   conflicts: number;
+  path: LoadPath;
 }
 
 /** Lines [from, to) of one object; `last`: the object's final segment (it is then fully loaded). */
@@ -41,14 +49,26 @@ export interface LoadOptions {
   beforeCommit?: (q: Queryable) => Promise<void>;
 }
 
+interface SessionTables {
+  rowType: string;
+  parsed: string;
+  /** How each archived column converts to COPY text, in column order. */
+  copyColumns: CopyColumn[];
+}
+
 /** Temp tables of one restore connection, per distinct archived column list. */
 export class RestoreSession {
-  private readonly parsedTables = new Map<string, { rowType: string; parsed: string }>();
+  private readonly parsedTables = new Map<string, SessionTables>();
   private prepared = false;
+  /**
+   * The last conversion's output buffer, reused by the next batch of this session (its COPY has
+   * finished by then): a fresh buffer of ~10 MB per batch cost page faults and peak RSS.
+   */
+  scratch: Buffer | undefined;
 
   constructor(readonly client: pg.ClientBase) {}
 
-  async tablesFor(columns: BatchMetadata['columns']): Promise<{ rowType: string; parsed: string }> {
+  async tablesFor(columns: BatchMetadata['columns']): Promise<SessionTables> {
     if (!this.prepared) {
       await this.client.query(createLinesTableSql());
       this.prepared = true;
@@ -58,7 +78,9 @@ export class RestoreSession {
     if (tables === undefined) {
       const built = createParsedTablesSql(this.parsedTables.size + 1, columns);
       for (const sql of built.sql) await this.client.query(sql);
-      tables = { rowType: built.rowType, parsed: built.parsed };
+      const kinds = await this.client.query<{ name: string; kind: ColumnKind }>(COLUMN_KINDS_SQL, [built.rowType]);
+      const copyColumns = columns.map((c, i) => ({ name: c.name, kind: kinds.rows[i]?.name === c.name ? kinds.rows[i]!.kind : 'other' }));
+      tables = { rowType: built.rowType, parsed: built.parsed, copyColumns };
       this.parsedTables.set(signature, tables);
     }
     return tables;
@@ -82,8 +104,8 @@ export function batchSignature(meta: Pick<BatchMetadata, 'columns' | 'primary_ke
 }
 
 interface BatchInput {
-  /** `n\x02line\n` per line, n numbering the batch's lines from 0: the number travels with the line through COPY. */
-  payload: Buffer;
+  /** The batch's lines, numbered from 0 by their position here, without their '\n'. */
+  lines: SourceLine[];
   manifest: string[][];
   jsonNull: LineColumns[];
   jsonText: LineColumns[];
@@ -92,26 +114,31 @@ interface BatchInput {
 
 /** Pure: the batch's lines renumbered from 0, with the manifest and json rules renumbered alike. */
 export function buildBatchInput(segments: readonly BatchSegment[]): BatchInput {
-  const parts: Buffer[] = [];
+  const lines: SourceLine[] = [];
   const manifest: string[][] = [];
   const jsonNull: LineColumns[] = [];
   const jsonText: LineColumns[] = [];
-  let n = 0;
   for (const s of segments) {
     const { meta, raw } = s.object;
-    const offset = n - s.from;
+    const offset = lines.length - s.from;
     const renumber = (entries: readonly LineColumns[] | undefined, into: LineColumns[]): void => {
       for (const e of entries ?? []) if (e.line >= s.from && e.line < s.to) into.push({ line: e.line + offset, columns: e.columns });
     };
     renumber(meta.json_null_values, jsonNull);
     renumber(meta.json_text_values, jsonText);
     for (let i = s.from; i < s.to; i++) {
-      parts.push(Buffer.from(`${n}\x02`, 'latin1'), raw.subarray(s.starts[i]!, s.starts[i + 1]!));
+      lines.push({ raw, start: s.starts[i]!, end: s.starts[i + 1]! - 1 });
       manifest.push(meta.primary_keys[i]!);
-      n++;
     }
   }
-  return { payload: Buffer.concat(parts), manifest, jsonNull, jsonText, rows: n };
+  return { lines, manifest, jsonNull, jsonText, rows: lines.length };
+}
+
+/** Pure: `n\x02line\n` per line for COPY_LINES_SQL, n numbering the batch's lines from 0: the number travels with the line through COPY. */
+export function rawLinesPayload(lines: readonly SourceLine[]): Buffer {
+  const parts: Buffer[] = [];
+  lines.forEach((l, n) => parts.push(Buffer.from(`${n}\x02`, 'latin1'), l.raw.subarray(l.start, l.end + 1)));
+  return Buffer.concat(parts);
 }
 
 /** The segment and object line of batch line `n`. */
@@ -124,39 +151,144 @@ function locate(segments: readonly BatchSegment[], n: number): { key: string; li
   return { key: segments[segments.length - 1]!.object.key, line: -1 };
 }
 
+/** How a batch reached the target: COPY straight into it, COPY of converted rows into the staging table, or PostgreSQL parsing the JSON lines. */
+export type LoadPath = 'direct' | 'converted' | 'json';
+
 export async function loadBatch(session: RestoreSession, segments: readonly BatchSegment[], drift: DriftPlan, target: TargetTable, options: LoadOptions): Promise<LoadResult> {
   const { client } = session;
   const meta = segments[0]!.object.meta;
-  const { rowType, parsed } = await session.tablesFor(meta.columns);
+  const tables = await session.tablesFor(meta.columns);
   const input = buildBatchInput(segments);
-  const parse = parseLinesSql({ columns: meta.columns, json_null_values: input.jsonNull, json_text_values: input.jsonText }, rowType, parsed);
+  // Converted in this process when exact (copy-text.ts): PostgreSQL then loads COPY text instead of parsing JSON.
+  const key = textCheckedKey(meta.columns, meta.primary_key_columns);
+  // The direct COPY needs the keys matched during the conversion. Decided before converting, so a
+  // batch is converted once: its lines then need no line numbers.
+  const direct = options.dryRun || key === undefined ? undefined : directCopyPlan(drift, target, meta);
+  const ranges = keyRanges(segments);
+  const tryDirect = direct !== undefined && ranges !== undefined && distinctKeys(input.manifest) && (await noKeyInRanges(client, direct.existingKeySql, ranges));
+  const convert = (lineNumbers: boolean): Converted | undefined => {
+    const result = convertToCopyText(input.lines, tables.copyColumns, input, key === undefined ? undefined : { key, keys: input.manifest }, lineNumbers, session.scratch);
+    if (result !== undefined) session.scratch = result.buffer;
+    return result;
+  };
+  let converted = convert(!tryDirect);
   await client.query('BEGIN');
   try {
-    await pipeline(Readable.from([input.payload]), client.query(copyStreams.from(COPY_LINES_SQL)));
-    const parsedRows = await client.query(parse.sql, parse.values);
-    if (parsedRows.rowCount !== input.rows) throw new Error(`parsed ${parsedRows.rowCount} rows of ${input.rows} lines`);
-    const mismatch = await client.query<{ n: string }>(manifestMismatchSql(meta, parsed), [JSON.stringify(input.manifest)]);
-    if (mismatch.rows[0] !== undefined) {
-      const at = locate(segments, Number(mismatch.rows[0].n));
-      throw new AuditlogError('RESTORE_CORRUPT_OBJECT', `archive object ${at.key}: line ${at.line} holds a row whose key is not the manifest's key for that line; nothing of it was loaded in this batch (inspect the object)`, {
-        details: { key: at.key, check: 'manifest' },
-      });
+    if (tryDirect && converted !== undefined) {
+      // Only rows the manifest lists go in: the keys were matched to it during the conversion.
+      if (converted.keysMatch) {
+        if (await copyDirect(client, direct!.copySql, converted.copy)) {
+          await options.beforeCommit?.(client);
+          await client.query('COMMIT');
+          return { rows: input.rows, inserted: input.rows, conflicts: 0, path: 'direct' };
+        }
+        await client.query('BEGIN');
+      }
+      converted = convert(true);
     }
-    let inserted: number;
-    if (options.dryRun) {
-      const sql = countConflictsSql(drift, target, parsed);
-      inserted = input.rows - (sql === undefined ? 0 : Number((await client.query<{ n: string }>(sql)).rows[0]?.n ?? 0));
-      await client.query('ROLLBACK');
-    } else {
-      inserted = await insertRows(client, drift, target, parsed, options.strategy, segments);
-      await options.beforeCommit?.(client);
-      await client.query('COMMIT');
-    }
-    return { rows: input.rows, inserted, conflicts: input.rows - inserted };
+    const inserted = await loadThroughStaging(client, tables, segments, input, converted, drift, target, options);
+    return { rows: input.rows, inserted, conflicts: input.rows - inserted, path: converted === undefined ? 'json' : 'converted' };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Outside the batch's transaction: a key range the target's type cannot read (a sidecar edited
+ * by hand) is an error here that must not stop the restore, only the direct COPY.
+ */
+async function noKeyInRanges(client: pg.ClientBase, sql: string, ranges: [string[], string[]]): Promise<boolean> {
+  try {
+    return (await client.query(sql, ranges)).rows.length === 0;
+  } catch {
+    return false;
+  }
+}
+
+function distinctKeys(manifest: readonly (readonly string[])[]): boolean {
+  // Archived keys usually grow with the timestamp: strictly increasing as numbers proves them
+  // distinct (rounding to a double never reverses an order) without a set of 20,000 strings.
+  let previous = -Infinity;
+  let increasing = true;
+  for (const k of manifest) {
+    const n = Number(k[0]);
+    if (!(n > previous)) {
+      increasing = false;
+      break;
+    }
+    previous = n;
+  }
+  return increasing || new Set(manifest.map((k) => k[0])).size === manifest.length;
+}
+
+/** Each object's [min keys], [max keys] as text for existingKeySql; undefined if a sidecar lacks them. */
+function keyRanges(segments: readonly BatchSegment[]): [string[], string[]] | undefined {
+  const lo: string[] = [];
+  const hi: string[] = [];
+  for (const s of segments) {
+    const { min_primary_key: min, max_primary_key: max } = s.object.meta;
+    if (typeof min?.[0] !== 'string' || typeof max?.[0] !== 'string') return undefined;
+    lo.push(min[0]);
+    hi.push(max[0]);
+  }
+  return [lo, hi];
+}
+
+/**
+ * COPY into the target; false on a unique violation (a key of the batch is there after all,
+ * also twice in the batch), with the transaction rolled back: the caller goes the staging way.
+ */
+async function copyDirect(client: pg.ClientBase, sql: string, copy: Buffer): Promise<boolean> {
+  try {
+    await pipeline(Readable.from([copy]), client.query(copyStreams.from(sql)));
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code !== '23505') throw error;
+    await client.query('ROLLBACK');
+    return false;
+  }
+}
+
+/** Stage the batch's parsed rows, check them against the manifest, INSERT … SELECT … ON CONFLICT; returns the rows inserted. Ends the transaction. */
+async function loadThroughStaging(
+  client: pg.ClientBase,
+  tables: SessionTables,
+  segments: readonly BatchSegment[],
+  input: BatchInput,
+  converted: Converted | undefined,
+  drift: DriftPlan,
+  target: TargetTable,
+  options: LoadOptions,
+): Promise<number> {
+  const meta = segments[0]!.object.meta;
+  const { rowType, parsed } = tables;
+  if (converted !== undefined) {
+    await pipeline(Readable.from([converted.copy]), client.query(copyStreams.from(copyParsedSql(meta.columns, parsed))));
+  } else {
+    const parse = parseLinesSql({ columns: meta.columns, json_null_values: input.jsonNull, json_text_values: input.jsonText }, rowType, parsed);
+    await pipeline(Readable.from([rawLinesPayload(input.lines)]), client.query(copyStreams.from(COPY_LINES_SQL)));
+    const parsedRows = await client.query(parse.sql, parse.values);
+    if (parsedRows.rowCount !== input.rows) throw new Error(`parsed ${parsedRows.rowCount} rows of ${input.rows} lines`);
+  }
+  // Keys already matched to the manifest as text during the conversion need no second pass.
+  const mismatch = converted?.keysMatch === true ? { rows: [] } : await client.query<{ n: string }>(manifestMismatchSql(meta, parsed), [JSON.stringify(input.manifest)]);
+  if (mismatch.rows[0] !== undefined) {
+    const at = locate(segments, Number(mismatch.rows[0].n));
+    throw new AuditlogError('RESTORE_CORRUPT_OBJECT', `archive object ${at.key}: line ${at.line} holds a row whose key is not the manifest's key for that line; nothing of it was loaded in this batch (inspect the object)`, {
+      details: { key: at.key, check: 'manifest' },
+    });
+  }
+  if (options.dryRun) {
+    const sql = countConflictsSql(drift, target, parsed);
+    const inserted = input.rows - (sql === undefined ? 0 : Number((await client.query<{ n: string }>(sql)).rows[0]?.n ?? 0));
+    await client.query('ROLLBACK');
+    return inserted;
+  }
+  const inserted = await insertRows(client, drift, target, parsed, options.strategy, segments);
+  await options.beforeCommit?.(client);
+  await client.query('COMMIT');
+  return inserted;
 }
 
 async function insertRows(client: pg.ClientBase, drift: DriftPlan, target: TargetTable, parsed: string, strategy: ConflictStrategy, segments: readonly BatchSegment[]): Promise<number> {

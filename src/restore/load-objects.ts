@@ -145,6 +145,9 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
       signature = sig;
       const starts = lineStarts(checked.raw);
       const lines = starts.length - 1;
+      // An object that fits in a batch starts a new one rather than being split: the final part of a
+      // split object waits for every batch in flight (above), which kept the jobs from overlapping.
+      if (batchSize > 0 && batchSize + lines > batchRows && lines <= batchRows) await flush();
       let from = 0;
       do {
         const to = Math.min(lines, from + batchRows - batchSize);

@@ -4,8 +4,10 @@
  * every value (line numbers, JSON keys, the manifest) is a bound parameter.
  *
  * The pipeline per batch, inside one transaction:
- *   lines  (n, line)          ← COPY of the JSON lines, verbatim
- *   parsed (line no, cols…)   ← json_populate_record with the *archived* types + the json rules
+ *   parsed (line no, cols…)   ← COPY of the lines converted to COPY text in Node (copy-text.ts), or
+ *                               when they cannot be converted exactly:
+ *     lines (n, line)         ← COPY of the JSON lines, verbatim
+ *     parsed                  ← json_populate_record with the *archived* types + the json rules
  *   target                    ← INSERT … SELECT with casts to the target types, ON CONFLICT …
  */
 import type { BatchMetadata, LineColumns } from '../core/batch-metadata.js';
@@ -39,6 +41,61 @@ export function createParsedTablesSql(id: number, columns: readonly { name: stri
       `CREATE TEMP TABLE auditlog_restore_row_${id} (${defs})`,
       `CREATE TEMP TABLE auditlog_restore_parsed_${id} (${quoteIdent(lineNumberColumn(columns))} int NOT NULL, ${defs}) ON COMMIT DELETE ROWS`,
     ],
+  };
+}
+
+/**
+ * How each column of the archived row type converts to COPY text (copy-text.ts ColumnKind), from
+ * the catalog: `$1` is the row type's table. A true array is typelem + varlena in category A
+ * (int2vector and oidvector are not: json_populate_record reads them as scalars). Outside a
+ * UTF-8 database nothing converts: JSON \u escapes would need the server's encoding conversion.
+ */
+export const COLUMN_KINDS_SQL = `SELECT a.attname AS name,
+  CASE
+    WHEN pg_catalog.current_setting('server_encoding') <> 'UTF8' THEN 'other'
+    WHEN t.oid = 'pg_catalog.json'::pg_catalog.regtype THEN 'json'
+    WHEN t.oid = 'pg_catalog.jsonb'::pg_catalog.regtype THEN 'jsonb'
+    WHEN t.typelem <> 0 AND t.typlen = -1 AND t.typcategory = 'A' AND t.oid NOT IN ('pg_catalog.int2vector'::pg_catalog.regtype, 'pg_catalog.oidvector'::pg_catalog.regtype) THEN
+      CASE WHEN e.typtype IN ('b', 'e', 'r', 'm') AND e.typelem = 0 AND e.oid NOT IN ('pg_catalog.json'::pg_catalog.regtype, 'pg_catalog.jsonb'::pg_catalog.regtype) THEN 'array' ELSE 'other' END
+    WHEN t.typtype IN ('b', 'e', 'r', 'm') AND t.typelem = 0 THEN 'scalar'
+    ELSE 'other'
+  END AS kind
+  FROM pg_catalog.pg_attribute a
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem
+ WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attnum`;
+
+/** COPY of converted rows (copy-text.ts) straight into the parsed table: line number, then the archived columns. */
+export function copyParsedSql(columns: readonly { name: string }[], parsed: string): string {
+  return `COPY ${parsed} (${[lineNumberColumn(columns), ...columns.map((c) => c.name)].map(quoteIdent).join(', ')}) FROM STDIN`;
+}
+
+/**
+ * A batch may be COPied straight into the target — no staging table, no INSERT … SELECT — where
+ * that provably gives the INSERT's result: every archived column lands in a target column of the
+ * same type (no cast, nothing generated or left out), the conflict key is the archived primary
+ * key (one column), and the target is a plain table where COPY does what INSERT does. Any key
+ * already in the target makes the COPY fail with a unique violation, and the batch then takes the
+ * staging path; `existingKeySql` (`$1`, `$2`: each object's min and max key as text, from its
+ * metadata) predicts that with one index probe per object, so a restore into a table that holds
+ * rows of the range (re-runs, `--conflict skip`) does not start a COPY that fails.
+ */
+export function directCopyPlan(
+  drift: DriftPlan,
+  target: { schema: string; table: string; key: readonly string[]; partitioned: boolean; copyLikeInsert: boolean },
+  meta: Pick<BatchMetadata, 'columns' | 'primary_key_columns'>,
+): { copySql: string; existingKeySql: string } | undefined {
+  if (!target.copyLikeInsert || target.partitioned || target.key.length !== 1 || meta.primary_key_columns.length !== 1) return undefined;
+  if (drift.dropped.length > 0 || drift.generated.length > 0 || drift.columns.length !== meta.columns.length) return undefined;
+  if (drift.columns.some((c) => c.archivedType !== c.targetType)) return undefined;
+  const byArchived = new Map(drift.columns.map((c) => [c.archived, c]));
+  const key = byArchived.get(meta.primary_key_columns[0]!);
+  if (key === undefined || key.target !== target.key[0]) return undefined;
+  const table = quoteQualified(target.schema, target.table);
+  return {
+    copySql: `COPY ${table} (${meta.columns.map((c) => quoteIdent(byArchived.get(c.name)!.target)).join(', ')}) FROM STDIN`,
+    existingKeySql: `SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) r(lo, hi) WHERE EXISTS (SELECT 1 FROM ${table} t WHERE t.${quoteIdent(key.target)} BETWEEN r.lo::${key.targetType} AND r.hi::${key.targetType}) LIMIT 1`,
   };
 }
 

@@ -1,7 +1,7 @@
 /** The pure parts of restore: drift planning, batch renumbering, flag and name parsing, key dates. */
 import { describe, expect, it } from 'vitest';
 import { planSchemaDrift, type TargetColumn } from '../../src/restore/schema-drift.js';
-import { buildBatchInput, lineStarts, type BatchSegment } from '../../src/restore/load-batch.js';
+import { buildBatchInput, rawLinesPayload, lineStarts, type BatchSegment } from '../../src/restore/load-batch.js';
 import { parseQualifiedName, parseRestoreFlags } from '../../src/cli/restore-command.js';
 import { dayOfKey, inRange, parseDay } from '../../src/restore/select-objects.js';
 import { insertSql, parseLinesSql } from '../../src/restore/restore-sql.js';
@@ -63,7 +63,7 @@ describe('buildBatchInput', () => {
       { object: a, starts: lineStarts(a.raw), from: 1, to: 3, last: true },
       { object: b, starts: lineStarts(b.raw), from: 0, to: 1, last: false },
     ]);
-    expect(input.payload.toString()).toBe('0\x02{"x":2}\n1\x02{"x":3}\n2\x02{"y":1}\n');
+    expect(rawLinesPayload(input.lines).toString()).toBe('0\x02{"x":2}\n1\x02{"x":3}\n2\x02{"y":1}\n');
     expect(input.manifest).toEqual([['a1'], ['a2'], ['b0']]);
     expect(input.jsonNull).toEqual([{ line: 1, columns: ['j'] }, { line: 2, columns: ['j'] }]);
     expect(input.rows).toBe(3);
