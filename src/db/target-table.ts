@@ -19,7 +19,9 @@ export interface TargetTable {
   /**
    * COPY into it does what INSERT does, counts included: no rewrite rules (COPY ignores them), no
    * row-level security (COPY FROM refuses it), no user triggers (one may skip or change rows,
-   * which INSERT … RETURNING counts and a COPY's row count does not show).
+   * which INSERT … RETURNING counts and a COPY's row count does not show), no deferrable unique
+   * or exclusion constraint (a key the application inserts meanwhile would only fail at COMMIT,
+   * too late to take the staging way; found in review).
    */
   copyLikeInsert: boolean;
 }
@@ -31,7 +33,7 @@ export interface IndexDefinition {
 
 export async function loadTargetTable(q: Queryable, schema: string, table: string): Promise<TargetTable | undefined> {
   const rel = await q.query<{ oid: string; relkind: string; copy_like_insert: string }>(
-    `SELECT c.oid::text AS oid, c.relkind::text AS relkind, (NOT (c.relhasrules OR c.relrowsecurity OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)))::text AS copy_like_insert
+    `SELECT c.oid::text AS oid, c.relkind::text AS relkind, (NOT (c.relhasrules OR c.relrowsecurity OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal) OR EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid AND NOT x.indimmediate)))::text AS copy_like_insert
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
     [schema, table],

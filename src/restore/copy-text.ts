@@ -521,7 +521,7 @@ export function convertToCopyText(
           if (s.peek() !== B.Quote) throw unconvertible;
           const keyStart = s.pos;
           const escapedKey = s.skipString();
-          const i = escapedKey ? byName.get(JSON.parse(raw.toString('utf8', keyStart, s.pos)) as string) : keyIndex(raw, keyStart + 1, s.pos - 1, names, expected);
+          const i = escapedKey ? byName.get(parseEscapedKey(raw.toString('utf8', keyStart, s.pos))) : keyIndex(raw, keyStart + 1, s.pos - 1, names, expected);
           // An unknown or repeated key: json_populate_record's reading of it is left to PostgreSQL.
           if (i === undefined || starts[i] !== -1) throw unconvertible;
           s.skipSpace();
@@ -584,6 +584,15 @@ export function convertToCopyText(
     throw error;
   }
   return { copy: out.result(), keysMatch, buffer: out.buf };
+}
+
+/** An escaped member name as a string; malformed (a hand-made line) → PostgreSQL's reading, via the json path. */
+function parseEscapedKey(quoted: string): string {
+  try {
+    return JSON.parse(quoted) as string;
+  } catch {
+    throw unconvertible;
+  }
 }
 
 /** A non-negative integer's decimal digits, without building a string per line. */

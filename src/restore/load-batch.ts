@@ -177,7 +177,7 @@ export async function loadBatch(session: RestoreSession, segments: readonly Batc
     if (tryDirect && converted !== undefined) {
       // Only rows the manifest lists go in: the keys were matched to it during the conversion.
       if (converted.keysMatch) {
-        if (await copyDirect(client, direct!.copySql, converted.copy)) {
+        if (await copyDirect(client, direct!.copySql, converted.copy, input.rows)) {
           await options.beforeCommit?.(client);
           await client.query('COMMIT');
           return { rows: input.rows, inserted: input.rows, conflicts: 0, path: 'direct' };
@@ -239,15 +239,22 @@ function keyRanges(segments: readonly BatchSegment[]): [string[], string[]] | un
  * COPY into the target; false on a unique violation (a key of the batch is there after all,
  * also twice in the batch), with the transaction rolled back: the caller goes the staging way.
  */
-async function copyDirect(client: pg.ClientBase, sql: string, copy: Buffer): Promise<boolean> {
+async function copyDirect(client: pg.ClientBase, sql: string, copy: Buffer, rows: number): Promise<boolean> {
   try {
-    await pipeline(Readable.from([copy]), client.query(copyStreams.from(sql)));
+    await copyIn(client, sql, copy, rows);
     return true;
   } catch (error) {
     if ((error as { code?: string }).code !== '23505') throw error;
     await client.query('ROLLBACK');
     return false;
   }
+}
+
+/** COPY of converted rows, which must load one row per line (defence in depth: the conversion escapes every newline). */
+async function copyIn(client: pg.ClientBase, sql: string, payload: Buffer, rows: number): Promise<void> {
+  const stream = client.query(copyStreams.from(sql));
+  await pipeline(Readable.from([payload]), stream);
+  if (stream.rowCount !== rows) throw new AuditlogError('RESTORE_CORRUPT_OBJECT', `COPY loaded ${stream.rowCount} rows for ${rows} archive lines; nothing of this batch was committed`);
 }
 
 /** Stage the batch's parsed rows, check them against the manifest, INSERT … SELECT … ON CONFLICT; returns the rows inserted. Ends the transaction. */
@@ -264,7 +271,7 @@ async function loadThroughStaging(
   const meta = segments[0]!.object.meta;
   const { rowType, parsed } = tables;
   if (converted !== undefined) {
-    await pipeline(Readable.from([converted.copy]), client.query(copyStreams.from(copyParsedSql(meta.columns, parsed))));
+    await copyIn(client, copyParsedSql(meta.columns, parsed), converted.copy, input.rows);
   } else {
     const parse = parseLinesSql({ columns: meta.columns, json_null_values: input.jsonNull, json_text_values: input.jsonText }, rowType, parsed);
     await pipeline(Readable.from([rawLinesPayload(input.lines)]), client.query(copyStreams.from(COPY_LINES_SQL)));

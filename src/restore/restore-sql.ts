@@ -48,11 +48,11 @@ export function createParsedTablesSql(id: number, columns: readonly { name: stri
  * How each column of the archived row type converts to COPY text (copy-text.ts ColumnKind), from
  * the catalog: `$1` is the row type's table. A true array is typelem + varlena in category A
  * (int2vector and oidvector are not: json_populate_record reads them as scalars). Outside a
- * UTF-8 database nothing converts: JSON \u escapes would need the server's encoding conversion.
+ * UTF-8 database and session nothing converts: JSON \u escapes would need an encoding conversion.
  */
 export const COLUMN_KINDS_SQL = `SELECT a.attname AS name,
   CASE
-    WHEN pg_catalog.current_setting('server_encoding') <> 'UTF8' THEN 'other'
+    WHEN pg_catalog.current_setting('server_encoding') <> 'UTF8' OR pg_catalog.current_setting('client_encoding') <> 'UTF8' THEN 'other'
     WHEN t.oid = 'pg_catalog.json'::pg_catalog.regtype THEN 'json'
     WHEN t.oid = 'pg_catalog.jsonb'::pg_catalog.regtype THEN 'jsonb'
     WHEN t.typelem <> 0 AND t.typlen = -1 AND t.typcategory = 'A' AND t.oid NOT IN ('pg_catalog.int2vector'::pg_catalog.regtype, 'pg_catalog.oidvector'::pg_catalog.regtype) THEN

@@ -1,7 +1,7 @@
 /**
  * JSON lines to COPY text (copy-text.ts): exact text per value kind, and `undefined` — the
  * json_populate_record path — for everything PostgreSQL could read differently. The round trip
- * against PostgreSQL itself is in restore-load-paths.test.ts.
+ * against PostgreSQL itself is in restore-batches.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { convertToCopyText, textCheckedKey, type ColumnKind, type JsonRules, type SourceLine } from '../../src/restore/copy-text.js';
@@ -59,6 +59,7 @@ describe('convertToCopyText', () => {
     ['an unknown key', { t: 'scalar' }, '{"t":"a","u":1}'],
     ['a number JSON does not allow', { i: 'scalar' }, '{"i":01}'],
     ['text after the object', { i: 'scalar' }, '{"i":1} x'],
+    ['a member name with a malformed escape (found in review: it threw)', { t: 'scalar' }, '{"\\x":1}'],
   ] as const)('leaves %s to json_populate_record', (_what, kinds, line) => {
     expect(convert(kinds as Record<string, ColumnKind>, ['{"' + Object.keys(kinds)[0] + '":null}', line])).toBeUndefined();
   });

@@ -124,6 +124,19 @@ describe('restore batches', () => {
     expect(Number((await f.db.query<{ n: string }>(`SELECT count(*) AS n FROM events`)).rows[0]!.n)).toBe(10);
   });
 
+  it('loads a target whose key is DEFERRABLE with INSERT, not COPY: a key inserted meanwhile would only fail at COMMIT (found in review)', async () => {
+    await createEventsTable(f.db, { rows: 20, stepMinutes: 30, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable]);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
+    await f.db.query(`CREATE TABLE deferred (LIKE events INCLUDING DEFAULTS, PRIMARY KEY (id) DEFERRABLE INITIALLY DEFERRED)`);
+    const log = batchLog();
+    const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'deferred' }, logger: log.logger });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0 });
+    expect(log.batches.length).toBeGreaterThan(0);
+    expect(log.batches.map((b) => b.path)).not.toContain('direct');
+  });
+
   it('never splits an object that fits in a batch: its final part would wait for every batch in flight', async () => {
     await createEventsTable(f.db, { rows: 20, stepMinutes: 30, endDaysAgo: 20 });
     const config = f.configFor([eventsTable], { batch_size: 4 });
