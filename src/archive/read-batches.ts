@@ -1,7 +1,7 @@
 /**
  * Rows past the retention as batches of at most batch_size rows that never span two UTC days.
  * Pages of batch_size rows (adapted toward target_query_time_ms: batch-sizer.ts) are read by
- * keyset from the last position, and the server splits each page by day. The last day of a full page may continue on the next page: it is read again as the
+ * keyset from the last position, and each page is split by UTC day (archive-queries.ts). The last day of a full page may continue on the next page: it is read again as the
  * start of that page rather than archived as a fragment. The next page is already being read
  * while the caller uploads and deletes the current batches (separate pooled connections, no
  * transaction held across either).
