@@ -57,12 +57,6 @@ export async function selectPage(
   const setting = (n: number): string => `auditlog.page_p${n}`;
   const client = await pool.connect();
   let broken: Error | undefined;
-  // A checked-out client reports a killed connection as an 'error' event too (pool.query listened
-  // for it when pages were read that way); unheard, it would crash the process.
-  const onClientError = (error: Error): void => {
-    broken ??= error;
-  };
-  client.on('error', onClientError);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SELECT ${params.map((_, i) => `set_config('${setting(i + 1)}', $${i + 1}, true)`).join(', ')}`, params);
@@ -71,14 +65,12 @@ export async function selectPage(
     await client.query('COMMIT');
     return groupPageRows(plan, rows, days.rows);
   } catch (error) {
-    if (broken === undefined) {
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-        broken = rollbackError as Error;
-      });
-    }
+    // A killed connection fails the ROLLBACK too: the client is then released as broken.
+    await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+      broken = rollbackError as Error;
+    });
     throw error;
   } finally {
-    client.off('error', onClientError);
     client.release(broken);
   }
 }

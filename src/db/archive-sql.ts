@@ -181,11 +181,9 @@ export function buildPageBoundsSql(plan: TablePlan, bounds: PageBounds, limit: n
   return `SELECT p.day, count(*)::text, min(p.ts)::text, max(p.ts)::text, min(p.tod), ${minMaxKey} FROM (${page}) AS p GROUP BY p.day ORDER BY min(p.ts)`;
 }
 
-/** Rows of a batch as the SQL side receives them: $n = JSON array of xmins, $n+1 = JSON array of keys (same order). */
-function batchRowsCte(xminsParam: number | null, keysParam: number): string {
-  const keys = `json_array_elements($${keysParam}::json) WITH ORDINALITY AS kk(k, i)`;
-  if (xminsParam === null) return `b AS (SELECT kk.k FROM ${keys})`;
-  return `b AS (SELECT kk.k, xx.x FROM ${keys} JOIN json_array_elements_text($${xminsParam}::json) WITH ORDINALITY AS xx(x, i) ON xx.i = kk.i)`;
+/** Keys of a batch as the SQL side receives them: $n = JSON array of key arrays. */
+function batchKeysCte(keysParam: number): string {
+  return `b AS (SELECT kk.k FROM json_array_elements($${keysParam}::json) AS kk(k))`;
 }
 
 const keyMatch = (plan: TablePlan): string => plan.primaryKey.map((c, i) => `${col(c)} = (b.k ->> ${i})::${c.type}`).join(' AND ');
@@ -233,7 +231,7 @@ export function buildGuardedDeleteSql(plan: TablePlan, options: { skipLocked: bo
 /** Keys ($1, JSON) of rows a record-level legal hold now matches: `[[key…], …]`. */
 export function buildHeldKeysSql(plan: TablePlan): string {
   return (
-    `WITH ${batchRowsCte(null, 1)} ` +
+    `WITH ${batchKeysCte(1)} ` +
     `SELECT COALESCE(json_agg(s.k), '[]')::text AS keys FROM ` +
     `(SELECT ${keyJson(plan)} AS k FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)} WHERE NOT (true${holdExclusionSql(plan)})) AS s`
   );
@@ -241,7 +239,7 @@ export function buildHeldKeysSql(plan: TablePlan): string {
 
 export function buildPresentRowsSql(plan: TablePlan, options: { lock: boolean } = { lock: true }): string {
   return (
-    `WITH ${batchRowsCte(null, 1)} ` +
+    `WITH ${batchKeysCte(1)} ` +
     `SELECT COALESCE(json_agg(json_build_array(s.k, s.x)), '[]')::text AS rows FROM ` +
     `(SELECT ${keyJson(plan)} AS k, t.xmin::text AS x FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)}${options.lock ? ' FOR KEY SHARE OF t' : ''}) AS s`
   );

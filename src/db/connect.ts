@@ -81,6 +81,11 @@ export function createPool(options: PoolOptions): pg.Pool {
   const pool = new pg.Pool({ ...buildClientConfig(options), max: options.database.connection_pool_size, idleTimeoutMillis: 30_000 });
   // An idle client killed by pg_terminate_backend emits 'error' on the pool; unhandled, it would crash the process.
   pool.on('error', (error) => options.onBackgroundError?.(error));
+  // A checked-out client killed mid-query emits 'error' on itself, which pg-pool does not listen
+  // for while the client is out: unheard, it would crash the process. The query in flight rejects
+  // with the same error, and its caller handles it; this only keeps the event from going unheard,
+  // for every caller that checks a client out (page reads, hold and audit queries, deletes).
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 
