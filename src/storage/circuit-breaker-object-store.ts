@@ -15,7 +15,7 @@
  */
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { CircuitBreaker, CircuitPermit, CircuitSnapshot } from './circuit-breaker.js';
-import type { CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 
 export const CIRCUIT_OPEN_CODE = 'STORAGE_CIRCUIT_OPEN';
 
@@ -113,7 +113,7 @@ export class CircuitBreakerObjectStore implements ObjectStore {
     this.description = inner.description;
   }
 
-  put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
+  put(key: string, body: Buffer, options?: PutOptions): Promise<PutResult | void> {
     return this.call(() => this.inner.put(key, body, options));
   }
 

@@ -14,6 +14,20 @@ export interface PutOptions {
   contentType?: string;
   /** Apply the configured storage class/SSE (data objects); metadata sidecars stay in STANDARD. */
   isDataObject?: boolean;
+  /**
+   * Ask the store to confirm it received exactly these bytes, where it can do so without reading
+   * them back (S3: the ETag of a single-part PUT is the MD5 of what the server stored, unless the
+   * object is encrypted with KMS or a customer key). The answer is PutResult.bytesConfirmed.
+   */
+  confirmBytes?: boolean;
+}
+
+export interface PutResult {
+  /**
+   * True only when the store proved, from its own answer to this PUT, that it holds exactly the
+   * bytes written. False or absent means "not proven" (never "damaged"): read the object back.
+   */
+  bytesConfirmed?: boolean;
 }
 
 export interface ObjectInfo {
@@ -29,7 +43,7 @@ export interface ObjectStore {
   /** A human-readable location for messages, e.g. `s3://bucket/prefix/` or `/var/archive/`. Never contains secrets. */
   readonly description: string;
   /** Writes the whole object. Atomic: readers see the old object or the new one, never a part. */
-  put(key: string, body: Buffer, options?: PutOptions): Promise<void>;
+  put(key: string, body: Buffer, options?: PutOptions): Promise<PutResult | void>;
   /** Reads the whole object; undefined when it does not exist. */
   get(key: string): Promise<Buffer | undefined>;
   head(key: string): Promise<ObjectInfo | undefined>;

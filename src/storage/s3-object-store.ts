@@ -26,7 +26,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { S3Config } from '../config/schema.js';
-import type { CleanupItem, CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { CleanupItem, CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 import { selectOrphanStateRecords, selectOrphanUploads, type ListedStateRecord, type ListedUpload } from './multipart-cleanup.js';
 import {
   canResume,
@@ -122,14 +122,15 @@ export class S3ObjectStore implements ObjectStore {
     this.client = new S3Client(buildClientConfig(config));
   }
 
-  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<void> {
+  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<PutResult> {
     const fullKey = this.toFullKey(key, 'put');
     const digest = options.sha256Hex === undefined ? undefined : verifyPutBody(body, options.sha256Hex, this.target(fullKey));
     if (body.length >= this.multipartThreshold) {
+      // A multipart ETag is not the MD5 of the object: nothing to confirm from it.
       await this.putMultipart(fullKey, body, options, digest !== undefined);
-      return;
+      return {};
     }
-    await this.run('put', fullKey, () =>
+    const output = await this.run('put', fullKey, () =>
       this.client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
@@ -142,6 +143,7 @@ export class S3ObjectStore implements ObjectStore {
         }),
       ),
     );
+    return options.confirmBytes === true ? { bytesConfirmed: etagIsMd5Of(output.ETag, body) } : {};
   }
 
   async get(key: string): Promise<Buffer | undefined> {
@@ -722,6 +724,17 @@ function buildClientConfig(config: S3Config): S3ClientConfig {
       socketTimeout: config.request_timeout_ms,
     },
   };
+}
+
+/**
+ * Whether a single-part PUT's ETag is the MD5 of `body`. S3 and the S3-compatible servers we know
+ * compute it over the bytes they stored; where they do not (SSE-KMS, SSE-C, some gateways) it
+ * differs, which only means the caller reads the object back — a match is never a coincidence.
+ */
+export function etagIsMd5Of(etag: string | undefined, body: Buffer): boolean {
+  if (etag === undefined) return false;
+  const hex = etag.replace(/^(W\/)?"|"$/g, '').toLowerCase();
+  return /^[0-9a-f]{32}$/.test(hex) && hex === createHash('md5').update(body).digest('hex');
 }
 
 function isMissingUpload(error: unknown): boolean {

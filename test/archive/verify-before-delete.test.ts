@@ -12,7 +12,7 @@ import { archiveWith } from '../helpers/archive-run.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
-import type { ObjectInfo, ObjectStore, PutOptions } from '../../src/storage/object-store.js';
+import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from '../../src/storage/object-store.js';
 import { encodeBatch } from '../../src/archive/encode-batch.js';
 import { verifyStoredBatch } from '../../src/archive/verify-object.js';
 import { DATA_SUFFIX } from '../../src/core/archive-layout.js';
@@ -24,7 +24,7 @@ class DamagingStore implements ObjectStore {
     private readonly inner: ObjectStore,
     private readonly damage: (body: Buffer) => Buffer | undefined,
   ) {}
-  async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
+  async put(key: string, body: Buffer, options?: PutOptions): Promise<PutResult | void> {
     if (!key.endsWith(DATA_SUFFIX)) return this.inner.put(key, body, options);
     const damaged = this.damage(body);
     if (damaged !== undefined) await this.inner.put(key, damaged);

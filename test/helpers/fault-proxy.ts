@@ -5,13 +5,15 @@
  * forward it and drop the connection once the server has answered, after half the response body
  * if there is one (`reset-mid-response`: a PUT is then stored though the client saw a reset), or to
  * forward it with one byte of its body flipped (`corrupt-request-body`: damage in transit, which
- * s3rver, unlike S3, stores without checking the request's x-amz-checksum-sha256). Rules see the
+ * s3rver, unlike S3, stores without checking the request's x-amz-checksum-sha256), or to forward
+ * it and answer with an ETag that is not the body's MD5 (`foreign-etag`: as S3 answers for an
+ * object encrypted with SSE-KMS, where the ETag is no digest of the bytes). Rules see the
  * method and path and a per-method counter, so tests can fail "every 3rd PUT" or "all PUTs from now on".
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type FaultAction = 'pass' | 'reset' | 'stall' | 'reset-mid-response' | 'corrupt-request-body' | { status: number; code: string };
+export type FaultAction = 'pass' | 'reset' | 'stall' | 'reset-mid-response' | 'corrupt-request-body' | 'foreign-etag' | { status: number; code: string };
 
 export interface RequestInfo {
   method: string;
@@ -59,6 +61,12 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const out = httpRequest(
       { host: upstream.hostname, port: upstream.port, method, path: req.url, headers: req.headers },
       (up) => {
+        if (action === 'foreign-etag') {
+          proxy.injected++;
+          res.writeHead(up.statusCode ?? 502, { ...up.headers, etag: '"0123456789abcdef0123456789abcdef"' });
+          up.pipe(res);
+          return;
+        }
         if (action !== 'reset-mid-response') {
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);

@@ -186,6 +186,29 @@ describe('storage failures that stop the table before any unverified delete', ()
     });
   });
 
+  it.each([
+    ['its MD5 (S3, SSE-S3, s3rver)', 'pass' as const, 0],
+    ['no digest of the bytes (as under SSE-KMS)', 'foreign-etag' as const, 1],
+  ])('a sidecar PUT answered with an ETag that is %s: the sidecar is read back %i time(s), every data object once', async (_what, action, readsPerSidecar) => {
+    const expected = await seedEvents();
+    const seen = { sidecarPuts: 0, sidecarGets: 0, dataPuts: 0, dataGets: 0 };
+    proxy.rule = (r) => {
+      const sidecar = r.path.includes('.metadata.json');
+      if (r.method === 'PUT' && sidecar) seen.sidecarPuts++;
+      if (r.method === 'GET' && sidecar) seen.sidecarGets++;
+      if (r.method === 'PUT' && isData(r)) seen.dataPuts++;
+      if (r.method === 'GET' && isData(r)) seen.dataGets++;
+      return r.method === 'PUT' && sidecar ? action : 'pass';
+    };
+    const summary = await runThroughProxy(proxiedConfig());
+    expect(summary.tables[0]!.error).toBeUndefined();
+    expect(summary.tables[0]!.rowsArchived).toBe(ROWS);
+    expect(seen.sidecarPuts).toBeGreaterThanOrEqual(2);
+    expect(seen.sidecarGets).toBe(seen.sidecarPuts * readsPerSidecar);
+    expect(seen.dataGets).toBe(seen.dataPuts);
+    await finishAndCheck(fx, expected, { scenario: `storage: sidecar PUT ETag ${action}`, injected: action === 'pass' ? 'none' : 'HTTP proxy: every sidecar PUT answered with an ETag that is not its MD5', archived: ROWS });
+  });
+
   it('the bucket is missing: the run fails before reading a row', async () => {
     const expected = await seedEvents();
     const config = proxiedConfig({ bucket: 'no-such-bucket-here' });

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AuditlogError } from '../../src/core/errors.js';
-import { S3ObjectStore, type S3ObjectStoreOptions } from '../../src/storage/s3-object-store.js';
+import { etagIsMd5Of, S3ObjectStore, type S3ObjectStoreOptions } from '../../src/storage/s3-object-store.js';
 import type { S3Config } from '../../src/config/schema.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
 import { collectList, runObjectStoreContract, sha256Hex } from './object-store-contract.js';
@@ -50,6 +50,27 @@ describe('S3ObjectStore on s3rver', () => {
     await store.put('db/a.txt', Buffer.from('a'));
     expect((await unprefixed.head('scoped/db/a.txt'))?.size).toBe(1);
     expect((await collectList(store, 'db/')).map((o) => o.key)).toEqual(['db/a.txt']);
+  });
+
+  it('confirms the bytes of a single-part PUT from its ETag only when asked, never for a multipart upload', async () => {
+    const store = freshStore({ multipartThresholdBytes: 5 * 1024 * 1024, partSizeBytes: 5 * 1024 * 1024 });
+    const small = Buffer.from('{"a":1}\n');
+    expect(await store.put('etag/small.json', small, { confirmBytes: true })).toEqual({ bytesConfirmed: true });
+    expect(await store.put('etag/small.json', small)).toEqual({});
+    const big = randomBytes(6 * 1024 * 1024);
+    expect(await store.put('etag/big.bin', big, { confirmBytes: true })).toEqual({});
+  });
+
+  it('reads an ETag as the MD5 of a body only when it is exactly that digest', () => {
+    const body = Buffer.from('sidecar');
+    const md5 = createHash('md5').update(body).digest('hex');
+    expect(etagIsMd5Of(`"${md5}"`, body)).toBe(true);
+    expect(etagIsMd5Of(md5.toUpperCase(), body)).toBe(true);
+    expect(etagIsMd5Of(`"${md5}-2"`, body)).toBe(false);
+    const oneDigitOff = md5.slice(0, 31) + (md5.endsWith('0') ? '1' : '0');
+    expect(etagIsMd5Of(`"${oneDigitOff}"`, body)).toBe(false);
+    expect(etagIsMd5Of(`"${createHash('md5').update('other').digest('hex')}"`, body)).toBe(false);
+    expect(etagIsMd5Of(undefined, body)).toBe(false);
   });
 
   it('uploads 20 MB as a multipart upload of buffered parts and reads back the exact bytes', async () => {

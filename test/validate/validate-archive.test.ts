@@ -84,7 +84,9 @@ describe.each(['s3', 'local'] as const)('validate (%s backend)', (backend) => {
   const findings = (report: ValidationReport): { code: string; key: string }[] => report.tables.flatMap((t) => t.findings.map((f) => ({ code: f.code, key: f.key })));
 
   const readMeta = async (o: InspectedObject): Promise<BatchMetadata> => JSON.parse((await store.get(metadataKeyFor(o.key)))!.toString('utf8')) as BatchMetadata;
-  const writeMeta = (o: InspectedObject, meta: BatchMetadata): Promise<void> => store.put(metadataKeyFor(o.key), serializeMetadata(meta));
+  const writeMeta = async (o: InspectedObject, meta: BatchMetadata): Promise<void> => {
+    await store.put(metadataKeyFor(o.key), serializeMetadata(meta));
+  };
 
   /** Rewrites an object's lines as a faulty writer would: new bytes, with matching size and compressed SHA-256 in the metadata. */
   async function rewriteLines(o: InspectedObject, edit: (lines: string[]) => string[], metaEdit: (m: BatchMetadata) => void = () => undefined): Promise<void> {
