@@ -101,8 +101,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     const lockClient = await input.openLockClient();
     try {
       const lock = await acquireLocks(input, plan, lockClient, logger);
-      const onPhase = input.onPhase;
-      const markers = new MarkerSweeper({ store: input.store, logger, ...(onPhase === undefined ? {} : { beforeSweep: () => onPhase('before-marker-flush') }) });
+      const markers = new MarkerSweeper({ store: input.store, logger, beforeSweep: () => input.onPhase?.('before-marker-flush') });
       try {
         const ctx = {
           store: input.store,
