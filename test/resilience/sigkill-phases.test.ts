@@ -193,13 +193,15 @@ describe('SIGKILL mid-upload (single PUT)', () => {
       const source: ArchiveSource = { s3: { ...cfg, endpoint: s3.endpoint } };
       const mid = await checkArchiveInvariant({ db, table: events, source, expected });
       expectNothingLostYet(mid);
-      // The first batch committed; the second's marker is left, its object never arrived.
-      expect(mid.committedObjects).toBe(1);
-      expect(mid.pendingMarkers).toBe(1);
+      // The first batch committed, its marker still queued for the bulk removal; the second's
+      // marker is left too, its object never arrived.
+      expect(mid.committedObjects).toBe(0);
+      expect(mid.pendingMarkers).toBe(2);
+      expect(mid.objectsWithoutMetadata).toBe(0);
 
       proxy.rule = () => 'pass';
       const summary = await rerunToCompletion(file);
-      expect(summary.reconciled).toBeDefined();
+      expect(summary.reconciled).toEqual({ committed: 1, removed: 1 });
       const report = await checkArchiveInvariant({ db, table: events, source, expected });
       expectArchivedExactlyOnce(report, 40);
       await recordScenario('SIGKILL mid-upload, single PUT (data PUT held by the HTTP proxy, process killed)', 'archiver process, while its PUT stalls in the HTTP fault proxy', report);
@@ -278,9 +280,15 @@ describe('an unreadable pending marker (a store that kept a torn write)', () => 
       const { storage, source } = freshStorage('local', 'torn');
       const store = new LocalObjectStore(storage.local as { path: string });
       const { expected, file } = await crashRun(db, { name: 'torn', rows: 30, storage, defaults: { batches_in_flight: 1 }, fault: 'after-metadata:2' });
-      const markers = (await inspectArchive(store)).pendingMarkers;
-      expect(markers).toHaveLength(1);
-      await store.put(markers[0]!, Buffer.from('{"data_obj'));
+      // Batch 1 committed (its marker waits for the bulk removal); batch 2 is in flight, its rows still in the table.
+      const inFlight = await inspectArchive(store);
+      expect(inFlight.pendingMarkers).toHaveLength(2);
+      const left = new Set(await rowIds(db));
+      const uncommitted = inFlight.objects.filter((o) => left.has(o.meta.primary_keys[0]![0]!));
+      expect(uncommitted).toHaveLength(1);
+      const name = uncommitted[0]!.key.slice(uncommitted[0]!.key.lastIndexOf('/') + 1, -'.jsonl.gz'.length);
+      const marker = inFlight.pendingMarkers.find((m) => m.endsWith(`-${name}.json`))!;
+      await store.put(marker, Buffer.from('{"data_obj'));
       await rerunToCompletion(file);
       const report = await checkArchiveInvariant({ db, table: events, source, expected });
       expectArchivedExactlyOnce(report, 30);

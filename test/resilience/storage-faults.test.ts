@@ -133,7 +133,9 @@ describe('storage failures that stop the table before any unverified delete', ()
     expect(['STORAGE_UNREACHABLE', 'STORAGE_CIRCUIT_OPEN']).toContain(summary.tables[0]!.error!.code);
     const mid = await checkNow(fx, expected);
     expectNothingLostYet(mid);
-    expect(mid.rowsArchived).toBeGreaterThan(0);
+    // Deletes committed before the outage; those batches keep their markers (removed in bulk at the
+    // end of the table, when storage was down) and count as in flight until the rerun reconciles them.
+    expect(mid.rowsInTable).toBeLessThan(ROWS);
     expect(mid.rowsInTable).toBeGreaterThan(0);
     await finishAndCheck(fx, expected, { scenario: 'storage: outage mid-run (every PUT 503 after 3 objects)', injected: 'HTTP proxy: all PUTs answer 503 from the 4th data object on', archived: ROWS });
   });
