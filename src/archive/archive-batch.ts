@@ -1,6 +1,7 @@
 /**
  * One batch, in the order the invariants require:
- *   marker → upload → verify (read back) → metadata → guarded delete → commit → marker removed.
+ *   marker → upload → verify (read back) → metadata → guarded delete → commit → marker queued for
+ *   removal (in bulk with other committed batches' markers, marker-sweeper.ts).
  * Nothing is deleted before the object is verified in the store and its metadata written (I3); only the
  * archived versions of the rows are deleted (I2); if some rows could not be deleted, the object is
  * rewritten without them *before* the delete commits, so every committed object holds exactly the
@@ -124,7 +125,9 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
     if (attempt === 1) await ctx.onPhase?.('after-metadata');
     const deleted = await timed(ctx, 'delete', () => deleteGuarded(ctx, current, key, markerKey, marker));
     if (deleted.committed) {
-      await removeMarkerAfterCommit(ctx, markerKey, key);
+      // Committed: a marker left now is harmless (the next run finds txid_status committed), so it
+      // goes with others in one request instead of a DELETE of its own.
+      ctx.markers.add(markerKey);
       await ctx.onPhase?.('after-batch');
       log.debug({ key, rows: current.count }, 'batch committed');
       return {

@@ -7,12 +7,14 @@ import type { ObjectStore } from '../storage/object-store.js';
 import type { Queryable } from '../db/queryable.js';
 import type { MarkerOrigin } from './pending-marker.js';
 import type { TimedPhase } from '../core/run-events.js';
+import type { MarkerSweeper } from './marker-sweeper.js';
 
 /**
  * Points in a batch's life where a test may crash the process (the CLI wires AUDITLOG_FAULT to a
- * SIGKILL). Inert unless a hook is given.
+ * SIGKILL). Inert unless a hook is given. `before-marker-flush` is not one batch's: it comes before
+ * each bulk removal of committed batches' pending markers (marker-sweeper.ts).
  */
-export type BatchPhase = 'after-read' | 'after-marker' | 'after-upload' | 'after-metadata' | 'before-commit' | 'after-commit' | 'after-batch';
+export type BatchPhase = 'after-read' | 'after-marker' | 'after-upload' | 'after-metadata' | 'before-commit' | 'after-commit' | 'after-batch' | 'before-marker-flush';
 
 export interface ArchiveContext {
   store: ObjectStore;
@@ -27,6 +29,8 @@ export interface ArchiveContext {
   toolVersion: string;
   sessionSettings: Record<string, string>;
   logger: Logger;
+  /** Takes the pending markers of batches whose delete committed and removes them in bulk. */
+  markers: MarkerSweeper;
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
   /**
    * Asked inside each delete transaction: a reason when a legal hold on this table was placed since

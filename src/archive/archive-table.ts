@@ -19,6 +19,7 @@ import { archiveBatch, type BatchOutcome } from './archive-batch.js';
 import type { BatchPhase } from './archive-context.js';
 import { lastPosition, readBatches, type PageRead } from './read-batches.js';
 import { reconcilePending } from './reconcile-pending.js';
+import { MarkerSweeper } from './marker-sweeper.js';
 import type { RowSet } from '../core/row-set.js';
 import type { StateStores } from '../state/state-stores.js';
 import { TableProgress } from './table-progress.js';
@@ -100,6 +101,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     const lockClient = await input.openLockClient();
     try {
       const lock = await acquireLocks(input, plan, lockClient, logger);
+      const markers = new MarkerSweeper({ store: input.store, logger, beforeSweep: () => input.onPhase?.('before-marker-flush') });
       try {
         const ctx = {
           store: input.store,
@@ -113,6 +115,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           toolVersion: input.toolVersion,
           sessionSettings: input.sessionSettings,
           logger,
+          markers,
           ...(input.onPhase === undefined ? {} : { onPhase: input.onPhase }),
           ...(input.requiredSse === undefined ? {} : { requiredSse: input.requiredSse }),
           ...(input.holdCheckTable === undefined ? {} : { recheckHolds: holdRecheck(input.holdCheckTable, plan) }),
@@ -236,6 +239,8 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           if (start !== null && !stopped) {
             await archivePass(readBatches(input.pool, plan, cutoff, { until: start }, onPage), () => (outcome) => progress.countRows(outcome.rowsArchived));
           }
+          // Now, not after the vacuum below (minutes, maybe): until then validate and restore see these batches as in flight.
+          await markers.flush();
         } catch (error) {
           const e = toTableError(error);
           await progress.finish({ status: 'failed', rows_archived: summary.rowsArchived, rows_skipped: summary.rowsSkipped, batches: summary.batches, error: { code: e.code, message: e.message } });
@@ -251,6 +256,10 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         // Not while shutting down: a vacuum can take minutes and the grace period is short; the next run vacuums.
         if (!stopped && summary.rowsArchived > 0 && (input.table.vacuum_after ?? input.defaults.vacuum_after)) await vacuumTable(input, plan, logger, ref);
       } finally {
+        // On every path, failures included, and while this run still holds the table: the batches
+        // in flight have settled by now (archivePass waits for them), so every committed batch's
+        // marker is queued. The flush never throws.
+        await markers.flush();
         await lock.release().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'could not release the table lock; it ends with the connection'));
       }
     } finally {

@@ -552,7 +552,7 @@ function parseOrphanAge(value: string): number {
   return n;
 }
 
-const PHASES: ReadonlySet<string> = new Set(['after-read', 'after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch', 'mid-multipart']);
+const PHASES: ReadonlySet<string> = new Set(['after-read', 'after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch', 'before-marker-flush', 'mid-multipart']);
 
 interface FaultHooks {
   onPhase?: (phase: BatchPhase) => void;
@@ -562,8 +562,9 @@ interface FaultHooks {
 
 /**
  * AUDITLOG_FAULT=<phase>[:<n>] kills the process with SIGKILL the n-th time (default 1st) a batch
- * reaches <phase> — or, for `mid-multipart`, once the n-th multipart part has been uploaded: the
- * crash tests' way to stop at an exact point. Inert unless set.
+ * reaches <phase> — or, for `mid-multipart`, once the n-th multipart part has been uploaded; for
+ * `before-marker-flush`, right before the n-th bulk removal of committed batches' pending markers:
+ * the crash tests' way to stop at an exact point. Inert unless set.
  */
 function parseFault(value: string | undefined): FaultHooks | undefined {
   if (value === undefined || value === '') return undefined;

@@ -15,7 +15,7 @@
  */
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { CircuitBreaker, CircuitPermit, CircuitSnapshot } from './circuit-breaker.js';
-import type { CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
+import type { CleanupOptions, CleanupReport, DeleteManyResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 
 export const CIRCUIT_OPEN_CODE = 'STORAGE_CIRCUIT_OPEN';
 
@@ -127,6 +127,11 @@ export class CircuitBreakerObjectStore implements ObjectStore {
 
   delete(key: string): Promise<void> {
     return this.call(() => this.inner.delete(key));
+  }
+
+  /** One operation however many requests it takes; keys refused one by one are an answer, not an unhealthy endpoint. */
+  deleteMany(keys: readonly string[]): Promise<DeleteManyResult> {
+    return this.call(() => this.inner.deleteMany(keys));
   }
 
   check(): Promise<void> {

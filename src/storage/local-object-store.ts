@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { AuditlogError } from '../core/errors.js';
+import { AuditlogError, describeError } from '../core/errors.js';
 import type { RetryConfig } from '../config/schema.js';
-import type { CleanupItem, CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { CleanupItem, CleanupOptions, CleanupReport, DeleteFailure, DeleteManyResult, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { classifyFsError, type ErrorClassification } from './retry-policy.js';
 import { validateKeyPrefix, validateObjectKey } from './validate-object-key.js';
 import { verifyPutBody } from './verify-put-body.js';
@@ -97,6 +97,21 @@ export class LocalObjectStore implements ObjectStore {
       }
       await fsyncDirectory(path.dirname(target));
     });
+  }
+
+  /** A file system has no bulk delete: one unlink per key, each failure reported, the rest still deleted. */
+  async deleteMany(keys: readonly string[]): Promise<DeleteManyResult> {
+    // Every key is checked before anything is deleted, as the S3 store does.
+    for (const key of keys) this.resolveKey(key, 'delete');
+    const failed: DeleteFailure[] = [];
+    for (const key of keys) {
+      try {
+        await this.delete(key);
+      } catch (error) {
+        failed.push({ key, reason: describeError(error) });
+      }
+    }
+    return { failed };
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {

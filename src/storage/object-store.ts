@@ -49,6 +49,12 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Deletes many objects in as few requests as the store allows (S3: DeleteObjects, 1,000 keys a
+   * request). Missing objects are not an error. A request that fails as a whole throws like
+   * `delete`; keys the store refused one by one are returned in `failed`, and every other key is gone.
+   */
+  deleteMany(keys: readonly string[]): Promise<DeleteManyResult>;
   /** Every object under the prefix (recursively), in key order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Proves the store is reachable and writable-in-principle (bucket exists, credentials accepted). */
@@ -59,6 +65,16 @@ export interface ObjectStore {
    * Never touches a committed object, nor a write this process has in flight.
    */
   cleanupInterrupted?(options: CleanupOptions): Promise<CleanupReport>;
+}
+
+export interface DeleteManyResult {
+  /** Keys that are still there, each with a one-line reason (no secrets). */
+  failed: DeleteFailure[];
+}
+
+export interface DeleteFailure {
+  key: string;
+  reason: string;
 }
 
 export interface CleanupOptions {

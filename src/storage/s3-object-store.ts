@@ -12,6 +12,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -26,7 +27,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { S3Config } from '../config/schema.js';
-import type { CleanupItem, CleanupOptions, CleanupReport, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
+import type { CleanupItem, CleanupOptions, CleanupReport, DeleteFailure, DeleteManyResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 import { selectOrphanStateRecords, selectOrphanUploads, type ListedStateRecord, type ListedUpload } from './multipart-cleanup.js';
 import {
   canResume,
@@ -48,6 +49,8 @@ const MIB = 1024 * 1024;
 /** S3 refuses parts smaller than this, except the last. */
 export const MIN_PART_SIZE_BYTES = 5 * MIB;
 const MAX_PARTS = 10_000;
+/** S3 takes at most this many keys in one DeleteObjects request. */
+export const MAX_KEYS_PER_DELETE_OBJECTS = 1_000;
 
 /** What happened to a multipart upload, for logs. */
 export type MultipartEvent =
@@ -68,7 +71,7 @@ export interface S3ObjectStoreOptions extends RetryHooks {
   onMultipart?: (event: MultipartEvent) => void;
 }
 
-type Operation = 'put' | 'get' | 'head' | 'delete' | 'list' | 'check' | 'list-uploads' | 'list-parts' | 'abort';
+type Operation = 'put' | 'get' | 'head' | 'delete' | 'delete-many' | 'list' | 'check' | 'list-uploads' | 'list-parts' | 'abort';
 
 /** The IAM action each operation needs, for "access denied" messages. */
 const ACTION: Record<Operation, string> = {
@@ -76,6 +79,7 @@ const ACTION: Record<Operation, string> = {
   get: 's3:GetObject',
   head: 's3:GetObject (and s3:ListBucket, without which S3 answers 403 for missing keys)',
   delete: 's3:DeleteObject',
+  'delete-many': 's3:DeleteObject',
   list: 's3:ListBucket',
   check: 's3:ListBucket',
   'list-uploads': 's3:ListBucketMultipartUploads',
@@ -99,6 +103,8 @@ export class S3ObjectStore implements ObjectStore {
   private readonly onMultipart: S3ObjectStoreOptions['onMultipart'];
   /** Upload ids this process is writing: the cleanup never aborts them, however old. */
   private readonly inFlightUploads = new Set<string>();
+  /** Set once the server refused DeleteObjects as unsupported: from then on one DeleteObject per key. */
+  private bulkDeleteUnsupported = false;
 
   constructor(
     private readonly config: S3Config,
@@ -192,6 +198,61 @@ export class S3ObjectStore implements ObjectStore {
         if (!isMissingObject(error)) throw error;
       }
     });
+  }
+
+  /**
+   * DeleteObjects in chunks of up to 1,000 keys, Quiet (the answer lists only the keys that failed).
+   * A server without it (GCS's XML API answers 501 NotImplemented) gets one DeleteObject per key,
+   * for the rest of this store's life: asking again would cost a refused request per call.
+   */
+  async deleteMany(keys: readonly string[]): Promise<DeleteManyResult> {
+    // Every key is checked before anything is deleted: a bad key is a bug, never half a deletion.
+    const fullKeys = keys.map((key) => this.toFullKey(key, 'delete-many'));
+    const failed: DeleteFailure[] = [];
+    for (let start = 0; start < fullKeys.length; start += MAX_KEYS_PER_DELETE_OBJECTS) {
+      const chunk = fullKeys.slice(start, start + MAX_KEYS_PER_DELETE_OBJECTS);
+      const refused = this.bulkDeleteUnsupported ? 'unsupported' : await this.deleteObjects(chunk);
+      if (refused === 'unsupported') {
+        this.bulkDeleteUnsupported = true;
+        failed.push(...(await this.deleteEach(chunk)));
+      } else {
+        failed.push(...refused);
+      }
+    }
+    return { failed };
+  }
+
+  /** One DeleteObjects request: the keys the server refused, or 'unsupported' when it has no DeleteObjects. */
+  private async deleteObjects(fullKeys: readonly string[]): Promise<DeleteFailure[] | 'unsupported'> {
+    const output = await this.run('delete-many', fullKeys.length === 1 ? fullKeys[0] : this.prefix, async () => {
+      const command = new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: fullKeys.map((Key) => ({ Key })), Quiet: true } });
+      try {
+        return await this.client.send(withContentMd5(command));
+      } catch (error) {
+        if (isBulkDeleteUnsupported(error)) return 'unsupported' as const;
+        throw error;
+      }
+    });
+    if (output === 'unsupported') return output;
+    return (output.Errors ?? [])
+      .filter((e) => e.Code !== 'NoSuchKey')
+      .map((e) => ({
+        key: e.Key !== undefined && e.Key.startsWith(this.prefix) ? e.Key.slice(this.prefix.length) : (e.Key ?? '(no key in the answer)'),
+        reason: this.redact(oneLine(`${e.Code ?? 'error'}${e.Message === undefined ? '' : `: ${e.Message}`}`)),
+      }));
+  }
+
+  private async deleteEach(fullKeys: readonly string[]): Promise<DeleteFailure[]> {
+    const failed: DeleteFailure[] = [];
+    for (const fullKey of fullKeys) {
+      const key = fullKey.slice(this.prefix.length);
+      try {
+        await this.delete(key);
+      } catch (error) {
+        failed.push({ key, reason: error instanceof Error ? this.redact(oneLine(error.message)) : 'unknown error' });
+      }
+    }
+    return failed;
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -735,6 +796,37 @@ export function etagIsMd5Of(etag: string | undefined, body: Buffer): boolean {
   if (etag === undefined) return false;
   const hex = etag.replace(/^(W\/)?"|"$/g, '').toLowerCase();
   return /^[0-9a-f]{32}$/.test(hex) && hex === createHash('md5').update(body).digest('hex');
+}
+
+/**
+ * DeleteObjects must carry a checksum of its body. Under `requestChecksumCalculation: WHEN_REQUIRED`
+ * the SDK still adds `x-amz-checksum-crc32` (the operation requires one) but no longer Content-MD5,
+ * which S3-compatible servers that predate the SDK's 2025 checksum change (older MinIO and Ceph,
+ * some hosted S3) require and refuse the request without. S3 accepts both, so send both.
+ */
+function withContentMd5(command: DeleteObjectsCommand): DeleteObjectsCommand {
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      // The build step runs after serialization (the body is the XML) and before signing.
+      const request = args.request as { headers?: Record<string, string>; body?: unknown };
+      const body = request.body;
+      if (request.headers !== undefined && (typeof body === 'string' || body instanceof Uint8Array)) {
+        request.headers['content-md5'] = createHash('md5').update(body).digest('base64');
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'auditlogDeleteObjectsContentMd5' },
+  );
+  return command;
+}
+
+/**
+ * A server without DeleteObjects: GCS's XML API answers 501 NotImplemented, others 405 for the
+ * unknown `POST ?delete`, or MissingContentMD5 when a proxy drops the header. Per-key deletes work there.
+ */
+function isBulkDeleteUnsupported(error: unknown): boolean {
+  const { status, errorCode } = classifyS3Error(error);
+  return status === 501 || status === 405 || errorCode === 'NotImplemented' || errorCode === 'MethodNotAllowed' || errorCode === 'MissingContentMD5';
 }
 
 function isMissingUpload(error: unknown): boolean {

@@ -12,7 +12,7 @@ import { archiveWith } from '../helpers/archive-run.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
-import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from '../../src/storage/object-store.js';
+import type { DeleteManyResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from '../../src/storage/object-store.js';
 import { encodeBatch } from '../../src/archive/encode-batch.js';
 import { verifyStoredBatch } from '../../src/archive/verify-object.js';
 import { DATA_SUFFIX } from '../../src/core/archive-layout.js';
@@ -37,6 +37,9 @@ class DamagingStore implements ObjectStore {
   }
   delete(key: string): Promise<void> {
     return this.inner.delete(key);
+  }
+  deleteMany(keys: readonly string[]): Promise<DeleteManyResult> {
+    return this.inner.deleteMany(keys);
   }
   list(prefix: string): AsyncIterable<ObjectInfo> {
     return this.inner.list(prefix);

@@ -53,6 +53,7 @@ class ReportingEncryption implements ObjectStore {
   put: ObjectStore['put'] = (k, b, o) => this.inner.put(k, b, o);
   get: ObjectStore['get'] = (k) => this.inner.get(k);
   delete: ObjectStore['delete'] = (k) => this.inner.delete(k);
+  deleteMany: ObjectStore['deleteMany'] = (k) => this.inner.deleteMany(k);
   list: ObjectStore['list'] = (p) => this.inner.list(p);
   check: ObjectStore['check'] = () => this.inner.check();
   async head(key: string): Promise<ObjectInfo | undefined> {

@@ -94,8 +94,8 @@ const PHASE_NAMES: Record<(typeof PHASES)[number], string> = {
   'after-upload': 'after upload, before verify and metadata',
   'after-metadata': 'after metadata, before delete',
   'before-commit': 'after delete, before commit',
-  'after-commit': 'after commit, before the marker is removed',
-  'after-batch': 'after commit and marker removal, before watermark/checkpoint',
+  'after-commit': 'after commit, before the marker is queued for removal',
+  'after-batch': 'after commit, marker queued for bulk removal, before watermark/checkpoint',
 };
 
 describe.each(PHASES)('SIGKILL at %s of the third batch, then a rerun', (phase) => {
@@ -114,6 +114,34 @@ describe.each(PHASES)('SIGKILL at %s of the third batch, then a rerun', (phase) 
       const report = await checkArchiveInvariant({ db, table: events, source, expected });
       expectArchivedExactlyOnce(report, 60);
       await recordScenario(`SIGKILL ${PHASE_NAMES[phase]} (AUDITLOG_FAULT=${phase}:3, ${backend})`, `archiver process (SIGKILL at the named phase), ${backend} storage`, report);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('SIGKILL before the first bulk removal of committed batches\' markers', () => {
+  // Markers of committed batches are removed together, at 50 batches, after ~2 s or at the end
+  // of the table (marker-sweeper.ts): a crash before that leaves every one of them behind.
+  it.each(['s3', 'local'] as const)('leaves each committed batch its marker; the rerun reconciles them all as committed and archives every row once (%s)', async (backend) => {
+    const db = await createTestDatabase();
+    try {
+      const { storage, source } = freshStorage(backend, 'marker-flush');
+      const { expected, file } = await crashRun(db, { name: `marker-flush-${backend}`, rows: 60, storage, defaults: { batches_in_flight: 1 }, fault: 'before-marker-flush:1' });
+      const mid = await checkArchiveInvariant({ db, table: events, source, expected });
+      expectNothingLostYet(mid);
+      // Every object written is still marked in flight, though its delete committed.
+      expect(mid.committedObjects).toBe(0);
+      expect(mid.objectsWithoutMetadata).toBe(0);
+      expect(mid.pendingMarkers).toBeGreaterThan(0);
+      expect((await rowIds(db)).length).toBeLessThan(60);
+
+      const summary = await rerunToCompletion(file);
+      expect(summary.reconciled).toEqual({ committed: mid.pendingMarkers, removed: 0 });
+      const report = await checkArchiveInvariant({ db, table: events, source, expected });
+      expectArchivedExactlyOnce(report, 60);
+      expect(report.pendingMarkers).toBe(0);
+      await recordScenario(`SIGKILL after commits, before the bulk removal of their markers (AUDITLOG_FAULT=before-marker-flush:1, ${backend})`, `archiver process (SIGKILL before the first DeleteObjects of pending markers), ${backend} storage`, report);
     } finally {
       await db.drop();
     }
@@ -165,13 +193,15 @@ describe('SIGKILL mid-upload (single PUT)', () => {
       const source: ArchiveSource = { s3: { ...cfg, endpoint: s3.endpoint } };
       const mid = await checkArchiveInvariant({ db, table: events, source, expected });
       expectNothingLostYet(mid);
-      // The first batch committed; the second's marker is left, its object never arrived.
-      expect(mid.committedObjects).toBe(1);
-      expect(mid.pendingMarkers).toBe(1);
+      // The first batch committed, its marker still queued for the bulk removal; the second's
+      // marker is left too, its object never arrived.
+      expect(mid.committedObjects).toBe(0);
+      expect(mid.pendingMarkers).toBe(2);
+      expect(mid.objectsWithoutMetadata).toBe(0);
 
       proxy.rule = () => 'pass';
       const summary = await rerunToCompletion(file);
-      expect(summary.reconciled).toBeDefined();
+      expect(summary.reconciled).toEqual({ committed: 1, removed: 1 });
       const report = await checkArchiveInvariant({ db, table: events, source, expected });
       expectArchivedExactlyOnce(report, 40);
       await recordScenario('SIGKILL mid-upload, single PUT (data PUT held by the HTTP proxy, process killed)', 'archiver process, while its PUT stalls in the HTTP fault proxy', report);
@@ -250,9 +280,15 @@ describe('an unreadable pending marker (a store that kept a torn write)', () => 
       const { storage, source } = freshStorage('local', 'torn');
       const store = new LocalObjectStore(storage.local as { path: string });
       const { expected, file } = await crashRun(db, { name: 'torn', rows: 30, storage, defaults: { batches_in_flight: 1 }, fault: 'after-metadata:2' });
-      const markers = (await inspectArchive(store)).pendingMarkers;
-      expect(markers).toHaveLength(1);
-      await store.put(markers[0]!, Buffer.from('{"data_obj'));
+      // Batch 1 committed (its marker waits for the bulk removal); batch 2 is in flight, its rows still in the table.
+      const inFlight = await inspectArchive(store);
+      expect(inFlight.pendingMarkers).toHaveLength(2);
+      const left = new Set(await rowIds(db));
+      const uncommitted = inFlight.objects.filter((o) => left.has(o.meta.primary_keys[0]![0]!));
+      expect(uncommitted).toHaveLength(1);
+      const name = uncommitted[0]!.key.slice(uncommitted[0]!.key.lastIndexOf('/') + 1, -'.jsonl.gz'.length);
+      const marker = inFlight.pendingMarkers.find((m) => m.endsWith(`-${name}.json`))!;
+      await store.put(marker, Buffer.from('{"data_obj'));
       await rerunToCompletion(file);
       const report = await checkArchiveInvariant({ db, table: events, source, expected });
       expectArchivedExactlyOnce(report, 30);

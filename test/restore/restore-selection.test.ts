@@ -29,6 +29,7 @@ function spy(store: ObjectStore): { store: ObjectStore; lists: string[]; gets: s
     },
     head: (k) => store.head(k),
     delete: (k) => store.delete(k),
+    deleteMany: (k) => store.deleteMany(k),
     list: (p) => {
       lists.push(p);
       return store.list(p);

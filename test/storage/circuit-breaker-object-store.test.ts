@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { AuditlogError } from '../../src/core/errors.js';
 import { CircuitBreaker } from '../../src/storage/circuit-breaker.js';
 import { CircuitBreakerObjectStore, CircuitGuard, isUnhealthyStorageFailure } from '../../src/storage/circuit-breaker-object-store.js';
-import type { ObjectInfo, ObjectStore } from '../../src/storage/object-store.js';
+import type { DeleteManyResult, ObjectInfo, ObjectStore } from '../../src/storage/object-store.js';
 
 type Outcome = 'ok' | AuditlogError;
 
@@ -39,6 +39,10 @@ class ScriptedStore implements ObjectStore {
   }
   async delete(): Promise<void> {
     await this.next();
+  }
+  async deleteMany(): Promise<DeleteManyResult> {
+    await this.next();
+    return { failed: [] };
   }
   async check(): Promise<void> {
     await this.next();
@@ -100,7 +104,7 @@ describe('CircuitBreakerObjectStore', () => {
 
     s.advance(10_000);
     const calls = s.inner.calls;
-    for (const call of [s.store.get('k'), s.store.head('k'), s.store.delete('k'), s.store.check(), s.store.put('k', Buffer.from('x'))]) {
+    for (const call of [s.store.get('k'), s.store.head('k'), s.store.delete('k'), s.store.deleteMany(['k']), s.store.check(), s.store.put('k', Buffer.from('x'))]) {
       const refused = await rejection(call);
       expect(refused.code).toBe('STORAGE_CIRCUIT_OPEN');
       expect(refused.message).toContain('storage circuit open: 2 consecutive storage operations failed against s3://bucket/prefix/ (http://127.0.0.1:9000)');

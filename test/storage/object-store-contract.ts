@@ -88,6 +88,23 @@ export function runObjectStoreContract(context: ContractContext): void {
     expect(await collectList(store, 'del/')).toEqual([]);
   });
 
+  it('deletes many keys at once: exactly the given ones, missing keys are fine, the others stay', async () => {
+    const store = context.store();
+    for (const name of ['a', 'b', 'c', 'keep']) await store.put(`many/${name}.json`, Buffer.from(name));
+    await store.put('many/sub/d.json', Buffer.from('d'));
+    const result = await store.deleteMany(['many/a.json', 'many/sub/d.json', 'many/never-existed.json', 'many/c.json', 'many/a.json']);
+    expect(result).toEqual({ failed: [] });
+    expect((await collectList(store, 'many/')).map((o) => o.key)).toEqual(['many/b.json', 'many/keep.json']);
+    expect(await store.deleteMany([])).toEqual({ failed: [] });
+  });
+
+  it('refuses a bad key in deleteMany before deleting anything', async () => {
+    const store = context.store();
+    await store.put('guard/a.json', Buffer.from('a'));
+    await expect(store.deleteMany(['guard/a.json', '../escape.json'])).rejects.toBeInstanceOf(AuditlogError);
+    expect(await store.get('guard/a.json')).toEqual(Buffer.from('a'));
+  });
+
   it('lists recursively under a prefix, in key order, with keys relative to the store root', async () => {
     const store = context.store();
     const keys = [

@@ -3,6 +3,7 @@
  * counts, injected sleeps (no real waiting), and no secret in any message.
  */
 import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditlogError } from '../../src/core/errors.js';
 import type { S3Config } from '../../src/config/schema.js';
@@ -219,6 +220,78 @@ describe('S3ObjectStore retries', () => {
     expect(fault.requests).toHaveLength(3);
     // Full jitter at random() = 0.5: half of 100, then half of 200.
     expect(slept).toEqual([50, 100]);
+  });
+});
+
+function deleteResult(errors: Array<{ key: string; code: string; message: string }> = []): ScriptedStep {
+  const body = errors.map((e) => `<Error><Key>${e.key}</Key><Code>${e.code}</Code><Message>${e.message}</Message></Error>`).join('');
+  return ok(`<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${body}</DeleteResult>`, { 'content-type': 'application/xml' });
+}
+
+describe('S3ObjectStore deleteMany', () => {
+  it('sends one Quiet DeleteObjects under the prefix, with both the CRC32 the SDK adds and the Content-MD5 older servers require', async () => {
+    const store = makeStore();
+    fault.enqueue(deleteResult());
+    expect(await store.deleteMany(['t/a.json', 't/b.json'])).toEqual({ failed: [] });
+    expect(fault.requests).toHaveLength(1);
+    const [request] = fault.requests;
+    expect(request!.method).toBe('POST');
+    expect(request!.url).toMatch(/^\/fault-bucket\/?\?delete/);
+    const xml = request!.body.toString('utf8');
+    expect(xml).toContain('<Key>archives/t/a.json</Key>');
+    expect(xml).toContain('<Key>archives/t/b.json</Key>');
+    expect(xml).toContain('<Quiet>true</Quiet>');
+    // requestChecksumCalculation WHEN_REQUIRED still computes one: DeleteObjects requires a checksum.
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(request!.body));
+    expect(request!.headers['x-amz-checksum-crc32']).toBe(crc.toString('base64'));
+    expect(request!.headers['content-md5']).toBe(createHash('md5').update(request!.body).digest('base64'));
+  });
+
+  it('reports keys the server refused one by one as failed (relative keys, no secrets); NoSuchKey counts as deleted', async () => {
+    const store = makeStore();
+    fault.enqueue(
+      deleteResult([
+        { key: 'archives/t/b.json', code: 'AccessDenied', message: `Access Denied for ${ACCESS_KEY_ID}` },
+        { key: 'archives/t/c.json', code: 'NoSuchKey', message: 'The specified key does not exist.' },
+      ]),
+    );
+    const result = await store.deleteMany(['t/a.json', 't/b.json', 't/c.json']);
+    expect(result.failed).toEqual([{ key: 't/b.json', reason: 'AccessDenied: Access Denied for ***' }]);
+  });
+
+  it('retries a 503 like every other request', async () => {
+    const store = makeStore();
+    fault.enqueue(respondWithS3Error(503, 'SlowDown'), deleteResult());
+    expect(await store.deleteMany(['t/a.json'])).toEqual({ failed: [] });
+    expect(fault.requests.map((r) => r.method)).toEqual(['POST', 'POST']);
+  });
+
+  it('throws when the request fails as a whole, naming the permission', async () => {
+    const store = makeStore();
+    fault.enqueue(respondWithS3Error(403, 'AccessDenied'));
+    const error = await failure(store.deleteMany(['t/a.json']));
+    expect(error.code).toBe('STORAGE_ACCESS');
+    expect(error.message).toContain('s3:DeleteObject');
+  });
+
+  it('falls back to one DeleteObject per key on a server without DeleteObjects (501 NotImplemented), and remembers it', async () => {
+    const store = makeStore();
+    const deleted: ScriptedStep = { kind: 'respond', status: 204 };
+    fault.enqueue(respondWithS3Error(501, 'NotImplemented'), deleted, respondWithS3Error(403, 'AccessDenied'), deleted);
+    const first = await store.deleteMany(['t/a.json', 't/b.json', 't/c.json']);
+    expect(first.failed.map((f) => f.key)).toEqual(['t/b.json']);
+    expect(first.failed[0]!.reason).toContain('s3:DeleteObject');
+    // Never asked again: straight to per-key deletes.
+    fault.enqueue(deleted);
+    expect(await store.deleteMany(['t/d.json'])).toEqual({ failed: [] });
+    expect(fault.requests.map((r) => `${r.method} ${r.url.split('?')[0]}`)).toEqual([
+      'POST /fault-bucket/',
+      'DELETE /fault-bucket/archives/t/a.json',
+      'DELETE /fault-bucket/archives/t/b.json',
+      'DELETE /fault-bucket/archives/t/c.json',
+      'DELETE /fault-bucket/archives/t/d.json',
+    ]);
   });
 });
 

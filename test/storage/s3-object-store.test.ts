@@ -122,6 +122,20 @@ describe('S3ObjectStore on s3rver', () => {
     expect((await collectList(smallPages, 'many/')).map((o) => o.key)).toEqual(keys);
   });
 
+  it('deletes 2,500 keys with DeleteObjects in chunks of 1,000 (3 requests), leaving every other key', async () => {
+    let attempts = 0;
+    const store = freshStore({ afterAttempt: () => void (attempts += 1) });
+    const prefix = store.description.slice(`s3://${server.bucket}/`.length);
+    const doomed = Array.from({ length: 2_500 }, (_, i) => `bulk/${String(i).padStart(4, '0')}.json`);
+    const kept = ['bulk/keep-1.json', 'bulk/zz/keep-2.json'];
+    await server.seedObjects([...doomed, ...kept].map((key) => ({ key: `${prefix}${key}`, body: Buffer.from(key) })));
+    // A few keys that never existed, in the middle of a chunk: not an error.
+    const result = await store.deleteMany([...doomed.slice(0, 1_200), 'bulk/missing-a.json', 'bulk/missing-b.json', ...doomed.slice(1_200)]);
+    expect(result).toEqual({ failed: [] });
+    expect(attempts).toBe(3);
+    expect((await collectList(store, 'bulk/')).map((o) => o.key)).toEqual(kept);
+  });
+
   it('accepts storage class and SSE settings on data objects', async () => {
     namespace += 1;
     const store = makeStore({ prefix: `t${namespace}/`, storage_class: 'STANDARD_IA', sse: 'AES256' });

@@ -48,6 +48,7 @@ class ListSpyStore implements ObjectStore {
   get: ObjectStore['get'] = (k) => this.inner.get(k);
   head: ObjectStore['head'] = (k) => this.inner.head(k);
   delete: ObjectStore['delete'] = (k) => this.inner.delete(k);
+  deleteMany: ObjectStore['deleteMany'] = (k) => this.inner.deleteMany(k);
   check: ObjectStore['check'] = () => this.inner.check();
   list(prefix: string): AsyncIterable<ObjectInfo> {
     this.listed.push(prefix);

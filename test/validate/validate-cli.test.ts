@@ -135,12 +135,15 @@ describe('auditlog validate (CLI)', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as ValidationReport;
     const findings = report.tables[0]!.findings;
-    expect(findings.map((f) => [f.code, f.severity])).toEqual([['UNCOMMITTED_OBJECT', 'warning']]);
+    // Batches 1 and 2 committed, but the process died before their markers' bulk removal: they are
+    // listed as uncommitted too (the safe reading) until the next archive run reconciles them.
+    expect(findings.map((f) => [f.code, f.severity])).toEqual(Array.from({ length: 3 }, () => ['UNCOMMITTED_OBJECT', 'warning']));
     const archive = await inspectArchive(new S3ObjectStore(s3cfg));
-    expect(archive.withoutMetadata).toEqual([findings[0]!.key]);
-    expect(report.totals).toMatchObject({ problems: 0, warnings: 1, rows: archive.objects.reduce((n, o) => n + o.meta.record_count, 0) });
+    expect(archive.withoutMetadata).toHaveLength(1);
+    expect(findings.map((f) => f.key).sort()).toEqual([...archive.withoutMetadata, ...archive.objects.map((o) => o.key)].sort());
+    expect(report.totals).toMatchObject({ problems: 0, warnings: 3 });
     const text = await runCli(['validate', '--config', file]);
     expect(text.code).toBe(0);
-    expect(text.stdout).toContain(`warning UNCOMMITTED_OBJECT ${findings[0]!.key}`);
+    expect(text.stdout).toContain(`warning UNCOMMITTED_OBJECT ${archive.withoutMetadata[0]!}`);
   });
 });
