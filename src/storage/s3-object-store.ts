@@ -821,12 +821,17 @@ function withContentMd5(command: DeleteObjectsCommand): DeleteObjectsCommand {
 }
 
 /**
- * A server without DeleteObjects: GCS's XML API answers 501 NotImplemented, others 405 for the
- * unknown `POST ?delete`, or MissingContentMD5 when a proxy drops the header. Per-key deletes work there.
+ * A server without a DeleteObjects we can use: GCS's XML API answers 501 NotImplemented, others 405
+ * for the unknown `POST ?delete`, MissingContentMD5 when a proxy drops the header, or some other
+ * 400 about the request's form (e.g. a server that refuses two checksum headers). Any refusal that
+ * is neither retryable nor about access means the same: per-key deletes, which every store has,
+ * instead of markers left for the next run on every run. Access errors stay errors: per-key
+ * deletes would be refused alike.
  */
 function isBulkDeleteUnsupported(error: unknown): boolean {
-  const { status, errorCode } = classifyS3Error(error);
-  return status === 501 || status === 405 || errorCode === 'NotImplemented' || errorCode === 'MethodNotAllowed' || errorCode === 'MissingContentMD5';
+  const { status, errorCode, retryable, code } = classifyS3Error(error);
+  if (status === 501 || status === 405 || errorCode === 'NotImplemented' || errorCode === 'MethodNotAllowed' || errorCode === 'MissingContentMD5') return true;
+  return !retryable && code !== 'STORAGE_ACCESS' && code !== 'STORAGE_NOT_FOUND' && status !== undefined && status >= 400 && status < 500;
 }
 
 function isMissingUpload(error: unknown): boolean {

@@ -293,6 +293,17 @@ describe('S3ObjectStore deleteMany', () => {
       'DELETE /fault-bucket/archives/t/d.json',
     ]);
   });
+
+  it.each([
+    [400, 'InvalidRequest'],
+    [400, 'MalformedXML'],
+  ])('falls back to per-key deletes when DeleteObjects is refused for its form (%i %s), never on access or throttling', async (status, code) => {
+    const store = makeStore();
+    const deleted: ScriptedStep = { kind: 'respond', status: 204 };
+    fault.enqueue(respondWithS3Error(status, code), deleted, deleted);
+    expect(await store.deleteMany(['t/a.json', 't/b.json'])).toEqual({ failed: [] });
+    expect(fault.requests.map((r) => r.method)).toEqual(['POST', 'DELETE', 'DELETE']);
+  });
 });
 
 describe('S3ObjectStore results', () => {
