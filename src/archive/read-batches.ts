@@ -8,6 +8,7 @@
  */
 import type { TablePlan } from '../core/table-plan.js';
 import { selectPage, type ConnectionSource } from '../db/archive-queries.js';
+import { CopyBuffer } from '../db/binary-copy.js';
 import { BatchSizer } from './batch-sizer.js';
 import type { RowPosition, RowSet } from '../core/row-set.js';
 
@@ -31,10 +32,12 @@ export interface ReadRange {
 export async function* readBatches(q: ConnectionSource, plan: TablePlan, cutoff: string, range: ReadRange = {}, onPage?: (page: PageRead) => void): AsyncGenerator<RowSet> {
   const sizer = new BatchSizer({ initial: plan.batchSize, min: plan.minBatchSize, max: plan.maxBatchSize, targetMs: plan.targetQueryTimeMs });
   const until = range.until ?? null;
+  // One page is read at a time (the next only once this one's rows are copied out into batches).
+  const pageBuffer = new CopyBuffer();
   const fetch = (after: RowPosition | null): Promise<{ groups: RowSet[]; size: number }> => {
     const size = sizer.current;
     const started = performance.now();
-    const p = selectPage(q, plan, cutoff, after, size, until).then((groups) => {
+    const p = selectPage(q, plan, cutoff, after, size, until, pageBuffer).then((groups) => {
       const rows = groups.reduce((n, g) => n + g.count, 0);
       const elapsedMs = performance.now() - started;
       const next = sizer.observe(elapsedMs, rows);

@@ -4,7 +4,7 @@ import type { LineFlags, RowPosition, RowSet } from '../core/row-set.js';
 import type pg from 'pg';
 import { buildCountSql, buildCutoffSql, buildDailyCountSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql } from './archive-sql.js';
 import { AuditlogError } from '../core/errors.js';
-import { copyOutBinary, type BinaryRows } from './binary-copy.js';
+import { copyOutBinary, CopyBuffer, type BinaryRows } from './binary-copy.js';
 import type { Queryable } from './queryable.js';
 
 export async function selectCutoff(q: Queryable, plan: TablePlan): Promise<string> {
@@ -49,6 +49,8 @@ export async function selectPage(
   after: RowPosition | null,
   limit: number,
   until: RowPosition | null = null,
+  /** Reused across the pages of one reader, which reads one page at a time (the result never points into it). */
+  pageBuffer = new CopyBuffer(),
 ): Promise<RowSet[]> {
   const params: string[] = [cutoff];
   if (after !== null) params.push(after.ts, ...after.key);
@@ -60,7 +62,7 @@ export async function selectPage(
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SELECT ${params.map((_, i) => `set_config('${setting(i + 1)}', $${i + 1}, true)`).join(', ')}`, params);
-    const rows = await copyOutBinary(client, buildPageRowsSql(plan, bounds, limit, (n) => `current_setting('${setting(n)}')`), FIRST_KEY + plan.primaryKey.length);
+    const rows = await copyOutBinary(client, buildPageRowsSql(plan, bounds, limit, (n) => `current_setting('${setting(n)}')`), FIRST_KEY + plan.primaryKey.length, pageBuffer);
     const days = await client.query<string[]>({ text: buildPageBoundsSql(plan, bounds, limit), values: params, rowMode: 'array' });
     await client.query('COMMIT');
     return groupPageRows(plan, rows, days.rows);

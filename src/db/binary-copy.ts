@@ -102,10 +102,43 @@ export function parseBinaryCopy(data: Buffer, fieldCount: number): BinaryRows {
   return new BinaryRows(data, rows, fieldCount, spans);
 }
 
-/** Runs `COPY (<query>) TO STDOUT (FORMAT binary)` on `client`; its rows have `fieldCount` fields. */
-export async function copyOutBinary(client: pg.ClientBase, query: string, fieldCount: number): Promise<BinaryRows> {
+/**
+ * Where successive COPY reads of one reader put their raw output: one buffer, grown as needed and
+ * reused, instead of a fresh page-sized buffer per read (a page is dead once its rows are copied
+ * out, and each new multi-megabyte buffer pushed the collector into another full collection).
+ * The BinaryRows of a read are valid only until the next read into the same CopyBuffer.
+ */
+export class CopyBuffer {
+  private buffer = Buffer.allocUnsafe(0);
+  private used = 0;
+
+  /** Starts a new read: what the previous one held is overwritten from here on. */
+  reset(): void {
+    this.used = 0;
+  }
+
+  append(chunk: Buffer): void {
+    if (this.used + chunk.length > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.used + chunk.length, this.buffer.length * 2, 64 * 1024));
+      this.buffer.copy(grown, 0, 0, this.used);
+      this.buffer = grown;
+    }
+    this.used += chunk.copy(this.buffer, this.used);
+  }
+
+  /** The bytes of the current read (a view: valid until the next reset). */
+  contents(): Buffer {
+    return this.buffer.subarray(0, this.used);
+  }
+}
+
+/**
+ * Runs `COPY (<query>) TO STDOUT (FORMAT binary)` on `client`; its rows have `fieldCount` fields.
+ * With `into`, the raw output lives in that reused buffer (see CopyBuffer for how long it is valid).
+ */
+export async function copyOutBinary(client: pg.ClientBase, query: string, fieldCount: number, into = new CopyBuffer()): Promise<BinaryRows> {
   const stream = client.query(copyStreams.to(`COPY (${query}) TO STDOUT (FORMAT binary)`));
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return parseBinaryCopy(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), fieldCount);
+  into.reset();
+  for await (const chunk of stream) into.append(chunk as Buffer);
+  return parseBinaryCopy(into.contents(), fieldCount);
 }

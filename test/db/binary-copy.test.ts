@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { copyOutBinary, parseBinaryCopy } from '../../src/db/binary-copy.js';
+import { copyOutBinary, CopyBuffer, parseBinaryCopy } from '../../src/db/binary-copy.js';
 
 let db: TestDatabase;
 let client: pg.Client;
@@ -40,6 +40,20 @@ describe('binary COPY', () => {
     });
     expect(read.sameField(0, 0, 0)).toBe(true);
     expect(read.sameField(0, 1, 0)).toBe(false);
+  });
+
+  it('successive reads into one CopyBuffer each see exactly their own rows, however the sizes go', async () => {
+    const into = new CopyBuffer();
+    // 2,000 rows of ~300 kB, 3 rows, then ~1 MB: the buffer grows, is reused smaller, grows again.
+    for (const [rows, width] of [[2_000, 150], [3, 5], [1_000, 1_000]] as const) {
+      const read = await copyOutBinary(client, `SELECT i::text, repeat(chr(65 + i % 26), ${width}) FROM generate_series(1, ${rows}) AS i`, 2, into);
+      expect(read.count).toBe(rows);
+      expect(read.data.length).toBe(into.contents().length);
+      for (const r of [0, Math.floor(rows / 2), rows - 1]) {
+        expect(read.text(r, 0)).toBe(String(r + 1));
+        expect(read.text(r, 1)).toBe(String.fromCharCode(65 + ((r + 1) % 26)).repeat(width));
+      }
+    }
   });
 
   it('fields of rows with the same bytes compare equal, others not', async () => {
