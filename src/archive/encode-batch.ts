@@ -40,8 +40,11 @@ export async function encodeBatch(raw: Buffer, level: number): Promise<EncodedBa
 /**
  * zlib's largest hash table (256 KiB more per compression in flight than the default 8): on the
  * benchmark's JSON lines 9–15 % less CPU at levels 1–6 for the same or slightly smaller output.
- * The stream is ordinary gzip either way; only its bytes differ, which nothing compares across
- * settings (committed objects are matched by their uncompressed SHA-256, like another level).
+ * The stream is ordinary gzip either way; only its bytes differ. Committed objects are matched by
+ * their uncompressed SHA-256, so another level or memLevel does not matter there; only a data
+ * object left with neither sidecar nor marker (e.g. a marker removed by hand) is compared
+ * compressed, and is then refused as STORAGE_CONFLICT rather than rewritten — as after any change
+ * of compression_level.
  */
 const MEM_LEVEL = 9;
 

@@ -10,7 +10,9 @@
  *
  * A queued key that a later batch of the same run writes again (its rows were restored meanwhile:
  * the batch finds the object committed and only deletes copies against it) may lose that marker
- * early; such a marker (`copies_of_committed`) only ever keeps the object, so losing it loses nothing.
+ * early — its first, plain marker or the `copies_of_committed` one. Either only ever keeps the
+ * object (it is committed, and reconciliation keeps an object whose metadata is older than its
+ * marker), so losing it loses nothing.
  *
  * Age is checked when a key is added, never by a timer: nothing is left running when a table ends,
  * and the table's final {@link MarkerSweeper.flush} takes whatever is still queued.

@@ -114,7 +114,7 @@ export function formatStatus(reports: readonly TableReport[], nowMs = Date.now()
     const cp = r.checkpoint;
     out.push(`  checkpoint: ${cp === null ? 'none' : `run ${cp.run_id} did not finish: ${cp.batches_committed} batches committed, last saved ${cp.updated_at} (the next run resumes it)`}`);
     if (r.spooledBatches.length > 0) out.push(`  spooled:    ${r.spooledBatches.length} batch(es) in local_fallback_dir waiting for storage; their rows are still in the table`);
-    out.push(`  in flight:  ${r.pendingMarkers.length === 0 ? 'none' : `${r.pendingMarkers.length} batch(es) not seen to commit; the next run reconciles them`}`);
+    out.push(`  in flight:  ${r.pendingMarkers.length === 0 ? 'none' : `${r.pendingMarkers.length} batch(es) with a pending marker (in flight, cut short, or committed with its marker not yet removed); the next run reconciles them`}`);
     for (const p of r.problems) out.push(`  problem:    ${p}`);
   }
   return out.join('\n') + '\n';

@@ -242,17 +242,22 @@ export class S3ObjectStore implements ObjectStore {
       }));
   }
 
+  /**
+   * One DeleteObject per key, stopping at the first that fails (after its retries): what fails one
+   * key here (storage down, access refused) fails the next alike, and trying each in turn would
+   * hold the caller — the table's final marker removal, under its lock — for every key's retries.
+   */
   private async deleteEach(fullKeys: readonly string[]): Promise<DeleteFailure[]> {
-    const failed: DeleteFailure[] = [];
-    for (const fullKey of fullKeys) {
-      const key = fullKey.slice(this.prefix.length);
+    const keys = fullKeys.map((fullKey) => fullKey.slice(this.prefix.length));
+    for (const [i, key] of keys.entries()) {
       try {
         await this.delete(key);
       } catch (error) {
-        failed.push({ key, reason: error instanceof Error ? this.redact(oneLine(error.message)) : 'unknown error' });
+        const reason = error instanceof Error ? this.redact(oneLine(error.message)) : 'unknown error';
+        return [{ key, reason }, ...keys.slice(i + 1).map((rest) => ({ key: rest, reason: `not tried after the failure of ${key}: ${reason}` }))];
       }
     }
-    return failed;
+    return [];
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -821,17 +826,18 @@ function withContentMd5(command: DeleteObjectsCommand): DeleteObjectsCommand {
 }
 
 /**
- * A server without a DeleteObjects we can use: GCS's XML API answers 501 NotImplemented, others 405
- * for the unknown `POST ?delete`, MissingContentMD5 when a proxy drops the header, or some other
- * 400 about the request's form (e.g. a server that refuses two checksum headers). Any refusal that
- * is neither retryable nor about access means the same: per-key deletes, which every store has,
- * instead of markers left for the next run on every run. Access errors stay errors: per-key
- * deletes would be refused alike.
+ * A server (or policy) without a DeleteObjects we can use: GCS's XML API answers 501
+ * NotImplemented, others 405 for the unknown `POST ?delete`, MissingContentMD5 when a proxy drops
+ * the header, another 400 about the request's form (e.g. two checksum headers), or 403 where a
+ * gateway or policy refuses the bulk call but allows DeleteObject. Any refusal that is not
+ * retryable and not a missing bucket means the same: per-key deletes, which every store has,
+ * instead of markers left for the next run on every run. If those are refused too, the first
+ * refusal ends the attempt (deleteEach).
  */
 function isBulkDeleteUnsupported(error: unknown): boolean {
   const { status, errorCode, retryable, code } = classifyS3Error(error);
   if (status === 501 || status === 405 || errorCode === 'NotImplemented' || errorCode === 'MethodNotAllowed' || errorCode === 'MissingContentMD5') return true;
-  return !retryable && code !== 'STORAGE_ACCESS' && code !== 'STORAGE_NOT_FOUND' && status !== undefined && status >= 400 && status < 500;
+  return !retryable && code !== 'STORAGE_NOT_FOUND' && status !== undefined && status >= 400 && status < 500;
 }
 
 function isMissingUpload(error: unknown): boolean {

@@ -119,7 +119,7 @@ async function checkObject(store: ObjectStore, table: TableIdentity, o: ListedOb
         {
           code: 'UNCOMMITTED_OBJECT',
           key: o.dataKey,
-          message: `a pending marker says this batch's delete was not seen to commit (${what}): a run is in progress (committed batches' markers are removed in bulk, shortly after their commit) or was cut short; the next \`auditlog archive\` run reconciles it against the table — not trusted until then`,
+          message: `a pending marker says this batch's delete may not have committed (${what}): a run is in progress (committed batches' markers are removed in bulk, shortly after their commit), was cut short, or could not remove its markers; the next \`auditlog archive\` run reconciles it against the table — not trusted until then`,
         },
       ],
     };

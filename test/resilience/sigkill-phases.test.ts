@@ -252,7 +252,7 @@ describe.each([
       // `status` tells the operator before anything reconciles it (exit 1: needs attention).
       const status = await runCli(['status', '--config', file]);
       expect(status.code).toBe(1);
-      expect(status.stdout).toContain('in flight:  1 batch(es) not seen to commit; the next run reconciles them');
+      expect(status.stdout).toContain('in flight:  1 batch(es) with a pending marker (in flight, cut short, or committed with its marker not yet removed); the next run reconciles them');
       const batchIds = inFlight.objects[0]!.meta.primary_keys.map((k) => k[0]!);
       expect(batchIds.length).toBeGreaterThan(2);
       const [deletedId, ...updatedIds] = batchIds;

@@ -267,24 +267,33 @@ describe('S3ObjectStore deleteMany', () => {
     expect(fault.requests.map((r) => r.method)).toEqual(['POST', 'POST']);
   });
 
-  it('throws when the request fails as a whole, naming the permission', async () => {
+  it('a bulk delete refused by policy (403) falls back to per-key deletes; when those are refused too, the first refusal ends it, naming the permission', async () => {
     const store = makeStore();
-    fault.enqueue(respondWithS3Error(403, 'AccessDenied'));
-    const error = await failure(store.deleteMany(['t/a.json']));
-    expect(error.code).toBe('STORAGE_ACCESS');
-    expect(error.message).toContain('s3:DeleteObject');
+    fault.enqueue(respondWithS3Error(403, 'AccessDenied'), respondWithS3Error(403, 'AccessDenied'));
+    const { failed } = await store.deleteMany(['t/a.json', 't/b.json', 't/c.json']);
+    expect(failed.map((f) => f.key)).toEqual(['t/a.json', 't/b.json', 't/c.json']);
+    expect(failed[0]!.reason).toContain('s3:DeleteObject');
+    expect(failed[2]!.reason).toMatch(/^not tried after the failure of t\/a\.json: /);
+    expect(fault.requests.map((r) => r.method)).toEqual(['POST', 'DELETE']);
   });
 
-  it('falls back to one DeleteObject per key on a server without DeleteObjects (501 NotImplemented), and remembers it', async () => {
+  it('throws when the bucket is missing: per-key deletes would not fare better', async () => {
+    const store = makeStore();
+    fault.enqueue(respondWithS3Error(404, 'NoSuchBucket'));
+    expect((await failure(store.deleteMany(['t/a.json']))).code).toBe('STORAGE_NOT_FOUND');
+    expect(fault.requests).toHaveLength(1);
+  });
+
+  it('falls back to one DeleteObject per key on a server without DeleteObjects (501 NotImplemented), remembers it, and stops at the first key that fails', async () => {
     const store = makeStore();
     const deleted: ScriptedStep = { kind: 'respond', status: 204 };
-    fault.enqueue(respondWithS3Error(501, 'NotImplemented'), deleted, respondWithS3Error(403, 'AccessDenied'), deleted);
+    fault.enqueue(respondWithS3Error(501, 'NotImplemented'), deleted, respondWithS3Error(403, 'AccessDenied'));
     const first = await store.deleteMany(['t/a.json', 't/b.json', 't/c.json']);
-    expect(first.failed.map((f) => f.key)).toEqual(['t/b.json']);
+    expect(first.failed.map((f) => f.key)).toEqual(['t/b.json', 't/c.json']);
     expect(first.failed[0]!.reason).toContain('s3:DeleteObject');
     // Never asked again: straight to per-key deletes.
-    fault.enqueue(deleted);
-    expect(await store.deleteMany(['t/d.json'])).toEqual({ failed: [] });
+    fault.enqueue(deleted, deleted);
+    expect(await store.deleteMany(['t/c.json', 't/d.json'])).toEqual({ failed: [] });
     expect(fault.requests.map((r) => `${r.method} ${r.url.split('?')[0]}`)).toEqual([
       'POST /fault-bucket/',
       'DELETE /fault-bucket/archives/t/a.json',
@@ -297,7 +306,7 @@ describe('S3ObjectStore deleteMany', () => {
   it.each([
     [400, 'InvalidRequest'],
     [400, 'MalformedXML'],
-  ])('falls back to per-key deletes when DeleteObjects is refused for its form (%i %s), never on access or throttling', async (status, code) => {
+  ])('falls back to per-key deletes when DeleteObjects is refused for its form (%i %s)', async (status, code) => {
     const store = makeStore();
     const deleted: ScriptedStep = { kind: 'respond', status: 204 };
     fault.enqueue(respondWithS3Error(status, code), deleted, deleted);
