@@ -380,7 +380,7 @@ async function runArchive(
     const [command, args] =
       nodeArgs.length === 0
         ? [bin, ['archive', '--config', configPath, '--quiet', '--json']]
-        : [process.execPath, ['--max-old-space-size=1024', ...nodeArgs, bin, 'archive', '--config', configPath, '--quiet', '--json']];
+        : [process.execPath, ['--max-old-space-size=1024', '--initial-old-space-size=96', ...nodeArgs, bin, 'archive', '--config', configPath, '--quiet', '--json']];
     const outcome = await runTimed(command, args, {
       cwd: repoRoot,
       env: { ...process.env, AUDITLOG_BENCH_DATABASE_URL: url, MALLOC_ARENA_MAX: '2' },
