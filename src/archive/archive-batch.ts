@@ -11,7 +11,7 @@ import { AuditlogError, describeError } from '../core/errors.js';
 import { lockLostError } from '../core/table-lock.js';
 import { tableLabel } from '../core/table-plan.js';
 import { computeBatchId, FORMAT_NAME, FORMAT_VERSION, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
-import { subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
+import { keyId, subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
 import { serializeMarker, type PendingMarker } from './pending-marker.js';
 import { deleteArchivedRows, selectColumnSignature, type DeleteResult } from '../db/archive-queries.js';
@@ -183,14 +183,6 @@ async function removeMarkerAfterCommit(ctx: ArchiveContext, markerKey: string, k
   } catch (error) {
     ctx.logger.warn({ key, marker: markerKey, err: describeError(error) }, 'batch committed, but its pending marker could not be removed; the next run clears it');
   }
-}
-
-/**
- * One string per primary key, for set comparisons of keys of one table (all of one arity): the
- * value itself for a one-column key (no JSON.stringify of 1,000s of keys per batch), JSON otherwise.
- */
-function keyId(key: readonly string[]): string {
-  return key.length === 1 ? key[0]! : JSON.stringify(key);
 }
 
 function isSubset(a: readonly (readonly string[])[], b: readonly (readonly string[])[]): boolean {

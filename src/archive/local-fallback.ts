@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import { tablePrefix } from '../core/archive-layout.js';
 import { describeError } from '../core/errors.js';
-import { subsetRowSet, type RowSet } from '../core/row-set.js';
+import { keyId, subsetRowSet, type RowSet } from '../core/row-set.js';
 import type { TablePlan } from '../core/table-plan.js';
 import { computeBatchId } from '../core/batch-metadata.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -157,8 +157,8 @@ export class FallbackSpool {
       const spooled = item.doc!.rows;
       const { lines_base64: lines, ...rest } = spooled;
       const rows: RowSet = { ...rest, lines: Buffer.from(lines, 'base64') };
-      const held = new Set((await heldKeys(rows.keys)).map((k) => JSON.stringify(k)));
-      const kept = rows.keys.flatMap((k, i) => (held.has(JSON.stringify(k)) ? [] : [i]));
+      const held = new Set((await heldKeys(rows.keys)).map(keyId));
+      const kept = rows.keys.flatMap((k, i) => (held.has(keyId(k)) ? [] : [i]));
       if (kept.length > 0) await archive(kept.length === rows.count ? rows : subsetRowSet(rows, kept));
       if (held.size > 0) this.logger.info({ file: item.key, held: held.size }, 'rows of a spooled batch are now under a legal hold: left out, they stay in the table');
       await this.dir.delete(item.key);

@@ -40,6 +40,14 @@ export function reindexLines<T extends { line: number }>(items: readonly T[], ke
   return items.filter((item) => newIndex.has(item.line)).map((item) => ({ ...item, line: newIndex.get(item.line)! }));
 }
 
+/**
+ * One string per primary key, for set comparisons of keys of one table (all of one arity): the
+ * value itself for a one-column key (no JSON.stringify of 1,000s of keys per batch), JSON otherwise.
+ */
+export function keyId(key: readonly string[]): string {
+  return key.length === 1 ? key[0]! : JSON.stringify(key);
+}
+
 /** The RowSet without the rows whose line numbers are not in `kept` (ascending). */
 export function subsetRowSet(rows: RowSet, kept: readonly number[]): RowSet {
   const lines = splitLines(rows.lines);

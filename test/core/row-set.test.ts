@@ -1,6 +1,6 @@
 /** The pure operations on a batch's rows: lines as bytes, each followed by '\n'. */
 import { describe, expect, it } from 'vitest';
-import { joinLines, splitLines, subsetRowSet, type RowSet } from '../../src/core/row-set.js';
+import { joinLines, keyId, splitLines, subsetRowSet, type RowSet } from '../../src/core/row-set.js';
 
 const LINES = ['{"id":1,"note":"Grüße"}', '{"id":2,"note":"a\\nb"}', '{"id":3}', '{"id":4,"j":null}'];
 
@@ -30,6 +30,14 @@ describe('row sets', () => {
     expect(splitLines(body).map((b) => b.toString('utf8'))).toEqual(LINES);
     expect(joinLines([]).length).toBe(0);
     expect(splitLines(Buffer.alloc(0))).toEqual([]);
+  });
+
+  it('keyId: a one-column key is its value; keys of several columns stay apart however their values split', () => {
+    expect(keyId(['42'])).toBe('42');
+    expect(keyId(['a"b'])).toBe('a"b');
+    expect(keyId(['a', 'b,c'])).not.toBe(keyId(['a,b', 'c']));
+    expect(keyId(['a', 'b'])).toBe(keyId(['a', 'b']));
+    expect(keyId(['1', '23'])).not.toBe(keyId(['12', '3']));
   });
 
   it('a subset keeps exactly the chosen lines, xmins and keys, and renumbers the json flags', () => {
