@@ -36,7 +36,7 @@ describe('restore batches', () => {
     const table = quoteQualified(SCHEMA, TABLE);
     // jsonb[] is one of the types never converted (its JSON null elements); without it every other column converts.
     await f.db.query(`ALTER TABLE ${table} DROP COLUMN jarr`);
-    const before = (await f.db.query<{ row: string }>(`SELECT t::text AS row FROM ${table} t ORDER BY id`)).rows.slice(0, 5);
+    const before = (await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${table} t ORDER BY id`)).rows.slice(0, 5);
     const config = f.configFor([{ schema: SCHEMA, name: TABLE, timestamp_column: 'at' }], { retention_days: 30, batch_size: 2 });
     expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(5);
 
@@ -45,7 +45,7 @@ describe('restore batches', () => {
     const s = await restoreWith(config, f.store, { table: TABLE, target: { schema: SCHEMA, table: 'one' }, batchSize: 1, logger: one.logger });
     expect(s.error).toBeUndefined();
     expect(s.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0 });
-    expect((await f.db.query<{ row: string }>(`SELECT t::text AS row FROM ${quoteQualified(SCHEMA, 'one')} t ORDER BY id`)).rows).toEqual(before);
+    expect((await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${quoteQualified(SCHEMA, 'one')} t ORDER BY id`)).rows).toEqual(before);
     // Row 5's json column holds a JSON string, which json_populate_record re-escapes: that line is left to it.
     // (The second line of a split object finds the first one's row in its key range: the staging path.)
     const paths = one.batches.map((b) => b.path);
@@ -62,17 +62,17 @@ describe('restore batches', () => {
     expect(s2.error).toBeUndefined();
     expect(s2.rows).toEqual({ restored: 5, inserted: 2, conflicts: 3 });
     expect(again.batches.filter((b) => b.path === 'converted').length).toBeGreaterThanOrEqual(3);
-    expect((await f.db.query<{ row: string }>(`SELECT t::text AS row FROM ${quoteQualified(SCHEMA, 'some')} t ORDER BY id`)).rows).toEqual(before);
+    expect((await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${quoteQualified(SCHEMA, 'some')} t ORDER BY id`)).rows).toEqual(before);
 
     // Into the live table, whole batches.
     const live = await restoreWith(config, f.store, { table: TABLE });
     expect(live.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0 });
-    expect((await f.db.query<{ row: string }>(`SELECT t::text AS row FROM ${table} t ORDER BY id LIMIT 5`)).rows).toEqual(before);
+    expect((await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${table} t ORDER BY id LIMIT 5`)).rows).toEqual(before);
   });
 
   it('a COPY into the target that meets an existing key after all is rolled back and the batch loads through ON CONFLICT', async () => {
     await createEventsTable(f.db, { rows: 20, stepMinutes: 30, endDaysAgo: 20 });
-    const original = (await f.db.query<{ row: string }>(`SELECT t::text AS row FROM events t ORDER BY id`)).rows;
+    const original = (await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM events t ORDER BY id`)).rows;
     const config = f.configFor([eventsTable]);
     expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
     // Sidecars whose key ranges miss the rows: the range probe sees no existing key, the COPY does.
@@ -92,7 +92,7 @@ describe('restore batches', () => {
     expect(s.error).toBeUndefined();
     expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
     expect(log.batches.map((b) => b.path)).toContain('converted');
-    const now = (await f.db.query<{ id: string; row: string }>(`SELECT id, t::text AS row FROM events t ORDER BY id`)).rows;
+    const now = (await f.db.query<{ id: string; row: string }>(`SELECT id, ROW(t.*)::text AS row FROM events t ORDER BY id`)).rows;
     expect(now.length).toBe(20);
     for (const r of now) expect(r.row).toEqual(['1', '9', '20'].includes(r.id) ? expect.stringContaining('live row') : original[Number(r.id) - 1]!.row);
 

@@ -34,7 +34,7 @@ describe.each(backends)('restore round trip of the fidelity table through the $n
 
   it('restores every archived row, identical to the original, into the live table and into new target tables, whole or split into one-row batches', async () => {
     const table = quoteQualified(SCHEMA, TABLE);
-    const before = await db.query<{ row: string }>(`SELECT t::text AS row FROM ${table} t ORDER BY id`);
+    const before = await db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${table} t ORDER BY id`);
     const { store, storage, cleanup } = await backend.make();
     try {
       const config = buildConfig({
@@ -50,7 +50,7 @@ describe.each(backends)('restore round trip of the fidelity table through the $n
       expect(intoNew.status).toBe('ok');
       expect(intoNew.targetCreated).toBe(true);
       expect(intoNew.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0 });
-      const copy = await db.query<{ row: string }>(`SELECT t::text AS row FROM ${quoteQualified(SCHEMA, 'Restored "copy"; --')} t ORDER BY id`);
+      const copy = await db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${quoteQualified(SCHEMA, 'Restored "copy"; --')} t ORDER BY id`);
       expect(copy.rows).toEqual(before.rows.slice(0, 5));
       // Same columns and types as the archived table.
       const types = await db.query<{ a: string }>(
@@ -64,14 +64,14 @@ describe.each(backends)('restore round trip of the fidelity table through the $n
       const split = await restoreWith(config, store, { table: TABLE, target: { schema: SCHEMA, table: 'split' }, batchSize: 1 });
       expect(split.error).toBeUndefined();
       expect(split.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0 });
-      const splitRows = await db.query<{ row: string }>(`SELECT t::text AS row FROM ${quoteQualified(SCHEMA, 'split')} t ORDER BY id`);
+      const splitRows = await db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${quoteQualified(SCHEMA, 'split')} t ORDER BY id`);
       expect(splitRows.rows).toEqual(before.rows.slice(0, 5));
 
       const intoLive = await restoreWith(config, store, { table: TABLE });
       expect(intoLive.error).toBeUndefined();
       expect(intoLive.status).toBe('ok');
       expect(intoLive.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0 });
-      const after = await db.query<{ row: string }>(`SELECT t::text AS row FROM ${table} t ORDER BY id`);
+      const after = await db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${table} t ORDER BY id`);
       expect(after.rows).toEqual(before.rows);
     } finally {
       await cleanup();

@@ -33,7 +33,7 @@ async function setup(): Promise<{ original: string[]; config: ReturnType<typeof 
     `INSERT INTO ${T} ("at""time", "select", "data; drop", code)
      SELECT now() - interval '30 days' + g * interval '1 minute', 'v' || g, jsonb_build_object('g', g), 'c' || g FROM generate_series(1, 20) g`,
   );
-  const original = (await f.db.query<{ row: string }>(`SELECT t::text AS row FROM ${T} t ORDER BY "Id"`)).rows.map((r) => r.row);
+  const original = (await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${T} t ORDER BY "Id"`)).rows.map((r) => r.row);
   const config = f.configFor([{ schema: SCHEMA, name: TABLE, timestamp_column: 'at"time' }]);
   expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
   return { original, config };
@@ -53,7 +53,7 @@ describe('restore --drop-indexes', () => {
     expect(s.indexes.failedToRecreate).toEqual([]);
     expect(await indexDefs()).toEqual(before);
     expect(s.drift).toEqual([`generated column "doubled": computed again by PostgreSQL, the archived value is not loaded`]);
-    const after = (await f.db.query<{ row: string }>(`SELECT t::text AS row FROM ${T} t ORDER BY "Id"`)).rows.map((r) => r.row);
+    const after = (await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${T} t ORDER BY "Id"`)).rows.map((r) => r.row);
     expect(after).toEqual(original);
   });
 
@@ -70,7 +70,7 @@ describe('restore --drop-indexes', () => {
     expect(s.error?.message).toContain('ix boom');
     expect(s.indexes.failedToRecreate).toEqual(['ix boom']);
     expect(s.indexes.recreated.sort()).toEqual(['ix "select"', 'ix expr', 'ix gin', 'ix partial']);
-    const after = (await f.db.query<{ row: string }>(`SELECT t::text AS row FROM ${T} t ORDER BY "Id"`)).rows.map((r) => r.row);
+    const after = (await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${T} t ORDER BY "Id"`)).rows.map((r) => r.row);
     expect(after).toEqual(original);
   });
 
