@@ -46,7 +46,9 @@ const needsProjection = (c: ColumnInfo): boolean => c.isArray || c.jsonKind === 
  * array; json values, see jsonNeedsText.
  */
 function lineExpression(plan: TablePlan): { select: string; join: string } {
-  if (!plan.columns.some(needsProjection)) return { select: 'row_to_json(t)::text', join: '' };
+  // `t.*`, not `t`: a bare name is a column before it is a row, so with a column named "t" (or
+  // "p" below) row_to_json would be handed that column, and the table could not be archived.
+  if (!plan.columns.some(needsProjection)) return { select: 'row_to_json(t.*)::text', join: '' };
   const projection = plan.columns
     .map((c) => {
       if (c.isArray) {
@@ -61,7 +63,7 @@ function lineExpression(plan: TablePlan): { select: string; join: string } {
     .join(', ');
   return {
     select: 'l.line',
-    join: ` CROSS JOIN LATERAL (SELECT row_to_json(p)::text AS line FROM (SELECT ${projection}) AS p) AS l`,
+    join: ` CROSS JOIN LATERAL (SELECT row_to_json(p.*)::text AS line FROM (SELECT ${projection}) AS p) AS l`,
   };
 }
 

@@ -158,6 +158,35 @@ describe('archive refusals and contention', () => {
     expect(archivedKeyCounts(archive).size).toBe(12);
   });
 
+  // Found in review: the row was rendered as row_to_json(t) (and, with array or json columns,
+  // row_to_json(p)); a bare name is a column before it is a row, so a table with a column named t
+  // (say, its timestamp) or p could not be archived at all ("function row_to_json(timestamp with
+  // time zone) does not exist").
+  for (const [kind, extra] of [
+    ['without', ''],
+    ['with', ', "arr" int[]'],
+  ] as const) {
+    it(`archives the whole row when columns are named like the SQL's own aliases (t, p, l, b, d, c, h, x, k), ${kind} array columns`, async () => {
+      await fx.db.query(`CREATE TABLE aliases (id bigint PRIMARY KEY, t timestamptz NOT NULL, p text, l text, b int, d text, c text, h text, x text, k text${extra})`);
+      await fx.db.query(
+        `INSERT INTO aliases SELECT g, now() - interval '40 days' + make_interval(secs => g), 'p' || g, 'l', g, 'd', 'c', 'h', 'x', 'k'${extra === '' ? '' : ", '[0:1]={1,2}'"} FROM generate_series(1, 4) g`,
+      );
+      const before = (await fx.db.query<{ row: string }>(`SELECT ROW(r.*)::text AS row FROM aliases r ORDER BY id`)).rows.map((r) => r.row);
+      const summary = await archiveWith(fx.configFor([{ name: 'aliases', timestamp_column: 't' }]), fx.store);
+      expect(summary.tables[0]!.error).toBeUndefined();
+      expect(summary.tables[0]!.rowsArchived).toBe(4);
+      const archive = await inspectArchive(fx.store);
+      const lines = archive.objects.flatMap((o) => o.lines);
+      expect(lines).toHaveLength(4);
+      const columns = ['id', 't', 'p', 'l', 'b', 'd', 'c', 'h', 'x', 'k', ...(extra === '' ? [] : ['arr'])];
+      for (const line of lines) expect(Object.keys(JSON.parse(line) as object)).toEqual(columns);
+      await fx.db.query(`CREATE TABLE loaded (LIKE aliases)`);
+      for (const line of lines) await fx.db.query(`INSERT INTO loaded SELECT * FROM json_populate_record(NULL::aliases, $1::json)`, [line]);
+      const after = (await fx.db.query<{ row: string }>(`SELECT ROW(r.*)::text AS row FROM loaded r ORDER BY id`)).rows.map((r) => r.row);
+      expect(after).toEqual(before);
+    });
+  }
+
   it('reports an unreachable database per table, never printing its password, and archives the other databases', async () => {
     await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
     const config = buildConfig({

@@ -103,7 +103,7 @@ export async function snapshotRows(db: TestDatabase, t: TableRef, where = 'true'
   return withPinnedSession(db, async (client) => {
     const pk = await primaryKeyColumns(client, t);
     const r = await client.query<{ k: string; line: string }>(
-      `SELECT json_build_array(${pk.map((c) => `t.${quote(c)}::text`).join(', ')})::text AS k, row_to_json(t)::text AS line FROM ${qualified(t)} AS t WHERE ${where}`,
+      `SELECT json_build_array(${pk.map((c) => `t.${quote(c)}::text`).join(', ')})::text AS k, row_to_json(t.*)::text AS line FROM ${qualified(t)} AS t WHERE ${where}`,
     );
     // json_build_array renders `["1"]`; the manifest is parsed JSON re-serialized, so normalize the same way.
     return new Map(r.rows.map((x) => [JSON.stringify(JSON.parse(x.k)), x.line]));
