@@ -55,7 +55,12 @@ function lineExpression(plan: TablePlan): { select: string; join: string } {
         // jsonb[] with a JSON null element: the JSON array would show it as `null`, like a NULL
         // element; the text literal keeps them apart ({null,NULL}).
         const jsonNullElement = c.jsonbElements === true ? ` OR EXISTS (SELECT 1 FROM unnest(${col(c)}) AS e WHERE jsonb_typeof(e) = 'null')` : '';
-        return `CASE WHEN ${col(c)} IS NOT NULL AND (array_dims(${col(c)}) !~ '^(\\[1:[0-9]+\\])+$'${jsonNullElement}) THEN to_json(${col(c)}::text) ELSE to_json(${col(c)}) END AS ${quoteIdent(c.name)}`;
+        // The usual case first, decided without the regular expression (about 1 µs per row, a
+        // tenth of the page query's CPU on the benchmark table): NULL, empty, or one dimension
+        // starting at 1. CASE evaluates its branches in order, so the regex runs only for the rest.
+        const usual =
+          c.jsonbElements === true ? '' : `WHEN ${col(c)} IS NULL OR array_ndims(${col(c)}) IS NULL OR (array_ndims(${col(c)}) = 1 AND array_lower(${col(c)}, 1) = 1) THEN to_json(${col(c)}) `;
+        return `CASE ${usual}WHEN ${col(c)} IS NOT NULL AND (array_dims(${col(c)}) !~ '^(\\[1:[0-9]+\\])+$'${jsonNullElement}) THEN to_json(${col(c)}::text) ELSE to_json(${col(c)}) END AS ${quoteIdent(c.name)}`;
       }
       if (c.jsonKind === 'json') return `CASE WHEN ${jsonNeedsText(c)} THEN to_json(${col(c)}::text) ELSE ${col(c)} END AS ${quoteIdent(c.name)}`;
       return col(c);

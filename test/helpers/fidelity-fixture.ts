@@ -57,7 +57,7 @@ INSERT INTO ${quoteQualified(SCHEMA, TABLE)} VALUES
  1, 1, 1, '-Infinity', NULL, 1.17549435e-38, 5e-324,
  E'line\\nbreak\\rcr\\ttab', NULL, NULL, NULL,
  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
- '"just a string"', '"null"', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ '"just a string"', '"null"', NULL, NULL, '[1:1][0:1]={{1,2}}', '[2:3]={5,6}', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
 (6, now(), 42, NULL, NULL, NULL, NULL, NULL, NULL, 'recent row: stays', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 `;
