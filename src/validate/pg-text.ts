@@ -1,15 +1,15 @@
 /**
  * Comparing values of a data line with the text PostgreSQL wrote into the metadata (pure).
  * row_to_json and `::text` spell a few types differently (docs/format.md): timestamps use `T` and
- * `+00:00` in JSON but a space and `+00` as text; booleans are `true` and `t`.
+ * `+00:00` in JSON but a space and `+00` as text. Booleans are `true`/`false` in both: the
+ * manifest's keys are `::text` casts, and the cast (unlike boolean's output function) spells them
+ * out — reading them as `t`/`f` flagged every batch of a boolean-keyed table (found in review).
  */
 
 /** The PostgreSQL text of a raw JSON value token; null for JSON null. */
 export function jsonTokenToText(token: string): string | null {
   if (token.startsWith('"')) return JSON.parse(token) as string;
   if (token === 'null') return null;
-  if (token === 'true') return 't';
-  if (token === 'false') return 'f';
   return token;
 }
 

@@ -51,7 +51,8 @@ describe('comparing data values with PostgreSQL text', () => {
     const f = readTopLevelFields(line, new Set(['id', 'k', 'happened_at', 'flag']));
     expect(f.get('id')).toBe('9223372036854775807');
     expect(jsonTokenToText(f.get('k')!)).toBe('xA');
-    expect(jsonTokenToText(f.get('flag')!)).toBe('t');
+    // As the manifest writes a boolean key: the ::text cast's spelling, not the output function's t/f.
+    expect(jsonTokenToText(f.get('flag')!)).toBe('true');
     expect(f.has('body')).toBe(false);
     expect(normalizeKeyText(jsonTokenToText(f.get('happened_at')!)!)).toBe(normalizeKeyText('2024-01-15 03:04:05.123456+00'));
     expect(normalizeKeyText('2024-01-15 03:04:05+05:30')).toBe('2024-01-15 03:04:05+05:30');
