@@ -18,6 +18,7 @@ import { checkArchiveInvariant, expectRowsOf, noteApplicationChanges, type Archi
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 import type { S3Config } from '../../src/config/schema.js';
 import { recordScenario } from './figures.js';
+import { expectNothingLostYet } from './finish-and-check.js';
 
 let s3: S3TestServer;
 let dir: string;
@@ -64,14 +65,6 @@ async function crashRun(
   const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: options.fault });
   expect(crashed.signal).toBe('SIGKILL');
   return { expected, file };
-}
-
-/** I1 at the instant of the crash: a row out of the table is in an object whose bytes match its metadata, in its original version. */
-function expectNothingLostYet(report: InvariantReport): void {
-  expect(report.rowsLost, report.problems.join('\n')).toBe(0);
-  expect(report.staleCopies, report.problems.join('\n')).toBe(0);
-  expect(report.rowsDuplicated, report.problems.join('\n')).toBe(0);
-  expect(report.unknownRows, report.problems.join('\n')).toBe(0);
 }
 
 /** After the rerun: the invariant holds with no exception, and every row (all are old) is archived. */
