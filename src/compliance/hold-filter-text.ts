@@ -57,8 +57,8 @@ export function findFilterTextProblem(text: string): string | undefined {
  * Words outside string literals, lower-cased (quoted identifiers unquoted), each with whether a
  * `(` follows: the names a filter calls, and its keywords. Assumes findFilterTextProblem passed.
  */
-function scanWords(text: string): { word: string; call: boolean }[] {
-  const out: { word: string; call: boolean }[] = [];
+function scanWords(text: string): { word: string; call: boolean; quoted: boolean }[] {
+  const out: { word: string; call: boolean; quoted: boolean }[] = [];
   let i = 0;
   const callAt = (j: number): boolean => {
     while (j < text.length && /\s/.test(text[j]!)) j++;
@@ -79,14 +79,14 @@ function scanWords(text: string): { word: string; call: boolean }[] {
         word += text[j];
         j += text[j] === '"' ? 2 : 1;
       }
-      out.push({ word: word.toLowerCase(), call: callAt(j + 1) });
+      out.push({ word: word.toLowerCase(), call: callAt(j + 1), quoted: true });
       i = j + 1;
       continue;
     }
     if (/[A-Za-z_]/.test(ch)) {
       let j = i;
       while (j < text.length && /[A-Za-z0-9_$]/.test(text[j]!)) j++;
-      out.push({ word: text.slice(i, j).toLowerCase(), call: callAt(j) });
+      out.push({ word: text.slice(i, j).toLowerCase(), call: callAt(j), quoted: false });
       i = j;
       continue;
     }
@@ -102,8 +102,12 @@ function scanWords(text: string): { word: string; call: boolean }[] {
  * check (only immutable and stable ones are accepted).
  */
 export function findFilterScopeProblem(text: string): string | undefined {
-  if (scanWords(text).some((w) => w.word === 'select')) return 'it contains a subquery (SELECT): a hold filter may only use the columns of the held row; list values instead, e.g. customer_id IN (4711, 4712)';
-  return undefined;
+  // Keywords only unquoted: "select" or "table" in double quotes is a column name.
+  const keyword = scanWords(text).find((w) => !w.quoted && (w.word === 'select' || w.word === 'table'));
+  if (keyword === undefined) return undefined;
+  // `TABLE name` is a subquery too (`id IN (TABLE other)`), and inside the archiver's statements it
+  // could even name one of their own WITH queries (found in review).
+  return `it contains a subquery (${keyword.word.toUpperCase()}): a hold filter may only use the columns of the held row; list values instead, e.g. customer_id IN (4711, 4712)`;
 }
 
 export function filterFunctionNames(text: string): string[] {

@@ -9,7 +9,7 @@ import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { loadTablePlan } from '../../src/db/catalog.js';
 import { deleteArchivedRows, selectCutoff, selectPage } from '../../src/db/archive-queries.js';
 import { defaultsSchema, tableSchema } from '../../src/config/schema.js';
-import { findFilterTextProblem } from '../../src/compliance/hold-filter-text.js';
+import { findFilterScopeProblem, findFilterTextProblem } from '../../src/compliance/hold-filter-text.js';
 
 let db: TestDatabase;
 beforeEach(async () => {
@@ -68,5 +68,21 @@ describe('findFilterTextProblem', () => {
     ['kind = $', 'dollar'],
   ])('refuses %j (%s)', (text, expected) => {
     expect(findFilterTextProblem(text)).toContain(expected);
+  });
+});
+
+describe('findFilterScopeProblem', () => {
+  it.each([
+    ['id IN (SELECT 1)', 'SELECT'],
+    ['EXISTS (select 1 from pg_class)', 'SELECT'],
+    // Found in review: TABLE reads another relation without the word SELECT.
+    ['id IN (TABLE secret_ids)', 'TABLE'],
+    ['EXISTS (table b)', 'TABLE'],
+  ])('refuses the subquery in %j', (text, keyword) => {
+    expect(findFilterScopeProblem(text)).toContain(`subquery (${keyword})`);
+  });
+
+  it.each(['"select" = 1 AND "table" = \'x\'', "note = 'select from table'", 'kind IN (\'a\', \'b\')'])('accepts %j: quoted names and literals are not keywords', (text) => {
+    expect(findFilterScopeProblem(text)).toBeUndefined();
   });
 });

@@ -196,6 +196,8 @@ describe('legal holds', () => {
     ['a non-boolean expression', 'id + 1', 'PostgreSQL does not accept it'],
     // Found in review: a filter could read other tables or change the archiver's session.
     ['a subquery reading another table', 'id IN (SELECT 1 FROM pg_class)', 'subquery'],
+    // Found in review: TABLE is a subquery without SELECT.
+    ['a TABLE subquery reading another table', 'EXISTS (TABLE pg_class)', 'subquery (TABLE)'],
     ['a function that changes session settings', "set_config('statement_timeout', '0', false) IS NULL", 'set_config()'],
     ['a function that ends other sessions', 'pg_terminate_backend(1) OR true', 'pg_terminate_backend()'],
     ['a quoted volatile function', '"pg_sleep"(0) IS NULL', 'pg_sleep()'],
