@@ -191,7 +191,8 @@ export function insertSql(
     if (sets.length === 0) sets.push(`${quoteIdent(target.key[0]!)} = EXCLUDED.${quoteIdent(target.key[0]!)}`);
     conflict = ` ON CONFLICT (${target.key.map(quoteIdent).join(', ')}) DO UPDATE SET ${sets.join(', ')}`;
   }
-  const insert = `INSERT INTO ${quoteQualified(target.schema, target.table)} (${cols})${overriding} SELECT ${drift.columns.map(valueExpr).join(', ')} FROM ${latestPerKey(drift, target, parsed)} p${conflict}`;
+  // Aliased: in ON CONFLICT, a target table named "excluded" would make EXCLUDED ambiguous (found in review).
+  const insert = `INSERT INTO ${quoteQualified(target.schema, target.table)} AS auditlog_target (${cols})${overriding} SELECT ${drift.columns.map(valueExpr).join(', ')} FROM ${latestPerKey(drift, target, parsed)} p${conflict}`;
   // xmax is 0 on a freshly inserted row version and set on one ON CONFLICT updated. Partitioned
   // tables cannot return system columns: there every returned row counts, and the caller counts
   // the conflicts before the INSERT.
@@ -209,7 +210,10 @@ export function insertSql(
 function latestPerKey(drift: DriftPlan, target: { key: readonly string[] }, parsed: string): string {
   const byTarget = new Map(drift.columns.map((c) => [c.target, c]));
   if (target.key.length === 0 || !target.key.every((k) => byTarget.has(k))) return parsed;
-  const archivedNames = [...drift.columns.map((c) => ({ name: c.archived })), ...drift.dropped, ...drift.generated.map((name) => ({ name }))];
+  // Every archived column, by its archived name, as the parsed table was created: a target name
+  // here (as for generated columns before) could pick a user column as the line order when
+  // column_map renames an archived column "auditlog_line_no" (found in review).
+  const archivedNames = [...drift.columns.map((c) => ({ name: c.archived })), ...drift.dropped, ...drift.generated.map((g) => ({ name: g.archived }))];
   const n = quoteIdent(lineNumberColumn(archivedNames));
   const keys = target.key.map((k) => valueExpr(byTarget.get(k)!)).join(', ');
   return `(SELECT DISTINCT ON (${keys}) p.* FROM ${parsed} p ORDER BY ${keys}, p.${n} DESC)`;

@@ -42,7 +42,7 @@ export interface DriftPlan {
   typeChanges: { archived: string; target: string; from: string; to: string }[];
   renamed: { from: string; to: string }[];
   /** Archived columns whose target column is GENERATED ALWAYS: PostgreSQL computes them again. */
-  generated: string[];
+  generated: { archived: string; target: string }[];
   /** A loaded column is GENERATED ALWAYS AS IDENTITY: the INSERT needs OVERRIDING SYSTEM VALUE. */
   overridingSystemValue: boolean;
 }
@@ -74,7 +74,7 @@ export function planSchemaDrift(
     if (mapped !== undefined && mapped !== a.name) plan.renamed.push({ from: a.name, to: mapped });
     fed.add(t.name);
     if (t.generated) {
-      plan.generated.push(t.name);
+      plan.generated.push({ archived: a.name, target: t.name });
       continue;
     }
     if (t.identity === 'always') plan.overridingSystemValue = true;
@@ -112,6 +112,6 @@ export function formatDrift(plan: DriftPlan): string[] {
   for (const d of plan.dropped) out.push(`dropped column "${d.name}" (${d.type}): not in the target, left out`);
   for (const r of plan.renamed) out.push(`renamed column "${r.from}" → "${r.to}" (column_map)`);
   for (const t of plan.typeChanges) out.push(`type change "${t.target}": ${t.from} → ${t.to}, values are cast`);
-  for (const g of plan.generated) out.push(`generated column "${g}": computed again by PostgreSQL, the archived value is not loaded`);
+  for (const g of plan.generated) out.push(`generated column "${g.target}": computed again by PostgreSQL, the archived value is not loaded`);
   return out;
 }

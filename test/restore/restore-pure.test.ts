@@ -81,7 +81,7 @@ describe('restore SQL', () => {
       'pg_temp.p',
       'upsert',
     );
-    expect(sql).toContain('INSERT INTO "s"""."t" ("b""") SELECT p."a"::character varying FROM (SELECT DISTINCT ON (p."a"::character varying) p.* FROM pg_temp.p p ORDER BY p."a"::character varying, p."auditlog_line_no" DESC) p ON CONFLICT ("b""") DO UPDATE SET "b""" = EXCLUDED."b"""');
+    expect(sql).toContain('INSERT INTO "s"""."t" AS auditlog_target ("b""") SELECT p."a"::character varying FROM (SELECT DISTINCT ON (p."a"::character varying) p.* FROM pg_temp.p p ORDER BY p."a"::character varying, p."auditlog_line_no" DESC) p ON CONFLICT ("b""") DO UPDATE SET "b""" = EXCLUDED."b"""');
   });
 });
 
