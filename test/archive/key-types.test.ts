@@ -44,6 +44,20 @@ const TABLES = [
     keyColumns: ['flag', 'raw'],
   },
   {
+    name: 'by_padded_and_array',
+    ddl: `CREATE TABLE by_padded_and_array (code char(6), parts int[], at timestamptz NOT NULL, doc jsonb, PRIMARY KEY (code, parts))`,
+    fill: `INSERT INTO by_padded_and_array SELECT 'c' || g % 5, ARRAY[g, g * 2], now() - make_interval(days => 40 + g % 4, secs => g), jsonb_build_object('g', g) FROM generate_series(1, 40) g
+           UNION ALL SELECT 'new', ARRAY[g], now() - make_interval(secs => g), NULL FROM generate_series(1, 3) g`,
+    keyColumns: ['code', 'parts'],
+  },
+  {
+    name: 'by_jsonb',
+    ddl: `CREATE TABLE by_jsonb (doc jsonb PRIMARY KEY, at timestamptz NOT NULL)`,
+    fill: `INSERT INTO by_jsonb SELECT jsonb_build_object('g', g, 's', 'a b'), now() - make_interval(days => 40 + g % 4, secs => g) FROM generate_series(1, 40) g
+           UNION ALL SELECT jsonb_build_object('new', g), now() - make_interval(secs => g) FROM generate_series(1, 3) g`,
+    keyColumns: ['doc'],
+  },
+  {
     name: 'by_long_names',
     ddl: `CREATE TABLE by_long_names (${quoteIdent(long1)} int, ${quoteIdent(long2)} int, at timestamptz NOT NULL, PRIMARY KEY (${quoteIdent(long1)}, ${quoteIdent(long2)}))`,
     fill: `INSERT INTO by_long_names SELECT g / 3, g % 3, now() - make_interval(days => 40 + g % 4, secs => g) FROM generate_series(1, 40) g

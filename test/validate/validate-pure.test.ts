@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import { sha256Hex } from '../../src/core/batch-metadata.js';
 import { streamObjectLines } from '../../src/validate/stream-object-lines.js';
-import { checkMetadata } from '../../src/validate/check-metadata.js';
+import { checkMetadata, type CheckedMetadata } from '../../src/validate/check-metadata.js';
+import { DataLineChecker } from '../../src/validate/check-data-lines.js';
 import { classifyKey } from '../../src/validate/classify-key.js';
 import { DuplicateKeyTracker } from '../../src/validate/duplicate-keys.js';
 import { readTopLevelFields } from '../../src/validate/json-line-fields.js';
@@ -148,5 +149,46 @@ describe('checkMetadata', () => {
       ['RECORD_COUNT_MISMATCH', 'k.jsonl.gz'],
       ['SIZE_MISMATCH', 'k.jsonl.gz'],
     ]);
+  });
+});
+
+describe('DataLineChecker: key values against the manifest', () => {
+  const meta = (keys: string[][]): CheckedMetadata => ({
+    format: 'auditlog-archive',
+    format_version: 1,
+    database: 'd',
+    schema: 's',
+    table: 't',
+    primary_key_columns: ['code', 'parts'],
+    columns: [
+      { name: 'code', type: 'character(6)' },
+      { name: 'parts', type: 'integer[]' },
+      { name: 'at', type: 'timestamp with time zone' },
+    ],
+    timestamp_column: 'at',
+    record_count: keys.length,
+    min_timestamp: '2024-01-15 00:00:00+00',
+    max_timestamp: '2024-01-15 23:00:00+00',
+    compression: 'gzip',
+    uncompressed_bytes: 0,
+    compressed_bytes: 0,
+    sha256_uncompressed: '0'.repeat(64),
+    sha256_compressed: '0'.repeat(64),
+    primary_keys: keys,
+    xmins: keys.map(() => '1'),
+  });
+  const codes = (keys: string[][], lines: string[]): string[] => {
+    const checker = new DataLineChecker(meta(keys), '2024-01-15', 'k');
+    for (const l of lines) checker.addLine(l);
+    return checker.finish('0'.repeat(64)).map((f) => f.code);
+  };
+
+  it('compares character(n) without its padding and arrays by presence (the manifest spells both as ::text)', () => {
+    expect(codes([['c1', '{1,2}']], ['{"code":"c1    ","parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual([]);
+  });
+
+  it('still reports a key that differs, or an array key that is missing', () => {
+    expect(codes([['c2', '{1,2}']], ['{"code":"c1    ","parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
+    expect(codes([['c1', '{1,2}']], ['{"code":"c1    ","at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
   });
 });
