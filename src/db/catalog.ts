@@ -94,6 +94,7 @@ export async function loadTablePlan(
       details: { database, table: qualified, column: nested.attname },
     });
   }
+  await refuseCascadingReferences(q, oid, database, qualified);
   const byName = new Map(columns.map((c) => [c.name, c]));
   const baseTypes = new Map(cols.rows.map((r) => [r.attname, r.base_type]));
 
@@ -186,4 +187,32 @@ async function resolvePrimaryKey(
     });
   }
   return configured.map((c) => byName.get(c)!);
+}
+
+const DELETE_ACTIONS: Record<string, string> = { c: 'ON DELETE CASCADE', n: 'ON DELETE SET NULL', d: 'ON DELETE SET DEFAULT' };
+
+/**
+ * The archiver deletes only rows it archived (I2). A foreign key that references the table (or
+ * one of its partitions or inheritance children, or the table itself) with ON DELETE CASCADE,
+ * SET NULL or SET DEFAULT would make each of those deletes delete or change rows of the
+ * referencing table, which are archived nowhere: refused before anything is read. NO ACTION and
+ * RESTRICT only make a delete fail, which rolls the batch back.
+ */
+async function refuseCascadingReferences(q: Queryable, oid: number, database: string, qualified: string): Promise<void> {
+  const r = await q.query<{ conname: string; referencing: string; action: string }>(
+    `WITH RECURSIVE tree(relid) AS (SELECT $1::oid UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+     SELECT c.conname, c.conrelid::regclass::text AS referencing, c.confdeltype::text AS action
+       FROM pg_catalog.pg_constraint c JOIN tree ON c.confrelid = tree.relid
+      WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd')
+      ORDER BY c.conname LIMIT 1`,
+    [oid],
+  );
+  const ref = r.rows[0];
+  if (ref === undefined) return;
+  const action = DELETE_ACTIONS[ref.action]!;
+  throw new AuditlogError(
+    'TABLE_NOT_SUPPORTED',
+    `${qualified} (database "${database}") is referenced by foreign key "${ref.conname}" of ${ref.referencing} with ${action}: deleting archived rows would ${ref.action === 'c' ? 'delete' : 'change'} rows of ${ref.referencing}, which are not archived; change that constraint to ON DELETE NO ACTION or RESTRICT, or leave this table out`,
+    { details: { database, table: qualified, constraint: ref.conname, referencing: ref.referencing } },
+  );
 }

@@ -187,6 +187,35 @@ describe('archive refusals and contention', () => {
     });
   }
 
+  // Found in review: the delete of archived rows cascaded into tables that reference them.
+  for (const action of ['CASCADE', 'SET NULL'] as const) {
+    it(`refuses a table referenced by a foreign key ON DELETE ${action}: the referencing rows are archived nowhere`, async () => {
+      await createEventsTable(fx.db, { rows: 6, stepMinutes: 1, endDaysAgo: 20 });
+      await fx.db.query(`CREATE TABLE comments (id int PRIMARY KEY, event_id bigint REFERENCES events (id) ON DELETE ${action}, body text)`);
+      await fx.db.query(`INSERT INTO comments VALUES (1, 2, 'about event 2')`);
+      const summary = await archiveWith(fx.configFor([eventsTable]), fx.store);
+      expect(summary.tables[0]!.error!.code).toBe('TABLE_NOT_SUPPORTED');
+      expect(summary.tables[0]!.error!.message).toContain(`referenced by foreign key "comments_event_id_fkey" of public.comments with ON DELETE ${action}`);
+      expect(await rowIds(fx.db)).toHaveLength(6);
+      expect((await fx.db.query(`SELECT event_id::text AS e FROM comments`)).rows).toEqual([{ e: '2' }]);
+      expect((await inspectArchive(fx.store)).objects).toEqual([]);
+    });
+  }
+
+  it('archives a table referenced ON DELETE NO ACTION; a row still referenced fails its batch and nothing is deleted', async () => {
+    await createEventsTable(fx.db, { rows: 6, stepMinutes: 1, endDaysAgo: 20 });
+    await fx.db.query(`CREATE TABLE comments (id int PRIMARY KEY, event_id bigint REFERENCES events (id), body text)`);
+    await fx.db.query(`INSERT INTO comments VALUES (1, 2, 'about event 2')`);
+    const referenced = await archiveWith(fx.configFor([eventsTable], { batch_size: 10 }), fx.store);
+    expect(referenced.tables[0]!.error!.message).toContain('23503');
+    expect(await rowIds(fx.db)).toHaveLength(6);
+    await fx.db.query(`DELETE FROM comments`);
+    const unreferenced = await archiveWith(fx.configFor([eventsTable], { batch_size: 10 }), fx.store);
+    expect(unreferenced.tables[0]!.error).toBeUndefined();
+    expect(unreferenced.tables[0]!.rowsArchived).toBe(6);
+    expect(archivedKeyCounts(await inspectArchive(fx.store)).size).toBe(6);
+  });
+
   it('reports an unreachable database per table, never printing its password, and archives the other databases', async () => {
     await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
     const config = buildConfig({
