@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { CheckpointsConfig, DefaultsConfig, LockTimings, TableConfig } from '../config/schema.js';
 import { tablePrefix } from '../core/archive-layout.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
-import { loadTablePlan } from '../db/catalog.js';
+import { checkArchivePrivileges, loadTablePlan } from '../db/catalog.js';
 import { selectDatabaseIdentity } from '../db/database-identity.js';
 import { acquireTableLock } from '../db/advisory-lock.js';
 import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
@@ -97,6 +97,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
       return summary;
     }
 
+    await checkArchivePrivileges(input.pool, plan);
     const ref = { runId: input.runId, database: plan.database, schema: plan.schema, table: plan.table };
     const lockClient = await input.openLockClient();
     try {

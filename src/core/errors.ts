@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'USAGE'
   | 'DB_CONNECT'
   | 'DB_QUERY'
+  /** The archiver's role lacks a privilege the archive needs on a table (SELECT, UPDATE, DELETE). */
+  | 'DB_PRIVILEGE'
   | 'TABLE_NOT_FOUND'
   | 'TABLE_NOT_SUPPORTED'
   | 'COLUMN_NOT_FOUND'

@@ -54,6 +54,7 @@ export async function loadTablePlan(
     });
   }
   const oid = Number(found.oid);
+  if (found.relkind === 'r') await refuseInheritanceChildren(q, oid, database, qualified);
   const cols = await q.query<ColumnRow>(
     `SELECT a.attname,
             pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
@@ -214,5 +215,49 @@ async function refuseCascadingReferences(q: Queryable, oid: number, database: st
     'TABLE_NOT_SUPPORTED',
     `${qualified} (database "${database}") is referenced by foreign key "${ref.conname}" of ${ref.referencing} with ${action}: deleting archived rows would ${ref.action === 'c' ? 'delete' : 'change'} rows of ${ref.referencing}, which are not archived; change that constraint to ON DELETE NO ACTION or RESTRICT, or leave this table out`,
     { details: { database, table: qualified, constraint: ref.conname, referencing: ref.referencing } },
+  );
+}
+
+/**
+ * An ordinary table with INHERITS children is read with the parent's columns only, but the
+ * delete removes the children's rows too: their own columns were deleted and archived nowhere
+ * (found in review; validate saw nothing wrong). Its key is not unique across children either.
+ * Partitioned tables (relkind p) are fine: every partition has exactly the parent's columns.
+ */
+async function refuseInheritanceChildren(q: Queryable, oid: number, database: string, qualified: string): Promise<void> {
+  const r = await q.query<{ child: string }>(
+    `SELECT i.inhrelid::regclass::text AS child FROM pg_catalog.pg_inherits i WHERE i.inhparent = $1::oid ORDER BY 1 LIMIT 1`,
+    [oid],
+  );
+  const child = r.rows[0]?.child;
+  if (child === undefined) return;
+  throw new AuditlogError(
+    'TABLE_NOT_SUPPORTED',
+    `${qualified} (database "${database}") has inheritance children (${child}): their rows would be archived with the parent's columns only and deleted whole; archive each child table on its own and leave the parent out`,
+    { details: { database, table: qualified, child } },
+  );
+}
+
+/**
+ * What the archive needs on a table besides reading it: DELETE, and UPDATE on some column, which
+ * PostgreSQL requires for the delete's FOR UPDATE SKIP LOCKED (when the application holds rows
+ * locked) and the reconciliation's FOR KEY SHARE after a crash. Without UPDATE a run would fail
+ * only then — and every later run on reconciling (found in review). Checked before anything is
+ * read or written; the archiver never updates a row.
+ */
+export async function checkArchivePrivileges(q: Queryable, plan: Pick<TablePlan, 'oid' | 'database' | 'schema' | 'table'>): Promise<void> {
+  const r = await q.query<{ s: string; u: string; d: string; role: string }>(
+    `SELECT has_any_column_privilege($1::oid, 'SELECT')::text AS s, has_any_column_privilege($1::oid, 'UPDATE')::text AS u,
+            has_table_privilege($1::oid, 'DELETE')::text AS d, current_user::text AS role`,
+    [plan.oid],
+  );
+  const row = r.rows[0]!;
+  const missing = [row.s === 'true' ? null : 'SELECT', row.u === 'true' ? null : 'UPDATE', row.d === 'true' ? null : 'DELETE'].filter((p): p is string => p !== null);
+  if (missing.length === 0) return;
+  const qualified = `${plan.schema}.${plan.table}`;
+  throw new AuditlogError(
+    'DB_PRIVILEGE',
+    `role ${row.role} lacks ${missing.join(', ')} on ${qualified} (database "${plan.database}"): the archive reads, locks (FOR UPDATE needs UPDATE) and deletes its rows; GRANT SELECT, UPDATE, DELETE ON ${qualified} TO ${row.role} (docs/operations.md, PostgreSQL grants). Nothing was archived or deleted`,
+    { details: { database: plan.database, table: qualified, missing } },
   );
 }

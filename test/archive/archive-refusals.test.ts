@@ -216,6 +216,67 @@ describe('archive refusals and contention', () => {
     expect(archivedKeyCounts(await inspectArchive(fx.store)).size).toBe(6);
   });
 
+  // Found in review: the children's own columns were deleted and archived nowhere.
+  it('refuses an ordinary table with INHERITS children, deleting nothing', async () => {
+    await fx.db.query(`CREATE TABLE parent (id int PRIMARY KEY, at timestamptz NOT NULL)`);
+    await fx.db.query(`CREATE TABLE child (extra text, PRIMARY KEY (id)) INHERITS (parent)`);
+    await fx.db.query(`INSERT INTO child VALUES (1, now() - interval '40 days', 'only copy of this value')`);
+    const summary = await archiveWith(fx.configFor([{ name: 'parent', timestamp_column: 'at' }]), fx.store);
+    expect(summary.tables[0]!.error!.code).toBe('TABLE_NOT_SUPPORTED');
+    expect(summary.tables[0]!.error!.message).toContain('has inheritance children (public.child)');
+    expect((await fx.db.query(`SELECT extra FROM child`)).rows).toEqual([{ extra: 'only copy of this value' }]);
+    expect((await inspectArchive(fx.store)).objects).toEqual([]);
+    // The child on its own is an ordinary table with all its columns.
+    const child = await archiveWith(fx.configFor([{ name: 'child', timestamp_column: 'at' }]), fx.store);
+    expect(child.tables[0]!.rowsArchived).toBe(1);
+    expect(Object.keys(JSON.parse((await inspectArchive(fx.store)).objects[0]!.lines[0]!) as object)).toEqual(['id', 'at', 'extra']);
+  });
+
+  // Found in review: FOR UPDATE SKIP LOCKED and the reconciliation's FOR KEY SHARE need UPDATE.
+  it('refuses a role without UPDATE or DELETE on the table before reading anything, naming the GRANT; with them a locked row is skipped', async () => {
+    await createEventsTable(fx.db, { rows: 6, stepMinutes: 1, endDaysAgo: 20 });
+    const role = `archiver_${fx.db.name}`.slice(0, 60);
+    // A password, so the login works under password authentication too (the embedded fallback).
+    await fx.db.query(`CREATE ROLE "${role}" LOGIN PASSWORD 'archiver-pw'`);
+    try {
+      await fx.db.query(`GRANT USAGE ON SCHEMA public TO "${role}"`);
+      await fx.db.query(`GRANT SELECT, DELETE ON events TO "${role}"`);
+      const url = new URL(fx.db.url);
+      url.username = role;
+      url.password = 'archiver-pw';
+      const asRole = (): ReturnType<typeof fx.configFor> => {
+        const config = fx.configFor([eventsTable], { batch_size: 10 });
+        config.databases[0]!.url = url.toString();
+        return config;
+      };
+      const refused = await archiveWith(asRole(), fx.store);
+      expect(refused.tables[0]!.error!.code).toBe('DB_PRIVILEGE');
+      expect(refused.tables[0]!.error!.message).toContain(`lacks UPDATE on public.events`);
+      expect(refused.tables[0]!.error!.message).toContain(`GRANT SELECT, UPDATE, DELETE ON public.events TO ${role}`);
+      expect(await rowIds(fx.db)).toHaveLength(6);
+      expect((await inspectArchive(fx.store)).objects).toEqual([]);
+
+      await fx.db.query(`GRANT UPDATE ON events TO "${role}"`);
+      const app = new pg.Client({ connectionString: fx.db.url });
+      await app.connect();
+      try {
+        await app.query('BEGIN');
+        await app.query('SELECT * FROM events WHERE id = 2 FOR UPDATE');
+        const archived = await archiveWith(asRole(), fx.store);
+        expect(archived.tables[0]!.error).toBeUndefined();
+        expect(archived.tables[0]!.rowsArchived).toBe(5);
+        expect(archived.tables[0]!.rowsSkipped).toBe(1);
+      } finally {
+        await app.query('COMMIT');
+        await app.end();
+      }
+      expect(await rowIds(fx.db)).toEqual(['2']);
+    } finally {
+      await fx.db.query(`DROP OWNED BY "${role}"`);
+      await fx.db.query(`DROP ROLE "${role}"`);
+    }
+  });
+
   it('reports an unreachable database per table, never printing its password, and archives the other databases', async () => {
     await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
     const config = buildConfig({
