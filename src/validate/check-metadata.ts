@@ -19,8 +19,6 @@ const metadataSchema = z.object({
   schema: z.string(),
   table: z.string(),
   primary_key_columns: z.array(z.string()).min(1),
-  /** For how key values compare (check-data-lines.ts); without it every key compares exactly. */
-  columns: z.array(z.object({ name: z.string(), type: z.string() })).optional(),
   timestamp_column: z.string(),
   record_count: count,
   min_timestamp: z.string(),

@@ -51,6 +51,13 @@ const TABLES = [
     keyColumns: ['code', 'parts'],
   },
   {
+    name: 'by_domains',
+    ddl: `CREATE DOMAIN code4 AS char(4); CREATE DOMAIN intarr AS int[]; CREATE TABLE by_domains (code code4, parts intarr, at timestamptz NOT NULL, PRIMARY KEY (code, parts))`,
+    fill: `INSERT INTO by_domains SELECT 'k' || g % 3, ARRAY[g], now() - make_interval(days => 40 + g % 4, secs => g) FROM generate_series(1, 40) g
+           UNION ALL SELECT 'new', ARRAY[g], now() - make_interval(secs => g) FROM generate_series(1, 3) g`,
+    keyColumns: ['code', 'parts'],
+  },
+  {
     name: 'by_jsonb',
     ddl: `CREATE TABLE by_jsonb (doc jsonb PRIMARY KEY, at timestamptz NOT NULL)`,
     fill: `INSERT INTO by_jsonb SELECT jsonb_build_object('g', g, 's', 'a b'), now() - make_interval(days => 40 + g % 4, secs => g) FROM generate_series(1, 40) g
