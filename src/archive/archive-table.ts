@@ -90,6 +90,11 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     }
     const cutoff = await selectCutoff(input.pool, plan);
     if (input.dryRun) {
+      // What the real run would stop at, said now; a dry run itself needs only SELECT.
+      await checkArchivePrivileges(input.pool, plan).catch((error: unknown) => {
+        if (!isAuditlogError(error) || error.code !== 'DB_PRIVILEGE') throw error;
+        logger.warn({ code: error.code }, error.message);
+      });
       const count = await countArchivable(input.pool, plan, cutoff);
       summary.status = 'dry-run';
       summary.dryRun = { ...count, cutoff, estimatedBatches: Math.ceil(count.rows / plan.batchSize) };

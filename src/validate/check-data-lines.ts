@@ -80,7 +80,7 @@ export class DataLineChecker {
       const text = token === undefined ? null : jsonTokenToText(token);
       return text === null ? null : normalizeKeyText(text);
     });
-    if (inData.some((v, i) => !sameKeyValue(tokens[i]!, v, normalizeKeyText(listed[i]!)))) {
+    if (inData.some((v, i) => !sameKeyValue(tokens[i], v, normalizeKeyText(listed[i]!)))) {
       this.note('MANIFEST_MISMATCH', `${where} holds key (${inData.map((v) => v ?? 'missing').join(', ')}), the manifest lists (${listed.join(', ')})`);
     }
   }

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
+import pino from 'pino';
 import { archiveWith, buildConfig } from '../helpers/archive-run.js';
 import { archivedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
@@ -249,6 +250,13 @@ describe('archive refusals and contention', () => {
         config.databases[0]!.url = url.toString();
         return config;
       };
+      // A dry run needs only SELECT: it counts, and warns of what the real run would stop at.
+      const lines: string[] = [];
+      const dry = await archiveWith(asRole(), fx.store, { dryRun: true, logger: pino({ level: 'warn' }, { write: (line: string) => lines.push(line) }) });
+      expect(dry.tables[0]!.status).toBe('dry-run');
+      expect(dry.tables[0]!.dryRun!.rows).toBe(6);
+      expect(lines.join('')).toContain('lacks UPDATE on public.events');
+
       const refused = await archiveWith(asRole(), fx.store);
       expect(refused.tables[0]!.error!.code).toBe('DB_PRIVILEGE');
       expect(refused.tables[0]!.error!.message).toContain(`lacks UPDATE on public.events`);
