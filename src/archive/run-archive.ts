@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/mask-secrets.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
-import { buildSessionSettings, checkConnection, createClient, createPool } from '../db/connect.js';
+import { buildSessionSettings, checkConnection, connectLockClient, createPool } from '../db/connect.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { BatchPhase } from './archive-context.js';
 import { openStateStores } from '../state/state-stores.js';
@@ -156,11 +156,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
         table,
         defaults: options.config.defaults,
         pool,
-        openLockClient: async () => {
-          const client = createClient(poolOptions);
-          await client.connect();
-          return client;
-        },
+        openLockClient: () => connectLockClient(poolOptions),
         lockTimings: resolveLockTimings(options.config.lock),
         ...(options.config.local === undefined ? {} : { lockDir: options.config.local.path }),
         store: options.store,

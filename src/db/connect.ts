@@ -15,6 +15,10 @@ export interface SessionSettings {
   extra_float_digits: string;
   bytea_output: string;
   search_path: string;
+  standard_conforming_strings: string;
+  array_nulls: string;
+  xmloption: string;
+  default_transaction_isolation: string;
   statement_timeout: string;
   lock_timeout: string;
   idle_in_transaction_session_timeout: string;
@@ -28,6 +32,17 @@ export function buildSessionSettings(defaults: Pick<DefaultsConfig, 'statement_t
     extra_float_digits: '3',
     bytea_output: 'hex',
     search_path: 'pg_catalog',
+    // A database or role may set any of these; each changed what the SQL means (found by probing
+    // non-default settings): with standard_conforming_strings off a backslash in a literal is an
+    // escape (the array check's pattern lost its meaning: arrays archived without their bounds);
+    // with array_nulls off a restored NULL element became the string "NULL"; xmloption document
+    // refused restoring xml fragments; serializable made the archiver's own concurrent
+    // transactions fail each other. (idle_session_timeout, PostgreSQL 14+, is cleared on the lock
+    // session only: see createClient.)
+    standard_conforming_strings: 'on',
+    array_nulls: 'on',
+    xmloption: 'content',
+    default_transaction_isolation: 'read committed',
     statement_timeout: `${defaults.statement_timeout_ms}`,
     lock_timeout: `${defaults.lock_timeout_ms}`,
     idle_in_transaction_session_timeout: `${defaults.idle_in_transaction_session_timeout_ms}`,
@@ -53,15 +68,17 @@ export interface PoolOptions {
 
 function buildClientConfig(options: PoolOptions): pg.ClientConfig {
   const db = options.database;
+  const url = db.url === undefined ? undefined : splitUrlOptions(db.url);
   const base: pg.ClientConfig =
-    db.url !== undefined
-      ? { connectionString: db.url }
-      : { host: db.host, port: db.port, user: db.user, password: db.password, database: db.dbname };
+    url !== undefined ? { connectionString: url.connectionString } : { host: db.host, port: db.port, user: db.user, password: db.password, database: db.dbname };
   return {
     ...base,
     ...(db.ssl === undefined ? {} : { ssl: db.ssl }),
     application_name: options.applicationName,
-    options: formatStartupOptions(options.settings),
+    // The URL's own `options` first: where a key repeats, the later -c wins, so the pinned
+    // settings always apply. node-postgres would otherwise let the URL's options replace them all
+    // (found by probing: ?options=-c TimeZone=… archived local times under metadata saying UTC).
+    options: [url?.options, formatStartupOptions(options.settings)].filter((o) => o !== undefined && o !== '').join(' '),
     types: textTypes,
     connectionTimeoutMillis: 15_000,
     // statement_timeout only acts on the server: TCP keepalive notices a peer that vanished.
@@ -70,10 +87,43 @@ function buildClientConfig(options: PoolOptions): pg.ClientConfig {
   };
 }
 
+/** The connection URL without its `options` parameter, and that parameter's value. */
+export function splitUrlOptions(raw: string): { connectionString: string; options?: string } {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    // Not a URL node-postgres' parser would read differently (e.g. a bare socket path): as given.
+    return { connectionString: raw };
+  }
+  const options = url.searchParams.get('options');
+  if (options === null) return { connectionString: raw };
+  url.searchParams.delete('options');
+  return { connectionString: url.toString(), options };
+}
+
 /** A connection of its own, outside the pool: holds the table's advisory lock for the whole run. */
 export function createClient(options: PoolOptions): pg.Client {
   const client = new pg.Client(buildClientConfig(options));
   client.on('error', (error) => options.onBackgroundError?.(error));
+  return client;
+}
+
+/**
+ * Connects the lock session and keeps a database's idle_session_timeout from ending it: it sits
+ * idle between heartbeats, and its end is a lost lock (found by probing: LOCK_LOST on every run
+ * with idle_session_timeout = 300ms). Not a startup option: PostgreSQL before 14 refuses a
+ * connection that names a parameter it does not know.
+ */
+export async function connectLockClient(options: PoolOptions): Promise<pg.Client> {
+  const client = createClient(options);
+  await client.connect();
+  try {
+    await client.query(`SELECT pg_catalog.set_config('idle_session_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 140000`);
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw error;
+  }
   return client;
 }
 
