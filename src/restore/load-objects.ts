@@ -73,6 +73,12 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
   const idle = [...sessions];
   const running = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
+  // overwrite/upsert: a key archived by two runs must end with the later run's version. Objects
+  // come oldest run first, so a batch of a later run waits for the batches in flight; running
+  // alongside, it could commit first and be overwritten by the older version (found by probing,
+  // with --jobs 2). Within a batch the last line of a key wins (restore-sql.ts latestPerKey).
+  const ordered = options.conflict === 'overwrite' || options.conflict === 'upsert';
+  let dispatchedRun: string | undefined;
   /** Hands the batch to an idle session, waiting for one; a failed batch stops further dispatch. */
   const flush = async (): Promise<void> => {
     const segments = batch;
@@ -80,6 +86,8 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
     batchSize = 0;
     // The final part of a split object commits only after its other parts did: its watermark then means "all of it".
     if (segments.some((s) => s.last && s.from > 0)) await Promise.all(running);
+    if (ordered && dispatchedRun !== undefined && segments[0]!.object.meta.run_id !== dispatchedRun) await Promise.all(running);
+    dispatchedRun = segments[segments.length - 1]!.object.meta.run_id;
     while (idle.length === 0) await Promise.race(running);
     if (failure !== undefined) throw failure.error;
     const session = idle.pop()!;

@@ -120,3 +120,26 @@ describe('a key archived twice (restored, changed, archived again)', () => {
     expect(rows.rows.find((r) => r.id === '5')!.note).toBe('second version');
   });
 });
+describe('a key archived by two runs, restored on two sessions', () => {
+  it.each(['overwrite', 'upsert'] as const)('ends with the version archived last (%s, --jobs 2)', async (conflict) => {
+    // Found by probing: the later run's small batch went to the idle session and committed while
+    // the earlier run's large batch was still loading, which then overwrote it with the older version.
+    const n = 5000;
+    await f.db.query(`CREATE TABLE events (id bigint PRIMARY KEY, happened_at timestamptz NOT NULL, kind text, body jsonb, note text)`);
+    await f.db.query(`INSERT INTO events SELECT 1, date_trunc('day', now()) - interval '22 days', 'k', '{}', 'old'`);
+    await f.db.query(`INSERT INTO events SELECT g, date_trunc('day', now()) - interval '21 days' + g * interval '1 second', 'k', '{}', 'old' FROM generate_series(2, $1) g`, [n + 1]);
+    const config = f.configFor([eventsTable], { batch_size: 100_000 });
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(n + 1);
+    expect((await restoreWith(config, f.store, { table: 'events' })).rows.inserted).toBe(n + 1);
+    await f.db.query(`DELETE FROM events WHERE id <> $1`, [n + 1]);
+    await f.db.query(`UPDATE events SET note = 'NEW' WHERE id = $1`, [n + 1]);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(1);
+    await f.db.query('CREATE TABLE restored (LIKE events INCLUDING ALL)');
+
+    // Batches of n rows: the earlier run's n-row object loads alone while the later run's one row is next.
+    const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'restored' }, conflict, jobs: 2, batchSize: n });
+    expect(s.error).toBeUndefined();
+    expect((await f.db.query(`SELECT note FROM restored WHERE id = $1`, [n + 1])).rows).toEqual([{ note: 'NEW' }]);
+    expect(Number((await f.db.query(`SELECT count(*) AS c FROM restored`)).rows[0].c)).toBe(n + 1);
+  });
+});
