@@ -199,8 +199,12 @@ async function restoreInto(
   }
   const drifts = new Map<string, DriftPlan>();
   if (table !== undefined) {
-    if (options.conflict !== 'skip' && options.conflict !== 'fail' && table.key.length === 0) {
-      throw new AuditlogError('SCHEMA_DRIFT', `--conflict ${options.conflict} needs a primary key or unique index on ${target.schema}.${target.table}; add one, or use --conflict skip`);
+    if (options.conflict !== 'fail' && table.key.length === 0) {
+      // Without a key nothing can conflict: skip would insert every row again, silently (found by probing).
+      throw new AuditlogError(
+        'SCHEMA_DRIFT',
+        `--conflict ${options.conflict} needs a primary key or a unique index over NOT NULL columns on ${target.schema}.${target.table}, so that a row already there is recognized; add one, or restore with --conflict fail (the restore watermark still skips objects restored before)`,
+      );
     }
     for (const c of candidates) {
       const signature = JSON.stringify(c.meta.columns);

@@ -143,3 +143,19 @@ describe('a key archived by two runs, restored on two sessions', () => {
     expect(Number((await f.db.query(`SELECT count(*) AS c FROM restored`)).rows[0].c)).toBe(n + 1);
   });
 });
+describe('a target without a key', () => {
+  it('refuses --conflict skip (nothing could conflict: every row would be inserted again); fail restores once', async () => {
+    await createEventsTable(f.db, { rows: 6, stepMinutes: 30, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable]);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(6);
+    await f.db.query('CREATE TABLE keyless (id bigint, happened_at timestamptz, kind text, body jsonb, note text)');
+    const target = { schema: 'public', table: 'keyless' };
+    const once = await restoreWith(config, f.store, { table: 'events', target });
+    expect(once.rows.inserted).toBe(6);
+    const again = await restoreWith(config, f.store, { table: 'events', target, conflict: 'skip', ignoreWatermark: true });
+    expect(again.status).toBe('failed');
+    expect(again.error?.code).toBe('SCHEMA_DRIFT');
+    expect(again.error?.message).toContain('--conflict skip needs a primary key or a unique index over NOT NULL columns on public.keyless');
+    expect(Number((await f.db.query('SELECT count(*) AS c FROM keyless')).rows[0].c)).toBe(6);
+  });
+});
