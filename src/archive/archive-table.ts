@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { CheckpointsConfig, DefaultsConfig, LockTimings, TableConfig } from '../config/schema.js';
 import { tablePrefix } from '../core/archive-layout.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
-import { checkArchivePrivileges, loadTablePlan } from '../db/catalog.js';
+import { checkArchiveAccess, loadTablePlan } from '../db/catalog.js';
 import { selectDatabaseIdentity } from '../db/database-identity.js';
 import { acquireTableLock } from '../db/advisory-lock.js';
 import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
@@ -91,8 +91,8 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     const cutoff = await selectCutoff(input.pool, plan);
     if (input.dryRun) {
       // What the real run would stop at, said now; a dry run itself needs only SELECT.
-      await checkArchivePrivileges(input.pool, plan).catch((error: unknown) => {
-        if (!isAuditlogError(error) || error.code !== 'DB_PRIVILEGE') throw error;
+      await checkArchiveAccess(input.pool, plan).catch((error: unknown) => {
+        if (!isAuditlogError(error) || (error.code !== 'DB_PRIVILEGE' && error.code !== 'DB_SESSION')) throw error;
         logger.warn({ code: error.code }, error.message);
       });
       const count = await countArchivable(input.pool, plan, cutoff);
@@ -102,7 +102,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
       return summary;
     }
 
-    await checkArchivePrivileges(input.pool, plan);
+    await checkArchiveAccess(input.pool, plan);
     const ref = { runId: input.runId, database: plan.database, schema: plan.schema, table: plan.table };
     const lockClient = await input.openLockClient();
     try {

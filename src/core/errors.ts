@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'DB_QUERY'
   /** The archiver's role lacks a privilege the archive needs on a table (SELECT, UPDATE, DELETE). */
   | 'DB_PRIVILEGE'
+  /** The database session would not enforce what the archive relies on (read-only, session_replication_role). */
+  | 'DB_SESSION'
   | 'TABLE_NOT_FOUND'
   | 'TABLE_NOT_SUPPORTED'
   | 'COLUMN_NOT_FOUND'

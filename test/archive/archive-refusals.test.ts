@@ -285,6 +285,24 @@ describe('archive refusals and contention', () => {
     }
   });
 
+  // Found by probing: a read-only default failed only after uploading; replica skipped FK checks and triggers.
+  for (const [setting, expected] of [
+    ['default_transaction_read_only = on', 'gives the archiver read-only transactions'],
+    ['session_replication_role = replica', 'run with session_replication_role = replica'],
+  ] as const) {
+    it(`refuses a database whose sessions start with ${setting}, before anything is written`, async () => {
+      await createEventsTable(fx.db, { rows: 6, stepMinutes: 1, endDaysAgo: 20 });
+      await fx.db.query(`ALTER DATABASE "${fx.db.name}" SET ${setting}`);
+      const summary = await archiveWith(fx.configFor([eventsTable]), fx.store);
+      expect(summary.tables[0]!.error!.code).toBe('DB_SESSION');
+      expect(summary.tables[0]!.error!.message).toContain(expected);
+      expect(await rowIds(fx.db)).toHaveLength(6);
+      const archive = await inspectArchive(fx.store);
+      expect(archive.objects).toEqual([]);
+      expect(archive.pendingMarkers).toEqual([]);
+    });
+  }
+
   it('reports an unreachable database per table, never printing its password, and archives the other databases', async () => {
     await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
     const config = buildConfig({
