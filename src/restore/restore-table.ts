@@ -82,6 +82,13 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
     } catch (error) {
       throw toConnectError(error, db, options.secrets);
     }
+    // replica (set for the database or role) would load rows past the target's foreign keys and
+    // triggers: refused, as for the archive (found by probing).
+    const role = (await c.query<{ r: string }>(`SELECT pg_catalog.current_setting('session_replication_role') AS r`)).rows[0]!.r;
+    if (role !== 'origin') {
+      await c.end().catch(() => undefined);
+      throw new AuditlogError('DB_SESSION', `the restore's sessions on database "${db.name}" run with session_replication_role = ${role}, which skips the target's foreign-key checks and triggers; ALTER ROLE … RESET session_replication_role (or the database's setting). Nothing was restored`);
+    }
     return c;
   };
   let client: pg.Client;

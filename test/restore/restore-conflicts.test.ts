@@ -159,3 +159,13 @@ describe('a target without a key', () => {
     expect(Number((await f.db.query('SELECT count(*) AS c FROM keyless')).rows[0].c)).toBe(6);
   });
 });
+describe('a database whose sessions skip foreign keys and triggers', () => {
+  it('refuses to restore under session_replication_role = replica, restoring nothing', async () => {
+    await createEventsTable(f.db, { rows: 6, stepMinutes: 30, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable]);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(6);
+    await f.db.query(`ALTER DATABASE "${f.db.name}" SET session_replication_role = replica`);
+    await expect(restoreWith(config, f.store, { table: 'events' })).rejects.toMatchObject({ code: 'DB_SESSION' });
+    expect(Number((await f.db.query('SELECT count(*) AS c FROM events')).rows[0].c)).toBe(0);
+  });
+});
