@@ -58,6 +58,13 @@ export function dataKeyForMarker(prefix: string, markerKey: string): string | un
   return m === null ? undefined : dataKey(prefix, m[1]!, m[2]!);
 }
 
+/** The pending marker a data object of this table has while its batch is in flight (dataKeyForMarker's inverse). */
+export function markerKeyForData(prefix: string, key: string): string | undefined {
+  const rest = key.startsWith(prefix) && key.endsWith(DATA_SUFFIX) ? key.slice(prefix.length, -DATA_SUFFIX.length) : '';
+  const m = /^year=(\d{4})\/month=(\d{2})\/day=(\d{2})\/([^/]+)$/.exec(rest);
+  return m === null ? undefined : pendingMarkerKey(prefix, `${m[1]}-${m[2]}-${m[3]}`, m[4]!);
+}
+
 /** `<database>/<schema>.<table>` as one name: the file name of a table's state documents. */
 function tableStateName(id: { database: string; schema: string; table: string }): string {
   return tablePrefix(id.database, id.schema, id.table).slice(0, -1);

@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import { tablePrefix, metadataKeyFor } from '../core/archive-layout.js';
+import { markerKeyForData, metadataKeyFor, tablePrefix } from '../core/archive-layout.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { redactSecrets } from '../config/mask-secrets.js';
 import { buildSessionSettings, createClient, toConnectError } from '../db/connect.js';
@@ -149,8 +149,13 @@ async function restoreInto(
   columnMap: Record<string, string>,
   logger: Logger,
 ): Promise<void> {
-  const selected = await selectObjects(options.store, tablePrefix(id.database, id.schema, id.table), options.range);
+  const prefix = tablePrefix(id.database, id.schema, id.table);
+  const selected = await selectObjects(options.store, prefix, options.range);
   summary.uncommitted = selected.uncommitted;
+  const inFlight = (key: string): void => {
+    summary.uncommitted.push(key);
+    logger.warn({ key }, 'object of a batch in flight (pending marker, or changed while listed): not restored; the next archive run reconciles it');
+  };
   for (const key of selected.uncommitted) logger.warn({ key }, 'object has a pending marker (its batch was in flight): not restored; the next archive run reconciles it');
   summary.objects.selected = selected.committed.length + selected.withoutMetadata.length;
   const corrupt = (key: string, error: unknown): void => {
@@ -159,7 +164,22 @@ async function restoreInto(
     summary.corrupt.push({ key, message });
     logger.error({ key, err: message }, 'corrupt archive object skipped');
   };
-  for (const key of selected.withoutMetadata) corrupt(key, parseObjectMetadataError(key, id));
+  // The objects and the markers are two listings, one after the other: an archive run working
+  // meanwhile may have written a sidecar, committed and removed the marker, or given a batch up
+  // (data, sidecar, marker deleted). Only what is still missing a sidecar now is corrupt; the rest
+  // is committed after all, or in flight (found by probing a restore alongside an archive run).
+  const settle = async (key: string): Promise<'committed' | 'in-flight' | 'missing-sidecar'> => {
+    const marker = markerKeyForData(prefix, key);
+    const [data, sidecar, pending] = await Promise.all([options.store.head(key), options.store.head(metadataKeyFor(key)), marker === undefined ? undefined : options.store.head(marker)]);
+    if (pending !== undefined || data === undefined) return 'in-flight';
+    return sidecar === undefined ? 'missing-sidecar' : 'committed';
+  };
+  for (const key of selected.withoutMetadata) {
+    const state = await settle(key);
+    if (state === 'committed') selected.committed.push(key);
+    else if (state === 'in-flight') inFlight(key);
+    else corrupt(key, parseObjectMetadataError(key, id));
+  }
 
   const watermarks = openRestoreWatermarks(options.config, options.store, client);
   const done = options.ignoreWatermark ? new Map() : await watermarks.load(id, target);
@@ -168,7 +188,8 @@ async function restoreInto(
   for await (const { item: key, result: meta, error } of sidecars) {
     if (error !== undefined || meta === undefined) {
       if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
-      corrupt(key, error);
+      if (error.details.check === 'metadata' && (await settle(key)) === 'in-flight') inFlight(key);
+      else corrupt(key, error);
       continue;
     }
     if (done.get(key)?.sha256_compressed === meta.sha256_compressed) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataKey, dataKeyForMarker, encodeKeySegment, metadataKeyFor, pendingMarkerKey, tablePrefix } from '../../src/core/archive-layout.js';
+import { dataKey, dataKeyForMarker, encodeKeySegment, markerKeyForData, metadataKeyFor, pendingMarkerKey, tablePrefix } from '../../src/core/archive-layout.js';
 
 describe('archive layout', () => {
   it('lays data objects out as <db>/<schema>.<table>/year=/month=/day=/<name>.jsonl.gz with the sidecar beside', () => {
@@ -25,5 +25,16 @@ describe('archive layout', () => {
     }
     expect(dataKeyForMarker(prefix, '_auditlog/pending/app/public.events/garbage.json')).toBeUndefined();
     expect(dataKeyForMarker(prefix, '_auditlog/pending/other/public.events/2024-01-15-x.json')).toBeUndefined();
+  });
+
+  it('finds the pending marker of a data object, the inverse', () => {
+    const prefix = tablePrefix('app', 'public', 'events');
+    for (const day of ['2024-01-15', '0000-00-00']) {
+      const key = dataKey(prefix, day, '000000000000-aaaabbbbccccdddd');
+      expect(markerKeyForData(prefix, key)).toBe(pendingMarkerKey(prefix, day, '000000000000-aaaabbbbccccdddd'));
+      expect(dataKeyForMarker(prefix, markerKeyForData(prefix, key)!)).toBe(key);
+    }
+    expect(markerKeyForData(prefix, `${prefix}year=2024/month=01/x.jsonl.gz`)).toBeUndefined();
+    expect(markerKeyForData(prefix, 'other/public.events/year=2024/month=01/day=15/x.jsonl.gz')).toBeUndefined();
   });
 });

@@ -138,3 +138,56 @@ describe('restore of an archive with a batch in flight', () => {
     for (const k of meta.primary_keys) expect(restored).not.toContain(k[0]);
   });
 });
+
+/**
+ * The restore lists the objects, then the pending markers. An archive run working in between can
+ * write a sidecar and commit (the object was listed without it), or give a batch up (data, sidecar
+ * and marker deleted after they were listed). Neither is a corrupt object (found by probing a
+ * restore alongside an archive run); a sidecar missing for good still is.
+ */
+describe('objects that change between the restore\'s listings', () => {
+  /** The fixture's store, except that its listing shows `extra` keys and hides `hidden` ones: the listing of a moment earlier. */
+  const listedEarlier = (o: { hidden?: string[]; extra?: string[] }) => {
+    const store = Object.create(f.store) as typeof f.store;
+    store.list = async function* (prefix: string) {
+      for await (const info of f.store.list(prefix)) if (!(o.hidden ?? []).includes(info.key)) yield info;
+      for (const key of o.extra ?? []) if (key.startsWith(prefix)) yield { key, size: 1 };
+    };
+    return store;
+  };
+
+  it('restores an object whose sidecar was written after the listing, and reports a batch given up meanwhile as in flight, not corrupt', async () => {
+    await createEventsTable(f.db, { rows: 20, stepMinutes: 180, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable], { batch_size: 100 });
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
+    const objects = (await inspectArchive(f.store)).objects;
+    expect(objects.length).toBeGreaterThan(1);
+    const late = objects[0]!.key;
+    const prefix = tablePrefix('app', 'public', 'events');
+    const gone = `${prefix}year=2001/month=01/day=01/000000000000-0000000000000000.jsonl.gz`;
+    await f.db.query('CREATE TABLE copy (LIKE events INCLUDING ALL)');
+
+    const s = await restoreWith(config, listedEarlier({ hidden: [metadataKeyFor(late)], extra: [gone, metadataKeyFor(gone)] }), {
+      table: 'events',
+      target: { schema: 'public', table: 'copy' },
+      onCorrupt: 'fail',
+    });
+    expect(s.corrupt).toEqual([]);
+    expect(s.uncommitted).toEqual([gone]);
+    expect(s.error?.code).toBe('RESTORE_INCOMPLETE');
+    expect(s.rows.inserted).toBe(20);
+    expect(Number((await f.db.query('SELECT count(*) AS c FROM copy')).rows[0].c)).toBe(20);
+  });
+
+  it('still reports a sidecar that is missing for good as corrupt', async () => {
+    await createEventsTable(f.db, { rows: 20, stepMinutes: 180, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable], { batch_size: 100 });
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
+    const key = (await inspectArchive(f.store)).objects[0]!.key;
+    await f.store.delete(metadataKeyFor(key));
+    const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'copy' }, onCorrupt: 'skip' });
+    expect(s.corrupt.map((c) => c.key)).toEqual([key]);
+    expect(s.corrupt[0]!.message).toContain('metadata sidecar is missing');
+    expect(s.uncommitted).toEqual([]);
+  });
+});
