@@ -38,7 +38,7 @@ export function buildSessionSettings(defaults: Pick<DefaultsConfig, 'statement_t
     // with array_nulls off a restored NULL element became the string "NULL"; xmloption document
     // refused restoring xml fragments; serializable made the archiver's own concurrent
     // transactions fail each other. (idle_session_timeout, PostgreSQL 14+, is cleared on the lock
-    // session only: see createClient.)
+    // session only: see connectLockClient.)
     standard_conforming_strings: 'on',
     array_nulls: 'on',
     xmloption: 'content',
