@@ -237,38 +237,3 @@ async function refuseInheritanceChildren(q: Queryable, oid: number, database: st
     { details: { database, table: qualified, child } },
   );
 }
-
-/**
- * What the archive needs on a table besides reading it: DELETE, and UPDATE on some column, which
- * PostgreSQL requires for the delete's FOR UPDATE SKIP LOCKED (when the application holds rows
- * locked) and the reconciliation's FOR KEY SHARE after a crash. Without UPDATE a run would fail
- * only then — and every later run on reconciling (found in review). And a session that can write
- * and enforces what the delete relies on: a read-only default (or a standby) failed only after the
- * first objects were uploaded, and session_replication_role = replica, set for the database or
- * role, skips foreign-key checks and the table's triggers on delete (found by probing). Checked
- * before anything is read or written; the archiver never updates a row.
- */
-export async function checkArchiveAccess(q: Queryable, plan: Pick<TablePlan, 'oid' | 'database' | 'schema' | 'table'>): Promise<void> {
-  const r = await q.query<{ s: string; u: string; d: string; role: string; read_only: string; replication_role: string }>(
-    `SELECT has_any_column_privilege($1::oid, 'SELECT')::text AS s, has_any_column_privilege($1::oid, 'UPDATE')::text AS u,
-            has_table_privilege($1::oid, 'DELETE')::text AS d, current_user::text AS role,
-            current_setting('transaction_read_only') AS read_only, current_setting('session_replication_role') AS replication_role`,
-    [plan.oid],
-  );
-  const row = r.rows[0]!;
-  const qualified = `${plan.schema}.${plan.table}`;
-  const details = { database: plan.database, table: qualified };
-  if (row.read_only === 'on') {
-    throw new AuditlogError('DB_SESSION', `database "${plan.database}" gives the archiver read-only transactions (default_transaction_read_only, or a standby): rows of ${qualified} could be archived but never deleted; connect to the primary, or reset default_transaction_read_only for the archiver's role. Nothing was archived or deleted`, { details });
-  }
-  if (row.replication_role !== 'origin') {
-    throw new AuditlogError('DB_SESSION', `the archiver's sessions on database "${plan.database}" run with session_replication_role = ${row.replication_role}, which skips foreign-key checks and triggers when rows of ${qualified} are deleted; ALTER ROLE ${row.role} RESET session_replication_role (or the database's setting). Nothing was archived or deleted`, { details });
-  }
-  const missing = [row.s === 'true' ? null : 'SELECT', row.u === 'true' ? null : 'UPDATE', row.d === 'true' ? null : 'DELETE'].filter((p): p is string => p !== null);
-  if (missing.length === 0) return;
-  throw new AuditlogError(
-    'DB_PRIVILEGE',
-    `role ${row.role} lacks ${missing.join(', ')} on ${qualified} (database "${plan.database}"): the archive reads, locks (FOR UPDATE needs UPDATE) and deletes its rows; GRANT SELECT, UPDATE, DELETE ON ${qualified} TO ${row.role} (docs/operations.md, PostgreSQL grants). Nothing was archived or deleted`,
-    { details: { ...details, missing } },
-  );
-}

@@ -13,6 +13,7 @@ import { markerKeyForData, metadataKeyFor, tablePrefix } from '../core/archive-l
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { redactSecrets } from '../config/mask-secrets.js';
 import { buildSessionSettings, createClient, toConnectError } from '../db/connect.js';
+import { checkReplicationRole } from '../db/session-checks.js';
 import { canCast, createTargetTable, dropIndexes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { parseObjectMetadata } from './check-object.js';
@@ -82,12 +83,12 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
     } catch (error) {
       throw toConnectError(error, db, options.secrets);
     }
-    // replica (set for the database or role) would load rows past the target's foreign keys and
-    // triggers: refused, as for the archive (found by probing).
-    const role = (await c.query<{ r: string }>(`SELECT pg_catalog.current_setting('session_replication_role') AS r`)).rows[0]!.r;
-    if (role !== 'origin') {
+    // The load would otherwise pass the target's foreign keys and triggers by, as for the archive.
+    try {
+      await checkReplicationRole(c, db.name, "the target's foreign-key checks and triggers", 'Nothing was restored');
+    } catch (error) {
       await c.end().catch(() => undefined);
-      throw new AuditlogError('DB_SESSION', `the restore's sessions on database "${db.name}" run with session_replication_role = ${role}, which skips the target's foreign-key checks and triggers; ALTER ROLE … RESET session_replication_role (or the database's setting). Nothing was restored`);
+      throw error;
     }
     return c;
   };
