@@ -14,7 +14,7 @@ import { acquireTableLock } from '../db/advisory-lock.js';
 import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
 import { tableLabel, type TablePlan } from '../core/table-plan.js';
 import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
-import { countArchivable, selectCutoff, selectHeldKeys } from '../db/archive-queries.js';
+import { countArchivable, selectCutoff, selectHeldKeys, summarizeArchivable } from '../db/archive-queries.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { archiveBatch, type BatchOutcome } from './archive-batch.js';
 import type { BatchPhase } from './archive-context.js';
@@ -96,9 +96,9 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         if (!isAuditlogError(error) || (error.code !== 'DB_PRIVILEGE' && error.code !== 'DB_SESSION')) throw error;
         logger.warn({ code: error.code }, error.message);
       });
-      const count = await countArchivable(input.pool, plan, cutoff);
+      const { batches, ...count } = await summarizeArchivable(input.pool, plan, cutoff);
       summary.status = 'dry-run';
-      summary.dryRun = { ...count, cutoff, estimatedBatches: Math.ceil(count.rows / plan.batchSize) };
+      summary.dryRun = { ...count, cutoff, estimatedBatches: batches };
       logger.info({ rows: count.rows, cutoff, from: count.minTimestamp, to: count.maxTimestamp }, 'dry run: rows that would be archived');
       return summary;
     }

@@ -6,7 +6,7 @@
 import type { Config } from '../config/schema.js';
 import { encodeBatch } from '../archive/encode-batch.js';
 import { loadTablePlan } from '../db/catalog.js';
-import { countArchivable, countRowsByDay, selectCutoff, selectPage } from '../db/archive-queries.js';
+import { selectCutoff, selectPage, summarizeArchivable } from '../db/archive-queries.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 
 export interface TableMeasure {
@@ -40,8 +40,7 @@ export async function measureConfig(config: Config, secrets: readonly string[], 
       for (const table of db.tables) {
         const plan = await loadTablePlan(pool, db.name, table, config.defaults);
         const cutoff = await selectCutoff(pool, plan);
-        const count = await countArchivable(pool, plan, cutoff);
-        const days = await countRowsByDay(pool, plan, cutoff);
+        const count = await summarizeArchivable(pool, plan, cutoff);
         const pages = count.rows === 0 ? [] : await selectPage(pool, plan, cutoff, null, sampleRows);
         let sampled = 0;
         let raw = 0;
@@ -56,7 +55,7 @@ export async function measureConfig(config: Config, secrets: readonly string[], 
           database: db.name,
           table: `${plan.schema}.${plan.table}`,
           rowsPastRetention: count.rows,
-          objects: days.reduce((n, d) => n + Math.ceil(d.rows / plan.batchSize), 0),
+          objects: count.batches,
           sampleRows: sampled,
           sampleUncompressedBytes: raw,
           sampleCompressedBytes: compressed,

@@ -2,7 +2,7 @@
 import type { TablePlan } from '../core/table-plan.js';
 import type { LineFlags, RowPosition, RowSet } from '../core/row-set.js';
 import type pg from 'pg';
-import { buildCountSql, buildCutoffSql, buildDailyCountSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql } from './archive-sql.js';
+import { buildArchivableSummarySql, buildCountSql, buildCutoffSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql } from './archive-sql.js';
 import { AuditlogError } from '../core/errors.js';
 import { copyOutBinary, CopyBuffer, type BinaryRows } from './binary-copy.js';
 import type { Queryable } from './queryable.js';
@@ -24,10 +24,11 @@ export async function countArchivable(q: Queryable, plan: TablePlan, cutoff: str
   return { rows: Number(row.n), minTimestamp: row.min_ts, maxTimestamp: row.max_ts };
 }
 
-/** Row counts past the cutoff per UTC day (the day as YYYY-MM-DD), for estimating the number of batches. */
-export async function countRowsByDay(q: Queryable, plan: TablePlan, cutoff: string): Promise<{ day: string; rows: number }[]> {
-  const r = await q.query<{ day: string; n: string }>(buildDailyCountSql(plan), [cutoff]);
-  return r.rows.map((row) => ({ day: row.day, rows: Number(row.n) }));
+/** A dry run's or the cost estimate's view of a table: countArchivable plus the batches the rows make (one scan). */
+export async function summarizeArchivable(q: Queryable, plan: TablePlan, cutoff: string): Promise<RangeCount & { batches: number }> {
+  const r = await q.query<{ n: string; min_ts: string | null; max_ts: string | null; batches: string }>(buildArchivableSummarySql(plan), [cutoff, plan.batchSize]);
+  const row = r.rows[0]!;
+  return { rows: Number(row.n), minTimestamp: row.min_ts, maxTimestamp: row.max_ts, batches: Number(row.batches) };
 }
 
 /** What selectPage needs of a pool: a connection of its own for the page's transaction. */

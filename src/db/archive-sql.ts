@@ -112,10 +112,20 @@ export function buildCountSql(plan: TablePlan): string {
   return `SELECT count(*)::text AS n, min(${ts})::text AS min_ts, max(${ts})::text AS max_ts FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type}${holdExclusionSql(plan)}`;
 }
 
-/** Rows past the cutoff per UTC day, as the archiver groups them into batches (a batch never spans two days). $1 = cutoff. */
-export function buildDailyCountSql(plan: TablePlan): string {
+/**
+ * What a run would archive, in one scan: rows past the cutoff (outside legal holds), their time
+ * range, and the batches they make — per UTC day, rows ÷ batch_size rounded up, since a batch never
+ * spans two days and a day cut by a page is read again whole (read-batches.ts). $1 = cutoff, $2 = batch_size.
+ */
+export function buildArchivableSummarySql(plan: TablePlan): string {
   const ts = col(plan.timestampColumn);
-  return `SELECT ${dayExpression(plan)} AS day, count(*)::text AS n FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type} GROUP BY 1`;
+  const perDay =
+    `SELECT ${dayExpression(plan)} AS day, count(*) AS n, min(${ts}) AS min_ts, max(${ts}) AS max_ts ` +
+    `FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type}${holdExclusionSql(plan)} GROUP BY 1`;
+  return (
+    `SELECT COALESCE(sum(d.n), 0)::text AS n, min(d.min_ts)::text AS min_ts, max(d.max_ts)::text AS max_ts, ` +
+    `COALESCE(sum(ceil(d.n::numeric / $2::int)), 0)::text AS batches FROM (${perDay}) AS d`
+  );
 }
 
 /** `json_build_array(key columns as text)`: a row's key as JSON, the form keys travel in. */

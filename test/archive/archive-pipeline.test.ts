@@ -90,6 +90,21 @@ describe('archive pipeline', () => {
     expect((await inspectArchive(fx.store)).allKeys).toEqual([]);
   });
 
+  it("dry run's estimated batches are the batches the run then makes: per UTC day, not rows ÷ batch_size", async () => {
+    // 100 rows, one every 50 minutes over ~3.5 days, all past the retention: days of 28, 29 and
+    // 14-ish rows, each cut into batches of 7, and pages of 7 that end inside a day.
+    await createEventsTable(fx.db, { rows: 100, stepMinutes: 50, endDaysAgo: 12 });
+    const perDay = await fx.db.query<{ n: string }>(`SELECT count(*) AS n FROM events GROUP BY (happened_at AT TIME ZONE 'UTC')::date`);
+    const expected = perDay.rows.reduce((b, r) => b + Math.ceil(Number(r.n) / 7), 0);
+    expect(expected).toBeGreaterThan(Math.ceil(100 / 7));
+    const dry = (await archiveWith(fx.configFor([eventsTable]), fx.store, { dryRun: true })).tables[0]!;
+    expect(dry.dryRun!.rows).toBe(100);
+    expect(dry.dryRun!.estimatedBatches).toBe(expected);
+    const real = (await archiveWith(fx.configFor([eventsTable]), fx.store)).tables[0]!;
+    expect(real.rowsArchived).toBe(100);
+    expect(real.batches).toBe(dry.dryRun!.estimatedBatches);
+  });
+
   it('does not delete a row updated after it was read: its new version survives and the object omits it', async () => {
     await createEventsTable(fx.db, { rows: 10, stepMinutes: 1, endDaysAgo: 20 });
     const other = new pg.Client({ connectionString: fx.db.url });

@@ -74,9 +74,12 @@ describe('legal holds', () => {
         ],
       },
     });
+    // The dry run counts, and estimates batches for, only the rows the run will take.
+    const dry = (await archiveWith(config, fx.store, { dryRun: true })).tables[0]!;
     const summary = await archiveWith(config, fx.store);
     const heldIds = ['3', '5', '8', '13', '18', '23', '28'];
     expect(summary.tables[0]).toMatchObject({ status: 'archived', rowsArchived: 23 });
+    expect(dry.dryRun).toMatchObject({ rows: 23, estimatedBatches: summary.tables[0]!.batches });
     expect(await ids()).toEqual(heldIds);
     expect(await archivedIds()).toEqual(all.filter((id) => !heldIds.includes(id)));
     expect(summary.tables[0]!.holds?.recordLevel).toHaveLength(2);
