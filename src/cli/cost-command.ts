@@ -9,7 +9,9 @@ import { collectSecrets } from '../config/mask-secrets.js';
 import { AuditlogError } from '../core/errors.js';
 import { estimateCost, type CostEstimate } from '../cost/estimate-cost.js';
 import { formatCostEstimate } from '../cost/format-cost.js';
-import { measureConfig, type ConfigMeasure } from '../cost/measure-tables.js';
+import { measureConfig, type ConfigMeasure, type TableMeasure } from '../cost/measure-tables.js';
+import { loadRunHolds } from '../compliance/run-holds.js';
+import { readHoldSources } from './compliance-setup.js';
 import { PRICE_TABLE, PRICE_TABLE_DATE } from '../cost/price-table.js';
 import { parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
 
@@ -32,6 +34,13 @@ const DEFAULT_AVG_ROW_BYTES = 500;
 /** gzip level 6 on audit rows (DESIGN.md §7 dataset, docs/benchmarks.md) compresses about 8:1. */
 const DEFAULT_COMPRESSION_RATIO = 8;
 
+const HOLD_NOTES: Record<NonNullable<TableMeasure['holds']> | 'none', string> = {
+  none: '',
+  table: ' (under a table-level legal hold: a run archives none of it)',
+  records: ' (rows under record-level legal holds left out)',
+  unavailable: ' (legal holds could not be read: a run would archive nothing now; every row is counted)',
+};
+
 export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdout: (text: string) => void; onSecrets: (secrets: string[]) => void }): Promise<number> {
   const sources = [opts.config, opts.size, opts.records].filter((v) => v !== undefined).length;
   if (sources !== 1) throw new AuditlogError('USAGE', 'cost needs exactly one of --config FILE, --size SIZE (e.g. 500GB) or --records N');
@@ -52,7 +61,10 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
     if (PRICE_TABLE[region] === undefined) {
       throw new AuditlogError('USAGE', `s3.region "${region}" of ${opts.config} is not in the price table (dated ${PRICE_TABLE_DATE}): pass --region with one of ${Object.keys(PRICE_TABLE).join(', ')} for an estimate`);
     }
-    measured = await measureConfig(config, secrets);
+    // Legal holds as a run would apply them: a held table or held rows are not what it archives.
+    const holdSources = readHoldSources(config, io.env);
+    if (holdSources.apiAuthValue !== undefined) io.onSecrets([...secrets, holdSources.apiAuthValue]);
+    measured = await measureConfig(config, secrets, undefined, await loadRunHolds(config, holdSources));
     estimate = estimateCost({
       region,
       uncompressedBytes: measured.uncompressedBytes,
@@ -81,7 +93,7 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
   if (json) {
     io.stdout(JSON.stringify(measured === undefined ? estimate : { ...estimate, measured: measured.tables }) + '\n');
   } else {
-    const perTable = measured?.tables.map((t) => `  ${t.database}/${t.table}: ${t.rowsPastRetention.toLocaleString('en-US')} rows past retention, ${t.objects.toLocaleString('en-US')} objects, sample of ${t.sampleRows.toLocaleString('en-US')} rows compressed ${t.sampleCompressedBytes > 0 ? (t.sampleUncompressedBytes / t.sampleCompressedBytes).toFixed(1) : '-'}:1`);
+    const perTable = measured?.tables.map((t) => `  ${t.database}/${t.table}: ${t.rowsPastRetention.toLocaleString('en-US')} rows past retention, ${t.objects.toLocaleString('en-US')} objects, sample of ${t.sampleRows.toLocaleString('en-US')} rows compressed ${t.sampleCompressedBytes > 0 ? (t.sampleUncompressedBytes / t.sampleCompressedBytes).toFixed(1) : '-'}:1${HOLD_NOTES[t.holds ?? 'none']}`);
     io.stdout((perTable === undefined ? '' : `Measured:\n${perTable.join('\n')}\n\n`) + formatCostEstimate(estimate));
   }
   return 0;

@@ -8,6 +8,9 @@ import { encodeBatch } from '../archive/encode-batch.js';
 import { loadTablePlan } from '../db/catalog.js';
 import { selectCutoff, selectPage, summarizeArchivable } from '../db/archive-queries.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
+import { checkHoldFilter } from '../db/hold-queries.js';
+import { holdsForTable } from '../compliance/legal-hold.js';
+import { loadDatabaseHolds, type HoldSnapshot } from '../compliance/run-holds.js';
 
 export interface TableMeasure {
   database: string;
@@ -18,6 +21,12 @@ export interface TableMeasure {
   sampleRows: number;
   sampleUncompressedBytes: number;
   sampleCompressedBytes: number;
+  /**
+   * Legal holds, as a run would apply them today: `table` (a table-level hold: nothing would be
+   * archived), `records` (rows matching record-level holds left out), `unavailable` (they could
+   * not be read: a run would archive nothing, the figures count every row).
+   */
+  holds?: 'table' | 'records' | 'unavailable';
 }
 
 export interface ConfigMeasure {
@@ -31,14 +40,26 @@ export interface ConfigMeasure {
 /** Rows compressed per table: enough for a stable ratio, little enough to leave production alone. */
 export const SAMPLE_ROWS = 5_000;
 
-export async function measureConfig(config: Config, secrets: readonly string[], sampleRows = SAMPLE_ROWS): Promise<ConfigMeasure> {
+export async function measureConfig(config: Config, secrets: readonly string[], sampleRows = SAMPLE_ROWS, runHolds: HoldSnapshot = { enabled: false, holds: [] }, now = new Date()): Promise<ConfigMeasure> {
   const tables: TableMeasure[] = [];
   for (const db of config.databases) {
     const pool = createPool({ database: { ...db, connection_pool_size: 2 }, applicationName: config.application_name, settings: buildSessionSettings(config.defaults), onBackgroundError: () => undefined });
     try {
       await checkConnection(pool, db, secrets);
+      const holds = await loadDatabaseHolds(runHolds, config, pool, db.name);
       for (const table of db.tables) {
-        const plan = await loadTablePlan(pool, db.name, table, config.defaults);
+        let plan = await loadTablePlan(pool, db.name, table, config.defaults);
+        const found = holds.enabled && holds.unavailable === undefined ? holdsForTable(holds.holds, { database: db.name, schema: table.schema, table: table.name }, now) : undefined;
+        const measure = { database: db.name, table: `${plan.schema}.${plan.table}` };
+        if (found !== undefined && found.tableLevel.length > 0) {
+          tables.push({ ...measure, rowsPastRetention: 0, objects: 0, sampleRows: 0, sampleUncompressedBytes: 0, sampleCompressedBytes: 0, holds: 'table' });
+          continue;
+        }
+        if (found !== undefined && found.recordLevel.length > 0) {
+          // Checked as a run checks it (no writing function), then the held rows are left out of the counts and the sample.
+          for (const hold of found.recordLevel) await checkHoldFilter(pool, plan, hold);
+          plan = { ...plan, holdFilters: found.recordLevel.map((h) => h.where!) };
+        }
         const cutoff = await selectCutoff(pool, plan);
         const count = await summarizeArchivable(pool, plan, cutoff);
         const pages = count.rows === 0 ? [] : await selectPage(pool, plan, cutoff, null, sampleRows);
@@ -52,13 +73,13 @@ export async function measureConfig(config: Config, secrets: readonly string[], 
           compressed += encoded.compressedBytes;
         }
         tables.push({
-          database: db.name,
-          table: `${plan.schema}.${plan.table}`,
+          ...measure,
           rowsPastRetention: count.rows,
           objects: count.batches,
           sampleRows: sampled,
           sampleUncompressedBytes: raw,
           sampleCompressedBytes: compressed,
+          ...(holds.unavailable !== undefined ? { holds: 'unavailable' as const } : found !== undefined && found.recordLevel.length > 0 ? { holds: 'records' as const } : {}),
         });
       }
     } finally {

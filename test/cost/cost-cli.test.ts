@@ -61,6 +61,37 @@ describe('auditlog cost', () => {
     expect(report.classes).toHaveLength(7);
   });
 
+  it('--config leaves out what legal holds keep: rows of record-level holds, and a table under a table-level hold', async () => {
+    await db.query(`CREATE TABLE IF NOT EXISTS audit_case (LIKE audit INCLUDING ALL)`);
+    await db.query(`INSERT INTO audit_case SELECT * FROM audit ON CONFLICT DO NOTHING`);
+    const config = join(dir, 'cost-holds.yaml');
+    await writeFile(
+      config,
+      `s3:\n  bucket: audit-archive\n  region: eu-central-1\ndefaults:\n  batch_size: 40\n` +
+        `legal_holds:\n  enabled: true\n  holds:\n    - { table: audit, where: "actor = 'user3@example.com'", reason: Case 12 }\n    - { table: audit_case, reason: Case 13 }\n` +
+        `databases:\n  - name: app\n    url: \${APP_URL}\n    tables:\n      - name: audit\n        timestamp_column: created_at\n      - name: audit_case\n        timestamp_column: created_at\n`,
+    );
+    const result = await runCli(['cost', '--config', config, '--format', 'json'], { APP_URL: db.url });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { records: number; objects: number; measured: { table: string; rowsPastRetention: number; objects: number; sampleRows: number; holds?: string }[] };
+    const free = await db.query<{ n: string; objects: string }>(
+      `SELECT sum(n)::text AS n, sum(ceil(n / 40.0))::text AS objects FROM (SELECT count(*) AS n FROM audit WHERE created_at < now() - interval '90 days' AND actor <> 'user3@example.com' GROUP BY (created_at AT TIME ZONE 'UTC')::date) d`,
+    );
+    expect(Number(free.rows[0]!.n)).toBeLessThan(3000);
+    expect(report.measured).toEqual([
+      expect.objectContaining({ table: 'public.audit', rowsPastRetention: Number(free.rows[0]!.n), objects: Number(free.rows[0]!.objects), sampleRows: Number(free.rows[0]!.n), holds: 'records' }),
+      expect.objectContaining({ table: 'public.audit_case', rowsPastRetention: 0, objects: 0, sampleRows: 0, holds: 'table' }),
+    ]);
+    expect(report.records).toBe(Number(free.rows[0]!.n));
+    expect(report.objects).toBe(Number(free.rows[0]!.objects));
+    const text = await runCli(['cost', '--config', config], { APP_URL: db.url });
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('public.audit: ' + Number(free.rows[0]!.n).toLocaleString('en-US') + ' rows past retention');
+    expect(text.stdout).toContain('(rows under record-level legal holds left out)');
+    expect(text.stdout).toMatch(/public\.audit_case: 0 rows past retention.*table-level legal hold/);
+  });
+
   it('prints a text table with the price date and the recommendation', async () => {
     const result = await runCli(['cost', '--size', '500GB', '--region', 'eu-west-1', '--months', '24']);
     expect(result.code).toBe(0);
