@@ -32,6 +32,43 @@ export interface DaemonCommandInput {
   io: { stderr: (text: string) => void; stderrIsTty?: boolean };
   /** The legal-hold API credential, read from the environment by the CLI. */
   holdSources: HoldSourceOptions;
+  /**
+   * Reads the configuration file again (with its secrets and hold sources). Called before each
+   * run, so a legal hold, retention or table added to the file applies from the next run, as
+   * docs/compliance.md says; without it every run uses `config`.
+   */
+  reloadConfig?: () => Promise<{ config: Config; secrets: readonly string[]; holdSources: HoldSourceOptions }>;
+}
+
+/**
+ * Parts of the configuration the daemon binds when it starts (the store, the servers, the
+ * notifiers, the audit trail, the schedule): a change to them needs a restart. Everything else
+ * (databases, tables, retention, legal holds, defaults, locks, watermarks) applies per run.
+ */
+const BOUND_AT_START: readonly { name: string; pick: (c: Config) => unknown }[] = [
+  { name: 's3', pick: (c) => c.s3 },
+  { name: 'local', pick: (c) => c.local },
+  { name: 'monitoring', pick: (c) => c.monitoring },
+  { name: 'notifications', pick: (c) => c.notifications },
+  { name: 'daemon', pick: (c) => c.daemon },
+  { name: 'compliance.audit', pick: (c) => c.compliance.audit },
+];
+
+/** The configuration for one run: the file as it is now, or an error saying why no run may start. */
+async function configForRun(input: DaemonCommandInput): Promise<{ config: Config; secrets: readonly string[]; holdSources: HoldSourceOptions } | { refused: string }> {
+  if (input.reloadConfig === undefined) return { config: input.config, secrets: input.secrets, holdSources: input.holdSources };
+  let now: Awaited<ReturnType<NonNullable<DaemonCommandInput['reloadConfig']>>>;
+  try {
+    now = await input.reloadConfig();
+  } catch (error) {
+    // It may be a hold being added: running on the configuration read earlier could archive rows it holds.
+    return { refused: `the configuration file no longer loads, so no run starts until it does (the daemon reads it again before the next run): ${describeError(error)}` };
+  }
+  const changed = BOUND_AT_START.filter((s) => JSON.stringify(s.pick(now.config)) !== JSON.stringify(s.pick(input.config))).map((s) => s.name);
+  if (changed.length > 0) {
+    return { refused: `${changed.join(', ')} changed in the configuration file since the daemon started, and the daemon applies ${changed.length === 1 ? 'that' : 'those'} only when it starts: restart it; no run starts until then` };
+  }
+  return { config: now.config, secrets: [...new Set([...input.secrets, ...now.secrets])], holdSources: now.holdSources };
 }
 
 export async function runDaemonCommand(input: DaemonCommandInput): Promise<number> {
@@ -67,17 +104,22 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
       runOnce: async (signal) => {
         const runId = input.newRunId();
         const runLogger = createLogger({ runId, json: input.json, level: input.level });
+        const current = await configForRun(input);
+        if ('refused' in current) {
+          runLogger.error(redact(current.refused));
+          return;
+        }
         runLogger.info('archive run started');
         try {
           const summary = await runArchive({
-            config: input.config,
+            config: current.config,
             store,
             logger: runLogger,
             runId,
             toolVersion: input.toolVersion,
-            secrets: input.secrets,
+            secrets: current.secrets,
             events,
-            holdSources: input.holdSources,
+            holdSources: current.holdSources,
             signal,
             ...monitoring.runOptions,
           });

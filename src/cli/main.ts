@@ -236,6 +236,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           json: opts.json === true,
           io,
           holdSources,
+          reloadConfig: async () => {
+            const now = await loadConfig(opts.config, io.env);
+            const sources = readHoldSources(now, io.env);
+            return { config: now, secrets: [...collectSecrets(now), ...(sources.apiAuthValue === undefined ? [] : [sources.apiAuthValue])], holdSources: sources };
+          },
         });
       } finally {
         process.off('SIGTERM', stop);

@@ -107,6 +107,39 @@ describe('auditlog daemon', () => {
     expect(await rowIds(db)).toEqual([]);
   });
 
+  it('reads the configuration file again before each run: a legal hold added applies at the next run; a file that no longer loads, or a changed storage section, starts no run', async () => {
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const archive = join(dir, 'reload');
+    const schedule = 'daemon:\n  schedule: "*/2 * * * * *"\n';
+    const holds = (hold: string): string => `${schedule}legal_holds:\n  enabled: true\n  holds:\n    - ${hold}`;
+    const config = await writeConfig('reload.yaml', archive, holds('{ table: events, reason: Case 1 }'));
+    const { child, result } = startCli(['daemon', '--config', config, '--json']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const finished = (): LogLine[] => logLines(stderr).filter((l) => l.msg === 'archive run finished');
+    try {
+      await waitFor('a run under the table-level hold', () => (finished().length >= 1 ? true : undefined));
+      expect(finished()[0]).toMatchObject({ failed: 0, rows_archived: 0 });
+      expect(await rowIds(db)).toHaveLength(20);
+      // Narrowed to rows 1-5 in the file: the next run archives the other 15, and keeps those.
+      await writeConfig('reload.yaml', archive, holds("{ table: events, where: 'id <= 5', reason: Case 1 }"));
+      await waitFor('a run under the record-level hold', () => (finished().some((l) => l.rows_archived === 15) ? true : undefined));
+      expect(await rowIds(db)).toEqual(['1', '2', '3', '4', '5']);
+      // Broken, or a section bound at start changed: no run, said on every scheduled time.
+      await writeFile(config, 'local: [unclosed\n');
+      await waitFor('the refusal of a broken file', () => logLines(stderr).find((l) => String(l.msg).includes('no longer loads')));
+      await writeConfig('reload.yaml', join(dir, 'elsewhere'), holds('{ table: events, reason: Case 1 }'));
+      const refusal = await waitFor('the refusal of a changed storage section', () => logLines(stderr).find((l) => String(l.msg).includes('local changed in the configuration file')));
+      expect(refusal.msg).toContain('restart it');
+      expect(logLines(stderr).filter((l) => l.msg === 'archive run started')).toHaveLength(finished().length);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect((await result).code).toBe(0);
+    expect(await rowIds(db)).toEqual(['1', '2', '3', '4', '5']);
+  });
+
   it('SIGTERM mid-run: no new batch starts, the one in flight finishes, no row lost, nothing in flight, lock released, exit 0', async () => {
     await db.query('DROP TABLE IF EXISTS events');
     await createEventsTable(db, { rows: 300, stepMinutes: 10, endDaysAgo: 11 });
