@@ -22,9 +22,8 @@ function dayExpression(plan: TablePlan): string {
   return `CASE WHEN isfinite(${ts}) AND ${ts} >= ${firstRepresentable(plan)} THEN to_char(${ts}, 'YYYY-MM-DD') ELSE '0000-00-00' END`;
 }
 
-function timeOfDayExpression(plan: TablePlan): string {
+function timeOfDayExpression(plan: TablePlan, ts = col(plan.timestampColumn)): string {
   if (plan.timestampKind === 'date') return quoteLiteral('000000000000');
-  const ts = col(plan.timestampColumn);
   return `CASE WHEN isfinite(${ts}) THEN to_char(${ts}, 'HH24MISSUS') ELSE '000000000000' END`;
 }
 
@@ -199,10 +198,16 @@ export function buildPageBoundsSql(plan: TablePlan, bounds: PageBounds, limit: n
   const minMaxKey = single
     ? 'json_build_array(min(p.pk0)::text)::text, json_build_array(max(p.pk0)::text)::text'
     : `((array_agg(p.k ORDER BY ${pkOrder('ASC')}))[1])::text, ((array_agg(p.k ORDER BY ${pkOrder('DESC')}))[1])::text`;
+  // The first time of day: within one UTC day it grows with the timestamp, so it is that of the
+  // day's first timestamp, computed once per day. Only the rows of the 0000-00-00 bucket (±infinity,
+  // BC values: several days in one) take it row by row, as the smallest one.
+  const ts = col(plan.timestampColumn);
+  const oddTod = `CASE WHEN isfinite(${ts}) AND ${ts} >= ${firstRepresentable(plan)} THEN NULL ELSE ${timeOfDayExpression(plan)} END`;
   const page =
-    `SELECT ${col(plan.timestampColumn)} AS ts, ${dayExpression(plan)} AS day, ${timeOfDayExpression(plan)} AS tod, ${keyJson(plan)} AS k, ` +
+    `SELECT ${ts} AS ts, ${dayExpression(plan)} AS day, ${oddTod} AS odd_tod, ${single ? '' : `${keyJson(plan)} AS k, `}` +
     `${plan.primaryKey.map((c, i) => `${col(c)} AS pk${i}`).join(', ')} ${pageScan(plan, bounds, limit, param)}`;
-  return `SELECT p.day, count(*)::text, min(p.ts)::text, max(p.ts)::text, min(p.tod), ${minMaxKey} FROM (${page}) AS p GROUP BY p.day ORDER BY min(p.ts)`;
+  const firstTod = `COALESCE(min(p.odd_tod), ${timeOfDayExpression(plan, 'min(p.ts)')})`;
+  return `SELECT p.day, count(*)::text, min(p.ts)::text, max(p.ts)::text, ${firstTod}, ${minMaxKey} FROM (${page}) AS p GROUP BY p.day ORDER BY min(p.ts)`;
 }
 
 /** Keys of a batch as the SQL side receives them: $n = JSON array of key arrays. */
