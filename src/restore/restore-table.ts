@@ -9,7 +9,8 @@
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import { markerKeyForData, metadataKeyFor, tablePrefix } from '../core/archive-layout.js';
+import { metadataKeyFor, tablePrefix } from '../core/archive-layout.js';
+import { readBatchObjectState } from '../storage/batch-object-state.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { redactSecrets } from '../config/mask-secrets.js';
 import { buildSessionSettings, createClient, toConnectError } from '../db/connect.js';
@@ -170,10 +171,9 @@ async function restoreInto(
   // (data, sidecar, marker deleted). Only what is still missing a sidecar now is corrupt; the rest
   // is committed after all, or in flight (found by probing a restore alongside an archive run).
   const settle = async (key: string): Promise<'committed' | 'in-flight' | 'missing-sidecar'> => {
-    const marker = markerKeyForData(prefix, key);
-    const [data, sidecar, pending] = await Promise.all([options.store.head(key), options.store.head(metadataKeyFor(key)), marker === undefined ? undefined : options.store.head(marker)]);
-    if (pending !== undefined || data === undefined) return 'in-flight';
-    return sidecar === undefined ? 'missing-sidecar' : 'committed';
+    const now = await readBatchObjectState(options.store, prefix, key);
+    if (now.state === 'committed') return 'committed';
+    return now.state === 'missing-metadata' ? 'missing-sidecar' : 'in-flight';
   };
   for (const key of selected.withoutMetadata) {
     const state = await settle(key);

@@ -131,6 +131,59 @@ describe.each(['s3', 'local'] as const)('validate (%s backend)', (backend) => {
     expect(findings(await validate({ deepThreshold: 0 }))).toEqual([{ code: 'SIZE_MISMATCH', key: o.key }]);
   });
 
+  /**
+   * A store whose listing of the pending markers first runs `meanwhile`: what an archive run at
+   * work does between validate's listing of the objects and its listing of the markers.
+   */
+  const storeActingBetweenListings = (meanwhile: () => Promise<void>): ObjectStore => {
+    const spy = new ListSpyStore(store);
+    const list = spy.list.bind(spy);
+    spy.list = (prefix: string): AsyncIterable<ObjectInfo> =>
+      prefix.includes('_auditlog/pending/')
+        ? (async function* () {
+            await meanwhile();
+            yield* list(prefix);
+          })()
+        : list(prefix);
+    return spy;
+  };
+
+  it('a batch committed between the listings (sidecar written, marker removed) is checked as committed, not MISSING_METADATA', async () => {
+    const o = objects[objects.length - 1]!;
+    const sidecar = (await store.get(metadataKeyFor(o.key)))!;
+    const marker = pendingMarkerKey(PREFIX, o.meta.min_timestamp.slice(0, 10), o.key.slice(o.key.lastIndexOf('/') + 1, -'.jsonl.gz'.length));
+    // In flight when the objects are listed: marker and data, no sidecar yet.
+    await store.delete(metadataKeyFor(o.key));
+    await store.put(marker, Buffer.from('{}'));
+    const acting = storeActingBetweenListings(async () => {
+      await store.put(metadataKeyFor(o.key), sidecar);
+      await store.delete(marker);
+    });
+    const report = await validate({ store: acting });
+    expect(findings(report)).toEqual([]);
+    expect(report.totals).toMatchObject({ objects: objects.length, rows: ROWS, problems: 0 });
+  });
+
+  it('a batch given up between the listings (data, sidecar, marker deleted) is no finding; one still in flight is UNCOMMITTED_OBJECT', async () => {
+    const [gone, flying] = [objects[1]!, objects[2]!];
+    const markerOf = (o: InspectedObject): string => pendingMarkerKey(PREFIX, o.meta.min_timestamp.slice(0, 10), o.key.slice(o.key.lastIndexOf('/') + 1, -'.jsonl.gz'.length));
+    await store.put(markerOf(gone), Buffer.from('{}'));
+    await store.delete(metadataKeyFor(flying.key));
+    const acting = storeActingBetweenListings(async () => {
+      await store.delete(gone.key);
+      await store.delete(metadataKeyFor(gone.key));
+      await store.delete(markerOf(gone));
+      // Its marker written only now: the listing of the objects saw data without a sidecar and no marker.
+      await store.put(markerOf(flying), Buffer.from('{}'));
+    });
+    const report = await validate({ store: acting });
+    expect(findings(report)).toEqual([{ code: 'UNCOMMITTED_OBJECT', key: flying.key }]);
+    expect(report.ok).toBe(true);
+    // With nothing acting, the same gap with no marker is a problem.
+    await store.delete(markerOf(flying));
+    expect(findings(await validate())).toEqual([{ code: 'MISSING_METADATA', key: flying.key }]);
+  });
+
   it('metadata deleted: MISSING_METADATA; data deleted: ORPHAN_METADATA', async () => {
     const [a, b] = [objects[0]!, objects[3]!];
     await store.delete(metadataKeyFor(a.key));
@@ -323,6 +376,32 @@ describe('validate a table with a composite key, a quoted name and timestamp key
         ['MANIFEST_MISMATCH', o.key],
         ['ROW_STILL_IN_TABLE', o.key],
       ]);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('validate (s3 backend): keys the tool never writes', () => {
+  it('a pair named with a backslash (which no store call may read) is two STRAY_OBJECTs, and the rest is validated', async () => {
+    const db = await createTestDatabase();
+    try {
+      await createEventsTable(db, { rows: 12, stepMinutes: 120, endDaysAgo: 11 });
+      const prefix = `bs-${Date.now()}/`;
+      const config = buildConfig({ s3: s3.s3Config({ prefix }), defaults: { retention_days: 10, batch_size: 7 }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] });
+      const store = new S3ObjectStore(config.s3!);
+      expect((await archiveWith(config, store)).tables[0]!.rowsArchived).toBe(12);
+      const day = `${prefix}${PREFIX}year=2025/month=10/day=26/`;
+      await s3.seedObjects([
+        { key: `${day}copy\\of.jsonl.gz`, body: Buffer.from('x') },
+        { key: `${day}copy\\of.metadata.json`, body: Buffer.from('{}') },
+      ]);
+      const report = await validateArchive({ config, store, databases: config.databases, deepThreshold: 100, concurrency: 4, checkDatabase: false });
+      expect(report.tables[0]!.findings.map((f) => [f.code, f.key])).toEqual([
+        ['STRAY_OBJECT', `${PREFIX}year=2025/month=10/day=26/copy\\of.jsonl.gz`],
+        ['STRAY_OBJECT', `${PREFIX}year=2025/month=10/day=26/copy\\of.metadata.json`],
+      ]);
+      expect(report.totals.rows).toBe(12);
     } finally {
       await db.drop();
     }

@@ -40,7 +40,7 @@ describe('classifyKey', () => {
     expect(classifyKey('year=2024/month=01/day=15/000000-ab.jsonl.gz')).toEqual({ kind: 'data', day: '2024-01-15', base: 'year=2024/month=01/day=15/000000-ab' });
     expect(classifyKey('year=2024/month=01/day=15/000000-ab.metadata.json')).toEqual({ kind: 'metadata', day: '2024-01-15', base: 'year=2024/month=01/day=15/000000-ab' });
     expect(classifyKey('year=0000/month=00/day=00/x.jsonl.gz')).toMatchObject({ kind: 'data', day: '0000-00-00' });
-    for (const stray of ['README', 'year=2024/month=01/day=15/notes.txt', 'year=2024/month=02/day=30/x.jsonl.gz', 'year=2024/month=01/x.jsonl.gz', 'year=2024/month=01/day=15/sub/x.jsonl.gz', 'year=2024/month=01/day=15/.jsonl.gz']) {
+    for (const stray of ['README', 'year=2024/month=01/day=15/notes.txt', 'year=2024/month=02/day=30/x.jsonl.gz', 'year=2024/month=01/x.jsonl.gz', 'year=2024/month=01/day=15/sub/x.jsonl.gz', 'year=2024/month=01/day=15/.jsonl.gz', 'year=2024/month=01/day=15/a\\b.jsonl.gz', 'year=2024/month=01/day=15/a\0b.metadata.json']) {
       expect(classifyKey(stray), stray).toEqual({ kind: 'stray' });
     }
   });
