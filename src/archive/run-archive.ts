@@ -18,7 +18,7 @@ import { LocalObjectStore } from '../storage/local-object-store.js';
 import { failedTableSummary, type RunSummary, type TableSummary } from './table-summary.js';
 import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
 import type { RunEvents } from '../core/run-events.js';
-import { holdApplies, holdLabel, isExpired } from '../compliance/legal-hold.js';
+import { holdApplies, holdDatabaseMatches, holdLabel, isExpired } from '../compliance/legal-hold.js';
 import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { admitTable } from './admit-table.js';
 
@@ -67,6 +67,14 @@ async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[]
   if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
   const holds = await loadRunHolds(options.config, options.holdSources);
   if (holds.unavailable !== undefined) options.logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table is archived (fail closed)');
+  // A hold for a database that is not configured protects nothing: most likely a misspelt name
+  // (`holds list` reports it too). The per-database check below never sees it, so say it here.
+  const now = (options.now ?? (() => new Date()))();
+  for (const hold of holds.holds) {
+    if (hold.database === undefined || isExpired(hold, now)) continue;
+    if (options.config.databases.some((d) => holdDatabaseMatches(hold.database!, d.name))) continue;
+    options.logger.warn({ hold: holdLabel(hold), hold_database: hold.database }, 'an active legal hold names no configured database: check its database name (see auditlog holds list)');
+  }
 
   const perDatabase = (db: DatabaseConfig): Promise<TableSummary[]> => archiveDatabase(options, db, dryRun, holds);
   const results: TableSummary[][] = options.config.parallel_databases
@@ -137,7 +145,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     // A hold that names no configured table protects nothing: most likely a misspelt name. Say so
     // on every run rather than archive quietly past it (found in review).
     for (const hold of holds.holds) {
-      if (hold.database !== undefined && hold.database.trim() !== db.name) continue;
+      if (hold.database !== undefined && !holdDatabaseMatches(hold.database, db.name)) continue;
       if (isExpired(hold, (options.now ?? (() => new Date()))())) continue;
       if (db.tables.some((t) => holdApplies(hold, { database: db.name, schema: t.schema, table: t.name }))) continue;
       if (hold.database === undefined && options.config.databases.some((other) => other.name !== db.name && other.tables.some((t) => holdApplies(hold, { database: other.name, schema: t.schema, table: t.name })))) continue;

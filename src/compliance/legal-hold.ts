@@ -35,12 +35,27 @@ export function holdLabel(hold: LegalHold, index?: number): string {
  * double-quoted parts are unquoted, and names compare without regard to case.
  */
 export function holdApplies(hold: LegalHold, id: TableId): boolean {
-  if (hold.database !== undefined && hold.database.trim() !== id.database) return false;
+  if (hold.database !== undefined && !holdDatabaseMatches(hold.database, id.database)) return false;
   const parts = splitHoldTableName(hold.table);
   if (parts === undefined) return false;
   const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
   if (parts.length === 1) return same(parts[0]!, id.table);
   return same(parts[0]!, id.schema) && same(parts[1]!, id.table);
+}
+
+/**
+ * Whether a hold's `database` names this configured database. As lenient as table names, for the
+ * same reason (found in review: `database: App` with the database configured as `app` protected
+ * nothing): surrounding spaces are ignored, surrounding double quotes removed, case ignored.
+ */
+export function holdDatabaseMatches(holdDatabase: string, database: string): boolean {
+  return normalizeDatabaseName(holdDatabase) === normalizeDatabaseName(database);
+}
+
+function normalizeDatabaseName(name: string): string {
+  let s = name.trim();
+  if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) s = s.slice(1, -1).replace(/""/g, '"');
+  return s.toLowerCase();
 }
 
 /** `name`, `schema.name`, with optional double quotes around either part (`""` inside quotes). */

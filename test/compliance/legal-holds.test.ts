@@ -12,6 +12,7 @@ import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { inspectArchive } from '../helpers/archive-inspect.js';
 import { RunEvents, type RunEventMap } from '../../src/core/run-events.js';
 import pg from 'pg';
+import pino from 'pino';
 import { checkHoldFilter } from '../../src/db/hold-queries.js';
 
 const fx = useArchiveFixture();
@@ -140,6 +141,32 @@ describe('legal holds', () => {
     expect(await ids()).toEqual(['3']);
     const archived = [...(await inspectArchive(fx.store)).objects].filter((o) => !o.key.startsWith('_auditlog/')).flatMap((o) => o.meta.primary_keys.map((k) => k[0]!));
     expect(archived).not.toContain('3');
+  });
+
+  it.each([
+    ['config', 'App'],
+    ['config', ' "APP" '],
+    ['api', 'APP'],
+  ])('a %s hold whose database differs from the configured name only in case, quotes or spaces still holds the table (fail closed)', async (source, database) => {
+    // Found in review: `database: App` with the database configured as `app` protected nothing, with no warning.
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    const hold = { table: 'events', database, reason: 'Case 1' };
+    answer = (_req, res) => res.end(JSON.stringify({ holds: [hold] }));
+    const config = configWith({ legal_holds: source === 'api' ? { api: { url: apiUrl } } : { holds: [hold] } });
+    const summary = await archiveWith(config, fx.store);
+    expect(summary.tables[0]).toMatchObject({ status: 'held', rowsArchived: 0 });
+    expect(await ids()).toHaveLength(10);
+  });
+
+  it('an active hold naming a database that is not configured is warned about by archive (as holds list reports it)', async () => {
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const config = configWith({ legal_holds: { holds: [{ table: 'events', database: 'ap', reason: 'Case 1' }, { table: 'events', database: 'old_db', reason: 'Case 0', expires_at: '2020-01-01T00:00:00Z' }] } });
+    const summary = await archiveWith(config, fx.store, { logger });
+    expect(summary.tables[0]!.status).toBe('archived');
+    const warnings = lines.map((l) => JSON.parse(l) as { msg: string; hold?: string }).filter((l) => l.msg.includes('names no configured database'));
+    expect(warnings.map((w) => w.hold)).toEqual(['config hold on events (Case 1)']);
   });
 
   it('a holds table that cannot be read keeps every table of that database (fail closed, LEGAL_HOLD_UNAVAILABLE)', async () => {
