@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { HoldApiConfig } from '../config/schema.js';
-import { AuditlogError, describeError } from '../core/errors.js';
+import { AuditlogError } from '../core/errors.js';
 import type { LegalHold } from './legal-hold.js';
 
 const apiHoldSchema = z.object({
@@ -42,7 +42,9 @@ export async function loadApiHolds(input: ApiHoldsInput): Promise<LegalHold[]> {
     });
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
-    throw unavailable(timedOut ? `did not answer within ${api.timeout_ms} ms` : `could not be reached (${describeError(error)})`, error);
+    // Not the error's own message, nor the error as cause: undici's messages carry the whole URL
+    // (userinfo, query token) or the header value (found in review).
+    throw unavailable(timedOut ? `did not answer within ${api.timeout_ms} ms` : describeFetchFailure(error, api, input.authValue));
   }
   if (!response.ok) throw unavailable(`answered HTTP ${response.status}`);
   let body: unknown;
@@ -73,5 +75,61 @@ function safeUrl(url: string): string {
     return `${u.origin}${u.pathname}`;
   } catch {
     return '(invalid url)';
+  }
+}
+
+/**
+ * Why fetch failed, without a secret: the URL's userinfo and query, and the auth header's value,
+ * never appear. Known failures get a sentence with the fix; others their error code (ECONNREFUSED,
+ * ENOTFOUND...) or, failing that, the cause's message with anything URL-shaped scrubbed.
+ */
+export function describeFetchFailure(error: unknown, api: Pick<HoldApiConfig, 'url' | 'auth_header' | 'auth_env'>, authValue?: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/includes credentials/i.test(message)) {
+    return 'cannot be called: legal_holds.api.url contains a user name or password (user:password@), which is never sent; remove it and pass the credential through auth_env';
+  }
+  if (/invalid header value/i.test(message)) {
+    return `cannot be called: the value of ${api.auth_env === undefined ? 'the auth_env variable' : `the environment variable ${api.auth_env} (legal_holds.api.auth_env)`} is not a valid HTTP header value (a line break or control character?); fix that variable`;
+  }
+  if (/invalid header name/i.test(message)) {
+    return `cannot be called: legal_holds.api.auth_header ${JSON.stringify(api.auth_header)} is not a valid HTTP header name; fix it`;
+  }
+  const cause: unknown = error instanceof Error ? error.cause : undefined;
+  const code = errorCode(cause) ?? errorCode(error);
+  if (code !== undefined) return `could not be reached (${code})`;
+  const detail = cause instanceof Error ? `${cause.name}: ${cause.message}` : error instanceof Error ? error.name : 'unknown error';
+  return `could not be reached (${scrub(detail, api.url, authValue)})`;
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : undefined;
+}
+
+/** Removes the URL (whole, its userinfo, its query) and the auth value from a message. */
+function scrub(text: string, url: string, authValue?: string): string {
+  let out = text;
+  const parts: string[] = [url];
+  try {
+    const u = new URL(url);
+    parts.push(u.href);
+    if (u.username !== '' || u.password !== '') parts.push(`${u.username}:${u.password}@`, `${u.username}@`);
+    if (u.password !== '') parts.push(u.password, safeDecode(u.password));
+    if (u.search !== '') parts.push(u.search, u.search.slice(1));
+    for (const value of u.searchParams.values()) if (value.length > 0) parts.push(value);
+  } catch {
+    // an unparseable URL: only the raw text is scrubbed
+  }
+  if (authValue !== undefined && authValue !== '') parts.push(authValue, ...authValue.split(/\s+/).filter((p) => p.length >= 4));
+  for (const part of parts.filter((p) => p.length > 0).sort((a, b) => b.length - a.length)) out = out.split(part).join('****');
+  return out;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }

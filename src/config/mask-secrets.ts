@@ -48,6 +48,9 @@ export function collectSecrets(config: unknown): string[] {
     }
   };
   visit(config, false);
+  // The holds API URL may carry its token in the query (`?token=...`): its values are secrets too.
+  // Values shorter than 4 characters (`?v=1`) are left out: masking every "1" would garble output.
+  for (const secret of findQuerySecrets(holdsApiUrl(config))) found.add(secret);
   found.delete('');
   return [...found].sort((a, b) => b.length - a.length);
 }
@@ -75,6 +78,28 @@ function maskValue(value: unknown, key: string | undefined, ancestors: Set<unkno
   }
   if (typeof value === 'string') return maskUrl(value);
   return value;
+}
+
+function holdsApiUrl(config: unknown): string | undefined {
+  if (!isPlainObject(config)) return undefined;
+  const holds = config['legal_holds'];
+  if (!isPlainObject(holds)) return undefined;
+  const api = holds['api'];
+  if (!isPlainObject(api)) return undefined;
+  return typeof api['url'] === 'string' ? api['url'] : undefined;
+}
+
+function findQuerySecrets(url: string | undefined): string[] {
+  if (url === undefined) return [];
+  const q = url.indexOf('?');
+  if (q < 0) return [];
+  const query = url.slice(q + 1).split('#')[0]!;
+  const values = query.split('&').flatMap((pair) => {
+    const eq = pair.indexOf('=');
+    const raw = eq < 0 ? '' : pair.slice(eq + 1);
+    return [raw, safeDecode(raw.replace(/\+/g, ' '))];
+  });
+  return [query, ...values].filter((v) => v.length >= 4);
 }
 
 function findUrlPasswords(text: string): string[] {

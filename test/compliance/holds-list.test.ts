@@ -29,7 +29,7 @@ afterAll(async () => {
   await new Promise<void>((resolve) => api.close(() => resolve()));
 });
 
-async function setup(): Promise<string> {
+async function setup(apiOverride: Record<string, unknown> = {}): Promise<string> {
   await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
   await fx.db.query(`CREATE TABLE legal_holds (table_name text, record_filter text, reason text, set_by text, expires_at timestamptz)`);
   await fx.db.query(`INSERT INTO legal_holds VALUES ('events', 'id <= 4', 'Case 1', 'counsel', NULL), ('events', NULL, 'Case old', 'counsel', '2020-01-01Z')`);
@@ -42,7 +42,7 @@ async function setup(): Promise<string> {
       legal_holds: {
         holds: [{ table: 'public.events', where: "kind = 'kind0'", reason: 'Case 2', set_by: 'legal' }],
         check_table: {},
-        api: { url: apiUrl, auth_env: 'HOLDS_TOKEN', timeout_ms: 2000 },
+        api: { url: apiUrl, auth_env: 'HOLDS_TOKEN', timeout_ms: 2000, ...apiOverride },
       },
       defaults: { retention_days: 10 },
       databases: [{ name: 'app', url: fx.db.url, tables: [eventsTable] }],
@@ -83,6 +83,36 @@ describe('auditlog holds list', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('answered HTTP 401');
     expect(r.stdout + r.stderr).not.toContain(TOKEN);
+  });
+
+  describe('a holds API that cannot be called never prints the URL\'s userinfo or query token, nor the auth header\'s value', () => {
+    // Found in review: undici's messages carry the whole URL or the header value, and they went into the error.
+    const SECRETS = ['u:pw', 'QTOKEN', 'SECRET_TOK'];
+    const noSecret = (text: string): void => {
+      for (const secret of SECRETS) expect(text).not.toContain(secret);
+    };
+    const port = (): string => new URL(apiUrl).port;
+
+    it.each([
+      ['a URL with user:password@ and ?token=', (p: string) => `http://u:pw@127.0.0.1:${p}/v1/holds?token=QTOKEN`, 'TOKEN-ok', 'contains a user name or password'],
+      ['an auth_env value that is not a valid header value', (p: string) => `http://127.0.0.1:${p}/v1/holds?token=QTOKEN`, 'Bearer SECRET_TOK\nX', 'is not a valid HTTP header value'],
+      ['an endpoint that refuses connections', () => 'http://127.0.0.1:9/v1/holds?token=QTOKEN', 'Bearer SECRET_TOK', 'could not be reached'],
+    ])('%s: holds list exits 1, archive keeps every row; neither prints a secret', async (_name, url, token, expected) => {
+      const file = await setup({ url: url(port()) });
+      const list = await runCli(['holds', 'list', '-c', file], { HOLDS_TOKEN: token });
+      expect(list.code).toBe(1);
+      expect(list.stdout).toContain(expected);
+      expect(list.stdout).toContain('/v1/holds');
+      noSecret(list.stdout + list.stderr);
+      for (const args of [[], ['--json']]) {
+        const run = await runCli(['archive', '-c', file, ...args], { HOLDS_TOKEN: token });
+        expect(run.code).toBe(1);
+        expect(run.stdout + run.stderr).toContain('LEGAL_HOLD_UNAVAILABLE');
+        expect(run.stdout + run.stderr).toContain(expected);
+        noSecret(run.stdout + run.stderr);
+      }
+      expect((await fx.db.query('SELECT count(*)::int AS n FROM events')).rows[0]).toEqual({ n: 30 });
+    });
   });
 
   it('auth_env naming an unset variable is a configuration error (exit 2) naming the variable', async () => {

@@ -110,3 +110,13 @@ describe('maskConfig and collectSecrets', () => {
     expect(collectSecrets({ password: '', url: 'postgresql://u@h/db', secret_access_key: undefined })).toEqual([]);
   });
 });
+
+describe('collectSecrets: the holds API URL', () => {
+  it('collects its password and its query values (a token in the query is a secret)', () => {
+    const secrets = collectSecrets({ legal_holds: { api: { url: 'http://u:pw@holds.example.com/v1/holds?token=QTOKEN&v=1' } } });
+    expect(secrets).toContain('pw');
+    expect(secrets).toContain('QTOKEN');
+    expect(secrets).not.toContain('1');
+    expect(redactSecrets('GET http://u:pw@holds.example.com/v1/holds?token=QTOKEN&v=1', secrets)).not.toMatch(/QTOKEN|:pw@/);
+  });
+});
