@@ -74,21 +74,27 @@ export async function loadCheckTableHolds(q: Queryable, cfg: HoldCheckTableConfi
       { details: { database, table: `${cfg.schema}.${cfg.table}` }, cause: error },
     );
   }
-  return rows.flatMap((r) => {
-    // A row without a table name holds nothing we can place: reported by `holds list`, never guessed.
-    if (r.table_name === null || r.table_name.trim() === '') return [];
-    return [
-      {
-        source: 'check_table' as const,
-        database,
-        table: r.table_name.trim(),
-        ...(r.where_text === null || r.where_text.trim() === '' ? {} : { where: r.where_text }),
-        reason: r.reason ?? '(no reason given)',
-        ...(r.set_by === null ? {} : { setBy: r.set_by }),
-        ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
-      },
-    ];
-  });
+  // A row without a table name is a hold we cannot place: it might cover any table of this
+  // database, so the whole source is unavailable (fail closed) until someone fixes the row. It is
+  // never guessed and never dropped (found in review: such rows were silently ignored).
+  const unnamed = rows.filter((r) => r.table_name === null || r.table_name.trim() === '');
+  if (unnamed.length > 0) {
+    const reasons = unnamed.map((r) => r.reason ?? '(no reason given)').slice(0, 3);
+    throw new AuditlogError(
+      'LEGAL_HOLD_UNAVAILABLE',
+      `legal holds table ${cfg.schema}.${cfg.table} in database ${database} has ${unnamed.length} row(s) whose ${cfg.table_name_column} is NULL or blank (reason: ${reasons.map((x) => JSON.stringify(x)).join(', ')}${unnamed.length > reasons.length ? ', ...' : ''}): such a hold could cover any table, so no table of ${database} is archived until each row names its table (name or schema.name) or is deleted`,
+      { details: { database, table: `${cfg.schema}.${cfg.table}`, rows_without_table: unnamed.length } },
+    );
+  }
+  return rows.map((r) => ({
+    source: 'check_table' as const,
+    database,
+    table: r.table_name!.trim(),
+    ...(r.where_text === null || r.where_text.trim() === '' ? {} : { where: r.where_text }),
+    reason: r.reason ?? '(no reason given)',
+    ...(r.set_by === null ? {} : { setBy: r.set_by }),
+    ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
+  }));
 }
 
 /** Rows a (checked) record-level hold keeps in the table: for `auditlog holds list`. Read only. */

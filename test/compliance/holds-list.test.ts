@@ -115,6 +115,16 @@ describe('auditlog holds list', () => {
     });
   });
 
+  it('a holds-table row without a table name is a problem (exit 1) naming the holds table, not silently dropped', async () => {
+    const file = await setup();
+    await fx.db.query(`INSERT INTO legal_holds VALUES (NULL, NULL, 'Case 5', 'counsel', NULL), ('', 'id = 1', 'Case 6', NULL, NULL)`);
+    answer = (_req, res) => res.end('{"holds": []}');
+    const r = await runCli(['holds', 'list', '-c', file, '--json'], { HOLDS_TOKEN: TOKEN });
+    expect(r.code).toBe(1);
+    const out = JSON.parse(r.stdout) as { holds: HoldReport[]; problems: string[] };
+    expect(out.problems.join('\n')).toMatch(/public\.legal_holds in database app has 2 row\(s\) whose table_name is NULL or blank/);
+  });
+
   it('auth_env naming an unset variable is a configuration error (exit 2) naming the variable', async () => {
     const file = await setup();
     const r = await runCli(['holds', 'list', '-c', file], { HOLDS_TOKEN: '' });

@@ -169,6 +169,45 @@ describe('legal holds', () => {
     expect(warnings.map((w) => w.hold)).toEqual(['config hold on events (Case 1)']);
   });
 
+  it.each([
+    ['NULL', 'NULL'],
+    ['blank', "'  '"],
+  ])('a holds-table row whose table_name is %s keeps every table of that database (fail closed, LEGAL_HOLD_UNAVAILABLE), never dropped', async (_name, tableName) => {
+    // Found in review: such rows were silently dropped, though a hold naming no table might cover any.
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    await createEventsTable(fx.db, { rows: 12, stepMinutes: 60, endDaysAgo: 11, table: 'other_events' });
+    await fx.db.query(`CREATE TABLE legal_holds (table_name text, record_filter text, reason text, set_by text, expires_at timestamptz)`);
+    await fx.db.query(`INSERT INTO legal_holds VALUES (${tableName}, NULL, 'Case 5', 'counsel', NULL)`);
+    const config = configWith({ legal_holds: { check_table: {} } }, [eventsTable, { name: 'other_events', timestamp_column: 'happened_at' }]);
+    const summary = await archiveWith(config, fx.store);
+    expect(summary.tables.map((t) => [t.table, t.status, t.error?.code])).toEqual([
+      ['events', 'failed', 'LEGAL_HOLD_UNAVAILABLE'],
+      ['other_events', 'failed', 'LEGAL_HOLD_UNAVAILABLE'],
+    ]);
+    expect(summary.tables[0]!.error!.message).toContain('public.legal_holds');
+    expect(summary.tables[0]!.error!.message).toContain('NULL or blank');
+    expect(await ids()).toHaveLength(10);
+    expect(await rowIds(fx.db, 'public', 'other_events')).toHaveLength(12);
+    expect((await inspectArchive(fx.store)).objects.filter((o) => !o.key.startsWith('_auditlog/'))).toEqual([]);
+  });
+
+  it('a holds-table row without a table name added while the run archives: the batch in flight is not deleted', async () => {
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    await fx.db.query(`CREATE TABLE legal_holds (table_name text, record_filter text, reason text, set_by text, expires_at timestamptz)`);
+    const config = configWith({ legal_holds: { check_table: {} } });
+    let placed = false;
+    const summary = await archiveWith(config, fx.store, {
+      onPhase: async (phase) => {
+        if (phase === 'after-read' && !placed) {
+          placed = true;
+          await fx.db.query(`INSERT INTO legal_holds VALUES (NULL, NULL, 'Case 6', 'counsel', NULL)`);
+        }
+      },
+    });
+    expect(summary.tables[0]).toMatchObject({ status: 'failed', rowsArchived: 0 });
+    expect(await ids()).toEqual(all);
+  });
+
   it('a holds table that cannot be read keeps every table of that database (fail closed, LEGAL_HOLD_UNAVAILABLE)', async () => {
     await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
     const config = configWith({ legal_holds: { check_table: { table: 'no_such_holds' } } });
