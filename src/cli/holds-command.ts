@@ -35,6 +35,8 @@ export interface HoldReport {
   level: 'table' | 'record';
   /** Configured tables it covers; for record-level holds with the rows it keeps (null when not counted). */
   affects: { database: string; schema: string; table: string; rows_held: number | null; problem?: string }[];
+  /** Set when the hold covers configured tables, none of them selected by --database/--table. */
+  outside_selection?: true;
 }
 
 export async function runHoldsListCommand(input: HoldsListInput): Promise<number> {
@@ -93,11 +95,16 @@ export async function runHoldsListCommand(input: HoldsListInput): Promise<number
       }
     });
   }
-  const holds = [...reports.values()];
   // An active hold that names no configured table protects nothing: most likely a misspelt name.
-  for (const h of holds) {
-    if (h.status !== 'expired' && h.affects.length === 0) problems.push(`active ${h.source} hold on ${h.table} names no configured table: check its table name`);
+  // Judged against every configured table, not only those --database/--table selected: a hold on a
+  // table outside the selection is not a problem (found in review).
+  for (const [hold, r] of reports) {
+    if (r.status === 'expired' || r.affects.length > 0) continue;
+    const named = input.config.databases.some((d) => d.tables.some((t) => holdApplies(hold, { database: d.name, schema: t.schema, table: t.name })));
+    if (named) r.outside_selection = true;
+    else problems.push(`active ${r.source} hold on ${r.database === null ? '' : `${r.database}/`}${r.table} names no configured table: check its table (and database) name`);
   }
+  const holds = [...reports.values()];
   if (input.json) input.stdout(JSON.stringify({ holds, problems }) + '\n');
   else input.stdout(formatHolds(holds, problems));
   return problems.some((p) => !p.startsWith('legal_holds.enabled')) ? 1 : 0;
@@ -110,7 +117,7 @@ export function formatHolds(holds: readonly HoldReport[], problems: readonly str
     const scope = h.where === null ? 'whole table' : `rows where ${h.where}`;
     const expiry = h.expires_at === null ? 'no expiry' : `${h.status === 'expired' ? 'expired' : 'expires'} ${h.expires_at}`;
     lines.push(`${h.status.toUpperCase()} ${h.source} hold on ${h.database === null ? '' : `${h.database}/`}${h.table}: ${scope}; ${h.reason}${h.set_by === null ? '' : ` (set by ${h.set_by})`}; ${expiry}`);
-    if (h.affects.length === 0) lines.push('  affects no configured table');
+    if (h.affects.length === 0) lines.push(h.outside_selection === true ? '  affects no selected table' : '  affects no configured table');
     for (const a of h.affects) {
       const rows = a.rows_held === null ? '' : `: ${a.rows_held} row(s) held`;
       lines.push(`  ${a.database}/${a.schema}.${a.table}${rows}${a.problem === undefined ? '' : ` — ${a.problem}`}`);

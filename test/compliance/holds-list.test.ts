@@ -125,6 +125,40 @@ describe('auditlog holds list', () => {
     expect(out.problems.join('\n')).toMatch(/public\.legal_holds in database app has 2 row\(s\) whose table_name is NULL or blank/);
   });
 
+  it('--table/--database: a hold on a configured table outside the selection is not a problem; one naming no configured table still is', async () => {
+    // Found in review: `holds list --table X` reported every hold on other tables as a problem and exited 1.
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 60, endDaysAgo: 11 });
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 60, endDaysAgo: 11, table: 'other_events' });
+    const dir = await mkdtemp(path.join(tmpdir(), 'auditlog-holds-'));
+    const write = async (holds: Record<string, unknown>[]): Promise<string> => {
+      const file = path.join(dir, `config-${holds.length}.yaml`);
+      const tables = [eventsTable, { name: 'other_events', timestamp_column: 'happened_at' }];
+      await writeFile(file, JSON.stringify({ s3: fx.s3cfg, legal_holds: { holds }, defaults: { retention_days: 10 }, databases: [{ name: 'app', url: fx.db.url, tables }] }));
+      return file;
+    };
+    const good = await write([
+      { table: 'events', where: 'id = 1', reason: 'Case 1' },
+      { table: 'other_events', reason: 'Case 2' },
+    ]);
+    for (const args of [['--table', 'events'], ['--table', 'public.events'], ['--database', 'app', '--table', 'events']]) {
+      const r = await runCli(['holds', 'list', '-c', good, '--json', ...args]);
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout) as { holds: HoldReport[]; problems: string[] };
+      expect(out.problems).toEqual([]);
+      expect(out.holds.map((h) => [h.reason, h.affects.map((a) => a.table)])).toEqual([
+        ['Case 1', ['events']],
+        ['Case 2', []],
+      ]);
+    }
+    const text = await runCli(['holds', 'list', '-c', good, '--table', 'events']);
+    expect(text.stdout).toContain('affects no selected table');
+    const bad = await write([{ table: 'events', reason: 'Case 1' }, { table: 'other_evnets', reason: 'Case 2' }, { table: 'other_events', reason: 'Case 3' }]);
+    const r = await runCli(['holds', 'list', '-c', bad, '--table', 'events']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('active config hold on other_evnets names no configured table');
+    expect(r.stdout).not.toContain('hold on other_events names');
+  });
+
   it('auth_env naming an unset variable is a configuration error (exit 2) naming the variable', async () => {
     const file = await setup();
     const r = await runCli(['holds', 'list', '-c', file], { HOLDS_TOKEN: '' });
