@@ -84,9 +84,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--json', 'JSON log lines, and the summary as JSON on stdout')
     .option(
       '--force-unlock',
-      'first remove the lock file of each selected table (local mode), printing who held it; for an advisory lock held by another session, print that session and the SQL that ends it (never run automatically)',
+      'first remove the lock file of each selected table (local mode), printing who held it; for an advisory lock held by another session, print that session and the SQL that ends it (never run automatically). Not with --dry-run',
     )
     .action(async (opts: { config: string; dryRun?: boolean; database?: string; table?: string; verbose?: boolean; quiet?: boolean; json?: boolean; forceUnlock?: boolean }) => {
+      // A dry run writes nothing; removing another run's lock file is a write (found in review).
+      if (opts.forceUnlock === true && opts.dryRun === true) {
+        throw new AuditlogError('USAGE', '--force-unlock cannot be combined with --dry-run (a dry run changes nothing, and removing a lock file is a change): run the dry run without --force-unlock, or --force-unlock without --dry-run');
+      }
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       if (opts.forceUnlock) {

@@ -147,5 +147,22 @@ describe('archive locking through the CLI', () => {
     const help = await runCli(['archive', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('--force-unlock');
+    expect(help.stdout).toContain('Not with --dry-run');
+  });
+
+  it('--dry-run --force-unlock is refused (USAGE, exit 2, one line): the live holder\'s lock file stays, no row moves', async () => {
+    // Found in review: a dry run removed a live holder's lock file.
+    await createEventsTable(db, { rows: 10, stepMinutes: 1, endDaysAgo: 20 });
+    await writeLockFile(0);
+    for (const args of [['--dry-run', '--force-unlock'], ['--force-unlock', '--dry-run']]) {
+      const r = await runCli(['archive', '--config', config, ...args], env());
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('--force-unlock cannot be combined with --dry-run');
+      expect(r.stderr).toContain('USAGE');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).not.toContain('removed lock file');
+      expect((await readFileLock(lockFile()))?.content).toMatchObject({ pid: 1, hostname: 'other-host', run_id: 'their-run' });
+    }
+    expect(await rowIds(db)).toHaveLength(10);
   });
 });
