@@ -45,6 +45,8 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
   const sources = [opts.config, opts.size, opts.records].filter((v) => v !== undefined).length;
   if (sources !== 1) throw new AuditlogError('USAGE', 'cost needs exactly one of --config FILE, --size SIZE (e.g. 500GB) or --records N');
   if (opts.config !== undefined && opts.avgRowBytes !== undefined) throw new AuditlogError('USAGE', '--avg-row-bytes applies to --size and --records; with --config the row size is measured');
+  // Found in review: --batch-size was silently ignored with --config, so the estimate was not for the size asked.
+  if (opts.config !== undefined && opts.batchSize !== undefined) throw new AuditlogError('USAGE', "--batch-size applies to --size and --records; with --config each table's own batch_size (else defaults.batch_size) is used: drop --batch-size, or change batch_size in the config");
   const months = parseWholeNumber(opts.months, '--months', 1);
   const classes = opts.class === undefined ? undefined : parseClasses(opts.class);
   const ratioFlag = opts.compressionRatio === undefined ? undefined : parseCompressionRatio(opts.compressionRatio);

@@ -116,6 +116,9 @@ describe('auditlog cost', () => {
     [['--records', '-3'], /--records expects a whole number/],
     [['--size', '1TB', '--records', '5'], /exactly one of --config/],
     [['--size', '1TB', '--format', 'xml'], /argument 'xml' is invalid/],
+    // Found in review: --batch-size was silently ignored with --config.
+    [['--config', 'auditlog.yaml', '--batch-size', '500'], /--batch-size applies to --size and --records; with --config each table's own batch_size/],
+    [['--config', 'auditlog.yaml', '--avg-row-bytes', '300'], /--avg-row-bytes applies to --size and --records/],
   ])('bad input %j: one-line error, exit 2', async (args, message) => {
     const result = await runCli(['cost', ...args]);
     expect(result.code).toBe(2);
