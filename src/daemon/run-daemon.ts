@@ -48,6 +48,14 @@ function countBetween(schedule: Cron, from: Date, to: Date): number {
   return n;
 }
 
+/**
+ * Longest single timer of the wait. setTimeout cannot wait more than 2^31-1 ms (~24.8 days): a
+ * longer delay fires after 1 ms with a TimeoutOverflowWarning, which made the wait a busy loop
+ * when the next run was far away (a yearly schedule, a monthly one late in the month). An hour
+ * also lets the wait notice a clock that jumped (suspend, NTP) soon after it did.
+ */
+export const MAX_SLEEP_CHUNK_MS = 60 * 60 * 1000;
+
 function sleepUntil(at: Date, now: () => Date, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined;
@@ -56,12 +64,13 @@ function sleepUntil(at: Date, now: () => Date, signal: AbortSignal): Promise<voi
       signal.removeEventListener('abort', done);
       resolve();
     };
-    // Timers may fire a millisecond early: wait again until the clock has really reached `at`,
-    // so a run never starts in the second before its scheduled time.
+    // Timers may fire a millisecond early, and a long wait is cut into chunks: wait again until the
+    // clock has really reached `at`, so a run never starts in the second before its scheduled time.
     const arm = (): void => {
+      if (signal.aborted) return done();
       const left = at.getTime() - now().getTime();
       if (left <= 0) done();
-      else timer = setTimeout(arm, left);
+      else timer = setTimeout(arm, Math.min(left, MAX_SLEEP_CHUNK_MS));
     };
     signal.addEventListener('abort', done, { once: true });
     arm();

@@ -1,6 +1,6 @@
 /** The schedule loop alone: runs at cron times, never overlaps, stops on abort, bad cron is a USAGE error. */
-import { describe, expect, it } from 'vitest';
-import { parseSchedule, runDaemon } from '../../src/daemon/run-daemon.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MAX_SLEEP_CHUNK_MS, parseSchedule, runDaemon } from '../../src/daemon/run-daemon.js';
 
 describe('parseSchedule', () => {
   it('reads 5 fields (minutes) or 6 (seconds first) in UTC, and names the source of a bad expression', () => {
@@ -49,5 +49,64 @@ describe('runDaemon', () => {
     setTimeout(() => controller.abort(), 50);
     await done;
     expect(runs).toBe(0);
+  });
+
+  describe('a next run more than setTimeout\'s 2^31-1 ms (~24.8 days) away', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+      vi.restoreAllMocks();
+    });
+
+    it('waits in capped chunks: no timer over the limit, no TimeoutOverflowWarning, no busy loop', async () => {
+      const controller = new AbortController();
+      const warnings: string[] = [];
+      const onWarning = (w: Error): void => void warnings.push(w.name);
+      process.on('warning', onWarning);
+      const delays: number[] = [];
+      const realSetTimeout = globalThis.setTimeout;
+      vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+        delays.push(ms ?? 0);
+        return realSetTimeout(fn, ms);
+      }) as typeof setTimeout);
+      // The clock stands still on 2 January: the yearly run is 364 days (~31.4e9 ms) away.
+      let clockReads = 0;
+      const now = (): Date => {
+        clockReads++;
+        return new Date('2026-01-02T00:00:00Z');
+      };
+      let runs = 0;
+      const done = runDaemon({ schedule: parseSchedule('0 0 1 1 *', 'test'), signal: controller.signal, now, runOnce: async () => void runs++ });
+      await new Promise((r) => realSetTimeout(r, 300));
+      controller.abort();
+      await done;
+      process.off('warning', onWarning);
+      expect(runs).toBe(0);
+      expect(warnings.filter((w) => w === 'TimeoutOverflowWarning')).toEqual([]);
+      expect(delays.length).toBeGreaterThan(0);
+      expect(Math.max(...delays)).toBeLessThanOrEqual(MAX_SLEEP_CHUNK_MS);
+      expect(MAX_SLEEP_CHUNK_MS).toBeLessThanOrEqual(2 ** 31 - 1);
+      // Overflowed timers fire after 1 ms: ~300 clock reads in 300 ms. A chunked wait reads it once or twice.
+      expect(clockReads).toBeLessThan(5);
+    });
+
+    it('still runs exactly on time after a wait of many chunks', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      vi.setSystemTime(new Date('2026-01-02T00:00:00Z'));
+      const controller = new AbortController();
+      const starts: string[] = [];
+      const done = runDaemon({
+        schedule: parseSchedule('0 0 1 1 *', 'test'),
+        signal: controller.signal,
+        runOnce: async () => {
+          starts.push(new Date().toISOString());
+          controller.abort();
+        },
+      });
+      await vi.advanceTimersByTimeAsync(364 * 24 * 3_600_000 - 1_000);
+      expect(starts).toEqual([]);
+      await vi.advanceTimersByTimeAsync(2_000);
+      await done;
+      expect(starts).toEqual(['2027-01-01T00:00:00.000Z']);
+    });
   });
 });
