@@ -9,12 +9,29 @@ import { AuditlogError } from '../core/errors.js';
 
 /** A cron expression read in UTC (5 fields, or 6 with seconds first); a USAGE error names where it came from. */
 export function parseSchedule(expression: string, source: string): Cron {
+  const schedule = readSchedule(expression);
+  if (typeof schedule === 'string') throw new AuditlogError('USAGE', `${source} "${expression}" ${schedule}`);
+  return schedule;
+}
+
+/** Why `expression` cannot drive the daemon ("is not a valid cron expression: ..."), or undefined when it can. */
+export function scheduleProblem(expression: string): string | undefined {
+  const schedule = readSchedule(expression);
+  return typeof schedule === 'string' ? schedule : undefined;
+}
+
+function readSchedule(expression: string): Cron | string {
+  let schedule: Cron;
   try {
-    return new Cron(expression, { timezone: 'UTC', paused: true });
+    schedule = new Cron(expression, { timezone: 'UTC', paused: true });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new AuditlogError('USAGE', `${source} "${expression}" is not a valid cron expression: ${reason} (e.g. "0 2 * * *" for 02:00 UTC daily)`);
+    return `is not a valid cron expression: ${reason} (e.g. "0 2 * * *" for 02:00 UTC daily)`;
   }
+  // A valid expression can still match no date at all (30 February, 31 April): the daemon would
+  // start, find no next time and stop as if asked to. Refuse it before anything starts.
+  if (schedule.nextRun() === null) return 'never fires: no date matches it (e.g. day 30 of February), so the daemon would have nothing to run';
+  return schedule;
 }
 
 export interface DaemonOptions {
@@ -32,7 +49,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const now = options.now ?? (() => new Date());
   while (!options.signal.aborted) {
     const next = options.schedule.nextRun(now());
-    if (next === null) return;
+    // parseSchedule refuses schedules that never fire; ending here silently would look like a clean stop.
+    if (next === null) throw new AuditlogError('USAGE', `the schedule "${options.schedule.getPattern() ?? ''}" has no run time after ${now().toISOString()}`);
     options.onWaiting?.(next);
     await sleepUntil(next, now, options.signal);
     if (options.signal.aborted) return;

@@ -180,4 +180,18 @@ describe('auditlog daemon', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^auditlog: --schedule "61 \* \* \* \*" is not a valid cron expression: .* \[USAGE\]\n$/);
   });
+
+  it('a schedule that never fires (30 February) is a usage error (exit 2) naming it, before the daemon starts', async () => {
+    const config = await writeConfig('never.yaml', join(dir, 'a4'), '');
+    const flag = await runCli(['daemon', '--config', config, '--schedule', '0 0 30 2 *', '--json']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toBe('auditlog: --schedule "0 0 30 2 *" never fires: no date matches it (e.g. day 30 of February), so the daemon would have nothing to run [USAGE]\n');
+
+    const fromConfig = await runCli(['daemon', '--config', await writeConfig('never2.yaml', join(dir, 'a5'), 'daemon:\n  schedule: "0 0 30 2 *"'), '--json']);
+    expect(fromConfig.code).toBe(2);
+    expect(fromConfig.stderr).toMatch(/daemon\.schedule.*"0 0 30 2 \*".*never fires/);
+    for (const r of [flag, fromConfig]) {
+      expect(r.stderr).not.toMatch(/daemon started|stop requested/);
+    }
+  });
 });

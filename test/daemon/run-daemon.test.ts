@@ -1,6 +1,8 @@
 /** The schedule loop alone: runs at cron times, never overlaps, stops on abort, bad cron is a USAGE error. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MAX_SLEEP_CHUNK_MS, parseSchedule, runDaemon } from '../../src/daemon/run-daemon.js';
+import { Cron } from 'croner';
+import { AuditlogError } from '../../src/core/errors.js';
+import { MAX_SLEEP_CHUNK_MS, parseSchedule, runDaemon, scheduleProblem } from '../../src/daemon/run-daemon.js';
 
 describe('parseSchedule', () => {
   it('reads 5 fields (minutes) or 6 (seconds first) in UTC, and names the source of a bad expression', () => {
@@ -8,6 +10,23 @@ describe('parseSchedule', () => {
     expect(daily.nextRun(new Date('2026-01-01T03:00:00Z'))?.toISOString()).toBe('2026-01-02T02:00:00.000Z');
     expect(parseSchedule('*/2 * * * * *', '--schedule').nextRun(new Date('2026-01-01T00:00:01Z'))?.toISOString()).toBe('2026-01-01T00:00:02.000Z');
     expect(() => parseSchedule('every night', '--schedule')).toThrow(/^--schedule "every night" is not a valid cron expression: .* \(e\.g\. "0 2 \* \* \*"/);
+  });
+
+  it('refuses a valid expression that never fires (30 February) as a USAGE error naming the source', () => {
+    for (const [expression, source] of [['0 0 30 2 *', '--schedule'], ['0 0 0 31 4 *', 'daemon.schedule']] as const) {
+      let error: unknown;
+      try {
+        parseSchedule(expression, source);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(AuditlogError);
+      expect((error as AuditlogError).code).toBe('USAGE');
+      expect((error as AuditlogError).exitCode).toBe(2);
+      expect((error as AuditlogError).message).toBe(`${source} "${expression}" never fires: no date matches it (e.g. day 30 of February), so the daemon would have nothing to run`);
+    }
+    expect(scheduleProblem('0 0 30 2 *')).toMatch(/^never fires/);
+    expect(scheduleProblem('0 0 29 2 *')).toBeUndefined();
   });
 });
 
@@ -40,6 +59,16 @@ describe('runDaemon', () => {
     // The second run waited for the first to end.
     expect(starts[1]! - starts[0]!).toBeGreaterThanOrEqual(2_200);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('a schedule with no next time is an error, not a clean stop', async () => {
+    let runs = 0;
+    const never = new Cron('0 0 30 2 *', { timezone: 'UTC', paused: true });
+    await expect(runDaemon({ schedule: never, signal: new AbortController().signal, runOnce: async () => void runs++ })).rejects.toMatchObject({
+      code: 'USAGE',
+      message: expect.stringMatching(/^the schedule "0 0 30 2 \*" has no run time after /) as unknown,
+    });
+    expect(runs).toBe(0);
   });
 
   it('an abort while waiting returns at once without running', async () => {
