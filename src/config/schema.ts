@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { tablePrefix } from '../core/archive-layout.js';
 import { checkRetentionPolicy } from '../compliance/retention-policy.js';
+import { scheduleProblem } from '../daemon/run-daemon.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -420,7 +421,18 @@ export const monitoringSchema = z
 
 export const daemonSchema = z
   .object({
-    schedule: z.string().min(1).default('0 2 * * *').describe('Cron expression of `auditlog daemon` runs (5 fields, or 6 with seconds first), in UTC; `--schedule` overrides it.'),
+    // Read by the daemon's own parser, so `config validate` refuses what `auditlog daemon` would (same message as --schedule).
+    schedule: z
+      .string()
+      .min(1)
+      .superRefine((expression, ctx) => {
+        const problem = scheduleProblem(expression);
+        if (problem !== undefined) {
+          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(expression)} ${problem}` });
+        }
+      })
+      .default('0 2 * * *')
+      .describe('Cron expression of `auditlog daemon` runs (5 fields, or 6 with seconds first), in UTC; `--schedule` overrides it.'),
   })
   .strict()
   .describe('`auditlog daemon`: archive runs on a schedule in one long-lived process.');

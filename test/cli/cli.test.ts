@@ -87,6 +87,17 @@ describe('auditlog CLI', () => {
     expect(r.stderr).toContain('CLI_TEST_DB_URL');
   });
 
+  it('config validate: exit 2 naming daemon.schedule for an invalid or never-firing schedule', async () => {
+    for (const [schedule, problem] of [['bogus cron', 'is not a valid cron expression'], ['0 0 30 2 *', 'never fires']]) {
+      const file = await configFile('schedule.yaml', `${validYaml(join(dir, 'schedule-archive'))}daemon:\n  schedule: "${schedule}"\n`);
+      const r = await runCli(['config', 'validate', '--config', file], { CLI_TEST_DB_URL: 'postgres://app@127.0.0.1:1/app' });
+      expect(r.code).toBe(2);
+      expect(r.stdout).not.toContain('config ok');
+      expect(r.stderr).toContain(`daemon.schedule: "${schedule}" ${problem}`);
+      expect(r.stderr).toContain('[CONFIG_INVALID]');
+    }
+  });
+
   it('config validate: ok for a good file, masks secrets with --print, and checks connections on request', async () => {
     const file = await configFile('validate.yaml', validYaml(join(dir, 'validate-archive')));
     const ok = await runCli(['config', 'validate', '--config', file, '--print'], { CLI_TEST_DB_URL: 'postgres://app:hunter2-secret@127.0.0.1:1/app' });

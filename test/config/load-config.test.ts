@@ -465,3 +465,20 @@ describe('loadConfig', () => {
     expect((error as AuditlogError).message).toBe(`config file ${dir} cannot be read: it is a directory (${dir})`);
   });
 });
+
+/** Values the schema must refuse at load: accepted, they would only fail later, inside the daemon or a run. */
+describe('parseConfig: values that would fail at run time', () => {
+  it('daemon.schedule is read by the daemon\'s own cron parser: invalid or never firing is refused, naming the key', () => {
+    const withSchedule = (schedule: string): string => `${minimal}daemon:\n  schedule: ${JSON.stringify(schedule)}\n`;
+    const bogus = parseError(withSchedule('bogus cron'));
+    expect(bogus.code).toBe('CONFIG_INVALID');
+    expect(bogus.exitCode).toBe(2);
+    expect(bogus.message).toMatch(/^c\.yaml: daemon\.schedule: "bogus cron" is not a valid cron expression: .* \(e\.g\. "0 2 \* \* \*" for 02:00 UTC daily\)$/);
+    expect(bogus.details.paths).toEqual(['daemon.schedule']);
+    const never = parseError(withSchedule('0 0 30 2 *'));
+    expect(never.message).toBe('c.yaml: daemon.schedule: "0 0 30 2 *" never fires: no date matches it (e.g. day 30 of February), so the daemon would have nothing to run');
+    expect(parseError(withSchedule('61 * * * *')).details.paths).toEqual(['daemon.schedule']);
+    expect(parseConfig(withSchedule('*/2 * * * * *'), 'c.yaml', {}).daemon.schedule).toBe('*/2 * * * * *');
+    expect(parseConfig(withSchedule('0 0 1 1 *'), 'c.yaml', {}).daemon.schedule).toBe('0 0 1 1 *');
+  });
+});
