@@ -9,6 +9,16 @@ import { scheduleProblem } from '../daemon/run-daemon.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
+/**
+ * Upper bound of every `*_ms` setting: 2^31-1 ms (~24.8 days) is the largest timeout PostgreSQL
+ * accepts (statement_timeout, lock_timeout... are int4 milliseconds; a larger one makes every
+ * connection fail) and the largest delay of a Node.js timer (a larger one fires after 1 ms with a
+ * TimeoutOverflowWarning: a heartbeat or backoff would spin).
+ */
+export const MAX_MILLISECONDS = 2_147_483_647;
+const maxMillisecondsMessage = `expected at most ${MAX_MILLISECONDS} ms (~24.8 days, the longest timeout PostgreSQL and Node.js timers accept)`;
+const positiveMs = positiveInt.max(MAX_MILLISECONDS, maxMillisecondsMessage);
+const nonNegativeMs = nonNegativeInt.max(MAX_MILLISECONDS, maxMillisecondsMessage);
 // PostgreSQL's NAMEDATALEN limit counts UTF-8 bytes, not characters: `.max(63)` would let a 40-character
 // non-ASCII name through and PostgreSQL would silently truncate it to a different identifier.
 const identifier = z
@@ -28,8 +38,8 @@ export type RetryErrorClass = (typeof RETRY_ERROR_CLASSES)[number];
 export const retrySchema = z
   .object({
     max_attempts: positiveInt.max(20).default(5).describe('Attempts per storage request, including the first.'),
-    base_delay_ms: positiveInt.default(200).describe('First backoff delay; doubles each attempt, with full jitter.'),
-    max_delay_ms: positiveInt.default(10_000).describe('Upper bound of one backoff delay.'),
+    base_delay_ms: positiveMs.default(200).describe('First backoff delay; doubles each attempt, with full jitter.'),
+    max_delay_ms: positiveMs.default(10_000).describe('Upper bound of one backoff delay.'),
     // Optional rather than defaulted: unset means every class, and configs built in code need not list them.
     retryable_errors: z
       .array(z.enum(RETRY_ERROR_CLASSES))
@@ -45,7 +55,7 @@ export const circuitBreakerSchema = z
       .max(1_000)
       .default(5)
       .describe('Consecutive storage operations that failed after their retries (endpoint unreachable or unhealthy) before the circuit opens.'),
-    recovery_timeout_ms: positiveInt.default(30_000).describe('How long an open circuit fails every call at once before one trial call is let through.'),
+    recovery_timeout_ms: positiveMs.default(30_000).describe('How long an open circuit fails every call at once before one trial call is let through.'),
   })
   .strict()
   .describe('Stops calling storage that keeps failing (under `s3:` or `local:`).');
@@ -74,7 +84,7 @@ export const s3Schema = z
       .describe('Storage class of data objects. GLACIER and DEEP_ARCHIVE are refused: objects are read back before any delete; reach them with a bucket lifecycle rule.'),
     sse: z.enum(['none', 'AES256', 'aws:kms']).default('none').describe('Server-side encryption: SSE-S3 (AES256) or SSE-KMS.'),
     sse_kms_key_id: z.string().min(1).optional().describe('KMS key id or ARN for `sse: aws:kms`.'),
-    request_timeout_ms: positiveInt.default(60_000).describe('Timeout of one storage request.'),
+    request_timeout_ms: positiveMs.default(60_000).describe('Timeout of one storage request.'),
     retry: retrySchema.prefault({}),
     circuit_breaker: circuitBreakerSchema.prefault({}),
     rate_limit_requests_per_second: rateLimit,
@@ -137,10 +147,10 @@ const tunables = {
   batch_size: positiveInt.max(1_000_000).describe('Rows per page read, and at most per batch (one object per batch); the starting size when batches adapt.'),
   min_batch_size: positiveInt.max(1_000_000).describe('Smallest page the adaptive sizing shrinks to when queries run over target_query_time_ms.'),
   max_batch_size: positiveInt.max(1_000_000).describe('Largest page the adaptive sizing grows to when queries run well under the target (default: batch_size, i.e. only shrink).'),
-  target_query_time_ms: positiveInt.describe('Page query time the adaptive sizing steers toward.'),
+  target_query_time_ms: positiveMs.describe('Page query time the adaptive sizing steers toward.'),
   compression: z.enum(['gzip']).describe('Codec of data objects.'),
   compression_level: z.number().int().min(1).max(9).describe('gzip level: 1 fastest, 9 smallest.'),
-  pause_between_batches_ms: nonNegativeInt.describe('Pause after each batch to leave room for the application (batches then run one at a time).'),
+  pause_between_batches_ms: nonNegativeMs.describe('Pause after each batch to leave room for the application (batches then run one at a time).'),
   batches_in_flight: positiveInt
     .max(16)
     .describe('Batches of one table uploaded, verified and deleted at once; memory grows with this times batch_size.'),
@@ -161,9 +171,9 @@ export const defaultsSchema = z
     pause_between_batches_ms: tunables.pause_between_batches_ms.default(0),
     batches_in_flight: tunables.batches_in_flight.default(3),
     vacuum_after: tunables.vacuum_after.default(false),
-    statement_timeout_ms: positiveInt.default(300_000).describe('statement_timeout of the archiver sessions.'),
-    lock_timeout_ms: positiveInt.default(5_000).describe('lock_timeout of the archiver sessions.'),
-    idle_in_transaction_session_timeout_ms: positiveInt
+    statement_timeout_ms: positiveMs.default(300_000).describe('statement_timeout of the archiver sessions.'),
+    lock_timeout_ms: positiveMs.default(5_000).describe('lock_timeout of the archiver sessions.'),
+    idle_in_transaction_session_timeout_ms: positiveMs
       .default(60_000)
       .describe('idle_in_transaction_session_timeout of the archiver sessions.'),
   })
@@ -288,14 +298,14 @@ export const checkpointsSchema = z
 
 export const lockSchema = z
   .object({
-    heartbeat_interval_ms: positiveInt
+    heartbeat_interval_ms: positiveMs
       .min(100)
       .default(30_000)
       .describe('While a table is locked, how often the lock is confirmed (advisory lock still granted to our session; lock file still ours, its heartbeat rewritten).'),
-    heartbeat_timeout_ms: positiveInt
+    heartbeat_timeout_ms: positiveMs
       .optional()
       .describe('A heartbeat that takes longer counts as failed and the lock as lost; shorter than the interval. Default: half the interval.'),
-    stale_after_ms: positiveInt
+    stale_after_ms: positiveMs
       .optional()
       .describe('A lock file whose heartbeat is older than this is stale and taken over; at least twice the interval. Default: 5 × the interval.'),
   })

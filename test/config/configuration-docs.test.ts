@@ -85,7 +85,7 @@ describe('generated key tables', () => {
     const s3 = sections.find((s) => s.name === 's3')!;
     expect(s3.keys.find((k) => k.key === 'bucket')).toMatchObject({ type: 'string, at least 3 characters', default: 'required' });
     expect(s3.keys.find((k) => k.key === 'region')?.default).toBe('`us-east-1`');
-    expect(s3.keys.find((k) => k.key === 'request_timeout_ms')?.type).toBe('positive integer (ms)');
+    expect(s3.keys.find((k) => k.key === 'request_timeout_ms')?.type).toBe('integer 1–2,147,483,647 (ms)');
     const tables = sections.find((s) => s.name === 'tables[]')!;
     expect(tables.paths).toEqual(['databases[].tables[]']);
     expect(tables.keys.find((k) => k.key === 'retention_days')?.default).toBe('`defaults.retention_days`');

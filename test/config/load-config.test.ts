@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditlogError } from '../../src/core/errors.js';
+import { stringify } from 'yaml';
+import { z } from 'zod';
 import { loadConfig, parseConfig } from '../../src/config/load-config.js';
+import { configSchema, MAX_MILLISECONDS } from '../../src/config/schema.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -480,5 +483,72 @@ describe('parseConfig: values that would fail at run time', () => {
     expect(parseError(withSchedule('61 * * * *')).details.paths).toEqual(['daemon.schedule']);
     expect(parseConfig(withSchedule('*/2 * * * * *'), 'c.yaml', {}).daemon.schedule).toBe('*/2 * * * * *');
     expect(parseConfig(withSchedule('0 0 1 1 *'), 'c.yaml', {}).daemon.schedule).toBe('0 0 1 1 *');
+  });
+
+  describe('every *_ms setting is at most 2^31-1 (PostgreSQL\'s and setTimeout\'s limit)', () => {
+    const database = { name: 'app', url: 'postgresql://localhost/app', tables: [{ name: 'audit_log', timestamp_column: 'created_at' }] };
+    /** A valid config with `value` at `path` (s3 storage when the path is under s3, else local). */
+    const configWith = (path: string, value: number): string => {
+      const doc: Record<string, unknown> = path.startsWith('s3.') ? { s3: { bucket: 'bucket' } } : { local: { path: './archive' } };
+      doc.databases = [structuredClone(database)];
+      const keys = path.split('.');
+      let node = doc as Record<string, unknown>;
+      for (const key of keys.slice(0, -1)) {
+        const index = /^(\w+)\[(\d+)\]$/.exec(key);
+        if (index !== null) node = (node[index[1]!] as Record<string, unknown>[])[Number(index[2])]!;
+        else node = (node[key] ??= {}) as Record<string, unknown>;
+      }
+      node[keys[keys.length - 1]!] = value;
+      return stringify(doc);
+    };
+    const paths = [
+      'defaults.statement_timeout_ms',
+      'defaults.lock_timeout_ms',
+      'defaults.idle_in_transaction_session_timeout_ms',
+      'defaults.target_query_time_ms',
+      'defaults.pause_between_batches_ms',
+      'databases[0].tables[0].target_query_time_ms',
+      'databases[0].tables[0].pause_between_batches_ms',
+      'lock.heartbeat_interval_ms',
+      's3.request_timeout_ms',
+      's3.retry.base_delay_ms',
+      's3.retry.max_delay_ms',
+      's3.circuit_breaker.recovery_timeout_ms',
+      'local.retry.base_delay_ms',
+      'local.retry.max_delay_ms',
+      'local.circuit_breaker.recovery_timeout_ms',
+    ];
+
+    it.each(paths)('%s: 3000000000 is refused naming the key and the limit; 2147483647 is accepted', (path) => {
+      const error = parseError(configWith(path, 3_000_000_000));
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(error.exitCode).toBe(2);
+      expect(error.message).toBe(`c.yaml: ${path}: expected at most 2147483647 ms (~24.8 days, the longest timeout PostgreSQL and Node.js timers accept), found 3000000000`);
+      expect(() => parseConfig(configWith(path, MAX_MILLISECONDS), 'c.yaml', {})).not.toThrow();
+    });
+
+    it('lock.heartbeat_timeout_ms and lock.stale_after_ms too', () => {
+      const lock = (extra: string): string => `${minimal}lock:\n  heartbeat_interval_ms: 1000\n${extra}`;
+      expect(parseError(lock('  stale_after_ms: 3000000000\n')).details.issues).toEqual([
+        'lock.stale_after_ms: expected at most 2147483647 ms (~24.8 days, the longest timeout PostgreSQL and Node.js timers accept), found 3000000000',
+      ]);
+      expect(parseError(lock('  heartbeat_timeout_ms: 3000000000\n')).details.paths).toContain('lock.heartbeat_timeout_ms');
+    });
+
+    it('no *_ms key of the schema is left without that bound', () => {
+      const unbounded: string[] = [];
+      const visit = (node: Record<string, unknown>, at: string): void => {
+        for (const [key, child] of Object.entries((node.properties ?? {}) as Record<string, Record<string, unknown>>)) {
+          const options = [child, ...((child.anyOf ?? []) as Record<string, unknown>[])];
+          if (key.endsWith('_ms') && !options.some((o) => typeof o.maximum === 'number' && o.maximum <= MAX_MILLISECONDS)) unbounded.push(`${at}${key}`);
+          for (const o of options) {
+            visit(o, `${at}${key}.`);
+            if (o.items !== undefined) visit(o.items as Record<string, unknown>, `${at}${key}[].`);
+          }
+        }
+      };
+      visit(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>, '');
+      expect(unbounded).toEqual([]);
+    });
   });
 });
