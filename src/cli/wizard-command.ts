@@ -6,7 +6,7 @@ import { constants } from 'node:fs';
 import { access, writeFile } from 'node:fs/promises';
 import type { Env } from '../config/expand-env.js';
 import { collectSecrets } from '../config/mask-secrets.js';
-import { defaultsSchema } from '../config/schema.js';
+import { defaultsSchema, MAX_RETENTION_DAYS } from '../config/schema.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import { createObjectStore } from '../storage/create-object-store.js';
@@ -114,7 +114,9 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
 
 function parseRetention(text: string, flag: string): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new AuditlogError('USAGE', `${flag} expects a whole number of days, at least 1, got "${text}"`);
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_RETENTION_DAYS) {
+    throw new AuditlogError('USAGE', `${flag} expects a whole number of days from 1 to ${MAX_RETENTION_DAYS}, got "${text}"`);
+  }
   return n;
 }
 

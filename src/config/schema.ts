@@ -141,9 +141,16 @@ export const localSchema = z
   .strict()
   .describe('Archive to a local directory (tests, demos, mounted volumes). Exactly one of `s3` and `local`.');
 
+/**
+ * Largest retention_days (~273 years): far beyond any legal retention, yet far inside PostgreSQL's
+ * timestamp range (4713 BC): `now() - retention` of a few million days is "timestamp out of range",
+ * and would only fail once a run computed its cutoff. The wizard's --retention-days uses it too.
+ */
+export const MAX_RETENTION_DAYS = 100_000;
+
 /** Settings a table inherits from `defaults` unless it sets its own. */
 const tunables = {
-  retention_days: positiveInt.describe('Rows whose timestamp is older than this many days are archived.'),
+  retention_days: positiveInt.max(MAX_RETENTION_DAYS).describe('Rows whose timestamp is older than this many days are archived.'),
   batch_size: positiveInt.max(1_000_000).describe('Rows per page read, and at most per batch (one object per batch); the starting size when batches adapt.'),
   min_batch_size: positiveInt.max(1_000_000).describe('Smallest page the adaptive sizing shrinks to when queries run over target_query_time_ms.'),
   max_batch_size: positiveInt.max(1_000_000).describe('Largest page the adaptive sizing grows to when queries run well under the target (default: batch_size, i.e. only shrink).'),

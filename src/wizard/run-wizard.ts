@@ -5,7 +5,7 @@
  * on a question). Detection findings go to `report` (stderr), so stdout can carry the YAML.
  */
 import type { Env } from '../config/expand-env.js';
-import type { DatabaseConfig } from '../config/schema.js';
+import { MAX_RETENTION_DAYS, type DatabaseConfig } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
 import type { Queryable } from '../db/queryable.js';
 import { findEnvVariable, renderConfigYaml, validateWizardConfig, type WizardAnswers, type WizardStorage, type WizardTable, type WrittenValue } from './build-config.js';
@@ -224,7 +224,7 @@ async function configureTable(deps: WizardDeps, q: Queryable, listed: TableListi
       message: `Retention of ${label(listed)} in days (older rows are archived):`,
       default: String(suggestedDays),
       validate: (v) => {
-        if (!/^\d+$/.test(v.trim()) || Number(v) < 1) return 'a whole number of days, at least 1';
+        if (!/^\d+$/.test(v.trim()) || Number(v) < 1 || Number(v) > MAX_RETENTION_DAYS) return `a whole number of days from 1 to ${MAX_RETENTION_DAYS}`;
         return clampRetentionDays(Number(v), bounds) === Number(v) ? true : `outside the compliance bounds (${bounds.min ?? 1}–${bounds.max ?? '∞'} days)`;
       },
     });

@@ -6,7 +6,7 @@ import { AuditlogError } from '../../src/core/errors.js';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { loadConfig, parseConfig } from '../../src/config/load-config.js';
-import { configSchema, MAX_MILLISECONDS } from '../../src/config/schema.js';
+import { configSchema, MAX_MILLISECONDS, MAX_RETENTION_DAYS } from '../../src/config/schema.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -327,10 +327,10 @@ describe('parseConfig: error messages', () => {
     const error = parseError(twoTables('-3'));
     expect(error.code).toBe('CONFIG_INVALID');
     expect(error.exitCode).toBe(2);
-    expect(error.message).toBe('c.yaml: databases[0].tables[1].retention_days: expected a positive integer, found -3');
+    expect(error.message).toBe('c.yaml: databases[0].tables[1].retention_days: expected an integer from 1 to 100000, found -3');
     expect(error.details).toEqual({
       file: 'c.yaml',
-      issues: ['databases[0].tables[1].retention_days: expected a positive integer, found -3'],
+      issues: ['databases[0].tables[1].retention_days: expected an integer from 1 to 100000, found -3'],
       paths: ['databases[0].tables[1].retention_days'],
     });
   });
@@ -483,6 +483,15 @@ describe('parseConfig: values that would fail at run time', () => {
     expect(parseError(withSchedule('61 * * * *')).details.paths).toEqual(['daemon.schedule']);
     expect(parseConfig(withSchedule('*/2 * * * * *'), 'c.yaml', {}).daemon.schedule).toBe('*/2 * * * * *');
     expect(parseConfig(withSchedule('0 0 1 1 *'), 'c.yaml', {}).daemon.schedule).toBe('0 0 1 1 *');
+  });
+
+  it('retention_days is at most 100000 days: a few million would only fail at run time (timestamp out of range)', () => {
+    const defaults = parseError(`${minimal}defaults:\n  retention_days: 2500000\n`);
+    expect(defaults.exitCode).toBe(2);
+    expect(defaults.message).toBe('c.yaml: defaults.retention_days: expected an integer from 1 to 100000, found 2500000');
+    const table = parseError(minimal.replace('timestamp_column: created_at', 'timestamp_column: created_at\n        retention_days: 2500000'));
+    expect(table.message).toBe('c.yaml: databases[0].tables[0].retention_days: expected an integer from 1 to 100000, found 2500000');
+    expect(parseConfig(`${minimal}defaults:\n  retention_days: ${MAX_RETENTION_DAYS}\n`, 'c.yaml', {}).defaults.retention_days).toBe(100_000);
   });
 
   describe('every *_ms setting is at most 2^31-1 (PostgreSQL\'s and setTimeout\'s limit)', () => {

@@ -82,6 +82,14 @@ describe('auditlog wizard --yes', () => {
     expect(swapped.stderr).toContain('swap them');
   });
 
+  it('refuses --retention-days over 100000 (the schema\'s bound) before touching the database, writing nothing', async () => {
+    const out = join(dir, 'huge-retention.yaml');
+    const r = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log', '--local-path', join(dir, 'a-huge'), '--retention-days', '2500000', '--output', out], { WIZ_DB_URL: db.url });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('auditlog: --retention-days expects a whole number of days from 1 to 100000, got "2500000" [USAGE]\n');
+    await expect(readFile(out, 'utf8')).rejects.toThrow();
+  });
+
   it('writes S3 settings and credentials from the environment as placeholders, never their values', async () => {
     const env = { DATABASE_URL: db.url, AWS_ACCESS_KEY_ID: 'AKIAWIZARDTEST', AWS_SECRET_ACCESS_KEY: 'wizard-secret-value-123' };
     const result = await runCli(['wizard', '--yes', '--database-url', db.url, '--tables', 'audit_log', '--bucket', 'audit-archive', '--prefix', 'prod', '--region', 'eu-west-1', '--endpoint', 'http://127.0.0.1:9000', '--sse', 'aws:kms', '--sse-kms-key-id', 'alias/audit', '--storage-class', 'GLACIER_IR', '--retention-days', '365'], env);
