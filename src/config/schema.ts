@@ -427,13 +427,25 @@ export const monitoringSchema = z
       .describe('Serve Prometheus metrics on `/metrics`. Default: on for `auditlog daemon`, off for one-shot `archive` runs (a cron process lives too briefly to be scraped reliably).'),
     metrics_port: port.default(8000).describe('Port of `/metrics` (0: any free port, logged at start).'),
     health_check_enabled: z.boolean().optional().describe('Serve `/health`. Default: on for `auditlog daemon`, off for one-shot `archive` runs.'),
-    health_check_port: port.default(8001).describe('Port of `/health` (0: any free port, logged at start).'),
+    health_check_port: port.default(8001).describe('Port of `/health` (0: any free port, logged at start); not the metrics_port: the two are separate servers.'),
     listen_host: z.string().min(1).default('0.0.0.0').describe('Address the metrics and health servers listen on (`127.0.0.1` to keep them off the network).'),
     health_check_timeout_ms: positiveInt.max(300_000).default(5_000).describe('Each health check (one per database, one for the bucket) counts as down after this long.'),
     progress_update_interval: z.number().positive().max(3_600).default(5).describe('Seconds between progress log lines when stderr is not a terminal (on a terminal the progress line is redrawn live).'),
     quiet_mode: z.boolean().default(false).describe('No progress output and only warnings and errors in the log, as `--quiet` (for cron).'),
   })
   .strict()
+  .superRefine((m, ctx) => {
+    // /metrics and /health are two servers (src/cli/monitoring-setup.ts): on one port the second
+    // fails with EADDRINUSE when the daemon starts. Port 0 picks a free port for each.
+    const both = m.metrics_enabled !== false && m.health_check_enabled !== false;
+    if (both && m.metrics_port !== 0 && m.metrics_port === m.health_check_port) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['health_check_port'],
+        message: `expected a port other than metrics_port (${m.metrics_port}): /metrics and /health are separate servers and cannot share a port (or turn one off with metrics_enabled or health_check_enabled: false)`,
+      });
+    }
+  })
   .describe('Prometheus metrics, the health endpoint and progress output (docs/operations.md).');
 
 export const daemonSchema = z

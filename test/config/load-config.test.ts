@@ -494,6 +494,19 @@ describe('parseConfig: values that would fail at run time', () => {
     expect(parseConfig(`${minimal}defaults:\n  retention_days: ${MAX_RETENTION_DAYS}\n`, 'c.yaml', {}).defaults.retention_days).toBe(100_000);
   });
 
+  it('monitoring.metrics_port and health_check_port must differ (two servers), unless 0 or one of them is off', () => {
+    const monitoring = (lines: string): string => `${minimal}monitoring:\n${lines}`;
+    const same = parseError(monitoring('  metrics_port: 9100\n  health_check_port: 9100\n'));
+    expect(same.exitCode).toBe(2);
+    expect(same.details.paths).toEqual(['monitoring.health_check_port']);
+    expect(same.message).toBe(
+      'c.yaml: monitoring.health_check_port: expected a port other than metrics_port (9100): /metrics and /health are separate servers and cannot share a port (or turn one off with metrics_enabled or health_check_enabled: false), found 9100',
+    );
+    expect(parseError(monitoring('  health_check_port: 8000\n')).details.paths).toEqual(['monitoring.health_check_port']);
+    expect(parseConfig(monitoring('  metrics_port: 0\n  health_check_port: 0\n'), 'c.yaml', {}).monitoring.metrics_port).toBe(0);
+    expect(parseConfig(monitoring('  metrics_port: 9100\n  health_check_port: 9100\n  health_check_enabled: false\n'), 'c.yaml', {}).monitoring.health_check_port).toBe(9100);
+  });
+
   describe('every *_ms setting is at most 2^31-1 (PostgreSQL\'s and setTimeout\'s limit)', () => {
     const database = { name: 'app', url: 'postgresql://localhost/app', tables: [{ name: 'audit_log', timestamp_column: 'created_at' }] };
     /** A valid config with `value` at `path` (s3 storage when the path is under s3, else local). */
