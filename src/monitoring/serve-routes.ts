@@ -1,6 +1,7 @@
 /**
  * A minimal HTTP server for `/metrics` and `/health`: GET only, one handler per path, 404
- * otherwise. Binding fails with a one-line error naming the port and the config key to change.
+ * otherwise. Binding fails with a one-line error naming the config key to change: the port, or
+ * `listen_host` when the address is the problem.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -36,7 +37,7 @@ export async function serveRoutes(options: { host: string; port: number; routes:
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       reject(
-        new AuditlogError('USAGE', `cannot listen on ${options.host}:${options.port} for ${Object.keys(options.routes).join(', ')}: ${error.code ?? describeError(error)} (choose another monitoring.${options.portKey}, or stop what uses it)`, {
+        new AuditlogError('USAGE', `cannot listen on ${options.host}:${options.port} for ${Object.keys(options.routes).join(', ')}: ${error.code ?? describeError(error)} (${listenHint(error.code, options.portKey)})`, {
           cause: error,
         }),
       );
@@ -53,4 +54,20 @@ export async function serveRoutes(options: { host: string; port: number; routes:
         server.closeAllConnections();
       }),
   };
+}
+
+/** What to change for a failed listen: the port when it is taken or privileged, `listen_host` when the address is not this machine's. */
+function listenHint(code: string | undefined, portKey: string): string {
+  switch (code) {
+    case 'EADDRINUSE':
+      return `choose another monitoring.${portKey}, or stop what uses it`;
+    case 'EACCES':
+      return `choose a monitoring.${portKey} above 1023, or run with the privilege to bind it`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EADDRNOTAVAIL':
+      return 'monitoring.listen_host must be an address of this machine (0.0.0.0 for all, 127.0.0.1 for local only)';
+    default:
+      return `check monitoring.listen_host and monitoring.${portKey}`;
+  }
 }
