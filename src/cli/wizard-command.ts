@@ -2,8 +2,10 @@
  * `auditlog wizard`: flags → WizardFlags, a database connection and a prompter for runWizard, then
  * the file written (0600: it may hold a typed URL) or the YAML on stdout.
  */
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, writeFile } from 'node:fs/promises';
+import { access, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Env } from '../config/expand-env.js';
 import { collectSecrets } from '../config/mask-secrets.js';
 import { defaultsSchema, MAX_RETENTION_DAYS } from '../config/schema.js';
@@ -106,7 +108,7 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
   if (opts.output === undefined) {
     io.stdout(result.yaml);
   } else {
-    await writeFile(opts.output, result.yaml, { mode: 0o600 });
+    await writePrivateFile(opts.output, result.yaml);
     io.stderr(`wrote ${opts.output}; next: auditlog config validate -c ${opts.output} --check-connections, then auditlog archive -c ${opts.output} --dry-run\n`);
   }
   return 0;
@@ -118,6 +120,23 @@ function parseRetention(text: string, flag: string): number {
     throw new AuditlogError('USAGE', `${flag} expects a whole number of days from 1 to ${MAX_RETENTION_DAYS}, got "${text}"`);
   }
   return n;
+}
+
+/**
+ * `text` into `file` with mode 0600, whether or not `file` existed: `writeFile`'s `mode` only applies
+ * when it creates the file, so `--force` over a 0644 file would keep 0644 with a password inside.
+ * A new 0600 file in the same directory is renamed over `file` (atomic: readers see the old file or
+ * the new one, never a half-written or world-readable one).
+ */
+async function writePrivateFile(file: string, text: string): Promise<void> {
+  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await writeFile(temp, text, { mode: 0o600, flag: 'wx' });
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw error;
+  }
 }
 
 async function exists(file: string): Promise<boolean> {

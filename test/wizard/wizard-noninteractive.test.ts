@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,6 +153,26 @@ describe('auditlog wizard --yes', () => {
     expect(overwrite.code).toBe(2);
     expect(overwrite.stderr).toMatch(/already exists: choose another --output, or pass --force/);
     expect(await readFile(existing, 'utf8')).toBe('keep me');
+  });
+
+  it('--force over an existing 0644 file leaves it 0600 (it may hold a password), replaced whole, no temp file left', async () => {
+    const sub = join(dir, 'force-mode');
+    await mkdir(sub);
+    const file = join(sub, 'w.yaml');
+    await writeFile(file, 'old: content\n');
+    await chmod(file, 0o644);
+    const result = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log', '--local-path', join(dir, 'forced'), '--output', file, '--force'], { WIZ_DB_URL: db.url });
+    expect(result.code, result.stderr).toBe(0);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const yaml = await readFile(file, 'utf8');
+    expect(yaml).toContain('url: ${WIZ_DB_URL}');
+    expect(yaml).not.toContain('old: content');
+    expect(await readdir(sub)).toEqual(['w.yaml']);
+    // A new file is 0600 too.
+    const fresh = join(sub, 'fresh.yaml');
+    const created = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log', '--local-path', join(dir, 'forced'), '--output', fresh], { WIZ_DB_URL: db.url });
+    expect(created.code, created.stderr).toBe(0);
+    expect((await stat(fresh)).mode & 0o777).toBe(0o600);
   });
 
   it('--check-connections: storage that does not answer fails the wizard (exit 1) and nothing is written', async () => {
