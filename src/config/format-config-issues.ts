@@ -8,7 +8,7 @@
  * as the per-parse error map: zod uses it only where the schema gave no message of its own.
  */
 import { z } from 'zod';
-import { MASK, collectSecrets, maskUrl, redactSecrets } from './mask-secrets.js';
+import { MASK, collectSecrets, maskSource, maskUrl, redactSecrets } from './mask-secrets.js';
 import { SECRET_KEYS } from './schema.js';
 
 export type ConfigPath = readonly PropertyKey[];
@@ -138,10 +138,12 @@ function isScalarValue(value: unknown): boolean {
  * password such as "x" from mangling the rest of the message.
  */
 function describeFound(value: unknown, path: ConfigPath, at: string, context: IssueContext): string {
+  // Below a secret key (`session_token: ['${X:-tok}']`) everything is secret, as in collectSecrets.
+  const secret = path.some((key) => typeof key === 'string' && SECRET_KEYS.has(key));
   const source = context.sources?.get(at);
-  const origin = source === undefined ? '' : ` (from ${JSON.stringify(redactSecrets(maskUrl(source), context.secrets))})`;
-  const last = path[path.length - 1];
-  if (typeof last === 'string' && SECRET_KEYS.has(last) && value !== undefined && value !== null) return `${MASK}${origin}`;
+  // The source shows what was written in the file: a default (`${VAR:-value}`) is as secret as the value.
+  const origin = source === undefined ? '' : ` (from ${JSON.stringify(maskSource(source, secret, context.secrets))})`;
+  if (secret && value !== undefined && value !== null) return `${MASK}${origin}`;
   return `${describeValue(value, context.secrets)}${origin}`;
 }
 

@@ -64,6 +64,55 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
   return redacted;
 }
 
+// As in expand-env.ts; sources that reach the masking functions have already expanded without error.
+const PLACEHOLDER = /\$\$\{|\$\{([^}]*)\}/g;
+
+/**
+ * A configuration value as written in the file (`${VAR:-default}` placeholders unexpanded), safe to
+ * print. For a value under a secret key (`secret`) only the placeholder names are kept: every
+ * default and every literal part become `****` (`${SLACK_WEBHOOK_URL:-****}`). Otherwise each
+ * default is masked as a URL, and URL passwords in the text or written as defaults are masked
+ * (`postgresql://u:${PW:-****}@h/db`), as are `secrets`.
+ */
+export function maskSource(source: string, secret: boolean, secrets: readonly string[] = []): string {
+  let out = '';
+  let literal = '';
+  let withDefaults = '';
+  let last = 0;
+  const flushLiteral = (): void => {
+    if (literal !== '') out += secret ? MASK : literal;
+    literal = '';
+  };
+  for (const match of source.matchAll(PLACEHOLDER)) {
+    literal += source.slice(last, match.index);
+    withDefaults += source.slice(last, match.index);
+    last = match.index + match[0].length;
+    if (match[0] === '$${') {
+      literal += '$${';
+      withDefaults += '${';
+      continue;
+    }
+    flushLiteral();
+    const body = match[1] ?? '';
+    const separator = body.indexOf(':-');
+    if (separator < 0) {
+      out += match[0];
+      withDefaults += match[0];
+      continue;
+    }
+    const name = body.slice(0, separator);
+    const fallback = body.slice(separator + 2);
+    out += `\${${name}:-${fallback === '' ? '' : secret ? MASK : maskUrl(fallback)}}`;
+    withDefaults += fallback;
+  }
+  literal += source.slice(last);
+  withDefaults += source.slice(last);
+  flushLiteral();
+  if (secret) return out;
+  // The defaults put back in place: `postgresql://u:${PW:-hunter2}@h` holds the password hunter2.
+  return redactSecrets(maskUrl(out), [...secrets, ...findUrlPasswords(withDefaults)]);
+}
+
 /** `ancestors` guards against circular input (YAML aliases can produce it). */
 function maskValue(value: unknown, key: string | undefined, ancestors: Set<unknown>): unknown {
   if (key !== undefined && SECRET_KEYS.has(key) && value !== undefined && value !== null) return MASK;

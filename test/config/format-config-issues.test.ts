@@ -92,6 +92,44 @@ describe('formatConfigIssues', () => {
     expect(lines).toEqual(['name: expected a string of at most 5 characters, found "postgresql://u:****@h/db" (from "postgresql://u:****@h/${X}")']);
   });
 
+  it('masks defaults of ${VAR:-default} and literal text written for every secret key, keeping the variable names', () => {
+    const keys = ['webhook_url', 'password', 'secret_access_key', 'access_key_id', 'session_token'] as const;
+    const schema = z.object(Object.fromEntries(keys.map((k) => [k, z.string().min(20)])));
+    const input = Object.fromEntries(keys.map((k) => [k, 'x']));
+    const sources = new Map<string, string>([
+      ['webhook_url', '${SLACK_WEBHOOK_URL:-https://hooks.slack.com/services/T0AAA/B0BBB/RealT0kenXYZ}'],
+      ['password', 'pre-${SMTP_PASSWORD:-Smtp-Pa55}-post'],
+      ['secret_access_key', '${AWS_SECRET_ACCESS_KEY:-wJalrXUtnFEMI/K7MDENG}'],
+      ['access_key_id', '${AWS_ACCESS_KEY_ID:-AKIAREALKEY}${EMPTY:-}'],
+      ['session_token', 'https://hooks.example/${TOKEN:-tok-9876}$${x'],
+    ]);
+    const lines = format(schema, input, sources);
+    expect(lines).toEqual([
+      'webhook_url: expected a string of at least 20 characters, found **** (from "${SLACK_WEBHOOK_URL:-****}")',
+      'password: expected a string of at least 20 characters, found **** (from "****${SMTP_PASSWORD:-****}****")',
+      'secret_access_key: expected a string of at least 20 characters, found **** (from "${AWS_SECRET_ACCESS_KEY:-****}")',
+      'access_key_id: expected a string of at least 20 characters, found **** (from "${AWS_ACCESS_KEY_ID:-****}${EMPTY:-}")',
+      'session_token: expected a string of at least 20 characters, found **** (from "****${TOKEN:-****}****")',
+    ]);
+    expect(lines.join('\n')).not.toMatch(/RealT0kenXYZ|Smtp-Pa55|pre-|wJalrXUtnFEMI|AKIAREALKEY|tok-9876|hooks\.example/);
+  });
+
+  it('masks URL passwords written as defaults of ${VAR:-default} under non-secret keys', () => {
+    const schema = z.object({ url: z.string().max(5), endpoint: z.string().max(5), dsn: z.string().max(5) });
+    const sources = new Map<string, string>([
+      ['url', '${DATABASE_URL:-postgresql://app:Db-Pa55@db:5432/app}'],
+      ['endpoint', 'http://minio:${MINIO_PASSWORD:-Minio-Pa55}@minio:9000'],
+      ['dsn', '${PG_DSN:-host=db password=Kw-Pa55 dbname=app}'],
+    ]);
+    const lines = format(schema, { url: 'postgresql://app@db/app', endpoint: 'http://minio@minio:9000', dsn: 'host=db dbname=app' }, sources);
+    expect(lines).toEqual([
+      'url: expected a string of at most 5 characters, found "postgresql://app@db/app" (from "${DATABASE_URL:-postgresql://app:****@db:5432/app}")',
+      'endpoint: expected a string of at most 5 characters, found "http://minio@minio:9000" (from "http://minio:****@minio:9000")',
+      'dsn: expected a string of at most 5 characters, found "host=db dbname=app" (from "${PG_DSN:-host=db password=**** dbname=app}")',
+    ]);
+    expect(lines.join('\n')).not.toMatch(/Pa55/);
+  });
+
   it('masks values of secret keys whatever their type', () => {
     const schema = z.object({ secret_access_key: z.string(), session_token: z.string() }).strict();
     expect(format(schema, { secret_access_key: 1234567, session_token: ['tok-123'] })).toEqual([

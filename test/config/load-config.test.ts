@@ -421,6 +421,21 @@ describe('parseConfig: secrets never appear in errors', () => {
     );
   });
 
+  it.each(['slack', 'teams', 'webhook'])('masks a webhook URL written as the default of ${VAR:-default} (%s)', (channel) => {
+    const token = 'https://hooks.slack.com/services/T0AAA/B0BBB/RealT0kenXYZ';
+    const text = `${minimal}notifications:\n  ${channel}:\n    webhook_url: \${HOOK_URL:-${token}}\n`;
+    const error = parseError(text, { HOOK_URL: 'hooks.slack.com/x' });
+    expect(error.message).toBe(`c.yaml: notifications.${channel}.webhook_url: expected an http:// or https:// URL, found **** (from "\${HOOK_URL:-****}")`);
+    expect(JSON.stringify({ message: error.message, details: error.details })).not.toMatch(/RealT0kenXYZ|T0AAA|B0BBB/);
+  });
+
+  it('masks the password of a URL written as the default of ${VAR:-default} under a non-secret key', () => {
+    const text = minimal.replace('local:\n  path: ./archive', `s3:\n  bucket: abc\n  endpoint: \${S3_ENDPOINT:-http://minio:${secret}@minio:9000}`);
+    const error = parseError(text, { S3_ENDPOINT: 'minio:9000' });
+    expect(error.message).toBe('c.yaml: s3.endpoint: expected an http:// or https:// URL, found "minio:9000" (from "${S3_ENDPOINT:-http://minio:****@minio:9000}")');
+    expect(error.message).not.toContain(secret);
+  });
+
   it('keeps secrets out of syntax and environment errors', () => {
     const syntax = parseError(`local: {path: x}\ndatabases:\n  - name: a\n    password: "${secret}\n`);
     expect(syntax.code).toBe('CONFIG_PARSE');
