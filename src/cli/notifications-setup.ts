@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { redactSecrets } from '../config/mask-secrets.js';
+import { redactSecrets, urlSecretParts } from '../config/mask-secrets.js';
 import { describeError } from '../core/errors.js';
 import type { RunEvents } from '../core/run-events.js';
 import type { ArchiveMetrics } from '../monitoring/archive-metrics.js';
@@ -24,6 +24,11 @@ export function attachNotifications(options: {
   const settings = options.config.notifications;
   if (settings === undefined) return () => undefined;
   const redact = (text: string): string => redactSecrets(text, options.secrets);
+  // In a delivery error a webhook URL is secret in its parts too: a server or proxy may echo only
+  // its path or token (the channel redacts them already; this is the last line of defence). Not
+  // applied to messages: a path segment such as "auditlog" must not be masked in the text sent.
+  const webhookUrls = [settings.slack?.webhook_url, settings.teams?.webhook_url, settings.webhook?.webhook_url].filter((u) => u !== undefined);
+  const errorSecrets = [...options.secrets, ...webhookUrls.flatMap((url) => urlSecretParts(url))];
   // Table errors in a message were redacted by the pipeline already; this is the last line of defence.
   const channels: Channel[] = createChannels(settings).map((c) => ({ name: c.name, send: (m) => c.send({ ...m, subject: redact(m.subject), text: redact(m.text) }) }));
   const notifier = new Notifier({
@@ -32,7 +37,7 @@ export function attachNotifications(options: {
     host: hostname(),
     onFailure: (channel, kind, error) => {
       options.metrics.countNotificationFailure(channel);
-      options.logger.warn({ channel, event: kind, err: redact(describeError(error)) }, 'notification not delivered; the run is not affected');
+      options.logger.warn({ channel, event: kind, err: redactSecrets(describeError(error), errorSecrets) }, 'notification not delivered; the run is not affected');
     },
     onHeld: (kind, decision) => options.logger.info({ event: kind, reason: decision }, 'notification held back'),
   });

@@ -113,6 +113,40 @@ export function maskSource(source: string, secret: boolean, secrets: readonly st
   return redactSecrets(maskUrl(out), [...secrets, ...findUrlPasswords(withDefaults)]);
 }
 
+/**
+ * The parts of `url` that may carry a credential, for `redactSecrets` on text a server sends back:
+ * the URL, its path with the query, the query, the userinfo, and every path segment and query
+ * value at least `minTokenLength` characters long, each as written and percent-decoded. Longest
+ * first. A webhook URL is secret as a whole, but an error page echoes only part of it
+ * (Express: `Cannot POST /hook/T0KEN123`), so redacting the whole URL is not enough.
+ */
+export function urlSecretParts(url: string, minTokenLength = 6): string[] {
+  const parts = new Set<string>([url]);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return [url];
+  }
+  const long = (text: string): boolean => text.length >= minTokenLength;
+  parts.add(parsed.href);
+  for (const path of [`${parsed.pathname}${parsed.search}${parsed.hash}`, `${parsed.pathname}${parsed.search}`, parsed.pathname]) {
+    if (long(path)) parts.add(path);
+  }
+  for (const segment of parsed.pathname.split('/')) if (long(segment)) parts.add(segment);
+  const query = parsed.search.slice(1);
+  if (query !== '') parts.add(query);
+  for (const pair of query.split('&')) {
+    const value = pair.slice(pair.indexOf('=') + 1);
+    if (long(pair)) parts.add(pair);
+    if (long(value)) parts.add(value);
+  }
+  // Userinfo is a credential whatever its length.
+  if (parsed.password !== '') parts.add(`${parsed.username}:${parsed.password}`).add(parsed.password);
+  if (parsed.username !== '') parts.add(parsed.username);
+  return [...parts].flatMap((p) => [p, safeDecode(p)]).filter((p, i, all) => p.length > 0 && all.indexOf(p) === i).sort((a, b) => b.length - a.length);
+}
+
 /** `ancestors` guards against circular input (YAML aliases can produce it). */
 function maskValue(value: unknown, key: string | undefined, ancestors: Set<unknown>): unknown {
   if (key !== undefined && SECRET_KEYS.has(key) && value !== undefined && value !== null) return MASK;

@@ -4,6 +4,7 @@
  * A delivery that fails throws (the notifier logs and counts it); secrets stay in the config.
  */
 import nodemailer from 'nodemailer';
+import { redactSecrets, urlSecretParts } from '../config/mask-secrets.js';
 import type { NotificationsConfig } from '../config/schema.js';
 
 export interface Message {
@@ -63,6 +64,8 @@ export function genericPayload(m: Message): unknown {
 }
 
 function webhookChannel(name: 'slack' | 'teams' | 'webhook', url: string, timeoutMs: number, payload: (m: Message) => unknown): Channel {
+  const label = name === 'webhook' ? 'webhook' : `${name} webhook`;
+  const secrets = urlSecretParts(url);
   return {
     name,
     send: async (m) => {
@@ -73,9 +76,13 @@ function webhookChannel(name: 'slack' | 'teams' | 'webhook', url: string, timeou
         signal: AbortSignal.timeout(timeoutMs),
       });
       // Drain the body so the connection is released; its text may name the problem.
-      const body = (await res.text()).slice(0, 200);
-      // The URL holds the token: name the channel and the status, never the URL.
-      if (!res.ok) throw new Error(`${name} webhook answered HTTP ${res.status}${body === '' ? '' : `: ${body}`}`);
+      const text = await res.text();
+      if (res.ok) return;
+      // The URL holds the token: name the channel and the status, never the URL. Servers echo the
+      // path or a segment of it ("Cannot POST /hook/T0KEN"): those are redacted from the body,
+      // before it is shortened so that no token is cut in half and left unmatched.
+      const body = redactSecrets(text, secrets).slice(0, 200);
+      throw new Error(`${label} answered HTTP ${res.status}${body === '' ? '' : `: ${body}`}`);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { collectSecrets, maskConfig, maskUrl, redactSecrets } from '../../src/config/mask-secrets.js';
+import { collectSecrets, maskConfig, maskUrl, redactSecrets, urlSecretParts } from '../../src/config/mask-secrets.js';
 import { parseConfig } from '../../src/config/load-config.js';
 
 describe('maskUrl', () => {
@@ -118,5 +118,23 @@ describe('collectSecrets: the holds API URL', () => {
     expect(secrets).toContain('QTOKEN');
     expect(secrets).not.toContain('1');
     expect(redactSecrets('GET http://u:pw@holds.example.com/v1/holds?token=QTOKEN&v=1', secrets)).not.toMatch(/QTOKEN|:pw@/);
+  });
+});
+
+describe('urlSecretParts', () => {
+  it('lists the URL, its path with query, userinfo and every long path segment or query value, longest first', () => {
+    const parts = urlSecretParts('https://bot:pw@hooks.example.com/hook/T0KEN123?fail=1&sig=ab%2Fcdef12');
+    expect(parts).toEqual(
+      expect.arrayContaining(['https://bot:pw@hooks.example.com/hook/T0KEN123?fail=1&sig=ab%2Fcdef12', '/hook/T0KEN123?fail=1&sig=ab%2Fcdef12', '/hook/T0KEN123', 'T0KEN123', 'fail=1&sig=ab%2Fcdef12', 'ab%2Fcdef12', 'ab/cdef12', 'bot:pw', 'pw', 'bot']),
+    );
+    // Short segments are not tokens: masking them would mangle ordinary words in the answer.
+    expect(parts).not.toContain('hook');
+    expect(parts).not.toContain('1');
+    expect(parts.map((p) => p.length)).toEqual([...parts.map((p) => p.length)].sort((a, b) => b - a));
+    expect(redactSecrets('Cannot POST /hook/T0KEN123?fail=1&sig=ab%2Fcdef12 (token T0KEN123)', parts)).toBe('Cannot POST **** (token ****)');
+  });
+
+  it('gives the text alone when it is not a URL', () => {
+    expect(urlSecretParts('not a url')).toEqual(['not a url']);
   });
 });

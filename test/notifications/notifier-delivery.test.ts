@@ -25,6 +25,7 @@ beforeEach(() => {
   smtp.mails.length = 0;
   hooks.received.clear();
   hooks.statusFor.clear();
+  hooks.bodyFor.clear();
 });
 
 function settings(extra: Record<string, unknown> = {}): NotificationsConfig {
@@ -111,6 +112,32 @@ describe('delivery', () => {
     expect(slackTexts()).toHaveLength(1);
     expect(hooks.received.get('/generic')).toHaveLength(1);
     expect(smtp.mails).toHaveLength(0);
+  });
+
+  it('a server echoing the webhook path or token in its error body: the error keeps the status and the body, never a part of the URL', async () => {
+    const generic = '/hook/T0KEN123?fail=1';
+    const slack = '/services/T0AAA/B0BBB/RealT0kenXYZ';
+    hooks.statusFor.set(generic, 500).set(slack, 404).set('/teams/abc', 403);
+    // Express's page, a partial echo (one segment), and a body longer than what is kept, the path at its cut.
+    hooks.bodyFor.set(slack, (path) => `Cannot POST ${path}`).set(generic, (path) => `bad token ${path}`).set('/teams/abc', (path) => `${'x'.repeat(190)} ${decodeURIComponent(path)}`);
+    const config = settings({ email: undefined, slack: { webhook_url: hooks.url(slack) }, webhook: { webhook_url: hooks.url(generic) }, teams: { webhook_url: hooks.url('/teams/abc') } });
+    const { finish, failures } = setup(config);
+    await finish(summary());
+    const errors = Object.fromEntries(failures.map((f) => [f.channel, f.error]));
+    expect(errors).toEqual({
+      webhook: 'Error: webhook answered HTTP 500: bad token ****',
+      slack: 'Error: slack webhook answered HTTP 404: Cannot POST ****',
+      teams: `Error: teams webhook answered HTTP 403: ${'x'.repeat(190)} ****`,
+    });
+    expect(JSON.stringify(failures)).not.toMatch(/T0KEN|fail=1|RealT0ken|T0AAA|\/teams\/abc|127\.0\.0\.1/);
+  });
+
+  it('a partial echo of a token segment alone is redacted too', async () => {
+    hooks.statusFor.set('/hook/T0KEN123', 401);
+    hooks.bodyFor.set('/hook/T0KEN123', () => 'unknown token T0KEN123');
+    const { finish, failures } = setup(settings({ email: undefined, slack: undefined, teams: undefined, webhook: { webhook_url: hooks.url('/hook/T0KEN123') } }));
+    await finish(summary());
+    expect(failures.map((f) => f.error)).toEqual(['Error: webhook answered HTTP 401: unknown token ****']);
   });
 
   it('a run that could not start at all (run:failed) is a failure message naming the error', async () => {

@@ -44,12 +44,15 @@ export interface WebhookReceiver {
   received: Map<string, unknown[]>;
   /** Answer this status on a path (default 200). */
   statusFor: Map<string, number>;
+  /** The body of a non-200 answer on a path, from the request path (default "invalid_token"). */
+  bodyFor: Map<string, (path: string) => string>;
   stop: () => Promise<void>;
 }
 
 export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const received = new Map<string, unknown[]>();
   const statusFor = new Map<string, number>();
+  const bodyFor = new Map<string, (path: string) => string>();
   const server: Server = createServer((req: IncomingMessage, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
@@ -59,7 +62,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       list.push(JSON.parse(body));
       received.set(path, list);
       const status = statusFor.get(path) ?? 200;
-      res.writeHead(status).end(status === 200 ? 'ok' : 'invalid_token');
+      res.writeHead(status).end(status === 200 ? 'ok' : (bodyFor.get(path)?.(path) ?? 'invalid_token'));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -68,6 +71,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     url: (path) => `http://127.0.0.1:${port}${path}`,
     received,
     statusFor,
+    bodyFor,
     stop: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
