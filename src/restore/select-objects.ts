@@ -8,6 +8,7 @@
  */
 import { DATA_SUFFIX, METADATA_SUFFIX, dataKeyForMarker, pendingPrefix } from '../core/archive-layout.js';
 import { AuditlogError } from '../core/errors.js';
+import { parseUtcDay } from '../core/utc-day.js';
 import type { ObjectStore } from '../storage/object-store.js';
 
 export interface DateRange {
@@ -25,17 +26,8 @@ export interface SelectedObjects {
   withoutMetadata: string[];
 }
 
-const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
-
-/** Pure: validates a --from/--to value as a real calendar day. */
-export function parseDay(value: string, flag: string): string {
-  const m = DAY.exec(value);
-  const d = m === null ? undefined : new Date(`${value}T00:00:00Z`);
-  if (m === null || d === undefined || Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value) {
-    throw new AuditlogError('USAGE', `${flag} expects a UTC day as YYYY-MM-DD, got "${value}"`);
-  }
-  return value;
-}
+/** Pure: validates a --from/--to value as a real calendar day (the one parser of core/utc-day.ts). */
+export const parseDay = parseUtcDay;
 
 /**
  * Pure: the partition prefixes (relative to the table prefix) that cover [from, to]: a whole

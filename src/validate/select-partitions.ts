@@ -4,6 +4,7 @@
  * fewest prefixes that cover it — and never as the whole table (or bucket).
  */
 import { AuditlogError } from '../core/errors.js';
+import { parseUtcDay } from '../core/utc-day.js';
 import { daysInMonth } from './classify-key.js';
 
 export interface DayRange {
@@ -14,12 +15,7 @@ export interface DayRange {
 }
 
 /** A YYYY-MM-DD calendar day (UTC); a USAGE error naming the flag otherwise. */
-export function parseDay(value: string, flag: string): string {
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
-  const valid = m !== null && new Date(`${value}T00:00:00Z`).toISOString().startsWith(value);
-  if (!valid) throw new AuditlogError('USAGE', `${flag} expects a calendar day as YYYY-MM-DD (UTC), got "${value}"`);
-  return value;
-}
+export const parseDay = parseUtcDay;
 
 /** The range of --from/--to; open ends reach the first/last representable day. */
 export function parseDayRange(from: string | undefined, to: string | undefined): DayRange | undefined {

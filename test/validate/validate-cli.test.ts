@@ -92,6 +92,11 @@ describe('auditlog validate (CLI)', () => {
     const badDay = await runCli(['validate', '--config', file, '--from', '2025-02-30']);
     expect(badDay.code).toBe(2);
     expect(badDay.stderr).toContain('--from expects a calendar day as YYYY-MM-DD');
+    for (const day of ['2026-13-01', '2026-00-01']) {
+      const badMonth = await runCli(['validate', '--config', file, '--from', day]);
+      expect(badMonth.code, badMonth.stderr).toBe(2);
+      expect(badMonth.stderr.trim().split('\n')).toEqual([`auditlog: --from expects a calendar day as YYYY-MM-DD (UTC), got "${day}" [USAGE]`]);
+    }
     expect((await runCli(['validate', '--config', file, '--format', 'xml'])).code).toBe(2);
     const table = await runCli(['validate', '--config', file, '--table', 'nope']);
     expect(table.code).toBe(2);

@@ -1,6 +1,7 @@
 /** The pure parts of validate: partition selection, key classification, value comparison, duplicates. */
 import { describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
+import { AuditlogError } from '../../src/core/errors.js';
 import { sha256Hex } from '../../src/core/batch-metadata.js';
 import { streamObjectLines } from '../../src/validate/stream-object-lines.js';
 import { checkMetadata, type CheckedMetadata } from '../../src/validate/check-metadata.js';
@@ -28,6 +29,9 @@ describe('partitionPrefixes', () => {
 
   it('refuses malformed days, impossible dates and --from after --to as usage errors', () => {
     expect(() => parseDayRange('2024-02-30', undefined)).toThrow(/--from expects a calendar day/);
+    // Month 13 or 00 made `new Date(...)` invalid and toISOString() threw a RangeError (exit 1, stack trace).
+    expect(() => parseDayRange('2026-13-01', undefined)).toThrow(new AuditlogError('USAGE', '--from expects a calendar day as YYYY-MM-DD (UTC), got "2026-13-01"'));
+    expect(() => parseDayRange(undefined, '2026-00-10')).toThrow(/^--to expects a calendar day as YYYY-MM-DD \(UTC\), got "2026-00-10"$/);
     expect(() => parseDayRange(undefined, '24-01-01')).toThrow(/--to expects/);
     expect(() => parseDayRange('2024-03-02', '2024-03-01')).toThrow(/--from 2024-03-02 is after --to 2024-03-01/);
     expect(parseDayRange('2024-03-01', undefined)).toEqual({ from: '2024-03-01', to: '9999-12-31' });
