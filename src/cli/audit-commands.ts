@@ -6,6 +6,7 @@
 import type { AuditRecord } from '../compliance/audit-record.js';
 import { verifyAuditChain, type StoredAuditRecord } from '../compliance/verify-audit-chain.js';
 import { AuditlogError } from '../core/errors.js';
+import { isUtcDay } from '../core/utc-day.js';
 
 /** One trail to read: the storage trail, the audit table, or both (compliance.audit.backend). */
 export interface AuditSource {
@@ -23,10 +24,21 @@ export interface AuditCommandInput {
   stdout: (text: string) => void;
 }
 
+// An instant must say which one: a date-time without `Z` or an offset would be read in local time.
+const INSTANT = /^(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.\d{1,9})?)?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
+
+/**
+ * `--since`: a calendar day (YYYY-MM-DD, midnight UTC) or an ISO 8601 instant with `Z` or an
+ * offset. Strict: `Date.parse` alone takes `2026-02-30` as March 2 and `2026-1-1` in local time.
+ */
 export function parseSince(value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
-  const ms = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
-  if (!Number.isFinite(ms)) throw new AuditlogError('USAGE', `--since expects a day (YYYY-MM-DD) or an ISO 8601 instant, got "${value}"`);
+  if (isUtcDay(value)) return new Date(`${value}T00:00:00Z`);
+  const instant = INSTANT.exec(value);
+  const ms = instant !== null && isUtcDay(instant[1]!) ? Date.parse(value) : Number.NaN;
+  if (!Number.isFinite(ms)) {
+    throw new AuditlogError('USAGE', `--since expects a day as YYYY-MM-DD (UTC) or an ISO 8601 instant with Z or an offset (e.g. 2026-01-31T12:00:00Z), got "${value}"`);
+  }
   return new Date(ms);
 }
 

@@ -385,7 +385,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .command('list')
     .description('Print audit records, oldest first. Exit 1 if a record cannot be read.')
     .requiredOption('-c, --config <file>', 'configuration file (YAML)')
-    .option('--since <when>', 'only records at or after this day (YYYY-MM-DD, UTC) or ISO 8601 instant')
+    .option('--since <when>', 'only records at or after this day (YYYY-MM-DD, UTC) or ISO 8601 instant with Z or an offset')
     .option('--table <name>', 'only records of this table (name or schema.name)')
     .option('--json', 'print the records as JSON')
     .action(async (opts: { config: string; since?: string; table?: string; json?: boolean }) => {

@@ -98,6 +98,24 @@ describe('auditlog CLI', () => {
     }
   });
 
+  it('audit list/verify --since: an impossible or loosely written day is a one-line USAGE error (exit 2), not a shifted day', async () => {
+    const file = await configFile('since.yaml', validYaml(join(dir, 'since-archive')));
+    const env = { CLI_TEST_DB_URL: db.url };
+    for (const command of ['list', 'verify']) {
+      for (const since of ['2026-02-30', '2026-1-1', '2026-13-01', '2026-01-31T12:00:00', 'yesterday']) {
+        const r = await runCli(['audit', command, '-c', file, '--since', since], env);
+        expect(r.code, `${command} ${since}: ${r.stderr}`).toBe(2);
+        expect(r.stderr.trim().split('\n')).toEqual([
+          `auditlog: --since expects a day as YYYY-MM-DD (UTC) or an ISO 8601 instant with Z or an offset (e.g. 2026-01-31T12:00:00Z), got "${since}" [USAGE]`,
+        ]);
+      }
+    }
+    const day = await runCli(['audit', 'list', '-c', file, '--since', '2026-02-28', '--json'], env);
+    expect(day.code, day.stderr).toBe(0);
+    const instant = await runCli(['audit', 'list', '-c', file, '--since', '2026-02-28T23:30:00+01:00', '--json'], env);
+    expect(instant.code, instant.stderr).toBe(0);
+  });
+
   it('config validate: ok for a good file, masks secrets with --print, and checks connections on request', async () => {
     const file = await configFile('validate.yaml', validYaml(join(dir, 'validate-archive')));
     const ok = await runCli(['config', 'validate', '--config', file, '--print'], { CLI_TEST_DB_URL: 'postgres://app:hunter2-secret@127.0.0.1:1/app' });

@@ -7,6 +7,7 @@ import type { AuditEntry } from '../../src/compliance/audit-record.js';
 import { holdApplies, holdsForTable, isExpired, type LegalHold } from '../../src/compliance/legal-hold.js';
 import { requiresEncryption } from '../../src/compliance/retention-policy.js';
 import { formatRunSummary } from '../../src/cli/format-summary.js';
+import { parseSince } from '../../src/cli/audit-commands.js';
 import type { TableSummary } from '../../src/archive/table-summary.js';
 
 const now = new Date('2026-11-30T00:00:00Z');
@@ -102,4 +103,21 @@ describe('subscribeAuditTrail', () => {
     const tables = appended.filter((e) => e.event === 'ARCHIVE_SUCCESS' && e.table === 'events');
     expect(tables.map((e) => e.objectKeys)).toEqual([['obj-A'], ['obj-B']]);
   });
+});
+
+describe('parseSince (audit list/verify --since)', () => {
+  it('reads a day as midnight UTC and an instant with its offset', () => {
+    expect(parseSince(undefined)).toBeUndefined();
+    expect(parseSince('2024-02-29')!.toISOString()).toBe('2024-02-29T00:00:00.000Z');
+    expect(parseSince('2026-01-31T12:00:00Z')!.toISOString()).toBe('2026-01-31T12:00:00.000Z');
+    expect(parseSince('2026-01-31T12:00:00.123456Z')!.toISOString()).toBe('2026-01-31T12:00:00.123Z');
+    expect(parseSince('2026-03-01T00:30+01:00')!.toISOString()).toBe('2026-02-28T23:30:00.000Z');
+  });
+
+  it.each(['2026-02-30', '2026-1-1', '2026-13-01', '2026-00-10', '2026-02-30T00:00:00Z', '2026-01-31T24:00:00Z', '2026-01-31T12:00:00', '2026-01-31 12:00:00Z', 'Jan 1 2026', '1767225600000', ''])(
+    'refuses %j as a USAGE error (no day rolled over, nothing read in local time)',
+    (value) => {
+      expect(() => parseSince(value)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining(`got "${value}"`) }));
+    },
+  );
 });
