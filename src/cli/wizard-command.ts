@@ -90,7 +90,7 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
     },
   });
   if (opts.checkConnections === true) {
-    const config = validateWizardConfig(result.yaml, outputName, io.env);
+    const config = validateWizardConfig(result.yaml, io.env);
     try {
       const store = createObjectStore(config);
       await store.check();

@@ -7,6 +7,7 @@ import { stringify } from 'yaml';
 import type { Env } from '../config/expand-env.js';
 import { parseConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
+import { AuditlogError } from '../core/errors.js';
 
 /** A value as it will be written: literally, or as a placeholder for an environment variable. */
 export type WrittenValue = { value: string } | { env: string };
@@ -94,9 +95,33 @@ export function renderConfigYaml(answers: WizardAnswers, generatedAt: string): s
   return `${header}\n${stringify(buildConfigDocument(answers), { lineWidth: 0 })}`;
 }
 
-/** Throws the same CONFIG_INVALID / CONFIG_ENV_MISSING errors as `config validate` would. */
-export function validateWizardConfig(text: string, file: string, env: Env): Config {
-  return parseConfig(text, file, env);
+/** What produced the value at a path of the built configuration, for messages: the flag and whether it was given. */
+export type WizardInputAt = (path: string) => { flag: string; given: boolean } | undefined;
+
+/** The name of the configuration in messages: it is no file yet (and `-` would read as one). */
+export const WIZARD_CONFIG_LABEL = 'the configuration the wizard built';
+
+/**
+ * Checks `text` with the parser of `config validate`. Each problem of the schema is one line
+ * naming the wizard's configuration and, through `inputAt`, the flag (or answer) that produced the
+ * value and how to fix it: a USAGE error, since the input was the flags and answers, not a file.
+ */
+export function validateWizardConfig(text: string, env: Env, inputAt: WizardInputAt = () => undefined, interactive = false): Config {
+  try {
+    return parseConfig(text, WIZARD_CONFIG_LABEL, env);
+  } catch (error) {
+    if (!(error instanceof AuditlogError) || error.code !== 'CONFIG_INVALID') throw error;
+    const issues = Array.isArray(error.details.issues) ? error.details.issues : [error.message];
+    const paths = Array.isArray(error.details.paths) ? error.details.paths : [];
+    const lines = issues.map((issue, i) => {
+      const input = inputAt(paths[i] ?? '');
+      if (input === undefined) return `${WIZARD_CONFIG_LABEL}: ${issue}`;
+      if (input.given) return `${WIZARD_CONFIG_LABEL} (from ${input.flag}): ${issue}; fix ${input.flag} and run the wizard again`;
+      if (interactive) return `${WIZARD_CONFIG_LABEL} (from your answers): ${issue}; run the wizard again with another answer, or pass ${input.flag}`;
+      return `${WIZARD_CONFIG_LABEL} (from the wizard's suggestion): ${issue}; pass ${input.flag} to choose the value`;
+    });
+    throw new AuditlogError('USAGE', lines.join('\n'), { details: { ...error.details, issues: lines }, cause: error });
+  }
 }
 
 /**

@@ -91,9 +91,37 @@ export async function runWizard(deps: WizardDeps): Promise<WizardResult> {
   };
   const yaml = renderConfigYaml(answers, deps.now.toISOString());
   // The same parser as `config validate`: what the wizard writes always loads.
-  validateWizardConfig(yaml, deps.outputName, env);
+  validateWizardConfig(yaml, env, (path) => wizardInputAt(path, flags), prompter !== null);
   if (prompter === null) report('config ok: validated with the same schema as `auditlog config validate`');
   return { answers, yaml };
+}
+
+/** Which flag sets the value at `path` of the configuration the wizard writes. */
+const FLAG_AT: readonly [RegExp, keyof WizardFlags | 'databaseUrl', string][] = [
+  [/^databases\[\d+\]\.tables\[\d+\]\.retention_days$/, 'retentionDays', '--retention-days'],
+  [/^databases\[\d+\]\.tables\[\d+\]\.timestamp_column$/, 'timestampColumn', '--timestamp-column'],
+  [/^databases\[\d+\]\.tables(\[|$)/, 'tables', '--tables'],
+  [/^databases\[\d+\]\.name$/, 'databaseName', '--database-name'],
+  [/^databases\[\d+\]\.url$/, 'databaseUrl', '--database-url'],
+  [/^s3\.bucket$/, 'bucket', '--bucket'],
+  [/^s3\.prefix$/, 'prefix', '--prefix'],
+  [/^s3\.region$/, 'region', '--region'],
+  [/^s3\.endpoint$/, 'endpoint', '--endpoint'],
+  [/^s3\.force_path_style$/, 'forcePathStyle', '--force-path-style'],
+  [/^s3\.sse$/, 'sse', '--sse'],
+  [/^s3\.sse_kms_key_id$/, 'sseKmsKeyId', '--sse-kms-key-id'],
+  [/^s3\.storage_class$/, 'storageClass', '--storage-class'],
+  [/^local\.path$/, 'localPath', '--local-path'],
+  [/^compliance\.min_retention_days$/, 'minRetentionDays', '--min-retention-days'],
+  [/^compliance\.max_retention_days$/, 'maxRetentionDays', '--max-retention-days'],
+];
+
+export function wizardInputAt(path: string, flags: WizardFlags): { flag: string; given: boolean } | undefined {
+  const rule = FLAG_AT.find(([pattern]) => pattern.test(path));
+  if (rule === undefined) return undefined;
+  const [, key, flag] = rule;
+  if (key === 'databaseUrl' && flags.databaseUrlEnv !== undefined) return { flag: '--database-url-env', given: true };
+  return { flag, given: flags[key] !== undefined };
 }
 
 async function askDatabaseUrl(deps: WizardDeps): Promise<WrittenValue> {
@@ -105,7 +133,7 @@ async function askDatabaseUrl(deps: WizardDeps): Promise<WrittenValue> {
   if (flags.databaseUrl !== undefined) {
     const variable = findEnvVariable(flags.databaseUrl, env, DATABASE_URL_VARS);
     if (variable !== undefined) return { env: variable };
-    if (hasPassword(flags.databaseUrl)) report(`warning: the database URL holds a password and is written into ${deps.outputName} as is; put it in an environment variable and pass --database-url-env NAME to write \${NAME} instead`);
+    if (hasPassword(flags.databaseUrl)) report(`warning: the database URL holds a password and is written into ${writtenTo(deps)} as is; put it in an environment variable and pass --database-url-env NAME to write \${NAME} instead`);
     return { value: flags.databaseUrl };
   }
   const fromEnv = DATABASE_URL_VARS.find((name) => (env[name] ?? '') !== '');
@@ -122,8 +150,13 @@ async function askDatabaseUrl(deps: WizardDeps): Promise<WrittenValue> {
   }
   const variable = findEnvVariable(trimmed, env, DATABASE_URL_VARS);
   if (variable !== undefined) return { env: variable };
-  if (hasPassword(trimmed)) report(`warning: this URL holds a password and will be written into ${deps.outputName} as is; prefer an environment variable (type its name instead)`);
+  if (hasPassword(trimmed)) report(`warning: this URL holds a password and will be written into ${writtenTo(deps)} as is; prefer an environment variable (type its name instead)`);
   return { value: trimmed };
+}
+
+/** "-" (stdout) would read as a file name in messages. */
+function writtenTo(deps: WizardDeps): string {
+  return deps.outputName === '-' ? 'the printed configuration' : deps.outputName;
 }
 
 function hasPassword(url: string): boolean {

@@ -175,6 +175,24 @@ describe('auditlog wizard --yes', () => {
     expect((await stat(fresh)).mode & 0o777).toBe(0o600);
   });
 
+  it('a configuration the flags make invalid is one USAGE line naming the flag, never a file called "-"', async () => {
+    const env = { WIZ_DB_URL: db.url };
+    const base = ['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL'];
+    const cases: [string[], string][] = [
+      [['--tables', 'audit_log,audit_log', '--local-path', dir], 'auditlog: the configuration the wizard built (from --tables): databases[0].tables[1].name: table public.audit_log is listed twice; fix --tables and run the wizard again [USAGE]'],
+      [['--tables', 'audit_log', '--bucket', 'ab'], 'auditlog: the configuration the wizard built (from --bucket): s3.bucket: expected a string of at least 3 characters, found "ab"; fix --bucket and run the wizard again [USAGE]'],
+      [['--tables', 'audit_log', '--bucket', 'abc', '--endpoint', 'minio:9000'], 'auditlog: the configuration the wizard built (from --endpoint): s3.endpoint: expected an http:// or https:// URL, found "minio:9000"; fix --endpoint and run the wizard again [USAGE]'],
+    ];
+    for (const [flags, line] of cases) {
+      const out = join(dir, 'invalid.yaml');
+      const result = await runCli([...base, ...flags, '--output', out], env);
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr.split('\n').filter((l) => l.startsWith('auditlog:'))).toEqual([line]);
+      expect(result.stderr).not.toContain(' -: ');
+      await expect(readFile(out, 'utf8')).rejects.toThrow(/ENOENT/);
+    }
+  });
+
   it('--check-connections: storage that does not answer fails the wizard (exit 1) and nothing is written', async () => {
     const file = join(dir, 'unreachable.yaml');
     const result = await runCli(
