@@ -472,7 +472,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--endpoint <url>', 'S3-compatible endpoint (MinIO, R2, Ceph...); credentials then come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY as ${VAR}')
     .option('--force-path-style', 'path-style URLs (default: on with --endpoint)')
     .addOption(new Option('--sse <mode>', 'server-side encryption (default AES256)').choices(['none', 'AES256', 'aws:kms']))
-    .option('--sse-kms-key-id <id>', 'KMS key id or ARN, with --sse aws:kms')
+    .option('--sse-kms-key-id <id>', 'KMS key id or ARN; only with --sse aws:kms (refused otherwise)')
     .addOption(new Option('--storage-class <class>', 'storage class of data objects (see auditlog cost)').choices(['STANDARD', 'INTELLIGENT_TIERING', 'STANDARD_IA', 'ONEZONE_IA', 'GLACIER_IR']))
     .option('--check-connections', 'also check the storage before writing')
     .option('-y, --yes', 'ask nothing: take every answer from the flags or the suggestions (for automation)')

@@ -54,6 +54,11 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
   if (minRetentionDays !== undefined && maxRetentionDays !== undefined && minRetentionDays > maxRetentionDays) {
     throw new AuditlogError('USAGE', `--min-retention-days ${minRetentionDays} is more than --max-retention-days ${maxRetentionDays}: swap them`);
   }
+  // The key id is only written with SSE-KMS: without --sse aws:kms it would be dropped without a word.
+  if (opts.sseKmsKeyId !== undefined && opts.sse !== 'aws:kms') {
+    const got = opts.localPath !== undefined ? 'with --local-path' : opts.sse === undefined ? 'without --sse' : `with --sse ${opts.sse}`;
+    throw new AuditlogError('USAGE', `--sse-kms-key-id only applies with --sse aws:kms, got it ${got}: add --sse aws:kms (S3), or leave out --sse-kms-key-id`);
+  }
   if (opts.yes !== true && io.createPrompter === null) {
     throw new AuditlogError('USAGE', 'stdin is not a terminal: pass every answer as a flag (--database-url, --tables, --bucket or --local-path, ...) with --yes');
   }

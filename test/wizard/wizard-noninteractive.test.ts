@@ -193,6 +193,27 @@ describe('auditlog wizard --yes', () => {
     }
   });
 
+  it('--sse-kms-key-id without --sse aws:kms is refused in one USAGE line (it used to be dropped silently), nothing written', async () => {
+    const env = { WIZ_DB_URL: db.url };
+    const base = ['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log'];
+    const cases: [string[], string][] = [
+      [['--bucket', 'audit-archive'], 'without --sse'],
+      [['--bucket', 'audit-archive', '--sse', 'AES256'], 'with --sse AES256'],
+      [['--bucket', 'audit-archive', '--sse', 'none'], 'with --sse none'],
+      [['--local-path', join(dir, 'kms')], 'with --local-path'],
+    ];
+    for (const [flags, got] of cases) {
+      const out = join(dir, 'kms.yaml');
+      const result = await runCli([...base, ...flags, '--sse-kms-key-id', 'alias/audit', '--output', out], env);
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr.trim().split('\n')).toEqual([`auditlog: --sse-kms-key-id only applies with --sse aws:kms, got it ${got}: add --sse aws:kms (S3), or leave out --sse-kms-key-id [USAGE]`]);
+      await expect(readFile(out, 'utf8')).rejects.toThrow(/ENOENT/);
+    }
+    const kms = await runCli([...base, '--bucket', 'audit-archive', '--sse', 'aws:kms', '--sse-kms-key-id', 'alias/audit'], env);
+    expect(kms.code, kms.stderr).toBe(0);
+    expect(kms.stdout).toMatch(/sse: aws:kms\n\s+sse_kms_key_id: alias\/audit/);
+  });
+
   it('--check-connections: storage that does not answer fails the wizard (exit 1) and nothing is written', async () => {
     const file = join(dir, 'unreachable.yaml');
     const result = await runCli(
