@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { HoldApiConfig } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
+import { redactSecrets, urlSecretParts } from '../config/mask-secrets.js';
 import type { LegalHold } from './legal-hold.js';
 
 const apiHoldSchema = z.object({
@@ -107,29 +108,9 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : undefined;
 }
 
-/** Removes the URL (whole, its userinfo, its query) and the auth value from a message. */
+/** Removes the URL and every part of it that may carry a credential, and the auth value, from a message. */
 function scrub(text: string, url: string, authValue?: string): string {
-  let out = text;
-  const parts: string[] = [url];
-  try {
-    const u = new URL(url);
-    parts.push(u.href);
-    if (u.username !== '' || u.password !== '') parts.push(`${u.username}:${u.password}@`, `${u.username}@`);
-    if (u.password !== '') parts.push(u.password, safeDecode(u.password));
-    if (u.search !== '') parts.push(u.search, u.search.slice(1));
-    for (const value of u.searchParams.values()) if (value.length > 0) parts.push(value);
-  } catch {
-    // an unparseable URL: only the raw text is scrubbed
-  }
-  if (authValue !== undefined && authValue !== '') parts.push(authValue, ...authValue.split(/\s+/).filter((p) => p.length >= 4));
-  for (const part of parts.filter((p) => p.length > 0).sort((a, b) => b.length - a.length)) out = out.split(part).join('****');
-  return out;
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
+  const auth = authValue === undefined || authValue === '' ? [] : [authValue, ...authValue.split(/\s+/).filter((p) => p.length >= 4)];
+  // Every query value and path segment, however short: an error detail loses nothing by it.
+  return redactSecrets(text, [...urlSecretParts(url, 1), ...auth]);
 }
