@@ -51,7 +51,9 @@ export async function acquireTableLock(client: pg.Client, plan: TablePlan, optio
       details: { database: plan.database, table: `${plan.schema}.${plan.table}`, holder_pid: h?.pid ?? null, holder_run_id: h?.run_id ?? null },
     });
   }
-  const pid = (await client.query<{ pid: string }>('SELECT pg_catalog.pg_backend_pid()::text AS pid')).rows[0]!.pid;
+  // Tagged too: it is now the session's last statement, and an untagged one left another run's
+  // LOCK_HELD without this run's id until the first heartbeat (found by probing).
+  const pid = (await client.query<{ pid: string }>(`${tag}SELECT pg_catalog.pg_backend_pid()::text AS pid`)).rows[0]!.pid;
   if (options.heartbeat !== undefined) {
     heartbeat = startHeartbeat({
       ...options.heartbeat,

@@ -143,6 +143,14 @@ describe('advisory lock heartbeat', () => {
     expect(await findLockHolder(db, plan.oid)).toBeNull();
   });
 
+  it('names the holder\'s run right after it took the lock, before its first heartbeat', async () => {
+    await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
+    const plan = await planOf();
+    const lock = await acquireTableLock(await connect(db.url, 'archiver-one'), plan, { runId: '20261130T020000Z-def456', heartbeat: { intervalMs: 60_000, timeoutMs: 2_000 } });
+    expect(await findLockHolder(await connect(), plan.oid)).toMatchObject({ application_name: 'archiver-one', run_id: '20261130T020000Z-def456' });
+    await lock.release();
+  });
+
   it('never names a session of another database that holds the same (namespace, oid) pair', async () => {
     await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
     const plan = await planOf();
