@@ -526,7 +526,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
-      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help' ? 0 : 2;
+      // 'commander.help' with a non-zero exit code is the help a command group prints when no
+      // subcommand was given (`auditlog holds`): a usage error, like an unknown command.
+      if (error.code === 'commander.help') return error.exitCode === 0 ? 0 : 2;
+      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 2;
     }
     const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
     io.stderr(`auditlog: ${redactSecrets(e.message, secrets)} [${e.code}]\n`);

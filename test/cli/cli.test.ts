@@ -60,6 +60,14 @@ describe('auditlog CLI', () => {
     const missing = await runCli(['archive']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--config');
+    // A command group without its subcommand prints the group's help, as a usage error; asked for, help exits 0.
+    for (const group of ['holds', 'watermarks', 'audit', 'config']) {
+      const r = await runCli([group]);
+      expect(r.code, group).toBe(2);
+      expect(r.stderr).toContain(`Usage: auditlog ${group}`);
+    }
+    expect((await runCli(['holds', '--help'])).code).toBe(0);
+    expect((await runCli(['help', 'holds'])).code).toBe(0);
   });
 
   it('exits 2 with one line naming the file when the config file is missing', async () => {
