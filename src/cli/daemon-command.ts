@@ -132,7 +132,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
         }
       },
     });
-    logger.info('stop requested: no run in progress, shutting down');
+    logger.info('stop requested: no run in progress any more, shutting down');
   } finally {
     await events.settle();
     lostAuditRecords = await closeTrail();

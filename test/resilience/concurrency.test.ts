@@ -60,19 +60,31 @@ describe('the application changes rows while the archiver runs', () => {
     const expected = await seedEvents();
     let deleted: string[] = [];
     let changed = false;
+    // Other batches in flight wait at their next phase until the changes are noted: one that read a
+    // changed row's new version could otherwise archive and delete it before the note is taken,
+    // and the checker would hold the archived (last) version for a stale one (seen once under load).
+    let noted: Promise<void> | undefined;
     const config = fx.configFor([eventsTable]);
     const summary = await archiveWith(config, createObjectStore(config), {
       onPhase: async (phase) => {
+        // Not before a commit: that batch holds its deleted rows locked, and the UPDATE below would wait for it.
+        if (noted !== undefined && phase !== 'before-commit') await noted;
         // While the first batch (ids 1..7, read before this) is uploaded: id 7 changes under it.
         if (phase !== 'after-upload' || changed) return;
         changed = true;
-        await app.query(`UPDATE events SET note = note || ' (edited)', body = body || '{"edited": true}' WHERE id % 7 = 0`);
-        await app.query(`UPDATE events SET happened_at = now() WHERE id % 13 = 0`);
-        deleted = (await app.query<{ id: string }>(`DELETE FROM events WHERE id % 11 = 0 RETURNING id::text AS id`)).rows.map((r) => JSON.stringify([r.id]));
-        // A late arrival: an old timestamp behind what this run has already read.
-        await app.query(`INSERT INTO events (id, happened_at, kind, note) SELECT 1001, min(happened_at) - interval '1 minute', 'late', 'inserted late' FROM events`);
-        // Now, while every changed row is still in the table: their versions from here on are the last ones.
-        await noteApplicationChanges(fx.db, events, expected, 'id % 7 = 0 OR id % 13 = 0 OR id = 1001', deleted);
+        let done!: () => void;
+        noted = new Promise((resolve) => (done = resolve));
+        try {
+          await app.query(`UPDATE events SET note = note || ' (edited)', body = body || '{"edited": true}' WHERE id % 7 = 0`);
+          await app.query(`UPDATE events SET happened_at = now() WHERE id % 13 = 0`);
+          deleted = (await app.query<{ id: string }>(`DELETE FROM events WHERE id % 11 = 0 RETURNING id::text AS id`)).rows.map((r) => JSON.stringify([r.id]));
+          // A late arrival: an old timestamp behind what this run has already read.
+          await app.query(`INSERT INTO events (id, happened_at, kind, note) SELECT 1001, min(happened_at) - interval '1 minute', 'late', 'inserted late' FROM events`);
+          // Now, while every changed row is still in the table: their versions from here on are the last ones.
+          await noteApplicationChanges(fx.db, events, expected, 'id % 7 = 0 OR id % 13 = 0 OR id = 1001', deleted);
+        } finally {
+          done();
+        }
       },
     });
     expect(changed).toBe(true);
