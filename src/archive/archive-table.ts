@@ -23,7 +23,7 @@ import { reconcilePending } from './reconcile-pending.js';
 import { MarkerSweeper } from './marker-sweeper.js';
 import type { RowSet } from '../core/row-set.js';
 import type { StateStores } from '../state/state-stores.js';
-import { TableProgress } from './table-progress.js';
+import { recordFailedRun, TableProgress } from './table-progress.js';
 import { isStorageUnavailable, type FallbackSpool } from './local-fallback.js';
 import { emptyTableSummary, type TableSummary } from './table-summary.js';
 import type { RunEvents, TableRef, TimedPhase } from '../core/run-events.js';
@@ -80,6 +80,9 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
   const started = Date.now();
   const summary: TableSummary = emptyTableSummary(input.database, input.table.schema, input.table.name);
   const logger = input.logger.child({ table: `${input.table.schema}.${input.table.name}` });
+  // Once TableProgress.finish is called it records this run's result; before that, a failure is
+  // recorded below.
+  let settled = false;
   try {
     let plan = await loadTablePlan(input.pool, input.database, input.table, input.defaults);
     const holds = input.recordHolds ?? [];
@@ -250,10 +253,12 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           await markers.flush();
         } catch (error) {
           const e = toTableError(error);
+          settled = true;
           await progress.finish({ status: 'failed', rows_archived: summary.rowsArchived, rows_skipped: summary.rowsSkipped, batches: summary.batches, error: { code: e.code, message: e.message } });
           throw e;
         }
         const status = summary.rowsArchived > 0 || summary.rowsSkipped > 0 ? 'archived' : 'nothing-to-archive';
+        settled = true;
         await progress.finish({ status, rows_archived: summary.rowsArchived, rows_skipped: summary.rowsSkipped, batches: summary.batches });
         summary.status = status;
         if (stopped) {
@@ -277,6 +282,24 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     const e = toTableError(error);
     summary.error = { code: e.code, message: e.message };
     logger.error({ code: e.code, err: e.message }, 'table failed');
+    // A failure before TableProgress began (plan, access, locks, reconciliation) is this table's
+    // last run too, or `status` keeps showing an old success. Not for LOCK_HELD: the table is
+    // being archived by another run, which records its own result when it ends and whose state a
+    // write from here would overwrite — and "failed" would be misleading while it archives fine.
+    // A holder that is stuck shows in `status` as the lock holder, with its last activity. A
+    // failure before the lock was tried may still coincide with a live run: that run writes its
+    // whole state at its next save and at its end, so its own result is what stays.
+    // Not for a dry run either: it writes nothing.
+    if (!settled && !input.dryRun && e.code !== 'LOCK_HELD') {
+      await recordFailedRun({
+        stores: input.stateStores,
+        id: { database: input.database, schema: input.table.schema, table: input.table.name },
+        runId: input.runId,
+        startedAt: new Date(started),
+        result: { rows_archived: summary.rowsArchived, rows_skipped: summary.rowsSkipped, batches: summary.batches, error: { code: e.code, message: e.message } },
+        logger,
+      });
+    }
   } finally {
     summary.durationMs = Date.now() - started;
     summary.rowsPerSecond = rate(summary.rowsArchived, started);

@@ -20,6 +20,7 @@ import {
   watermarkFor,
   type Checkpoint,
   type LastRun,
+  type TableId,
   type TableState,
 } from '../state/table-state.js';
 import { CommittedPrefix } from './committed-prefix.js';
@@ -154,5 +155,30 @@ export class TableProgress {
       this.options.logger.warn({ err: describeError(error) }, message);
     }
     return undefined;
+  }
+}
+
+/**
+ * Records a run that failed before its TableProgress began (plan, access checks, locks,
+ * reconciliation of batches in flight) as the table's last run: otherwise a table that fails
+ * that early on every run keeps showing its last success in `auditlog status`, which exits 0.
+ * Only `last_run` changes, on the state as stored; a state that cannot be read is left alone (a
+ * fresh document would drop its watermark) and a write that fails is a warning, as in the class.
+ */
+export async function recordFailedRun(o: {
+  stores: StateStores;
+  id: TableId;
+  runId: string;
+  startedAt: Date;
+  result: Omit<LastRun, 'run_id' | 'started_at' | 'finished_at' | 'status'>;
+  logger: Logger;
+  now?: () => Date;
+}): Promise<void> {
+  try {
+    const state = (await o.stores.tableState.get(o.id)) ?? emptyTableState(o.id);
+    state.last_run = { run_id: o.runId, started_at: o.startedAt.toISOString(), finished_at: (o.now ?? (() => new Date()))().toISOString(), status: 'failed', ...o.result };
+    await o.stores.tableState.put(state);
+  } catch (error) {
+    o.logger.warn({ err: describeError(error) }, 'could not record the failed run in the table state');
   }
 }

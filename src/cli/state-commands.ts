@@ -25,7 +25,8 @@ const label = (r: { database: string; schema: string; table: string }): string =
 
 /**
  * Exit 0 when every table is readable and healthy; 1 when something could not be read, a last run
- * failed, or a run was interrupted (its checkpoint is still there): what a cron check wants.
+ * failed, a run was interrupted (its checkpoint is still there), batches are spooled, a lock file
+ * is stale, or batches are in flight with no live run holding the table: what a cron check wants.
  */
 export async function runStatusCommand(input: StateCommandInput): Promise<number> {
   const reports = await inspectTables({ config: input.config, store: input.store, databases: selectTargets(input), withLocks: true, secrets: input.secrets });
@@ -76,8 +77,36 @@ export async function runWatermarksResetCommand(input: StateCommandInput & { all
   return failed > 0 ? 1 : 0;
 }
 
+/**
+ * Pending markers and a checkpoint are what a run leaves while it works, and also what a failed
+ * or killed run leaves behind. Status tells them apart by the table lock: a live run holds it
+ * (the advisory lock goes with its session; a lock file counts while it is not stale). While it
+ * is held, the markers are that run's batches in flight, or older ones it reconciles when it
+ * starts; the checkpoint is its own when it carries the holder's run id, else an interrupted
+ * run's. Without a live holder, both need attention: a table failing on every run before it
+ * could clear them (a foreign marker, say) shows here.
+ */
 function needsAttention(r: TableReport): boolean {
-  return r.problems.length > 0 || r.state?.last_run?.status === 'failed' || r.checkpoint !== null || r.spooledBatches.length > 0 || r.fileLock?.staleReason !== undefined;
+  const live = liveRunIds(r);
+  const checkpointOfLiveRun = r.checkpoint !== null && live?.has(r.checkpoint.run_id) === true;
+  return (
+    r.problems.length > 0 ||
+    r.state?.last_run?.status === 'failed' ||
+    (r.checkpoint !== null && !checkpointOfLiveRun) ||
+    (r.pendingMarkers.length > 0 && live === undefined) ||
+    r.spooledBatches.length > 0 ||
+    r.fileLock?.staleReason !== undefined
+  );
+}
+
+/** The run ids of the live holders of the table's lock (empty when they cannot be read), or undefined when no live run holds it. */
+function liveRunIds(r: TableReport): Set<string> | undefined {
+  const fileHolder = r.fileLock != null && r.fileLock.staleReason === undefined ? r.fileLock : undefined;
+  if (r.lockHolder == null && fileHolder === undefined) return undefined;
+  const ids = new Set<string>();
+  if (r.lockHolder?.run_id != null) ids.add(r.lockHolder.run_id);
+  if (fileHolder?.holder != null) ids.add(fileHolder.holder.run_id);
+  return ids;
 }
 
 function formatPosition(p: { ts: string; key: string[] }): string {

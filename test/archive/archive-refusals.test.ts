@@ -12,6 +12,7 @@ import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { LOCK_NAMESPACE } from '../../src/db/advisory-lock.js';
 import { PLAIN_DELETE_MAX_ROWS } from '../../src/archive/archive-batch.js';
+import type { TableState } from '../../src/state/table-state.js';
 
 const fx = useArchiveFixture();
 
@@ -133,7 +134,10 @@ describe('archive refusals and contention', () => {
     expect(summary.tables[1]!.error!.message).toContain('"created"');
     expect(summary.tables[1]!.error!.message).toContain('happened_at');
     expect(await rowIds(fx.db)).toHaveLength(5);
-    expect((await inspectArchive(fx.store)).allKeys).toEqual([]);
+    // Nothing archived; only each table's state, recording the failure for `auditlog status`.
+    expect((await inspectArchive(fx.store)).allKeys).toEqual(['_auditlog/state/app/public.Events.json', '_auditlog/state/app/public.events.json']);
+    const state = JSON.parse((await fx.store.get('_auditlog/state/app/public.Events.json'))!.toString('utf8')) as TableState;
+    expect(state).toMatchObject({ watermark: null, last_run: { status: 'failed', error: { code: 'TABLE_NOT_FOUND' } } });
   });
 
   it('refuses a timestamp column that is not a timestamp', async () => {
@@ -377,7 +381,8 @@ describe('archive refusals and contention', () => {
     expect(summary.tables[0]!.error?.code).toBe('TABLE_NOT_SUPPORTED');
     expect(summary.tables[0]!.error?.message).toContain('column "v"');
     expect(Number((await fx.db.query('SELECT count(*) AS n FROM nested')).rows[0].n)).toBe(3);
-    expect((await inspectArchive(fx.store)).allKeys).toEqual([]);
+    // Nothing archived; only the table's state, recording the failure for `auditlog status`.
+    expect((await inspectArchive(fx.store)).allKeys).toEqual(['_auditlog/state/app/public.nested.json']);
   });
 });
 

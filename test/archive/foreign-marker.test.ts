@@ -10,6 +10,9 @@ import { inspectArchive } from '../helpers/archive-inspect.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { createTestDatabase } from '../helpers/postgres.js';
+import { ObjectTableStateStore } from '../../src/state/state-stores.js';
+
+const id = { database: 'app', schema: 'public', table: 'events' };
 
 const fx = useArchiveFixture();
 
@@ -44,8 +47,10 @@ describe('a pending marker of another database', () => {
       expect(runB.tables[0]!.error?.code).toBe('STORAGE_CONFLICT');
       expect(runB.tables[0]!.error?.message).toContain('share one archive prefix');
       expect(await rowIds(other)).toHaveLength(5);
-      // A's object, sidecar and marker are exactly as they were.
-      expect((await inspectArchive(fx.store)).allKeys).toEqual(inFlight.allKeys);
+      // A's object, sidecar and marker are exactly as they were. The table's state now records B's
+      // failure, so `status` shows the conflict; A writes its own result back when it finishes.
+      expect((await inspectArchive(fx.store)).allKeys).toEqual([...inFlight.allKeys, '_auditlog/state/app/public.events.json'].sort());
+      expect(await new ObjectTableStateStore(fx.store).get(id)).toMatchObject({ last_run: { status: 'failed', error: { code: 'STORAGE_CONFLICT' } } });
 
       release();
       const a = await runA;
@@ -53,6 +58,7 @@ describe('a pending marker of another database', () => {
       expect(await rowIds(fx.db)).toEqual([]);
       const archive = await inspectArchive(fx.store);
       expect(archive.pendingMarkers).toEqual([]);
+      expect(await new ObjectTableStateStore(fx.store).get(id)).toMatchObject({ last_run: { status: 'archived', rows_archived: 10 } });
       expect(archive.objects.flatMap((o) => o.meta.primary_keys.map((k) => k[0])).sort((x, y) => Number(x) - Number(y))).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
     } finally {
       await other.drop();
