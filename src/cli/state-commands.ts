@@ -2,14 +2,20 @@
  * `auditlog status`, `auditlog watermarks list` and `auditlog watermarks reset`: what the archiver
  * remembers about each table, read without archiving anything. Output formatting is pure.
  */
-import type { Config } from '../config/schema.js';
+import { resolveLockTimings, type Config, type DatabaseConfig } from '../config/schema.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import { inspectTables, withDatabase, type FileLockReport, type TableReport } from '../state/inspect-tables.js';
-import { describeLockHolder } from '../db/advisory-lock.js';
+import { acquireTableLock, describeLockHolder } from '../db/advisory-lock.js';
 import { describeFileLockHolder } from '../core/file-lock-state.js';
 import { openStateStores } from '../state/state-stores.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type pg from 'pg';
+import { buildSessionSettings, connectLockClient } from '../db/connect.js';
+import { quoteQualified } from '../db/quote-ident.js';
+import { combineLocks, type TableLock } from '../core/table-lock.js';
+import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
+import type { TableId } from '../state/table-state.js';
 
 export interface StateCommandInput {
   config: Config;
@@ -46,7 +52,9 @@ export async function runWatermarksListCommand(input: StateCommandInput): Promis
 
 /**
  * Forgets the watermark of the selected tables (their last-run record stays): the next run starts
- * from the first row. Always safe — a watermark only says where to start reading.
+ * from the first row. Safe for the rows — a watermark only says where to start reading — but done
+ * under the table lock: a live run keeps its own copy of the table state and writes it back at
+ * every save and at its end, which would silently undo a reset made under it.
  */
 export async function runWatermarksResetCommand(input: StateCommandInput & { all: boolean }): Promise<number> {
   if (input.table === undefined && !input.all) {
@@ -59,14 +67,16 @@ export async function runWatermarksResetCommand(input: StateCommandInput & { all
       for (const t of db.tables) {
         const id = { database: db.name, schema: t.schema, table: t.name };
         try {
-          if (input.config.watermarks.backend === 'database' && connectProblem !== undefined) throw new Error(connectProblem);
-          const state = await stores.tableState.get(id);
-          if (state?.watermark == null) {
-            input.stdout(`${label(id)}: no watermark\n`);
-            continue;
+          if (connectProblem !== undefined) {
+            throw new AuditlogError('DB_CONNECT', `the table lock cannot be taken (${connectProblem}); retry once the database is reachable`);
           }
-          await stores.tableState.put({ ...state, watermark: null });
-          input.stdout(`${label(id)}: watermark reset (was ${formatPosition(state.watermark.position)}); the next run starts from the first row\n`);
+          const was = await withTableLock(input, db, pool, id, async () => {
+            const state = await stores.tableState.get(id);
+            if (state?.watermark == null) return null;
+            await stores.tableState.put({ ...state, watermark: null });
+            return state.watermark;
+          });
+          input.stdout(was === null ? `${label(id)}: no watermark\n` : `${label(id)}: watermark reset (was ${formatPosition(was.position)}); the next run starts from the first row\n`);
         } catch (error) {
           failed += 1;
           input.stdout(`${label(id)}: could not reset the watermark: ${describeError(error)}\n`);
@@ -76,6 +86,43 @@ export async function runWatermarksResetCommand(input: StateCommandInput & { all
   }
   return failed > 0 ? 1 : 0;
 }
+
+/**
+ * Runs `fn` holding the table's locks as an archive run takes them (lock file in local mode, then
+ * the advisory lock): a live run refuses it with LOCK_HELD naming the holder, and no run starts
+ * while it holds them. No heartbeat: `fn` is one read and one write. A table that does not exist
+ * has no advisory lock to take (no run can archive it).
+ */
+async function withTableLock<T>(input: StateCommandInput, db: DatabaseConfig, pool: pg.Pool, id: TableId, fn: () => Promise<T>): Promise<T> {
+  const locks: TableLock[] = [];
+  let client: pg.Client | undefined;
+  try {
+    if (input.config.local !== undefined) {
+      locks.push(
+        await acquireFileLock({
+          file: fileLockPath(input.config.local.path, id),
+          label: label(id),
+          runId: RESET_RUN_ID,
+          timings: resolveLockTimings(input.config.lock),
+          warn: (message) => input.stdout(`${label(id)}: ${message}\n`),
+        }),
+      );
+    }
+    const r = await pool.query<{ oid: string | null }>('SELECT to_regclass($1)::oid::text AS oid', [quoteQualified(id.schema, id.table)]);
+    const oid = r.rows[0]?.oid ?? null;
+    if (oid !== null) {
+      client = await connectLockClient({ database: db, applicationName: input.config.application_name, settings: buildSessionSettings(input.config.defaults) });
+      locks.push(await acquireTableLock(client, { ...id, oid: Number(oid) }, { runId: RESET_RUN_ID }));
+    }
+    return await fn();
+  } finally {
+    await combineLocks(locks).release().catch(() => undefined);
+    await client?.end().catch(() => undefined);
+  }
+}
+
+/** The run id a refused archive run sees as the holder while a reset holds the table. */
+const RESET_RUN_ID = 'watermarks-reset';
 
 /**
  * Pending markers and a checkpoint are what a run leaves while it works, and also what a failed

@@ -25,7 +25,10 @@ export interface AdvisoryLockOptions {
   onLost?: (reason: string) => void;
 }
 
-export async function acquireTableLock(client: pg.Client, plan: TablePlan, options: AdvisoryLockOptions = {}): Promise<TableLock> {
+/** What the lock needs of a table: its oid, and its names for messages (`watermarks reset` has no full plan). */
+export type LockTarget = Pick<TablePlan, 'oid' | 'database' | 'schema' | 'table'>;
+
+export async function acquireTableLock(client: pg.Client, plan: LockTarget, options: AdvisoryLockOptions = {}): Promise<TableLock> {
   let held = true;
   let lost: string | undefined;
   let heartbeat: { stop(): void } | undefined;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { createEventsTable } from '../helpers/events-table.js';
-import { runCli } from '../helpers/run-cli.js';
+import { runCli, startCli } from '../helpers/run-cli.js';
 import { checkpointKey, pendingPrefix, tablePrefix, tableStateKey } from '../../src/core/archive-layout.js';
 import { fileLockPath } from '../../src/state/file-lock.js';
 import { lockTag } from '../../src/db/advisory-lock.js';
@@ -164,5 +164,44 @@ describe('auditlog status', () => {
     }
     expect((await storedState()).last_run).toEqual(before);
     expect((await runCli(['status', '--config', config])).code).toBe(0);
+  });
+});
+
+describe('auditlog watermarks reset', () => {
+  it('refuses while a live run holds the table (that run would write its watermark back), naming the holder; works once it ends', async () => {
+    await writeFile(
+      config,
+      JSON.stringify({
+        local: { path: archive },
+        defaults: { retention_days: 10, batch_size: 3, pause_between_batches_ms: 700 },
+        checkpoints: { every_batches: 1 },
+        databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }],
+      }),
+    );
+    const run = startCli(['archive', '--config', config, '--quiet']);
+    // Wait for the run's first watermark save: it is archiving now, ten batches to go.
+    const deadline = Date.now() + 30_000;
+    while ((await readFile(inArchive(tableStateKey(id)), 'utf8').catch(() => undefined)) === undefined) {
+      if (Date.now() > deadline) throw new Error('the run saved no watermark');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const during = await runCli(['watermarks', 'reset', '--config', config, '--table', 'events']);
+    const finished = await run.result;
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(during.code).toBe(1);
+    expect(during.stdout.trim().split('\n')).toHaveLength(1);
+    expect(during.stdout).toMatch(/^app\/public\.events: could not reset the watermark: .*is being archived .*by pid \d+/);
+    // Nothing was reset, so nothing was silently undone: the watermark is the run's.
+    expect((await storedState()).watermark).not.toBeNull();
+
+    const after = await runCli(['watermarks', 'reset', '--config', config, '--table', 'events']);
+    expect(after.code, after.stdout).toBe(0);
+    expect(after.stdout).toContain('app/public.events: watermark reset');
+    expect((await storedState()).watermark).toBeNull();
+    // The reset's own lock is gone with it: status shows both locks free.
+    const status = await runCli(['status', '--config', config]);
+    expect(status.stdout).toContain('lock:       free');
+    expect(status.stdout).toContain('lock file:  free');
+    expect(status.code, status.stdout).toBe(0);
   });
 });
