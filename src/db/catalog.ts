@@ -29,6 +29,9 @@ const TIMESTAMP_KINDS: Record<string, TimestampKind> = {
   date: 'date',
 };
 
+
+/** Columns a table may have to be archived: restore's staging table adds one, and PostgreSQL allows 1600. */
+export const MAX_ARCHIVED_COLUMNS = 1599;
 export async function loadTablePlan(
   q: Queryable,
   database: string,
@@ -93,6 +96,13 @@ export async function loadTablePlan(
   if (nested !== undefined) {
     throw new AuditlogError('TABLE_NOT_SUPPORTED', `column "${nested.attname}" of ${qualified} (database "${database}") has type ${nested.type}: composite values and arrays of json/composite elements are not supported yet (a json value inside them may hold raw newlines); use jsonb, or leave this table out`, {
       details: { database, table: qualified, column: nested.attname },
+    });
+  }
+  // Restore loads through a staging table of the columns plus a line number, and PostgreSQL's
+  // limit is 1600 columns: rows archived from a wider table could never come back (found by probing).
+  if (columns.length > MAX_ARCHIVED_COLUMNS) {
+    throw new AuditlogError('TABLE_NOT_SUPPORTED', `${qualified} in database "${database}" has ${columns.length} columns; at most ${MAX_ARCHIVED_COLUMNS} can be archived, since restore adds one column to PostgreSQL's limit of 1600: leave this table out, or archive it with fewer columns`, {
+      details: { database, table: qualified, columns: columns.length },
     });
   }
   await refuseCascadingReferences(q, oid, database, qualified);

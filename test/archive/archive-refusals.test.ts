@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import pino from 'pino';
+import { restoreWith } from '../helpers/restore-run.js';
 import { archiveWith, buildConfig } from '../helpers/archive-run.js';
 import { archivedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
@@ -235,6 +236,23 @@ describe('archive refusals and contention', () => {
     const child = await archiveWith(fx.configFor([{ name: 'child', timestamp_column: 'at' }]), fx.store);
     expect(child.tables[0]!.rowsArchived).toBe(1);
     expect(Object.keys(JSON.parse((await inspectArchive(fx.store)).objects[0]!.lines[0]!) as object)).toEqual(['id', 'at', 'extra']);
+  });
+
+  it('refuses a table of 1,600 columns, which restore could never load back (its staging table adds one); 1,599 are archived and restored', async () => {
+    const cols = (n: number): string => Array.from({ length: n }, (_, i) => `, c${i} int`).join('');
+    await fx.db.query(`CREATE TABLE wide (id int PRIMARY KEY, at timestamptz NOT NULL${cols(1598)})`);
+    await fx.db.query(`INSERT INTO wide (id, at, c0, c1597) VALUES (1, now() - interval '40 days', 7, 8)`);
+    const refused = await archiveWith(fx.configFor([{ name: 'wide', timestamp_column: 'at' }]), fx.store);
+    expect(refused.tables[0]!.error!.code).toBe('TABLE_NOT_SUPPORTED');
+    expect(refused.tables[0]!.error!.message).toContain('has 1600 columns; at most 1599 can be archived');
+    expect((await fx.db.query(`SELECT count(*)::int AS n FROM wide`)).rows[0].n).toBe(1);
+    expect((await inspectArchive(fx.store)).objects).toEqual([]);
+    await fx.db.query(`ALTER TABLE wide DROP COLUMN c1597`);
+    const archived = await archiveWith(fx.configFor([{ name: 'wide', timestamp_column: 'at' }]), fx.store);
+    expect(archived.tables[0]!.rowsArchived).toBe(1);
+    const restored = await restoreWith(fx.configFor([{ name: 'wide', timestamp_column: 'at' }]), fx.store, { table: 'wide', target: { schema: 'public', table: 'wide_back' } });
+    expect(restored.rows.restored).toBe(1);
+    expect((await fx.db.query(`SELECT id, c0 FROM wide_back`)).rows).toEqual([{ id: 1, c0: 7 }]);
   });
 
   // Found in review: FOR UPDATE SKIP LOCKED and the reconciliation's FOR KEY SHARE need UPDATE.
