@@ -1,5 +1,5 @@
 /** The pure parts of validate: partition selection, key classification, value comparison, duplicates. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import { AuditlogError } from '../../src/core/errors.js';
 import { sha256Hex } from '../../src/core/batch-metadata.js';
@@ -103,6 +103,22 @@ describe('streamObjectLines', () => {
     expect((await streamObjectLines(gzipSync(Buffer.from('{"a":1}\n{"a":2}')), (l) => unterminated.push(l))).lines).toBe(2);
     expect(unterminated).toEqual(['{"a":1}', '{"a":2}']);
     await expect(streamObjectLines(Buffer.from('not gzip'), () => undefined)).rejects.toThrow();
+  });
+
+  it('joins a line spread over many chunks once, not at every chunk (a 400 MB line took minutes)', async () => {
+    const long = JSON.stringify({ id: 1, blob: 'ab'.repeat(4 * 1024 * 1024) });
+    const raw = Buffer.from(`{"id":0}\n${long}\n{"id":2}\n${long}`);
+    const seen: string[] = [];
+    const concat = vi.spyOn(Buffer, 'concat');
+    try {
+      const result = await streamObjectLines(gzipSync(raw, { level: 1 }), (l) => seen.push(l));
+      expect(result).toEqual({ lines: 4, sha256Uncompressed: sha256Hex(raw) });
+      // Each 8 MB line spans ~32 decompression chunks: at most one join per line (65 before).
+      expect(concat.mock.calls.length).toBeLessThanOrEqual(4);
+    } finally {
+      concat.mockRestore();
+    }
+    expect(seen).toEqual(['{"id":0}', long, '{"id":2}', long]);
   });
 });
 
