@@ -57,6 +57,27 @@ export function fallbackKey(plan: Pick<TablePlan, 'database' | 'schema' | 'table
   return `${tablePrefix(plan.database, plan.schema, plan.table)}${rows.day}-${rows.firstTimeOfDay}-${batchId}.json`;
 }
 
+/**
+ * The name of a spool file as `fallbackKey` writes it: `<day>-<HHMMSSffffff>-<batch id>.json`,
+ * directly in the table's directory. The spool lists, reads and deletes only files named so:
+ * anything else there (a sidecar of an archive, a file put by hand) is never touched, so no other
+ * file can be removed by a replay (found in review: with local_fallback_dir equal to local.path, a
+ * replay deleted every committed .metadata.json sidecar it took for a spooled batch).
+ */
+const FALLBACK_FILE_NAME = /^\d{4}-\d{2}-\d{2}-\d{12}-[0-9a-f]{16}\.json$/;
+
+export function isFallbackFileName(name: string): boolean {
+  return FALLBACK_FILE_NAME.test(name);
+}
+
+/** Keys of the spool files of one table, in listing order; nothing else under its directory. */
+export async function* listFallbackKeys(dir: ObjectStore, plan: Pick<TablePlan, 'database' | 'schema' | 'table'>): AsyncIterable<string> {
+  const prefix = tablePrefix(plan.database, plan.schema, plan.table);
+  for await (const o of dir.list(prefix)) {
+    if (o.key.startsWith(prefix) && isFallbackFileName(o.key.slice(prefix.length))) yield o.key;
+  }
+}
+
 export function buildFallbackBatch(plan: TablePlan, rows: RowSet, runId: string, reason: string, now: Date): FallbackBatch {
   return {
     format: FALLBACK_FORMAT,
@@ -119,13 +140,12 @@ export class FallbackSpool {
   /** The spooled batches of one table, oldest key first. */
   async list(plan: Pick<TablePlan, 'database' | 'schema' | 'table'>): Promise<SpooledBatch[]> {
     const out: SpooledBatch[] = [];
-    for await (const o of this.dir.list(tablePrefix(plan.database, plan.schema, plan.table))) {
-      if (!o.key.endsWith('.json')) continue;
+    for await (const key of listFallbackKeys(this.dir, plan)) {
       try {
-        const body = await this.dir.get(o.key);
-        out.push({ key: o.key, doc: body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as FallbackBatch) });
+        const body = await this.dir.get(key);
+        out.push({ key, doc: body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as FallbackBatch) });
       } catch (error) {
-        out.push({ key: o.key, doc: undefined, problem: describeError(error) });
+        out.push({ key, doc: undefined, problem: describeError(error) });
       }
     }
     return out;

@@ -3,6 +3,7 @@
  * expands `${VAR}` and hands the result here.
  */
 import { z } from 'zod';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { tablePrefix } from '../core/archive-layout.js';
 import { checkRetentionPolicy } from '../compliance/retention-policy.js';
 import { scheduleProblem } from '../daemon/run-daemon.js';
@@ -564,6 +565,24 @@ export const notificationsSchema = z
   .strict()
   .describe('Messages about runs by email, Slack, Teams or a generic webhook (off when absent).');
 
+/**
+ * How directory `a` relates to directory `b` when one holds the other (compared as absolute
+ * paths, relative ones against the working directory as the stores resolve them); undefined when
+ * they are apart.
+ */
+function directoriesOverlap(a: string, b: string): string | undefined {
+  const ra = resolve(a);
+  const rb = resolve(b);
+  if (ra === rb) return 'is the same directory as';
+  const inside = (child: string, parent: string): boolean => {
+    const rel = relative(parent, child);
+    return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+  };
+  if (inside(ra, rb)) return 'is inside';
+  if (inside(rb, ra)) return 'contains';
+  return undefined;
+}
+
 export const configSchema = z
   .object({
     s3: s3Schema.optional(),
@@ -576,7 +595,7 @@ export const configSchema = z
       .string()
       .min(1)
       .optional()
-      .describe('When storage stays unavailable after retries, failed batches are spooled here (rows are not deleted) and archived first by the next run. Off when unset.'),
+      .describe('When storage stays unavailable after retries, failed batches are spooled here (rows are not deleted) and archived first by the next run. Must be apart from `local.path` (not the same directory, inside it, or containing it). Off when unset.'),
     local_fallback_retention_days: positiveInt.default(7).describe('Spooled batches older than this are discarded (their rows are still in the table and are read again).'),
     watermarks: watermarksSchema.prefault({}),
     checkpoints: checkpointsSchema.prefault({}),
@@ -603,6 +622,18 @@ export const configSchema = z
       names.add(d.name);
     });
     for (const issue of checkRetentionPolicy(c)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    if (c.local_fallback_dir !== undefined && c.local !== undefined) {
+      const overlap = directoriesOverlap(c.local_fallback_dir, c.local.path);
+      // Found in review: with both the same directory, a replay took the archive's committed
+      // .metadata.json sidecars for spooled batches and deleted them all.
+      if (overlap !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['local_fallback_dir'],
+          message: `${resolve(c.local_fallback_dir)} ${overlap} local.path (${resolve(c.local.path)}): the spool and the archive would share files, and a replay removes the spool files it has used; use a directory apart from local.path`,
+        });
+      }
+    }
     const auditDb = c.compliance.audit.database;
     if (auditDb !== undefined && !c.databases.some((d) => d.name === auditDb)) {
       ctx.addIssue({ code: 'custom', path: ['compliance', 'audit', 'database'], message: `database ${auditDb} is not configured (configured: ${c.databases.map((d) => d.name).join(', ')})` });

@@ -9,6 +9,7 @@ import { localSchema, type Config, type DatabaseConfig } from '../config/schema.
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import { pendingPrefix, tablePrefix } from '../core/archive-layout.js';
 import { describeError } from '../core/errors.js';
+import { listFallbackKeys } from '../archive/local-fallback.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import { findLockHolder, type LockHolder } from '../db/advisory-lock.js';
 import { judgeFileLock, type FileLockContent } from '../core/file-lock-state.js';
@@ -107,7 +108,8 @@ async function inspectTable(options: InspectOptions, stores: StateStores, id: Ta
   if (options.config.local_fallback_dir !== undefined) {
     const spool = new LocalObjectStore(localSchema.parse({ path: options.config.local_fallback_dir }));
     try {
-      for await (const o of spool.list(tablePrefix(id.database, id.schema, id.table))) report.spooledBatches.push(o.key);
+      // Only the spool's own files, as the replay sees them (a stray file there is no batch).
+      for await (const key of listFallbackKeys(spool, id)) report.spooledBatches.push(key);
     } catch (error) {
       note('local fallback')(error);
     }

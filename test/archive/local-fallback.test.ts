@@ -4,7 +4,7 @@
  * pipeline, deleting only rows still in the spooled version; stale or mismatched spools are discarded.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -15,6 +15,9 @@ import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { runCli } from '../helpers/run-cli.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
+import { LocalObjectStore } from '../../src/storage/local-object-store.js';
+import { buildConfig } from '../helpers/archive-run.js';
+import { checkArchiveInvariant, expectRowsOf } from '../helpers/invariant-checker.js';
 import type { FallbackBatch } from '../../src/archive/local-fallback.js';
 import type { Config } from '../../src/config/schema.js';
 
@@ -44,7 +47,8 @@ function storageDownAfter(n: number): void {
 }
 
 async function spooled(): Promise<{ file: string; doc: FallbackBatch }[]> {
-  const files = (await readdir(spoolDir, { recursive: true })).filter((f) => f.endsWith('.json'));
+  // The spool's own files only (the tests below put foreign files next to them).
+  const files = (await readdir(spoolDir, { recursive: true })).filter((f) => /^[^/]+\/[^/]+\/\d{4}-\d{2}-\d{2}-\d{12}-[0-9a-f]{16}\.json$/.test(f));
   return Promise.all(files.map(async (f) => ({ file: join(spoolDir, f), doc: JSON.parse(await readFile(join(spoolDir, f), 'utf8')) as FallbackBatch })));
 }
 
@@ -171,5 +175,58 @@ describe('local fallback', () => {
     const archive = await inspectArchive(fx.store);
     const events2 = archive.objects.filter((o) => o.meta.table === 'events2');
     expect(events2.flatMap((o) => o.lines).every((l) => (JSON.parse(l) as { source: string }).source === 'added')).toBe(true);
+  });
+
+  it('a replay with local_fallback_dir equal to local.path keeps every committed sidecar (found in review: it deleted them all)', async () => {
+    // The config schema refuses this now; the spool must be safe on its own anyway (a symlink,
+    // a config written before the check): it touches only files named as it names its own.
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    const expected = await expectRowsOf(fx.db, { table: 'events' });
+    const dir = await mkdtemp(join(tmpdir(), 'archive-and-spool-'));
+    const c: Config = { ...buildConfig({ local: { path: dir }, defaults: { retention_days: 10, batch_size: 6 }, databases: [{ name: 'app', url: fx.db.url, tables: [eventsTable] }] }), local_fallback_dir: dir };
+    const sidecars = async (): Promise<string[]> => (await readdir(dir, { recursive: true })).filter((f) => f.endsWith('.metadata.json')).sort();
+    const r1 = await archiveWith(c, new LocalObjectStore(c.local!));
+    expect(r1.tables[0]!.status).toBe('archived');
+    const committed = await sidecars();
+    expect(committed.length).toBeGreaterThan(0);
+
+    const r2 = await archiveWith(c, new LocalObjectStore(c.local!));
+    expect(r2.tables[0]!.error).toBeUndefined();
+    expect(await sidecars()).toEqual(committed);
+    const report = await checkArchiveInvariant({ db: fx.db, table: { table: 'events' }, source: { local: { path: dir } }, expected });
+    expect(report.problems).toEqual([]);
+    expect(report.rowsArchived).toBe(30);
+  });
+
+  it('lists, counts and deletes only its own files: foreign files in the spool directory are left alone and not counted by status', async () => {
+    await createEventsTable(fx.db, { rows: 12, stepMinutes: 60, endDaysAgo: 11 });
+    storageDownAfter(0);
+    const down = await archiveWith(config(), new S3ObjectStore(config().s3!));
+    const items = await spooled();
+    expect(items.length).toBeGreaterThan(0);
+    expect(down.tables[0]!.spooledBatches).toBe(items.length);
+    const tableDir = join(spoolDir, 'app', 'public.events');
+    const foreign = [
+      join(tableDir, 'year=2025', 'month=01', 'day=01', '000000000000-0123456789abcdef.metadata.json'),
+      join(tableDir, 'notes.json'),
+      join(tableDir, '2025-01-01-000000000000-0123456789abcdef.json.bak'),
+      join(tableDir, 'sub', '2025-01-01-000000000000-0123456789abcdef.json'),
+    ];
+    for (const f of foreign) {
+      await mkdir(join(f, '..'), { recursive: true });
+      await writeFile(f, 'null\n');
+    }
+
+    const file = join(await mkdtemp(join(tmpdir(), 'spool-cfg-')), 'c.json');
+    await writeFile(file, JSON.stringify(config()));
+    const status = await runCli(['status', '--config', file]);
+    expect(status.stdout).toContain(`spooled:    ${items.length} batch(es) in local_fallback_dir`);
+
+    proxy.rule = () => 'pass';
+    const back = await archiveWith(config(), new S3ObjectStore(config().s3!));
+    expect(back.tables[0]!.status).toBe('archived');
+    expect(back.tables[0]!.replayedBatches).toBe(items.length);
+    expect(await spooled()).toEqual([]);
+    for (const f of foreign) expect(await readFile(f, 'utf8'), f).toBe('null\n');
   });
 });

@@ -123,6 +123,29 @@ describe('parseConfig: storage backend', () => {
     );
     expect(error.message).not.toContain('AKIAONLY');
   });
+
+  // Found in review: with local_fallback_dir equal to local.path, a replay of the "spool" deleted
+  // every committed .metadata.json sidecar of the archive.
+  it.each([
+    ['./archive', 'is the same directory as'],
+    ['./archive/', 'is the same directory as'],
+    [`${process.cwd()}/archive`, 'is the same directory as'],
+    ['./archive/spool', 'is inside'],
+    ['.', 'contains'],
+  ])('refuses local_fallback_dir %s overlapping local.path ./archive', (dir, why) => {
+    const error = parseError(`local_fallback_dir: ${dir}\n${minimal}`);
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toContain('local_fallback_dir');
+    expect(error.message).toContain(why);
+    expect(error.message).toContain(`local.path (${join(process.cwd(), 'archive')})`);
+  });
+
+  it('accepts local_fallback_dir next to local.path, including a sibling whose name starts the same', () => {
+    for (const dir of ['./spool', './archive-spool', '../archive']) {
+      expect(parseConfig(`local_fallback_dir: ${dir}\n${minimal}`, 'c.yaml', {}).local_fallback_dir).toBe(dir);
+    }
+  });
 });
 
 describe('parseConfig: environment', () => {
