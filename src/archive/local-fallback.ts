@@ -15,15 +15,19 @@ import { tablePrefix } from '../core/archive-layout.js';
 import { describeError } from '../core/errors.js';
 import { keyId, subsetRowSet, type RowSet } from '../core/row-set.js';
 import type { TablePlan } from '../core/table-plan.js';
-import { computeBatchId } from '../core/batch-metadata.js';
+import { computeBatchId, sha256Hex } from '../core/batch-metadata.js';
 import type { ObjectStore } from '../storage/object-store.js';
 
 export const FALLBACK_FORMAT = 'auditlog-fallback-batch';
 /**
  * 2: the lines as base64 of their exact bytes (version 1 held them as text, which changed bytes
  * that are not UTF-8, e.g. from an SQL_ASCII database; such files are discarded and read again).
+ * 3: SHA-256 checksums of the lines and of the keys and versions. The replay's delete matches a
+ * row's key and xmin, never its content, so a byte changed on the local disk would be archived in
+ * place of the row it deletes (found in review). Version 2 files have no checksum and cannot be
+ * told sound from damaged: they are discarded too (their rows are still in the table).
  */
-export const FALLBACK_VERSION = 2;
+export const FALLBACK_VERSION = 3;
 
 export interface FallbackBatch {
   format: typeof FALLBACK_FORMAT;
@@ -38,6 +42,10 @@ export interface FallbackBatch {
   columns: { name: string; type: string }[];
   record_count: number;
   rows: SpooledRows;
+  /** SHA-256 (hex) of the lines' exact bytes, as decoded from `rows.lines_base64`. */
+  lines_sha256: string;
+  /** SHA-256 (hex) of `spooledIndexText(rows)`: the keys, xmins, flags and bounds the delete and metadata use. */
+  index_sha256: string;
 }
 
 /** A RowSet as spooled: JSON has no bytes, so the lines (the object body) as base64 of their exact bytes. */
@@ -78,6 +86,16 @@ export async function* listFallbackKeys(dir: ObjectStore, plan: Pick<TablePlan, 
   }
 }
 
+/**
+ * What of a spooled RowSet besides its lines decides what is deleted and recorded: its keys and
+ * xmins (the guarded delete matches them; a key swapped between two rows of one transaction would
+ * delete a row under another row's content), flags and bounds. Fixed field order, so the text
+ * does not depend on how a JSON parser orders keys.
+ */
+export function spooledIndexText(rows: Omit<SpooledRows, 'lines_base64'>): string {
+  return JSON.stringify([rows.day, rows.firstTimeOfDay, rows.count, rows.xmins, rows.keys, rows.firstTs, rows.lastTs, rows.minKey, rows.maxKey, rows.flags]);
+}
+
 export function buildFallbackBatch(plan: TablePlan, rows: RowSet, runId: string, reason: string, now: Date): FallbackBatch {
   return {
     format: FALLBACK_FORMAT,
@@ -91,6 +109,8 @@ export function buildFallbackBatch(plan: TablePlan, rows: RowSet, runId: string,
     columns: plan.columns.map((c) => ({ name: c.name, type: c.type })),
     record_count: rows.count,
     rows: { ...withoutLines(rows), lines_base64: rows.lines.toString('base64') },
+    lines_sha256: sha256Hex(rows.lines),
+    index_sha256: sha256Hex(spooledIndexText(rows)),
   };
 }
 
@@ -101,6 +121,7 @@ function withoutLines(rows: RowSet): Omit<RowSet, 'lines'> {
 
 /** Whether a spooled batch may be archived now; otherwise why it is discarded. Pure. */
 export function checkFallbackBatch(doc: FallbackBatch, plan: TablePlan, now: Date, retentionDays: number): { usable: true } | { usable: false; reason: string } {
+  if (doc.format === FALLBACK_FORMAT && (doc.version === 1 || doc.version === 2)) return { usable: false, reason: `written by an older version (${doc.version}) without a checksum of its rows` };
   if (doc.format !== FALLBACK_FORMAT || doc.version !== FALLBACK_VERSION) return { usable: false, reason: 'unknown format' };
   if (doc.database !== plan.database || doc.schema !== plan.schema || doc.table !== plan.table) return { usable: false, reason: 'written for another table' };
   const ageDays = (now.getTime() - Date.parse(doc.created_at)) / 86_400_000;
@@ -109,6 +130,11 @@ export function checkFallbackBatch(doc: FallbackBatch, plan: TablePlan, now: Dat
   if (JSON.stringify(doc.columns) !== columns) return { usable: false, reason: 'the table\'s columns changed since it was written' };
   const r = doc.rows;
   if (r === undefined || typeof r.lines_base64 !== 'string' || r.count !== doc.record_count || r.keys.length !== r.count || r.xmins.length !== r.count) return { usable: false, reason: 'incomplete' };
+  // Damage on the local disk: what would be archived and deleted is not what was spooled.
+  if (typeof doc.lines_sha256 !== 'string' || typeof doc.index_sha256 !== 'string') return { usable: false, reason: 'no checksum' };
+  if (sha256Hex(Buffer.from(r.lines_base64, 'base64')) !== doc.lines_sha256) return { usable: false, reason: 'the lines do not match their checksum (damaged)' };
+  const { lines_base64: _lines, ...index } = r;
+  if (sha256Hex(spooledIndexText(index)) !== doc.index_sha256) return { usable: false, reason: 'the keys or versions do not match their checksum (damaged)' };
   return { usable: true };
 }
 

@@ -14,6 +14,7 @@ import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { runCli } from '../helpers/run-cli.js';
+import pino from 'pino';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 import { buildConfig } from '../helpers/archive-run.js';
@@ -228,5 +229,77 @@ describe('local fallback', () => {
     expect(back.tables[0]!.replayedBatches).toBe(items.length);
     expect(await spooled()).toEqual([]);
     for (const f of foreign) expect(await readFile(f, 'utf8'), f).toBe('null\n');
+  });
+});
+
+/** A logger that keeps the messages it is given (warnings and up), to check what a run said. */
+function capturingLogger(): { logger: pino.Logger; warnings: () => { msg: string; file?: string; reason?: string }[] } {
+  const lines: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+  return { logger, warnings: () => lines.map((l) => JSON.parse(l) as { msg: string; file?: string; reason?: string }).filter((l) => l.msg.startsWith('discarding a spooled batch')) };
+}
+
+/** Storage down for one run: the table's old rows are spooled (and still in the table). */
+async function spoolAll(rows: number): Promise<{ file: string; doc: FallbackBatch }> {
+  await createEventsTable(fx.db, { rows, stepMinutes: 60, endDaysAgo: 11 });
+  storageDownAfter(0);
+  const down = await archiveWith(config(), new S3ObjectStore(config().s3!));
+  expect(down.tables[0]!.spooledBatches).toBe(1);
+  const items = await spooled();
+  expect(items).toHaveLength(1);
+  return items[0]!;
+}
+
+/** Storage back: one run, then the table-or-archive invariant with exact content, and an empty spool. */
+async function replayAndCheck(expected: Awaited<ReturnType<typeof expectRowsOf>>): Promise<{ warnings: ReturnType<ReturnType<typeof capturingLogger>['warnings']> }> {
+  proxy.rule = () => 'pass';
+  const log = capturingLogger();
+  const back = await archiveWith(config(), new S3ObjectStore(config().s3!), { logger: log.logger });
+  // Data first: every row in the table or archived exactly once, its archived line the row's own.
+  const report = await checkArchiveInvariant({ db: fx.db, table: { table: 'events' }, source: { s3: fx.s3cfg }, expected });
+  expect(report.problems).toEqual([]);
+  expect(report.rowsArchived).toBe(expected.lines.size);
+  expect(report.rowsInTable).toBe(0);
+  expect(back.tables[0]!.error).toBeUndefined();
+  expect(back.tables[0]!.status).toBe('archived');
+  expect(back.tables[0]!.replayedBatches).toBeUndefined();
+  expect(await spooled()).toEqual([]);
+  return { warnings: log.warnings() };
+}
+
+describe('local fallback: a damaged spool file is discarded, never archived (found in review)', () => {
+  it('one byte of the spooled lines changed: discarded with a warning, the rows are archived as they are in the table', async () => {
+    const { file, doc } = await spoolAll(6);
+    const expected = await expectRowsOf(fx.db, { table: 'events' });
+    const lines = Buffer.from(doc.rows.lines_base64, 'base64');
+    const at = lines.indexOf('"note":"note');
+    expect(at).toBeGreaterThan(-1);
+    lines[at + 9] = 'N'.charCodeAt(0);
+    await writeFile(file, JSON.stringify({ ...doc, rows: { ...doc.rows, lines_base64: lines.toString('base64') } }));
+    const { warnings } = await replayAndCheck(expected);
+    expect(warnings).toEqual([expect.objectContaining({ file: expect.stringContaining('app/public.events/') as unknown, reason: expect.stringContaining('checksum') as unknown })]);
+  });
+
+  it('two keys of one transaction (same xmin) swapped: discarded, no row is deleted under another row\'s content', async () => {
+    const { file, doc } = await spoolAll(6);
+    expect(new Set(doc.rows.xmins).size).toBe(1);
+    const expected = await expectRowsOf(fx.db, { table: 'events' });
+    const keys = doc.rows.keys.map((k) => [...k]);
+    [keys[1], keys[2]] = [keys[2]!, keys[1]!];
+    await writeFile(file, JSON.stringify({ ...doc, rows: { ...doc.rows, keys } }));
+    const { warnings } = await replayAndCheck(expected);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.reason).toContain('checksum');
+  });
+
+  it('a current-format file without its checksums, and an older (version 2) file, are discarded', async () => {
+    const { file, doc } = await spoolAll(6);
+    const expected = await expectRowsOf(fx.db, { table: 'events' });
+    const { lines_sha256: _l, index_sha256: _i, ...unchecked } = doc;
+    await writeFile(file, JSON.stringify(unchecked));
+    const second = file.replace(/-[0-9a-f]{16}\.json$/, '-00000000000000ff.json');
+    await writeFile(second, JSON.stringify({ ...unchecked, version: 2 }));
+    const { warnings } = await replayAndCheck(expected);
+    expect(warnings.map((w) => w.reason).sort()).toEqual([expect.stringContaining('checksum'), expect.stringContaining('checksum')]);
   });
 });
