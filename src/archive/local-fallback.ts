@@ -119,28 +119,77 @@ function withoutLines(rows: RowSet): Omit<RowSet, 'lines'> {
   return rest;
 }
 
-/** Whether a spooled batch may be archived now; otherwise why it is discarded. Pure. */
-export function checkFallbackBatch(doc: FallbackBatch, plan: TablePlan, now: Date, retentionDays: number): { usable: true } | { usable: false; reason: string } {
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isStringArray = (v: unknown, length?: number): v is string[] => Array.isArray(v) && v.every(isString) && (length === undefined || v.length === length);
+const isIndexArray = (v: unknown, below: number): v is number[] => Array.isArray(v) && v.every((i) => isCount(i) && i < below);
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const XMIN = /^\d+$/;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const TIME_OF_DAY = /^\d{12}$/;
+
+/**
+ * What is wrong with the shape of a spooled document, or undefined when every field the replay
+ * uses is there with its type and the counts agree (keys, xmins and lines one per row). A file is
+ * anything a disk or a hand left there: a `null`, a truncated array or a missing line must be
+ * discarded, not fail the table at every run (found in review: `null` crashed with INTERNAL, a
+ * missing line stopped the table with VERIFY_FAILED, both until retention). Pure.
+ */
+function shapeProblem(doc: unknown, plan: TablePlan): string | undefined {
+  if (!isObject(doc)) return `not a JSON object (${doc === null ? 'null' : Array.isArray(doc) ? 'an array' : typeof doc})`;
+  for (const field of ['format', 'database', 'schema', 'table', 'run_id', 'created_at', 'reason', 'lines_sha256', 'index_sha256'] as const) {
+    if (!isString(doc[field])) return field === 'lines_sha256' || field === 'index_sha256' ? 'no checksum' : `no ${field}`;
+  }
+  if (!SHA256_HEX.test(doc.lines_sha256 as string) || !SHA256_HEX.test(doc.index_sha256 as string)) return 'no checksum';
+  if (!Array.isArray(doc.columns) || !doc.columns.every((c) => isObject(c) && isString(c.name) && isString(c.type))) return 'no column list';
+  if (!isCount(doc.record_count) || doc.record_count === 0) return 'no record_count';
+  const r = doc.rows;
+  if (!isObject(r)) return 'no rows';
+  const n = doc.record_count;
+  if (r.count !== n) return `rows.count ${String(r.count)} is not record_count ${n}`;
+  const keyLength = plan.primaryKey.length;
+  if (!Array.isArray(r.keys) || r.keys.length !== n || !r.keys.every((k) => isStringArray(k, keyLength))) return `keys are not ${n} keys of ${keyLength} column(s)`;
+  if (!isStringArray(r.xmins, n) || !r.xmins.every((x) => XMIN.test(x))) return `xmins are not ${n} transaction ids`;
+  if (!isString(r.day) || !DAY.test(r.day) || !isString(r.firstTimeOfDay) || !TIME_OF_DAY.test(r.firstTimeOfDay)) return 'no day or time of day';
+  if (!isString(r.firstTs) || !isString(r.lastTs) || !isStringArray(r.minKey, keyLength) || !isStringArray(r.maxKey, keyLength)) return 'no bounds';
+  if (!Array.isArray(r.flags) || !r.flags.every((f) => isObject(f) && isCount(f.line) && f.line < n && isIndexArray(f.jsonNull, plan.columns.length) && isIndexArray(f.jsonText, plan.columns.length))) {
+    return 'malformed flags';
+  }
+  if (!isString(r.lines_base64)) return 'no lines';
+  // Buffer.from skips characters that are not base64: only the exact encoding the spool writes.
+  const lines = Buffer.from(r.lines_base64, 'base64');
+  if (lines.toString('base64') !== r.lines_base64) return 'lines are not base64';
+  const newlines = lines.reduce((sum, byte) => sum + (byte === 10 ? 1 : 0), 0);
+  if (newlines !== n || lines[lines.length - 1] !== 10) return `${newlines} line(s) for ${n} row(s)`;
+  return undefined;
+}
+
+/** Whether a spooled batch may be archived now; otherwise why it is discarded. Pure; never throws on any `doc`. */
+export function checkFallbackBatch(doc: unknown, plan: TablePlan, now: Date, retentionDays: number): { usable: true } | { usable: false; reason: string } {
+  if (!isObject(doc)) return { usable: false, reason: shapeProblem(doc, plan)! };
   if (doc.format === FALLBACK_FORMAT && (doc.version === 1 || doc.version === 2)) return { usable: false, reason: `written by an older version (${doc.version}) without a checksum of its rows` };
   if (doc.format !== FALLBACK_FORMAT || doc.version !== FALLBACK_VERSION) return { usable: false, reason: 'unknown format' };
-  if (doc.database !== plan.database || doc.schema !== plan.schema || doc.table !== plan.table) return { usable: false, reason: 'written for another table' };
-  const ageDays = (now.getTime() - Date.parse(doc.created_at)) / 86_400_000;
+  const problem = shapeProblem(doc, plan);
+  if (problem !== undefined) return { usable: false, reason: `malformed: ${problem}` };
+  const d = doc as unknown as FallbackBatch;
+  if (d.database !== plan.database || d.schema !== plan.schema || d.table !== plan.table) return { usable: false, reason: 'written for another table' };
+  const ageDays = (now.getTime() - Date.parse(d.created_at)) / 86_400_000;
   if (!(ageDays <= retentionDays)) return { usable: false, reason: `older than local_fallback_retention_days (${retentionDays})` };
   const columns = JSON.stringify(plan.columns.map((c) => ({ name: c.name, type: c.type })));
-  if (JSON.stringify(doc.columns) !== columns) return { usable: false, reason: 'the table\'s columns changed since it was written' };
-  const r = doc.rows;
-  if (r === undefined || typeof r.lines_base64 !== 'string' || r.count !== doc.record_count || r.keys.length !== r.count || r.xmins.length !== r.count) return { usable: false, reason: 'incomplete' };
+  if (JSON.stringify(d.columns.map((c) => ({ name: c.name, type: c.type }))) !== columns) return { usable: false, reason: 'the table\'s columns changed since it was written' };
   // Damage on the local disk: what would be archived and deleted is not what was spooled.
-  if (typeof doc.lines_sha256 !== 'string' || typeof doc.index_sha256 !== 'string') return { usable: false, reason: 'no checksum' };
-  if (sha256Hex(Buffer.from(r.lines_base64, 'base64')) !== doc.lines_sha256) return { usable: false, reason: 'the lines do not match their checksum (damaged)' };
+  const r = d.rows;
+  if (sha256Hex(Buffer.from(r.lines_base64, 'base64')) !== d.lines_sha256) return { usable: false, reason: 'the lines do not match their checksum (damaged)' };
   const { lines_base64: _lines, ...index } = r;
-  if (sha256Hex(spooledIndexText(index)) !== doc.index_sha256) return { usable: false, reason: 'the keys or versions do not match their checksum (damaged)' };
+  if (sha256Hex(spooledIndexText(index)) !== d.index_sha256) return { usable: false, reason: 'the keys or versions do not match their checksum (damaged)' };
   return { usable: true };
 }
 
 export interface SpooledBatch {
   key: string;
-  doc: FallbackBatch | undefined;
+  /** The parsed JSON, unchecked: `checkFallbackBatch` says whether it is a usable FallbackBatch. */
+  doc: unknown;
   /** Why the file cannot be read (then it is discarded like an unusable one). */
   problem?: string;
 }
@@ -169,7 +218,7 @@ export class FallbackSpool {
     for await (const key of listFallbackKeys(this.dir, plan)) {
       try {
         const body = await this.dir.get(key);
-        out.push({ key, doc: body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as FallbackBatch) });
+        out.push(body === undefined ? { key, doc: undefined, problem: 'gone' } : { key, doc: JSON.parse(body.toString('utf8')) as unknown });
       } catch (error) {
         out.push({ key, doc: undefined, problem: describeError(error) });
       }
@@ -191,7 +240,15 @@ export class FallbackSpool {
     let replayed = 0;
     let discarded = 0;
     for (const item of await this.list(plan)) {
-      const check = item.doc === undefined ? { usable: false as const, reason: item.problem ?? 'unreadable' } : checkFallbackBatch(item.doc, plan, new Date(), this.retentionDays);
+      let check: ReturnType<typeof checkFallbackBatch>;
+      try {
+        check = item.problem !== undefined ? { usable: false, reason: item.problem } : checkFallbackBatch(item.doc, plan, new Date(), this.retentionDays);
+        // The file's name is its batch's (fallbackKey): a name that does not fit its rows was not written so.
+        if (check.usable && fallbackKey(plan, (item.doc as FallbackBatch).rows as unknown as RowSet) !== item.key) check = { usable: false, reason: 'its name does not match its rows' };
+      } catch (error) {
+        // A check that fails is no reason to stop the table: the file is discarded like any unusable one.
+        check = { usable: false, reason: describeError(error) };
+      }
       if (!check.usable) {
         this.logger.warn({ file: item.key, reason: check.reason }, 'discarding a spooled batch; its rows are still in the table and are read again');
         await this.dir.delete(item.key);
@@ -200,7 +257,7 @@ export class FallbackSpool {
       }
       // Rows a legal hold placed since the spool now matches must not reach the archive, not even
       // in an upload the delete would then rewrite (found in review: a versioned bucket keeps it).
-      const spooled = item.doc!.rows;
+      const spooled = (item.doc as FallbackBatch).rows;
       const { lines_base64: lines, ...rest } = spooled;
       const rows: RowSet = { ...rest, lines: Buffer.from(lines, 'base64') };
       const held = new Set((await heldKeys(rows.keys)).map(keyId));

@@ -15,6 +15,8 @@ import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { runCli } from '../helpers/run-cli.js';
 import pino from 'pino';
+import { createHash } from 'node:crypto';
+import { spooledIndexText } from '../../src/archive/local-fallback.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 import { buildConfig } from '../helpers/archive-run.js';
@@ -301,5 +303,42 @@ describe('local fallback: a damaged spool file is discarded, never archived (fou
     await writeFile(second, JSON.stringify({ ...unchecked, version: 2 }));
     const { warnings } = await replayAndCheck(expected);
     expect(warnings.map((w) => w.reason).sort()).toEqual([expect.stringContaining('checksum'), expect.stringContaining('checksum')]);
+  });
+});
+
+const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
+
+describe('local fallback: a spool file that cannot be used is discarded, never blocks the table (found in review)', () => {
+  it('null, non-objects, missing fields, a missing line, a short key list: each discarded with a warning naming it, the rows archived from the table', async () => {
+    const { file, doc } = await spoolAll(6);
+    const expected = await expectRowsOf(fx.db, { table: 'events' });
+    const dir = join(file, '..');
+    const name = (i: number): string => join(dir, `2020-01-01-000000000000-${i.toString(16).padStart(16, '0')}.json`);
+    // One line gone, with checksums that match (a writer's bug, not the disk): the shape must catch it.
+    const lines = Buffer.from(doc.rows.lines_base64, 'base64').toString('utf8').split('\n');
+    lines.splice(2, 1);
+    const shortLines = Buffer.from(lines.join('\n'));
+    const missingLine = { ...doc, rows: { ...doc.rows, lines_base64: shortLines.toString('base64') }, lines_sha256: sha256(shortLines) };
+    const { lines_base64: _b, ...index } = doc.rows;
+    const shortIndex = { ...index, keys: index.keys.slice(0, 5) };
+    const shortKeys = { ...doc, rows: { ...doc.rows, keys: shortIndex.keys }, index_sha256: sha256(spooledIndexText(shortIndex)) };
+    const bad: [string, string][] = [
+      [file, JSON.stringify(missingLine)],
+      [name(1), 'null\n'],
+      [name(2), '[]'],
+      [name(3), '"text"'],
+      [name(4), '{}'],
+      [name(5), JSON.stringify({ ...doc, rows: null })],
+      [name(6), JSON.stringify(shortKeys)],
+      [name(7), JSON.stringify({ ...doc, rows: { ...doc.rows, xmins: doc.rows.xmins.map(Number) } })],
+      [name(8), '{"format": "auditlog-fallback-'],
+    ];
+    for (const [f, text] of bad) await writeFile(f, text);
+    const { warnings } = await replayAndCheck(expected);
+    expect(warnings.map((w) => join(spoolDir, w.file!)).sort()).toEqual(bad.map(([f]) => f).sort());
+    expect(warnings.every((w) => typeof w.reason === 'string' && w.reason !== '')).toBe(true);
+    // And the next run has nothing left to trip on.
+    const again = await archiveWith(config(), new S3ObjectStore(config().s3!));
+    expect(again.tables[0]!.error).toBeUndefined();
   });
 });
