@@ -156,12 +156,21 @@ const tunables = {
   min_batch_size: positiveInt.max(1_000_000).describe('Smallest page the adaptive sizing shrinks to when queries run over target_query_time_ms.'),
   max_batch_size: positiveInt.max(1_000_000).describe('Largest page the adaptive sizing grows to when queries run well under the target (default: batch_size, i.e. only shrink).'),
   target_query_time_ms: positiveMs.describe('Page query time the adaptive sizing steers toward.'),
+  // Bytes, not MiB, so tests can use small bounds; 1 MiB at least so a typo cannot make every page one row.
+  max_batch_bytes: z
+    .number()
+    .int()
+    .min(1_048_576)
+    .max(1_073_741_824)
+    .describe(
+      'Most bytes of JSON lines per page read (1 MiB–1 GiB): pages of wide rows shrink to fit, below min_batch_size and down to one row. Bounds memory, which holds each batch several times over.',
+    ),
   compression: z.enum(['gzip']).describe('Codec of data objects.'),
   compression_level: z.number().int().min(1).max(9).describe('gzip level: 1 fastest, 9 smallest.'),
   pause_between_batches_ms: nonNegativeMs.describe('Pause after each batch to leave room for the application (batches then run one at a time).'),
   batches_in_flight: positiveInt
     .max(16)
-    .describe('Batches of one table uploaded, verified and deleted at once; memory grows with this times batch_size.'),
+    .describe('Batches of one table uploaded, verified and deleted at once; memory grows with this times the page size (at most max_batch_bytes of lines).'),
   vacuum_after: z
     .boolean()
     .describe('Run `VACUUM (ANALYZE)` on the table after a run archived rows from it (outside any transaction), timed as the `vacuum` phase; a failed vacuum is a warning, never a failed table.'),
@@ -174,6 +183,7 @@ export const defaultsSchema = z
     min_batch_size: tunables.min_batch_size.default(1_000),
     max_batch_size: tunables.max_batch_size.optional(),
     target_query_time_ms: tunables.target_query_time_ms.default(2_000),
+    max_batch_bytes: tunables.max_batch_bytes.default(16_777_216),
     compression: tunables.compression.default('gzip'),
     compression_level: tunables.compression_level.default(6),
     pause_between_batches_ms: tunables.pause_between_batches_ms.default(0),
@@ -202,6 +212,7 @@ export const tableSchema = z
     min_batch_size: tunables.min_batch_size.optional(),
     max_batch_size: tunables.max_batch_size.optional(),
     target_query_time_ms: tunables.target_query_time_ms.optional(),
+    max_batch_bytes: tunables.max_batch_bytes.optional(),
     compression_level: tunables.compression_level.optional(),
     pause_between_batches_ms: tunables.pause_between_batches_ms.optional(),
     batches_in_flight: tunables.batches_in_flight.optional(),

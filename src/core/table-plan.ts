@@ -34,6 +34,8 @@ export interface TablePlan {
   minBatchSize: number;
   maxBatchSize: number;
   targetQueryTimeMs: number;
+  /** Most bytes of JSON lines per page: wide rows make smaller pages (batch-sizer.ts). */
+  maxBatchBytes: number;
   compressionLevel: number;
   pauseBetweenBatchesMs: number;
   batchesInFlight: number;

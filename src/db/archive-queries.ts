@@ -2,7 +2,7 @@
 import type { TablePlan } from '../core/table-plan.js';
 import type { LineFlags, RowPosition, RowSet } from '../core/row-set.js';
 import type pg from 'pg';
-import { buildArchivableSummarySql, buildCountSql, buildCutoffSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql } from './archive-sql.js';
+import { buildArchivableSummarySql, buildCountSql, buildCutoffSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, buildLineBytesSampleSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql } from './archive-sql.js';
 import { AuditlogError } from '../core/errors.js';
 import { copyOutBinary, CopyBuffer, type BinaryRows } from './binary-copy.js';
 import type { Queryable } from './queryable.js';
@@ -53,10 +53,7 @@ export async function selectPage(
   /** Reused across the pages of one reader, which reads one page at a time (the result never points into it). */
   pageBuffer = new CopyBuffer(),
 ): Promise<RowSet[]> {
-  const params: string[] = [cutoff];
-  if (after !== null) params.push(after.ts, ...after.key);
-  if (until !== null) params.push(until.ts, ...until.key);
-  const bounds = { after: after !== null, until: until !== null };
+  const { params, bounds } = pageParams(cutoff, after, until);
   const setting = (n: number): string => `auditlog.page_p${n}`;
   const client = await pool.connect();
   let broken: Error | undefined;
@@ -72,6 +69,41 @@ export async function selectPage(
     await client.query('ROLLBACK').catch((rollbackError: unknown) => {
       broken = rollbackError as Error;
     });
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** The bind values and bounds of a page read: $1 = cutoff, then the after and until positions when given. */
+function pageParams(cutoff: string, after: RowPosition | null, until: RowPosition | null): { params: string[]; bounds: { after: boolean; until: boolean } } {
+  const params: string[] = [cutoff];
+  if (after !== null) params.push(after.ts, ...after.key);
+  if (until !== null) params.push(until.ts, ...until.key);
+  return { params, bounds: { after: after !== null, until: until !== null } };
+}
+
+/**
+ * Bytes of JSON line (with its '\n') per row, from the widest of the first `sample` rows the
+ * next page would read (buildLineBytesSampleSql says why these); null when there are none.
+ */
+export async function estimateLineBytes(
+  pool: ConnectionSource,
+  plan: TablePlan,
+  cutoff: string,
+  after: RowPosition | null,
+  until: RowPosition | null,
+  sample: number,
+): Promise<number | null> {
+  const { params, bounds } = pageParams(cutoff, after, until);
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    const r = await client.query<{ bytes: string | null }>(buildLineBytesSampleSql(plan, bounds, sample), params);
+    const bytes = r.rows[0]?.bytes;
+    return bytes === null || bytes === undefined ? null : Number(bytes) + 1;
+  } catch (error) {
+    broken = error as Error;
     throw error;
   } finally {
     client.release(broken);

@@ -174,6 +174,19 @@ export function buildPageRowsSql(plan: TablePlan, bounds: PageBounds, limit: num
   );
 }
 
+/**
+ * The widest JSON line (in bytes) among the first `sample` rows a page with these parameters would
+ * read, rendered exactly as the page renders them, so the first page can be sized to
+ * max_batch_bytes before any row is held. The same keyset scan as the page (an index range scan
+ * with a small LIMIT): it reads only those rows, whatever the table's size. The catalog's
+ * pg_total_relation_size / reltuples costs nothing but misleads: it counts indexes and dead
+ * tuples, TOAST compression hides wide text, and bytea doubles when written as JSON hex.
+ */
+export function buildLineBytesSampleSql(plan: TablePlan, bounds: PageBounds, sample: number, param: (n: number) => string = (n) => `$${n}`): string {
+  const line = lineExpression(plan);
+  return `SELECT max(octet_length(s.line))::text AS bytes FROM (SELECT ${line.select} AS line ${pageScan(plan, bounds, sample, param, line.join)}) AS s`;
+}
+
 /** Key types (format_type) that pg_catalog's min()/max() aggregates take. */
 const HAS_MIN_MAX = /^(smallint|integer|bigint|oid|real|double precision|numeric(\(\d+(,\d+)?\))?|text|character varying(\(\d+\))?|character(\(\d+\))?|date|timestamp(\(\d\))? with(out)? time zone)$/;
 

@@ -139,6 +139,7 @@ export async function loadTablePlan(
     minBatchSize: Math.min(table.min_batch_size ?? defaults.min_batch_size, batchSize),
     maxBatchSize: Math.max(table.max_batch_size ?? defaults.max_batch_size ?? batchSize, batchSize),
     targetQueryTimeMs: table.target_query_time_ms ?? defaults.target_query_time_ms,
+    maxBatchBytes: table.max_batch_bytes ?? defaults.max_batch_bytes,
     compressionLevel: table.compression_level ?? defaults.compression_level,
     pauseBetweenBatchesMs: table.pause_between_batches_ms ?? defaults.pause_between_batches_ms,
     batchesInFlight: table.batches_in_flight ?? defaults.batches_in_flight,

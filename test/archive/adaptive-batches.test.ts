@@ -40,7 +40,7 @@ describe('adaptive batch size', () => {
     // Rows of ~2 MB each: every page query takes well over the 1 ms target.
     await fx.db.query(`UPDATE events SET note = repeat('x', 2000000)`);
     const ids = await rowIds(fx.db);
-    const summary = await archiveWith(fx.configFor([eventsTable], { batch_size: 20, min_batch_size: 3, target_query_time_ms: 1, batches_in_flight: 1 }), fx.store);
+    const summary = await archiveWith(fx.configFor([eventsTable], { batch_size: 20, min_batch_size: 3, target_query_time_ms: 1, batches_in_flight: 1, max_batch_bytes: 1_073_741_824 }), fx.store);
     expect(summary.tables[0]!.rowsArchived).toBe(60);
     const counts = await recordCounts();
     expect(counts[0]).toBe(20);

@@ -66,7 +66,7 @@ describe('SIGKILL in the middle of a multipart upload', () => {
         file,
         JSON.stringify({
           s3: s3Config,
-          defaults: { retention_days: 10, batch_size: 20, batches_in_flight: 1 },
+          defaults: { retention_days: 10, batch_size: 20, batches_in_flight: 1, max_batch_bytes: 64 * 1024 * 1024 }, // 20 rows of 1 MB a batch: objects past the multipart threshold
           databases: [{ name: 'app', url: db.url, tables: [{ name: 'big_events', timestamp_column: 'happened_at' }] }],
         }),
       );
