@@ -183,7 +183,7 @@ export const defaultsSchema = z
     min_batch_size: tunables.min_batch_size.default(1_000),
     max_batch_size: tunables.max_batch_size.optional(),
     target_query_time_ms: tunables.target_query_time_ms.default(2_000),
-    max_batch_bytes: tunables.max_batch_bytes.default(16_777_216),
+    max_batch_bytes: tunables.max_batch_bytes.default(8_388_608),
     compression: tunables.compression.default('gzip'),
     compression_level: tunables.compression_level.default(6),
     pause_between_batches_ms: tunables.pause_between_batches_ms.default(0),

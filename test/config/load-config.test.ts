@@ -40,7 +40,7 @@ describe('parseConfig: defaults', () => {
       batch_size: 10_000,
       min_batch_size: 1_000,
       target_query_time_ms: 2_000,
-      max_batch_bytes: 16_777_216,
+      max_batch_bytes: 8_388_608,
       compression: 'gzip',
       compression_level: 6,
       pause_between_batches_ms: 0,
