@@ -13,10 +13,14 @@ export function isUtcDay(value: string): boolean {
   if (m === null) return false;
   const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
   if (month < 1 || month > 12 || day < 1) return false;
-  // Day 0 of the next month is the last day of this one; Date.UTC maps years 0-99 to 1900-1999, setUTCFullYear does not.
-  const last = new Date(0);
-  last.setUTCFullYear(year, month, 0);
-  return day <= last.getUTCDate();
+  return day <= daysInMonth(year, month);
+}
+
+/** Days of a month: day 0 of the next one. setUTCFullYear, because Date.UTC maps years 0–99 to 1900–1999. */
+export function daysInMonth(year: number, month: number): number {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, 0);
+  return date.getUTCDate();
 }
 
 /** `value` if it is a calendar day (isUtcDay); otherwise a USAGE error naming `flag`. */

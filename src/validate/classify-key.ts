@@ -3,6 +3,7 @@
  * Anything that is not a data object or a metadata sidecar in a day partition is a stray.
  */
 import { DATA_SUFFIX, METADATA_SUFFIX } from '../core/archive-layout.js';
+import { daysInMonth } from '../core/utc-day.js';
 
 export type KeyKind =
   | { kind: 'data'; day: string; base: string }
@@ -34,11 +35,4 @@ export function isPartitionDay(day: string): boolean {
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
   if (y < 1 || mo < 1 || mo > 12 || d < 1) return false;
   return d <= daysInMonth(y, mo);
-}
-
-/** Days of a month; setUTCFullYear, because Date.UTC maps years 0–99 to 1900–1999. */
-export function daysInMonth(year: number, month: number): number {
-  const date = new Date(0);
-  date.setUTCFullYear(year, month, 0);
-  return date.getUTCDate();
 }

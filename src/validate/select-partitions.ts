@@ -5,7 +5,7 @@
  */
 import { AuditlogError } from '../core/errors.js';
 import { parseUtcDay } from '../core/utc-day.js';
-import { daysInMonth } from './classify-key.js';
+import { daysInMonth } from '../core/utc-day.js';
 
 export interface DayRange {
   /** YYYY-MM-DD, inclusive. */
