@@ -12,6 +12,7 @@
 import type { TablePlan } from '../core/table-plan.js';
 import { estimateLineBytes, selectPage, type ConnectionSource } from '../db/archive-queries.js';
 import { CopyBuffer } from '../db/binary-copy.js';
+import { isAuditlogError } from '../core/errors.js';
 import { BatchSizer } from './batch-sizer.js';
 import type { RowPosition, RowSet } from '../core/row-set.js';
 
@@ -39,11 +40,13 @@ const SAMPLE_ROWS = 10;
 
 export async function* readBatches(q: ConnectionSource, plan: TablePlan, cutoff: string, range: ReadRange = {}, onPage?: (page: PageRead) => void): AsyncGenerator<RowSet> {
   const until = range.until ?? null;
-  const estimatedBytesPerRow = await estimateLineBytes(q, plan, cutoff, range.after ?? null, until, SAMPLE_ROWS).catch(
+  const estimatedBytesPerRow = await estimateLineBytes(q, plan, cutoff, range.after ?? null, until, SAMPLE_ROWS).catch((error: unknown) => {
+    // A row that cannot be archived at all is the table's failure, found here first.
+    if (isAuditlogError(error) && error.code === 'ROW_TOO_LARGE') throw error;
     // Only an estimate: without it the first page asks for batch_size rows, and the page read
     // reports a real failure of the database itself.
-    () => null,
-  );
+    return null;
+  });
   const sizer = new BatchSizer({
     initial: plan.batchSize,
     min: plan.minBatchSize,

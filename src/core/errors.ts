@@ -56,6 +56,8 @@ export type ErrorCode =
   | 'ENCRYPTION_MISMATCH'
   /** An audit record could not be written. */
   | 'AUDIT_WRITE_FAILED'
+  /** A row cannot be archived: its JSON line is over PostgreSQL's 1 GB value limit, or longer than the longest string Node.js holds. */
+  | 'ROW_TOO_LARGE'
   | 'INTERNAL';
 
 /** Exit codes of DESIGN.md §3: 1 = the work ran and something failed, 2 = usage or configuration. */

@@ -2,9 +2,11 @@
 import type { TablePlan } from '../core/table-plan.js';
 import type { LineFlags, RowPosition, RowSet } from '../core/row-set.js';
 import type pg from 'pg';
-import { buildArchivableSummarySql, buildCountSql, buildCutoffSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, buildLineBytesSampleSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql } from './archive-sql.js';
-import { AuditlogError } from '../core/errors.js';
-import { copyOutBinary, CopyBuffer, type BinaryRows } from './binary-copy.js';
+import { constants as bufferConstants } from 'node:buffer';
+import { buildArchivableSummarySql, buildCountSql, buildCutoffSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, buildLineBytesSampleSql, buildWidestPageRowsSql, buildPageKeyAtSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql } from './archive-sql.js';
+import { AuditlogError, describeError } from '../core/errors.js';
+import { copyOutBinary, CopyBuffer, FieldTooLargeError, type BinaryRows } from './binary-copy.js';
+import { quoteIdent } from './quote-ident.js';
 import type { Queryable } from './queryable.js';
 
 export async function selectCutoff(q: Queryable, plan: TablePlan): Promise<string> {
@@ -43,7 +45,7 @@ export interface ConnectionSource {
  * bind parameters, so its values are bound to transaction-local settings first and the query
  * reads them back with current_setting(): values still never enter the SQL text (I6).
  */
-export async function selectPage(
+async function readPage(
   pool: ConnectionSource,
   plan: TablePlan,
   cutoff: string,
@@ -60,19 +62,156 @@ export async function selectPage(
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SELECT ${params.map((_, i) => `set_config('${setting(i + 1)}', $${i + 1}, true)`).join(', ')}`, params);
-    const rows = await copyOutBinary(client, buildPageRowsSql(plan, bounds, limit, (n) => `current_setting('${setting(n)}')`), FIRST_KEY + plan.primaryKey.length, pageBuffer);
+    const rows = await copyOutBinary(client, buildPageRowsSql(plan, bounds, limit, (n) => `current_setting('${setting(n)}')`), FIRST_KEY + plan.primaryKey.length, pageBuffer, {
+      field: LINE,
+      maxBytes: MAX_LINE_BYTES,
+    });
     const days = await client.query<string[]>({ text: buildPageBoundsSql(plan, bounds, limit), values: params, rowMode: 'array' });
     await client.query('COMMIT');
     return groupPageRows(plan, rows, days.rows);
   } catch (error) {
-    // A killed connection fails the ROLLBACK too: the client is then released as broken.
-    await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-      broken = rollbackError as Error;
-    });
+    if (error instanceof FieldTooLargeError) {
+      // The COPY was abandoned mid-stream: the connection cannot take a ROLLBACK, only be closed
+      // (which ends the server's query and its transaction).
+      broken = error;
+    } else {
+      // A killed connection fails the ROLLBACK too: the client is then released as broken.
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+        broken = rollbackError as Error;
+      });
+    }
     throw error;
   } finally {
     client.release(broken);
   }
+}
+
+/**
+ * Longest JSON line (bytes, without its '\n') the archive takes: the longest string this Node.js
+ * can hold (536,870,888 on 64-bit Node 20). validate reads each line as one string, so a longer
+ * line would be archived, deleted from the table, and then reported as damaged; and the pipeline
+ * holds a batch several times over, so such a row costs gigabytes of memory.
+ */
+export const MAX_LINE_BYTES: number = bufferConstants.MAX_STRING_LENGTH;
+
+/** PostgreSQL's limit on one allocation (MaxAllocSize): no value, so no JSON line, can be longer. */
+export const POSTGRES_MAX_VALUE_BYTES = 1_073_741_823;
+
+/**
+ * Whether a page read's database error is PostgreSQL refusing to build a value over its 1 GB
+ * allocation limit, as rendering a row too wide as JSON fails: `program_limit_exceeded` ("out of
+ * memory: Cannot enlarge string buffer", "string buffer exceeds maximum allowed length") or
+ * "invalid memory alloc request size". `out_of_memory` (53200) counts only when a row of the page
+ * is wide enough to explain it (rowTooLargeError decides).
+ */
+function renderLimitKind(error: unknown): 'limit' | 'memory' | null {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (e?.code === '54000') return 'limit';
+  if (e?.code === 'XX000' && typeof e.message === 'string' && e.message.includes('invalid memory alloc request size')) return 'limit';
+  if (e?.code === '53200') return 'memory';
+  return null;
+}
+
+/** Rows whose estimated size is at least this may render past POSTGRES_MAX_VALUE_BYTES (text escapes to at most 6 bytes a byte: `\u0001`). */
+const SUSPECT_ROW_BYTES = Math.floor(POSTGRES_MAX_VALUE_BYTES / 6);
+
+/** `"id" = '42' AND …`: a record-level legal hold's `where` that holds exactly this row. */
+function keyFilter(plan: TablePlan, key: readonly string[]): string {
+  return plan.primaryKey
+    .map((c, i) => {
+      const name = /^[a-z_][a-z0-9_]*$/.test(c.name) ? c.name : quoteIdent(c.name);
+      return `${name} = '${key[i]!.replace(/'/g, "''")}'`;
+    })
+    .join(' AND ');
+}
+
+function rowTooLarge(plan: TablePlan, key: readonly string[], why: string, details: Record<string, string | number>, cause: unknown): AuditlogError {
+  const where = keyFilter(plan, key);
+  return new AuditlogError(
+    'ROW_TOO_LARGE',
+    `the row ${where} of ${plan.schema}.${plan.table} in database ${plan.database} is too large to archive: ${why}; no row of that page was archived or deleted. ` +
+      `Keep the row in the table with a record-level legal hold (where: "${where}"), or move its large value out of the row (or export the row yourself and delete it by hand), then run again`,
+    { details: { database: plan.database, schema: plan.schema, table: plan.table, key: [...key], hold_where: where, ...details }, cause },
+  );
+}
+
+/**
+ * After a page read failed: ROW_TOO_LARGE naming the row that caused it, or null when the failure
+ * is not about a row's size. For a line over MAX_LINE_BYTES the COPY header said which row; for
+ * PostgreSQL's own limit, which row failed is not said, so the widest row of the page by an
+ * estimate that renders no JSON (buildWidestPageRowsSql) is named.
+ */
+async function rowTooLargeError(
+  pool: ConnectionSource,
+  plan: TablePlan,
+  page: { params: string[]; bounds: { after: boolean; until: boolean } },
+  limit: number,
+  error: unknown,
+): Promise<AuditlogError | null> {
+  if (error instanceof FieldTooLargeError) {
+    const r = await queryOnce<{ key: string }>(pool, buildPageKeyAtSql(plan, page.bounds, error.row), page.params);
+    if (r[0] === undefined) return null;
+    const key = JSON.parse(r[0].key) as string[];
+    return rowTooLarge(
+      plan,
+      key,
+      `its JSON line is ${error.bytes} bytes, over the ${MAX_LINE_BYTES} bytes a line may have (the longest string Node.js holds: validate reads each line as one)`,
+      { line_bytes: error.bytes, limit_bytes: MAX_LINE_BYTES },
+      error,
+    );
+  }
+  const kind = renderLimitKind(error);
+  if (kind === null) return null;
+  const widestOf = (rows: number | null): Promise<{ key: string; bytes: string }[]> => queryOnce(pool, buildWidestPageRowsSql(plan, page.bounds, rows, 3), page.params);
+  let widest = await widestOf(limit);
+  // Without an index on (timestamp, key) the server sorts before the LIMIT, and renders the lines of
+  // the whole range first: the row may lie past the page. Then the range is searched (sizes from
+  // the rows' headers, no value read), once, on a failure only.
+  if (Number(widest[0]?.bytes ?? 0) < SUSPECT_ROW_BYTES) widest = await widestOf(null);
+  const top = widest[0];
+  if (top === undefined || (kind === 'memory' && Number(top.bytes) < SUSPECT_ROW_BYTES)) return null;
+  const key = JSON.parse(top.key) as string[];
+  return rowTooLarge(
+    plan,
+    key,
+    `PostgreSQL cannot render it as one JSON value, which is limited to 1 GB (${POSTGRES_MAX_VALUE_BYTES} bytes): "${describeError(error)}" ` +
+      `(the widest row of the page that failed, ~${Math.round(Number(top.bytes) / 1_048_576)} MiB before escaping)`,
+    { estimated_bytes: Number(top.bytes), limit_bytes: POSTGRES_MAX_VALUE_BYTES, sqlstate: String((error as { code?: unknown }).code), next_widest: widest.slice(1).map((w) => `${w.key} ~${w.bytes} bytes`).join('; ') },
+    error,
+  );
+}
+
+/** One statement on a pooled connection of its own. */
+async function queryOnce<R extends pg.QueryResultRow>(pool: ConnectionSource, text: string, values: string[]): Promise<R[]> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    return (await client.query<R>(text, values)).rows;
+  } catch (error) {
+    broken = error as Error;
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/**
+ * One page (readPage), with a failure caused by a row too large to archive reported as
+ * ROW_TOO_LARGE naming that row and how to get past it, instead of the bare database error that
+ * every rerun would repeat at the same page.
+ */
+export async function selectPage(...args: Parameters<typeof readPage>): Promise<RowSet[]> {
+  try {
+    return await readPage(...args);
+  } catch (error) {
+    const [pool, plan, cutoff, after, limit, until] = args;
+    throw (await explainRowTooLarge(pool, plan, pageParams(cutoff, after, until ?? null), limit, error)) ?? error;
+  }
+}
+
+/** rowTooLargeError, or null when that diagnosis fails itself (the original error is then what is said). */
+async function explainRowTooLarge(pool: ConnectionSource, plan: TablePlan, page: ReturnType<typeof pageParams>, limit: number, error: unknown): Promise<AuditlogError | null> {
+  return rowTooLargeError(pool, plan, page, limit, error).catch(() => null);
 }
 
 /** The bind values and bounds of a page read: $1 = cutoff, then the after and until positions when given. */
@@ -95,18 +234,15 @@ export async function estimateLineBytes(
   until: RowPosition | null,
   sample: number,
 ): Promise<number | null> {
-  const { params, bounds } = pageParams(cutoff, after, until);
-  const client = await pool.connect();
-  let broken: Error | undefined;
+  const page = pageParams(cutoff, after, until);
   try {
-    const r = await client.query<{ bytes: string | null }>(buildLineBytesSampleSql(plan, bounds, sample), params);
-    const bytes = r.rows[0]?.bytes;
+    const r = await queryOnce<{ bytes: string | null }>(pool, buildLineBytesSampleSql(plan, page.bounds, sample), page.params);
+    const bytes = r[0]?.bytes;
     return bytes === null || bytes === undefined ? null : Number(bytes) + 1;
   } catch (error) {
-    broken = error as Error;
-    throw error;
-  } finally {
-    client.release(broken);
+    // The sample renders the same lines as the page: a row PostgreSQL cannot render fails here
+    // first, and reading the page would only fail the same way, as slowly.
+    throw (await explainRowTooLarge(pool, plan, page, sample, error)) ?? error;
   }
 }
 

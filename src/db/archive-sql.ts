@@ -144,7 +144,7 @@ export interface PageBounds {
  * key) order, keyset-paginated from the last position (never a re-scan of the range: dead tuples
  * of earlier batches would be walked again). `param(n)` renders parameter n.
  */
-function pageScan(plan: TablePlan, bounds: PageBounds, limit: number, param: (n: number) => string, join = ''): string {
+function pageScan(plan: TablePlan, bounds: PageBounds, limit: number | null, param: (n: number) => string, join = ''): string {
   const order = orderColumns(plan);
   const tuple = order.map(col).join(', ');
   const params = (first: number): string => order.map((c, i) => `${param(first + i)}::${c.type}`).join(', ');
@@ -154,7 +154,7 @@ function pageScan(plan: TablePlan, bounds: PageBounds, limit: number, param: (n:
   return (
     `FROM ${quoteQualified(plan.schema, plan.table)} AS t${join} ` +
     `WHERE ${col(plan.timestampColumn)} < ${param(1)}::${plan.timestampColumn.type}${keyset}${holdExclusionSql(plan)} ` +
-    `ORDER BY ${tuple} LIMIT ${Math.trunc(limit)}`
+    `ORDER BY ${tuple}${limit === null ? '' : ` LIMIT ${Math.trunc(limit)}`}`
   );
 }
 
@@ -185,6 +185,41 @@ export function buildPageRowsSql(plan: TablePlan, bounds: PageBounds, limit: num
 export function buildLineBytesSampleSql(plan: TablePlan, bounds: PageBounds, sample: number, param: (n: number) => string = (n) => `$${n}`): string {
   const line = lineExpression(plan);
   return `SELECT max(octet_length(s.line))::text AS bytes FROM (SELECT ${line.select} AS line ${pageScan(plan, bounds, sample, param, line.join)}) AS s`;
+}
+
+/** Types whose cast to text is binary (or a trim): octet_length of it is the value's size, read from its header without detoasting. */
+const TEXT_LIKE = /^(text|character varying(\(\d+\))?|character(\(\d+\))?|json|xml|name)$/;
+
+/**
+ * A row's size without rendering its JSON (which is what fails for a row over PostgreSQL's 1 GB
+ * limit): per column, the uncompressed bytes of text-like values, twice those of bytea (its hex
+ * form), else the stored size (for jsonb and arrays possibly compressed, so a floor).
+ */
+function rowBytesEstimate(plan: TablePlan): string {
+  return plan.columns
+    .map((c) => {
+      if (c.type === 'bytea') return `COALESCE(2 * octet_length(${col(c)})::bigint, 0)`;
+      if (TEXT_LIKE.test(c.type)) return `COALESCE(octet_length(${col(c)}::text)::bigint, 0)`;
+      return `COALESCE(pg_column_size(${col(c)})::bigint, 0)`;
+    })
+    .join(' + ');
+}
+
+/**
+ * The `top` widest rows of a page (same parameters and LIMIT as buildPageRowsSql; `limit` null:
+ * the whole range the page starts), by rowBytesEstimate, widest first: key (JSON array of text)
+ * and estimated bytes. Renders no JSON, so it answers for the page whose rendering failed.
+ */
+export function buildWidestPageRowsSql(plan: TablePlan, bounds: PageBounds, limit: number | null, top: number, param: (n: number) => string = (n) => `$${n}`): string {
+  return (
+    `SELECT w.k AS key, w.bytes::text AS bytes FROM (SELECT ${keyJson(plan)}::text AS k, (${rowBytesEstimate(plan)}) AS bytes ` +
+    `${pageScan(plan, bounds, limit, param)}) AS w ORDER BY w.bytes DESC LIMIT ${Math.trunc(top)}`
+  );
+}
+
+/** The key (JSON array of text) of the row at 0-based `index` of a page: the page's scan (same parameters) with LIMIT 1 OFFSET index. */
+export function buildPageKeyAtSql(plan: TablePlan, bounds: PageBounds, index: number, param: (n: number) => string = (n) => `$${n}`): string {
+  return `SELECT ${keyJson(plan)}::text AS key ${pageScan(plan, bounds, 1, param)} OFFSET ${Math.trunc(index)}`;
 }
 
 /** Key types (format_type) that pg_catalog's min()/max() aggregates take. */

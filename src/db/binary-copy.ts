@@ -133,12 +133,87 @@ export class CopyBuffer {
 }
 
 /**
+ * A field of a COPY result longer than allowed, seen from its length header, before its bytes
+ * arrive. The COPY was abandoned mid-stream: the connection must be discarded, not reused.
+ */
+export class FieldTooLargeError extends Error {
+  constructor(
+    /** 0-based row of the result. */
+    readonly row: number,
+    readonly field: number,
+    /** The field's length in bytes, as its header gave it. */
+    readonly bytes: number,
+  ) {
+    super(`field ${field} of row ${row} of the COPY output is ${bytes} bytes`);
+    this.name = 'FieldTooLargeError';
+  }
+}
+
+/**
+ * Follows a binary COPY stream's structure as its bytes arrive (headers only: a field's bytes are
+ * skipped, arrived or not), so a field over the limit is refused from its 4-byte length header,
+ * before any of its bytes are held.
+ */
+class FieldLengthGuard {
+  /** Offset of the next header to read; -1 while the file header is incomplete. */
+  private at = -1;
+  private row = 0;
+  /** Field of the current row whose length header comes next; -1 for the row's field count. */
+  private field = -1;
+  private fields = 0;
+  private done = false;
+
+  constructor(
+    private readonly field0: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Reads the headers that `data` (everything received so far) completes; throws FieldTooLargeError. */
+  check(data: Buffer): void {
+    if (this.at === -1) {
+      if (data.length < SIGNATURE.length + 8) return;
+      this.at = SIGNATURE.length + 8 + data.readUInt32BE(SIGNATURE.length + 4);
+    }
+    while (!this.done) {
+      if (this.field === -1) {
+        if (this.at + 2 > data.length) return;
+        this.fields = data.readInt16BE(this.at);
+        this.at += 2;
+        if (this.fields === -1) this.done = true;
+        else this.field = 0;
+        continue;
+      }
+      if (this.at + 4 > data.length) return;
+      const length = data.readInt32BE(this.at);
+      if (this.field === this.field0 && length > this.maxBytes) throw new FieldTooLargeError(this.row, this.field, length);
+      this.at += 4 + Math.max(length, 0);
+      if (++this.field >= this.fields) {
+        this.field = -1;
+        this.row++;
+      }
+    }
+  }
+}
+
+/**
  * Runs `COPY (<query>) TO STDOUT (FORMAT binary)` on `client`; its rows have `fieldCount` fields.
  * With `into`, the raw output lives in that reused buffer (see CopyBuffer for how long it is valid).
+ * With `limit`, a value of field `limit.field` longer than `limit.maxBytes` stops the read with
+ * FieldTooLargeError as soon as its length is known; `client` must then be discarded.
  */
-export async function copyOutBinary(client: pg.ClientBase, query: string, fieldCount: number, into = new CopyBuffer()): Promise<BinaryRows> {
+export async function copyOutBinary(
+  client: pg.ClientBase,
+  query: string,
+  fieldCount: number,
+  into = new CopyBuffer(),
+  limit?: { field: number; maxBytes: number },
+): Promise<BinaryRows> {
   const stream = client.query(copyStreams.to(`COPY (${query}) TO STDOUT (FORMAT binary)`));
+  const guard = limit === undefined ? null : new FieldLengthGuard(limit.field, limit.maxBytes);
   into.reset();
-  for await (const chunk of stream) into.append(chunk as Buffer);
+  for await (const chunk of stream) {
+    into.append(chunk as Buffer);
+    guard?.check(into.contents());
+  }
   return parseBinaryCopy(into.contents(), fieldCount);
 }
