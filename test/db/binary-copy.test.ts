@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { copyOutBinary, CopyBuffer, parseBinaryCopy } from '../../src/db/binary-copy.js';
+import { copyOutBinary, CopyBuffer, FieldTooLargeError, parseBinaryCopy } from '../../src/db/binary-copy.js';
 
 let db: TestDatabase;
 let client: pg.Client;
@@ -54,6 +54,23 @@ describe('binary COPY', () => {
         expect(read.text(r, 1)).toBe(String.fromCharCode(65 + ((r + 1) % 26)).repeat(width));
       }
     }
+  });
+
+  it('with a limit, stops at the length header of a field over it, naming its row; fields at the limit pass', async () => {
+    // NULLs and short fields before it, so the header walk must skip them right; the big field is
+    // sent in many CopyData messages, and the read stops before the rest of it arrives.
+    const query = `SELECT CASE WHEN g = 4 THEN repeat('y', 5000000) WHEN g % 2 = 0 THEN NULL ELSE repeat('x', 1000) END, g::text FROM generate_series(1, 6) g`;
+    const error = await copyOutBinary(client, query, 2, new CopyBuffer(), { field: 0, maxBytes: 1000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FieldTooLargeError);
+    expect(error).toMatchObject({ row: 3, field: 0, bytes: 5_000_000 });
+    // The abandoned COPY leaves the connection unusable: a fresh one for what follows.
+    await client.end().catch(() => undefined);
+    client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const read = await copyOutBinary(client, `SELECT repeat('x', 1000), g::text FROM generate_series(1, 3) g`, 2, new CopyBuffer(), { field: 0, maxBytes: 1000 });
+    expect(read.count).toBe(3);
+    // Only the watched field is limited.
+    expect((await copyOutBinary(client, `SELECT 'a', repeat('z', 5000)`, 2, new CopyBuffer(), { field: 0, maxBytes: 1000 })).length(0, 1)).toBe(5000);
   });
 
   it('fields of rows with the same bytes compare equal, others not', async () => {
