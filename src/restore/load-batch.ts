@@ -23,13 +23,15 @@ import type { TargetTable } from '../db/target-table.js';
 import type { CheckedObject } from './check-object.js';
 import type { DriftPlan } from './schema-drift.js';
 import { convertToCopyText, textCheckedKey, type ColumnKind, type Converted, type CopyColumn, type SourceLine } from './copy-text.js';
-import { COLUMN_KINDS_SQL, COPY_LINES_SQL, copyParsedSql, countConflictsSql, directCopyPlan, createLinesTableSql, createParsedTablesSql, insertCountsUpdates, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
+import { COLUMN_KINDS_SQL, COPY_LINES_SQL, copyParsedSql, countConflictsSql, directCopyPlan, createLinesTableSql, createParsedTablesSql, feedCountsSql, insertCountsUpdates, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
 
 export interface LoadResult {
   rows: number;
   inserted: number;
   /** Rows whose key already existed: skipped (skip), replaced (overwrite) or updated (upsert). */
   conflicts: number;
+  /** Rows a BEFORE INSERT/UPDATE trigger of the target dropped (returned NULL for): not in the target. */
+  skippedByTriggers: number;
   path: LoadPath;
 }
 
@@ -180,18 +182,29 @@ export async function loadBatch(session: RestoreSession, segments: readonly Batc
         if (await copyDirect(client, direct!.copySql, converted.copy, input.rows)) {
           await options.beforeCommit?.(client);
           await client.query('COMMIT');
-          return { rows: input.rows, inserted: input.rows, conflicts: 0, path: 'direct' };
+          return { rows: input.rows, inserted: input.rows, conflicts: 0, skippedByTriggers: 0, path: 'direct' };
         }
         await client.query('BEGIN');
       }
       converted = convert(true);
     }
-    const inserted = await loadThroughStaging(client, tables, segments, input, converted, drift, target, options);
-    return { rows: input.rows, inserted, conflicts: input.rows - inserted, path: converted === undefined ? 'json' : 'converted' };
+    const { inserted, skippedByTriggers } = await loadThroughStaging(client, tables, segments, input, converted, drift, target, options);
+    return { rows: input.rows, inserted, conflicts: input.rows - inserted - skippedByTriggers, skippedByTriggers, path: converted === undefined ? 'json' : 'converted' };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Pure: of the rows given to the INSERT, those it neither inserted nor updated nor skipped as a
+ * conflict — a trigger returned NULL for them. With `skip` a conflicting row is not returned
+ * either: the keys the target held before are taken for conflicts first, also where a trigger
+ * dropped such a row (its key is in the target all the same).
+ */
+export function droppedByTriggers(strategy: ConflictStrategy, feed: { given: number; existing: number }, returned: number): number {
+  const notReturned = feed.given - returned;
+  return Math.max(0, strategy === 'skip' ? notReturned - feed.existing : notReturned);
 }
 
 /**
@@ -257,7 +270,7 @@ async function copyIn(client: pg.ClientBase, sql: string, payload: Buffer, rows:
   if (stream.rowCount !== rows) throw new AuditlogError('RESTORE_CORRUPT_OBJECT', `COPY loaded ${stream.rowCount} rows for ${rows} archive lines; nothing of this batch was committed`);
 }
 
-/** Stage the batch's parsed rows, check them against the manifest, INSERT … SELECT … ON CONFLICT; returns the rows inserted. Ends the transaction. */
+/** Stage the batch's parsed rows, check them against the manifest, INSERT … SELECT … ON CONFLICT; returns the rows inserted and those the target's triggers dropped. Ends the transaction. */
 async function loadThroughStaging(
   client: pg.ClientBase,
   tables: SessionTables,
@@ -267,7 +280,7 @@ async function loadThroughStaging(
   drift: DriftPlan,
   target: TargetTable,
   options: LoadOptions,
-): Promise<number> {
+): Promise<InsertCounts> {
   const meta = segments[0]!.object.meta;
   const { rowType, parsed } = tables;
   if (converted !== undefined) {
@@ -290,20 +303,29 @@ async function loadThroughStaging(
     const sql = countConflictsSql(drift, target, parsed);
     const inserted = input.rows - (sql === undefined ? 0 : Number((await client.query<{ n: string }>(sql)).rows[0]?.n ?? 0));
     await client.query('ROLLBACK');
-    return inserted;
+    return { inserted, skippedByTriggers: 0 };
   }
-  const inserted = await insertRows(client, drift, target, parsed, options.strategy, segments);
+  const counts = await insertRows(client, drift, target, parsed, options.strategy, segments);
   await options.beforeCommit?.(client);
   await client.query('COMMIT');
-  return inserted;
+  return counts;
 }
 
-async function insertRows(client: pg.ClientBase, drift: DriftPlan, target: TargetTable, parsed: string, strategy: ConflictStrategy, segments: readonly BatchSegment[]): Promise<number> {
+interface InsertCounts {
+  inserted: number;
+  skippedByTriggers: number;
+}
+
+async function insertRows(client: pg.ClientBase, drift: DriftPlan, target: TargetTable, parsed: string, strategy: ConflictStrategy, segments: readonly BatchSegment[]): Promise<InsertCounts> {
   try {
     const conflictsSql = insertCountsUpdates(strategy, target) ? undefined : countConflictsSql(drift, target, parsed);
     const conflicts = conflictsSql === undefined ? 0 : Number((await client.query<{ n: string }>(conflictsSql)).rows[0]?.n ?? 0);
-    const r = await client.query<{ inserted: string }>(insertSql(drift, target, parsed, strategy));
-    return Number(r.rows[0]?.inserted ?? 0) - conflicts;
+    // Only where a trigger may drop rows: one more pass over the staged rows per batch.
+    const feed = target.triggersMayDropRows ? (await client.query<{ given: number; existing: number }>(feedCountsSql(drift, target, parsed))).rows[0] : undefined;
+    const r = await client.query<{ inserted: number; returned: number }>(insertSql(drift, target, parsed, strategy));
+    const inserted = Number(r.rows[0]?.inserted ?? 0) - conflicts;
+    if (feed === undefined) return { inserted, skippedByTriggers: 0 };
+    return { inserted, skippedByTriggers: droppedByTriggers(strategy, feed, Number(r.rows[0]?.returned ?? 0)) };
   } catch (error) {
     const pgError = error as { code?: string; detail?: string; constraint?: string };
     if (strategy === 'fail' && pgError.code === '23505') {

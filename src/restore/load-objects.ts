@@ -125,6 +125,7 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
       summary.rows.restored += result.rows;
       summary.rows.inserted += result.inserted;
       summary.rows.conflicts += result.conflicts;
+      summary.rows.skippedByTriggers += result.skippedByTriggers;
       summary.objects.restored += done.size;
       logger.debug({ objects: done.size, ...result }, options.dryRun ? 'batch checked (dry run)' : 'batch restored');
       progress();

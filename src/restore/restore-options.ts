@@ -45,7 +45,8 @@ export interface RestoreSummary {
   /** Objects with a pending marker: their batch was in flight; not restored. */
   uncommitted: string[];
   corrupt: { key: string; message: string }[];
-  rows: { restored: number; inserted: number; conflicts: number };
+  /** skippedByTriggers: rows a trigger of the target dropped (returned NULL for): not loaded, not conflicts. */
+  rows: { restored: number; inserted: number; conflicts: number; skippedByTriggers: number };
   drift: string[];
   indexes: { dropped: string[]; recreated: string[]; failedToRecreate: string[] };
   durationMs: number;

@@ -198,7 +198,19 @@ export function insertSql(
   // the conflicts before the INSERT.
   const updating = strategy === 'overwrite' || strategy === 'upsert';
   const inserted = updating && !target.partitioned ? `(xmax::text = '0')` : 'true';
-  return `WITH w AS (${insert} RETURNING ${inserted} AS inserted) SELECT count(*) FILTER (WHERE inserted)::int AS inserted FROM w`;
+  return `WITH w AS (${insert} RETURNING ${inserted} AS inserted) SELECT count(*) FILTER (WHERE inserted)::int AS inserted, count(*)::int AS returned FROM w`;
+}
+
+/**
+ * What the batch's INSERT is given — one row per target key, the version archived last — and how
+ * many of those keys the target already holds. Run before the INSERT where the target's triggers
+ * may drop rows: the rows the INSERT then does not return are told apart from conflicts.
+ */
+export function feedCountsSql(drift: DriftPlan, target: { schema: string; table: string; key: readonly string[] }, parsed: string): string {
+  const byTarget = new Map(drift.columns.map((c) => [c.target, c]));
+  const keyed = target.key.length > 0 && target.key.every((k) => byTarget.has(k));
+  const on = keyed ? target.key.map((k) => `t.${quoteIdent(k)} = ${valueExpr(byTarget.get(k)!)}`).join(' AND ') : 'false';
+  return `SELECT count(*)::int AS given, count(*) FILTER (WHERE EXISTS (SELECT 1 FROM ${quoteQualified(target.schema, target.table)} t WHERE ${on}))::int AS existing FROM ${latestPerKey(drift, target, parsed)} p`;
 }
 
 /**

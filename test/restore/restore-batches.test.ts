@@ -44,7 +44,7 @@ describe('restore batches', () => {
     const one = batchLog();
     const s = await restoreWith(config, f.store, { table: TABLE, target: { schema: SCHEMA, table: 'one' }, batchSize: 1, logger: one.logger });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0 });
+    expect(s.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0 });
     expect((await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${quoteQualified(SCHEMA, 'one')} t ORDER BY id`)).rows).toEqual(before);
     // Row 5's json column holds a JSON string, which json_populate_record re-escapes: that line is left to it.
     // (The second line of a split object finds the first one's row in its key range: the staging path.)
@@ -60,13 +60,13 @@ describe('restore batches', () => {
     const again = batchLog();
     const s2 = await restoreWith(config, f.store, { table: TABLE, target: { schema: SCHEMA, table: 'some' }, batchSize: 1, conflict: 'skip', ignoreWatermark: true, logger: again.logger });
     expect(s2.error).toBeUndefined();
-    expect(s2.rows).toEqual({ restored: 5, inserted: 2, conflicts: 3 });
+    expect(s2.rows).toEqual({ restored: 5, inserted: 2, conflicts: 3, skippedByTriggers: 0 });
     expect(again.batches.filter((b) => b.path === 'converted').length).toBeGreaterThanOrEqual(3);
     expect((await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${quoteQualified(SCHEMA, 'some')} t ORDER BY id`)).rows).toEqual(before);
 
     // Into the live table, whole batches.
     const live = await restoreWith(config, f.store, { table: TABLE });
-    expect(live.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0 });
+    expect(live.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0 });
     expect((await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${table} t ORDER BY id LIMIT 5`)).rows).toEqual(before);
   });
 
@@ -90,7 +90,7 @@ describe('restore batches', () => {
     const log = batchLog();
     const s = await restoreWith(config, f.store, { table: 'events', conflict: 'skip', logger: log.logger });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0 });
     expect(log.batches.map((b) => b.path)).toContain('converted');
     const now = (await f.db.query<{ id: string; row: string }>(`SELECT id, ROW(t.*)::text AS row FROM events t ORDER BY id`)).rows;
     expect(now.length).toBe(20);
@@ -107,10 +107,10 @@ describe('restore batches', () => {
     await setRanges('not a number', '-1');
     const odd = await restoreWith(config, f.store, { table: 'events', conflict: 'skip', ignoreWatermark: true });
     expect(odd.error).toBeUndefined();
-    expect(odd.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    expect(odd.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0 });
   });
 
-  it('counts what a trigger on the target lets in: such a target is loaded with INSERT, not COPY', async () => {
+  it('counts the rows a trigger on the target drops on their own, not as conflicts: such a target is loaded with INSERT, not COPY (found by probing)', async () => {
     await createEventsTable(f.db, { rows: 20, stepMinutes: 30, endDaysAgo: 20 });
     const config = f.configFor([eventsTable]);
     expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
@@ -119,9 +119,41 @@ describe('restore batches', () => {
     const log = batchLog();
     const s = await restoreWith(config, f.store, { table: 'events', logger: log.logger });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 20, inserted: 10, conflicts: 10 });
+    expect(s.status).toBe('ok');
+    expect(s.rows).toEqual({ restored: 20, inserted: 10, conflicts: 0, skippedByTriggers: 10 });
     expect(log.batches.map((b) => b.path)).not.toContain('direct');
     expect(Number((await f.db.query<{ n: string }>(`SELECT count(*) AS n FROM events`)).rows[0]!.n)).toBe(10);
+
+    // skip: keys already there are conflicts, also where the trigger would have dropped the row anyway.
+    await f.db.query(`DELETE FROM events WHERE id > 10`);
+    const skip = await restoreWith(config, f.store, { table: 'events', conflict: 'skip', ignoreWatermark: true });
+    expect(skip.rows).toEqual({ restored: 20, inserted: 5, conflicts: 5, skippedByTriggers: 10 });
+
+    // upsert: a BEFORE UPDATE trigger that drops the update of some existing rows.
+    await f.db.query(`CREATE FUNCTION keep_seven() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF OLD.id = 7 THEN RETURN NULL; END IF; RETURN NEW; END $$`);
+    await f.db.query(`CREATE TRIGGER keep_seven BEFORE UPDATE ON events FOR EACH ROW EXECUTE FUNCTION keep_seven()`);
+    await f.db.query(`UPDATE events SET note = 'changed' WHERE id IN (3, 5)`);
+    const up = await restoreWith(config, f.store, { table: 'events', conflict: 'upsert', ignoreWatermark: true });
+    expect(up.error).toBeUndefined();
+    // 20 lines: 10 even ids dropped on insert, 10 odd ids already there; id 7's update dropped too.
+    expect(up.rows).toEqual({ restored: 20, inserted: 0, conflicts: 9, skippedByTriggers: 11 });
+    expect(Number((await f.db.query<{ n: string }>(`SELECT count(*) AS n FROM events WHERE note = 'changed'`)).rows[0]!.n)).toBe(0);
+  });
+
+  it('counts rows a trigger on a partition of a partitioned target drops', async () => {
+    await createEventsTable(f.db, { rows: 20, stepMinutes: 30, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable]);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
+    await f.db.query(`CREATE TABLE parted (LIKE events) PARTITION BY RANGE (id)`);
+    await f.db.query(`ALTER TABLE parted ADD PRIMARY KEY (id)`);
+    await f.db.query(`CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (MINVALUE) TO (11)`);
+    await f.db.query(`CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (11) TO (MAXVALUE)`);
+    await f.db.query(`CREATE FUNCTION drop_all() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`);
+    await f.db.query(`CREATE TRIGGER drop_all BEFORE INSERT ON parted_high FOR EACH ROW EXECUTE FUNCTION drop_all()`);
+    const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'parted' } });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toEqual({ restored: 20, inserted: 10, conflicts: 0, skippedByTriggers: 10 });
+    expect(Number((await f.db.query<{ n: string }>(`SELECT count(*) AS n FROM parted`)).rows[0]!.n)).toBe(10);
   });
 
   it('loads a target whose key is DEFERRABLE with INSERT, not COPY: a key inserted meanwhile would only fail at COMMIT (found in review)', async () => {
@@ -132,7 +164,7 @@ describe('restore batches', () => {
     const log = batchLog();
     const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'deferred' }, logger: log.logger });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0, skippedByTriggers: 0 });
     expect(log.batches.length).toBeGreaterThan(0);
     expect(log.batches.map((b) => b.path)).not.toContain('direct');
   });
@@ -143,7 +175,7 @@ describe('restore batches', () => {
     expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
     const log = batchLog();
     const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'copy' }, batchSize: 6, logger: log.logger });
-    expect(s.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0, skippedByTriggers: 0 });
     // Objects of 4 rows in batches of up to 6 rows: one object per batch, none split over two.
     expect(log.batches.map((b) => [b.objects, b.rows])).toEqual(Array.from({ length: 5 }, () => [1, 4]));
   });

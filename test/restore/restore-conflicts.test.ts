@@ -37,7 +37,7 @@ describe('restore conflict strategies', () => {
     const { original, config } = await archiveThenConflict();
     const s = await restoreWith(config, f.store, { table: 'events', conflict: 'skip' });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0 });
     const now = await current();
     expect(now.size).toBe(20);
     for (const id of ['1', '2', '3']) expect(now.get(id)!.extra).toBe('live extra');
@@ -52,7 +52,7 @@ describe('restore conflict strategies', () => {
     const { original, config } = await archiveThenConflict();
     const s = await restoreWith(config, f.store, { table: 'events', conflict: 'overwrite' });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0 });
     const now = await current();
     for (let id = 1; id <= 20; id++) {
       expect(now.get(String(id))!.row).toBe(original.get(String(id)));
@@ -64,7 +64,7 @@ describe('restore conflict strategies', () => {
     const { original, config } = await archiveThenConflict();
     const s = await restoreWith(config, f.store, { table: 'events', conflict: 'upsert' });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0 });
     const now = await current();
     for (let id = 1; id <= 20; id++) expect(now.get(String(id))!.row).toBe(original.get(String(id)));
     for (const id of ['1', '2', '3']) expect(now.get(id)!.extra).toBe('live extra');
@@ -90,12 +90,12 @@ describe('restore conflict strategies', () => {
     expect(s.error).toBeUndefined();
     expect(s.dryRun).toBe(true);
     expect(s.objects.restored).toBe(s.objects.selected);
-    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0 });
     expect(s.drift).toContain(`added column "extra" (text): not in the archive, gets its default`);
     expect(await current()).toEqual(before);
     // A dry run records no restore watermark: the real restore still does everything.
     const real = await restoreWith(config, f.store, { table: 'events', conflict: 'skip' });
-    expect(real.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3 });
+    expect(real.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0 });
   });
 });
 describe('a key archived twice (restored, changed, archived again)', () => {
