@@ -3,12 +3,15 @@
  * and readable, the stored bytes and the decompressed bytes have the SHA-256 the metadata
  * records, and the object holds exactly `record_count` lines, one per key of the deletion
  * manifest. Pure apart from decompression.
+ * A sidecar is read twice: at selection, kept as a summary without the manifest, and again when
+ * its object is loaded, where its bytes must be the ones selected.
  */
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { FORMAT_NAME, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { AuditlogError } from '../core/errors.js';
 import { countLines, outputChunkSize } from '../archive/encode-batch.js';
+import type { SidecarSummary } from './sidecar-summary.js';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -58,10 +61,31 @@ export function parseObjectMetadata(key: string, body: Buffer | undefined, expec
   if (meta.primary_keys.length !== meta.record_count) {
     throw corrupt(key, `its manifest lists ${meta.primary_keys.length} keys but record_count is ${meta.record_count}`, 'record_count');
   }
-  // Restore never reads the row versions, and every selected sidecar stays in memory for the
-  // whole run: one string per archived row (peak RSS, DESIGN.md §7).
+  // Restore never reads the row versions: one string per archived row, dropped while a few
+  // sidecars are held during the load's read-ahead (peak RSS, DESIGN.md §7).
   meta.xmins = [];
   return meta;
+}
+
+/** Sidecar problems that may be an archive run at work on the batch, not damage (restore-table.ts asks the store again). */
+export function isSidecarProblem(error: AuditlogError): boolean {
+  return error.details.check === 'metadata' || error.details.check === 'metadata_changed';
+}
+
+/**
+ * The sidecar read again when its object is loaded (selection kept only a summary, without the
+ * manifest): it must be the very bytes selected, or the checks below would prove the object
+ * against another sidecar than the one the ordering, watermark and drift plan were made from.
+ */
+export function rereadObjectMetadata(key: string, body: Buffer | undefined, selected: SidecarSummary, expected: { database: string; schema: string; table: string }): BatchMetadata {
+  if (body !== undefined && sha256Hex(body) !== selected.sidecar_sha256) {
+    throw new AuditlogError(
+      'RESTORE_CORRUPT_OBJECT',
+      `archive object ${key}: its metadata sidecar changed between selection and load (an archive run rewrote it, or it was edited); nothing of it was loaded (restore again to read it as it is now, or pass --on-corrupt skip to restore the others)`,
+      { details: { key, check: 'metadata_changed' } },
+    );
+  }
+  return parseObjectMetadata(key, body, expected);
 }
 
 export async function checkObject(key: string, body: Buffer | undefined, meta: BatchMetadata): Promise<CheckedObject> {

@@ -1,14 +1,16 @@
 /**
- * The load phase of a restore: objects are fetched and checked a few ahead, their lines grouped
- * into batches of --batch-size rows (an object larger than that is split), and the batches
- * loaded on --jobs sessions at once. Restore watermarks are recorded per fully loaded object.
+ * The load phase of a restore: objects and their sidecars are fetched and checked a few ahead
+ * (each sidecar a second time: selection kept no manifest, see sidecar-summary.ts), their lines
+ * grouped into batches of --batch-size rows (an object larger than that is split), and the
+ * batches loaded on --jobs sessions at once. Restore watermarks are recorded per fully loaded object.
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
+import { metadataKeyFor } from '../core/archive-layout.js';
 import type { BatchMetadata } from '../core/batch-metadata.js';
 import { isAuditlogError } from '../core/errors.js';
 import type { TargetTable } from '../db/target-table.js';
-import { checkObject } from './check-object.js';
+import { checkObject, rereadObjectMetadata } from './check-object.js';
 import { batchSignature, lineStarts, loadBatch, RestoreSession, type BatchSegment } from './load-batch.js';
 import { mapAhead } from './map-ahead.js';
 import type { Candidate, RestoreOptions, RestoreSummary } from './restore-options.js';
@@ -33,6 +35,8 @@ export interface LoadInput {
   watermarks: ReturnType<typeof openRestoreWatermarks>;
   logger: Logger;
   corrupt: (key: string, error: unknown) => void;
+  /** An object or sidecar that failed a check before loading: reported corrupt, or in flight (restore-table.ts). */
+  rejected: (key: string, error: unknown) => Promise<void>;
 }
 
 export async function loadObjects(client: pg.Client, openClient: () => Promise<pg.Client>, input: LoadInput): Promise<void> {
@@ -52,7 +56,7 @@ export async function loadObjects(client: pg.Client, openClient: () => Promise<p
 }
 
 async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promise<void> {
-  const { options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt } = input;
+  const { options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt, rejected } = input;
   const record = !options.dryRun;
   const totalRows = candidates.reduce((n, c) => n + c.meta.record_count, 0);
   const batchRows = options.batchSize ?? DEFAULT_RESTORE_BATCH_ROWS;
@@ -135,11 +139,14 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
 
   let signature: string | undefined;
   try {
-    const fetched = mapAhead(candidates, PREFETCH_OBJECTS, async (c) => checkObject(c.key, await options.store.get(c.key), c.meta));
+    // The manifest is held only from here to the object's batch: one sidecar GET more per object.
+    const fetched = mapAhead(candidates, PREFETCH_OBJECTS, async (c) => {
+      const [sidecar, body] = await Promise.all([options.store.get(metadataKeyFor(c.key)), options.store.get(c.key)]);
+      return checkObject(c.key, body, rereadObjectMetadata(c.key, sidecar, c.meta, id));
+    });
     for await (const { item, result: checked, error } of fetched) {
       if (error !== undefined || checked === undefined) {
-        if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
-        corrupt(item.key, error);
+        await rejected(item.key, error);
         continue;
       }
       if (table === undefined) {

@@ -1,12 +1,12 @@
 /** The inputs and the report of a restore (types only). */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { BatchMetadata } from '../core/batch-metadata.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { ConflictStrategy } from './restore-sql.js';
 import type { DateRange } from './select-objects.js';
 import type { RestoreTarget } from './restore-watermarks.js';
 import type { RunEvents } from '../core/run-events.js';
+import type { SidecarSummary } from './sidecar-summary.js';
 
 export interface RestoreOptions {
   config: Config;
@@ -55,8 +55,8 @@ export interface RestoreSummary {
   error?: { code: string; message: string; details?: unknown };
 }
 
-/** A committed object selected for restore, with its parsed sidecar. */
+/** A committed object selected for restore, with what the planning needs of its sidecar (no manifest). */
 export interface Candidate {
   key: string;
-  meta: BatchMetadata;
+  meta: SidecarSummary;
 }

@@ -1,8 +1,9 @@
 /**
  * `auditlog restore` for one configured table, as a pipeline:
- *   select committed objects (date layout) → read sidecars → skip what the restore watermark
- *   says is done → resolve the target (create it if asked for a new one) → plan and report
- *   schema drift → [drop secondary indexes] → per object: read, check integrity, load, record
+ *   select committed objects (date layout) → read sidecars, keeping summaries without their
+ *   manifests → skip what the restore watermark says is done → resolve the target (create it if
+ *   asked for a new one) → plan and report schema drift → [drop secondary indexes] → per object:
+ *   read it and its sidecar again (the bytes selected), check integrity, load, record
  *   → [recreate indexes, always].
  * Nothing of an object is loaded before its checksums and record count are proven. Short
  * transactions, one per batch (load-objects.ts).
@@ -17,12 +18,13 @@ import { buildSessionSettings, createClient, toConnectError } from '../db/connec
 import { checkReplicationRole } from '../db/session-checks.js';
 import { canCast, createTargetTable, dropIndexes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
 import { selectTargets } from '../archive/run-archive.js';
-import { parseObjectMetadata } from './check-object.js';
+import { isSidecarProblem, parseObjectMetadata } from './check-object.js';
 import { loadObjects } from './load-objects.js';
 import { mapAhead } from './map-ahead.js';
 import type { Candidate, RestoreOptions, RestoreSummary } from './restore-options.js';
 import { formatDrift, planSchemaDrift, type DriftPlan } from './schema-drift.js';
 import { selectObjects } from './select-objects.js';
+import { createSidecarSummarizer } from './sidecar-summary.js';
 import { openRestoreWatermarks, type RestoreTarget } from './restore-watermarks.js';
 
 export type { RestoreOptions, RestoreSummary } from './restore-options.js';
@@ -179,6 +181,12 @@ async function restoreInto(
     if (now.state === 'committed') return 'committed';
     return now.state === 'missing-metadata' ? 'missing-sidecar' : 'in-flight';
   };
+  /** An object that failed a check: a sidecar problem may be an archive run at work on its batch (settle). */
+  const rejected = async (key: string, error: unknown): Promise<void> => {
+    if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
+    if (isSidecarProblem(error) && (await settle(key)) === 'in-flight') inFlight(key);
+    else corrupt(key, error);
+  };
   for (const key of selected.withoutMetadata) {
     const state = await settle(key);
     if (state === 'committed') selected.committed.push(key);
@@ -189,12 +197,16 @@ async function restoreInto(
   const watermarks = openRestoreWatermarks(options.config, options.store, client);
   const done = options.ignoreWatermark ? new Map() : await watermarks.load(id, target);
   const candidates: Candidate[] = [];
-  const sidecars = mapAhead(selected.committed, METADATA_READS_IN_FLIGHT, async (key) => parseObjectMetadata(key, await options.store.get(metadataKeyFor(key)), id));
+  // Each sidecar is parsed (and so validated) here, but only its summary is kept: the manifests
+  // of every selected object at once grew the peak RSS with the table (DESIGN.md §7).
+  const summarize = createSidecarSummarizer();
+  const sidecars = mapAhead(selected.committed, METADATA_READS_IN_FLIGHT, async (key) => {
+    const body = await options.store.get(metadataKeyFor(key));
+    return summarize(parseObjectMetadata(key, body, id), body!);
+  });
   for await (const { item: key, result: meta, error } of sidecars) {
     if (error !== undefined || meta === undefined) {
-      if (!isAuditlogError(error) || error.code !== 'RESTORE_CORRUPT_OBJECT') throw error;
-      if (error.details.check === 'metadata' && (await settle(key)) === 'in-flight') inFlight(key);
-      else corrupt(key, error);
+      await rejected(key, error);
       continue;
     }
     if (done.get(key)?.sha256_compressed === meta.sha256_compressed) {
@@ -269,7 +281,7 @@ async function restoreInto(
     summary.indexes.dropped = indexes.map((i) => i.name);
   }
   try {
-    await loadObjects(client, openClient, { options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt });
+    await loadObjects(client, openClient, { options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt, rejected });
   } finally {
     if (indexes.length > 0) {
       // Always, also when the load failed: the target must get back every index it had.
