@@ -191,3 +191,63 @@ describe('objects that change between the restore\'s listings', () => {
     expect(s.uncommitted).toEqual([]);
   });
 });
+
+/**
+ * Selection keeps only a summary of each sidecar (no manifest: it grew the peak RSS with the
+ * table) and the load reads the sidecar again. A sidecar that is not the same bytes at the second
+ * read must never be trusted: the ordering, watermark and drift plan were made from the first.
+ */
+describe('a sidecar that changes between selection and load', () => {
+  /** The fixture's store, except that `key`'s sidecar reads as `later` from its second GET on (after `onChange`). */
+  const changedAfterSelection = (key: string, later: Buffer, onChange: () => Promise<void> = async () => undefined) => {
+    const gets = new Map<string, number>();
+    const store = Object.create(f.store) as typeof f.store;
+    store.get = async (k: string) => {
+      gets.set(k, (gets.get(k) ?? 0) + 1);
+      if (k === metadataKeyFor(key) && gets.get(k)! > 1) {
+        await onChange();
+        return later;
+      }
+      return f.store.get(k);
+    };
+    return { store, gets };
+  };
+  const withOtherManifest = async (key: string): Promise<Buffer> => {
+    const meta = JSON.parse((await f.store.get(metadataKeyFor(key)))!.toString('utf8'));
+    meta.primary_keys[0] = ['999'];
+    return Buffer.from(JSON.stringify(meta));
+  };
+
+  it('is reported corrupt by key and nothing of its object is loaded; the others load, each sidecar read twice', async () => {
+    const { keys, config } = await archiveEvents();
+    const inspected = (await inspectArchive(f.store)).objects;
+    const changedIds = inspected.find((o) => o.key === keys[0])!.meta.primary_keys.map((k) => k[0]!);
+    const { store, gets } = changedAfterSelection(keys[0]!, await withOtherManifest(keys[0]!));
+    const s = await restoreWith(config, store, { table: 'events', onCorrupt: 'skip' });
+    expect(s.status).toBe('failed');
+    expect(s.corrupt.map((c) => c.key)).toEqual([keys[0]]);
+    expect(s.corrupt[0]!.message).toMatch(/metadata sidecar changed between selection and load/);
+    expect(s.uncommitted).toEqual([]);
+    const expected = Array.from({ length: 21 }, (_, i) => String(i + 1)).filter((id) => !changedIds.includes(id));
+    expect(await ids()).toEqual(expected);
+    // The price of not holding the manifests: one more GET per object, no more.
+    for (const key of keys) expect(gets.get(metadataKeyFor(key))).toBe(2);
+  });
+
+  it('is reported in flight, not corrupt, when an archive run is rewriting its batch (pending marker)', async () => {
+    const { keys, config } = await archiveEvents();
+    const key = keys[1]!;
+    const prefix = tablePrefix('app', 'public', 'events');
+    const name = key.slice(key.lastIndexOf('/') + 1).replace(/\.jsonl\.gz$/, '');
+    const marker = () => f.store.put(pendingMarkerKey(prefix, dayOfKey(key)!, name), Buffer.from('{}')).then(() => undefined);
+    const { store } = changedAfterSelection(key, await withOtherManifest(key), marker);
+    const s = await restoreWith(config, store, { table: 'events' });
+    expect(s.corrupt).toEqual([]);
+    expect(s.uncommitted).toEqual([key]);
+    expect(s.error?.code).toBe('RESTORE_INCOMPLETE');
+    const meta = (await inspectArchive(f.store)).objects.find((o) => o.key === key)!.meta;
+    const restored = await ids();
+    expect(restored).toHaveLength(21 - meta.record_count);
+    for (const k of meta.primary_keys) expect(restored).not.toContain(k[0]);
+  });
+});
