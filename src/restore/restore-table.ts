@@ -22,7 +22,7 @@ import { isSidecarProblem, parseObjectMetadata } from './check-object.js';
 import { loadObjects } from './load-objects.js';
 import { mapAhead } from './map-ahead.js';
 import type { Candidate, RestoreOptions, RestoreSummary } from './restore-options.js';
-import { formatDrift, planSchemaDrift, type DriftPlan } from './schema-drift.js';
+import { formatDrift, newTargetColumns, planSchemaDrift, type DriftPlan } from './schema-drift.js';
 import { selectObjects } from './select-objects.js';
 import { createSidecarSummarizer } from './sidecar-summary.js';
 import { openRestoreWatermarks, type RestoreTarget } from './restore-watermarks.js';
@@ -234,13 +234,13 @@ async function restoreInto(
     if (options.target === undefined) {
       throw new AuditlogError('TABLE_NOT_FOUND', `table ${target.schema}.${target.table} not found in database "${id.database}"; create it, or restore into a new table with --target-table SCHEMA.NAME`);
     }
-    const first = candidates[0]!.meta;
+    const created = newTargetColumns(candidates.map((c) => c.meta));
     if (!options.dryRun) {
-      await createTargetTable(client, target.schema, target.table, first.columns, first.primary_key_columns);
+      await createTargetTable(client, target.schema, target.table, created.columns, created.key);
       table = await loadTargetTable(client, target.schema, target.table);
     }
     summary.targetCreated = true;
-    logger.info({ columns: first.columns.length }, options.dryRun ? 'target table would be created' : 'target table created with the archived columns');
+    logger.info({ columns: created.columns.length }, options.dryRun ? 'target table would be created' : 'target table created with the archived columns');
   }
   const drifts = new Map<string, DriftPlan>();
   if (table !== undefined) {

@@ -115,3 +115,21 @@ export function formatDrift(plan: DriftPlan): string[] {
   for (const g of plan.generated) out.push(`generated column "${g.target}": computed again by PostgreSQL, the archived value is not loaded`);
   return out;
 }
+
+/**
+ * The columns and key of a table created for a restore (`--target-table` that does not exist):
+ * every column any selected object archived, in the order first seen (objects oldest run first),
+ * each with the type it was archived with last, and the key of the newest object. Creating it
+ * from the oldest object alone left columns added later out of the new table, and the drift plan
+ * then dropped their values (found by probing). Older values of a column whose type changed are
+ * cast like any drift (an impossible cast is refused before loading).
+ */
+export function newTargetColumns(metas: ReadonlyArray<{ columns: ReadonlyArray<{ name: string; type: string }>; primary_key_columns: readonly string[] }>): {
+  columns: { name: string; type: string }[];
+  key: string[];
+} {
+  const types = new Map<string, string>();
+  for (const meta of metas) for (const c of meta.columns) types.set(c.name, c.type);
+  const last = metas[metas.length - 1];
+  return { columns: [...types].map(([name, type]) => ({ name, type })), key: last === undefined ? [] : [...last.primary_key_columns] };
+}

@@ -38,6 +38,33 @@ describe('restore schema drift', () => {
     expect(new Set(rows.rows.map((r) => `${r.region}/${r.score}`))).toEqual(new Set(['eu/null']));
   });
 
+  it('a new --target-table gets every column any object archived, each with its latest type, so no archived value is left out (found by probing)', async () => {
+    await createEventsTable(f.db, { rows: 10, stepMinutes: 30, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable]);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(10);
+    // A later run archives rows that have a column more and a wider type.
+    await f.db.query(`ALTER TABLE events ADD COLUMN region text, ALTER COLUMN kind TYPE varchar(40)`);
+    await f.db.query(`INSERT INTO events (id, happened_at, kind, body, note, region) VALUES (11, now() - interval '30 days', 'late', '{}', 'n', 'IMPORTANT')`);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(1);
+    const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'copy' } });
+    expect(s.error).toBeUndefined();
+    expect(s.targetCreated).toBe(true);
+    expect(s.rows).toEqual({ restored: 11, inserted: 11, conflicts: 0, skippedByTriggers: 0 });
+    const cols = await f.db.query<{ name: string; type: string }>(
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'public.copy'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    );
+    expect(cols.rows).toEqual([
+      { name: 'id', type: 'bigint' },
+      { name: 'happened_at', type: 'timestamp with time zone' },
+      { name: 'kind', type: 'character varying(40)' },
+      { name: 'body', type: 'jsonb' },
+      { name: 'note', type: 'text' },
+      { name: 'region', type: 'text' },
+    ]);
+    const regions = await f.db.query<{ id: string; region: string | null }>(`SELECT id::text, region FROM copy WHERE region IS NOT NULL`);
+    expect(regions.rows).toEqual([{ id: '11', region: 'IMPORTANT' }]);
+  });
+
   it('a dropped column is reported and left out; with strict schema it is an error and nothing is loaded', async () => {
     const { config, original } = await archived();
     await f.db.query('ALTER TABLE events DROP COLUMN note');
