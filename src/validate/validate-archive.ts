@@ -87,7 +87,7 @@ async function validateTable(target: TableTarget, run: TableRun, presence: RowPr
     key,
     message: 'not an object this tool writes (no data object or sidecar name in a day partition); move it out of the archive prefix',
   }));
-  const duplicates = new DuplicateKeyTracker();
+  const duplicates = new DuplicateKeyTracker(objects.map((o) => o.day));
   const counts = { objects: objects.filter((o) => o.dataSize !== undefined).length, rows: 0, bytes: 0 };
   await forEachLimited(objects, run.concurrency, async (o, index) => {
     counts.bytes += o.dataSize ?? 0;
@@ -98,6 +98,7 @@ async function validateTable(target: TableTarget, run: TableRun, presence: RowPr
       duplicates.add(index, result.manifest.primaryKeys, result.manifest.xmins);
       if (presence !== undefined) findings.push(...(await presence(o.dataKey, result.manifest.primaryKeys, result.manifest.xmins)));
     }
+    duplicates.finish(index);
     run.progress.objectsDone++;
     run.progress.bytesDone += (o.dataSize ?? 0) + (o.metadataSize ?? 0);
     run.onProgress?.({ ...run.progress });

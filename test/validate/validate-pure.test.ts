@@ -78,7 +78,7 @@ describe('comparing data values with PostgreSQL text', () => {
 
 describe('DuplicateKeyTracker', () => {
   it('flags the same row version in two objects on the later object, whatever order they arrive in', () => {
-    const t = new DuplicateKeyTracker();
+    const t = new DuplicateKeyTracker(['2024-01-01', '2024-01-01', '2024-01-01']);
     t.add(2, [['1'], ['2']], ['100', '100']);
     t.add(0, [['1'], ['2'], ['3']], ['100', '100', '100']);
     // Key 3 reused by a new row (another xmin): not a duplicate.
@@ -87,6 +87,23 @@ describe('DuplicateKeyTracker', () => {
     expect(findings).toHaveLength(1);
     expect(findings[0]).toMatchObject({ code: 'DUPLICATE_KEY', key: 'obj2', count: 2 });
     expect(findings[0]!.message).toContain('obj0');
+  });
+
+  it("holds a day's rows only until every object of that day is finished, and still finds duplicates within a day checked out of order", () => {
+    const t = new DuplicateKeyTracker(['2024-01-01', '2024-01-01', '2024-01-02', '2024-01-02']);
+    t.add(2, [['5']], ['7']);
+    t.finish(2);
+    t.add(0, [['1']], ['7']);
+    t.finish(0);
+    expect(t.daysHeld).toBe(2);
+    // An object without a readable manifest is finished without being added: its day is released all the same.
+    t.finish(1);
+    expect(t.daysHeld).toBe(1);
+    t.add(3, [['5'], ['6']], ['7', '7']);
+    t.finish(3);
+    expect(t.daysHeld).toBe(0);
+    const findings = t.findings((i) => `obj${i}`);
+    expect(findings).toEqual([expect.objectContaining({ code: 'DUPLICATE_KEY', key: 'obj3', count: 1 })]);
   });
 });
 
