@@ -61,3 +61,30 @@ INSERT INTO ${quoteQualified(SCHEMA, TABLE)} VALUES
 (6, now(), 42, NULL, NULL, NULL, NULL, NULL, NULL, 'recent row: stays', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 `;
+
+/**
+ * json (not jsonb) values json_populate_record cannot give back as they were: a `\u0000` escape
+ * anywhere in the value (PostgreSQL text cannot hold it: the load fails), a top-level string with
+ * any escape (de-escaped and escaped again: `"\u0041"` comes back `"A"`), and whitespace before or
+ * after the value (dropped). Plus values it does give back, as controls: a top-level string
+ * without escapes, `\\u0000` (an escaped backslash, not a NUL). All rows are old and share one UTF
+ * day. `d` is a domain over json (never converted to COPY text: parsed by PostgreSQL).
+ */
+export const JSON_TABLE = 'Json Edge';
+
+export const JSON_FIXTURE = `
+CREATE SCHEMA IF NOT EXISTS ${quoteIdent(SCHEMA)};
+CREATE DOMAIN ${quoteIdent(SCHEMA)}.jdom AS json;
+CREATE TABLE ${quoteQualified(SCHEMA, JSON_TABLE)} (id int PRIMARY KEY, at timestamptz NOT NULL, j json, k json, d ${quoteIdent(SCHEMA)}.jdom);
+INSERT INTO ${quoteQualified(SCHEMA, JSON_TABLE)} VALUES
+(1, '2001-02-03 01:00:00+00', '"\\u0000"', '{"k":"\\u0000"}', '"\\u0000"'),
+(2, '2001-02-03 02:00:00+00', '["\\u0000"]', '{"\\u0000":1}', '{"k":"\\u0000"}'),
+(3, '2001-02-03 03:00:00+00', '"a\\u0000b\\u0000"', '[{"k":["x\\u0000"]}]', '"\\u0041"'),
+(4, '2001-02-03 04:00:00+00', '"\\ud83d\\ude00"', '"\\uD83D\\uDE00 \\u00e9"', '" x "'),
+(5, '2001-02-03 05:00:00+00', '"\\u0041\\/\\b\\f\\u001F\\u007f\\t\\"\\\\"', ' "x" ', ' 1'),
+(6, '2001-02-03 06:00:00+00', ' {"a":1} ', '[1, 2]\t', '\t"\\u0000" '),
+(7, '2001-02-03 07:00:00+00', ' true', '-0 ', NULL),
+(8, '2001-02-03 08:00:00+00', '"\\\\u0000"', '{"k":"\\\\u0000"}', '"\\\\u0000"'),
+(9, '2001-02-03 09:00:00+00', '"plain"', '{"k":"\\u00e9\\ud83d\\ude00"}', '"plain"'),
+(10, now(), '"\\u0000"', NULL, NULL);
+`;

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { archiveWith } from '../helpers/archive-run.js';
 import { createEventsTable } from '../helpers/events-table.js';
-import { FIXTURE, SCHEMA, TABLE } from '../helpers/fidelity-fixture.js';
+import { FIXTURE, JSON_FIXTURE, JSON_TABLE, SCHEMA, TABLE } from '../helpers/fidelity-fixture.js';
 import { restoreWith } from '../helpers/restore-run.js';
 import { quoteQualified } from '../../src/db/quote-ident.js';
 import type { BatchMetadata } from '../../src/core/batch-metadata.js';
@@ -68,6 +68,45 @@ describe('restore batches', () => {
     const live = await restoreWith(config, f.store, { table: TABLE });
     expect(live.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0 });
     expect((await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${table} t ORDER BY id LIMIT 5`)).rows).toEqual(before);
+  });
+
+  it('restore json values written as their text (\\u0000, escapes in a top-level string, outer whitespace) exactly through every path', async () => {
+    await f.db.query(JSON_FIXTURE);
+    const table = quoteQualified(SCHEMA, JSON_TABLE);
+    // The domain column is never converted: without it, lines convert unless a value needs PostgreSQL.
+    await f.db.query(`ALTER TABLE ${table} DROP COLUMN d`);
+    const rows = async (t: string): Promise<string[]> => (await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${t} t ORDER BY id`)).rows.map((r) => r.row);
+    const before = (await rows(table)).slice(0, 9);
+    const config = f.configFor([{ schema: SCHEMA, name: JSON_TABLE, timestamp_column: 'at' }], { retention_days: 30, batch_size: 100 });
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(9);
+
+    // One line per batch: the lines written as text convert (COPY into the target, or the staging table after the first);
+    // row 9's top-level string is left to json_populate_record.
+    const one = batchLog();
+    const s = await restoreWith(config, f.store, { table: JSON_TABLE, target: { schema: SCHEMA, table: 'json one' }, batchSize: 1, logger: one.logger });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0 });
+    expect(await rows(quoteQualified(SCHEMA, 'json one'))).toEqual(before);
+    const paths = one.batches.map((b) => b.path);
+    expect(paths.filter((p) => p === 'json')).toHaveLength(1);
+    expect(paths).toContain('direct');
+
+    // The whole object in one batch: row 9 sends every line through json_populate_record.
+    const whole = batchLog();
+    const w = await restoreWith(config, f.store, { table: JSON_TABLE, target: { schema: SCHEMA, table: 'json whole' }, logger: whole.logger });
+    expect(w.error).toBeUndefined();
+    expect(w.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0 });
+    expect(whole.batches.map((b) => b.path)).toEqual(['json']);
+    expect(await rows(quoteQualified(SCHEMA, 'json whole'))).toEqual(before);
+
+    // Keys of the range already there: the lines that convert go through the staging table and ON CONFLICT.
+    await f.db.query(`DELETE FROM ${quoteQualified(SCHEMA, 'json one')} WHERE id <> 9`);
+    const again = batchLog();
+    const s2 = await restoreWith(config, f.store, { table: JSON_TABLE, target: { schema: SCHEMA, table: 'json one' }, batchSize: 1, conflict: 'skip', ignoreWatermark: true, logger: again.logger });
+    expect(s2.error).toBeUndefined();
+    expect(s2.rows).toEqual({ restored: 9, inserted: 8, conflicts: 1, skippedByTriggers: 0 });
+    expect(again.batches.filter((b) => b.path === 'converted').length).toBeGreaterThanOrEqual(1);
+    expect(await rows(quoteQualified(SCHEMA, 'json one'))).toEqual(before);
   });
 
   it('a COPY into the target that meets an existing key after all is rolled back and the batch loads through ON CONFLICT', async () => {

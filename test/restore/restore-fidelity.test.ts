@@ -9,7 +9,7 @@ import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
 import { storageBackends } from '../helpers/storage-backends.js';
 import { archiveWith, buildConfig } from '../helpers/archive-run.js';
 import { restoreWith } from '../helpers/restore-run.js';
-import { FIXTURE, SCHEMA, TABLE } from '../helpers/fidelity-fixture.js';
+import { FIXTURE, JSON_FIXTURE, JSON_TABLE, SCHEMA, TABLE } from '../helpers/fidelity-fixture.js';
 import { quoteQualified } from '../../src/db/quote-ident.js';
 
 let s3: S3TestServer;
@@ -73,6 +73,38 @@ describe.each(backends)('restore round trip of the fidelity table through the $n
       expect(intoLive.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0 });
       const after = await db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${table} t ORDER BY id`);
       expect(after.rows).toEqual(before.rows);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('restores json values json_populate_record would refuse or change (\\u0000, escapes in a top-level string, outer whitespace) identical', async () => {
+    await db.query(JSON_FIXTURE);
+    const table = quoteQualified(SCHEMA, JSON_TABLE);
+    const rows = async (t: string): Promise<string[]> => (await db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${t} t ORDER BY id`)).rows.map((r) => r.row);
+    const before = await rows(table);
+    expect(before).toHaveLength(10);
+    const { store, storage, cleanup } = await backend.make();
+    try {
+      const config = buildConfig({
+        ...storage,
+        defaults: { retention_days: 30, batch_size: 100 },
+        databases: [{ name: 'fidelity', url: db.url, tables: [{ schema: SCHEMA, name: JSON_TABLE, timestamp_column: 'at' }] }],
+      });
+      const archived = await archiveWith(config, store);
+      expect(archived.tables[0]!.error).toBeUndefined();
+      expect(archived.tables[0]!.rowsArchived).toBe(9);
+
+      for (const [target, batchSize] of [['json copy', undefined], ['json split', 1]] as const) {
+        const s = await restoreWith(config, store, { table: JSON_TABLE, target: { schema: SCHEMA, table: target }, ...(batchSize === undefined ? {} : { batchSize }) });
+        expect(s.error).toBeUndefined();
+        expect(s.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0 });
+        expect(await rows(quoteQualified(SCHEMA, target))).toEqual(before.slice(0, 9));
+      }
+      const intoLive = await restoreWith(config, store, { table: JSON_TABLE });
+      expect(intoLive.error).toBeUndefined();
+      expect(intoLive.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0 });
+      expect(await rows(table)).toEqual(before);
     } finally {
       await cleanup();
     }
