@@ -26,10 +26,12 @@ import {
 import { CommittedPrefix } from './committed-prefix.js';
 
 export interface ResumeInfo {
-  /** The interrupted run this one follows, from its checkpoint. */
+  /** The run this one follows, from its checkpoint. */
   run_id: string;
   batches_committed: number;
   rows_archived: number;
+  /** failed: that run recorded its failure (a clean stop); interrupted: it never finished (killed, crashed). */
+  previous: 'failed' | 'interrupted';
 }
 
 export interface TableProgressOptions {
@@ -74,8 +76,13 @@ export class TableProgress {
 
     let resumed: ResumeInfo | undefined;
     if (checkpoint !== undefined) {
-      resumed = { run_id: checkpoint.run_id, batches_committed: checkpoint.batches_committed, rows_archived: checkpoint.rows_archived };
-      logger.warn({ interrupted_run: checkpoint.run_id, batches_committed: checkpoint.batches_committed, since: checkpoint.updated_at }, 'the previous run of this table was interrupted; resuming from its last committed state');
+      // A failed run keeps its checkpoint too (finish): calling it "interrupted" misled operators after a clean failure (found in review).
+      const previous = this.state.last_run?.run_id === checkpoint.run_id && this.state.last_run.status === 'failed' ? 'failed' : 'interrupted';
+      resumed = { run_id: checkpoint.run_id, batches_committed: checkpoint.batches_committed, rows_archived: checkpoint.rows_archived, previous };
+      logger.warn(
+        { previous_run: checkpoint.run_id, previous, batches_committed: checkpoint.batches_committed, since: checkpoint.updated_at },
+        `the previous run of this table ${previous === 'failed' ? 'failed' : 'was interrupted'}; resuming from its last committed state`,
+      );
     }
     if (usable.position !== null) logger.info({ after: usable.position }, 'resuming after the watermark');
     this.schedule(() => this.saveCheckpoint());

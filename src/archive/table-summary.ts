@@ -19,8 +19,8 @@ export interface TableSummary {
   spooledBatches?: number;
   /** Spooled batches of earlier runs archived at the start of this one. */
   replayedBatches?: number;
-  /** Set when the previous run of this table was interrupted (its checkpoint was still there). */
-  resumed?: { run_id: string; batches_committed: number; rows_archived: number };
+  /** Set when the previous run of this table failed or was interrupted (its checkpoint was still there). */
+  resumed?: { run_id: string; batches_committed: number; rows_archived: number; previous: 'failed' | 'interrupted' };
   dryRun?: { rows: number; minTimestamp: string | null; maxTimestamp: string | null; cutoff: string; estimatedBatches: number };
   error?: { code: string; message: string };
   /** Legal holds seen for the table: table-level ones that held it, record-level ones whose rows stayed, expired ones ignored. */

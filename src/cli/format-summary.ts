@@ -24,7 +24,7 @@ export function formatRunSummary(run: RunSummary): string {
     }
     if (t.replayedBatches !== undefined) lines.push(`note: ${label(t)}: archived ${t.replayedBatches} batch(es) spooled by an earlier run`);
     if (t.resumed !== undefined) {
-      lines.push(`note: ${label(t)}: resumed after run ${t.resumed.run_id}, which was interrupted after ${t.resumed.batches_committed} committed batches`);
+      lines.push(`note: ${label(t)}: resumed after run ${t.resumed.run_id}, which ${t.resumed.previous === 'failed' ? 'failed' : 'was interrupted'} after ${t.resumed.batches_committed} committed batches`);
     }
     if (t.reconciled !== undefined) {
       const r = t.reconciled;

@@ -146,7 +146,8 @@ describe('a run that fails part-way', () => {
 
     const resumed = await archiveWith(config, fx.store, { runId: 'run-resume' });
     expect(resumed.tables[0]!.status).toBe('archived');
-    expect(resumed.tables[0]!.resumed).toMatchObject({ run_id: 'run-broken', batches_committed: cp.batches_committed });
+    // The failure was recorded: the next run says the previous one failed, not that it was interrupted.
+    expect(resumed.tables[0]!.resumed).toEqual({ run_id: 'run-broken', batches_committed: cp.batches_committed, rows_archived: cp.rows_archived, previous: 'failed' });
     expect(await fx.store.head(checkpointKey(id))).toBeUndefined();
     const counts = archivedKeyCounts(await inspectArchive(fx.store));
     expect([...counts.keys()].sort()).toEqual([...old].sort());
@@ -275,7 +276,7 @@ describe('SIGKILL after batches committed, before the next checkpoint', () => {
     const rerun = await runCli(['archive', '--config', file, '--json']);
     expect(rerun.code, rerun.stderr).toBe(0);
     const summary = JSON.parse(rerun.stdout) as { tables: { resumed?: { run_id: string; batches_committed: number } }[] };
-    expect(summary.tables[0]!.resumed).toEqual({ run_id: cp.run_id, batches_committed: cp.batches_committed, rows_archived: cp.rows_archived });
+    expect(summary.tables[0]!.resumed).toEqual({ run_id: cp.run_id, batches_committed: cp.batches_committed, rows_archived: cp.rows_archived, previous: 'interrupted' });
     const counts = archivedKeyCounts(await inspectArchive(fx.store));
     expect([...counts.keys()].sort()).toEqual([...old].sort());
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
