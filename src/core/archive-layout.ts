@@ -20,8 +20,31 @@ export function encodeKeySegment(name: string): string {
   return out === '.' || out === '..' ? out.replace(/\./g, '%2E') : out;
 }
 
+/**
+ * A schema name in `<schema>.<table>`: as {@link encodeKeySegment}, and `.` is `%2E` too, so the first
+ * literal `.` of the segment is always the separator. Without it, schema `a.b` with table `c` and
+ * schema `a` with table `b.c` shared `a.b.c/` — and so their pending markers, state and locks: one
+ * table's reconciliation removed the other's in-flight object, whose rows were then deleted (found
+ * by probing). Only the schema is escaped: table names with dots keep the layout they always had.
+ */
+export function encodeSchemaSegment(schema: string): string {
+  return encodeKeySegment(schema).replace(/\./g, '%2E');
+}
+
+/** `<database>/<schema>.<table>/`: one table's directory; different tables never share one. */
 export function tablePrefix(database: string, schema: string, table: string): string {
-  return `${encodeKeySegment(database)}/${encodeKeySegment(schema)}.${encodeKeySegment(table)}/`;
+  return `${encodeKeySegment(database)}/${encodeSchemaSegment(schema)}.${encodeKeySegment(table)}/`;
+}
+
+/**
+ * Where versions before the schema escape wrote this table (`.` of the schema kept), when that
+ * differs from {@link tablePrefix}: only for schemas with a dot. That directory may also hold the
+ * objects of another table (schema `a` table `b.c` for schema `a.b` table `c`), so nothing is ever
+ * read from or decided on there; it is only named in a warning (docs/operations.md says how to move it).
+ */
+export function legacyTablePrefix(database: string, schema: string, table: string): string | undefined {
+  const old = `${encodeKeySegment(database)}/${encodeKeySegment(schema)}.${encodeKeySegment(table)}/`;
+  return old === tablePrefix(database, schema, table) ? undefined : old;
 }
 
 /** `day` is YYYY-MM-DD (UTC), or 0000-00-00 for rows without a calendar day of their own. */

@@ -8,7 +8,7 @@
  * in between restores the object again on rerun, which `--conflict skip` makes harmless).
  * An entry counts only for the exact object bytes (SHA-256): a rewritten object is restored again.
  */
-import { STATE_PREFIX, encodeKeySegment, tablePrefix } from '../core/archive-layout.js';
+import { STATE_PREFIX, encodeKeySegment, encodeSchemaSegment, tablePrefix } from '../core/archive-layout.js';
 import type { Config } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
 import type { Queryable } from '../db/queryable.js';
@@ -44,7 +44,7 @@ export interface RestoreWatermarkStore {
 
 /** `_auditlog/restore-state/<database>/<schema>.<table>/<target schema>.<target table>.json` */
 export function restoreStateKey(id: TableId, target: RestoreTarget): string {
-  return `${STATE_PREFIX}restore-state/${tablePrefix(id.database, id.schema, id.table)}${encodeKeySegment(target.schema)}.${encodeKeySegment(target.table)}.json`;
+  return `${STATE_PREFIX}restore-state/${tablePrefix(id.database, id.schema, id.table)}${encodeSchemaSegment(target.schema)}.${encodeKeySegment(target.table)}.json`;
 }
 
 interface RestoreStateDocument {

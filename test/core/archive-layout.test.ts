@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataKey, dataKeyForMarker, encodeKeySegment, markerKeyForData, metadataKeyFor, pendingMarkerKey, tablePrefix } from '../../src/core/archive-layout.js';
+import { checkpointKey, dataKey, dataKeyForMarker, encodeKeySegment, legacyTablePrefix, lockFileKey, markerKeyForData, metadataKeyFor, pendingMarkerKey, pendingPrefix, tableStateKey, tablePrefix } from '../../src/core/archive-layout.js';
 
 describe('archive layout', () => {
   it('lays data objects out as <db>/<schema>.<table>/year=/month=/day=/<name>.jsonl.gz with the sidecar beside', () => {
@@ -15,6 +15,37 @@ describe('archive layout', () => {
     expect(encodeKeySegment('..')).toBe('%2E%2E');
     expect(encodeKeySegment('日')).toBe('%E6%97%A5');
     expect(tablePrefix('db', 'Mixed Case', 'x.y')).toBe('db/Mixed%20Case.x.y/');
+  });
+
+  it('gives schema a.b table c and schema a table b.c different directories, markers, state and locks', () => {
+    // Found by probing: both were `app/a.b.c/`, so one table's reconciliation removed the other's
+    // in-flight object. The schema's dots are escaped; the table's keep their layout.
+    const x = { database: 'app', schema: 'a.b', table: 'c' };
+    const y = { database: 'app', schema: 'a', table: 'b.c' };
+    expect(tablePrefix(x.database, x.schema, x.table)).toBe('app/a%2Eb.c/');
+    expect(tablePrefix(y.database, y.schema, y.table)).toBe('app/a.b.c/');
+    expect(pendingPrefix(tablePrefix(x.database, x.schema, x.table))).not.toBe(pendingPrefix(tablePrefix(y.database, y.schema, y.table)));
+    for (const key of [tableStateKey, checkpointKey, lockFileKey]) expect(key(x)).not.toBe(key(y));
+    expect(legacyTablePrefix(x.database, x.schema, x.table)).toBe('app/a.b.c/');
+    expect(legacyTablePrefix(y.database, y.schema, y.table)).toBeUndefined();
+    expect(legacyTablePrefix('app', 'public', 'events')).toBeUndefined();
+  });
+
+  it('reads back schema and table from a table directory: the first literal dot is the separator', () => {
+    const names = ['a', 'a.b', 'b.c', '.', '..', '.a', 'a.', 'a..b', '%2E', 'a%2Eb', 'weird "name";', 'x/y', '日.本', ''];
+    const seen = new Map<string, string>();
+    for (const schema of names.filter((n) => n !== '')) {
+      for (const table of names.filter((n) => n !== '')) {
+        const prefix = tablePrefix('app', schema, table);
+        const segment = prefix.slice('app/'.length, -1);
+        expect(segment).not.toContain('/');
+        const dot = segment.indexOf('.');
+        expect([decodeURIComponent(segment.slice(0, dot)), decodeURIComponent(segment.slice(dot + 1))]).toEqual([schema, table]);
+        const other = seen.get(prefix);
+        expect(other, `${JSON.stringify([schema, table])} shares ${prefix} with ${other}`).toBeUndefined();
+        seen.set(prefix, JSON.stringify([schema, table]));
+      }
+    }
   });
 
   it('finds the data object of a pending marker from the marker key alone', () => {
