@@ -18,7 +18,7 @@ import { LocalObjectStore } from '../storage/local-object-store.js';
 import { failedTableSummary, type RunSummary, type TableSummary } from './table-summary.js';
 import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
 import type { RunEvents } from '../core/run-events.js';
-import { holdApplies, holdDatabaseMatches, holdLabel, isExpired } from '../compliance/legal-hold.js';
+import { holdApplies, holdDatabaseMatches, holdLabel, isExpired, splitHoldTableName } from '../compliance/legal-hold.js';
 import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { admitTable } from './admit-table.js';
 
@@ -114,7 +114,14 @@ export function selectTargets(options: Pick<RunArchiveOptions, 'config' | 'datab
   }
   if (options.table !== undefined) {
     const wanted = options.table;
-    const matches = (t: { name: string; schema: string }): boolean => t.name === wanted || `${t.schema}.${t.name}` === wanted;
+    // Quoted parts pick one table where dotted names read alike (`"a.b".c` vs `a."b.c"`, both `a.b.c`).
+    const quoted = wanted.includes('"') ? splitHoldTableName(wanted) : undefined;
+    const matches = (t: { name: string; schema: string }): boolean =>
+      quoted !== undefined
+        ? quoted.length === 2
+          ? t.schema === quoted[0] && t.name === quoted[1]
+          : t.name === quoted[0]
+        : t.name === wanted || `${t.schema}.${t.name}` === wanted;
     dbs = dbs.map((d) => ({ ...d, tables: d.tables.filter(matches) })).filter((d) => d.tables.length > 0);
     if (dbs.length === 0) throw new AuditlogError('USAGE', `--table ${wanted} is not in the configuration (use the table name or schema.name as configured)`);
   }

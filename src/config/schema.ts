@@ -4,7 +4,6 @@
  */
 import { z } from 'zod';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { tablePrefix } from '../core/archive-layout.js';
 import { checkRetentionPolicy } from '../compliance/retention-policy.js';
 import { scheduleProblem } from '../daemon/run-daemon.js';
 
@@ -270,26 +269,15 @@ export const databaseSchema = z
       });
     }
     const seen = new Set<string>();
-    const prefixes = new Map<string, string>();
     db.tables.forEach((t, i) => {
-      // JSON, not `schema.name`: "a.b"+"c" and "a"+"b.c" are different tables with the same dotted name.
+      // JSON, not `schema.name`: "a.b"+"c" and "a"+"b.c" are different tables with the same dotted
+      // name. Their archive prefixes differ too (schema dots are escaped, archive-layout.ts), so
+      // both may be listed: different tables never share a directory.
       const key = JSON.stringify([t.schema, t.name]);
       if (seen.has(key)) {
         ctx.addIssue({ code: 'custom', path: ['tables', i, 'name'], message: `table ${t.schema}.${t.name} is listed twice` });
       }
       seen.add(key);
-      // …but their archive prefixes (`<schema>.<table>/`) are the same: they would share objects,
-      // pending markers and state (found in review). Refuse the pair rather than mix their batches.
-      const prefix = tablePrefix(db.name, t.schema, t.name);
-      const other = prefixes.get(prefix);
-      if (other !== undefined && other !== key) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['tables', i, 'name'],
-          message: `tables ${(JSON.parse(other) as string[]).join(' / ')} and ${t.schema} / ${t.name} (schema / table) would share the archive prefix ${prefix}; archive one of them from another databases[] entry (another name)`,
-        });
-      }
-      prefixes.set(prefix, key);
     });
   })
   .describe('The databases to archive from: `url`, or `host` with the other discrete fields (not both).');

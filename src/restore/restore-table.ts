@@ -49,7 +49,7 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
   const db = dbs[0]!;
   const tableConfig = db.tables[0]!;
   if (dbs.length > 1 || db.tables.length > 1) {
-    throw new AuditlogError('USAGE', `--table ${options.table} matches several configured tables; add --database and use schema.name`);
+    throw new AuditlogError('USAGE', `--table ${options.table} matches several configured tables; add --database and use schema.name (quote names with dots: "a.b".c or a."b.c")`);
   }
   const id = { database: db.name, schema: tableConfig.schema, table: tableConfig.name };
   const target = options.target ?? { schema: tableConfig.schema, table: tableConfig.name };

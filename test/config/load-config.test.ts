@@ -298,22 +298,21 @@ describe('parseConfig: databases and tables', () => {
     expect(error.message).toBe('c.yaml: databases[0].tables[1].name: table public.audit_log is listed twice');
   });
 
-  it('does not call tables whose dotted names coincide duplicates, but refuses them: they would share one archive prefix', () => {
-    // Found in review: `<schema>.<table>/` is the same prefix for both, so they would share objects,
-    // pending markers and state.
-    const error = parseError(
+  it('accepts tables whose dotted names coincide: they are different tables with different archive prefixes', () => {
+    // Once refused here (they shared `app/a.b.c/`), which sent operators to two configurations —
+    // where nothing caught it and one table's reconciliation lost the other's rows (found by
+    // probing). Schema dots are now escaped: `app/a%2Eb.c/` and `app/a.b.c/`.
+    const config = parseConfig(
       withDatabase(`  - name: app
     url: postgresql://localhost/app
     tables:
       - { schema: a.b, name: c, timestamp_column: t }
       - { schema: a, name: b.c, timestamp_column: t }
-      - { schema: other, name: c, timestamp_column: t }
 `),
+      'c.yaml',
+      {},
     );
-    expect(error.code).toBe('CONFIG_INVALID');
-    expect(error.message).toContain('databases[0].tables[1].name');
-    expect(error.message).toContain('share the archive prefix app/a.b.c/');
-    expect(error.message).not.toContain('listed twice');
+    expect(config.databases[0]!.tables.map((t) => [t.schema, t.name])).toEqual([['a.b', 'c'], ['a', 'b.c']]);
   });
 
   it('detects a database name used twice', () => {
