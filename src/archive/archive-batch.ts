@@ -60,7 +60,7 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   // Read, nothing written yet: a crash here must leave no trace in the store.
   await ctx.onPhase?.('after-read');
 
-  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), delete_txid: null, origin: ctx.origin };
+  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), delete_txid: null, origin: ctx.origin, table: { database: plan.database, schema: plan.schema, table: plan.table } };
   let current = rows;
   // Independent of each other; only the data upload must wait for the marker.
   const [existing, firstEncoding] = await Promise.all([

@@ -131,8 +131,9 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           ...(input.holdCheckTable === undefined ? {} : { recheckHolds: holdRecheck(input.holdCheckTable, plan) }),
           ...(input.events === undefined ? {} : { onTimed: (phase: TimedPhase, seconds: number) => input.events!.emit('batch:phase', { ...ref, phase, seconds }) }),
         };
-        const reconciled = await reconcilePending(ctx);
+        const { otherTables, ...reconciled } = await reconcilePending(ctx);
         if (reconciled.committed + reconciled.removed > 0) summary.reconciled = reconciled;
+        if (otherTables > 0) summary.otherTablesMarkers = otherTables;
         const progress = new TableProgress({ stores: input.stateStores, plan, runId: input.runId, everyBatches: input.checkpoints.every_batches, logger });
         const { start, resumed } = await progress.begin();
         if (resumed !== undefined) summary.resumed = resumed;

@@ -28,6 +28,19 @@ export interface PendingMarker {
   origin?: MarkerOrigin;
   /** Set when the batch found its object already committed and only deletes copies against it. */
   copies_of_committed?: boolean;
+  /**
+   * The table the batch was read from (`databases[].name`, schema, table). Absent in markers of
+   * older versions. A marker found under a table's prefix that names another table was put there
+   * by an archiver of that table (two tables sharing one directory: schema `a.b` table `c` and
+   * schema `a` table `b.c` did before schema dots were escaped): it is never decided on here.
+   */
+  table?: MarkerTable;
+}
+
+export interface MarkerTable {
+  database: string;
+  schema: string;
+  table: string;
 }
 
 export interface MarkerOrigin {
@@ -47,6 +60,8 @@ export function parseMarker(body: Buffer | undefined): PendingMarker | undefined
     const m = JSON.parse(body.toString('utf8')) as Partial<PendingMarker>;
     if (typeof m.run_id !== 'string' || typeof m.data_object !== 'string') return undefined;
     if (m.delete_txid !== undefined && m.delete_txid !== null && !/^[0-9]+$/.test(m.delete_txid)) return undefined;
+    // A table identity that is there but malformed cannot be compared: treat the marker as torn.
+    if (m.table !== undefined && !isMarkerTable(m.table)) return undefined;
     return m as PendingMarker;
   } catch {
     return undefined;
@@ -73,6 +88,21 @@ export function isForeignMarker(marker: PendingMarker | undefined, ours: MarkerO
   if (theirs === undefined) return false;
   if (theirs.database !== ours.database) return true;
   return theirs.system_identifier !== null && ours.system_identifier !== null && theirs.system_identifier !== ours.system_identifier;
+}
+
+function isMarkerTable(t: unknown): t is MarkerTable {
+  const o = t as Partial<Record<keyof MarkerTable, unknown>> | null;
+  return typeof o === 'object' && o !== null && typeof o.database === 'string' && typeof o.schema === 'string' && typeof o.table === 'string';
+}
+
+/**
+ * Whether a marker names another table than `ours` (a marker without a table identity — older
+ * versions, or torn — does not: its key under our prefix is all we know).
+ */
+export function isOtherTablesMarker(marker: PendingMarker | undefined, ours: MarkerTable): boolean {
+  const theirs = marker?.table;
+  if (theirs === undefined) return false;
+  return theirs.database !== ours.database || theirs.schema !== ours.schema || theirs.table !== ours.table;
 }
 
 export type ReconcileDecision =

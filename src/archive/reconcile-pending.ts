@@ -13,17 +13,20 @@ import { sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
 import { selectPresentRows } from '../db/archive-queries.js';
 import type { ArchiveContext } from './archive-context.js';
-import { decideReconcile, isForeignMarker, parseMarker, type TxidStatus } from './pending-marker.js';
+import { decideReconcile, isForeignMarker, isOtherTablesMarker, parseMarker, type MarkerTable, type TxidStatus } from './pending-marker.js';
 
-export type ReconcileResult = 'committed' | 'removed' | 'nothing-written';
+/** `other-table`: the marker or sidecar belongs to another table; nothing was changed. */
+export type ReconcileResult = 'committed' | 'removed' | 'nothing-written' | 'other-table';
 
 export interface ReconcileSummary {
   committed: number;
   removed: number;
+  /** Markers left alone because they, or their sidecars, name another table (each logged as a warning). */
+  otherTables: number;
 }
 
 export async function reconcilePending(ctx: ArchiveContext): Promise<ReconcileSummary> {
-  const summary: ReconcileSummary = { committed: 0, removed: 0 };
+  const summary: ReconcileSummary = { committed: 0, removed: 0, otherTables: 0 };
   const markers: string[] = [];
   for await (const info of ctx.store.list(pendingPrefix(ctx.prefix))) markers.push(info.key);
   for (const markerKey of markers) {
@@ -34,6 +37,10 @@ export async function reconcilePending(ctx: ArchiveContext): Promise<ReconcileSu
       });
     }
     const result = await reconcileObject(ctx, key, markerKey);
+    if (result === 'other-table') {
+      summary.otherTables++;
+      continue;
+    }
     if (result === 'committed') summary.committed++;
     else summary.removed++;
     ctx.logger.info({ key, result }, 'reconciled a batch left in flight by an earlier run');
@@ -59,8 +66,22 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
       { details: { key: markerKey, marker_database: theirs.database, marker_system_identifier: theirs.system_identifier } },
     );
   }
+  const ours = thisTable(ctx);
+  if (isOtherTablesMarker(marker, ours)) {
+    // Another table's batch in our directory: its rows are not in our table, so "none of them is
+    // still there" says nothing about its delete — removing its object here lost rows the other
+    // archiver then deleted (found by probing). Leave it to that table's own runs.
+    warnOtherTable(ctx, markerKey, key, `the marker names ${describeTable(marker!.table!)}`);
+    return 'other-table';
+  }
   const data = await store.get(key);
   const metaBody = await store.get(metaKey);
+  const sidecarTable = metaBody === undefined ? undefined : readSidecarTable(metaBody);
+  if (sidecarTable !== undefined && !sameTable(sidecarTable, ours)) {
+    // A marker without a table identity (older versions) whose sidecar says whose batch it is.
+    warnOtherTable(ctx, markerKey, key, `its metadata describes ${describeTable(sidecarTable)}`);
+    return 'other-table';
+  }
   if (data === undefined || metaBody === undefined) {
     // The metadata is written after the verified upload and before any delete: without both, no delete ran.
     await store.delete(key);
@@ -98,6 +119,37 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   await store.delete(metaKey);
   await store.delete(markerKey);
   return 'removed';
+}
+
+function thisTable(ctx: ArchiveContext): MarkerTable {
+  return { database: ctx.plan.database, schema: ctx.plan.schema, table: ctx.plan.table };
+}
+
+function sameTable(a: MarkerTable, b: MarkerTable): boolean {
+  return a.database === b.database && a.schema === b.schema && a.table === b.table;
+}
+
+/** JSON-quoted: `a.b`.`c` and `a`.`b.c` must read differently in a message. */
+function describeTable(t: MarkerTable): string {
+  return `database ${JSON.stringify(t.database)} schema ${JSON.stringify(t.schema)} table ${JSON.stringify(t.table)}`;
+}
+
+function warnOtherTable(ctx: ArchiveContext, markerKey: string, key: string, why: string): void {
+  ctx.logger.warn(
+    { marker: markerKey, key },
+    `pending marker ${markerKey} under this table's prefix belongs to another table (${why}, not ${describeTable(thisTable(ctx))}): left alone with its objects; that table's own runs reconcile it — if no configuration archives that table, inspect it by hand (docs/runbooks.md)`,
+  );
+}
+
+/** The table a sidecar names, when it is readable enough to say; undefined otherwise (decided as before). */
+function readSidecarTable(body: Buffer): MarkerTable | undefined {
+  try {
+    const m = JSON.parse(body.toString('utf8')) as Partial<Record<keyof MarkerTable, unknown>> | null;
+    if (m !== null && typeof m.database === 'string' && typeof m.schema === 'string' && typeof m.table === 'string') return { database: m.database, schema: m.schema, table: m.table };
+  } catch {
+    // unreadable: parseMetadata reports it below
+  }
+  return undefined;
 }
 
 async function selectTxidStatus(ctx: ArchiveContext, txid: string): Promise<TxidStatus> {

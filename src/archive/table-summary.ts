@@ -15,6 +15,8 @@ export interface TableSummary {
   durationMs: number;
   rowsPerSecond: number;
   reconciled?: { committed: number; removed: number };
+  /** Pending markers under the table's prefix left alone because they belong to another table (warned about). */
+  otherTablesMarkers?: number;
   /** Batches spooled to local_fallback_dir because storage was unavailable (their rows are still in the table). */
   spooledBatches?: number;
   /** Spooled batches of earlier runs archived at the start of this one. */

@@ -30,6 +30,9 @@ export function formatRunSummary(run: RunSummary): string {
       const r = t.reconciled;
       lines.push(`note: ${label(t)}: reconciled batches left in flight by an earlier run (${r.committed} committed, ${r.removed} removed)`);
     }
+    if (t.otherTablesMarkers !== undefined) {
+      lines.push(`warning: ${label(t)}: ${t.otherTablesMarkers} pending marker(s) under this table's prefix belong to another table and were left alone (see the log; docs/runbooks.md)`);
+    }
   }
   return lines.join('\n') + '\n';
 }

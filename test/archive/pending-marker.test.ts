@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideReconcile, isForeignMarker, parseMarker, serializeMarker, type PendingMarker, type ReconcileFacts } from '../../src/archive/pending-marker.js';
+import { decideReconcile, isForeignMarker, isOtherTablesMarker, parseMarker, serializeMarker, type PendingMarker, type ReconcileFacts } from '../../src/archive/pending-marker.js';
 
 const marker = (over: Partial<PendingMarker> = {}): PendingMarker => ({
   data_object: 'app/public.events/year=2026/month=11/day=01/000000-abc.jsonl.gz',
@@ -80,5 +80,23 @@ describe('parseMarker', () => {
     expect(parseMarker(Buffer.from('{"data_object":"k"}'))).toBeUndefined();
     expect(parseMarker(serializeMarker(marker({ delete_txid: '12; DROP' })))).toBeUndefined();
     expect(parseMarker(undefined)).toBeUndefined();
+  });
+});
+
+describe('isOtherTablesMarker', () => {
+  const ours = { database: 'app', schema: 'a.b', table: 'c' };
+  it('tells this table from another whose dotted name reads the same, and trusts markers without a table', () => {
+    expect(isOtherTablesMarker(marker({ table: ours }), ours)).toBe(false);
+    expect(isOtherTablesMarker(marker({ table: { database: 'app', schema: 'a', table: 'b.c' } }), ours)).toBe(true);
+    expect(isOtherTablesMarker(marker({ table: { database: 'other', schema: 'a.b', table: 'c' } }), ours)).toBe(true);
+    // Older versions wrote no table: the key under our prefix is all there is (the sidecar is checked too).
+    expect(isOtherTablesMarker(marker(), ours)).toBe(false);
+    expect(isOtherTablesMarker(undefined, ours)).toBe(false);
+  });
+
+  it('keeps the table through serialize/parse, reads markers without one, and treats a malformed one as torn', () => {
+    expect(parseMarker(serializeMarker(marker({ table: ours })))?.table).toEqual(ours);
+    expect(parseMarker(serializeMarker(marker()))).toEqual(marker());
+    expect(parseMarker(Buffer.from(JSON.stringify({ ...marker(), table: { database: 'app', schema: 'a.b' } })))).toBeUndefined();
   });
 });
