@@ -6,6 +6,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { CheckpointsConfig, DefaultsConfig, LockTimings, TableConfig } from '../config/schema.js';
 import { tablePrefix } from '../core/archive-layout.js';
+import { warnLegacyPrefix } from './legacy-prefix.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { loadTablePlan } from '../db/catalog.js';
 import { checkArchiveAccess } from '../db/session-checks.js';
@@ -131,6 +132,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           ...(input.holdCheckTable === undefined ? {} : { recheckHolds: holdRecheck(input.holdCheckTable, plan) }),
           ...(input.events === undefined ? {} : { onTimed: (phase: TimedPhase, seconds: number) => input.events!.emit('batch:phase', { ...ref, phase, seconds }) }),
         };
+        await warnLegacyPrefix(ctx);
         const { otherTables, ...reconciled } = await reconcilePending(ctx);
         if (reconciled.committed + reconciled.removed > 0) summary.reconciled = reconciled;
         if (otherTables > 0) summary.otherTablesMarkers = otherTables;
