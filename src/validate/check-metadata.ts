@@ -81,7 +81,9 @@ export function checkMetadata(body: Buffer, metadataKey: string, dataKey: string
   }
   const meta = parsed.data;
   if (meta.database !== table.database || meta.schema !== table.schema || meta.table !== table.table) {
-    return invalid(`it describes ${meta.database}/${meta.schema}.${meta.table}, not ${table.database}/${table.schema}.${table.table} whose directory holds it`);
+    // Quoted: schema `a.b` table `c` and schema `a` table `b.c` read alike as `a.b.c` (found by probing).
+    const name = (t: { database: string; schema: string; table: string }): string => `database ${JSON.stringify(t.database)} schema ${JSON.stringify(t.schema)} table ${JSON.stringify(t.table)}`;
+    return invalid(`it describes ${name(meta)}, not ${name(table)} whose directory holds it`);
   }
   for (const field of ['min_timestamp', 'max_timestamp'] as const) {
     if (parseTimestampText(meta[field]) === undefined) return invalid(`${field} ${JSON.stringify(meta[field])} is not a timestamp`);
