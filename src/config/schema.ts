@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { checkRetentionPolicy } from '../compliance/retention-policy.js';
 import { scheduleProblem } from '../daemon/run-daemon.js';
+import { tablePrefix } from '../core/archive-layout.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -633,11 +634,34 @@ export const configSchema = z
         });
       }
     }
+    if (c.local !== undefined) {
+      c.databases.forEach((d, i) =>
+        d.tables.forEach((t, j) => {
+          const problem = localNameProblem(d.name, t.schema, t.name);
+          if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['databases', i, 'tables', j, 'name'], message: problem });
+        }),
+      );
+    }
     const auditDb = c.compliance.audit.database;
     if (auditDb !== undefined && !c.databases.some((d) => d.name === auditDb)) {
       ctx.addIssue({ code: 'custom', path: ['compliance', 'audit', 'database'], message: `database ${auditDb} is not configured (configured: ${c.databases.map((d) => d.name).join(', ')})` });
     }
   });
+
+/**
+ * File systems take names of at most 255 bytes. The table's directory and its state files
+ * (`<schema>.<table>.json`, `.lock`, and their temp files `.<name>.<pid>-<random>.auditlog-tmp`)
+ * are named after the percent-encoded schema and table, where each byte of a non-ASCII character
+ * takes three: two 63-byte names of accented letters made a 380-byte name, and the run failed with
+ * ENAMETOOLONG as an internal error (found by probing). Refused here, before any run.
+ */
+const LOCAL_NAME_ROOM = 255 - '..json.4194304-0123456789ab.auditlog-tmp'.length;
+
+function localNameProblem(database: string, schema: string, table: string): string | undefined {
+  const segment = tablePrefix(database, schema, table).split('/')[1]!;
+  if (segment.length <= LOCAL_NAME_ROOM) return undefined;
+  return `the archive directory and state files of ${schema}.${table} would be named after "${segment.slice(0, 40)}…", ${segment.length} bytes (names are percent-encoded: each byte of a non-ASCII character takes 3); a local: directory allows ${LOCAL_NAME_ROOM} here (file names are limited to 255 bytes); use s3: storage, or shorter schema and table names`;
+}
 
 export type Config = z.infer<typeof configSchema>;
 export type S3Config = z.infer<typeof s3Schema>;

@@ -96,6 +96,23 @@ describe('parseConfig: storage backend', () => {
     expect(error.message).toBe('c.yaml: expected exactly one of `s3:` or `local:`, found neither');
   });
 
+  it('refuses, with local: storage, a table whose percent-encoded names would exceed a file name (found by probing: ENAMETOOLONG mid-run)', () => {
+    const long = withDatabase(`  - name: app
+    url: postgresql://localhost/app
+    tables:
+      - name: ${'ü'.repeat(31)}
+        schema: ${'é'.repeat(31)}
+        timestamp_column: created_at
+`);
+    const error = parseError(long);
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toMatch(/^c\.yaml: databases\[0\]\.tables\[0\]\.name: the archive directory and state files of .* would be named after "%C3%A9.*", 373 bytes .*use s3: storage, or shorter schema and table names$/);
+    // S3 keys take 1,024 bytes: the same names are fine there.
+    expect(parseConfig(long.replace('local:\n  path: ./archive\n', 's3:\n  bucket: audit-archive\n'), 'c.yaml', {}).databases[0]!.tables[0]!.name).toBe('ü'.repeat(31));
+    // ASCII names at PostgreSQL's 63-byte limit fit.
+    expect(() => parseConfig(long.replace('ü'.repeat(31), 'u'.repeat(63)).replace('é'.repeat(31), 'e'.repeat(63)), 'c.yaml', {})).not.toThrow();
+  });
+
   it('rejects both s3 and local', () => {
     const error = parseError(`s3:\n  bucket: audit-archive\n${minimal}`);
     expect(error.message).toBe('c.yaml: expected exactly one of `s3:` or `local:`, found both');
