@@ -24,6 +24,11 @@ export interface TablePlan {
   schema: string;
   table: string;
   oid: number;
+  /**
+   * 'r' ordinary, 'p' partitioned. Every statement on the rows of an ordinary table names it with
+   * ONLY: an INHERITS child attached after the plan was loaded must stay out of reads and deletes.
+   */
+  relkind: 'r' | 'p';
   columns: ColumnInfo[];
   primaryKey: ColumnInfo[];
   timestampColumn: ColumnInfo;

@@ -7,6 +7,17 @@ import { quoteIdent, quoteQualified } from './quote-ident.js';
 
 const col = (c: ColumnInfo): string => `t.${quoteIdent(c.name)}`;
 
+/**
+ * The table as every statement on its archived rows names it. ONLY for an ordinary table: the
+ * refusal of INHERITS children runs when the plan is loaded, and a child attached after that (ALTER
+ * TABLE … INHERIT) would otherwise be read with the parent's columns and deleted whole, its own
+ * columns archived nowhere (found by probing). Not for a partitioned table, whose rows are all in
+ * its partitions. Anything but 'p' gets ONLY: reading too little never loses a row.
+ */
+export function tableSource(plan: Pick<TablePlan, 'schema' | 'table' | 'relkind'>): string {
+  return `${plan.relkind === 'p' ? '' : 'ONLY '}${quoteQualified(plan.schema, plan.table)}`;
+}
+
 /** A literal for an arbitrary string (only used for constants we build, never for user values). */
 function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
@@ -125,7 +136,7 @@ export function buildCutoffSql(plan: TablePlan): string {
 /** $1 = cutoff. */
 export function buildCountSql(plan: TablePlan): string {
   const ts = col(plan.timestampColumn);
-  return `SELECT count(*)::text AS n, min(${ts})::text AS min_ts, max(${ts})::text AS max_ts FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type}${holdExclusionSql(plan)}`;
+  return `SELECT count(*)::text AS n, min(${ts})::text AS min_ts, max(${ts})::text AS max_ts FROM ${tableSource(plan)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type}${holdExclusionSql(plan)}`;
 }
 
 /**
@@ -137,7 +148,7 @@ export function buildArchivableSummarySql(plan: TablePlan): string {
   const ts = col(plan.timestampColumn);
   const perDay =
     `SELECT ${dayExpression(plan)} AS day, count(*) AS n, min(${ts}) AS min_ts, max(${ts}) AS max_ts ` +
-    `FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type}${holdExclusionSql(plan)} GROUP BY 1`;
+    `FROM ${tableSource(plan)} AS t WHERE ${ts} < $1::${plan.timestampColumn.type}${holdExclusionSql(plan)} GROUP BY 1`;
   return (
     `SELECT COALESCE(sum(d.n), 0)::text AS n, min(d.min_ts)::text AS min_ts, max(d.max_ts)::text AS max_ts, ` +
     `COALESCE(sum(ceil(d.n::numeric / $2::int)), 0)::text AS batches FROM (${perDay}) AS d`
@@ -169,7 +180,7 @@ function pageScan(plan: TablePlan, bounds: PageBounds, limit: number | null, par
     (bounds.after ? ` AND (${tuple}) > (${params(2)})` : '') +
     (bounds.until ? ` AND (${tuple}) <= (${params(bounds.after ? 2 + order.length : 2)})` : '');
   return (
-    `FROM ${quoteQualified(plan.schema, plan.table)} AS t${join} ` +
+    `FROM ${tableSource(plan)} AS t${join} ` +
     `WHERE ${col(plan.timestampColumn)} < ${param(1)}::${plan.timestampColumn.type}${keyset}${holdExclusionSql(plan)} ` +
     `ORDER BY ${tuple}${limit === null ? '' : ` LIMIT ${Math.trunc(limit)}`}`
   );
@@ -294,7 +305,7 @@ const keyMatch = (plan: TablePlan): string => plan.primaryKey.map((c, i) => `${c
  *   skipLocked form when it expires (archive-batch.ts).
  */
 export function buildGuardedDeleteSql(plan: TablePlan, options: { skipLocked: boolean }): string {
-  const table = quoteQualified(plan.schema, plan.table);
+  const table = tableSource(plan);
   const keyCount = plan.primaryKey.length;
   // Keys travel as text[] and are cast per element: `$n::<key type>[]` would not do for a key
   // column that is itself an array (integer[][] is integer[]; found in review).
@@ -327,7 +338,7 @@ export function buildHeldKeysSql(plan: TablePlan): string {
   return (
     `WITH ${batchKeysCte(1)} ` +
     `SELECT COALESCE(json_agg(s.k), '[]')::text AS keys FROM ` +
-    `(SELECT ${keyJson(plan)} AS k FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)} WHERE NOT (true${holdExclusionSql(plan)})) AS s`
+    `(SELECT ${keyJson(plan)} AS k FROM ${tableSource(plan)} AS t JOIN b ON ${keyMatch(plan)} WHERE NOT (true${holdExclusionSql(plan)})) AS s`
   );
 }
 
@@ -335,6 +346,6 @@ export function buildPresentRowsSql(plan: TablePlan, options: { lock: boolean } 
   return (
     `WITH ${batchKeysCte(1)} ` +
     `SELECT COALESCE(json_agg(json_build_array(s.k, s.x)), '[]')::text AS rows FROM ` +
-    `(SELECT ${keyJson(plan)} AS k, t.xmin::text AS x FROM ${quoteQualified(plan.schema, plan.table)} AS t JOIN b ON ${keyMatch(plan)}${options.lock ? ' FOR KEY SHARE OF t' : ''}) AS s`
+    `(SELECT ${keyJson(plan)} AS k, t.xmin::text AS x FROM ${tableSource(plan)} AS t JOIN b ON ${keyMatch(plan)}${options.lock ? ' FOR KEY SHARE OF t' : ''}) AS s`
   );
 }

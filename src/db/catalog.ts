@@ -129,6 +129,7 @@ export async function loadTablePlan(
     schema: table.schema,
     table: table.name,
     oid,
+    relkind: found.relkind,
     columns,
     primaryKey,
     timestampColumn: tsColumn,
