@@ -16,6 +16,7 @@ import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layou
 import { serializeMarker, type PendingMarker } from './pending-marker.js';
 import { deleteArchivedRows, selectColumnSignature, type DeleteResult } from '../db/archive-queries.js';
 import type { Queryable } from '../db/queryable.js';
+import { deleteTriggersError, selectDeleteTriggers } from '../db/catalog.js';
 import { timed, type ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
 import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
@@ -310,6 +311,27 @@ async function assertColumnsUnchanged(client: Queryable, ctx: ArchiveContext, ke
   });
 }
 
+/**
+ * The plan refused the table if it had DELETE triggers (unless allowed), but one may have been
+ * created since. Checked after the DELETE, inside its transaction: CREATE TRIGGER needs a lock
+ * that conflicts with the DELETE's ROW EXCLUSIVE one, so a trigger that fired on this delete was
+ * committed before the delete's first statement and is seen here (read committed, pinned in
+ * connect.ts), and none can appear before COMMIT. The rollback undoes what it did as well.
+ */
+async function assertNoDeleteTriggers(client: Queryable, ctx: ArchiveContext, key: string): Promise<void> {
+  if (ctx.plan.allowDeleteTriggers) return;
+  const triggers = await selectDeleteTriggers(client, ctx.plan);
+  if (triggers.length === 0) return;
+  const label = tableLabel(ctx.plan);
+  throw deleteTriggersError(
+    triggers,
+    ctx.plan.database,
+    `${ctx.plan.schema}.${ctx.plan.table}`,
+    'TABLE_CHANGED',
+    `created while ${label} was being archived: the delete of ${key} was rolled back with whatever they did, and nothing of it deleted`,
+  );
+}
+
 /** No delete starts or commits without the table lock (another archiver may be working on the table). */
 function assertLockHeld(ctx: ArchiveContext, stoppedBefore: string): void {
   if (!ctx.lock.isHeld()) throw lockLostError(tableLabel(ctx.plan), ctx.lock.lostReason(), stoppedBefore);
@@ -396,6 +418,7 @@ async function deleteGuarded(
     // check and COMMIT. A column added (with a default: the rows keep their xmin) or changed since
     // the batch was read would make the archived lines miss what the deleted rows held (found in review).
     await assertColumnsUnchanged(client, ctx, key);
+    await assertNoDeleteTriggers(client, ctx, key);
     // A hold placed in the holds table since this run read it (found in review): its rows must not
     // go, and only the run that reads it can know which they are. Roll back; the next run applies it.
     const placed = await ctx.recheckHolds?.(client);

@@ -227,6 +227,12 @@ export const tableSchema = z
       .optional()
       .describe('Data classification of the table (a key of compliance.data_classifications): its retention bounds and encryption requirement apply.'),
     critical: z.boolean().optional().describe('The table must be archived with server-side encryption (SSE-S3 or SSE-KMS) when compliance.enforce_encryption is on; else it is refused.'),
+    allow_delete_triggers: z
+      .boolean()
+      .optional()
+      .describe(
+        'Archive the table even though enabled user DELETE triggers (on it, or on a partition) fire on the archiver\'s deletes; without it such a table is refused, since what a trigger deletes or keeps is archived nowhere. Trigger functions then run with search_path pg_catalog: schema-qualify their names or `ALTER FUNCTION … SET search_path`.',
+      ),
   })
   .strict()
   .superRefine((t, ctx) => {

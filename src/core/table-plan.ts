@@ -19,6 +19,21 @@ export interface ColumnInfo {
   identity: 'always' | 'by-default' | null;
 }
 
+/** A user trigger that fires on the archiver's DELETE (catalog.ts, selectDeleteTriggers). */
+export interface DeleteTrigger {
+  name: string;
+  /** The table it is on, schema-qualified. */
+  table: string;
+  /** BEFORE/AFTER/INSTEAD OF, ROW/STATEMENT. */
+  timing: string;
+  /** The trigger function, schema-qualified with its argument types (regprocedure). */
+  function: string;
+}
+
+export function describeDeleteTrigger(t: DeleteTrigger): string {
+  return `"${t.name}" on ${t.table} (${t.timing}, ${t.function})`;
+}
+
 export interface TablePlan {
   database: string;
   schema: string;
@@ -29,6 +44,13 @@ export interface TablePlan {
    * ONLY: an INHERITS child attached after the plan was loaded must stay out of reads and deletes.
    */
   relkind: 'r' | 'p';
+  /**
+   * Enabled user DELETE triggers on the table (or its partitions) when the plan was loaded, as
+   * `"name" on schema.table (timing, function)`. Non-empty only with allow_delete_triggers: without
+   * it such a table is refused, and every delete checks that none appeared since.
+   */
+  deleteTriggers: DeleteTrigger[];
+  allowDeleteTriggers: boolean;
   columns: ColumnInfo[];
   primaryKey: ColumnInfo[];
   timestampColumn: ColumnInfo;

@@ -7,7 +7,7 @@
  */
 import type { DefaultsConfig, TableConfig } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
-import type { ColumnInfo, TablePlan, TimestampKind } from '../core/table-plan.js';
+import { describeDeleteTrigger, type ColumnInfo, type DeleteTrigger, type TablePlan, type TimestampKind } from '../core/table-plan.js';
 import type { Queryable } from './queryable.js';
 
 interface ColumnRow {
@@ -106,6 +106,10 @@ export async function loadTablePlan(
     });
   }
   await refuseCascadingReferences(q, oid, database, qualified);
+  const relkind = found.relkind;
+  const deleteTriggers = await selectDeleteTriggers(q, { oid, relkind });
+  const allowDeleteTriggers = table.allow_delete_triggers === true;
+  if (deleteTriggers.length > 0 && !allowDeleteTriggers) throw deleteTriggersError(deleteTriggers, database, qualified, 'TABLE_NOT_SUPPORTED', 'refused before any row was read');
   const byName = new Map(columns.map((c) => [c.name, c]));
   const baseTypes = new Map(cols.rows.map((r) => [r.attname, r.base_type]));
 
@@ -129,7 +133,9 @@ export async function loadTablePlan(
     schema: table.schema,
     table: table.name,
     oid,
-    relkind: found.relkind,
+    relkind,
+    deleteTriggers,
+    allowDeleteTriggers,
     columns,
     primaryKey,
     timestampColumn: tsColumn,
@@ -247,5 +253,56 @@ async function refuseInheritanceChildren(q: Queryable, oid: number, database: st
     'TABLE_NOT_SUPPORTED',
     `${qualified} (database "${database}") has inheritance children (${child}): their rows would be archived with the parent's columns only and deleted whole; archive each child table on its own and leave the parent out`,
     { details: { database, table: qualified, child } },
+  );
+}
+
+/**
+ * Enabled user triggers that fire on a DELETE from the table: its own, and for a partitioned table
+ * those of every partition (a row trigger of the parent is cloned onto each partition and listed
+ * there too). An ordinary table's INHERITS children are not included: the archiver deletes from
+ * it with ONLY (archive-sql.ts), which fires no child's trigger. Internal triggers (foreign keys,
+ * whose delete actions refuseCascadingReferences judges) are left out; disabled ones ('D') never
+ * fire. REPLICA and ALWAYS ones are counted whatever the session's replication role: fail closed.
+ */
+export async function selectDeleteTriggers(q: Queryable, plan: Pick<TablePlan, 'oid' | 'relkind'>): Promise<DeleteTrigger[]> {
+  const r = await q.query<DeleteTrigger>(
+    `WITH RECURSIVE tree(relid) AS (
+       SELECT $1::oid
+       UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid WHERE $2::boolean)
+     SELECT g.tgname::text AS name, g.tgrelid::regclass::text AS table,
+            CASE WHEN g.tgtype & 2 <> 0 THEN 'BEFORE' WHEN g.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END
+              || CASE WHEN g.tgtype & 1 <> 0 THEN ' ROW' ELSE ' STATEMENT' END AS timing,
+            g.tgfoid::regprocedure::text AS function
+       FROM pg_catalog.pg_trigger g JOIN tree ON g.tgrelid = tree.relid
+      WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgtype & 8 <> 0
+      ORDER BY 2, 1`,
+    [plan.oid, plan.relkind === 'p'],
+  );
+  return r.rows;
+}
+
+/** Triggers listed in an error message before "and N more". */
+const LISTED_TRIGGERS = 5;
+
+/**
+ * A DELETE trigger runs as part of the archiver's delete, and what it does is archived nowhere: an
+ * AFTER trigger that deletes or changes other rows (found by probing: a row inside the retention
+ * was deleted, exit 0, validate OK), a BEFORE trigger that returns NULL (the rows stay, and are read,
+ * uploaded and rewritten out of the object on every run). Refused like ON DELETE CASCADE unless
+ * the table's config says allow_delete_triggers: true.
+ */
+export function deleteTriggersError(
+  triggers: readonly DeleteTrigger[],
+  database: string,
+  qualified: string,
+  code: 'TABLE_NOT_SUPPORTED' | 'TABLE_CHANGED',
+  outcome: string,
+): AuditlogError {
+  const listed = triggers.slice(0, LISTED_TRIGGERS).map(describeDeleteTrigger).join(', ');
+  const more = triggers.length > LISTED_TRIGGERS ? ` and ${triggers.length - LISTED_TRIGGERS} more` : '';
+  return new AuditlogError(
+    code,
+    `${qualified} (database "${database}") has DELETE trigger(s) ${listed}${more}: they would fire on the archiver's deletes, and rows they delete, change or keep are archived nowhere (${outcome}); drop or disable them (ALTER TABLE … DISABLE TRIGGER …), or, if they only record the delete, set allow_delete_triggers: true for this table (docs/configuration.md)`,
+    { details: { database, table: qualified, triggers: triggers.map((t) => `${t.table}.${t.name}`) } },
   );
 }
