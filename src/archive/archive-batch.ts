@@ -7,9 +7,9 @@
  * rewritten without them *before* the delete commits, so every committed object holds exactly the
  * rows it deleted.
  */
-import { AuditlogError, describeError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { lockLostError } from '../core/table-lock.js';
-import { tableLabel } from '../core/table-plan.js';
+import { describeDeleteTrigger, tableLabel } from '../core/table-plan.js';
 import { computeBatchId, FORMAT_NAME, FORMAT_VERSION, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
 import { keyId, subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
@@ -17,6 +17,7 @@ import { serializeMarker, type PendingMarker } from './pending-marker.js';
 import { deleteArchivedRows, selectColumnSignature, type DeleteResult } from '../db/archive-queries.js';
 import type { Queryable } from '../db/queryable.js';
 import { deleteTriggersError, selectDeleteTriggers } from '../db/catalog.js';
+import { quoteIdent } from '../db/quote-ident.js';
 import { timed, type ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
 import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
@@ -332,6 +333,29 @@ async function assertNoDeleteTriggers(client: Queryable, ctx: ArchiveContext, ke
   );
 }
 
+/** SQLSTATEs of a name that does not resolve: undefined table, function, object. */
+const UNRESOLVED_NAME: ReadonlySet<string> = new Set(['42P01', '42883', '42704']);
+
+/**
+ * A trigger function (allowed by allow_delete_triggers) that names a table or function without
+ * its schema fails under the archiver, whose sessions pin search_path to pg_catalog (DESIGN.md
+ * §5b, so that the archiver's own SQL resolves the same on every database), with nothing but
+ * "relation … does not exist" to go on, on every run (found by probing). The message says why
+ * and how to fix the function; the pinned search_path stays.
+ */
+function explainTriggerNameError(ctx: ArchiveContext, error: unknown, key: string): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (isAuditlogError(error) || typeof code !== 'string' || !UNRESOLVED_NAME.has(code) || ctx.plan.deleteTriggers.length === 0) return error;
+  const triggers = ctx.plan.deleteTriggers;
+  const fn = triggers[0]!.function;
+  const schema = /^[a-z_][a-z0-9_]*$/.test(ctx.plan.schema) ? ctx.plan.schema : quoteIdent(ctx.plan.schema);
+  return new AuditlogError(
+    'DB_QUERY',
+    `database error ${code}: ${describeError(error)} — while deleting rows of ${tableLabel(ctx.plan)}, whose DELETE trigger(s) ${triggers.map(describeDeleteTrigger).join(', ')} fire on the archiver's deletes; the archiver's sessions run with search_path = pg_catalog, so a trigger function must schema-qualify the tables and functions it uses (schema.name, not name) or pin its own search_path, e.g. ALTER FUNCTION ${fn} SET search_path = ${schema}; the delete of ${key} was rolled back and nothing of it deleted`,
+    { details: { key, sqlstate: code, triggers: triggers.map((t) => `${t.table}.${t.name}`) }, cause: error },
+  );
+}
+
 /** No delete starts or commits without the table lock (another archiver may be working on the table). */
 function assertLockHeld(ctx: ArchiveContext, stoppedBefore: string): void {
   if (!ctx.lock.isHeld()) throw lockLostError(tableLabel(ctx.plan), ctx.lock.lostReason(), stoppedBefore);
@@ -452,7 +476,7 @@ async function deleteGuarded(
       broken = error as Error;
       await client.query('ROLLBACK').catch(() => undefined);
     }
-    throw error;
+    throw explainTriggerNameError(ctx, error, key);
   } finally {
     client.off('error', onClientError);
     client.release(broken);

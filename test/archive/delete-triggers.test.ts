@@ -136,4 +136,28 @@ describe('user DELETE triggers', () => {
     // The batch's object stays in flight (its marker says its delete never committed) until a run reconciles it.
     expect(committedKeyCounts(await inspectArchive(fx.store)).size).toBe(0);
   });
+
+  it('names the pinned search_path and the fix when a trigger function uses an unqualified name (42P01); nothing deleted', async () => {
+    await createEv();
+    await fx.db.query(`CREATE TABLE deleted_log (id int)`);
+    await fx.db.query(`CREATE FUNCTION log_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO deleted_log VALUES (old.id); RETURN old; END $$`);
+    await fx.db.query(`CREATE TRIGGER log AFTER DELETE ON ev FOR EACH ROW EXECUTE FUNCTION log_delete()`);
+    const config = fx.configFor([{ ...ev, allow_delete_triggers: true }], { batch_size: 10 });
+    const failed = await archiveWith(config, fx.store);
+    const error = failed.tables[0]!.error!;
+    expect(error.code).toBe('DB_QUERY');
+    expect(error.message).toContain('42P01');
+    expect(error.message).toContain('search_path');
+    expect(error.message).toContain('pg_catalog');
+    expect(error.message).toContain('ALTER FUNCTION public.log_delete() SET search_path');
+    expect(error.message).not.toContain('\n');
+    expect(await ids()).toEqual(all);
+    expect(await ids('deleted_log')).toEqual([]);
+    // The fix the message names works.
+    await fx.db.query(`ALTER FUNCTION public.log_delete() SET search_path = public`);
+    const fixed = await archiveWith(config, fx.store);
+    expect(fixed.tables[0]!.error).toBeUndefined();
+    expect(await ids()).toEqual([1000]);
+    expect(await ids('deleted_log')).toEqual(all.slice(0, 10));
+  });
 });
