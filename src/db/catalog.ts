@@ -110,6 +110,7 @@ export async function loadTablePlan(
   const deleteTriggers = await selectDeleteTriggers(q, { oid, relkind });
   const allowDeleteTriggers = table.allow_delete_triggers === true;
   if (deleteTriggers.length > 0 && !allowDeleteTriggers) throw deleteTriggersError(deleteTriggers, database, qualified, 'TABLE_NOT_SUPPORTED', 'refused before any row was read');
+  await refuseDeleteRules(q, { oid, relkind }, database, qualified);
   const byName = new Map(columns.map((c) => [c.name, c]));
   const baseTypes = new Map(cols.rows.map((r) => [r.attname, r.base_type]));
 
@@ -279,6 +280,33 @@ export async function selectDeleteTriggers(q: Queryable, plan: Pick<TablePlan, '
     [plan.oid, plan.relkind === 'p'],
   );
   return r.rows;
+}
+
+/**
+ * A rule ON DELETE rewrites the archiver's delete into something else: `DO INSTEAD UPDATE … SET
+ * deleted = true RETURNING …` (a soft delete) returned every key as deleted while the rows stayed,
+ * so committed objects held rows still in the table, archived again by every run (found in
+ * review). DO ALSO and conditional rules fail inside the delete's WITH anyway. Always refused:
+ * no setting makes a rewritten delete a delete.
+ */
+async function refuseDeleteRules(q: Queryable, plan: Pick<TablePlan, 'oid' | 'relkind'>, database: string, qualified: string): Promise<void> {
+  const r = await q.query<{ name: string; table: string }>(
+    `WITH RECURSIVE tree(relid) AS (
+       SELECT $1::oid
+       UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid WHERE $2::boolean)
+     SELECT w.rulename::text AS name, w.ev_class::regclass::text AS table
+       FROM pg_catalog.pg_rewrite w JOIN tree ON w.ev_class = tree.relid
+      WHERE w.ev_type = '4' AND w.ev_enabled <> 'D'
+      ORDER BY 2, 1`,
+    [plan.oid, plan.relkind === 'p'],
+  );
+  if (r.rows.length === 0) return;
+  const rules = r.rows.map((w) => `${w.table}.${w.name}`);
+  throw new AuditlogError(
+    'TABLE_NOT_SUPPORTED',
+    `${qualified} (database "${database}") has rule(s) ON DELETE ${rules.join(', ')}: they rewrite the archiver's delete (a DO INSTEAD rule keeps the rows while reporting them deleted), so archived rows could stay in the table; refused before any row was read — drop or disable the rule (ALTER TABLE … DISABLE RULE …), or leave this table out`,
+    { details: { database, table: qualified, rules } },
+  );
 }
 
 /** Triggers listed in an error message before "and N more". */

@@ -160,4 +160,22 @@ describe('user DELETE triggers', () => {
     expect(await ids()).toEqual([1000]);
     expect(await ids('deleted_log')).toEqual(all.slice(0, 10));
   });
+
+  it('refuses a table with a rule ON DELETE, even with allow_delete_triggers: a DO INSTEAD rule kept the rows while the delete reported them deleted (found in review)', async () => {
+    await createEv();
+    await fx.db.query(`ALTER TABLE ev ADD COLUMN deleted boolean NOT NULL DEFAULT false`);
+    await fx.db.query(`CREATE RULE soft AS ON DELETE TO ev DO INSTEAD UPDATE ev SET deleted = true WHERE id = old.id RETURNING ev.*`);
+    const summary = await archiveWith(fx.configFor([{ ...ev, allow_delete_triggers: true }], { batch_size: 10 }), fx.store);
+    const table = summary.tables[0]!;
+    expect(table.error!.code).toBe('TABLE_NOT_SUPPORTED');
+    expect(table.error!.message).toContain('rule(s) ON DELETE public.ev.soft');
+    expect(table.error!.message).not.toContain('\n');
+    expect((await fx.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ev WHERE NOT deleted`)).rows[0]!.n).toBe(11);
+    expect((await inspectArchive(fx.store)).objects).toEqual([]);
+    // Disabled, it rewrites nothing: the table archives.
+    await fx.db.query(`ALTER TABLE ev DISABLE RULE soft`);
+    const after = await archiveWith(fx.configFor([ev], { batch_size: 10 }), fx.store);
+    expect(after.tables[0]!.error).toBeUndefined();
+    expect(await ids()).toEqual([1000]);
+  });
 });
