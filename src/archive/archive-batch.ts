@@ -52,15 +52,20 @@ export interface BatchOutcome {
 }
 
 export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<BatchOutcome> {
+  // Read, nothing written yet: a crash here must leave no trace in the store.
+  await ctx.onPhase?.('after-read');
+  return archiveBatchAs(ctx, rows);
+}
+
+/** `content`: set for the second, content-derived id (computeBatchId) after a committed object of other rows held the plain one. */
+async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: string): Promise<BatchOutcome> {
   const { plan, store } = ctx;
-  const batchId = computeBatchId(plan, rows.firstTs, rows.keys[0]!, rows.keys[rows.count - 1]!, rows.count);
+  const batchId = computeBatchId(plan, rows.firstTs, rows.keys[0]!, rows.keys[rows.count - 1]!, rows.count, content);
   const objectName = `${rows.firstTimeOfDay}-${batchId}`;
   const key = dataKey(ctx.prefix, rows.day, objectName);
   const metaKey = metadataKeyFor(key);
   const markerKey = pendingMarkerKey(ctx.prefix, rows.day, objectName);
   const log = ctx.logger.child({ batch: batchId });
-  // Read, nothing written yet: a crash here must leave no trace in the store.
-  await ctx.onPhase?.('after-read');
 
   const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), delete_txid: null, origin: ctx.origin, table: { database: plan.database, schema: plan.schema, table: plan.table } };
   let current = rows;
@@ -102,7 +107,18 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
         JSON.stringify(committed.columns) === JSON.stringify(plan.columns.map((c) => ({ name: c.name, type: c.type }))) &&
         JSON.stringify(committed.json_null_values) === JSON.stringify(expected.json_null_values) &&
         JSON.stringify(committed.json_text_values) === JSON.stringify(expected.json_text_values);
-      if (!same) return conflict('is a committed object whose rows differ from the ones now in the table');
+      if (!same) {
+        // Rows restored into the table and changed since (or the table's columns changed) make a
+        // batch of the same shape, so the same plain id, as the committed object they came from.
+        // That object stays as it is; the batch goes to an id derived from its content too, so a
+        // rerun finds it again (found by probing: the table failed with STORAGE_CONFLICT on every
+        // run). The marker written for the committed object's name goes first; a crash before
+        // that leaves one the next run reconciles as "committed earlier".
+        if (content !== undefined) return conflict('is a committed object whose rows differ from the ones now in the table');
+        await store.delete(markerKey);
+        log.info({ key }, 'a committed object of other versions of these rows holds this batch id: archiving them under an id derived from their content');
+        return archiveBatchAs(ctx, rows, encoded.sha256Uncompressed);
+      }
       // Deleting against it must meet the table's encryption requirement like a fresh upload —
       // but it is a committed archive: refuse, never remove it (found in review).
       if (ctx.requiredSse !== undefined) {

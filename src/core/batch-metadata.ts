@@ -59,8 +59,15 @@ export function sha256Hex(data: Buffer | string): string {
  * Deterministic batch identity (I4): the same rows in the same table always give the same id and
  * thus the same object key, so a retried batch overwrites its own uncommitted object.
  */
-export function computeBatchId(plan: Pick<TablePlan, 'database' | 'schema' | 'table'>, firstTs: string, firstKey: readonly string[], lastKey: readonly string[], count: number): string {
-  return sha256Hex(JSON.stringify([plan.database, plan.schema, plan.table, firstTs, firstKey, lastKey, count])).slice(0, 16);
+/**
+ * `content`: the SHA-256 of the batch's lines, given only when a committed object of other rows
+ * already holds the plain id (rows restored into the table and changed since): the batch then
+ * gets an id of its own, as deterministic as the plain one (archive-batch.ts).
+ */
+export function computeBatchId(plan: Pick<TablePlan, 'database' | 'schema' | 'table'>, firstTs: string, firstKey: readonly string[], lastKey: readonly string[], count: number, content?: string): string {
+  const identity: unknown[] = [plan.database, plan.schema, plan.table, firstTs, firstKey, lastKey, count];
+  if (content !== undefined) identity.push(content);
+  return sha256Hex(JSON.stringify(identity)).slice(0, 16);
 }
 
 export function serializeMetadata(meta: BatchMetadata): Buffer {

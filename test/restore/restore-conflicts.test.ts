@@ -9,6 +9,7 @@ import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { archiveWith } from '../helpers/archive-run.js';
 import { createEventsTable } from '../helpers/events-table.js';
 import { restoreWith } from '../helpers/restore-run.js';
+import { inspectArchive } from '../helpers/archive-inspect.js';
 
 const f = useArchiveFixture();
 const ORIGINAL = `SELECT id, row_to_json(t)::text AS row FROM (SELECT id, happened_at, kind, body, note FROM events) t ORDER BY id`;
@@ -118,6 +119,34 @@ describe('a key archived twice (restored, changed, archived again)', () => {
     const rows = await f.db.query<{ id: string; note: string }>('SELECT id::text AS id, note FROM restored ORDER BY id::bigint');
     expect(rows.rows.map((r) => r.id)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
     expect(rows.rows.find((r) => r.id === '5')!.note).toBe('second version');
+  });
+});
+describe('rows restored into the live table and changed in place', () => {
+  it('are archived again to an object of their own: the committed one is kept, no STORAGE_CONFLICT (found by probing)', async () => {
+    await createEventsTable(f.db, { rows: 10, stepMinutes: 30, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable], { batch_size: 50 });
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(10);
+    const first = await inspectArchive(f.store);
+    expect((await restoreWith(config, f.store, { table: 'events' })).rows.inserted).toBe(10);
+    // Same keys, same count, same first timestamp: the batch has the committed object's shape.
+    await f.db.query(`UPDATE events SET note = 'second version' WHERE id = 5`);
+    const again = await archiveWith(config, f.store);
+    expect(again.tables[0]!.error).toBeUndefined();
+    expect(again.tables[0]!.rowsArchived).toBe(10);
+    expect(Number((await f.db.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]!.n)).toBe(0);
+    const now = await inspectArchive(f.store);
+    expect(now.pendingMarkers).toEqual([]);
+    expect(now.objects).toHaveLength(first.objects.length + 1);
+    for (const o of first.objects) expect(now.objects.find((n) => n.key === o.key)!.meta.sha256_compressed).toBe(o.meta.sha256_compressed);
+    const added = now.objects.filter((o) => !first.objects.some((f0) => f0.key === o.key));
+    expect(added).toHaveLength(1);
+    expect(added[0]!.lines.filter((l) => l.includes('second version'))).toHaveLength(1);
+    // A rerun finds nothing left, and the archive restores the version archived last.
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(0);
+    await f.db.query('CREATE TABLE restored (LIKE events INCLUDING ALL)');
+    const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'restored' }, conflict: 'upsert' });
+    expect(s.error).toBeUndefined();
+    expect((await f.db.query('SELECT note FROM restored WHERE id = 5')).rows).toEqual([{ note: 'second version' }]);
   });
 });
 describe('a key archived by two runs, restored on two sessions', () => {
