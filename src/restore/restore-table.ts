@@ -234,7 +234,7 @@ async function restoreInto(
     if (options.target === undefined) {
       throw new AuditlogError('TABLE_NOT_FOUND', `table ${target.schema}.${target.table} not found in database "${id.database}"; create it, or restore into a new table with --target-table SCHEMA.NAME`);
     }
-    const created = newTargetColumns(candidates.map((c) => c.meta));
+    const created = newTargetColumns(candidates.map((c) => c.meta), `${target.schema}.${target.table}`);
     if (!options.dryRun) {
       await createTargetTable(client, target.schema, target.table, created.columns, created.key);
       table = await loadTargetTable(client, target.schema, target.table);

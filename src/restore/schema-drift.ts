@@ -119,17 +119,34 @@ export function formatDrift(plan: DriftPlan): string[] {
 /**
  * The columns and key of a table created for a restore (`--target-table` that does not exist):
  * every column any selected object archived, in the order first seen (objects oldest run first),
- * each with the type it was archived with last, and the key of the newest object. Creating it
- * from the oldest object alone left columns added later out of the new table, and the drift plan
- * then dropped their values (found by probing). Older values of a column whose type changed are
- * cast like any drift (an impossible cast is refused before loading).
+ * and the key of the newest object. Creating it from the oldest object alone left columns added
+ * later out of the new table, and the drift plan then dropped their values (found by probing). A
+ * column archived with different types by different runs has no type that surely holds every
+ * value (numeric(10,2) narrowed to numeric(10,0) rounded 1.25 to 1; text changed to integer
+ * failed on every rerun; found in review): refused, naming the types, for the operator to create
+ * the table with a type that does.
  */
-export function newTargetColumns(metas: ReadonlyArray<{ columns: ReadonlyArray<{ name: string; type: string }>; primary_key_columns: readonly string[] }>): {
-  columns: { name: string; type: string }[];
-  key: string[];
-} {
-  const types = new Map<string, string>();
-  for (const meta of metas) for (const c of meta.columns) types.set(c.name, c.type);
+export function newTargetColumns(
+  metas: ReadonlyArray<{ columns: ReadonlyArray<{ name: string; type: string }>; primary_key_columns: readonly string[] }>,
+  label: string,
+): { columns: { name: string; type: string }[]; key: string[] } {
+  const types = new Map<string, string[]>();
+  for (const meta of metas) {
+    for (const c of meta.columns) {
+      const seen = types.get(c.name);
+      if (seen === undefined) types.set(c.name, [c.type]);
+      else if (!seen.includes(c.type)) seen.push(c.type);
+    }
+  }
+  const mixed = [...types].filter(([, t]) => t.length > 1);
+  if (mixed.length > 0) {
+    const list = mixed.map(([name, t]) => `"${name}" (${t.join(', ')})`).join('; ');
+    throw new AuditlogError(
+      'SCHEMA_DRIFT',
+      `cannot create ${label}: the selected objects archived column(s) ${list} with different types, and no one type surely holds every archived value; create ${label} yourself with a type for each that does (e.g. the widest), then rerun, or narrow the selection with --from/--to`,
+      { details: { columns: mixed.map(([name]) => name) } },
+    );
+  }
   const last = metas[metas.length - 1];
-  return { columns: [...types].map(([name, type]) => ({ name, type })), key: last === undefined ? [] : [...last.primary_key_columns] };
+  return { columns: [...types].map(([name, t]) => ({ name, type: t[0]! })), key: last === undefined ? [] : [...last.primary_key_columns] };
 }

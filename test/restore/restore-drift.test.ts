@@ -38,12 +38,12 @@ describe('restore schema drift', () => {
     expect(new Set(rows.rows.map((r) => `${r.region}/${r.score}`))).toEqual(new Set(['eu/null']));
   });
 
-  it('a new --target-table gets every column any object archived, each with its latest type, so no archived value is left out (found by probing)', async () => {
+  it('a new --target-table gets every column any object archived, so no archived value is left out (found by probing); columns archived with two types are refused (found in review)', async () => {
     await createEventsTable(f.db, { rows: 10, stepMinutes: 30, endDaysAgo: 20 });
     const config = f.configFor([eventsTable]);
     expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(10);
-    // A later run archives rows that have a column more and a wider type.
-    await f.db.query(`ALTER TABLE events ADD COLUMN region text, ALTER COLUMN kind TYPE varchar(40)`);
+    // A later run archives rows that have a column more.
+    await f.db.query(`ALTER TABLE events ADD COLUMN region text`);
     await f.db.query(`INSERT INTO events (id, happened_at, kind, body, note, region) VALUES (11, now() - interval '30 days', 'late', '{}', 'n', 'IMPORTANT')`);
     expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(1);
     const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'copy' } });
@@ -56,13 +56,23 @@ describe('restore schema drift', () => {
     expect(cols.rows).toEqual([
       { name: 'id', type: 'bigint' },
       { name: 'happened_at', type: 'timestamp with time zone' },
-      { name: 'kind', type: 'character varying(40)' },
+      { name: 'kind', type: 'text' },
       { name: 'body', type: 'jsonb' },
       { name: 'note', type: 'text' },
       { name: 'region', type: 'text' },
     ]);
     const regions = await f.db.query<{ id: string; region: string | null }>(`SELECT id::text, region FROM copy WHERE region IS NOT NULL`);
     expect(regions.rows).toEqual([{ id: '11', region: 'IMPORTANT' }]);
+
+    // A third run archives "kind" as varchar(40): no type is sure to hold both runs' values.
+    await f.db.query(`ALTER TABLE events ALTER COLUMN kind TYPE varchar(40)`);
+    await f.db.query(`INSERT INTO events (id, happened_at, kind, body, note) VALUES (12, now() - interval '30 days', 'later', '{}', 'n')`);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(1);
+    const mixed = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'copy2' } });
+    expect(mixed.status).toBe('failed');
+    expect(mixed.error?.code).toBe('SCHEMA_DRIFT');
+    expect(mixed.error?.message).toContain('"kind" (text, character varying(40))');
+    expect((await f.db.query(`SELECT to_regclass('public.copy2') IS NULL AS missing`)).rows[0]).toEqual({ missing: true });
   });
 
   it('a dropped column is reported and left out; with strict schema it is an error and nothing is loaded', async () => {
