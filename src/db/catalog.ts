@@ -32,11 +32,17 @@ const TIMESTAMP_KINDS: Record<string, TimestampKind> = {
 
 /** Columns a table may have to be archived: restore's staging table adds one, and PostgreSQL allows 1600. */
 export const MAX_ARCHIVED_COLUMNS = 1599;
+/**
+ * `purpose: 'read'` (validate --check-database, which reads rows and never deletes) skips the
+ * refusals that only protect a delete — ON DELETE CASCADE references, DELETE triggers and rules:
+ * a table archived before one was added must still be checkable (found in review).
+ */
 export async function loadTablePlan(
   q: Queryable,
   database: string,
   table: TableConfig,
   defaults: DefaultsConfig,
+  purpose: 'archive' | 'read' = 'archive',
 ): Promise<TablePlan> {
   const qualified = `${table.schema}.${table.name}`;
   const rel = await q.query<{ oid: string; relkind: string }>(
@@ -105,12 +111,13 @@ export async function loadTablePlan(
       details: { database, table: qualified, columns: columns.length },
     });
   }
-  await refuseCascadingReferences(q, oid, database, qualified);
+  const deletes = purpose === 'archive';
+  if (deletes) await refuseCascadingReferences(q, oid, database, qualified);
   const relkind = found.relkind;
   const deleteTriggers = await selectDeleteTriggers(q, { oid, relkind });
   const allowDeleteTriggers = table.allow_delete_triggers === true;
-  if (deleteTriggers.length > 0 && !allowDeleteTriggers) throw deleteTriggersError(deleteTriggers, database, qualified, 'TABLE_NOT_SUPPORTED', 'refused before any row was read');
-  await refuseDeleteRules(q, { oid, relkind }, database, qualified);
+  if (deletes && deleteTriggers.length > 0 && !allowDeleteTriggers) throw deleteTriggersError(deleteTriggers, database, qualified, 'TABLE_NOT_SUPPORTED', 'refused before any row was read');
+  if (deletes) await refuseDeleteRules(q, { oid, relkind }, database, qualified);
   const byName = new Map(columns.map((c) => [c.name, c]));
   const baseTypes = new Map(cols.rows.map((r) => [r.attname, r.base_type]));
 

@@ -32,7 +32,7 @@ export async function withDatabaseChecks<T>(
   });
   try {
     await checkConnection(pool, db, secrets);
-    return await fn(async (table) => rowPresenceCheck(pool, await loadTablePlan(pool, db.name, table, config.defaults)));
+    return await fn(async (table) => rowPresenceCheck(pool, await loadTablePlan(pool, db.name, table, config.defaults, 'read')));
   } finally {
     await pool.end().catch(() => undefined);
   }

@@ -323,6 +323,17 @@ describe.each(['s3', 'local'] as const)('validate (%s backend)', (backend) => {
     expect(report.tables[0]!.findings[0]!.severity).toBe('problem');
   });
 
+  it('--check-database checks a table that gained a DELETE trigger, a rule ON DELETE and a cascading reference since it was archived: those only refuse deletes (found in review)', async () => {
+    await db.query(`CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN old; END $$`);
+    await db.query(`CREATE TRIGGER log_del AFTER DELETE ON events FOR EACH ROW EXECUTE FUNCTION noop()`);
+    await db.query(`CREATE RULE keep AS ON DELETE TO events DO INSTEAD NOTHING`);
+    await db.query(`CREATE TABLE child (id bigint REFERENCES events (id) ON DELETE CASCADE)`);
+    const report = await validate({ checkDatabase: true });
+    expect(report.ok).toBe(true);
+    expect(findings(report)).toEqual([]);
+    expect(report.tables[0]!.rows).toBe(ROWS);
+  });
+
   it('an uncommitted object (pending marker) is a warning, listed apart, and not checked as corruption', async () => {
     const o = objects[4]!;
     // As a crash after the upload leaves it: the marker, the data object, no sidecar yet.
