@@ -325,7 +325,12 @@ async function insertRows(client: pg.ClientBase, drift: DriftPlan, target: Targe
     const r = await client.query<{ inserted: number; returned: number }>(insertSql(drift, target, parsed, strategy));
     const inserted = Number(r.rows[0]?.inserted ?? 0) - conflicts;
     if (feed === undefined) return { inserted, skippedByTriggers: 0 };
-    return { inserted, skippedByTriggers: droppedByTriggers(strategy, feed, Number(r.rows[0]?.returned ?? 0)) };
+    const skippedByTriggers = droppedByTriggers(strategy, feed, Number(r.rows[0]?.returned ?? 0));
+    if (conflictsSql === undefined) return { inserted, skippedByTriggers };
+    // A partitioned target returns no xmax to tell inserted from updated rows, and an update a
+    // trigger dropped is neither: count the keys there now against those there before (found in review).
+    const after = (await client.query<{ existing: number }>(feedCountsSql(drift, target, parsed))).rows[0];
+    return { inserted: Number(after?.existing ?? 0) - feed.existing, skippedByTriggers };
   } catch (error) {
     const pgError = error as { code?: string; detail?: string; constraint?: string };
     if (strategy === 'fail' && pgError.code === '23505') {

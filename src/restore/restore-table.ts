@@ -123,7 +123,7 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
   if (summary.corrupt.length > 0) summary.status = 'failed';
   if (summary.rows.skippedByTriggers > 0) {
     // The target's own rule, so not a failure; but these rows are in neither the table nor the count of conflicts.
-    logger.warn({ rows: summary.rows.skippedByTriggers }, "rows dropped by the target's BEFORE INSERT/UPDATE triggers (they returned NULL): not in the target; the watermark counts their objects as restored");
+    logger.warn({ rows: summary.rows.skippedByTriggers }, "rows a BEFORE INSERT/UPDATE trigger of the target returned NULL for: not inserted into the target table itself (dropped, or stored elsewhere such as a child table); the watermark counts their objects as restored");
   }
   // Found in review: both used to end with exit 0. An object in flight may hold rows whose delete
   // committed (a crash before its marker went): they exist nowhere else until reconciled.
