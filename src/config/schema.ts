@@ -641,6 +641,13 @@ export const configSchema = z
       }
     }
     if (c.local !== undefined) {
+      c.databases.forEach((d, i) => {
+        // A directory of its own (under the archive and under _auditlog/locks, state, checkpoints).
+        const segment = tablePrefix(d.name, 's', 't').split('/')[0]!;
+        if (segment.length > 255) {
+          ctx.addIssue({ code: 'custom', path: ['databases', i, 'name'], message: `the archive directory of database ${d.name.slice(0, 40)}… would be named with ${segment.length} bytes (percent-encoded); a local: directory name takes at most 255: use a shorter name` });
+        }
+      });
       c.databases.forEach((d, i) =>
         d.tables.forEach((t, j) => {
           const problem = localNameProblem(d.name, t.schema, t.name);

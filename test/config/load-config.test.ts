@@ -109,6 +109,9 @@ describe('parseConfig: storage backend', () => {
     expect(error.message).toMatch(/^c\.yaml: databases\[0\]\.tables\[0\]\.name: the archive directory and state files of .* would be named after "%C3%A9.*", 373 bytes .*use s3: storage, or shorter schema and table names$/);
     // S3 keys take 1,024 bytes: the same names are fine there.
     expect(parseConfig(long.replace('local:\n  path: ./archive\n', 's3:\n  bucket: audit-archive\n'), 'c.yaml', {}).databases[0]!.tables[0]!.name).toBe('ü'.repeat(31));
+    // A databases[].name is a directory of its own: over 255 bytes encoded is refused too.
+    const longDb = parseError(minimal.replace('- name: app', `- name: ${'d'.repeat(256)}`));
+    expect(longDb.message).toMatch(/^c\.yaml: databases\[0\]\.name: the archive directory of database d+… would be named with 256 bytes/);
     // ASCII names at PostgreSQL's 63-byte limit fit.
     expect(() => parseConfig(long.replace('ü'.repeat(31), 'u'.repeat(63)).replace('é'.repeat(31), 'e'.repeat(63)), 'c.yaml', {})).not.toThrow();
   });
