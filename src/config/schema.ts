@@ -202,7 +202,7 @@ export const tableSchema = z
   .object({
     name: identifier.describe('Table name, exactly as in the catalog (case-sensitive, no quoting needed).'),
     schema: identifier.default('public').describe('Schema of the table.'),
-    timestamp_column: identifier.describe('Column compared with the retention (timestamptz, timestamp or date).'),
+    timestamp_column: identifier.describe('Column compared with the retention (timestamptz, timestamp or date; timestamp and date values are taken as UTC).'),
     primary_key: z
       .union([identifier, z.array(identifier).min(1)])
       .optional()
