@@ -15,7 +15,7 @@
  */
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { CircuitBreaker, CircuitPermit, CircuitSnapshot } from './circuit-breaker.js';
-import type { CleanupOptions, CleanupReport, DeleteManyResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
+import type { CleanupOptions, CleanupReport, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 
 export const CIRCUIT_OPEN_CODE = 'STORAGE_CIRCUIT_OPEN';
 
@@ -146,11 +146,11 @@ export class CircuitBreakerObjectStore implements ObjectStore {
   }
 
   /** One listing is one operation, however many pages it takes. */
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options?: ListOptions): AsyncIterable<ObjectInfo> {
     const permit = this.guard.admit();
     let settled = false;
     try {
-      yield* this.inner.list(prefix);
+      yield* this.inner.list(prefix, options);
     } catch (error) {
       settled = true;
       throw this.guard.settle(permit, error);

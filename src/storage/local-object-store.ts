@@ -9,7 +9,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 
 import path from 'node:path';
 import { AuditlogError, describeError } from '../core/errors.js';
 import type { RetryConfig } from '../config/schema.js';
-import type { CleanupItem, CleanupOptions, CleanupReport, DeleteFailure, DeleteManyResult, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { CleanupItem, CleanupOptions, CleanupReport, DeleteFailure, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { classifyFsError, type ErrorClassification } from './retry-policy.js';
 import { validateKeyPrefix, validateObjectKey } from './validate-object-key.js';
 import { verifyPutBody } from './verify-put-body.js';
@@ -114,13 +114,14 @@ export class LocalObjectStore implements ObjectStore {
     return { failed };
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
     validateKeyPrefix(prefix, 'local list');
     const slash = prefix.lastIndexOf('/');
     const directoryKey = slash === -1 ? '' : prefix.slice(0, slash);
     const namePrefix = prefix.slice(slash + 1);
     const directory = directoryKey === '' ? this.root : path.join(this.root, ...directoryKey.split('/'));
-    yield* this.walk(directory, directoryKey === '' ? '' : `${directoryKey}/`, namePrefix);
+    const after = options.startAfter;
+    for await (const info of this.walk(directory, directoryKey === '' ? '' : `${directoryKey}/`, namePrefix)) if (after === undefined || info.key > after) yield info;
   }
 
   async check(): Promise<void> {

@@ -39,6 +39,10 @@ export interface ObjectInfo {
   serverSideEncryption?: string;
 }
 
+export interface ListOptions {
+  startAfter?: string;
+}
+
 export interface ObjectStore {
   /** A human-readable location for messages, e.g. `s3://bucket/prefix/` or `/var/archive/`. Never contains secrets. */
   readonly description: string;
@@ -55,8 +59,12 @@ export interface ObjectStore {
    * `delete`; keys the store refused one by one are returned in `failed`, and every other key is gone.
    */
   deleteMany(keys: readonly string[]): Promise<DeleteManyResult>;
-  /** Every object under the prefix (recursively), in key order. */
-  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Every object under the prefix (recursively), in key order. With `startAfter` (a full key, not
+   * a prefix), only keys that sort after it: a store may ignore it and list more, so a caller that
+   * relies on it filters too.
+   */
+  list(prefix: string, options?: ListOptions): AsyncIterable<ObjectInfo>;
   /** Proves the store is reachable and writable-in-principle (bucket exists, credentials accepted). */
   check(): Promise<void>;
   /**

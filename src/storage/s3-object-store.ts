@@ -27,7 +27,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { S3Config } from '../config/schema.js';
-import type { CleanupItem, CleanupOptions, CleanupReport, DeleteFailure, DeleteManyResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
+import type { CleanupItem, CleanupOptions, CleanupReport, DeleteFailure, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 import { selectOrphanStateRecords, selectOrphanUploads, type ListedStateRecord, type ListedUpload } from './multipart-cleanup.js';
 import {
   canResume,
@@ -260,7 +260,7 @@ export class S3ObjectStore implements ObjectStore {
     return [];
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
     validateKeyPrefix(prefix, 's3 list');
     const fullPrefix = `${this.prefix}${prefix}`;
     let continuationToken: string | undefined;
@@ -272,6 +272,7 @@ export class S3ObjectStore implements ObjectStore {
             Bucket: this.bucket,
             Prefix: fullPrefix,
             MaxKeys: this.listPageSize,
+            ...(options.startAfter === undefined ? {} : { StartAfter: `${this.prefix}${options.startAfter}` }),
             ...(token === undefined ? {} : { ContinuationToken: token }),
           }),
         ),
