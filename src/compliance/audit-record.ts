@@ -91,7 +91,9 @@ export function sha256Hex(bytes: Buffer): string {
 /**
  * `_auditlog/audit/YYYY/MM/DD/<yyyymmddThhmmssmmmZ>-<run id>-<seq>-<event>.json`: key order is
  * time order (to the millisecond, then the run's own sequence), and run id plus sequence make a
- * key no other writer produces, so a record is never written over.
+ * key no other writer produces, so a record is never written over. The trail passes the time to
+ * name the record by (`record.at`, or later than it when the clock is behind the tail: see
+ * StorageAuditTrail), so that key order is also write order.
  */
 export function auditRecordKey(record: Pick<AuditRecord, 'at' | 'run_id' | 'event'>, seq: number): string {
   const at = record.at;
@@ -100,8 +102,22 @@ export function auditRecordKey(record: Pick<AuditRecord, 'at' | 'run_id' | 'even
   return `${AUDIT_PREFIX}${at.slice(0, 4)}/${at.slice(5, 7)}/${at.slice(8, 10)}/${stamp}-${safeRun}-${String(seq).padStart(6, '0')}-${record.event}.json`;
 }
 
-/** Day prefixes to look at for the latest record, newest first: today, this month, this year, everything. */
+/**
+ * Where to start looking for the latest record, narrowest first: today, this month, this year,
+ * everything. The search lists every key from that point on (later days too), so it finds the
+ * latest record even when the clock is behind it.
+ */
 export function auditSearchPrefixes(now: Date): string[] {
   const iso = now.toISOString();
   return [`${AUDIT_PREFIX}${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/`, `${AUDIT_PREFIX}${iso.slice(0, 4)}/${iso.slice(5, 7)}/`, `${AUDIT_PREFIX}${iso.slice(0, 4)}/`, AUDIT_PREFIX];
+}
+
+const KEY_STAMP = /\/(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-[^/]*$/;
+
+/** The time (ms since the epoch) in a record key's name, or undefined for a key not named by auditRecordKey. */
+export function auditKeyTime(key: string): number | undefined {
+  const m = KEY_STAMP.exec(key);
+  if (m === null) return undefined;
+  const ms = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), Number(m[7]));
+  return Number.isFinite(ms) ? ms : undefined;
 }

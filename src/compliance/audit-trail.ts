@@ -3,11 +3,17 @@
  * overwritten (each key is new; a key that exists already is an error, never replaced), so the
  * bucket can sit under S3 Object Lock (compliance mode) without the archiver ever needing to
  * change an object. Appends of one process go one at a time in the order they were asked for.
+ *
+ * Key order is write order, whatever the clock does: the tail is the greatest key of the whole
+ * trail (found from the clock's day onwards, so a clock behind the newest record still finds it),
+ * and a record is never named before the tail (a clock behind it names the record just after it).
+ * `audit verify` follows the hash links, so trails written before this rule (where a clock step
+ * back left records named before their predecessor) still verify.
  */
 import { SerialQueue } from '../core/serial-queue.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { auditRecordKey, auditSearchPrefixes, buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry, type AuditRecord } from './audit-record.js';
+import { AUDIT_PREFIX, auditKeyTime, auditRecordKey, auditSearchPrefixes, buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry, type AuditRecord } from './audit-record.js';
 
 export interface AuditTrail {
   readonly description: string;
@@ -20,7 +26,8 @@ export interface AuditTrail {
 
 export class StorageAuditTrail implements AuditTrail {
   readonly description: string;
-  private lastSha256: string | null | undefined;
+  /** The newest record (greatest key) and the hash of its bytes; null for an empty trail; undefined before open(). */
+  private tail: { key: string; sha256: string } | null | undefined;
   private seq = 0;
   private readonly queue = new SerialQueue();
 
@@ -33,9 +40,9 @@ export class StorageAuditTrail implements AuditTrail {
   }
 
   async open(): Promise<void> {
-    if (this.lastSha256 !== undefined) return;
+    if (this.tail !== undefined) return;
     try {
-      this.lastSha256 = await this.findTail();
+      this.tail = await this.findTail();
     } catch (error) {
       // Storage errors keep their own code (STORAGE_UNREACHABLE, STORAGE_ACCESS...): scripts match on them.
       if (error instanceof AuditlogError) throw error;
@@ -53,8 +60,8 @@ export class StorageAuditTrail implements AuditTrail {
 
   private async write(entry: AuditEntry): Promise<AuditRecord> {
     await this.open();
-    const record = buildAuditRecord(entry, this.now(), this.operator, this.lastSha256 ?? null);
-    const key = auditRecordKey(record, ++this.seq);
+    const record = buildAuditRecord(entry, this.now(), this.operator, this.tail?.sha256 ?? null);
+    const key = this.keyAfterTail(record, ++this.seq);
     const body = serializeAuditRecord(record);
     try {
       // Keys are unique per run and sequence; the HEAD makes "never overwritten" hold even for a
@@ -64,25 +71,50 @@ export class StorageAuditTrail implements AuditTrail {
     } catch (error) {
       throw new AuditlogError('AUDIT_WRITE_FAILED', `audit record ${entry.event} could not be written to ${this.description}: ${describeError(error)}`, { cause: error });
     }
-    this.lastSha256 = sha256Hex(body);
+    this.tail = { key, sha256: sha256Hex(body) };
     return record;
   }
 
-  /** The newest record's hash: the latest day first, widening only when it is empty. */
-  private async findTail(): Promise<string | null> {
-    for (const prefix of auditSearchPrefixes(this.now())) {
+  /**
+   * The record's key, never sorting before the tail's: when the clock is behind the newest record
+   * (stepped back, or another host's clock was ahead), the key takes the tail's millisecond, or
+   * the next one, instead. The record itself keeps the time the clock gave (`at`).
+   */
+  private keyAfterTail(record: AuditRecord, seq: number): string {
+    const key = auditRecordKey(record, seq);
+    const tailKey = this.tail?.key;
+    if (tailKey === undefined || key > tailKey) return key;
+    const tailMs = auditKeyTime(tailKey);
+    // A tail not named by auditRecordKey (put there by hand): nothing to name after.
+    if (tailMs === undefined) return key;
+    // The tail's millisecond sorts after it when run id and sequence do; the next one always does.
+    const same = auditRecordKey({ ...record, at: new Date(tailMs).toISOString() }, seq);
+    return same > tailKey ? same : auditRecordKey({ ...record, at: new Date(tailMs + 1).toISOString() }, seq);
+  }
+
+  /**
+   * The newest record: the greatest key of the trail. It is looked for from the start of the
+   * clock's day onwards (a clock behind the tail still reaches it: every later day, month and year
+   * is in the listing), widening to the month, the year and everything only when that is empty.
+   */
+  private async findTail(): Promise<{ key: string; sha256: string } | null> {
+    for (const from of auditSearchPrefixes(this.now())) {
+      const startAfter = from === AUDIT_PREFIX ? undefined : from;
       let last: string | undefined;
-      for await (const info of this.store.list(prefix)) if (info.key.endsWith('.json')) last = info.key;
+      for await (const info of this.store.list(AUDIT_PREFIX, startAfter === undefined ? undefined : { startAfter })) {
+        if (!info.key.endsWith('.json') || (startAfter !== undefined && info.key <= startAfter)) continue;
+        if (last === undefined || info.key > last) last = info.key;
+      }
       if (last === undefined) continue;
       const body = await this.store.get(last);
       if (body === undefined) throw new Error(`${last} vanished while reading the trail`);
-      return sha256Hex(body);
+      return { key: last, sha256: sha256Hex(body) };
     }
     return null;
   }
 }
 
-/** Reads every record of the trail (for `audit list` and `audit verify`), in key order. */
+/** Reads every record of the trail (for `audit list` and `audit verify`), in key order (write order). */
 export async function readAuditRecords(store: ObjectStore, prefix: string): Promise<{ key: string; body: Buffer }[]> {
   const out: { key: string; body: Buffer }[] = [];
   for await (const info of store.list(prefix)) {

@@ -151,12 +151,22 @@ describe('audit trail', () => {
   it('a record key is never written twice: a second writer with the same clock and run id fails instead of overwriting', async () => {
     const at = new Date('2026-11-30T01:00:00.000Z');
     const first = new StorageAuditTrail(fx.store, 'op', () => at);
+    // Both open before either writes (the tail cannot tell them apart): only the existence check stops the second.
+    const second = new StorageAuditTrail(fx.store, 'someone-else', () => at);
+    await Promise.all([first.open(), second.open()]);
     await first.append({ event: 'ARCHIVE_START', runId: 'run-1', status: 'started' });
     const [key] = await auditKeys();
     const original = await fx.store.get(key!);
-    const second = new StorageAuditTrail(fx.store, 'someone-else', () => at);
     await expect(second.append({ event: 'ARCHIVE_START', runId: 'run-1', status: 'started' })).rejects.toMatchObject({ code: 'AUDIT_WRITE_FAILED' });
     expect(await fx.store.get(key!)).toEqual(original);
+    // Opened after it, a writer with that clock and run id names its record after the tail instead.
+    const third = new StorageAuditTrail(fx.store, 'someone-else', () => at);
+    await third.append({ event: 'ARCHIVE_START', runId: 'run-1', status: 'started' });
+    expect(await fx.store.get(key!)).toEqual(original);
+    const keys = await auditKeys();
+    expect(keys).toHaveLength(2);
+    expect(keys[1]! > key!).toBe(true);
+    expect(verifyAuditChain(await readAuditRecords(fx.store, AUDIT_PREFIX))).toMatchObject({ records: 2, problems: [], forks: [] });
   });
 
   it('two runs appending at once fork the chain: verify reports the fork, and both branches still verify', async () => {

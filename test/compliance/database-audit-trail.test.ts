@@ -74,6 +74,21 @@ describe('audit trail in a database table', () => {
     expect((await runCli(['audit', 'verify', '-c', file])).code).toBe(1);
   });
 
+  it('a second writer whose clock is 5 s behind: rows keep write order (id), verify finds no problem', async () => {
+    const pool = new pg.Pool({ connectionString: fx.db.url, max: 2 });
+    try {
+      const ahead = new DatabaseAuditTrail(pool, 'public', 'audit_trail', 'a', () => new Date('2026-11-30T10:00:05.000Z'));
+      const behind = new DatabaseAuditTrail(pool, 'public', 'audit_trail', 'b', () => new Date('2026-11-30T10:00:00.000Z'));
+      await ahead.open();
+      await ahead.append({ event: 'ARCHIVE_START', runId: 'run-a', status: 'started' });
+      await behind.append({ event: 'ARCHIVE_START', runId: 'run-b', status: 'started' });
+      await ahead.append({ event: 'ARCHIVE_SUCCESS', runId: 'run-a', status: 'ok' });
+      expect(verifyAuditChain(await readDatabaseAuditRecords(pool, 'public', 'audit_trail'))).toMatchObject({ records: 3, problems: [], forks: [] });
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('SELECT and INSERT are all the archiver needs; with only those granted, UPDATE and DELETE are refused; concurrent appends never fork', async () => {
     const role = `auditlog_writer_${randomBytes(4).toString('hex')}`;
     await fx.db.query(buildCreateAuditTableSql('public', 'audit_trail'));
