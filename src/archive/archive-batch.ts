@@ -99,12 +99,14 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
       // so another compression level does not matter), the same columns and the same json flags,
       // which live in the sidecar, not in the lines (a JSON null and an SQL NULL share a line).
       const committed = parseCommittedMetadata(storedMeta);
+      if (committed === undefined || sha256Hex(stored) !== committed.sha256_compressed) {
+        return conflict('does not match its own metadata sidecar (run validate on it)');
+      }
       const expected = lineFlagsMetadata(plan, rows);
+      const columns = plan.columns.map((c) => ({ name: c.name, type: c.type }));
       const same =
-        committed !== undefined &&
-        sha256Hex(stored) === committed.sha256_compressed &&
         committed.sha256_uncompressed === encoded.sha256Uncompressed &&
-        JSON.stringify(committed.columns) === JSON.stringify(plan.columns.map((c) => ({ name: c.name, type: c.type }))) &&
+        JSON.stringify(committed.columns) === JSON.stringify(columns) &&
         JSON.stringify(committed.json_null_values) === JSON.stringify(expected.json_null_values) &&
         JSON.stringify(committed.json_text_values) === JSON.stringify(expected.json_text_values);
       if (!same) {
@@ -117,7 +119,9 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
         if (content !== undefined) return conflict('is a committed object whose rows differ from the ones now in the table');
         await store.delete(markerKey);
         log.info({ key }, 'a committed object of other versions of these rows holds this batch id: archiving them under an id derived from their content');
-        return archiveBatchAs(ctx, rows, encoded.sha256Uncompressed);
+        // Everything `same` compares: rows that differ only in a json flag get an id of their own too.
+        const versions = sha256Hex(JSON.stringify([encoded.sha256Uncompressed, columns, expected.json_null_values, expected.json_text_values]));
+        return archiveBatchAs(ctx, rows, versions);
       }
       // Deleting against it must meet the table's encryption requirement like a fresh upload —
       // but it is a committed archive: refuse, never remove it (found in review).

@@ -60,7 +60,7 @@ export function sha256Hex(data: Buffer | string): string {
  * thus the same object key, so a retried batch overwrites its own uncommitted object.
  */
 /**
- * `content`: the SHA-256 of the batch's lines, given only when a committed object of other rows
+ * `content`: a SHA-256 over the batch's lines, columns and json flags, given only when a committed object of other rows
  * already holds the plain id (rows restored into the table and changed since): the batch then
  * gets an id of its own, as deterministic as the plain one (archive-batch.ts).
  */
