@@ -1,11 +1,8 @@
 /**
  * Recomputes an audit trail's chain from its records (never from a stored pointer). Pure.
  *
- * Each record's prev_sha256 must be the hash of another record of the trail, and only one record
- * (the first) may have none. A record whose link points nowhere means the record before it was
- * edited or removed. Links are followed wherever the record they name sorts: key order is write
- * order for records written now, but a clock stepped back used to name a record before its
- * predecessor, and such a trail is intact (every byte still hashes to the link that names it). Two records linking to the same
+ * Each record's prev_sha256 must be the hash of an earlier record. A record whose link points
+ * nowhere means the record before it was edited or removed. Two records linking to the same
  * predecessor are a fork: two runs appended at the same moment. A fork is not tampering — both
  * branches still verify — but it is reported, because it is also what an inserted record looks
  * like; docs/compliance.md says how to tell them apart.
@@ -33,40 +30,35 @@ export interface ChainReport {
   records: number;
   problems: ChainProblem[];
   forks: ChainFork[];
-  /**
-   * Hash of the newest record (the last, in key order, that no record links to): pin it somewhere
-   * else to detect removal of the newest records.
-   */
+  /** Hash of the newest record: pin it somewhere else to detect removal of the newest records. */
   headSha256: string | null;
 }
 
 export function verifyAuditChain(stored: readonly StoredAuditRecord[]): ChainReport {
   const sorted = [...stored].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const hashes = sorted.map((item) => sha256Hex(item.body));
-  // Every record of the trail, wherever it sorts: a link may name a record with a later key.
-  const inTrail = new Set(hashes);
+  const seen = new Map<string, string>();
   const claimedBy = new Map<string, string>();
   const problems: ChainProblem[] = [];
   const forks: ChainFork[] = [];
-  let genesisSeen = false;
+  let head: string | null = null;
   sorted.forEach((item, i) => {
-    const hash = hashes[i]!;
+    const hash = sha256Hex(item.body);
+    head = hash;
     let record: AuditRecord;
     try {
       record = JSON.parse(item.body.toString('utf8')) as AuditRecord;
       if (typeof record !== 'object' || record === null || !('prev_sha256' in record)) throw new Error('no prev_sha256');
     } catch (error) {
       problems.push({ key: item.key, kind: 'unreadable', message: `${item.key}: not an audit record (${error instanceof Error ? error.message : String(error)}): it was edited or replaced` });
+      seen.set(hash, item.key);
       return;
     }
     const prev = record.prev_sha256;
-    const linked = prev !== null && prev !== hash && inTrail.has(prev);
-    if (prev === null && !genesisSeen) {
-      // The first record of the trail (usually the first key; after a clock step back, maybe not).
-      genesisSeen = true;
-    } else if (!linked && i === 0 && prev !== null) {
-      problems.push({ key: item.key, kind: 'first-has-link', message: `${item.key}: the oldest record links to ${prev}, which is not in the trail: earlier records were removed` });
-    } else if (!linked) {
+    if (i === 0) {
+      if (prev !== null) {
+        problems.push({ key: item.key, kind: 'first-has-link', message: `${item.key}: the oldest record links to ${prev}, which is not in the trail: earlier records were removed` });
+      }
+    } else if (prev === null || !seen.has(prev)) {
       const before = sorted[i - 1]!.key;
       problems.push({
         key: item.key,
@@ -78,9 +70,7 @@ export function verifyAuditChain(stored: readonly StoredAuditRecord[]): ChainRep
       if (other !== undefined) forks.push({ key: item.key, sharesPredecessorWith: other });
       else claimedBy.set(prev, item.key);
     }
+    seen.set(hash, item.key);
   });
-  // The newest record is one nothing links to; in a trail named in write order, the last key.
-  let head: string | null = null;
-  for (let i = sorted.length - 1; i >= 0 && head === null; i--) if (!claimedBy.has(hashes[i]!)) head = hashes[i]!;
-  return { records: sorted.length, problems, forks, headSha256: head ?? hashes[hashes.length - 1] ?? null };
+  return { records: sorted.length, problems, forks, headSha256: head };
 }

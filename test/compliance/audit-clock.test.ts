@@ -80,29 +80,25 @@ describe('audit trail and a clock that steps back', () => {
     ]);
   });
 
-  it('a trail written before the fix, with records named before their predecessor, verifies; a removal there is still found', () => {
-    // As the old code wrote it: run b's clock 5 s behind named its records before run a's.
-    const records: AuditRecord[] = [];
+  it('links are followed in key order only: a forged record inserted mid-trail, or the newest record renamed to sort first, is found (found in review)', () => {
+    // Records written now always link to an earlier key, so a link to a later key is never benign.
     const stored: { key: string; body: Buffer }[] = [];
     let prev: string | null = null;
-    const at = ['2026-11-30T10:00:05.000Z', '2026-11-30T10:00:05.001Z', '2026-11-30T10:00:00.000Z', '2026-11-30T10:00:00.001Z'];
+    const at = ['2026-11-30T10:00:00.000Z', '2026-11-30T10:00:01.000Z', '2026-11-30T10:00:02.000Z', '2026-11-30T10:00:03.000Z'];
+    const keyOf = (t: string, runId: string, i: number): string => `${AUDIT_PREFIX}2026/11/30/${t.replace(/[-:]/g, '').replace('.', '')}-${runId}-00000${i}-ARCHIVE_START.json`;
     at.forEach((t, i) => {
-      const record = buildAuditRecord({ event: 'ARCHIVE_START', runId: i < 2 ? 'run-a' : 'run-b', status: 'started' }, new Date(t), 'op', prev);
+      const record = buildAuditRecord({ event: 'ARCHIVE_START', runId: 'run-a', status: 'started' }, new Date(t), 'op', prev);
       const body = serializeAuditRecord(record);
-      records.push(record);
-      stored.push({ key: `${AUDIT_PREFIX}2026/11/30/${t.replace(/[-:]/g, '').replace('.', '')}-${record.run_id}-00000${i}-ARCHIVE_START.json`, body });
+      stored.push({ key: keyOf(t, record.run_id, i), body });
       prev = sha256Hex(body);
     });
-    const report = verifyAuditChain(stored);
-    expect(report).toMatchObject({ records: 4, problems: [], forks: [] });
-    // The newest record is the one nothing links to (run b's last), not the last key.
-    expect(report.headSha256).toBe(sha256Hex(stored[3]!.body));
-    // Removing run a's second record: run b's first (now the first key) links to nothing.
-    expect(verifyAuditChain(stored.filter((_, i) => i !== 1)).problems.map((p) => [p.key, p.kind])).toEqual([[stored[2]!.key, 'first-has-link']]);
-    // Removing the first record: the record after it links to nothing.
-    expect(verifyAuditChain(stored.filter((_, i) => i !== 0)).problems.map((p) => [p.key, p.kind])).toEqual([[stored[1]!.key, 'broken-link']]);
-    // Editing one: the record linking to it is broken.
-    const edited = stored.map((s, i) => (i === 2 ? { key: s.key, body: Buffer.from(s.body.toString('utf8').replace('"started"', '"ok"')) } : s));
-    expect(verifyAuditChain(edited).problems.map((p) => [p.key, p.kind])).toEqual([[stored[3]!.key, 'broken-link']]);
+    expect(verifyAuditChain(stored)).toMatchObject({ records: 4, problems: [], forks: [] });
+    // (a) A forged record sorting right after the first, linking to the newest record.
+    const forged = serializeAuditRecord(buildAuditRecord({ event: 'ARCHIVE_START', runId: 'run-x', status: 'started' }, new Date('2026-11-30T10:00:00.500Z'), 'op', prev));
+    const withForged = [...stored, { key: keyOf('2026-11-30T10:00:00.500Z', 'run-x', 9), body: forged }];
+    expect(verifyAuditChain(withForged).problems.map((p) => p.kind)).toContain('broken-link');
+    // (b) The newest record renamed to sort first.
+    const reordered = stored.map((s, i) => (i === 3 ? { key: keyOf('2026-11-30T09:59:59.000Z', 'run-a', 3), body: s.body } : s));
+    expect(verifyAuditChain(reordered).problems.map((p) => p.kind)).toEqual(expect.arrayContaining(['first-has-link']));
   });
 });
