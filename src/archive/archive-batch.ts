@@ -16,7 +16,7 @@ import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layou
 import { serializeMarker, type PendingMarker } from './pending-marker.js';
 import { deleteArchivedRows, selectColumnSignature, type DeleteResult } from '../db/archive-queries.js';
 import type { Queryable } from '../db/queryable.js';
-import { deleteTriggersError, selectDeleteTriggers } from '../db/catalog.js';
+import { deleteTriggersError, selectDeleteTriggers } from '../db/table-refusals.js';
 import { quoteIdent } from '../db/quote-ident.js';
 import { timed, type ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';

@@ -19,7 +19,7 @@ export interface ColumnInfo {
   identity: 'always' | 'by-default' | null;
 }
 
-/** A user trigger that fires on the archiver's DELETE (catalog.ts, selectDeleteTriggers). */
+/** A user trigger that fires on the archiver's DELETE (table-refusals.ts, selectDeleteTriggers). */
 export interface DeleteTrigger {
   name: string;
   /** The table it is on, schema-qualified. */
