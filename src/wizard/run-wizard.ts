@@ -9,8 +9,9 @@ import { MAX_RETENTION_DAYS, type DatabaseConfig } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
 import type { Queryable } from '../db/queryable.js';
 import { findEnvVariable, renderConfigYaml, validateWizardConfig, type WizardAnswers, type WizardStorage, type WizardTable, type WrittenValue } from './build-config.js';
-import { detectTable, listTables, loadAgeDistribution, type AgeDistribution, type TableListing } from './inspect-database.js';
-import { chooseTimestampColumn, clampRetentionDays, databaseNameFromUrl, explainMissingKey, suggestIndexSql, suggestRetentionDays } from './suggest.js';
+import { listTableRefusals } from '../db/catalog.js';
+import { detectTable, listTables, loadAgeDistribution, type AgeDistribution, type TableDetection, type TableListing } from './inspect-database.js';
+import { chooseTimestampColumn, clampRetentionDays, databaseNameFromUrl, suggestIndexSql, suggestRetentionDays, timestampAndKeyRefusals } from './suggest.js';
 
 export interface Choice<T> {
   name: string;
@@ -76,7 +77,7 @@ export async function runWizard(deps: WizardDeps): Promise<WizardResult> {
   const connection = await deps.connect({ name: databaseName, url: urlText, connection_pool_size: 2, tables: [] });
   let tables: WizardTable[];
   try {
-    tables = await chooseTables(deps, connection.q);
+    tables = await chooseTables(deps, connection.q, databaseName);
   } finally {
     await connection.close();
   }
@@ -170,7 +171,7 @@ function hasPassword(url: string): boolean {
 const formatBytes = (n: number): string => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`);
 const label = (t: { schema: string; name: string }): string => `${t.schema}.${t.name}`;
 
-async function chooseTables(deps: WizardDeps, q: Queryable): Promise<WizardTable[]> {
+async function chooseTables(deps: WizardDeps, q: Queryable, databaseName: string): Promise<WizardTable[]> {
   const { flags, prompter, report } = deps;
   const listing = await listTables(q);
   if (listing.length === 0) throw new AuditlogError('USAGE', 'the database has no tables to archive (connected to the right database?)');
@@ -188,9 +189,19 @@ async function chooseTables(deps: WizardDeps, q: Queryable): Promise<WizardTable
   }
 
   const result: WizardTable[] = [];
+  const refused: string[] = [];
   for (const t of chosen) {
-    const table = await configureTable(deps, q, t);
+    const table = await configureTable(deps, q, t, databaseName);
     if (table !== null) result.push(table);
+    else refused.push(label(t));
+  }
+  // Without a prompter nobody saw a question: a table `archive` would refuse is never left out
+  // silently, nor written to fail the first run. Every chosen table was inspected, so all the
+  // reasons are above; nothing is written.
+  if (prompter === null && refused.length > 0) {
+    throw new AuditlogError('USAGE', `\`auditlog archive\` would refuse ${refused.join(', ')} (reasons above): fix ${refused.length === 1 ? 'it' : 'them'}, or leave ${refused.length === 1 ? 'it' : 'them'} out of --tables; nothing written`, {
+      details: { refused },
+    });
   }
   if (result.length === 0) throw new AuditlogError('USAGE', 'none of the chosen tables can be archived (see above): nothing to configure');
   return result;
@@ -205,22 +216,24 @@ function findListed(listing: TableListing[], raw: string): TableListing {
   throw new AuditlogError('USAGE', `--tables ${raw}: no such table (names are case-sensitive; tables: ${listing.slice(0, 10).map(label).join(', ')})`);
 }
 
-/** null when the table cannot be archived and the wizard is interactive (it says why and goes on). */
-async function configureTable(deps: WizardDeps, q: Queryable, listed: TableListing): Promise<WizardTable | null> {
+/**
+ * null when `archive` would refuse the table: every reason is reported ("skipped:" when
+ * interactive, which goes on with the others; "refused:" without a prompter, where chooseTables
+ * then fails).
+ */
+async function configureTable(deps: WizardDeps, q: Queryable, listed: TableListing, databaseName: string): Promise<WizardTable | null> {
   const { flags, prompter, report } = deps;
   const detection = await detectTable(q, listed.schema, listed.name);
   if (detection === null) throw new AuditlogError('USAGE', `table ${label(listed)} disappeared while the wizard ran`);
   report(`\n${label(listed)}:`);
-  const refuse = (message: string): null => {
-    if (prompter === null) throw new AuditlogError('USAGE', message);
-    report(`  skipped: ${message}`);
+  const refusals = await findWizardRefusals(q, databaseName, detection);
+  if (refusals.length > 0) {
+    for (const reason of refusals) report(`  ${prompter === null ? 'refused' : 'skipped'}: ${reason}`);
     return null;
-  };
-  if (detection.key === null) return refuse(explainMissingKey(detection));
-  report(`  key: ${detection.key.kind} (${detection.key.columns.join(', ')})`);
-  if (detection.timestampCandidates.length === 0) {
-    return refuse(`${label(listed)} has no timestamptz, timestamp or date column to compare with the retention: add one (e.g. created_at timestamptz NOT NULL DEFAULT now()) or leave the table out`);
   }
+  // findWizardRefusals refuses a table without a key or a timestamp candidate.
+  const key = detection.key!;
+  report(`  key: ${key.kind} (${key.columns.join(', ')})`);
   for (const c of detection.timestampCandidates) report(`  timestamp candidate: ${c.name} (${c.type}${c.notNull ? ', not null' : ''}${c.indexed ? ', indexed' : ', no index'})`);
   const suggested = chooseTimestampColumn(detection.timestampCandidates)!;
   const columnFlag = timestampFlagFor(flags.timestampColumn, listed);
@@ -265,7 +278,18 @@ async function configureTable(deps: WizardDeps, q: Queryable, listed: TableListi
   }
   const archivable = distribution.olderThan.find((b) => b.days === retentionDays)?.rows;
   if (archivable !== undefined) report(`  with ${retentionDays} days: ${archivable.toLocaleString('en-US')} of ${distribution.rows.toLocaleString('en-US')} rows would be archived now`);
-  return { schema: listed.schema, name: listed.name, timestampColumn: column.name, primaryKey: detection.key.columns, retentionDays };
+  return { schema: listed.schema, name: listed.name, timestampColumn: column.name, primaryKey: key.columns, retentionDays };
+}
+
+/**
+ * Why `auditlog archive` would refuse the table, in its own words: the wizard's key and timestamp
+ * checks (with the fix to apply), then the catalog's refusals, read by the archiver's own checks
+ * (src/db/table-refusals.ts) so the two cannot drift apart.
+ */
+async function findWizardRefusals(q: Queryable, databaseName: string, detection: TableDetection): Promise<string[]> {
+  const reasons = timestampAndKeyRefusals(detection);
+  const catalog = await listTableRefusals(q, databaseName, { schema: detection.schema, name: detection.name });
+  return [...reasons, ...catalog.map((e) => e.message)];
 }
 
 /** `--timestamp-column created_at` for every table, or `audit=created_at,events=occurred_at` per table. */

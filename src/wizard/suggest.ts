@@ -43,6 +43,16 @@ export function explainMissingKey(detection: Pick<TableDetection, 'schema' | 'na
   return `${detection.schema}.${detection.name} has no primary key (nor a unique index over NOT NULL columns): it cannot be archived until it has one, because rows are deleted by key only after their archive is verified; add one, e.g. ALTER TABLE ${quoteQualified(detection.schema, detection.name)} ADD PRIMARY KEY (id);`;
 }
 
+/** What the wizard itself finds missing for `archive`: a key, a timestamp column. Pure. */
+export function timestampAndKeyRefusals(detection: Pick<TableDetection, 'schema' | 'name' | 'key' | 'timestampCandidates'>): string[] {
+  const reasons: string[] = [];
+  if (detection.key === null) reasons.push(explainMissingKey(detection));
+  if (detection.timestampCandidates.length === 0) {
+    reasons.push(`${detection.schema}.${detection.name} has no timestamptz, timestamp or date column to compare with the retention: add one (e.g. created_at timestamptz NOT NULL DEFAULT now()) or leave the table out`);
+  }
+  return reasons;
+}
+
 /** A database name for the archive layout from a connection URL's path: letters, digits, `_`, `-`, `.`. */
 export function databaseNameFromUrl(url: string): string {
   let name = '';

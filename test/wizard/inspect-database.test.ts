@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { detectTable, listTables, loadAgeDistribution } from '../../src/wizard/inspect-database.js';
+import { listTableRefusals } from '../../src/db/catalog.js';
 import { createWizardTables } from './wizard-fixture.js';
 
 let db: TestDatabase;
@@ -84,5 +85,24 @@ describe('wizard catalog detection', () => {
     expect(first.rows).toBeLessThan(160_000);
     const exact = await loadAgeDistribution(db, 'public', 'big', column, 40_000);
     expect(exact.rows).toBe(40_000);
+  });
+  it('lists what `archive` refuses from the catalog, every reason with its code, as loadTablePlan words them', async () => {
+    expect(await listTableRefusals(db, 'app', { schema: 'public', name: 'audit_log' })).toEqual([]);
+    const trigger = await listTableRefusals(db, 'app', { schema: 'public', name: 'trig_log' });
+    // (regclass names are schema-qualified only off the search_path: the archiver's is pg_catalog, this connection's is not.)
+    expect(trigger.map((e) => [e.code, e.details.triggers])).toEqual([['TABLE_NOT_SUPPORTED', ['trig_log.trig_log_after_delete']]]);
+    // The opt-in lifts the trigger refusal, never the rule one.
+    expect(await listTableRefusals(db, 'app', { schema: 'public', name: 'trig_log', allow_delete_triggers: true })).toEqual([]);
+    await db.query(`CREATE TABLE many_reasons (id int PRIMARY KEY, at timestamptz NOT NULL)`);
+    await db.query(`CREATE TYPE wiz_pair AS (a int, b json)`);
+    await db.query(`ALTER TABLE many_reasons ADD COLUMN nested wiz_pair`);
+    await db.query(`CREATE RULE many_reasons_keep AS ON DELETE TO many_reasons DO INSTEAD NOTHING`);
+    await db.query(`CREATE TABLE many_reasons_child (id int NOT NULL REFERENCES many_reasons ON DELETE CASCADE)`);
+    const many = await listTableRefusals(db, 'app', { schema: 'public', name: 'many_reasons' });
+    expect(many.map((e) => e.message.replace(/:.*/s, ''))).toEqual([
+      'column "nested" of public.many_reasons (database "app") has type wiz_pair',
+      'public.many_reasons (database "app") is referenced by foreign key "many_reasons_child_id_fkey" of many_reasons_child with ON DELETE CASCADE',
+      'public.many_reasons (database "app") has rule(s) ON DELETE many_reasons.many_reasons_keep',
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildConfigDocument, findEnvVariable, renderConfigYaml } from '../../src/wizard/build-config.js';
 import { parseConfig } from '../../src/config/load-config.js';
-import { chooseTimestampColumn, databaseNameFromUrl, suggestIndexSql, suggestRetentionDays } from '../../src/wizard/suggest.js';
+import { chooseTimestampColumn, databaseNameFromUrl, suggestIndexSql, suggestRetentionDays, timestampAndKeyRefusals } from '../../src/wizard/suggest.js';
 import { AGE_BUCKETS_DAYS } from '../../src/wizard/inspect-database.js';
 
 const distribution = (rows: number, olderThan: Record<number, number>) => ({ rows, olderThan: AGE_BUCKETS_DAYS.map((days) => ({ days, rows: olderThan[days] ?? 0 })) });
@@ -59,5 +59,13 @@ describe('wizard suggestions', () => {
     const config = parseConfig(renderConfigYaml(answers, '2026-01-01T00:00:00.000Z'), 'w.yaml', { APP_URL: 'postgresql://db/app' });
     expect(config.databases[0]?.tables[1]).toMatchObject({ schema: 'audit', retention_days: 30 });
     expect(config.databases[0]?.tables[0]?.retention_days).toBeUndefined();
+  });
+  it('refuses, with the fix, a table without a key and one without a timestamp column: every reason, not the first', () => {
+    const ts = [{ name: 'created_at', type: 'timestamptz' as const, notNull: true, indexed: true }];
+    expect(timestampAndKeyRefusals({ schema: 'public', name: 'ok', key: { columns: ['id'], kind: 'primary key' }, timestampCandidates: ts })).toEqual([]);
+    const both = timestampAndKeyRefusals({ schema: 'public', name: 'bare', key: null, timestampCandidates: [] });
+    expect(both).toHaveLength(2);
+    expect(both[0]).toMatch(/^public\.bare has no primary key .*ALTER TABLE "public"\."bare" ADD PRIMARY KEY/);
+    expect(both[1]).toMatch(/^public\.bare has no timestamptz, timestamp or date column/);
   });
 });

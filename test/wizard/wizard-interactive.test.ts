@@ -90,6 +90,32 @@ describe('auditlog wizard in a terminal', () => {
     expect(result.transcript).not.toContain('zz_no_key\n    timestamp_column');
   }, 120_000);
 
+  it('skips a table with a DELETE trigger or a rule ON DELETE, saying why in the words of `archive`, and goes on', async () => {
+    await db.query(`CREATE TABLE zz_trigger (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`);
+    await db.query(`CREATE FUNCTION zz_keep() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$`);
+    await db.query(`CREATE TRIGGER zz_keep_rows BEFORE DELETE ON zz_trigger FOR EACH ROW EXECUTE FUNCTION zz_keep()`);
+    await db.query(`CREATE TABLE zz_rule (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)`);
+    await db.query(`CREATE RULE zz_rule_nothing AS ON DELETE TO zz_rule DO INSTEAD NOTHING`);
+    const result = await drive(['wizard'], { DATABASE_URL: db.url }, [
+      ['Tables to archive:', 'a\r'],
+      ['Timestamp column of public\\.audit_log', '\r'],
+      ['Retention of public\\.audit_log in days', '\r'],
+      ['Retention of public\\.events in days', '\r'],
+      ['Archive to:', `${DOWN}\r`],
+      ['Archive directory:', `${join(dir, 'skip-archive')}\r`],
+      ['Print the configuration\\?', '\r'],
+    ]);
+    expect(result.failed_step, result.transcript).toBeUndefined();
+    expect(result.code, result.transcript).toBe(0);
+    // No question is asked about either table: no timestamp, no retention.
+    expect(result.transcript).not.toMatch(/Retention of public\.zz_(trigger|rule)/);
+    const flat = result.transcript.replace(/\r?\n/g, ' ');
+    expect(flat).toMatch(/skipped: public\.zz_trigger \(database "[^"]+"\) has DELETE trigger\(s\) "zz_keep_rows" on public\.zz_trigger \(BEFORE ROW, public\.zz_keep\(\)\)/);
+    expect(flat).toMatch(/skipped: public\.zz_rule \(database "[^"]+"\) has rule\(s\) ON DELETE public\.zz_rule\.zz_rule_nothing/);
+    expect(result.transcript).toMatch(/- name: audit_log\s/);
+    expect(result.transcript).not.toMatch(/name: zz_(trigger|rule)/);
+  }, 120_000);
+
   it('Ctrl+C at a prompt cancels cleanly: exit 2, no stack trace, nothing written', async () => {
     const file = join(dir, 'cancelled.yaml');
     const result = await drive(['wizard', '--output', file], { DATABASE_URL: db.url }, [['Tables to archive:', '\u0003']]);

@@ -120,6 +120,52 @@ describe('auditlog wizard --yes', () => {
     await expect(readFile(file, 'utf8')).rejects.toThrow(/ENOENT/);
   });
 
+  it('reports what `archive` would refuse (a DELETE trigger, a rule ON DELETE) in its words, and writes nothing', async () => {
+    const env = { WIZ_DB_URL: db.url };
+    // The words `archive` itself uses for these tables, from a run of a hand-written config.
+    const handWritten = join(dir, 'hand-written.yaml');
+    await writeFile(
+      handWritten,
+      `local:\n  path: ${join(dir, 'hand-archive')}\ndatabases:\n  - name: ${db.name}\n    url: \${WIZ_DB_URL}\n    tables:\n      - name: trig_log\n        timestamp_column: created_at\n      - name: soft_log\n        timestamp_column: created_at\n`,
+    );
+    const archive = await runCli(['archive', '-c', handWritten, '--dry-run', '--json'], env);
+    expect(archive.code, archive.stderr).toBe(1);
+    const summary = JSON.parse(archive.stdout) as { tables: { table: string; error?: { code: string; message: string } }[] };
+    const archiveSays = new Map(summary.tables.map((t) => [t.table, t.error]));
+    expect(archiveSays.get('trig_log')?.code).toBe('TABLE_NOT_SUPPORTED');
+    expect(archiveSays.get('soft_log')?.code).toBe('TABLE_NOT_SUPPORTED');
+
+    const file = join(dir, 'refused-by-archive.yaml');
+    const result = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log,trig_log,soft_log', '--local-path', join(dir, 'r'), '--output', file], env);
+    expect(result.code, result.stderr).toBe(2);
+    // Each refused table: the reason in archive's exact words, under the table's heading.
+    expect(result.stderr).toContain(`\npublic.trig_log:\n  refused: ${archiveSays.get('trig_log')!.message}\n`);
+    expect(result.stderr).toContain(`\npublic.soft_log:\n  refused: ${archiveSays.get('soft_log')!.message}\n`);
+    expect(result.stderr).toMatch(/refused: public\.trig_log \(database "[^"]+"\) has DELETE trigger\(s\) "trig_log_after_delete" on public\.trig_log \(AFTER ROW, public\.trig_log_note_delete\(\)\).*set allow_delete_triggers: true/);
+    expect(result.stderr).toMatch(/refused: public\.soft_log \(database "[^"]+"\) has rule\(s\) ON DELETE public\.soft_log\.soft_log_soft_delete/);
+    // The ordinary table is inspected as usual and not refused.
+    expect(result.stderr).toMatch(/\npublic\.audit_log:\n  key: primary key \(id\)\n/);
+    expect(result.stderr).not.toMatch(/refused: public\.audit_log/);
+    // Neither left out silently nor written to fail the first run: one USAGE line naming both, nothing written.
+    expect(result.stderr.split('\n').filter((l) => l.startsWith('auditlog:'))).toEqual([
+      'auditlog: `auditlog archive` would refuse public.trig_log, public.soft_log (reasons above): fix them, or leave them out of --tables; nothing written [USAGE]',
+    ]);
+    await expect(readFile(file, 'utf8')).rejects.toThrow(/ENOENT/);
+
+    // Each alone is refused too; the ordinary table alone is written, with nothing refused.
+    for (const table of ['trig_log', 'soft_log']) {
+      const alone = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', table, '--local-path', join(dir, 'r')], env);
+      expect(alone.code, alone.stderr).toBe(2);
+      expect(alone.stdout).toBe('');
+      expect(alone.stderr).toContain(`refused: ${archiveSays.get(table)!.message}`);
+    }
+    const ordinary = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log', '--local-path', join(dir, 'r')], env);
+    expect(ordinary.code, ordinary.stderr).toBe(0);
+    expect(ordinary.stderr).not.toContain('refused:');
+    expect(ordinary.stdout).toMatch(/- name: audit_log\n\s+timestamp_column: created_at\n\s+primary_key: id/);
+    expect(ordinary.stdout).not.toMatch(/trig_log|soft_log/);
+  });
+
   it('uses a unique index over NOT NULL columns when there is no primary key, and quotes odd names', async () => {
     const result = await runCli(['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'Mixed Case', '--local-path', join(dir, 'b')], { WIZ_DB_URL: db.url });
     expect(result.code, result.stderr).toBe(0);
