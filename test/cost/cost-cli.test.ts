@@ -61,6 +61,20 @@ describe('auditlog cost', () => {
     expect(report.classes).toHaveLength(7);
   });
 
+  it('--config on a table `archive` would refuse (a rule ON DELETE) says so in one line, exit 1, no estimate', async () => {
+    await db.query(`CREATE TABLE soft_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, deleted boolean NOT NULL DEFAULT false)`);
+    await db.query(`CREATE RULE soft_audit_delete AS ON DELETE TO soft_audit DO INSTEAD UPDATE soft_audit SET deleted = true WHERE id = OLD.id`);
+    await db.query(`INSERT INTO soft_audit SELECT i, now() - interval '200 days' FROM generate_series(1, 10) i`);
+    const config = join(dir, 'cost-refused.yaml');
+    await writeFile(config, `s3:\n  bucket: audit-archive\n  region: eu-central-1\ndatabases:\n  - name: app\n    url: \${APP_URL}\n    tables:\n      - name: soft_audit\n        timestamp_column: created_at\n`);
+    const result = await runCli(['cost', '--config', config], { APP_URL: db.url });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/^auditlog: public\.soft_audit \(database "app"\) has rule\(s\) ON DELETE public\.soft_audit\.soft_audit_delete: .*refused before any row was read.* \[TABLE_NOT_SUPPORTED\]\n$/);
+    await db.query(`DROP TABLE soft_audit`);
+  });
+
   it('--config leaves out what legal holds keep: rows of record-level holds, and a table under a table-level hold', async () => {
     await db.query(`CREATE TABLE IF NOT EXISTS audit_case (LIKE audit INCLUDING ALL)`);
     await db.query(`INSERT INTO audit_case SELECT * FROM audit ON CONFLICT DO NOTHING`);
