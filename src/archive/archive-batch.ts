@@ -16,7 +16,7 @@ import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layou
 import { serializeMarker, type PendingMarker } from './pending-marker.js';
 import { deleteArchivedRows, selectColumnSignature, type DeleteResult } from '../db/archive-queries.js';
 import type { Queryable } from '../db/queryable.js';
-import { deleteTriggersError, selectDeleteTriggers } from '../db/table-refusals.js';
+import { checkDeleteRules, deleteTriggersError, selectDeleteTriggers } from '../db/table-refusals.js';
 import { quoteIdent } from '../db/quote-ident.js';
 import { timed, type ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
@@ -340,6 +340,10 @@ async function assertColumnsUnchanged(client: Queryable, ctx: ArchiveContext, ke
  * connect.ts), and none can appear before COMMIT. The rollback undoes what it did as well.
  */
 async function assertNoDeleteTriggers(client: Queryable, ctx: ArchiveContext, key: string): Promise<void> {
+  // Rules ON DELETE likewise, whatever allow_delete_triggers says (found in review: one created
+  // mid-run turned a batch's delete into an update, and the batch committed).
+  const rule = await checkDeleteRules(client, ctx.plan, ctx.plan.database, `${ctx.plan.schema}.${ctx.plan.table}`, 'TABLE_CHANGED', `created while ${tableLabel(ctx.plan)} was being archived: the delete of ${key} was rolled back, nothing of it deleted`);
+  if (rule !== undefined) throw rule;
   if (ctx.plan.allowDeleteTriggers) return;
   const triggers = await selectDeleteTriggers(client, ctx.plan);
   if (triggers.length === 0) return;

@@ -157,9 +157,18 @@ export async function selectDeleteTriggers(q: Queryable, plan: Pick<TablePlan, '
  * deleted = true RETURNING …` (a soft delete) returned every key as deleted while the rows stayed,
  * so committed objects held rows still in the table, archived again by every run (found in
  * review). DO ALSO and conditional rules fail inside the delete's WITH anyway. Always refused:
- * no setting makes a rewritten delete a delete.
+ * no setting makes a rewritten delete a delete. Checked when the plan is loaded and again inside
+ * every delete transaction (`code` TABLE_CHANGED, `outcome` what was rolled back): CREATE RULE
+ * takes a lock the delete's conflicts with, so one that rewrote this delete is seen there.
  */
-async function checkDeleteRules(q: Queryable, plan: Pick<TablePlan, 'oid' | 'relkind'>, database: string, qualified: string): Promise<AuditlogError | undefined> {
+export async function checkDeleteRules(
+  q: Queryable,
+  plan: Pick<TablePlan, 'oid' | 'relkind'>,
+  database: string,
+  qualified: string,
+  code: 'TABLE_NOT_SUPPORTED' | 'TABLE_CHANGED' = 'TABLE_NOT_SUPPORTED',
+  outcome = 'refused before any row was read',
+): Promise<AuditlogError | undefined> {
   const r = await q.query<{ name: string; table: string }>(
     `WITH RECURSIVE tree(relid) AS (
        SELECT $1::oid
@@ -173,8 +182,8 @@ async function checkDeleteRules(q: Queryable, plan: Pick<TablePlan, 'oid' | 'rel
   if (r.rows.length === 0) return undefined;
   const rules = r.rows.map((w) => `${w.table}.${w.name}`);
   return new AuditlogError(
-    'TABLE_NOT_SUPPORTED',
-    `${qualified} (database "${database}") has rule(s) ON DELETE ${rules.join(', ')}: they rewrite the archiver's delete (a DO INSTEAD rule keeps the rows while reporting them deleted), so archived rows could stay in the table; refused before any row was read — drop or disable the rule (ALTER TABLE … DISABLE RULE …), or leave this table out`,
+    code,
+    `${qualified} (database "${database}") has rule(s) ON DELETE ${rules.join(', ')}: they rewrite the archiver's delete (a DO INSTEAD rule keeps the rows while reporting them deleted), so archived rows could stay in the table; ${outcome} — drop or disable the rule (ALTER TABLE … DISABLE RULE …), or leave this table out`,
     { details: { database, table: qualified, rules } },
   );
 }

@@ -137,6 +137,27 @@ describe('user DELETE triggers', () => {
     expect(committedKeyCounts(await inspectArchive(fx.store)).size).toBe(0);
   });
 
+  it('a rule ON DELETE created during the run rolls back the delete in flight (TABLE_CHANGED), also with allow_delete_triggers (found in review)', async () => {
+    await createEv();
+    await fx.db.query(`ALTER TABLE ev ADD COLUMN deleted boolean NOT NULL DEFAULT false`);
+    let created = false;
+    const summary = await archiveWith(fx.configFor([{ ...ev, allow_delete_triggers: true }], { batch_size: 5, batches_in_flight: 1 }), fx.store, {
+      onPhase: async (phase) => {
+        if (phase === 'after-metadata' && !created) {
+          created = true;
+          await fx.db.query(`CREATE RULE soft AS ON DELETE TO ev DO INSTEAD UPDATE ev SET deleted = true WHERE id = old.id RETURNING ev.*`);
+        }
+      },
+    });
+    expect(created).toBe(true);
+    expect(summary.tables[0]!.error!.code).toBe('TABLE_CHANGED');
+    expect(summary.tables[0]!.error!.message).toContain('rule(s) ON DELETE public.ev.soft');
+    expect(summary.tables[0]!.rowsArchived).toBe(0);
+    // Neither deleted nor soft-deleted: the rewritten delete was rolled back.
+    expect((await fx.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ev WHERE NOT deleted`)).rows[0]!.n).toBe(11);
+    expect(committedKeyCounts(await inspectArchive(fx.store)).size).toBe(0);
+  });
+
   it('names the pinned search_path and the fix when a trigger function uses an unqualified name (42P01); nothing deleted', async () => {
     await createEv();
     await fx.db.query(`CREATE TABLE deleted_log (id int)`);
