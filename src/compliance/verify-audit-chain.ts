@@ -41,6 +41,8 @@ export function verifyAuditChain(stored: readonly StoredAuditRecord[]): ChainRep
   const problems: ChainProblem[] = [];
   const forks: ChainFork[] = [];
   let head: string | null = null;
+  /** The oldest record, when it starts the chain (no link): a later record without a link forks from it. */
+  let genesis: string | undefined;
   sorted.forEach((item, i) => {
     const hash = sha256Hex(item.body);
     head = hash;
@@ -57,7 +59,12 @@ export function verifyAuditChain(stored: readonly StoredAuditRecord[]): ChainRep
     if (i === 0) {
       if (prev !== null) {
         problems.push({ key: item.key, kind: 'first-has-link', message: `${item.key}: the oldest record links to ${prev}, which is not in the trail: earlier records were removed` });
-      }
+      } else genesis = item.key;
+    } else if (prev === null && genesis !== undefined) {
+      // Two runs starting on an empty trail at once both begin a chain: a fork at the root, as
+      // two runs appending at once fork anywhere else (it was reported as a removed record, on
+      // every verify from then on; found in review).
+      forks.push({ key: item.key, sharesPredecessorWith: genesis });
     } else if (prev === null || !seen.has(prev)) {
       const before = sorted[i - 1]!.key;
       problems.push({

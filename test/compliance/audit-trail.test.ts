@@ -184,6 +184,23 @@ describe('audit trail', () => {
     expect(report.forks).toHaveLength(1);
   });
 
+  it('two runs starting on an empty trail at once fork at the root: a fork, not a removed record (found in review)', async () => {
+    const a = new StorageAuditTrail(fx.store, 'a');
+    const b = new StorageAuditTrail(fx.store, 'b');
+    await Promise.all([a.open(), b.open()]);
+    await a.append({ event: 'ARCHIVE_START', runId: 'run-a', status: 'started' });
+    await b.append({ event: 'ARCHIVE_START', runId: 'run-b', status: 'started' });
+    await a.append({ event: 'ARCHIVE_SUCCESS', runId: 'run-a', status: 'ok' });
+    await b.append({ event: 'ARCHIVE_SUCCESS', runId: 'run-b', status: 'ok' });
+    const stored = await readAuditRecords(fx.store, AUDIT_PREFIX);
+    const report = verifyAuditChain(stored);
+    expect(report).toMatchObject({ records: 4, problems: [] });
+    expect(report.forks).toHaveLength(1);
+    // A removal in either branch is still found.
+    const sorted = [...stored].sort((x, y) => (x.key < y.key ? -1 : 1));
+    expect(verifyAuditChain(sorted.filter((_, i) => i !== 1)).problems.map((p) => p.kind)).toEqual(['broken-link']);
+  });
+
   it('a dry run writes no audit record', async () => {
     await createEventsTable(fx.db, { rows: 5, stepMinutes: 60, endDaysAgo: 11 });
     const file = await writeConfig({ s3: fx.s3cfg, defaults: { retention_days: 10 }, databases: [{ name: 'app', url: fx.db.url, tables: [eventsTable] }] });
