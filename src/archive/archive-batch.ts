@@ -333,13 +333,13 @@ async function assertColumnsUnchanged(client: Queryable, ctx: ArchiveContext, ke
 }
 
 /**
- * The plan refused the table if it had DELETE triggers (unless allowed), but one may have been
- * created since. Checked after the DELETE, inside its transaction: CREATE TRIGGER needs a lock
+ * The plan refused the table if it had DELETE triggers (unless allowed) or rules ON DELETE, but
+ * one may have been created since. Checked after the DELETE, inside its transaction: CREATE TRIGGER needs a lock
  * that conflicts with the DELETE's ROW EXCLUSIVE one, so a trigger that fired on this delete was
  * committed before the delete's first statement and is seen here (read committed, pinned in
  * connect.ts), and none can appear before COMMIT. The rollback undoes what it did as well.
  */
-async function assertNoDeleteTriggers(client: Queryable, ctx: ArchiveContext, key: string): Promise<void> {
+async function assertNoNewDeleteHooks(client: Queryable, ctx: ArchiveContext, key: string): Promise<void> {
   // Rules ON DELETE likewise, whatever allow_delete_triggers says (found in review: one created
   // mid-run turned a batch's delete into an update, and the batch committed).
   const rule = await checkDeleteRules(client, ctx.plan, ctx.plan.database, `${ctx.plan.schema}.${ctx.plan.table}`, 'TABLE_CHANGED', `created while ${tableLabel(ctx.plan)} was being archived: the delete of ${key} was rolled back, nothing of it deleted`);
@@ -466,7 +466,7 @@ async function deleteGuarded(
     // check and COMMIT. A column added (with a default: the rows keep their xmin) or changed since
     // the batch was read would make the archived lines miss what the deleted rows held (found in review).
     await assertColumnsUnchanged(client, ctx, key);
-    await assertNoDeleteTriggers(client, ctx, key);
+    await assertNoNewDeleteHooks(client, ctx, key);
     // A hold placed in the holds table since this run read it (found in review): its rows must not
     // go, and only the run that reads it can know which they are. Roll back; the next run applies it.
     const placed = await ctx.recheckHolds?.(client);
