@@ -7,8 +7,9 @@
  * Key order is write order, whatever the clock does: the tail is the greatest key of the whole
  * trail (found from the clock's day onwards, so a clock behind the newest record still finds it),
  * and a record is never named before the tail (a clock behind it names the record just after it).
- * `audit verify` follows the hash links, so trails written before this rule (where a clock step
- * back left records named before their predecessor) still verify.
+ * `audit verify` checks each link against the records sorting before it; trails written before
+ * this rule (where a clock step back named records before their predecessor) show that spot as a
+ * broken link (docs/compliance.md, "Clocks").
  */
 import { SerialQueue } from '../core/serial-queue.js';
 import { AuditlogError, describeError } from '../core/errors.js';
