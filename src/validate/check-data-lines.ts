@@ -9,6 +9,14 @@ import { jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf, 
 import type { Finding, ProblemCode } from './problem-codes.js';
 import { readTopLevelFields } from './json-line-fields.js';
 
+/**
+ * A `\u0000` escape not itself escaped (an odd run of backslashes before it). Only a json value
+ * written as it stood can put one in a line — text and jsonb hold no NUL, and values written by
+ * the json-as-text rule are escaped — and PostgreSQL cannot load it back ("unsupported Unicode
+ * escape sequence"). Versions before 2026-11-30 archived such json values (and deleted their rows).
+ */
+const UNESCAPED_NUL = /(?:^|[^\\])(?:\\\\)*\\u0000/;
+
 interface Tally {
   count: number;
   first: string;
@@ -46,6 +54,9 @@ export class DataLineChecker {
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       this.note('LINE_UNPARSEABLE', `${where} is not a JSON object`);
       return;
+    }
+    if (line.includes('u0000') && UNESCAPED_NUL.test(line)) {
+      this.note('LINE_NOT_RESTORABLE', `${where} holds a json value with a \\u0000 escape, written as it stood: restore cannot load it (PostgreSQL text holds no NUL); load that row by hand (docs/format.md)`);
     }
     const fields = readTopLevelFields(line, this.wanted);
     this.checkKey(index, fields, where);

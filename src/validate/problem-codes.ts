@@ -21,6 +21,7 @@ export const PROBLEM_CODES = [
   'UNCOMMITTED_OBJECT',
   'ROW_STILL_IN_TABLE',
   'KEY_IN_TABLE_AGAIN',
+  'LINE_NOT_RESTORABLE',
 ] as const;
 
 export type ProblemCode = (typeof PROBLEM_CODES)[number];

@@ -219,6 +219,15 @@ describe('DataLineChecker: key values against the manifest', () => {
     expect(codes([['c1', '{1,2}']], ['{"code":"c1    ","parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual([]);
   });
 
+  it('reports a line with a \\u0000 escape no restore can load (json archived as it stood by older versions), and not an escaped backslash before u0000', () => {
+    const line = (js: string): string => `{"code":"c1","parts":[1,2],"at":"2024-01-15T01:00:00+00:00","js":${js}}`;
+    expect(codes([['c1', '{1,2}']], [line(String.raw`"\u0000"`)])).toEqual(['LINE_NOT_RESTORABLE']);
+    expect(codes([['c1', '{1,2}']], [line(String.raw`{"k":"a\\\u0000"}`)])).toEqual(['LINE_NOT_RESTORABLE']);
+    // Text holding a backslash then u0000 (JSON "\\u0000"), and a value written by the json-as-text rule: loadable.
+    expect(codes([['c1', '{1,2}']], [line(String.raw`"\\u0000"`)])).toEqual([]);
+    expect(codes([['c1', '{1,2}']], [line(String.raw`"\"\\u0000\""`)])).toEqual([]);
+  });
+
   it('still reports a key that differs, or an array key that is missing', () => {
     expect(codes([['c2', '{1,2}']], ['{"code":"c1    ","parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
     expect(codes([['c1', '{1,2}']], ['{"code":"c1    ","at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
