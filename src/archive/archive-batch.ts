@@ -13,7 +13,7 @@ import { describeDeleteTrigger, tableLabel } from '../core/table-plan.js';
 import { computeBatchId, FORMAT_NAME, FORMAT_VERSION, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
 import { keyId, subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
-import { serializeMarker, type PendingMarker } from './pending-marker.js';
+import { markerTableOf, serializeMarker, type PendingMarker } from './pending-marker.js';
 import { deleteArchivedRows, selectColumnSignature, type DeleteResult } from '../db/archive-queries.js';
 import type { Queryable } from '../db/queryable.js';
 import { checkDeleteRules, deleteTriggersError, selectDeleteTriggers } from '../db/table-refusals.js';
@@ -67,7 +67,7 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
   const markerKey = pendingMarkerKey(ctx.prefix, rows.day, objectName);
   const log = ctx.logger.child({ batch: batchId });
 
-  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), delete_txid: null, origin: ctx.origin, table: { database: plan.database, schema: plan.schema, table: plan.table } };
+  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), delete_txid: null, origin: ctx.origin, table: markerTableOf(plan) };
   let current = rows;
   // Independent of each other; only the data upload must wait for the marker.
   const [existing, firstEncoding] = await Promise.all([

@@ -8,7 +8,7 @@
  */
 import { DATA_SUFFIX, METADATA_SUFFIX, legacyTablePrefix, pendingPrefix } from '../core/archive-layout.js';
 import { describeError } from '../core/errors.js';
-import { isOtherTablesMarker, parseMarker } from './pending-marker.js';
+import { isOtherTablesMarker, markerTableOf, parseMarker, sameMarkerTable, sidecarTable } from './pending-marker.js';
 import type { ArchiveContext } from './archive-context.js';
 
 /** Markers, then sidecars, read at most to tell this table's objects from another table's in a shared old directory. */
@@ -36,7 +36,7 @@ export async function warnLegacyPrefix(ctx: Pick<ArchiveContext, 'store' | 'plan
  * naming another table (old markers carry no table: reported, since the warning only asks to look).
  */
 async function findOwnLegacyObject(ctx: Pick<ArchiveContext, 'store' | 'plan'>, legacy: string): Promise<string | undefined> {
-  const ours = { database: ctx.plan.database, schema: ctx.plan.schema, table: ctx.plan.table };
+  const ours = markerTableOf(ctx.plan);
   let read = 0;
   for await (const info of ctx.store.list(pendingPrefix(legacy))) {
     if (read++ >= MAX_SIDECARS_READ) break;
@@ -48,12 +48,9 @@ async function findOwnLegacyObject(ctx: Pick<ArchiveContext, 'store' | 'plan'>, 
     if (read++ >= MAX_SIDECARS_READ) return undefined;
     const body = await ctx.store.get(info.key);
     if (body === undefined) continue;
-    try {
-      const m = JSON.parse(body.toString('utf8')) as { database?: unknown; schema?: unknown; table?: unknown };
-      if (m.database === ctx.plan.database && m.schema === ctx.plan.schema && m.table === ctx.plan.table) return info.key.slice(0, -METADATA_SUFFIX.length) + DATA_SUFFIX;
-    } catch {
-      // not a sidecar we can read: not evidence either way
-    }
+    // A sidecar that cannot be read is not evidence either way.
+    const named = sidecarTable(body);
+    if (named !== undefined && sameMarkerTable(named, ours)) return info.key.slice(0, -METADATA_SUFFIX.length) + DATA_SUFFIX;
   }
   return undefined;
 }

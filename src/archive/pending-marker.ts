@@ -95,14 +95,32 @@ function isMarkerTable(t: unknown): t is MarkerTable {
   return typeof o === 'object' && o !== null && typeof o.database === 'string' && typeof o.schema === 'string' && typeof o.table === 'string';
 }
 
+/** The table identity markers carry, of a table plan (`databases[].name`, schema, table). */
+export function markerTableOf(plan: { database: string; schema: string; table: string }): MarkerTable {
+  return { database: plan.database, schema: plan.schema, table: plan.table };
+}
+
+export function sameMarkerTable(a: MarkerTable, b: MarkerTable): boolean {
+  return a.database === b.database && a.schema === b.schema && a.table === b.table;
+}
+
+/** The table a metadata sidecar names, when it is readable enough to say; undefined otherwise. */
+export function sidecarTable(body: Buffer): MarkerTable | undefined {
+  try {
+    const m: unknown = JSON.parse(body.toString('utf8'));
+    return isMarkerTable(m) ? markerTableOf(m) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Whether a marker names another table than `ours` (a marker without a table identity — older
  * versions, or torn — does not: its key under our prefix is all we know).
  */
 export function isOtherTablesMarker(marker: PendingMarker | undefined, ours: MarkerTable): boolean {
   const theirs = marker?.table;
-  if (theirs === undefined) return false;
-  return theirs.database !== ours.database || theirs.schema !== ours.schema || theirs.table !== ours.table;
+  return theirs !== undefined && !sameMarkerTable(theirs, ours);
 }
 
 export type ReconcileDecision =

@@ -13,7 +13,7 @@ import { sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
 import { selectPresentRows } from '../db/archive-queries.js';
 import type { ArchiveContext } from './archive-context.js';
-import { decideReconcile, isForeignMarker, isOtherTablesMarker, parseMarker, type MarkerTable, type TxidStatus } from './pending-marker.js';
+import { decideReconcile, isForeignMarker, isOtherTablesMarker, markerTableOf, parseMarker, sameMarkerTable, sidecarTable, type MarkerTable, type TxidStatus } from './pending-marker.js';
 
 /** `other-table`: the marker or sidecar belongs to another table; nothing was changed. */
 export type ReconcileResult = 'committed' | 'removed' | 'nothing-written' | 'other-table';
@@ -66,7 +66,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
       { details: { key: markerKey, marker_database: theirs.database, marker_system_identifier: theirs.system_identifier } },
     );
   }
-  const ours = thisTable(ctx);
+  const ours = markerTableOf(ctx.plan);
   if (isOtherTablesMarker(marker, ours)) {
     // Another table's batch in our directory: its rows are not in our table, so "none of them is
     // still there" says nothing about its delete — removing its object here lost rows the other
@@ -76,10 +76,10 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   }
   const data = await store.get(key);
   const metaBody = await store.get(metaKey);
-  const sidecarTable = metaBody === undefined ? undefined : readSidecarTable(metaBody);
-  if (sidecarTable !== undefined && !sameTable(sidecarTable, ours)) {
+  const described = metaBody === undefined ? undefined : sidecarTable(metaBody);
+  if (described !== undefined && !sameMarkerTable(described, ours)) {
     // A marker without a table identity (older versions) whose sidecar says whose batch it is.
-    warnOtherTable(ctx, markerKey, key, `its metadata describes ${describeTable(sidecarTable)}`);
+    warnOtherTable(ctx, markerKey, key, `its metadata describes ${describeTable(described)}`);
     return 'other-table';
   }
   if (data === undefined || metaBody === undefined) {
@@ -121,14 +121,6 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   return 'removed';
 }
 
-function thisTable(ctx: ArchiveContext): MarkerTable {
-  return { database: ctx.plan.database, schema: ctx.plan.schema, table: ctx.plan.table };
-}
-
-function sameTable(a: MarkerTable, b: MarkerTable): boolean {
-  return a.database === b.database && a.schema === b.schema && a.table === b.table;
-}
-
 /** JSON-quoted: `a.b`.`c` and `a`.`b.c` must read differently in a message. */
 function describeTable(t: MarkerTable): string {
   return `database ${JSON.stringify(t.database)} schema ${JSON.stringify(t.schema)} table ${JSON.stringify(t.table)}`;
@@ -137,19 +129,8 @@ function describeTable(t: MarkerTable): string {
 function warnOtherTable(ctx: ArchiveContext, markerKey: string, key: string, why: string): void {
   ctx.logger.warn(
     { marker: markerKey, key },
-    `pending marker ${markerKey} under this table's prefix belongs to another table (${why}, not ${describeTable(thisTable(ctx))}): left alone with its objects; that table's own runs reconcile it — if no configuration archives that table, inspect it by hand (docs/runbooks.md)`,
+    `pending marker ${markerKey} under this table's prefix belongs to another table (${why}, not ${describeTable(markerTableOf(ctx.plan))}): left alone with its objects; that table's own runs reconcile it — if no configuration archives that table, inspect it by hand (docs/runbooks.md)`,
   );
-}
-
-/** The table a sidecar names, when it is readable enough to say; undefined otherwise (decided as before). */
-function readSidecarTable(body: Buffer): MarkerTable | undefined {
-  try {
-    const m = JSON.parse(body.toString('utf8')) as Partial<Record<keyof MarkerTable, unknown>> | null;
-    if (m !== null && typeof m.database === 'string' && typeof m.schema === 'string' && typeof m.table === 'string') return { database: m.database, schema: m.schema, table: m.table };
-  } catch {
-    // unreadable: parseMetadata reports it below
-  }
-  return undefined;
 }
 
 async function selectTxidStatus(ctx: ArchiveContext, txid: string): Promise<TxidStatus> {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { checkRetentionPolicy } from '../compliance/retention-policy.js';
 import { scheduleProblem } from '../daemon/run-daemon.js';
-import { tablePrefix } from '../core/archive-layout.js';
+import { encodeKeySegment, tablePrefix } from '../core/archive-layout.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -643,17 +643,15 @@ export const configSchema = z
     if (c.local !== undefined) {
       c.databases.forEach((d, i) => {
         // A directory of its own (under the archive and under _auditlog/locks, state, checkpoints).
-        const segment = tablePrefix(d.name, 's', 't').split('/')[0]!;
+        const segment = encodeKeySegment(d.name);
         if (segment.length > 255) {
           ctx.addIssue({ code: 'custom', path: ['databases', i, 'name'], message: `the archive directory of database ${d.name.slice(0, 40)}… would be named with ${segment.length} bytes (percent-encoded); a local: directory name takes at most 255: use a shorter name` });
         }
-      });
-      c.databases.forEach((d, i) =>
         d.tables.forEach((t, j) => {
           const problem = localNameProblem(d.name, t.schema, t.name);
           if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['databases', i, 'tables', j, 'name'], message: problem });
-        }),
-      );
+        });
+      });
     }
     const auditDb = c.compliance.audit.database;
     if (auditDb !== undefined && !c.databases.some((d) => d.name === auditDb)) {

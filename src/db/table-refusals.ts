@@ -128,6 +128,15 @@ async function checkInheritanceChildren(q: Queryable, oid: number, database: str
 }
 
 /**
+ * `tree(relid)`: the relations a DELETE from the table reaches ($1 its oid; $2 whether it is
+ * partitioned, so its partitions, at every level, are included; an ordinary table's INHERITS
+ * children are not: the archiver deletes from it with ONLY).
+ */
+const DELETED_FROM_CTE = `WITH RECURSIVE tree(relid) AS (
+       SELECT $1::oid
+       UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid WHERE $2::boolean)`;
+
+/**
  * Enabled user triggers that fire on a DELETE from the table: its own, and for a partitioned table
  * those of every partition (a row trigger of the parent is cloned onto each partition and listed
  * there too). An ordinary table's INHERITS children are not included: the archiver deletes from
@@ -137,9 +146,7 @@ async function checkInheritanceChildren(q: Queryable, oid: number, database: str
  */
 export async function selectDeleteTriggers(q: Queryable, plan: Pick<TablePlan, 'oid' | 'relkind'>): Promise<DeleteTrigger[]> {
   const r = await q.query<DeleteTrigger>(
-    `WITH RECURSIVE tree(relid) AS (
-       SELECT $1::oid
-       UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid WHERE $2::boolean)
+    `${DELETED_FROM_CTE}
      SELECT g.tgname::text AS name, g.tgrelid::regclass::text AS table,
             CASE WHEN g.tgtype & 2 <> 0 THEN 'BEFORE' WHEN g.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END
               || CASE WHEN g.tgtype & 1 <> 0 THEN ' ROW' ELSE ' STATEMENT' END AS timing,
@@ -170,9 +177,7 @@ export async function checkDeleteRules(
   outcome = 'refused before any row was read',
 ): Promise<AuditlogError | undefined> {
   const r = await q.query<{ name: string; table: string }>(
-    `WITH RECURSIVE tree(relid) AS (
-       SELECT $1::oid
-       UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid WHERE $2::boolean)
+    `${DELETED_FROM_CTE}
      SELECT w.rulename::text AS name, w.ev_class::regclass::text AS table
        FROM pg_catalog.pg_rewrite w JOIN tree ON w.ev_class = tree.relid
       WHERE w.ev_type = '4' AND w.ev_enabled <> 'D'

@@ -154,10 +154,16 @@ function valueExpr(c: DriftPlan['columns'][number]): string {
 
 /** Rows of the batch whose key already exists in the target (for --dry-run and reports). */
 export function countConflictsSql(drift: DriftPlan, target: { schema: string; table: string; key: readonly string[] }, parsed: string): string | undefined {
+  const exists = keyInTargetSql(drift, target);
+  return exists === undefined ? undefined : `SELECT count(*)::int AS n FROM ${parsed} p WHERE ${exists}`;
+}
+
+/** `EXISTS (…)`: the staged row `p`'s key is in the target already; undefined when the archive does not feed every key column. */
+function keyInTargetSql(drift: DriftPlan, target: { schema: string; table: string; key: readonly string[] }): string | undefined {
   const byTarget = new Map(drift.columns.map((c) => [c.target, c]));
   if (target.key.length === 0 || !target.key.every((k) => byTarget.has(k))) return undefined;
   const on = target.key.map((k) => `t.${quoteIdent(k)} = ${valueExpr(byTarget.get(k)!)}`).join(' AND ');
-  return `SELECT count(*)::int AS n FROM ${parsed} p WHERE EXISTS (SELECT 1 FROM ${quoteQualified(target.schema, target.table)} t WHERE ${on})`;
+  return `EXISTS (SELECT 1 FROM ${quoteQualified(target.schema, target.table)} t WHERE ${on})`;
 }
 
 /**
@@ -207,10 +213,7 @@ export function insertSql(
  * may drop rows: the rows the INSERT then does not return are told apart from conflicts.
  */
 export function feedCountsSql(drift: DriftPlan, target: { schema: string; table: string; key: readonly string[] }, parsed: string): string {
-  const byTarget = new Map(drift.columns.map((c) => [c.target, c]));
-  const keyed = target.key.length > 0 && target.key.every((k) => byTarget.has(k));
-  const on = keyed ? target.key.map((k) => `t.${quoteIdent(k)} = ${valueExpr(byTarget.get(k)!)}`).join(' AND ') : 'false';
-  return `SELECT count(*)::int AS given, count(*) FILTER (WHERE EXISTS (SELECT 1 FROM ${quoteQualified(target.schema, target.table)} t WHERE ${on}))::int AS existing FROM ${latestPerKey(drift, target, parsed)} p`;
+  return `SELECT count(*)::int AS given, count(*) FILTER (WHERE ${keyInTargetSql(drift, target) ?? 'false'})::int AS existing FROM ${latestPerKey(drift, target, parsed)} p`;
 }
 
 /**
