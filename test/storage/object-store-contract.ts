@@ -57,6 +57,18 @@ export function runObjectStoreContract(context: ContractContext): void {
     expect((await store.head('sizes/large.bin'))?.size).toBe(large.length);
   });
 
+  it('lists only keys after startAfter, across directories, in key order (the audit trail finds its tail this way)', async () => {
+    const store = context.store();
+    const keys = ['after/2026/11/29/a.json', 'after/2026/11/30/a.json', 'after/2026/11/30/b.json', 'after/2026/12/01/a.json', 'after/2027/01/01/a.json'];
+    for (const key of keys) await store.put(key, Buffer.from(key));
+    const listed: string[] = [];
+    for await (const info of store.list('after/', { startAfter: 'after/2026/11/30/' })) listed.push(info.key);
+    expect(listed).toEqual(keys.slice(1));
+    const fromKey: string[] = [];
+    for await (const info of store.list('after/', { startAfter: 'after/2026/11/30/a.json' })) fromKey.push(info.key);
+    expect(fromKey).toEqual(keys.slice(2));
+  });
+
   it('replaces an object on a second put', async () => {
     const store = context.store();
     await store.put('over/write.txt', Buffer.from('first version, longer'));
