@@ -19,6 +19,7 @@ export interface SessionSettings {
   array_nulls: string;
   xmloption: string;
   default_transaction_isolation: string;
+  row_security: string;
   statement_timeout: string;
   lock_timeout: string;
   idle_in_transaction_session_timeout: string;
@@ -43,6 +44,13 @@ export function buildSessionSettings(defaults: Pick<DefaultsConfig, 'statement_t
     array_nulls: 'on',
     xmloption: 'content',
     default_transaction_isolation: 'read committed',
+    // A row-level security policy that applies to the archiver's role would silently leave rows
+    // out: of a page (never archived, retention unenforced), of a delete (archived, then rewritten
+    // out of their object on every run) or of the legal-holds table (held rows archived and
+    // deleted). With row_security off, such a query fails instead of being filtered (found by
+    // probing); roles that bypass RLS (superuser, BYPASSRLS, a non-FORCE owner) are unaffected.
+    // table-refusals.ts says so up front for each archived table, restore for its target.
+    row_security: 'off',
     statement_timeout: `${defaults.statement_timeout_ms}`,
     lock_timeout: `${defaults.lock_timeout_ms}`,
     idle_in_transaction_session_timeout: `${defaults.idle_in_transaction_session_timeout_ms}`,

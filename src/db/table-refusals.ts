@@ -1,7 +1,8 @@
 /**
  * Why `archive` refuses a table before reading a row, from the catalog alone: inheritance children,
  * json inside composite values or arrays, too many columns, and — for a run that deletes —
- * ON DELETE CASCADE/SET NULL/SET DEFAULT references, enabled DELETE triggers and rules ON DELETE.
+ * ON DELETE CASCADE/SET NULL/SET DEFAULT references, enabled DELETE triggers and rules ON DELETE;
+ * and, for any purpose, row-level security that applies to the session's role.
  * loadTablePlan (catalog.ts) throws the first of them; the wizard (src/wizard/run-wizard.ts)
  * reports them all, in the same words, so the configuration it writes does not fail its first run.
  * Each check returns its refusal instead of throwing it; the column checks are pure.
@@ -52,6 +53,7 @@ export async function findTableRefusals(q: Queryable, input: TableRefusalInput):
   const deleteTriggers = await selectDeleteTriggers(q, { oid, relkind });
   if (deletes && deleteTriggers.length > 0 && !input.allowDeleteTriggers) refusals.push(deleteTriggersError(deleteTriggers, database, qualified, 'TABLE_NOT_SUPPORTED', 'refused before any row was read'));
   if (deletes) refusals.push(await checkDeleteRules(q, { oid, relkind }, database, qualified));
+  refusals.push(await checkRowSecurity(q, oid, database, qualified));
   return { refusals: refusals.filter((r): r is AuditlogError => r !== undefined), deleteTriggers };
 }
 
@@ -77,6 +79,25 @@ export function checkColumnCount(count: number, database: string, qualified: str
   return new AuditlogError('TABLE_NOT_SUPPORTED', `${qualified} in database "${database}" has ${count} columns; at most ${MAX_ARCHIVED_COLUMNS} can be archived, since restore adds one column to PostgreSQL's limit of 1600: leave this table out, or archive it with fewer columns`, {
     details: { database, table: qualified, columns: count },
   });
+}
+
+/**
+ * Row-level security that applies to the archiver's role would keep rows out of every read (so out
+ * of the archive, and the retention is never enforced for them) and, with a stricter DELETE
+ * policy, out of the delete: such rows were archived, then rewritten out of their object on every
+ * run (found by probing). The sessions run with row_security off (connect.ts), so a filtered query
+ * would fail anyway; this says why, and the fix, before anything is read. For a partitioned table
+ * only the parent's policies apply to queries through it.
+ */
+async function checkRowSecurity(q: Queryable, oid: number, database: string, qualified: string): Promise<AuditlogError | undefined> {
+  const r = await q.query<{ active: string; role: string }>(`SELECT pg_catalog.row_security_active($1::oid)::text AS active, current_user::text AS role`, [oid]);
+  const { active, role } = r.rows[0]!;
+  if (active !== 'true') return undefined;
+  return new AuditlogError(
+    'DB_PRIVILEGE',
+    `row-level security applies to role ${role} on ${qualified} (database "${database}"): its policies would keep rows out of the archive or out of the delete; archive with a role that has BYPASSRLS (ALTER ROLE ${role} BYPASSRLS) or owns the table without FORCE ROW LEVEL SECURITY (docs/operations.md, PostgreSQL grants)`,
+    { details: { database, table: qualified, role } },
+  );
 }
 
 const DELETE_ACTIONS: Record<string, string> = { c: 'ON DELETE CASCADE', n: 'ON DELETE SET NULL', d: 'ON DELETE SET DEFAULT' };

@@ -30,6 +30,12 @@ export interface TargetTable {
    * own instead of taking them for conflicts (found by probing).
    */
   triggersMayDropRows: boolean;
+  /**
+   * Row-level security applies to the restoring role: its policies would filter the conflict
+   * checks and the INSERT … RETURNING, and the sessions' row_security off (connect.ts) makes such
+   * a query fail. Restore refuses the target up front instead.
+   */
+  rowSecurityActive: boolean;
 }
 
 export interface IndexDefinition {
@@ -39,11 +45,12 @@ export interface IndexDefinition {
 
 export async function loadTargetTable(q: Queryable, schema: string, table: string): Promise<TargetTable | undefined> {
   // tgtype bits (PostgreSQL's trigger.h): 1 row, 2 before, 4 insert, 16 update.
-  const rel = await q.query<{ oid: string; relkind: string; copy_like_insert: string; triggers_may_drop_rows: string }>(
+  const rel = await q.query<{ oid: string; relkind: string; copy_like_insert: string; triggers_may_drop_rows: string; row_security_active: string }>(
     `SELECT c.oid::text AS oid, c.relkind::text AS relkind, (NOT (c.relhasrules OR c.relrowsecurity OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal) OR EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid AND NOT x.indimmediate)))::text AS copy_like_insert,
             EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
                      WHERE (g.tgrelid = c.oid OR g.tgrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree(c.oid)))
-                       AND NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgtype & 3 = 3 AND g.tgtype & 20 <> 0)::text AS triggers_may_drop_rows
+                       AND NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgtype & 3 = 3 AND g.tgtype & 20 <> 0)::text AS triggers_may_drop_rows,
+            pg_catalog.row_security_active(c.oid)::text AS row_security_active
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
     [schema, table],
@@ -85,6 +92,7 @@ export async function loadTargetTable(q: Queryable, schema: string, table: strin
     key: key.rows[0] === undefined ? [] : (JSON.parse(key.rows[0].cols) as string[]),
     copyLikeInsert: found.copy_like_insert === 'true',
     triggersMayDropRows: found.triggers_may_drop_rows === 'true',
+    rowSecurityActive: found.row_security_active === 'true',
   };
 }
 

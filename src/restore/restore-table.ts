@@ -243,6 +243,14 @@ async function restoreInto(
     logger.info({ columns: created.columns.length }, options.dryRun ? 'target table would be created' : 'target table created with the archived columns');
   }
   const drifts = new Map<string, DriftPlan>();
+  if (table?.rowSecurityActive === true) {
+    const role = (await client.query<{ role: string }>('SELECT current_user::text AS role')).rows[0]!.role;
+    throw new AuditlogError(
+      'DB_PRIVILEGE',
+      `row-level security applies to role ${role} on ${target.schema}.${target.table} (database "${id.database}"): its policies would filter the restore's conflict checks and inserts; restore with a role that has BYPASSRLS or owns the table without FORCE ROW LEVEL SECURITY, or into a new --target-table. Nothing was restored`,
+      { details: { database: id.database, table: `${target.schema}.${target.table}`, role } },
+    );
+  }
   if (table !== undefined) {
     if (options.conflict !== 'fail' && table.key.length === 0) {
       // Without a key nothing can conflict: skip would insert every row again, silently (found by probing).
