@@ -101,9 +101,10 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   // lock_timeout) for a delete transaction still running.
   const stillThere = new Set((await selectPresentRows(ctx.pool, ctx.plan, meta.primary_keys)).map((r) => JSON.stringify([r.key, r.xmin])));
   const anyArchivedVersionPresent = meta.primary_keys.some((k, i) => stillThere.has(JSON.stringify([k, meta.xmins[i]])));
+  const anyKeyPresent = stillThere.size > 0;
   const txid = marker?.delete_txid;
   const deleteStatus = anyArchivedVersionPresent || typeof txid !== 'string' ? undefined : await selectTxidStatus(ctx, txid);
-  const decision = decideReconcile({ marker, metadataRunId: meta.run_id, metadataCreatedAt: meta.created_at, anyArchivedVersionPresent, deleteStatus });
+  const decision = decideReconcile({ marker, metadataRunId: meta.run_id, metadataCreatedAt: meta.created_at, anyArchivedVersionPresent, anyKeyPresent, deleteStatus });
   if (decision === 'wait') {
     throw new AuditlogError('DB_QUERY', `the delete transaction ${txid} of in-flight object ${key} is still open (a session of an earlier run that has not ended yet); rerun once it has ended, or end it with pg_terminate_backend`, {
       details: { key, txid },
@@ -134,8 +135,19 @@ function warnOtherTable(ctx: ArchiveContext, markerKey: string, key: string, why
 }
 
 async function selectTxidStatus(ctx: ArchiveContext, txid: string): Promise<TxidStatus> {
-  const r = await ctx.pool.query<{ status: string | null }>('SELECT txid_status($1::bigint) AS status', [txid]);
-  const status = r.rows[0]?.status ?? null;
+  let status: string | null;
+  try {
+    const r = await ctx.pool.query<{ status: string | null }>('SELECT txid_status($1::bigint) AS status', [txid]);
+    status = r.rows[0]?.status ?? null;
+  } catch (error) {
+    // 22023 "transaction ID … is in the future": this database never ran that transaction (a
+    // failover to a standby that had not received it, a point-in-time restore), so no delete of
+    // the batch committed here: as aborted. Without this the table failed with a raw error on
+    // every run (found by probing).
+    if ((error as { code?: unknown } | null)?.code !== '22023') throw error;
+    ctx.logger.warn({ txid }, `the delete transaction ${txid} of a batch left in flight is in this database's future (a failover or a point-in-time restore since it ran?): its delete did not commit here`);
+    status = 'aborted';
+  }
   return status === 'committed' || status === 'aborted' || status === 'in progress' ? status : null;
 }
 
