@@ -2,7 +2,14 @@
  * One archiver per (database, table): a session-level advisory lock held on a dedicated
  * connection for the whole table run. A second instance fails fast with who holds it. While it is
  * held, a heartbeat confirms on that connection that the lock is still granted to this session.
+ *
+ * Session locks are only as good as the session: behind a pooler in transaction mode two archivers
+ * can share one server backend, where pg_try_advisory_lock is re-entrant and both "held" the lock
+ * (found by probing: rows deleted and archived nowhere). So the lock session also carries this
+ * lock's own token (a session setting): a backend that already carries one is another client's,
+ * and the heartbeat requires the token to still be ours.
  */
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { AuditlogError } from '../core/errors.js';
 import { startHeartbeat } from '../core/heartbeat.js';
@@ -44,6 +51,16 @@ export async function acquireTableLock(client: pg.Client, plan: LockTarget, opti
   // The tag rides along in pg_stat_activity.query of the lock session (its last statement), so
   // another instance can say which run holds the lock and since when.
   const tag = lockTag(options.runId, new Date());
+  const token = `${options.runId ?? 'run'}:${randomUUID()}`;
+  const other = (await client.query<{ token: string | null }>(`SELECT pg_catalog.current_setting('${LOCK_TOKEN_SETTING}', true) AS token`)).rows[0]?.token;
+  if (other !== null && other !== undefined && other !== '') {
+    held = false;
+    throw new AuditlogError(
+      'DB_SESSION',
+      `the lock session for ${tableLabel(plan)} landed on a server session another client set up (it carries lock token ${other}): the connection goes through a pooler in transaction mode, which defeats the table lock; connect the archiver to PostgreSQL directly (docs/operations.md, connection poolers)`,
+      { details: { database: plan.database, table: `${plan.schema}.${plan.table}` } },
+    );
+  }
   const r = await client.query<{ ok: string }>(`${tag}SELECT pg_try_advisory_lock($1::int, $2::int)::text AS ok`, [LOCK_NAMESPACE, plan.oid | 0]);
   if (r.rows[0]?.ok !== 'true') {
     held = false;
@@ -56,12 +73,12 @@ export async function acquireTableLock(client: pg.Client, plan: LockTarget, opti
   }
   // Tagged too: it is now the session's last statement, and an untagged one left another run's
   // LOCK_HELD without this run's id until the first heartbeat (found by probing).
-  const pid = (await client.query<{ pid: string }>(`${tag}SELECT pg_catalog.pg_backend_pid()::text AS pid`)).rows[0]!.pid;
+  const pid = (await client.query<{ pid: string }>(`${tag}SELECT pg_catalog.pg_backend_pid()::text AS pid, pg_catalog.set_config('${LOCK_TOKEN_SETTING}', $1, false)`, [token])).rows[0]!.pid;
   if (options.heartbeat !== undefined) {
     heartbeat = startHeartbeat({
       ...options.heartbeat,
       beat: async () => {
-        if (!(await confirmAdvisoryLock(client, plan.oid, tag))) throw new Error('the advisory lock is no longer granted to this session');
+        if (!(await confirmAdvisoryLock(client, plan.oid, tag, token))) throw new Error('the advisory lock is no longer granted to this session');
       },
       onLost: markLost,
     });
@@ -74,22 +91,27 @@ export async function acquireTableLock(client: pg.Client, plan: LockTarget, opti
       heartbeat?.stop();
       if (!held) return;
       held = false;
-      await client.query('SELECT pg_advisory_unlock($1::int, $2::int)', [LOCK_NAMESPACE, plan.oid | 0]);
+      await client.query(`SELECT pg_advisory_unlock($1::int, $2::int), pg_catalog.set_config('${LOCK_TOKEN_SETTING}', '', false)`, [LOCK_NAMESPACE, plan.oid | 0]);
     },
   };
 }
 
+/** The session setting that carries the lock's token on its lock session (a placeholder setting). */
+const LOCK_TOKEN_SETTING = 'auditlog.lock_token';
+
 /**
- * True when this session (pg_backend_pid) still holds the table's advisory lock: one catalog
- * read, cheap enough for every heartbeat, and it also proves the connection answers.
+ * True when this session (pg_backend_pid) still holds the table's advisory lock — and, given the
+ * lock's token, still carries it (the same server session, not one a pooler lent another client):
+ * one catalog read, cheap enough for every heartbeat, and it also proves the connection answers.
  */
-export async function confirmAdvisoryLock(client: Queryable, tableOid: number, tag = ''): Promise<boolean> {
+export async function confirmAdvisoryLock(client: Queryable, tableOid: number, tag = '', token?: string): Promise<boolean> {
   // As text: the archiver's sessions parse no value (connect.ts), so a boolean would arrive as 't'.
   const r = await client.query<{ held: string }>(
-    `${tag}SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks
+    `${tag}SELECT (EXISTS (SELECT 1 FROM pg_catalog.pg_locks
         WHERE locktype = 'advisory' AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2
-          AND pid = pg_catalog.pg_backend_pid() AND granted)::text AS held`,
-    [LOCK_NAMESPACE, tableOid | 0],
+          AND pid = pg_catalog.pg_backend_pid() AND granted)
+        AND ($3::text IS NULL OR pg_catalog.current_setting('${LOCK_TOKEN_SETTING}', true) = $3::text))::text AS held`,
+    [LOCK_NAMESPACE, tableOid | 0, token ?? null],
   );
   return r.rows[0]?.held === 'true';
 }

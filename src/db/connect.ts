@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import type { DatabaseConfig, DefaultsConfig } from '../config/schema.js';
-import { AuditlogError, describeError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { redactSecrets } from '../config/mask-secrets.js';
 
 export interface SessionSettings {
@@ -20,6 +20,8 @@ export interface SessionSettings {
   xmloption: string;
   default_transaction_isolation: string;
   row_security: string;
+  /** Not a PostgreSQL setting: a sentinel that proves the startup options reached the server (verifyPinnedSession). */
+  'auditlog.pinned_settings': string;
   statement_timeout: string;
   lock_timeout: string;
   idle_in_transaction_session_timeout: string;
@@ -51,6 +53,7 @@ export function buildSessionSettings(defaults: Pick<DefaultsConfig, 'statement_t
     // probing); roles that bypass RLS (superuser, BYPASSRLS, a non-FORCE owner) are unaffected.
     // table-refusals.ts says so up front for each archived table, restore for its target.
     row_security: 'off',
+    'auditlog.pinned_settings': 'on',
     statement_timeout: `${defaults.statement_timeout_ms}`,
     lock_timeout: `${defaults.lock_timeout_ms}`,
     idle_in_transaction_session_timeout: `${defaults.idle_in_transaction_session_timeout_ms}`,
@@ -110,9 +113,52 @@ export function splitUrlOptions(raw: string): { connectionString: string; option
   return { connectionString: url.toString(), options };
 }
 
-/** A connection of its own, outside the pool: holds the table's advisory lock for the whole run. */
+/**
+ * Throws DB_SESSION unless the session runs with the pinned settings: a connection pooler that
+ * drops the startup `options` (PgBouncer needs ignore_startup_parameters = options to accept them
+ * at all) left every setting at the database's values — real values archived with fewer digits,
+ * intervals and bytea in other formats, under metadata saying otherwise, and no lock_timeout
+ * (found by probing). The sentinel is a placeholder setting only the options packet sets.
+ */
+export async function verifyPinnedSession(client: Pick<pg.Client, 'query'>, database: string): Promise<void> {
+  const r = await client.query<{ pinned: string | null }>(`SELECT pg_catalog.current_setting('auditlog.pinned_settings', true) AS pinned`);
+  if (r.rows[0]?.pinned === 'on') return;
+  throw new AuditlogError(
+    'DB_SESSION',
+    `connections to database "${database}" do not get the archiver's session settings: the startup "options" parameter did not reach PostgreSQL (a connection pooler such as PgBouncer with ignore_startup_parameters = options?), so values could be archived in another format and lock_timeout/statement_timeout would not apply; connect the archiver to PostgreSQL directly (docs/operations.md, connection poolers)`,
+    { details: { database } },
+  );
+}
+
+/**
+ * A pg.Client that verifies its session (verifyPinnedSession) before anyone uses it: the pool
+ * calls connect() with a callback, and a client that fails the check is closed, not handed out.
+ */
+function pinnedClientClass(database: string): typeof pg.Client {
+  return class PinnedSessionClient extends pg.Client {
+    override connect(): Promise<pg.Client>;
+    override connect(callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void;
+    override connect(callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): Promise<pg.Client> | void {
+      const connected = super.connect().then(async () => {
+        try {
+          await verifyPinnedSession(this, database);
+        } catch (error) {
+          await this.end().catch(() => undefined);
+          throw error;
+        }
+        return this as pg.Client;
+      });
+      if (callback === undefined) return connected;
+      const cb = callback as (err: Error | null, c?: pg.Client) => void;
+      connected.then((c) => cb(null, c), (error: Error) => cb(error));
+    }
+  };
+}
+
+/** A connection of its own, outside the pool (the table's lock session, restore's session), verified on connect. */
 export function createClient(options: PoolOptions): pg.Client {
-  const client = new pg.Client(buildClientConfig(options));
+  const Client = pinnedClientClass(options.database.name);
+  const client = new Client(buildClientConfig(options));
   client.on('error', (error) => options.onBackgroundError?.(error));
   return client;
 }
@@ -136,7 +182,7 @@ export async function connectLockClient(options: PoolOptions): Promise<pg.Client
 }
 
 export function createPool(options: PoolOptions): pg.Pool {
-  const pool = new pg.Pool({ ...buildClientConfig(options), max: options.database.connection_pool_size, idleTimeoutMillis: 30_000 });
+  const pool = new pg.Pool({ ...buildClientConfig(options), Client: pinnedClientClass(options.database.name), max: options.database.connection_pool_size, idleTimeoutMillis: 30_000 });
   // An idle client killed by pg_terminate_backend emits 'error' on the pool; unhandled, it would crash the process.
   pool.on('error', (error) => options.onBackgroundError?.(error));
   // A checked-out client killed mid-query emits 'error' on itself, which pg-pool does not listen
@@ -169,6 +215,7 @@ export async function checkConnection(pool: pg.Pool, db: DatabaseConfig, secrets
 }
 
 export function toConnectError(error: unknown, db: DatabaseConfig, secrets: readonly string[] = []): AuditlogError {
+  if (isAuditlogError(error)) return error;
   const message = redactSecrets(describeError(error), secrets);
   return new AuditlogError(
     'DB_CONNECT',

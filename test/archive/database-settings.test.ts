@@ -17,6 +17,11 @@ import { restoreWith } from '../helpers/restore-run.js';
 import { inspectArchive } from '../helpers/archive-inspect.js';
 import { validateArchive } from '../../src/validate/validate-archive.js';
 import { splitUrlOptions } from '../../src/db/connect.js';
+import { LocalObjectStore } from '../../src/storage/local-object-store.js';
+import { startTcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 let s3: S3TestServer;
 beforeAll(async () => {
@@ -103,6 +108,45 @@ describe.each(backends)('a database with non-default settings, through the $name
       expect(await rowsOf('t')).toEqual(before);
     } finally {
       await cleanup();
+    }
+  });
+});
+
+describe('a connection path that drops the startup options (a pooler with ignore_startup_parameters = options)', () => {
+  // Found by probing through PgBouncer: every pinned setting fell back to the database's (real
+  // values archived with fewer digits, intervals in another style, no lock_timeout), the rows were
+  // deleted, and the metadata still claimed the pinned settings.
+  it('archive refuses the database before reading a row (DB_SESSION), restore too; through the same path with the options kept, it archives', async () => {
+    const db = await createTestDatabase();
+    const proxy = await startTcpFaultProxy({ host: '127.0.0.1', port: Number(new URL(db.url).port || 5432) });
+    const dir = await mkdtemp(join(tmpdir(), 'dropped-options-'));
+    try {
+      await db.query(`CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL, f real)`);
+      await db.query(`INSERT INTO t SELECT g, now() - interval '40 days', 293.7 + g FROM generate_series(1, 5) g`);
+      await db.query(`ALTER DATABASE "${db.name}" SET extra_float_digits = -3`);
+      const config = buildConfig({
+        local: { path: dir },
+        defaults: { retention_days: 30 },
+        databases: [{ name: 'settings', url: proxy.urlFor(db.url), tables: [{ name: 't', timestamp_column: 'at' }] }],
+      });
+      const store = new LocalObjectStore({ path: dir });
+      proxy.dropStartupOptions = true;
+      const refused = await archiveWith(config, store);
+      expect(refused.tables[0]).toMatchObject({ status: 'failed', rowsArchived: 0, error: { code: 'DB_SESSION' } });
+      expect(refused.tables[0]!.error!.message).toContain('startup "options" parameter did not reach PostgreSQL');
+      expect((await db.query('SELECT count(*)::int AS n FROM t')).rows[0]).toEqual({ n: 5 });
+      expect((await inspectArchive(store)).objects).toEqual([]);
+      await expect(restoreWith(config, store, { table: 't' })).rejects.toMatchObject({ code: 'DB_SESSION' });
+
+      proxy.dropStartupOptions = false;
+      const archived = await archiveWith(config, store);
+      expect(archived.tables[0]).toMatchObject({ status: 'archived', rowsArchived: 5 });
+      const lines = (await inspectArchive(store)).objects.flatMap((o) => o.lines);
+      expect(lines.map((l) => (JSON.parse(l) as { f: number }).f).sort()).toEqual([294.7, 295.7, 296.7, 297.7, 298.7]);
+    } finally {
+      await proxy.stop();
+      await db.drop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -3,6 +3,8 @@
  * open connection (the archiver sees ECONNRESET, the server sees its client vanish), refuses new
  * ones, or lets requests through while discarding the server's answers (a COMMIT that commits
  * without the client ever hearing so). The database is never told: what it sees is what a network failure looks like.
+ * With `dropStartupOptions`, new connections lose the startup message's `options` parameter on
+ * the way, as behind PgBouncer with ignore_startup_parameters = options.
  */
 import net from 'node:net';
 
@@ -12,6 +14,8 @@ export type NewConnectionMode = 'pass' | 'refuse';
 export interface TcpFaultProxy {
   port: number;
   mode: NewConnectionMode;
+  /** New connections from now on reach the server without the startup `options` parameter. */
+  dropStartupOptions: boolean;
   /** Connections accepted so far, whatever happened to them. */
   readonly accepted: number;
   /** Connections open now. */
@@ -51,14 +55,29 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
     pair.upstream = upstream;
     upstream.on('error', () => client.destroy());
     upstream.on('close', () => client.destroy());
-    client.pipe(upstream);
     upstream.pipe(client);
+    if (!proxy.dropStartupOptions) {
+      client.pipe(upstream);
+      return;
+    }
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      if (head.length < 4 || head.length < head.readInt32BE(0)) return;
+      client.off('data', onData);
+      const length = head.readInt32BE(0);
+      upstream.write(withoutStartupOptions(head.subarray(0, length)));
+      if (head.length > length) upstream.write(head.subarray(length));
+      client.pipe(upstream);
+    };
+    client.on('data', onData);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
   const proxy: TcpFaultProxy = {
     port,
     mode: 'pass',
+    dropStartupOptions: false,
     get accepted() {
       return accepted;
     },
@@ -91,4 +110,17 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
     },
   };
   return proxy;
+}
+
+/** The startup message (length, protocol 3.0, then name/value pairs) without its `options` pair. */
+function withoutStartupOptions(message: Buffer): Buffer {
+  const fields = message.subarray(8, message.length - 1).toString('utf8').split('\0');
+  const kept: string[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] !== 'options') kept.push(fields[i]!, fields[i + 1]!);
+  const body = Buffer.from(kept.map((f) => `${f}\0`).join('') + '\0', 'utf8');
+  const out = Buffer.alloc(8 + body.length);
+  out.writeInt32BE(out.length, 0);
+  message.copy(out, 4, 4, 8);
+  body.copy(out, 8);
+  return out;
 }

@@ -57,6 +57,37 @@ const waitFor = async (cond: () => boolean, ms = 15_000): Promise<void> => {
   }
 };
 
+describe('a lock session shared with another client (a pooler in transaction mode)', () => {
+  // Found by probing through PgBouncer: two archivers on one server backend both "held" the
+  // re-entrant advisory lock, and rows were deleted and archived nowhere.
+  it('a second lock on a server session that already carries another lock token is refused (DB_SESSION), and the lock is not taken', async () => {
+    await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
+    const plan = await planOf();
+    const shared = await connect();
+    const first = await acquireTableLock(shared, plan, { runId: 'run-a' });
+    // The second archiver's lock client, handed the same server backend by the pooler.
+    await expect(acquireTableLock(shared, plan, { runId: 'run-b' })).rejects.toMatchObject({ code: 'DB_SESSION', message: expect.stringContaining('pooler in transaction mode') });
+    // Still exactly one hold on the lock: one unlock frees it for a direct session.
+    await first.release();
+    const direct = await acquireTableLock(await connect(), plan, { runId: 'run-c' });
+    expect(direct.isHeld()).toBe(true);
+  });
+
+  it('the heartbeat loses the lock once its session carries another token (the backend went to another client)', async () => {
+    await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
+    const plan = await planOf();
+    const client = await connect();
+    const lost: string[] = [];
+    const lock = await acquireTableLock(client, plan, { heartbeat: { intervalMs: 50, timeoutMs: 2_000 }, onLost: (r) => lost.push(r) });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(lock.isHeld()).toBe(true);
+    // What another client's lock acquisition on the same backend leaves: its own token.
+    await client.query(`SELECT set_config('auditlog.lock_token', 'run-b:other', false)`);
+    await waitFor(() => !lock.isHeld());
+    expect(lost).toEqual(['heartbeat failed: the advisory lock is no longer granted to this session']);
+  });
+});
+
 describe('advisory lock heartbeat', () => {
   it('confirms the lock on its own session, and sees it gone once released there', async () => {
     await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
