@@ -245,6 +245,27 @@ export const tableSchema = z
   })
   .describe('The tables of this database to archive.');
 
+/**
+ * Why a database `url` cannot be read as the driver will read it, or undefined. node-postgres
+ * reads anything but a socket path as a URL relative to a dummy base, so a raw `#`, `@` or `:`
+ * in the password, or a libpq keyword string (`host=… dbname=…`), passed `config validate` and
+ * failed only at run time, or connected elsewhere (found by probing). Never quotes the value
+ * (the error formatter shows it with the password masked).
+ */
+export function findDatabaseUrlProblem(url: string): string | undefined {
+  const fix = 'write postgres://user:password@host:port/dbname with special characters in the user or password percent-encoded (@ %40, : %3A, / %2F, # %23, % %25, ? %3F), or use the host/port/user/password/dbname fields';
+  if (url.startsWith('/')) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `expected a PostgreSQL connection URL that parses; ${fix}`;
+  }
+  if (!['postgres:', 'postgresql:', 'socket:'].includes(parsed.protocol)) return `expected a postgres:// or postgresql:// URL, found the scheme "${parsed.protocol.replace(/:$/, '')}"; ${fix}`;
+  if (parsed.hash !== '') return `the URL has a "#" fragment, which would cut it short (a raw "#" in the password?); ${fix}`;
+  return undefined;
+}
+
 export const databaseSchema = z
   .object({
     name: z
@@ -266,6 +287,8 @@ export const databaseSchema = z
     if (db.url === undefined && db.host === undefined) {
       ctx.addIssue({ code: 'custom', path: ['url'], message: 'expected `url` or `host` (with user/dbname)' });
     }
+    const urlProblem = db.url === undefined ? undefined : findDatabaseUrlProblem(db.url);
+    if (urlProblem !== undefined) ctx.addIssue({ code: 'custom', path: ['url'], message: urlProblem });
     // A url plus any discrete field is ambiguous: drivers merge them with precedence rules users don't expect.
     const discrete = (['host', 'port', 'user', 'password', 'dbname'] as const).filter((k) => db[k] !== undefined);
     if (db.url !== undefined && discrete.length > 0) {

@@ -199,7 +199,8 @@ describe('parseConfig: environment', () => {
   });
 
   it('cannot inject keys or break structure through an environment value', () => {
-    const injected = '"\nfoo: bar\n    tables: []\n# ';
+    // A URL (a database url must parse as one) carrying a quote, newlines and key-like text.
+    const injected = 'postgres://h/app?x="\nfoo: bar\n    tables: []\n ';
     const text = minimal.replace('url: postgresql://localhost/app', 'url: ${APP_DATABASE_URL}').replace('path: ./archive', 'path: "${DIR}"');
     const config = parseConfig(text, 'c.yaml', { APP_DATABASE_URL: injected, DIR: `x"\nfoo: bar` });
     expect(config.databases[0]?.url).toBe(injected);
@@ -299,6 +300,26 @@ describe('parseConfig: databases and tables', () => {
     expect(withHost.message).toBe('c.yaml: databases[0].host: set either `url` or host/port/user/password/dbname, not both');
     const withPassword = parseError(minimal.replace('url: postgresql://localhost/app', 'url: postgresql://localhost/app\n    password: pw'));
     expect(withPassword.message).toBe('c.yaml: databases[0].password: set either `url` or host/port/user/password/dbname, not both');
+  });
+
+  // Found by probing: these passed `config validate` and failed (or connected elsewhere) at run time.
+  it.each([
+    ['a raw "#" and ":" in the password', 'postgresql://u:p@ss:w/o%rd#x@db.internal/app', 'expected a PostgreSQL connection URL that parses'],
+    ['a libpq keyword string', 'host=db.internal password=hunter22 dbname=app', 'expected a PostgreSQL connection URL that parses'],
+    ['another scheme', 'mysql://u:hunter22@db.internal/app', 'expected a postgres:// or postgresql:// URL, found the scheme "mysql"'],
+    ['a fragment', 'postgres://u:pw@db.internal/app#x', 'the URL has a "#" fragment'],
+  ])('rejects a url the driver would misread: %s, naming the fix and never the password', (_name, url, expected) => {
+    const error = parseError(minimal.replace('url: postgresql://localhost/app', `url: "${url}"`));
+    expect(error.message).toContain(`c.yaml: databases[0].url: ${expected}`);
+    expect(error.message).toContain('percent-encoded (@ %40, : %3A, / %2F, # %23');
+    expect(error.message).not.toContain('hunter22');
+    expect(error.message).not.toContain('o%rd');
+  });
+
+  it('accepts percent-encoded passwords, socket paths and socket: URLs', () => {
+    for (const url of ['postgres://u:p%40ss%3Aw%2Fo%25rd%23x@db.internal:5433/app?sslmode=disable', '/var/run/postgresql app', 'socket:/var/run/postgresql?db=app']) {
+      expect(parseConfig(minimal.replace('url: postgresql://localhost/app', `url: "${url}"`), 'c.yaml', {}).databases[0]!.url).toBe(url);
+    }
   });
 
   it('requires url or host', () => {
