@@ -95,7 +95,7 @@ export function formatRestoreSummary(s: RestoreSummary): string {
   for (const d of s.drift) out.push(`  drift:      ${d}`);
   out.push(`  objects:    ${s.objects.restored} ${s.dryRun ? 'checked' : 'restored'} of ${s.objects.selected} selected, ${s.objects.skippedByWatermark} already restored (watermark)`);
   out.push(
-    `  rows:       ${s.rows.restored} ${s.dryRun ? 'would be loaded' : 'loaded'}: ${s.rows.inserted} inserted, ${s.rows.conflicts} conflicts (${conflictVerb(s.conflictStrategy)})${s.rows.skippedByTriggers > 0 ? `, ${s.rows.skippedByTriggers} not taken by the target: a trigger returned NULL for them (dropped, or stored elsewhere such as a child table)` : ''}`,
+    `  rows:       ${s.rows.restored} ${s.dryRun ? 'would be loaded' : 'loaded'}: ${s.rows.inserted} inserted, ${s.rows.conflicts} conflicts (${conflictVerb(s.conflictStrategy)})${s.rows.skippedByTriggers > 0 ? `, ${s.rows.skippedByTriggers} not taken by the target: a trigger returned NULL for them (dropped, or stored elsewhere such as a child table)` : ''}${s.rows.superseded > 0 ? `; ${s.rows.superseded} superseded: older archived versions of keys a later run archived again, not loaded` : ''}`,
   );
   for (const key of s.uncommitted) out.push(`  uncommitted: ${key} (batch in flight; not restored)`);
   for (const c of s.corrupt) out.push(`  corrupt:    ${c.message}`);

@@ -79,7 +79,7 @@ export function subscribeAuditTrail(events: RunEvents, trail: AuditTrail): void 
       durationMs: s.durationMs,
       status: s.status,
       error: s.error === undefined ? null : { code: s.error.code, message: s.error.message },
-      details: { target: s.target, objects: s.objects, inserted: s.rows.inserted, conflicts: s.rows.conflicts, skippedByTriggers: s.rows.skippedByTriggers, corrupt: s.corrupt.map((c) => c.key) },
+      details: { target: s.target, objects: s.objects, inserted: s.rows.inserted, conflicts: s.rows.conflicts, skippedByTriggers: s.rows.skippedByTriggers, superseded: s.rows.superseded, corrupt: s.corrupt.map((c) => c.key) },
     });
   });
 }

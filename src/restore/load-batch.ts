@@ -35,13 +35,33 @@ export interface LoadResult {
   path: LoadPath;
 }
 
-/** Lines [from, to) of one object; `last`: the object's final segment (it is then fully loaded). */
+/**
+ * Lines [from, to) of one object; `last`: the object's final segment (it is then fully loaded).
+ * `superseded`: object lines not to load, their key archived again later (superseded-lines.ts).
+ */
 export interface BatchSegment {
   object: CheckedObject;
   starts: number[];
   from: number;
   to: number;
   last: boolean;
+  superseded?: ReadonlySet<number>;
+}
+
+/** Pure: the lines of a segment that are loaded, in order. */
+export function segmentLines(s: BatchSegment): number[] {
+  const out: number[] = [];
+  for (let i = s.from; i < s.to; i++) if (s.superseded?.has(i) !== true) out.push(i);
+  return out;
+}
+
+function* range(from: number, to: number): Generator<number> {
+  for (let i = from; i < to; i++) yield i;
+}
+
+/** Pure: how many lines of the segments are superseded (not loaded). */
+export function supersededIn(segments: readonly BatchSegment[]): number {
+  return segments.reduce((n, s) => n + (s.superseded === undefined ? 0 : s.to - s.from - segmentLines(s).length), 0);
 }
 
 export interface LoadOptions {
@@ -122,16 +142,22 @@ export function buildBatchInput(segments: readonly BatchSegment[]): BatchInput {
   const jsonText: LineColumns[] = [];
   for (const s of segments) {
     const { meta, raw } = s.object;
+    // Without superseded lines (nearly always) a line's batch number is an offset: no map per line.
     const offset = lines.length - s.from;
-    const renumber = (entries: readonly LineColumns[] | undefined, into: LineColumns[]): void => {
-      for (const e of entries ?? []) if (e.line >= s.from && e.line < s.to) into.push({ line: e.line + offset, columns: e.columns });
-    };
-    renumber(meta.json_null_values, jsonNull);
-    renumber(meta.json_text_values, jsonText);
-    for (let i = s.from; i < s.to; i++) {
+    const moved = s.superseded !== undefined && s.superseded.size > 0 ? new Map<number, number>() : undefined;
+    for (const i of moved === undefined ? range(s.from, s.to) : segmentLines(s)) {
+      moved?.set(i, lines.length);
       lines.push({ raw, start: s.starts[i]!, end: s.starts[i + 1]! - 1 });
       manifest.push(meta.primary_keys[i]!);
     }
+    const renumber = (entries: readonly LineColumns[] | undefined, into: LineColumns[]): void => {
+      for (const e of entries ?? []) {
+        const n = moved === undefined ? (e.line >= s.from && e.line < s.to ? e.line + offset : undefined) : moved.get(e.line);
+        if (n !== undefined) into.push({ line: n, columns: e.columns });
+      }
+    };
+    renumber(meta.json_null_values, jsonNull);
+    renumber(meta.json_text_values, jsonText);
   }
   return { lines, manifest, jsonNull, jsonText, rows: lines.length };
 }
@@ -147,8 +173,9 @@ export function rawLinesPayload(lines: readonly SourceLine[]): Buffer {
 function locate(segments: readonly BatchSegment[], n: number): { key: string; line: number } {
   let first = 0;
   for (const s of segments) {
-    if (n < first + s.to - s.from) return { key: s.object.key, line: s.from + n - first };
-    first += s.to - s.from;
+    const loaded = segmentLines(s);
+    if (n < first + loaded.length) return { key: s.object.key, line: loaded[n - first]! };
+    first += loaded.length;
   }
   return { key: segments[segments.length - 1]!.object.key, line: -1 };
 }

@@ -11,11 +11,12 @@ import type { BatchMetadata } from '../core/batch-metadata.js';
 import { isAuditlogError } from '../core/errors.js';
 import type { TargetTable } from '../db/target-table.js';
 import { checkObject, rereadObjectMetadata } from './check-object.js';
-import { batchSignature, lineStarts, loadBatch, RestoreSession, type BatchSegment } from './load-batch.js';
+import { batchSignature, lineStarts, loadBatch, RestoreSession, segmentLines, supersededIn, type BatchSegment } from './load-batch.js';
 import { mapAhead } from './map-ahead.js';
 import type { Candidate, RestoreOptions, RestoreSummary } from './restore-options.js';
 import type { DriftPlan } from './schema-drift.js';
 import type { openRestoreWatermarks, RestoreTarget } from './restore-watermarks.js';
+import { loadSupersededLines } from './superseded-lines.js';
 
 /** Objects fetched and checked ahead of the load, so storage reads overlap database work. */
 const PREFETCH_OBJECTS = 4;
@@ -31,6 +32,8 @@ export interface LoadInput {
   target: RestoreTarget;
   table: TargetTable | undefined;
   candidates: Candidate[];
+  /** Selected objects the restore watermark skips: their keys still supersede older versions. */
+  restored: Candidate[];
   drifts: Map<string, DriftPlan>;
   watermarks: ReturnType<typeof openRestoreWatermarks>;
   logger: Logger;
@@ -56,7 +59,7 @@ export async function loadObjects(client: pg.Client, openClient: () => Promise<p
 }
 
 async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promise<void> {
-  const { options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt, rejected } = input;
+  const { options, summary, id, target, table, candidates, restored, drifts, watermarks, logger, corrupt, rejected } = input;
   const record = !options.dryRun;
   const totalRows = candidates.reduce((n, c) => n + c.meta.record_count, 0);
   const batchRows = options.batchSize ?? DEFAULT_RESTORE_BATCH_ROWS;
@@ -67,8 +70,9 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
     const now = Date.now();
     if (now - lastProgress < interval) return;
     lastProgress = now;
-    const rate = summary.rows.restored / Math.max((now - started) / 1000, 0.001);
-    logger.info({ rows: summary.rows.restored, total_rows: totalRows, rows_per_second: Math.round(rate), eta_seconds: rate > 0 ? Math.round((totalRows - summary.rows.restored) / rate) : null }, 'restore progress');
+    const done = summary.rows.restored + summary.rows.superseded;
+    const rate = done / Math.max((now - started) / 1000, 0.001);
+    logger.info({ rows: summary.rows.restored, total_rows: totalRows, rows_per_second: Math.round(rate), eta_seconds: rate > 0 ? Math.round((totalRows - done) / rate) : null }, 'restore progress');
   };
   const entry = (meta: BatchMetadata) => ({ sha256_compressed: meta.sha256_compressed, rows: meta.record_count, run_id: options.runId, restored_at: new Date().toISOString() });
 
@@ -77,10 +81,11 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
   const idle = [...sessions];
   const running = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
-  // overwrite/upsert: a key archived by two runs must end with the later run's version. Objects
-  // come oldest run first, so a batch of a later run waits for the batches in flight; running
-  // alongside, it could commit first and be overwritten by the older version (found by probing,
-  // with --jobs 2). Within a batch the last line of a key wins (restore-sql.ts latestPerKey).
+  // overwrite/upsert: a key archived by two runs must end with the later run's version. The older
+  // versions are left out before batching (superseded-lines.ts); as defence in depth (a sidecar
+  // rewritten meanwhile supersedes nothing) objects still come oldest run first, and a batch of a
+  // later run waits for the batches in flight: running alongside, it could commit first and be
+  // overwritten by the older version (found by probing, with --jobs 2).
   const ordered = options.conflict === 'overwrite' || options.conflict === 'upsert';
   let dispatchedRun: string | undefined;
   /** Hands the batch to an idle session, waiting for one; a failed batch stops further dispatch. */
@@ -110,6 +115,14 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
     let segments = initial.filter((s) => !corruptKeys.has(s.object.key));
     while (segments.length > 0) {
       const done = new Map(segments.filter((s) => s.last).map((s) => [s.object.key, entry(s.object.meta)]));
+      const superseded = supersededIn(segments);
+      if (segments.every((s) => segmentLines(s).length === 0)) {
+        // Every line was archived again later: nothing to load, but the objects are done.
+        if (record) await recordWithoutRows(session, done);
+        summary.rows.superseded += superseded;
+        summary.objects.restored += done.size;
+        return;
+      }
       let result;
       try {
         result = await loadBatch(session, segments, drifts.get(JSON.stringify(segments[0]!.object.meta.columns))!, table!, {
@@ -130,15 +143,29 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
       summary.rows.inserted += result.inserted;
       summary.rows.conflicts += result.conflicts;
       summary.rows.skippedByTriggers += result.skippedByTriggers;
+      summary.rows.superseded += superseded;
       summary.objects.restored += done.size;
-      logger.debug({ objects: done.size, ...result }, options.dryRun ? 'batch checked (dry run)' : 'batch restored');
+      logger.debug({ objects: done.size, ...result, superseded }, options.dryRun ? 'batch checked (dry run)' : 'batch restored');
       progress();
       return;
     }
   };
 
+  const recordWithoutRows = async (session: RestoreSession, done: Map<string, ReturnType<typeof entry>>): Promise<void> => {
+    if (!watermarks.transactional) return watermarks.record(session.client, id, target, done);
+    await session.client.query('BEGIN');
+    try {
+      await watermarks.record(session.client, id, target, done);
+      await session.client.query('COMMIT');
+    } catch (error) {
+      await session.client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  };
+
   let signature: string | undefined;
   try {
+    const superseded = await loadSupersededLines(options.store, [...candidates, ...restored], new Set(candidates.map((c) => c.key)), id);
     // The manifest is held only from here to the object's batch: one sidecar GET more per object.
     const fetched = mapAhead(candidates, PREFETCH_OBJECTS, async (c) => {
       const [sidecar, body] = await Promise.all([options.store.get(metadataKeyFor(c.key)), options.store.get(c.key)]);
@@ -150,9 +177,11 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
         continue;
       }
       if (table === undefined) {
-        // Dry run into a table that does not exist yet: every row would be inserted.
-        summary.rows.restored += item.meta.record_count;
-        summary.rows.inserted += item.meta.record_count;
+        // Dry run into a table that does not exist yet: every row would be inserted, but superseded versions.
+        const left = superseded.get(item.key)?.size ?? 0;
+        summary.rows.restored += item.meta.record_count - left;
+        summary.rows.inserted += item.meta.record_count - left;
+        summary.rows.superseded += left;
         summary.objects.restored++;
         continue;
       }
@@ -167,7 +196,8 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
       let from = 0;
       do {
         const to = Math.min(lines, from + batchRows - batchSize);
-        batch.push({ object: checked, starts, from, to, last: to === lines });
+        const skip = superseded.get(item.key);
+        batch.push({ object: checked, starts, from, to, last: to === lines, ...(skip === undefined ? {} : { superseded: skip }) });
         batchSize += to - from;
         from = to;
         if (batchSize >= batchRows) await flush();

@@ -45,8 +45,11 @@ export interface RestoreSummary {
   /** Objects with a pending marker: their batch was in flight; not restored. */
   uncommitted: string[];
   corrupt: { key: string; message: string }[];
-  /** skippedByTriggers: rows a trigger of the target dropped (returned NULL for): not loaded, not conflicts. */
-  rows: { restored: number; inserted: number; conflicts: number; skippedByTriggers: number };
+  /**
+   * skippedByTriggers: rows a trigger of the target dropped (returned NULL for): not loaded, not conflicts.
+   * superseded: archived versions not loaded because a later run archived their key again (superseded-lines.ts).
+   */
+  rows: { restored: number; inserted: number; conflicts: number; skippedByTriggers: number; superseded: number };
   drift: string[];
   indexes: { dropped: string[]; recreated: string[]; failedToRecreate: string[] };
   durationMs: number;

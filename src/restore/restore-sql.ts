@@ -219,8 +219,8 @@ export function feedCountsSql(drift: DriftPlan, target: { schema: string; table:
 /**
  * The parsed rows, one per target key: the last line wins. An archive may hold two versions of a
  * row under one key (restored, then archived again — docs/format.md), and one INSERT … ON CONFLICT
- * DO UPDATE cannot touch a row twice (found in review). Objects are loaded oldest archive first, so
- * the last line is the version archived last.
+ * DO UPDATE cannot touch a row twice (found in review). The older versions are left out before
+ * batching (superseded-lines.ts); this stays as defence in depth (objects load oldest run first).
  */
 function latestPerKey(drift: DriftPlan, target: { key: readonly string[] }, parsed: string): string {
   const byTarget = new Map(drift.columns.map((c) => [c.target, c]));

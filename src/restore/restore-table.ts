@@ -64,7 +64,7 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
     objects: { selected: 0, restored: 0, skippedByWatermark: 0 },
     uncommitted: [],
     corrupt: [],
-    rows: { restored: 0, inserted: 0, conflicts: 0, skippedByTriggers: 0 },
+    rows: { restored: 0, inserted: 0, conflicts: 0, skippedByTriggers: 0, superseded: 0 },
     drift: [],
     indexes: { dropped: [], recreated: [], failedToRecreate: [] },
     durationMs: 0,
@@ -197,6 +197,7 @@ async function restoreInto(
   const watermarks = openRestoreWatermarks(options.config, options.store, client);
   const done = options.ignoreWatermark ? new Map() : await watermarks.load(id, target);
   const candidates: Candidate[] = [];
+  const restored: Candidate[] = [];
   // Each sidecar is parsed (and so validated) here, but only its summary is kept: the manifests
   // of every selected object at once grew the peak RSS with the table (DESIGN.md §7).
   const summarize = createSidecarSummarizer();
@@ -211,12 +212,13 @@ async function restoreInto(
     }
     if (done.get(key)?.sha256_compressed === meta.sha256_compressed) {
       summary.objects.skippedByWatermark++;
+      restored.push({ key, meta });
       continue;
     }
     candidates.push({ key, meta });
   }
   // Oldest run first: when a key was archived twice (restored, then archived again, always by a
-  // later run), the version archived last is loaded last and wins (restore-sql.ts latestPerKey).
+  // later run), the older versions are left out (superseded-lines.ts); this order backs that up.
   // Run ids start with their UTC start time; the sort is stable, so within a run the listing
   // (day, then time-of-day) order stays.
   candidates.sort((a, b) => (a.meta.run_id < b.meta.run_id ? -1 : a.meta.run_id > b.meta.run_id ? 1 : 0));
@@ -289,7 +291,7 @@ async function restoreInto(
     summary.indexes.dropped = indexes.map((i) => i.name);
   }
   try {
-    await loadObjects(client, openClient, { options, summary, id, target, table, candidates, drifts, watermarks, logger, corrupt, rejected });
+    await loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, watermarks, logger, corrupt, rejected });
   } finally {
     if (indexes.length > 0) {
       // Always, also when the load failed: the target must get back every index it had.

@@ -15,6 +15,9 @@ export interface SidecarSummary {
   /** Shared by every summary with the same column list: tables have a handful of lists, not one per object. */
   columns: BatchMetadata['columns'];
   primary_key_columns: string[];
+  /** The object's key range: which objects may hold a key another one holds again (superseded-lines.ts). */
+  min_primary_key: string[];
+  max_primary_key: string[];
   /** SHA-256 of the sidecar's bytes as read at selection: the load's second read must match it. */
   sidecar_sha256: string;
 }
@@ -39,6 +42,8 @@ export function createSidecarSummarizer(): (meta: BatchMetadata, body: Buffer) =
     record_count: meta.record_count,
     columns: intern(meta.columns),
     primary_key_columns: intern(meta.primary_key_columns),
+    min_primary_key: [...(meta.min_primary_key ?? [])],
+    max_primary_key: [...(meta.max_primary_key ?? [])],
     sidecar_sha256: sha256Hex(body),
   });
 }

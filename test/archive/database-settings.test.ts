@@ -104,7 +104,7 @@ describe.each(backends)('a database with non-default settings, through the $name
 
       const restored = await restoreWith(config, store, { table: 't' });
       expect(restored.error).toBeUndefined();
-      expect(restored.rows).toEqual({ restored: 30, inserted: 30, conflicts: 0, skippedByTriggers: 0 });
+      expect(restored.rows).toEqual({ restored: 30, inserted: 30, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
       expect(await rowsOf('t')).toEqual(before);
     } finally {
       await cleanup();

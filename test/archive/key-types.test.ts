@@ -123,7 +123,7 @@ describe.each(backends)('primary keys of every shape through the $name', (backen
 
       const restored = await restoreWith(config, store, { table: t.name });
       expect(restored.error).toBeUndefined();
-      expect(restored.rows).toEqual({ restored: 40, inserted: 40, conflicts: 0, skippedByTriggers: 0 });
+      expect(restored.rows).toEqual({ restored: 40, inserted: 40, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
       expect(await rowsOf(t.name)).toEqual(before);
     } finally {
       await cleanup();

@@ -44,7 +44,7 @@ describe('restore batches', () => {
     const one = batchLog();
     const s = await restoreWith(config, f.store, { table: TABLE, target: { schema: SCHEMA, table: 'one' }, batchSize: 1, logger: one.logger });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0 });
+    expect(s.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
     expect((await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${quoteQualified(SCHEMA, 'one')} t ORDER BY id`)).rows).toEqual(before);
     // Row 5's json column holds a JSON string, which json_populate_record re-escapes: that line is left to it.
     // (The second line of a split object finds the first one's row in its key range: the staging path.)
@@ -60,13 +60,13 @@ describe('restore batches', () => {
     const again = batchLog();
     const s2 = await restoreWith(config, f.store, { table: TABLE, target: { schema: SCHEMA, table: 'some' }, batchSize: 1, conflict: 'skip', ignoreWatermark: true, logger: again.logger });
     expect(s2.error).toBeUndefined();
-    expect(s2.rows).toEqual({ restored: 5, inserted: 2, conflicts: 3, skippedByTriggers: 0 });
+    expect(s2.rows).toEqual({ restored: 5, inserted: 2, conflicts: 3, skippedByTriggers: 0, superseded: 0 });
     expect(again.batches.filter((b) => b.path === 'converted').length).toBeGreaterThanOrEqual(3);
     expect((await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${quoteQualified(SCHEMA, 'some')} t ORDER BY id`)).rows).toEqual(before);
 
     // Into the live table, whole batches.
     const live = await restoreWith(config, f.store, { table: TABLE });
-    expect(live.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0 });
+    expect(live.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
     expect((await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${table} t ORDER BY id LIMIT 5`)).rows).toEqual(before);
   });
 
@@ -85,7 +85,7 @@ describe('restore batches', () => {
     const one = batchLog();
     const s = await restoreWith(config, f.store, { table: JSON_TABLE, target: { schema: SCHEMA, table: 'json one' }, batchSize: 1, logger: one.logger });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0 });
+    expect(s.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
     expect(await rows(quoteQualified(SCHEMA, 'json one'))).toEqual(before);
     const paths = one.batches.map((b) => b.path);
     expect(paths.filter((p) => p === 'json')).toHaveLength(1);
@@ -95,7 +95,7 @@ describe('restore batches', () => {
     const whole = batchLog();
     const w = await restoreWith(config, f.store, { table: JSON_TABLE, target: { schema: SCHEMA, table: 'json whole' }, logger: whole.logger });
     expect(w.error).toBeUndefined();
-    expect(w.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0 });
+    expect(w.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
     expect(whole.batches.map((b) => b.path)).toEqual(['json']);
     expect(await rows(quoteQualified(SCHEMA, 'json whole'))).toEqual(before);
 
@@ -104,7 +104,7 @@ describe('restore batches', () => {
     const again = batchLog();
     const s2 = await restoreWith(config, f.store, { table: JSON_TABLE, target: { schema: SCHEMA, table: 'json one' }, batchSize: 1, conflict: 'skip', ignoreWatermark: true, logger: again.logger });
     expect(s2.error).toBeUndefined();
-    expect(s2.rows).toEqual({ restored: 9, inserted: 8, conflicts: 1, skippedByTriggers: 0 });
+    expect(s2.rows).toEqual({ restored: 9, inserted: 8, conflicts: 1, skippedByTriggers: 0, superseded: 0 });
     expect(again.batches.filter((b) => b.path === 'converted').length).toBeGreaterThanOrEqual(1);
     expect(await rows(quoteQualified(SCHEMA, 'json one'))).toEqual(before);
   });
@@ -129,7 +129,7 @@ describe('restore batches', () => {
     const log = batchLog();
     const s = await restoreWith(config, f.store, { table: 'events', conflict: 'skip', logger: log.logger });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0, superseded: 0 });
     expect(log.batches.map((b) => b.path)).toContain('converted');
     const now = (await f.db.query<{ id: string; row: string }>(`SELECT id, ROW(t.*)::text AS row FROM events t ORDER BY id`)).rows;
     expect(now.length).toBe(20);
@@ -146,7 +146,7 @@ describe('restore batches', () => {
     await setRanges('not a number', '-1');
     const odd = await restoreWith(config, f.store, { table: 'events', conflict: 'skip', ignoreWatermark: true });
     expect(odd.error).toBeUndefined();
-    expect(odd.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0 });
+    expect(odd.rows).toEqual({ restored: 20, inserted: 17, conflicts: 3, skippedByTriggers: 0, superseded: 0 });
   });
 
   it('counts the rows a trigger on the target drops on their own, not as conflicts: such a target is loaded with INSERT, not COPY (found by probing)', async () => {
@@ -159,14 +159,14 @@ describe('restore batches', () => {
     const s = await restoreWith(config, f.store, { table: 'events', logger: log.logger });
     expect(s.error).toBeUndefined();
     expect(s.status).toBe('ok');
-    expect(s.rows).toEqual({ restored: 20, inserted: 10, conflicts: 0, skippedByTriggers: 10 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 10, conflicts: 0, skippedByTriggers: 10, superseded: 0 });
     expect(log.batches.map((b) => b.path)).not.toContain('direct');
     expect(Number((await f.db.query<{ n: string }>(`SELECT count(*) AS n FROM events`)).rows[0]!.n)).toBe(10);
 
     // skip: keys already there are conflicts, also where the trigger would have dropped the row anyway.
     await f.db.query(`DELETE FROM events WHERE id > 10`);
     const skip = await restoreWith(config, f.store, { table: 'events', conflict: 'skip', ignoreWatermark: true });
-    expect(skip.rows).toEqual({ restored: 20, inserted: 5, conflicts: 5, skippedByTriggers: 10 });
+    expect(skip.rows).toEqual({ restored: 20, inserted: 5, conflicts: 5, skippedByTriggers: 10, superseded: 0 });
 
     // upsert: a BEFORE UPDATE trigger that drops the update of some existing rows.
     await f.db.query(`CREATE FUNCTION keep_seven() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF OLD.id = 7 THEN RETURN NULL; END IF; RETURN NEW; END $$`);
@@ -175,7 +175,7 @@ describe('restore batches', () => {
     const up = await restoreWith(config, f.store, { table: 'events', conflict: 'upsert', ignoreWatermark: true });
     expect(up.error).toBeUndefined();
     // 20 lines: 10 even ids dropped on insert, 10 odd ids already there; id 7's update dropped too.
-    expect(up.rows).toEqual({ restored: 20, inserted: 0, conflicts: 9, skippedByTriggers: 11 });
+    expect(up.rows).toEqual({ restored: 20, inserted: 0, conflicts: 9, skippedByTriggers: 11, superseded: 0 });
     expect(Number((await f.db.query<{ n: string }>(`SELECT count(*) AS n FROM events WHERE note = 'changed'`)).rows[0]!.n)).toBe(0);
   });
 
@@ -191,7 +191,7 @@ describe('restore batches', () => {
     await f.db.query(`CREATE TRIGGER drop_all BEFORE INSERT ON parted_high FOR EACH ROW EXECUTE FUNCTION drop_all()`);
     const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'parted' } });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 20, inserted: 10, conflicts: 0, skippedByTriggers: 10 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 10, conflicts: 0, skippedByTriggers: 10, superseded: 0 });
     expect(Number((await f.db.query<{ n: string }>(`SELECT count(*) AS n FROM parted`)).rows[0]!.n)).toBe(10);
 
     // upsert, where a partition's BEFORE UPDATE trigger drops the updates of the rows already there:
@@ -200,7 +200,7 @@ describe('restore batches', () => {
     await f.db.query(`CREATE TRIGGER drop_updates BEFORE UPDATE ON parted_low FOR EACH ROW EXECUTE FUNCTION drop_all()`);
     const up = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'parted' }, conflict: 'upsert', ignoreWatermark: true });
     expect(up.error).toBeUndefined();
-    expect(up.rows).toEqual({ restored: 20, inserted: 10, conflicts: 0, skippedByTriggers: 10 });
+    expect(up.rows).toEqual({ restored: 20, inserted: 10, conflicts: 0, skippedByTriggers: 10, superseded: 0 });
     expect(Number((await f.db.query<{ n: string }>(`SELECT count(*) AS n FROM parted`)).rows[0]!.n)).toBe(20);
   });
 
@@ -212,7 +212,7 @@ describe('restore batches', () => {
     const log = batchLog();
     const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'deferred' }, logger: log.logger });
     expect(s.error).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0, skippedByTriggers: 0 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
     expect(log.batches.length).toBeGreaterThan(0);
     expect(log.batches.map((b) => b.path)).not.toContain('direct');
   });
@@ -223,7 +223,7 @@ describe('restore batches', () => {
     expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
     const log = batchLog();
     const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'copy' }, batchSize: 6, logger: log.logger });
-    expect(s.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0, skippedByTriggers: 0 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
     // Objects of 4 rows in batches of up to 6 rows: one object per batch, none split over two.
     expect(log.batches.map((b) => [b.objects, b.rows])).toEqual(Array.from({ length: 5 }, () => [1, 4]));
   });

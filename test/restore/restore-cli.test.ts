@@ -65,7 +65,7 @@ describe('auditlog restore (CLI)', () => {
     expect(dry.code).toBe(0);
     const drySummary = JSON.parse(dry.stdout);
     expect(drySummary.dryRun).toBe(true);
-    expect(drySummary.rows).toEqual({ restored: 23, inserted: 23, conflicts: 0, skippedByTriggers: 0 });
+    expect(drySummary.rows).toEqual({ restored: 23, inserted: 23, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
     expect(await count()).toBe(0);
 
     const real = await runCli(['restore', '--config', config, '--database', 'app', '--table', 'public.events', '--conflict', 'fail'], env());

@@ -49,7 +49,7 @@ describe('restore schema drift', () => {
     const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'copy' } });
     expect(s.error).toBeUndefined();
     expect(s.targetCreated).toBe(true);
-    expect(s.rows).toEqual({ restored: 11, inserted: 11, conflicts: 0, skippedByTriggers: 0 });
+    expect(s.rows).toEqual({ restored: 11, inserted: 11, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
     const cols = await f.db.query<{ name: string; type: string }>(
       `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'public.copy'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
     );

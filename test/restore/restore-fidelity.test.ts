@@ -49,7 +49,7 @@ describe.each(backends)('restore round trip of the fidelity table through the $n
       expect(intoNew.error).toBeUndefined();
       expect(intoNew.status).toBe('ok');
       expect(intoNew.targetCreated).toBe(true);
-      expect(intoNew.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0 });
+      expect(intoNew.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
       const copy = await db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${quoteQualified(SCHEMA, 'Restored "copy"; --')} t ORDER BY id`);
       expect(copy.rows).toEqual(before.rows.slice(0, 5));
       // Same columns and types as the archived table.
@@ -63,14 +63,14 @@ describe.each(backends)('restore round trip of the fidelity table through the $n
       // One row per batch: objects are split, and the json rules' line numbers must follow each line.
       const split = await restoreWith(config, store, { table: TABLE, target: { schema: SCHEMA, table: 'split' }, batchSize: 1 });
       expect(split.error).toBeUndefined();
-      expect(split.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0 });
+      expect(split.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
       const splitRows = await db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${quoteQualified(SCHEMA, 'split')} t ORDER BY id`);
       expect(splitRows.rows).toEqual(before.rows.slice(0, 5));
 
       const intoLive = await restoreWith(config, store, { table: TABLE });
       expect(intoLive.error).toBeUndefined();
       expect(intoLive.status).toBe('ok');
-      expect(intoLive.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0 });
+      expect(intoLive.rows).toEqual({ restored: 5, inserted: 5, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
       const after = await db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${table} t ORDER BY id`);
       expect(after.rows).toEqual(before.rows);
     } finally {
@@ -98,12 +98,12 @@ describe.each(backends)('restore round trip of the fidelity table through the $n
       for (const [target, batchSize] of [['json copy', undefined], ['json split', 1]] as const) {
         const s = await restoreWith(config, store, { table: JSON_TABLE, target: { schema: SCHEMA, table: target }, ...(batchSize === undefined ? {} : { batchSize }) });
         expect(s.error).toBeUndefined();
-        expect(s.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0 });
+        expect(s.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
         expect(await rows(quoteQualified(SCHEMA, target))).toEqual(before.slice(0, 9));
       }
       const intoLive = await restoreWith(config, store, { table: JSON_TABLE });
       expect(intoLive.error).toBeUndefined();
-      expect(intoLive.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0 });
+      expect(intoLive.rows).toEqual({ restored: 9, inserted: 9, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
       expect(await rows(table)).toEqual(before);
     } finally {
       await cleanup();

@@ -111,7 +111,7 @@ describe('restore into a partitioned table', () => {
     await expect(restoreWith(config, f.store, { table: 'events', target, dropIndexes: true })).rejects.toMatchObject({ code: 'USAGE' });
     const s = await restoreWith(config, f.store, { table: 'events', target, conflict: 'skip' });
     expect(s.error?.message).toBeUndefined();
-    expect(s.rows).toEqual({ restored: 12, inserted: 10, conflicts: 2, skippedByTriggers: 0 });
+    expect(s.rows).toEqual({ restored: 12, inserted: 10, conflicts: 2, skippedByTriggers: 0, superseded: 0 });
     const diff = await f.db.query('(SELECT * FROM events_p EXCEPT SELECT * FROM snapshot) UNION ALL (SELECT * FROM snapshot EXCEPT SELECT * FROM events_p)');
     expect(diff.rows).toEqual([]);
     const parts = await f.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM events_p0`);
@@ -121,7 +121,7 @@ describe('restore into a partitioned table', () => {
     await f.db.query(`UPDATE events_p SET note = 'changed'`);
     const up = await restoreWith(config, f.store, { table: 'events', target, conflict: 'upsert', ignoreWatermark: true });
     expect(up.error?.message).toBeUndefined();
-    expect(up.rows).toEqual({ restored: 12, inserted: 6, conflicts: 6, skippedByTriggers: 0 });
+    expect(up.rows).toEqual({ restored: 12, inserted: 6, conflicts: 6, skippedByTriggers: 0, superseded: 0 });
     const again = await f.db.query('(SELECT * FROM events_p EXCEPT SELECT * FROM snapshot) UNION ALL (SELECT * FROM snapshot EXCEPT SELECT * FROM events_p)');
     expect(again.rows).toEqual([]);
   });

@@ -104,7 +104,7 @@ describe('restore watermarks', () => {
     expect((await inspectArchive(f.store)).allKeys.some((k) => k.startsWith('_auditlog/restore-state/app/public.events/public.events.json'))).toBe(true);
 
     const again = await restoreWith(config, f.store, { table: 'events', ignoreWatermark: true, conflict: 'skip' });
-    expect(again.rows).toEqual({ restored: 40, inserted: 0, conflicts: 40, skippedByTriggers: 0 });
+    expect(again.rows).toEqual({ restored: 40, inserted: 0, conflicts: 40, skippedByTriggers: 0, superseded: 0 });
   });
 
   it('are kept per target: restoring into another table is not skipped', async () => {
@@ -148,7 +148,7 @@ describe('restore reporting', () => {
     const dry = await restoreWith(f.configFor([eventsTable]), f.store, { table: 'events', target: { schema: 'public', table: 'not_yet' }, dryRun: true, logger });
     expect(dry.error).toBeUndefined();
     expect(dry.targetCreated).toBe(true);
-    expect(dry.rows).toEqual({ restored: 40, inserted: 40, conflicts: 0, skippedByTriggers: 0 });
+    expect(dry.rows).toEqual({ restored: 40, inserted: 40, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
     expect((await f.db.query(`SELECT to_regclass('public.not_yet')::text AS t`)).rows[0].t).toBeNull();
 
     const s = await restoreWith(f.configFor([eventsTable]), f.store, { table: 'events', batchSize: 5, jobs: 1, progressIntervalMs: 0, logger });

@@ -1,0 +1,106 @@
+/**
+ * A key archived twice — restored into the live table, changed, archived again by a later run —
+ * comes back in the version archived last, whatever --batch-size and --conflict: the older
+ * versions are counted as superseded, not as conflicts, and `fail` does not fail on them (found
+ * by probing: the older version won or `fail` stopped, depending on how the versions were batched).
+ */
+import { describe, expect, it } from 'vitest';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { archiveWith } from '../helpers/archive-run.js';
+import { createEventsTable } from '../helpers/events-table.js';
+import { restoreWith } from '../helpers/restore-run.js';
+import type { Candidate } from '../../src/restore/restore-options.js';
+import { objectsThatMayShareKeys } from '../../src/restore/superseded-lines.js';
+
+const f = useArchiveFixture();
+const target = { schema: 'public', table: 'restored' };
+
+/** ids 1–10 archived by one run; back in the table, 6–10 deleted and 3 changed; 1–5 archived again by a later run. */
+async function archiveTwice(): Promise<ReturnType<typeof f.configFor>> {
+  await createEventsTable(f.db, { rows: 10, stepMinutes: 30, endDaysAgo: 20 });
+  const config = f.configFor([eventsTable], { batch_size: 50 });
+  expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(10);
+  expect((await restoreWith(config, f.store, { table: 'events' })).rows.inserted).toBe(10);
+  await f.db.query('DELETE FROM events WHERE id > 5');
+  await f.db.query(`UPDATE events SET note = 'second version' WHERE id = 3`);
+  await new Promise((r) => setTimeout(r, 5));
+  expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(5);
+  return config;
+}
+
+async function notes(table = 'restored'): Promise<string[]> {
+  const r = await f.db.query<{ id: string; note: string }>(`SELECT id::text AS id, note FROM ${table} ORDER BY id::bigint`);
+  return r.rows.map((x) => `${x.id}:${x.note.startsWith('note') ? 'first' : x.note}`);
+}
+
+const NEWEST = ['1:first', '2:first', '3:second version', '4:first', '5:first', '6:first', '7:first', '8:first', '9:first', '10:first'];
+
+describe('a key archived by two runs', () => {
+  it.each([
+    ['fail', undefined],
+    ['fail', 1],
+    ['skip', undefined],
+    ['skip', 1],
+    ['overwrite', 1],
+    ['upsert', 3],
+  ] as const)('restores the version archived last into a new table (--conflict %s, --batch-size %s)', async (conflict, batchSize) => {
+    const config = await archiveTwice();
+    const s = await restoreWith(config, f.store, { table: 'events', target, conflict, ...(batchSize === undefined ? {} : { batchSize }) });
+    expect(s.error).toBeUndefined();
+    expect(s.status).toBe('ok');
+    expect(s.rows).toEqual({ restored: 10, inserted: 10, conflicts: 0, skippedByTriggers: 0, superseded: 5 });
+    expect(s.objects.restored).toBe(2);
+    expect(await notes()).toEqual(NEWEST);
+  });
+
+  it('restores the version archived last into a partitioned target', async () => {
+    const config = await archiveTwice();
+    await f.db.query(`CREATE TABLE restored (id bigint PRIMARY KEY, happened_at timestamptz NOT NULL, kind text, body jsonb, note text) PARTITION BY RANGE (id)`);
+    await f.db.query(`CREATE TABLE restored_lo PARTITION OF restored FOR VALUES FROM (0) TO (4)`);
+    await f.db.query(`CREATE TABLE restored_hi PARTITION OF restored FOR VALUES FROM (4) TO (100)`);
+    const s = await restoreWith(config, f.store, { table: 'events', target, conflict: 'upsert', batchSize: 1 });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toEqual({ restored: 10, inserted: 10, conflicts: 0, skippedByTriggers: 0, superseded: 5 });
+    expect(await notes()).toEqual(NEWEST);
+  });
+
+  it('a dry run counts the superseded versions on their own', async () => {
+    const config = await archiveTwice();
+    const s = await restoreWith(config, f.store, { table: 'events', target, dryRun: true });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toEqual({ restored: 10, inserted: 10, conflicts: 0, skippedByTriggers: 0, superseded: 5 });
+  });
+
+  it('a rerun after a restore stopped midway ends with the version archived last and honest counts', async () => {
+    const config = await archiveTwice();
+    await f.db.query(`CREATE TABLE restored (LIKE events INCLUDING ALL)`);
+    // Stops the load at key 4 of the later run's object: the earlier object (all but its keys 6–10 superseded) is done by then.
+    await f.db.query(`CREATE FUNCTION stop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id = 4 THEN RAISE EXCEPTION 'stopped'; END IF; RETURN NEW; END $$`);
+    await f.db.query(`CREATE TRIGGER stop BEFORE INSERT ON restored FOR EACH ROW EXECUTE FUNCTION stop()`);
+    const first = await restoreWith(config, f.store, { table: 'events', target, batchSize: 1, jobs: 1 });
+    expect(first.status).toBe('failed');
+    expect(first.rows).toEqual({ restored: 8, inserted: 8, conflicts: 0, skippedByTriggers: 0, superseded: 5 });
+    await f.db.query(`DROP TRIGGER stop ON restored`);
+    const rerun = await restoreWith(config, f.store, { table: 'events', target, batchSize: 1, jobs: 1, conflict: 'skip' });
+    expect(rerun.error).toBeUndefined();
+    expect(rerun.objects.skippedByWatermark).toBe(1);
+    // The earlier object is recorded as restored, yet its superseded lines stay out; the later one's three committed keys conflict.
+    expect(rerun.rows).toEqual({ restored: 5, inserted: 2, conflicts: 3, skippedByTriggers: 0, superseded: 0 });
+    expect(await notes()).toEqual(NEWEST);
+  });
+});
+
+describe('objectsThatMayShareKeys', () => {
+  const obj = (key: string, run: string, lo: string, hi: string, type = 'bigint') =>
+    ({ key, meta: { run_id: run, primary_key_columns: ['id'], columns: [{ name: 'id', type }], min_primary_key: [lo], max_primary_key: [hi] } }) as unknown as Candidate;
+  it('is empty for one run, and holds only objects whose integer key ranges overlap', () => {
+    expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '10'), obj('b', 'r1', '5', '20')])).toEqual(new Set());
+    expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '10'), obj('b', 'r1', '11', '20'), obj('c', 'r2', '21', '30')])).toEqual(new Set());
+    expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '100'), obj('b', 'r1', '101', '200'), obj('c', 'r2', '150', '150'), obj('d', 'r2', '300', '400')])).toEqual(new Set(['b', 'c']));
+    // A wide object reaching over several later ones: each of them overlaps it.
+    expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '100'), obj('b', 'r2', '10', '20'), obj('c', 'r2', '30', '40')])).toEqual(new Set(['a', 'b', 'c']));
+  });
+  it('holds every object for keys that are not integers', () => {
+    expect(objectsThatMayShareKeys([obj('a', 'r1', 'a', 'b', 'text'), obj('b', 'r2', 'x', 'y', 'text')])).toEqual(new Set(['a', 'b']));
+  });
+});
