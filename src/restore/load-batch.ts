@@ -363,7 +363,12 @@ async function insertRows(client: pg.ClientBase, drift: DriftPlan, target: Targe
     if (strategy === 'fail' && pgError.code === '23505') {
       const keys = [...new Set(segments.map((s) => s.object.key))];
       const where = keys.length === 1 ? keys[0]! : `${keys[0]} (and ${keys.length - 1} more objects of this batch)`;
-      throw new AuditlogError('RESTORE_CONFLICT', `restoring ${where} into ${target.schema}.${target.table}: ${pgError.detail ?? 'a key already exists'}; this batch was rolled back (choose --conflict skip, overwrite or upsert, or restore into a new --target-table)`, {
+      // An object split over batches is recorded in the restore watermark only with its last part:
+      // a restore stopped between two parts leaves the first ones loaded and unrecorded, with either
+      // watermark backend, so the same command meets them again (found by probing).
+      const split = segments.find((s) => s.from > 0 || !s.last);
+      const resume = split === undefined ? '' : `; if an earlier restore into this target stopped inside ${split.object.key} (larger than --batch-size, recorded as restored only once all of it is loaded), rerun the same command with --conflict skip`;
+      throw new AuditlogError('RESTORE_CONFLICT', `restoring ${where} into ${target.schema}.${target.table}: ${pgError.detail ?? 'a key already exists'}; this batch was rolled back (choose --conflict skip, overwrite or upsert, or restore into a new --target-table)${resume}`, {
         details: { key: keys[0]!, constraint: pgError.constraint ?? null, detail: pgError.detail ?? null },
         cause: error,
       });

@@ -5,7 +5,8 @@
  * directory, or rows of `auditlog_restore_watermarks` in the watermark schema of the database.
  * The database variant is written in the same transaction as the object's last rows, so rows
  * and record commit together; the storage variant is written once per batch right after its COMMIT (a crash
- * in between restores the object again on rerun, which `--conflict skip` makes harmless).
+ * in between restores the object again on rerun, which `--conflict skip` makes harmless). With
+ * either, an object split over batches is recorded with its last part only (load-objects.ts).
  * An entry counts only for the exact object bytes (SHA-256): a rewritten object is restored again.
  */
 import { STATE_PREFIX, encodeKeySegment, encodeSchemaSegment, tablePrefix } from '../core/archive-layout.js';
