@@ -24,6 +24,65 @@ export async function checkReplicationRole(q: Queryable, database: string, skipp
   );
 }
 
+export interface ReadOnlyRefusal {
+  /** Whose sessions: "the archiver", "the restore". */
+  who: string;
+  /** The table the run is about (schema.name), for details. */
+  table: string;
+  /** What a read-only session would do to the run, e.g. "rows of x could be archived but never deleted". */
+  consequence: string;
+  nothingDone: string;
+}
+
+interface WriteState {
+  read_only: string;
+  in_recovery: string;
+  role: string;
+}
+
+async function selectWriteState(q: Queryable): Promise<WriteState> {
+  const r = await q.query<WriteState>(
+    `SELECT pg_catalog.current_setting('transaction_read_only') AS read_only, pg_catalog.pg_is_in_recovery()::text AS in_recovery, current_user::text AS role`,
+  );
+  return r.rows[0]!;
+}
+
+/**
+ * Read-only transactions (default_transaction_read_only for the database or the role, or a hot
+ * standby) are refused before anything is read: the first write would fail only after work was
+ * done, with PostgreSQL's "cannot execute … in a read-only transaction" (found by probing, for
+ * the archive and the restore).
+ */
+export async function checkWritable(q: Queryable, database: string, refusal: ReadOnlyRefusal): Promise<void> {
+  const state = await selectWriteState(q);
+  if (state.read_only !== 'on') return;
+  const cause = state.in_recovery === 'true' ? 'a standby' : 'default_transaction_read_only';
+  throw new AuditlogError(
+    'DB_SESSION',
+    `database "${database}" gives ${refusal.who} read-only transactions (default_transaction_read_only, or a standby): ${refusal.consequence}; connect to the primary, or reset default_transaction_read_only for ${refusal.who === 'the archiver' ? "the archiver's role" : `role ${state.role}`}. ${refusal.nothingDone}`,
+    { details: { database, table: refusal.table, cause } },
+  );
+}
+
+/**
+ * A restore's dry run writes nothing that outlives it, but it stages rows in temporary tables to
+ * count conflicts, and PostgreSQL refuses even CREATE TEMP TABLE in a read-only transaction. On a
+ * primary whose default is read-only the dry-run session lifts that default for itself (every
+ * transaction of a dry run ends in ROLLBACK); a standby cannot have temporary tables at all.
+ */
+export async function allowTemporaryTables(q: Queryable, database: string): Promise<void> {
+  const state = await selectWriteState(q);
+  if (state.read_only !== 'on') return;
+  if (state.in_recovery === 'true') {
+    throw new AuditlogError(
+      'DB_SESSION',
+      `database "${database}" is a standby (read-only): a restore dry run stages rows in temporary tables, which a standby cannot create; run the dry run against the primary. Nothing was restored`,
+      { details: { database, cause: 'a standby' } },
+    );
+  }
+  await q.query('SET default_transaction_read_only = off');
+}
+
 /**
  * What the archive needs on a table besides reading it: DELETE, and UPDATE on some column, which
  * PostgreSQL requires for the delete's FOR UPDATE SKIP LOCKED (when the application holds rows
@@ -35,16 +94,13 @@ export async function checkReplicationRole(q: Queryable, database: string, skipp
 export async function checkArchiveAccess(q: Queryable, plan: Pick<TablePlan, 'oid' | 'database' | 'schema' | 'table'>): Promise<void> {
   const qualified = `${plan.schema}.${plan.table}`;
   const details = { database: plan.database, table: qualified };
-  const r = await q.query<{ s: string; u: string; d: string; role: string; read_only: string }>(
+  const r = await q.query<{ s: string; u: string; d: string; role: string }>(
     `SELECT has_any_column_privilege($1::oid, 'SELECT')::text AS s, has_any_column_privilege($1::oid, 'UPDATE')::text AS u,
-            has_table_privilege($1::oid, 'DELETE')::text AS d, current_user::text AS role,
-            current_setting('transaction_read_only') AS read_only`,
+            has_table_privilege($1::oid, 'DELETE')::text AS d, current_user::text AS role`,
     [plan.oid],
   );
   const row = r.rows[0]!;
-  if (row.read_only === 'on') {
-    throw new AuditlogError('DB_SESSION', `database "${plan.database}" gives the archiver read-only transactions (default_transaction_read_only, or a standby): rows of ${qualified} could be archived but never deleted; connect to the primary, or reset default_transaction_read_only for the archiver's role. Nothing was archived or deleted`, { details });
-  }
+  await checkWritable(q, plan.database, { who: 'the archiver', table: qualified, consequence: `rows of ${qualified} could be archived but never deleted`, nothingDone: 'Nothing was archived or deleted' });
   await checkReplicationRole(q, plan.database, `foreign-key checks and triggers when rows of ${qualified} are deleted`, 'Nothing was archived or deleted');
   const missing = [row.s === 'true' ? null : 'SELECT', row.u === 'true' ? null : 'UPDATE', row.d === 'true' ? null : 'DELETE'].filter((p): p is string => p !== null);
   if (missing.length === 0) return;

@@ -15,7 +15,7 @@ import { readBatchObjectState } from '../storage/batch-object-state.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { redactSecrets } from '../config/mask-secrets.js';
 import { buildSessionSettings, createClient, toConnectError } from '../db/connect.js';
-import { checkReplicationRole } from '../db/session-checks.js';
+import { allowTemporaryTables, checkReplicationRole, checkWritable } from '../db/session-checks.js';
 import { canCast, createTargetTable, dropIndexes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { isSidecarProblem, parseObjectMetadata } from './check-object.js';
@@ -86,8 +86,12 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
     } catch (error) {
       throw toConnectError(error, db, options.secrets);
     }
-    // The load would otherwise pass the target's foreign keys and triggers by, as for the archive.
+    // The load would otherwise pass the target's foreign keys and triggers by, as for the archive;
+    // and a read-only session failed with "cannot execute CREATE TABLE … rerun to continue" (found by probing).
     try {
+      const label = `${target.schema}.${target.table}`;
+      if (options.dryRun) await allowTemporaryTables(c, db.name);
+      else await checkWritable(c, db.name, { who: 'the restore', table: label, consequence: `nothing can be loaded into ${label}`, nothingDone: 'Nothing was restored' });
       await checkReplicationRole(c, db.name, "the target's foreign-key checks and triggers", 'Nothing was restored');
     } catch (error) {
       await c.end().catch(() => undefined);
