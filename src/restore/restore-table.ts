@@ -25,7 +25,7 @@ import type { Candidate, RestoreOptions, RestoreSummary } from './restore-option
 import { formatDrift, newTargetColumns, planSchemaDrift, type DriftPlan } from './schema-drift.js';
 import { selectObjects } from './select-objects.js';
 import { createSidecarSummarizer } from './sidecar-summary.js';
-import { openRestoreWatermarks, type RestoreTarget } from './restore-watermarks.js';
+import { isRestoredInto, openRestoreWatermarks, recordingTargetOid, type RestoredObject, type RestoreTarget } from './restore-watermarks.js';
 
 export type { RestoreOptions, RestoreSummary } from './restore-options.js';
 
@@ -198,8 +198,12 @@ async function restoreInto(
     else corrupt(key, parseObjectMetadataError(key, id));
   }
 
-  const watermarks = openRestoreWatermarks(options.config, options.store, client);
-  const done = options.ignoreWatermark ? new Map() : await watermarks.load(id, target);
+  // Resolved before the watermark is read: its entries count only for the table they were loaded
+  // into, and none while the target does not exist (found by probing: a dropped --target-table was
+  // "already restored" and never created again).
+  let table = await loadTargetTable(client, target.schema, target.table);
+  let watermarks = openRestoreWatermarks(options.config, options.store, client);
+  const done = options.ignoreWatermark ? new Map<string, RestoredObject>() : await watermarks.load(id, target);
   const candidates: Candidate[] = [];
   const restored: Candidate[] = [];
   // Each sidecar is parsed (and so validated) here, but only its summary is kept: the manifests
@@ -214,7 +218,7 @@ async function restoreInto(
       await rejected(key, error);
       continue;
     }
-    if (done.get(key)?.sha256_compressed === meta.sha256_compressed) {
+    if (isRestoredInto(done.get(key), meta.sha256_compressed, table?.oid)) {
       summary.objects.skippedByWatermark++;
       restored.push({ key, meta });
       continue;
@@ -235,7 +239,6 @@ async function restoreInto(
   if (invalid !== undefined) {
     throw new AuditlogError('SCHEMA_DRIFT', `archived type ${invalid} does not exist in database "${id.database}" (create the type or install its extension on the target first)`, { details: { type: invalid } });
   }
-  let table = await loadTargetTable(client, target.schema, target.table);
   if (table === undefined) {
     if (options.target === undefined) {
       throw new AuditlogError('TABLE_NOT_FOUND', `table ${target.schema}.${target.table} not found in database "${id.database}"; create it, or restore into a new table with --target-table SCHEMA.NAME`);
@@ -248,6 +251,7 @@ async function restoreInto(
     summary.targetCreated = true;
     logger.info({ columns: created.columns.length }, options.dryRun ? 'target table would be created' : 'target table created with the archived columns');
   }
+  if (table !== undefined) watermarks = recordingTargetOid(watermarks, table.oid);
   const drifts = new Map<string, DriftPlan>();
   if (table?.rowSecurityActive === true) {
     const role = (await client.query<{ role: string }>('SELECT current_user::text AS role')).rows[0]!.role;

@@ -8,6 +8,9 @@
  * in between restores the object again on rerun, which `--conflict skip` makes harmless). With
  * either, an object split over batches is recorded with its last part only (load-objects.ts).
  * An entry counts only for the exact object bytes (SHA-256): a rewritten object is restored again.
+ * And only for the table it was loaded into (its oid): a target dropped since, or dropped and
+ * created again, is restored into afresh (found by probing: a dropped --target-table was reported
+ * "already restored" and not created again).
  */
 import { STATE_PREFIX, encodeKeySegment, encodeSchemaSegment, tablePrefix } from '../core/archive-layout.js';
 import type { Config } from '../config/schema.js';
@@ -25,6 +28,34 @@ export interface RestoredObject {
   rows: number;
   run_id: string;
   restored_at: string;
+  /**
+   * pg_class oid of the target the rows went into. Absent in entries written by earlier versions:
+   * those count for whatever table bears the target's name, as they always did.
+   */
+  target_oid?: string;
+}
+
+/**
+ * Pure: whether an object counts as restored into the target as it is now (`targetOid`, undefined
+ * when no such table exists). The oid, not the relfilenode: VACUUM FULL, CLUSTER and rewriting
+ * ALTER TABLEs change the relfilenode of a table that still holds every restored row, and a rerun
+ * would then load everything again (and fail at the first row under --conflict fail). TRUNCATE
+ * and DELETE therefore go unnoticed, as they always did: --ignore-watermark (docs/restore.md).
+ */
+export function isRestoredInto(entry: RestoredObject | undefined, sha256Compressed: string, targetOid: string | undefined): boolean {
+  if (entry === undefined || targetOid === undefined || entry.sha256_compressed !== sha256Compressed) return false;
+  return entry.target_oid === undefined || entry.target_oid === targetOid;
+}
+
+/** The store, recording every entry with the target's oid (known once the target is resolved or created). */
+export function recordingTargetOid(store: RestoreWatermarkStore, targetOid: string): RestoreWatermarkStore {
+  return {
+    description: store.description,
+    transactional: store.transactional,
+    load: (id, target) => store.load(id, target),
+    prepare: () => store.prepare(),
+    record: (q, id, target, entries) => store.record(q, id, target, new Map([...entries].map(([key, entry]) => [key, { ...entry, target_oid: targetOid }]))),
+  };
 }
 
 export interface RestoreTarget {
@@ -131,6 +162,7 @@ export class DatabaseRestoreWatermarkStore implements RestoreWatermarkStore {
            database_name text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL,
            target_schema text NOT NULL, target_table text NOT NULL, object_key text NOT NULL,
            sha256_compressed text NOT NULL, rows bigint NOT NULL, run_id text NOT NULL, restored_at timestamptz NOT NULL DEFAULT now(),
+           target_oid oid,
            PRIMARY KEY (database_name, schema_name, table_name, target_schema, target_table, object_key))`,
       );
     } catch (error) {
@@ -138,17 +170,41 @@ export class DatabaseRestoreWatermarkStore implements RestoreWatermarkStore {
       const code = (error as { code?: string }).code;
       if (code !== '23505' && code !== '42P07') throw error;
     }
+    // Created by an earlier version, without target_oid: added once (checked first, so that
+    // later runs take no ACCESS EXCLUSIVE lock on it).
+    const has = await this.q.query<{ found: string }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = 'target_oid' AND NOT attisdropped)::text AS found`,
+      [this.qualified],
+    );
+    if (has.rows[0]?.found === 'true') return;
+    try {
+      await this.q.query(`ALTER TABLE ${this.qualified} ADD COLUMN IF NOT EXISTS target_oid oid`);
+    } catch (error) {
+      if ((error as { code?: string }).code !== '42501') throw error;
+      throw new AuditlogError(
+        'DB_PRIVILEGE',
+        `restore watermark ${this.description} lacks the column target_oid this version records, and the restoring role may not add it; run ALTER TABLE ${this.qualified} ADD COLUMN target_oid oid as its owner. Nothing was restored`,
+        { cause: error },
+      );
+    }
   }
 
   async load(id: TableId, target: RestoreTarget): Promise<Map<string, RestoredObject>> {
     const exists = await this.q.query<{ found: string }>('SELECT (pg_catalog.to_regclass($1) IS NOT NULL)::text AS found', [this.qualified]);
     if (exists.rows[0]?.found !== 'true') return new Map();
-    const r = await this.q.query<{ object_key: string; sha256_compressed: string; rows: string; run_id: string; restored_at: string }>(
-      `SELECT object_key, sha256_compressed, rows::text AS rows, run_id, restored_at::text AS restored_at FROM ${this.qualified}
+    // to_jsonb: a table of an earlier version has no target_oid column (prepare() adds it, but a
+    // dry run does not prepare); its entries then read as without one.
+    const r = await this.q.query<{ object_key: string; sha256_compressed: string; rows: string; run_id: string; restored_at: string; target_oid: string | null }>(
+      `SELECT object_key, sha256_compressed, rows::text AS rows, run_id, restored_at::text AS restored_at, pg_catalog.to_jsonb(w) ->> 'target_oid' AS target_oid FROM ${this.qualified} w
         WHERE database_name = $1 AND schema_name = $2 AND table_name = $3 AND target_schema = $4 AND target_table = $5`,
       [id.database, id.schema, id.table, target.schema, target.table],
     );
-    return new Map(r.rows.map((row) => [row.object_key, { sha256_compressed: row.sha256_compressed, rows: Number(row.rows), run_id: row.run_id, restored_at: row.restored_at }]));
+    return new Map(
+      r.rows.map((row) => [
+        row.object_key,
+        { sha256_compressed: row.sha256_compressed, rows: Number(row.rows), run_id: row.run_id, restored_at: row.restored_at, ...(row.target_oid === null ? {} : { target_oid: row.target_oid }) },
+      ]),
+    );
   }
 
   async record(q: Queryable, id: TableId, target: RestoreTarget, entries: ReadonlyMap<string, RestoredObject>): Promise<void> {
@@ -157,11 +213,11 @@ export class DatabaseRestoreWatermarkStore implements RestoreWatermarkStore {
 
   private async recordOne(q: Queryable, id: TableId, target: RestoreTarget, key: string, entry: RestoredObject): Promise<void> {
     await q.query(
-      `INSERT INTO ${this.qualified} (database_name, schema_name, table_name, target_schema, target_table, object_key, sha256_compressed, rows, run_id, restored_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz)
+      `INSERT INTO ${this.qualified} (database_name, schema_name, table_name, target_schema, target_table, object_key, sha256_compressed, rows, run_id, restored_at, target_oid)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::oid)
        ON CONFLICT (database_name, schema_name, table_name, target_schema, target_table, object_key)
-       DO UPDATE SET sha256_compressed = EXCLUDED.sha256_compressed, rows = EXCLUDED.rows, run_id = EXCLUDED.run_id, restored_at = EXCLUDED.restored_at`,
-      [id.database, id.schema, id.table, target.schema, target.table, key, entry.sha256_compressed, entry.rows, entry.run_id, entry.restored_at],
+       DO UPDATE SET sha256_compressed = EXCLUDED.sha256_compressed, rows = EXCLUDED.rows, run_id = EXCLUDED.run_id, restored_at = EXCLUDED.restored_at, target_oid = EXCLUDED.target_oid`,
+      [id.database, id.schema, id.table, target.schema, target.table, key, entry.sha256_compressed, entry.rows, entry.run_id, entry.restored_at, entry.target_oid ?? null],
     );
   }
 }
