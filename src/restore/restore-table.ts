@@ -25,6 +25,7 @@ import type { Candidate, RestoreOptions, RestoreSummary } from './restore-option
 import { formatDrift, newTargetColumns, planSchemaDrift, type DriftPlan } from './schema-drift.js';
 import { selectObjects } from './select-objects.js';
 import { createSidecarSummarizer } from './sidecar-summary.js';
+import { acquireRestoreLock, isArchivedTable } from './restore-lock.js';
 import { isRestoredInto, openRestoreWatermarks, recordingTargetOid, type RestoredObject, type RestoreTarget } from './restore-watermarks.js';
 
 export type { RestoreOptions, RestoreSummary } from './restore-options.js';
@@ -291,24 +292,41 @@ async function restoreInto(
     // A partitioned index's definition recreates only the parent (ON ONLY), not its partitions' indexes.
     throw new AuditlogError('USAGE', `--drop-indexes does not support the partitioned table ${target.schema}.${target.table}; restore without it`);
   }
-  if (options.dropIndexes && !options.dryRun && table !== undefined) {
-    indexes = await listSecondaryIndexes(client, table.oid);
-    // Logged before dropping: if the process is killed, these are what an operator recreates.
-    for (const index of indexes) logger.info({ index: index.name, definition: index.definition }, 'dropping secondary index for the load');
-    await dropIndexes(client, target.schema, indexes);
-    summary.indexes.dropped = indexes.map((i) => i.name);
-  }
+  // The live table: an archive run alongside would take the restored rows straight back out (restore-lock.ts).
+  const lock =
+    !options.dryRun && table !== undefined && isArchivedTable(options.config, id.database, target)
+      ? await acquireRestoreLock({ config: options.config, database: id.database, target, oid: table.oid, runId: options.runId, openClient, logger })
+      : undefined;
   try {
-    await loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, watermarks, logger, corrupt, rejected });
-  } finally {
-    if (indexes.length > 0) {
-      // Always, also when the load failed: the target must get back every index it had.
-      await client.query('ROLLBACK').catch(() => undefined);
-      const failed = await recreateIndexesFresh(client, openClient, target.schema, indexes, logger);
-      summary.indexes.failedToRecreate = failed;
-      summary.indexes.recreated = indexes.map((i) => i.name).filter((n) => !failed.includes(n));
-      for (const index of indexes.filter((i) => failed.includes(i.name))) logger.error({ index: index.name, definition: index.definition }, 'could not recreate index: run this definition by hand');
+    if (options.dropIndexes && !options.dryRun && table !== undefined) {
+      indexes = await listSecondaryIndexes(client, table.oid);
+      // Logged before dropping: if the process is killed, these are what an operator recreates.
+      for (const index of indexes) logger.info({ index: index.name, definition: index.definition }, 'dropping secondary index for the load');
+      await dropIndexes(client, target.schema, indexes);
+      summary.indexes.dropped = indexes.map((i) => i.name);
     }
+    try {
+      await loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, watermarks, logger, corrupt, rejected });
+    } finally {
+      if (indexes.length > 0) {
+        // Always, also when the load failed: the target must get back every index it had.
+        await client.query('ROLLBACK').catch(() => undefined);
+        const failed = await recreateIndexesFresh(client, openClient, target.schema, indexes, logger);
+        summary.indexes.failedToRecreate = failed;
+        summary.indexes.recreated = indexes.map((i) => i.name).filter((n) => !failed.includes(n));
+        for (const index of indexes.filter((i) => failed.includes(i.name))) logger.error({ index: index.name, definition: index.definition }, 'could not recreate index: run this definition by hand');
+      }
+    }
+  } finally {
+    await lock?.release().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'could not release the archive lock of the target; it ends with the connection'));
+  }
+  const lost = lock?.lost();
+  if (lost !== undefined) {
+    throw new AuditlogError(
+      'LOCK_LOST',
+      `lost the archive lock of ${target.schema}.${target.table} during the restore (${lost}): an archive run may have started and archived restored rows again; check \`auditlog status\` and the table, then restore again with --ignore-watermark --conflict skip`,
+      { details: { table: `${target.schema}.${target.table}`, reason: lost } },
+    );
   }
 }
 

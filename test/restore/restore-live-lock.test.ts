@@ -1,0 +1,73 @@
+/**
+ * A restore into the live table (one the configuration archives) holds the table's archive lock:
+ * it is refused while an archive run holds it, and an archive run starting meanwhile is refused
+ * with LOCK_HELD naming the restore (found by probing: an archive run alongside took the rows
+ * straight back out, the restore reported them restored, a rerun skipped them by watermark).
+ */
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { archiveWith } from '../helpers/archive-run.js';
+import { createEventsTable, rowIds } from '../helpers/events-table.js';
+import { restoreWith } from '../helpers/restore-run.js';
+import { acquireTableLock, findLockHolder } from '../../src/db/advisory-lock.js';
+
+const f = useArchiveFixture();
+const ALL = Array.from({ length: 20 }, (_, i) => String(i + 1)).sort();
+
+async function archived(): Promise<{ config: ReturnType<typeof f.configFor>; oid: number }> {
+  await createEventsTable(f.db, { rows: 20, stepMinutes: 30, endDaysAgo: 20 });
+  const config = f.configFor([eventsTable]);
+  expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
+  expect(await rowIds(f.db)).toEqual([]);
+  const oid = Number((await f.db.query<{ oid: string }>(`SELECT 'public.events'::regclass::oid::text AS oid`)).rows[0]!.oid);
+  return { config, oid };
+}
+
+describe('restore into the live table and the archive lock', () => {
+  it('is refused while an archive run holds the lock, naming it; a scratch target is not', async () => {
+    const { config, oid } = await archived();
+    const holder = new pg.Client({ connectionString: f.db.url, application_name: 'archiver-elsewhere' });
+    await holder.connect();
+    try {
+      await acquireTableLock(holder, { database: 'app', schema: 'public', table: 'events', oid }, { runId: '20260101T000000Z-abc123' });
+      const s = await restoreWith(config, f.store, { table: 'events' });
+      expect(s.status).toBe('failed');
+      expect(s.error?.code).toBe('LOCK_HELD');
+      expect(s.error?.message).toMatch(/^restore into public\.events refused: app\/public\.events is being archived by pid \d+ \(application_name "archiver-elsewhere".*run 20260101T000000Z-abc123.*disable the archiver's schedule for the table and let the run end, then restore.*Nothing was restored$/);
+      expect(s.rows.restored).toBe(0);
+      expect(await rowIds(f.db)).toEqual([]);
+      const scratch = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'scratch' } });
+      expect(scratch.rows.restored).toBe(20);
+    } finally {
+      await holder.end();
+    }
+    const s = await restoreWith(config, f.store, { table: 'events' });
+    expect(s.error).toBeUndefined();
+    expect(await rowIds(f.db)).toEqual(ALL);
+  });
+
+  it('holds the lock while it loads: an archive run meanwhile is refused with LOCK_HELD, and every row stays', async () => {
+    const { config, oid } = await archived();
+    // Slows each batch down so that the archive run surely starts while the restore loads.
+    await f.db.query(`CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$`);
+    await f.db.query(`CREATE TRIGGER slow BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION slow()`);
+    const restore = restoreWith(config, f.store, { table: 'events', batchSize: 3, jobs: 1, runId: 'restore-run-1' });
+    let holder = null;
+    for (let i = 0; i < 100 && holder === null; i++) {
+      holder = await findLockHolder(f.db, oid);
+      if (holder === null) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(holder?.run_id).toBe('restore:restore-run-1');
+    const archive = await archiveWith(config, f.store);
+    expect(archive.tables[0]!.error?.code).toBe('LOCK_HELD');
+    expect(archive.tables[0]!.error?.message).toContain('run restore:restore-run-1');
+    const s = await restore;
+    expect(s.error).toBeUndefined();
+    expect(s.rows.restored).toBe(20);
+    expect(await rowIds(f.db)).toEqual(ALL);
+    expect(await findLockHolder(f.db, oid)).toBeNull();
+    // Released: the next archive run takes the rows again (they are still older than the retention).
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
+  });
+});
