@@ -41,7 +41,7 @@ describe('restore into a read-only database', () => {
     const s = await restoreWith(config, f.store, { table: 'events', conflict: 'skip', dryRun: true });
     expect(s.error).toBeUndefined();
     expect(s.status).toBe('ok');
-    expect(s.rows).toEqual({ restored: 20, inserted: 19, conflicts: 1, skippedByTriggers: 0 });
+    expect(s.rows).toEqual({ restored: 20, inserted: 19, conflicts: 1, skippedByTriggers: 0, superseded: 0 });
     expect(await rowIds(f.db)).toEqual(['3']);
   });
 });

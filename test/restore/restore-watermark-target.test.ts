@@ -77,7 +77,7 @@ describe.each(['storage', 'database'] as const)('restore watermark and its targe
     await f.db.query('DROP TABLE scratch');
     const dry = await restoreWith(config, f.store, { table: 'events', target: scratch, dryRun: true });
     expect(dry.targetCreated).toBe(true);
-    expect(dry.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0, skippedByTriggers: 0 });
+    expect(dry.rows).toEqual({ restored: 20, inserted: 20, conflicts: 0, skippedByTriggers: 0, superseded: 0 });
     expect(dry.objects.skippedByWatermark).toBe(0);
   });
 
