@@ -74,7 +74,10 @@ describe('runDaemon', () => {
   it('an abort while waiting returns at once without running', async () => {
     const controller = new AbortController();
     let runs = 0;
-    const done = runDaemon({ schedule: parseSchedule('0 2 * * *', 'test'), signal: controller.signal, runOnce: async () => void runs++ });
+    // A clock that stands at 03:00 UTC: on the real clock, a test started in the 50 ms before 02:00
+    // UTC would see the daily run fire before the abort (runs 1).
+    const now = (): Date => new Date('2026-01-02T03:00:00Z');
+    const done = runDaemon({ schedule: parseSchedule('0 2 * * *', 'test'), signal: controller.signal, now, runOnce: async () => void runs++ });
     setTimeout(() => controller.abort(), 50);
     await done;
     expect(runs).toBe(0);
