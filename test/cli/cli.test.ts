@@ -139,12 +139,18 @@ describe('auditlog CLI', () => {
 
   it('archives end to end with the local backend: dry run first, then for real; summary as text and JSON', async () => {
     await db.query('DROP TABLE IF EXISTS events');
-    // Every two hours from 02:00 eleven days ago to noon nine days ago: whatever the time of day, the
-    // 10-day cutoff falls inside the range, so some rows are old and some are not.
-    await createEventsTable(db, { rows: 30, stepMinutes: 120, endDaysAgo: 9 });
+    // Every two hours around the 10-day cutoff, the nearest an hour from it on either side: 15 rows
+    // old, 15 not. (Rows at fixed times of day, as createEventsTable seeds them, put one on the
+    // cutoff every two hours: a run a few seconds after an even UTC hour archived one row more than
+    // the count taken just before.)
+    await createEventsTable(db, { rows: 0, stepMinutes: 120, endDaysAgo: 9 });
+    await db.query(
+      `INSERT INTO events (id, happened_at, kind, body, note)
+       SELECT g, now() - interval '10 days' + make_interval(mins => (g - 15) * 120 - 60), 'kind' || (g % 5), jsonb_build_object('g', g), 'note ' || g
+         FROM generate_series(1, 30) g`,
+    );
     const old = Number((await db.query(`SELECT count(*) AS n FROM events WHERE happened_at < now() - interval '10 days'`)).rows[0].n);
-    expect(old).toBeGreaterThan(0);
-    expect(old).toBeLessThan(30);
+    expect(old).toBe(15);
     const file = await configFile('e2e.yaml', validYaml(join(dir, 'e2e-archive')));
     const env = { CLI_TEST_DB_URL: db.url };
 
