@@ -10,6 +10,7 @@ import { archivedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { sha256Hex } from '../../src/core/batch-metadata.js';
+import { RunEvents } from '../../src/core/run-events.js';
 
 const fx = useArchiveFixture();
 
@@ -18,11 +19,18 @@ describe('archive pipeline', () => {
   it('moves exactly the rows past the retention, in single-day batches of at most batch_size, each verified with metadata', async () => {
     // 100 rows, one every 50 minutes, the newest 9 days ago... so rows span ~3.5 days around 9-12 days ago.
     await createEventsTable(fx.db, { rows: 100, stepMinutes: 50, endDaysAgo: 9 });
-    const old = await fx.db.query<{ id: string }>(`SELECT id::text AS id FROM events WHERE happened_at < now() - interval '10 days' ORDER BY id`);
+    await fx.db.query(`CREATE TABLE seeded AS SELECT id, happened_at FROM events`);
+    // The rows past the cutoff the run itself computed: a count taken before the run can miss the
+    // row the clock passes meanwhile (one lies on the cutoff every 50 minutes of the day).
+    const events = new RunEvents();
+    let cutoff: string | undefined;
+    events.on('table:started', (e) => void (cutoff = e.cutoff));
+    const runAt = Date.now();
+    const summary = await archiveWith(fx.configFor([eventsTable]), fx.store, { events });
+    expect(Math.abs(Date.parse(cutoff!) - (runAt - 10 * 86_400_000))).toBeLessThan(60_000);
+    const old = await fx.db.query<{ id: string }>(`SELECT id::text AS id FROM seeded WHERE happened_at < $1::timestamptz ORDER BY id`, [cutoff]);
     expect(old.rows.length).toBeGreaterThan(20);
     expect(old.rows.length).toBeLessThan(100);
-
-    const summary = await archiveWith(fx.configFor([eventsTable]), fx.store);
     expect(summary.failed).toBe(0);
     const t = summary.tables[0]!;
     expect(t.rowsArchived).toBe(old.rows.length);
@@ -80,10 +88,14 @@ describe('archive pipeline', () => {
 
   it('dry run counts and reports, writes nothing and deletes nothing', async () => {
     await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 9 });
-    const old = Number((await fx.db.query(`SELECT count(*) AS n FROM events WHERE happened_at < now() - interval '10 days'`)).rows[0].n);
+    const runAt = Date.now();
     const summary = await archiveWith(fx.configFor([eventsTable]), fx.store, { dryRun: true });
     const t = summary.tables[0]!;
     expect(t.status).toBe('dry-run');
+    // Counted at the cutoff the run computed: one row lies on the cutoff every hour of the day, so a
+    // count taken before the run could differ from the run's by the row the clock passed meanwhile.
+    expect(Math.abs(Date.parse(t.dryRun!.cutoff) - (runAt - 10 * 86_400_000))).toBeLessThan(60_000);
+    const old = Number((await fx.db.query(`SELECT count(*) AS n FROM events WHERE happened_at < $1::timestamptz`, [t.dryRun!.cutoff])).rows[0].n);
     expect(t.dryRun!.rows).toBe(old);
     expect(t.dryRun!.estimatedBatches).toBe(Math.ceil(old / 7));
     expect(await rowIds(fx.db)).toHaveLength(30);
