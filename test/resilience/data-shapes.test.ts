@@ -26,6 +26,13 @@ function partitionDay(key: string): string {
   return m === null ? 'none' : `${m[1]}-${m[2]}-${m[3]}`;
 }
 
+/** Returns once the database's clock is at least `marginSeconds` before the next UTC midnight (waiting past it if need be). */
+async function awayFromUtcMidnight(marginSeconds = 60): Promise<void> {
+  const left = await fx.db.query<{ s: number }>(`SELECT extract(epoch FROM (date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day') - (now() AT TIME ZONE 'UTC'))::float8 AS s`);
+  const seconds = left.rows[0]!.s;
+  if (seconds < marginSeconds) await new Promise((r) => setTimeout(r, (seconds + 1) * 1000));
+}
+
 describe('data shapes', () => {
   it('rows across a UTC midnight in one page are split into one batch per day, each in its day partition', async () => {
     // ids 1..13 fall on one UTC day and 14..50 on the next (the newest is at noon, 20-minute steps).
@@ -45,6 +52,9 @@ describe('data shapes', () => {
 
   it('a row exactly at the cutoff stays in the table: only rows strictly older than the retention are archived', async () => {
     // A date column: the cutoff is a whole day the test can name, so rows can sit exactly on it.
+    // The seed names days from today (UTC) and the run computes its cutoff from its own today: not
+    // across a UTC midnight, or the cutoff is a day later than the seed meant (8 rows archived).
+    await awayFromUtcMidnight();
     await fx.db.query(`CREATE TABLE daily (id bigint PRIMARY KEY, day date NOT NULL, note text)`);
     await fx.db.query(
       `INSERT INTO daily SELECT g, (now() AT TIME ZONE 'UTC')::date - 10 + ((g - 1) / 2 - 3), 'n' || g FROM generate_series(1, 10) g`,
