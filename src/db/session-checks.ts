@@ -89,24 +89,45 @@ export async function allowTemporaryTables(q: Queryable, database: string): Prom
  * locked) and the reconciliation's FOR KEY SHARE after a crash. Without UPDATE a run would fail
  * only then — and every later run on reconciling (found in review). And a session that can write
  * and enforces what the delete relies on: a read-only default (or a standby) failed only after the
- * first objects were uploaded (found by probing). The archiver never updates a row.
+ * first objects were uploaded (found by probing). The archiver never updates a row. SELECT means
+ * every column (the archive reads whole rows: column grants on some gave a bare "permission
+ * denied"), USAGE on the schema, and SELECT on pg_locks, which the delete's lock fence reads
+ * (revoked from PUBLIC, every run uploaded its batches and then failed before deleting; found by
+ * probing).
  */
 export async function checkArchiveAccess(q: Queryable, plan: Pick<TablePlan, 'oid' | 'database' | 'schema' | 'table'>): Promise<void> {
   const qualified = `${plan.schema}.${plan.table}`;
   const details = { database: plan.database, table: qualified };
-  const r = await q.query<{ s: string; u: string; d: string; role: string }>(
-    `SELECT has_any_column_privilege($1::oid, 'SELECT')::text AS s, has_any_column_privilege($1::oid, 'UPDATE')::text AS u,
-            has_table_privilege($1::oid, 'DELETE')::text AS d, current_user::text AS role`,
+  const r = await q.query<{ s: string; u: string; d: string; usage: string; locks: string; role: string }>(
+    `SELECT (NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+                           AND NOT pg_catalog.has_column_privilege($1::oid, a.attnum, 'SELECT')))::text AS s,
+            pg_catalog.has_any_column_privilege($1::oid, 'UPDATE')::text AS u, pg_catalog.has_table_privilege($1::oid, 'DELETE')::text AS d,
+            pg_catalog.has_schema_privilege((SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = $1::oid), 'USAGE')::text AS usage,
+            pg_catalog.has_table_privilege('pg_catalog.pg_locks', 'SELECT')::text AS locks, current_user::text AS role`,
     [plan.oid],
   );
   const row = r.rows[0]!;
   await checkWritable(q, plan.database, { who: 'the archiver', table: qualified, consequence: `rows of ${qualified} could be archived but never deleted`, nothingDone: 'Nothing was archived or deleted' });
   await checkReplicationRole(q, plan.database, `foreign-key checks and triggers when rows of ${qualified} are deleted`, 'Nothing was archived or deleted');
   const missing = [row.s === 'true' ? null : 'SELECT', row.u === 'true' ? null : 'UPDATE', row.d === 'true' ? null : 'DELETE'].filter((p): p is string => p !== null);
-  if (missing.length === 0) return;
+  const lacks: string[] = [];
+  const grants: string[] = [];
+  if (row.usage !== 'true') {
+    lacks.push(`USAGE on schema ${plan.schema}`);
+    grants.push(`GRANT USAGE ON SCHEMA ${plan.schema} TO ${row.role}`);
+  }
+  if (missing.length > 0) {
+    lacks.push(`${missing.join(', ')} on ${qualified}${missing.includes('SELECT') ? ' (SELECT on every column)' : ''}`);
+    grants.push(`GRANT SELECT, UPDATE, DELETE ON ${qualified} TO ${row.role}`);
+  }
+  if (row.locks !== 'true') {
+    lacks.push('SELECT on pg_catalog.pg_locks (read by the lock check before each delete commits)');
+    grants.push(`GRANT SELECT ON pg_catalog.pg_locks TO ${row.role}`);
+  }
+  if (lacks.length === 0) return;
   throw new AuditlogError(
     'DB_PRIVILEGE',
-    `role ${row.role} lacks ${missing.join(', ')} on ${qualified} (database "${plan.database}"): the archive reads, locks (FOR UPDATE needs UPDATE) and deletes its rows; GRANT SELECT, UPDATE, DELETE ON ${qualified} TO ${row.role} (docs/operations.md, PostgreSQL grants). Nothing was archived or deleted`,
-    { details: { ...details, missing } },
+    `role ${row.role} lacks ${lacks.join('; ')} (database "${plan.database}"): the archive reads, locks (FOR UPDATE needs UPDATE) and deletes its rows; ${grants.join('; ')} (docs/operations.md, PostgreSQL grants). Nothing was archived or deleted`,
+    { details: { ...details, missing: [...(row.usage === 'true' ? [] : ['USAGE']), ...missing, ...(row.locks === 'true' ? [] : ['pg_locks'])] } },
   );
 }

@@ -307,6 +307,45 @@ describe('archive refusals and contention', () => {
     }
   });
 
+  // Found by probing: each of these failed with a bare "permission denied" (DB_QUERY) naming no
+  // GRANT — without SELECT on pg_locks only after the batches were uploaded, on every run.
+  it('refuses a role lacking USAGE on the schema, SELECT on some column or SELECT on pg_locks before reading anything, naming each GRANT', async () => {
+    await createEventsTable(fx.db, { rows: 6, stepMinutes: 1, endDaysAgo: 20 });
+    const role = `grants_${fx.db.name}`.slice(0, 60);
+    await fx.db.query(`CREATE ROLE "${role}" LOGIN PASSWORD 'grants-pw'`);
+    try {
+      await fx.db.query(`REVOKE USAGE ON SCHEMA public FROM PUBLIC`);
+      await fx.db.query(`REVOKE SELECT ON pg_catalog.pg_locks FROM PUBLIC`);
+      await fx.db.query(`GRANT UPDATE, DELETE ON events TO "${role}"`);
+      await fx.db.query(`GRANT SELECT (id, happened_at) ON events TO "${role}"`);
+      const url = new URL(fx.db.url);
+      url.username = role;
+      url.password = 'grants-pw';
+      const config = fx.configFor([eventsTable], { batch_size: 10 });
+      config.databases[0]!.url = url.toString();
+      const refused = async (): Promise<string> => {
+        const summary = await archiveWith(config, fx.store);
+        expect(summary.tables[0]).toMatchObject({ status: 'failed', rowsArchived: 0, error: { code: 'DB_PRIVILEGE' } });
+        expect(await rowIds(fx.db)).toHaveLength(6);
+        expect((await inspectArchive(fx.store)).objects).toEqual([]);
+        return summary.tables[0]!.error!.message;
+      };
+      const all = await refused();
+      expect(all).toContain(`role ${role} lacks USAGE on schema public; SELECT on public.events (SELECT on every column); SELECT on pg_catalog.pg_locks`);
+      expect(all).toContain(`GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT, UPDATE, DELETE ON public.events TO ${role}; GRANT SELECT ON pg_catalog.pg_locks TO ${role}`);
+      await fx.db.query(`GRANT USAGE ON SCHEMA public TO "${role}"`);
+      await fx.db.query(`GRANT SELECT ON events TO "${role}"`);
+      expect(await refused()).toContain(`role ${role} lacks SELECT on pg_catalog.pg_locks`);
+      await fx.db.query(`GRANT SELECT ON pg_catalog.pg_locks TO "${role}"`);
+      const archived = await archiveWith(config, fx.store);
+      expect(archived.tables[0]).toMatchObject({ status: 'archived', rowsArchived: 6 });
+      expect(await rowIds(fx.db)).toEqual([]);
+    } finally {
+      await fx.db.query(`DROP OWNED BY "${role}"`);
+      await fx.db.query(`DROP ROLE "${role}"`);
+    }
+  });
+
   // Found by probing: a read-only default failed only after uploading; replica skipped FK checks and triggers.
   for (const [setting, expected] of [
     ['default_transaction_read_only = on', 'gives the archiver read-only transactions'],
