@@ -173,12 +173,17 @@ export async function connectLockClient(options: PoolOptions): Promise<pg.Client
   const client = createClient(options);
   await client.connect();
   try {
-    await client.query(`SELECT pg_catalog.set_config('idle_session_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 140000`);
+    await keepIdleSessionOpen(client);
   } catch (error) {
     await client.end().catch(() => undefined);
     throw error;
   }
   return client;
+}
+
+/** Clears idle_session_timeout for a session that holds a lock while idle (see connectLockClient). */
+export async function keepIdleSessionOpen(client: Pick<pg.Client, 'query'>): Promise<void> {
+  await client.query(`SELECT pg_catalog.set_config('idle_session_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 140000`);
 }
 
 export function createPool(options: PoolOptions): pg.Pool {

@@ -14,6 +14,7 @@ import { resolveLockTimings } from '../config/schema.js';
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import { combineLocks, type TableLock } from '../core/table-lock.js';
 import { acquireTableLock } from '../db/advisory-lock.js';
+import { keepIdleSessionOpen } from '../db/connect.js';
 import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
 import type { RestoreTarget } from './restore-watermarks.js';
 
@@ -59,6 +60,9 @@ export async function acquireRestoreLock(input: {
       locks.push(await acquireFileLock({ file, label, runId, timings, warn: (message, holder) => input.logger.warn({ old_holder: holder ?? null }, message), onLost }));
     }
     client = await input.openClient();
+    // It sits idle between heartbeats: a database's idle_session_timeout ended it, and the restore
+    // with LOCK_LOST (found by the non-default-settings test).
+    await keepIdleSessionOpen(client);
     locks.push(await acquireTableLock(client, { database, schema: target.schema, table: target.table, oid: Number(input.oid) }, { runId, heartbeat: { intervalMs: timings.heartbeatIntervalMs, timeoutMs: timings.heartbeatTimeoutMs }, onLost }));
   } catch (error) {
     await combineLocks(locks).release().catch(() => undefined);

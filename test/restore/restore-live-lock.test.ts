@@ -10,7 +10,10 @@ import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { archiveWith } from '../helpers/archive-run.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { restoreWith } from '../helpers/restore-run.js';
+import pino from 'pino';
 import { acquireTableLock, findLockHolder } from '../../src/db/advisory-lock.js';
+import { buildSessionSettings, createClient } from '../../src/db/connect.js';
+import { acquireRestoreLock } from '../../src/restore/restore-lock.js';
 
 const f = useArchiveFixture();
 const ALL = Array.from({ length: 20 }, (_, i) => String(i + 1)).sort();
@@ -69,5 +72,28 @@ describe('restore into the live table and the archive lock', () => {
     expect(await findLockHolder(f.db, oid)).toBeNull();
     // Released: the next archive run takes the rows again (they are still older than the retention).
     expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
+  });
+});
+
+describe('the restore lock session and idle_session_timeout', () => {
+  // Found by the non-default-settings test under load: the lock session sits idle between
+  // heartbeats, and a database's idle_session_timeout ended it (the restore failed LOCK_LOST).
+  it('keeps the lock through idle periods longer than the database idle_session_timeout', async () => {
+    const { config, oid } = await archived();
+    await f.db.query(`ALTER DATABASE "${f.db.name}" SET idle_session_timeout = '100ms'`);
+    const openClient = async (): Promise<pg.Client> => {
+      const c = createClient({ database: config.databases[0]!, applicationName: 'restore-test', settings: buildSessionSettings(config.defaults) });
+      c.on('error', () => undefined);
+      await c.connect();
+      return c;
+    };
+    const lock = await acquireRestoreLock({ config, database: 'app', target: { schema: 'public', table: 'events' }, oid: String(oid), runId: 'r-idle', openClient, logger: pino({ level: 'silent' }) });
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      expect(lock.lost()).toBeUndefined();
+      expect((await findLockHolder(f.db, oid))?.run_id).toBe('restore:r-idle');
+    } finally {
+      await lock.release();
+    }
   });
 });
