@@ -17,11 +17,12 @@ import copyStreams from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { BatchMetadata, LineColumns } from '../core/batch-metadata.js';
-import { AuditlogError } from '../core/errors.js';
+import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { Queryable } from '../db/queryable.js';
 import type { TargetTable } from '../db/target-table.js';
 import type { CheckedObject } from './check-object.js';
 import type { DriftPlan } from './schema-drift.js';
+import { loadStoppedError, sqlState } from './load-error.js';
 import { convertToCopyText, textCheckedKey, type ColumnKind, type Converted, type CopyColumn, type SourceLine } from './copy-text.js';
 import { COLUMN_KINDS_SQL, COPY_LINES_SQL, copyParsedSql, countConflictsSql, directCopyPlan, createLinesTableSql, createParsedTablesSql, feedCountsSql, insertCountsUpdates, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
 
@@ -219,8 +220,15 @@ export async function loadBatch(session: RestoreSession, segments: readonly Batc
     return { rows: input.rows, inserted, conflicts: input.rows - inserted - skippedByTriggers, skippedByTriggers, path: converted === undefined ? 'json' : 'converted' };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
+    if (isAuditlogError(error)) throw error;
+    throw loadStoppedError(error, target, [...new Set(segments.map((s) => s.object.key))], conflictHint(error, target, options.strategy));
   }
+}
+
+/** Pure: a unique violation under skip/overwrite/upsert is of another unique index than the key ON CONFLICT names (found by probing). */
+export function conflictHint(error: unknown, target: { key: readonly string[] }, strategy: ConflictStrategy): string | undefined {
+  if (strategy === 'fail' || sqlState(error) !== '23505') return undefined;
+  return `--conflict ${strategy} handles only the target's key (${target.key.join(', ')}); a row that collides on another unique index stops the restore`;
 }
 
 /**

@@ -19,6 +19,7 @@ import { allowTemporaryTables, checkReplicationRole, checkWritable } from '../db
 import { canCast, createTargetTable, dropIndexes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { isSidecarProblem, parseObjectMetadata } from './check-object.js';
+import { loadStoppedError } from './load-error.js';
 import { loadObjects } from './load-objects.js';
 import { mapAhead } from './map-ahead.js';
 import type { Candidate, RestoreOptions, RestoreSummary } from './restore-options.js';
@@ -115,13 +116,12 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
       options.events?.emit('restore:finished', { ...ref, summary: { ...summary, status: 'failed', error: { code: error.code, message: error.message }, durationMs: Date.now() - started } });
       throw error;
     }
-    // A database error mid-load (a value that fails its cast, a lost connection): its batch was rolled back.
-    const e = isAuditlogError(error)
-      ? error
-      : new AuditlogError('DB_QUERY', `restore into ${target.schema}.${target.table} stopped: ${redactSecrets(describeError(error), options.secrets ?? [])}; batches committed before stay restored, rerun to continue`, { cause: error });
+    // A database error outside a batch (a batch's own error names its objects: load-batch.ts):
+    // "rerun to continue" only where a rerun can pass (load-error.ts).
+    const e = isAuditlogError(error) ? error : loadStoppedError(error, target);
     summary.status = 'failed';
-    summary.error = { code: e.code, message: e.message, details: e.details };
-    logger.error({ code: e.code, err: e.message }, 'restore failed');
+    summary.error = { code: e.code, message: redactSecrets(e.message, options.secrets ?? []), details: e.details };
+    logger.error({ code: e.code, err: summary.error.message }, 'restore failed');
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -1,0 +1,90 @@
+/**
+ * The error of a restore stopped by the database: what PostgreSQL said, with its DETAIL (which
+ * key or value), the constraint, column and table it names, the archive object(s) of the batch
+ * being loaded, and what to do next. Before, every such error ended "rerun to continue", which
+ * for a foreign key whose parent row is gone, a value too long for a narrowed column or a CHECK
+ * constraint only fails the same way again, and the DETAIL was dropped (found by probing).
+ */
+import { AuditlogError, describeError } from '../core/errors.js';
+
+interface PgErrorFields {
+  code?: unknown;
+  detail?: unknown;
+  hint?: unknown;
+  constraint?: unknown;
+  column?: unknown;
+  table?: unknown;
+  schema?: unknown;
+  where?: unknown;
+}
+
+/** Longest DETAIL kept in the one-line message (a failing row's values may be long); the details keep all of it. */
+const DETAIL_CHARS = 300;
+
+/** The SQLSTATE of a PostgreSQL error, else undefined (a lost connection in the client has none). */
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as PgErrorFields | undefined)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
+ * Pure: what to do after the database stopped the load. Data exceptions (22), integrity
+ * violations (23), undefined objects and syntax (42) and a missing schema (3F) come back on every
+ * rerun: the target or the data must change first. Connection (08), serialization and deadlock
+ * (40), resources (53) and operator intervention (57) pass; so does an error without SQLSTATE
+ * (the connection ended in the client).
+ */
+export function nextStep(state: string | undefined): string {
+  if (state === undefined) return 'rerun to continue';
+  const cls = state.slice(0, 2);
+  if (cls === '22' || cls === '23' || cls === '42' || cls === '3F') return 'fix the target (or the data), then rerun';
+  if (cls === '08' || cls === '40' || cls === '53' || cls === '57') return 'rerun to continue';
+  return 'fix the cause, then rerun';
+}
+
+const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
+
+/** Pure: PostgreSQL's message with its DETAIL and the constraint, column and table it names, on one line. */
+export function describeDatabaseError(error: unknown): string {
+  const e = (error ?? {}) as PgErrorFields;
+  let text = oneLine(describeError(error));
+  if (typeof e.detail === 'string' && e.detail !== '') {
+    const detail = oneLine(e.detail);
+    text += ` — ${detail.length > DETAIL_CHARS ? `${detail.slice(0, DETAIL_CHARS)}…` : detail}`;
+  }
+  const names: string[] = [];
+  if (typeof e.constraint === 'string') names.push(`constraint ${e.constraint}`);
+  if (typeof e.column === 'string') names.push(`column ${e.column}`);
+  if (typeof e.table === 'string') names.push(`table ${typeof e.schema === 'string' ? `${e.schema}.` : ''}${e.table}`);
+  const state = sqlState(error);
+  if (state !== undefined) names.push(`SQLSTATE ${state}`);
+  return names.length === 0 ? text : `${text} (${names.join(', ')})`;
+}
+
+/** Pure: "archive object K" or "archive object K (and N more objects of this batch)". */
+export function batchObjects(keys: readonly string[]): string {
+  return keys.length === 1 ? `archive object ${keys[0]}` : `archive object ${keys[0]} (and ${keys.length - 1} more objects of this batch)`;
+}
+
+/**
+ * The DB_QUERY error of a restore the database stopped. `objects`: the archive objects of the
+ * batch being loaded, where known; `hint`: a sentence on the cause where the loader knows more.
+ */
+export function loadStoppedError(error: unknown, target: { schema: string; table: string }, objects?: readonly string[], hint?: string): AuditlogError {
+  const e = (error ?? {}) as PgErrorFields;
+  const state = sqlState(error);
+  const where = objects === undefined || objects.length === 0 ? `restore into ${target.schema}.${target.table}` : `restoring ${batchObjects(objects)} into ${target.schema}.${target.table}`;
+  const batch = objects === undefined || objects.length === 0 ? '' : 'this batch was rolled back, ';
+  const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  return new AuditlogError('DB_QUERY', `${where} stopped: ${describeDatabaseError(error)}${hint === undefined ? '' : `; ${hint}`}; ${batch}batches committed before stay restored; ${nextStep(state)}`, {
+    details: {
+      sqlstate: state ?? null,
+      detail: str(e.detail),
+      constraint: str(e.constraint),
+      column: str(e.column),
+      table: str(e.table),
+      ...(objects === undefined || objects.length === 0 ? {} : { key: objects[0]!, objects: [...objects] }),
+    },
+    cause: error,
+  });
+}
