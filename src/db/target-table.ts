@@ -17,6 +17,11 @@ export interface TargetTable {
   /** Columns of the primary key (else of the first unique index over NOT NULL columns); empty if none. */
   key: string[];
   /**
+   * The key's constraint is DEFERRABLE: ON CONFLICT does not accept it as arbiter, so only
+   * `--conflict fail` can load into the table (found by probing).
+   */
+  keyDeferrable: boolean;
+  /**
    * COPY into it does what INSERT does, counts included: no rewrite rules (COPY ignores them), no
    * row-level security (COPY FROM refuses it), no user triggers (one may skip or change rows,
    * which INSERT … RETURNING counts and a COPY's row count does not show), no deferrable unique
@@ -66,9 +71,10 @@ export async function loadTargetTable(q: Queryable, schema: string, table: strin
        FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
     [found.oid],
   );
-  const key = await q.query<{ cols: string }>(
+  const key = await q.query<{ cols: string; deferrable: string }>(
     `SELECT array_to_json(ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord))::text AS cols
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord))::text AS cols,
+            (NOT i.indimmediate)::text AS deferrable
        FROM pg_catalog.pg_index i
       WHERE i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid
         AND (i.indisprimary OR NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k(attnum) JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE NOT a.attnotnull))
@@ -90,6 +96,7 @@ export async function loadTargetTable(q: Queryable, schema: string, table: strin
       notNull: c.notnull === 'true',
     })),
     key: key.rows[0] === undefined ? [] : (JSON.parse(key.rows[0].cols) as string[]),
+    keyDeferrable: key.rows[0]?.deferrable === 'true',
     copyLikeInsert: found.copy_like_insert === 'true',
     triggersMayDropRows: found.triggers_may_drop_rows === 'true',
     rowSecurityActive: found.row_security_active === 'true',

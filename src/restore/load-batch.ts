@@ -202,7 +202,10 @@ export async function loadBatch(session: RestoreSession, segments: readonly Batc
     return result;
   };
   let converted = convert(!tryDirect);
-  await client.query('BEGIN');
+  // A deferrable key (or foreign key) checked at COMMIT gave a bare duplicate-key error there
+  // instead of RESTORE_CONFLICT naming the key: checked per statement, as for an immediate one (found by probing).
+  const begin = 'BEGIN; SET CONSTRAINTS ALL IMMEDIATE';
+  await client.query(begin);
   try {
     if (tryDirect && converted !== undefined) {
       // Only rows the manifest lists go in: the keys were matched to it during the conversion.
@@ -212,7 +215,7 @@ export async function loadBatch(session: RestoreSession, segments: readonly Batc
           await client.query('COMMIT');
           return { rows: input.rows, inserted: input.rows, conflicts: 0, skippedByTriggers: 0, path: 'direct' };
         }
-        await client.query('BEGIN');
+        await client.query(begin);
       }
       converted = convert(true);
     }

@@ -270,6 +270,15 @@ async function restoreInto(
         `--conflict ${options.conflict} needs a primary key or a unique index over NOT NULL columns on ${target.schema}.${target.table}, so that a row already there is recognized; add one, or restore with --conflict fail (the restore watermark still skips objects restored before)`,
       );
     }
+    if (options.conflict !== 'fail' && table.keyDeferrable) {
+      // ON CONFLICT refuses a deferrable arbiter: every batch failed with PostgreSQL's own words,
+      // while --dry-run (which runs no INSERT) reported success (found by probing).
+      throw new AuditlogError(
+        'SCHEMA_DRIFT',
+        `--conflict ${options.conflict} cannot load into ${target.schema}.${target.table}: its key (${table.key.join(', ')}) is a DEFERRABLE constraint, which PostgreSQL's ON CONFLICT does not accept; use --conflict fail, or restore into a new --target-table. Nothing was restored`,
+        { details: { table: `${target.schema}.${target.table}`, key: table.key } },
+      );
+    }
     for (const c of candidates) {
       const signature = JSON.stringify(c.meta.columns);
       if (drifts.has(signature)) continue;
