@@ -61,6 +61,24 @@ export function describeDatabaseError(error: unknown): string {
   return names.length === 0 ? text : `${text} (${names.join(', ')})`;
 }
 
+/**
+ * Pure: a name a function of the target (trigger, CHECK or default expression) did not find
+ * through the search_path, which the restore's sessions pin to pg_catalog (db/connect.ts), found
+ * by probing with a trigger that inserted into an unqualified history table. Not the application's
+ * path instead: the load's INSERT is the statement the function runs under, and its own operators
+ * and casts (=, BETWEEN, DISTINCT ON's ordering, ::type) resolve through the same path, where an
+ * object in a schema such as public could shadow them.
+ */
+export function searchPathHint(error: unknown): string | undefined {
+  const e = (error ?? {}) as PgErrorFields;
+  const state = sqlState(error);
+  if (state === undefined || !['42P01', '42883', '42704', '3F000'].includes(state) || typeof e.where !== 'string') return undefined;
+  const fn = /function (\S+?\([^)]*\)|"[^"]+"|\S+)/.exec(e.where)?.[1]?.replace(/^"(.*)"$/, '$1');
+  if (fn === undefined) return undefined;
+  const named = fn.includes('(') ? fn : `${fn}(…)`;
+  return `raised inside function ${named} (a trigger, CHECK or default of the target): restore's sessions set search_path to pg_catalog, so names the function leaves unqualified are not found; schema-qualify them in the function, or give it its own path (ALTER FUNCTION ${named} SET search_path = public)`;
+}
+
 /** Pure: "archive object K" or "archive object K (and N more objects of this batch)". */
 export function batchObjects(keys: readonly string[]): string {
   return keys.length === 1 ? `archive object ${keys[0]}` : `archive object ${keys[0]} (and ${keys.length - 1} more objects of this batch)`;
@@ -76,7 +94,8 @@ export function loadStoppedError(error: unknown, target: { schema: string; table
   const where = objects === undefined || objects.length === 0 ? `restore into ${target.schema}.${target.table}` : `restoring ${batchObjects(objects)} into ${target.schema}.${target.table}`;
   const batch = objects === undefined || objects.length === 0 ? '' : 'this batch was rolled back, ';
   const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-  return new AuditlogError('DB_QUERY', `${where} stopped: ${describeDatabaseError(error)}${hint === undefined ? '' : `; ${hint}`}; ${batch}batches committed before stay restored; ${nextStep(state)}`, {
+  const hints = [hint, searchPathHint(error)].filter((h) => h !== undefined).map((h) => `; ${h}`).join('');
+  return new AuditlogError('DB_QUERY', `${where} stopped: ${describeDatabaseError(error)}${hints}; ${batch}batches committed before stay restored; ${nextStep(state)}`, {
     details: {
       sqlstate: state ?? null,
       detail: str(e.detail),
