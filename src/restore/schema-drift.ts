@@ -105,13 +105,28 @@ export function hasDrift(plan: DriftPlan): boolean {
   return plan.added.length + plan.dropped.length + plan.typeChanges.length + plan.renamed.length + plan.generated.length > 0;
 }
 
+const WITH_ZONE = /^timestamp(\(\d+\))? with time zone$/;
+const WITHOUT_ZONE = /^(timestamp(\(\d+\))? without time zone|date|time(\(\d+\))? without time zone)$/;
+
+/**
+ * Pure: the cast between a time with and one without a zone is done in the restore session's
+ * TimeZone, which is UTC (db/connect.ts), not the database's: a `timestamp` column migrated to
+ * `timestamptz` in a session of the database's zone and restored rows then differ by the zone's
+ * offset (found by probing). Said where it matters; docs/restore.md shows how to convert otherwise.
+ */
+function timeZoneNote(from: string, to: string): string {
+  if (WITHOUT_ZONE.test(from) && WITH_ZONE.test(to)) return `; the archived times are read as UTC, not in the database's TimeZone`;
+  if (WITH_ZONE.test(from) && WITHOUT_ZONE.test(to)) return `; the archived times become UTC wall-clock times, not those of the database's TimeZone`;
+  return '';
+}
+
 /** One line per finding, for the report printed before loading. */
 export function formatDrift(plan: DriftPlan): string[] {
   const out: string[] = [];
   for (const a of plan.added) out.push(`added column "${a.name}" (${a.type}): not in the archive, gets ${a.hasDefault ? 'its default' : 'NULL'}`);
   for (const d of plan.dropped) out.push(`dropped column "${d.name}" (${d.type}): not in the target, left out`);
   for (const r of plan.renamed) out.push(`renamed column "${r.from}" → "${r.to}" (column_map)`);
-  for (const t of plan.typeChanges) out.push(`type change "${t.target}": ${t.from} → ${t.to}, values are cast`);
+  for (const t of plan.typeChanges) out.push(`type change "${t.target}": ${t.from} → ${t.to}, values are cast${timeZoneNote(t.from, t.to)}`);
   for (const g of plan.generated) out.push(`generated column "${g.target}": computed again by PostgreSQL, the archived value is not loaded`);
   return out;
 }
