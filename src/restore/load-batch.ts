@@ -46,7 +46,7 @@ export interface BatchSegment {
   from: number;
   to: number;
   last: boolean;
-  superseded?: ReadonlySet<number>;
+  superseded?: { has(line: number): boolean; readonly size: number };
 }
 
 /** Pure: the lines of a segment that are loaded, in order. */

@@ -10,15 +10,34 @@
  * "Archived last" is the archiving run order: run ids start with their UTC start time, and a key
  * can only be archived again by a later run (the archive lock keeps runs of a table apart); within
  * a run, the object key (day, time of day) decides. Only objects whose key ranges overlap an object
- * of another run can share a key: their sidecars are read once more (one GET each) and their keys
- * held until the load starts. For single integer keys that is normally none; for other keys
+ * of another run can share a key. For single integer keys that is normally none; for other keys
  * (text, uuid, composite) every object of a restore that spans several runs.
+ *
+ * Bounded memory (DESIGN.md §7), whatever the number of keys: holding every key of those objects
+ * (its JSON text, object and line in a Map) cost ~1 GB of heap at 10 million keys. Instead:
+ * 1. their sidecars are read once more and each key hashed (key-hashes.ts: 8 bytes a key, at most
+ *    KEYS_PER_PASS keys at a time; more keys are split by hash over several passes, each reading
+ *    the sidecars again);
+ * 2. hashes seen twice are the only keys that may be superseded; only the sidecars holding one are
+ *    read again, and their keys with such a hash compared exactly (as text), at most
+ *    KEYS_PER_SLICE such hashes at a time. A hash collision costs that comparison, never a row.
+ * The result holds one bit per row of each object with a superseded line (line-set.ts).
  */
 import { metadataKeyFor } from '../core/archive-layout.js';
 import { sha256Hex } from '../core/batch-metadata.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { parseObjectMetadata } from './check-object.js';
+import { duplicateHashes, hashKeyText, HashList, indexOfHash, type KeyHash } from './key-hashes.js';
+import { LineSet } from './line-set.js';
+import { mapAhead } from './map-ahead.js';
 import type { Candidate } from './restore-options.js';
+
+/** Keys hashed per pass: 32 MB of hashes, and as much again while a copy of them is sorted. */
+export const KEYS_PER_PASS = 4_000_000;
+/** Duplicate hashes whose keys are compared at once: their texts in a Map, ~150 bytes each (~40 MB). */
+export const KEYS_PER_SLICE = 250_000;
+/** Sidecars fetched ahead while the previous one is parsed and hashed. */
+const PREFETCH_SIDECARS = 4;
 
 const INTEGER_KEY_TYPES = new Set(['smallint', 'integer', 'bigint']);
 
@@ -62,36 +81,122 @@ function integer(text: unknown): bigint | undefined {
   return BigInt(text);
 }
 
+export interface SupersededTuning {
+  hash?: KeyHash;
+  keysPerPass?: number;
+  keysPerSlice?: number;
+}
+
+type Id = { database: string; schema: string; table: string };
+
 /**
  * The superseded lines of each object to load: lines whose key a later object (in archiveOrder)
  * holds again. `all` is every selected object (loaded or skipped through the watermark). A sidecar
  * that is not the one selected any more (rewritten meanwhile) supersedes nothing: its object is
- * reported when it is loaded, and the older versions load.
+ * reported when it is loaded, and the older versions load. `tuning` is for tests.
  */
-export async function loadSupersededLines(
-  store: ObjectStore,
-  all: readonly Candidate[],
-  toLoad: ReadonlySet<string>,
-  id: { database: string; schema: string; table: string },
-): Promise<Map<string, Set<number>>> {
+export async function loadSupersededLines(store: ObjectStore, all: readonly Candidate[], toLoad: ReadonlySet<string>, id: Id, tuning: SupersededTuning = {}): Promise<Map<string, LineSet>> {
+  const { hash = hashKeyText, keysPerPass = KEYS_PER_PASS, keysPerSlice = KEYS_PER_SLICE } = tuning;
   const shared = objectsThatMayShareKeys(all);
-  const superseded = new Map<string, Set<number>>();
+  const superseded = new Map<string, LineSet>();
   if (shared.size === 0) return superseded;
-  const seen = new Map<string, { object: string; line: number }>();
-  for (const o of archiveOrder(all.filter((x) => shared.has(x.key)))) {
-    const body = await store.get(metadataKeyFor(o.key));
-    if (body === undefined || sha256Hex(body) !== o.meta.sidecar_sha256) continue;
-    const keys = parseObjectMetadata(o.key, body, id).primary_keys;
-    keys.forEach((k, line) => {
-      const text = JSON.stringify(k);
-      const earlier = seen.get(text);
-      if (earlier !== undefined && toLoad.has(earlier.object)) {
-        let lines = superseded.get(earlier.object);
-        if (lines === undefined) superseded.set(earlier.object, (lines = new Set()));
-        lines.add(earlier.line);
-      }
-      seen.set(text, { object: o.key, line });
-    });
+  const ordered = archiveOrder(all.filter((x) => shared.has(x.key)));
+  const keys = ordered.reduce((n, o) => n + o.meta.record_count, 0);
+  const passes = Math.max(1, Math.ceil(keys / keysPerPass));
+  for (let pass = 0; pass < passes; pass++) {
+    const { duplicates, slicesOf } = await hashPass(store, ordered, id, hash, (h) => h % passes === pass, Math.ceil(keys / passes), keysPerSlice);
+    for (let slice = 0; slice * keysPerSlice < duplicates.length; slice++) {
+      const holding = ordered.filter((_, i) => slicesOf.get(i)?.has(slice) === true);
+      const inSlice = (h: number): boolean => Math.floor(indexOfHash(duplicates, h) / keysPerSlice) === slice;
+      await compareKeys(store, holding, id, hash, inSlice, toLoad, superseded);
+    }
   }
   return superseded;
+}
+
+/**
+ * Step 1, for the keys whose hash `inPass` takes: the hashes seen more than once (sorted), and for
+ * each object (by its index in `ordered`) the slices of those it holds a hash of.
+ */
+async function hashPass(
+  store: ObjectStore,
+  ordered: readonly Candidate[],
+  id: Id,
+  hash: KeyHash,
+  inPass: (h: number) => boolean,
+  expected: number,
+  keysPerSlice: number,
+): Promise<{ duplicates: Float64Array; slicesOf: Map<number, Set<number>> }> {
+  const hashes = new HashList(Math.ceil(expected * 1.05));
+  const ends: number[] = [];
+  for await (const { keys } of manifests(store, ordered, id)) {
+    for (const k of keys ?? []) {
+      const h = hash(JSON.stringify(k));
+      if (inPass(h)) hashes.push(h);
+    }
+    ends.push(hashes.length);
+  }
+  const all = hashes.view();
+  const duplicates = duplicateHashes(all);
+  const slicesOf = new Map<number, Set<number>>();
+  if (duplicates.length === 0) return { duplicates, slicesOf };
+  let from = 0;
+  ends.forEach((to, i) => {
+    for (let j = from; j < to; j++) {
+      const at = indexOfHash(duplicates, all[j]!);
+      if (at < 0) continue;
+      let slices = slicesOf.get(i);
+      if (slices === undefined) slicesOf.set(i, (slices = new Set()));
+      slices.add(Math.floor(at / keysPerSlice));
+    }
+    from = to;
+  });
+  return { duplicates, slicesOf };
+}
+
+/**
+ * Step 2: exact comparison, in archive order, of the keys whose hash `inSlice` takes, over the
+ * objects holding one. An earlier version is superseded by any later object that holds its key
+ * (loaded or not); only objects to load get lines in `superseded`.
+ */
+async function compareKeys(
+  store: ObjectStore,
+  holding: readonly Candidate[],
+  id: Id,
+  hash: KeyHash,
+  inSlice: (h: number) => boolean,
+  toLoad: ReadonlySet<string>,
+  superseded: Map<string, LineSet>,
+): Promise<void> {
+  const seen = new Map<string, { object: Candidate; line: number }>();
+  for await (const { object, keys } of manifests(store, holding, id)) {
+    keys?.forEach((k, line) => {
+      const text = JSON.stringify(k);
+      if (!inSlice(hash(text))) return;
+      const earlier = seen.get(text);
+      if (earlier !== undefined && toLoad.has(earlier.object.key)) {
+        let lines = superseded.get(earlier.object.key);
+        if (lines === undefined) superseded.set(earlier.object.key, (lines = new LineSet(earlier.object.meta.record_count)));
+        lines.add(earlier.line);
+      }
+      seen.set(text, { object, line });
+    });
+  }
+}
+
+/**
+ * Each object's deletion manifest, in the order given, read a few ahead: `keys` is undefined when
+ * the sidecar is gone or is not the one selected (rewritten meanwhile: it supersedes nothing).
+ * A sidecar that cannot be read or parsed fails the restore, as it would at load.
+ */
+async function* manifests(store: ObjectStore, objects: readonly Candidate[], id: Id): AsyncGenerator<{ object: Candidate; keys: string[][] | undefined }> {
+  const read = mapAhead(objects, PREFETCH_SIDECARS, async (o) => {
+    const body = await store.get(metadataKeyFor(o.key));
+    if (body === undefined || sha256Hex(body) !== o.meta.sidecar_sha256) return undefined;
+    return parseObjectMetadata(o.key, body, id).primary_keys;
+  });
+  for await (const { item, result, error } of read) {
+    if (error !== undefined) throw error;
+    yield { object: item, keys: result };
+  }
 }
