@@ -1,6 +1,6 @@
 /**
  * The lines of one object left out of a restore, as a bitmap of its record count: at most one bit
- * per archived row, however many lines are superseded (a JS Set of line numbers costs ~20 bytes a
+ * per archived row, however many lines are superseded (a JS Set of line numbers costs tens of bytes a
  * line, and a restore after a whole table was archived twice leaves out half its rows). Pure.
  */
 export class LineSet {

@@ -14,7 +14,8 @@
  * (text, uuid, composite) every object of a restore that spans several runs.
  *
  * Bounded memory (DESIGN.md §7), whatever the number of keys: holding every key of those objects
- * (its JSON text, object and line in a Map) cost ~1 GB of heap at 10 million keys. Instead:
+ * (its JSON text, object and line in a Map) took 586 MB of heap at 3 million keys and ran out of
+ * the 1 GiB heap at 10 million (docs/benchmarks.md, Restore). Instead:
  * 1. their sidecars are read once more and each key hashed (key-hashes.ts: 8 bytes a key, at most
  *    KEYS_PER_PASS keys at a time; more keys are split by hash over several passes, each reading
  *    the sidecars again);
