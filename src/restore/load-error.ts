@@ -18,8 +18,19 @@ interface PgErrorFields {
   where?: unknown;
 }
 
-/** Longest DETAIL kept in the one-line message (a failing row's values may be long); the details keep all of it. */
+/** Longest DETAIL kept in the one-line message; the details keep all of it. */
 const DETAIL_CHARS = 300;
+
+/**
+ * PostgreSQL's DETAIL, without row values: a NOT NULL or CHECK violation's "Failing row contains
+ * (…)" is the whole row, and logs and summaries never carry row values (a key, as in "Key (id)=(3)
+ * already exists", is how every message names a row).
+ */
+export function detailOf(error: unknown): string | undefined {
+  const detail = (error as PgErrorFields | undefined)?.detail;
+  if (typeof detail !== 'string' || detail === '') return undefined;
+  return /^Failing row contains /.test(detail) ? 'the failing row\'s values are not shown' : detail;
+}
 
 /** The SQLSTATE of a PostgreSQL error, else undefined (a lost connection in the client has none). */
 export function sqlState(error: unknown): string | undefined {
@@ -48,8 +59,9 @@ const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
 export function describeDatabaseError(error: unknown): string {
   const e = (error ?? {}) as PgErrorFields;
   let text = oneLine(describeError(error));
-  if (typeof e.detail === 'string' && e.detail !== '') {
-    const detail = oneLine(e.detail);
+  const shown = detailOf(error);
+  if (shown !== undefined) {
+    const detail = oneLine(shown);
     text += ` — ${detail.length > DETAIL_CHARS ? `${detail.slice(0, DETAIL_CHARS)}…` : detail}`;
   }
   const names: string[] = [];
@@ -98,7 +110,7 @@ export function loadStoppedError(error: unknown, target: { schema: string; table
   return new AuditlogError('DB_QUERY', `${where} stopped: ${describeDatabaseError(error)}${hints}; ${batch}batches committed before stay restored; ${nextStep(state)}`, {
     details: {
       sqlstate: state ?? null,
-      detail: str(e.detail),
+      detail: detailOf(error) ?? null,
       constraint: str(e.constraint),
       column: str(e.column),
       table: str(e.table),

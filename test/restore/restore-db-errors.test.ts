@@ -85,6 +85,19 @@ describe('restore stopped by a database error', () => {
     expect(await rows()).toEqual([]);
   });
 
+  it('a CHECK constraint the archived rows violate: named, but the failing row\'s values are not printed (no row values in logs)', async () => {
+    const config = await archived();
+    await f.db.query(`ALTER TABLE events ADD CONSTRAINT events_note_short CHECK (length(note) < 5) NOT VALID`);
+    const s = await restoreWith(config, f.store, { table: 'events' });
+    expect(s.status).toBe('failed');
+    const m = s.error!.message;
+    expect(m).toContain('violates check constraint "events_note_short" — the failing row\'s values are not shown (constraint events_note_short, table public.events, SQLSTATE 23514)');
+    expect(m).not.toContain('line');
+    expect(JSON.stringify(s.error!.details)).not.toContain('line');
+    expect(m.endsWith(FIX)).toBe(true);
+    expect(await rows()).toEqual([]);
+  });
+
   it('a --target-table in a schema that does not exist: named, fix the target', async () => {
     const config = await archived();
     const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'nowhere', table: 'copy' } });
