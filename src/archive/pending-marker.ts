@@ -78,8 +78,6 @@ export interface ReconcileFacts {
   metadataCreatedAt: string;
   /** Whether any row of the object is still in the table in its archived version (key and xmin). */
   anyArchivedVersionPresent: boolean;
-  /** Whether any key of the object is in the table at all, in any version. */
-  anyKeyPresent: boolean;
   /** txid_status(marker.delete_txid), when the marker has one. */
   deleteStatus?: TxidStatus;
 }
@@ -150,22 +148,15 @@ export function decideReconcile(facts: ReconcileFacts): ReconcileDecision {
     // version left the delete most likely committed. Keeping is the choice that cannot lose rows.
     return 'keep';
   }
-  // A marker can go backwards: storage may complete a write of it that the archiver gave up on
-  // (a timeout, then a successful retry) after a later one, even after the marker was removed —
-  // bringing back "no delete started" or an aborted attempt's transaction over a committed delete
-  // (found by probing: the next run removed a committed object, its rows in neither place). A
-  // committed delete leaves no key of the object in the table; rows the application changed leave
-  // theirs in a new version. So "no delete committed" removes the object only while some key is
-  // there; with every key gone, keeping it is the choice that cannot lose rows (at worst it keeps
-  // rows the application itself deleted after they were read).
-  const noDeleteCommitted = facts.anyKeyPresent ? 'remove' : 'keep';
   // No delete transaction started: every row was changed or deleted by the application meanwhile.
-  if (marker.delete_txid === null) return noDeleteCommitted;
+  // (A marker that went backwards — storage completing a write of it the archiver gave up on and
+  // retried, after the batch committed — would say so too; docs/reliability.md, known gaps.)
+  if (marker.delete_txid === null) return 'remove';
   switch (facts.deleteStatus) {
     case 'committed':
       return 'keep';
     case 'aborted':
-      return noDeleteCommitted;
+      return 'remove';
     case 'in progress':
       return 'wait';
     default:

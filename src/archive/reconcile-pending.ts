@@ -101,10 +101,9 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   // lock_timeout) for a delete transaction still running.
   const stillThere = new Set((await selectPresentRows(ctx.pool, ctx.plan, meta.primary_keys)).map((r) => JSON.stringify([r.key, r.xmin])));
   const anyArchivedVersionPresent = meta.primary_keys.some((k, i) => stillThere.has(JSON.stringify([k, meta.xmins[i]])));
-  const anyKeyPresent = stillThere.size > 0;
   const txid = marker?.delete_txid;
   const deleteStatus = anyArchivedVersionPresent || typeof txid !== 'string' ? undefined : await selectTxidStatus(ctx, txid);
-  const decision = decideReconcile({ marker, metadataRunId: meta.run_id, metadataCreatedAt: meta.created_at, anyArchivedVersionPresent, anyKeyPresent, deleteStatus });
+  const decision = decideReconcile({ marker, metadataRunId: meta.run_id, metadataCreatedAt: meta.created_at, anyArchivedVersionPresent, deleteStatus });
   if (decision === 'wait') {
     throw new AuditlogError('DB_QUERY', `the delete transaction ${txid} of in-flight object ${key} is still open (a session of an earlier run that has not ended yet); rerun once it has ended, or end it with pg_terminate_backend`, {
       details: { key, txid },

@@ -16,8 +16,6 @@ const facts = (over: Partial<ReconcileFacts> = {}): ReconcileFacts => ({
   metadataRunId: 'run-1',
   metadataCreatedAt: '2026-11-30T01:00:00.250Z',
   anyArchivedVersionPresent: false,
-  // Rows of the batch the application changed are there in new versions.
-  anyKeyPresent: true,
   ...over,
 });
 
@@ -47,17 +45,6 @@ describe('decideReconcile', () => {
     expect(decideReconcile(facts({ ...later, metadataRunId: 'run-0' }))).toBe('keep');
     expect(decideReconcile(facts({ ...later, metadataCreatedAt: '2026-11-29T23:00:00.000Z' }))).toBe('keep');
     expect(decideReconcile(facts({ marker: marker({ delete_txid: null }), metadataRunId: 'run-0' }))).toBe('keep');
-  });
-});
-
-describe('decideReconcile, found by probing', () => {
-  it('keeps an object none of whose keys is left in the table, whatever an older write of its marker says (a late-landing marker PUT)', () => {
-    const gone = { anyKeyPresent: false };
-    expect(decideReconcile(facts({ ...gone, marker: marker({ delete_txid: null }) }))).toBe('keep');
-    expect(decideReconcile(facts({ ...gone, marker: marker({ delete_txid: '900' }), deleteStatus: 'aborted' }))).toBe('keep');
-    expect(decideReconcile(facts({ ...gone, marker: marker({ delete_txid: '900' }), deleteStatus: 'in progress' }))).toBe('wait');
-    // A row still there in its archived version proves no delete committed, marker or not.
-    expect(decideReconcile(facts({ ...gone, anyArchivedVersionPresent: true, anyKeyPresent: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'committed' }))).toBe('remove');
   });
 });
 
