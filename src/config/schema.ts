@@ -3,6 +3,7 @@
  * expands `${VAR}` and hands the result here.
  */
 import { z } from 'zod';
+import { parse as parseConnectionString } from 'pg-connection-string';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { checkRetentionPolicy } from '../compliance/retention-policy.js';
 import { scheduleProblem } from '../daemon/run-daemon.js';
@@ -255,14 +256,16 @@ export const tableSchema = z
 export function findDatabaseUrlProblem(url: string): string | undefined {
   const fix = 'write postgres://user:password@host:port/dbname with special characters in the user or password percent-encoded (@ %40, : %3A, / %2F, # %23, % %25, ? %3F), or use the host/port/user/password/dbname fields';
   if (url.startsWith('/')) return undefined;
-  let parsed: URL;
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]?.toLowerCase();
+  if (scheme === undefined) return `expected a postgres:// connection URL, found no scheme (a libpq keyword string such as "host=… dbname=…" is not read as one); ${fix}`;
+  if (scheme !== 'postgres' && scheme !== 'postgresql' && scheme !== 'socket') return `expected a postgres:// or postgresql:// URL, found the scheme "${scheme}"; ${fix}`;
   try {
-    parsed = new URL(url);
+    // The driver's own parser (node-postgres reads the URL with it): what it accepts, connects.
+    parseConnectionString(url);
   } catch {
     return `expected a PostgreSQL connection URL that parses; ${fix}`;
   }
-  if (!['postgres:', 'postgresql:', 'socket:'].includes(parsed.protocol)) return `expected a postgres:// or postgresql:// URL, found the scheme "${parsed.protocol.replace(/:$/, '')}"; ${fix}`;
-  if (parsed.hash !== '') return `the URL has a "#" fragment, which would cut it short (a raw "#" in the password?); ${fix}`;
+  if (url.includes('#')) return `the URL has a "#" fragment, which would cut it short (a raw "#" in the password?); ${fix}`;
   return undefined;
 }
 

@@ -305,7 +305,7 @@ describe('parseConfig: databases and tables', () => {
   // Found by probing: these passed `config validate` and failed (or connected elsewhere) at run time.
   it.each([
     ['a raw "#" and ":" in the password', 'postgresql://u:p@ss:w/o%rd#x@db.internal/app', 'expected a PostgreSQL connection URL that parses'],
-    ['a libpq keyword string', 'host=db.internal password=hunter22 dbname=app', 'expected a PostgreSQL connection URL that parses'],
+    ['a libpq keyword string', 'host=db.internal password=hunter22 dbname=app', 'expected a postgres:// connection URL, found no scheme'],
     ['another scheme', 'mysql://u:hunter22@db.internal/app', 'expected a postgres:// or postgresql:// URL, found the scheme "mysql"'],
     ['a fragment', 'postgres://u:pw@db.internal/app#x', 'the URL has a "#" fragment'],
   ])('rejects a url the driver would misread: %s, naming the fix and never the password', (_name, url, expected) => {
@@ -316,8 +316,19 @@ describe('parseConfig: databases and tables', () => {
     expect(error.message).not.toContain('o%rd');
   });
 
-  it('accepts percent-encoded passwords, socket paths and socket: URLs', () => {
-    for (const url of ['postgres://u:p%40ss%3Aw%2Fo%25rd%23x@db.internal:5433/app?sslmode=disable', '/var/run/postgresql app', 'socket:/var/run/postgresql?db=app']) {
+  it('accepts percent-encoded passwords, socket paths, socket: URLs, an empty host with ?host=, IPv6 hosts', () => {
+    // The forms node-postgres reads (found in review: the first check refused the user@/db?host= one).
+    const forms = [
+      'postgres://u:p%40ss%3Aw%2Fo%25rd%23x@db.internal:5433/app?sslmode=disable',
+      '/var/run/postgresql app',
+      'socket:/var/run/postgresql?db=app',
+      'postgres://archiver@/app?host=/var/run/postgresql',
+      'postgres://archiver:pw@/app?host=/var/run/postgresql',
+      'postgres:///app?host=/tmp',
+      'postgresql://[::1]:5432/app',
+      'postgres://u:pa ss@db.internal/app',
+    ];
+    for (const url of forms) {
       expect(parseConfig(minimal.replace('url: postgresql://localhost/app', `url: "${url}"`), 'c.yaml', {}).databases[0]!.url).toBe(url);
     }
   });
