@@ -22,7 +22,7 @@ import type { Queryable } from '../db/queryable.js';
 import type { TargetTable } from '../db/target-table.js';
 import type { CheckedObject } from './check-object.js';
 import type { DriftPlan } from './schema-drift.js';
-import { loadStoppedError, sqlState } from './load-error.js';
+import { detailOf, loadStoppedError, sqlState } from './load-error.js';
 import { convertToCopyText, textCheckedKey, type ColumnKind, type Converted, type CopyColumn, type SourceLine } from './copy-text.js';
 import { COLUMN_KINDS_SQL, COPY_LINES_SQL, copyParsedSql, countConflictsSql, directCopyPlan, createLinesTableSql, createParsedTablesSql, feedCountsSql, insertCountsUpdates, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
 
@@ -379,8 +379,9 @@ async function insertRows(client: pg.ClientBase, drift: DriftPlan, target: Targe
       // watermark backend, so the same command meets them again (found by probing).
       const split = segments.find((s) => s.from > 0 || !s.last);
       const resume = split === undefined ? '' : `; if an earlier restore into this target stopped inside ${split.object.key} (larger than --batch-size, recorded as restored only once all of it is loaded), rerun the same command with --conflict skip`;
-      throw new AuditlogError('RESTORE_CONFLICT', `restoring ${where} into ${target.schema}.${target.table}: ${pgError.detail ?? 'a key already exists'}; this batch was rolled back (choose --conflict skip, overwrite or upsert, or restore into a new --target-table)${resume}`, {
-        details: { key: keys[0]!, constraint: pgError.constraint ?? null, detail: pgError.detail ?? null },
+      const detail = detailOf(error, target.key);
+      throw new AuditlogError('RESTORE_CONFLICT', `restoring ${where} into ${target.schema}.${target.table}: ${detail ?? 'a key already exists'}; this batch was rolled back (choose --conflict skip, overwrite or upsert, or restore into a new --target-table)${resume}`, {
+        details: { key: keys[0]!, constraint: pgError.constraint ?? null, detail: detail ?? null },
         cause: error,
       });
     }

@@ -22,14 +22,30 @@ interface PgErrorFields {
 const DETAIL_CHARS = 300;
 
 /**
- * PostgreSQL's DETAIL, without row values: a NOT NULL or CHECK violation's "Failing row contains
- * (…)" is the whole row, and logs and summaries never carry row values (a key, as in "Key (id)=(3)
- * already exists", is how every message names a row).
+ * PostgreSQL's DETAIL, without row values: logs and summaries never carry them. A NOT NULL or
+ * CHECK violation's "Failing row contains (…)" is the whole row; "Key (cols)=(values)" keeps its
+ * values only when the columns are the target's key (how every message names a row), otherwise
+ * (another unique index, a foreign key's column) they are replaced (found in review).
  */
-export function detailOf(error: unknown): string | undefined {
+export function detailOf(error: unknown, key: readonly string[] = []): string | undefined {
   const detail = (error as PgErrorFields | undefined)?.detail;
   if (typeof detail !== 'string' || detail === '') return undefined;
-  return /^Failing row contains /.test(detail) ? 'the failing row\'s values are not shown' : detail;
+  if (/^Failing row contains /.test(detail)) return 'the failing row\'s values are not shown';
+  const m = /^Key \((.*?)\)=\((.*)\)( [^()]*)$/s.exec(detail);
+  if (m === null) return detail;
+  const columns = m[1]!.split(', ');
+  const isKey = columns.length === key.length && columns.every((c, i) => c === key[i]);
+  return isKey ? detail : `Key (${m[1]})=(…)${m[3]}`;
+}
+
+/**
+ * PostgreSQL's message without the value it quotes: a data exception names the value that failed
+ * (`invalid input syntax for type integer: "…"`, `value "…" is out of range`), a row value.
+ */
+function messageOf(error: unknown): string {
+  const text = oneLine(describeError(error));
+  // From the first quote to the last: the value itself may hold quotes, which PostgreSQL does not escape.
+  return sqlState(error)?.startsWith('22') === true ? text.replace(/".*"/s, '"…"') : text;
 }
 
 /** The SQLSTATE of a PostgreSQL error, else undefined (a lost connection in the client has none). */
@@ -56,10 +72,10 @@ export function nextStep(state: string | undefined): string {
 const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
 
 /** Pure: PostgreSQL's message with its DETAIL and the constraint, column and table it names, on one line. */
-export function describeDatabaseError(error: unknown): string {
+export function describeDatabaseError(error: unknown, key: readonly string[] = []): string {
   const e = (error ?? {}) as PgErrorFields;
-  let text = oneLine(describeError(error));
-  const shown = detailOf(error);
+  let text = messageOf(error);
+  const shown = detailOf(error, key);
   if (shown !== undefined) {
     const detail = oneLine(shown);
     text += ` — ${detail.length > DETAIL_CHARS ? `${detail.slice(0, DETAIL_CHARS)}…` : detail}`;
@@ -100,17 +116,17 @@ export function batchObjects(keys: readonly string[]): string {
  * The DB_QUERY error of a restore the database stopped. `objects`: the archive objects of the
  * batch being loaded, where known; `hint`: a sentence on the cause where the loader knows more.
  */
-export function loadStoppedError(error: unknown, target: { schema: string; table: string }, objects?: readonly string[], hint?: string): AuditlogError {
+export function loadStoppedError(error: unknown, target: { schema: string; table: string; key?: readonly string[] }, objects?: readonly string[], hint?: string): AuditlogError {
   const e = (error ?? {}) as PgErrorFields;
   const state = sqlState(error);
   const where = objects === undefined || objects.length === 0 ? `restore into ${target.schema}.${target.table}` : `restoring ${batchObjects(objects)} into ${target.schema}.${target.table}`;
   const batch = objects === undefined || objects.length === 0 ? '' : 'this batch was rolled back, ';
   const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
   const hints = [hint, searchPathHint(error)].filter((h) => h !== undefined).map((h) => `; ${h}`).join('');
-  return new AuditlogError('DB_QUERY', `${where} stopped: ${describeDatabaseError(error)}${hints}; ${batch}batches committed before stay restored; ${nextStep(state)}`, {
+  return new AuditlogError('DB_QUERY', `${where} stopped: ${describeDatabaseError(error, target.key)}${hints}; ${batch}batches committed before stay restored; ${nextStep(state)}`, {
     details: {
       sqlstate: state ?? null,
-      detail: detailOf(error) ?? null,
+      detail: detailOf(error, target.key) ?? null,
       constraint: str(e.constraint),
       column: str(e.column),
       table: str(e.table),
