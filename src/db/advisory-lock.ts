@@ -52,17 +52,28 @@ export async function acquireTableLock(client: pg.Client, plan: LockTarget, opti
   // another instance can say which run holds the lock and since when.
   const tag = lockTag(options.runId, new Date());
   const token = `${options.runId ?? 'run'}:${randomUUID()}`;
-  const other = (await client.query<{ token: string | null }>(`SELECT pg_catalog.current_setting('${LOCK_TOKEN_SETTING}', true) AS token`)).rows[0]?.token;
-  if (other !== null && other !== undefined && other !== '') {
+  // One statement: a backend runs one at a time, so two clients a pooler interleaves on one
+  // backend cannot both find no token and both take the re-entrant lock (found in review, with
+  // the check, the lock and the token in three statements). Tagged: it is the session's last
+  // statement, and an untagged one left another run's LOCK_HELD without this run's id until the
+  // first heartbeat (found by probing).
+  const r = await client.query<{ other: string | null; ok: string | null; pid: string }>(
+    `${tag}SELECT t.other, CASE WHEN t.other IS NULL THEN (pg_catalog.pg_try_advisory_lock($1::int, $2::int)
+                   AND pg_catalog.set_config('${LOCK_TOKEN_SETTING}', $3, false) IS NOT NULL)::text END AS ok,
+            pg_catalog.pg_backend_pid()::text AS pid
+       FROM (SELECT NULLIF(pg_catalog.current_setting('${LOCK_TOKEN_SETTING}', true), '') AS other) t`,
+    [LOCK_NAMESPACE, plan.oid | 0, token],
+  );
+  const row = r.rows[0]!;
+  if (row.other !== null) {
     held = false;
     throw new AuditlogError(
       'DB_SESSION',
-      `the lock session for ${tableLabel(plan)} landed on a server session another client set up (it carries lock token ${other}): the connection goes through a pooler in transaction mode, which defeats the table lock; connect the archiver to PostgreSQL directly (docs/operations.md, connection poolers)`,
+      `the lock session for ${tableLabel(plan)} landed on a server session another client set up (it carries lock token ${row.other}): the connection goes through a pooler in transaction mode, which defeats the table lock; connect the archiver to PostgreSQL directly (docs/operations.md, connection poolers)`,
       { details: { database: plan.database, table: `${plan.schema}.${plan.table}` } },
     );
   }
-  const r = await client.query<{ ok: string }>(`${tag}SELECT pg_try_advisory_lock($1::int, $2::int)::text AS ok`, [LOCK_NAMESPACE, plan.oid | 0]);
-  if (r.rows[0]?.ok !== 'true') {
+  if (row.ok !== 'true') {
     held = false;
     const h = await findLockHolder(client, plan.oid);
     const who = h === null ? 'another session' : describeLockHolder(h);
@@ -71,9 +82,7 @@ export async function acquireTableLock(client: pg.Client, plan: LockTarget, opti
       details: { database: plan.database, table: `${plan.schema}.${plan.table}`, holder_pid: h?.pid ?? null, holder_run_id: h?.run_id ?? null },
     });
   }
-  // Tagged too: it is now the session's last statement, and an untagged one left another run's
-  // LOCK_HELD without this run's id until the first heartbeat (found by probing).
-  const pid = (await client.query<{ pid: string }>(`${tag}SELECT pg_catalog.pg_backend_pid()::text AS pid, pg_catalog.set_config('${LOCK_TOKEN_SETTING}', $1, false)`, [token])).rows[0]!.pid;
+  const pid = row.pid;
   if (options.heartbeat !== undefined) {
     heartbeat = startHeartbeat({
       ...options.heartbeat,

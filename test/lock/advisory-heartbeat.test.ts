@@ -73,6 +73,17 @@ describe('a lock session shared with another client (a pooler in transaction mod
     expect(direct.isHeld()).toBe(true);
   });
 
+  it('two acquisitions interleaved on one server session (as a pooler interleaves two clients): exactly one gets the lock', async () => {
+    // Found in review: with the token check, the lock and the token in three statements, both got it.
+    await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
+    const plan = await planOf();
+    const shared = await connect();
+    const results = await Promise.allSettled([acquireTableLock(shared, plan, { runId: 'run-a' }), acquireTableLock(shared, plan, { runId: 'run-b' })]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')!;
+    expect(refused.reason).toMatchObject({ code: 'DB_SESSION' });
+  });
+
   it('the heartbeat loses the lock once its session carries another token (the backend went to another client)', async () => {
     await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
     const plan = await planOf();
