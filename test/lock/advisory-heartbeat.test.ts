@@ -57,6 +57,18 @@ const waitFor = async (cond: () => boolean, ms = 15_000): Promise<void> => {
   }
 };
 
+/** A table's lock taken with a 50 ms heartbeat, confirmed held after a few beats. */
+async function heldWithHeartbeat(): Promise<{ client: pg.Client; lock: Awaited<ReturnType<typeof acquireTableLock>>; lost: string[] }> {
+  await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
+  const plan = await planOf();
+  const client = await connect();
+  const lost: string[] = [];
+  const lock = await acquireTableLock(client, plan, { heartbeat: { intervalMs: 50, timeoutMs: 2_000 }, onLost: (r) => lost.push(r) });
+  await new Promise((r) => setTimeout(r, 200));
+  expect(lock.isHeld()).toBe(true);
+  return { client, lock, lost };
+}
+
 describe('a lock session shared with another client (a pooler in transaction mode)', () => {
   // Found by probing through PgBouncer: two archivers on one server backend both "held" the
   // re-entrant advisory lock, and rows were deleted and archived nowhere.
@@ -85,13 +97,7 @@ describe('a lock session shared with another client (a pooler in transaction mod
   });
 
   it('the heartbeat loses the lock once its session carries another token (the backend went to another client)', async () => {
-    await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
-    const plan = await planOf();
-    const client = await connect();
-    const lost: string[] = [];
-    const lock = await acquireTableLock(client, plan, { heartbeat: { intervalMs: 50, timeoutMs: 2_000 }, onLost: (r) => lost.push(r) });
-    await new Promise((r) => setTimeout(r, 200));
-    expect(lock.isHeld()).toBe(true);
+    const { client, lock, lost } = await heldWithHeartbeat();
     // What another client's lock acquisition on the same backend leaves: its own token.
     await client.query(`SELECT set_config('auditlog.lock_token', 'run-b:other', false)`);
     await waitFor(() => !lock.isHeld());
@@ -131,13 +137,7 @@ describe('advisory lock heartbeat', () => {
   });
 
   it('marks the lock lost when the session stays connected but no longer holds it: only the heartbeat can tell', async () => {
-    await createEventsTable(db, { rows: 1, stepMinutes: 1, endDaysAgo: 20 });
-    const plan = await planOf();
-    const client = await connect();
-    const lost: string[] = [];
-    const lock = await acquireTableLock(client, plan, { heartbeat: { intervalMs: 50, timeoutMs: 2_000 }, onLost: (r) => lost.push(r) });
-    await new Promise((r) => setTimeout(r, 200));
-    expect(lock.isHeld()).toBe(true);
+    const { client, lock, lost } = await heldWithHeartbeat();
     await client.query('SELECT pg_advisory_unlock_all()');
     await waitFor(() => !lock.isHeld());
     expect(lock.lostReason()).toBe('heartbeat failed: the advisory lock is no longer granted to this session');
