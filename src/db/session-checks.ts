@@ -109,25 +109,18 @@ export async function checkArchiveAccess(q: Queryable, plan: Pick<TablePlan, 'oi
   const row = r.rows[0]!;
   await checkWritable(q, plan.database, { who: 'the archiver', table: qualified, consequence: `rows of ${qualified} could be archived but never deleted`, nothingDone: 'Nothing was archived or deleted' });
   await checkReplicationRole(q, plan.database, `foreign-key checks and triggers when rows of ${qualified} are deleted`, 'Nothing was archived or deleted');
-  const missing = [row.s === 'true' ? null : 'SELECT', row.u === 'true' ? null : 'UPDATE', row.d === 'true' ? null : 'DELETE'].filter((p): p is string => p !== null);
-  const lacks: string[] = [];
-  const grants: string[] = [];
-  if (row.usage !== 'true') {
-    lacks.push(`USAGE on schema ${plan.schema}`);
-    grants.push(`GRANT USAGE ON SCHEMA ${plan.schema} TO ${row.role}`);
+  const onTable = [row.s === 'true' ? null : 'SELECT', row.u === 'true' ? null : 'UPDATE', row.d === 'true' ? null : 'DELETE'].filter((p): p is string => p !== null);
+  // Each gap: its name in details, what the role lacks, and the GRANT that fills it, in that order.
+  const gaps: [string[], string, string][] = [];
+  if (row.usage !== 'true') gaps.push([['USAGE'], `USAGE on schema ${plan.schema}`, `GRANT USAGE ON SCHEMA ${plan.schema} TO ${row.role}`]);
+  if (onTable.length > 0) {
+    gaps.push([onTable, `${onTable.join(', ')} on ${qualified}${onTable.includes('SELECT') ? ' (SELECT on every column)' : ''}`, `GRANT SELECT, UPDATE, DELETE ON ${qualified} TO ${row.role}`]);
   }
-  if (missing.length > 0) {
-    lacks.push(`${missing.join(', ')} on ${qualified}${missing.includes('SELECT') ? ' (SELECT on every column)' : ''}`);
-    grants.push(`GRANT SELECT, UPDATE, DELETE ON ${qualified} TO ${row.role}`);
-  }
-  if (row.locks !== 'true') {
-    lacks.push('SELECT on pg_catalog.pg_locks (read by the lock check before each delete commits)');
-    grants.push(`GRANT SELECT ON pg_catalog.pg_locks TO ${row.role}`);
-  }
-  if (lacks.length === 0) return;
+  if (row.locks !== 'true') gaps.push([['pg_locks'], 'SELECT on pg_catalog.pg_locks (read by the lock check before each delete commits)', `GRANT SELECT ON pg_catalog.pg_locks TO ${row.role}`]);
+  if (gaps.length === 0) return;
   throw new AuditlogError(
     'DB_PRIVILEGE',
-    `role ${row.role} lacks ${lacks.join('; ')} (database "${plan.database}"): the archive reads, locks (FOR UPDATE needs UPDATE) and deletes its rows; ${grants.join('; ')} (docs/operations.md, PostgreSQL grants). Nothing was archived or deleted`,
-    { details: { ...details, missing: [...(row.usage === 'true' ? [] : ['USAGE']), ...missing, ...(row.locks === 'true' ? [] : ['pg_locks'])] } },
+    `role ${row.role} lacks ${gaps.map((g) => g[1]).join('; ')} (database "${plan.database}"): the archive reads, locks (FOR UPDATE needs UPDATE) and deletes its rows; ${gaps.map((g) => g[2]).join('; ')} (docs/operations.md, PostgreSQL grants). Nothing was archived or deleted`,
+    { details: { ...details, missing: gaps.flatMap((g) => g[0]) } },
   );
 }
