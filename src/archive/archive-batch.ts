@@ -1,7 +1,8 @@
 /**
  * One batch, in the order the invariants require:
- *   marker → upload → verify (read back) → metadata → guarded delete → commit → marker queued for
- *   removal (in bulk with other committed batches' markers, marker-sweeper.ts).
+ *   marker → upload → verify (read back) → BEGIN → metadata naming the transaction → guarded
+ *   delete → commit → marker queued for removal (in bulk with other committed batches' markers,
+ *   marker-sweeper.ts).
  * Nothing is deleted before the object is verified in the store and its metadata written (I3); only the
  * archived versions of the rows are deleted (I2); if some rows could not be deleted, the object is
  * rewritten without them *before* the delete commits, so every committed object holds exactly the
@@ -143,12 +144,18 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
   }
 
   for (let attempt = 1; ; attempt++) {
-    await writeVerified(ctx, key, metaKey, current, encoded, batchId);
-    if (attempt === 1) await ctx.onPhase?.('after-metadata');
-    const deleted = await timed(ctx, 'delete', () => deleteGuarded(ctx, current, key, markerKey, marker));
+    await uploadVerified(ctx, key, encoded);
+    const batch = current;
+    const sidecar = encoded;
+    // The sidecar names the delete transaction, so it is written inside it, before the DELETE.
+    const recordTxid = async (txid: string): Promise<void> => {
+      await writeVerifiedSidecar(ctx, metaKey, serializeMetadata({ ...buildMetadata(ctx, key, batch, sidecar, batchId), delete_txid: txid }));
+      if (attempt === 1) await ctx.onPhase?.('after-metadata');
+    };
+    const deleted = await timed(ctx, 'delete', () => deleteGuarded(ctx, current, key, markerKey, recordTxid));
     if (deleted.committed) {
-      // Committed: a marker left now is harmless (the next run finds txid_status committed), so it
-      // goes with others in one request instead of a DELETE of its own.
+      // Committed: a marker left now is harmless (the next run finds the sidecar's delete_txid
+      // committed), so it goes with others in one request instead of a DELETE of its own.
       ctx.markers.add(markerKey);
       await ctx.onPhase?.('after-batch');
       log.debug({ key, rows: current.count }, 'batch committed');
@@ -186,7 +193,11 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
  * deleted when it was first written, which must never vanish from the archive.
  */
 async function deleteCopiesOfCommitted(ctx: ArchiveContext, rows: RowSet, encoded: EncodedBatch, key: string, markerKey: string, marker: PendingMarker): Promise<BatchOutcome> {
-  const deleted = await deleteGuarded(ctx, rows, key, markerKey, { ...marker, copies_of_committed: true }, true);
+  // The committed sidecar is never rewritten: the transaction id goes into the marker.
+  const recordTxid = async (txid: string): Promise<void> => {
+    await ctx.store.put(markerKey, serializeMarker({ ...marker, copies_of_committed: true, delete_txid: txid }), { contentType: 'application/json' });
+  };
+  const deleted = await deleteGuarded(ctx, rows, key, markerKey, recordTxid, true);
   await removeMarkerAfterCommit(ctx, markerKey, key);
   const count = deleted.committed ? deleted.keys.length : 0;
   ctx.logger.info({ key, rows: rows.count, deleted: count }, 'rows archived before were back in the table: copies deleted against the committed object, which is kept as it is');
@@ -230,12 +241,14 @@ function assertOneLinePerRow(encoded: EncodedBatch, rows: RowSet, key: string): 
   }
 }
 
-async function writeVerified(ctx: ArchiveContext, key: string, metaKey: string, rows: RowSet, encoded: EncodedBatch, batchId: string): Promise<void> {
+async function uploadVerified(ctx: ArchiveContext, key: string, encoded: EncodedBatch): Promise<void> {
   await timed(ctx, 'upload', () => ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true }));
   await ctx.onPhase?.('after-upload');
   if (ctx.requiredSse !== undefined) await checkStoredEncryption(ctx, key, ctx.requiredSse);
   await timed(ctx, 'verify', () => verifyStoredBatch(ctx.store, key, encoded));
-  const meta = serializeMetadata(buildMetadata(ctx, key, rows, encoded, batchId));
+}
+
+async function writeVerifiedSidecar(ctx: ArchiveContext, metaKey: string, meta: Buffer): Promise<void> {
   const written = await ctx.store.put(metaKey, meta, { sha256Hex: sha256Hex(meta), contentType: 'application/json', confirmBytes: true });
   // Not only trusted to ChecksumSHA256: S3-compatible servers that ignore it (s3rver, some
   // MinIO/Ceph versions) store a sidecar damaged in transit and answer 200, and the delete would
@@ -412,7 +425,7 @@ async function deleteGuarded(
   rows: RowSet,
   key: string,
   markerKey: string,
-  marker: PendingMarker,
+  recordTxid: (txid: string) => Promise<void>,
   subsetOk = false,
 ): Promise<{ committed: boolean; keys: string[][] }> {
   assertLockHeld(ctx, `the delete of ${key}`);
@@ -423,19 +436,17 @@ async function deleteGuarded(
     broken ??= error;
   };
   client.on('error', onClientError);
-  // The transaction's id goes into the marker before anything is deleted, so a crash at any
-  // later point leaves txid_status() to say whether this delete committed (pending-marker.ts).
-  // Holding an id but no row lock yet, the transaction waits only for this one small PUT.
-  const begin = async (): Promise<{ deadlockTimeoutMs: number }> => {
+  try {
+    // The transaction's id is recorded (in the sidecar, by `recordTxid`) before anything is
+    // deleted, so a crash at any later point leaves txid_status() to say whether this delete
+    // committed (pending-marker.ts). Holding an id but no row lock yet, the transaction waits only
+    // for that one small PUT.
     await client.query('BEGIN');
     const r = await client.query<{ txid: string; deadlock_ms: string }>(
       `SELECT txid_current()::text AS txid, (extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000)::text AS deadlock_ms`,
     );
-    await ctx.store.put(markerKey, serializeMarker({ ...marker, delete_txid: r.rows[0]!.txid }), { contentType: 'application/json' });
-    return { deadlockTimeoutMs: Number(r.rows[0]!.deadlock_ms) };
-  };
-  try {
-    const { deadlockTimeoutMs } = await begin();
+    await recordTxid(r.rows[0]!.txid);
+    const deadlockTimeoutMs = Number(r.rows[0]!.deadlock_ms);
     // The plain DELETE first: a third of the cost of locking each row with SKIP LOCKED and then
     // deleting it. It would wait on rows someone else holds locked, so only briefly: at most
     // FAST_DELETE_LOCK_WAIT_MS per lock, and the whole statement at most half of
@@ -446,16 +457,17 @@ async function deleteGuarded(
     const plainFirst = deadlockTimeoutMs > 2 * FAST_DELETE_LOCK_WAIT_MS && rows.count <= PLAIN_DELETE_MAX_ROWS;
     const configuredCap = Number(ctx.sessionSettings.statement_timeout ?? 0);
     const statementCapMs = Math.min(deadlockTimeoutMs / 2, configuredCap > 0 ? configuredCap : Infinity);
-    let deleted = plainFirst ? await plainDelete(client, ctx, rows, statementCapMs) : undefined;
-    if (deleted === undefined) {
-      if (plainFirst) {
-        // A row (or the table) is locked by someone else: start over in a new transaction (with
-        // a new id in the marker) that skips locked rows instead of waiting for them.
-        await client.query('ROLLBACK');
-        await begin();
-      }
-      deleted = await deleteArchivedRows(client, ctx.plan, rows, ctx.cutoff, { skipLocked: true });
+    let deleted: DeleteResult | undefined;
+    if (plainFirst) {
+      // Inside a savepoint, so that giving up on it keeps the transaction, and with it the id
+      // already recorded: rolling back to the savepoint releases every row lock the plain DELETE
+      // took (and undoes its SET LOCALs), then the batch is deleted again skipping locked rows
+      // instead of waiting for them.
+      await client.query('SAVEPOINT plain_delete');
+      deleted = await plainDelete(client, ctx, rows, statementCapMs);
+      if (deleted === undefined) await client.query('ROLLBACK TO SAVEPOINT plain_delete');
     }
+    deleted ??= await deleteArchivedRows(client, ctx.plan, rows, ctx.cutoff, { skipLocked: true });
     // Commit only if exactly the archived set went: compared as sets, not counts, so a key that
     // is not unique after all (e.g. across INHERITS children) cannot hide a different row.
     if (subsetOk ? !isSubset(deleted.keys, rows.keys) : !sameKeySet(deleted.keys, rows.keys)) {

@@ -2,12 +2,13 @@
  * The pending marker of a batch (`_auditlog/pending/…`, docs/format.md) and the pure rule that
  * reconciles a batch left in flight. No I/O here.
  *
- * Why the marker carries the delete's transaction id: after a crash, the table alone cannot always
+ * Why the delete's transaction id is recorded: after a crash, the table alone cannot always
  * tell "the delete committed" from "the delete never ran and the application then updated or
  * deleted every row of the batch" — in both cases no row is left in its archived version. Keeping
  * the object in the second case would archive rows the application deleted and, for updated rows,
  * archive them twice. So the delete transaction takes its id first (`txid_current()`), records it
- * in the marker, and only then deletes; `txid_status()` later says whether it committed.
+ * in the batch's metadata sidecar (older versions: in the marker), and only then deletes;
+ * `txid_status()` later says whether it committed. The marker itself only says "in flight".
  */
 
 export interface PendingMarker {
@@ -16,8 +17,9 @@ export interface PendingMarker {
   run_id: string;
   created_at: string;
   /**
-   * The transaction id (`txid_current()`, epoch-extended) of the latest delete transaction
-   * started for this object; null while none has started. Absent in markers of older versions.
+   * The transaction id (`txid_current()`, epoch-extended) of the delete transaction started for
+   * this object, written only by a batch that deletes copies of a committed object (whose sidecar
+   * is never rewritten) and by older versions; null otherwise: the sidecar names the transaction.
    */
   delete_txid?: string | null;
   /**
@@ -80,6 +82,11 @@ export interface ReconcileFacts {
   anyArchivedVersionPresent: boolean;
   /** txid_status(marker.delete_txid), when the marker has one. */
   deleteStatus?: TxidStatus;
+  /**
+   * txid_status() of the delete transaction the sidecar names (`delete_txid`), when it names one;
+   * undefined for sidecars of older versions.
+   */
+  sidecarDeleteStatus?: TxidStatus;
 }
 
 /** Whether a marker was written from another database than `ours` (unknown parts never differ). */
@@ -143,16 +150,24 @@ export function decideReconcile(facts: ReconcileFacts): ReconcileDecision {
   // a later run, or later in the same run): a fresh batch writes its marker before its upload.
   if (marker?.copies_of_committed === true) return 'keep';
   if (marker !== undefined && (marker.run_id !== facts.metadataRunId || marker.created_at > facts.metadataCreatedAt)) return 'keep';
+  // The sidecar is written inside the delete transaction and names it. It outlives the marker, so
+  // it decides even when the marker says no delete started: a marker can be that stale when
+  // storage completes a write of it the archiver gave up on and retried after the batch committed
+  // and its marker was removed (found by probing: the committed object was removed, its rows lost).
+  if (facts.sidecarDeleteStatus !== undefined) return decideByStatus(facts.sidecarDeleteStatus);
   if (marker === undefined || marker.delete_txid === undefined) {
     // A torn marker or one of an older version: the table is all we have, and with no archived
     // version left the delete most likely committed. Keeping is the choice that cannot lose rows.
     return 'keep';
   }
-  // No delete transaction started: every row was changed or deleted by the application meanwhile.
-  // (A marker that went backwards — storage completing a write of it the archiver gave up on and
-  // retried, after the batch committed — would say so too; docs/reliability.md, known gaps.)
+  // No delete transaction started (a sidecar of an older version, which did not name it): every
+  // row was changed or deleted by the application meanwhile.
   if (marker.delete_txid === null) return 'remove';
-  switch (facts.deleteStatus) {
+  return decideByStatus(facts.deleteStatus);
+}
+
+function decideByStatus(status: TxidStatus | undefined): ReconcileDecision {
+  switch (status) {
     case 'committed':
       return 'keep';
     case 'aborted':

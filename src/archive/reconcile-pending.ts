@@ -101,9 +101,18 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   // lock_timeout) for a delete transaction still running.
   const stillThere = new Set((await selectPresentRows(ctx.pool, ctx.plan, meta.primary_keys)).map((r) => JSON.stringify([r.key, r.xmin])));
   const anyArchivedVersionPresent = meta.primary_keys.some((k, i) => stillThere.has(JSON.stringify([k, meta.xmins[i]])));
-  const txid = marker?.delete_txid;
-  const deleteStatus = anyArchivedVersionPresent || typeof txid !== 'string' ? undefined : await selectTxidStatus(ctx, txid);
-  const decision = decideReconcile({ marker, metadataRunId: meta.run_id, metadataCreatedAt: meta.created_at, anyArchivedVersionPresent, deleteStatus });
+  // The sidecar's transaction id decides when it has one (pending-marker.ts), the marker's otherwise.
+  const txid = meta.delete_txid ?? marker?.delete_txid;
+  const status = anyArchivedVersionPresent || typeof txid !== 'string' ? undefined : await selectTxidStatus(ctx, txid);
+  const fromSidecar = meta.delete_txid !== undefined;
+  const decision = decideReconcile({
+    marker,
+    metadataRunId: meta.run_id,
+    metadataCreatedAt: meta.created_at,
+    anyArchivedVersionPresent,
+    deleteStatus: fromSidecar ? undefined : status,
+    sidecarDeleteStatus: fromSidecar ? status : undefined,
+  });
   if (decision === 'wait') {
     throw new AuditlogError('DB_QUERY', `the delete transaction ${txid} of in-flight object ${key} is still open (a session of an earlier run that has not ended yet); rerun once it has ended, or end it with pg_terminate_backend`, {
       details: { key, txid },
@@ -154,7 +163,8 @@ async function selectTxidStatus(ctx: ArchiveContext, txid: string): Promise<Txid
 function parseMetadata(body: Buffer, metaKey: string): BatchMetadata {
   try {
     const meta = JSON.parse(body.toString('utf8')) as BatchMetadata;
-    if (Array.isArray(meta.primary_keys) && Array.isArray(meta.xmins) && meta.xmins.length === meta.primary_keys.length && typeof meta.sha256_compressed === 'string') return meta;
+    const txidOk = meta.delete_txid === undefined || (typeof meta.delete_txid === 'string' && /^[0-9]+$/.test(meta.delete_txid));
+    if (Array.isArray(meta.primary_keys) && Array.isArray(meta.xmins) && meta.xmins.length === meta.primary_keys.length && typeof meta.sha256_compressed === 'string' && txidOk) return meta;
   } catch {
     // reported below
   }

@@ -44,6 +44,14 @@ export interface BatchMetadata {
   json_null_values: LineColumns[];
   /** Lines whose json column is written as a JSON string holding the value's exact text (it had raw newlines). */
   json_text_values: LineColumns[];
+  /**
+   * The id (`txid_current()`, epoch-extended) of the transaction that deletes these rows: the
+   * sidecar is written inside it, before its DELETE. Reconciliation asks `txid_status()` whether
+   * it committed; unlike the pending marker, the sidecar is never removed after the commit, so a
+   * late write of the marker cannot make a committed batch look unstarted. Absent in sidecars of
+   * versions before it (and in those of batches that only deleted copies of a committed object).
+   */
+  delete_txid?: string;
 }
 
 export interface LineColumns {

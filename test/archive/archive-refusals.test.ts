@@ -12,7 +12,7 @@ import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { LOCK_NAMESPACE } from '../../src/db/advisory-lock.js';
-import { PLAIN_DELETE_MAX_ROWS } from '../../src/archive/archive-batch.js';
+import { FAST_DELETE_LOCK_WAIT_MS, PLAIN_DELETE_MAX_ROWS } from '../../src/archive/archive-batch.js';
 import type { TableState } from '../../src/state/table-state.js';
 
 const fx = useArchiveFixture();
@@ -41,6 +41,37 @@ describe('archive refusals and contention', () => {
       expect(archive.objects.flatMap((o) => o.meta.primary_keys.map((k) => k[0]))).toEqual(['1', '3', '4', '5', '6']);
     });
   }
+
+  it('a table lock the application holds past the plain DELETE\'s wait: the same transaction, named in the sidecar, deletes the batch and commits', async () => {
+    // The sidecar records the delete transaction's id before the DELETE; giving up on the plain
+    // DELETE must keep that transaction (a savepoint), or the sidecar would name an aborted one
+    // and a later reconciliation would remove a committed object.
+    await createEventsTable(fx.db, { rows: 6, stepMinutes: 1, endDaysAgo: 20 });
+    const app = new pg.Client({ connectionString: fx.db.url });
+    await app.connect();
+    let released: Promise<void> | undefined;
+    const summary = await archiveWith(fx.configFor([eventsTable], { batch_size: 10, lock_timeout_ms: 60_000 }), fx.store, {
+      onPhase: async (phase) => {
+        if (phase !== 'after-metadata' || released !== undefined) return;
+        // Conflicts with the DELETE's ROW EXCLUSIVE lock; held ten times the plain DELETE's wait.
+        await app.query('BEGIN');
+        await app.query('LOCK TABLE events IN SHARE MODE');
+        released = new Promise((resolve) => setTimeout(resolve, 10 * FAST_DELETE_LOCK_WAIT_MS)).then(async () => {
+          await app.query('COMMIT');
+        });
+      },
+    });
+    await released;
+    await app.end();
+    expect(summary.tables[0]!.error).toBeUndefined();
+    expect(summary.tables[0]!.rowsArchived).toBe(6);
+    expect(await rowIds(fx.db)).toEqual([]);
+    const archive = await inspectArchive(fx.store);
+    expect(archive.objects).toHaveLength(1);
+    const txid = archive.objects[0]!.meta.delete_txid;
+    expect(txid).toMatch(/^[0-9]+$/);
+    expect((await fx.db.query('SELECT txid_status($1::bigint) AS s', [txid])).rows[0].s).toBe('committed');
+  });
 
   it(`skips locked rows from the start in a batch over ${PLAIN_DELETE_MAX_ROWS} rows (the plain delete could take too long to wait at all)`, async () => {
     const rows = PLAIN_DELETE_MAX_ROWS + 1;

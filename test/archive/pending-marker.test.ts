@@ -48,6 +48,23 @@ describe('decideReconcile', () => {
   });
 });
 
+describe('decideReconcile with the delete transaction named by the sidecar', () => {
+  it('follows the sidecar\'s transaction, whatever a marker without one says', () => {
+    // Found by probing: a marker PUT that storage completed after the batch committed and its
+    // marker was removed said "no delete started", and the committed object was removed.
+    expect(decideReconcile(facts({ sidecarDeleteStatus: 'committed' }))).toBe('keep');
+    expect(decideReconcile(facts({ sidecarDeleteStatus: 'aborted' }))).toBe('remove');
+    expect(decideReconcile(facts({ sidecarDeleteStatus: 'in progress' }))).toBe('wait');
+    expect(decideReconcile(facts({ sidecarDeleteStatus: null }))).toBe('keep');
+    expect(decideReconcile(facts({ marker: undefined, sidecarDeleteStatus: 'aborted' }))).toBe('remove');
+  });
+
+  it('still removes the object while a row is in the table in its archived version, and keeps a copies-only batch\'s object', () => {
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, sidecarDeleteStatus: 'committed' }))).toBe('remove');
+    expect(decideReconcile(facts({ marker: marker({ copies_of_committed: true, delete_txid: '900' }), deleteStatus: 'aborted', sidecarDeleteStatus: 'aborted' }))).toBe('keep');
+  });
+});
+
 describe('decideReconcile, found in review', () => {
   it('checks the table first: a marker that looks newer than its sidecar (a clock step back) cannot keep an object whose rows are still there', () => {
     expect(decideReconcile(facts({ anyArchivedVersionPresent: true, metadataCreatedAt: '2026-11-30T00:59:59.000Z' }))).toBe('remove');

@@ -7,13 +7,16 @@
  * forward it with one byte of its body flipped (`corrupt-request-body`: damage in transit, which
  * s3rver, unlike S3, stores without checking the request's x-amz-checksum-sha256), or to forward
  * it and answer with an ETag that is not the body's MD5 (`foreign-etag`: as S3 answers for an
- * object encrypted with SSE-KMS, where the ETag is no digest of the bytes). Rules see the
+ * object encrypted with SSE-KMS, where the ETag is no digest of the bytes), or to keep the request
+ * unanswered and deliver it to the server only when the test calls `deliverHeld()` (`hold`: a
+ * request the client gave up on and retried lands after its retry, as a slow storage node or a
+ * buffering gateway may complete it). Rules see the
  * method and path and a per-method counter, so tests can fail "every 3rd PUT" or "all PUTs from now on".
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type FaultAction = 'pass' | 'reset' | 'stall' | 'reset-mid-response' | 'corrupt-request-body' | 'foreign-etag' | { status: number; code: string };
+export type FaultAction = 'pass' | 'reset' | 'stall' | 'hold' | 'reset-mid-response' | 'corrupt-request-body' | 'foreign-etag' | { status: number; code: string };
 
 export interface RequestInfo {
   method: string;
@@ -26,13 +29,42 @@ export interface FaultProxy {
   endpoint: string;
   rule: (req: RequestInfo) => FaultAction;
   injected: number;
+  /** Sends the requests `hold` kept to the server, in arrival order; the server's status codes. */
+  deliverHeld(): Promise<number[]>;
   stop(): Promise<void>;
+}
+
+interface HeldRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
 }
 
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const upstream = new URL(target);
   const counts = new Map<string, number>();
-  const proxy: FaultProxy = { endpoint: '', rule: () => 'pass', injected: 0, stop: async () => undefined };
+  const held: HeldRequest[] = [];
+  const send = (h: HeldRequest): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: h.method, path: h.path, headers: h.headers }, (up) => {
+        up.resume();
+        up.on('end', () => resolve(up.statusCode ?? 0));
+      });
+      out.on('error', reject);
+      out.end(h.body);
+    });
+  const proxy: FaultProxy = {
+    endpoint: '',
+    rule: () => 'pass',
+    injected: 0,
+    deliverHeld: async () => {
+      const statuses: number[] = [];
+      for (const h of held.splice(0)) statuses.push(await send(h));
+      return statuses;
+    },
+    stop: async () => undefined,
+  };
   const server: Server = createServer((req: IncomingMessage, res) => {
     const method = req.method ?? 'GET';
     const nth = (counts.get(method) ?? 0) + 1;
@@ -47,6 +79,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       // Read and drop the body so the client believes it was sent; stop() closes the socket.
       proxy.injected++;
       req.resume();
+      return;
+    }
+    if (action === 'hold') {
+      proxy.injected++;
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => held.push({ method, path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks) }));
       return;
     }
     if (typeof action === 'object') {

@@ -128,15 +128,18 @@ describe('the database moved back in time (failover to a lagging standby, point-
     expect(crashed.tables[0]!.status).toBe('failed');
     const [markerKey, ...others] = (await inspectArchive(fx.store)).pendingMarkers;
     expect(others).toEqual([]);
-    const marker = JSON.parse((await fx.store.get(markerKey!))!.toString('utf8')) as { delete_txid: string | null };
-    expect(marker.delete_txid).toMatch(/^[0-9]+$/);
+    const marker = JSON.parse((await fx.store.get(markerKey!))!.toString('utf8')) as { delete_txid: string | null; metadata_object: string };
+    expect(marker.delete_txid).toBeNull();
+    // The delete transaction is named by the sidecar, written inside it.
+    const sidecar = JSON.parse((await fx.store.get(marker.metadata_object))!.toString('utf8')) as { delete_txid?: string };
+    expect(sidecar.delete_txid).toMatch(/^[0-9]+$/);
     // As if the database had been rolled back past the delete: its transaction id is not assigned yet.
-    marker.delete_txid = String(BigInt(marker.delete_txid!) + 1_000_000n);
-    await fx.store.put(markerKey!, Buffer.from(JSON.stringify(marker)));
+    sidecar.delete_txid = String(BigInt(sidecar.delete_txid!) + 1_000_000n);
+    await fx.store.put(marker.metadata_object, Buffer.from(JSON.stringify(sidecar)));
     // The application changes every row meanwhile, so no archived version is left to decide by.
     await app.query(`UPDATE events SET note = note || ' (changed)'`);
     const expected = await expectRowsOf(fx.db, events);
-    await finishAndCheck(fx, expected, { scenario: "database: a batch in flight whose delete transaction is in the database's future", injected: 'pending marker: delete_txid moved 1,000,000 ahead (a failover or PITR since), then every row of the batch updated', archived: ROWS });
+    await finishAndCheck(fx, expected, { scenario: "database: a batch in flight whose delete transaction is in the database's future", injected: 'metadata sidecar: delete_txid moved 1,000,000 ahead (a failover or PITR since), then every row of the batch updated', archived: ROWS });
   });
 });
 

@@ -96,6 +96,29 @@ describe('transient storage failures are retried and change nothing', () => {
   });
 });
 
+describe('a write the archiver gave up on lands after its retry', () => {
+  it('a pending marker brought back by its first PUT, after the batch committed and its marker was removed, does not make the next run remove the committed object', async () => {
+    // Found by probing: the late "no delete started" marker made reconciliation remove the object
+    // whose rows the committed delete had removed from the table: rows in neither place.
+    const expected = await seedEvents();
+    let marker = '';
+    proxy.rule = (r) => {
+      if (marker !== '' || r.method !== 'PUT' || !r.path.includes('_auditlog/pending/')) return 'pass';
+      marker = r.path;
+      return 'hold';
+    };
+    const summary = await runThroughProxy(proxiedConfig({ request_timeout_ms: 400 }, { batch_size: 1000 }));
+    expect(summary.tables[0]!.error).toBeUndefined();
+    expect(summary.tables[0]!.rowsArchived).toBe(ROWS);
+    expect(await rowIds(fx.db)).toEqual([]);
+    expect((await inspectArchive(fx.store)).pendingMarkers).toEqual([]);
+    expect(await proxy.deliverHeld()).toEqual([200]);
+    expect((await inspectArchive(fx.store)).pendingMarkers).toHaveLength(1);
+    await finishAndCheck(fx, expected, { scenario: 'storage: a pending marker PUT lands after its retry and after the batch committed', injected: 'HTTP proxy: the first pending-marker PUT held unanswered (request_timeout_ms 400), delivered to the server after the run', archived: ROWS });
+    expect((await inspectArchive(fx.store)).pendingMarkers).toEqual([]);
+  });
+});
+
 describe('storage fails right after a delete committed', () => {
   it('the pending marker cannot be removed: the batches still count as archived, nothing is spooled, the next run clears the markers', async () => {
     // Found in review: a failed marker removal used to fail the committed batch, which the local
