@@ -107,6 +107,33 @@ export async function loadTargetTable(q: Queryable, schema: string, table: strin
  * A new table with the archived columns and types and the archived key as primary key: where
  * investigators restore without touching the live table. Extension and enum types must exist.
  */
+/** A table in the restore target's partition tree, as the catalog names it. */
+export interface OverlappingTable {
+  schema: string;
+  table: string;
+  oid: string;
+}
+
+/**
+ * The tables a restore into `oid` shares rows with: the target, its partition ancestors (an
+ * archive run of one deletes through the target) and its partitions at every level (rows inserted
+ * into the target are routed there). INHERITS relatives are left out on purpose: an INSERT into
+ * an inheritance parent stays in the parent, the archiver deletes from an ordinary table with
+ * ONLY, and it refuses a parent that has children (table-refusals.ts), so none of them overlap.
+ */
+export async function listOverlappingTables(q: Queryable, oid: string): Promise<OverlappingTable[]> {
+  const r = await q.query<OverlappingTable>(
+    `SELECT n.nspname::text AS schema, c.relname::text AS table, c.oid::text AS oid
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.oid IN (SELECT $1::oid
+                      UNION SELECT relid FROM pg_catalog.pg_partition_ancestors($1::oid)
+                      UNION SELECT relid FROM pg_catalog.pg_partition_tree($1::oid))
+      ORDER BY 1, 2`,
+    [oid],
+  );
+  return r.rows;
+}
+
 export async function createTargetTable(q: Queryable, schema: string, table: string, columns: readonly { name: string; type: string }[], key: readonly string[]): Promise<void> {
   const defs = columns.map((c) => `${quoteIdent(c.name)} ${c.type}`);
   defs.push(`PRIMARY KEY (${key.map(quoteIdent).join(', ')})`);
