@@ -26,7 +26,7 @@ import type { Candidate, RestoreOptions, RestoreSummary } from './restore-option
 import { formatDrift, newTargetColumns, planSchemaDrift, type DriftPlan } from './schema-drift.js';
 import { selectObjects } from './select-objects.js';
 import { createSidecarSummarizer } from './sidecar-summary.js';
-import { acquireRestoreLock, isArchivedTable } from './restore-lock.js';
+import { acquireRestoreLock, loadArchivedOverlaps } from './restore-lock.js';
 import { isRestoredInto, openRestoreWatermarks, recordingTargetOid, type RestoredObject, type RestoreTarget } from './restore-watermarks.js';
 
 export type { RestoreOptions, RestoreSummary } from './restore-options.js';
@@ -301,11 +301,10 @@ async function restoreInto(
     // A partitioned index's definition recreates only the parent (ON ONLY), not its partitions' indexes.
     throw new AuditlogError('USAGE', `--drop-indexes does not support the partitioned table ${target.schema}.${target.table}; restore without it`);
   }
-  // The live table: an archive run alongside would take the restored rows straight back out (restore-lock.ts).
-  const lock =
-    !options.dryRun && table !== undefined && isArchivedTable(options.config, id.database, target)
-      ? await acquireRestoreLock({ config: options.config, database: id.database, target, oid: table.oid, runId: options.runId, openClient, logger })
-      : undefined;
+  // The live table, or a configured table sharing the target's partition tree: an archive run
+  // alongside would take the restored rows straight back out (restore-lock.ts).
+  const archived = !options.dryRun && table !== undefined ? await loadArchivedOverlaps(client, options.config, id.database, table.oid) : [];
+  const lock = archived.length > 0 ? await acquireRestoreLock({ config: options.config, database: id.database, target, tables: archived, runId: options.runId, openClient, logger }) : undefined;
   try {
     if (options.dropIndexes && !options.dryRun && table !== undefined) {
       indexes = await listSecondaryIndexes(client, table.oid);
