@@ -103,10 +103,6 @@ export async function loadTargetTable(q: Queryable, schema: string, table: strin
   };
 }
 
-/**
- * A new table with the archived columns and types and the archived key as primary key: where
- * investigators restore without touching the live table. Extension and enum types must exist.
- */
 /** A table in the restore target's partition tree, as the catalog names it. */
 export interface OverlappingTable {
   schema: string;
@@ -134,6 +130,10 @@ export async function listOverlappingTables(q: Queryable, oid: string): Promise<
   return r.rows;
 }
 
+/**
+ * A new table with the archived columns and types and the archived key as primary key: where
+ * investigators restore without touching the live table. Extension and enum types must exist.
+ */
 export async function createTargetTable(q: Queryable, schema: string, table: string, columns: readonly { name: string; type: string }[], key: readonly string[]): Promise<void> {
   const defs = columns.map((c) => `${quoteIdent(c.name)} ${c.type}`);
   defs.push(`PRIMARY KEY (${key.map(quoteIdent).join(', ')})`);
