@@ -15,7 +15,7 @@
  */
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { CircuitBreaker, CircuitPermit, CircuitSnapshot } from './circuit-breaker.js';
-import type { CleanupOptions, CleanupReport, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
+import type { CleanupOptions, CleanupReport, ConditionalCreateSupport, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 
 export const CIRCUIT_OPEN_CODE = 'STORAGE_CIRCUIT_OPEN';
 
@@ -143,6 +143,16 @@ export class CircuitBreakerObjectStore implements ObjectStore {
     const inner = this.inner;
     if (inner.cleanupInterrupted === undefined) return undefined;
     return (options) => this.call(() => inner.cleanupInterrupted!(options));
+  }
+
+  /**
+   * Present exactly when the inner store has it. Not admitted through the breaker: the probe never
+   * throws, and its failures must not count against the endpoint (they only mean "not supported").
+   */
+  get conditionalCreate(): (() => Promise<ConditionalCreateSupport>) | undefined {
+    const inner = this.inner;
+    if (inner.conditionalCreate === undefined) return undefined;
+    return () => inner.conditionalCreate!();
   }
 
   /** One listing is one operation, however many pages it takes. */

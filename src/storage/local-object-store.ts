@@ -2,14 +2,16 @@
  * ObjectStore over a local directory (or a mounted volume). A put is atomic and durable: the
  * bytes go to a temp file in the target directory, are fsynced, renamed over the key, and the
  * directory is fsynced, so after a crash a key holds the old object or the new one, never a part.
+ * A create-only put (`ifAbsent`) links the temp file to the key instead of renaming it: link(2)
+ * never replaces an existing name, so the check and the write are one atomic step.
  */
 import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AuditlogError, describeError } from '../core/errors.js';
 import type { RetryConfig } from '../config/schema.js';
-import type { CleanupItem, CleanupOptions, CleanupReport, DeleteFailure, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { CleanupItem, CleanupOptions, CleanupReport, ConditionalCreateSupport, DeleteFailure, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 import { classifyFsError, type ErrorClassification } from './retry-policy.js';
 import { validateKeyPrefix, validateObjectKey } from './validate-object-key.js';
 import { verifyPutBody } from './verify-put-body.js';
@@ -50,14 +52,23 @@ export class LocalObjectStore implements ObjectStore {
     this.description = this.root.endsWith(path.sep) ? this.root : `${this.root}${path.sep}`;
   }
 
-  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<void> {
+  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<PutResult> {
     const target = this.resolveKey(key, 'put');
     if (options.sha256Hex !== undefined) verifyPutBody(body, options.sha256Hex, target);
     const directory = path.dirname(target);
-    await this.run('put', target, async () => {
+    return this.run('put', target, async () => {
       await makeDirectoryDurable(directory);
-      await writeFileAtomically(target, body);
+      if (options.ifAbsent !== true) {
+        await writeFileAtomically(target, body);
+        return {};
+      }
+      return (await createFileAtomically(target, body)) ? {} : { alreadyExists: true };
     });
+  }
+
+  /** link(2) is a no-replace create on every POSIX file system this store runs on. */
+  conditionalCreate(): Promise<ConditionalCreateSupport> {
+    return Promise.resolve({ supported: true, reason: 'local directory: create-only writes use link(2), which never replaces a file' });
   }
 
   async get(key: string): Promise<Buffer | undefined> {
@@ -299,8 +310,40 @@ function describeFsCause(cause: unknown, classification: ErrorClassification): s
 }
 
 async function writeFileAtomically(target: string, body: Buffer): Promise<void> {
-  const directory = path.dirname(target);
-  const temp = path.join(directory, `.${path.basename(target)}.${process.pid}-${randomBytes(6).toString('hex')}${LOCAL_TEMP_SUFFIX}`);
+  const temp = await writeDurableTemp(target, body);
+  try {
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  // The rename is durable only once the directory entry is on disk.
+  await fsyncDirectory(path.dirname(target));
+}
+
+/**
+ * Like writeFileAtomically, but never replaces an existing file: false (and nothing written, no
+ * temp file left) when one is at `target`. A crash between link and unlink leaves the object
+ * complete and a temp file that cleanupInterrupted removes.
+ */
+async function createFileAtomically(target: string, body: Buffer): Promise<boolean> {
+  const temp = await writeDurableTemp(target, body);
+  let created = true;
+  try {
+    await link(temp, target);
+  } catch (error) {
+    if (!hasCode(error, 'EEXIST')) throw error;
+    created = false;
+  } finally {
+    await rm(temp, { force: true });
+  }
+  await fsyncDirectory(path.dirname(target));
+  return created;
+}
+
+/** The bytes in a fsynced temp file beside `target` (removed again if writing fails). */
+async function writeDurableTemp(target: string, body: Buffer): Promise<string> {
+  const temp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}-${randomBytes(6).toString('hex')}${LOCAL_TEMP_SUFFIX}`);
   try {
     const handle = await open(temp, 'wx', 0o644);
     try {
@@ -309,13 +352,11 @@ async function writeFileAtomically(target: string, body: Buffer): Promise<void> 
     } finally {
       await handle.close();
     }
-    await rename(temp, target);
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
   }
-  // The rename is durable only once the directory entry is on disk.
-  await fsyncDirectory(directory);
+  return temp;
 }
 
 /**

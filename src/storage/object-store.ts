@@ -20,6 +20,13 @@ export interface PutOptions {
    * object is encrypted with KMS or a customer key). The answer is PutResult.bytesConfirmed.
    */
   confirmBytes?: boolean;
+  /**
+   * Create-only: write the object only if nothing is at the key (S3: `If-None-Match: *`; local:
+   * a no-replace link). When something is, nothing is written and the put resolves with
+   * `PutResult.alreadyExists` — an answer, not a failure. Only meaningful on a store whose
+   * `conditionalCreate()` resolved true; elsewhere the caller must not ask for it.
+   */
+  ifAbsent?: boolean;
 }
 
 export interface PutResult {
@@ -28,6 +35,12 @@ export interface PutResult {
    * bytes written. False or absent means "not proven" (never "damaged"): read the object back.
    */
   bytesConfirmed?: boolean;
+  /**
+   * Set only for an `ifAbsent` put that was refused because an object is already at the key (S3
+   * 412 PreconditionFailed, local EEXIST): nothing was written. It may be this put's own earlier
+   * attempt (a retry after a lost answer) or anyone else's write: the caller compares content.
+   */
+  alreadyExists?: boolean;
 }
 
 export interface ObjectInfo {
@@ -68,11 +81,24 @@ export interface ObjectStore {
   /** Proves the store is reachable and writable-in-principle (bucket exists, credentials accepted). */
   check(): Promise<void>;
   /**
+   * Whether `put` honours `ifAbsent` atomically on this store. Found once per store and cached (S3:
+   * a probe object PUT twice with If-None-Match under `_auditlog/probe/`; local: always). Never
+   * throws: a probe that cannot tell answers false, and the caller keeps to HEAD-then-PUT. A
+   * store without it (wrappers, test doubles) has no conditional create.
+   */
+  conditionalCreate?(): Promise<ConditionalCreateSupport>;
+  /**
    * Removes what interrupted writes older than `olderThan` left behind: incomplete multipart
    * uploads under the prefix and their resume records (S3), temp files of atomic writes (local).
    * Never touches a committed object, nor a write this process has in flight.
    */
   cleanupInterrupted?(options: CleanupOptions): Promise<CleanupReport>;
+}
+
+export interface ConditionalCreateSupport {
+  supported: boolean;
+  /** One line for the log, no secrets: why it is or is not supported. */
+  reason: string;
 }
 
 export interface DeleteManyResult {

@@ -63,8 +63,18 @@ const ACCESS_CODES = new Set([
 
 const NOT_FOUND_CODES = new Set(['NoSuchBucket']);
 
-/** NoSuchUpload: our multipart upload vanished (another process or a lifecycle rule aborted it). */
-const CONFLICT_CODES = new Set(['PreconditionFailed', 'ConditionalRequestConflict', 'OperationAborted', 'NoSuchUpload']);
+/**
+ * NoSuchUpload: our multipart upload vanished (another process or a lifecycle rule aborted it).
+ * PreconditionFailed (412) is an answer, never retried: the same request gets the same answer.
+ */
+const CONFLICT_CODES = new Set(['PreconditionFailed', 'OperationAborted', 'NoSuchUpload']);
+
+/**
+ * 409 ConditionalRequestConflict: another conditional write to the key was in progress at that
+ * instant; S3 asks for the request again. Retried like contention; if it outlasts the retries it is
+ * still a conflict, not an unhealthy endpoint.
+ */
+const RETRYABLE_CONFLICT_CODES = new Set(['ConditionalRequestConflict']);
 
 /** Server-side throttling and transient faults, whatever status they arrive with. */
 const RETRYABLE_S3_CODES = new Map<string, RetryErrorClass>([
@@ -153,6 +163,7 @@ export function classifyS3Error(error: unknown, nowMs: number = Date.now()): Err
     if (ACCESS_CODES.has(s3Code)) return result(false, 'STORAGE_ACCESS');
     if (NOT_FOUND_CODES.has(s3Code)) return result(false, 'STORAGE_NOT_FOUND');
     if (CONFLICT_CODES.has(s3Code)) return result(false, 'STORAGE_CONFLICT');
+    if (RETRYABLE_CONFLICT_CODES.has(s3Code)) return result(true, 'STORAGE_CONFLICT', 'throttling');
     const transient = RETRYABLE_S3_CODES.get(s3Code);
     if (transient !== undefined) return result(true, 'STORAGE_UNREACHABLE', transient);
     const corrupted = CORRUPTED_IN_TRANSIT_CODES.get(s3Code);

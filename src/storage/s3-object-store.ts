@@ -6,7 +6,7 @@
  * a multipart upload of buffered parts. The SDK's retries are off; {@link withRetry} is the only
  * retry layer, so attempts are counted and delays honour Retry-After.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -27,7 +27,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { S3Config } from '../config/schema.js';
-import type { CleanupItem, CleanupOptions, CleanupReport, DeleteFailure, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
+import type { CleanupItem, CleanupOptions, CleanupReport, ConditionalCreateSupport, DeleteFailure, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 import { selectOrphanStateRecords, selectOrphanUploads, type ListedStateRecord, type ListedUpload } from './multipart-cleanup.js';
 import {
   canResume,
@@ -42,6 +42,7 @@ import {
 } from './multipart-state.js';
 import { classifyS3Error, IncompleteBodyError, type ErrorClassification } from './retry-policy.js';
 import { validateKeyPrefix, validateObjectKey } from './validate-object-key.js';
+import { STATE_PREFIX } from '../core/archive-layout.js';
 import { verifyPutBody } from './verify-put-body.js';
 import { RetryGaveUpError, withRetry, type RetryHooks } from './with-retry.js';
 
@@ -105,6 +106,8 @@ export class S3ObjectStore implements ObjectStore {
   private readonly inFlightUploads = new Set<string>();
   /** Set once the server refused DeleteObjects as unsupported: from then on one DeleteObject per key. */
   private bulkDeleteUnsupported = false;
+  /** The one probe of If-None-Match support (see conditionalCreate), shared by every caller. */
+  private conditionalProbe: Promise<ConditionalCreateSupport> | undefined;
 
   constructor(
     private readonly config: S3Config,
@@ -133,23 +136,63 @@ export class S3ObjectStore implements ObjectStore {
     const digest = options.sha256Hex === undefined ? undefined : verifyPutBody(body, options.sha256Hex, this.target(fullKey));
     if (body.length >= this.multipartThreshold) {
       // A multipart ETag is not the MD5 of the object: nothing to confirm from it.
-      await this.putMultipart(fullKey, body, options, digest !== undefined);
-      return {};
+      const created = await this.putMultipart(fullKey, body, options, digest !== undefined);
+      return created ? {} : { alreadyExists: true };
     }
-    const output = await this.run('put', fullKey, () =>
-      this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: fullKey,
-          Body: body,
-          ContentLength: body.length,
-          ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
-          ...(digest === undefined ? {} : { ChecksumSHA256: digest.toString('base64') }),
-          ...this.writeSettings(options),
-        }),
-      ),
-    );
+    const output = await this.run('put', fullKey, async () => {
+      try {
+        return await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: fullKey,
+            Body: body,
+            ContentLength: body.length,
+            ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
+            ...(digest === undefined ? {} : { ChecksumSHA256: digest.toString('base64') }),
+            ...(options.ifAbsent === true ? { IfNoneMatch: '*' } : {}),
+            ...this.writeSettings(options),
+          }),
+        );
+      } catch (error) {
+        // Inside the retried function: a retry whose first attempt landed is refused the same way.
+        if (options.ifAbsent === true && isPreconditionFailed(error)) return 'exists' as const;
+        throw error;
+      }
+    });
+    if (output === 'exists') return { alreadyExists: true };
     return options.confirmBytes === true ? { bytesConfirmed: etagIsMd5Of(output.ETag, body) } : {};
+  }
+
+  /**
+   * Probed once per store, at first call: a fresh key under `_auditlog/probe/` is PUT twice with
+   * `If-None-Match: *`. Supported only if the first is stored and the second refused with 412; a
+   * server that ignores the header (s3rver, older gateways) stores both. Any failure of the probe
+   * itself (no s3:PutObject there, a proxy that drops the header, storage down) answers "not
+   * supported" — the archiver then works as without the feature, and a real outage fails the
+   * run's own requests. The probe object is removed; one left by a crash is a few bytes under
+   * `_auditlog/`, which readers skip.
+   */
+  conditionalCreate(): Promise<ConditionalCreateSupport> {
+    this.conditionalProbe ??= this.probeConditionalCreate();
+    return this.conditionalProbe;
+  }
+
+  private async probeConditionalCreate(): Promise<ConditionalCreateSupport> {
+    const key = `${STATE_PREFIX}probe/${Date.now()}-${randomBytes(8).toString('hex')}`;
+    const body = Buffer.from('auditlog-manager conditional write probe\n');
+    const options: PutOptions = { ifAbsent: true, contentType: 'text/plain' };
+    try {
+      const first = await this.put(key, body, options);
+      if (first.alreadyExists === true) return { supported: false, reason: `the first create-only PUT of the fresh key ${key} was refused: inconclusive` };
+      const second = await this.put(key, body, options);
+      return second.alreadyExists === true
+        ? { supported: true, reason: `${this.endpointLabel} refuses a PUT with If-None-Match: * over an existing object (412)` }
+        : { supported: false, reason: `${this.endpointLabel} stored a second PUT with If-None-Match: * over an existing object (it ignores the header)` };
+    } catch (error) {
+      return { supported: false, reason: `the probe failed (${error instanceof Error ? this.redact(oneLine(error.message)) : 'unknown error'})` };
+    } finally {
+      await this.delete(key).catch(() => undefined);
+    }
   }
 
   async get(key: string): Promise<Buffer | undefined> {
@@ -312,7 +355,7 @@ export class S3ObjectStore implements ObjectStore {
    * different ones. Any doubt restarts the upload, which is always safe: the caller reads the
    * whole object back before trusting it (I3).
    */
-  private async putMultipart(fullKey: string, body: Buffer, options: PutOptions, withChecksums: boolean): Promise<void> {
+  private async putMultipart(fullKey: string, body: Buffer, options: PutOptions, withChecksums: boolean): Promise<boolean> {
     const partSize = Math.max(this.partSize, Math.ceil(body.length / MAX_PARTS));
     const wanted: Omit<MultipartState, 'upload_id' | 'created_at'> = {
       key: fullKey,
@@ -359,13 +402,17 @@ export class S3ObjectStore implements ObjectStore {
         this.onPartUploaded?.({ key: fullKey, partNumber });
         return { PartNumber: partNumber, ETag: output.ETag, ...checksum };
       });
-      await this.completeMultipart(fullKey, uploadId, parts, body.length);
+      if (!(await this.completeMultipart(fullKey, uploadId, parts, body.length, options.ifAbsent === true))) {
+        // Create-only and an object is already there: the parts are not wanted (aborted below).
+        throw new MultipartRefused();
+      }
       if (resumed !== undefined) {
         this.onMultipart?.({ kind: 'resumed', key: fullKey, uploadId, partsReused: reused, partsUploaded: parts.length - reused });
       }
     } catch (error) {
       await this.abortMultipart(fullKey, uploadId);
       await this.deleteQuietly(stateKey);
+      if (error instanceof MultipartRefused) return false;
       throw error;
     } finally {
       this.inFlightUploads.delete(uploadId);
@@ -373,6 +420,7 @@ export class S3ObjectStore implements ObjectStore {
     // A record left behind (this delete failed) points at a finished upload: the next put of the
     // key finds it gone and starts afresh, and the cleanup removes it once it is old.
     await this.deleteQuietly(stateKey);
+    return true;
   }
 
   /** The upload an earlier (crashed) put left for this exact body, with the parts it holds; else undefined, after clearing the stale one. */
@@ -495,13 +543,22 @@ export class S3ObjectStore implements ObjectStore {
    * (retryable) 5xx error. A retry after a lost response finds the upload gone (NoSuchUpload):
    * the object is then there if its size is ours — the caller's read-back proves the content.
    */
-  private async completeMultipart(fullKey: string, uploadId: string, parts: CompletedPart[], size: number): Promise<void> {
+  /**
+   * False when `ifAbsent` and an object was already at the key (412): nothing was written. The
+   * condition goes on CompleteMultipartUpload, the request that creates the object, so a late
+   * completion of an earlier attempt is refused as well.
+   */
+  private async completeMultipart(fullKey: string, uploadId: string, parts: CompletedPart[], size: number, ifAbsent: boolean): Promise<boolean> {
     const done = await this.run('put', fullKey, async (attempt) => {
       try {
         return await this.client.send(
-          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: fullKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: fullKey, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...(ifAbsent ? { IfNoneMatch: '*' } : {}) }),
         );
       } catch (error) {
+        if (ifAbsent && isPreconditionFailed(error)) return 'exists' as const;
+        // An earlier attempt completed, or was refused, unseen: create-only cannot tell which, so
+        // it reports the object that is there and lets the caller compare its content.
+        if (ifAbsent && attempt > 1 && classifyS3Error(error).errorCode === 'NoSuchUpload') return 'exists' as const;
         if (attempt > 1 && classifyS3Error(error).errorCode === 'NoSuchUpload') {
           const existing = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey })).catch(() => undefined);
           if (existing?.ContentLength === size) return { ETag: existing.ETag ?? 'unknown' };
@@ -509,11 +566,13 @@ export class S3ObjectStore implements ObjectStore {
         throw error;
       }
     });
+    if (done === 'exists') return false;
     if (done.ETag === undefined) {
       throw new AuditlogError('STORAGE_IO', `S3 put ${this.target(fullKey)} failed: CompleteMultipartUpload returned no ETag; the object is not trusted — rerun, and check ${this.endpointLabel}`, {
         details: this.details('put', fullKey),
       });
     }
+    return true;
   }
 
   /** Best effort: a failure here must not hide the error that made us abort. */
@@ -840,6 +899,15 @@ function isBulkDeleteUnsupported(error: unknown): boolean {
   if (status === 501 || status === 405 || errorCode === 'NotImplemented' || errorCode === 'MethodNotAllowed' || errorCode === 'MissingContentMD5') return true;
   return !retryable && code !== 'STORAGE_NOT_FOUND' && status !== undefined && status >= 400 && status < 500;
 }
+
+/** 412: a create-only write (If-None-Match: *) found an object at the key. */
+function isPreconditionFailed(error: unknown): boolean {
+  const { status, errorCode } = classifyS3Error(error);
+  return status === 412 || errorCode === 'PreconditionFailed';
+}
+
+/** Unwinds a create-only multipart upload whose completion was refused, through its abort path. */
+class MultipartRefused extends Error {}
 
 function isMissingUpload(error: unknown): boolean {
   return classifyS3Error(error).errorCode === 'NoSuchUpload';
