@@ -58,6 +58,16 @@ export async function archiveBatch(ctx: ArchiveContext, rows: RowSet): Promise<B
   return archiveBatchAs(ctx, rows);
 }
 
+/** Where one batch goes: its keys, its pending marker, and the `content` part of its id, if any. */
+interface BatchTarget {
+  batchId: string;
+  key: string;
+  metaKey: string;
+  markerKey: string;
+  marker: PendingMarker;
+  content: string | undefined;
+}
+
 /** `content`: set for the second, content-derived id (computeBatchId) after a committed object of other rows held the plain one. */
 async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: string): Promise<BatchOutcome> {
   const { plan, store } = ctx;
@@ -69,10 +79,12 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
   const log = ctx.logger.child({ batch: batchId });
 
   const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), delete_txid: null, origin: ctx.origin, table: markerTableOf(plan) };
+  const target: BatchTarget = { batchId, key, metaKey, markerKey, marker, content };
   let current = rows;
-  // Independent of each other; only the data upload must wait for the marker.
+  // Independent of each other; only the data upload must wait for the marker. A create-only store
+  // needs no HEAD: the data PUT itself answers whether the key is taken.
   const [existing, firstEncoding] = await Promise.all([
-    store.head(key),
+    ctx.createOnly ? Promise.resolve(undefined) : store.head(key),
     timed(ctx, 'compress', () => encodeBatch(current.lines, plan.compressionLevel)),
     store.put(markerKey, serializeMarker(marker), { contentType: 'application/json' }),
   ]);
@@ -80,71 +92,20 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
   let encoded = firstEncoding;
   assertOneLinePerRow(encoded, rows, key);
   if (existing !== undefined) {
-    // Same batch id = same table, first/last key and count: an object of an earlier run.
-    const conflict = async (what: string): Promise<never> => {
-      await store.delete(markerKey);
-      throw new AuditlogError('STORAGE_CONFLICT', `${key} already exists and ${what}; refusing to overwrite or delete against it (inspect it, then move it away or run validate)`, {
-        details: { key },
-      });
-    };
-    const stored = await store.get(key);
-    const storedMeta = await store.get(metaKey);
-    if (stored === undefined) return conflict('vanished while being read');
-    if (storedMeta === undefined) {
-      // No sidecar: not committed, so it is rewritten below — but only if it is this very batch.
-      if (sha256Hex(stored) !== encoded.sha256Compressed) return conflict('holds other content');
-    } else {
-      // A sidecar: these rows were archived and committed before and are back in the table (e.g.
-      // restored). Delete the copies against that object, never rewrite it — but only when it
-      // holds exactly these rows in exactly these versions: the same lines (compared uncompressed,
-      // so another compression level does not matter), the same columns and the same json flags,
-      // which live in the sidecar, not in the lines (a JSON null and an SQL NULL share a line).
-      const committed = parseCommittedMetadata(storedMeta);
-      if (committed === undefined || sha256Hex(stored) !== committed.sha256_compressed) {
-        return conflict('does not match its own metadata sidecar (run validate on it)');
-      }
-      const expected = lineFlagsMetadata(plan, rows);
-      const columns = plan.columns.map((c) => ({ name: c.name, type: c.type }));
-      const same =
-        committed.sha256_uncompressed === encoded.sha256Uncompressed &&
-        JSON.stringify(committed.columns) === JSON.stringify(columns) &&
-        JSON.stringify(committed.json_null_values) === JSON.stringify(expected.json_null_values) &&
-        JSON.stringify(committed.json_text_values) === JSON.stringify(expected.json_text_values);
-      if (!same) {
-        // Rows restored into the table and changed since (or the table's columns changed) make a
-        // batch of the same shape, so the same plain id, as the committed object they came from.
-        // That object stays as it is; the batch goes to an id derived from its content too, so a
-        // rerun finds it again (found by probing: the table failed with STORAGE_CONFLICT on every
-        // run). The marker written for the committed object's name goes first; a crash before
-        // that leaves one the next run reconciles as "committed earlier".
-        if (content !== undefined) return conflict('is a committed object whose rows differ from the ones now in the table');
-        await store.delete(markerKey);
-        log.info({ key }, 'a committed object of other versions of these rows holds this batch id: archiving them under an id derived from their content');
-        // Everything `same` compares: rows that differ only in a json flag get an id of their own too.
-        const versions = sha256Hex(JSON.stringify([encoded.sha256Uncompressed, columns, expected.json_null_values, expected.json_text_values]));
-        return archiveBatchAs(ctx, rows, versions);
-      }
-      // Deleting against it must meet the table's encryption requirement like a fresh upload —
-      // but it is a committed archive: refuse, never remove it (found in review).
-      if (ctx.requiredSse !== undefined) {
-        for (const k of [key, metaKey]) {
-          const reported = (await store.head(k))?.serverSideEncryption;
-          if (reported !== ctx.requiredSse) {
-            await store.delete(markerKey);
-            throw new AuditlogError(
-              'ENCRYPTION_MISMATCH',
-              `${k}: the committed object these rows were archived to before reports server-side encryption ${reported ?? 'none'}, the table requires ${ctx.requiredSse}: nothing was deleted; re-encrypt the object (copy it onto itself with SSE) or move it away, then rerun`,
-              { details: { key: k, expected: ctx.requiredSse, reported: reported ?? null } },
-            );
-          }
-        }
-      }
-      return deleteCopiesOfCommitted(ctx, rows, encoded, key, markerKey, marker);
-    }
+    const decided = await decideExisting(ctx, rows, encoded, target);
+    // An uncommitted object of this very batch: rewritten by the loop's plain PUT, as always.
+    if (decided !== 'uncommitted-same') return decided;
   }
 
   for (let attempt = 1; ; attempt++) {
-    await uploadVerified(ctx, key, encoded);
+    if ((await uploadVerified(ctx, key, encoded)) === 'exists') {
+      const decided = await decideExisting(ctx, current, encoded, target);
+      if (decided !== 'uncommitted-same') return decided;
+      // Byte for byte what this batch would write (an attempt of this PUT that landed unseen, or
+      // a run that stopped before its sidecar): kept instead of re-uploaded, and verified like one.
+      await ctx.onPhase?.('after-upload');
+      await verifyUploaded(ctx, key, encoded);
+    }
     const batch = current;
     const sidecar = encoded;
     // The sidecar names the delete transaction, so it is written inside it, before the DELETE.
@@ -182,7 +143,85 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
     // No delete has committed for this batch: drop the sidecar first, so a crash mid-rewrite
     // leaves a data object without metadata, which reconciliation removes (never a mismatched pair).
     await store.delete(metaKey);
+    // A create-only store never overwrites, so the old object goes too; a crash before the new
+    // PUT leaves a marker without a data object, which reconciliation reads as nothing written
+    // (the rows are all still in the table). A late PUT of an earlier attempt now meets the new
+    // object and is refused, instead of replacing the committed rewrite.
+    if (ctx.createOnly) await store.delete(key);
   }
+}
+
+/**
+ * An object is already at the batch's key (found by HEAD, or by a refused create-only PUT). Same
+ * batch id = same table, first/last key and count: an object of an earlier run, or of an earlier
+ * attempt of this one. Returns the batch's outcome when it is settled against that object (or
+ * throws STORAGE_CONFLICT), 'uncommitted-same' when the object is an uncommitted copy of exactly
+ * these bytes, which the caller may use as its upload.
+ */
+async function decideExisting(ctx: ArchiveContext, rows: RowSet, encoded: EncodedBatch, target: BatchTarget): Promise<BatchOutcome | 'uncommitted-same'> {
+  const { plan, store } = ctx;
+  const { key, metaKey, markerKey, marker, content } = target;
+  const log = ctx.logger.child({ batch: target.batchId });
+  const conflict = async (what: string): Promise<never> => {
+    await store.delete(markerKey);
+    throw new AuditlogError('STORAGE_CONFLICT', `${key} already exists and ${what}; refusing to overwrite or delete against it (inspect it, then move it away or run validate)`, {
+      details: { key },
+    });
+  };
+  const stored = await store.get(key);
+  const storedMeta = await store.get(metaKey);
+  if (stored === undefined) return conflict('vanished while being read');
+  if (storedMeta === undefined) {
+    // No sidecar: not committed, so it may be used or rewritten — but only if it is this very batch.
+    if (sha256Hex(stored) !== encoded.sha256Compressed) return conflict('holds other content');
+    return 'uncommitted-same';
+  }
+  // A sidecar: these rows were archived and committed before and are back in the table (e.g.
+  // restored). Delete the copies against that object, never rewrite it — but only when it
+  // holds exactly these rows in exactly these versions: the same lines (compared uncompressed,
+  // so another compression level does not matter), the same columns and the same json flags,
+  // which live in the sidecar, not in the lines (a JSON null and an SQL NULL share a line).
+  const committed = parseCommittedMetadata(storedMeta);
+  if (committed === undefined || sha256Hex(stored) !== committed.sha256_compressed) {
+    return conflict('does not match its own metadata sidecar (run validate on it)');
+  }
+  const expected = lineFlagsMetadata(plan, rows);
+  const columns = plan.columns.map((c) => ({ name: c.name, type: c.type }));
+  const same =
+    committed.sha256_uncompressed === encoded.sha256Uncompressed &&
+    JSON.stringify(committed.columns) === JSON.stringify(columns) &&
+    JSON.stringify(committed.json_null_values) === JSON.stringify(expected.json_null_values) &&
+    JSON.stringify(committed.json_text_values) === JSON.stringify(expected.json_text_values);
+  if (!same) {
+    // Rows restored into the table and changed since (or the table's columns changed) make a
+    // batch of the same shape, so the same plain id, as the committed object they came from.
+    // That object stays as it is; the batch goes to an id derived from its content too, so a
+    // rerun finds it again (found by probing: the table failed with STORAGE_CONFLICT on every
+    // run). The marker written for the committed object's name goes first; a crash before
+    // that leaves one the next run reconciles as "committed earlier".
+    if (content !== undefined) return conflict('is a committed object whose rows differ from the ones now in the table');
+    await store.delete(markerKey);
+    log.info({ key }, 'a committed object of other versions of these rows holds this batch id: archiving them under an id derived from their content');
+    // Everything `same` compares: rows that differ only in a json flag get an id of their own too.
+    const versions = sha256Hex(JSON.stringify([encoded.sha256Uncompressed, columns, expected.json_null_values, expected.json_text_values]));
+    return archiveBatchAs(ctx, rows, versions);
+  }
+  // Deleting against it must meet the table's encryption requirement like a fresh upload —
+  // but it is a committed archive: refuse, never remove it (found in review).
+  if (ctx.requiredSse !== undefined) {
+    for (const k of [key, metaKey]) {
+      const reported = (await store.head(k))?.serverSideEncryption;
+      if (reported !== ctx.requiredSse) {
+        await store.delete(markerKey);
+        throw new AuditlogError(
+          'ENCRYPTION_MISMATCH',
+          `${k}: the committed object these rows were archived to before reports server-side encryption ${reported ?? 'none'}, the table requires ${ctx.requiredSse}: nothing was deleted; re-encrypt the object (copy it onto itself with SSE) or move it away, then rerun`,
+          { details: { key: k, expected: ctx.requiredSse, reported: reported ?? null } },
+        );
+      }
+    }
+  }
+  return deleteCopiesOfCommitted(ctx, rows, encoded, key, markerKey, marker);
 }
 
 /**
@@ -241,22 +280,34 @@ function assertOneLinePerRow(encoded: EncodedBatch, rows: RowSet, key: string): 
   }
 }
 
-async function uploadVerified(ctx: ArchiveContext, key: string, encoded: EncodedBatch): Promise<void> {
-  await timed(ctx, 'upload', () => ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true }));
+/** 'exists': the store is create-only and an object was already at the key; nothing was written or verified. */
+async function uploadVerified(ctx: ArchiveContext, key: string, encoded: EncodedBatch): Promise<'written' | 'exists'> {
+  const written = await timed(ctx, 'upload', () =>
+    ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true, ...(ctx.createOnly ? { ifAbsent: true } : {}) }),
+  );
+  if (written?.alreadyExists === true) return 'exists';
   await ctx.onPhase?.('after-upload');
+  await verifyUploaded(ctx, key, encoded);
+  return 'written';
+}
+
+async function verifyUploaded(ctx: ArchiveContext, key: string, encoded: EncodedBatch): Promise<void> {
   if (ctx.requiredSse !== undefined) await checkStoredEncryption(ctx, key, ctx.requiredSse);
   await timed(ctx, 'verify', () => verifyStoredBatch(ctx.store, key, encoded));
 }
 
 async function writeVerifiedSidecar(ctx: ArchiveContext, metaKey: string, meta: Buffer): Promise<void> {
-  const written = await ctx.store.put(metaKey, meta, { sha256Hex: sha256Hex(meta), contentType: 'application/json', confirmBytes: true });
+  const written = await ctx.store.put(metaKey, meta, { sha256Hex: sha256Hex(meta), contentType: 'application/json', confirmBytes: true, ...(ctx.createOnly ? { ifAbsent: true } : {}) });
+  // Outside the try below: a sidecar this batch did not write is never removed.
+  if (written?.alreadyExists === true) await assertOwnSidecar(ctx, metaKey, meta);
   // Not only trusted to ChecksumSHA256: S3-compatible servers that ignore it (s3rver, some
   // MinIO/Ceph versions) store a sidecar damaged in transit and answer 200, and the delete would
   // then commit against a manifest and checksums that no longer describe the object (found by
   // test/resilience/storage-faults.test.ts). Proven by the PUT's own answer where the store can
   // (an ETag equal to the sidecar's MD5), else read back: one small GET per batch.
   try {
-    if (written?.bytesConfirmed !== true) await verifyStoredBytes(ctx.store, metaKey, meta);
+    // A refused create-only PUT was just compared byte for byte by assertOwnSidecar.
+    if (written?.bytesConfirmed !== true && written?.alreadyExists !== true) await verifyStoredBytes(ctx.store, metaKey, meta);
     // The sidecar lists the batch's primary keys: it must be encrypted like the data.
     if (ctx.requiredSse !== undefined) await checkStoredEncryption(ctx, metaKey, ctx.requiredSse);
   } catch (error) {
@@ -265,6 +316,22 @@ async function writeVerifiedSidecar(ctx: ArchiveContext, metaKey: string, meta: 
     await ctx.store.delete(metaKey).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * A create-only sidecar PUT found an object at its key. The same bytes can only be an attempt of
+ * this very PUT that landed though its answer was lost (the bytes name this delete transaction).
+ * Anything else is a stale or late sidecar someone else wrote: the delete must not run against
+ * it, and it is left in place for inspection.
+ */
+async function assertOwnSidecar(ctx: ArchiveContext, metaKey: string, meta: Buffer): Promise<void> {
+  const stored = await ctx.store.get(metaKey);
+  if (stored !== undefined && stored.equals(meta)) return;
+  throw new AuditlogError(
+    'STORAGE_CONFLICT',
+    `${metaKey}: a metadata sidecar this batch did not write is already there (a late write of an earlier attempt, or another writer); nothing was deleted and it was left in place — inspect it and its data object (run validate), move them away, then rerun`,
+    { details: { key: metaKey } },
+  );
 }
 
 /**

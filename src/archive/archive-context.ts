@@ -18,6 +18,11 @@ export type BatchPhase = 'after-read' | 'after-marker' | 'after-upload' | 'after
 
 export interface ArchiveContext {
   store: ObjectStore;
+  /**
+   * The store refuses a write over an existing object (ObjectStore.conditionalCreate): data objects
+   * and sidecars are then written create-only, with no HEAD first. False: HEAD, then PUT.
+   */
+  createOnly: boolean;
   pool: pg.Pool;
   plan: TablePlan;
   lock: TableLock;

@@ -116,6 +116,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
       try {
         const ctx = {
           store: input.store,
+          createOnly: (await input.store.conditionalCreate?.())?.supported === true,
           pool: input.pool,
           plan,
           lock,

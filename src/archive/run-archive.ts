@@ -64,6 +64,7 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
 async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[], dryRun: boolean, started: number): Promise<RunSummary> {
   // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
   await options.store.check();
+  if (!dryRun) await logConditionalCreate(options);
   if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
   const holds = await loadRunHolds(options.config, options.holdSources);
   if (holds.unavailable !== undefined) options.logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table is archived (fail closed)');
@@ -84,6 +85,20 @@ async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[]
   const summary: RunSummary = { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, held: tables.filter((t) => t.status === 'held').length, durationMs: Date.now() - started };
   options.events?.emit('run:finished', { runId: options.runId, command: 'archive', summary });
   return summary;
+}
+
+/**
+ * Probes (once per store; each table's batches reuse the answer) whether writes can be
+ * create-only, and says so once: it decides whether a late or repeated write can overwrite an
+ * object (docs/format.md "Commit protocol"). Never fails the run.
+ */
+async function logConditionalCreate(options: RunArchiveOptions): Promise<void> {
+  const support = await options.store.conditionalCreate?.();
+  if (support === undefined) {
+    options.logger.info('storage has no create-only writes: each batch checks its key with HEAD before writing');
+    return;
+  }
+  options.logger.info({ conditional_create: support.supported, reason: redactSecrets(support.reason, options.secrets ?? []) }, support.supported ? 'storage supports create-only writes: objects are written with If-None-Match, never over an existing one' : 'storage has no create-only writes: each batch checks its key with HEAD before writing');
 }
 
 /**
