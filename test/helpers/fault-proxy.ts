@@ -12,6 +12,14 @@
  * request the client gave up on and retried lands after its retry, as a slow storage node or a
  * buffering gateway may complete it). Rules see the
  * method and path and a per-method counter, so tests can fail "every 3rd PUT" or "all PUTs from now on".
+ *
+ * With `emulateConditionalCreate`, the proxy also EMULATES a server feature s3rver lacks (s3rver
+ * ignores If-None-Match on writes and stores the object anyway): a PUT or POST (PutObject,
+ * CompleteMultipartUpload) carrying `If-None-Match: *` that the rule lets pass, or that
+ * `deliverHeld()` delivers, is preceded by a HEAD of its key upstream and answered 412
+ * PreconditionFailed with an S3 XML error body when an object is there, as AWS S3, MinIO and R2
+ * answer; otherwise it is forwarded. The HEAD and the write are two requests, not one atomic step:
+ * good enough for tests that do not race two writers on one key.
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,10 +33,17 @@ export interface RequestInfo {
   nth: number;
 }
 
+export interface FaultProxyOptions {
+  /** Emulate `If-None-Match: *` on writes (see the module comment). */
+  emulateConditionalCreate?: boolean;
+}
+
 export interface FaultProxy {
   endpoint: string;
   rule: (req: RequestInfo) => FaultAction;
   injected: number;
+  /** Paths of the writes answered 412 by the conditional-create emulation, in order. */
+  refusedCreates: string[];
   /** Sends the requests `hold` kept to the server, in arrival order; the server's status codes. */
   deliverHeld(): Promise<number[]>;
   stop(): Promise<void>;
@@ -41,12 +56,32 @@ interface HeldRequest {
   body: Buffer;
 }
 
-export async function startFaultProxy(target: string): Promise<FaultProxy> {
+const PRECONDITION_FAILED_BODY =
+  '<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>';
+
+export async function startFaultProxy(target: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
   const upstream = new URL(target);
   const counts = new Map<string, number>();
   const held: HeldRequest[] = [];
-  const send = (h: HeldRequest): Promise<number> =>
+  const isConditionalCreate = (method: string, headers: IncomingHttpHeaders): boolean =>
+    options.emulateConditionalCreate === true && (method === 'PUT' || method === 'POST') && headers['if-none-match'] === '*';
+  /** HEAD of the write's key upstream, signed like the write (s3rver checks the key id, not the signature). */
+  const objectExists = (path: string, headers: IncomingHttpHeaders): Promise<boolean> =>
     new Promise((resolve, reject) => {
+      const { 'content-length': _length, 'content-type': _type, 'content-md5': _md5, expect: _expect, 'transfer-encoding': _te, 'if-none-match': _inm, ...rest } = headers;
+      const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: 'HEAD', path: path.split('?')[0], headers: rest }, (up) => {
+        up.resume();
+        up.on('end', () => resolve(up.statusCode === 200));
+      });
+      out.on('error', reject);
+      out.end();
+    });
+  const send = async (h: HeldRequest): Promise<number> => {
+    if (isConditionalCreate(h.method, h.headers) && (await objectExists(h.path, h.headers))) {
+      proxy.refusedCreates.push(h.path);
+      return 412;
+    }
+    return new Promise((resolve, reject) => {
       const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: h.method, path: h.path, headers: h.headers }, (up) => {
         up.resume();
         up.on('end', () => resolve(up.statusCode ?? 0));
@@ -54,10 +89,12 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       out.on('error', reject);
       out.end(h.body);
     });
+  };
   const proxy: FaultProxy = {
     endpoint: '',
     rule: () => 'pass',
     injected: 0,
+    refusedCreates: [],
     deliverHeld: async () => {
       const statuses: number[] = [];
       for (const h of held.splice(0)) statuses.push(await send(h));
@@ -86,6 +123,31 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => held.push({ method, path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks) }));
+      return;
+    }
+    if (action === 'pass' && isConditionalCreate(method, req.headers)) {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const path = req.url ?? '/';
+        void objectExists(path, req.headers).then(
+          (exists) => {
+            if (exists) {
+              proxy.refusedCreates.push(path);
+              res.writeHead(412, { 'content-type': 'application/xml' });
+              res.end(PRECONDITION_FAILED_BODY);
+              return;
+            }
+            const out = httpRequest({ host: upstream.hostname, port: upstream.port, method, path, headers: req.headers }, (up) => {
+              res.writeHead(up.statusCode ?? 502, up.headers);
+              up.pipe(res);
+            });
+            out.on('error', () => res.destroy());
+            out.end(Buffer.concat(chunks));
+          },
+          () => res.destroy(),
+        );
+      });
       return;
     }
     if (typeof action === 'object') {

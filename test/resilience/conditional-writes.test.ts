@@ -1,0 +1,169 @@
+/**
+ * Create-only writes in the archive pipeline (docs/format.md "Commit protocol"): where the server
+ * refuses a PUT over an existing object (If-None-Match: *), no batch HEADs its key first, and no
+ * write — late, repeated or foreign — replaces an object. s3rver lacks the feature: the fault proxy
+ * emulates it (test/helpers/fault-proxy.ts), as AWS S3, MinIO and R2 answer.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { inspectArchive } from '../helpers/archive-inspect.js';
+import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
+import { archiveWith } from '../helpers/archive-run.js';
+import { createEventsTable, rowIds } from '../helpers/events-table.js';
+import { startFaultProxy, type FaultProxy, type RequestInfo } from '../helpers/fault-proxy.js';
+import { expectRowsOf, noteApplicationChanges, type ExpectedRows } from '../helpers/invariant-checker.js';
+import type { Config } from '../../src/config/schema.js';
+import { createObjectStore } from '../../src/storage/create-object-store.js';
+import { validateArchive } from '../../src/validate/validate-archive.js';
+import { events, finishAndCheck } from './finish-and-check.js';
+
+const fx = useArchiveFixture();
+let proxy: FaultProxy;
+beforeEach(async () => {
+  proxy = await startFaultProxy(fx.s3.endpoint, { emulateConditionalCreate: true });
+});
+afterEach(async () => {
+  await proxy.stop();
+});
+
+const ROWS = 50;
+const fastRetry = { max_attempts: 6, base_delay_ms: 1, max_delay_ms: 5 };
+const isData = (r: RequestInfo): boolean => r.path.includes('.jsonl.gz');
+
+async function seedEvents(rows = ROWS): Promise<ExpectedRows> {
+  await createEventsTable(fx.db, { rows, stepMinutes: 20, endDaysAgo: 11 });
+  return expectRowsOf(fx.db, events);
+}
+
+function proxiedConfig(s3: Partial<NonNullable<Config['s3']>> = {}, defaults: Record<string, unknown> = {}): Config {
+  const config = fx.configFor([eventsTable], defaults);
+  config.s3 = { ...config.s3!, endpoint: proxy.endpoint, retry: fastRetry, ...s3 };
+  return config;
+}
+
+function runThroughProxy(config: Config, extra: Parameters<typeof archiveWith>[2] = {}): ReturnType<typeof archiveWith> {
+  return archiveWith(config, createObjectStore(config), extra);
+}
+
+async function validateFindings(config: Config): Promise<unknown[]> {
+  const direct = fx.configFor([eventsTable]);
+  const report = await validateArchive({ config: direct, store: fx.store, databases: config.databases, deep: true, deepThreshold: 0, concurrency: 2, checkDatabase: true });
+  return report.tables.flatMap((t) => t.findings);
+}
+
+describe('a server with conditional writes', () => {
+  it('no batch HEADs its data key; every row is archived exactly once', async () => {
+    const expected = await seedEvents();
+    let dataHeads = 0;
+    proxy.rule = (r) => {
+      if (r.method === 'HEAD' && isData(r)) dataHeads++;
+      return 'pass';
+    };
+    const summary = await runThroughProxy(proxiedConfig());
+    expect(summary.tables[0]!.error).toBeUndefined();
+    expect(summary.tables[0]!.rowsArchived).toBe(ROWS);
+    expect(summary.tables[0]!.batches).toBeGreaterThan(1);
+    expect(dataHeads).toBe(0);
+    await finishAndCheck(fx, expected, { scenario: 'storage: conditional writes, normal run (no HEAD of data keys)', injected: 'none (fault proxy emulates If-None-Match: *)', archived: ROWS });
+  });
+
+  it('a late first PUT of a batch rewritten without a changed row is refused (412): validate finds nothing, every row once', async () => {
+    // docs/reliability.md "A write the archiver gave up on can land late": without conditional
+    // writes the late original replaced the committed rewrite (SIZE_MISMATCH/CHECKSUM_MISMATCH).
+    const expected = await seedEvents();
+    let held = false;
+    proxy.rule = (r) => {
+      if (held || r.method !== 'PUT' || !isData(r)) return 'pass';
+      held = true;
+      return 'hold';
+    };
+    let changed = false;
+    const config = proxiedConfig({ request_timeout_ms: 400 }, { batch_size: 1000, batches_in_flight: 1 });
+    const summary = await runThroughProxy(config, {
+      onPhase: async (phase) => {
+        if (phase !== 'after-upload' || changed) return;
+        changed = true;
+        // The application changes a row after it was read: the guarded delete skips it and the
+        // object is rewritten without it.
+        await fx.db.query(`UPDATE events SET note = 'changed' WHERE id = 7`);
+      },
+    });
+    expect(held).toBe(true);
+    expect(summary.tables[0]!.error).toBeUndefined();
+    expect(summary.tables[0]!.rowsArchived).toBe(ROWS - 1);
+    expect(await rowIds(fx.db)).toEqual(['7']);
+    await noteApplicationChanges(fx.db, events, expected, 'id = 7', []);
+
+    expect(await proxy.deliverHeld()).toEqual([412]);
+    expect(await validateFindings(config)).toEqual([]);
+    const archive = await inspectArchive(fx.store);
+    expect(archive.objects.reduce((sum, o) => sum + o.meta.record_count, 0)).toBe(ROWS - 1);
+    await finishAndCheck(fx, expected, {
+      scenario: 'storage: the first data PUT of a rewritten batch lands after the run (conditional writes)',
+      injected: 'HTTP proxy (emulating If-None-Match: *): the first data PUT held unanswered (request_timeout_ms 400), delivered after the run; row 7 updated after upload',
+      archived: ROWS,
+    });
+  });
+
+  it('rows restored into the table meet their committed object at the create-only PUT: it is never overwritten, the copies are deleted against it', async () => {
+    await createEventsTable(fx.db, { rows: 12, stepMinutes: 60, endDaysAgo: 11 });
+    await fx.db.query('CREATE TABLE events_copy AS SELECT * FROM events');
+    const config = proxiedConfig({}, { batch_size: 50 });
+    expect((await runThroughProxy(config)).tables[0]!.rowsArchived).toBe(12);
+    const snapshot = async (): Promise<Map<string, string>> => {
+      const out = new Map<string, string>();
+      for await (const o of fx.store.list('')) if (!o.key.startsWith('_auditlog/')) out.set(o.key, (await fx.store.get(o.key))!.toString('base64'));
+      return out;
+    };
+    const before = await snapshot();
+    expect([...before.keys()].filter((k) => k.endsWith('.jsonl.gz'))).toHaveLength(1);
+
+    await fx.db.query('INSERT INTO events SELECT * FROM events_copy');
+    proxy.refusedCreates.length = 0;
+    const again = await runThroughProxy(config);
+    expect(again.tables[0]!.error).toBeUndefined();
+    expect(again.tables[0]!.rowsArchived).toBe(12);
+    // The data PUT was refused (412), and the HEAD path's decision ran on what was there.
+    expect(proxy.refusedCreates.filter((p) => p.includes('.jsonl.gz'))).toHaveLength(1);
+    expect(await rowIds(fx.db)).toEqual([]);
+    expect(await snapshot()).toEqual(before);
+    expect((await inspectArchive(fx.store)).pendingMarkers).toEqual([]);
+  });
+
+  it('an uncommitted object of other content at the key stops the table with STORAGE_CONFLICT and is not overwritten', async () => {
+    const { key, config } = await archivedThenRestored();
+    await fx.store.delete(key.replace(/\.jsonl\.gz$/, '.metadata.json'));
+    await fx.store.put(key, Buffer.from('someone else'));
+    proxy.refusedCreates.length = 0;
+
+    const summary = await runThroughProxy(config);
+    expect(summary.tables[0]!.error?.code).toBe('STORAGE_CONFLICT');
+    expect(proxy.refusedCreates.filter((p) => p.includes('.jsonl.gz'))).toHaveLength(1);
+    expect((await fx.store.get(key))?.toString()).toBe('someone else');
+    expect(await rowIds(fx.db)).toHaveLength(12);
+  });
+
+  it('a sidecar already at the key that this batch did not write stops the table with STORAGE_CONFLICT: nothing deleted, that sidecar left in place', async () => {
+    const { key, config } = await archivedThenRestored();
+    const metaKey = key.replace(/\.jsonl\.gz$/, '.metadata.json');
+    await fx.store.delete(key);
+    await fx.store.put(metaKey, Buffer.from('{"stale":"sidecar"}'));
+
+    const summary = await runThroughProxy(config);
+    expect(summary.tables[0]!.error?.code).toBe('STORAGE_CONFLICT');
+    expect(summary.tables[0]!.error?.message).toContain('nothing was deleted');
+    expect((await fx.store.get(metaKey))?.toString()).toBe('{"stale":"sidecar"}');
+    expect(await rowIds(fx.db)).toHaveLength(12);
+  });
+});
+
+/** 12 rows archived into one object through the proxy, then put back into the table (as a restore would): its key and config. */
+async function archivedThenRestored(): Promise<{ key: string; config: Config }> {
+  await createEventsTable(fx.db, { rows: 12, stepMinutes: 60, endDaysAgo: 11 });
+  await fx.db.query('CREATE TABLE events_copy AS SELECT * FROM events');
+  const config = proxiedConfig({}, { batch_size: 50 });
+  expect((await runThroughProxy(config)).tables[0]!.rowsArchived).toBe(12);
+  const objects = (await inspectArchive(fx.store)).objects;
+  expect(objects).toHaveLength(1);
+  await fx.db.query('INSERT INTO events SELECT * FROM events_copy');
+  return { key: objects[0]!.key, config };
+}
