@@ -66,6 +66,18 @@ describe('a server with conditional writes', () => {
     await finishAndCheck(fx, expected, { scenario: 'storage: conditional writes, normal run (no HEAD of data keys)', injected: 'none (fault proxy emulates If-None-Match: *)', archived: ROWS });
   });
 
+  it('a data or sidecar PUT stored though its answer was lost: the retry gets 412, the bytes are found identical, the batch goes on', async () => {
+    const expected = await seedEvents();
+    let puts = 0;
+    proxy.rule = (r) => (r.method === 'PUT' && !r.path.includes('_auditlog/') && ++puts % 3 === 0 ? 'reset-mid-response' : 'pass');
+    const summary = await runThroughProxy(proxiedConfig());
+    expect(summary.tables[0]!.error).toBeUndefined();
+    expect(summary.tables[0]!.rowsArchived).toBe(ROWS);
+    expect(proxy.refusedCreates.filter((p) => p.includes('.jsonl.gz'))).not.toHaveLength(0);
+    expect(proxy.refusedCreates.filter((p) => p.includes('.metadata.json'))).not.toHaveLength(0);
+    await finishAndCheck(fx, expected, { scenario: 'storage: conditional writes, PUTs stored but their answers lost (retries get 412)', injected: 'HTTP proxy (emulating If-None-Match: *): every 3rd data or sidecar PUT stored, then its connection reset', archived: ROWS });
+  });
+
   it('a late first PUT of a batch rewritten without a changed row is refused (412): validate finds nothing, every row once', async () => {
     // docs/reliability.md "A write the archiver gave up on can land late": without conditional
     // writes the late original replaced the committed rewrite (SIZE_MISMATCH/CHECKSUM_MISMATCH).
