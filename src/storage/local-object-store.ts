@@ -42,6 +42,8 @@ export class LocalObjectStore implements ObjectStore {
   readonly description: string;
   private readonly root: string;
   private readonly retry: RetryConfig;
+  /** The one probe of hard links in the root (see conditionalCreate). */
+  private linkProbe: Promise<ConditionalCreateSupport> | undefined;
 
   constructor(
     config: LocalObjectStoreConfig,
@@ -66,9 +68,15 @@ export class LocalObjectStore implements ObjectStore {
     });
   }
 
-  /** link(2) is a no-replace create on every POSIX file system this store runs on. */
+  /**
+   * Create-only writes use link(2), which never replaces a name; but not every mounted file system
+   * has hard links (vfat/exFAT, some FUSE and SMB mounts answer EPERM or ENOTSUP). Probed once,
+   * in the directory itself: without them every put stays a rename, checked by HEAD first as
+   * before, instead of every create-only put failing.
+   */
   conditionalCreate(): Promise<ConditionalCreateSupport> {
-    return Promise.resolve({ supported: true, reason: 'local directory: create-only writes use link(2), which never replaces a file' });
+    this.linkProbe ??= probeHardLinks(this.root);
+    return this.linkProbe;
   }
 
   async get(key: string): Promise<Buffer | undefined> {
@@ -319,6 +327,33 @@ async function writeFileAtomically(target: string, body: Buffer): Promise<void> 
   }
   // The rename is durable only once the directory entry is on disk.
   await fsyncDirectory(path.dirname(target));
+}
+
+/**
+ * Whether link(2) works as a no-replace create in `root`: a temp file linked to a fresh name, then
+ * linked again onto it, which must fail with EEXIST. Never throws; `linkFile` is replaceable so
+ * the answer for a file system without hard links can be tested.
+ */
+export async function probeHardLinks(root: string, linkFile: (from: string, to: string) => Promise<void> = link): Promise<ConditionalCreateSupport> {
+  const base = path.join(root, `.auditlog-link-probe.${process.pid}-${randomBytes(6).toString('hex')}`);
+  const temp = `${base}${LOCAL_TEMP_SUFFIX}`;
+  const linked = `${base}.linked${LOCAL_TEMP_SUFFIX}`;
+  try {
+    await (await open(temp, 'wx', 0o644)).close();
+    await linkFile(temp, linked);
+    try {
+      await linkFile(temp, linked);
+      return { supported: false, reason: `local directory ${root}: link(2) replaced an existing name` };
+    } catch (error) {
+      if (hasCode(error, 'EEXIST')) return { supported: true, reason: 'local directory: create-only writes use link(2), which never replaces a file' };
+      throw error;
+    }
+  } catch (error) {
+    return { supported: false, reason: `local directory ${root} has no usable hard links (${describeError(error)}): each batch checks its key before writing, and writes by rename` };
+  } finally {
+    await rm(temp, { force: true });
+    await rm(linked, { force: true });
+  }
 }
 
 /**

@@ -135,6 +135,10 @@ export class S3ObjectStore implements ObjectStore {
     const fullKey = this.toFullKey(key, 'put');
     const digest = options.sha256Hex === undefined ? undefined : verifyPutBody(body, options.sha256Hex, this.target(fullKey));
     if (body.length >= this.multipartThreshold) {
+      // The probe proved If-None-Match on PutObject only; a server may still ignore it on
+      // CompleteMultipartUpload. So a create-only multipart put also checks the key first, as
+      // every put did before create-only writes: never less safe than that.
+      if (options.ifAbsent === true && (await this.head(key)) !== undefined) return { alreadyExists: true };
       // A multipart ETag is not the MD5 of the object: nothing to confirm from it.
       const created = await this.putMultipart(fullKey, body, options, digest !== undefined);
       return created ? {} : { alreadyExists: true };

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalObjectStore } from '../../src/storage/local-object-store.js';
+import { LocalObjectStore, probeHardLinks } from '../../src/storage/local-object-store.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import type { S3Config } from '../../src/config/schema.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
@@ -74,10 +74,26 @@ describe('conditionalCreate probe', () => {
     expect(support.reason).toContain('probe failed');
   });
 
-  it('the local directory store always supports it', async () => {
+  it('the local directory store supports it where the file system has hard links, and leaves no probe file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cond-local-'));
     try {
       expect((await new LocalObjectStore({ path: dir }).conditionalCreate()).supported).toBe(true);
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a local file system without hard links (link answers EPERM, as vfat or some FUSE mounts do): unsupported, never an error, no probe file left', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cond-nolink-'));
+    try {
+      const noLinks = (): Promise<void> => Promise.reject(Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' }));
+      const support = await probeHardLinks(dir, noLinks);
+      expect(support.supported).toBe(false);
+      expect(support.reason).toContain('no usable hard links');
+      expect(await readdir(dir)).toEqual([]);
+      // A file system whose link replaces the name (no EEXIST) cannot be trusted either.
+      expect((await probeHardLinks(dir, () => Promise.resolve())).supported).toBe(false);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -102,10 +118,23 @@ describe('create-only put on S3 (emulating proxy)', () => {
     const store = s3Store(proxy.endpoint, { multipart_threshold_mb: 5, multipart_part_size_mb: 5 });
     await store.put('big', Buffer.from('small original'));
     const body = Buffer.alloc(6 * 1024 * 1024, 7);
+    // The key check before the upload misses it (as if the object appeared just after it): the
+    // refusal comes from the completion.
+    proxy.rule = (r) => (r.method === 'HEAD' && r.path.endsWith('/big') ? { status: 404, code: 'NotFound' } : 'pass');
     expect(await store.put('big', body, { ifAbsent: true })).toEqual({ alreadyExists: true });
+    proxy.rule = () => 'pass';
     expect((await store.get('big'))?.toString()).toBe('small original');
     expect(await store.put('big-new', body, { ifAbsent: true })).toEqual({});
     expect((await store.get('big-new'))?.equals(body)).toBe(true);
+  });
+
+  it('a server that honours If-None-Match on PutObject but not on CompleteMultipartUpload (plain s3rver ignores both): a multipart create-only put still never replaces an object', async () => {
+    // Found in review: the probe proves the header on PutObject only, and with create-only writes
+    // the batch no longer checks its key first; the multipart path checks it itself.
+    const store = s3Store(s3.endpoint, { multipart_threshold_mb: 5, multipart_part_size_mb: 5 });
+    await store.put('big', Buffer.from('committed original'));
+    expect(await store.put('big', Buffer.alloc(6 * 1024 * 1024, 7), { ifAbsent: true })).toEqual({ alreadyExists: true });
+    expect((await store.get('big'))?.toString()).toBe('committed original');
   });
 
   it('409 ConditionalRequestConflict is retried', async () => {
