@@ -11,7 +11,7 @@
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { lockLostError } from '../core/table-lock.js';
 import { describeDeleteTrigger, tableLabel } from '../core/table-plan.js';
-import { computeBatchId, FORMAT_NAME, FORMAT_VERSION, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
+import { computeBatchId, FORMAT_NAME, FORMAT_VERSION, hasValidDeleteTxid, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
 import { keyId, subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
 import { markerTableOf, serializeMarker, type PendingMarker } from './pending-marker.js';
@@ -22,7 +22,7 @@ import { quoteIdent } from '../db/quote-ident.js';
 import { timed, type ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
 import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
-import { resolveAmbiguousCommit } from './reconcile-pending.js';
+import { resolveAmbiguousCommit, selectTxidStatus } from './reconcile-pending.js';
 
 /** Attempts at a delete whose returned set must equal the archived set; rows keep changing → give up on them. */
 const MAX_DELETE_ATTEMPTS = 3;
@@ -78,7 +78,10 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
   const markerKey = pendingMarkerKey(ctx.prefix, rows.day, objectName);
   const log = ctx.logger.child({ batch: batchId });
 
-  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), delete_txid: null, origin: ctx.origin, table: markerTableOf(plan) };
+  // No `delete_txid`: the sidecar names the delete transaction. Not even null — versions before
+  // that read a null as "no delete started" and removed the object, committed or not (found in
+  // review: a crash left committed batches' markers, and the previous version, run next, lost their rows).
+  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), origin: ctx.origin, table: markerTableOf(plan) };
   const target: BatchTarget = { batchId, key, metaKey, markerKey, marker, content };
   let current = rows;
   // Independent of each other; only the data upload must wait for the marker. A create-only store
@@ -98,7 +101,10 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
   }
 
   for (let attempt = 1; ; attempt++) {
-    if ((await uploadVerified(ctx, key, encoded)) === 'exists') {
+    // Create-only for the batch's first write only. A rewrite replaces this batch's own uncommitted
+    // object in place, never deleting the key first: a DELETE storage completed late would then
+    // remove the committed rewrite (found in review). A late first PUT still meets an object there and is refused.
+    if ((await uploadVerified(ctx, key, encoded, ctx.createOnly && attempt === 1)) === 'exists') {
       const decided = await decideExisting(ctx, current, encoded, target);
       if (decided !== 'uncommitted-same') return decided;
       // Byte for byte what this batch would write (an attempt of this PUT that landed unseen, or
@@ -143,11 +149,6 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
     // No delete has committed for this batch: drop the sidecar first, so a crash mid-rewrite
     // leaves a data object without metadata, which reconciliation removes (never a mismatched pair).
     await store.delete(metaKey);
-    // A create-only store never overwrites, so the old object goes too; a crash before the new
-    // PUT leaves a marker without a data object, which reconciliation reads as nothing written
-    // (the rows are all still in the table). A late PUT of an earlier attempt now meets the new
-    // object and is refused, instead of replacing the committed rewrite.
-    if (ctx.createOnly) await store.delete(key);
   }
 }
 
@@ -184,6 +185,20 @@ async function decideExisting(ctx: ArchiveContext, rows: RowSet, encoded: Encode
   const committed = parseCommittedMetadata(storedMeta);
   if (committed === undefined || sha256Hex(stored) !== committed.sha256_compressed) {
     return conflict('does not match its own metadata sidecar (run validate on it)');
+  }
+  // The sidecar is written inside the delete transaction it names, so it proves a commit only
+  // once that transaction committed (found in review: late writes of an attempt whose delete
+  // rolled back would otherwise pass for a committed object, and its rows be archived twice).
+  if (committed.delete_txid !== undefined) {
+    const status = await selectTxidStatus(ctx, committed.delete_txid);
+    if (status === 'aborted' || status === 'in progress') {
+      // The marker stays: the next run reconciles the object against the table (docs/format.md).
+      throw new AuditlogError(
+        'STORAGE_CONFLICT',
+        `${key} already exists with a metadata sidecar whose delete transaction ${committed.delete_txid} ${status === 'aborted' ? 'did not commit' : 'is still open'}: it is not a committed archive; nothing was deleted or overwritten — rerun: the next run reconciles it against the table`,
+        { details: { key, delete_txid: committed.delete_txid, txid_status: status } },
+      );
+    }
   }
   const expected = lineFlagsMetadata(plan, rows);
   const columns = plan.columns.map((c) => ({ name: c.name, type: c.type }));
@@ -280,10 +295,10 @@ function assertOneLinePerRow(encoded: EncodedBatch, rows: RowSet, key: string): 
   }
 }
 
-/** 'exists': the store is create-only and an object was already at the key; nothing was written or verified. */
-async function uploadVerified(ctx: ArchiveContext, key: string, encoded: EncodedBatch): Promise<'written' | 'exists'> {
+/** 'exists': a create-only put found an object already at the key; nothing was written or verified. */
+async function uploadVerified(ctx: ArchiveContext, key: string, encoded: EncodedBatch, createOnly: boolean): Promise<'written' | 'exists'> {
   const written = await timed(ctx, 'upload', () =>
-    ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true, ...(ctx.createOnly ? { ifAbsent: true } : {}) }),
+    ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true, ...(createOnly ? { ifAbsent: true } : {}) }),
   );
   if (written?.alreadyExists === true) return 'exists';
   await ctx.onPhase?.('after-upload');
@@ -361,7 +376,7 @@ function lineFlagsMetadata(plan: ArchiveContext['plan'], rows: RowSet): Pick<Bat
 function parseCommittedMetadata(body: Buffer): BatchMetadata | undefined {
   try {
     const meta = JSON.parse(body.toString('utf8')) as BatchMetadata;
-    return typeof meta.sha256_uncompressed === 'string' && Array.isArray(meta.json_null_values) && Array.isArray(meta.json_text_values) ? meta : undefined;
+    return typeof meta.sha256_uncompressed === 'string' && Array.isArray(meta.json_null_values) && Array.isArray(meta.json_text_values) && hasValidDeleteTxid(meta) ? meta : undefined;
   } catch {
     return undefined;
   }

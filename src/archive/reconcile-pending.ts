@@ -9,7 +9,7 @@
  * the application deleted, or archive a row twice.
  */
 import { AuditlogError } from '../core/errors.js';
-import { sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
+import { hasValidDeleteTxid, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
 import { selectPresentRows } from '../db/archive-queries.js';
 import type { ArchiveContext } from './archive-context.js';
@@ -142,7 +142,8 @@ function warnOtherTable(ctx: ArchiveContext, markerKey: string, key: string, why
   );
 }
 
-async function selectTxidStatus(ctx: ArchiveContext, txid: string): Promise<TxidStatus> {
+/** txid_status() of a delete transaction; one in this database's future counts as aborted. */
+export async function selectTxidStatus(ctx: Pick<ArchiveContext, 'pool' | 'logger'>, txid: string): Promise<TxidStatus> {
   let status: string | null;
   try {
     const r = await ctx.pool.query<{ status: string | null }>('SELECT txid_status($1::bigint) AS status', [txid]);
@@ -163,8 +164,7 @@ async function selectTxidStatus(ctx: ArchiveContext, txid: string): Promise<Txid
 function parseMetadata(body: Buffer, metaKey: string): BatchMetadata {
   try {
     const meta = JSON.parse(body.toString('utf8')) as BatchMetadata;
-    const txidOk = meta.delete_txid === undefined || (typeof meta.delete_txid === 'string' && /^[0-9]+$/.test(meta.delete_txid));
-    if (Array.isArray(meta.primary_keys) && Array.isArray(meta.xmins) && meta.xmins.length === meta.primary_keys.length && typeof meta.sha256_compressed === 'string' && txidOk) return meta;
+    if (Array.isArray(meta.primary_keys) && Array.isArray(meta.xmins) && meta.xmins.length === meta.primary_keys.length && typeof meta.sha256_compressed === 'string' && hasValidDeleteTxid(meta)) return meta;
   } catch {
     // reported below
   }

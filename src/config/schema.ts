@@ -194,7 +194,9 @@ export const defaultsSchema = z
     lock_timeout_ms: positiveMs.default(5_000).describe('lock_timeout of the archiver sessions.'),
     idle_in_transaction_session_timeout_ms: positiveMs
       .default(60_000)
-      .describe('idle_in_transaction_session_timeout of the archiver sessions.'),
+      .describe(
+        "idle_in_transaction_session_timeout of the archiver sessions. Each delete transaction waits, idle, while the batch's metadata sidecar is written (docs/format.md, step 3): a storage stall longer than this ends it, nothing is deleted, and the next run reconciles the batch.",
+      ),
   })
   .strict()
   .describe('Settings every table inherits unless it sets its own; the timeouts apply to every session of the archiver.');
