@@ -75,6 +75,12 @@ export interface ArchiveTableInput {
    * leaves more than an ordinary crash would, and usually nothing to reconcile.
    */
   shouldStop?: () => boolean;
+  /**
+   * One-shot runs: a stop fails the table with this error (after the batches in flight settled),
+   * so its last run and checkpoint say "failed" and the next run resumes from it. Without it (the
+   * daemon) a stopped table ends as archived.
+   */
+  stopError?: () => AuditlogError;
 }
 
 export async function archiveTable(input: ArchiveTableInput): Promise<TableSummary> {
@@ -256,6 +262,10 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           }
           // Now, not after the vacuum below (minutes, maybe): until then validate and restore see these batches as in flight.
           await markers.flush();
+          if (stopped && input.stopError !== undefined) {
+            summary.stopped = true;
+            throw input.stopError();
+          }
         } catch (error) {
           const e = toTableError(error);
           settled = true;
@@ -271,7 +281,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           logger.warn({ rows: summary.rowsArchived }, 'stop requested: no further batch started; the rest of the table is archived by the next run');
         }
         // Not while shutting down: a vacuum can take minutes and the grace period is short; the next run vacuums.
-        if (!stopped && summary.rowsArchived > 0 && (input.table.vacuum_after ?? input.defaults.vacuum_after)) await vacuumTable(input, plan, logger, ref);
+        if (!stopped && input.shouldStop?.() !== true && summary.rowsArchived > 0 && (input.table.vacuum_after ?? input.defaults.vacuum_after)) await vacuumTable(input, plan, logger, ref);
       } finally {
         // On every path, failures included, and while this run still holds the table: the batches
         // in flight have settled by now (archivePass waits for them), so every committed batch's

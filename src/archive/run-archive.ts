@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config, DatabaseConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/mask-secrets.js';
-import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError, stopRequestedError } from '../core/errors.js';
 import { buildSessionSettings, checkConnection, connectLockClient, createPool } from '../db/connect.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { BatchPhase } from './archive-context.js';
@@ -44,6 +44,12 @@ export interface RunArchiveOptions {
   countRows?: boolean;
   /** Aborted (SIGTERM): no new table and no new batch starts; batches in flight finish or roll back. */
   signal?: AbortSignal;
+  /**
+   * A one-shot run: a stop leaves its work unfinished, so each table it stopped or never started
+   * is reported failed (STOPPED), with the audit record and notification of a failed run. The
+   * daemon's stop is its normal end: its tables finish as archived, marked `stopped`.
+   */
+  failOnStop?: boolean;
 }
 
 export async function runArchive(options: RunArchiveOptions): Promise<RunSummary> {
@@ -83,6 +89,10 @@ async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[]
     : await mapWithLimit(databases, 1, perDatabase);
   const tables = results.flat();
   const summary: RunSummary = { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, held: tables.filter((t) => t.status === 'held').length, durationMs: Date.now() - started };
+  if (tables.some((t) => t.stopped === true)) {
+    const e = stopRequestedError(options.signal, 'no further batch or table started; the rest is archived by the next run');
+    summary.stopped = { code: e.code, message: e.message };
+  }
   options.events?.emit('run:finished', { runId: options.runId, command: 'archive', summary });
   return summary;
 }
@@ -144,6 +154,7 @@ export function selectTargets(options: Pick<RunArchiveOptions, 'config' | 'datab
 }
 
 async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, dryRun: boolean, runHolds: HoldSnapshot): Promise<TableSummary[]> {
+  if (options.signal?.aborted === true && options.failOnStop === true) return db.tables.map((t) => finished(options, notStartedSummary(options, db.name, t)));
   const logger = options.logger.child({ database: db.name });
   const settings = buildSessionSettings(options.config.defaults);
   const poolOptions = {
@@ -175,7 +186,10 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     }
     const out: TableSummary[] = [];
     for (const table of db.tables) {
-      if (options.signal?.aborted === true) break;
+      if (options.signal?.aborted === true) {
+        if (options.failOnStop === true) out.push(...db.tables.slice(out.length).map((t) => finished(options, notStartedSummary(options, db.name, t))));
+        break;
+      }
       const admitted = admitTable({ config: options.config, runId: options.runId, ...(options.events === undefined ? {} : { events: options.events }), now: options.now ?? (() => new Date()) }, db.name, table, holds, logger);
       if ('summary' in admitted) {
         out.push(finished(options, admitted.summary));
@@ -206,6 +220,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
         ...(admitted.requiredSse === undefined ? {} : { requiredSse: admitted.requiredSse }),
         countRows: options.countRows === true,
         ...(options.signal === undefined ? {} : { shouldStop: () => options.signal!.aborted }),
+        ...(options.failOnStop === true ? { stopError: () => stopRequestedError(options.signal, 'no further batch started; the rest of the table is archived by the next run') } : {}),
       });
       if (admitted.holdInfo !== undefined) summary.holds = admitted.holdInfo;
       out.push(finished(options, summary));
@@ -214,6 +229,12 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
   } finally {
     await pool.end().catch(() => undefined);
   }
+}
+
+/** A table a stopped one-shot run never reached: failed, so the run does not look complete. */
+function notStartedSummary(options: RunArchiveOptions, database: string, table: { schema: string; name: string }): TableSummary {
+  const e = stopRequestedError(options.signal, 'the table was not started; the next run archives it');
+  return { ...failedTableSummary(database, table.schema, table.name, e), stopped: true };
 }
 
 function finished(options: RunArchiveOptions, summary: TableSummary): TableSummary {

@@ -39,6 +39,8 @@ export interface RunSummary {
   /** Tables an active table-level legal hold kept out of the run (not failures). */
   held: number;
   durationMs: number;
+  /** A stop was requested (SIGTERM, SIGINT) and cut the run short: what stopped it and what becomes of the rest. */
+  stopped?: { code: string; message: string };
 }
 
 /** A table before its first batch: zero counts. */

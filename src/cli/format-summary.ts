@@ -7,6 +7,7 @@ export function formatRunSummary(run: RunSummary): string {
   const lines: string[] = [];
   const head = run.dryRun ? 'dry run (nothing written, nothing deleted)' : 'archive run';
   lines.push(`${head} ${run.runId}: ${run.tables.length} table(s), ${run.failed} failed, ${run.held} held, ${(run.durationMs / 1000).toFixed(1)} s`);
+  if (run.stopped !== undefined) lines.push(`${run.stopped.message} [${run.stopped.code}]`);
   const rows: string[][] = run.dryRun
     ? [['table', 'status', 'rows', 'oldest', 'newest', 'cutoff', 'batches (at least)']]
     : [['table', 'status', 'rows', 'skipped', 'batches', 'raw MB', 'stored MB', 'seconds', 'rows/s']];

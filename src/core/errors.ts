@@ -58,6 +58,8 @@ export type ErrorCode =
   | 'AUDIT_WRITE_FAILED'
   /** A row cannot be archived: its JSON line is over PostgreSQL's 1 GB value limit, or longer than the longest string Node.js holds. */
   | 'ROW_TOO_LARGE'
+  /** A one-shot run was stopped on request (SIGTERM, SIGINT): what committed stands, the rest was not started. */
+  | 'STOPPED'
   | 'INTERNAL';
 
 /** Exit codes of DESIGN.md §3: 1 = the work ran and something failed, 2 = usage or configuration. */
@@ -93,6 +95,15 @@ export class AuditlogError extends Error {
 
 export function isAuditlogError(error: unknown): error is AuditlogError {
   return error instanceof AuditlogError;
+}
+
+/**
+ * The error of a run stopped on request. The abort reason names what stopped it (the CLI aborts
+ * with the signal's name); `rest` says what happens to the work not done.
+ */
+export function stopRequestedError(signal: AbortSignal | undefined, rest: string): AuditlogError {
+  const by = typeof signal?.reason === 'string' ? signal.reason : 'a stop request';
+  return new AuditlogError('STOPPED', `stopped by ${by}: ${rest}`, { details: { stopped_by: by } });
 }
 
 /** A message for any thrown value, for logs: never includes a stack or a secret-bearing object dump. */
