@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type pg from 'pg';
 import { metadataKeyFor } from '../core/archive-layout.js';
 import type { BatchMetadata } from '../core/batch-metadata.js';
-import { isAuditlogError } from '../core/errors.js';
+import { isAuditlogError, stopRequestedError } from '../core/errors.js';
 import type { TargetTable } from '../db/target-table.js';
 import { checkObject, rereadObjectMetadata } from './check-object.js';
 import { batchSignature, lineStarts, loadBatch, RestoreSession, segmentLines, supersededIn, type BatchSegment } from './load-batch.js';
@@ -99,6 +99,11 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
     dispatchedRun = segments[segments.length - 1]!.object.meta.run_id;
     while (idle.length === 0) await Promise.race(running);
     if (failure !== undefined) throw failure.error;
+    // Between batches and never inside a split object (recorded as restored only once all of it
+    // is loaded): every object loaded so far then has its watermark, and a rerun continues.
+    if (options.signal?.aborted === true && segments[0]!.from === 0) {
+      throw stopRequestedError(options.signal, 'no further batch started; the batches committed before stay restored (recorded in the restore watermark); rerun the same command to restore the rest');
+    }
     const session = idle.pop()!;
     const task = runBatch(session, segments)
       .catch((error: unknown) => {

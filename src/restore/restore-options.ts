@@ -30,6 +30,12 @@ export interface RestoreOptions {
   progressIntervalMs?: number;
   /** The audit trail (and anything else) listens here: restore:started, restore:finished. */
   events?: RunEvents;
+  /**
+   * Aborted (SIGTERM, SIGINT): no new batch starts; the batches in flight commit (with their
+   * restore watermarks) or roll back, indexes are recreated, the lock released, and the restore
+   * ends failed (STOPPED). Rerunning the same command continues where it stopped.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RestoreSummary {
