@@ -22,7 +22,7 @@ import { runDemoCommand } from './demo-command.js';
 import { runCleanupCommand } from './cleanup-command.js';
 import { MIN_ORPHAN_AGE_HOURS } from '../storage/cleanup-interrupted.js';
 import { formatRestoreSummary, parseRestoreFlags, type RestoreCliOptions } from './restore-command.js';
-import { runRestore } from '../restore/restore-table.js';
+import { runRestore, type RestoreSummary } from '../restore/restore-table.js';
 import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
 import { runValidateCommand, type ValidateCommandOptions } from './validate-command.js';
 import { runCostCommand, type CostCliOptions } from './cost-command.js';
@@ -37,6 +37,7 @@ import { attachMonitoring, runHealthChecks } from './monitoring-setup.js';
 import { formatHealthReport } from '../monitoring/health-check.js';
 import { runDaemonCommand } from './daemon-command.js';
 import { attachNotifications } from './notifications-setup.js';
+import { watchStopSignals } from './stop-signals.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -101,51 +102,59 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const quiet = opts.quiet === true || config.monitoring.quiet_mode;
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : quiet ? 'warn' : 'info' });
       const fault = parseFault(io.env.AUDITLOG_FAULT);
-      // Subscribers (metrics, progress, notifications, audit trail) attach here; their failures are logged, never fatal.
-      const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
-      const store = createObjectStore(config, {
-        ...storageLogHooks(logger),
-        onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }),
-        ...(fault?.onPartUploaded === undefined ? {} : { onPartUploaded: fault.onPartUploaded }),
-      });
-      const holdSources = readHoldSources(config, io.env);
-      if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
-      // The trail is opened first: a run that cannot leave its trace does not archive (dry runs write nothing).
-      const closeTrail = opts.dryRun === true ? async () => 0 : await openAuditTrail(config, store, events);
-      const monitoring = await attachMonitoring({ config, events, store, secrets, logger, quiet, json: opts.json === true, io, servesByDefault: false });
-      const detachNotifications = attachNotifications({ config, events, metrics: monitoring.metrics, logger, secrets, digestTimer: false });
-      let summary: RunSummary;
-      let lostAuditRecords = 0;
+      // From here on a stop request is a clean stop (the summary, the audit record, the locks); before, nothing has started.
+      const stop = watchStopSignals((name) => logger.warn({ signal: name }, 'stop requested: no new batch or table starts; the batches in flight finish or roll back (a second signal ends the process at once)'));
       try {
-        summary = await withRunError(events, closeTrail, () =>
-          runArchive({
-            config,
-            store,
-            logger,
-            runId,
-            toolVersion: readToolVersion(),
-            dryRun: opts.dryRun === true,
-            ...(opts.database === undefined ? {} : { database: opts.database }),
-            ...(opts.table === undefined ? {} : { table: opts.table }),
-            secrets,
-            ...(fault?.onPhase === undefined ? {} : { onPhase: fault.onPhase }),
-            events,
-            holdSources,
-            ...monitoring.runOptions,
-          }),
-        );
-        await events.settle();
-        lostAuditRecords = await closeTrail();
+        // Subscribers (metrics, progress, notifications, audit trail) attach here; their failures are logged, never fatal.
+        const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
+        const store = createObjectStore(config, {
+          ...storageLogHooks(logger),
+          onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }),
+          ...(fault?.onPartUploaded === undefined ? {} : { onPartUploaded: fault.onPartUploaded }),
+        });
+        const holdSources = readHoldSources(config, io.env);
+        if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
+        // The trail is opened first: a run that cannot leave its trace does not archive (dry runs write nothing).
+        const closeTrail = opts.dryRun === true ? async () => 0 : await openAuditTrail(config, store, events);
+        const monitoring = await attachMonitoring({ config, events, store, secrets, logger, quiet, json: opts.json === true, io, servesByDefault: false });
+        const detachNotifications = attachNotifications({ config, events, metrics: monitoring.metrics, logger, secrets, digestTimer: false });
+        let summary: RunSummary;
+        let lostAuditRecords = 0;
+        try {
+          summary = await withRunError(events, closeTrail, () =>
+            runArchive({
+              config,
+              store,
+              logger,
+              runId,
+              toolVersion: readToolVersion(),
+              dryRun: opts.dryRun === true,
+              ...(opts.database === undefined ? {} : { database: opts.database }),
+              ...(opts.table === undefined ? {} : { table: opts.table }),
+              secrets,
+              ...(fault?.onPhase === undefined ? {} : { onPhase: fault.onPhase }),
+              events,
+              holdSources,
+              signal: stop.signal,
+              failOnStop: true,
+              ...monitoring.runOptions,
+            }),
+          );
+          await events.settle();
+          lostAuditRecords = await closeTrail();
+        } finally {
+          detachNotifications();
+          await monitoring.close();
+        }
+        io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));
+        exitCode = summary.failed > 0 ? 1 : 0;
+        if (lostAuditRecords > 0) {
+          // The work is done, but its trace is not: the run must not look clean (issue #6).
+          io.stderr(`${lostAuditRecords} audit record(s) could not be written (see the warnings above); the audit trail misses part of this run — check the audit backend, then run \`auditlog audit verify\`\n`);
+          exitCode = 1;
+        }
       } finally {
-        detachNotifications();
-        await monitoring.close();
-      }
-      io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));
-      exitCode = summary.failed > 0 ? 1 : 0;
-      if (lostAuditRecords > 0) {
-        // The work is done, but its trace is not: the run must not look clean (issue #6).
-        io.stderr(`${lostAuditRecords} audit record(s) could not be written (see the warnings above); the audit trail misses part of this run — check the audit backend, then run \`auditlog audit verify\`\n`);
-        exitCode = 1;
+        stop.dispose();
       }
     });
 
@@ -198,7 +207,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const store = createObjectStore(config, storageLogHooks(logger));
       const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
       const closeTrail = flags.dryRun === true ? async () => 0 : await openAuditTrail(config, store, events);
-      const summary = await withRunError(events, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events }));
+      const stop = watchStopSignals((name) => logger.warn({ signal: name }, 'stop requested: no new batch starts; the batches in flight commit or roll back (a second signal ends the process at once)'));
+      let summary: RestoreSummary;
+      try {
+        summary = await withRunError(events, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events, signal: stop.signal }));
+      } finally {
+        stop.dispose();
+      }
       await events.settle();
       const lostAuditRecords = await closeTrail();
       io.stdout(opts.json ? JSON.stringify(summary) + '\n' : redactSecrets(formatRestoreSummary(summary), secrets));
@@ -223,16 +238,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const quiet = opts.quiet === true || config.monitoring.quiet_mode;
       const holdSources = readHoldSources(config, io.env);
       if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
-      const controller = new AbortController();
-      const stop = (): void => controller.abort();
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      const stop = watchStopSignals(() => undefined);
       try {
         exitCode = await runDaemonCommand({
           config,
           ...(opts.schedule === undefined ? {} : { schedule: opts.schedule }),
           secrets,
-          signal: controller.signal,
+          signal: stop.signal,
           newRunId: () => newRunId(),
           toolVersion: readToolVersion(),
           level: opts.verbose ? 'debug' : quiet ? 'warn' : 'info',
@@ -247,8 +259,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           },
         });
       } finally {
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
+        stop.dispose();
       }
     });
 
