@@ -56,8 +56,30 @@ export interface Io {
   stderrIsTty?: boolean;
 }
 
+let stdoutGuarded = false;
+
+/**
+ * stdout without an 'error' listener crashes the process when its reader goes away
+ * (`auditlog archive --json | head -1`): an unhandled EPIPE after the work is done, with a stack
+ * trace and exit 1. A reader that stopped reading is not a failure of the run, so EPIPE drops the
+ * rest of the output and the exit code stays that of the work; any other write error says so in
+ * one line and fails the command (its output is incomplete).
+ */
+function writeStdout(text: string): void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      // ERR_STREAM_DESTROYED: a later write to the stream an earlier error already closed.
+      if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') return;
+      process.stderr.write(`auditlog: could not write to stdout: ${error.message}\n`);
+      process.exitCode = 1;
+    });
+  }
+  process.stdout.write(text);
+}
+
 const defaultIo: Io = {
-  stdout: (t) => process.stdout.write(t),
+  stdout: writeStdout,
   stderr: (t) => process.stderr.write(t),
   env: process.env,
   stderrIsTty: process.stderr.isTTY === true,
