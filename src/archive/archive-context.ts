@@ -16,6 +16,15 @@ import type { MarkerSweeper } from './marker-sweeper.js';
  */
 export type BatchPhase = 'after-read' | 'after-marker' | 'after-upload' | 'after-metadata' | 'before-commit' | 'after-commit' | 'after-batch' | 'before-marker-flush';
 
+/** A committed batch found by reconciliation, as its sidecar describes it. */
+export interface ReconciledBatch {
+  key: string;
+  rows: number;
+  bytesCompressed: number;
+  /** The run that wrote the object and deleted its rows (the sidecar's run_id). */
+  batchRunId: string;
+}
+
 export interface ArchiveContext {
   store: ObjectStore;
   /**
@@ -44,6 +53,11 @@ export interface ArchiveContext {
   recheckHolds?: (q: Queryable) => Promise<string | undefined>;
   /** Server-side encryption every data object must report after upload, before its rows are deleted. */
   requiredSse?: 'AES256' | 'aws:kms';
+  /**
+   * Told of each batch reconciliation confirmed as committed (the audit trail records it: its
+   * batch:committed was never seen, or was seen by a run that died before recording it).
+   */
+  onReconciledCommitted?: (batch: ReconciledBatch) => void;
   /** Told how long each timed step took (metrics); never changes what the batch does. */
   onTimed?: (phase: TimedPhase, seconds: number) => void;
 }

@@ -18,7 +18,7 @@ import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
 import { countArchivable, selectCutoff, selectHeldKeys, summarizeArchivable } from '../db/archive-queries.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { archiveBatch, type BatchOutcome } from './archive-batch.js';
-import type { BatchPhase } from './archive-context.js';
+import type { BatchPhase, ReconciledBatch } from './archive-context.js';
 import { lastPosition, readBatches, type PageRead } from './read-batches.js';
 import { reconcilePending } from './reconcile-pending.js';
 import { MarkerSweeper } from './marker-sweeper.js';
@@ -137,7 +137,12 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           ...(input.onPhase === undefined ? {} : { onPhase: input.onPhase }),
           ...(input.requiredSse === undefined ? {} : { requiredSse: input.requiredSse }),
           ...(input.holdCheckTable === undefined ? {} : { recheckHolds: holdRecheck(input.holdCheckTable, plan) }),
-          ...(input.events === undefined ? {} : { onTimed: (phase: TimedPhase, seconds: number) => input.events!.emit('batch:phase', { ...ref, phase, seconds }) }),
+          ...(input.events === undefined
+            ? {}
+            : {
+                onTimed: (phase: TimedPhase, seconds: number) => input.events!.emit('batch:phase', { ...ref, phase, seconds }),
+                onReconciledCommitted: (batch: ReconciledBatch) => input.events!.emit('batch:reconciled', { ...ref, ...batch }),
+              }),
         };
         await warnLegacyPrefix(ctx);
         const { otherTables, ...reconciled } = await reconcilePending(ctx);

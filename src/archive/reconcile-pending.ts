@@ -120,6 +120,11 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   }
   if (decision === 'keep') {
     await store.delete(markerKey);
+    // After the marker is gone, never before: a crash in between would make the next run confirm
+    // it again and the trail would count the object twice. The window left is that of a crash
+    // between this delete and the audit append (docs/compliance.md, "Interrupted runs").
+    // Counts from what was checked above (the deletion manifest, the bytes whose SHA-256 matched).
+    ctx.onReconciledCommitted?.({ key, rows: meta.primary_keys.length, bytesCompressed: data.length, batchRunId: meta.run_id });
     return 'committed';
   }
   // Found by test/resilience/sigkill-phases.test.ts: keeping the rows missing from the table

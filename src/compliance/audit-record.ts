@@ -10,6 +10,8 @@ export const AUDIT_EVENTS = [
   'ARCHIVE_START',
   'ARCHIVE_SUCCESS',
   'ARCHIVE_FAILURE',
+  /** Objects a run confirmed as committed by a batch whose own run never recorded them (it was killed, or its COMMIT was ambiguous). */
+  'ARCHIVE_RECONCILED',
   'RESTORE_START',
   'RESTORE_SUCCESS',
   'RESTORE_FAILURE',

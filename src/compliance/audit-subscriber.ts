@@ -2,7 +2,9 @@
  * Turns run events into audit records (DESIGN.md §4: the audit trail subscribes; the pipeline
  * does not know it exists). Per table: ARCHIVE_SUCCESS or ARCHIVE_FAILURE with the object keys
  * of its committed batches; LEGAL_HOLD_SKIP and POLICY_VIOLATION as they happen; per run:
- * ARCHIVE_START and a closing ARCHIVE_SUCCESS/ARCHIVE_FAILURE with no table. Dry runs write nothing.
+ * ARCHIVE_START and a closing ARCHIVE_SUCCESS/ARCHIVE_FAILURE with no table; ARCHIVE_RECONCILED for
+ * each batch reconciliation confirmed as committed whose own run never recorded it (an earlier
+ * run killed mid-table). Dry runs write nothing.
  */
 import type { RunEvents } from '../core/run-events.js';
 import type { AuditTrail } from './audit-trail.js';
@@ -19,6 +21,22 @@ export function subscribeAuditTrail(events: RunEvents, trail: AuditTrail): void 
     const list = keys.get(tableKey(e)) ?? [];
     list.push(e.key);
     keys.set(tableKey(e), list);
+  });
+  // One record per object, written as soon as it is confirmed: its marker is already gone, so
+  // this record is the only trace left of the batch's run having deleted those rows.
+  events.on('batch:reconciled', async (e) => {
+    await trail.append({
+      event: 'ARCHIVE_RECONCILED',
+      runId: e.runId,
+      database: e.database,
+      schema: e.schema,
+      table: e.table,
+      records: e.rows,
+      bytes: e.bytesCompressed,
+      objectKeys: [e.key],
+      status: 'committed',
+      details: { batch_run_id: e.batchRunId },
+    });
   });
   events.on('table:held', async (e) => {
     await trail.append({ event: 'LEGAL_HOLD_SKIP', runId: e.runId, database: e.database, schema: e.schema, table: e.table, records: 0, status: 'held', details: { holds: e.holds } });

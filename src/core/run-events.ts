@@ -33,6 +33,12 @@ export interface RunEventMap {
   'storage:retry': { errorClass: string; attempt: number };
   /** A batch's delete committed: its rows are in a committed object and gone from the table. */
   'batch:committed': TableRef & { key: string; rows: number; rowsSkipped: number; bytesUncompressed: number; bytesCompressed: number };
+  /**
+   * A batch left in flight (by an earlier run, or by this run's own ambiguous COMMIT) was found to
+   * have committed: its rows are gone from the table and archived in `key`. `batchRunId` is the run
+   * that wrote the object and deleted its rows; no batch:committed was seen for it in this run.
+   */
+  'batch:reconciled': TableRef & { key: string; rows: number; bytesCompressed: number; batchRunId: string };
   'table:finished': TableRef & { summary: TableSummary };
   'run:finished': { runId: string; command: 'archive'; summary: RunSummary };
   /** An active table-level legal hold kept the table out of the run (nothing read). */
