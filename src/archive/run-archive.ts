@@ -56,7 +56,8 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
   const started = Date.now();
   const databases = selectTargets(options);
   const dryRun = options.dryRun ?? false;
-  options.events?.emit('run:started', { runId: options.runId, command: 'archive', dryRun, at: new Date(started).toISOString() });
+  const tables = databases.flatMap((d) => d.tables.map((t) => ({ database: d.name, schema: t.schema, table: t.name })));
+  options.events?.emit('run:started', { runId: options.runId, command: 'archive', dryRun, at: new Date(started).toISOString(), tables });
   try {
     return await runTables(options, databases, dryRun, started);
   } catch (error) {

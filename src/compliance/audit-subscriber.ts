@@ -15,7 +15,8 @@ export function subscribeAuditTrail(events: RunEvents, trail: AuditTrail): void 
   let dryRun = false;
   events.on('run:started', async (e) => {
     dryRun = e.dryRun;
-    if (!dryRun) await trail.append({ event: 'ARCHIVE_START', runId: e.runId, status: 'started' });
+    // The tables let `audit verify` tell a later run of the same table (proof this one is over) from a concurrent run of others.
+    if (!dryRun) await trail.append({ event: 'ARCHIVE_START', runId: e.runId, status: 'started', ...(e.tables === undefined ? {} : { details: { tables: e.tables } }) });
   });
   events.on('batch:committed', (e) => {
     const list = keys.get(tableKey(e)) ?? [];

@@ -6,9 +6,14 @@
  * predecessor are a fork: two runs appended at the same moment. A fork is not tampering — both
  * branches still verify — but it is reported, because it is also what an inserted record looks
  * like; docs/compliance.md says how to tell them apart.
+ *
+ * Beside the chain: a start record whose run never wrote its end record, once a later record shows
+ * that run is over, is a problem too (find-unfinished-runs.ts) — a killed run's trace has a gap the
+ * chain cannot see.
  */
 import type { AuditRecord } from './audit-record.js';
 import { sha256Hex } from './audit-record.js';
+import { findUnfinishedRuns, type ParsedAuditRecord, type UnfinishedRun } from './find-unfinished-runs.js';
 
 export interface StoredAuditRecord {
   key: string;
@@ -17,7 +22,7 @@ export interface StoredAuditRecord {
 
 export interface ChainProblem {
   key: string;
-  kind: 'unreadable' | 'broken-link' | 'first-has-link';
+  kind: 'unreadable' | 'broken-link' | 'first-has-link' | 'unfinished-run';
   message: string;
 }
 
@@ -30,8 +35,16 @@ export interface ChainReport {
   records: number;
   problems: ChainProblem[];
   forks: ChainFork[];
+  /** Start records with no end record whose run may still be going: reported, not problems. */
+  open: OpenRun[];
   /** Hash of the newest record: pin it somewhere else to detect removal of the newest records. */
   headSha256: string | null;
+}
+
+export interface OpenRun {
+  key: string;
+  runId: string;
+  message: string;
 }
 
 export function verifyAuditChain(stored: readonly StoredAuditRecord[]): ChainReport {
@@ -43,6 +56,7 @@ export function verifyAuditChain(stored: readonly StoredAuditRecord[]): ChainRep
   let head: string | null = null;
   /** The oldest record, when it starts the chain (no link): a later record without a link forks from it. */
   let genesis: string | undefined;
+  const parsed: ParsedAuditRecord[] = [];
   sorted.forEach((item, i) => {
     const hash = sha256Hex(item.body);
     head = hash;
@@ -55,6 +69,7 @@ export function verifyAuditChain(stored: readonly StoredAuditRecord[]): ChainRep
       seen.set(hash, item.key);
       return;
     }
+    parsed.push({ key: item.key, record });
     const prev = record.prev_sha256;
     if (i === 0) {
       if (prev !== null) {
@@ -79,5 +94,14 @@ export function verifyAuditChain(stored: readonly StoredAuditRecord[]): ChainRep
     }
     seen.set(hash, item.key);
   });
-  return { records: sorted.length, problems, forks, headSha256: head };
+  const runs = findUnfinishedRuns(parsed);
+  for (const u of runs.unfinished) {
+    problems.push({
+      key: u.key,
+      kind: 'unfinished-run',
+      message: `${u.key}: ${u.event} of run ${u.runId} has no end record, and ${u.overBecause ?? 'it is over'}: the run was interrupted; rows it deleted may be in no record (docs/compliance.md, "Interrupted runs")`,
+    });
+  }
+  const open = runs.open.map((u: UnfinishedRun) => ({ key: u.key, runId: u.runId, message: `${u.key}: ${u.event} of run ${u.runId} has no end record yet: still running, or stopped with no later run yet` }));
+  return { records: sorted.length, problems, forks, open, headSha256: head };
 }

@@ -22,7 +22,8 @@ export interface TableRef {
 export type TimedPhase = 'query' | 'compress' | 'upload' | 'verify' | 'delete' | 'vacuum';
 
 export interface RunEventMap {
-  'run:started': { runId: string; command: 'archive'; dryRun: boolean; at: string };
+  /** `tables`: what the run is to archive (after --database/--table); the audit trail keeps it on ARCHIVE_START. */
+  'run:started': { runId: string; command: 'archive'; dryRun: boolean; at: string; tables?: { database: string; schema: string; table: string }[] };
   /** The table is locked and its cutoff known; nothing of it is read yet. */
   'table:started': TableRef & { cutoff: string; retentionDays: number };
   /** Rows past the cutoff when the table started (what the progress percent and ETA count down). */
