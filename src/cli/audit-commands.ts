@@ -65,7 +65,9 @@ export async function runAuditListCommand(input: AuditCommandInput): Promise<num
       const what = r.table === null ? '(run)' : `${r.database}/${r.schema}.${r.table}`;
       const counts = r.records === null ? '' : ` records=${r.records}`;
       const err = r.error === null ? '' : ` error=${r.error.code}: ${r.error.message}`;
-      return `${r.at}  ${r.event.padEnd(16)} ${what} run=${r.run_id} operator=${r.operator} status=${r.status}${counts}${r.bytes === null ? '' : ` bytes=${r.bytes}`}${err}`;
+      // Whose rows an ARCHIVE_RECONCILED record's objects hold: the run that wrote them, not the one recording them.
+      const batchRun = typeof r.details?.batch_run_id === 'string' ? ` batch_run=${r.details.batch_run_id}` : '';
+      return `${r.at}  ${r.event.padEnd(16)} ${what} run=${r.run_id}${batchRun} operator=${r.operator} status=${r.status}${counts}${r.bytes === null ? '' : ` bytes=${r.bytes}`}${err}`;
     });
     if (shown.length === 0) lines.push('no audit records');
     if (unreadable > 0) lines.push(`${unreadable} record(s) could not be read: run \`auditlog audit verify\``);

@@ -83,6 +83,9 @@ describe('audit trail of an interrupted run', () => {
     expect(reconciled.flatMap((r) => r.object_keys).sort()).toEqual(killedObjects.sort());
     expect(reconciled.reduce((n, r) => n + (r.records ?? 0), 0)).toBe(deletedByKilledRun);
 
+    const list = await runCli(['audit', 'list', '-c', file, '--table', 'events']);
+    expect(list.stdout).toMatch(new RegExp(`ARCHIVE_RECONCILED +app/public.events run=\\S+ batch_run=${killedRunId} `));
+
     const verify = await runCli(['audit', 'verify', '-c', file]);
     expect(verify.code, verify.stdout).toBe(1);
     expect(verify.stdout).toContain('1 problem(s)');
