@@ -77,6 +77,24 @@ export interface PoolOptions {
   onBackgroundError?: (error: Error) => void;
 }
 
+/**
+ * How much longer than statement_timeout a session waits for the server before it gives the
+ * connection up (ms): long enough that a statement the server cancels reports its own SQLSTATE
+ * (57014) rather than this client-side deadline.
+ */
+export const QUERY_DEADLINE_MARGIN_MS = 5_000;
+
+/**
+ * The client-side deadline (ms) of a session with these settings. statement_timeout only acts on
+ * the server, and TCP keepalive notices nothing while the peer's kernel still acknowledges: a
+ * connection that stays open but stops answering (a stalled proxy, a frozen server, a network
+ * blackhole) left every query waiting forever, the run with it (found by probing: a blackhole
+ * mid-run hung the daemon past SIGTERM until the network came back).
+ */
+export function queryDeadlineMs(settings: Pick<SessionSettings, 'statement_timeout'>): number {
+  return Number(settings.statement_timeout) + QUERY_DEADLINE_MARGIN_MS;
+}
+
 function buildClientConfig(options: PoolOptions): pg.ClientConfig {
   const db = options.database;
   const url = db.url === undefined ? undefined : splitUrlOptions(db.url);
@@ -92,7 +110,8 @@ function buildClientConfig(options: PoolOptions): pg.ClientConfig {
     options: [url?.options, formatStartupOptions(options.settings)].filter((o) => o !== undefined && o !== '').join(' '),
     types: textTypes,
     connectionTimeoutMillis: 15_000,
-    // statement_timeout only acts on the server: TCP keepalive notices a peer that vanished.
+    // statement_timeout only acts on the server: TCP keepalive notices a peer that vanished (no
+    // more ACKs); one that stays connected but silent is the query deadline's (sessionClientClass).
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
   };
@@ -130,18 +149,56 @@ export async function verifyPinnedSession(client: Pick<pg.Client, 'query'>, data
   );
 }
 
+interface SessionClientOptions {
+  database: string;
+  /** No answer from the server for this long (ms) while a query waits: the connection is destroyed. None: waits as long as the server takes. */
+  deadlineMs?: number;
+  /** Every client of a pool that is not closed yet, connecting ones included (abortPoolConnections). */
+  live?: Set<SessionClient>;
+}
+
+/** What the deadline and the aborts need of a client: a way to give its connection up at once. */
+interface SessionClient extends pg.Client {
+  abandon(error: Error): void;
+}
+
+/** What the server's socket of a client is, for abandon(): node-postgres keeps it on its connection. */
+type WithStream = { connection: { stream: { destroy(error?: Error): void; bytesRead?: number } } };
+
 /**
- * A pg.Client that verifies its session (verifyPinnedSession) before anyone uses it: the pool
- * calls connect() with a callback, and a client that fails the check is closed, not handed out.
+ * A pg.Client that verifies its session (verifyPinnedSession) before anyone uses it (the pool
+ * calls connect() with a callback, and a client that fails the check is closed, not handed out)
+ * and, with a deadline, never waits forever on a server that stopped answering.
+ *
+ * The deadline watches the connection, not each query: while any query waits, the connection must
+ * receive something at least every `deadlineMs`, or it is destroyed with a DB_QUERY error, which
+ * every query on it (pooled or not, a COPY stream too) then fails with. A COPY that keeps
+ * streaming is never cut short; a statement the server still runs is ended by its own
+ * statement_timeout first. Destroyed, not ended: ending waits for the silent peer as well. Not
+ * node-postgres' query_timeout: it leaves the connection waiting (and every later query behind
+ * it), and does not cover pg-copy-streams.
  */
-function pinnedClientClass(database: string): typeof pg.Client {
-  return class PinnedSessionClient extends pg.Client {
+function sessionClientClass(o: SessionClientOptions): typeof pg.Client {
+  return class PinnedSessionClient extends pg.Client implements SessionClient {
+    private waiting = 0;
+    private watchdog: NodeJS.Timeout | undefined;
+    private bytesSeen = -1;
+
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      if (o.live !== undefined) {
+        const live = o.live;
+        live.add(this);
+        this.once('end', () => live.delete(this));
+      }
+    }
+
     override connect(): Promise<pg.Client>;
     override connect(callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void;
     override connect(callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): Promise<pg.Client> | void {
       const connected = super.connect().then(async () => {
         try {
-          await verifyPinnedSession(this, database);
+          await verifyPinnedSession(this, o.database);
         } catch (error) {
           await this.end().catch(() => undefined);
           throw error;
@@ -152,12 +209,95 @@ function pinnedClientClass(database: string): typeof pg.Client {
       const cb = callback as (err: Error | null, c?: pg.Client) => void;
       connected.then((c) => cb(null, c), (error: Error) => cb(error));
     }
+
+    // Every form node-postgres accepts (promise, callback, submittable), passed on unchanged.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    override query(...args: any[]): any {
+      const run = (): unknown => (pg.Client.prototype.query as (...a: unknown[]) => unknown).apply(this, args);
+      if (o.deadlineMs === undefined) return run();
+      let settled = false;
+      const done = (): void => {
+        if (settled) return;
+        settled = true;
+        if (--this.waiting === 0) this.disarm();
+      };
+      if (this.waiting++ === 0) this.arm();
+      const first = args[0] as { submit?: unknown; once?: (event: string, listener: () => void) => void } | undefined;
+      if (first !== null && typeof first === 'object' && typeof first.submit === 'function') {
+        // A submittable (a pg-copy-streams COPY): a stream, done when it ends or fails.
+        for (const event of ['end', 'finish', 'error', 'close']) first.once?.(event, done);
+        try {
+          return run();
+        } catch (error) {
+          done();
+          throw error;
+        }
+      }
+      const last = args[args.length - 1];
+      if (typeof last === 'function') {
+        args[args.length - 1] = (...result: unknown[]) => {
+          done();
+          (last as (...r: unknown[]) => void)(...result);
+        };
+        return run();
+      }
+      try {
+        const out = run() as Promise<unknown>;
+        out.then(done, done);
+        return out;
+      } catch (error) {
+        done();
+        throw error;
+      }
+    }
+
+    /** Destroys the connection: every query on it fails with `error`, at once. */
+    abandon(error: Error): void {
+      this.disarm();
+      abandonClient(this, error);
+    }
+
+    private arm(): void {
+      this.bytesSeen = this.bytesRead();
+      this.watchdog = setTimeout(() => this.expire(), o.deadlineMs);
+      // Never what keeps a process alive: the query waiting is.
+      this.watchdog.unref();
+    }
+
+    private disarm(): void {
+      clearTimeout(this.watchdog);
+      this.watchdog = undefined;
+    }
+
+    private expire(): void {
+      // Something arrived since (a result, COPY data): the server is alive; watch the next span.
+      if (this.bytesRead() !== this.bytesSeen) {
+        this.arm();
+        return;
+      }
+      const ms = o.deadlineMs!;
+      this.abandon(
+        new AuditlogError(
+          'DB_QUERY',
+          `no answer from the database "${o.database}" within ${ms} ms (statement_timeout plus ${QUERY_DEADLINE_MARGIN_MS} ms): the connection was given up — check the network and the server (a stalled proxy or firewall keeps connections open without forwarding)`,
+          { details: { database: o.database, deadline_ms: ms } },
+        ),
+      );
+    }
+
+    private bytesRead(): number {
+      return (this as unknown as WithStream).connection.stream.bytesRead ?? 0;
+    }
   };
 }
 
-/** A connection of its own, outside the pool (the table's lock session, restore's session), verified on connect. */
-export function createClient(options: PoolOptions): pg.Client {
-  const Client = pinnedClientClass(options.database.name);
+/**
+ * A connection of its own, outside the pool (the table's lock session, restore's session),
+ * verified on connect. With `deadlineMs`, it never waits forever on a silent server (see
+ * sessionClientClass); restore's sessions go without, as one lifts statement_timeout for CREATE INDEX.
+ */
+export function createClient(options: PoolOptions & { deadlineMs?: number }): pg.Client {
+  const Client = sessionClientClass({ database: options.database.name, ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }) });
   const client = new Client(buildClientConfig(options));
   client.on('error', (error) => options.onBackgroundError?.(error));
   return client;
@@ -170,7 +310,8 @@ export function createClient(options: PoolOptions): pg.Client {
  * connection that names a parameter it does not know.
  */
 export async function connectLockClient(options: PoolOptions): Promise<pg.Client> {
-  const client = createClient(options);
+  // With the deadline: a heartbeat or a release that waits on a silent server must end.
+  const client = createClient({ ...options, deadlineMs: queryDeadlineMs(options.settings) });
   await client.connect();
   try {
     await keepIdleSessionOpen(client);
@@ -186,8 +327,14 @@ export async function keepIdleSessionOpen(client: Pick<pg.Client, 'query'>): Pro
   await client.query(`SELECT pg_catalog.set_config('idle_session_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 140000`);
 }
 
+/** The clients of each pool createPool made, for abortPoolConnections. */
+const poolClients = new WeakMap<pg.Pool, Set<SessionClient>>();
+
 export function createPool(options: PoolOptions): pg.Pool {
-  const pool = new pg.Pool({ ...buildClientConfig(options), Client: pinnedClientClass(options.database.name), max: options.database.connection_pool_size, idleTimeoutMillis: 30_000 });
+  const live = new Set<SessionClient>();
+  const Client = sessionClientClass({ database: options.database.name, deadlineMs: queryDeadlineMs(options.settings), live });
+  const pool = new pg.Pool({ ...buildClientConfig(options), Client, max: options.database.connection_pool_size, idleTimeoutMillis: 30_000 });
+  poolClients.set(pool, live);
   // An idle client killed by pg_terminate_backend emits 'error' on the pool; unhandled, it would crash the process.
   pool.on('error', (error) => options.onBackgroundError?.(error));
   // A checked-out client killed mid-query emits 'error' on itself, which pg-pool does not listen
@@ -196,6 +343,42 @@ export function createPool(options: PoolOptions): pg.Pool {
   // for every caller that checks a client out (page reads, hold and audit queries, deletes).
   pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
+}
+
+/**
+ * Destroys every connection of a pool made by createPool — checked out, idle or still connecting:
+ * each query waiting on one fails with `error` at once, a connection attempt too. For work that
+ * must stop now rather than when a silent server would answer (a table whose lock is lost, a
+ * health check past its timeout). The pool stays usable: it opens new connections on demand.
+ */
+export function abortPoolConnections(pool: pg.Pool, error: Error): number {
+  const live = poolClients.get(pool);
+  if (live === undefined) return 0;
+  const clients = [...live];
+  for (const client of clients) client.abandon(error);
+  return clients.length;
+}
+
+/** Destroys a client's connection at once: every query waiting on it fails with `error` (or "Connection terminated"). */
+export function abandonClient(client: pg.Client, error?: Error): void {
+  (client as unknown as WithStream).connection.stream.destroy(error);
+}
+
+/**
+ * Ends a client, destroying its connection when the server does not see it off within `graceMs`:
+ * a graceful end waits for the peer, and a silent one never answers.
+ */
+export async function endClient(client: pg.Client, graceMs = 2_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), graceMs);
+  });
+  try {
+    const outcome = await Promise.race([client.end().catch(() => undefined), late]);
+    if (outcome === 'late') abandonClient(client);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Where a connection goes, for messages: host, port and database name only, never the user's password. */
