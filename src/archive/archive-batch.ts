@@ -584,7 +584,16 @@ async function deleteGuarded(
       broken = error as Error;
       // A connection lost during COMMIT leaves the outcome unknown: look at the table, never assume.
       ctx.logger.warn({ key, err: describeError(error) }, 'COMMIT outcome unknown; checking which rows are still in the table');
-      await resolveAmbiguousCommit(ctx, key, markerKey);
+      // A client-side deadline (no answer) lands here too: never "not committed" without looking.
+      try {
+        await resolveAmbiguousCommit(ctx, key, markerKey);
+      } catch (checkError) {
+        throw new AuditlogError(
+          'DB_QUERY',
+          `the connection failed during COMMIT of ${key} (${describeError(error)}) and its outcome could not be checked (${describeError(checkError)}): the batch stays in flight and the next run reconciles it against the table`,
+          { details: { key }, cause: error },
+        );
+      }
       throw new AuditlogError('DB_QUERY', `the connection failed during COMMIT of ${key}; the batch was reconciled against the table: ${describeError(error)}`, { cause: error });
     }
     await ctx.onPhase?.('after-commit');

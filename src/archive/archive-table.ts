@@ -12,6 +12,7 @@ import { loadTablePlan } from '../db/catalog.js';
 import { checkArchiveAccess } from '../db/session-checks.js';
 import { selectDatabaseIdentity } from '../db/database-identity.js';
 import { acquireTableLock } from '../db/advisory-lock.js';
+import { abandonClient, abortPoolConnections, endClient } from '../db/connect.js';
 import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
 import { tableLabel, type TablePlan } from '../core/table-plan.js';
 import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
@@ -295,7 +296,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         await lock.release().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'could not release the table lock; it ends with the connection'));
       }
     } finally {
-      await lockClient.end().catch(() => undefined);
+      await endClient(lockClient);
     }
   } catch (error) {
     summary.status = 'failed';
@@ -346,6 +347,15 @@ async function acquireLocks(input: ArchiveTableInput, plan: TablePlan, lockClien
   const label = tableLabel(plan);
   const onLost = (reason: string): void => {
     logger.error({ reason }, 'table lock lost: no further delete; this table stops and the next run reconciles the batch in flight');
+    // The work in flight stops now, not when a silent server answers (found by probing: with the
+    // database blackholed the heartbeat found the lock lost, but the page read and the delete
+    // waited on their dead sockets, past SIGTERM, for minutes). Nothing commits without the lock
+    // anyway; a COMMIT already sent becomes an ambiguous one, which the batch reconciles. The
+    // lock session goes too: if it still lives, the server releases its lock when it sees it gone.
+    const error = lockLostError(label, reason, 'the database work in flight (its connections were closed)');
+    const closed = abortPoolConnections(input.pool, error);
+    abandonClient(lockClient, error);
+    logger.debug({ connections: closed }, 'closed the connections of the table lost');
   };
   const locks: TableLock[] = [];
   if (input.lockDir !== undefined) {
@@ -390,11 +400,26 @@ async function vacuumTable(input: ArchiveTableInput, plan: TablePlan, logger: Lo
 /** Errors from the driver carry a SQLSTATE; anything else unexpected is INTERNAL. */
 function toTableError(error: unknown): AuditlogError {
   if (isAuditlogError(error)) return error;
+  const lost = describeConnectionLoss(error);
+  if (lost !== undefined) return new AuditlogError('DB_CONNECT', `lost the connection to the database: ${lost} (check the network and the server, then rerun: the next run reconciles any batch left in flight)`, { cause: error });
   const sqlState = (error as { code?: unknown } | null)?.code;
   if (typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState)) {
     return new AuditlogError('DB_QUERY', `database error ${sqlState}: ${describeError(error)}`, { details: { sqlstate: sqlState }, cause: error });
   }
   return new AuditlogError('INTERNAL', describeError(error), { cause: error });
+}
+
+/**
+ * node-postgres' own errors for a connection that failed or could not be made carry no SQLSTATE
+ * (found by probing: a table failed as INTERNAL "Client has encountered a connection error and is
+ * not queryable"); and neither do the socket's.
+ */
+function describeConnectionLoss(error: unknown): string | undefined {
+  const message = describeError(error);
+  const code = (error as { code?: unknown; syscall?: unknown } | null)?.code;
+  const syscall = (error as { syscall?: unknown } | null)?.syscall;
+  if (typeof code === 'string' && typeof syscall === 'string' && /^E[A-Z]+$/.test(code)) return message;
+  return /Connection terminated|not queryable|timeout exceeded when trying to connect|Query read timeout/.test(message) ? message : undefined;
 }
 
 function rate(rows: number, started: number): number {
