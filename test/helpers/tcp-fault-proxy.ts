@@ -8,8 +8,8 @@
  */
 import net from 'node:net';
 
-/** What a new connection gets: forwarded, or reset at once. */
-export type NewConnectionMode = 'pass' | 'refuse';
+/** What a new connection gets: forwarded, reset at once, or accepted and never answered. */
+export type NewConnectionMode = 'pass' | 'refuse' | 'blackhole';
 
 export interface TcpFaultProxy {
   port: number;
@@ -24,6 +24,13 @@ export interface TcpFaultProxy {
   dropAll(): number;
   /** From now on, bytes from the server on the connections open now are dropped; the client's still arrive. */
   muteReplies(): void;
+  /**
+   * From now on nothing is forwarded either way on the connections open now, and nothing is read
+   * from either side (not even a FIN), while every socket stays open; new connections are accepted
+   * and never answered (mode 'blackhole'). A frozen peer or a stalled network path: the client's
+   * kernel gets ACKs, TCP keepalive sees nothing wrong. dropAll() and mode 'pass' end it.
+   */
+  blackhole(): void;
   /** The same database URL, through the proxy. */
   urlFor(databaseUrl: string): string;
   stop(): Promise<void>;
@@ -51,6 +58,10 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
       pair.upstream?.destroy();
       pairs.delete(pair);
     });
+    if (proxy.mode === 'blackhole') {
+      client.pause();
+      return;
+    }
     const upstream = net.connect(target.port, target.host);
     pair.upstream = upstream;
     upstream.on('error', () => client.destroy());
@@ -96,6 +107,15 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
         p.upstream.unpipe(p.client);
         // Keep reading, so the server is never blocked on a full socket: the answers just go nowhere.
         p.upstream.on('data', () => undefined);
+      }
+    },
+    blackhole: () => {
+      proxy.mode = 'blackhole';
+      for (const p of pairs) {
+        p.client.unpipe();
+        p.upstream?.unpipe();
+        p.client.pause();
+        p.upstream?.pause();
       }
     },
     urlFor: (databaseUrl) => {

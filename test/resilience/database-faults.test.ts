@@ -2,7 +2,8 @@
  * Database faults during a run (issue #3): the archiver's backends terminated with
  * pg_terminate_backend mid-batch and mid-delete, a statement cancelled by statement_timeout, and
  * every connection reset by the TCP fault proxy (mid-batch, and during COMMIT with the server
- * unreachable afterwards, so the outcome cannot be checked until the next run). Each stops the
+ * unreachable afterwards, so the outcome cannot be checked until the next run), and every
+ * connection left open but silent (a blackhole, mid-batch and during COMMIT). Each stops the
  * table with nothing lost; a clean rerun and the checker follow.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -199,11 +200,114 @@ describe('statement_timeout', () => {
 });
 
 describe('TCP fault proxy between the archiver and PostgreSQL', () => {
-  function proxiedConfig(): Config {
-    const config = serialConfig();
+  function proxiedConfig(defaults: Record<string, unknown> = {}): Config {
+    const config = serialConfig(defaults);
     config.databases[0]!.url = tcp.urlFor(fx.db.url);
     return config;
   }
+
+  /** Ends the blackhole: its connections reset, the sessions behind them gone (their locks with them), new ones forwarded. */
+  async function endBlackhole(): Promise<void> {
+    tcp.dropAll();
+    tcp.mode = 'pass';
+    await terminateArchiverBackends(null);
+  }
+
+  describe('every connection left open but silent (blackhole: nothing forwarded, sockets kept open)', () => {
+    // Found by probing: the run waited on its dead sockets for as long as the network stayed
+    // down (minutes, past SIGTERM), and then failed as INTERNAL.
+    const STATEMENT_TIMEOUT_MS = 2_000;
+    const DEADLINE_MS = STATEMENT_TIMEOUT_MS + 5_000;
+
+    it('mid-batch (after the 2nd upload): every query waiting gives up after statement_timeout + 5 s with DB_QUERY, nothing lost, the rerun archives every row once', async () => {
+      const expected = await seedEvents();
+      const config = proxiedConfig({ statement_timeout_ms: STATEMENT_TIMEOUT_MS });
+      let since = 0;
+      const summary = await archiveWith(config, createObjectStore(config), {
+        onPhase: atPhase('after-upload', 2, async () => {
+          since = performance.now();
+          tcp.blackhole();
+        }),
+      });
+      const took = performance.now() - since;
+      expect(since).toBeGreaterThan(0);
+      const table = summary.tables[0]!;
+      expect(table.status).toBe('failed');
+      expect(table.error!.code).toBe('DB_QUERY');
+      expect(table.error!.message).toContain(`no answer from the database "app" within ${DEADLINE_MS} ms`);
+      // The delete and the page read ahead give up together, then the lock's release does: two deadlines, not forever.
+      expect(took).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
+      expect(took).toBeLessThan(3 * DEADLINE_MS);
+      await endBlackhole();
+      const mid = await checkNow(fx, expected);
+      expectNothingLostYet(mid);
+      expect(mid.rowsInTable).toBe(ROWS - mid.rowsArchived);
+      await finishAndCheck(fx, expected, {
+        scenario: 'database: every connection silent mid-batch (TCP proxy blackhole)',
+        injected: 'TCP proxy: nothing forwarded, sockets kept open, from after the 2nd upload; statement_timeout 2 s',
+        archived: ROWS,
+        config: proxiedConfig(),
+      });
+    }, 60_000);
+
+    it('before COMMIT: the COMMIT that gets no answer is an ambiguous outcome, left in flight for the next run, never taken as not committed', async () => {
+      const expected = await seedEvents();
+      const config = proxiedConfig({ statement_timeout_ms: STATEMENT_TIMEOUT_MS });
+      const summary = await archiveWith(config, createObjectStore(config), {
+        onPhase: atPhase('before-commit', 1, async () => {
+          tcp.blackhole();
+        }),
+      });
+      const table = summary.tables[0]!;
+      expect(table.status).toBe('failed');
+      expect(table.error!.code).toBe('DB_QUERY');
+      expect(table.error!.message).toContain('during COMMIT');
+      expect(table.error!.message).toContain('no answer from the database');
+      expect(table.error!.message).toContain('the next run reconciles it');
+      await endBlackhole();
+      const mid = await checkNow(fx, expected);
+      expectNothingLostYet(mid);
+      // The COMMIT never reached the server: the rows are all there, the batch's marker waits for the rerun.
+      expect(mid.pendingMarkers).toBe(1);
+      expect(await rowIds(fx.db)).toHaveLength(ROWS);
+      await finishAndCheck(fx, expected, {
+        scenario: 'database: every connection silent before COMMIT (TCP proxy blackhole)',
+        injected: 'TCP proxy: nothing forwarded, sockets kept open, from just before the 1st COMMIT; statement_timeout 2 s',
+        archived: ROWS,
+        config: proxiedConfig(),
+      });
+    }, 90_000);
+
+    it('the table lock found lost by its heartbeat stops the work in flight at once (LOCK_LOST), long before statement_timeout', async () => {
+      const expected = await seedEvents();
+      // A statement_timeout far beyond the test: only the lost lock can end the run in time.
+      const config = proxiedConfig({ statement_timeout_ms: 600_000 });
+      config.lock = { ...config.lock, heartbeat_interval_ms: 500, heartbeat_timeout_ms: 250 };
+      let since = 0;
+      const summary = await archiveWith(config, createObjectStore(config), {
+        onPhase: atPhase('after-upload', 2, async () => {
+          since = performance.now();
+          tcp.blackhole();
+        }),
+      });
+      const took = performance.now() - since;
+      const table = summary.tables[0]!;
+      expect(table.status).toBe('failed');
+      expect(table.error!.code).toBe('LOCK_LOST');
+      expect(table.error!.message).toContain('no answer within 250 ms');
+      expect(took).toBeLessThan(10_000);
+      await endBlackhole();
+      const mid = await checkNow(fx, expected);
+      expectNothingLostYet(mid);
+      expect(mid.rowsInTable).toBe(ROWS - mid.rowsArchived);
+      await finishAndCheck(fx, expected, {
+        scenario: 'database: every connection silent mid-batch, the table lock found lost (TCP proxy blackhole)',
+        injected: 'TCP proxy: nothing forwarded, sockets kept open, from after the 2nd upload; heartbeat every 500 ms',
+        archived: ROWS,
+        config: proxiedConfig(),
+      });
+    }, 60_000);
+  });
 
   it('every connection reset mid-batch: the table stops before the next delete, nothing lost', async () => {
     const expected = await seedEvents();
