@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { redactSecrets } from '../config/mask-secrets.js';
-import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
+import { abortPoolConnections, buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { checkHealth, healthHttpStatus, type HealthReport, type HealthTarget } from '../monitoring/health-check.js';
 import { createArchiveMetrics, type ArchiveMetrics } from '../monitoring/archive-metrics.js';
@@ -20,16 +20,23 @@ export function healthTargets(config: Config, store: ObjectStore, secrets: reado
   const databases: HealthTarget[] = config.databases.map((db) => ({
     kind: 'database',
     name: db.name,
-    check: async () => {
+    check: async (signal) => {
       const pool = createPool({
         database: { ...db, connection_pool_size: 2 },
         applicationName: `${config.application_name} health`,
         settings: buildSessionSettings(config.defaults),
         onBackgroundError: () => undefined,
       });
+      // Past the check's timeout the connection (or the attempt to make one) is destroyed, so
+      // nothing of the check outlives its verdict.
+      const abandon = (): void => {
+        abortPoolConnections(pool, signal.reason instanceof Error ? signal.reason : new Error('health check timed out'));
+      };
+      signal.addEventListener('abort', abandon, { once: true });
       try {
         await checkConnection(pool, db, secrets);
       } finally {
+        signal.removeEventListener('abort', abandon);
         void pool.end().catch(() => undefined);
       }
     },

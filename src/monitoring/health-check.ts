@@ -11,7 +11,8 @@ export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 export interface HealthTarget {
   kind: 'database' | 'storage';
   name: string;
-  check: () => Promise<void>;
+  /** `signal` aborts when the check is past its timeout: whatever it still waits on is to be given up at once. */
+  check: (signal: AbortSignal) => Promise<void>;
 }
 
 export interface CheckResult {
@@ -49,11 +50,19 @@ export async function checkHealth(targets: readonly HealthTarget[], options: { t
 async function runCheck(target: HealthTarget, timeoutMs: number, redact: (text: string) => string): Promise<CheckResult> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
+  // The verdict is given at the timeout; the attempt is ended then too, not left to its own,
+  // longer timeouts (found by probing: `auditlog health` printed at 5 s and exited at 15 s, when
+  // the connection attempt's own timeout fired; in the daemon each /health left one pending).
+  const abandon = new AbortController();
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => {
+      const error = new Error(`no answer within ${timeoutMs} ms`);
+      reject(error);
+      abandon.abort(error);
+    }, timeoutMs);
   });
   try {
-    await Promise.race([target.check(), timeout]);
+    await Promise.race([target.check(abandon.signal), timeout]);
     return { kind: target.kind, name: target.name, status: 'up', response_time_ms: elapsed(started) };
   } catch (error) {
     return { kind: target.kind, name: target.name, status: 'down', response_time_ms: elapsed(started), error: redact(describeError(error)) };

@@ -25,7 +25,12 @@ let silentPort: number;
 let dir: string;
 beforeAll(async () => {
   // Accepts connections and never answers: a database that hangs.
-  silent = createServer((socket) => held.push(socket));
+  // Reading (and dropping) what arrives, so a client that closes its end is seen to.
+  silent = createServer((socket) => {
+    held.push(socket);
+    socket.on('error', () => undefined);
+    socket.resume();
+  });
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   silentPort = (silent.address() as AddressInfo).port;
   dir = await mkdtemp(join(tmpdir(), 'health-'));
@@ -143,5 +148,32 @@ databases:
     expect(report.status).toBe('unhealthy');
     expect(report.checks[0]).toMatchObject({ kind: 'database', name: 'app', status: 'down' });
     expect(unhealthy.stdout + unhealthy.stderr).not.toContain('hunter2-secret');
+  });
+
+  it('a database that accepts connections and never answers: unhealthy at the timeout, and the process exits right after, not when the 15 s connect timeout would fire', async () => {
+    const hung = join(dir, 'hung.yaml');
+    await writeFile(hung, yaml(`postgresql://postgres@127.0.0.1:${silentPort}/x`, join(dir, 'c')));
+    const started = performance.now();
+    const r = await runCli(['health', '--config', hung]);
+    const took = performance.now() - started;
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^DOWN database app \([\d.]+ ms\): no answer within 2000 ms\n/);
+    expect(r.stdout).toMatch(/\nunhealthy\n$/);
+    // The 2 s timeout plus the CLI's start-up (about 1.5 s here), well short of the 15 s connection timeout.
+    expect(took).toBeLessThan(2_000 + 4_000);
+  }, 30_000);
+});
+
+describe('the daemon\'s /health while a database hangs', () => {
+  it('each request ends its connection attempt at the timeout: none stays open behind the answer', async () => {
+    const before = held.length;
+    const { report } = await getHealth(configWith([{ name: 'app', url: `postgresql://postgres@127.0.0.1:${silentPort}/x` }]));
+    expect(report.checks[0]).toMatchObject({ name: 'app', status: 'down', error: 'no answer within 300 ms' });
+    const opened = held.slice(before);
+    expect(opened.length).toBeGreaterThan(0);
+    // The server side of each attempt sees it closed right after the answer (before: 15 s later).
+    const deadline = Date.now() + 1_000;
+    while (opened.some((s) => !s.readableEnded && !s.destroyed) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(opened.map((s) => s.readableEnded || s.destroyed)).toEqual(opened.map(() => true));
   });
 });
