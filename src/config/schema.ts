@@ -190,7 +190,9 @@ export const defaultsSchema = z
     pause_between_batches_ms: tunables.pause_between_batches_ms.default(0),
     batches_in_flight: tunables.batches_in_flight.default(3),
     vacuum_after: tunables.vacuum_after.default(false),
-    statement_timeout_ms: positiveMs.default(300_000).describe('statement_timeout of the archiver sessions.'),
+    statement_timeout_ms: positiveMs
+      .default(300_000)
+      .describe('statement_timeout of the archiver sessions. Also their client-side deadline, plus 5 s: a connection that sends nothing for that long while a query waits is given up (DB_QUERY "no answer from the database").'),
     lock_timeout_ms: positiveMs.default(5_000).describe('lock_timeout of the archiver sessions.'),
     idle_in_transaction_session_timeout_ms: positiveMs
       .default(60_000)
