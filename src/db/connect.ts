@@ -153,8 +153,15 @@ interface SessionClientOptions {
   database: string;
   /** No answer from the server for this long (ms) while a query waits: the connection is destroyed. None: waits as long as the server takes. */
   deadlineMs?: number;
-  /** Every client of a pool that is not closed yet, connecting ones included (abortPoolConnections). */
-  live?: Set<SessionClient>;
+  /** The pool's clients, for abortPoolConnections and fencePool. */
+  pool?: PoolState;
+}
+
+interface PoolState {
+  /** Every client of the pool that is not closed yet, connecting ones included. */
+  live: Set<SessionClient>;
+  /** While set, no new connection is made: connecting fails with this error at once (fencePool). */
+  fenced?: Error;
 }
 
 /** What the deadline and the aborts need of a client: a way to give its connection up at once. */
@@ -183,28 +190,33 @@ function sessionClientClass(o: SessionClientOptions): typeof pg.Client {
     private waiting = 0;
     private watchdog: NodeJS.Timeout | undefined;
     private bytesSeen = -1;
+    private lastHeard = 0;
 
     constructor(config?: string | pg.ClientConfig) {
       super(config);
-      if (o.live !== undefined) {
-        const live = o.live;
-        live.add(this);
-        this.once('end', () => live.delete(this));
-      }
+      o.pool?.live.add(this);
+      this.once('end', () => o.pool?.live.delete(this));
     }
 
     override connect(): Promise<pg.Client>;
     override connect(callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void;
     override connect(callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): Promise<pg.Client> | void {
-      const connected = super.connect().then(async () => {
-        try {
-          await verifyPinnedSession(this, o.database);
-        } catch (error) {
-          await this.end().catch(() => undefined);
+      const fenced = o.pool?.fenced;
+      const connected = (fenced !== undefined ? Promise.reject(fenced) : super.connect())
+        .then(async () => {
+          try {
+            await verifyPinnedSession(this, o.database);
+          } catch (error) {
+            await this.end().catch(() => undefined);
+            throw error;
+          }
+          return this as pg.Client;
+        })
+        .catch((error: unknown) => {
+          // A client that never connected never ends: it must not stay listed.
+          o.pool?.live.delete(this);
           throw error;
-        }
-        return this as pg.Client;
-      });
+        });
       if (callback === undefined) return connected;
       const cb = callback as (err: Error | null, c?: pg.Client) => void;
       connected.then((c) => cb(null, c), (error: Error) => cb(error));
@@ -259,22 +271,27 @@ function sessionClientClass(o: SessionClientOptions): typeof pg.Client {
 
     private arm(): void {
       this.bytesSeen = this.bytesRead();
-      this.watchdog = setTimeout(() => this.expire(), o.deadlineMs);
+      this.lastHeard = performance.now();
+      // Checked a few times per deadline, so it expires within a tenth of it past the mark.
+      this.watchdog = setInterval(() => this.check(), Math.max(50, Math.floor(o.deadlineMs! / 10)));
       // Never what keeps a process alive: the query waiting is.
       this.watchdog.unref();
     }
 
     private disarm(): void {
-      clearTimeout(this.watchdog);
+      clearInterval(this.watchdog);
       this.watchdog = undefined;
     }
 
-    private expire(): void {
-      // Something arrived since (a result, COPY data): the server is alive; watch the next span.
-      if (this.bytesRead() !== this.bytesSeen) {
-        this.arm();
+    private check(): void {
+      const read = this.bytesRead();
+      // Something arrived (a result, COPY data): the server is alive; the deadline starts over.
+      if (read !== this.bytesSeen) {
+        this.bytesSeen = read;
+        this.lastHeard = performance.now();
         return;
       }
+      if (performance.now() - this.lastHeard < o.deadlineMs!) return;
       const ms = o.deadlineMs!;
       this.abandon(
         new AuditlogError(
@@ -327,14 +344,14 @@ export async function keepIdleSessionOpen(client: Pick<pg.Client, 'query'>): Pro
   await client.query(`SELECT pg_catalog.set_config('idle_session_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 140000`);
 }
 
-/** The clients of each pool createPool made, for abortPoolConnections. */
-const poolClients = new WeakMap<pg.Pool, Set<SessionClient>>();
+/** The clients of each pool createPool made, for abortPoolConnections and fencePool. */
+const poolStates = new WeakMap<pg.Pool, PoolState>();
 
 export function createPool(options: PoolOptions): pg.Pool {
-  const live = new Set<SessionClient>();
-  const Client = sessionClientClass({ database: options.database.name, deadlineMs: queryDeadlineMs(options.settings), live });
+  const state: PoolState = { live: new Set() };
+  const Client = sessionClientClass({ database: options.database.name, deadlineMs: queryDeadlineMs(options.settings), pool: state });
   const pool = new pg.Pool({ ...buildClientConfig(options), Client, max: options.database.connection_pool_size, idleTimeoutMillis: 30_000 });
-  poolClients.set(pool, live);
+  poolStates.set(pool, state);
   // An idle client killed by pg_terminate_backend emits 'error' on the pool; unhandled, it would crash the process.
   pool.on('error', (error) => options.onBackgroundError?.(error));
   // A checked-out client killed mid-query emits 'error' on itself, which pg-pool does not listen
@@ -352,16 +369,48 @@ export function createPool(options: PoolOptions): pg.Pool {
  * health check past its timeout). The pool stays usable: it opens new connections on demand.
  */
 export function abortPoolConnections(pool: pg.Pool, error: Error): number {
-  const live = poolClients.get(pool);
-  if (live === undefined) return 0;
-  const clients = [...live];
+  const state = poolStates.get(pool);
+  if (state === undefined) return 0;
+  const clients = [...state.live];
   for (const client of clients) client.abandon(error);
   return clients.length;
+}
+
+/**
+ * abortPoolConnections, and until the returned function is called no new connection is made
+ * either: each attempt fails with `error` at once instead of waiting out the connect timeout on a
+ * server that accepts and never answers (a table whose lock is lost reads ahead and opens delete
+ * transactions: none of that may start now).
+ */
+export function fencePool(pool: pg.Pool, error: Error): () => void {
+  const state = poolStates.get(pool);
+  if (state === undefined) return () => undefined;
+  state.fenced = error;
+  abortPoolConnections(pool, error);
+  return () => {
+    if (state.fenced === error) delete state.fenced;
+  };
 }
 
 /** Destroys a client's connection at once: every query waiting on it fails with `error` (or "Connection terminated"). */
 export function abandonClient(client: pg.Client, error?: Error): void {
   (client as unknown as WithStream).connection.stream.destroy(error);
+}
+
+/**
+ * Runs `fn` with the pool's fence (fencePool) lifted: for the one check that must still reach the
+ * database after a lost lock — whether a COMMIT whose answer was lost committed.
+ */
+export async function withoutFence<T>(pool: pg.Pool, fn: () => Promise<T>): Promise<T> {
+  const state = poolStates.get(pool);
+  const fenced = state?.fenced;
+  if (state === undefined || fenced === undefined) return fn();
+  delete state.fenced;
+  try {
+    return await fn();
+  } finally {
+    state.fenced ??= fenced;
+  }
 }
 
 /**
