@@ -23,6 +23,7 @@ import { timed, type ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
 import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
 import { resolveAmbiguousCommit, selectTxidStatus } from './reconcile-pending.js';
+import { withoutFence } from '../db/connect.js';
 
 /** Attempts at a delete whose returned set must equal the archived set; rows keep changing → give up on them. */
 const MAX_DELETE_ATTEMPTS = 3;
@@ -586,7 +587,8 @@ async function deleteGuarded(
       ctx.logger.warn({ key, err: describeError(error) }, 'COMMIT outcome unknown; checking which rows are still in the table');
       // A client-side deadline (no answer) lands here too: never "not committed" without looking.
       try {
-        await resolveAmbiguousCommit(ctx, key, markerKey);
+        // Even after a lost lock closed the table's connections: this is what decides the batch.
+        await withoutFence(ctx.pool, () => resolveAmbiguousCommit(ctx, key, markerKey));
       } catch (checkError) {
         throw new AuditlogError(
           'DB_QUERY',
@@ -599,11 +601,14 @@ async function deleteGuarded(
     await ctx.onPhase?.('after-commit');
     return { committed: true, keys: deleted.keys };
   } catch (error) {
+    // The connection was closed for a reason of ours (the lock lost, a deadline) while the
+    // transaction waited between statements: that reason, not node-postgres' "not queryable".
+    const reason = broken !== undefined && isAuditlogError(broken) && !isAuditlogError(error) ? broken : error;
     if (broken === undefined) {
       broken = error as Error;
       await client.query('ROLLBACK').catch(() => undefined);
     }
-    throw explainTriggerNameError(ctx, error, key);
+    throw explainTriggerNameError(ctx, reason, key);
   } finally {
     client.off('error', onClientError);
     client.release(broken);

@@ -12,7 +12,7 @@ import { loadTablePlan } from '../db/catalog.js';
 import { checkArchiveAccess } from '../db/session-checks.js';
 import { selectDatabaseIdentity } from '../db/database-identity.js';
 import { acquireTableLock } from '../db/advisory-lock.js';
-import { abandonClient, abortPoolConnections, endClient } from '../db/connect.js';
+import { abandonClient, abortPoolConnections, endClient, fencePool } from '../db/connect.js';
 import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
 import { tableLabel, type TablePlan } from '../core/table-plan.js';
 import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
@@ -117,8 +117,10 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     await checkArchiveAccess(input.pool, plan);
     const ref = { runId: input.runId, database: plan.database, schema: plan.schema, table: plan.table };
     const lockClient = await input.openLockClient();
+    // Lifts what a lost lock fenced off (the pool goes on to the next table).
+    const unfence: (() => void)[] = [];
     try {
-      const lock = await acquireLocks(input, plan, lockClient, logger);
+      const lock = await acquireLocks(input, plan, lockClient, logger, unfence);
       const markers = new MarkerSweeper({ store: input.store, logger, beforeSweep: () => input.onPhase?.('before-marker-flush') });
       try {
         const ctx = {
@@ -297,10 +299,15 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
       }
     } finally {
       await endClient(lockClient);
+      for (const lift of unfence) lift();
     }
   } catch (error) {
     summary.status = 'failed';
     const e = toTableError(error);
+    // Every batch has settled by now; what may still run is a page read ahead, whose result no
+    // one will use. Abandoned, so the run does not wait on it (with a silent database, a
+    // connection attempt of 15 s, or a query deadline).
+    abortPoolConnections(input.pool, e);
     summary.error = { code: e.code, message: e.message };
     logger.error({ code: e.code, err: e.message }, 'table failed');
     // A failure before TableProgress began (plan, access, locks, reconciliation) is this table's
@@ -343,19 +350,23 @@ function holdRecheck(cfg: HoldCheckTableConfig, plan: TablePlan): (q: Queryable)
  * The file lock first (local mode: it guards the directory, and is cheap to refuse), then the
  * advisory lock (it guards the database). Either one lost stops every further delete.
  */
-async function acquireLocks(input: ArchiveTableInput, plan: TablePlan, lockClient: pg.Client, logger: Logger): Promise<TableLock> {
+async function acquireLocks(input: ArchiveTableInput, plan: TablePlan, lockClient: pg.Client, logger: Logger, unfence: (() => void)[]): Promise<TableLock> {
   const label = tableLabel(plan);
-  const onLost = (reason: string): void => {
+  const onLost = (reason: string, how?: 'connection' | 'heartbeat'): void => {
     logger.error({ reason }, 'table lock lost: no further delete; this table stops and the next run reconciles the batch in flight');
-    // The work in flight stops now, not when a silent server answers (found by probing: with the
-    // database blackholed the heartbeat found the lock lost, but the page read and the delete
-    // waited on their dead sockets, past SIGTERM, for minutes). Nothing commits without the lock
-    // anyway; a COMMIT already sent becomes an ambiguous one, which the batch reconciles. The
+    // Found lost by the heartbeat (the database did not answer it in time, or no longer shows the
+    // lock ours), the work in flight stops now, not when a silent server answers (found by
+    // probing: with the database blackholed the heartbeat found the lock lost, but the page read
+    // and the delete waited on their dead sockets, past SIGTERM, for minutes), and no new work
+    // starts until the table has ended. Nothing commits without the lock anyway; a COMMIT already
+    // sent is an ambiguous one, decided from the table or left in flight for the next run. The
     // lock session goes too: if it still lives, the server releases its lock when it sees it gone.
+    // Not when the lock's own connection failed or ended: that says nothing of the pool's, and a
+    // COMMIT whose answer a reset lost is being decided on a fresh one right now.
+    if (how !== 'heartbeat') return;
     const error = lockLostError(label, reason, 'the database work in flight (its connections were closed)');
-    const closed = abortPoolConnections(input.pool, error);
+    unfence.push(fencePool(input.pool, error));
     abandonClient(lockClient, error);
-    logger.debug({ connections: closed }, 'closed the connections of the table lost');
   };
   const locks: TableLock[] = [];
   if (input.lockDir !== undefined) {

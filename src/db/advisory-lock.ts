@@ -28,8 +28,11 @@ export interface AdvisoryLockOptions {
   heartbeat?: { intervalMs: number; timeoutMs: number };
   /** Shown to a second instance (through pg_stat_activity.query) as who holds the lock and since when. */
   runId?: string;
-  /** Called once when the lock is found lost, with why. */
-  onLost?: (reason: string) => void;
+  /**
+   * Called once when the lock is found lost, with why, and how: by its own connection failing or
+   * ending, or by the heartbeat (no answer in time, or the lock no longer granted).
+   */
+  onLost?: (reason: string, how: 'connection' | 'heartbeat') => void;
 }
 
 /** What the lock needs of a table: its oid, and its names for messages (`watermarks reset` has no full plan). */
@@ -39,15 +42,15 @@ export async function acquireTableLock(client: pg.Client, plan: LockTarget, opti
   let held = true;
   let lost: string | undefined;
   let heartbeat: { stop(): void } | undefined;
-  const markLost = (reason: string): void => {
+  const markLost = (reason: string, how: 'connection' | 'heartbeat'): void => {
     if (!held) return;
     held = false;
     lost = reason;
     heartbeat?.stop();
-    options.onLost?.(reason);
+    options.onLost?.(reason, how);
   };
-  client.on('error', (error: Error) => markLost(`its connection failed: ${error.message}`));
-  client.on('end', () => markLost('its connection ended'));
+  client.on('error', (error: Error) => markLost(`its connection failed: ${error.message}`, 'connection'));
+  client.on('end', () => markLost('its connection ended', 'connection'));
   // The tag rides along in pg_stat_activity.query of the lock session (its last statement), so
   // another instance can say which run holds the lock and since when.
   const tag = lockTag(options.runId, new Date());
@@ -89,7 +92,7 @@ export async function acquireTableLock(client: pg.Client, plan: LockTarget, opti
       beat: async () => {
         if (!(await confirmAdvisoryLock(client, plan.oid, tag, token))) throw new Error('the advisory lock is no longer granted to this session');
       },
-      onLost: markLost,
+      onLost: (reason) => markLost(reason, 'heartbeat'),
     });
   }
   return {
