@@ -196,6 +196,11 @@ function sessionClientClass(o: SessionClientOptions): typeof pg.Client {
       super(config);
       o.pool?.live.add(this);
       this.once('end', () => o.pool?.live.delete(this));
+      // abandon() destroys the socket with an error, which the client emits as 'error' even while
+      // it is still connecting or verifying its session, before the pool's 'connect' listener
+      // exists: unheard, that crashed the process (found by the full test run: a table failing
+      // while a connection was being opened). Whoever waits on the client gets the error anyway.
+      this.on('error', () => undefined);
     }
 
     override connect(): Promise<pg.Client>;
