@@ -40,6 +40,12 @@ export interface RunEventMap {
    * that wrote the object and deleted its rows; no batch:committed was seen for it in this run.
    */
   'batch:reconciled': TableRef & { key: string; rows: number; bytesCompressed: number; batchRunId: string };
+  /**
+   * Committed batches of this run are about to lose their pending markers (removed in bulk,
+   * marker-sweeper.ts): after that no later run can find them, so the audit trail records them
+   * now. Sent with {@link RunEvents.emitAndConfirm}: a listener that fails keeps the markers.
+   */
+  'batches:sweeping': TableRef & { batches: { key: string; rows: number; bytesCompressed: number }[] };
   'table:finished': TableRef & { summary: TableSummary };
   'run:finished': { runId: string; command: 'archive'; summary: RunSummary };
   /** An active table-level legal hold kept the table out of the run (nothing read). */
@@ -84,6 +90,23 @@ export class RunEvents {
         this.onListenerError(event, error);
       }
     }
+  }
+
+  /**
+   * Calls every listener and waits for all of them: true when each settled without error (also
+   * when there is none), false otherwise. For the one step that must not go ahead unless its
+   * listeners are done (a record written before the only other trace of a batch goes). Failures
+   * are still reported to `onListenerError`.
+   */
+  async emitAndConfirm<K extends RunEventName>(event: K, payload: RunEventMap[K]): Promise<boolean> {
+    const results = await Promise.allSettled((this.listeners.get(event) ?? []).map(async (listener) => listener(payload)));
+    let confirmed = true;
+    for (const result of results) {
+      if (result.status === 'fulfilled') continue;
+      confirmed = false;
+      this.onListenerError(event, result.reason);
+    }
+    return confirmed;
   }
 
   /** Waits for async listeners still running (before the process exits). */

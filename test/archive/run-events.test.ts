@@ -84,4 +84,30 @@ describe('RunEvents', () => {
     await events.settle();
     expect(heard).toEqual(['a']);
   });
+
+  it('emitAndConfirm() waits for every listener: true with none or all fulfilled, false when one throws or rejects (reported too)', async () => {
+    const errors: RunEventName[] = [];
+    const events = new RunEvents((event) => errors.push(event));
+    const payload = { runId: 'r', database: 'app', schema: 'public', table: 'events', batches: [{ key: 'k', rows: 1, bytesCompressed: 2 }] };
+    expect(await events.emitAndConfirm('batches:sweeping', payload)).toBe(true);
+    const heard: string[] = [];
+    events.on('batches:sweeping', async (p) => {
+      await new Promise((r) => setTimeout(r, 20));
+      heard.push(p.batches[0]!.key);
+    });
+    expect(await events.emitAndConfirm('batches:sweeping', payload)).toBe(true);
+    expect(heard).toEqual(['k']);
+    const offSync = events.on('batches:sweeping', () => {
+      throw new Error('audit disk full');
+    });
+    expect(await events.emitAndConfirm('batches:sweeping', payload)).toBe(false);
+    offSync();
+    events.on('batches:sweeping', async () => {
+      throw new Error('audit disk full');
+    });
+    expect(await events.emitAndConfirm('batches:sweeping', payload)).toBe(false);
+    expect(errors).toEqual(['batches:sweeping', 'batches:sweeping']);
+    expect(heard).toEqual(['k', 'k', 'k']);
+  });
 });
+
