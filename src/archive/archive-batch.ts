@@ -124,7 +124,7 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
     if (deleted.committed) {
       // Committed: a marker left now is harmless (the next run finds the sidecar's delete_txid
       // committed), so it goes with others in one request instead of a DELETE of its own.
-      ctx.markers.add(markerKey);
+      ctx.markers.add(markerKey, { key, rows: current.count, bytesCompressed: encoded.compressedBytes });
       await ctx.onPhase?.('after-batch');
       log.debug({ key, rows: current.count }, 'batch committed');
       return {

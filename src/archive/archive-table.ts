@@ -121,7 +121,14 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     const unfence: (() => void)[] = [];
     try {
       const lock = await acquireLocks(input, plan, lockClient, logger, unfence);
-      const markers = new MarkerSweeper({ store: input.store, logger, beforeSweep: () => input.onPhase?.('before-marker-flush') });
+      const markers = new MarkerSweeper({
+        store: input.store,
+        logger,
+        beforeSweep: () => input.onPhase?.('before-marker-flush'),
+        // The audit trail (when one listens) records the batches before their markers go: a run
+        // killed later still has them in its trail (docs/compliance.md, "Interrupted runs").
+        ...(input.events === undefined ? {} : { beforeRemove: (batches) => input.events!.emitAndConfirm('batches:sweeping', { ...ref, batches: [...batches] }) }),
+      });
       try {
         const ctx = {
           store: input.store,

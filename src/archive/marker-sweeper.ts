@@ -16,6 +16,11 @@
  *
  * Age is checked when a key is added, never by a timer: nothing is left running when a table ends,
  * and the table's final {@link MarkerSweeper.flush} takes whatever is still queued.
+ *
+ * A marker is the only trace of its batch a later run can find if this run dies before its end
+ * record: so, when given, {@link MarkerSweeperOptions.beforeRemove} is asked first with the
+ * batches about to lose their markers (the audit trail records them, one record per sweep), and a
+ * sweep it does not confirm keeps every marker — the next run reconciles and records them.
  */
 import type { Logger } from 'pino';
 import { describeError } from '../core/errors.js';
@@ -37,10 +42,23 @@ export interface MarkerSweeperOptions {
   now?: () => number;
   /** Before each sweep's request: the crash tests' hook (AUDITLOG_FAULT=before-marker-flush). */
   beforeSweep?: () => void | Promise<void>;
+  /**
+   * After the crash hook, before the markers go: false (or a rejection) keeps them all. Absent:
+   * markers are removed with nothing asked.
+   */
+  beforeRemove?: (batches: readonly SweptBatch[]) => Promise<boolean>;
+}
+
+/** A committed batch whose marker is queued: what the audit trail records before the marker goes. */
+export interface SweptBatch {
+  /** The data object. */
+  key: string;
+  rows: number;
+  bytesCompressed: number;
 }
 
 export class MarkerSweeper {
-  private queued: string[] = [];
+  private queued: { markerKey: string; batch: SweptBatch }[] = [];
   private oldestAt = 0;
   /** Sweeps run one after another; this settles when the last one started has. Never rejects. */
   private sweeping: Promise<void> = Promise.resolve();
@@ -55,9 +73,9 @@ export class MarkerSweeper {
   }
 
   /** Queues the marker of a batch whose delete committed; starts a sweep (not awaited) when one is due. */
-  add(markerKey: string): void {
+  add(markerKey: string, batch: SweptBatch): void {
     if (this.queued.length === 0) this.oldestAt = this.now();
-    this.queued.push(markerKey);
+    this.queued.push({ markerKey, batch });
     if (this.queued.length >= this.maxKeys || this.now() - this.oldestAt >= this.maxAgeMs) void this.sweepQueued();
   }
 
@@ -67,9 +85,9 @@ export class MarkerSweeper {
   }
 
   private sweepQueued(): Promise<void> {
-    const keys = this.queued;
+    const entries = this.queued;
     this.queued = [];
-    if (keys.length > 0) this.sweeping = this.sweeping.then(() => this.sweep(keys));
+    if (entries.length > 0) this.sweeping = this.sweeping.then(() => this.sweep(entries));
     return this.sweeping;
   }
 
@@ -77,10 +95,18 @@ export class MarkerSweeper {
    * The batches are committed whatever happens here: a failure is a warning, and the markers are
    * cleared by the next run's reconciliation.
    */
-  private async sweep(keys: readonly string[]): Promise<void> {
+  private async sweep(entries: readonly { markerKey: string; batch: SweptBatch }[]): Promise<void> {
     const { logger } = this.options;
+    const keys = entries.map((e) => e.markerKey);
     try {
       await this.options.beforeSweep?.();
+      if (this.options.beforeRemove !== undefined && !(await this.confirmed(entries.map((e) => e.batch)))) {
+        logger.warn(
+          { markers: keys.length, examples: keys.slice(0, KEYS_IN_WARNING) },
+          'batches committed, but their audit record could not be written: their pending markers are kept, and the next run records them as reconciled',
+        );
+        return;
+      }
       const { failed } = await this.options.store.deleteMany(keys);
       if (failed.length === 0) {
         logger.debug({ markers: keys.length }, 'pending markers of committed batches removed');
@@ -95,6 +121,15 @@ export class MarkerSweeper {
         { markers: keys.length, examples: keys.slice(0, KEYS_IN_WARNING), err: describeError(error) },
         'batches committed, but their pending markers could not be removed; the next run clears them',
       );
+    }
+  }
+
+  /** A hook that throws confirms nothing: keeping markers is the safe side. */
+  private async confirmed(batches: readonly SweptBatch[]): Promise<boolean> {
+    try {
+      return await this.options.beforeRemove!(batches);
+    } catch {
+      return false;
     }
   }
 }
