@@ -10,6 +10,12 @@ export const AUDIT_EVENTS = [
   'ARCHIVE_START',
   'ARCHIVE_SUCCESS',
   'ARCHIVE_FAILURE',
+  /**
+   * Committed batches of a run, recorded before their pending markers are removed (a marker is the
+   * only trace a later run finds of a run killed before its end record). The end record of the
+   * same run and table lists these objects again.
+   */
+  'ARCHIVE_PROGRESS',
   /** Objects a run confirmed as committed by a batch whose own run never recorded them (it was killed, or its COMMIT was ambiguous). */
   'ARCHIVE_RECONCILED',
   'RESTORE_START',

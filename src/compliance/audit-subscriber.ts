@@ -1,7 +1,9 @@
 /**
  * Turns run events into audit records (DESIGN.md §4: the audit trail subscribes; the pipeline
- * does not know it exists). Per table: ARCHIVE_SUCCESS or ARCHIVE_FAILURE with the object keys
- * of its committed batches; LEGAL_HOLD_SKIP and POLICY_VIOLATION as they happen; per run:
+ * does not know it exists). Per table: ARCHIVE_PROGRESS for each group of committed batches
+ * before their pending markers are removed, then ARCHIVE_SUCCESS or ARCHIVE_FAILURE with the
+ * object keys of all its committed batches (those already in ARCHIVE_PROGRESS records too: the end
+ * record of a run's table stands for its progress records); LEGAL_HOLD_SKIP and POLICY_VIOLATION as they happen; per run:
  * ARCHIVE_START and a closing ARCHIVE_SUCCESS/ARCHIVE_FAILURE with no table; ARCHIVE_RECONCILED for
  * each batch reconciliation confirmed as committed whose own run never recorded it (an earlier
  * run killed mid-table). Dry runs write nothing.
@@ -22,6 +24,24 @@ export function subscribeAuditTrail(events: RunEvents, trail: AuditTrail): void 
     const list = keys.get(tableKey(e)) ?? [];
     list.push(e.key);
     keys.set(tableKey(e), list);
+  });
+  // Before the sweeper removes committed batches' markers (its only other trace for a later run):
+  // a rejection (the record was not written) keeps the markers, and the next run records the
+  // batches as ARCHIVE_RECONCILED. One record per sweep — at most one per 50 batches or ~2 s.
+  events.on('batches:sweeping', async (e) => {
+    if (dryRun) return;
+    await trail.append({
+      event: 'ARCHIVE_PROGRESS',
+      runId: e.runId,
+      database: e.database,
+      schema: e.schema,
+      table: e.table,
+      records: e.batches.reduce((n, b) => n + b.rows, 0),
+      bytes: e.batches.reduce((n, b) => n + b.bytesCompressed, 0),
+      objectKeys: e.batches.map((b) => b.key),
+      status: 'committed',
+      details: { batches: e.batches.length },
+    });
   });
   // One record per object, written as soon as it is confirmed: its marker is already gone, so
   // this record is the only trace left of the batch's run having deleted those rows.

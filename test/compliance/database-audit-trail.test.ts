@@ -47,7 +47,7 @@ describe('audit trail in a database table', () => {
     expect(r.stderr).toMatch(/\b[1-9]\d* audit record\(s\) could not be written/);
     expect(await rowIds(fx.db)).toEqual([]);
     const events = await fx.db.query<{ event: string }>('SELECT event FROM public.audit_trail ORDER BY id');
-    expect(events.rows.map((e) => e.event)).toEqual(['ARCHIVE_START']);
+    expect(events.rows.map((e) => e.event)).toEqual(['ARCHIVE_START', 'ARCHIVE_PROGRESS']);
   });
 
   it('the CLI writes the records as rows; verify passes, then fails naming the row after an edited or deleted one', async () => {
@@ -57,13 +57,14 @@ describe('audit trail in a database table', () => {
     const rows = (await fx.db.query<{ id: string; event: string; table_name: string | null }>('SELECT id::text, event, table_name FROM audit_trail ORDER BY id')).rows;
     expect(rows.map((r) => [r.event, r.table_name])).toEqual([
       ['ARCHIVE_START', null],
+      ['ARCHIVE_PROGRESS', 'events'],
       ['ARCHIVE_SUCCESS', 'events'],
       ['ARCHIVE_SUCCESS', null],
     ]);
     const ok = await runCli(['audit', 'verify', '-c', file]);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toContain('(table public.audit_trail): 3 record(s), 0 problem(s)');
-    expect(ok.stdout).toMatch(/\(storage [^)]*\): 3 record\(s\), 0 problem\(s\)/);
+    expect(ok.stdout).toContain('(table public.audit_trail): 4 record(s), 0 problem(s)');
+    expect(ok.stdout).toMatch(/\(storage [^)]*\): 4 record\(s\), 0 problem\(s\)/);
 
     await fx.db.query(`UPDATE audit_trail SET record = replace(record, '"records":20', '"records":2') WHERE id = $1`, [rows[1]!.id]);
     const edited = await runCli(['audit', 'verify', '-c', file]);
