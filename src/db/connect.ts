@@ -181,7 +181,9 @@ type WithStream = { connection: { stream: { destroy(error?: Error): void; bytesR
  * receive something at least every `deadlineMs`, or it is destroyed with a DB_QUERY error, which
  * every query on it (pooled or not, a COPY stream too) then fails with. A COPY that keeps
  * streaming is never cut short; a statement the server still runs is ended by its own
- * statement_timeout first. Destroyed, not ended: ending waits for the silent peer as well. Not
+ * statement_timeout first — except COMMIT, which PostgreSQL runs without it: one waiting for a
+ * synchronous standby longer than the deadline is given up too (found in review), and the batch's
+ * outcome is then checked against the table or left for the next run to reconcile. Destroyed, not ended: ending waits for the silent peer as well. Not
  * node-postgres' query_timeout: it leaves the connection waiting (and every later query behind
  * it), and does not cover pg-copy-streams.
  */
@@ -301,7 +303,7 @@ function sessionClientClass(o: SessionClientOptions): typeof pg.Client {
       this.abandon(
         new AuditlogError(
           'DB_QUERY',
-          `no answer from the database "${o.database}" within ${ms} ms (statement_timeout plus ${QUERY_DEADLINE_MARGIN_MS} ms): the connection was given up — check the network and the server (a stalled proxy or firewall keeps connections open without forwarding)`,
+          `no answer from the database "${o.database}" within ${ms} ms (statement_timeout plus ${QUERY_DEADLINE_MARGIN_MS} ms): the connection was given up — check the network and the server (a stalled proxy or firewall keeps connections open without forwarding; a COMMIT waiting for a synchronous standby that does not answer also sends nothing: statement_timeout does not apply to COMMIT)`,
           { details: { database: o.database, deadline_ms: ms } },
         ),
       );

@@ -17,10 +17,21 @@ describe('findUnfinishedRuns', () => {
     expect(findUnfinishedRuns(trail([start('a', [events]), end('a'), start('b', [events])]))).toEqual({ unfinished: [], open: [{ key: 'k002', runId: 'b', event: 'ARCHIVE_START' }] });
   });
 
-  it('a later run of the same table that finished proves it over', () => {
-    const r = findUnfinishedRuns(trail([start('a', [events, other]), start('b', [events]), end('b')]));
-    expect(r.unfinished).toMatchObject([{ runId: 'a', overBecause: expect.stringContaining('a later run of the same table (b)') }]);
+  it('a later run that archived one of its tables (a table-level ARCHIVE_SUCCESS: it held the lock) proves it over', () => {
+    const r = findUnfinishedRuns(trail([start('a', [events, other]), start('b', [events]), { event: 'ARCHIVE_SUCCESS', runId: 'b', ...events, status: 'archived' }, end('b')]));
+    expect(r.unfinished).toMatchObject([{ runId: 'a', overBecause: expect.stringContaining('a later run (b) started after it and archived one of its tables') }]);
     expect(r.open).toEqual([]);
+  });
+
+  it('a later run that only ended does not: refused with LOCK_HELD by the live run, or stopped before the table (found in review: a cron overlap)', () => {
+    const refused = findUnfinishedRuns(
+      trail([start('a', [events]), start('b', [events]), { event: 'ARCHIVE_FAILURE', runId: 'b', ...events, status: 'failed', details: { code: 'LOCK_HELD' } }, { event: 'ARCHIVE_FAILURE', runId: 'b', status: 'failed' }]),
+    );
+    expect(refused.unfinished).toEqual([]);
+    expect(refused.open.map((o) => o.runId)).toEqual(['a']);
+    // A success of the table by a run that started before this one proves nothing either.
+    const earlier = findUnfinishedRuns(trail([start('b', [events]), start('a', [events]), { event: 'ARCHIVE_SUCCESS', runId: 'b', ...events, status: 'archived' }, end('b')]));
+    expect(earlier.unfinished).toEqual([]);
   });
 
   it('a later run of another table, or one still going, does not: the first may be running alongside', () => {
@@ -39,12 +50,12 @@ describe('findUnfinishedRuns', () => {
     expect(findUnfinishedRuns(trail([start('a'), start('b'), end('b')])).unfinished).toEqual([]);
   });
 
-  it('restores: per run and table; ERROR ends a run', () => {
+  it('restores: per run and table, only ever open (two restores of one source may run at once: found in review); ERROR ends a run', () => {
     const rs = (runId: string): AuditEntry => ({ event: 'RESTORE_START', runId, ...events, status: 'started' });
     const r = findUnfinishedRuns(
       trail([rs('r1'), rs('r2'), { event: 'RESTORE_SUCCESS', runId: 'r2', ...events, status: 'ok' }, start('a', [events]), { event: 'ERROR', runId: 'a', status: 'error' }]),
     );
-    expect(r.unfinished.map((u) => u.runId)).toEqual(['r1']);
-    expect(r.open).toEqual([]);
+    expect(r.unfinished).toEqual([]);
+    expect(r.open.map((o) => o.runId)).toEqual(['r1']);
   });
 });
