@@ -150,7 +150,7 @@ describe('audit trail of an interrupted run', () => {
     expect((await records()).some((r) => r.event === 'ARCHIVE_RECONCILED')).toBe(false);
     const verify = await runCli(['audit', 'verify', '-c', file]);
     expect(verify.code, verify.stdout).toBe(1);
-    expect(verify.stdout).toMatch(new RegExp(`UNFINISHED: .*run ${killedRunId} has no end record, and a later run of the same table`));
+    expect(verify.stdout).toMatch(new RegExp(`UNFINISHED: .*run ${killedRunId} has no end record, and a later run \\([^)]*\\) started after it and archived one of its tables`));
     // --since after the killed run leaves it out of the report: how an operator sets aside an interruption once reviewed.
     expect((await runCli(['audit', 'verify', '-c', file, '--since', '2999-01-01'])).code).toBe(0);
   });
