@@ -44,6 +44,34 @@ function runThroughProxy(config: Config, extra: Parameters<typeof archiveWith>[2
   return archiveWith(config, createObjectStore(config), extra);
 }
 
+/**
+ * Holds the first `method` request to a data object at the proxy (delivered when the test calls
+ * deliverHeld) and runs one batch whose row 7 the application changes after the upload, so the
+ * guarded delete skips it and the object is rewritten without it.
+ */
+async function runRewriteHolding(method: 'PUT' | 'DELETE'): Promise<{ config: Config; summary: Awaited<ReturnType<typeof archiveWith>>; held: () => boolean }> {
+  let held = false;
+  proxy.rule = (r) => {
+    if (held || r.method !== method || !isData(r)) return 'pass';
+    held = true;
+    return 'hold';
+  };
+  let changed = false;
+  const config = proxiedConfig({ request_timeout_ms: 400 }, { batch_size: 1000, batches_in_flight: 1 });
+  const summary = await runThroughProxy(config, {
+    onPhase: async (phase) => {
+      if (phase !== 'after-upload' || changed) return;
+      changed = true;
+      await fx.db.query(`UPDATE events SET note = 'changed' WHERE id = 7`);
+    },
+  });
+  expect(changed).toBe(true);
+  expect(summary.tables[0]!.error).toBeUndefined();
+  expect(summary.tables[0]!.rowsArchived).toBe(ROWS - 1);
+  expect(await rowIds(fx.db)).toEqual(['7']);
+  return { config, summary, held: () => held };
+}
+
 async function validateFindings(config: Config): Promise<unknown[]> {
   const direct = fx.configFor([eventsTable]);
   const report = await validateArchive({ config: direct, store: fx.store, databases: config.databases, deep: true, deepThreshold: 0, concurrency: 2, checkDatabase: true });
@@ -89,27 +117,8 @@ describe('a server with conditional writes', () => {
     // docs/reliability.md "A write the archiver gave up on can land late": without conditional
     // writes the late original replaced the committed rewrite (SIZE_MISMATCH/CHECKSUM_MISMATCH).
     const expected = await seedEvents();
-    let held = false;
-    proxy.rule = (r) => {
-      if (held || r.method !== 'PUT' || !isData(r)) return 'pass';
-      held = true;
-      return 'hold';
-    };
-    let changed = false;
-    const config = proxiedConfig({ request_timeout_ms: 400 }, { batch_size: 1000, batches_in_flight: 1 });
-    const summary = await runThroughProxy(config, {
-      onPhase: async (phase) => {
-        if (phase !== 'after-upload' || changed) return;
-        changed = true;
-        // The application changes a row after it was read: the guarded delete skips it and the
-        // object is rewritten without it.
-        await fx.db.query(`UPDATE events SET note = 'changed' WHERE id = 7`);
-      },
-    });
-    expect(held).toBe(true);
-    expect(summary.tables[0]!.error).toBeUndefined();
-    expect(summary.tables[0]!.rowsArchived).toBe(ROWS - 1);
-    expect(await rowIds(fx.db)).toEqual(['7']);
+    const { config, held } = await runRewriteHolding('PUT');
+    expect(held()).toBe(true);
     await noteApplicationChanges(fx.db, events, expected, 'id = 7', []);
 
     expect(await proxy.deliverHeld()).toEqual([412]);
@@ -128,27 +137,10 @@ describe('a server with conditional writes', () => {
     // the same key; the first DELETE held and delivered after the run removed the committed
     // rewrite (12 rows in neither table nor archive). A rewrite now replaces its object in place.
     const expected = await seedEvents();
-    let held = false;
-    proxy.rule = (r) => {
-      if (held || r.method !== 'DELETE' || !isData(r)) return 'pass';
-      held = true;
-      return 'hold';
-    };
-    let changed = false;
-    const config = proxiedConfig({ request_timeout_ms: 400 }, { batch_size: 1000, batches_in_flight: 1 });
-    const summary = await runThroughProxy(config, {
-      onPhase: async (phase) => {
-        if (phase !== 'after-upload' || changed) return;
-        changed = true;
-        await fx.db.query(`UPDATE events SET note = 'changed' WHERE id = 7`);
-      },
-    });
-    expect(changed).toBe(true);
-    expect(summary.tables[0]!.error).toBeUndefined();
-    expect(summary.tables[0]!.rowsArchived).toBe(ROWS - 1);
+    const { config, held } = await runRewriteHolding('DELETE');
     await noteApplicationChanges(fx.db, events, expected, 'id = 7', []);
     await proxy.deliverHeld();
-    expect(held).toBe(false);
+    expect(held()).toBe(false);
     expect(await validateFindings(config)).toEqual([]);
     await finishAndCheck(fx, expected, {
       scenario: 'storage: a batch rewritten under conditional writes, any DELETE of a data key delivered late',
