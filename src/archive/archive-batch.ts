@@ -105,19 +105,20 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
     // Create-only for the batch's first write only. A rewrite replaces this batch's own uncommitted
     // object in place, never deleting the key first: a DELETE storage completed late would then
     // remove the committed rewrite (found in review). A late first PUT still meets an object there and is refused.
-    if ((await uploadVerified(ctx, key, encoded, ctx.createOnly && attempt === 1)) === 'exists') {
+    if ((await upload(ctx, key, encoded, ctx.createOnly && attempt === 1)) === 'exists') {
       const decided = await decideExisting(ctx, current, encoded, target);
       if (decided !== 'uncommitted-same') return decided;
       // Byte for byte what this batch would write (an attempt of this PUT that landed unseen, or
       // a run that stopped before its sidecar): kept instead of re-uploaded, and verified like one.
-      await ctx.onPhase?.('after-upload');
-      await verifyUploaded(ctx, key, encoded);
     }
-    const batch = current;
-    const sidecar = encoded;
+    await ctx.onPhase?.('after-upload');
+    await verifyUploaded(ctx, key, encoded);
+    // This attempt's rows and bytes (`current` and `encoded` change on a rewrite).
+    const attemptRows = current;
+    const attemptEncoding = encoded;
     // The sidecar names the delete transaction, so it is written inside it, before the DELETE.
     const recordTxid = async (txid: string): Promise<void> => {
-      await writeVerifiedSidecar(ctx, metaKey, serializeMetadata({ ...buildMetadata(ctx, key, batch, sidecar, batchId), delete_txid: txid }));
+      await writeVerifiedSidecar(ctx, metaKey, serializeMetadata({ ...buildMetadata(ctx, key, attemptRows, attemptEncoding, batchId), delete_txid: txid }));
       if (attempt === 1) await ctx.onPhase?.('after-metadata');
     };
     const deleted = await timed(ctx, 'delete', () => deleteGuarded(ctx, current, key, markerKey, recordTxid));
@@ -296,15 +297,12 @@ function assertOneLinePerRow(encoded: EncodedBatch, rows: RowSet, key: string): 
   }
 }
 
-/** 'exists': a create-only put found an object already at the key; nothing was written or verified. */
-async function uploadVerified(ctx: ArchiveContext, key: string, encoded: EncodedBatch, createOnly: boolean): Promise<'written' | 'exists'> {
+/** 'exists': a create-only put found an object already at the key; nothing was written. */
+async function upload(ctx: ArchiveContext, key: string, encoded: EncodedBatch, createOnly: boolean): Promise<'written' | 'exists'> {
   const written = await timed(ctx, 'upload', () =>
     ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true, ...(createOnly ? { ifAbsent: true } : {}) }),
   );
-  if (written?.alreadyExists === true) return 'exists';
-  await ctx.onPhase?.('after-upload');
-  await verifyUploaded(ctx, key, encoded);
-  return 'written';
+  return written?.alreadyExists === true ? 'exists' : 'written';
 }
 
 async function verifyUploaded(ctx: ArchiveContext, key: string, encoded: EncodedBatch): Promise<void> {

@@ -19,7 +19,8 @@ export interface PendingMarker {
   /**
    * The transaction id (`txid_current()`, epoch-extended) of the delete transaction started for
    * this object, written only by a batch that deletes copies of a committed object (whose sidecar
-   * is never rewritten) and by older versions; null otherwise: the sidecar names the transaction.
+   * is never rewritten), and by older versions (null: none started yet). Absent otherwise — not
+   * null, which older versions read as "no delete started": the sidecar names the transaction.
    */
   delete_txid?: string | null;
   /**
