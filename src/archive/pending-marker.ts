@@ -11,6 +11,8 @@
  * `txid_status()` later says whether it committed. The marker itself only says "in flight".
  */
 
+import { isTxidText } from '../core/batch-metadata.js';
+
 export interface PendingMarker {
   data_object: string;
   metadata_object: string;
@@ -62,7 +64,7 @@ export function parseMarker(body: Buffer | undefined): PendingMarker | undefined
   try {
     const m = JSON.parse(body.toString('utf8')) as Partial<PendingMarker>;
     if (typeof m.run_id !== 'string' || typeof m.data_object !== 'string') return undefined;
-    if (m.delete_txid !== undefined && m.delete_txid !== null && !/^[0-9]+$/.test(m.delete_txid)) return undefined;
+    if (m.delete_txid !== undefined && m.delete_txid !== null && !isTxidText(m.delete_txid)) return undefined;
     // A table identity that is there but malformed cannot be compared: treat the marker as torn.
     if (m.table !== undefined && !isMarkerTable(m.table)) return undefined;
     return m as PendingMarker;

@@ -59,9 +59,14 @@ export interface LineColumns {
   columns: string[];
 }
 
-/** Whether a sidecar's `delete_txid` is absent or a transaction id as txid_current() prints it (it goes into SQL as a bound bigint). */
+/** Whether `value` is a transaction id as txid_current() prints it (it goes into SQL as a bound bigint). */
+export function isTxidText(value: unknown): value is string {
+  return typeof value === 'string' && /^[0-9]+$/.test(value);
+}
+
+/** Whether a sidecar's `delete_txid` is absent or a transaction id. */
 export function hasValidDeleteTxid(meta: Pick<BatchMetadata, 'delete_txid'>): boolean {
-  return meta.delete_txid === undefined || (typeof meta.delete_txid === 'string' && /^[0-9]+$/.test(meta.delete_txid));
+  return meta.delete_txid === undefined || isTxidText(meta.delete_txid);
 }
 
 export function sha256Hex(data: Buffer | string): string {
