@@ -55,9 +55,10 @@ export interface ArchiveContext {
   requiredSse?: 'AES256' | 'aws:kms';
   /**
    * Told of each batch reconciliation confirmed as committed (the audit trail records it: its
-   * batch:committed was never seen, or was seen by a run that died before recording it).
+   * batch:committed was never seen, or was seen by a run that died before recording it), before
+   * its marker goes. False: the record was not written, so the marker stays for the next run.
    */
-  onReconciledCommitted?: (batch: ReconciledBatch) => void;
+  onReconciledCommitted?: (batch: ReconciledBatch) => Promise<boolean>;
   /** Told how long each timed step took (metrics); never changes what the batch does. */
   onTimed?: (phase: TimedPhase, seconds: number) => void;
 }

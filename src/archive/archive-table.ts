@@ -151,7 +151,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
             ? {}
             : {
                 onTimed: (phase: TimedPhase, seconds: number) => input.events!.emit('batch:phase', { ...ref, phase, seconds }),
-                onReconciledCommitted: (batch: ReconciledBatch) => input.events!.emit('batch:reconciled', { ...ref, ...batch }),
+                onReconciledCommitted: (batch: ReconciledBatch) => input.events!.emitAndConfirm('batch:reconciled', { ...ref, ...batch }),
               }),
         };
         await warnLegacyPrefix(ctx);

@@ -119,12 +119,16 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     });
   }
   if (decision === 'keep') {
-    await store.delete(markerKey);
-    // After the marker is gone, never before: a crash in between would make the next run confirm
-    // it again and the trail would count the object twice. The window left is that of a crash
-    // between this delete and the audit append (docs/compliance.md, "Interrupted runs").
+    // Recorded before the marker goes, which is the last trace of the batch outside the trail:
+    // a crash in between only makes the next run record the object again, and the trail is
+    // counted by object key (docs/compliance.md). Before, a crash between the two lost the record.
     // Counts from what was checked above (the deletion manifest, the bytes whose SHA-256 matched).
-    ctx.onReconciledCommitted?.({ key, rows: meta.primary_keys.length, bytesCompressed: data.length, batchRunId: meta.run_id });
+    const recorded = (await ctx.onReconciledCommitted?.({ key, rows: meta.primary_keys.length, bytesCompressed: data.length, batchRunId: meta.run_id })) ?? true;
+    if (!recorded) {
+      ctx.logger.warn({ key, marker: markerKey }, 'a batch left in flight turned out committed, but its audit record could not be written: its pending marker is kept, and the next run records it');
+      return 'committed';
+    }
+    await store.delete(markerKey);
     return 'committed';
   }
   // Found by test/resilience/sigkill-phases.test.ts: keeping the rows missing from the table

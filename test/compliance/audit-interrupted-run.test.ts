@@ -224,6 +224,43 @@ describe('audit trail of an interrupted run', () => {
     expect(tally.rows).toBe(40);
   });
 
+  it('a reconciled batch whose ARCHIVE_RECONCILED record cannot be written keeps its marker: a later run records it', async () => {
+    await createEventsTable(fx.db, { rows: 40, stepMinutes: 60, endDaysAgo: 11 });
+    const file = await writeConfig({}, { backend: 'database', schema: 'public', table: 'audit_trail' });
+    await fx.db.query(buildCreateAuditTableSql('public', 'audit_trail'));
+    const killed = await runCli(['archive', '-c', file, '--quiet'], { AUDITLOG_FAULT: 'after-commit:3' });
+    expect(killed.signal).toBe('SIGKILL');
+    const killedRunId = (await dbRecords()).find((r) => r.event === 'ARCHIVE_START')!.run_id;
+    const markersLeft = async (): Promise<string[]> => {
+      const keys: string[] = [];
+      for await (const o of fx.store.list('_auditlog/pending/')) keys.push(o.key);
+      return keys;
+    };
+    expect(await markersLeft()).toHaveLength(3);
+
+    // The audit backend refuses the reconciliation records only.
+    await fx.db.query(`CREATE FUNCTION refuse_reconciled() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.event = 'ARCHIVE_RECONCILED' THEN RAISE EXCEPTION 'audit disk full'; END IF; RETURN NEW; END $$`);
+    await fx.db.query('CREATE TRIGGER refuse_reconciled BEFORE INSERT ON public.audit_trail FOR EACH ROW EXECUTE FUNCTION refuse_reconciled()');
+    const refused = await runCli(['archive', '-c', file, '--quiet']);
+    expect(refused.code, refused.stderr).toBe(1);
+    expect(refused.stderr).toContain('its pending marker is kept');
+    expect(await markersLeft()).toHaveLength(3);
+    expect((await dbRecords()).some((r) => r.event === 'ARCHIVE_RECONCILED')).toBe(false);
+
+    await fx.db.query('DROP TRIGGER refuse_reconciled ON public.audit_trail');
+    const rerun = await runCli(['archive', '-c', file, '--json']);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(await markersLeft()).toEqual([]);
+    const all = await dbRecords();
+    const reconciled = all.filter((r) => r.event === 'ARCHIVE_RECONCILED');
+    expect(reconciled).toHaveLength(3);
+    for (const r of reconciled) expect(r.details).toMatchObject({ batch_run_id: killedRunId });
+    const objects = await archivedObjects();
+    const tally = tallyTrail(all);
+    expect(tally.keys).toEqual([...objects.keys()].sort());
+    expect(tally.rows).toBe(40);
+  });
+
   it('a clean run after a clean run verifies with no problem and nothing open', async () => {
     await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
     const file = await writeConfig();
