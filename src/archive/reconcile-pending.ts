@@ -8,10 +8,13 @@
  * removed whole: keeping the old versions of rows the application changed would archive a row
  * the application deleted, or archive a row twice.
  */
-import { AuditlogError } from '../core/errors.js';
 import { hasValidDeleteTxid, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
+import { AuditlogError, describeError } from '../core/errors.js';
 import { selectPresentRows } from '../db/archive-queries.js';
+import { readTopLevelFields } from '../validate/json-line-fields.js';
+import { jsonTokenToText } from '../validate/pg-text.js';
+import { streamObjectLines } from '../validate/stream-object-lines.js';
 import type { ArchiveContext } from './archive-context.js';
 import { decideReconcile, isForeignMarker, isOtherTablesMarker, markerTableOf, parseMarker, sameMarkerTable, sidecarTable, type MarkerTable, type TxidStatus } from './pending-marker.js';
 
@@ -83,7 +86,10 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     return 'other-table';
   }
   if (data === undefined || metaBody === undefined) {
-    // The metadata is written after the verified upload and before any delete: without both, no delete ran.
+    // The metadata is written after the verified upload and before any delete: without both, no
+    // delete ran — unless storage removed a committed object's sidecar late (a rewrite's DELETE of
+    // its first attempt's sidecar that completed after the rewrite committed), so the table is asked first.
+    if (data !== undefined) await assertNotDeletedWithoutSidecar(ctx, key, data);
     await store.delete(key);
     await store.delete(metaKey);
     await store.delete(markerKey);
@@ -137,6 +143,67 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   await store.delete(metaKey);
   await store.delete(markerKey);
   return 'removed';
+}
+
+/**
+ * A data object without its sidecar is removed only while a row of it is still in the table. A
+ * batch whose delete never ran has every row there, unless the application deleted it meanwhile;
+ * one whose delete committed has none. So an object none of whose rows is left — the committed
+ * rewrite whose sidecar a late DELETE removed (docs/reliability.md), or, rarely, rows the
+ * application deleted while the batch was in flight — is left in place with its marker: removing
+ * it could lose every row it holds. An object whose lines or keys cannot be read is removed as
+ * before: every committed object was read back and decompressed to its lines before its delete
+ * (a damaged upload that failed verification is the usual case, and must not stop the table).
+ */
+async function assertNotDeletedWithoutSidecar(ctx: ArchiveContext, key: string, data: Buffer): Promise<void> {
+  let keys: string[][];
+  try {
+    keys = await readObjectKeys(data, ctx.plan.primaryKey.map((c) => c.name));
+  } catch {
+    return;
+  }
+  if (keys.length === 0) return;
+  const keep = (why: string, cause?: unknown): never => {
+    throw new AuditlogError(
+      'STORAGE_CONFLICT',
+      `in-flight object ${key} has no metadata sidecar and ${why}: it may be a committed archive whose sidecar storage removed, so it was left untouched with its pending marker and nothing was deleted — see docs/runbooks.md ("A data object without its sidecar")`,
+      { details: { key, rows: keys.length }, ...(cause === undefined ? {} : { cause }) },
+    );
+  };
+  let present: number;
+  try {
+    present = (await selectPresentRows(ctx.pool, ctx.plan, keys)).length;
+  } catch (error) {
+    // SQLSTATE class 22: a key the column's type now rejects (its type changed since) proves nothing either way.
+    if (isDataException(error)) keep(`its keys cannot be looked up in the table (${describeError(error)})`, error);
+    throw error;
+  }
+  if (present === 0) keep(`none of its ${keys.length} rows is in the table any more`);
+}
+
+/** The primary key of each line of a gzip data object, as text (pure but for the decompression). */
+async function readObjectKeys(data: Buffer, columns: readonly string[]): Promise<string[][]> {
+  const wanted = new Set(columns);
+  const keys: string[][] = [];
+  await streamObjectLines(data, (line) => {
+    if (line === '') return;
+    JSON.parse(line);
+    const fields = readTopLevelFields(line, wanted);
+    keys.push(
+      columns.map((c) => {
+        const text = fields.has(c) ? jsonTokenToText(fields.get(c)!) : null;
+        if (text === null) throw new Error(`a line has no value for key column ${JSON.stringify(c)}`);
+        return text;
+      }),
+    );
+  });
+  return keys;
+}
+
+/** SQLSTATE class 22: a key text the column's type rejects. */
+function isDataException(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('22');
 }
 
 /** JSON-quoted: `a.b`.`c` and `a`.`b.c` must read differently in a message. */
