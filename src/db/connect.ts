@@ -25,6 +25,9 @@ export interface SessionSettings {
   statement_timeout: string;
   lock_timeout: string;
   idle_in_transaction_session_timeout: string;
+  tcp_keepalives_idle: string;
+  tcp_keepalives_interval: string;
+  tcp_keepalives_count: string;
 }
 
 export function buildSessionSettings(defaults: Pick<DefaultsConfig, 'statement_timeout_ms' | 'lock_timeout_ms' | 'idle_in_transaction_session_timeout_ms'>): SessionSettings {
@@ -57,6 +60,15 @@ export function buildSessionSettings(defaults: Pick<DefaultsConfig, 'statement_t
     statement_timeout: `${defaults.statement_timeout_ms}`,
     lock_timeout: `${defaults.lock_timeout_ms}`,
     idle_in_transaction_session_timeout: `${defaults.idle_in_transaction_session_timeout_ms}`,
+    // The server's side of a connection whose client vanished (a network partition, a client
+    // given up on by its heartbeat or query deadline) stays open until TCP keepalive ends it —
+    // after ~2 h 11 min at the usual defaults. Meanwhile it keeps the table's advisory lock, and
+    // every later run fails LOCK_HELD against the archiver's own dead session (found by probing
+    // the daemon). Probes after 30 s idle, every 10 s, 3 missed: ended within about a minute.
+    // Ignored over a Unix socket.
+    tcp_keepalives_idle: '30',
+    tcp_keepalives_interval: '10',
+    tcp_keepalives_count: '3',
   };
 }
 
