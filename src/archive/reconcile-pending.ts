@@ -11,15 +11,16 @@
 import { hasValidDeleteTxid, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
 import { AuditlogError, describeError } from '../core/errors.js';
-import { selectPresentRows } from '../db/archive-queries.js';
-import { readTopLevelFields } from '../validate/json-line-fields.js';
-import { jsonTokenToText } from '../validate/pg-text.js';
+import { countArchivedLinesPresent, selectPresentRows } from '../db/archive-queries.js';
 import { streamObjectLines } from '../validate/stream-object-lines.js';
 import type { ArchiveContext } from './archive-context.js';
 import { decideReconcile, isForeignMarker, isOtherTablesMarker, markerTableOf, parseMarker, sameMarkerTable, sidecarTable, type MarkerTable, type TxidStatus } from './pending-marker.js';
 
-/** `other-table`: the marker or sidecar belongs to another table; nothing was changed. */
-export type ReconcileResult = 'committed' | 'removed' | 'nothing-written' | 'other-table';
+/**
+ * `other-table`: the marker or sidecar belongs to another table; nothing was changed.
+ * `unrecorded`: committed, but its audit record could not be written, so its marker stays (a later run records it and counts it).
+ */
+export type ReconcileResult = 'committed' | 'unrecorded' | 'removed' | 'nothing-written' | 'other-table';
 
 export interface ReconcileSummary {
   committed: number;
@@ -44,6 +45,7 @@ export async function reconcilePending(ctx: ArchiveContext): Promise<ReconcileSu
       summary.otherTables++;
       continue;
     }
+    if (result === 'unrecorded') continue;
     if (result === 'committed') summary.committed++;
     else summary.removed++;
     ctx.logger.info({ key, result }, 'reconciled a batch left in flight by an earlier run');
@@ -132,7 +134,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     const recorded = (await ctx.onReconciledCommitted?.({ key, rows: meta.primary_keys.length, bytesCompressed: data.length, batchRunId: meta.run_id })) ?? true;
     if (!recorded) {
       ctx.logger.warn({ key, marker: markerKey }, 'a batch left in flight turned out committed, but its audit record could not be written: its pending marker is kept, and the next run records it');
-      return 'committed';
+      return 'unrecorded';
     }
     await store.delete(markerKey);
     return 'committed';
@@ -146,64 +148,58 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
 }
 
 /**
- * A data object without its sidecar is removed only while a row of it is still in the table. A
- * batch whose delete never ran has every row there, unless the application deleted it meanwhile;
- * one whose delete committed has none. So an object none of whose rows is left — the committed
- * rewrite whose sidecar a late DELETE removed (docs/reliability.md), or, rarely, rows the
- * application deleted while the batch was in flight — is left in place with its marker: removing
- * it could lose every row it holds. An object whose lines or keys cannot be read is removed as
- * before: every committed object was read back and decompressed to its lines before its delete
- * (a damaged upload that failed verification is the usual case, and must not stop the table).
+ * A data object without its sidecar is removed only when the table shows that its delete never
+ * ran: every one of its rows is still there by key, or one is there in exactly its archived
+ * version (the guarded delete removes all of an object's archived versions or none; the others were
+ * then changed or deleted by the application). A committed object's rows are all gone, but for a
+ * key the application reused, which holds another row. So an object that shows neither — the
+ * committed rewrite whose sidecar a late DELETE removed (docs/reliability.md), or rows the
+ * application deleted or changed, every one, while the batch was in flight — is left in place with
+ * its marker: removing it could lose every row it holds. An object that does not decompress to
+ * JSON lines is removed as before: every committed object was read back and decompressed to its
+ * lines before its delete (a damaged upload that failed verification is the usual case).
  */
 async function assertNotDeletedWithoutSidecar(ctx: ArchiveContext, key: string, data: Buffer): Promise<void> {
-  let keys: string[][];
+  let lines: string[];
   try {
-    keys = await readObjectKeys(data, ctx.plan.primaryKey.map((c) => c.name));
+    lines = await readObjectLines(data);
   } catch {
     return;
   }
-  if (keys.length === 0) return;
+  if (lines.length === 0) return;
   const keep = (why: string, cause?: unknown): never => {
     throw new AuditlogError(
       'STORAGE_CONFLICT',
       `in-flight object ${key} has no metadata sidecar and ${why}: it may be a committed archive whose sidecar storage removed, so it was left untouched with its pending marker and nothing was deleted — see docs/runbooks.md ("A data object without its sidecar")`,
-      { details: { key, rows: keys.length }, ...(cause === undefined ? {} : { cause }) },
+      { details: { key, rows: lines.length }, ...(cause === undefined ? {} : { cause }) },
     );
   };
-  let present: number;
+  let found: { present: number; unchanged: number };
   try {
-    present = (await selectPresentRows(ctx.pool, ctx.plan, keys)).length;
+    found = await countArchivedLinesPresent(ctx.pool, ctx.plan, lines);
   } catch (error) {
-    // SQLSTATE class 22: a key the column's type now rejects (its type changed since) proves nothing either way.
-    if (isDataException(error)) keep(`its keys cannot be looked up in the table (${describeError(error)})`, error);
+    // SQLSTATE class 22 or 23: a line the table's row type no longer reads (a column's type changed since) proves nothing either way.
+    if (isDataException(error)) keep(`its lines cannot be compared with the table (${describeError(error)})`, error);
     throw error;
   }
-  if (present === 0) keep(`none of its ${keys.length} rows is in the table any more`);
+  if (found.present === lines.length || found.unchanged > 0) return;
+  keep(found.present === 0 ? `none of its ${lines.length} rows is in the table any more` : `only ${found.present} of its ${lines.length} rows are in the table, none of them in its archived version`);
 }
 
-/** The primary key of each line of a gzip data object, as text (pure but for the decompression). */
-async function readObjectKeys(data: Buffer, columns: readonly string[]): Promise<string[][]> {
-  const wanted = new Set(columns);
-  const keys: string[][] = [];
+/** The JSON lines of a gzip data object; rejects when it does not decompress or a line is not JSON. */
+async function readObjectLines(data: Buffer): Promise<string[]> {
+  const lines: string[] = [];
   await streamObjectLines(data, (line) => {
-    if (line === '') return;
     JSON.parse(line);
-    const fields = readTopLevelFields(line, wanted);
-    keys.push(
-      columns.map((c) => {
-        const text = fields.has(c) ? jsonTokenToText(fields.get(c)!) : null;
-        if (text === null) throw new Error(`a line has no value for key column ${JSON.stringify(c)}`);
-        return text;
-      }),
-    );
+    lines.push(line);
   });
-  return keys;
+  return lines;
 }
 
-/** SQLSTATE class 22: a key text the column's type rejects. */
+/** SQLSTATE class 22 (data exception) or 23 (a domain's NOT NULL or CHECK). */
 function isDataException(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('22');
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
 }
 
 /** JSON-quoted: `a.b`.`c` and `a`.`b.c` must read differently in a message. */

@@ -3,7 +3,7 @@ import type { TablePlan } from '../core/table-plan.js';
 import type { LineFlags, RowPosition, RowSet } from '../core/row-set.js';
 import type pg from 'pg';
 import { constants as bufferConstants } from 'node:buffer';
-import { buildArchivableSummarySql, buildCountSql, buildCutoffSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, buildLineBytesSampleSql, buildWidestPageRowsSql, buildPageKeyAtSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql } from './archive-sql.js';
+import { buildArchivableSummarySql, buildCountSql, buildCutoffSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, buildLineBytesSampleSql, buildWidestPageRowsSql, buildPageKeyAtSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql, buildArchivedLinesPresenceSql } from './archive-sql.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import { copyOutBinary, CopyBuffer, FieldTooLargeError, type BinaryRows } from './binary-copy.js';
 import { quoteIdent } from './quote-ident.js';
@@ -349,6 +349,13 @@ export async function deleteArchivedRows(q: Queryable, plan: TablePlan, rows: Pi
   const r = await q.query<{ n: string; keys: string }>(buildGuardedDeleteSql(plan, options), [rows.xmins, ...columns, cutoff]);
   const row = r.rows[0]!;
   return { count: Number(row.n), keys: JSON.parse(row.keys) as string[][] };
+}
+
+/** Of the rows of these archived lines: how many are in the table by key, and how many in exactly the archived version. */
+export async function countArchivedLinesPresent(q: Queryable, plan: TablePlan, lines: readonly string[]): Promise<{ present: number; unchanged: number }> {
+  if (lines.length === 0) return { present: 0, unchanged: 0 };
+  const r = await q.query<{ present: string; unchanged: string }>(buildArchivedLinesPresenceSql(plan), [JSON.stringify(lines)]);
+  return { present: Number(r.rows[0]!.present), unchanged: Number(r.rows[0]!.unchanged) };
 }
 
 /** The given keys still in the table, each with the xmin of its current version. */

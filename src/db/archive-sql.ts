@@ -349,3 +349,23 @@ export function buildPresentRowsSql(plan: TablePlan, options: { lock: boolean } 
     `(SELECT ${keyJson(plan)} AS k, t.xmin::text AS x FROM ${tableSource(plan)} AS t JOIN b ON ${keyMatch(plan)}${options.lock ? ' FOR KEY SHARE OF t' : ''}) AS s`
   );
 }
+
+/**
+ * For archived lines ($1: a JSON array of them): how many of their rows are in the table by key,
+ * and how many of those are still exactly the archived version (rendered as the page renders
+ * them, the same text). Each line's key is read by json_populate_record into the table's own row
+ * type, as restore reads lines, so every key type a line can hold (arrays, jsonb, timestamps) is
+ * compared as its value. Locks them (FOR KEY SHARE), which waits under lock_timeout for a
+ * transaction still deleting them.
+ */
+export function buildArchivedLinesPresenceSql(plan: TablePlan): string {
+  const line = lineExpression(plan);
+  const keys = plan.primaryKey.map((c) => `r.${quoteIdent(c.name)}`).join(', ');
+  const match = plan.primaryKey.map((c) => `${col(c)} = b.${quoteIdent(c.name)}`).join(' AND ');
+  return (
+    `WITH b AS (SELECT l.archived, ${keys} FROM json_array_elements_text($1::json) AS l(archived) ` +
+    `CROSS JOIN LATERAL pg_catalog.json_populate_record(NULL::${quoteQualified(plan.schema, plan.table)}, l.archived::json) AS r) ` +
+    `SELECT count(*)::text AS present, count(*) FILTER (WHERE s.current = s.archived)::text AS unchanged FROM ` +
+    `(SELECT ${line.select} AS current, b.archived FROM ${tableSource(plan)} AS t JOIN b ON ${match}${line.join} FOR KEY SHARE OF t) AS s`
+  );
+}

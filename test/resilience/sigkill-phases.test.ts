@@ -372,7 +372,7 @@ describe('a data object whose sidecar is gone, with its marker left behind', () 
 
       const rerun = await runCli(['archive', '--config', file]);
       expect(rerun.code).toBe(1);
-      expect(rerun.stderr).toContain(`in-flight object ${key} has no metadata sidecar and its keys cannot be looked up in the table`);
+      expect(rerun.stderr).toContain(`in-flight object ${key} has no metadata sidecar and its lines cannot be compared with the table`);
       const after = await inspectArchive(store);
       expect(after.withoutMetadata).toEqual([key]);
       expect(after.pendingMarkers).toHaveLength(1);
@@ -381,7 +381,58 @@ describe('a data object whose sidecar is gone, with its marker left behind', () 
     }
   });
 
-  it('is removed while any of its rows is still in the table: the rerun archives every row once', async () => {
+  it('is kept when the only rows left under its keys are new rows reusing them', async () => {
+    const db = await createTestDatabase();
+    try {
+      const { storage } = freshStorage('local', 'sidecar-gone-reused');
+      const store = new LocalObjectStore(storage.local as { path: string });
+      const { expected, file } = await crashRun(db, { name: 'sidecar-gone-reused', rows: 16, storage, defaults: { batches_in_flight: 1 }, fault: 'after-commit:1' });
+      const { key, ids } = await onlyObject(store);
+      await store.delete(metadataKeyFor(key));
+      // The application inserts a new, recent row under a key the committed batch deleted (found in review: looked up by key alone, it passed for a row never deleted, and the object was removed).
+      await db.query(`INSERT INTO events (id, happened_at, kind) VALUES ($1, now(), 'reused key')`, [ids[0]]);
+
+      const rerun = await runCli(['archive', '--config', file]);
+      expect(rerun.code).toBe(1);
+      expect(rerun.stderr).toContain(`in-flight object ${key} has no metadata sidecar and only 1 of its ${ids.length} rows are in the table, none of them in its archived version`);
+      const { lines } = await decodeBatch((await store.get(key))!);
+      expect(lines).toEqual(ids.map((id) => expected.lines.get(JSON.stringify([id]))));
+      expect((await inspectArchive(store)).pendingMarkers).toHaveLength(1);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it.each([
+    ['int[]', (i: number) => `ARRAY[${i}, ${i + 1}]`],
+    ['jsonb', (i: number) => `to_jsonb('k${i}'::text)`],
+  ])('is removed after a crash before its sidecar, with a %s primary key, whose line is not the key\'s text form', async (type, keyOf) => {
+    const db = await createTestDatabase();
+    try {
+      const { storage } = freshStorage('local', `no-sidecar-${type.replace(/\W/g, '')}`);
+      const store = new LocalObjectStore(storage.local as { path: string });
+      await db.query(`CREATE TABLE events (id ${type} PRIMARY KEY, happened_at timestamptz NOT NULL, kind text)`);
+      for (let i = 0; i < 16; i++) await db.query(`INSERT INTO events VALUES (${keyOf(i)}, now() - interval '11 days' - ${i} * interval '30 minutes', 'k')`);
+      const file = await writeConfig(db, `no-sidecar-${type.replace(/\W/g, '')}`, storage, { batches_in_flight: 1 });
+      const crashed = await runCli(['archive', '--config', file, '--quiet'], { AUDITLOG_FAULT: 'after-upload:1' });
+      expect(crashed.signal).toBe('SIGKILL');
+      expect((await inspectArchive(store)).withoutMetadata).toHaveLength(1);
+
+      // Found in review: the key read from the line (`[0,1]`, `"k0"`) was cast as text, failed, and blocked the table.
+      const rerun = await runCli(['archive', '--config', file, '--json']);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      expect((await db.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]!.n).toBe('0');
+      const after = await inspectArchive(store);
+      expect(after.withoutMetadata).toEqual([]);
+      const archived = after.objects.flatMap((o) => o.meta.primary_keys.map((k) => k[0]));
+      expect(archived).toHaveLength(16);
+      expect(new Set(archived).size).toBe(16);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('is removed while one of its rows is still in the table in its archived version: the rerun archives every row once', async () => {
     const db = await createTestDatabase();
     try {
       const { storage, source } = freshStorage('local', 'no-sidecar-some-left');
