@@ -179,6 +179,8 @@ interface PoolState {
 /** What the deadline and the aborts need of a client: a way to give its connection up at once. */
 interface SessionClient extends pg.Client {
   abandon(error: Error): void;
+  /** While above 0, queries started are not watched by the deadline (withoutQueryDeadline). */
+  unwatched: number;
 }
 
 /** What the server's socket of a client is, for abandon(): node-postgres keeps it on its connection. */
@@ -201,6 +203,7 @@ type WithStream = { connection: { stream: { destroy(error?: Error): void; bytesR
  */
 function sessionClientClass(o: SessionClientOptions): typeof pg.Client {
   return class PinnedSessionClient extends pg.Client implements SessionClient {
+    unwatched = 0;
     private waiting = 0;
     private watchdog: NodeJS.Timeout | undefined;
     private bytesSeen = -1;
@@ -245,7 +248,7 @@ function sessionClientClass(o: SessionClientOptions): typeof pg.Client {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     override query(...args: any[]): any {
       const run = (): unknown => (pg.Client.prototype.query as (...a: unknown[]) => unknown).apply(this, args);
-      if (o.deadlineMs === undefined) return run();
+      if (o.deadlineMs === undefined || this.unwatched > 0) return run();
       let settled = false;
       const done = (): void => {
         if (settled) return;
@@ -328,9 +331,10 @@ function sessionClientClass(o: SessionClientOptions): typeof pg.Client {
 }
 
 /**
- * A connection of its own, outside the pool (the table's lock session, restore's session),
+ * A connection of its own, outside the pool (the table's lock session, restore's sessions),
  * verified on connect. With `deadlineMs`, it never waits forever on a silent server (see
- * sessionClientClass); restore's sessions go without, as one lifts statement_timeout for CREATE INDEX.
+ * sessionClientClass); a statement that legitimately runs silent for longer goes through
+ * withoutQueryDeadline.
  */
 export function createClient(options: PoolOptions & { deadlineMs?: number }): pg.Client {
   const Client = sessionClientClass({ database: options.database.name, ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }) });
@@ -356,6 +360,24 @@ export async function connectLockClient(options: PoolOptions): Promise<pg.Client
     throw error;
   }
   return client;
+}
+
+/**
+ * Runs `fn` with the client's query deadline off for the queries it starts: for a statement that
+ * runs without statement_timeout on purpose (restore's index rebuild), during which PostgreSQL
+ * sends nothing for as long as it works, so that silence cannot be told from a dead link. Only
+ * TCP keepalive then notices a vanished peer; keep `fn` to that statement alone. A client
+ * without a deadline, or not made here, runs `fn` as it is.
+ */
+export async function withoutQueryDeadline<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
+  const c = client as Partial<SessionClient>;
+  if (typeof c.unwatched !== 'number') return fn();
+  c.unwatched++;
+  try {
+    return await fn();
+  } finally {
+    c.unwatched--;
+  }
 }
 
 /** Clears idle_session_timeout for a session that holds a lock while idle (see connectLockClient). */

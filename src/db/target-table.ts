@@ -160,13 +160,13 @@ export async function dropIndexes(q: Queryable, schema: string, indexes: readonl
   for (const index of indexes) await q.query(`DROP INDEX ${quoteQualified(schema, index.name)}`);
 }
 
-/** Recreates each index that is missing; one failing does not stop the others. */
-export async function recreateIndexes(q: Queryable, schema: string, indexes: readonly IndexDefinition[]): Promise<string[]> {
+/** Recreates each index that is missing; one failing does not stop the others. `build` runs a definition (restore runs it without the query deadline). */
+export async function recreateIndexes(q: Queryable, schema: string, indexes: readonly IndexDefinition[], build: (definition: string) => Promise<unknown> = (d) => q.query(d)): Promise<string[]> {
   const failed: string[] = [];
   for (const index of indexes) {
     try {
       const exists = await q.query<{ found: string }>('SELECT (pg_catalog.to_regclass($1) IS NOT NULL)::text AS found', [quoteQualified(schema, index.name)]);
-      if (exists.rows[0]?.found !== 'true') await q.query(index.definition);
+      if (exists.rows[0]?.found !== 'true') await build(index.definition);
     } catch {
       failed.push(index.name);
     }

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { metadataKeyFor } from '../core/archive-layout.js';
 import type { BatchMetadata } from '../core/batch-metadata.js';
 import { isAuditlogError, stopRequestedError } from '../core/errors.js';
+import { endClient } from '../db/connect.js';
 import type { TargetTable } from '../db/target-table.js';
 import { checkObject, rereadObjectMetadata } from './check-object.js';
 import { batchSignature, lineStarts, loadBatch, RestoreSession, segmentLines, supersededIn, type BatchSegment } from './load-batch.js';
@@ -54,7 +55,7 @@ export async function loadObjects(client: pg.Client, openClient: () => Promise<p
     const sessions = [client, ...extraClients].map((c) => new RestoreSession(c));
     await loadBatches(sessions, input);
   } finally {
-    for (const c of extraClients) await c.end().catch(() => undefined);
+    for (const c of extraClients) await endClient(c);
   }
 }
 

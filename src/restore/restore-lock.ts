@@ -20,7 +20,7 @@ import { resolveLockTimings } from '../config/schema.js';
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import { combineLocks, type TableLock } from '../core/table-lock.js';
 import { acquireTableLock } from '../db/advisory-lock.js';
-import { keepIdleSessionOpen } from '../db/connect.js';
+import { endClient, keepIdleSessionOpen } from '../db/connect.js';
 import type { Queryable } from '../db/queryable.js';
 import { listOverlappingTables, type OverlappingTable } from '../db/target-table.js';
 import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
@@ -79,7 +79,8 @@ export async function acquireRestoreLock(input: {
   const locks: TableLock[] = [];
   const clients: pg.Client[] = [];
   const endClients = async (): Promise<void> => {
-    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    // Not a graceful end alone: on a silent connection it waited for the peer forever.
+    await Promise.all(clients.map((c) => endClient(c)));
   };
   let current: OverlappingTable | undefined;
   try {

@@ -14,7 +14,7 @@ import { metadataKeyFor, tablePrefix } from '../core/archive-layout.js';
 import { readBatchObjectState } from '../storage/batch-object-state.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { redactSecrets } from '../config/mask-secrets.js';
-import { buildSessionSettings, createClient, toConnectError } from '../db/connect.js';
+import { buildSessionSettings, createClient, endClient, queryDeadlineMs, toConnectError, withoutQueryDeadline } from '../db/connect.js';
 import { allowTemporaryTables, checkReplicationRole, checkWritable } from '../db/session-checks.js';
 import { canCast, createTargetTable, dropIndexes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
 import { selectTargets } from '../archive/run-archive.js';
@@ -76,11 +76,16 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
   await options.store.check();
   const ref = { runId: options.runId, ...id };
   options.events?.emit('restore:started', { ...ref, target, dryRun: options.dryRun });
+  const settings = buildSessionSettings(options.config.defaults);
+  // Every session of the restore (load, --jobs, table locks, index rebuild): with the archive's
+  // query deadline, or a connection left open but silent (a stalled proxy or firewall) held the
+  // restore forever, past SIGTERM, which waits for the batch in flight (found as a known gap).
   const openClient = async (): Promise<pg.Client> => {
     const c = createClient({
       database: db,
       applicationName: options.config.application_name,
-      settings: buildSessionSettings(options.config.defaults),
+      settings,
+      deadlineMs: queryDeadlineMs(settings),
       onBackgroundError: (error) => logger.warn({ err: redactSecrets(describeError(error), options.secrets ?? []) }, 'database connection error'),
     });
     try {
@@ -96,7 +101,7 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
       else await checkWritable(c, db.name, { who: 'the restore', table: label, consequence: `nothing can be loaded into ${label}`, nothingDone: 'Nothing was restored' });
       await checkReplicationRole(c, db.name, "the target's foreign-key checks and triggers", 'Nothing was restored');
     } catch (error) {
-      await c.end().catch(() => undefined);
+      await endClient(c);
       throw error;
     }
     return c;
@@ -123,7 +128,8 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
     summary.error = { code: e.code, message: redactSecrets(e.message, options.secrets ?? []), details: e.details };
     logger.error({ code: e.code, err: summary.error.message }, 'restore failed');
   } finally {
-    await client.end().catch(() => undefined);
+    // Not a graceful end alone: it waits for the server to see it off, and a silent one never does.
+    await endClient(client);
   }
   if (summary.corrupt.length > 0) summary.status = 'failed';
   if (summary.rows.skippedByTriggers > 0) {
@@ -341,7 +347,15 @@ async function restoreInto(
 /**
  * On a connection of its own (the load's may be the one that failed) and without the session's
  * statement_timeout, which a large table's CREATE INDEX easily outlasts. The load's connection
- * is the fallback when no new one can be opened.
+ * is the fallback when no new one can be opened (statement_timeout and the deadline stay on it).
+ *
+ * The query deadline is off for the CREATE INDEX statements only: PostgreSQL sends nothing while
+ * one runs, for as long as it takes, so a deadline could not tell a long build from a dead link
+ * and would cut every build longer than statement_timeout + 5 s short — the very case the
+ * connection lifts statement_timeout for. Connecting, the session checks, the SET and each
+ * index's existence check keep the deadline. A build on a link that goes silent waits until TCP
+ * keepalive notices a vanished peer, or a second SIGTERM/SIGINT ends the process (the definitions
+ * are logged before the drop, and the indexes were dropped on purpose: nothing is lost).
  */
 async function recreateIndexesFresh(client: pg.Client, openClient: () => Promise<pg.Client>, schema: string, indexes: IndexDefinition[], logger: Logger): Promise<string[]> {
   let fresh: pg.Client | undefined;
@@ -350,13 +364,15 @@ async function recreateIndexesFresh(client: pg.Client, openClient: () => Promise
     await fresh.query('SET statement_timeout = 0');
   } catch (error) {
     logger.warn({ err: describeError(error) }, 'could not open a connection to recreate the indexes; using the load connection');
-    await fresh?.end().catch(() => undefined);
+    if (fresh !== undefined) await endClient(fresh);
     fresh = undefined;
   }
   try {
-    return await recreateIndexes(fresh ?? client, schema, indexes);
+    if (fresh === undefined) return await recreateIndexes(client, schema, indexes);
+    const unbounded = fresh;
+    return await recreateIndexes(unbounded, schema, indexes, (definition) => withoutQueryDeadline(unbounded, () => unbounded.query(definition)));
   } finally {
-    await fresh?.end().catch(() => undefined);
+    if (fresh !== undefined) await endClient(fresh);
   }
 }
 

@@ -74,6 +74,25 @@ describe('restore --drop-indexes', () => {
     expect(after).toEqual(original);
   });
 
+  it('an index build that outlasts statement_timeout + 5 s is not given up by the query deadline: PostgreSQL sends nothing while it builds', async () => {
+    const { original } = await setup();
+    // The deadline is 0.5 s + 5 s; on the restored rows the build alone takes 20 × 0.4 s.
+    const config = f.configFor([{ schema: SCHEMA, name: TABLE, timestamp_column: 'at"time' }], { statement_timeout_ms: 500 });
+    await f.db.query(`VACUUM ${T}`);
+    await f.db.query(`CREATE FUNCTION public.slow_length(t text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN length(t); END $$`);
+    await f.db.query(`CREATE INDEX ${quoteIdent('ix slow')} ON ${T} (public.slow_length("select"))`);
+    const before = await indexDefs();
+    const started = performance.now();
+    const s = await restoreWith(config, f.store, { table: TABLE, dropIndexes: true });
+    expect(performance.now() - started).toBeGreaterThan(5_500);
+    expect(s.error).toBeUndefined();
+    expect(s.indexes.failedToRecreate).toEqual([]);
+    expect(s.indexes.recreated).toContain('ix slow');
+    expect(await indexDefs()).toEqual(before);
+    const after = (await f.db.query<{ row: string }>(`SELECT ROW(t.*)::text AS row FROM ${T} t ORDER BY "Id"`)).rows.map((r) => r.row);
+    expect(after).toEqual(original);
+  }, 60_000);
+
   it('recreates them identical when the load fails half way', async () => {
     const { config } = await setup();
     const before = await indexDefs();
