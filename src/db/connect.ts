@@ -380,6 +380,11 @@ export async function withoutQueryDeadline<T>(client: pg.Client, fn: () => Promi
   }
 }
 
+/** Pure: whether `error` is the query deadline's (a connection given up as silent), not the server's. */
+export function isQueryDeadlineError(error: unknown): error is AuditlogError {
+  return isAuditlogError(error) && error.code === 'DB_QUERY' && typeof error.details.deadline_ms === 'number';
+}
+
 /** Clears idle_session_timeout for a session that holds a lock while idle (see connectLockClient). */
 export async function keepIdleSessionOpen(client: Pick<pg.Client, 'query'>): Promise<void> {
   await client.query(`SELECT pg_catalog.set_config('idle_session_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 140000`);

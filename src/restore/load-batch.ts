@@ -18,11 +18,12 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { BatchMetadata, LineColumns } from '../core/batch-metadata.js';
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
+import { isQueryDeadlineError } from '../db/connect.js';
 import type { Queryable } from '../db/queryable.js';
 import type { TargetTable } from '../db/target-table.js';
 import type { CheckedObject } from './check-object.js';
 import type { DriftPlan } from './schema-drift.js';
-import { detailOf, loadStoppedError, sqlState } from './load-error.js';
+import { detailOf, loadStoppedError, silentConnectionError, sqlState } from './load-error.js';
 import { convertToCopyText, textCheckedKey, type ColumnKind, type Converted, type CopyColumn, type SourceLine } from './copy-text.js';
 import { COLUMN_KINDS_SQL, COPY_LINES_SQL, copyParsedSql, countConflictsSql, directCopyPlan, createLinesTableSql, createParsedTablesSql, feedCountsSql, insertCountsUpdates, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
 
@@ -185,6 +186,18 @@ function locate(segments: readonly BatchSegment[], n: number): { key: string; li
 export type LoadPath = 'direct' | 'converted' | 'json';
 
 export async function loadBatch(session: RestoreSession, segments: readonly BatchSegment[], drift: DriftPlan, target: TargetTable, options: LoadOptions): Promise<LoadResult> {
+  // Whether the COMMIT was sent decides what a connection given up as silent means (load-error.ts).
+  const commit = { sent: false };
+  try {
+    return await loadBatchOnce(session, segments, drift, target, options, commit);
+  } catch (error) {
+    if (!isQueryDeadlineError(error)) throw error;
+    const objects = [...new Set(segments.map((s) => s.object.key))];
+    throw silentConnectionError(error, target, objects, { sent: commit.sent, recordedWithRows: options.beforeCommit !== undefined, strategy: options.strategy });
+  }
+}
+
+async function loadBatchOnce(session: RestoreSession, segments: readonly BatchSegment[], drift: DriftPlan, target: TargetTable, options: LoadOptions, commitState: { sent: boolean }): Promise<LoadResult> {
   const { client } = session;
   const meta = segments[0]!.object.meta;
   const tables = await session.tablesFor(meta.columns);
@@ -205,6 +218,10 @@ export async function loadBatch(session: RestoreSession, segments: readonly Batc
   // A deferrable key (or foreign key) checked at COMMIT gave a bare duplicate-key error there
   // instead of RESTORE_CONFLICT naming the key: checked per statement, as for an immediate one (found by probing).
   const begin = 'BEGIN; SET CONSTRAINTS ALL IMMEDIATE';
+  const commit = async (): Promise<void> => {
+    commitState.sent = true;
+    await client.query('COMMIT');
+  };
   await client.query(begin);
   try {
     if (tryDirect && converted !== undefined) {
@@ -212,14 +229,14 @@ export async function loadBatch(session: RestoreSession, segments: readonly Batc
       if (converted.keysMatch) {
         if (await copyDirect(client, direct!.copySql, converted.copy, input.rows)) {
           await options.beforeCommit?.(client);
-          await client.query('COMMIT');
+          await commit();
           return { rows: input.rows, inserted: input.rows, conflicts: 0, skippedByTriggers: 0, path: 'direct' };
         }
         await client.query(begin);
       }
       converted = convert(true);
     }
-    const { inserted, skippedByTriggers } = await loadThroughStaging(client, tables, segments, input, converted, drift, target, options);
+    const { inserted, skippedByTriggers } = await loadThroughStaging(client, tables, segments, input, converted, drift, target, options, commit);
     return { rows: input.rows, inserted, conflicts: input.rows - inserted - skippedByTriggers, skippedByTriggers, path: converted === undefined ? 'json' : 'converted' };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -252,7 +269,9 @@ export function droppedByTriggers(strategy: ConflictStrategy, feed: { given: num
 async function noKeyInRanges(client: pg.ClientBase, sql: string, ranges: [string[], string[]]): Promise<boolean> {
   try {
     return (await client.query(sql, ranges)).rows.length === 0;
-  } catch {
+  } catch (error) {
+    // A connection given up as silent is no unreadable range: the batch stops (loadBatch).
+    if (isQueryDeadlineError(error)) throw error;
     return false;
   }
 }
@@ -318,6 +337,7 @@ async function loadThroughStaging(
   drift: DriftPlan,
   target: TargetTable,
   options: LoadOptions,
+  commit: () => Promise<void>,
 ): Promise<InsertCounts> {
   const meta = segments[0]!.object.meta;
   const { rowType, parsed } = tables;
@@ -345,7 +365,7 @@ async function loadThroughStaging(
   }
   const counts = await insertRows(client, drift, target, parsed, options.strategy, segments);
   await options.beforeCommit?.(client);
-  await client.query('COMMIT');
+  await commit();
   return counts;
 }
 

@@ -135,3 +135,32 @@ export function loadStoppedError(error: unknown, target: { schema: string; table
     cause: error,
   });
 }
+
+/**
+ * The DB_QUERY error of a batch whose connection the query deadline gave up (db/connect.ts): the
+ * deadline's words (what stayed silent, for how long, what to check), the batch's objects, and
+ * what became of the batch. Before its COMMIT was sent nothing of it can commit — only the client
+ * commits, and PostgreSQL rolls the open transaction back when it ends the abandoned session. A
+ * COMMIT without an answer may have committed: with the database restore watermark it was
+ * recorded in the same transaction, so the rerun skips it exactly when it committed; otherwise its
+ * rows may be there unrecorded, which the rerun meets as conflicts. Without `commit`: the
+ * restore stopped outside a batch. The result keeps the deadline's details and has it as `cause`.
+ */
+export function silentConnectionError(
+  error: AuditlogError,
+  target: { schema: string; table: string },
+  objects: readonly string[],
+  commit?: { sent: boolean; recordedWithRows: boolean; strategy: string },
+): AuditlogError {
+  const after = 'batches committed before stay restored; once the database answers again, rerun the same command';
+  let outcome: string;
+  if (commit === undefined) outcome = `${after} to continue`;
+  else if (!commit.sent) outcome = `this batch was not committed (PostgreSQL rolls it back when it ends the abandoned session), ${after} to continue`;
+  else if (commit.recordedWithRows) outcome = `this batch's COMMIT got no answer, so whether it committed is unknown — its restore watermark commits or not with it; ${after} to continue (it loads this batch only if it did not commit)`;
+  else outcome = `this batch's COMMIT got no answer, so whether it committed is unknown, and its objects are not recorded as restored; ${after}${commit.strategy === 'fail' ? ' with --conflict skip (if the batch committed, its rows are there and are kept)' : ' to continue'}`;
+  const where = objects.length === 0 ? `restore into ${target.schema}.${target.table}` : `restoring ${batchObjects(objects)} into ${target.schema}.${target.table}`;
+  return new AuditlogError('DB_QUERY', `${where} stopped: ${error.message}; ${outcome}`, {
+    details: { ...error.details, ...(commit === undefined ? {} : { commit_sent: commit.sent }), ...(objects.length === 0 ? {} : { key: objects[0]!, objects: [...objects] }) },
+    cause: error,
+  });
+}

@@ -14,12 +14,12 @@ import { metadataKeyFor, tablePrefix } from '../core/archive-layout.js';
 import { readBatchObjectState } from '../storage/batch-object-state.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { redactSecrets } from '../config/mask-secrets.js';
-import { buildSessionSettings, createClient, endClient, queryDeadlineMs, toConnectError, withoutQueryDeadline } from '../db/connect.js';
+import { buildSessionSettings, createClient, endClient, isQueryDeadlineError, queryDeadlineMs, toConnectError, withoutQueryDeadline } from '../db/connect.js';
 import { allowTemporaryTables, checkReplicationRole, checkWritable } from '../db/session-checks.js';
 import { canCast, createTargetTable, dropIndexes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { isSidecarProblem, parseObjectMetadata } from './check-object.js';
-import { loadStoppedError } from './load-error.js';
+import { loadStoppedError, silentConnectionError } from './load-error.js';
 import { loadObjects } from './load-objects.js';
 import { mapAhead } from './map-ahead.js';
 import type { Candidate, RestoreOptions, RestoreSummary } from './restore-options.js';
@@ -123,7 +123,8 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
     }
     // A database error outside a batch (a batch's own error names its objects: load-batch.ts):
     // "rerun to continue" only where a rerun can pass (load-error.ts).
-    const e = isAuditlogError(error) ? error : loadStoppedError(error, target);
+    // The deadline's own error (no cause) outside a batch: worded as a batch's is (load-batch.ts).
+    const e = isQueryDeadlineError(error) && error.cause === undefined ? silentConnectionError(error, target, []) : isAuditlogError(error) ? error : loadStoppedError(error, target);
     summary.status = 'failed';
     summary.error = { code: e.code, message: redactSecrets(e.message, options.secrets ?? []), details: e.details };
     logger.error({ code: e.code, err: summary.error.message }, 'restore failed');
