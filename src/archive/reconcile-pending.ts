@@ -10,7 +10,7 @@
  */
 import { hasValidDeleteTxid, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
-import { AuditlogError, describeError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError, type ErrorCode } from '../core/errors.js';
 import { countArchivedLinesPresent, selectPresentRows } from '../db/archive-queries.js';
 import { streamObjectLines } from '../validate/stream-object-lines.js';
 import type { ArchiveContext } from './archive-context.js';
@@ -33,14 +33,27 @@ export async function reconcilePending(ctx: ArchiveContext): Promise<ReconcileSu
   const summary: ReconcileSummary = { committed: 0, removed: 0, otherTables: 0 };
   const markers: string[] = [];
   for await (const info of ctx.store.list(pendingPrefix(ctx.prefix))) markers.push(info.key);
+  // A marker left for an operator stops the table, but only once the others are reconciled:
+  // their committed batches get their audit records and their uncommitted objects go, instead of
+  // all of them waiting until the operator has decided on one (found in review).
+  let leftForOperator: AuditlogError | undefined;
   for (const markerKey of markers) {
     const key = dataKeyForMarker(ctx.prefix, markerKey);
     if (key === undefined) {
-      throw new AuditlogError('STORAGE_IO', `${markerKey} is not a pending marker this version writes; inspect it and remove it by hand once its data object is checked`, {
+      leftForOperator ??= new AuditlogError('STORAGE_IO', `${markerKey} is not a pending marker this version writes; inspect it and remove it by hand once its data object is checked`, {
         details: { key: markerKey },
       });
+      continue;
     }
-    const result = await reconcileObject(ctx, key, markerKey);
+    let result: ReconcileResult;
+    try {
+      result = await reconcileObject(ctx, key, markerKey);
+    } catch (error) {
+      if (!isAuditlogError(error) || !LEFT_FOR_OPERATOR.has(error.code)) throw error;
+      if (leftForOperator !== undefined) ctx.logger.error({ key, code: error.code }, error.message);
+      leftForOperator ??= error;
+      continue;
+    }
     if (result === 'other-table') {
       summary.otherTables++;
       continue;
@@ -50,8 +63,12 @@ export async function reconcilePending(ctx: ArchiveContext): Promise<ReconcileSu
     else summary.removed++;
     ctx.logger.info({ key, result }, 'reconciled a batch left in flight by an earlier run');
   }
+  if (leftForOperator !== undefined) throw leftForOperator;
   return summary;
 }
+
+/** Errors that leave a marker and its objects untouched for an operator to decide (the others, a failing store or database, stop at once). */
+const LEFT_FOR_OPERATOR: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['STORAGE_CONFLICT', 'VERIFY_FAILED']);
 
 export async function resolveAmbiguousCommit(ctx: ArchiveContext, key: string, markerKey: string): Promise<ReconcileResult> {
   return reconcileObject(ctx, key, markerKey);

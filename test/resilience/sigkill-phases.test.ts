@@ -366,6 +366,33 @@ describe('a data object whose sidecar is gone, with its marker left behind', () 
     }
   });
 
+  it('stops the table only after the other markers are reconciled', async () => {
+    const db = await createTestDatabase();
+    try {
+      const { storage } = freshStorage('local', 'sidecar-gone-others');
+      const store = new LocalObjectStore(storage.local as { path: string });
+      const { file } = await crashRun(db, { name: 'sidecar-gone-others', rows: 30, storage, defaults: { batches_in_flight: 1 }, fault: 'after-commit:2' });
+      const before = await inspectArchive(store);
+      expect(before.pendingMarkers).toHaveLength(2);
+      expect(before.objects).toHaveLength(2);
+      // The first batch's sidecar goes: markers are listed in key order (day, then time), so its
+      // marker comes first, and the other one is reached only if reconciliation goes on past it.
+      const [lost, kept] = before.objects.map((o) => o.key).sort();
+      await store.delete(metadataKeyFor(lost!));
+      const rerun = await runCli(['archive', '--config', file]);
+      expect(rerun.code).toBe(1);
+      expect(rerun.stderr).toContain(`in-flight object ${lost} has no metadata sidecar and none of its`);
+      const after = await inspectArchive(store);
+      // The committed batch beside it was reconciled: kept, its marker gone; only the undecided one is left.
+      expect(after.objects.map((o) => o.key)).toEqual([kept]);
+      expect(after.withoutMetadata).toEqual([lost]);
+      expect(after.pendingMarkers).toHaveLength(1);
+      expect(after.pendingMarkers[0]).toContain(lost!.slice(lost!.lastIndexOf('/') + 1, -'.jsonl.gz'.length));
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('is kept when its keys no longer fit the table\'s key column: nothing proves its rows are still there', async () => {
     const db = await createTestDatabase();
     try {
