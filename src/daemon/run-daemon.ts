@@ -55,6 +55,9 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await sleepUntil(next, now, options.signal);
     if (options.signal.aborted) return;
     await options.runOnce(options.signal);
+    // A stop ends the loop: the times that passed during that run are not missed by a daemon
+    // that is going away, and reporting them made every shutdown log a false warning.
+    if (options.signal.aborted) return;
     const missed = countBetween(options.schedule, next, now());
     if (missed > 0) options.onSkipped?.(missed);
   }
