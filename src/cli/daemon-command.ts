@@ -2,7 +2,8 @@
  * `auditlog daemon`: archive runs on a cron schedule in one long-lived process that serves
  * /metrics and /health between runs. On SIGTERM (the abort signal) no new batch or table starts;
  * the batches in flight commit or roll back, locks are released as each table ends, and the
- * process exits 0 — what a Kubernetes Deployment expects within its grace period.
+ * process exits 0 — what a Kubernetes Deployment expects within its grace period. SIGHUP is only
+ * logged: the configuration is read again before every run anyway.
  */
 import type { Config } from '../config/schema.js';
 import { redactSecrets } from '../config/mask-secrets.js';
@@ -38,6 +39,8 @@ export interface DaemonCommandInput {
    * docs/compliance.md says; without it every run uses `config`.
    */
   reloadConfig?: () => Promise<{ config: Config; secrets: readonly string[]; holdSources: HoldSourceOptions }>;
+  /** Subscribes to the process's SIGHUPs (which do not stop the daemon); returns the unsubscribe. */
+  onHangup?: (listener: () => void) => () => void;
 }
 
 /**
@@ -95,6 +98,11 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     throw error;
   }
   logger.info({ schedule: expression }, 'daemon started');
+  // Operators send SIGHUP expecting a reload; there is none to do, so say what happens instead.
+  // A warning, so that it shows under --quiet too.
+  const stopHangups = input.onHangup?.(() =>
+    logger.warn({ signal: 'SIGHUP' }, `SIGHUP received: nothing to reload, the configuration file is read again at the start of every run (${BOUND_AT_START.map((s) => s.name).join(', ')} need a restart); the daemon keeps running`),
+  );
   try {
     await runDaemon({
       schedule,
@@ -134,6 +142,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     });
     logger.info('stop requested: no run in progress any more, shutting down');
   } finally {
+    stopHangups?.();
     await events.settle();
     lostAuditRecords = await closeTrail();
     detachNotifications();

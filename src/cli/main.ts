@@ -248,7 +248,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   program
     .command('daemon')
-    .description('Run archival on a cron schedule (UTC), never overlapping, serving /metrics and /health between runs. SIGTERM: no new batch starts, the one in flight finishes or rolls back, exit 0.')
+    .description('Run archival on a cron schedule (UTC), never overlapping, serving /metrics and /health between runs. SIGTERM: no new batch starts, the one in flight finishes or rolls back, exit 0. SIGHUP: logged only (the config is re-read before every run).')
     .requiredOption('-c, --config <file>', 'configuration file (YAML)')
     .option('--schedule <cron>', 'cron expression, e.g. "0 2 * * *" (default daemon.schedule)')
     .addOption(new Option('-v, --verbose', 'debug logging').conflicts('quiet'))
@@ -260,9 +260,15 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const quiet = opts.quiet === true || config.monitoring.quiet_mode;
       const holdSources = readHoldSources(config, io.env);
       if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
-      const stop = watchStopSignals(() => undefined);
+      // The daemon's logger exists only inside the command: it subscribes to the SIGHUPs here.
+      const hangupListeners = new Set<() => void>();
+      const stop = watchStopSignals(() => undefined, { onHangup: () => hangupListeners.forEach((listener) => listener()) });
       try {
         exitCode = await runDaemonCommand({
+          onHangup: (listener) => {
+            hangupListeners.add(listener);
+            return () => void hangupListeners.delete(listener);
+          },
           config,
           ...(opts.schedule === undefined ? {} : { schedule: opts.schedule }),
           secrets,

@@ -1,5 +1,6 @@
 /**
- * SIGTERM/SIGINT to the real one-shot CLI (a CronJob pod being stopped, a Ctrl-C): the run stops
+ * SIGTERM/SIGINT/SIGHUP to the real one-shot CLI (a CronJob pod being stopped, a Ctrl-C, the SSH
+ * session that started it logging out): the run stops
  * cleanly instead of dying. No new batch or table starts, the batches in flight settle, the
  * summary says "stopped" (exit 1: the work did not finish), the audit trail records a failure,
  * the locks are released, no pending marker is left, and a rerun archives every row exactly once.
@@ -67,8 +68,10 @@ function parseSummary(result: CliResult): Summary {
   return JSON.parse(result.stdout) as Summary;
 }
 
-describe('archive on SIGTERM/SIGINT', () => {
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+describe('archive on SIGTERM/SIGINT/SIGHUP', () => {
+  // SIGHUP (an SSH logout, an operator expecting a reload) killed the run on the spot: exit 129,
+  // no summary, lock file left. It stops cleanly like the others.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     it(`${signal} mid-run: in-flight batch settles, summary says stopped, exit 1, lock released, no marker left, rerun archives every row once`, async () => {
       const { file, archivePath } = await setUp(`archive-${signal}`, 400);
       try {
@@ -149,50 +152,52 @@ describe('archive on SIGTERM/SIGINT', () => {
   }, 60_000);
 });
 
-describe('restore on SIGTERM', () => {
-  it('stops between batches: the batches loaded stay (with their watermark), summary says stopped, exit 1, lock released; a rerun of the same command restores the rest', async () => {
-    const { file, archivePath } = await setUp('restore-sigterm', 0);
-    try {
-      const original = await snapshotRows(db, { table: 'events' });
-      const archived = await runCli(['archive', '--config', file, '--table', 'events', '--json']);
-      expect(archived.code, archived.stderr).toBe(0);
-      expect(await countRows('events')).toBe(0);
-      // Each restored row takes 20 ms: the restore of 200 rows, 8 per batch, lasts seconds.
-      await db.query(`CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN NEW; END $$`);
-      await db.query(`CREATE TRIGGER slow BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION slow_insert()`);
-      const args = ['restore', '--config', file, '--table', 'events', '--batch-size', '8', '--jobs', '1', '--json'];
-      const { child, result } = startCli(args);
-      const until = Date.now() + 60_000;
-      while ((await countRows('events')) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-      child.kill('SIGTERM');
-      const stopped = await result;
-      expect(stopped.signal, stopped.stderr).toBeNull();
-      expect(stopped.code, stopped.stderr).toBe(1);
-      expect(stopped.stderr).not.toMatch(/Unhandled|at .*main\.js/);
-      expect(stopped.stderr.match(/stop requested/g)).toHaveLength(1);
-      expect(stopped.stdout.trim(), stopped.stderr).not.toBe('');
-      const summary = JSON.parse(stopped.stdout) as { status: string; error?: { code: string; message: string }; rows: { restored: number } };
-      expect(summary.status).toBe('failed');
-      expect(summary.error?.code).toBe('STOPPED');
-      expect(summary.error?.message).toContain('stopped by SIGTERM');
-      expect(summary.rows.restored).toBeGreaterThan(0);
-      expect(summary.rows.restored).toBeLessThan(ROWS);
-      // Whole batches only: what the summary counts is what the table holds.
-      expect(await countRows('events')).toBe(summary.rows.restored);
-      expect(existsSync(fileLockPath(archivePath, { database: 'app', schema: 'public', table: 'events' }))).toBe(false);
+describe('restore on SIGTERM/SIGHUP', () => {
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+    it(`${signal}: stops between batches: the batches loaded stay (with their watermark), summary says stopped, exit 1, lock released; a rerun of the same command restores the rest`, async () => {
+      const { file, archivePath } = await setUp(`restore-${signal}`, 0);
+      try {
+        const original = await snapshotRows(db, { table: 'events' });
+        const archived = await runCli(['archive', '--config', file, '--table', 'events', '--json']);
+        expect(archived.code, archived.stderr).toBe(0);
+        expect(await countRows('events')).toBe(0);
+        // Each restored row takes 20 ms: the restore of 200 rows, 8 per batch, lasts seconds.
+        await db.query(`CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN NEW; END $$`);
+        await db.query(`CREATE TRIGGER slow BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION slow_insert()`);
+        const args = ['restore', '--config', file, '--table', 'events', '--batch-size', '8', '--jobs', '1', '--json'];
+        const { child, result } = startCli(args);
+        const until = Date.now() + 60_000;
+        while ((await countRows('events')) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+        child.kill(signal);
+        const stopped = await result;
+        expect(stopped.signal, stopped.stderr).toBeNull();
+        expect(stopped.code, stopped.stderr).toBe(1);
+        expect(stopped.stderr).not.toMatch(/Unhandled|at .*main\.js/);
+        expect(stopped.stderr.match(/stop requested/g)).toHaveLength(1);
+        expect(stopped.stdout.trim(), stopped.stderr).not.toBe('');
+        const summary = JSON.parse(stopped.stdout) as { status: string; error?: { code: string; message: string }; rows: { restored: number } };
+        expect(summary.status).toBe('failed');
+        expect(summary.error?.code).toBe('STOPPED');
+        expect(summary.error?.message).toContain(`stopped by ${signal}`);
+        expect(summary.rows.restored).toBeGreaterThan(0);
+        expect(summary.rows.restored).toBeLessThan(ROWS);
+        // Whole batches only: what the summary counts is what the table holds.
+        expect(await countRows('events')).toBe(summary.rows.restored);
+        expect(existsSync(fileLockPath(archivePath, { database: 'app', schema: 'public', table: 'events' }))).toBe(false);
 
-      const audit = await runCli(['audit', 'list', '--config', file, '--json']);
-      const { records } = JSON.parse(audit.stdout) as { records: { event: string; error: { code: string } | null }[] };
-      expect(records.filter((r) => r.event === 'RESTORE_FAILURE' && r.error?.code === 'STOPPED')).toHaveLength(1);
+        const audit = await runCli(['audit', 'list', '--config', file, '--json']);
+        const { records } = JSON.parse(audit.stdout) as { records: { event: string; error: { code: string } | null }[] };
+        expect(records.filter((r) => r.event === 'RESTORE_FAILURE' && r.error?.code === 'STOPPED')).toHaveLength(1);
 
-      // The same command again (--conflict fail): the lock is free, the watermark skips what was loaded.
-      const rerun = await runCli(args);
-      expect(rerun.code, rerun.stderr).toBe(0);
-      const restored = await snapshotRows(db, { table: 'events' });
-      expect(restored.size).toBe(ROWS);
-      expect([...restored].filter(([k, v]) => original.get(k) !== v)).toEqual([]);
-    } finally {
-      await db.drop();
-    }
-  }, 120_000);
+        // The same command again (--conflict fail): the lock is free, the watermark skips what was loaded.
+        const rerun = await runCli(args);
+        expect(rerun.code, rerun.stderr).toBe(0);
+        const restored = await snapshotRows(db, { table: 'events' });
+        expect(restored.size).toBe(ROWS);
+        expect([...restored].filter(([k, v]) => original.get(k) !== v)).toEqual([]);
+      } finally {
+        await db.drop();
+      }
+    }, 120_000);
+  }
 });

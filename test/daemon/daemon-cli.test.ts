@@ -174,6 +174,40 @@ describe('auditlog daemon', () => {
     expect(locks).toEqual([]);
   });
 
+  it('SIGHUP is not a stop: the daemon says it re-reads its configuration before every run, and keeps running', async () => {
+    // Found by probing: SIGHUP (an operator expecting a reload, an SSH logout) killed the daemon
+    // on the spot, exit 129, nothing logged, its lock file left behind.
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const archive = join(dir, 'hup');
+    const config = await writeConfig('hup.yaml', archive, 'daemon:\n  schedule: "*/2 * * * * *"');
+    const { child, result } = startCli(['daemon', '--config', config, '--json']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const finished = (): number => logLines(stderr).filter((l) => l.msg === 'archive run finished').length;
+    try {
+      await waitFor('a first run', () => (finished() >= 1 ? true : undefined));
+      child.kill('SIGHUP');
+      const hup = await waitFor('the SIGHUP log line', () => logLines(stderr).find((l) => l.signal === 'SIGHUP'));
+      expect(hup.msg).toMatch(/configuration file is read again at the start of every run/);
+      const before = finished();
+      await waitFor('a run after the SIGHUP', () => (finished() > before ? true : undefined));
+      expect(child.exitCode).toBeNull();
+      expect(child.signalCode).toBeNull();
+      // A second SIGHUP is no different (the handler stays).
+      child.kill('SIGHUP');
+      await waitFor('the second SIGHUP log line', () => (logLines(stderr).filter((l) => l.signal === 'SIGHUP').length >= 2 ? true : undefined));
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const r = await result;
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(0);
+    expect(logLines(r.stderr).some((l) => l.msg === 'stop requested: no run in progress any more, shutting down')).toBe(true);
+    expect(await readdir(join(archive, '_auditlog', 'locks', 'app'))).toEqual([]);
+  });
+
   it('a bad --schedule is a usage error (exit 2) naming the flag, before anything runs', async () => {
     const config = await writeConfig('bad.yaml', join(dir, 'a3'), '');
     const r = await runCli(['daemon', '--config', config, '--schedule', '61 * * * *']);
