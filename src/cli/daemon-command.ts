@@ -85,7 +85,21 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     ...storageLogHooks(logger),
     onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }),
   });
-  const monitoring = await attachMonitoring({ config: input.config, events, store, secrets: input.secrets, logger, quiet: input.quiet, json: input.json, io: input.io, servesByDefault: true });
+  // /health checks what the runs use: the configuration last read for a run (a refused one
+  // starts no run, so it is not it), not the one the daemon started with.
+  let lastLoaded: { config: Config; secrets: readonly string[] } = { config: input.config, secrets: input.secrets };
+  const monitoring = await attachMonitoring({
+    config: input.config,
+    events,
+    store,
+    secrets: input.secrets,
+    logger,
+    quiet: input.quiet,
+    json: input.json,
+    io: input.io,
+    servesByDefault: true,
+    healthConfig: () => lastLoaded,
+  });
   const detachNotifications = attachNotifications({ config: input.config, events, metrics: monitoring.metrics, logger, secrets: input.secrets, digestTimer: true });
   // Every scheduled run leaves its trace, as a one-shot run does; a daemon that cannot open its trail does not start.
   let closeTrail: () => Promise<number>;
@@ -117,6 +131,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
           runLogger.error(redact(current.refused));
           return;
         }
+        lastLoaded = { config: current.config, secrets: current.secrets };
         runLogger.info('archive run started');
         try {
           const summary = await runArchive({

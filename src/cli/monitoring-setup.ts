@@ -48,6 +48,9 @@ export function runHealthChecks(config: Config, store: ObjectStore, secrets: rea
   return checkHealth(healthTargets(config, store, secrets), { timeoutMs: config.monitoring.health_check_timeout_ms, redact: (t) => redactSecrets(t, secrets) });
 }
 
+/** The configuration (and its secrets) /health checks: read at each request. */
+export type HealthConfig = () => { config: Config; secrets: readonly string[] };
+
 export interface MonitoringServers {
   metricsPort?: number;
   healthPort?: number;
@@ -65,6 +68,11 @@ export async function startMonitoringServers(options: {
   store: ObjectStore;
   secrets: readonly string[];
   logger: Logger;
+  /**
+   * What /health checks, when it can change after the servers start: the daemon reads its file
+   * again before each run, and must check the databases its runs use. Default: `config`.
+   */
+  healthConfig?: HealthConfig;
 }): Promise<MonitoringServers> {
   const m = options.config.monitoring;
   const servers: RunningServer[] = [];
@@ -94,7 +102,8 @@ export async function startMonitoringServers(options: {
         portKey: 'health_check_port',
         routes: {
           '/health': async () => {
-            const report = await runHealthChecks(options.config, options.store, options.secrets);
+            const current = options.healthConfig?.() ?? { config: options.config, secrets: options.secrets };
+            const report = await runHealthChecks(current.config, options.store, current.secrets);
             return { status: healthHttpStatus(report.status), contentType: 'application/json', body: JSON.stringify(report) + '\n' };
           },
         },
@@ -134,6 +143,7 @@ export async function attachMonitoring(options: {
   servesByDefault: boolean;
   metrics?: ArchiveMetrics;
   servers?: MonitoringServers;
+  healthConfig?: HealthConfig;
 }): Promise<AttachedMonitoring> {
   const metrics = options.metrics ?? createArchiveMetrics();
   const detach: (() => void)[] = [metrics.subscribe(options.events)];
@@ -149,7 +159,17 @@ export async function attachMonitoring(options: {
     );
   }
   const owned = options.servers === undefined;
-  const servers = options.servers ?? (await startMonitoringServers({ config: options.config, servesByDefault: options.servesByDefault, metrics, store: options.store, secrets: options.secrets, logger: options.logger }));
+  const servers =
+    options.servers ??
+    (await startMonitoringServers({
+      config: options.config,
+      servesByDefault: options.servesByDefault,
+      metrics,
+      store: options.store,
+      secrets: options.secrets,
+      logger: options.logger,
+      ...(options.healthConfig === undefined ? {} : { healthConfig: options.healthConfig }),
+    }));
   return {
     metrics,
     servers,

@@ -4,7 +4,7 @@
  * row by row by the invariant checker), leaves nothing in flight, releases the lock, exits 0.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -138,6 +138,56 @@ describe('auditlog daemon', () => {
     }
     expect((await result).code).toBe(0);
     expect(await rowIds(db)).toEqual(['1', '2', '3', '4', '5']);
+  });
+
+  it('/health checks the databases of the configuration the daemon last loaded, not of the one it started with', async () => {
+    // Found by probing: a database added to the file failed every run (DB_CONNECT) while /health
+    // said healthy; a database removed from it was still checked.
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const archive = join(dir, 'health-reload');
+    const schedule = 'daemon:\n  schedule: "*/2 * * * * *"';
+    const config = await writeConfig('health-reload.yaml', archive, schedule);
+    const { child, result } = startCli(['daemon', '--config', config, '--json']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const runsEnded = (): LogLine[] => logLines(stderr).filter((l) => String(l.msg).startsWith('archive run finished'));
+    interface Report {
+      status: string;
+      checks: { kind: string; name: string; status: string }[];
+    }
+    try {
+      const healthPort = await waitFor('health port', () => logLines(stderr).find((l) => l.msg === 'serving health checks')?.port as number | undefined);
+      const health = async (): Promise<{ http: number; report: Report }> => {
+        const res = await fetch(`http://127.0.0.1:${healthPort}/health`);
+        return { http: res.status, report: (await res.json()) as Report };
+      };
+      await waitFor('a first run', () => (runsEnded().length >= 1 ? true : undefined));
+      expect((await health()).report.checks.filter((c) => c.kind === 'database').map((c) => c.name)).toEqual(['app']);
+
+      // A database nobody can reach is added to the file: the next run fails it, and /health says so.
+      await appendFile(config, `  - name: gone\n    url: postgresql://postgres@127.0.0.1:1/fixdm_gone\n    tables:\n      - name: events\n        timestamp_column: happened_at\n`);
+      const failing = await waitFor('a run failing the added database', () => runsEnded().find((l) => (l.failed as number) > 0));
+      expect(failing.msg).toBe('archive run finished with failed tables');
+      const degraded = await health();
+      expect(degraded.http).toBe(200);
+      expect(degraded.report.status).toBe('degraded');
+      expect(degraded.report.checks.filter((c) => c.kind === 'database').map((c) => [c.name, c.status])).toEqual([
+        ['app', 'up'],
+        ['gone', 'down'],
+      ]);
+
+      // Removed from the file again: no longer checked once a run has read the file.
+      await writeConfig('health-reload.yaml', archive, schedule);
+      const before = runsEnded().length;
+      await waitFor('a run without the removed database', () => (runsEnded().slice(before).some((l) => l.failed === 0) ? true : undefined));
+      const healthy = await health();
+      expect(healthy.report.status).toBe('healthy');
+      expect(healthy.report.checks.filter((c) => c.kind === 'database').map((c) => c.name)).toEqual(['app']);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect((await result).code).toBe(0);
   });
 
   it('SIGTERM mid-run: no new batch starts, the one in flight finishes, no row lost, nothing in flight, lock released, exit 0', async () => {
