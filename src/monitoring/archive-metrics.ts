@@ -34,7 +34,11 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
   const bytesRaw = counter('auditlog_bytes_uncompressed_total', 'JSON-lines bytes of committed objects before compression.');
   const bytesCompressed = counter('auditlog_bytes_compressed_total', 'Bytes of committed objects as stored.');
   const batches = counter('auditlog_batches_total', 'Committed batches (one object each).');
-  const errors = counter('auditlog_errors_total', 'Tables that failed in a run, by error code.', [...TABLE_LABELS, 'code']);
+  const errors = counter(
+    'auditlog_errors_total',
+    'Tables that failed in a run, by error code; a run that failed as a whole (storage unreachable at start...) counts its code for each table it was to archive.',
+    [...TABLE_LABELS, 'code'],
+  );
   const retries = counter('auditlog_storage_retries_total', 'Storage requests retried, by failure class.', ['error_class']);
   const notificationFailures = counter('auditlog_notification_failures_total', 'Notifications that could not be delivered, by channel.', ['channel']);
   const phases = new Histogram({
@@ -61,8 +65,19 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
     subscribe(events) {
       const started = new Map<string, { at: number; rows: number }>();
       const left = new Map<string, number>();
+      // Per run, the tables it is to archive and has not finished yet: a run that fails as a
+      // whole fails those (run:failed names no table).
+      const unfinished = new Map<string, Map<string, TableRef>>();
       const id = (t: TableRef): string => JSON.stringify([t.runId, t.database, t.schema, t.table]);
       const offs = [
+        events.on('run:started', (r) => {
+          const tables = new Map<string, TableRef>();
+          for (const t of r.tables ?? []) {
+            const ref = { runId: r.runId, ...t };
+            tables.set(id(ref), ref);
+          }
+          unfinished.set(r.runId, tables);
+        }),
         events.on('table:started', (t) => {
           started.set(id(t), { at: now(), rows: 0 });
           setState(t, 'running');
@@ -100,6 +115,7 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
           }
         }),
         events.on('table:finished', ({ summary, ...t }) => {
+          unfinished.get(t.runId)?.delete(id(t));
           started.delete(id(t));
           left.delete(id(t));
           const l = labels(t);
@@ -112,11 +128,30 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
           if (summary.status !== 'dry-run') lastSuccess.set(l, now() / 1000);
           if (!summary.stopped) remaining.set(l, 0);
         }),
-        events.on('run:finished', ({ summary }) => {
+        events.on('run:finished', ({ runId, summary }) => {
+          unfinished.delete(runId);
           runs.inc({ status: summary.failed > 0 ? 'failed' : 'ok' });
         }),
-        events.on('run:failed', () => {
+        events.on('run:failed', ({ runId, command, error }) => {
           runs.inc({ status: 'failed' });
+          if (command !== 'archive') return;
+          // Storage down when a run starts fails every table of it, yet no table:finished comes:
+          // without this, the alerts on errors_total and on state "failed" stayed silent for the
+          // whole outage. Each table the run did not finish counts the run's code and shows failed
+          // (tables it finished keep what they showed). Should none be left unfinished, the code
+          // is counted once with empty table labels, so the error is never lost.
+          const tables = [...(unfinished.get(runId)?.values() ?? [])];
+          unfinished.delete(runId);
+          if (tables.length === 0) {
+            errors.inc({ database: '', table: '', code: error.code });
+            return;
+          }
+          for (const t of tables) {
+            started.delete(id(t));
+            left.delete(id(t));
+            setState(t, 'failed');
+            errors.inc({ ...labels(t), code: error.code });
+          }
         }),
       ];
       return () => offs.forEach((off) => off());

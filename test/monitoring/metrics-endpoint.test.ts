@@ -123,17 +123,29 @@ describe('/metrics', () => {
     expect(sample(text, 'auditlog_runs_total', { status: 'failed' })).toBe(1);
   });
 
-  it('a run that cannot reach storage counts as a failed run (run:failed), with nothing else counted', async () => {
+  it('a run that cannot reach storage counts as a failed run (run:failed): its error code for each table it was to archive, which show state failed', async () => {
+    // Found by probing: only runs_total moved, so the documented alerts on auditlog_errors_total
+    // and on table_state{state="failed"} stayed silent through a whole storage outage.
     const s3 = { ...fx.s3cfg, endpoint: 'http://127.0.0.1:9', retry: { max_attempts: 1, base_delay_ms: 1, max_delay_ms: 1 } };
-    const config = buildConfig({ ...fx.configFor([eventsTable]), s3 });
+    const second = { name: 'second', timestamp_column: 'happened_at' };
+    const config = buildConfig({ ...fx.configFor([eventsTable, second]), s3 });
     const events = new RunEvents();
     const metrics = createArchiveMetrics();
     metrics.subscribe(events);
+    let code: string | undefined;
+    events.on('run:failed', (e) => void (code = e.error.code));
     await expect(archiveWith(config, new S3ObjectStore(config.s3!), { events })).rejects.toThrow(/STORAGE|reach|connect/i);
+    expect(code).toMatch(/^STORAGE_/);
     const text = await metrics.registry.metrics();
     expect(sample(text, 'auditlog_runs_total', { status: 'failed' })).toBe(1);
     expect(sample(text, 'auditlog_runs_total', { status: 'ok' })).toBeUndefined();
-    expect(sample(text, 'auditlog_batches_total', { database: 'app', table: 'public.events' })).toBeUndefined();
+    for (const table of [{ database: 'app', table: 'public.events' }, { database: 'app', table: 'public.second' }]) {
+      expect(sample(text, 'auditlog_errors_total', { ...table, code: code! })).toBe(1);
+      expect(sample(text, 'auditlog_table_state', { ...table, state: 'failed' })).toBe(1);
+      expect(sample(text, 'auditlog_table_state', { ...table, state: 'idle' })).toBe(0);
+      expect(sample(text, 'auditlog_batches_total', table)).toBeUndefined();
+      expect(sample(text, 'auditlog_last_success_timestamp_seconds', table)).toBeUndefined();
+    }
   });
 
   it('counts storage retries by failure class and notifications that could not be delivered, by channel', async () => {
