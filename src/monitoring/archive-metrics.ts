@@ -54,9 +54,46 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
   const remaining = gauge('auditlog_rows_remaining', 'Rows past the cutoff still to archive in the current run (counted at table start).');
   const runs = counter('auditlog_runs_total', 'Archive runs finished, by outcome (ok, failed).', ['status']);
 
-  const labels = (t: Pick<TableRef, 'database' | 'schema' | 'table'>): { database: string; table: string } => ({ database: t.database, table: `${t.schema}.${t.table}` });
+  // Every table label set exported so far, with the codes and phases it was exported with
+  // (prom-client removes a series only by its exact label set).
+  const known = new Map<string, { labels: { database: string; table: string }; codes: Set<string>; phases: Set<string> }>();
+  const tableKey = (l: { database: string; table: string }): string => JSON.stringify([l.database, l.table]);
+  const entry = (l: { database: string; table: string }): { codes: Set<string>; phases: Set<string> } => {
+    const k = tableKey(l);
+    let e = known.get(k);
+    if (e === undefined) {
+      e = { labels: l, codes: new Set(), phases: new Set() };
+      known.set(k, e);
+    }
+    return e;
+  };
+  const labels = (t: Pick<TableRef, 'database' | 'schema' | 'table'>): { database: string; table: string } => {
+    const l = { database: t.database, table: `${t.schema}.${t.table}` };
+    entry(l);
+    return l;
+  };
   const setState = (t: TableRef, current: TableState): void => {
     for (const s of TABLE_STATES) state.set({ ...labels(t), state: s }, s === current ? 1 : 0);
+  };
+  const countError = (l: { database: string; table: string }, code: string): void => {
+    entry(l).codes.add(code);
+    errors.inc({ ...l, code });
+  };
+  const plain = [archived, deleted, skipped, bytesRaw, bytesCompressed, batches, lastSuccess, rate, remaining];
+  /**
+   * Drops every series of the tables not in `configured`. A table removed from the daemon's file
+   * otherwise kept its last values until a restart: state "failed" 1 made its alert fire forever.
+   */
+  const forgetAllBut = (configured: readonly Pick<TableRef, 'database' | 'schema' | 'table'>[]): void => {
+    const keep = new Set(configured.map((t) => tableKey({ database: t.database, table: `${t.schema}.${t.table}` })));
+    for (const [k, e] of known) {
+      if (keep.has(k)) continue;
+      for (const metric of plain) metric.remove(e.labels);
+      for (const s of TABLE_STATES) state.remove({ ...e.labels, state: s });
+      for (const code of e.codes) errors.remove({ ...e.labels, code });
+      for (const phase of e.phases) phases.remove({ ...e.labels, phase });
+      known.delete(k);
+    }
   };
 
   return {
@@ -71,6 +108,11 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
       const id = (t: TableRef): string => JSON.stringify([t.runId, t.database, t.schema, t.table]);
       const offs = [
         events.on('run:started', (r) => {
+          // The registry lives as long as the process, and in it every run covers the whole
+          // configuration: the daemon's runs take no --database/--table (it reads its file again
+          // before each), and a one-shot archive is the process's only run. So the run's tables
+          // are the configured ones, and any other table's series are stale.
+          if (r.tables !== undefined) forgetAllBut(r.tables);
           const tables = new Map<string, TableRef>();
           for (const t of r.tables ?? []) {
             const ref = { runId: r.runId, ...t };
@@ -88,7 +130,9 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
           remaining.set(labels(t), t.rows);
         }),
         events.on('batch:phase', (p) => {
-          phases.observe({ ...labels(p), phase: p.phase }, p.seconds);
+          const l = labels(p);
+          entry(l).phases.add(p.phase);
+          phases.observe({ ...l, phase: p.phase }, p.seconds);
         }),
         events.on('storage:retry', (r) => {
           retries.inc({ error_class: r.errorClass });
@@ -121,7 +165,7 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
           const l = labels(t);
           if (summary.status === 'failed') {
             setState(t, 'failed');
-            errors.inc({ ...l, code: summary.error?.code ?? 'INTERNAL' });
+            countError(l, summary.error?.code ?? 'INTERNAL');
             return;
           }
           setState(t, 'idle');
@@ -150,7 +194,7 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
             started.delete(id(t));
             left.delete(id(t));
             setState(t, 'failed');
-            errors.inc({ ...labels(t), code: error.code });
+            countError(labels(t), error.code);
           }
         }),
       ];

@@ -148,6 +148,36 @@ describe('/metrics', () => {
     }
   });
 
+  it('a table no longer configured loses its label sets at the next run: its last state does not stay exported', async () => {
+    // Found by probing: auditlog_table_state{database="other",state="failed"} 1 stayed until the
+    // daemon restarted after "other" was removed from its file, so the alert on it never ended.
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    const app = { name: 'app', url: fx.db.url, tables: [eventsTable] };
+    const other = { name: 'other', url: 'postgresql://postgres@127.0.0.1:1/fixdm_other', tables: [eventsTable] };
+    const withOther = buildConfig({ s3: fx.s3cfg, defaults: { retention_days: 10, batch_size: 7 }, databases: [app, other] });
+    const withoutOther = buildConfig({ s3: fx.s3cfg, defaults: { retention_days: 10, batch_size: 7 }, databases: [app] });
+    // One event stream and registry across runs, as in the daemon.
+    const events = new RunEvents();
+    const metrics = createArchiveMetrics();
+    metrics.subscribe(events);
+    const first = await archiveWith(withOther, fx.store, { events, runId: 'run-1' });
+    expect(first.tables.map((t) => [t.database, t.status])).toEqual([
+      ['app', 'archived'],
+      ['other', 'failed'],
+    ]);
+    let text = await metrics.registry.metrics();
+    expect(sample(text, 'auditlog_table_state', { database: 'other', table: 'public.events', state: 'failed' })).toBe(1);
+    expect(sample(text, 'auditlog_errors_total', { database: 'other', table: 'public.events', code: first.tables[1]!.error!.code })).toBe(1);
+
+    const second = await archiveWith(withoutOther, fx.store, { events, runId: 'run-2' });
+    expect(second.failed).toBe(0);
+    text = await metrics.registry.metrics();
+    expect(text.split('\n').filter((l) => l.includes('database="other"'))).toEqual([]);
+    // The table still configured keeps its series.
+    expect(sample(text, 'auditlog_table_state', { database: 'app', table: 'public.events', state: 'idle' })).toBe(1);
+    expect(sample(text, 'auditlog_records_archived_total', { database: 'app', table: 'public.events' })).toBe(10);
+  });
+
   it('counts storage retries by failure class and notifications that could not be delivered, by channel', async () => {
     await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
     const proxy = await startFaultProxy(fx.s3.endpoint);
