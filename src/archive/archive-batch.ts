@@ -17,7 +17,7 @@ import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layou
 import { markerTableOf, serializeMarker, type PendingMarker } from './pending-marker.js';
 import { deleteArchivedRows, selectColumnSignature, type DeleteResult } from '../db/archive-queries.js';
 import type { Queryable } from '../db/queryable.js';
-import { checkDeleteRules, deleteTriggersError, selectDeleteTriggers } from '../db/table-refusals.js';
+import { checkCascadingReferences, checkDeleteRules, deleteTriggersError, selectDeleteTriggers } from '../db/table-refusals.js';
 import { quoteIdent } from '../db/quote-ident.js';
 import { timed, type ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
@@ -434,10 +434,19 @@ async function assertColumnsUnchanged(client: Queryable, ctx: ArchiveContext, ke
  * connect.ts), and none can appear before COMMIT. The rollback undoes what it did as well.
  */
 async function assertNoNewDeleteHooks(client: Queryable, ctx: ArchiveContext, key: string): Promise<void> {
+  const qualified = `${ctx.plan.schema}.${ctx.plan.table}`;
+  const changed = `created while ${tableLabel(ctx.plan)} was being archived: the delete of ${key} was rolled back, nothing of it deleted`;
   // Rules ON DELETE likewise, whatever allow_delete_triggers says (found in review: one created
   // mid-run turned a batch's delete into an update, and the batch committed).
-  const rule = await checkDeleteRules(client, ctx.plan, ctx.plan.database, `${ctx.plan.schema}.${ctx.plan.table}`, 'TABLE_CHANGED', `created while ${tableLabel(ctx.plan)} was being archived: the delete of ${key} was rolled back, nothing of it deleted`);
+  const rule = await checkDeleteRules(client, ctx.plan, ctx.plan.database, qualified, 'TABLE_CHANGED', changed);
   if (rule !== undefined) throw rule;
+  // And a foreign key ON DELETE CASCADE/SET NULL/SET DEFAULT referencing the table, added (or
+  // brought in by an attached partition) since the plan was loaded: its internal triggers fired
+  // on this DELETE and deleted or changed rows of the referencing table, archived nowhere (found
+  // by probing: all 461 referencing rows gone, exit 0). ADD FOREIGN KEY needs a lock that
+  // conflicts with the DELETE's too. The rollback undoes what the cascade did.
+  const reference = await checkCascadingReferences(client, ctx.plan.oid, ctx.plan.database, qualified, 'TABLE_CHANGED', `the constraint was ${changed}`);
+  if (reference !== undefined) throw reference;
   if (ctx.plan.allowDeleteTriggers) return;
   const triggers = await selectDeleteTriggers(client, ctx.plan);
   if (triggers.length === 0) return;

@@ -109,7 +109,14 @@ const DELETE_ACTIONS: Record<string, string> = { c: 'ON DELETE CASCADE', n: 'ON 
  * referencing table, which are archived nowhere: refused before anything is read. NO ACTION and
  * RESTRICT only make a delete fail, which rolls the batch back.
  */
-async function checkCascadingReferences(q: Queryable, oid: number, database: string, qualified: string): Promise<AuditlogError | undefined> {
+export async function checkCascadingReferences(
+  q: Queryable,
+  oid: number,
+  database: string,
+  qualified: string,
+  code: 'TABLE_NOT_SUPPORTED' | 'TABLE_CHANGED' = 'TABLE_NOT_SUPPORTED',
+  outcome?: string,
+): Promise<AuditlogError | undefined> {
   const r = await q.query<{ conname: string; referencing: string; action: string }>(
     `WITH RECURSIVE tree(relid) AS (SELECT $1::oid UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.relid)
      SELECT c.conname, c.conrelid::regclass::text AS referencing, c.confdeltype::text AS action
@@ -121,9 +128,10 @@ async function checkCascadingReferences(q: Queryable, oid: number, database: str
   const ref = r.rows[0];
   if (ref === undefined) return undefined;
   const action = DELETE_ACTIONS[ref.action]!;
+  const effect = ref.action === 'c' ? 'delete' : 'change';
   return new AuditlogError(
-    'TABLE_NOT_SUPPORTED',
-    `${qualified} (database "${database}") is referenced by foreign key "${ref.conname}" of ${ref.referencing} with ${action}: deleting archived rows would ${ref.action === 'c' ? 'delete' : 'change'} rows of ${ref.referencing}, which are not archived; change that constraint to ON DELETE NO ACTION or RESTRICT, or leave this table out`,
+    code,
+    `${qualified} (database "${database}") is referenced by foreign key "${ref.conname}" of ${ref.referencing} with ${action}: deleting archived rows would ${effect} rows of ${ref.referencing}, which are not archived; ${outcome === undefined ? '' : `${outcome} — `}change that constraint to ON DELETE NO ACTION or RESTRICT, or leave this table out`,
     { details: { database, table: qualified, constraint: ref.conname, referencing: ref.referencing } },
   );
 }
