@@ -142,7 +142,9 @@ export async function createTargetTable(q: Queryable, schema: string, table: str
 
 /**
  * Indexes that only speed up reads: not the primary key, not unique (conflict handling needs
- * them), not backing a constraint. Their exact definitions are kept to recreate them.
+ * them), not backing a constraint, and not a partition's part of its parent's index, which
+ * PostgreSQL refuses to drop on its own (found by probing: restoring into a partition dropped the
+ * indexes listed before it, then failed). Their exact definitions are kept to recreate them.
  */
 export async function listSecondaryIndexes(q: Queryable, oid: string): Promise<IndexDefinition[]> {
   const r = await q.query<{ name: string; definition: string }>(
@@ -150,14 +152,19 @@ export async function listSecondaryIndexes(q: Queryable, oid: string): Promise<I
        FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
       WHERE i.indrelid = $1::oid AND NOT i.indisprimary AND NOT i.indisunique
         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid)
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
       ORDER BY c.relname`,
     [oid],
   );
   return r.rows;
 }
 
-export async function dropIndexes(q: Queryable, schema: string, indexes: readonly IndexDefinition[]): Promise<void> {
-  for (const index of indexes) await q.query(`DROP INDEX ${quoteQualified(schema, index.name)}`);
+/** Drops them in order, telling `onDropped` of each as it goes: a failure part-way leaves the caller knowing which to recreate. */
+export async function dropIndexes(q: Queryable, schema: string, indexes: readonly IndexDefinition[], onDropped: (index: IndexDefinition) => void = () => undefined): Promise<void> {
+  for (const index of indexes) {
+    await q.query(`DROP INDEX ${quoteQualified(schema, index.name)}`);
+    onDropped(index);
+  }
 }
 
 /** Recreates each index that is missing; one failing does not stop the others. `build` runs a definition (restore runs it without the query deadline). */

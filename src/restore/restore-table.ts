@@ -303,7 +303,8 @@ async function restoreInto(
     for (const line of summary.drift) logger.warn({ drift: line }, 'schema drift');
   }
 
-  let indexes: IndexDefinition[] = [];
+  // The indexes dropped so far: recreated whatever happens after the first is dropped.
+  const indexes: IndexDefinition[] = [];
   if (options.dropIndexes && table?.partitioned === true) {
     // A partitioned index's definition recreates only the parent (ON ONLY), not its partitions' indexes.
     throw new AuditlogError('USAGE', `--drop-indexes does not support the partitioned table ${target.schema}.${target.table}; restore without it`);
@@ -313,16 +314,17 @@ async function restoreInto(
   const archived = !options.dryRun && table !== undefined ? await loadArchivedOverlaps(client, options.config, id.database, table.oid) : [];
   const lock = archived.length > 0 ? await acquireRestoreLock({ config: options.config, database: id.database, target, tables: archived, runId: options.runId, openClient, logger }) : undefined;
   try {
-    if (options.dropIndexes && !options.dryRun && table !== undefined) {
-      indexes = await listSecondaryIndexes(client, table.oid);
-      // Logged before dropping: if the process is killed, these are what an operator recreates.
-      for (const index of indexes) logger.info({ index: index.name, definition: index.definition }, 'dropping secondary index for the load');
-      await dropIndexes(client, target.schema, indexes);
-      summary.indexes.dropped = indexes.map((i) => i.name);
-    }
     try {
+      if (options.dropIndexes && !options.dryRun && table !== undefined) {
+        const found = await listSecondaryIndexes(client, table.oid);
+        // Logged before dropping: if the process is killed, these are what an operator recreates.
+        for (const index of found) logger.info({ index: index.name, definition: index.definition }, 'dropping secondary index for the load');
+        // Inside the try: a drop that fails part-way (found by probing) still gets back the ones before it.
+        await dropIndexes(client, target.schema, found, (index) => indexes.push(index));
+      }
       await loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, watermarks, logger, corrupt, rejected });
     } finally {
+      summary.indexes.dropped = indexes.map((i) => i.name);
       if (indexes.length > 0) {
         // Always, also when the load failed: the target must get back every index it had.
         await client.query('ROLLBACK').catch(() => undefined);

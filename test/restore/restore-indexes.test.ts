@@ -144,4 +144,27 @@ describe('restore into a partitioned table', () => {
     const again = await f.db.query('(SELECT * FROM events_p EXCEPT SELECT * FROM snapshot) UNION ALL (SELECT * FROM snapshot EXCEPT SELECT * FROM events_p)');
     expect(again.rows).toEqual([]);
   });
+
+  it('--drop-indexes into one partition drops and recreates its own indexes only, never its part of the parent\'s', async () => {
+    await f.db.query(`CREATE TABLE events (id bigint PRIMARY KEY, happened_at timestamptz NOT NULL, kind text, body jsonb, note text)`);
+    await f.db.query(`INSERT INTO events SELECT g, now() - interval '30 days' + g * interval '1 hour', 'k', jsonb_build_object('g', g), 'n' || g FROM generate_series(1, 12) g`);
+    await f.db.query('CREATE TABLE snapshot AS SELECT * FROM events');
+    const config = f.configFor([{ name: 'events', timestamp_column: 'happened_at' }]);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(12);
+    await f.db.query(`CREATE TABLE events_r (id bigint, happened_at timestamptz NOT NULL, kind text, body jsonb, note text, PRIMARY KEY (id, happened_at)) PARTITION BY RANGE (happened_at)`);
+    await f.db.query(`CREATE TABLE events_r_all PARTITION OF events_r FOR VALUES FROM (MINVALUE) TO (MAXVALUE)`);
+    await f.db.query(`CREATE INDEX events_r_kind ON events_r (kind)`);
+    // Sorted before the partition's part of events_r_kind, which PostgreSQL refuses to drop alone:
+    // found by probing, the restore dropped this one, failed on that one, and never recreated this one.
+    await f.db.query(`CREATE INDEX aaa_local_note ON events_r_all (note)`);
+    const indexes = async (): Promise<string[]> => (await f.db.query<{ d: string }>(`SELECT indexdef AS d FROM pg_indexes WHERE tablename = 'events_r_all' ORDER BY indexname`)).rows.map((r) => r.d);
+    const before = await indexes();
+    expect(before).toHaveLength(3);
+    const s = await restoreWith(config, f.store, { table: 'events', target: { schema: 'public', table: 'events_r_all' }, dropIndexes: true });
+    expect(s.error?.message).toBeUndefined();
+    expect(s.indexes).toEqual({ dropped: ['aaa_local_note'], recreated: ['aaa_local_note'], failedToRecreate: [] });
+    expect(await indexes()).toEqual(before);
+    const diff = await f.db.query('(SELECT * FROM events_r EXCEPT SELECT * FROM snapshot) UNION ALL (SELECT * FROM snapshot EXCEPT SELECT * FROM events_r)');
+    expect(diff.rows).toEqual([]);
+  });
 });
