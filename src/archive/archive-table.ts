@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { CheckpointsConfig, DefaultsConfig, LockTimings, TableConfig } from '../config/schema.js';
-import { tablePrefix } from '../core/archive-layout.js';
+import { pendingPrefix, tablePrefix } from '../core/archive-layout.js';
 import { warnLegacyPrefix } from './legacy-prefix.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { loadTablePlan } from '../db/catalog.js';
@@ -84,6 +84,27 @@ export interface ArchiveTableInput {
   stopError?: () => AuditlogError;
 }
 
+/**
+ * A configured table that is gone (dropped, or a partition detached and dropped) with batches of
+ * it still in flight: nothing can reconcile them without the table, yet every other message says
+ * the next run will (found by probing). Says so, naming how many, and where the procedure is.
+ */
+async function explainTableGone(input: ArchiveTableInput, error: unknown): Promise<never> {
+  if (!isAuditlogError(error) || error.code !== 'TABLE_NOT_FOUND') throw error;
+  let inFlight = 0;
+  try {
+    for await (const _ of input.store.list(pendingPrefix(tablePrefix(input.database, input.table.schema, input.table.name)))) inFlight++;
+  } catch {
+    throw error;
+  }
+  if (inFlight === 0) throw error;
+  throw new AuditlogError(
+    'TABLE_NOT_FOUND',
+    `${error.message}; ${inFlight} batch(es) of it are still in flight (pending markers), and no run can reconcile them without the table: decide them by hand as docs/runbooks.md says ("A table with batches in flight is gone"), then take the table out of the configuration`,
+    { details: { ...error.details, in_flight: inFlight }, cause: error },
+  );
+}
+
 export async function archiveTable(input: ArchiveTableInput): Promise<TableSummary> {
   const started = Date.now();
   const summary: TableSummary = emptyTableSummary(input.database, input.table.schema, input.table.name);
@@ -92,7 +113,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
   // recorded below.
   let settled = false;
   try {
-    let plan = await loadTablePlan(input.pool, input.database, input.table, input.defaults);
+    let plan = await loadTablePlan(input.pool, input.database, input.table, input.defaults).catch((error: unknown) => explainTableGone(input, error));
     const holds = input.recordHolds ?? [];
     // A filter that is not valid is an error of the table, never a hold silently dropped.
     for (const hold of holds) await checkHoldFilter(input.pool, plan, hold);
