@@ -436,6 +436,14 @@ async function vacuumTable(input: ArchiveTableInput, plan: TablePlan, logger: Lo
   }
 }
 
+/**
+ * PostgreSQL names neither the lock nor its holder. A partitioned table's every partition counts:
+ * the page query's bounds are read at run time, so each read locks all partitions, also future or
+ * emptied ones (found by probing: a lock on next month's empty partition failed the table).
+ */
+const LOCK_TIMEOUT_HINT =
+  ' — another session held a lock on the table (or, for a partitioned table, on any of its partitions) longer than lock_timeout_ms: VACUUM FULL, CLUSTER, ALTER TABLE, DETACH PARTITION, LOCK TABLE or a long transaction holding one. Find it in pg_locks / pg_stat_activity, then rerun; the statement was rolled back';
+
 /** Errors from the driver carry a SQLSTATE; anything else unexpected is INTERNAL. */
 function toTableError(error: unknown): AuditlogError {
   if (isAuditlogError(error)) return error;
@@ -443,7 +451,7 @@ function toTableError(error: unknown): AuditlogError {
   if (lost !== undefined) return new AuditlogError('DB_CONNECT', `lost the connection to the database: ${lost} (check the network and the server, then rerun: the next run reconciles any batch left in flight)`, { cause: error });
   const sqlState = (error as { code?: unknown } | null)?.code;
   if (typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState)) {
-    return new AuditlogError('DB_QUERY', `database error ${sqlState}: ${describeError(error)}`, { details: { sqlstate: sqlState }, cause: error });
+    return new AuditlogError('DB_QUERY', `database error ${sqlState}: ${describeError(error)}${sqlState === '55P03' ? LOCK_TIMEOUT_HINT : ''}`, { details: { sqlstate: sqlState }, cause: error });
   }
   return new AuditlogError('INTERNAL', describeError(error), { cause: error });
 }
