@@ -442,7 +442,7 @@ async function vacuumTable(input: ArchiveTableInput, plan: TablePlan, logger: Lo
  * emptied ones (found by probing: a lock on next month's empty partition failed the table).
  */
 const LOCK_TIMEOUT_HINT =
-  ' — another session held a lock on the table (or, for a partitioned table, on any of its partitions) longer than lock_timeout_ms: VACUUM FULL, CLUSTER, ALTER TABLE, DETACH PARTITION, LOCK TABLE or a long transaction holding one. Find it in pg_locks / pg_stat_activity, then rerun; the statement was rolled back';
+  ' — another session held a lock on the table (or, for a partitioned table, on any of its partitions) longer than lock_timeout_ms: VACUUM FULL, CLUSTER, ALTER TABLE, CREATE TABLE … PARTITION OF, DETACH PARTITION, LOCK TABLE or a long transaction holding one; or, while batches left in flight were reconciled, a transaction holding locks on their rows. Find it in pg_locks / pg_stat_activity, then rerun; the statement was rolled back';
 
 /** Errors from the driver carry a SQLSTATE; anything else unexpected is INTERNAL. */
 function toTableError(error: unknown): AuditlogError {
