@@ -159,11 +159,15 @@ export async function listSecondaryIndexes(q: Queryable, oid: string): Promise<I
   return r.rows;
 }
 
-/** Drops them in order, telling `onDropped` of each as it goes: a failure part-way leaves the caller knowing which to recreate. */
-export async function dropIndexes(q: Queryable, schema: string, indexes: readonly IndexDefinition[], onDropped: (index: IndexDefinition) => void = () => undefined): Promise<void> {
+/**
+ * Drops them in order, telling `onDropping` of each before its DROP: a failure part-way leaves the
+ * caller knowing which may be gone — also one whose DROP committed though its answer was lost
+ * (recreateIndexes skips those still there).
+ */
+export async function dropIndexes(q: Queryable, schema: string, indexes: readonly IndexDefinition[], onDropping: (index: IndexDefinition) => void = () => undefined): Promise<void> {
   for (const index of indexes) {
+    onDropping(index);
     await q.query(`DROP INDEX ${quoteQualified(schema, index.name)}`);
-    onDropped(index);
   }
 }
 

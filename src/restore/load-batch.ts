@@ -17,13 +17,13 @@ import copyStreams from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { BatchMetadata, LineColumns } from '../core/batch-metadata.js';
-import { AuditlogError, isAuditlogError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { isQueryDeadlineError } from '../db/connect.js';
 import type { Queryable } from '../db/queryable.js';
 import type { TargetTable } from '../db/target-table.js';
 import type { CheckedObject } from './check-object.js';
 import type { DriftPlan } from './schema-drift.js';
-import { detailOf, loadStoppedError, silentConnectionError, sqlState } from './load-error.js';
+import { commitOutcomeUnknown, detailOf, loadStoppedError, silentConnectionError, sqlState } from './load-error.js';
 import { convertToCopyText, textCheckedKey, type ColumnKind, type Converted, type CopyColumn, type SourceLine } from './copy-text.js';
 import { COLUMN_KINDS_SQL, COPY_LINES_SQL, copyParsedSql, countConflictsSql, directCopyPlan, createLinesTableSql, createParsedTablesSql, feedCountsSql, insertCountsUpdates, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
 
@@ -241,7 +241,17 @@ async function loadBatchOnce(session: RestoreSession, segments: readonly BatchSe
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     if (isAuditlogError(error)) throw error;
-    throw loadStoppedError(error, target, [...new Set(segments.map((s) => s.object.key))], conflictHint(error, target, options.strategy));
+    const objects = [...new Set(segments.map((s) => s.object.key))];
+    // A COMMIT sent and answered by a lost connection (reset, terminated backend) may have
+    // committed: never reported as rolled back (found in review; the deadline's case is loadBatch's).
+    if (commitState.sent && commitOutcomeUnknown(error)) {
+      throw silentConnectionError(new AuditlogError('DB_QUERY', describeError(error), { cause: error }), target, objects, {
+        sent: true,
+        recordedWithRows: options.beforeCommit !== undefined,
+        strategy: options.strategy,
+      });
+    }
+    throw loadStoppedError(error, target, objects, conflictHint(error, target, options.strategy));
   }
 }
 

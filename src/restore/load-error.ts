@@ -49,6 +49,17 @@ function messageOf(error: unknown): string {
 }
 
 /** The SQLSTATE of a PostgreSQL error, else undefined (a lost connection in the client has none). */
+/**
+ * Pure: after COMMIT was sent, whether `error` leaves its outcome unknown — the connection's
+ * errors (no SQLSTATE), class 08 (connection exception) and 57 (operator intervention: a
+ * terminated backend, e.g. one waiting for a synchronous standby, has already committed locally).
+ * Any other SQLSTATE is the server's answer to the COMMIT: it failed, and rolled back.
+ */
+export function commitOutcomeUnknown(error: unknown): boolean {
+  const state = sqlState(error);
+  return state === undefined || state.startsWith('08') || state.startsWith('57');
+}
+
 export function sqlState(error: unknown): string | undefined {
   const code = (error as PgErrorFields | undefined)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;

@@ -303,7 +303,7 @@ async function restoreInto(
     for (const line of summary.drift) logger.warn({ drift: line }, 'schema drift');
   }
 
-  // The indexes dropped so far: recreated whatever happens after the first is dropped.
+  // The indexes dropped so far (or being dropped): recreated, where missing, whatever happens after the first DROP.
   const indexes: IndexDefinition[] = [];
   if (options.dropIndexes && table?.partitioned === true) {
     // A partitioned index's definition recreates only the parent (ON ONLY), not its partitions' indexes.

@@ -17,7 +17,7 @@ import { runCli, startCli } from '../helpers/run-cli.js';
 import { startTcpFaultProxy, type TcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
 import { AuditlogError } from '../../src/core/errors.js';
 import { isQueryDeadlineError } from '../../src/db/connect.js';
-import { silentConnectionError } from '../../src/restore/load-error.js';
+import { commitOutcomeUnknown, silentConnectionError } from '../../src/restore/load-error.js';
 
 const ROWS = 30;
 const STATEMENT_TIMEOUT_MS = 2_000;
@@ -167,5 +167,17 @@ describe('the error of a batch whose connection was given up as silent (pure)', 
     expect(e.message).toMatch(/^restore into public\.events stopped: no answer/);
     expect(e.message).not.toContain('this batch');
     expect(e.details).not.toHaveProperty('objects');
+  });
+});
+
+describe('after COMMIT was sent, which errors leave its outcome unknown (pure)', () => {
+  it('the connection\'s own (no SQLSTATE), class 08 and class 57 (a terminated backend may have committed locally); any other SQLSTATE is the server\'s answer: rolled back', () => {
+    // Found in review: these were reported as "this batch was rolled back".
+    expect(commitOutcomeUnknown(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', syscall: 'read' }))).toBe(true);
+    expect(commitOutcomeUnknown(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(commitOutcomeUnknown(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }))).toBe(true);
+    expect(commitOutcomeUnknown(Object.assign(new Error('connection failure'), { code: '08006' }))).toBe(true);
+    expect(commitOutcomeUnknown(Object.assign(new Error('could not serialize access'), { code: '40001' }))).toBe(false);
+    expect(commitOutcomeUnknown(Object.assign(new Error('duplicate key value'), { code: '23505' }))).toBe(false);
   });
 });
