@@ -243,7 +243,8 @@ function finished(options: RunArchiveOptions, summary: TableSummary): TableSumma
   return summary;
 }
 
-async function mapWithLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+/** `fn` over `items`, at most `limit` at once, results in order; rejects with the first failure once every worker has ended. */
+export async function mapWithLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -252,7 +253,11 @@ async function mapWithLimit<T, R>(items: readonly T[], limit: number, fn: (item:
       results[i] = await fn(items[i]!);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  // Every worker ends before the first failure is thrown: with parallel databases, the others'
+  // tables would otherwise go on after run:failed had already counted them failed (found in review).
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failure !== undefined) throw failure.reason;
   return results;
 }
 
