@@ -51,14 +51,27 @@ export const AGE_BUCKETS_DAYS = [7, 30, 90, 180, 365, 730, 1095] as const;
 /** Above this many estimated rows the age distribution is counted on a sample, not the whole table. */
 const SAMPLE_ABOVE_ROWS = 2_000_000;
 
+/**
+ * A partitioned table holds nothing itself, and autovacuum never analyzes it: its size and row
+ * estimate are its leaf partitions' (found by probing: a fully analyzed partitioned audit table
+ * showed "0 KB, never analyzed", and its age distribution was then counted on the whole table
+ * instead of a sample). Unknown only when no leaf has been analyzed.
+ */
+const TABLE_SIZES_SQL = `
+  SELECT s.schema, s.name, s.reltuples::bigint::text AS reltuples, s.bytes::text AS bytes FROM (
+    SELECT n.nspname AS schema, c.relname AS name,
+           CASE WHEN c.relkind <> 'p' THEN c.reltuples
+                ELSE (SELECT CASE WHEN count(*) = 0 THEN 0 WHEN count(*) FILTER (WHERE l.reltuples >= 0) = 0 THEN -1 ELSE sum(GREATEST(l.reltuples, 0)) END
+                        FROM pg_catalog.pg_partition_tree(c.oid) t JOIN pg_catalog.pg_class l ON l.oid = t.relid WHERE t.isleaf) END AS reltuples,
+           CASE WHEN c.relkind <> 'p' THEN pg_catalog.pg_total_relation_size(c.oid)
+                ELSE (SELECT sum(pg_catalog.pg_total_relation_size(t.relid)) FROM pg_catalog.pg_partition_tree(c.oid) t) END AS bytes
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%') s
+  ORDER BY s.bytes DESC, s.schema, s.name`;
+
 export async function listTables(q: Queryable): Promise<TableListing[]> {
-  const r = await q.query<{ schema: string; name: string; reltuples: string; bytes: string }>(
-    `SELECT n.nspname AS schema, c.relname AS name, c.reltuples::bigint::text AS reltuples, pg_catalog.pg_total_relation_size(c.oid)::text AS bytes
-       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-      ORDER BY pg_catalog.pg_total_relation_size(c.oid) DESC, n.nspname, c.relname`,
-  );
+  const r = await q.query<{ schema: string; name: string; reltuples: string; bytes: string }>(TABLE_SIZES_SQL);
   return r.rows.map((row) => ({
     schema: row.schema,
     name: row.name,

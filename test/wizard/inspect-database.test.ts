@@ -30,6 +30,24 @@ describe('wizard catalog detection', () => {
     expect(names).not.toContain('public.parted_2025');
     expect(tables.find((t) => t.name === 'audit_log')?.estimatedRows).toBe(400);
     expect(tables.find((t) => t.name === 'parted_2025')).toBeUndefined();
+    // No partition analyzed yet: no estimate.
+    expect(tables.find((t) => t.name === 'parted')?.estimatedRows).toBeNull();
+  });
+
+  it('gives a partitioned table the size and row estimate of its partitions (autovacuum never analyzes the parent)', async () => {
+    await db.query(`CREATE TABLE parted_ev (id int, at date NOT NULL, pad text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)`);
+    await db.query(`CREATE TABLE parted_ev_a PARTITION OF parted_ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')`);
+    await db.query(`CREATE TABLE parted_ev_b PARTITION OF parted_ev FOR VALUES FROM ('2025-01-01') TO ('2026-01-01') PARTITION BY RANGE (at)`);
+    await db.query(`CREATE TABLE parted_ev_b1 PARTITION OF parted_ev_b FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')`);
+    await db.query(`INSERT INTO parted_ev SELECT i, date '2024-01-01' + (i % 700), repeat('x', 100) FROM generate_series(1, 3000) i`);
+    // As autovacuum does: the leaves only.
+    await db.query('ANALYZE parted_ev_a');
+    await db.query('ANALYZE parted_ev_b1');
+    const listed = (await listTables(db)).find((t) => t.name === 'parted_ev')!;
+    expect(listed.estimatedRows).toBe(3000);
+    const sizes = await db.query<{ n: string }>(`SELECT (pg_total_relation_size('parted_ev_a') + pg_total_relation_size('parted_ev_b1') + pg_total_relation_size('parted_ev') + pg_total_relation_size('parted_ev_b'))::text AS n`);
+    expect(listed.totalBytes).toBe(Number(sizes.rows[0]!.n));
+    expect(listed.totalBytes).toBeGreaterThan(300_000);
   });
 
   it('finds every timestamp candidate with its index, and the primary key', async () => {
