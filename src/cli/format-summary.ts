@@ -19,7 +19,9 @@ export function formatRunSummary(run: RunSummary): string {
     for (const h of t.holds?.tableLevel ?? []) lines.push(`held: ${label(t)}: ${h}`);
     for (const h of t.holds?.recordLevel ?? []) lines.push(`note: ${label(t)}: rows matching the ${h} stay in the table`);
     for (const h of t.holds?.expired ?? []) lines.push(`note: ${label(t)}: expired ${h} ignored`);
-    if (t.rowsSkipped > 0) lines.push(`note: ${label(t)}: ${t.rowsSkipped} row(s) changed or were locked while archiving; they stay in the table for the next run`);
+    // Not "they stay in the table": rows deleted by the application, or with a partition detached
+    // or dropped meanwhile, are gone (found by probing).
+    if (t.rowsSkipped > 0) lines.push(`note: ${label(t)}: ${t.rowsSkipped} row(s) read were not archived: changed, locked or removed since they were read; those still in the table are archived by a later run`);
     if (t.spooledBatches !== undefined) {
       lines.push(`note: ${label(t)}: ${t.spooledBatches} batch(es) spooled to local_fallback_dir while storage was unavailable; their rows stay in the table until the next run archives them`);
     }

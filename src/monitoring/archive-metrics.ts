@@ -30,7 +30,7 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
 
   const archived = counter('auditlog_records_archived_total', 'Rows written to committed archive objects.');
   const deleted = counter('auditlog_records_deleted_total', 'Rows deleted from their table after their object was verified.');
-  const skipped = counter('auditlog_records_skipped_total', 'Rows left in the table because they changed or were locked while archived.');
+  const skipped = counter('auditlog_records_skipped_total', 'Rows read but not archived: changed, locked or removed (by the application, or with a partition) since they were read.');
   const bytesRaw = counter('auditlog_bytes_uncompressed_total', 'JSON-lines bytes of committed objects before compression.');
   const bytesCompressed = counter('auditlog_bytes_compressed_total', 'Bytes of committed objects as stored.');
   const batches = counter('auditlog_batches_total', 'Committed batches (one object each).');

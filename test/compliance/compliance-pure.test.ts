@@ -76,9 +76,10 @@ describe('formatRunSummary', () => {
       durationMs: 1000,
       tables: [
         { ...base, holds: { tableLevel: ['config hold on events (Case 1)'], recordLevel: [], expired: [] } },
-        { ...base, table: 'other', status: 'archived', rowsArchived: 5, holds: { tableLevel: [], recordLevel: ['api hold on other (Case 2)'], expired: ['config hold on other (Case 0)'] } },
+        { ...base, table: 'other', status: 'archived', rowsArchived: 5, rowsSkipped: 2, holds: { tableLevel: [], recordLevel: ['api hold on other (Case 2)'], expired: ['config hold on other (Case 0)'] } },
       ],
     });
+    expect(text).toContain('note: app/public.other: 2 row(s) read were not archived: changed, locked or removed since they were read; those still in the table are archived by a later run');
     expect(text).toContain('2 table(s), 0 failed, 1 held');
     expect(text).toContain('held: app/public.events: config hold on events (Case 1)');
     expect(text).toContain('note: app/public.other: rows matching the api hold on other (Case 2) stay in the table');
