@@ -202,6 +202,19 @@ async function loadBatchOnce(session: RestoreSession, segments: readonly BatchSe
   const meta = segments[0]!.object.meta;
   const tables = await session.tablesFor(meta.columns);
   const input = buildBatchInput(segments);
+  const repeated = firstRepeatedKey(input.manifest);
+  if (repeated !== undefined) {
+    // Versions of a key archived again by a later run were left out before batching
+    // (superseded-lines.ts): one archiving run archives a key once. Two lines of it here are a
+    // damaged archive (an object copied under another name): the INSERT kept one of them
+    // silently, exit 0 even under --conflict fail (found by probing).
+    const at = locate(segments, repeated);
+    throw new AuditlogError(
+      'RESTORE_CORRUPT_OBJECT',
+      `archive object ${at.key}: line ${at.line} holds a key that an earlier line of this batch holds too, and one archiving run archives a key once (an object copied under another name? validate reports DUPLICATE_KEY); nothing of it was loaded in this batch (inspect the objects holding that key)`,
+      { details: { key: at.key, check: 'duplicate-key' } },
+    );
+  }
   // Converted in this process when exact (copy-text.ts): PostgreSQL then loads COPY text instead of parsing JSON.
   const key = textCheckedKey(meta.columns, meta.primary_key_columns);
   // The direct COPY needs the keys matched during the conversion. Decided before converting, so a
@@ -284,6 +297,19 @@ async function noKeyInRanges(client: pg.ClientBase, sql: string, ranges: [string
     if (isQueryDeadlineError(error)) throw error;
     return false;
   }
+}
+
+/** Pure: the index of the first manifest entry whose key (as text) an earlier entry has too; undefined when all are distinct. */
+export function firstRepeatedKey(manifest: readonly (readonly string[])[]): number | undefined {
+  // Distinct first columns make distinct keys, whatever the other columns: the usual, cheap case.
+  if (distinctKeys(manifest)) return undefined;
+  const seen = new Set<string>();
+  for (let i = 0; i < manifest.length; i++) {
+    const id = JSON.stringify(manifest[i]);
+    if (seen.has(id)) return i;
+    seen.add(id);
+  }
+  return undefined;
 }
 
 function distinctKeys(manifest: readonly (readonly string[])[]): boolean {

@@ -120,6 +120,35 @@ describe.each(corruptions)('restore of an archive with an object corrupted by: $
   });
 });
 
+describe('restore of an archive with an object copied under another name (the same rows twice in one run)', () => {
+  /** A byte-identical copy of `key` beside it, named to sort after it, with a sidecar that names the copy. */
+  const copyBeside = async (key: string): Promise<string> => {
+    const copy = key.replace(/-[0-9a-f]+\.jsonl\.gz$/, '-ffffffffffffffff.jsonl.gz');
+    expect(copy).not.toBe(key);
+    const meta = JSON.parse((await f.store.get(metadataKeyFor(key)))!.toString('utf8'));
+    await f.store.put(copy, (await f.store.get(key))!);
+    await f.store.put(metadataKeyFor(copy), Buffer.from(JSON.stringify({ ...meta, data_object: copy, batch_id: 'ffffffffffffffff' })));
+    return copy;
+  };
+
+  it('names the copy and loads nothing of the batch (--on-corrupt fail); with skip, restores every row once', async () => {
+    const { keys, config } = await archiveEvents();
+    const copy = await copyBeside(keys[0]!);
+    // Found by probing: the INSERT kept one line per key, counted the other as a conflict "(none allowed)", and exited 0.
+    const failed = await restoreWith(config, f.store, { table: 'events' });
+    expect(failed.status).toBe('failed');
+    expect(failed.error?.code).toBe('RESTORE_CORRUPT_OBJECT');
+    expect(failed.error?.message).toContain(`archive object ${copy}: line 0 holds a key that an earlier line of this batch holds too`);
+    expect(await ids()).toEqual([]);
+
+    const skipped = await restoreWith(config, f.store, { table: 'events', onCorrupt: 'skip' });
+    expect(skipped.status).toBe('failed');
+    expect(skipped.corrupt.map((c) => c.key)).toEqual([copy]);
+    expect(skipped.rows.conflicts).toBe(0);
+    expect(await ids()).toEqual(Array.from({ length: 21 }, (_, i) => String(i + 1)));
+  });
+});
+
 describe('restore of an archive with a batch in flight', () => {
   it('reports the uncommitted object, does not restore it, and fails the run (exit 1): its rows may exist nowhere else until reconciled', async () => {
     const { keys, config } = await archiveEvents();

@@ -1,7 +1,7 @@
 /** The pure parts of restore: drift planning, batch renumbering, flag and name parsing, key dates. */
 import { describe, expect, it } from 'vitest';
 import { planSchemaDrift, type TargetColumn } from '../../src/restore/schema-drift.js';
-import { buildBatchInput, rawLinesPayload, lineStarts, type BatchSegment } from '../../src/restore/load-batch.js';
+import { buildBatchInput, rawLinesPayload, lineStarts, type BatchSegment, firstRepeatedKey } from '../../src/restore/load-batch.js';
 import { parseQualifiedName, parseRestoreFlags } from '../../src/cli/restore-command.js';
 import { dayOfKey, inRange, parseDay } from '../../src/restore/select-objects.js';
 import { insertSql, parseLinesSql } from '../../src/restore/restore-sql.js';
@@ -113,5 +113,17 @@ describe('restore flags and names', () => {
     expect(inRange(key, { to: '2024-01-14' })).toBe(false);
     expect(inRange('app/public.t/year=0000/month=00/day=00/x.jsonl.gz', { from: '0001-01-01' })).toBe(false);
     expect(inRange('app/public.t/year=0000/month=00/day=00/x.jsonl.gz', {})).toBe(true);
+  });
+});
+
+describe('firstRepeatedKey', () => {
+  it('finds the first line whose whole key an earlier line has, for single and composite keys', () => {
+    expect(firstRepeatedKey([['1'], ['2'], ['3']])).toBeUndefined();
+    expect(firstRepeatedKey([['3'], ['1'], ['2'], ['1']])).toBe(3);
+    expect(firstRepeatedKey([['a'], ['b'], ['a']])).toBe(2);
+    // Composite: the same first column is no duplicate; the same whole key is.
+    expect(firstRepeatedKey([['1', 'x'], ['1', 'y'], ['2', 'x']])).toBeUndefined();
+    expect(firstRepeatedKey([['1', 'x'], ['2', 'x'], ['1', 'x']])).toBe(2);
+    expect(firstRepeatedKey([])).toBeUndefined();
   });
 });
