@@ -29,6 +29,8 @@ export class DataLineChecker {
   /** Undefined only if the metadata check was skipped: then no row can be shown inside the range. */
   private readonly min: TimestampValue | undefined;
   private readonly max: TimestampValue | undefined;
+  /** The sidecar's column names, sorted: what every line's keys must be. */
+  private readonly columnNames: string | undefined;
 
   constructor(
     private readonly meta: CheckedMetadata,
@@ -39,6 +41,7 @@ export class DataLineChecker {
     this.wanted = new Set([...meta.primary_key_columns, meta.timestamp_column]);
     this.min = parseTimestampText(meta.min_timestamp);
     this.max = parseTimestampText(meta.max_timestamp);
+    this.columnNames = meta.columns === undefined ? undefined : JSON.stringify(meta.columns.map((c) => c.name).sort());
   }
 
   /** The next line, without its newline. */
@@ -54,6 +57,15 @@ export class DataLineChecker {
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       this.note('LINE_UNPARSEABLE', `${where} is not a JSON object`);
       return;
+    }
+    // JSON.parse takes a trailing carriage return as whitespace; restore's COPY does not (22P04),
+    // and format.md says lines end in \n alone (found by probing: CRLF lines passed --deep).
+    if (line.endsWith('\r')) this.note('LINE_NOT_RESTORABLE', `${where} ends with a carriage return (CRLF line endings): restore cannot load it; the object was rewritten by another tool`);
+    // A key missing from a line, or one no column has, or a column renamed in the sidecar:
+    // restore would load NULL for it, or drop the value, without a word (found by probing).
+    if (this.columnNames !== undefined) {
+      const names = JSON.stringify(Object.keys(parsed).sort());
+      if (names !== this.columnNames) this.note('LINE_COLUMNS_MISMATCH', `${where} holds the columns ${names}, the metadata lists ${this.columnNames}`);
     }
     if (line.includes('u0000') && UNESCAPED_NUL.test(line)) {
       this.note('LINE_NOT_RESTORABLE', `${where} holds a json value with a \\u0000 escape, written as it stood: restore cannot load it (PostgreSQL text holds no NUL); load that row by hand (docs/format.md)`);

@@ -30,6 +30,8 @@ const metadataSchema = z.object({
   sha256_compressed: hex64,
   primary_keys: z.array(z.array(z.string())),
   xmins: z.array(z.string()),
+  /** Every line's keys are exactly these names (DataLineChecker). */
+  columns: z.array(z.object({ name: z.string(), type: z.string() })).optional(),
 });
 
 export type CheckedMetadata = z.infer<typeof metadataSchema>;

@@ -22,6 +22,7 @@ export const PROBLEM_CODES = [
   'ROW_STILL_IN_TABLE',
   'KEY_IN_TABLE_AGAIN',
   'LINE_NOT_RESTORABLE',
+  'LINE_COLUMNS_MISMATCH',
 ] as const;
 
 export type ProblemCode = (typeof PROBLEM_CODES)[number];

@@ -228,6 +228,23 @@ describe('DataLineChecker: key values against the manifest', () => {
     expect(codes([['c1', '{1,2}']], [line(String.raw`"\"\\u0000\""`)])).toEqual([]);
   });
 
+  it('reports a line whose keys are not the sidecar\'s columns, and a CRLF line ending (found by probing: both passed --deep, and restore loaded NULL or failed)', () => {
+    const withColumns = (names: string[]): CheckedMetadata => ({ ...meta([['c1', '{1,2}']]), columns: names.map((name) => ({ name, type: 'text' })) });
+    const check = (names: string[], line: string): string[] => {
+      const checker = new DataLineChecker(withColumns(names), '2024-01-15', 'k');
+      checker.addLine(line);
+      return checker.finish('0'.repeat(64)).map((f) => f.code);
+    };
+    const line = '{"code":"c1","parts":[1,2],"at":"2024-01-15T01:00:00+00:00","note":"x"}';
+    expect(check(['code', 'parts', 'at', 'note'], line)).toEqual([]);
+    // Any key order: only the set of names counts.
+    expect(check(['note', 'at', 'parts', 'code'], line)).toEqual([]);
+    expect(check(['code', 'parts', 'at', 'note', 'extra'], line)).toEqual(['LINE_COLUMNS_MISMATCH']);
+    expect(check(['code', 'parts', 'at', 'renamed'], line)).toEqual(['LINE_COLUMNS_MISMATCH']);
+    expect(check(['code', 'parts', 'at'], line)).toEqual(['LINE_COLUMNS_MISMATCH']);
+    expect(check(['code', 'parts', 'at', 'note'], `${line}\r`)).toEqual(['LINE_NOT_RESTORABLE']);
+  });
+
   it('still reports a key that differs, or an array key that is missing', () => {
     expect(codes([['c2', '{1,2}']], ['{"code":"c1    ","parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
     expect(codes([['c1', '{1,2}']], ['{"code":"c1    ","at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
