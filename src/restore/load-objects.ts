@@ -183,7 +183,9 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
         continue;
       }
       if (table === undefined) {
-        // Dry run into a table that does not exist yet: every row would be inserted, but superseded versions.
+        // Dry run into a table that does not exist yet: every row would be inserted, but superseded
+        // versions. Checked against the sidecar only: nothing is staged, so the lines are not
+        // matched to the manifest (docs/restore.md says so, and points at validate --deep).
         const left = superseded.get(item.key)?.size ?? 0;
         summary.rows.restored += item.meta.record_count - left;
         summary.rows.inserted += item.meta.record_count - left;
