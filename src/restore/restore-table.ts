@@ -27,7 +27,7 @@ import { formatDrift, newTargetColumns, planSchemaDrift, type DriftPlan } from '
 import { selectObjects } from './select-objects.js';
 import { createSidecarSummarizer } from './sidecar-summary.js';
 import { acquireRestoreLock, loadArchivedOverlaps } from './restore-lock.js';
-import { isRestoredInto, openRestoreWatermarks, recordingTargetOid, type RestoredObject, type RestoreTarget } from './restore-watermarks.js';
+import { isRestoredInto, openRestoreWatermarks, recordingTargetOid, type RestoredObject, type RestoreTarget, type RestoreWatermarkStore } from './restore-watermarks.js';
 
 export type { RestoreOptions, RestoreSummary } from './restore-options.js';
 
@@ -324,7 +324,7 @@ async function restoreInto(
         // Inside the try: a drop that fails part-way (found by probing) still gets back the ones before it.
         await dropIndexes(client, target.schema, found, (index) => indexes.push(index));
       }
-      await loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, watermarks, logger, corrupt, rejected });
+      await loadWithWatermarks(watermarks, logger, () => loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, watermarks, logger, corrupt, rejected }));
     } finally {
       summary.indexes.dropped = indexes.map((i) => i.name);
       if (indexes.length > 0) {
@@ -346,6 +346,29 @@ async function restoreInto(
       `lost the archive lock of ${target.schema}.${target.table} during the restore (${lost}): an archive run may have started and archived restored rows again; check \`auditlog status\` and the table, then restore again with --ignore-watermark --conflict skip`,
       { details: { table: `${target.schema}.${target.table}`, reason: lost } },
     );
+  }
+}
+
+/**
+ * The load, then the restore watermark's entries not written yet (the storage variant writes at
+ * most every few seconds), also when the load failed: the objects restored before the failure are
+ * recorded. A failure to write them fails a load that succeeded; after a failed load it is only
+ * logged, so the load's own error is the one reported.
+ */
+async function loadWithWatermarks(watermarks: RestoreWatermarkStore, logger: Logger, load: () => Promise<void>): Promise<void> {
+  let failed = false;
+  try {
+    await load();
+  } catch (error) {
+    failed = true;
+    throw error;
+  } finally {
+    try {
+      await watermarks.flush();
+    } catch (error) {
+      if (!failed) throw error;
+      logger.warn({ err: describeError(error) }, 'could not record the objects restored before the failure in the restore watermark: a rerun loads them again (use --conflict skip)');
+    }
   }
 }
 

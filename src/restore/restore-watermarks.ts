@@ -4,8 +4,11 @@
  * a JSON document per (archived table, target) under `_auditlog/restore-state/` in the bucket or
  * directory, or rows of `auditlog_restore_watermarks` in the watermark schema of the database.
  * The database variant is written in the same transaction as the object's last rows, so rows
- * and record commit together; the storage variant is written once per batch right after its COMMIT (a crash
- * in between restores the object again on rerun, which `--conflict skip` makes harmless). With
+ * and record commit together; the storage variant after the batches' COMMITs, at most every
+ * RECORD_INTERVAL_MS and at the end of the load (a crash in between restores those objects again
+ * on rerun, which `--conflict skip` makes harmless). Once per batch, each write of the whole
+ * document made a restore of n objects write n²/2 entries: 1.7 GB to restore 3,300 objects of
+ * two rows (found by probing). With
  * either, an object split over batches is recorded with its last part only (load-objects.ts).
  * An entry counts only for the exact object bytes (SHA-256): a rewritten object is restored again.
  * And only for the table it was loaded into (its oid): a target dropped since, or dropped and
@@ -55,6 +58,7 @@ export function recordingTargetOid(store: RestoreWatermarkStore, targetOid: stri
     load: (id, target) => store.load(id, target),
     prepare: () => store.prepare(),
     record: (q, id, target, entries) => store.record(q, id, target, new Map([...entries].map(([key, entry]) => [key, { ...entry, target_oid: targetOid }]))),
+    flush: () => store.flush(),
   };
 }
 
@@ -72,7 +76,12 @@ export interface RestoreWatermarkStore {
   /** True: `record` must run inside the object's load transaction (`q` is that transaction). */
   readonly transactional: boolean;
   record(q: Queryable, id: TableId, target: RestoreTarget, entries: ReadonlyMap<string, RestoredObject>): Promise<void>;
+  /** Writes what `record` has not written yet; called once the load ends, whether it succeeded or not. */
+  flush(): Promise<void>;
 }
+
+/** How often, at most, the storage variant writes its document during a load (ms). */
+export const RECORD_INTERVAL_MS = 2_000;
 
 /** `_auditlog/restore-state/<database>/<schema>.<table>/<target schema>.<target table>.json` */
 export function restoreStateKey(id: TableId, target: RestoreTarget): string {
@@ -95,6 +104,9 @@ export class ObjectRestoreWatermarkStore implements RestoreWatermarkStore {
   private readonly docs = new Map<string, RestoreStateDocument>();
   /** Writes one after another: concurrent batches must not let an older document overwrite a newer one. */
   private writes: Promise<void> = Promise.resolve();
+  /** Documents with entries not written yet, and when each was last written (performance.now()). */
+  private readonly dirty = new Set<string>();
+  private readonly lastWritten = new Map<string, number>();
 
   constructor(private readonly store: ObjectStore) {
     this.description = `${store.description} (_auditlog/restore-state/)`;
@@ -109,10 +121,30 @@ export class ObjectRestoreWatermarkStore implements RestoreWatermarkStore {
 
   async record(_q: Queryable, id: TableId, target: RestoreTarget, entries: ReadonlyMap<string, RestoredObject>): Promise<void> {
     if (entries.size === 0) return;
+    const key = restoreStateKey(id, target);
+    const doc = await this.read(id, target);
+    for (const [object, entry] of entries) doc.objects[object] = entry;
+    this.dirty.add(key);
+    if (performance.now() - (this.lastWritten.get(key) ?? -Infinity) >= RECORD_INTERVAL_MS) await this.write(key);
+  }
+
+  async flush(): Promise<void> {
+    for (const key of [...this.dirty]) await this.write(key);
+  }
+
+  /** The document as it is now in memory; one write after another, each of the latest state. */
+  private async write(key: string): Promise<void> {
     const write = this.writes.then(async () => {
-      const doc = await this.read(id, target);
-      for (const [key, entry] of entries) doc.objects[key] = entry;
-      await this.store.put(restoreStateKey(id, target), Buffer.from(JSON.stringify(doc, null, 1) + '\n', 'utf8'), { contentType: 'application/json' });
+      if (!this.dirty.has(key)) return;
+      this.dirty.delete(key);
+      this.lastWritten.set(key, performance.now());
+      const doc = this.docs.get(key)!;
+      try {
+        await this.store.put(key, Buffer.from(JSON.stringify(doc, null, 1) + '\n', 'utf8'), { contentType: 'application/json' });
+      } catch (error) {
+        this.dirty.add(key);
+        throw error;
+      }
     });
     this.writes = write.catch(() => undefined);
     await write;
@@ -146,6 +178,9 @@ export class DatabaseRestoreWatermarkStore implements RestoreWatermarkStore {
   readonly description: string;
   readonly transactional = true;
   private readonly qualified: string;
+
+  /** Nothing waits: every entry committed with its rows. */
+  async flush(): Promise<void> {}
 
   constructor(
     private readonly q: Queryable,

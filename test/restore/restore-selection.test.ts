@@ -107,6 +107,47 @@ describe('restore watermarks', () => {
     expect(again.rows).toEqual({ restored: 40, inserted: 0, conflicts: 40, skippedByTriggers: 0, superseded: 0 });
   });
 
+  it('write the storage document a few times per restore, not once per batch, and hold every object at the end', async () => {
+    await archiveDays();
+    const config = f.configFor([eventsTable]);
+    // Counts the PUTs of the restore watermark document; everything else goes to the store as is.
+    let puts = 0;
+    const store = Object.create(f.store) as typeof f.store;
+    store.put = async (key, body, options) => {
+      if (key.startsWith('_auditlog/restore-state/')) puts++;
+      return f.store.put(key, body, options);
+    };
+    // One object a batch: 40 batches. Found by probing: each wrote the whole document, n²/2 entries in all.
+    const s = await restoreWith(config, store, { table: 'events', batchSize: 1, jobs: 1 });
+    expect(s.error).toBeUndefined();
+    expect(s.objects.restored).toBe(40);
+    expect(puts).toBeGreaterThanOrEqual(1);
+    expect(puts).toBeLessThan(10);
+    const doc = JSON.parse((await f.store.get('_auditlog/restore-state/app/public.events/public.events.json'))!.toString('utf8')) as { objects: Record<string, unknown> };
+    expect(Object.keys(doc.objects)).toHaveLength(40);
+    const rerun = await restoreWith(config, f.store, { table: 'events' });
+    expect(rerun.objects.skippedByWatermark).toBe(40);
+  });
+
+  it('record the objects restored before a failure, so the rerun skips them', async () => {
+    await archiveDays();
+    const config = f.configFor([eventsTable]);
+    const keys = (await inspectArchive(f.store)).objects.map((o) => o.key).sort();
+    const last = keys[keys.length - 1]!;
+    const body = (await f.store.get(last))!;
+    const at = Math.floor(body.length / 2);
+    body[at] = body[at]! ^ 0x01;
+    await f.store.put(last, body);
+    const failed = await restoreWith(config, f.store, { table: 'events', batchSize: 1, jobs: 1 });
+    expect(failed.error?.code).toBe('RESTORE_CORRUPT_OBJECT');
+    expect(failed.objects.restored).toBe(39);
+    const doc = JSON.parse((await f.store.get('_auditlog/restore-state/app/public.events/public.events.json'))!.toString('utf8')) as { objects: Record<string, unknown> };
+    expect(Object.keys(doc.objects).sort()).toEqual(keys.slice(0, -1));
+    const rerun = await restoreWith(config, f.store, { table: 'events', onCorrupt: 'skip' });
+    expect(rerun.objects.skippedByWatermark).toBe(39);
+    expect(rerun.rows.restored).toBe(0);
+  });
+
   it('are kept per target: restoring into another table is not skipped', async () => {
     await archiveDays();
     const config = f.configFor([eventsTable]);
