@@ -60,6 +60,28 @@ describe('date-range restore', () => {
       'year=2024/month=03/day=02/',
     ]);
     expect(rangePrefixes('2024-02-29', '2024-02-29')).toEqual(['year=2024/month=02/day=29/']);
+    // Found by probing: Date.UTC reads years 0–99 as 1900–1999, and their months were listed day by day.
+    expect(rangePrefixes('0050-01-01', '0050-12-31')).toHaveLength(12);
+    expect(rangePrefixes('0050-02-01', '0050-02-28')).toEqual(['year=0050/month=02/']);
+  });
+
+  it('lists the whole table once for a range of more than 400 partitions, and still restores only the range', async () => {
+    const { days, rowsByDay } = await archiveDays();
+    const config = f.configFor([eventsTable]);
+    const listed: string[] = [];
+    const store = Object.create(f.store) as typeof f.store;
+    store.list = (prefix, options) => {
+      listed.push(prefix);
+      return f.store.list(prefix, options);
+    };
+    // From the first archived day to a far future: centuries of months (found by probing: 2,400 listings took 20 s).
+    const s = await restoreWith(config, store, { table: 'events', range: { from: days[3]!, to: '2199-12-31' } });
+    expect(s.error).toBeUndefined();
+    const table = tablePrefix('app', 'public', 'events');
+    expect(listed.filter((p) => p.startsWith(table) && !p.includes('_auditlog'))).toEqual([table]);
+    const expected = days.slice(3).flatMap((d) => rowsByDay.get(d)!);
+    expect(s.rows.restored).toBe(expected.length);
+    expect((await ids()).sort()).toEqual([...expected].sort());
   });
 
   it('lists and reads only the partitions of the range and restores only its rows', async () => {
