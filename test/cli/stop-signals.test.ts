@@ -68,6 +68,14 @@ function parseSummary(result: CliResult): Summary {
   return JSON.parse(result.stdout) as Summary;
 }
 
+
+/** A stop, not a crash: exit 1 of its own, no stack trace, the stop said once. */
+function expectStoppedCleanly(stopped: { signal: NodeJS.Signals | null; code: number | null; stderr: string }): void {
+  expect(stopped.signal, stopped.stderr).toBeNull();
+  expect(stopped.code, stopped.stderr).toBe(1);
+  expect(stopped.stderr).not.toMatch(/Unhandled|at .*main\.js/);
+  expect(stopped.stderr.match(/stop requested/g)).toHaveLength(1);
+}
 describe('archive on SIGTERM/SIGINT/SIGHUP', () => {
   // SIGHUP (an SSH logout, an operator expecting a reload) killed the run on the spot: exit 129,
   // no summary, lock file left. It stops cleanly like the others.
@@ -80,10 +88,7 @@ describe('archive on SIGTERM/SIGINT/SIGHUP', () => {
         await untilRowsBelow('events', ROWS);
         child.kill(signal);
         const stopped = await result;
-        expect(stopped.signal, stopped.stderr).toBeNull();
-        expect(stopped.code, stopped.stderr).toBe(1);
-        expect(stopped.stderr).not.toMatch(/Unhandled|at .*main\.js/);
-        expect(stopped.stderr.match(/stop requested/g)).toHaveLength(1);
+        expectStoppedCleanly(stopped);
         const summary = parseSummary(stopped);
         expect(summary.stopped?.code).toBe('STOPPED');
         expect(summary.stopped?.message).toContain(`stopped by ${signal}`);
@@ -170,10 +175,7 @@ describe('restore on SIGTERM/SIGHUP', () => {
         while ((await countRows('events')) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
         child.kill(signal);
         const stopped = await result;
-        expect(stopped.signal, stopped.stderr).toBeNull();
-        expect(stopped.code, stopped.stderr).toBe(1);
-        expect(stopped.stderr).not.toMatch(/Unhandled|at .*main\.js/);
-        expect(stopped.stderr.match(/stop requested/g)).toHaveLength(1);
+        expectStoppedCleanly(stopped);
         expect(stopped.stdout.trim(), stopped.stderr).not.toBe('');
         const summary = JSON.parse(stopped.stdout) as { status: string; error?: { code: string; message: string }; rows: { restored: number } };
         expect(summary.status).toBe('failed');

@@ -115,12 +115,18 @@ describe('restore --drop-indexes', () => {
 });
 
 describe('restore into a partitioned table', () => {
-  it('loads every row into its partition, skips conflicts on the partitioned key, and refuses --drop-indexes', async () => {
+  /** Twelve events archived from an ordinary table, a copy of them kept as `snapshot`; the config. */
+  const archiveTwelveEvents = async (): Promise<ReturnType<typeof f.configFor>> => {
     await f.db.query(`CREATE TABLE events (id bigint PRIMARY KEY, happened_at timestamptz NOT NULL, kind text, body jsonb, note text)`);
     await f.db.query(`INSERT INTO events SELECT g, now() - interval '30 days' + g * interval '1 hour', 'k', jsonb_build_object('g', g), 'n' || g FROM generate_series(1, 12) g`);
     await f.db.query('CREATE TABLE snapshot AS SELECT * FROM events');
     const config = f.configFor([{ name: 'events', timestamp_column: 'happened_at' }]);
     expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(12);
+    return config;
+  };
+
+  it('loads every row into its partition, skips conflicts on the partitioned key, and refuses --drop-indexes', async () => {
+    const config = await archiveTwelveEvents();
     await f.db.query(`CREATE TABLE events_p (id bigint, happened_at timestamptz NOT NULL, kind text, body jsonb, note text, PRIMARY KEY (id, happened_at)) PARTITION BY HASH (id)`);
     await f.db.query(`CREATE TABLE events_p0 PARTITION OF events_p FOR VALUES WITH (MODULUS 2, REMAINDER 0)`);
     await f.db.query(`CREATE TABLE events_p1 PARTITION OF events_p FOR VALUES WITH (MODULUS 2, REMAINDER 1)`);
@@ -146,11 +152,7 @@ describe('restore into a partitioned table', () => {
   });
 
   it('--drop-indexes into one partition drops and recreates its own indexes only, never its part of the parent\'s', async () => {
-    await f.db.query(`CREATE TABLE events (id bigint PRIMARY KEY, happened_at timestamptz NOT NULL, kind text, body jsonb, note text)`);
-    await f.db.query(`INSERT INTO events SELECT g, now() - interval '30 days' + g * interval '1 hour', 'k', jsonb_build_object('g', g), 'n' || g FROM generate_series(1, 12) g`);
-    await f.db.query('CREATE TABLE snapshot AS SELECT * FROM events');
-    const config = f.configFor([{ name: 'events', timestamp_column: 'happened_at' }]);
-    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(12);
+    const config = await archiveTwelveEvents();
     await f.db.query(`CREATE TABLE events_r (id bigint, happened_at timestamptz NOT NULL, kind text, body jsonb, note text, PRIMARY KEY (id, happened_at)) PARTITION BY RANGE (happened_at)`);
     await f.db.query(`CREATE TABLE events_r_all PARTITION OF events_r FOR VALUES FROM (MINVALUE) TO (MAXVALUE)`);
     await f.db.query(`CREATE INDEX events_r_kind ON events_r (kind)`);
