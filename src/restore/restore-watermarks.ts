@@ -164,6 +164,10 @@ export class ObjectRestoreWatermarkStore implements RestoreWatermarkStore {
           throw new AuditlogError('STORAGE_IO', `restore watermark ${key} is unreadable; pass --ignore-watermark to restore everything selected again (it is then rewritten)`, { details: { key } });
         }
       }
+      // Two batches recording at once both read it the first time (record() is no longer in the
+      // write queue): the first to finish keeps its document, or one's entries would be lost.
+      const read = this.docs.get(key);
+      if (read !== undefined) return read;
       doc =
         parsed?.format === RESTORE_STATE_FORMAT && typeof parsed.objects === 'object' && parsed.objects !== null
           ? parsed
