@@ -172,6 +172,7 @@ export function rawLinesPayload(lines: readonly SourceLine[]): Buffer {
 }
 
 /** The segment and object line of batch line `n`. */
+/** The object and line (from 0 within the object) of the batch's line `n`; messages count lines from 1, as validate and `sed -n` do. */
 function locate(segments: readonly BatchSegment[], n: number): { key: string; line: number } {
   let first = 0;
   for (const s of segments) {
@@ -211,7 +212,7 @@ async function loadBatchOnce(session: RestoreSession, segments: readonly BatchSe
     const at = locate(segments, repeated);
     throw new AuditlogError(
       'RESTORE_CORRUPT_OBJECT',
-      `archive object ${at.key}: line ${at.line} holds a key that an earlier line of this batch holds too, and one archiving run archives a key once (an object copied under another name? validate reports DUPLICATE_KEY); nothing of it was loaded in this batch (inspect the objects holding that key)`,
+      `archive object ${at.key}: line ${at.line + 1} holds a key that an earlier line of this batch holds too, and one archiving run archives a key once (an object copied under another name? validate reports DUPLICATE_KEY); nothing of it was loaded in this batch (inspect the objects holding that key)`,
       { details: { key: at.key, check: 'duplicate-key' } },
     );
   }
@@ -389,7 +390,7 @@ async function loadThroughStaging(
   const mismatch = converted?.keysMatch === true ? { rows: [] } : await client.query<{ n: string }>(manifestMismatchSql(meta, parsed), [JSON.stringify(input.manifest)]);
   if (mismatch.rows[0] !== undefined) {
     const at = locate(segments, Number(mismatch.rows[0].n));
-    throw new AuditlogError('RESTORE_CORRUPT_OBJECT', `archive object ${at.key}: line ${at.line} holds a row whose key is not the manifest's key for that line; nothing of it was loaded in this batch (inspect the object)`, {
+    throw new AuditlogError('RESTORE_CORRUPT_OBJECT', `archive object ${at.key}: line ${at.line + 1} holds a row whose key is not the manifest's key for that line; nothing of it was loaded in this batch (inspect the object)`, {
       details: { key: at.key, check: 'manifest' },
     });
   }

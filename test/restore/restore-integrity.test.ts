@@ -74,7 +74,7 @@ const corruptions: Corruption[] = [
   },
   {
     name: 'manifest naming other keys than the lines hold',
-    check: /line 0 holds a row whose key is not the manifest's key/,
+    check: /line 1 holds a row whose key is not the manifest's key/,
     async apply(key) {
       const meta = JSON.parse((await f.store.get(metadataKeyFor(key)))!.toString('utf8'));
       meta.primary_keys[0] = ['999'];
@@ -138,7 +138,7 @@ describe('restore of an archive with an object copied under another name (the sa
     const failed = await restoreWith(config, f.store, { table: 'events' });
     expect(failed.status).toBe('failed');
     expect(failed.error?.code).toBe('RESTORE_CORRUPT_OBJECT');
-    expect(failed.error?.message).toContain(`archive object ${copy}: line 0 holds a key that an earlier line of this batch holds too`);
+    expect(failed.error?.message).toContain(`archive object ${copy}: line 1 holds a key that an earlier line of this batch holds too`);
     expect(await ids()).toEqual([]);
 
     const skipped = await restoreWith(config, f.store, { table: 'events', onCorrupt: 'skip' });
