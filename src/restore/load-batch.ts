@@ -265,6 +265,17 @@ async function loadBatchOnce(session: RestoreSession, segments: readonly BatchSe
         strategy: options.strategy,
       });
     }
+    // PostgreSQL names no line when one is not JSON (or, in COPY, a CRLF ending): found here, so the
+    // error names that object and line, not the batch's first object, and --on-corrupt skip can
+    // leave that object out (found by probing).
+    const damaged = sqlState(error)?.startsWith('22') === true ? firstDamagedLine(input.lines) : undefined;
+    if (damaged !== undefined) {
+      const at = locate(segments, damaged);
+      throw new AuditlogError('RESTORE_CORRUPT_OBJECT', `archive object ${at.key}: line ${at.line + 1} is not a JSON line restore can load (${describeError(error)}); nothing of it was loaded in this batch (inspect the object; auditlog validate --deep names such lines)`, {
+        details: { key: at.key, check: 'line' },
+        cause: error,
+      });
+    }
     throw loadStoppedError(error, target, objects, conflictHint(error, target, options.strategy));
   }
 }
@@ -298,6 +309,21 @@ async function noKeyInRanges(client: pg.ClientBase, sql: string, ranges: [string
     if (isQueryDeadlineError(error)) throw error;
     return false;
   }
+}
+
+/** Pure: the first line that is not a JSON object on a line of its own (a carriage return before its newline included); undefined when none. */
+export function firstDamagedLine(lines: readonly SourceLine[]): number | undefined {
+  for (let i = 0; i < lines.length; i++) {
+    const { raw, start, end } = lines[i]!;
+    if (end > start && raw[end - 1] === 0x0d) return i;
+    try {
+      const parsed: unknown = JSON.parse(raw.toString('utf8', start, end));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return i;
+    } catch {
+      return i;
+    }
+  }
+  return undefined;
 }
 
 /** Pure: the index of the first manifest entry whose key (as text) an earlier entry has too; undefined when all are distinct. */

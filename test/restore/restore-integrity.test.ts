@@ -73,6 +73,22 @@ const corruptions: Corruption[] = [
     },
   },
   {
+    // Found by probing: the error named the batch's first object, not the damaged one, and --on-corrupt skip could not leave it out.
+    name: 'a line that is not JSON (checksums consistent)',
+    check: /line 2 is not a JSON line restore can load/,
+    async apply(key) {
+      const meta = JSON.parse((await f.store.get(metadataKeyFor(key)))!.toString('utf8'));
+      const { lines } = (await inspectArchive(f.store)).objects.find((o) => o.key === key)!;
+      const raw = Buffer.from([lines[0], 'not json', ...lines.slice(2)].join('\n') + '\n');
+      const body = gzipSync(raw);
+      await f.store.put(key, body);
+      await f.store.put(
+        metadataKeyFor(key),
+        Buffer.from(JSON.stringify({ ...meta, sha256_uncompressed: sha256Hex(raw), sha256_compressed: sha256Hex(body), uncompressed_bytes: raw.length, compressed_bytes: body.length })),
+      );
+    },
+  },
+  {
     name: 'manifest naming other keys than the lines hold',
     check: /line 1 holds a row whose key is not the manifest's key/,
     async apply(key) {

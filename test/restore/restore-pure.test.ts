@@ -1,7 +1,7 @@
 /** The pure parts of restore: drift planning, batch renumbering, flag and name parsing, key dates. */
 import { describe, expect, it } from 'vitest';
 import { planSchemaDrift, type TargetColumn } from '../../src/restore/schema-drift.js';
-import { buildBatchInput, rawLinesPayload, lineStarts, type BatchSegment, firstRepeatedKey } from '../../src/restore/load-batch.js';
+import { buildBatchInput, rawLinesPayload, lineStarts, type BatchSegment, firstRepeatedKey, firstDamagedLine } from '../../src/restore/load-batch.js';
 import { parseQualifiedName, parseRestoreFlags } from '../../src/cli/restore-command.js';
 import { dayOfKey, inRange, parseDay } from '../../src/restore/select-objects.js';
 import { insertSql, parseLinesSql } from '../../src/restore/restore-sql.js';
@@ -125,5 +125,26 @@ describe('firstRepeatedKey', () => {
     expect(firstRepeatedKey([['1', 'x'], ['1', 'y'], ['2', 'x']])).toBeUndefined();
     expect(firstRepeatedKey([['1', 'x'], ['2', 'x'], ['1', 'x']])).toBe(2);
     expect(firstRepeatedKey([])).toBeUndefined();
+  });
+});
+
+describe('firstDamagedLine', () => {
+  const lines = (...texts: string[]) => {
+    const raw = Buffer.from(texts.map((t) => `${t}\n`).join(''), 'utf8');
+    let start = 0;
+    return texts.map((t) => {
+      const end = start + Buffer.byteLength(t);
+      const line = { raw, start, end };
+      start = end + 1;
+      return line;
+    });
+  };
+  it('finds a line that is not a JSON object, one with a CRLF ending or a BOM; none in good lines', () => {
+    expect(firstDamagedLine(lines('{"a":1}', '{"b":"é"}'))).toBeUndefined();
+    expect(firstDamagedLine(lines('{"a":1}', 'not json'))).toBe(1);
+    expect(firstDamagedLine(lines('{"a":1}\r', '{"a":2}'))).toBe(0);
+    expect(firstDamagedLine(lines('{"a":1}', '\uFEFF{"a":2}'))).toBe(1);
+    expect(firstDamagedLine(lines('[1]'))).toBe(0);
+    expect(firstDamagedLine(lines('{}', 'null'))).toBe(1);
   });
 });
