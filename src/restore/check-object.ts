@@ -61,9 +61,9 @@ export function parseObjectMetadata(key: string, body: Buffer | undefined, expec
   if (meta.primary_keys.length !== meta.record_count) {
     throw corrupt(key, `its manifest lists ${meta.primary_keys.length} keys but record_count is ${meta.record_count}`, 'record_count');
   }
-  // Restore never reads the row versions: one string per archived row, dropped while a few
-  // sidecars are held during the load's read-ahead (peak RSS, DESIGN.md §7).
-  meta.xmins = [];
+  // The row versions are kept (one short string per row, beside the manifest's keys): they tell a
+  // copied object (the same key and xmin twice) from a key archived twice by one run (deleted and
+  // inserted again during it), which is no damage (load-batch.ts, found in review).
   return meta;
 }
 

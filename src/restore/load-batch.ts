@@ -131,6 +131,8 @@ interface BatchInput {
   /** The batch's lines, numbered from 0 by their position here, without their '\n'. */
   lines: SourceLine[];
   manifest: string[][];
+  /** The xmin each line's row had when archived (the sidecar's `xmins`), '' where a sidecar has none. */
+  xmins: string[];
   jsonNull: LineColumns[];
   jsonText: LineColumns[];
   rows: number;
@@ -140,6 +142,7 @@ interface BatchInput {
 export function buildBatchInput(segments: readonly BatchSegment[]): BatchInput {
   const lines: SourceLine[] = [];
   const manifest: string[][] = [];
+  const xmins: string[] = [];
   const jsonNull: LineColumns[] = [];
   const jsonText: LineColumns[] = [];
   for (const s of segments) {
@@ -151,6 +154,7 @@ export function buildBatchInput(segments: readonly BatchSegment[]): BatchInput {
       moved?.set(i, lines.length);
       lines.push({ raw, start: s.starts[i]!, end: s.starts[i + 1]! - 1 });
       manifest.push(meta.primary_keys[i]!);
+      xmins.push(meta.xmins?.[i] ?? '');
     }
     const renumber = (entries: readonly LineColumns[] | undefined, into: LineColumns[]): void => {
       for (const e of entries ?? []) {
@@ -161,7 +165,7 @@ export function buildBatchInput(segments: readonly BatchSegment[]): BatchInput {
     renumber(meta.json_null_values, jsonNull);
     renumber(meta.json_text_values, jsonText);
   }
-  return { lines, manifest, jsonNull, jsonText, rows: lines.length };
+  return { lines, manifest, xmins, jsonNull, jsonText, rows: lines.length };
 }
 
 /** Pure: `n\x02line\n` per line for COPY_LINES_SQL, n numbering the batch's lines from 0: the number travels with the line through COPY. */
@@ -203,17 +207,17 @@ async function loadBatchOnce(session: RestoreSession, segments: readonly BatchSe
   const meta = segments[0]!.object.meta;
   const tables = await session.tablesFor(meta.columns);
   const input = buildBatchInput(segments);
-  const repeated = firstRepeatedKey(input.manifest);
+  const repeated = firstRepeatedRow(input.manifest, input.xmins);
   if (repeated !== undefined) {
-    // Versions of a key archived again by a later run were left out before batching
-    // (superseded-lines.ts): one archiving run archives a key once. Two lines of it here are a
-    // damaged archive (an object copied under another name): the INSERT kept one of them
-    // silently, exit 0 even under --conflict fail (found by probing).
-    const at = locate(segments, repeated);
+    // One row version (key and xmin) is archived once: two lines of it are a damaged archive (an
+    // object copied under another name), and the INSERT kept one of them silently, exit 0 even
+    // under --conflict fail (found by probing). Two versions of a key (deleted and inserted again
+    // during a run, archived twice by it) have two xmins, and are not damage (found in review).
+    const [first, second] = [locate(segments, repeated.first), locate(segments, repeated.second)];
     throw new AuditlogError(
       'RESTORE_CORRUPT_OBJECT',
-      `archive object ${at.key}: line ${at.line + 1} holds a key that an earlier line of this batch holds too, and one archiving run archives a key once (an object copied under another name? validate reports DUPLICATE_KEY); nothing of it was loaded in this batch (inspect the objects holding that key)`,
-      { details: { key: at.key, check: 'duplicate-key' } },
+      `archive object ${second.key}: line ${second.line + 1} holds the same row (key and version) as line ${first.line + 1} of archive object ${first.key}, and a row version is archived once: one of the two objects is a copy (inspect both; validate reports DUPLICATE_KEY when they are on the same day); nothing of ${second.key} was loaded in this batch`,
+      { details: { key: second.key, check: 'duplicate-row', other: first.key } },
     );
   }
   // Converted in this process when exact (copy-text.ts): PostgreSQL then loads COPY text instead of parsing JSON.
@@ -326,15 +330,16 @@ export function firstDamagedLine(lines: readonly SourceLine[]): number | undefin
   return undefined;
 }
 
-/** Pure: the index of the first manifest entry whose key (as text) an earlier entry has too; undefined when all are distinct. */
-export function firstRepeatedKey(manifest: readonly (readonly string[])[]): number | undefined {
+/** Pure: the first line whose row (key as text, and xmin) an earlier line holds too, with that earlier line; undefined when none. */
+export function firstRepeatedRow(manifest: readonly (readonly string[])[], xmins: readonly string[]): { first: number; second: number } | undefined {
   // Distinct first columns make distinct keys, whatever the other columns: the usual, cheap case.
   if (distinctKeys(manifest)) return undefined;
-  const seen = new Set<string>();
+  const seen = new Map<string, number>();
   for (let i = 0; i < manifest.length; i++) {
-    const id = JSON.stringify(manifest[i]);
-    if (seen.has(id)) return i;
-    seen.add(id);
+    const id = JSON.stringify([manifest[i], xmins[i] ?? '']);
+    const first = seen.get(id);
+    if (first !== undefined) return { first, second: i };
+    seen.set(id, i);
   }
   return undefined;
 }

@@ -154,7 +154,7 @@ describe('restore of an archive with an object copied under another name (the sa
     const failed = await restoreWith(config, f.store, { table: 'events' });
     expect(failed.status).toBe('failed');
     expect(failed.error?.code).toBe('RESTORE_CORRUPT_OBJECT');
-    expect(failed.error?.message).toContain(`archive object ${copy}: line 1 holds a key that an earlier line of this batch holds too`);
+    expect(failed.error?.message).toContain(`archive object ${copy}: line 1 holds the same row (key and version) as line 1 of archive object ${keys[0]}`);
     expect(await ids()).toEqual([]);
 
     const skipped = await restoreWith(config, f.store, { table: 'events', onCorrupt: 'skip' });
@@ -162,6 +162,32 @@ describe('restore of an archive with an object copied under another name (the sa
     expect(skipped.corrupt.map((c) => c.key)).toEqual([copy]);
     expect(skipped.rows.conflicts).toBe(0);
     expect(await ids()).toEqual(Array.from({ length: 21 }, (_, i) => String(i + 1)));
+  });
+});
+
+describe('restore of a key archived twice by one run (deleted, inserted again with an old timestamp, archived again)', () => {
+  it('is no corrupt object: the restore loads the version archived last', async () => {
+    await createEventsTable(f.db, { rows: 21, stepMinutes: 30, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable], { batch_size: 1, batches_in_flight: 1 });
+    let reinserted = false;
+    const summary = await archiveWith(config, f.store, {
+      onPhase: async (phase) => {
+        if (phase !== 'after-commit' || reinserted) return;
+        reinserted = true;
+        // Row 1 was just deleted; the application inserts a row under its key, dated after the run's position.
+        await f.db.query(`INSERT INTO events (id, happened_at, kind) SELECT 1, max(happened_at) - interval '1 minute', 'reinserted' FROM events`);
+      },
+    });
+    expect(summary.tables[0]!.rowsArchived).toBe(22);
+    const archived = (await inspectArchive(f.store)).objects.flatMap((o) => o.meta.primary_keys.map((k, i) => [k[0], o.meta.xmins[i]]));
+    expect(archived.filter(([id]) => id === '1')).toHaveLength(2);
+    // Found in review: the same key twice in one run's objects was called a copy (RESTORE_CORRUPT_OBJECT).
+    const s = await restoreWith(config, f.store, { table: 'events' });
+    expect(s.error, JSON.stringify(s.error)).toBeUndefined();
+    expect(s.corrupt).toEqual([]);
+    expect(await ids()).toEqual(Array.from({ length: 21 }, (_, i) => String(i + 1)));
+    const kind = await f.db.query<{ kind: string }>('SELECT kind FROM events WHERE id = 1');
+    expect(kind.rows[0]!.kind).toBe('reinserted');
   });
 });
 
