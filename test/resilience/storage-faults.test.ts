@@ -11,12 +11,13 @@ import { join } from 'node:path';
 import { inspectArchive } from '../helpers/archive-inspect.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { archiveWith } from '../helpers/archive-run.js';
-import { createEventsTable, rowIds } from '../helpers/events-table.js';
+import { rowIds } from '../helpers/events-table.js';
 import { startFaultProxy, type FaultAction, type FaultProxy, type RequestInfo } from '../helpers/fault-proxy.js';
-import { expectRowsOf, type ExpectedRows } from '../helpers/invariant-checker.js';
+import type { ExpectedRows } from '../helpers/invariant-checker.js';
 import type { Config } from '../../src/config/schema.js';
 import { createObjectStore } from '../../src/storage/create-object-store.js';
 import { checkNow, events, expectNothingLostYet, finishAndCheck } from './finish-and-check.js';
+import { configBehindProxy, ROWS, runThroughProxy, seedOldEvents } from './behind-storage-proxy.js';
 
 const fx = useArchiveFixture();
 let proxy: FaultProxy;
@@ -27,25 +28,10 @@ afterEach(async () => {
   await proxy.stop();
 });
 
-const ROWS = 50;
-const fastRetry = { max_attempts: 6, base_delay_ms: 1, max_delay_ms: 5 };
 
-async function seedEvents(rows = ROWS): Promise<ExpectedRows> {
-  // Every row is past the 10-day retention: all must end up archived.
-  await createEventsTable(fx.db, { rows, stepMinutes: 20, endDaysAgo: 11 });
-  return expectRowsOf(fx.db, events);
-}
+const seedEvents = (rows = ROWS): Promise<ExpectedRows> => seedOldEvents(fx, rows);
 
-/** The archiver's config with storage behind the proxy; the store is built as the CLI builds it. */
-function proxiedConfig(s3: Partial<NonNullable<Config['s3']>> = {}, defaults: Record<string, unknown> = {}): Config {
-  const config = fx.configFor([eventsTable], defaults);
-  config.s3 = { ...config.s3!, endpoint: proxy.endpoint, retry: fastRetry, ...s3 };
-  return config;
-}
-
-function runThroughProxy(config: Config, extra: Parameters<typeof archiveWith>[2] = {}): ReturnType<typeof archiveWith> {
-  return archiveWith(config, createObjectStore(config), extra);
-}
+const proxiedConfig = (s3: Partial<NonNullable<Config['s3']>> = {}, defaults: Record<string, unknown> = {}): Config => configBehindProxy(fx, proxy.endpoint, s3, defaults);
 
 const isData = (r: RequestInfo): boolean => r.path.includes('.jsonl.gz');
 
