@@ -213,6 +213,31 @@ describe('TCP fault proxy between the archiver and PostgreSQL', () => {
     await terminateArchiverBackends(null);
   }
 
+  /** Archives with every connection blackholed from `phase` of batch `n` on: the table's outcome, and the ms from the blackhole to the end of the run. */
+  async function archiveBlackholedAt(config: Config, phase: BatchPhase, n: number): Promise<{ table: Awaited<ReturnType<typeof archiveWith>>['tables'][number]; took: number }> {
+    let since = 0;
+    const summary = await archiveWith(config, createObjectStore(config), {
+      onPhase: atPhase(phase, n, async () => {
+        since = performance.now();
+        tcp.blackhole();
+      }),
+    });
+    expect(since).toBeGreaterThan(0);
+    return { table: summary.tables[0]!, took: performance.now() - since };
+  }
+
+  /**
+   * With the blackhole over: nothing lost so far (`atMid` checks more of that instant), then a
+   * healthy rerun through the proxy archives every row once, and the scenario's figures are recorded.
+   */
+  async function finishAfterBlackhole(expected: ExpectedRows, figures: { scenario: string; injected: string }, atMid: (mid: Awaited<ReturnType<typeof checkNow>>) => Promise<void> | void): Promise<void> {
+    await endBlackhole();
+    const mid = await checkNow(fx, expected);
+    expectNothingLostYet(mid);
+    await atMid(mid);
+    await finishAndCheck(fx, expected, { ...figures, archived: ROWS, config: proxiedConfig() });
+  }
+
   describe('every connection left open but silent (blackhole: nothing forwarded, sockets kept open)', () => {
     // Found by probing: the run waited on its dead sockets for as long as the network stayed
     // down (minutes, past SIGTERM), and then failed as INTERNAL.
@@ -222,16 +247,7 @@ describe('TCP fault proxy between the archiver and PostgreSQL', () => {
     it('mid-batch (after the 2nd upload): every query waiting gives up after statement_timeout + 5 s with DB_QUERY, nothing lost, the rerun archives every row once', async () => {
       const expected = await seedEvents();
       const config = proxiedConfig({ statement_timeout_ms: STATEMENT_TIMEOUT_MS });
-      let since = 0;
-      const summary = await archiveWith(config, createObjectStore(config), {
-        onPhase: atPhase('after-upload', 2, async () => {
-          since = performance.now();
-          tcp.blackhole();
-        }),
-      });
-      const took = performance.now() - since;
-      expect(since).toBeGreaterThan(0);
-      const table = summary.tables[0]!;
+      const { table, took } = await archiveBlackholedAt(config, 'after-upload', 2);
       expect(table.status).toBe('failed');
       expect(table.error!.code).toBe('DB_QUERY');
       expect(table.error!.message).toContain(`no answer from the database "app" within ${DEADLINE_MS} ms`);
@@ -239,44 +255,37 @@ describe('TCP fault proxy between the archiver and PostgreSQL', () => {
       // needed a new connection), then the lock's release does: bounded, not forever.
       expect(took).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
       expect(took).toBeLessThan(15_000 + 2 * DEADLINE_MS + 3_000);
-      await endBlackhole();
-      const mid = await checkNow(fx, expected);
-      expectNothingLostYet(mid);
-      expect(mid.rowsInTable).toBe(ROWS - mid.rowsArchived);
-      await finishAndCheck(fx, expected, {
-        scenario: 'database: every connection silent mid-batch (TCP proxy blackhole)',
-        injected: 'TCP proxy: nothing forwarded, sockets kept open, from after the 2nd upload; statement_timeout 2 s',
-        archived: ROWS,
-        config: proxiedConfig(),
-      });
+      await finishAfterBlackhole(
+        expected,
+        {
+          scenario: 'database: every connection silent mid-batch (TCP proxy blackhole)',
+          injected: 'TCP proxy: nothing forwarded, sockets kept open, from after the 2nd upload; statement_timeout 2 s',
+        },
+        (mid) => expect(mid.rowsInTable).toBe(ROWS - mid.rowsArchived),
+      );
     }, 60_000);
 
     it('before COMMIT: the COMMIT that gets no answer is an ambiguous outcome, left in flight for the next run, never taken as not committed', async () => {
       const expected = await seedEvents();
       const config = proxiedConfig({ statement_timeout_ms: STATEMENT_TIMEOUT_MS });
-      const summary = await archiveWith(config, createObjectStore(config), {
-        onPhase: atPhase('before-commit', 1, async () => {
-          tcp.blackhole();
-        }),
-      });
-      const table = summary.tables[0]!;
+      const { table } = await archiveBlackholedAt(config, 'before-commit', 1);
       expect(table.status).toBe('failed');
       expect(table.error!.code).toBe('DB_QUERY');
       expect(table.error!.message).toContain('during COMMIT');
       expect(table.error!.message).toContain('no answer from the database');
       expect(table.error!.message).toContain('the next run reconciles it');
-      await endBlackhole();
-      const mid = await checkNow(fx, expected);
-      expectNothingLostYet(mid);
-      // The COMMIT never reached the server: the rows are all there, the batch's marker waits for the rerun.
-      expect(mid.pendingMarkers).toBe(1);
-      expect(await rowIds(fx.db)).toHaveLength(ROWS);
-      await finishAndCheck(fx, expected, {
-        scenario: 'database: every connection silent before COMMIT (TCP proxy blackhole)',
-        injected: 'TCP proxy: nothing forwarded, sockets kept open, from just before the 1st COMMIT; statement_timeout 2 s',
-        archived: ROWS,
-        config: proxiedConfig(),
-      });
+      await finishAfterBlackhole(
+        expected,
+        {
+          scenario: 'database: every connection silent before COMMIT (TCP proxy blackhole)',
+          injected: 'TCP proxy: nothing forwarded, sockets kept open, from just before the 1st COMMIT; statement_timeout 2 s',
+        },
+        async (mid) => {
+          // The COMMIT never reached the server: the rows are all there, the batch's marker waits for the rerun.
+          expect(mid.pendingMarkers).toBe(1);
+          expect(await rowIds(fx.db)).toHaveLength(ROWS);
+        },
+      );
     }, 90_000);
 
     it('the table lock found lost by its heartbeat stops the work in flight at once (LOCK_LOST), long before statement_timeout', async () => {
@@ -284,29 +293,19 @@ describe('TCP fault proxy between the archiver and PostgreSQL', () => {
       // A statement_timeout far beyond the test: only the lost lock can end the run in time.
       const config = proxiedConfig({ statement_timeout_ms: 600_000 });
       config.lock = { ...config.lock, heartbeat_interval_ms: 500, heartbeat_timeout_ms: 250 };
-      let since = 0;
-      const summary = await archiveWith(config, createObjectStore(config), {
-        onPhase: atPhase('after-upload', 2, async () => {
-          since = performance.now();
-          tcp.blackhole();
-        }),
-      });
-      const took = performance.now() - since;
-      const table = summary.tables[0]!;
+      const { table, took } = await archiveBlackholedAt(config, 'after-upload', 2);
       expect(table.status).toBe('failed');
       expect(table.error!.code).toBe('LOCK_LOST');
       expect(table.error!.message).toContain('no answer within 250 ms');
       expect(took).toBeLessThan(10_000);
-      await endBlackhole();
-      const mid = await checkNow(fx, expected);
-      expectNothingLostYet(mid);
-      expect(mid.rowsInTable).toBe(ROWS - mid.rowsArchived);
-      await finishAndCheck(fx, expected, {
-        scenario: 'database: every connection silent mid-batch, the table lock found lost (TCP proxy blackhole)',
-        injected: 'TCP proxy: nothing forwarded, sockets kept open, from after the 2nd upload; heartbeat every 500 ms',
-        archived: ROWS,
-        config: proxiedConfig(),
-      });
+      await finishAfterBlackhole(
+        expected,
+        {
+          scenario: 'database: every connection silent mid-batch, the table lock found lost (TCP proxy blackhole)',
+          injected: 'TCP proxy: nothing forwarded, sockets kept open, from after the 2nd upload; heartbeat every 500 ms',
+        },
+        (mid) => expect(mid.rowsInTable).toBe(ROWS - mid.rowsArchived),
+      );
     }, 60_000);
   });
 
