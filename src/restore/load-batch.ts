@@ -24,6 +24,7 @@ import type { TargetTable } from '../db/target-table.js';
 import type { CheckedObject } from './check-object.js';
 import type { DriftPlan } from './schema-drift.js';
 import { commitOutcomeUnknown, detailOf, loadStoppedError, silentConnectionError, sqlState } from './load-error.js';
+import { parseLineObject } from '../validate/json-line-fields.js';
 import { convertToCopyText, textCheckedKey, type ColumnKind, type Converted, type CopyColumn, type SourceLine } from './copy-text.js';
 import { COLUMN_KINDS_SQL, COPY_LINES_SQL, copyParsedSql, countConflictsSql, directCopyPlan, createLinesTableSql, createParsedTablesSql, feedCountsSql, insertCountsUpdates, insertSql, manifestMismatchSql, parseLinesSql, type ConflictStrategy } from './restore-sql.js';
 
@@ -319,13 +320,7 @@ async function noKeyInRanges(client: pg.ClientBase, sql: string, ranges: [string
 export function firstDamagedLine(lines: readonly SourceLine[]): number | undefined {
   for (let i = 0; i < lines.length; i++) {
     const { raw, start, end } = lines[i]!;
-    if (end > start && raw[end - 1] === 0x0d) return i;
-    try {
-      const parsed: unknown = JSON.parse(raw.toString('utf8', start, end));
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return i;
-    } catch {
-      return i;
-    }
+    if ((end > start && raw[end - 1] === 0x0d) || parseLineObject(raw.toString('utf8', start, end)) === undefined) return i;
   }
   return undefined;
 }

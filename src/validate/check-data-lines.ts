@@ -7,7 +7,7 @@
 import type { CheckedMetadata } from './check-metadata.js';
 import { jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf, compareTimestamps, type TimestampValue } from './pg-text.js';
 import type { Finding, ProblemCode } from './problem-codes.js';
-import { readTopLevelFields } from './json-line-fields.js';
+import { parseLineObject, readTopLevelFields } from './json-line-fields.js';
 
 /**
  * A `\u0000` escape not itself escaped (an odd run of backslashes before it). Only a json value
@@ -48,13 +48,8 @@ export class DataLineChecker {
   addLine(line: string): void {
     const index = this.lines++;
     const where = `line ${index + 1}`;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      parsed = undefined;
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    const parsed = parseLineObject(line);
+    if (parsed === undefined) {
       this.note('LINE_UNPARSEABLE', `${where} is not a JSON object`);
       return;
     }

@@ -62,3 +62,14 @@ function endOfValue(s: string, i: number): number {
   while (j < s.length && s[j] !== ',' && s[j] !== '}' && s[j] !== ' ' && s[j] !== '\n') j++;
   return j;
 }
+
+/** Pure: the line's JSON object, or undefined when the line is not one (not JSON, an array, a scalar). */
+export function parseLineObject(line: string): Record<string, unknown> | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+}
