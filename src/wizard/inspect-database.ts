@@ -55,13 +55,22 @@ const SAMPLE_ABOVE_ROWS = 2_000_000;
  * A partitioned table holds nothing itself, and autovacuum never analyzes it: its size and row
  * estimate are its leaf partitions' (found by probing: a fully analyzed partitioned audit table
  * showed "0 KB, never analyzed", and its age distribution was then counted on the whole table
- * instead of a sample). Unknown only when no leaf has been analyzed.
+ * instead of a sample). A leaf not analyzed yet (a partition created since autovacuum last ran)
+ * but holding data counts its pages at the analyzed leaves' rows per page, not as empty (it made a
+ * table look a fraction of its size, and its age then counted in full rather than on a sample).
+ * Unknown when no leaf has been analyzed, or none of those analyzed has a page to measure by.
  */
 const TABLE_SIZES_SQL = `
   SELECT s.schema, s.name, s.reltuples::bigint::text AS reltuples, s.bytes::text AS bytes FROM (
     SELECT n.nspname AS schema, c.relname AS name,
            CASE WHEN c.relkind <> 'p' THEN c.reltuples
-                ELSE (SELECT CASE WHEN count(*) = 0 THEN 0 WHEN count(*) FILTER (WHERE l.reltuples >= 0) = 0 THEN -1 ELSE sum(GREATEST(l.reltuples, 0)) END
+                ELSE (SELECT CASE WHEN count(*) = 0 THEN 0
+                                  WHEN count(*) FILTER (WHERE l.reltuples >= 0) = 0 THEN -1
+                                  WHEN coalesce(sum(pg_catalog.pg_relation_size(l.oid)) FILTER (WHERE l.reltuples < 0), 0) = 0 THEN sum(GREATEST(l.reltuples, 0))
+                                  WHEN coalesce(sum(l.relpages) FILTER (WHERE l.reltuples >= 0), 0) = 0 THEN -1
+                                  ELSE sum(l.reltuples) FILTER (WHERE l.reltuples >= 0)
+                                       + sum(pg_catalog.pg_relation_size(l.oid)) FILTER (WHERE l.reltuples < 0) / pg_catalog.current_setting('block_size')::int
+                                         * (sum(l.reltuples) FILTER (WHERE l.reltuples >= 0) / sum(l.relpages) FILTER (WHERE l.reltuples >= 0)) END
                         FROM pg_catalog.pg_partition_tree(c.oid) t JOIN pg_catalog.pg_class l ON l.oid = t.relid WHERE t.isleaf) END AS reltuples,
            CASE WHEN c.relkind <> 'p' THEN pg_catalog.pg_total_relation_size(c.oid)
                 ELSE (SELECT sum(pg_catalog.pg_total_relation_size(t.relid)) FROM pg_catalog.pg_partition_tree(c.oid) t) END AS bytes
