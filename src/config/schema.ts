@@ -8,6 +8,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { checkRetentionPolicy } from '../compliance/retention-policy.js';
 import { scheduleProblem } from '../daemon/run-daemon.js';
 import { encodeKeySegment, tablePrefix } from '../core/archive-layout.js';
+import { findPrefixSettingProblem } from '../storage/validate-object-key.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -72,7 +73,7 @@ const rateLimit = z
 export const s3Schema = z
   .object({
     bucket: z.string().min(3).describe('Bucket name.'),
-    prefix: z.string().default('').describe('Key prefix for everything the archiver writes, e.g. `archives/`.'),
+    prefix: z.string().default('').describe('Key prefix for everything the archiver writes, e.g. `archives/`: relative, ending in `/`, with no empty, `.` or `..` segment.'),
     region: z.string().min(1).default('us-east-1').describe('Region of the bucket.'),
     // Without the protocol constraint `minio:9000` parses as a URL whose scheme is `minio:`.
     endpoint: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional().describe('Endpoint of an S3-compatible server (MinIO, R2, Ceph...).'),
@@ -129,6 +130,10 @@ export const s3Schema = z
     }
     if (s3.prefix !== '' && !s3.prefix.endsWith('/')) {
       ctx.addIssue({ code: 'custom', path: ['prefix'], message: 'expected a prefix ending in "/" (e.g. "archives/")' });
+    }
+    const prefixProblem = findPrefixSettingProblem(s3.prefix);
+    if (prefixProblem !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['prefix'], message: `expected a relative key prefix like "archives/" or "team/audit/", but ${prefixProblem}` });
     }
   })
   .describe('Archive to S3 or an S3-compatible server. Exactly one of `s3` and `local`.');

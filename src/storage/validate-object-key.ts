@@ -21,6 +21,17 @@ export function validateKeyPrefix(prefix: string, operation: string): void {
   if (problem !== undefined) throw invalidKey(operation, prefix, problem);
 }
 
+/**
+ * What is wrong with a configured key prefix (`s3.prefix`, ending in "/"), or undefined: every key
+ * the archiver writes starts with it, so a prefix these rules refuse would pass the configuration
+ * and the connection checks and then fail every storage request of every run (found by probing).
+ */
+export function findPrefixSettingProblem(prefix: string): string | undefined {
+  if (prefix === '' || !prefix.endsWith('/')) return undefined;
+  if (prefix === '/') return 'it is only "/" (leave the prefix empty to write at the bucket root)';
+  return findKeyProblem(prefix.slice(0, -1), false);
+}
+
 function findKeyProblem(key: string, isPrefix: boolean): string | undefined {
   if (typeof key !== 'string' || key === '') return 'it is empty';
   if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) return `it is longer than ${MAX_KEY_BYTES} bytes`;

@@ -129,6 +129,26 @@ describe('parseConfig: storage backend', () => {
     expect(parseConfig(minimal.replace('local:\n  path: ./archive', 's3:\n  bucket: abc\n  storage_class: GLACIER_IR'), 'c.yaml', {}).s3?.storage_class).toBe('GLACIER_IR');
   });
 
+  it.each([
+    ['/archives/', 'it starts with "/"'],
+    ['/', 'it is only "/" (leave the prefix empty'],
+    ['a//b/', 'empty path segment'],
+    ['a/../b/', 'a ".." path segment'],
+    ['./a/', 'a "." path segment'],
+    ['a\\\\b/', 'backslash'],
+  ])('refuses s3.prefix %j, which every storage request would refuse at run time', (prefix, problem) => {
+    const error = parseError(minimal.replace('local:\n  path: ./archive', `s3:\n  bucket: abc\n  prefix: "${prefix}"`));
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toContain('s3.prefix: expected a relative key prefix like "archives/"');
+    expect(error.message).toContain(problem);
+  });
+
+  it('accepts an s3.prefix of several segments, with spaces or non-ASCII characters', () => {
+    for (const prefix of ['', 'archives/', 'team/audit log/', 'ärchiv/2024/']) {
+      expect(parseConfig(minimal.replace('local:\n  path: ./archive', `s3:\n  bucket: abc\n  prefix: "${prefix}"`), 'c.yaml', {}).s3?.prefix).toBe(prefix);
+    }
+  });
+
   it('rejects an endpoint without http(s) scheme (minio:9000 would parse as a URL)', () => {
     const error = parseError(minimal.replace('local:\n  path: ./archive', 's3:\n  bucket: abc\n  endpoint: minio:9000'));
     expect(error.message).toBe('c.yaml: s3.endpoint: expected an http:// or https:// URL, found "minio:9000"');
