@@ -56,16 +56,38 @@ export async function runArchive(options: RunArchiveOptions): Promise<RunSummary
   const started = Date.now();
   const databases = selectTargets(options);
   const dryRun = options.dryRun ?? false;
-  const tables = databases.flatMap((d) => d.tables.map((t) => ({ database: d.name, schema: t.schema, table: t.name })));
-  options.events?.emit('run:started', { runId: options.runId, command: 'archive', dryRun, at: new Date(started).toISOString(), tables });
+  emitRunStarted(options, databases, started);
   try {
     return await runTables(options, databases, dryRun, started);
   } catch (error) {
     // Monitoring, notifications and the audit trail must hear of a run that stopped as a whole too.
-    const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
-    options.events?.emit('run:failed', { runId: options.runId, command: 'archive', error: { code: e.code, message: redactSecrets(e.message, options.secrets ?? []) } });
+    emitRunFailed(options, error);
     throw error;
   }
+}
+
+export type RunReportOptions = Pick<RunArchiveOptions, 'config' | 'database' | 'table' | 'runId' | 'dryRun' | 'events' | 'secrets'>;
+
+/**
+ * A run that could not start before {@link runArchive} (its audit trail could not be opened, so
+ * nothing may be archived): reported as a run that stopped at its start — run:started, then
+ * run:failed — exactly as one that found the storage unreachable itself, so notifications and
+ * metrics tell the same outage the same way. A --database/--table that is not configured throws
+ * its USAGE error instead (nothing is reported: that is no run).
+ */
+export function reportRunNotStarted(options: RunReportOptions, error: unknown): void {
+  emitRunStarted(options, selectTargets(options), Date.now());
+  emitRunFailed(options, error);
+}
+
+function emitRunStarted(options: RunReportOptions, databases: DatabaseConfig[], started: number): void {
+  const tables = databases.flatMap((d) => d.tables.map((t) => ({ database: d.name, schema: t.schema, table: t.name })));
+  options.events?.emit('run:started', { runId: options.runId, command: 'archive', dryRun: options.dryRun ?? false, at: new Date(started).toISOString(), tables });
+}
+
+function emitRunFailed(options: RunReportOptions, error: unknown): void {
+  const e = isAuditlogError(error) ? error : new AuditlogError('INTERNAL', describeError(error), { cause: error });
+  options.events?.emit('run:failed', { runId: options.runId, command: 'archive', error: { code: e.code, message: redactSecrets(e.message, options.secrets ?? []) } });
 }
 
 async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[], dryRun: boolean, started: number): Promise<RunSummary> {

@@ -16,6 +16,7 @@ import { readAuditRecords, StorageAuditTrail, type AuditTrail } from '../complia
 import { DatabaseAuditTrail, FanOutAuditTrail, readDatabaseAuditRecords } from '../compliance/database-audit-trail.js';
 import type { HoldSourceOptions } from '../compliance/run-holds.js';
 import type { AuditSource } from './audit-commands.js';
+import { reportRunNotStarted, type RunReportOptions } from '../archive/run-archive.js';
 
 /** legal_holds.api.auth_env names an environment variable; only the CLI reads the environment. */
 export function readHoldSources(config: Config, env: NodeJS.ProcessEnv): HoldSourceOptions {
@@ -82,6 +83,22 @@ export async function openAuditTrail(config: Config, store: ObjectStore, events:
     await pool?.end().catch(() => undefined);
     return lost;
   };
+}
+
+/**
+ * {@link openAuditTrail} for an archive run whose listeners (notifications, metrics) are attached:
+ * a trail that cannot be opened (storage or audit database down) is a run that cannot start, and
+ * is reported as one — run:started, run:failed — before its error is thrown. Nothing is archived
+ * without the trail, so the run goes no further.
+ */
+export async function openRunAuditTrail(config: Config, store: ObjectStore, events: RunEvents, run: Omit<RunReportOptions, 'config' | 'events'>): Promise<() => Promise<number>> {
+  try {
+    return await openAuditTrail(config, store, events);
+  } catch (error) {
+    reportRunNotStarted({ ...run, config, events }, error);
+    await events.settle();
+    throw error;
+  }
 }
 
 function openAuditPool(config: Config): pg.Pool {

@@ -7,7 +7,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { redactSecrets } from '../config/mask-secrets.js';
-import { describeError } from '../core/errors.js';
+import { describeError, isAuditlogError } from '../core/errors.js';
 import { RunEvents } from '../core/run-events.js';
 import { runArchive } from '../archive/run-archive.js';
 import { parseSchedule, runDaemon } from '../daemon/run-daemon.js';
@@ -16,7 +16,7 @@ import { createLogger } from './create-logger.js';
 import { storageLogHooks } from './storage-log-hooks.js';
 import { attachMonitoring } from './monitoring-setup.js';
 import { attachNotifications } from './notifications-setup.js';
-import { openAuditTrail } from './compliance-setup.js';
+import { openAuditTrail, openRunAuditTrail } from './compliance-setup.js';
 import type { HoldSourceOptions } from '../compliance/run-holds.js';
 
 export interface DaemonCommandInput {
@@ -101,15 +101,22 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     healthConfig: () => lastLoaded,
   });
   const detachNotifications = attachNotifications({ config: input.config, events, metrics: monitoring.metrics, logger, secrets: input.secrets, digestTimer: true });
-  // Every scheduled run leaves its trace, as a one-shot run does; a daemon that cannot open its trail does not start.
-  let closeTrail: () => Promise<number>;
+  // Every scheduled run leaves its trace, as a one-shot run does: no run archives before the trail
+  // is open. A trail that cannot be opened because something outside is down (storage, the audit
+  // database: exit code 1 in a one-shot run) is an outage, not a reason to exit — the daemon keeps
+  // serving /metrics and /health, and each scheduled run tries again, and is notified and counted
+  // as a run that could not start until it succeeds. A configuration error (exit 2) still stops it.
+  let closeTrail: (() => Promise<number>) | undefined;
   let lostAuditRecords = 0;
   try {
     closeTrail = await openAuditTrail(input.config, store, events);
   } catch (error) {
-    detachNotifications();
-    await monitoring.close();
-    throw error;
+    if (isAuditlogError(error) && error.exitCode === 2) {
+      detachNotifications();
+      await monitoring.close();
+      throw error;
+    }
+    logger.error({ code: isAuditlogError(error) ? error.code : 'INTERNAL', err: redact(error) }, 'the audit trail cannot be opened: no run archives until it can; the daemon tries again before each scheduled run');
   }
   logger.info({ schedule: expression }, 'daemon started');
   // Operators send SIGHUP expecting a reload; there is none to do, so say what happens instead.
@@ -132,6 +139,14 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
           return;
         }
         lastLoaded = { config: current.config, secrets: current.secrets };
+        if (closeTrail === undefined) {
+          try {
+            closeTrail = await openRunAuditTrail(current.config, store, events, { runId, secrets: current.secrets });
+          } catch (error) {
+            runLogger.error({ code: isAuditlogError(error) ? error.code : 'INTERNAL', err: redact(error) }, 'archive run could not start: the audit trail cannot be opened, and nothing is archived without it; the daemon tries again at the next scheduled time');
+            return;
+          }
+        }
         runLogger.info('archive run started');
         try {
           const summary = await runArchive({
@@ -159,7 +174,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
   } finally {
     stopHangups?.();
     await events.settle();
-    lostAuditRecords = await closeTrail();
+    lostAuditRecords = closeTrail === undefined ? 0 : await closeTrail();
     detachNotifications();
     await monitoring.close();
   }

@@ -31,7 +31,7 @@ import { createInquirerPrompter } from './wizard-prompter.js';
 import type pg from 'pg';
 import { runAuditListCommand, runAuditVerifyCommand } from './audit-commands.js';
 import { runHoldsListCommand } from './holds-command.js';
-import { auditSources, openAuditTrail, readHoldSources, withRunError } from './compliance-setup.js';
+import { auditSources, openAuditTrail, openRunAuditTrail, readHoldSources, withRunError } from './compliance-setup.js';
 import type { RunSummary } from '../archive/table-summary.js';
 import { attachMonitoring, runHealthChecks } from './monitoring-setup.js';
 import { formatHealthReport } from '../monitoring/health-check.js';
@@ -136,13 +136,16 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         });
         const holdSources = readHoldSources(config, io.env);
         if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
-        // The trail is opened first: a run that cannot leave its trace does not archive (dry runs write nothing).
-        const closeTrail = opts.dryRun === true ? async () => 0 : await openAuditTrail(config, store, events);
         const monitoring = await attachMonitoring({ config, events, store, secrets, logger, quiet, json: opts.json === true, io, servesByDefault: false });
         const detachNotifications = attachNotifications({ config, events, metrics: monitoring.metrics, logger, secrets, digestTimer: false });
         let summary: RunSummary;
         let lostAuditRecords = 0;
         try {
+          // The trail is opened before anything is read: a run that cannot leave its trace does not
+          // archive (dry runs write nothing). The listeners above come first, so that a trail that
+          // cannot be opened (storage down) is notified and counted as a run that could not start.
+          const target = { ...(opts.database === undefined ? {} : { database: opts.database }), ...(opts.table === undefined ? {} : { table: opts.table }) };
+          const closeTrail = opts.dryRun === true ? async () => 0 : await openRunAuditTrail(config, store, events, { runId, secrets, ...target });
           summary = await withRunError(events, closeTrail, () =>
             runArchive({
               config,
@@ -151,8 +154,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
               runId,
               toolVersion: readToolVersion(),
               dryRun: opts.dryRun === true,
-              ...(opts.database === undefined ? {} : { database: opts.database }),
-              ...(opts.table === undefined ? {} : { table: opts.table }),
+              ...target,
               secrets,
               ...(fault?.onPhase === undefined ? {} : { onPhase: fault.onPhase }),
               events,

@@ -4,13 +4,14 @@
  * row by row by the invariant checker), leaves nothing in flight, releases the lock, exits 0.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { runCli, startCli } from '../helpers/run-cli.js';
 import { checkArchiveInvariant, expectRowsOf } from '../helpers/invariant-checker.js';
+import { startWebhookReceiver } from '../notifications/receivers.js';
 
 let dir: string;
 let db: TestDatabase;
@@ -105,6 +106,43 @@ describe('auditlog daemon', () => {
     const r = await result;
     expect(r.code).toBe(0);
     expect(await rowIds(db)).toEqual([]);
+  });
+
+  it('storage unusable when it starts: the daemon stays up, serves /metrics and /health, notifies and counts each run that cannot start, and archives once the storage is back', async () => {
+    // Found by probing: a trail that could not be opened made the daemon exit 1 at start, silently.
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const hooks = await startWebhookReceiver();
+    const blocker = join(dir, 'outage');
+    await writeFile(blocker, 'a regular file where the archive directory should be');
+    const config = await writeConfig('outage.yaml', join(blocker, 'archive'), `daemon:\n  schedule: "*/2 * * * * *"\nnotifications:\n  events: [failure, success]\n  timeout_ms: 3000\n  webhook:\n    webhook_url: ${hooks.url('/outage')}`);
+    const { child, result } = startCli(['daemon', '--config', config, '--json']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const received = (): Record<string, unknown>[] => (hooks.received.get('/outage') ?? []) as Record<string, unknown>[];
+    try {
+      const metricsPort = await waitFor('metrics port', () => logLines(stderr).find((l) => l.msg === 'serving Prometheus metrics')?.port as number | undefined);
+      const healthPort = await waitFor('health port', () => logLines(stderr).find((l) => l.msg === 'serving health checks')?.port as number | undefined);
+      await waitFor('two failure notifications', () => (received().filter((m) => m.event === 'failure').length >= 2 ? true : undefined));
+      expect(received()[0]).toMatchObject({ event: 'failure', error: { code: 'STORAGE_CONFLICT' } });
+      await waitFor('two runs that could not start', () => (logLines(stderr).filter((l) => String(l.msg).startsWith('archive run could not start')).length >= 2 ? true : undefined));
+      expect(await rowIds(db)).toHaveLength(20);
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(Number(/^auditlog_runs_total\{status="failed"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
+      expect(metrics).toMatch(/^auditlog_errors_total\{database="app",table="public.events",code="STORAGE_CONFLICT"\} [1-9]/m);
+      expect(metrics).toMatch(/^auditlog_table_state\{database="app",table="public.events",state="failed"\} 1$/m);
+      expect((await fetch(`http://127.0.0.1:${healthPort}/health`)).status).toBe(503);
+      // The storage comes back: the next scheduled run opens the trail and archives.
+      await rm(blocker);
+      await mkdir(blocker);
+      await waitFor('a success notification', () => (received().some((m) => m.event === 'success') ? true : undefined));
+      expect(await rowIds(db)).toEqual([]);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const r = await result;
+    await hooks.stop();
+    expect(r.code).toBe(0);
   });
 
   it('reads the configuration file again before each run: a legal hold added applies at the next run; a file that no longer loads, or a changed storage section, starts no run', async () => {

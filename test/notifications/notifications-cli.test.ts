@@ -97,4 +97,41 @@ databases:
     expect(printed.stdout).not.toContain('mail-pw-987');
     expect(JSON.parse(printed.stdout.slice(0, printed.stdout.lastIndexOf('}') + 1)).notifications.slack.webhook_url).toBe('****');
   });
+
+  it('a run whose audit trail cannot be opened (storage unusable) is notified as a failure, and archives nothing', async () => {
+    // Found by probing: the trail was opened before any listener was attached, so a run that
+    // failed there sent nothing at all, though the same outage without a trail sent start + failure.
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 5, stepMinutes: 60, endDaysAgo: 11 });
+    const blocker = join(dir, 'afile');
+    await writeFile(blocker, 'a regular file where a directory is expected');
+    const config = join(dir, 'no-trail.yaml');
+    await writeFile(
+      config,
+      `local:
+  path: ${join(blocker, 'archive')}
+defaults:
+  retention_days: 10
+notifications:
+  events: [start, success, failure, threshold]
+  timeout_ms: 3000
+  webhook:
+    webhook_url: ${hooks.url('/no-trail')}
+databases:
+  - name: app
+    url: ${db.url}
+    tables:
+      - name: events
+        timestamp_column: happened_at
+`,
+    );
+    const r = await runCli(['archive', '--config', config, '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('[STORAGE_CONFLICT]');
+    expect(await rowIds(db)).toHaveLength(5);
+    const got = (hooks.received.get('/no-trail') ?? []) as Record<string, unknown>[];
+    expect(got.map((m) => m.event)).toEqual(['start', 'failure']);
+    expect(got[1]).toMatchObject({ error: { code: 'STORAGE_CONFLICT' } });
+    expect(String(got[1]!.text)).toContain('the run could not start: STORAGE_CONFLICT');
+  });
 });
