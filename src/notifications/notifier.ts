@@ -45,14 +45,17 @@ export class Notifier {
 
   subscribe(events: RunEvents): () => void {
     const offs = [
-      events.on('run:started', (e) => this.notify('start', { run_id: e.runId, time: e.at }, { run_id: e.runId, dry_run: e.dryRun })),
+      events.on('run:started', (e) => {
+        if (e.tables !== undefined) this.forgetAllBut(e.tables);
+        return this.notify('start', { run_id: e.runId, time: e.at }, { run_id: e.runId, dry_run: e.dryRun });
+      }),
       events.on('table:started', (t) => {
         // This process's first sight of a table is the baseline of "nothing archived for D days".
-        const key = `${t.database}/${t.schema}.${t.table}`;
+        const key = tableKey(t);
         if (!this.lastArchived.has(key)) this.lastArchived.set(key, this.now().getTime());
       }),
       events.on('table:finished', ({ summary: t }) => {
-        if (t.rowsArchived > 0) this.lastArchived.set(`${t.database}/${t.schema}.${t.table}`, this.now().getTime());
+        if (t.rowsArchived > 0) this.lastArchived.set(tableKey(t), this.now().getTime());
       }),
       events.on('run:finished', ({ summary }) => this.onRunFinished(summary)),
       events.on('run:failed', ({ runId, error }) =>
@@ -60,6 +63,17 @@ export class Notifier {
       ),
     ];
     return () => offs.forEach((off) => off());
+  }
+
+  /**
+   * Drops the "last archived" of every table not in `configured`: the daemon reads its file again
+   * before each run, and a table removed from it otherwise kept its "nothing archived for N days"
+   * warning going until a restart. Every run covers the whole configuration (as the metrics
+   * assume in forgetAllBut, src/monitoring/archive-metrics.ts), so other tables are stale.
+   */
+  private forgetAllBut(configured: readonly { database: string; schema: string; table: string }[]): void {
+    const keep = new Set(configured.map((t) => tableKey(t)));
+    for (const key of this.lastArchived.keys()) if (!keep.has(key)) this.lastArchived.delete(key);
   }
 
   private async onRunFinished(summary: RunSummary): Promise<void> {
@@ -116,6 +130,11 @@ export class Notifier {
       }),
     );
   }
+}
+
+/** How a table is named in threshold messages and keyed in `lastArchived`. */
+function tableKey(t: { database: string; schema: string; table: string }): string {
+  return `${t.database}/${t.schema}.${t.table}`;
 }
 
 function runValues(summary: RunSummary): TemplateValues {

@@ -145,6 +145,39 @@ describe('auditlog daemon', () => {
     expect(r.code).toBe(0);
   });
 
+  it('a table removed from the file is no longer reported as "nothing archived for N days" from the next run on', async () => {
+    // Found by probing: the notifier remembered every table it had seen until a restart.
+    await db.query('DROP TABLE IF EXISTS events');
+    await db.query('DROP TABLE IF EXISTS idle');
+    await createEventsTable(db, { rows: 5, stepMinutes: 60, endDaysAgo: 11 });
+    await createEventsTable(db, { table: 'idle', rows: 0, stepMinutes: 60, endDaysAgo: 11 });
+    const hooks = await startWebhookReceiver();
+    // 0.00001 days is 0.864 s: every run after the first breaks it for a table that archives nothing.
+    const extra = `daemon:\n  schedule: "*/2 * * * * *"\nnotifications:\n  events: [threshold]\n  timeout_ms: 3000\n  thresholds:\n    max_days_without_archive: 0.00001\n  webhook:\n    webhook_url: ${hooks.url('/idle')}`;
+    const idleTable = '\n      - name: idle\n        timestamp_column: happened_at\n';
+    const config = await writeConfig('idle.yaml', join(dir, 'idle-archive'), extra);
+    await appendFile(config, idleTable);
+    const { child, result } = startCli(['daemon', '--config', config, '--json']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const violations = (): string[][] => ((hooks.received.get('/idle') ?? []) as { violations: string[] }[]).map((m) => m.violations);
+    try {
+      await waitFor('a threshold message naming the idle table', () => (violations().some((v) => v.some((line) => line.startsWith('app/public.idle: nothing archived'))) ? true : undefined));
+      await writeConfig('idle.yaml', join(dir, 'idle-archive'), extra);
+      // The run going on when the file changed may still have read the old one; the second after it has not.
+      const seen = violations().length;
+      await waitFor('two more threshold messages', () => (violations().length >= seen + 2 ? true : undefined));
+      const last = violations().at(-1)!;
+      expect(last.some((line) => line.startsWith('app/public.events: nothing archived'))).toBe(true);
+      expect(last.filter((line) => line.includes('public.idle'))).toEqual([]);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const r = await result;
+    await hooks.stop();
+    expect(r.code).toBe(0);
+  });
+
   it('reads the configuration file again before each run: a legal hold added applies at the next run; a file that no longer loads, or a changed storage section, starts no run', async () => {
     await db.query('DROP TABLE IF EXISTS events');
     await createEventsTable(db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
