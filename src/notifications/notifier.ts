@@ -32,6 +32,8 @@ export class Notifier {
   private readonly policy: NotificationPolicy;
   private readonly now: () => Date;
   private readonly lastArchived = new Map<string, number>();
+  /** The tables of each run under way (from run:started), for the payload of a run that fails as a whole. */
+  private readonly runTables = new Map<string, readonly { database: string; schema: string; table: string }[]>();
   private digest: DigestEntry[] = [];
   private digestSince: Date;
   private nextDigestAt: Date;
@@ -47,6 +49,7 @@ export class Notifier {
     const offs = [
       events.on('run:started', (e) => {
         if (e.tables !== undefined) this.forgetAllBut(e.tables);
+        this.runTables.set(e.runId, e.tables ?? []);
         return this.notify('start', { run_id: e.runId, time: e.at }, { run_id: e.runId, dry_run: e.dryRun });
       }),
       events.on('table:started', (t) => {
@@ -57,10 +60,16 @@ export class Notifier {
       events.on('table:finished', ({ summary: t }) => {
         if (t.rowsArchived > 0) this.lastArchived.set(tableKey(t), this.now().getTime());
       }),
-      events.on('run:finished', ({ summary }) => this.onRunFinished(summary)),
-      events.on('run:failed', ({ runId, error }) =>
-        this.notify('failure', { run_id: runId, failed: 'all', duration: '0 s', details: `- the run could not start: ${error.code}: ${error.message}` }, { run_id: runId, error }),
-      ),
+      events.on('run:finished', ({ summary }) => {
+        this.runTables.delete(summary.runId);
+        return this.onRunFinished(summary);
+      }),
+      events.on('run:failed', ({ runId, error }) => {
+        // The same fields as any failure payload: every table of the run failed with the run's error.
+        const tables = (this.runTables.get(runId) ?? []).map((t) => ({ database: t.database, table: `${t.schema}.${t.table}`, status: 'failed', rows_archived: 0, error: error.code }));
+        this.runTables.delete(runId);
+        return this.notify('failure', { run_id: runId, failed: 'all', duration: '0 s', details: `- the run could not start: ${error.code}: ${error.message}` }, { run_id: runId, failed: tables.length, rows_archived: 0, tables, error });
+      }),
     ];
     return () => offs.forEach((off) => off());
   }

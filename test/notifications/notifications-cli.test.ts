@@ -132,6 +132,8 @@ databases:
     const got = (hooks.received.get('/no-trail') ?? []) as Record<string, unknown>[];
     expect(got.map((m) => m.event)).toEqual(['start', 'failure']);
     expect(got[1]).toMatchObject({ error: { code: 'STORAGE_CONFLICT' } });
+    // The fields of every other failure payload, for scripts that read them.
+    expect(got[1]).toMatchObject({ failed: 1, rows_archived: 0, tables: [{ database: 'app', table: 'public.events', status: 'failed', rows_archived: 0, error: 'STORAGE_CONFLICT' }] });
     expect(String(got[1]!.text)).toContain('the run could not start: STORAGE_CONFLICT');
   });
 });
