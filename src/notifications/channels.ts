@@ -63,6 +63,32 @@ export function genericPayload(m: Message): unknown {
   return { event: m.kind, subject: m.subject, text: m.text, ...m.data };
 }
 
+/** Of an answer, what is read: room for the 200 characters shown after secrets are redacted. */
+const MAX_BODY_BYTES = 4096;
+
+/**
+ * The first `maxBytes` of a response body as text; the rest is never read (the stream is
+ * cancelled). A receiver answering with an endless body made `res.text()` hold it all in memory
+ * until `timeout_ms` (found by probing: 1.2 GB of RSS).
+ */
+export async function readBodyPrefix(res: Response, maxBytes: number): Promise<string> {
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8');
+}
+
 function webhookChannel(name: 'slack' | 'teams' | 'webhook', url: string, timeoutMs: number, payload: (m: Message) => unknown): Channel {
   const label = name === 'webhook' ? 'webhook' : `${name} webhook`;
   const secrets = urlSecretParts(url);
@@ -75,8 +101,9 @@ function webhookChannel(name: 'slack' | 'teams' | 'webhook', url: string, timeou
         body: JSON.stringify(payload(m)),
         signal: AbortSignal.timeout(timeoutMs),
       });
-      // Drain the body so the connection is released; its text may name the problem.
-      const text = await res.text();
+      // Only the start of the answer is ever shown (it may name the problem); the rest is
+      // cancelled, which also releases the connection.
+      const text = await readBodyPrefix(res, MAX_BODY_BYTES);
       if (res.ok) return;
       // The URL holds the token: name the channel and the status, never the URL. Servers echo the
       // path or a segment of it ("Cannot POST /hook/T0KEN"): those are redacted from the body,

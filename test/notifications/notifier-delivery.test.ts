@@ -9,6 +9,8 @@ import { RunEvents } from '../../src/core/run-events.js';
 import type { RunSummary } from '../../src/archive/table-summary.js';
 import { createChannels } from '../../src/notifications/channels.js';
 import { Notifier } from '../../src/notifications/notifier.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startSmtpReceiver, startWebhookReceiver, type WebhookReceiver } from './receivers.js';
 
 let smtp: Awaited<ReturnType<typeof startSmtpReceiver>>;
@@ -130,6 +132,41 @@ describe('delivery', () => {
       teams: `Error: teams webhook answered HTTP 403: ${'x'.repeat(190)} ****`,
     });
     expect(JSON.stringify(failures)).not.toMatch(/T0KEN|fail=1|RealT0ken|T0AAA|\/teams\/abc|127\.0\.0\.1/);
+  });
+
+  it('a receiver answering with an endless body: only its start is read, the delivery fails at once naming the status', async () => {
+    // Found by probing: the whole body was read, 1 MiB chunk after chunk until timeout_ms (1.2 GB of RSS).
+    let written = 0;
+    let closed!: () => void;
+    const connectionClosed = new Promise<void>((resolve) => (closed = resolve));
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        const chunk = Buffer.alloc(1 << 20, 'x');
+        const pump = (): void => {
+          while (!res.destroyed && res.write(chunk)) written += chunk.length;
+          if (!res.destroyed) res.once('drain', pump);
+        };
+        res.on('close', closed);
+        pump();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/endless`;
+      const { events, failures } = setup(settings({ email: undefined, slack: undefined, teams: undefined, webhook: { webhook_url: url }, timeout_ms: 10_000 }));
+      const started = Date.now();
+      events.emit('run:failed', { runId: 'run-9', command: 'archive', error: { code: 'STORAGE_UNREACHABLE', message: 'down' } });
+      await events.settle();
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(failures).toEqual([{ channel: 'webhook', kind: 'failure', error: `Error: webhook answered HTTP 500: ${'x'.repeat(200)}` }]);
+      await connectionClosed;
+      expect(written).toBeLessThan(64 << 20);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('a partial echo of a token segment alone is redacted too', async () => {
