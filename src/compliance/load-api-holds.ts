@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { HoldApiConfig } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
+import { describeFetchFailure } from '../core/describe-fetch-failure.js';
 import { redactSecrets, urlSecretParts } from '../config/mask-secrets.js';
 import type { LegalHold } from './legal-hold.js';
 
@@ -45,7 +46,7 @@ export async function loadApiHolds(input: ApiHoldsInput): Promise<LegalHold[]> {
     const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
     // Not the error's own message, nor the error as cause: undici's messages carry the whole URL
     // (userinfo, query token) or the header value (found in review).
-    throw unavailable(timedOut ? `did not answer within ${api.timeout_ms} ms` : describeFetchFailure(error, api, input.authValue));
+    throw unavailable(timedOut ? `did not answer within ${api.timeout_ms} ms` : describeHoldsApiFailure(error, api, input.authValue));
   }
   if (!response.ok) throw unavailable(`answered HTTP ${response.status}`);
   let body: unknown;
@@ -81,10 +82,10 @@ function safeUrl(url: string): string {
 
 /**
  * Why fetch failed, without a secret: the URL's userinfo and query, and the auth header's value,
- * never appear. Known failures get a sentence with the fix; others their error code (ECONNREFUSED,
- * ENOTFOUND...) or, failing that, the cause's message with anything URL-shaped scrubbed.
+ * never appear. Known failures get a sentence with the fix; others what fetch says of its cause
+ * (`fetch failed: connect ECONNREFUSED 127.0.0.1:9`), scrubbed of the URL's parts and the credential.
  */
-export function describeFetchFailure(error: unknown, api: Pick<HoldApiConfig, 'url' | 'auth_header' | 'auth_env'>, authValue?: string): string {
+export function describeHoldsApiFailure(error: unknown, api: Pick<HoldApiConfig, 'url' | 'auth_header' | 'auth_env'>, authValue?: string): string {
   const message = error instanceof Error ? error.message : String(error);
   if (/includes credentials/i.test(message)) {
     return 'cannot be called: legal_holds.api.url contains a user name or password (user:password@), which is never sent; remove it and pass the credential through auth_env';
@@ -95,17 +96,7 @@ export function describeFetchFailure(error: unknown, api: Pick<HoldApiConfig, 'u
   if (/invalid header name/i.test(message)) {
     return `cannot be called: legal_holds.api.auth_header ${JSON.stringify(api.auth_header)} is not a valid HTTP header name; fix it`;
   }
-  const cause: unknown = error instanceof Error ? error.cause : undefined;
-  const code = errorCode(cause) ?? errorCode(error);
-  if (code !== undefined) return `could not be reached (${code})`;
-  const detail = cause instanceof Error ? `${cause.name}: ${cause.message}` : error instanceof Error ? error.name : 'unknown error';
-  return `could not be reached (${scrub(detail, api.url, authValue)})`;
-}
-
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : undefined;
+  return `could not be reached (${describeFetchFailure(error, (text) => scrub(text, api.url, authValue))})`;
 }
 
 /** Removes the URL and every part of it that may carry a credential, and the auth value, from a message. */

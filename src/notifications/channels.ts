@@ -6,6 +6,7 @@
 import nodemailer from 'nodemailer';
 import { redactSecrets, urlSecretParts } from '../config/mask-secrets.js';
 import type { NotificationsConfig } from '../config/schema.js';
+import { describeFetchFailure } from '../core/describe-fetch-failure.js';
 
 export interface Message {
   kind: string;
@@ -95,12 +96,19 @@ function webhookChannel(name: 'slack' | 'teams' | 'webhook', url: string, timeou
   return {
     name,
     send: async (m) => {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(payload(m)),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(payload(m)),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+      } catch (error) {
+        if (error instanceof Error && error.name === 'TimeoutError') throw new Error(`${label} did not answer within ${timeoutMs} ms (notifications.timeout_ms)`, { cause: error });
+        // "fetch failed" alone tells nothing: say why (refused, TLS, redirect loop...), never the URL.
+        throw new Error(`${label} could not be reached: ${describeFetchFailure(error, (text) => redactSecrets(text, secrets))}`, { cause: error });
+      }
       // Only the start of the answer is ever shown (it may name the problem); the rest is
       // cancelled, which also releases the connection.
       const text = await readBodyPrefix(res, MAX_BODY_BYTES);

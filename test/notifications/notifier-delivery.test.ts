@@ -169,6 +169,38 @@ describe('delivery', () => {
     }
   });
 
+  it('a webhook that cannot be reached says why (refused, connection closed, redirect loop), never a part of its URL', async () => {
+    // Found by probing: every such failure said only "fetch failed".
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const closedPort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const server = createServer((req, res) => {
+      if (req.url!.startsWith('/hang-up/')) req.socket.destroy();
+      else res.writeHead(302, { location: req.url }).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const token = 'T0KEN-9f8e7d?key=QS3CRET-1';
+    try {
+      const cases: [string, string][] = [
+        [`http://127.0.0.1:${closedPort}/hook/${token}`, `webhook could not be reached: fetch failed: connect ECONNREFUSED 127.0.0.1:${closedPort}`],
+        [`http://127.0.0.1:${port}/hang-up/${token}`, 'webhook could not be reached: fetch failed: other side closed (UND_ERR_SOCKET)'],
+        [`http://127.0.0.1:${port}/loop/${token}`, 'webhook could not be reached: fetch failed: redirect count exceeded'],
+      ];
+      for (const [url, expected] of cases) {
+        const { events, failures } = setup(settings({ email: undefined, slack: undefined, teams: undefined, webhook: { webhook_url: url } }));
+        events.emit('run:failed', { runId: 'run-5', command: 'archive', error: { code: 'STORAGE_UNREACHABLE', message: 'down' } });
+        await events.settle();
+        expect(failures).toEqual([{ channel: 'webhook', kind: 'failure', error: `Error: ${expected}` }]);
+        expect(failures[0]!.error).not.toMatch(/T0KEN|QS3CRET/);
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('a partial echo of a token segment alone is redacted too', async () => {
     hooks.statusFor.set('/hook/T0KEN123', 401);
     hooks.bodyFor.set('/hook/T0KEN123', () => 'unknown token T0KEN123');
