@@ -520,7 +520,17 @@ const timeZone = z.string().refine(
   },
   { message: 'expected an IANA time zone such as Europe/Berlin or UTC' },
 );
-const webhookUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+/**
+ * fetch refuses a URL with userinfo ("Request cannot be constructed from a URL that includes
+ * credentials"): such a URL passed validation and then failed every delivery. Refused at load
+ * instead; the message never repeats the URL (its password).
+ */
+const webhookUrl = z
+  .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+  // A URL that is not http(s) at all has its own issue above: one issue per mistake.
+  .refine((url) => !URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol) || (new URL(url).username === '' && new URL(url).password === ''), {
+    message: 'contains a user name or password (user:password@), which a webhook request can never send: remove it, and put the receiver\'s token in the URL\'s path or query string instead (the whole URL is kept secret)',
+  });
 
 export const NOTIFICATION_KINDS = ['start', 'success', 'failure', 'threshold'] as const;
 
@@ -591,14 +601,14 @@ export const notificationsSchema = z
       .strict()
       .optional()
       .describe('Send messages by email over SMTP.'),
-    slack: z.object({ webhook_url: webhookUrl.describe('Incoming webhook URL (secret: it holds the token).') }).strict().optional().describe('Post messages to a Slack incoming webhook.'),
+    slack: z.object({ webhook_url: webhookUrl.describe('Incoming webhook URL (secret: it holds the token; no user:password@).') }).strict().optional().describe('Post messages to a Slack incoming webhook.'),
     teams: z
-      .object({ webhook_url: webhookUrl.describe('Incoming webhook URL (secret: it holds the token).') })
+      .object({ webhook_url: webhookUrl.describe('Incoming webhook URL (secret: it holds the token; no user:password@).') })
       .strict()
       .optional()
       .describe('Post messages to a Microsoft Teams incoming webhook.'),
     webhook: z
-      .object({ webhook_url: webhookUrl.describe('URL that receives each message as a JSON POST (secret: it may hold a token).') })
+      .object({ webhook_url: webhookUrl.describe('URL that receives each message as a JSON POST (secret: it may hold a token in its path or query; no user:password@).') })
       .strict()
       .optional()
       .describe('POST every message as JSON to this URL.'),

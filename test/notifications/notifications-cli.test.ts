@@ -136,4 +136,37 @@ databases:
     expect(got[1]).toMatchObject({ failed: 1, rows_archived: 0, tables: [{ database: 'app', table: 'public.events', status: 'failed', rows_archived: 0, error: 'STORAGE_CONFLICT' }] });
     expect(String(got[1]!.text)).toContain('the run could not start: STORAGE_CONFLICT');
   });
+
+  it('a webhook URL with user:password@ is refused at load (exit 2), naming each path, never the password', async () => {
+    // Found by probing: it passed validation, then fetch refused every delivery ("includes credentials").
+    const config = join(dir, 'userinfo.yaml');
+    await writeFile(
+      config,
+      `local:
+  path: ${join(dir, 'archive')}
+notifications:
+  slack:
+    webhook_url: https://bot:sl4ckPass@hooks.slack.example/services/T1/B2/x
+  teams:
+    webhook_url: https://teams:te4msPass@teams.example/hook
+  webhook:
+    webhook_url: http://user:pa55word@127.0.0.1:8080/hook
+databases:
+  - name: app
+    url: ${db.url}
+    tables:
+      - name: events
+        timestamp_column: happened_at
+`,
+    );
+    for (const command of [['config', 'validate'], ['archive'], ['daemon']]) {
+      const r = await runCli([...command, '--config', config]);
+      expect(r.code).toBe(2);
+      for (const channel of ['slack', 'teams', 'webhook']) {
+        expect(r.stderr).toContain(`notifications.${channel}.webhook_url: contains a user name or password (user:password@), which a webhook request can never send: remove it`);
+      }
+      expect(r.stderr).toContain('[CONFIG_INVALID]');
+      expect(r.stdout + r.stderr).not.toMatch(/sl4ckPass|te4msPass|pa55word/);
+    }
+  });
 });
