@@ -100,7 +100,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     servesByDefault: true,
     healthConfig: () => lastLoaded,
   });
-  const detachNotifications = attachNotifications({ config: input.config, events, metrics: monitoring.metrics, logger, secrets: input.secrets, digestTimer: true });
+  const detachNotifications = attachNotifications({ config: input.config, events, metrics: monitoring.metrics, logger, secrets: input.secrets, digest: 'daily' });
   // Every scheduled run leaves its trace, as a one-shot run does: no run archives before the trail
   // is open. A trail that cannot be opened because something outside is down (storage, the audit
   // database: exit code 1 in a one-shot run) is an outage, not a reason to exit — the daemon keeps

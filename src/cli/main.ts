@@ -137,7 +137,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         const holdSources = readHoldSources(config, io.env);
         if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
         const monitoring = await attachMonitoring({ config, events, store, secrets, logger, quiet, json: opts.json === true, io, servesByDefault: false });
-        const detachNotifications = attachNotifications({ config, events, metrics: monitoring.metrics, logger, secrets, digestTimer: false });
+        const detachNotifications = attachNotifications({ config, events, metrics: monitoring.metrics, logger, secrets, digest: 'end-of-run' });
         let summary: RunSummary;
         let lostAuditRecords = 0;
         try {

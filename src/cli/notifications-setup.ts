@@ -19,7 +19,12 @@ export function attachNotifications(options: {
   metrics: ArchiveMetrics;
   logger: Logger;
   secrets: readonly string[];
-  digestTimer: boolean;
+  /**
+   * When the digest goes out: `daily` at digest_time (the daemon, with a timer for when no run
+   * ends near it), or `end-of-run` (a one-shot archive: the process ends with its run, and a
+   * digest kept for later would never be sent — legal-hold notices included).
+   */
+  digest: 'daily' | 'end-of-run';
 }): () => void {
   const settings = options.config.notifications;
   if (settings === undefined) return () => undefined;
@@ -40,10 +45,11 @@ export function attachNotifications(options: {
       options.logger.warn({ channel, event: kind, err: redactSecrets(describeError(error), errorSecrets) }, 'notification not delivered; the run is not affected');
     },
     onHeld: (kind, decision) => options.logger.info({ event: kind, reason: decision }, 'notification held back'),
+    digestAtRunEnd: options.digest === 'end-of-run',
   });
   const off = notifier.subscribe(options.events);
   let timer: NodeJS.Timeout | undefined;
-  if (options.digestTimer && settings.digest) {
+  if (options.digest === 'daily' && settings.digest) {
     timer = setInterval(() => void notifier.flushDigestIfDue(), 60_000);
     timer.unref();
   }

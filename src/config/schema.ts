@@ -548,7 +548,7 @@ export const notificationsSchema = z
       .array(z.enum(NOTIFICATION_KINDS))
       .default(['failure', 'threshold'])
       .describe('Which events send a message: start, success, failure, threshold (a run broke a limit of `thresholds`).'),
-    digest: z.boolean().default(false).describe('Collect start, success and threshold messages into one daily digest (needs `auditlog daemon`); failures are still sent at once.'),
+    digest: z.boolean().default(false).describe('Collect start, success and threshold messages into one digest: daily at `digest_time` under `auditlog daemon`, at the end of the run for a one-shot `archive`; failures are still sent at once.'),
     digest_time: clockTime.default('08:00').describe('When the daily digest goes out, HH:MM in `timezone`.'),
     rate_limit_hours: z.number().min(0).default(0).describe('At most one message per event kind in this many hours (0: no limit); the ones held back are logged.'),
     timezone: timeZone.default('UTC').describe('Time zone of `quiet_hours` and `digest_time`.'),

@@ -20,6 +20,11 @@ export interface NotifierOptions {
   onFailure: (channel: string, kind: string, error: unknown) => void;
   /** A message not sent now: collected for the digest, or held back by quiet hours or the rate limit. */
   onHeld?: (kind: NotificationKind, decision: Exclude<Decision, 'send'>) => void;
+  /**
+   * Send the digest when a run ends instead of at `digest_time`: for a process that has one run
+   * (a one-shot `archive`), which would otherwise end with its messages collected and never sent.
+   */
+  digestAtRunEnd?: boolean;
 }
 
 interface DigestEntry {
@@ -68,7 +73,7 @@ export class Notifier {
         // The same fields as any failure payload: every table of the run failed with the run's error.
         const tables = (this.runTables.get(runId) ?? []).map((t) => ({ database: t.database, table: `${t.schema}.${t.table}`, status: 'failed', rows_archived: 0, error: error.code }));
         this.runTables.delete(runId);
-        return this.notify('failure', { run_id: runId, failed: 'all', duration: '0 s', details: `- the run could not start: ${error.code}: ${error.message}` }, { run_id: runId, failed: tables.length, rows_archived: 0, tables, error });
+        return this.onRunFailed(runId, error, tables);
       }),
     ];
     return () => offs.forEach((off) => off());
@@ -85,6 +90,11 @@ export class Notifier {
     for (const key of this.lastArchived.keys()) if (!keep.has(key)) this.lastArchived.delete(key);
   }
 
+  private async onRunFailed(runId: string, error: { code: string; message: string }, tables: Record<string, unknown>[]): Promise<void> {
+    await this.notify('failure', { run_id: runId, failed: 'all', duration: '0 s', details: `- the run could not start: ${error.code}: ${error.message}` }, { run_id: runId, failed: tables.length, rows_archived: 0, tables, error });
+    await this.flushDigestAtRunEnd();
+  }
+
   private async onRunFinished(summary: RunSummary): Promise<void> {
     const values = runValues(summary);
     const data = { run_id: summary.runId, failed: summary.failed, rows_archived: values.rows_archived, tables: summary.tables.map((t) => ({ database: t.database, table: `${t.schema}.${t.table}`, status: t.status, rows_archived: t.rowsArchived, error: t.error?.code ?? null })) };
@@ -96,7 +106,12 @@ export class Notifier {
       .map((t) => `${t.database}/${t.schema}.${t.table} not archived: held by a legal hold${t.holds?.tableLevel.length ? ` (${t.holds.tableLevel.join('; ')})` : ''}`);
     const violations = [...held, ...findViolations(summary, this.options.config.thresholds, this.lastArchived, this.now().getTime())];
     if (violations.length > 0) await this.notify('threshold', { ...values, details: violations.map((v) => `- ${v}`).join('\n') }, { ...data, violations });
-    await this.flushDigestIfDue();
+    await this.flushDigestAtRunEnd();
+  }
+
+  private async flushDigestAtRunEnd(): Promise<void> {
+    if (this.options.digestAtRunEnd === true) await this.flushDigest();
+    else await this.flushDigestIfDue();
   }
 
   /** Sends (or holds) one message of `kind`, if `notifications.events` lists it. */
@@ -115,8 +130,14 @@ export class Notifier {
 
   /** Sends the digest once its time has come and something was collected (the daemon calls this on a timer too). */
   async flushDigestIfDue(): Promise<void> {
+    if (this.now() < this.nextDigestAt) return;
+    await this.flushDigest();
+  }
+
+  /** Sends what was collected for the digest, if anything, now. */
+  private async flushDigest(): Promise<void> {
     const now = this.now();
-    if (!this.options.config.digest || now < this.nextDigestAt) return;
+    if (!this.options.config.digest) return;
     const entries = this.digest;
     const since = this.digestSince;
     this.digest = [];

@@ -195,7 +195,7 @@ describe('/metrics', () => {
       const events = new RunEvents();
       const metrics = createArchiveMetrics();
       metrics.subscribe(events);
-      const detach = attachNotifications({ config, events, metrics, logger: pino({ level: 'silent' }), secrets: [], digestTimer: false });
+      const detach = attachNotifications({ config, events, metrics, logger: pino({ level: 'silent' }), secrets: [], digest: 'end-of-run' });
       const store = createObjectStore(config, { onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }) });
       const summary = await archiveWith(config, store, { events });
       await events.settle();

@@ -169,4 +169,42 @@ databases:
       expect(r.stdout + r.stderr).not.toMatch(/sl4ckPass|te4msPass|pa55word/);
     }
   });
+
+  it('digest: true on a one-shot archive sends the digest when the run ends, legal-hold notice included', async () => {
+    // Found by probing: the messages were collected for a digest_time the process never lived to see.
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 5, stepMinutes: 60, endDaysAgo: 11 });
+    const config = join(dir, 'digest.yaml');
+    await writeFile(
+      config,
+      `local:
+  path: ${join(dir, 'digest-archive')}
+defaults:
+  retention_days: 10
+legal_holds:
+  enabled: true
+  holds:
+    - { table: events, reason: Case 2026-7 }
+notifications:
+  events: [start, success, failure, threshold]
+  digest: true
+  timeout_ms: 3000
+  webhook:
+    webhook_url: ${hooks.url('/digest')}
+databases:
+  - name: app
+    url: ${db.url}
+    tables:
+      - name: events
+        timestamp_column: happened_at
+`,
+    );
+    const r = await runCli(['archive', '--config', config, '--quiet']);
+    expect(r.code).toBe(0);
+    expect(await rowIds(db)).toHaveLength(5);
+    const got = (hooks.received.get('/digest') ?? []) as { event: string; text: string; entries: { kind: string }[] }[];
+    expect(got.map((m) => m.event)).toEqual(['digest']);
+    expect(got[0]!.entries.map((e) => e.kind)).toEqual(['start', 'success', 'threshold']);
+    expect(got[0]!.text).toContain('threshold exceeded');
+  });
 });
