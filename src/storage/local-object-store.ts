@@ -139,8 +139,8 @@ export class LocalObjectStore implements ObjectStore {
     const directoryKey = slash === -1 ? '' : prefix.slice(0, slash);
     const namePrefix = prefix.slice(slash + 1);
     const directory = directoryKey === '' ? this.root : path.join(this.root, ...directoryKey.split('/'));
-    const after = options.startAfter;
-    for await (const info of this.walk(directory, directoryKey === '' ? '' : `${directoryKey}/`, namePrefix)) if (after === undefined || info.key > after) yield info;
+    const after = options.startAfter === undefined ? undefined : Buffer.from(options.startAfter, 'utf8');
+    yield* this.walk(directory, directoryKey === '' ? '' : `${directoryKey}/`, namePrefix, after);
   }
 
   async check(): Promise<void> {
@@ -213,20 +213,31 @@ export class LocalObjectStore implements ObjectStore {
    * Yields files below `directory` in S3 key order (UTF-8 bytes). Within one directory a
    * subdirectory sorts as `name/`, which makes the depth-first walk globally ordered without
    * holding every key in memory.
+   *
+   * With `after` (startAfter, as bytes) only keys sorting after it are yielded, and a subtree whose
+   * keys all sort at or before it is never read: a directory `d` holds exactly the keys starting
+   * with `d/`, so it is skipped unless `after` sorts before `d/` or starts with it. An audit trail
+   * opened from today's directory then reads today's directory, not every day before it.
    */
-  private async *walk(directory: string, keyBase: string, namePrefix: string): AsyncGenerator<ObjectInfo> {
+  private async *walk(directory: string, keyBase: string, namePrefix: string, after: Buffer | undefined): AsyncGenerator<ObjectInfo> {
     const entries = await this.readDirectory(directory);
     const candidates = entries
       .filter((entry) => entry.name.startsWith(namePrefix) && !isLocalTempFileName(entry.name) && !entry.name.includes('\\'))
       .filter((entry) => entry.isDirectory() || entry.isFile())
-      .map((entry) => ({ entry, sortKey: Buffer.from(entry.isDirectory() ? `${entry.name}/` : entry.name, 'utf8') }))
+      .map((entry) => ({ entry, sortKey: Buffer.from(`${keyBase}${entry.name}${entry.isDirectory() ? '/' : ''}`, 'utf8') }))
       .sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
-    for (const { entry } of candidates) {
+    for (const { entry, sortKey } of candidates) {
       const child = path.join(directory, entry.name);
       if (entry.isDirectory()) {
-        yield* this.walk(child, `${keyBase}${entry.name}/`, '');
+        if (after === undefined || Buffer.compare(sortKey, after) > 0) {
+          // Every key below sorts after `d/`, hence after `after`: no more filtering needed.
+          yield* this.walk(child, `${keyBase}${entry.name}/`, '', undefined);
+        } else if (after.subarray(0, sortKey.length).equals(sortKey)) {
+          yield* this.walk(child, `${keyBase}${entry.name}/`, '', after);
+        }
         continue;
       }
+      if (after !== undefined && Buffer.compare(sortKey, after) <= 0) continue;
       const stats = await this.run('list', child, async () => {
         try {
           return await lstat(child);
