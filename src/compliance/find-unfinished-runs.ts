@@ -64,50 +64,110 @@ const STARTS: Record<string, StartRule> = {
 
 const tableOf = (r: AuditRecord): string => JSON.stringify([r.database, r.schema, r.table]);
 
-function isEndOf(start: AuditRecord, rule: StartRule, r: AuditRecord): boolean {
-  if (r.run_id !== start.run_id || !rule.ends.includes(r.event)) return false;
+function isEndOf(start: PendingStart, r: AuditRecord): boolean {
+  if (r.run_id !== start.runId || !start.rule.ends.includes(r.event)) return false;
   if (r.event === 'ERROR') return true;
-  return rule.perTable ? tableOf(r) === tableOf(start) : r.table === null;
+  return start.rule.perTable ? tableOf(r) === start.table : r.table === null;
 }
 
-/** `records` in key order (write order). Linear in the trail's length: verify reads whole trails. */
+/** `records` in key order (write order): the whole trail at once (tests, small trails). */
 export function findUnfinishedRuns(records: readonly ParsedAuditRecord[]): { unfinished: UnfinishedRun[]; open: UnfinishedRun[] } {
-  const byRun = new Map<string, { index: number; record: AuditRecord }[]>();
-  const reconciledBy = new Map<string, { index: number; runId: string }>();
-  records.forEach(({ record: r }, index) => {
-    const list = byRun.get(r.run_id) ?? [];
-    list.push({ index, record: r });
-    byRun.set(r.run_id, list);
+  const tracker = new UnfinishedRunTracker();
+  for (const r of records) tracker.add(r);
+  return tracker.result();
+}
+
+/** Whether a record of this event opens a run that must later show an end record. */
+export function isStartEvent(event: unknown): boolean {
+  return typeof event === 'string' && Object.hasOwn(STARTS, event);
+}
+
+interface PendingStart {
+  key: string;
+  index: number;
+  runId: string;
+  event: string;
+  rule: StartRule;
+  /** tableOf(the start record): what a per-table end must match. */
+  table: string;
+  tables: string[];
+}
+
+/**
+ * The same answer as findUnfinishedRuns, fed one record at a time in key order, so `audit verify`
+ * streams a trail of any length. It keeps only starts still waiting for their end, and per archive
+ * run its latest start and the tables it archived: records are never held.
+ */
+export class UnfinishedRunTracker {
+  private index = 0;
+  /** Starts with no end record yet, by index: a Map keeps insertion order, which is trail order. */
+  private readonly pending = new Map<number, PendingStart>();
+  private readonly pendingByRun = new Map<string, PendingStart[]>();
+  /**
+   * Per archive run: its latest ARCHIVE_START (the whole trail's, even one after its successes, as a
+   * reused run id would give) and the tables it archived successfully.
+   */
+  private readonly archiveRuns = new Map<string, { lastStart: number | undefined; succeeded: Set<string> }>();
+  /** Per run named in an ARCHIVE_RECONCILED of another run: the latest such record. */
+  private readonly reconciledBy = new Map<string, { index: number; runId: string }>();
+  /** One string per table identity, so per-run sets share them instead of holding a copy per record. */
+  private readonly tableNames = new Map<string, string>();
+
+  add({ key, record: r }: ParsedAuditRecord): void {
+    const index = this.index++;
+    const waiting = this.pendingByRun.get(r.run_id);
+    if (waiting !== undefined) {
+      // Only records after a start can end it; this one is later than every start waiting.
+      const still = waiting.filter((s) => !isEndOf(s, r));
+      for (const s of waiting) if (!still.includes(s)) this.pending.delete(s.index);
+      if (still.length === 0) this.pendingByRun.delete(r.run_id);
+      else this.pendingByRun.set(r.run_id, still);
+    }
     const batchRun = r.event === 'ARCHIVE_RECONCILED' ? r.details?.batch_run_id : undefined;
-    if (typeof batchRun === 'string' && batchRun !== r.run_id) reconciledBy.set(batchRun, { index, runId: r.run_id });
-  });
-  const starts = records.flatMap(({ key, record }, index) => {
-    const rule = STARTS[record.event];
-    if (rule === undefined) return [];
-    const ended = (byRun.get(record.run_id) ?? []).some((e) => e.index > index && isEndOf(record, rule, e.record));
-    return [{ key, index, record, rule, tables: tablesOf(record, rule), ended }];
-  });
-  // Per table, the latest ARCHIVE_START of a run that then archived that table successfully: an
-  // unended archive start of that table before it is over.
-  const startIndex = new Map<string, number>();
-  for (const s of starts) if (s.record.event === 'ARCHIVE_START') startIndex.set(s.record.run_id, s.index);
-  const lastSucceeded = new Map<string, { index: number; runId: string }>();
-  for (const { record: r } of records) {
-    const began = startIndex.get(r.run_id);
-    if (r.event !== 'ARCHIVE_SUCCESS' || r.table === null || began === undefined) continue;
-    const table = tableOf(r);
-    if ((lastSucceeded.get(table)?.index ?? -1) < began) lastSucceeded.set(table, { index: began, runId: r.run_id });
+    if (typeof batchRun === 'string' && batchRun !== r.run_id) this.reconciledBy.set(batchRun, { index, runId: r.run_id });
+    if (r.event === 'ARCHIVE_START') this.archiveRun(r.run_id).lastStart = index;
+    if (r.event === 'ARCHIVE_SUCCESS' && r.table !== null) this.archiveRun(r.run_id).succeeded.add(this.intern(tableOf(r)));
+    const rule = isStartEvent(r.event) ? STARTS[r.event] : undefined;
+    if (rule === undefined) return;
+    const start: PendingStart = { key, index, runId: r.run_id, event: r.event, rule, table: tableOf(r), tables: tablesOf(r, rule) };
+    this.pending.set(index, start);
+    const list = this.pendingByRun.get(r.run_id);
+    if (list === undefined) this.pendingByRun.set(r.run_id, [start]);
+    else list.push(start);
   }
-  const unfinished: UnfinishedRun[] = [];
-  const open: UnfinishedRun[] = [];
-  for (const s of starts) {
-    if (s.ended) continue;
-    const base = { key: s.key, runId: s.record.run_id, event: s.record.event };
-    const confirmed = reconciledBy.get(s.record.run_id);
-    const finishedLater = s.rule.provenByLaterSuccess ? s.tables.map((t) => lastSucceeded.get(t)).find((e) => e !== undefined && e.index > s.index) : undefined;
-    if (confirmed !== undefined && confirmed.index > s.index) unfinished.push({ ...base, overBecause: `run ${confirmed.runId} later confirmed batches it had left in flight` });
-    else if (finishedLater !== undefined) unfinished.push({ ...base, overBecause: `a later run (${finishedLater.runId}) started after it and archived one of its tables: it held the table's lock, which this run would still hold` });
-    else open.push(base);
+
+  result(): { unfinished: UnfinishedRun[]; open: UnfinishedRun[] } {
+    // Per table, the latest ARCHIVE_START of a run that archived that table successfully: an
+    // unended archive start of that table before it is over.
+    const lastSucceeded = new Map<string, { index: number; runId: string }>();
+    for (const [runId, run] of this.archiveRuns) {
+      const began = run.lastStart;
+      if (began === undefined) continue;
+      for (const table of run.succeeded) if ((lastSucceeded.get(table)?.index ?? -1) < began) lastSucceeded.set(table, { index: began, runId });
+    }
+    const unfinished: UnfinishedRun[] = [];
+    const open: UnfinishedRun[] = [];
+    for (const s of this.pending.values()) {
+      const base = { key: s.key, runId: s.runId, event: s.event };
+      const confirmed = this.reconciledBy.get(s.runId);
+      const finishedLater = s.rule.provenByLaterSuccess ? s.tables.map((t) => lastSucceeded.get(t)).find((e) => e !== undefined && e.index > s.index) : undefined;
+      if (confirmed !== undefined && confirmed.index > s.index) unfinished.push({ ...base, overBecause: `run ${confirmed.runId} later confirmed batches it had left in flight` });
+      else if (finishedLater !== undefined) unfinished.push({ ...base, overBecause: `a later run (${finishedLater.runId}) started after it and archived one of its tables: it held the table's lock, which this run would still hold` });
+      else open.push(base);
+    }
+    return { unfinished, open };
   }
-  return { unfinished, open };
+
+  private archiveRun(runId: string): { lastStart: number | undefined; succeeded: Set<string> } {
+    let run = this.archiveRuns.get(runId);
+    if (run === undefined) this.archiveRuns.set(runId, (run = { lastStart: undefined, succeeded: new Set() }));
+    return run;
+  }
+
+  private intern(name: string): string {
+    const known = this.tableNames.get(name);
+    if (known !== undefined) return known;
+    this.tableNames.set(name, name);
+    return name;
+  }
 }
