@@ -10,10 +10,16 @@
  * Beside the chain: a start record whose run never wrote its end record, once a later record shows
  * that run is over, is a problem too (find-unfinished-runs.ts) — a killed run's trace has a gap the
  * chain cannot see.
+ *
+ * Records are fed one at a time in key order (AuditChainVerifier), so a trail of any length is
+ * checked in bounded memory: per record, only its hash and the key of the first record linking to
+ * it (for fork reports) are kept; the bodies are not.
  */
+import { createHash } from 'node:crypto';
+import { compareKeys } from '../core/compare-keys.js';
+import { AuditlogError } from '../core/errors.js';
 import type { AuditRecord } from './audit-record.js';
-import { sha256Hex } from './audit-record.js';
-import { findUnfinishedRuns, type ParsedAuditRecord, type UnfinishedRun } from './find-unfinished-runs.js';
+import { isStartEvent, UnfinishedRunTracker, type UnfinishedRun } from './find-unfinished-runs.js';
 
 export interface StoredAuditRecord {
   key: string;
@@ -47,61 +53,128 @@ export interface OpenRun {
   message: string;
 }
 
+export interface AuditChainVerifierOptions {
+  /**
+   * Which records the report is about (`--since`, `--table`): given the record's parsed JSON, or
+   * undefined when it is not JSON. The chain is still checked through every record; only problems,
+   * forks and open runs at records in scope are reported, and `records` counts those.
+   */
+  inScope?: (parsed: unknown) => boolean;
+}
+
+/** The whole trail at once, in any order (tests, small trails); see AuditChainVerifier. */
 export function verifyAuditChain(stored: readonly StoredAuditRecord[]): ChainReport {
-  const sorted = [...stored].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const seen = new Map<string, string>();
-  const claimedBy = new Map<string, string>();
-  const problems: ChainProblem[] = [];
-  const forks: ChainFork[] = [];
-  let head: string | null = null;
+  const verifier = new AuditChainVerifier();
+  for (const item of [...stored].sort((a, b) => compareKeys(a.key, b.key))) verifier.add(item);
+  return verifier.report();
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+export class AuditChainVerifier {
+  /**
+   * Every record's hash (32 raw bytes as a latin1 string: half the size of hex) to the key of the
+   * first readable record linking to it, or null while none has. Membership answers "is the link
+   * in the trail"; the key names the other branch of a fork.
+   */
+  private readonly links = new Map<string, string | null>();
+  private readonly runs = new UnfinishedRunTracker();
+  private readonly problems: ChainProblem[] = [];
+  private readonly forks: ChainFork[] = [];
+  /** Start records out of scope: their runs' verdicts come at the end, when only keys are left. */
+  private readonly outOfScopeStarts = new Set<string>();
+  private count = 0;
+  private inScopeCount = 0;
+  private previousKey: string | undefined;
+  private head: string | null = null;
   /** The oldest record, when it starts the chain (no link): a later record without a link forks from it. */
-  let genesis: string | undefined;
-  const parsed: ParsedAuditRecord[] = [];
-  sorted.forEach((item, i) => {
-    const hash = sha256Hex(item.body);
-    head = hash;
-    let record: AuditRecord;
+  private genesis: string | undefined;
+
+  constructor(private readonly options: AuditChainVerifierOptions = {}) {}
+
+  /** The next record; keys must ascend (listing order), since a link is checked against the records before it. */
+  add(item: StoredAuditRecord): void {
+    const before = this.previousKey;
+    if (before !== undefined && compareKeys(before, item.key) >= 0) {
+      throw new AuditlogError('INTERNAL', `audit records reached the verifier out of key order (${item.key} after ${before}): the chain can only be checked in listing order`);
+    }
+    const first = this.count === 0;
+    this.count++;
+    this.previousKey = item.key;
+    const digest = createHash('sha256').update(item.body).digest();
+    this.head = digest.toString('hex');
+    const hash = digest.toString('latin1');
+    let parsed: unknown;
+    let record: AuditRecord | undefined;
+    let unreadable: unknown;
     try {
-      record = JSON.parse(item.body.toString('utf8')) as AuditRecord;
+      parsed = JSON.parse(item.body.toString('utf8'));
+      record = parsed as AuditRecord;
       if (typeof record !== 'object' || record === null || !('prev_sha256' in record)) throw new Error('no prev_sha256');
     } catch (error) {
-      problems.push({ key: item.key, kind: 'unreadable', message: `${item.key}: not an audit record (${error instanceof Error ? error.message : String(error)}): it was edited or replaced` });
-      seen.set(hash, item.key);
+      unreadable = error;
+    }
+    const inScope = this.options.inScope === undefined || this.options.inScope(parsed);
+    if (inScope) this.inScopeCount++;
+    const problem = (p: ChainProblem): void => void (inScope && this.problems.push(p));
+    const fork = (f: ChainFork): void => void (inScope && this.forks.push(f));
+    if (unreadable !== undefined || record === undefined) {
+      problem({ key: item.key, kind: 'unreadable', message: `${item.key}: not an audit record (${unreadable instanceof Error ? unreadable.message : String(unreadable)}): it was edited or replaced` });
+      this.remember(hash);
       return;
     }
-    parsed.push({ key: item.key, record });
+    this.runs.add({ key: item.key, record });
+    if (!inScope && isStartEvent(record.event)) this.outOfScopeStarts.add(item.key);
     const prev = record.prev_sha256;
-    if (i === 0) {
+    const link = typeof prev === 'string' && SHA256_HEX.test(prev) ? Buffer.from(prev, 'hex').toString('latin1') : undefined;
+    if (first) {
       if (prev !== null) {
-        problems.push({ key: item.key, kind: 'first-has-link', message: `${item.key}: the oldest record links to ${prev}, which is not in the trail: earlier records were removed` });
-      } else genesis = item.key;
-    } else if (prev === null && genesis !== undefined) {
+        problem({ key: item.key, kind: 'first-has-link', message: `${item.key}: the oldest record links to ${prev}, which is not in the trail: earlier records were removed` });
+      } else this.genesis = item.key;
+    } else if (prev === null && this.genesis !== undefined) {
       // Two runs starting on an empty trail at once both begin a chain: a fork at the root, as
       // two runs appending at once fork anywhere else (it was reported as a removed record, on
       // every verify from then on; found in review).
-      forks.push({ key: item.key, sharesPredecessorWith: genesis });
-    } else if (prev === null || !seen.has(prev)) {
-      const before = sorted[i - 1]!.key;
-      problems.push({
+      fork({ key: item.key, sharesPredecessorWith: this.genesis });
+    } else if (prev === null || link === undefined || !this.links.has(link)) {
+      problem({
         key: item.key,
         kind: 'broken-link',
         message: `${item.key}: its previous record (sha256 ${prev ?? 'null'}) is not in the trail: a record before it was edited or removed (the record just before it is ${before})`,
       });
     } else {
-      const other = claimedBy.get(prev);
-      if (other !== undefined) forks.push({ key: item.key, sharesPredecessorWith: other });
-      else claimedBy.set(prev, item.key);
+      const other = this.links.get(link);
+      if (other !== null && other !== undefined) fork({ key: item.key, sharesPredecessorWith: other });
+      else this.links.set(link, ownCopy(item.key));
     }
-    seen.set(hash, item.key);
-  });
-  const runs = findUnfinishedRuns(parsed);
-  for (const u of runs.unfinished) {
-    problems.push({
-      key: u.key,
-      kind: 'unfinished-run',
-      message: `${u.key}: ${u.event} of run ${u.runId} has no end record, and ${u.overBecause ?? 'it is over'}: the run was interrupted; rows it deleted may be in no record (docs/compliance.md, "Interrupted runs")`,
-    });
+    this.remember(hash);
   }
-  const open = runs.open.map((u: UnfinishedRun) => ({ key: u.key, runId: u.runId, message: `${u.key}: ${u.event} of run ${u.runId} has no end record yet: still running, or stopped with no later run yet` }));
-  return { records: sorted.length, problems, forks, open, headSha256: head };
+
+  report(): ChainReport {
+    const problems = [...this.problems];
+    const runs = this.runs.result();
+    const reported = (u: UnfinishedRun): boolean => !this.outOfScopeStarts.has(u.key);
+    for (const u of runs.unfinished.filter(reported)) {
+      problems.push({
+        key: u.key,
+        kind: 'unfinished-run',
+        message: `${u.key}: ${u.event} of run ${u.runId} has no end record, and ${u.overBecause ?? 'it is over'}: the run was interrupted; rows it deleted may be in no record (docs/compliance.md, "Interrupted runs")`,
+      });
+    }
+    const open = runs.open.filter(reported).map((u) => ({ key: u.key, runId: u.runId, message: `${u.key}: ${u.event} of run ${u.runId} has no end record yet: still running, or stopped with no later run yet` }));
+    return { records: this.inScopeCount, problems, forks: [...this.forks], open, headSha256: this.head };
+  }
+
+  /** Two records with the same bytes share a hash: the first one's claimant stays. */
+  private remember(hash: string): void {
+    if (!this.links.has(hash)) this.links.set(hash, null);
+  }
+}
+
+/**
+ * A key kept for the whole verify is copied: a listing's keys can be slices of its response text,
+ * and one kept slice would keep that whole page in memory.
+ */
+function ownCopy(key: string): string {
+  return Buffer.from(key, 'utf8').toString('utf8');
 }
