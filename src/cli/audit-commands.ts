@@ -4,14 +4,15 @@
  * first record whose link is broken (an edited or removed record before it).
  */
 import type { AuditRecord } from '../compliance/audit-record.js';
-import { verifyAuditChain, type StoredAuditRecord } from '../compliance/verify-audit-chain.js';
+import { AuditChainVerifier, type StoredAuditRecord } from '../compliance/verify-audit-chain.js';
 import { AuditlogError } from '../core/errors.js';
 import { isUtcDay } from '../core/utc-day.js';
 
 /** One trail to read: the storage trail, the audit table, or both (compliance.audit.backend). */
 export interface AuditSource {
   name: string;
-  read: () => Promise<StoredAuditRecord[]>;
+  /** The records in key order, streamed: a trail can be far larger than memory allows holding. */
+  read: () => AsyncIterable<StoredAuditRecord>;
 }
 
 export interface AuditCommandInput {
@@ -42,78 +43,83 @@ export function parseSince(value: string | undefined): Date | undefined {
   return new Date(ms);
 }
 
+/** Output is written in chunks of about this many characters as records stream by, never held whole. */
+const OUTPUT_CHUNK = 64 * 1024;
+
 export async function runAuditListCommand(input: AuditCommandInput): Promise<number> {
   const since = parseSince(input.since);
-  // The first source is the primary trail (storage when configured); `both` lists it, verify checks all.
-  const stored = input.sources.length === 0 ? [] : await input.sources[0]!.read();
-  const records: (AuditRecord & { key: string })[] = [];
+  let pending = '';
+  const write = (text: string): void => {
+    pending += text;
+    if (pending.length >= OUTPUT_CHUNK) flush();
+  };
+  const flush = (): void => {
+    if (pending.length > 0) input.stdout(pending);
+    pending = '';
+  };
   let unreadable = 0;
-  for (const s of stored) {
+  let shown = 0;
+  // The JSON form is `{"records":[…],"unreadable":n}`, written a record at a time.
+  if (input.json) write('{"records":[');
+  // The first source is the primary trail (storage when configured); `both` lists it, verify checks all.
+  const stored = input.sources.length === 0 ? [] : input.sources[0]!.read();
+  for await (const s of stored) {
+    let r: AuditRecord & { key: string };
     try {
-      records.push({ key: s.key, ...(JSON.parse(s.body.toString('utf8')) as AuditRecord) });
+      r = { key: s.key, ...(JSON.parse(s.body.toString('utf8')) as AuditRecord) };
     } catch {
       unreadable++;
+      continue;
     }
+    if (!((since === undefined || Date.parse(r.at) >= since.getTime()) && (input.table === undefined || r.table === input.table || `${r.schema}.${r.table}` === input.table))) continue;
+    if (input.json) write((shown > 0 ? ',' : '') + JSON.stringify(r));
+    else write(formatAuditLine(r) + '\n');
+    shown++;
   }
-  const shown = records.filter(
-    (r) => (since === undefined || Date.parse(r.at) >= since.getTime()) && (input.table === undefined || r.table === input.table || `${r.schema}.${r.table}` === input.table),
-  );
   if (input.json) {
-    input.stdout(JSON.stringify({ records: shown, unreadable }) + '\n');
+    write(`],"unreadable":${unreadable}}\n`);
   } else {
-    const lines = shown.map((r) => {
-      const what = r.table === null ? '(run)' : `${r.database}/${r.schema}.${r.table}`;
-      const counts = r.records === null ? '' : ` records=${r.records}`;
-      const err = r.error === null ? '' : ` error=${r.error.code}: ${r.error.message}`;
-      // Whose rows an ARCHIVE_RECONCILED record's objects hold: the run that wrote them, not the one recording them.
-      const batchRun = typeof r.details?.batch_run_id === 'string' ? ` batch_run=${r.details.batch_run_id}` : '';
-      return `${r.at}  ${r.event.padEnd(16)} ${what} run=${r.run_id}${batchRun} operator=${r.operator} status=${r.status}${counts}${r.bytes === null ? '' : ` bytes=${r.bytes}`}${err}`;
-    });
-    if (shown.length === 0) lines.push('no audit records');
-    if (unreadable > 0) lines.push(`${unreadable} record(s) could not be read: run \`auditlog audit verify\``);
-    input.stdout(lines.join('\n') + '\n');
+    if (shown === 0) write('no audit records\n');
+    if (unreadable > 0) write(`${unreadable} record(s) could not be read: run \`auditlog audit verify\`\n`);
   }
+  flush();
   return unreadable > 0 ? 1 : 0;
+}
+
+function formatAuditLine(r: AuditRecord): string {
+  const what = r.table === null ? '(run)' : `${r.database}/${r.schema}.${r.table}`;
+  const counts = r.records === null ? '' : ` records=${r.records}`;
+  const err = r.error === null ? '' : ` error=${r.error.code}: ${r.error.message}`;
+  // Whose rows an ARCHIVE_RECONCILED record's objects hold: the run that wrote them, not the one recording them.
+  const batchRun = typeof r.details?.batch_run_id === 'string' ? ` batch_run=${r.details.batch_run_id}` : '';
+  return `${r.at}  ${r.event.padEnd(16)} ${what} run=${r.run_id}${batchRun} operator=${r.operator} status=${r.status}${counts}${r.bytes === null ? '' : ` bytes=${r.bytes}`}${err}`;
+}
+
+/** Whether a record is in `--since`/`--table` scope; `parsed` is undefined when the record is not JSON (always in scope: it cannot say when or what it was). */
+function isInScope(parsed: unknown, since: Date | undefined, tableName: string | undefined): boolean {
+  const record = parsed as { at?: unknown; schema?: unknown; table?: unknown } | null | undefined;
+  const at = typeof record?.at === 'string' ? Date.parse(record.at) : NaN;
+  const table = typeof record?.table === 'string' ? record.table : null;
+  const qualified = table === null ? null : `${String(record?.schema)}.${table}`;
+  const okSince = since === undefined || !Number.isFinite(at) || at >= since.getTime();
+  const okTable = tableName === undefined || record === undefined || table === tableName || qualified === tableName;
+  return okSince && okTable;
 }
 
 /**
  * The chain is always recomputed from every record (a link can only be checked against the record
  * it names); `--since` and `--table` narrow what is reported: problems and forks at records in
- * scope. An unreadable record is always in scope — it cannot say when or what it was.
+ * scope. An unreadable record is always in scope — it cannot say when or what it was. Records are
+ * streamed through the verifier, which keeps hashes, not bodies.
  */
 export async function runAuditVerifyCommand(input: Pick<AuditCommandInput, 'sources' | 'json' | 'stdout' | 'since' | 'table'>): Promise<number> {
   const since = parseSince(input.since);
+  const tableName = input.table;
   const reports = [];
   for (const source of input.sources) {
-    const stored = await source.read();
-    const report = verifyAuditChain(stored);
-    if (since === undefined && input.table === undefined) {
-      reports.push({ source: source.name, ...report });
-      continue;
-    }
-    const inScope = new Set<string>();
-    for (const item of stored) {
-      let record: { at?: unknown; schema?: unknown; table?: unknown } | undefined;
-      try {
-        record = JSON.parse(item.body.toString('utf8')) as typeof record;
-      } catch {
-        record = undefined;
-      }
-      const at = typeof record?.at === 'string' ? Date.parse(record.at) : NaN;
-      const table = typeof record?.table === 'string' ? record.table : null;
-      const qualified = table === null ? null : `${String(record?.schema)}.${table}`;
-      const okSince = since === undefined || !Number.isFinite(at) || at >= since.getTime();
-      const okTable = input.table === undefined || record === undefined || table === input.table || qualified === input.table;
-      if (okSince && okTable) inScope.add(item.key);
-    }
-    reports.push({
-      source: source.name,
-      ...report,
-      records: inScope.size,
-      problems: report.problems.filter((p) => inScope.has(p.key)),
-      forks: report.forks.filter((f) => inScope.has(f.key)),
-      open: report.open.filter((o) => inScope.has(o.key)),
-    });
+    const verifier = new AuditChainVerifier(since === undefined && tableName === undefined ? {} : { inScope: (parsed) => isInScope(parsed, since, tableName) });
+    for await (const item of source.read()) verifier.add(item);
+    reports.push({ source: source.name, ...verifier.report() });
   }
   const ok = reports.every((r) => r.problems.length === 0);
   if (input.json) {

@@ -12,8 +12,8 @@ import { buildSessionSettings, createPool } from '../db/connect.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { AUDIT_PREFIX } from '../compliance/audit-record.js';
 import { subscribeAuditTrail } from '../compliance/audit-subscriber.js';
-import { readAuditRecords, StorageAuditTrail, type AuditTrail } from '../compliance/audit-trail.js';
-import { DatabaseAuditTrail, FanOutAuditTrail, readDatabaseAuditRecords } from '../compliance/database-audit-trail.js';
+import { streamAuditRecords, StorageAuditTrail, type AuditTrail } from '../compliance/audit-trail.js';
+import { DatabaseAuditTrail, FanOutAuditTrail, streamDatabaseAuditRecords } from '../compliance/database-audit-trail.js';
 import type { HoldSourceOptions } from '../compliance/run-holds.js';
 import type { AuditSource } from './audit-commands.js';
 import { reportRunNotStarted, type RunReportOptions } from '../archive/run-archive.js';
@@ -111,12 +111,12 @@ function openAuditPool(config: Config): pg.Pool {
 export function auditSources(config: Config, store: ObjectStore, pools: pg.Pool[]): AuditSource[] {
   const backend = config.compliance.audit.backend;
   const out: AuditSource[] = [];
-  if (backend === 'storage' || backend === 'both' || backend === 'none') out.push({ name: `storage ${store.description}`, read: () => readAuditRecords(store, AUDIT_PREFIX) });
+  if (backend === 'storage' || backend === 'both' || backend === 'none') out.push({ name: `storage ${store.description}`, read: () => streamAuditRecords(store, AUDIT_PREFIX) });
   if (backend === 'database' || backend === 'both') {
     const pool = openAuditPool(config);
     pools.push(pool);
     const { schema, table } = config.compliance.audit;
-    out.push({ name: `table ${schema}.${table}`, read: () => readDatabaseAuditRecords(pool, schema, table) });
+    out.push({ name: `table ${schema}.${table}`, read: () => streamDatabaseAuditRecords(pool, schema, table) });
   }
   return out;
 }

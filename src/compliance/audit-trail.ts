@@ -11,10 +11,12 @@
  * this rule (where a clock step back named records before their predecessor) show that spot as a
  * broken link (docs/compliance.md, "Clocks").
  */
+import { mapOrdered } from '../core/map-ordered.js';
 import { SerialQueue } from '../core/serial-queue.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { AUDIT_PREFIX, auditKeyTime, auditRecordKey, auditSearchPrefixes, buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry, type AuditRecord } from './audit-record.js';
+import type { StoredAuditRecord } from './verify-audit-chain.js';
 
 export interface AuditTrail {
   readonly description: string;
@@ -115,12 +117,22 @@ export class StorageAuditTrail implements AuditTrail {
   }
 }
 
-/** Reads every record of the trail (for `audit list` and `audit verify`), in key order (write order). */
-export async function readAuditRecords(store: ObjectStore, prefix: string): Promise<{ key: string; body: Buffer }[]> {
-  const out: { key: string; body: Buffer }[] = [];
-  for await (const info of store.list(prefix)) {
-    const body = await store.get(info.key);
-    if (body !== undefined) out.push({ key: info.key, body });
-  }
+/** Bodies fetched at once while streaming the trail: enough to hide a GET's latency, few enough to bound memory. */
+export const AUDIT_READ_CONCURRENCY = 16;
+
+/**
+ * Every record of the trail in key order (write order), for `audit list` and `audit verify`: the
+ * listing is streamed and bodies are fetched `concurrency` at a time, so memory is bounded by that
+ * many bodies whatever the length of the trail. A record deleted between list and get is skipped.
+ */
+export async function* streamAuditRecords(store: ObjectStore, prefix: string, concurrency = AUDIT_READ_CONCURRENCY): AsyncGenerator<StoredAuditRecord> {
+  const fetched = mapOrdered(store.list(prefix), concurrency, async (info) => ({ key: info.key, body: await store.get(info.key) }));
+  for await (const { key, body } of fetched) if (body !== undefined) yield { key, body };
+}
+
+/** The whole trail at once (tests, small trails); list and verify stream it instead. */
+export async function readAuditRecords(store: ObjectStore, prefix: string): Promise<StoredAuditRecord[]> {
+  const out: StoredAuditRecord[] = [];
+  for await (const item of streamAuditRecords(store, prefix)) out.push(item);
   return out;
 }

@@ -6,7 +6,7 @@
 import { SerialQueue } from '../core/serial-queue.js';
 import type pg from 'pg';
 import { AuditlogError, describeError } from '../core/errors.js';
-import { auditTableExists, buildCreateAuditTableSql, insertAuditRow, selectAuditRows } from '../db/audit-queries.js';
+import { auditTableExists, buildCreateAuditTableSql, insertAuditRow, selectAuditRowPage } from '../db/audit-queries.js';
 import { buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry, type AuditRecord } from './audit-record.js';
 import type { AuditTrail } from './audit-trail.js';
 import type { StoredAuditRecord } from './verify-audit-chain.js';
@@ -61,11 +61,23 @@ export class DatabaseAuditTrail implements AuditTrail {
   }
 }
 
-/** Every record of the audit table, named `<schema>.<table>#<id>`, for list and verify. */
+/** Every record of the audit table, named `<schema>.<table>#<id>`, in id order, a page at a time (list and verify). */
+export async function* streamDatabaseAuditRecords(pool: pg.Pool, schema: string, table: string, pageSize = 1000): AsyncGenerator<StoredAuditRecord> {
+  let after: string | undefined;
+  for (;;) {
+    const rows = await selectAuditRowPage(pool, schema, table, after, pageSize);
+    // Ids are zero-padded so the verifier's key order is id order.
+    for (const r of rows) yield { key: `${schema}.${table}#${r.id.padStart(19, '0')}`, body: Buffer.from(r.record, 'utf8') };
+    if (rows.length < pageSize) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
+/** The whole audit table at once (tests, small trails); list and verify stream it instead. */
 export async function readDatabaseAuditRecords(pool: pg.Pool, schema: string, table: string): Promise<StoredAuditRecord[]> {
-  const rows = await selectAuditRows(pool, schema, table);
-  // Ids are zero-padded so the verifier's key order is id order.
-  return rows.map((r) => ({ key: `${schema}.${table}#${r.id.padStart(19, '0')}`, body: Buffer.from(r.record, 'utf8') }));
+  const out: StoredAuditRecord[] = [];
+  for await (const item of streamDatabaseAuditRecords(pool, schema, table)) out.push(item);
+  return out;
 }
 
 /** Appends to several trails (backend: both); the first failure is reported, after all were tried. */

@@ -61,7 +61,12 @@ export async function insertAuditRow(
   }
 }
 
-export async function selectAuditRows(q: Queryable, schema: string, table: string): Promise<AuditRow[]> {
-  const r = await q.query<AuditRow>(`SELECT id::text AS id, record FROM ${quoteQualified(schema, table)} ORDER BY id`);
+/** Up to `limit` rows after `afterId` (from the first when undefined), in id order: keyset pages, so a long trail is never one result set in memory. */
+export async function selectAuditRowPage(q: Queryable, schema: string, table: string, afterId: string | undefined, limit: number): Promise<AuditRow[]> {
+  const from = quoteQualified(schema, table);
+  const r =
+    afterId === undefined
+      ? await q.query<AuditRow>(`SELECT id::text AS id, record FROM ${from} ORDER BY id LIMIT $1`, [limit])
+      : await q.query<AuditRow>(`SELECT id::text AS id, record FROM ${from} WHERE id > $1::bigint ORDER BY id LIMIT $2`, [afterId, limit]);
   return r.rows;
 }
