@@ -61,12 +61,16 @@ export async function insertAuditRow(
   }
 }
 
-/** Up to `limit` rows after `afterId` (from the first when undefined), in id order: keyset pages, so a long trail is never one result set in memory. */
+/**
+ * Up to `limit` rows after `afterId` (from the first when undefined), in id order: keyset pages, so
+ * a long trail is never one result set in memory. `t.id` is the bigint column: a bare `ORDER BY id`
+ * would sort by the text output column of the same name (1, 10, 2, …).
+ */
 export async function selectAuditRowPage(q: Queryable, schema: string, table: string, afterId: string | undefined, limit: number): Promise<AuditRow[]> {
-  const from = quoteQualified(schema, table);
+  const from = `${quoteQualified(schema, table)} AS t`;
   const r =
     afterId === undefined
-      ? await q.query<AuditRow>(`SELECT id::text AS id, record FROM ${from} ORDER BY id LIMIT $1`, [limit])
-      : await q.query<AuditRow>(`SELECT id::text AS id, record FROM ${from} WHERE id > $1::bigint ORDER BY id LIMIT $2`, [afterId, limit]);
+      ? await q.query<AuditRow>(`SELECT t.id::text AS id, t.record FROM ${from} ORDER BY t.id LIMIT $1`, [limit])
+      : await q.query<AuditRow>(`SELECT t.id::text AS id, t.record FROM ${from} WHERE t.id > $1::bigint ORDER BY t.id LIMIT $2`, [afterId, limit]);
   return r.rows;
 }

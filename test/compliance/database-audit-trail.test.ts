@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { runCli } from '../helpers/run-cli.js';
-import { DatabaseAuditTrail, readDatabaseAuditRecords } from '../../src/compliance/database-audit-trail.js';
+import { DatabaseAuditTrail, readDatabaseAuditRecords, streamDatabaseAuditRecords } from '../../src/compliance/database-audit-trail.js';
 import { verifyAuditChain } from '../../src/compliance/verify-audit-chain.js';
 import { buildCreateAuditTableSql } from '../../src/db/audit-queries.js';
 
@@ -103,8 +103,18 @@ describe('audit trail in a database table', () => {
         const trails = [new DatabaseAuditTrail(pool, 'public', 'audit_trail', 'a'), new DatabaseAuditTrail(pool, 'public', 'audit_trail', 'b')];
         for (const t of trails) await t.open();
         await Promise.all(Array.from({ length: 10 }, (_, i) => trails[i % 2]!.append({ event: 'ARCHIVE_START', runId: `run-${i}`, status: 'started' })));
-        const report = verifyAuditChain(await readDatabaseAuditRecords(pool, 'public', 'audit_trail'));
+        const whole = await readDatabaseAuditRecords(pool, 'public', 'audit_trail');
+        // Id order, not the text order of ids (1, 10, 2, …) a bare ORDER BY on the text alias gave.
+        expect(whole.map((w) => w.key)).toEqual(whole.map((w) => w.key).sort());
+        const report = verifyAuditChain(whole);
         expect(report).toMatchObject({ records: 10, problems: [], forks: [] });
+        // list and verify read the table in keyset pages: pages of 3 (and one ending exactly on a page) give the same rows in the same order.
+        for (const pageSize of [3, 5]) {
+          const paged = [];
+          for await (const item of streamDatabaseAuditRecords(pool, 'public', 'audit_trail', pageSize)) paged.push([item.key, item.body.toString('utf8')]);
+          expect(paged.map((p) => p[0])).toEqual(whole.map((w) => w.key));
+          expect(paged).toEqual(whole.map((w) => [w.key, w.body.toString('utf8')]));
+        }
         await expect(pool.query('UPDATE public.audit_trail SET event = $1', ['X'])).rejects.toThrow(/permission denied/);
         await expect(pool.query('DELETE FROM public.audit_trail')).rejects.toThrow(/permission denied/);
       } finally {
