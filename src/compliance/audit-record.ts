@@ -110,14 +110,25 @@ export function auditRecordKey(record: Pick<AuditRecord, 'at' | 'run_id' | 'even
   return `${AUDIT_PREFIX}${at.slice(0, 4)}/${at.slice(5, 7)}/${at.slice(8, 10)}/${stamp}-${safeRun}-${String(seq).padStart(6, '0')}-${record.event}.json`;
 }
 
+const DAY_MS = 86_400_000;
+
 /**
- * Where to start looking for the latest record, narrowest first: today, this month, this year,
- * everything. The search lists every key from that point on (later days too), so it finds the
- * latest record even when the clock is behind it.
+ * Where to start looking for the latest record (startAfter keys), narrowest first: the clock's
+ * day, then 1, 2, 4, 8, … days back, then everything (undefined). Each search lists every key from
+ * its day on (later days too), so it finds the latest record even when the clock is behind it;
+ * doubling keeps the listing near the records of the last few days however long the trail, where
+ * widening to the month, the year and everything listed the whole trail on every 1 January.
  */
-export function auditSearchPrefixes(now: Date): string[] {
-  const iso = now.toISOString();
-  return [`${AUDIT_PREFIX}${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/`, `${AUDIT_PREFIX}${iso.slice(0, 4)}/${iso.slice(5, 7)}/`, `${AUDIT_PREFIX}${iso.slice(0, 4)}/`, AUDIT_PREFIX];
+export function auditSearchStarts(now: Date): (string | undefined)[] {
+  const dayPrefix = (ms: number): string => {
+    const iso = new Date(ms).toISOString();
+    return `${AUDIT_PREFIX}${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/`;
+  };
+  const starts: (string | undefined)[] = [dayPrefix(now.getTime())];
+  // Nothing is named before 1970: past that, everything is the last search.
+  for (let back = 1; now.getTime() - back * DAY_MS >= 0; back *= 2) starts.push(dayPrefix(now.getTime() - back * DAY_MS));
+  starts.push(undefined);
+  return starts;
 }
 
 const KEY_STAMP = /\/(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-[^/]*$/;

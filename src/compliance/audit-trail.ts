@@ -15,7 +15,7 @@ import { mapOrdered } from '../core/map-ordered.js';
 import { SerialQueue } from '../core/serial-queue.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { AUDIT_PREFIX, auditKeyTime, auditRecordKey, auditSearchPrefixes, buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry, type AuditRecord } from './audit-record.js';
+import { AUDIT_PREFIX, auditKeyTime, auditRecordKey, auditSearchStarts, buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry, type AuditRecord } from './audit-record.js';
 import type { StoredAuditRecord } from './verify-audit-chain.js';
 
 export interface AuditTrail {
@@ -97,12 +97,13 @@ export class StorageAuditTrail implements AuditTrail {
 
   /**
    * The newest record: the greatest key of the trail. It is looked for from the start of the
-   * clock's day onwards (a clock behind the tail still reaches it: every later day, month and year
-   * is in the listing), widening to the month, the year and everything only when that is empty.
+   * clock's day onwards (a clock behind the tail still reaches it: every later day is in the
+   * listing), then from 1, 2, 4, … days before (auditSearchStarts), and everything last. Listings
+   * come in key order and a store skips what sorts before startAfter (S3 StartAfter; the local
+   * store skips whole directories), so an hourly run lists about a day of records.
    */
   private async findTail(): Promise<{ key: string; sha256: string } | null> {
-    for (const from of auditSearchPrefixes(this.now())) {
-      const startAfter = from === AUDIT_PREFIX ? undefined : from;
+    for (const startAfter of auditSearchStarts(this.now())) {
       let last: string | undefined;
       for await (const info of this.store.list(AUDIT_PREFIX, startAfter === undefined ? undefined : { startAfter })) {
         if (!info.key.endsWith('.json') || (startAfter !== undefined && info.key <= startAfter)) continue;
