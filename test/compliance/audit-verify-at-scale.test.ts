@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAuditListCommand, runAuditVerifyCommand } from '../../src/cli/audit-commands.js';
 import { auditSources } from '../../src/cli/compliance-setup.js';
 import type { Config } from '../../src/config/schema.js';
-import type { AuditEntry } from '../../src/compliance/audit-record.js';
+import { AuditChainVerifier } from '../../src/compliance/verify-audit-chain.js';
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import type { ListOptions, ObjectInfo, ObjectStore } from '../../src/storage/object-store.js';
@@ -156,6 +156,15 @@ describe('audit verify and list over a trail of thousands of records', () => {
       expect(counting.maxAlive, command.name).toBeLessThanOrEqual(64);
       expect(counting.maxInFlight, command.name).toBeLessThanOrEqual(16);
     }
+  });
+});
+
+describe('AuditChainVerifier', () => {
+  it('refuses records out of key order instead of checking links against the wrong records', () => {
+    const verifier = new AuditChainVerifier();
+    verifier.add(trail[1]!);
+    expect(() => verifier.add(trail[0]!)).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
+    expect(() => verifier.add(trail[1]!)).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
   });
 });
 
