@@ -12,6 +12,9 @@
  *     bin's own node flags, and times StorageAuditTrail.open() from module M (default: this
  *     build's) with the clock on the newest record's day and on the day after (a day's first run).
  *     Prints one JSON line. --open-only skips the two commands.
+ *   node --expose-gc dist/bench/audit-scale.js verifier-heap [--records 316800]
+ *     feeds N such records, built in memory, to AuditChainVerifier and prints the heap it holds
+ *     after a forced collection: verify's own state, apart from I/O and the process.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -20,6 +23,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { auditRecordKey, buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry } from '../src/compliance/audit-record.js';
 import type { StorageAuditTrail } from '../src/compliance/audit-trail.js';
+import { AuditChainVerifier } from '../src/compliance/verify-audit-chain.js';
 import { LocalObjectStore } from '../src/storage/local-object-store.js';
 
 const { positionals, values } = parseArgs({
@@ -105,9 +109,30 @@ async function measure(): Promise<void> {
   console.log(JSON.stringify({ dir, bin, verify, list, openSameDayMs, openNextDayMs }));
 }
 
+async function verifierHeap(records: number): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('run with node --expose-gc');
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const verifier = new AuditChainVerifier();
+  let prev: string | null = null;
+  for (let i = 0; i < records; i++) {
+    const run = Math.floor(i / 12);
+    const entry = runEntries(`run-${String(run).padStart(6, '0')}`)[i % 12]!;
+    const record = buildAuditRecord(entry, new Date(FROM + run * 3_600_000 + (i % 12) * 2_000), 'bench', prev);
+    const body = serializeAuditRecord(record);
+    verifier.add({ key: auditRecordKey(record, (i % 12) + 1), body });
+    prev = sha256Hex(body);
+  }
+  gc();
+  const held = process.memoryUsage().heapUsed - before;
+  console.log(JSON.stringify({ records, heapMb: Math.round(held / 1_048_576), bytesPerRecord: Math.round(held / records), problems: verifier.report().problems.length }));
+}
+
 if (positionals[0] === 'seed') await seed(Number(values.records ?? '100000'));
 else if (positionals[0] === 'measure') await measure();
+else if (positionals[0] === 'verifier-heap') await verifierHeap(Number(values.records ?? '316800'));
 else {
-  console.error('usage: audit-scale.js seed|measure --dir D [--records N] [--bin B] [--module M]');
+  console.error('usage: audit-scale.js seed|measure|verifier-heap [--dir D] [--records N] [--bin B] [--module M] [--open-only]');
   process.exitCode = 2;
 }
