@@ -14,6 +14,7 @@ import { describeDeleteTrigger, tableLabel } from '../core/table-plan.js';
 import { computeBatchId, FORMAT_NAME, FORMAT_VERSION, hasValidDeleteTxid, serializeMetadata, sha256Hex, type BatchMetadata, type LineColumns } from '../core/batch-metadata.js';
 import { keyId, subsetRowSet, type LineFlags, type RowSet } from '../core/row-set.js';
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../core/archive-layout.js';
+import { COMPRESSIONS, COMPRESSION_SPECS, type Compression } from '../core/compression.js';
 import { markerTableOf, serializeMarker, type PendingMarker } from './pending-marker.js';
 import { deleteArchivedRows, selectColumnSignature, type DeleteResult } from '../db/archive-queries.js';
 import type { Queryable } from '../db/queryable.js';
@@ -74,27 +75,35 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
   const { plan, store } = ctx;
   const batchId = computeBatchId(plan, rows.firstTs, rows.keys[0]!, rows.keys[rows.count - 1]!, rows.count, content);
   const objectName = `${rows.firstTimeOfDay}-${batchId}`;
-  const key = dataKey(ctx.prefix, rows.day, objectName);
-  const metaKey = metadataKeyFor(key);
-  const markerKey = pendingMarkerKey(ctx.prefix, rows.day, objectName);
+  const target = batchTarget(ctx, rows.day, objectName, plan.compression, batchId, content);
+  const { key, metaKey, markerKey } = target;
   const log = ctx.logger.child({ batch: batchId });
-
-  // No `delete_txid`: the sidecar names the delete transaction. Not even null — versions before
-  // that read a null as "no delete started" and removed the object, committed or not (found in
-  // review: a crash left committed batches' markers, and the previous version, run next, lost their rows).
-  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), origin: ctx.origin, table: markerTableOf(plan) };
-  const target: BatchTarget = { batchId, key, metaKey, markerKey, marker, content };
   let current = rows;
   // Independent of each other; only the data upload must wait for the marker. A create-only store
-  // needs no HEAD: the data PUT itself answers whether the key is taken.
-  const [existing, firstEncoding] = await Promise.all([
+  // needs no HEAD: the data PUT itself answers whether the key is taken. The other codecs' keys of
+  // this name are asked either way: their object would share this batch's sidecar key.
+  const [existing, otherCodec, firstEncoding] = await Promise.all([
     ctx.createOnly ? Promise.resolve(undefined) : store.head(key),
-    timed(ctx, 'compress', () => encodeBatch(current.lines, plan.compressionLevel)),
-    store.put(markerKey, serializeMarker(marker), { contentType: 'application/json' }),
+    findOtherCodecObject(ctx, rows.day, objectName),
+    timed(ctx, 'compress', () => encodeBatch(current.lines, plan.compression, plan.compressionLevel)),
+    store.put(markerKey, serializeMarker(target.marker), { contentType: 'application/json' }),
   ]);
   await ctx.onPhase?.('after-marker');
   let encoded = firstEncoding;
   assertOneLinePerRow(encoded, rows, key);
+  if (existing === undefined && otherCodec !== undefined) {
+    // The rows were archived under this batch name with the other codec (the table's compression
+    // changed since, and they are back in the table, e.g. restored). Settled against that object,
+    // as any object at the batch's key would be, under that object's own marker: a crash must
+    // leave a marker whose name leads reconciliation to the object the delete ran against.
+    const theirs = batchTarget(ctx, rows.day, objectName, otherCodec, batchId, content);
+    await store.put(theirs.markerKey, serializeMarker(theirs.marker), { contentType: 'application/json' });
+    await store.delete(markerKey);
+    const decided = await decideExisting(ctx, rows, encoded, theirs);
+    // Bytes of another codec are never "these very bytes": what is left is a conflict.
+    if (decided === 'uncommitted-same') throw new AuditlogError('STORAGE_CONFLICT', `${theirs.key} already exists and holds other content; refusing to overwrite or delete against it (inspect it, then move it away or run validate)`, { details: { key: theirs.key } });
+    return decided;
+  }
   if (existing !== undefined) {
     const decided = await decideExisting(ctx, rows, encoded, target);
     // An uncommitted object of this very batch: rewritten by the loop's plain PUT, as always.
@@ -146,12 +155,29 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
       return { key: null, rowsArchived: 0, rowsSkipped: rows.count, uncompressedBytes: 0, compressedBytes: 0 };
     }
     current = subsetRowSet(current, kept);
-    encoded = await timed(ctx, 'compress', () => encodeBatch(current.lines, plan.compressionLevel));
+    encoded = await timed(ctx, 'compress', () => encodeBatch(current.lines, plan.compression, plan.compressionLevel));
     assertOneLinePerRow(encoded, current, key);
     // No delete has committed for this batch: drop the sidecar first, so a crash mid-rewrite
     // leaves a data object without metadata, which reconciliation removes (never a mismatched pair).
     await store.delete(metaKey);
   }
+}
+
+function batchTarget(ctx: ArchiveContext, day: string, objectName: string, compression: Compression, batchId: string, content: string | undefined): BatchTarget {
+  const key = dataKey(ctx.prefix, day, objectName, compression);
+  const metaKey = metadataKeyFor(key);
+  // No `delete_txid`: the sidecar names the delete transaction. Not even null — versions before
+  // that read a null as "no delete started" and removed the object, committed or not (found in
+  // review: a crash left committed batches' markers, and the previous version, run next, lost their rows).
+  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), origin: ctx.origin, table: markerTableOf(ctx.plan) };
+  return { batchId, key, metaKey, markerKey: pendingMarkerKey(ctx.prefix, day, objectName, compression), marker, content };
+}
+
+/** The codec of a data object another codec wrote under this batch name, if any. */
+async function findOtherCodecObject(ctx: ArchiveContext, day: string, objectName: string): Promise<Compression | undefined> {
+  const others = COMPRESSIONS.filter((c) => c !== ctx.plan.compression);
+  const found = await Promise.all(others.map((c) => ctx.store.head(dataKey(ctx.prefix, day, objectName, c))));
+  return others.find((_, i) => found[i] !== undefined);
 }
 
 /**
@@ -300,7 +326,7 @@ function assertOneLinePerRow(encoded: EncodedBatch, rows: RowSet, key: string): 
 /** 'exists': a create-only put found an object already at the key; nothing was written. */
 async function upload(ctx: ArchiveContext, key: string, encoded: EncodedBatch, createOnly: boolean): Promise<'written' | 'exists'> {
   const written = await timed(ctx, 'upload', () =>
-    ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: 'application/gzip', isDataObject: true, ...(createOnly ? { ifAbsent: true } : {}) }),
+    ctx.store.put(key, encoded.body, { sha256Hex: encoded.sha256Compressed, contentType: COMPRESSION_SPECS[encoded.compression].contentType, isDataObject: true, ...(createOnly ? { ifAbsent: true } : {}) }),
   );
   return written?.alreadyExists === true ? 'exists' : 'written';
 }
@@ -398,7 +424,7 @@ function buildMetadata(ctx: ArchiveContext, key: string, rows: RowSet, encoded: 
     max_timestamp: rows.lastTs,
     min_primary_key: rows.minKey,
     max_primary_key: rows.maxKey,
-    compression: 'gzip',
+    compression: encoded.compression,
     compression_level: plan.compressionLevel,
     uncompressed_bytes: encoded.uncompressedBytes,
     compressed_bytes: encoded.compressedBytes,

@@ -6,18 +6,13 @@
  */
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
-import { COMPRESSION_SPECS, type Compression } from '../core/compression.js';
+import { COMPRESSION_SPECS, MAX_ZSTD_CONTENT_BYTES, type Compression } from '../core/compression.js';
+import { AuditlogError } from '../core/errors.js';
 import { readZstdFrame } from '../core/zstd-frame.js';
 
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
 
-/**
- * Largest zstd object content (decompressed JSON lines) this tool writes or reads: compressing
- * holds the input and an output of about its size in the WASM heap (2 GiB at most), decompressing
- * the object and its content. A frame header declaring more is refused before any allocation.
- */
-export const MAX_ZSTD_CONTENT_BYTES = 512 * 1024 * 1024;
 
 /** A stored object that is not what its codec can decode (or not within the limits above). */
 export class UndecodableObjectError extends Error {
@@ -72,8 +67,11 @@ function loadZstd(): Promise<ZstdWasm> {
 
 export async function compressBody(compression: Compression, raw: Buffer, level: number): Promise<Buffer> {
   if (compression === 'gzip') return gzipAsync(raw, { level, memLevel: MEM_LEVEL, chunkSize: outputChunkSize(Math.ceil(raw.length / COMPRESSED_FRACTION)) });
+  // max_batch_bytes is at most this with zstd (schema.ts): only a single row this large gets here.
   if (raw.length > MAX_ZSTD_CONTENT_BYTES) {
-    throw new UndecodableObjectError(`${raw.length} bytes of JSON lines are over the ${MAX_ZSTD_CONTENT_BYTES} bytes a zstd object may hold here; lower max_batch_bytes or use compression: gzip`);
+    throw new AuditlogError('ROW_TOO_LARGE', `a batch of ${raw.length} bytes of JSON lines is over the ${MAX_ZSTD_CONTENT_BYTES} bytes a zstd object holds (a row that large); nothing was uploaded or deleted for it — archive this table with compression: gzip`, {
+      details: { bytes: raw.length, limit: MAX_ZSTD_CONTENT_BYTES },
+    });
   }
   const zstd = await loadZstd();
   const out = zstd.compress(raw, level);

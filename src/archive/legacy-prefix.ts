@@ -6,7 +6,8 @@
  * decided on from the key alone. The run says so once per table, so the operator moves it
  * (docs/operations.md, "Schemas with a dot in their name").
  */
-import { DATA_SUFFIX, METADATA_SUFFIX, legacyTablePrefix, pendingPrefix } from '../core/archive-layout.js';
+import { METADATA_SUFFIX, legacyTablePrefix, pendingPrefix } from '../core/archive-layout.js';
+import { COMPRESSION_SPECS, isCompression, type Compression } from '../core/compression.js';
 import { describeError } from '../core/errors.js';
 import { isOtherTablesMarker, markerTableOf, parseMarker, sameMarkerTable, sidecarTable } from './pending-marker.js';
 import type { ArchiveContext } from './archive-context.js';
@@ -50,7 +51,17 @@ async function findOwnLegacyObject(ctx: Pick<ArchiveContext, 'store' | 'plan'>, 
     if (body === undefined) continue;
     // A sidecar that cannot be read is not evidence either way.
     const named = sidecarTable(body);
-    if (named !== undefined && sameMarkerTable(named, ours)) return info.key.slice(0, -METADATA_SUFFIX.length) + DATA_SUFFIX;
+    if (named !== undefined && sameMarkerTable(named, ours)) return info.key.slice(0, -METADATA_SUFFIX.length) + COMPRESSION_SPECS[sidecarCompression(body)].dataSuffix;
   }
   return undefined;
+}
+
+/** The codec a sidecar names (gzip when it names none it knows: every sidecar before zstd). */
+function sidecarCompression(body: Buffer): Compression {
+  try {
+    const c = (JSON.parse(body.toString('utf8')) as { compression?: unknown }).compression;
+    return isCompression(c) ? c : 'gzip';
+  } catch {
+    return 'gzip';
+  }
 }

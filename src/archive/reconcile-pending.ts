@@ -10,6 +10,7 @@
  */
 import { hasValidDeleteTxid, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
+import { compressionOfDataKey, isCompression } from '../core/compression.js';
 import { AuditlogError, describeError, isAuditlogError, type ErrorCode } from '../core/errors.js';
 import { countArchivedLinesPresent, selectPresentRows } from '../db/archive-queries.js';
 import { streamObjectLines } from '../validate/stream-object-lines.js';
@@ -97,7 +98,13 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     return 'other-table';
   }
   const data = await store.get(key);
-  const metaBody = await store.get(metaKey);
+  const storedSidecar = await store.get(metaKey);
+  // The sidecar key is shared by both codecs' objects of a batch name: one describing the other
+  // codec's object is not this batch's, and is never taken for it or removed with it (a zstd
+  // batch cut short before its upload, at the name of a committed gzip object, would otherwise
+  // have removed that object's sidecar as "nothing written").
+  const sidecarOfOther = storedSidecar !== undefined && describesOtherObject(storedSidecar, key);
+  const metaBody = sidecarOfOther ? undefined : storedSidecar;
   const described = metaBody === undefined ? undefined : sidecarTable(metaBody);
   if (described !== undefined && !sameMarkerTable(described, ours)) {
     // A marker without a table identity (older versions) whose sidecar says whose batch it is.
@@ -110,7 +117,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     // its first attempt's sidecar that completed after the rewrite committed), so the table is asked first.
     if (data !== undefined) await assertNotDeletedWithoutSidecar(ctx, key, data);
     await store.delete(key);
-    await store.delete(metaKey);
+    if (!sidecarOfOther) await store.delete(metaKey);
     await store.delete(markerKey);
     return 'nothing-written';
   }
@@ -179,7 +186,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
 async function assertNotDeletedWithoutSidecar(ctx: ArchiveContext, key: string, data: Buffer): Promise<void> {
   let lines: string[];
   try {
-    lines = await readObjectLines(data);
+    lines = await readObjectLines(key, data);
   } catch {
     return;
   }
@@ -203,14 +210,35 @@ async function assertNotDeletedWithoutSidecar(ctx: ArchiveContext, key: string, 
   keep(found.present === 0 ? `none of its ${lines.length} rows is in the table any more` : `only ${found.present} of its ${lines.length} rows are in the table, none of them in its archived version`);
 }
 
-/** The JSON lines of a gzip data object; rejects when it does not decompress or a line is not JSON. */
-async function readObjectLines(data: Buffer): Promise<string[]> {
+/** The JSON lines of a data object; rejects when it does not decompress or a line is not JSON. */
+async function readObjectLines(key: string, data: Buffer): Promise<string[]> {
   const lines: string[] = [];
-  await streamObjectLines(data, (line) => {
-    JSON.parse(line);
-    lines.push(line);
-  });
+  await streamObjectLines(
+    data,
+    (line) => {
+      JSON.parse(line);
+      lines.push(line);
+    },
+    { compression: compressionOfDataKey(key) ?? 'gzip' },
+  );
   return lines;
+}
+
+/**
+ * Whether a readable sidecar names another data object than `key`: its `data_object` (the object's
+ * file name) differs, or, without one, its `compression` is not the key's codec. Unreadable: not
+ * evidence of another object (parseMetadata reports it).
+ */
+function describesOtherObject(body: Buffer, key: string): boolean {
+  let doc: { data_object?: unknown; compression?: unknown };
+  try {
+    doc = JSON.parse(body.toString('utf8')) as typeof doc;
+  } catch {
+    return false;
+  }
+  if (doc === null || typeof doc !== 'object') return false;
+  if (typeof doc.data_object === 'string') return doc.data_object !== key.slice(key.lastIndexOf('/') + 1);
+  return isCompression(doc.compression) && doc.compression !== compressionOfDataKey(key);
 }
 
 /** SQLSTATE class 22 (data exception) or 23 (a domain's NOT NULL or CHECK). */

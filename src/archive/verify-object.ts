@@ -4,14 +4,11 @@
  * to exactly the JSON lines of the batch (so its record count is). Byte comparison proves more
  * than a second hash and costs far less.
  */
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
 import { sha256Hex } from '../core/batch-metadata.js';
 import { AuditlogError } from '../core/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { countLines, outputChunkSize, type EncodedBatch } from './encode-batch.js';
-
-const gunzipAsync = promisify(gunzip);
+import { decompressBody } from './codec.js';
+import { countLines, type EncodedBatch } from './encode-batch.js';
 
 export async function verifyStoredBatch(store: ObjectStore, key: string, expected: EncodedBatch): Promise<void> {
   const fail = (what: string, found: string | number, wanted: string | number): never => {
@@ -26,9 +23,9 @@ export async function verifyStoredBatch(store: ObjectStore, key: string, expecte
   if (!body.equals(expected.body)) fail('SHA-256 of the stored bytes', sha256Hex(body), expected.sha256Compressed);
   let raw: Buffer;
   try {
-    raw = await gunzipAsync(body, { chunkSize: outputChunkSize(expected.uncompressedBytes) });
+    raw = await decompressBody(expected.compression, body, expected.uncompressedBytes);
   } catch (error) {
-    throw new AuditlogError('VERIFY_FAILED', `verification of ${key} failed: the stored object does not decompress; nothing was deleted for this batch`, {
+    throw new AuditlogError('VERIFY_FAILED', `verification of ${key} failed: the stored object does not decompress (${(error as Error).message}); nothing was deleted for this batch`, {
       details: { key, check: 'decompress' },
       cause: error,
     });

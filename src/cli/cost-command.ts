@@ -31,7 +31,11 @@ export interface CostCliOptions {
 
 /** Rows of the benchmark's audit table are about 500 bytes as JSON (DESIGN.md §7). */
 const DEFAULT_AVG_ROW_BYTES = 500;
-/** gzip level 6 on audit rows (DESIGN.md §7 dataset, docs/benchmarks.md) compresses about 8:1. */
+/**
+ * gzip level 6 on audit rows (DESIGN.md §7 dataset, docs/benchmarks.md) compresses about 8:1, and
+ * zstd at its default level about the same: one figure without --config. With --config each table's
+ * own codec and level compress a sample (measure-tables.ts).
+ */
 const DEFAULT_COMPRESSION_RATIO = 8;
 
 const HOLD_NOTES: Record<NonNullable<TableMeasure['holds']> | 'none', string> = {

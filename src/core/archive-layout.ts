@@ -1,9 +1,11 @@
 /**
  * Object keys of the archive (DESIGN.md §3), relative to the store root:
  *   <database>/<schema>.<table>/year=YYYY/month=MM/day=DD/<object>.jsonl.gz  (+ .metadata.json)
- * and the tool's own state under `_auditlog/` (Hive readers skip names starting with `_`).
+ * (`.jsonl.zst` for zstd objects) and the tool's own state under `_auditlog/` (Hive readers skip
+ * names starting with `_`).
  */
-export const DATA_SUFFIX = '.jsonl.gz';
+import { COMPRESSIONS, COMPRESSION_SPECS, compressionOfDataKey, type Compression } from './compression.js';
+
 export const METADATA_SUFFIX = '.metadata.json';
 export const STATE_PREFIX = '_auditlog/';
 
@@ -53,22 +55,50 @@ export function dayPartition(day: string): string {
   return `year=${y}/month=${m}/day=${d}/`;
 }
 
-export function dataKey(prefix: string, day: string, objectName: string): string {
-  return `${prefix}${dayPartition(day)}${objectName}${DATA_SUFFIX}`;
+/** `compression`: gzip by default, the names every version before zstd wrote. */
+export function dataKey(prefix: string, day: string, objectName: string, compression: Compression = 'gzip'): string {
+  return `${prefix}${dayPartition(day)}${objectName}${COMPRESSION_SPECS[compression].dataSuffix}`;
 }
 
+/** Whether `key` names a data object (of any codec). */
+export function isDataKey(key: string): boolean {
+  return compressionOfDataKey(key) !== undefined;
+}
+
+/** The key without its data suffix: what a data object shares with its sidecar (and with the other codecs' objects of that batch). */
+export function dataKeyBase(key: string): string {
+  const compression = compressionOfDataKey(key);
+  if (compression === undefined) throw new Error(`not a data object key: ${key}`);
+  return key.slice(0, -COMPRESSION_SPECS[compression].dataSuffix.length);
+}
+
+/**
+ * The sidecar is `<object>.metadata.json` whatever the codec (DESIGN.md §3): a gzip and a zstd
+ * object of the same batch name would share it, which is why a batch never writes where the other
+ * codec's object of its name exists (archive-batch.ts) and a sidecar is only taken for the object
+ * its `data_object` names.
+ */
 export function metadataKeyFor(key: string): string {
-  if (!key.endsWith(DATA_SUFFIX)) throw new Error(`not a data object key: ${key}`);
-  return key.slice(0, -DATA_SUFFIX.length) + METADATA_SUFFIX;
+  return dataKeyBase(key) + METADATA_SUFFIX;
+}
+
+/** The keys every codec would give this batch's data object (the batch's own first). */
+export function dataKeysOfName(key: string): string[] {
+  const base = dataKeyBase(key);
+  return [key, ...COMPRESSIONS.map((c) => base + COMPRESSION_SPECS[c].dataSuffix).filter((k) => k !== key)];
 }
 
 export function pendingPrefix(prefix: string): string {
   return `${STATE_PREFIX}pending/${prefix}`;
 }
 
-/** The in-flight marker of a batch: present from before its upload until its delete committed. */
-export function pendingMarkerKey(prefix: string, day: string, objectName: string): string {
-  return `${pendingPrefix(prefix)}${day}-${objectName}.json`;
+/**
+ * The in-flight marker of a batch: present from before its upload until its delete committed. Its
+ * name says the codec (compression.ts, markerSuffix), so that the data object it stands for
+ * follows from the name alone, whatever the configuration of the run that reconciles it.
+ */
+export function pendingMarkerKey(prefix: string, day: string, objectName: string, compression: Compression = 'gzip'): string {
+  return `${pendingPrefix(prefix)}${day}-${objectName}${COMPRESSION_SPECS[compression].markerSuffix}`;
 }
 
 /**
@@ -77,15 +107,23 @@ export function pendingMarkerKey(prefix: string, day: string, objectName: string
  */
 export function dataKeyForMarker(prefix: string, markerKey: string): string | undefined {
   const name = markerKey.startsWith(pendingPrefix(prefix)) ? markerKey.slice(pendingPrefix(prefix).length) : '';
-  const m = /^(\d{4}-\d{2}-\d{2})-([^/]+)\.json$/.exec(name);
-  return m === null ? undefined : dataKey(prefix, m[1]!, m[2]!);
+  for (const compression of COMPRESSIONS) {
+    const suffix = COMPRESSION_SPECS[compression].markerSuffix;
+    if (!name.endsWith(suffix)) continue;
+    const m = /^(\d{4}-\d{2}-\d{2})-([^/]+)$/.exec(name.slice(0, -suffix.length));
+    // `.zst.pending` does not end in `.json`, so at most one codec's suffix matches a name.
+    if (m !== null) return dataKey(prefix, m[1]!, m[2]!, compression);
+  }
+  return undefined;
 }
 
 /** The pending marker a data object of this table has while its batch is in flight (dataKeyForMarker's inverse). */
 export function markerKeyForData(prefix: string, key: string): string | undefined {
-  const rest = key.startsWith(prefix) && key.endsWith(DATA_SUFFIX) ? key.slice(prefix.length, -DATA_SUFFIX.length) : '';
+  const compression = compressionOfDataKey(key);
+  if (compression === undefined || !key.startsWith(prefix)) return undefined;
+  const rest = key.slice(prefix.length, -COMPRESSION_SPECS[compression].dataSuffix.length);
   const m = /^year=(\d{4})\/month=(\d{2})\/day=(\d{2})\/([^/]+)$/.exec(rest);
-  return m === null ? undefined : pendingMarkerKey(prefix, `${m[1]}-${m[2]}-${m[3]}`, m[4]!);
+  return m === null ? undefined : pendingMarkerKey(prefix, `${m[1]}-${m[2]}-${m[3]}`, m[4]!, compression);
 }
 
 /** `<database>/<schema>.<table>` as one name: the file name of a table's state documents. */

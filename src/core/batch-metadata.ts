@@ -3,6 +3,7 @@
  * Pure: building and checking it needs no I/O.
  */
 import { createHash } from 'node:crypto';
+import type { Compression } from './compression.js';
 import type { TablePlan } from './table-plan.js';
 
 export const FORMAT_NAME = 'auditlog-archive';
@@ -23,7 +24,7 @@ export interface BatchMetadata {
   max_timestamp: string;
   min_primary_key: string[];
   max_primary_key: string[];
-  compression: 'gzip';
+  compression: Compression;
   compression_level: number;
   uncompressed_bytes: number;
   compressed_bytes: number;

@@ -29,6 +29,13 @@ export const COMPRESSION_SPECS: Readonly<Record<Compression, CompressionSpec>> =
   zstd: { name: 'zstd', dataSuffix: '.jsonl.zst', markerSuffix: '.zst.pending', contentType: 'application/zstd', minLevel: 1, maxLevel: 19, defaultLevel: 3 },
 };
 
+/**
+ * Largest zstd object content (decompressed JSON lines) this tool writes or reads: compressing
+ * holds the input and an output of about its size in the WASM heap (2 GiB at most), decompressing
+ * the object and its content. A frame header declaring more is refused before any allocation.
+ */
+export const MAX_ZSTD_CONTENT_BYTES = 512 * 1024 * 1024;
+
 export function isCompression(value: unknown): value is Compression {
   return typeof value === 'string' && (COMPRESSIONS as readonly string[]).includes(value);
 }

@@ -2,6 +2,8 @@
  * What the archiver knows about one table after reading the catalog: everything the SQL builders
  * and the metadata need, and nothing that requires a connection.
  */
+import type { Compression } from './compression.js';
+
 export type TimestampKind = 'timestamptz' | 'timestamp' | 'date';
 
 export interface ColumnInfo {
@@ -63,6 +65,8 @@ export interface TablePlan {
   targetQueryTimeMs: number;
   /** Most bytes of JSON lines per page: wide rows make smaller pages (batch-sizer.ts). */
   maxBatchBytes: number;
+  /** The codec of the table's new objects (objects already archived keep theirs) and its level. */
+  compression: Compression;
   compressionLevel: number;
   pauseBetweenBatchesMs: number;
   batchesInFlight: number;

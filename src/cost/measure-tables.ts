@@ -67,7 +67,7 @@ export async function measureConfig(config: Config, secrets: readonly string[], 
         let raw = 0;
         let compressed = 0;
         for (const page of pages) {
-          const encoded = await encodeBatch(page.lines, plan.compressionLevel);
+          const encoded = await encodeBatch(page.lines, plan.compression, plan.compressionLevel);
           sampled += page.count;
           raw += encoded.uncompressedBytes;
           compressed += encoded.compressedBytes;

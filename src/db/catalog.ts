@@ -6,6 +6,7 @@
  * type parsers.
  */
 import type { DefaultsConfig, TableConfig } from '../config/schema.js';
+import { resolveCompression } from '../core/compression.js';
 import { AuditlogError } from '../core/errors.js';
 import type { ColumnInfo, TablePlan, TimestampKind } from '../core/table-plan.js';
 import type { Queryable } from './queryable.js';
@@ -86,7 +87,7 @@ export async function loadTablePlan(
     maxBatchSize: Math.max(table.max_batch_size ?? defaults.max_batch_size ?? batchSize, batchSize),
     targetQueryTimeMs: table.target_query_time_ms ?? defaults.target_query_time_ms,
     maxBatchBytes: table.max_batch_bytes ?? defaults.max_batch_bytes,
-    compressionLevel: table.compression_level ?? defaults.compression_level,
+    ...(({ compression, level }) => ({ compression, compressionLevel: level }))(resolveCompression(defaults, table)),
     pauseBetweenBatchesMs: table.pause_between_batches_ms ?? defaults.pause_between_batches_ms,
     batchesInFlight: table.batches_in_flight ?? defaults.batches_in_flight,
   };

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { runArchive } from '../archive/run-archive.js';
 import type { RunSummary } from '../archive/table-summary.js';
 import { configSchema } from '../config/schema.js';
-import { DATA_SUFFIX } from '../core/archive-layout.js';
+import { isDataKey } from '../core/archive-layout.js';
 import { startEmbeddedPostgres } from '../db/embedded-postgres.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import { seedAuditTable } from './seed-audit-table.js';
@@ -67,7 +67,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const summary = await runArchive({ config, store, logger: options.logger, runId: options.runId, toolVersion: options.toolVersion });
 
     const dataObjects: string[] = [];
-    for await (const o of store.list('')) if (o.key.endsWith(DATA_SUFFIX)) dataObjects.push(o.key);
+    for await (const o of store.list('')) if (isDataKey(o.key)) dataObjects.push(o.key);
     const check = new pg.Client({ connectionString: url });
     await check.connect();
     const rowsAfter = Number((await check.query<{ n: string }>('SELECT count(*)::text AS n FROM public.audit_log')).rows[0]!.n);

@@ -6,14 +6,12 @@
  * A sidecar is read twice: at selection, kept as a summary without the manifest, and again when
  * its object is loaded, where its bytes must be the ones selected.
  */
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
 import { FORMAT_NAME, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
+import { compressionOfDataKey } from '../core/compression.js';
 import { AuditlogError } from '../core/errors.js';
-import { countLines, outputChunkSize } from '../archive/encode-batch.js';
+import { decompressBody } from '../archive/codec.js';
+import { countLines } from '../archive/encode-batch.js';
 import type { SidecarSummary } from './sidecar-summary.js';
-
-const gunzipAsync = promisify(gunzip);
 
 export interface CheckedObject {
   key: string;
@@ -58,6 +56,11 @@ export function parseObjectMetadata(key: string, body: Buffer | undefined, expec
   if (meta.database !== expected.database || meta.schema !== expected.schema || meta.table !== expected.table) {
     throw corrupt(key, `its metadata names ${meta.database}/${meta.schema}.${meta.table}, not the table being restored`, 'metadata');
   }
+  // Both codecs' objects of one batch name share the sidecar key: it must describe this one.
+  const byName = compressionOfDataKey(key) ?? 'gzip';
+  if (meta.compression !== byName) {
+    throw corrupt(key, `its metadata sidecar says compression ${JSON.stringify(meta.compression)} but the object is ${byName} by its name (the sidecar describes another object of this batch name)`, 'metadata');
+  }
   if (meta.primary_keys.length !== meta.record_count) {
     throw corrupt(key, `its manifest lists ${meta.primary_keys.length} keys but record_count is ${meta.record_count}`, 'record_count');
   }
@@ -94,9 +97,9 @@ export async function checkObject(key: string, body: Buffer | undefined, meta: B
   if (stored !== meta.sha256_compressed) throw corrupt(key, `SHA-256 of the stored bytes is ${stored}, metadata says ${meta.sha256_compressed}`, 'sha256_compressed');
   let raw: Buffer;
   try {
-    raw = await gunzipAsync(body, { chunkSize: outputChunkSize(meta.uncompressed_bytes ?? body.length * 4) });
-  } catch {
-    throw corrupt(key, 'it does not decompress', 'decompress');
+    raw = await decompressBody(meta.compression, body, typeof meta.uncompressed_bytes === 'number' ? meta.uncompressed_bytes : undefined);
+  } catch (error) {
+    throw corrupt(key, `it does not decompress (${(error as Error).message})`, 'decompress');
   }
   const unpacked = sha256Hex(raw);
   if (unpacked !== meta.sha256_uncompressed) throw corrupt(key, `SHA-256 of the decompressed bytes is ${unpacked}, metadata says ${meta.sha256_uncompressed}`, 'sha256_uncompressed');

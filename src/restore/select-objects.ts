@@ -6,7 +6,7 @@
  * A data object is *committed* when it has a sidecar and no pending marker (docs/format.md,
  * "Commit protocol"); only those are restored. In-flight objects are reported, not trusted.
  */
-import { DATA_SUFFIX, METADATA_SUFFIX, dataKeyForMarker, pendingPrefix } from '../core/archive-layout.js';
+import { dataKeyForMarker, isDataKey, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
 import { AuditlogError } from '../core/errors.js';
 import { parseUtcDay } from '../core/utc-day.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -89,9 +89,10 @@ export async function selectObjects(store: ObjectStore, tablePrefix: string, ran
   }
   const out: SelectedObjects = { committed: [], uncommitted: [], withoutMetadata: [] };
   for (const key of [...keys].sort()) {
-    if (!key.endsWith(DATA_SUFFIX) || !inRange(key, range)) continue;
+    if (!isDataKey(key) || !inRange(key, range)) continue;
     if (pending.has(key)) out.uncommitted.push(key);
-    else if (!keys.has(key.slice(0, -DATA_SUFFIX.length) + METADATA_SUFFIX)) out.withoutMetadata.push(key);
+    // A sidecar of this name that describes the other codec's object is caught when it is read (check-object.ts).
+    else if (!keys.has(metadataKeyFor(key))) out.withoutMetadata.push(key);
     else out.committed.push(key);
   }
   return out;

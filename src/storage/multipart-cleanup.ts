@@ -12,7 +12,7 @@
  * belong to an upload created after the listing was taken.
  */
 import { MULTIPART_STATE_PREFIX, type MultipartState } from './multipart-state.js';
-import { DATA_SUFFIX, METADATA_SUFFIX, STATE_PREFIX } from '../core/archive-layout.js';
+import { METADATA_SUFFIX, STATE_PREFIX, isDataKey } from '../core/archive-layout.js';
 
 export interface ListedUpload {
   /** Relative to the store prefix. */
@@ -34,7 +34,7 @@ const PARTITIONED_OBJECT = /\/year=\d{4}\/month=\d{2}\/day=\d{2}\/[^/]+$/;
 /** Whether a key (relative to the prefix) is one the archiver writes. */
 export function isArchiverKey(key: string): boolean {
   if (key.startsWith(STATE_PREFIX)) return true;
-  return (key.endsWith(DATA_SUFFIX) || key.endsWith(METADATA_SUFFIX)) && PARTITIONED_OBJECT.test(key);
+  return (isDataKey(key) || key.endsWith(METADATA_SUFFIX)) && PARTITIONED_OBJECT.test(key);
 }
 
 export function selectOrphanUploads(

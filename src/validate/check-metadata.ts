@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { FORMAT_NAME, FORMAT_VERSION } from '../core/batch-metadata.js';
+import { COMPRESSIONS, compressionOfDataKey } from '../core/compression.js';
 import { parseTimestampText } from './pg-text.js';
 import type { Finding } from './problem-codes.js';
 
@@ -23,7 +24,7 @@ const metadataSchema = z.object({
   record_count: count,
   min_timestamp: z.string(),
   max_timestamp: z.string(),
-  compression: z.literal('gzip'),
+  compression: z.enum(COMPRESSIONS),
   uncompressed_bytes: count,
   compressed_bytes: count,
   sha256_uncompressed: hex64,
@@ -87,6 +88,10 @@ export function checkMetadata(body: Buffer, metadataKey: string, dataKey: string
     const name = (t: { database: string; schema: string; table: string }): string => `database ${JSON.stringify(t.database)} schema ${JSON.stringify(t.schema)} table ${JSON.stringify(t.table)}`;
     return invalid(`it describes ${name(meta)}, not ${name(table)} whose directory holds it`);
   }
+  // The key's suffix is what readers go by (DuckDB, Athena, `zstd -dc`); the sidecar must agree,
+  // or it describes another object of this batch name (both codecs share the sidecar's key).
+  const keyCompression = compressionOfDataKey(dataKey);
+  if (keyCompression !== undefined && meta.compression !== keyCompression) return invalid(`compression is "${meta.compression}" but the data object ${dataKey} is ${keyCompression} by its name`);
   for (const field of ['min_timestamp', 'max_timestamp'] as const) {
     if (parseTimestampText(meta[field]) === undefined) return invalid(`${field} ${JSON.stringify(meta[field])} is not a timestamp`);
   }

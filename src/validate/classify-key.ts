@@ -2,7 +2,7 @@
  * What a key under a table's prefix is, by the layout contract (DESIGN.md §3) alone (pure).
  * Anything that is not a data object or a metadata sidecar in a day partition is a stray.
  */
-import { DATA_SUFFIX, METADATA_SUFFIX } from '../core/archive-layout.js';
+import { METADATA_SUFFIX, dataKeyBase, isDataKey } from '../core/archive-layout.js';
 import { daysInMonth } from '../core/utc-day.js';
 
 export type KeyKind =
@@ -22,7 +22,7 @@ export function classifyKey(relative: string): KeyKind {
   const day = `${m[1]}-${m[2]}-${m[3]}`;
   if (!isPartitionDay(day)) return { kind: 'stray' };
   const name = m[4]!;
-  if (name.endsWith(DATA_SUFFIX) && name.length > DATA_SUFFIX.length) return { kind: 'data', day, base: relative.slice(0, -DATA_SUFFIX.length) };
+  if (isDataKey(name)) return { kind: 'data', day, base: dataKeyBase(relative) };
   if (name.endsWith(METADATA_SUFFIX) && name.length > METADATA_SUFFIX.length) return { kind: 'metadata', day, base: relative.slice(0, -METADATA_SUFFIX.length) };
   return { kind: 'stray' };
 }

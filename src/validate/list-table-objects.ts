@@ -2,8 +2,11 @@
  * What a table's part of the archive holds, from listings only: data objects paired with their
  * sidecars by name, strays, and which batches still have a pending marker (uncommitted).
  * With a date range only that range's day partitions (and markers) are listed.
+ * A gzip and a zstd object of one batch name (the codec changed between runs) are two entries
+ * sharing the one sidecar key; the sidecar's `compression` says which it describes (check-metadata.ts).
  */
 import { dataKeyForMarker, pendingPrefix } from '../core/archive-layout.js';
+import { COMPRESSION_SPECS } from '../core/compression.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { classifyKey } from './classify-key.js';
 import { isDayInRange, partitionPrefixes, type DayRange } from './select-partitions.js';
@@ -29,13 +32,14 @@ export interface TableListing {
 const MAX_PARTITION_LISTINGS = 400;
 
 export async function listTableObjects(store: ObjectStore, prefix: string, range: DayRange | undefined): Promise<TableListing> {
-  const byBase = new Map<string, ListedObject>();
+  const byKey = new Map<string, ListedObject>();
+  const sidecars = new Map<string, { day: string; size: number }>();
   const strays: string[] = [];
-  const entry = (base: string, day: string): ListedObject => {
-    let o = byBase.get(base);
+  const entry = (dataKey: string, base: string, day: string): ListedObject => {
+    let o = byKey.get(dataKey);
     if (o === undefined) {
-      o = { dataKey: `${prefix}${base}.jsonl.gz`, metadataKey: `${prefix}${base}.metadata.json`, day, uncommitted: false };
-      byBase.set(base, o);
+      o = { dataKey, metadataKey: `${prefix}${base}.metadata.json`, day, uncommitted: false };
+      byKey.set(dataKey, o);
     }
     return o;
   };
@@ -50,9 +54,8 @@ export async function listTableObjects(store: ObjectStore, prefix: string, range
         continue;
       }
       if (!isDayInRange(kind.day, range)) continue;
-      const o = entry(kind.base, kind.day);
-      if (kind.kind === 'data') o.dataSize = info.size;
-      else o.metadataSize = info.size;
+      if (kind.kind === 'data') entry(info.key, kind.base, kind.day).dataSize = info.size;
+      else sidecars.set(kind.base, { day: kind.day, size: info.size });
     }
   }
   for await (const info of store.list(pendingPrefix(prefix))) {
@@ -63,8 +66,21 @@ export async function listTableObjects(store: ObjectStore, prefix: string, range
       continue;
     }
     if (!isDayInRange(kind.day, range)) continue;
-    entry(kind.base, kind.day).uncommitted = true;
+    entry(key!, kind.base, kind.day).uncommitted = true;
   }
-  const objects = [...byBase.values()].sort((a, b) => (a.dataKey < b.dataKey ? -1 : a.dataKey > b.dataKey ? 1 : 0));
+  const paired = new Set<string>();
+  for (const o of byKey.values()) {
+    const base = o.metadataKey.slice(prefix.length, -'.metadata.json'.length);
+    const sidecar = sidecars.get(base);
+    if (sidecar === undefined) continue;
+    o.metadataSize = sidecar.size;
+    paired.add(base);
+  }
+  // A sidecar without any data object: named after the gzip object, as every sidecar before zstd
+  // was (the check reads the sidecar and names the object it describes).
+  for (const [base, sidecar] of sidecars) {
+    if (!paired.has(base)) entry(`${prefix}${base}${COMPRESSION_SPECS.gzip.dataSuffix}`, base, sidecar.day).metadataSize = sidecar.size;
+  }
+  const objects = [...byKey.values()].sort((a, b) => (a.dataKey < b.dataKey ? -1 : a.dataKey > b.dataKey ? 1 : 0));
   return { objects, strays };
 }

@@ -1,26 +1,32 @@
 /**
  * Decompresses a stored object chunk by chunk, hashing the decompressed bytes and handing out one
- * line at a time: the decompressed form (often 5–10× the stored size) is never held whole.
+ * line at a time: the decompressed form (often 5–10× the stored size) of a gzip object is never
+ * held whole. A zstd object is decoded whole (the WASM decoder has no streaming interface), within
+ * the size its frame declares, which must be the sidecar's and at most MAX_ZSTD_CONTENT_BYTES (core/compression.ts).
  */
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
+import type { Compression } from '../core/compression.js';
+import { decompressBody } from '../archive/codec.js';
 
 export interface StreamedLines {
   lines: number;
   sha256Uncompressed: string;
 }
 
-/** Rejects when the bytes are not a complete gzip stream. */
-export async function streamObjectLines(body: Buffer, onLine: (line: string) => void): Promise<StreamedLines> {
+/**
+ * Rejects when the bytes are not a complete stream of the codec (gzip unless said).
+ * `expectedBytes`: the decompressed size the sidecar records, when there is one.
+ */
+export async function streamObjectLines(body: Buffer, onLine: (line: string) => void, options: { compression?: Compression; expectedBytes?: number } = {}): Promise<StreamedLines> {
   const hash = createHash('sha256');
-  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
-  gunzip.end(body);
+  const chunks = (options.compression ?? 'gzip') === 'gzip' ? gunzipChunks(body) : [await decompressBody('zstd', body, options.expectedBytes)];
   // The unfinished line so far, as the chunks that hold it: joined once, when its newline comes.
   // Concatenating at every chunk copied a long line again and again (quadratic: a 400 MB line
   // took five minutes to validate; found by probing).
   let carry: Buffer[] = [];
   let lines = 0;
-  for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+  for await (const chunk of chunks) {
     hash.update(chunk);
     // Splitting at byte 0x0A is safe in UTF-8: it never occurs inside a multi-byte character.
     let start = 0;
@@ -47,4 +53,10 @@ export async function streamObjectLines(body: Buffer, onLine: (line: string) => 
     lines++;
   }
   return { lines, sha256Uncompressed: hash.digest('hex') };
+}
+
+function gunzipChunks(body: Buffer): AsyncIterable<Buffer> {
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+  gunzip.end(body);
+  return gunzip as AsyncIterable<Buffer>;
 }

@@ -6,7 +6,8 @@
  */
 import type { Config, DatabaseConfig, TableConfig } from '../config/schema.js';
 import { sha256Hex } from '../core/batch-metadata.js';
-import { tablePrefix } from '../core/archive-layout.js';
+import { METADATA_SUFFIX, tablePrefix } from '../core/archive-layout.js';
+import { COMPRESSION_SPECS, isCompression } from '../core/compression.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { readBatchObjectState } from '../storage/batch-object-state.js';
 import { DataLineChecker } from './check-data-lines.js';
@@ -149,7 +150,7 @@ async function checkListedObject(store: ObjectStore, table: TableIdentity, o: Li
   if (o.metadataSize === undefined) {
     return { findings: [{ code: 'MISSING_METADATA', key: o.dataKey, message: 'data object without its .metadata.json sidecar; restore the sidecar from a backup, or check the object by hand (docs/format.md)' }] };
   }
-  if (o.dataSize === undefined) return { findings: [orphanMetadata(o)] };
+  if (o.dataSize === undefined) return { findings: [orphanMetadata({ ...o, dataKey: await describedDataKey(store, o) })] };
   const metaBody = await store.get(o.metadataKey);
   if (metaBody === undefined) return { findings: [{ code: 'MISSING_METADATA', key: o.dataKey, message: 'the metadata sidecar disappeared while validating; validate again' }] };
   const { meta, findings } = checkMetadata(metaBody, o.metadataKey, o.dataKey, table, o.dataSize);
@@ -166,12 +167,22 @@ async function checkListedObject(store: ObjectStore, table: TableIdentity, o: Li
   }
   const checker = new DataLineChecker(meta, o.day, o.dataKey);
   try {
-    const streamed = await streamObjectLines(body, (line) => checker.addLine(line));
+    const streamed = await streamObjectLines(body, (line) => checker.addLine(line), { compression: meta.compression, expectedBytes: meta.uncompressed_bytes });
     findings.push(...checker.finish(streamed.sha256Uncompressed));
   } catch (error) {
     findings.push({ code: 'DECOMPRESS_FAILED', key: o.dataKey, message: `the stored bytes match the metadata but do not decompress (${error instanceof Error ? error.message : String(error)}); the batch was written damaged — its rows cannot be restored from this object` });
   }
   return result;
+}
+
+/** The data object a sidecar without one names by its `compression` (the listing could only guess gzip). */
+async function describedDataKey(store: ObjectStore, o: ListedObject): Promise<string> {
+  try {
+    const compression = (JSON.parse((await store.get(o.metadataKey))?.toString('utf8') ?? '{}') as { compression?: unknown }).compression;
+    return isCompression(compression) ? o.metadataKey.slice(0, -METADATA_SUFFIX.length) + COMPRESSION_SPECS[compression].dataSuffix : o.dataKey;
+  } catch {
+    return o.dataKey;
+  }
 }
 
 function orphanMetadata(o: ListedObject): Finding {

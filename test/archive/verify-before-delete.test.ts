@@ -15,7 +15,7 @@ import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 import type { DeleteManyResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from '../../src/storage/object-store.js';
 import { encodeBatch } from '../../src/archive/encode-batch.js';
 import { verifyStoredBatch } from '../../src/archive/verify-object.js';
-import { DATA_SUFFIX } from '../../src/core/archive-layout.js';
+import { isDataKey } from '../../src/core/archive-layout.js';
 
 /** A real local store whose data-object writes are damaged by `damage` (a misbehaving server or disk). */
 class DamagingStore implements ObjectStore {
@@ -25,7 +25,7 @@ class DamagingStore implements ObjectStore {
     private readonly damage: (body: Buffer) => Buffer | undefined,
   ) {}
   async put(key: string, body: Buffer, options?: PutOptions): Promise<PutResult | void> {
-    if (!key.endsWith(DATA_SUFFIX)) return this.inner.put(key, body, options);
+    if (!isDataKey(key)) return this.inner.put(key, body, options);
     const damaged = this.damage(body);
     if (damaged !== undefined) await this.inner.put(key, damaged);
   }
@@ -69,7 +69,7 @@ describe('verify before delete', () => {
   });
 
   it('rejects a stored object of the right bytes count that decodes to other lines', async () => {
-    const encoded = await encodeBatch(Buffer.from('{"id":1}\n{"id":2}\n'), 6);
+    const encoded = await encodeBatch(Buffer.from('{"id":1}\n{"id":2}\n'), 'gzip', 6);
     // Same length, different content: a wrong object that happens to match in size.
     const other = gzipSync(Buffer.from('{"id":1}\n{"id":3}\n'), { level: 6 });
     expect(other.length).toBe(encoded.body.length);
@@ -80,7 +80,7 @@ describe('verify before delete', () => {
   it('encodes any batch losslessly, also one that barely compresses (output past the first zlib chunk)', async () => {
     const { randomBytes } = await import('node:crypto');
     for (const raw of [Buffer.from('{"id":1}\n'.repeat(50_000)), Buffer.from(`${randomBytes(600_000).toString('base64')}\n`)]) {
-      const encoded = await encodeBatch(raw, 6);
+      const encoded = await encodeBatch(raw, 'gzip', 6);
       expect(gunzipSync(encoded.body).equals(raw)).toBe(true);
       expect(encoded.recordCount).toBe(raw.toString('utf8').split('\n').length - 1);
       expect(encoded.compressedBytes).toBe(encoded.body.length);

@@ -42,7 +42,6 @@ describe('parseConfig: defaults', () => {
       target_query_time_ms: 2_000,
       max_batch_bytes: 8_388_608,
       compression: 'gzip',
-      compression_level: 6,
       pause_between_batches_ms: 0,
       batches_in_flight: 3,
       vacuum_after: false,
@@ -449,7 +448,7 @@ databases:
     const error = parseError(text);
     expect(error.message.split('\n')).toEqual([
       'c.yaml: defaults.batch_size: expected an integer from 1 to 1000000, found 0',
-      'c.yaml: defaults.compression_level: expected an integer from 1 to 9, found 10',
+      'c.yaml: defaults.compression_level: expected an integer from 1 to 9 (gzip levels), found 10',
       'c.yaml: databases[0].tables[0].timestamp_column: expected a non-empty string, found 7',
       'c.yaml: databases[0].tables[0].retentionDays: unknown key (did you mean "retention_days"?)',
       'c.yaml: databases[0].tables[1].timestamp_column: missing required key (expected a non-empty string)',
@@ -682,5 +681,51 @@ describe('parseConfig: values that would fail at run time', () => {
       visit(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>, '');
       expect(unbounded).toEqual([]);
     });
+  });
+});
+
+describe('parseConfig: compression', () => {
+  const config = (defaults: string, table: string): string =>
+    `local:\n  path: ./archive\ndefaults:\n${defaults}databases:\n  - name: app\n    url: postgresql://localhost/app\n    tables:\n      - name: a\n        timestamp_column: t\n${table}`;
+
+  it('checks compression_level against the range of the codec it is for, naming the path, the range and the value', () => {
+    expect(parseError(config('  compression: zstd\n  compression_level: 20\n', '')).message).toBe('c.yaml: defaults.compression_level: expected an integer from 1 to 19 (zstd levels), found 20');
+    expect(parseError(config('  compression: gzip\n', '        compression_level: 12\n')).message).toBe(
+      'c.yaml: databases[0].tables[0].compression_level: expected an integer from 1 to 9 (gzip levels, the compression it inherits from defaults), found 12',
+    );
+    expect(parseError(config('  compression: zstd\n', '        compression: gzip\n        compression_level: 12\n')).message).toBe('c.yaml: databases[0].tables[0].compression_level: expected an integer from 1 to 9 (gzip levels), found 12');
+    expect(parseError(config('  compression: lz4\n', '')).message).toBe('c.yaml: defaults.compression: expected one of "gzip", "zstd", found "lz4"');
+    expect(parseError(config('  compression_level: 0\n', '')).message).toBe('c.yaml: defaults.compression_level: expected a positive integer, found 0');
+    // zstd's levels are fine for a table that sets zstd under gzip defaults.
+    expect(parseConfig(config('  compression: gzip\n', '        compression: zstd\n        compression_level: 19\n'), 'c.yaml', {}).databases[0]!.tables[0]).toMatchObject({ compression: 'zstd', compression_level: 19 });
+  });
+
+  it('gives each codec its own default level; a level in defaults goes with the codec set there', async () => {
+    const { resolveCompression } = await import('../../src/core/compression.js');
+    const parse = (defaults: string, table: string): { compression: string; level: number } => {
+      const c = parseConfig(config(defaults, table), 'c.yaml', {});
+      return resolveCompression(c.defaults, c.databases[0]!.tables[0]!);
+    };
+    expect(parse('  retention_days: 9\n', '')).toEqual({ compression: 'gzip', level: 6 });
+    expect(parse('  compression: zstd\n', '')).toEqual({ compression: 'zstd', level: 3 });
+    expect(parse('  compression: zstd\n  compression_level: 7\n', '')).toEqual({ compression: 'zstd', level: 7 });
+    expect(parse('  compression_level: 9\n', '        compression: zstd\n')).toEqual({ compression: 'zstd', level: 3 });
+    expect(parse('  compression: zstd\n  compression_level: 12\n', '        compression: gzip\n')).toEqual({ compression: 'gzip', level: 6 });
+    expect(parse('  compression_level: 2\n', '        compression: gzip\n')).toEqual({ compression: 'gzip', level: 2 });
+    expect(parse('  compression: zstd\n', '        compression_level: 1\n')).toEqual({ compression: 'zstd', level: 1 });
+  });
+});
+
+describe('parseConfig: zstd and max_batch_bytes', () => {
+  const config = (defaults: string, table: string): string =>
+    `local:\n  path: ./archive\ndefaults:\n  retention_days: 30\n${defaults}databases:\n  - name: app\n    url: postgresql://localhost/app\n    tables:\n      - name: a\n        timestamp_column: t\n${table}`;
+  it('refuses a zstd table whose batches could exceed what a zstd object holds (512 MiB), wherever either is set', () => {
+    const big = 'max_batch_bytes: 1073741824\n';
+    expect(parseError(config(`  compression: zstd\n  ${big}`, '')).message).toBe('c.yaml: defaults.max_batch_bytes: expected at most 536870912 with compression: zstd (a zstd object holds at most 512 MiB of JSON lines), found 1073741824');
+    expect(parseError(config('', `        compression: zstd\n        ${big}`)).message).toMatch(/^c\.yaml: databases\[0\]\.tables\[0\]\.max_batch_bytes: expected at most 536870912 with compression: zstd/);
+    expect(parseError(config('  compression: zstd\n', `        ${big}`)).message).toMatch(/^c\.yaml: databases\[0\]\.tables\[0\]\.max_batch_bytes: expected at most 536870912 with compression: zstd/);
+    expect(parseError(config(`  ${big}`, '        compression: zstd\n')).message).toMatch(/^c\.yaml: databases\[0\]\.tables\[0\]\.compression: zstd needs max_batch_bytes of at most 536870912 and defaults\.max_batch_bytes is 1073741824/);
+    expect(() => parseConfig(config(`  ${big}`, '        compression: zstd\n        max_batch_bytes: 536870912\n'), 'c.yaml', {})).not.toThrow();
+    expect(() => parseConfig(config(`  compression: zstd\n  ${big}`, '        compression: gzip\n'), 'c.yaml', {})).toThrow();
   });
 });

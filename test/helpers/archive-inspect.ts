@@ -1,5 +1,5 @@
 /** Reads a whole archive back for assertions: every data object with its metadata and lines. */
-import { DATA_SUFFIX, STATE_PREFIX, metadataKeyFor } from '../../src/core/archive-layout.js';
+import { STATE_PREFIX, dataKeyForMarker, isDataKey, metadataKeyFor } from '../../src/core/archive-layout.js';
 import type { BatchMetadata } from '../../src/core/batch-metadata.js';
 import { sha256Hex } from '../../src/core/batch-metadata.js';
 import { decodeBatch } from '../../src/archive/encode-batch.js';
@@ -24,7 +24,7 @@ export async function inspectArchive(store: ObjectStore): Promise<InspectedArchi
   for await (const o of store.list('')) allKeys.push(o.key);
   const objects: InspectedObject[] = [];
   const withoutMetadata: string[] = [];
-  for (const key of allKeys.filter((k) => k.endsWith(DATA_SUFFIX))) {
+  for (const key of allKeys.filter((k) => isDataKey(k) && !k.startsWith(STATE_PREFIX))) {
     const body = (await store.get(key))!;
     const metaBody = await store.get(metadataKeyFor(key));
     if (metaBody === undefined) {
@@ -51,9 +51,14 @@ export function archivedKeyCounts(archive: InspectedArchive): Map<string, number
  * delete), or gone (its delete committed, then removing the marker failed).
  */
 export function committedKeyCounts(archive: InspectedArchive): Map<string, number> {
-  // A marker is named `<YYYY-MM-DD>-<object name>.json`; the object `<object name>.jsonl.gz`.
-  const inFlight = new Set(archive.pendingMarkers.map((m) => m.slice(m.lastIndexOf('/') + 1 + 'YYYY-MM-DD-'.length, -'.json'.length)));
-  return countKeys(archive.objects.filter((o) => !inFlight.has(o.key.slice(o.key.lastIndexOf('/') + 1, -DATA_SUFFIX.length))));
+  // The marker's name says its object's (archive-layout.ts); the table prefix is the object key's first two segments.
+  const inFlight = new Set(
+    archive.objects.flatMap((o) => {
+      const prefix = o.key.split('/').slice(0, 2).join('/') + '/';
+      return archive.pendingMarkers.map((m) => dataKeyForMarker(prefix, m)).filter((k) => k === o.key);
+    }),
+  );
+  return countKeys(archive.objects.filter((o) => !inFlight.has(o.key)));
 }
 
 function countKeys(objects: readonly InspectedObject[]): Map<string, number> {

@@ -63,8 +63,21 @@ export interface InvariantReport {
 }
 
 const PENDING_PREFIX = '_auditlog/pending/';
-const DATA_SUFFIX = '.jsonl.gz';
+const DATA_SUFFIXES = ['.jsonl.gz', '.jsonl.zst'];
 const METADATA_SUFFIX = '.metadata.json';
+const dataSuffixOf = (key: string): string | undefined => DATA_SUFFIXES.find((s) => key.endsWith(s));
+
+/** Decoded here with the WASM package directly, not the tool's codec module: the checker stays independent of the code it checks. */
+let zstdReady: Promise<{ decompress(b: Uint8Array): Uint8Array }> | undefined;
+async function decompress(key: string, body: Buffer): Promise<Buffer> {
+  if (key.endsWith('.jsonl.gz')) return gunzipSync(body);
+  zstdReady ??= import('@bokuweb/zstd-wasm').then(async (m) => {
+    const z = (m as unknown as { default: { init(): Promise<void>; decompress(b: Uint8Array): Uint8Array } }).default;
+    await z.init();
+    return z;
+  });
+  return Buffer.from((await zstdReady).decompress(body));
+}
 
 /**
  * The rows as the archiver must write them: row_to_json under the session settings docs/format.md
@@ -174,10 +187,10 @@ async function openLocal(root: string): Promise<RawArchive> {
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-/** `<db>/<schema>.<table>/<YYYY-MM-DD>-<name>.json` under the pending prefix → the data key it stands for. */
+/** `<db>/<schema>.<table>/<YYYY-MM-DD>-<name>.json` (gzip) or `….zst.pending` (zstd) under the pending prefix → the data key it stands for. */
 function dataKeyOfMarker(marker: string): string | undefined {
-  const m = /^(.*\/)(\d{4})-(\d{2})-(\d{2})-([^/]+)\.json$/.exec(marker.slice(PENDING_PREFIX.length));
-  return m === null ? undefined : `${m[1]}year=${m[2]}/month=${m[3]}/day=${m[4]}/${m[5]}${DATA_SUFFIX}`;
+  const m = /^(.*\/)(\d{4})-(\d{2})-(\d{2})-([^/]+?)(\.json|\.zst\.pending)$/.exec(marker.slice(PENDING_PREFIX.length));
+  return m === null ? undefined : `${m[1]}year=${m[2]}/month=${m[3]}/day=${m[4]}/${m[5]}${m[6] === '.json' ? '.jsonl.gz' : '.jsonl.zst'}`;
 }
 
 interface Metadata {
@@ -215,8 +228,8 @@ async function readArchivedRows(
   const inFlightCopies = new Map<string, ArchivedCopy[]>();
   let committed = 0;
   let withoutMetadata = 0;
-  for (const key of raw.keys.filter((k) => k.endsWith(DATA_SUFFIX) && !k.startsWith('_auditlog/'))) {
-    const metaKey = key.slice(0, -DATA_SUFFIX.length) + METADATA_SUFFIX;
+  for (const key of raw.keys.filter((k) => dataSuffixOf(k) !== undefined && !k.startsWith('_auditlog/'))) {
+    const metaKey = key.slice(0, -dataSuffixOf(key)!.length) + METADATA_SUFFIX;
     if (!keys.has(metaKey)) {
       withoutMetadata++;
       problems.push(`data object without metadata: ${key}`);
@@ -235,7 +248,7 @@ async function readArchivedRows(
       problems.push(`${key}: stored bytes do not match the metadata (size or SHA-256)`);
       continue;
     }
-    const text = gunzipSync(body);
+    const text = await decompress(key, body);
     if (sha256(text) !== meta.sha256_uncompressed) problems.push(`${key}: SHA-256 of the decompressed bytes does not match the metadata`);
     const lines = text.toString('utf8').split('\n');
     if (lines.pop() !== '') problems.push(`${key}: the last line does not end with a newline`);
