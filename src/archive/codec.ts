@@ -55,7 +55,12 @@ interface ZstdWasm {
 
 let zstdLoaded: Promise<ZstdWasm> | undefined;
 
-/** Loaded on first use (no work at import time); the package finds its .wasm beside its own files. */
+/**
+ * Loaded on first use (no work at import time); the package finds its .wasm beside its own files.
+ * Its init() must run once per process: a second one swaps the WASM instance and memory under the
+ * functions already bound to the first (found by a test: objects then failed to decode, -72).
+ * Nothing else may call it — hence the one memoised promise.
+ */
 function loadZstd(): Promise<ZstdWasm> {
   zstdLoaded ??= (async () => {
     const mod = (await import('@bokuweb/zstd-wasm')) as unknown as { default: ZstdWasm };

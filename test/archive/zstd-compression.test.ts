@@ -5,7 +5,7 @@
  * zstd objects (truncated, trailing bytes, two frames, no declared size, a declared size that
  * disagrees or would allocate gigabytes) found by validate and restore as corrupt, never crashing.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import { sha256Hex, serializeMetadata, type BatchMetadata } from '../../src/core/batch-metadata.js';
@@ -33,6 +33,8 @@ afterAll(async () => {
 });
 
 const backends = storageBackends(() => s3, 'zstd');
+/** The reference `zstd` command, when installed: objects must read back with it too (CI images may lack it). */
+const hasZstdCli = spawnSync('zstd', ['--version']).status === 0;
 const PREFIX = tablePrefix('app', 'public', 'events');
 
 const findings = (report: ValidationReport): { code: string; key: string }[] => report.tables.flatMap((t) => t.findings.map((f) => ({ code: f.code, key: f.key })));
@@ -75,8 +77,7 @@ describe.each(backends)('zstd through the $name', (backend) => {
       expect(o.meta).toMatchObject({ compression: 'zstd', compression_level: 3 });
       expect(o.meta.data_object).toBe(o.key.slice(o.key.lastIndexOf('/') + 1));
       // The command-line tool reads what we wrote, as docs/format.md says.
-      const viaCli = execFileSync('zstd', ['-dc'], { input: (await store.get(o.key))! });
-      expect(sha256Hex(viaCli)).toBe(o.meta.sha256_uncompressed);
+      if (hasZstdCli) expect(sha256Hex(execFileSync('zstd', ['-dc'], { input: (await store.get(o.key))! }))).toBe(o.meta.sha256_uncompressed);
     }
     expect(archive.withoutMetadata).toEqual([]);
     expect(archive.pendingMarkers).toEqual([]);
@@ -175,8 +176,13 @@ describe('zstd objects that are damaged, or lie about their size', () => {
 
   it('a frame that declares no content size (as streaming compressors write)', async () => {
     const raw = Buffer.from(objects[0]!.lines.join('\n') + '\n');
-    // `zstd --no-content-size` writes a header without Frame_Content_Size.
-    const streamed = execFileSync('zstd', ['-c', '--no-content-size'], { input: raw });
+    // Made by hand, as a streaming compressor writes it: no Frame_Content_Size (a window byte instead), one raw last block.
+    const header = Buffer.alloc(4 + 1 + 1 + 3);
+    header.writeUInt32LE(0xfd2fb528, 0);
+    header[4] = 0x00;
+    header[5] = 0x58;
+    header.writeUIntLE((raw.length << 3) | 1, 6, 3);
+    const streamed = Buffer.concat([header, raw]);
     await expectCorrupt(await replaceBody(streamed), /declares no content size/);
   });
 

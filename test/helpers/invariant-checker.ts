@@ -67,16 +67,15 @@ const DATA_SUFFIXES = ['.jsonl.gz', '.jsonl.zst'];
 const METADATA_SUFFIX = '.metadata.json';
 const dataSuffixOf = (key: string): string | undefined => DATA_SUFFIXES.find((s) => key.endsWith(s));
 
-/** Decoded here with the WASM package directly, not the tool's codec module: the checker stays independent of the code it checks. */
-let zstdReady: Promise<{ decompress(b: Uint8Array): Uint8Array }> | undefined;
+/**
+ * zstd through the tool's codec module: the package may be initialised only once per process
+ * (codec.ts), and the checker's independence is about which objects count, not about the codec,
+ * which test/archive/zstd-compression.test.ts checks against the `zstd` command.
+ */
 async function decompress(key: string, body: Buffer): Promise<Buffer> {
   if (key.endsWith('.jsonl.gz')) return gunzipSync(body);
-  zstdReady ??= import('@bokuweb/zstd-wasm').then(async (m) => {
-    const z = (m as unknown as { default: { init(): Promise<void>; decompress(b: Uint8Array): Uint8Array } }).default;
-    await z.init();
-    return z;
-  });
-  return Buffer.from((await zstdReady).decompress(body));
+  const { decompressBody } = await import('../../src/archive/codec.js');
+  return decompressBody('zstd', body);
 }
 
 /**
