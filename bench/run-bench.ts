@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import pg from 'pg';
+import { isCompression } from '../src/core/compression.js';
 import { describeError } from '../src/core/errors.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { createScratchDatabase, isPostgresReachable, type ScratchDatabase } from '../src/db/scratch-database.js';
@@ -36,8 +37,8 @@ class BenchError extends Error {}
 interface BenchOptions {
   rows: number;
   spanDays: number;
-  /** `defaults:` of the generated config (batch_size, compression_level), when given. */
-  toolDefaults: Record<string, number>;
+  /** `defaults:` of the generated config (batch_size, compression, compression_level), when given. */
+  toolDefaults: Record<string, number | string>;
   keep: boolean;
   baselineOnly: boolean;
   storages: Storage[];
@@ -83,6 +84,7 @@ function parseOptions(argv: string[]): BenchOptions {
       rows: { type: 'string', default: '1000000' },
       'span-days': { type: 'string', default: '730' },
       'batch-size': { type: 'string' },
+      compression: { type: 'string' },
       'compression-level': { type: 'string' },
       keep: { type: 'boolean', default: false },
       'baseline-only': { type: 'boolean', default: false },
@@ -99,7 +101,8 @@ function parseOptions(argv: string[]): BenchOptions {
         '  --span-days N    days the rows span before now (default 730; more than 365). A batch never\n' +
         '                   spans two UTC days, so this sets the rows per day and thus the batch sizes\n' +
         '  --batch-size N   archive batch size (default: the tool\'s default)\n' +
-        '  --compression-level N  gzip level 1-9 of the archive (default: the tool\'s default)\n' +
+        '  --compression C  codec of the archive: gzip or zstd (default: the tool\'s default, gzip)\n' +
+        '  --compression-level N  level of that codec: gzip 1-9, zstd 1-19 (default: the tool\'s default for it)\n' +
         '  --keep           keep the scratch database (its URL is printed)\n' +
         '  --baseline-only  time only the psql | gzip + DELETE baseline\n' +
         '  --storage LIST   archive targets to time, comma-separated: s3rver (an S3-compatible server on\n' +
@@ -112,7 +115,11 @@ function parseOptions(argv: string[]): BenchOptions {
   const rows = parsePositiveInt('--rows', values.rows);
   const spanDays = parsePositiveInt('--span-days', values['span-days']);
   if (spanDays <= RETENTION_DAYS + 1) throw new BenchError(`--span-days: expected more than ${RETENTION_DAYS + 1}, got ${spanDays}`);
-  const toolDefaults: Record<string, number> = {};
+  const toolDefaults: Record<string, number | string> = {};
+  if (values.compression !== undefined) {
+    if (!isCompression(values.compression)) throw new BenchError(`--compression: expected gzip or zstd, got "${values.compression}"`);
+    toolDefaults.compression = values.compression;
+  }
   if (values['batch-size'] !== undefined) toolDefaults.batch_size = parsePositiveInt('--batch-size', values['batch-size']);
   if (values['compression-level'] !== undefined) toolDefaults.compression_level = parsePositiveInt('--compression-level', values['compression-level']);
   const storages = values.storage.split(',').map((v) => v.trim());
@@ -336,7 +343,7 @@ async function startS3rver(directory: string): Promise<S3Server> {
   };
 }
 
-function buildConfigYaml(target: { endpoint: string } | { localPath: string }, toolDefaults: Record<string, number>): string {
+function buildConfigYaml(target: { endpoint: string } | { localPath: string }, toolDefaults: Record<string, number | string>): string {
   // The database URL stays in the environment (expanded by the tool), not in a file on disk.
   const storage =
     'endpoint' in target
@@ -366,7 +373,7 @@ async function runArchive(
   url: string,
   workDir: string,
   workload: Workload,
-  toolDefaults: Record<string, number>,
+  toolDefaults: Record<string, number | string>,
   storage: Storage,
 ): Promise<{ archive: RunResult; validations: ValidateResult[] }> {
   const s3 = storage === 's3rver' ? await startS3rver(join(workDir, 's3rver')) : undefined;

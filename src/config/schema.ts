@@ -185,14 +185,14 @@ const tunables = {
     ),
   compression: z
     .enum(COMPRESSIONS)
-    .describe('Codec of data objects: `gzip` (`.jsonl.gz`) or `zstd` (`.jsonl.zst`, about half the CPU of gzip 6 for the same size; docs/benchmarks.md). Objects already archived keep theirs: a table may hold both.'),
+    .describe('Codec of data objects: `gzip` (`.jsonl.gz`) or `zstd` (`.jsonl.zst`: on the benchmark audit rows a few % larger than gzip 6, for much less CPU; docs/benchmarks.md). Objects already archived keep theirs: a table may hold both.'),
   // The range depends on the codec, so it is checked where both are known (checkCompressionLevels).
   compression_level: z
     .number()
     .int()
     .min(1)
     .describe(
-      'Level of the codec: gzip 1–9 (default 6), zstd 1–19 (default 3); lower is faster, higher smaller. A level set in `defaults` is for the codec set there: a table with another `compression` uses its codec\'s default unless it sets its own level.',
+      'Level of the codec: gzip 1–9 (default 6; lower is faster), zstd 1–19 (default 1: on the benchmark audit rows smaller than level 3, and faster; docs/benchmarks.md); higher is slower. A level set in `defaults` is for the codec set there: a table with another `compression` uses its codec\'s default unless it sets its own level.',
     ),
   pause_between_batches_ms: nonNegativeMs.describe('Pause after each batch to leave room for the application (batches then run one at a time).'),
   batches_in_flight: positiveInt

@@ -26,7 +26,7 @@ export interface CompressionSpec {
 
 export const COMPRESSION_SPECS: Readonly<Record<Compression, CompressionSpec>> = {
   gzip: { name: 'gzip', dataSuffix: '.jsonl.gz', markerSuffix: '.json', contentType: 'application/gzip', minLevel: 1, maxLevel: 9, defaultLevel: 6 },
-  zstd: { name: 'zstd', dataSuffix: '.jsonl.zst', markerSuffix: '.zst.pending', contentType: 'application/zstd', minLevel: 1, maxLevel: 19, defaultLevel: 3 },
+  zstd: { name: 'zstd', dataSuffix: '.jsonl.zst', markerSuffix: '.zst.pending', contentType: 'application/zstd', minLevel: 1, maxLevel: 19, defaultLevel: 1 },
 };
 
 /**

@@ -707,9 +707,9 @@ describe('parseConfig: compression', () => {
       return resolveCompression(c.defaults, c.databases[0]!.tables[0]!);
     };
     expect(parse('  retention_days: 9\n', '')).toEqual({ compression: 'gzip', level: 6 });
-    expect(parse('  compression: zstd\n', '')).toEqual({ compression: 'zstd', level: 3 });
+    expect(parse('  compression: zstd\n', '')).toEqual({ compression: 'zstd', level: 1 });
     expect(parse('  compression: zstd\n  compression_level: 7\n', '')).toEqual({ compression: 'zstd', level: 7 });
-    expect(parse('  compression_level: 9\n', '        compression: zstd\n')).toEqual({ compression: 'zstd', level: 3 });
+    expect(parse('  compression_level: 9\n', '        compression: zstd\n')).toEqual({ compression: 'zstd', level: 1 });
     expect(parse('  compression: zstd\n  compression_level: 12\n', '        compression: gzip\n')).toEqual({ compression: 'gzip', level: 6 });
     expect(parse('  compression_level: 2\n', '        compression: gzip\n')).toEqual({ compression: 'gzip', level: 2 });
     expect(parse('  compression: zstd\n', '        compression_level: 1\n')).toEqual({ compression: 'zstd', level: 1 });
