@@ -58,6 +58,25 @@ describe('archive layout', () => {
     expect(dataKeyForMarker(prefix, '_auditlog/pending/other/public.events/2024-01-15-x.json')).toBeUndefined();
   });
 
+  it('names a zstd batch\'s marker by its codec, so the marker key alone leads to the .jsonl.zst object; gzip markers keep their name', () => {
+    const prefix = tablePrefix('app', 'public', 'events');
+    const name = '000000000000-aaaabbbbccccdddd';
+    const gz = pendingMarkerKey(prefix, '2024-01-15', name, 'gzip');
+    const zst = pendingMarkerKey(prefix, '2024-01-15', name, 'zstd');
+    expect(gz).toBe(`_auditlog/pending/${prefix}2024-01-15-${name}.json`);
+    expect(zst).toBe(`_auditlog/pending/${prefix}2024-01-15-${name}.zst.pending`);
+    expect(dataKeyForMarker(prefix, gz)).toBe(`${prefix}year=2024/month=01/day=15/${name}.jsonl.gz`);
+    expect(dataKeyForMarker(prefix, zst)).toBe(`${prefix}year=2024/month=01/day=15/${name}.jsonl.zst`);
+    expect(markerKeyForData(prefix, dataKey(prefix, '2024-01-15', name, 'zstd'))).toBe(zst);
+    // Both codecs' objects of a name share the sidecar key (DESIGN.md §3).
+    expect(metadataKeyFor(dataKey(prefix, '2024-01-15', name, 'zstd'))).toBe(metadataKeyFor(dataKey(prefix, '2024-01-15', name, 'gzip')));
+    // The rule of versions before zstd (`<day>-<name>.json`) does not parse a zstd marker: they
+    // stop on it instead of taking it for a gzip batch with nothing written.
+    const before = /^(\d{4}-\d{2}-\d{2})-([^/]+)\.json$/;
+    expect(before.test(zst.slice(pendingPrefix(prefix).length))).toBe(false);
+    expect(before.test(gz.slice(pendingPrefix(prefix).length))).toBe(true);
+  });
+
   it('finds the pending marker of a data object, the inverse', () => {
     const prefix = tablePrefix('app', 'public', 'events');
     for (const day of ['2024-01-15', '0000-00-00']) {
