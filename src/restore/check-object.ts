@@ -57,8 +57,9 @@ export function parseObjectMetadata(key: string, body: Buffer | undefined, expec
     throw corrupt(key, `its metadata names ${meta.database}/${meta.schema}.${meta.table}, not the table being restored`, 'metadata');
   }
   // Both codecs' objects of one batch name share the sidecar key: it must describe this one.
+  // (Every sidecar names its codec; one without is taken as gzip, the only codec before zstd.)
   const byName = compressionOfDataKey(key) ?? 'gzip';
-  if (meta.compression !== byName) {
+  if ((meta.compression ?? 'gzip') !== byName) {
     throw corrupt(key, `its metadata sidecar says compression ${JSON.stringify(meta.compression)} but the object is ${byName} by its name (the sidecar describes another object of this batch name)`, 'metadata');
   }
   if (meta.primary_keys.length !== meta.record_count) {
@@ -97,7 +98,7 @@ export async function checkObject(key: string, body: Buffer | undefined, meta: B
   if (stored !== meta.sha256_compressed) throw corrupt(key, `SHA-256 of the stored bytes is ${stored}, metadata says ${meta.sha256_compressed}`, 'sha256_compressed');
   let raw: Buffer;
   try {
-    raw = await decompressBody(meta.compression, body, typeof meta.uncompressed_bytes === 'number' ? meta.uncompressed_bytes : undefined);
+    raw = await decompressBody(compressionOfDataKey(key) ?? 'gzip', body, typeof meta.uncompressed_bytes === 'number' ? meta.uncompressed_bytes : undefined);
   } catch (error) {
     throw corrupt(key, `it does not decompress (${(error as Error).message})`, 'decompress');
   }
