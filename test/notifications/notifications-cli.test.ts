@@ -37,18 +37,21 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** A configuration archiving the test database's `events` to `archivePath`, with these top-level sections (YAML) between. */
+async function writeEventsConfig(name: string, archivePath: string, sections: string): Promise<string> {
+  const file = join(dir, name);
+  const databases = `databases:\n  - name: app\n    url: ${db.url}\n    tables:\n      - name: events\n        timestamp_column: happened_at\n`;
+  await writeFile(file, `local:\n  path: ${archivePath}\n${sections}${databases}`);
+  return file;
+}
+
 describe('archive with notifications', () => {
   it('delivers the success message; failed channels are logged and counted, never fail the run', async () => {
     await createEventsTable(db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
     hooks.statusFor.set('/services/T1/B2/tok-SLACK-123', 500);
     // As Express answers an unknown route: the path, token included, echoed in the error body.
     hooks.bodyFor.set('/services/T1/B2/tok-SLACK-123', (path) => `Cannot POST ${path}`);
-    const config = join(dir, 'notify.yaml');
-    await writeFile(
-      config,
-      `local:
-  path: ${join(dir, 'archive')}
-defaults:
+    const config = await writeEventsConfig('notify.yaml', join(dir, 'archive'), `defaults:
   retention_days: 10
   batch_size: 5
 notifications:
@@ -65,14 +68,7 @@ notifications:
     password: \${SMTP_PASSWORD}
     from: archiver@example.com
     to: [ops@example.com]
-databases:
-  - name: app
-    url: ${db.url}
-    tables:
-      - name: events
-        timestamp_column: happened_at
-`,
-    );
+`);
     const r = await runCli(['archive', '--config', config, '--json'], { SMTP_PASSWORD: 'mail-pw-987' });
     expect(r.code).toBe(0);
     expect(await rowIds(db)).toEqual([]);
@@ -105,26 +101,14 @@ databases:
     await createEventsTable(db, { rows: 5, stepMinutes: 60, endDaysAgo: 11 });
     const blocker = join(dir, 'afile');
     await writeFile(blocker, 'a regular file where a directory is expected');
-    const config = join(dir, 'no-trail.yaml');
-    await writeFile(
-      config,
-      `local:
-  path: ${join(blocker, 'archive')}
-defaults:
+    const config = await writeEventsConfig('no-trail.yaml', join(blocker, 'archive'), `defaults:
   retention_days: 10
 notifications:
   events: [start, success, failure, threshold]
   timeout_ms: 3000
   webhook:
     webhook_url: ${hooks.url('/no-trail')}
-databases:
-  - name: app
-    url: ${db.url}
-    tables:
-      - name: events
-        timestamp_column: happened_at
-`,
-    );
+`);
     const r = await runCli(['archive', '--config', config, '--json']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('[STORAGE_CONFLICT]');
@@ -139,26 +123,14 @@ databases:
 
   it('a webhook URL with user:password@ is refused at load (exit 2), naming each path, never the password', async () => {
     // Found by probing: it passed validation, then fetch refused every delivery ("includes credentials").
-    const config = join(dir, 'userinfo.yaml');
-    await writeFile(
-      config,
-      `local:
-  path: ${join(dir, 'archive')}
-notifications:
+    const config = await writeEventsConfig('userinfo.yaml', join(dir, 'archive'), `notifications:
   slack:
     webhook_url: https://bot:sl4ckPass@hooks.slack.example/services/T1/B2/x
   teams:
     webhook_url: https://teams:te4msPass@teams.example/hook
   webhook:
     webhook_url: http://user:pa55word@127.0.0.1:8080/hook
-databases:
-  - name: app
-    url: ${db.url}
-    tables:
-      - name: events
-        timestamp_column: happened_at
-`,
-    );
+`);
     for (const command of [['config', 'validate'], ['archive'], ['daemon']]) {
       const r = await runCli([...command, '--config', config]);
       expect(r.code).toBe(2);
@@ -174,12 +146,7 @@ databases:
     // Found by probing: the messages were collected for a digest_time the process never lived to see.
     await db.query('DROP TABLE IF EXISTS events');
     await createEventsTable(db, { rows: 5, stepMinutes: 60, endDaysAgo: 11 });
-    const config = join(dir, 'digest.yaml');
-    await writeFile(
-      config,
-      `local:
-  path: ${join(dir, 'digest-archive')}
-defaults:
+    const config = await writeEventsConfig('digest.yaml', join(dir, 'digest-archive'), `defaults:
   retention_days: 10
 legal_holds:
   enabled: true
@@ -191,14 +158,7 @@ notifications:
   timeout_ms: 3000
   webhook:
     webhook_url: ${hooks.url('/digest')}
-databases:
-  - name: app
-    url: ${db.url}
-    tables:
-      - name: events
-        timestamp_column: happened_at
-`,
-    );
+`);
     const r = await runCli(['archive', '--config', config, '--quiet']);
     expect(r.code).toBe(0);
     expect(await rowIds(db)).toHaveLength(5);
