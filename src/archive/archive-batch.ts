@@ -82,7 +82,7 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
   // Independent of each other; only the data upload must wait for the marker. A create-only store
   // needs no HEAD: the data PUT itself answers whether the key is taken. The other codecs' keys of
   // this name are asked either way: their object would share this batch's sidecar key.
-  const [existing, otherCodec, firstEncoding] = await Promise.all([
+  const [headed, otherCodec, firstEncoding] = await Promise.all([
     ctx.createOnly ? Promise.resolve(undefined) : store.head(key),
     findOtherCodecObject(ctx, rows.day, objectName),
     timed(ctx, 'compress', () => encodeBatch(current.lines, plan.compression, plan.compressionLevel)),
@@ -91,6 +91,11 @@ async function archiveBatchAs(ctx: ArchiveContext, rows: RowSet, content?: strin
   await ctx.onPhase?.('after-marker');
   let encoded = firstEncoding;
   assertOneLinePerRow(encoded, rows, key);
+  // With the other codec's object at this name, a create-only store must still be asked for the
+  // batch's own key before that object is settled against: a stray copy of the other codec (a late
+  // PUT from before a codec change) shadowed the committed object of this codec and stopped the
+  // table with STORAGE_CONFLICT on every run (found in review).
+  const existing = headed ?? (otherCodec !== undefined && ctx.createOnly ? await store.head(key) : undefined);
   if (existing === undefined && otherCodec !== undefined) {
     // The rows were archived under this batch name with the other codec (the table's compression
     // changed since, and they are back in the table, e.g. restored). Settled against that object,

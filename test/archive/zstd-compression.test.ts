@@ -6,7 +6,8 @@
  * disagrees or would allocate gigabytes) found by validate and restore as corrupt, never crashing.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { gzipSync } from 'node:zlib';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import { sha256Hex, serializeMetadata, type BatchMetadata } from '../../src/core/batch-metadata.js';
 import { dataKeyBase, metadataKeyFor, pendingMarkerKey, tablePrefix } from '../../src/core/archive-layout.js';
@@ -249,6 +250,31 @@ describe('a batch name the other codec already holds', () => {
     expect(after.pendingMarkers).toEqual([]);
     expect((await store.get(metadataKeyFor(before.objects[0]!.key)))!.equals(sidecar!)).toBe(true);
     expect(findings(await validate(b, store))).toEqual([]);
+  });
+
+  it('a stray copy of the other codec at a committed object\'s name does not shadow that object on a create-only store', async () => {
+    // Found in review: the create-only store never asked for the batch's own key, so the stray
+    // gzip copy was settled against, and the table stopped with STORAGE_CONFLICT on every run.
+    const local = await backends[0]!.make();
+    const { store, storage } = local;
+    onTestFinished(() => local.cleanup());
+    await createEventsTable(db, { rows: 7, stepMinutes: 10, endDaysAgo: 11 });
+    await db.query('CREATE TABLE events_copy AS TABLE events');
+    const zst = eventsConfig(storage, db, { compression: 'zstd' });
+    expect((await archiveWith(zst, store)).tables[0]!.rowsArchived).toBe(7);
+    const [committed] = (await inspectArchive(store)).objects;
+    const sidecar = (await store.get(metadataKeyFor(committed!.key)))!;
+    const { raw } = await decodeBatch((await store.get(committed!.key))!);
+    await store.put(`${dataKeyBase(committed!.key)}.jsonl.gz`, gzipSync(raw));
+    // The same rows back in the table (same content, so the same batch name).
+    await db.query('INSERT INTO events SELECT * FROM events_copy');
+    const again = await archiveWith(zst, store);
+    expect(again.failed).toBe(0);
+    expect(await rowIds(db)).toEqual([]);
+    expect((await store.get(metadataKeyFor(committed!.key)))!.equals(sidecar)).toBe(true);
+    const markers: string[] = [];
+    for await (const o of store.list('_auditlog/pending/')) markers.push(o.key);
+    expect(markers).toEqual([]);
   });
 
   it('a marker of the other codec left at a committed object\'s name is reconciled without touching that object or its sidecar', async () => {
