@@ -7,7 +7,7 @@
  * (docs/operations.md, "Schemas with a dot in their name").
  */
 import { METADATA_SUFFIX, legacyTablePrefix, pendingPrefix } from '../core/archive-layout.js';
-import { COMPRESSION_SPECS, isCompression, type Compression } from '../core/compression.js';
+import { COMPRESSION_SPECS, sidecarCompression } from '../core/compression.js';
 import { describeError } from '../core/errors.js';
 import { isOtherTablesMarker, markerTableOf, parseMarker, sameMarkerTable, sidecarTable } from './pending-marker.js';
 import type { ArchiveContext } from './archive-context.js';
@@ -51,17 +51,8 @@ async function findOwnLegacyObject(ctx: Pick<ArchiveContext, 'store' | 'plan'>, 
     if (body === undefined) continue;
     // A sidecar that cannot be read is not evidence either way.
     const named = sidecarTable(body);
-    if (named !== undefined && sameMarkerTable(named, ours)) return info.key.slice(0, -METADATA_SUFFIX.length) + COMPRESSION_SPECS[sidecarCompression(body)].dataSuffix;
+    // A sidecar naming no codec this version knows is gzip's, as every sidecar before zstd was.
+    if (named !== undefined && sameMarkerTable(named, ours)) return info.key.slice(0, -METADATA_SUFFIX.length) + COMPRESSION_SPECS[sidecarCompression(body) ?? 'gzip'].dataSuffix;
   }
   return undefined;
-}
-
-/** The codec a sidecar names (gzip when it names none it knows: every sidecar before zstd). */
-function sidecarCompression(body: Buffer): Compression {
-  try {
-    const c = (JSON.parse(body.toString('utf8')) as { compression?: unknown }).compression;
-    return isCompression(c) ? c : 'gzip';
-  } catch {
-    return 'gzip';
-  }
 }

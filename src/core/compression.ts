@@ -40,6 +40,16 @@ export function isCompression(value: unknown): value is Compression {
   return typeof value === 'string' && (COMPRESSIONS as readonly string[]).includes(value);
 }
 
+/** The codec a sidecar's body names, or undefined when it is not JSON or names none this version knows. */
+export function sidecarCompression(body: Buffer): Compression | undefined {
+  try {
+    const named = (JSON.parse(body.toString('utf8')) as { compression?: unknown } | null)?.compression;
+    return isCompression(named) ? named : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The codec a data object's key names by its suffix, or undefined when it is not a data object key. */
 export function compressionOfDataKey(key: string): Compression | undefined {
   return COMPRESSIONS.find((c) => key.endsWith(COMPRESSION_SPECS[c].dataSuffix) && key.length > COMPRESSION_SPECS[c].dataSuffix.length);

@@ -7,7 +7,7 @@
 import type { Config, DatabaseConfig, TableConfig } from '../config/schema.js';
 import { sha256Hex } from '../core/batch-metadata.js';
 import { METADATA_SUFFIX, tablePrefix } from '../core/archive-layout.js';
-import { COMPRESSION_SPECS, isCompression } from '../core/compression.js';
+import { COMPRESSION_SPECS, sidecarCompression } from '../core/compression.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { readBatchObjectState } from '../storage/batch-object-state.js';
 import { DataLineChecker } from './check-data-lines.js';
@@ -177,12 +177,9 @@ async function checkListedObject(store: ObjectStore, table: TableIdentity, o: Li
 
 /** The data object a sidecar without one names by its `compression` (the listing could only guess gzip). */
 async function describedDataKey(store: ObjectStore, o: ListedObject): Promise<string> {
-  try {
-    const compression = (JSON.parse((await store.get(o.metadataKey))?.toString('utf8') ?? '{}') as { compression?: unknown }).compression;
-    return isCompression(compression) ? o.metadataKey.slice(0, -METADATA_SUFFIX.length) + COMPRESSION_SPECS[compression].dataSuffix : o.dataKey;
-  } catch {
-    return o.dataKey;
-  }
+  const body = await store.get(o.metadataKey).catch(() => undefined);
+  const compression = body === undefined ? undefined : sidecarCompression(body);
+  return compression === undefined ? o.dataKey : o.metadataKey.slice(0, -METADATA_SUFFIX.length) + COMPRESSION_SPECS[compression].dataSuffix;
 }
 
 function orphanMetadata(o: ListedObject): Finding {
