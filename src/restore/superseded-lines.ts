@@ -9,9 +9,11 @@
  *
  * "Archived last" is the archiving run order: run ids start with their UTC start time, and a key
  * can only be archived again by a later run (the archive lock keeps runs of a table apart); within
- * a run, the object key (day, time of day) decides. Only objects whose key ranges overlap an object
- * of another run can share a key. For single integer keys that is normally none; for other keys
- * (text, uuid, composite) every object of a restore that spans several runs.
+ * a run, the object key (day, time of day) decides: a run reads in (timestamp, key) order, so it
+ * archives a key again only in a later object. Only objects whose key ranges overlap can share a
+ * key. For single integer keys that is normally none; for other keys (text, uuid, composite) every
+ * object of the restore, whose sidecars are then read once more (and a third time for the few
+ * holding a key seen twice).
  *
  * Bounded memory (DESIGN.md §7), whatever the number of keys: holding every key of those objects
  * (its JSON text, object and line in a Map) took 586 MB of heap at 3 million keys and ran out of
@@ -49,12 +51,15 @@ export function archiveOrder<T extends Pick<Candidate, 'key' | 'meta'>>(objects:
 }
 
 /**
- * Pure: the objects that may hold a key another object also holds, when more than one run is
- * selected. Objects overlap when their [min, max] key ranges do; ranges are compared only for a
- * single integer key (as numbers), otherwise every object may share keys.
+ * Pure: the objects that may hold a key another object also holds. One run is no exception: the
+ * application may delete a key the run archived and insert it again, dated where the run has not
+ * reached yet, and the run archives it a second time (deciding only across runs restored the
+ * first version, or stopped `fail` on the second). Objects overlap when their [min, max] key
+ * ranges do; ranges are compared only for a single integer key (as numbers), otherwise every
+ * object may share keys.
  */
 export function objectsThatMayShareKeys(objects: readonly Pick<Candidate, 'key' | 'meta'>[]): Set<string> {
-  if (new Set(objects.map((o) => o.meta.run_id)).size < 2) return new Set();
+  if (objects.length < 2) return new Set();
   const ranges: { key: string; lo: bigint; hi: bigint }[] = [];
   for (const o of objects) {
     const [column, ...more] = o.meta.primary_key_columns;

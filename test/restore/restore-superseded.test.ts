@@ -11,6 +11,7 @@ import { createEventsTable } from '../helpers/events-table.js';
 import { restoreWith } from '../helpers/restore-run.js';
 import type { Candidate } from '../../src/restore/restore-options.js';
 import { objectsThatMayShareKeys } from '../../src/restore/superseded-lines.js';
+import { RunEvents } from '../../src/core/run-events.js';
 
 const f = useArchiveFixture();
 const target = { schema: 'public', table: 'restored' };
@@ -90,17 +91,58 @@ describe('a key archived by two runs', () => {
   });
 });
 
+describe('a key archived twice by one run', () => {
+  /**
+   * ids 1–40, 3 h apart, archived 4 a batch. Right after the first batch commits (ids 1–4 gone from
+   * the table), the application inserts id 1 again dated after id 40: the same run reaches it
+   * later and archives it again, in a later object of the same run.
+   */
+  async function archiveTwiceInOneRun(): Promise<ReturnType<typeof f.configFor>> {
+    await createEventsTable(f.db, { rows: 40, stepMinutes: 180, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable], { batch_size: 4 });
+    const events = new RunEvents();
+    let reinserted: Promise<unknown> | undefined;
+    events.on('batch:committed', () => {
+      reinserted ??= f.db.query(
+        `INSERT INTO events (id, happened_at, kind, body, note)
+         SELECT 1, max(happened_at) + interval '1 minute', 'kind1', '{"g": 1}', 'second version' FROM events`,
+      );
+    });
+    const summary = await archiveWith(config, f.store, { events });
+    await reinserted;
+    expect(summary.tables[0]!.rowsArchived).toBe(41);
+    expect(await f.db.query('SELECT 1 FROM events')).toHaveProperty('rowCount', 0);
+    return config;
+  }
+
+  it.each([
+    ['fail', 1],
+    ['skip', 1],
+    ['skip', undefined],
+  ] as const)('restores the version archived last (--conflict %s, --batch-size %s)', async (conflict, batchSize) => {
+    const config = await archiveTwiceInOneRun();
+    const s = await restoreWith(config, f.store, { table: 'events', target, conflict, ...(batchSize === undefined ? {} : { batchSize }) });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toEqual({ restored: 40, inserted: 40, conflicts: 0, skippedByTriggers: 0, superseded: 1 });
+    const one = await f.db.query<{ note: string }>(`SELECT note FROM restored WHERE id = 1`);
+    expect(one.rows).toEqual([{ note: 'second version' }]);
+  });
+});
+
 describe('objectsThatMayShareKeys', () => {
   const obj = (key: string, run: string, lo: string, hi: string, type = 'bigint') =>
     ({ key, meta: { run_id: run, primary_key_columns: ['id'], columns: [{ name: 'id', type }], min_primary_key: [lo], max_primary_key: [hi] } }) as unknown as Candidate;
-  it('is empty for one run, and holds only objects whose integer key ranges overlap', () => {
-    expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '10'), obj('b', 'r1', '5', '20')])).toEqual(new Set());
+  it('holds only objects whose integer key ranges overlap, within one run too', () => {
+    expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '10'), obj('b', 'r1', '5', '20')])).toEqual(new Set(['a', 'b']));
+    expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '10'), obj('b', 'r1', '11', '20')])).toEqual(new Set());
+    expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '10')])).toEqual(new Set());
     expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '10'), obj('b', 'r1', '11', '20'), obj('c', 'r2', '21', '30')])).toEqual(new Set());
     expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '100'), obj('b', 'r1', '101', '200'), obj('c', 'r2', '150', '150'), obj('d', 'r2', '300', '400')])).toEqual(new Set(['b', 'c']));
     // A wide object reaching over several later ones: each of them overlaps it.
     expect(objectsThatMayShareKeys([obj('a', 'r1', '1', '100'), obj('b', 'r2', '10', '20'), obj('c', 'r2', '30', '40')])).toEqual(new Set(['a', 'b', 'c']));
   });
-  it('holds every object for keys that are not integers', () => {
+  it('holds every object for keys that are not integers, within one run too', () => {
     expect(objectsThatMayShareKeys([obj('a', 'r1', 'a', 'b', 'text'), obj('b', 'r2', 'x', 'y', 'text')])).toEqual(new Set(['a', 'b']));
+    expect(objectsThatMayShareKeys([obj('a', 'r1', 'a', 'b', 'text'), obj('b', 'r1', 'x', 'y', 'text')])).toEqual(new Set(['a', 'b']));
   });
 });

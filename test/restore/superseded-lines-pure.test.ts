@@ -58,9 +58,8 @@ function fixture(objects: [string, string, string[]][]): Fixture {
   return { store, candidates, gets, bodies };
 }
 
-/** The check as it was: every key of every object in one Map, in archive order (text keys: every object of two runs or more). */
+/** The check as it was: every key of every object in one Map, in archive order (text keys: every object, of one run or more). */
 async function straightforward(f: Fixture, toLoad: ReadonlySet<string>): Promise<Record<string, number[]>> {
-  if (new Set(f.candidates.map((c) => c.meta.run_id)).size < 2) return {};
   const seen = new Map<string, { object: string; line: number }>();
   const out: Record<string, number[]> = {};
   for (const o of archiveOrder(f.candidates)) {
