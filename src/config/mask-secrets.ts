@@ -2,7 +2,7 @@
  * Keeping secrets out of anything printed (DESIGN.md I6). Pure. Every function accepts any value,
  * not only a validated `Config`, because error messages about an *invalid* config need masking too.
  */
-import { SECRET_KEYS } from './schema.js';
+import { SECRET_KEYS } from './secret-keys.js';
 
 export const MASK = '****';
 

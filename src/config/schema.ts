@@ -802,5 +802,4 @@ export function resolveLockTimings(lock: LockConfig): LockTimings {
   };
 }
 
-/** Keys whose values are secrets: masked wherever configuration is printed. */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['secret_access_key', 'session_token', 'password', 'access_key_id', 'webhook_url']);
+export { SECRET_KEYS } from './secret-keys.js';
