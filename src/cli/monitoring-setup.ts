@@ -9,7 +9,7 @@ import { redactSecrets } from '../config/mask-secrets.js';
 import { abortPoolConnections, buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { checkHealth, healthHttpStatus, type HealthReport, type HealthTarget } from '../monitoring/health-check.js';
-import { createArchiveMetrics, type ArchiveMetrics } from '../monitoring/archive-metrics.js';
+import type { ArchiveMetrics } from '../monitoring/archive-metrics.js';
 import { attachProgress } from '../monitoring/progress-reporter.js';
 import type { RunEvents } from '../core/run-events.js';
 import type { RunArchiveOptions } from '../archive/run-archive.js';
@@ -145,7 +145,8 @@ export async function attachMonitoring(options: {
   servers?: MonitoringServers;
   healthConfig?: HealthConfig;
 }): Promise<AttachedMonitoring> {
-  const metrics = options.metrics ?? createArchiveMetrics();
+  // prom-client is loaded here, where a run's metrics are collected, not by `health`, which only checks.
+  const metrics = options.metrics ?? (await import('../monitoring/archive-metrics.js')).createArchiveMetrics();
   const detach: (() => void)[] = [metrics.subscribe(options.events)];
   if (!options.quiet) {
     const tty = options.io.stderrIsTty === true && !options.json;
