@@ -81,7 +81,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
   const redact = (error: unknown): string => redactSecrets(describeError(error), input.secrets);
   // One event stream for the daemon's life: the metrics accumulate across runs, as Prometheus expects of counters.
   const events = new RunEvents((event, error) => logger.warn({ event, err: redact(error) }, 'a run event listener failed; the run goes on'));
-  const store = createObjectStore(input.config, {
+  const store = await createObjectStore(input.config, {
     ...storageLogHooks(logger),
     onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }),
   });

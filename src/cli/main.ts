@@ -129,7 +129,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       try {
         // Subscribers (metrics, progress, notifications, audit trail) attach here; their failures are logged, never fatal.
         const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
-        const store = createObjectStore(config, {
+        const store = await createObjectStore(config, {
           ...storageLogHooks(logger),
           onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }),
           ...(fault?.onPartUploaded === undefined ? {} : { onPartUploaded: fault.onPartUploaded }),
@@ -193,7 +193,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       exitCode = await runCleanupCommand({
-        store: createObjectStore(config),
+        store: await createObjectStore(config),
         olderThanHours: opts.olderThanHours ?? config.s3?.multipart_orphan_age_hours ?? 24,
         dryRun: opts.dryRun === true,
         json: opts.json === true,
@@ -228,7 +228,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       secrets = collectSecrets(config);
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
-      const store = createObjectStore(config, storageLogHooks(logger));
+      const store = await createObjectStore(config, storageLogHooks(logger));
       const events = new RunEvents((event, error) => logger.warn({ event, err: redactSecrets(describeError(error), secrets) }, 'a run event listener failed; the run goes on'));
       const closeTrail = flags.dryRun === true ? async () => 0 : await openAuditTrail(config, store, events);
       const stop = watchStopSignals((name) => logger.warn({ signal: name }, 'stop requested: no new batch starts; the batches in flight commit or roll back (a second signal ends the process at once)'));
@@ -301,7 +301,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .action(async (opts: { config: string; json?: boolean }) => {
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
-      const report = await runHealthChecks(config, createObjectStore(config), secrets);
+      const report = await runHealthChecks(config, await createObjectStore(config), secrets);
       io.stdout(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatHealthReport(report));
       exitCode = report.status === 'healthy' ? 0 : 1;
     });
@@ -319,7 +319,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const tables = config.databases.reduce((n, d) => n + d.tables.length, 0);
       if (opts.print) io.stdout(JSON.stringify(maskConfig(config), null, 2) + '\n');
       if (opts.checkConnections) {
-        const store = createObjectStore(config);
+        const store = await createObjectStore(config);
         const problems: string[] = [];
         try {
           await store.check();
@@ -352,7 +352,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     secrets = collectSecrets(config);
     return {
       config,
-      store: createObjectStore(config),
+      store: await createObjectStore(config),
       ...(opts.database === undefined ? {} : { database: opts.database }),
       ...(opts.table === undefined ? {} : { table: opts.table }),
       json: opts.json === true,
@@ -413,7 +413,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       secrets = collectSecrets(config);
       exitCode = await runValidateCommand({
         config,
-        store: createObjectStore(config),
+        store: await createObjectStore(config),
         options: { ...opts, format: opts.json === true ? 'json' : opts.format },
         secrets,
         stdout: io.stdout,
@@ -435,7 +435,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const pools: pg.Pool[] = [];
       try {
         exitCode = await runAuditListCommand({
-          sources: auditSources(config, createObjectStore(config), pools),
+          sources: auditSources(config, await createObjectStore(config), pools),
           ...(opts.since === undefined ? {} : { since: opts.since }),
           ...(opts.table === undefined ? {} : { table: opts.table }),
           json: opts.json === true,
@@ -458,7 +458,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const pools: pg.Pool[] = [];
       try {
         exitCode = await runAuditVerifyCommand({
-          sources: auditSources(config, createObjectStore(config), pools),
+          sources: auditSources(config, await createObjectStore(config), pools),
           json: opts.json === true,
           stdout: io.stdout,
           ...(opts.since === undefined ? {} : { since: opts.since }),

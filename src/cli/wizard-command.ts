@@ -97,7 +97,7 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
   if (opts.checkConnections === true) {
     const config = validateWizardConfig(result.yaml, io.env);
     try {
-      const store = createObjectStore(config);
+      const store = await createObjectStore(config);
       await store.check();
       io.stderr(`ok: storage ${store.description}\n`);
     } catch (error) {

@@ -5,7 +5,7 @@ import { CircuitBreakerObjectStore, CircuitGuard } from './circuit-breaker-objec
 import { LocalObjectStore } from './local-object-store.js';
 import type { ObjectStore } from './object-store.js';
 import { RequestRateLimiter, type RateChange } from './request-rate-limiter.js';
-import { describeS3Endpoint, S3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.js';
+import type { S3ObjectStoreOptions } from './s3-object-store.js';
 import type { RetryHooks } from './with-retry.js';
 
 export type CreateObjectStoreOptions = Pick<RetryHooks, 'sleep' | 'random' | 'onRetry'> &
@@ -18,9 +18,11 @@ export type CreateObjectStoreOptions = Pick<RetryHooks, 'sleep' | 'random' | 'on
 
 /**
  * The store the configuration names: `s3:` or `local:` (the schema guarantees exactly one),
- * behind its circuit breaker, every request attempt paced by its rate limiter.
+ * behind its circuit breaker, every request attempt paced by its rate limiter. Async because the
+ * S3 store (and with it the AWS SDK, ~0.25 s of CPU to load) is imported only when the config
+ * uses S3: a `local:` run, and every CLI start-up, does not pay for it.
  */
-export function createObjectStore(config: Pick<Config, 's3' | 'local'>, options: CreateObjectStoreOptions = {}): ObjectStore {
+export async function createObjectStore(config: Pick<Config, 's3' | 'local'>, options: CreateObjectStoreOptions = {}): Promise<ObjectStore> {
   const { now, onCircuitChange, onRateChange, ...storeOptions } = options;
   const section = config.s3 !== undefined ? 's3' : 'local';
   const settings = config.s3 ?? config.local;
@@ -29,8 +31,9 @@ export function createObjectStore(config: Pick<Config, 's3' | 'local'>, options:
       details: { path: 's3' },
     });
   }
+  const s3 = config.s3 === undefined ? undefined : { settings: config.s3, store: await import('./s3-object-store.js') };
   const endpoint =
-    config.s3 !== undefined ? `s3://${config.s3.bucket}/${config.s3.prefix} (${describeS3Endpoint(config.s3)})` : `local directory ${config.local!.path}`;
+    s3 !== undefined ? `s3://${s3.settings.bucket}/${s3.settings.prefix} (${s3.store.describeS3Endpoint(s3.settings)})` : `local directory ${config.local!.path}`;
   const breaker = new CircuitBreaker({
     failureThreshold: settings.circuit_breaker.failure_threshold,
     recoveryTimeoutMs: settings.circuit_breaker.recovery_timeout_ms,
@@ -52,8 +55,8 @@ export function createObjectStore(config: Pick<Config, 's3' | 'local'>, options:
     afterAttempt: limiter.observe,
   };
   const inner: ObjectStore =
-    config.s3 !== undefined
-      ? new S3ObjectStore(config.s3, { ...storeOptions, ...perAttempt })
+    s3 !== undefined
+      ? new s3.store.S3ObjectStore(s3.settings, { ...storeOptions, ...perAttempt })
       : new LocalObjectStore(config.local!, { sleep: storeOptions.sleep, random: storeOptions.random, onRetry: storeOptions.onRetry, ...perAttempt });
   return new CircuitBreakerObjectStore(inner, guard);
 }

@@ -59,7 +59,7 @@ describe('pending markers of committed batches are removed in bulk', () => {
     };
     const config = fx.configFor([eventsTable], { batch_size: 2 });
     config.s3 = { ...config.s3!, endpoint: proxy.endpoint };
-    const summary = await archiveWith(config, createObjectStore(config));
+    const summary = await archiveWith(config, await createObjectStore(config));
     const t = summary.tables[0]!;
     expect(t.error).toBeUndefined();
     expect(t.rowsArchived).toBe(120);

@@ -64,7 +64,7 @@ describe('storage circuit breaker in a run', () => {
     });
     let requestsWhenOpened: number | undefined;
     const changes: CircuitStateChange[] = [];
-    const store = createObjectStore(config, {
+    const store = await createObjectStore(config, {
       onCircuitChange: (change) => {
         changes.push(change);
         if (change.to === 'OPEN') requestsWhenOpened ??= arrivals.length;
@@ -113,7 +113,7 @@ describe('storage circuit breaker in a run', () => {
 
     // Storage back, a new run (a new process: the circuit starts closed) finishes the job exactly once.
     proxy.rule = () => 'pass';
-    const rerun = await archiveWith(config, createObjectStore(config));
+    const rerun = await archiveWith(config, await createObjectStore(config));
     expect(rerun.failed).toBe(0);
     const after = await inspectArchive(fx.store);
     expect(after.pendingMarkers).toEqual([]);
@@ -144,7 +144,7 @@ describe('storage rate limit in a run', () => {
       rate_limit_requests_per_second: RATE,
     });
     const cuts: Array<RateChange & { at: number }> = [];
-    const store = createObjectStore(config, { onRateChange: (change) => void cuts.push({ ...change, at: performance.now() }) });
+    const store = await createObjectStore(config, { onRateChange: (change) => void cuts.push({ ...change, at: performance.now() }) });
     const summary = await archiveWith(config, store);
 
     expect(summary.failed).toBe(0);

@@ -196,7 +196,7 @@ describe('/metrics', () => {
       const metrics = createArchiveMetrics();
       metrics.subscribe(events);
       const detach = attachNotifications({ config, events, metrics, logger: pino({ level: 'silent' }), secrets: [], digest: 'end-of-run' });
-      const store = createObjectStore(config, { onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }) });
+      const store = await createObjectStore(config, { onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }) });
       const summary = await archiveWith(config, store, { events });
       await events.settle();
       detach();

@@ -28,6 +28,6 @@ export function configBehindProxy(fx: ArchiveFixture, proxyEndpoint: string, s3:
   return config;
 }
 
-export function runThroughProxy(config: Config, extra: Parameters<typeof archiveWith>[2] = {}): ReturnType<typeof archiveWith> {
-  return archiveWith(config, createObjectStore(config), extra);
+export async function runThroughProxy(config: Config, extra: Parameters<typeof archiveWith>[2] = {}): ReturnType<typeof archiveWith> {
+  return archiveWith(config, await createObjectStore(config), extra);
 }

@@ -65,7 +65,7 @@ describe('the application changes rows while the archiver runs', () => {
     // and the checker would hold the archived (last) version for a stale one (seen once under load).
     let noted: Promise<void> | undefined;
     const config = fx.configFor([eventsTable]);
-    const summary = await archiveWith(config, createObjectStore(config), {
+    const summary = await archiveWith(config, await createObjectStore(config), {
       onPhase: async (phase) => {
         // Not before a commit: that batch holds its deleted rows locked, and the UPDATE below would wait for it.
         if (noted !== undefined && phase !== 'before-commit') await noted;
@@ -110,7 +110,7 @@ describe('the application changes rows while the archiver runs', () => {
     // A lock_timeout far above the bound below: only not waiting at all keeps the run under it.
     const config = fx.configFor([eventsTable], { lock_timeout_ms: 60_000 });
     const started = Date.now();
-    const summary = await archiveWith(config, createObjectStore(config));
+    const summary = await archiveWith(config, await createObjectStore(config));
     const elapsed = Date.now() - started;
     await app.query('COMMIT');
     expect(summary.tables[0]!.rowsSkipped).toBe(3);

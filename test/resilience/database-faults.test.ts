@@ -76,7 +76,7 @@ describe('pg_terminate_backend', () => {
     const expected = await seedEvents();
     let killed = 0;
     const config = serialConfig({ batches_in_flight: inFlight });
-    const summary = await archiveWith(config, createObjectStore(config), {
+    const summary = await archiveWith(config, await createObjectStore(config), {
       onPhase: atPhase('after-upload', 2, async () => {
         killed = await terminateArchiverBackends(null);
       }),
@@ -99,7 +99,7 @@ describe('pg_terminate_backend', () => {
     const expected = await seedEvents();
     let killed = 0;
     const config = serialConfig();
-    const summary = await archiveWith(config, createObjectStore(config), {
+    const summary = await archiveWith(config, await createObjectStore(config), {
       onPhase: atPhase('before-commit', 1, async () => {
         killed = await terminateArchiverBackends('idle in transaction');
       }),
@@ -121,7 +121,7 @@ describe('the database moved back in time (failover to a lagging standby, point-
     // Found by probing: txid_status() raises 22023 for such an id, and the table failed with it on every run.
     await seedEvents();
     const config = serialConfig({ batch_size: 1000 });
-    const crashed = await archiveWith(config, createObjectStore(config), {
+    const crashed = await archiveWith(config, await createObjectStore(config), {
       onPhase: atPhase('before-commit', 1, async () => {
         throw new Error('simulated crash before COMMIT');
       }),
@@ -154,7 +154,7 @@ describe('an object at the batch key whose sidecar names a delete transaction th
     // whose sidecar names an aborted transaction — which a marker reappearing later would remove.
     const expected = await seedEvents();
     const config = serialConfig({ batch_size: 1000 });
-    const crashed = await archiveWith(config, createObjectStore(config), {
+    const crashed = await archiveWith(config, await createObjectStore(config), {
       onPhase: atPhase('before-commit', 1, async () => {
         throw new Error('simulated crash before COMMIT');
       }),
@@ -163,7 +163,7 @@ describe('an object at the batch key whose sidecar names a delete transaction th
     const [markerKey, ...others] = (await inspectArchive(fx.store)).pendingMarkers;
     expect(others).toEqual([]);
     await fx.store.delete(markerKey!);
-    const refused = await archiveWith(config, createObjectStore(config));
+    const refused = await archiveWith(config, await createObjectStore(config));
     expect(refused.tables[0]!.error?.code).toBe('STORAGE_CONFLICT');
     expect(refused.tables[0]!.error?.message).toContain('did not commit');
     expect(await rowIds(fx.db)).toHaveLength(ROWS);
@@ -181,7 +181,7 @@ describe('statement_timeout', () => {
     // lock_timeout well above statement_timeout: the wait must end by the statement timeout.
     const config = serialConfig({ statement_timeout_ms: 500, lock_timeout_ms: 60_000 });
     let locked = false;
-    const summary = await archiveWith(config, createObjectStore(config), {
+    const summary = await archiveWith(config, await createObjectStore(config), {
       onPhase: atPhase('after-metadata', 2, async () => {
         await app.query('BEGIN');
         await app.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
@@ -216,7 +216,7 @@ describe('TCP fault proxy between the archiver and PostgreSQL', () => {
   /** Archives with every connection blackholed from `phase` of batch `n` on: the table's outcome, and the ms from the blackhole to the end of the run. */
   async function archiveBlackholedAt(config: Config, phase: BatchPhase, n: number): Promise<{ table: Awaited<ReturnType<typeof archiveWith>>['tables'][number]; took: number }> {
     let since = 0;
-    const summary = await archiveWith(config, createObjectStore(config), {
+    const summary = await archiveWith(config, await createObjectStore(config), {
       onPhase: atPhase(phase, n, async () => {
         since = performance.now();
         tcp.blackhole();
@@ -313,7 +313,7 @@ describe('TCP fault proxy between the archiver and PostgreSQL', () => {
     const expected = await seedEvents();
     let dropped = 0;
     const config = proxiedConfig();
-    const summary = await archiveWith(config, createObjectStore(config), {
+    const summary = await archiveWith(config, await createObjectStore(config), {
       onPhase: atPhase('after-upload', 2, async () => {
         dropped = tcp.dropAll();
       }),
@@ -336,7 +336,7 @@ describe('TCP fault proxy between the archiver and PostgreSQL', () => {
     const expected = await seedEvents();
     const config = proxiedConfig();
     let muted: Promise<void> | undefined;
-    const summary = await archiveWith(config, createObjectStore(config), {
+    const summary = await archiveWith(config, await createObjectStore(config), {
       onPhase: atPhase('before-commit', 1, async () => {
         tcp.muteReplies();
         // The COMMIT is sent after this hook returns: once the server shows no archiver session
@@ -372,7 +372,7 @@ describe('TCP fault proxy between the archiver and PostgreSQL', () => {
   it('connections reset during the delete and the server unreachable afterwards: the batch stays in flight and the next run reconciles it', async () => {
     const expected = await seedEvents();
     const config = proxiedConfig();
-    const summary = await archiveWith(config, createObjectStore(config), {
+    const summary = await archiveWith(config, await createObjectStore(config), {
       onPhase: atPhase('before-commit', 1, async () => {
         tcp.mode = 'refuse';
         tcp.dropAll();

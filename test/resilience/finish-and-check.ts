@@ -13,8 +13,8 @@ import { recordScenario } from './figures.js';
 export const events = { table: 'events' };
 
 /** The fixture's store as the CLI builds it (retries, circuit breaker, rate limiter), straight to s3rver. */
-export function healthyRun(fx: ArchiveFixture, config: Config = fx.configFor([{ name: 'events', timestamp_column: 'happened_at' }])): ReturnType<typeof archiveWith> {
-  return archiveWith(config, createObjectStore(config));
+export async function healthyRun(fx: ArchiveFixture, config: Config = fx.configFor([{ name: 'events', timestamp_column: 'happened_at' }])): ReturnType<typeof archiveWith> {
+  return archiveWith(config, await createObjectStore(config));
 }
 
 /** What the checker sees right now (e.g. just after the fault), without judging it. */

@@ -153,7 +153,7 @@ describe('storage failures that stop the table before any unverified delete', ()
     const expected = await seedEvents();
     let flipped = 0;
     const config = fx.configFor([eventsTable], { batches_in_flight: 1 });
-    const summary = await archiveWith(config, createObjectStore(config), {
+    const summary = await archiveWith(config, await createObjectStore(config), {
       onPhase: async (phase) => {
         if (phase !== 'after-upload' || flipped > 0) return;
         // One batch at a time: the only data object without a sidecar is the one just uploaded.

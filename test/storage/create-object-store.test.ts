@@ -12,8 +12,8 @@ import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { respondWithS3Error, startFaultHttpServer, type FaultHttpServer } from '../helpers/fault-http-server.js';
 
 describe('createObjectStore', () => {
-  it('builds an S3ObjectStore for `s3:`, behind a circuit breaker', () => {
-    const store = createObjectStore({ s3: s3Schema.parse({ bucket: 'audit-archive', prefix: 'archives/', access_key_id: 'AKIAEXAMPLEKEY', secret_access_key: 'very-secret-value' }) });
+  it('builds an S3ObjectStore for `s3:`, behind a circuit breaker', async () => {
+    const store = await createObjectStore({ s3: s3Schema.parse({ bucket: 'audit-archive', prefix: 'archives/', access_key_id: 'AKIAEXAMPLEKEY', secret_access_key: 'very-secret-value' }) });
     expect(store).toBeInstanceOf(CircuitBreakerObjectStore);
     expect((store as CircuitBreakerObjectStore).inner).toBeInstanceOf(S3ObjectStore);
     expect(store.description).toBe('s3://audit-archive/archives/');
@@ -23,7 +23,7 @@ describe('createObjectStore', () => {
   it('builds a LocalObjectStore for `local:`, behind a circuit breaker', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'auditlog-create-'));
     try {
-      const store = createObjectStore({ local: localSchema.parse({ path: dir }) });
+      const store = await createObjectStore({ local: localSchema.parse({ path: dir }) });
       expect(store).toBeInstanceOf(CircuitBreakerObjectStore);
       expect((store as CircuitBreakerObjectStore).inner).toBeInstanceOf(LocalObjectStore);
       await store.put('a/b.txt', Buffer.from('x'));
@@ -33,8 +33,8 @@ describe('createObjectStore', () => {
     }
   });
 
-  it('refuses a config with neither', () => {
-    expect(() => createObjectStore({})).toThrow(AuditlogError);
+  it('refuses a config with neither', async () => {
+    await expect(createObjectStore({})).rejects.toThrow(AuditlogError);
   });
 });
 
@@ -60,7 +60,7 @@ describe('createObjectStore: circuit breaker and rate limit', () => {
       retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 1 },
       circuit_breaker: { failure_threshold: 2, recovery_timeout_ms: 60_000 },
     });
-    store = createObjectStore({ s3 }, { onCircuitChange: (c) => changes.push(c) }) as CircuitBreakerObjectStore;
+    store = (await createObjectStore({ s3 }, { onCircuitChange: (c) => changes.push(c) })) as CircuitBreakerObjectStore;
     const codes: string[] = [];
     for (let i = 0; i < 5; i++) codes.push(await store.get(`k${i}`).then(() => 'ok', (e: AuditlogError) => e.code));
     expect(codes).toEqual(['STORAGE_UNREACHABLE', 'STORAGE_CIRCUIT_OPEN', 'STORAGE_CIRCUIT_OPEN', 'STORAGE_CIRCUIT_OPEN', 'STORAGE_CIRCUIT_OPEN']);
@@ -74,7 +74,7 @@ describe('createObjectStore: circuit breaker and rate limit', () => {
   it('paces every local request attempt at local.rate_limit_requests_per_second', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'auditlog-rate-'));
     try {
-      const local = createObjectStore({ local: localSchema.parse({ path: dir, rate_limit_requests_per_second: 20 }) });
+      const local = await createObjectStore({ local: localSchema.parse({ path: dir, rate_limit_requests_per_second: 20 }) });
       const started = performance.now();
       // 12 requests at 20/s with a burst of 2: the last one goes out no sooner than 0.5 s after the first.
       for (let i = 0; i < 12; i++) await local.put(`k${i}`, Buffer.from('x'));
