@@ -2,46 +2,42 @@
  * Composition root: parses argv, reads the environment, builds adapters, runs a use case, maps
  * the outcome to an exit code (0 ok, 1 the work ran and something failed, 2 usage/config).
  * Errors are caught here, once.
+ *
+ * Start-up: every invocation (a cron run, a monitoring system's `health` probe every few seconds,
+ * `--version`) pays for what this module imports before it does anything, and the dependencies
+ * behind the commands (AWS SDK, zod, pg, pino, prom-client, nodemailer...) cost ~1 s of CPU
+ * together. So only what parsing argv, the help texts and the error handler below need is
+ * imported here; each command's action imports its own modules when it runs. An error thrown by a
+ * lazily imported module still rejects the action, and so ends in the one handler in `main`.
+ * test/cli/startup-imports.test.ts checks which dependencies a command loads.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { runArchive, selectTargets } from '../archive/run-archive.js';
-import { forceUnlock } from '../archive/force-unlock.js';
 import type { BatchPhase } from '../archive/archive-context.js';
-import { loadConfig } from '../config/load-config.js';
+import type { Config } from '../config/schema.js';
 import { collectSecrets, maskConfig, redactSecrets } from '../config/mask-secrets.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
-import { checkConnection, buildSessionSettings, createPool } from '../db/connect.js';
-import { createObjectStore } from '../storage/create-object-store.js';
-import { createLogger } from './create-logger.js';
-import { storageLogHooks } from './storage-log-hooks.js';
 import { RunEvents } from '../core/run-events.js';
-import { formatRunSummary } from './format-summary.js';
-import { runDemoCommand } from './demo-command.js';
-import { runCleanupCommand } from './cleanup-command.js';
 import { MIN_ORPHAN_AGE_HOURS } from '../storage/cleanup-interrupted.js';
-import { formatRestoreSummary, parseRestoreFlags, type RestoreCliOptions } from './restore-command.js';
-import { runRestore, type RestoreSummary } from '../restore/restore-table.js';
-import { runStatusCommand, runWatermarksListCommand, runWatermarksResetCommand } from './state-commands.js';
-import { runValidateCommand, type ValidateCommandOptions } from './validate-command.js';
-import { runCostCommand, type CostCliOptions } from './cost-command.js';
-import { runWizardCommand, type WizardCliOptions } from './wizard-command.js';
-import { createInquirerPrompter } from './wizard-prompter.js';
+import type { RestoreCliOptions } from './restore-command.js';
+import type { RestoreSummary } from '../restore/restore-table.js';
+import type { ValidateCommandOptions } from './validate-command.js';
+import type { CostCliOptions } from './cost-command.js';
+import type { WizardCliOptions } from './wizard-command.js';
 import type pg from 'pg';
-import { runAuditListCommand, runAuditVerifyCommand } from './audit-commands.js';
-import { runHoldsListCommand } from './holds-command.js';
-import { auditSources, openAuditTrail, openRunAuditTrail, readHoldSources, withRunError } from './compliance-setup.js';
 import type { RunSummary } from '../archive/table-summary.js';
-import { attachMonitoring, runHealthChecks } from './monitoring-setup.js';
-import { formatHealthReport } from '../monitoring/health-check.js';
-import { runDaemonCommand } from './daemon-command.js';
-import { attachNotifications } from './notifications-setup.js';
 import { watchStopSignals } from './stop-signals.js';
 
 export function readToolVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
+}
+
+/** Reads and validates the configuration; its modules (yaml, zod) load with the first command that reads one. */
+async function loadConfig(file: string, env: NodeJS.ProcessEnv): Promise<Config> {
+  const { loadConfig: load } = await import('../config/load-config.js');
+  return load(file, env);
 }
 
 export function newRunId(now = new Date()): string {
@@ -114,9 +110,21 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       if (opts.forceUnlock === true && opts.dryRun === true) {
         throw new AuditlogError('USAGE', '--force-unlock cannot be combined with --dry-run (a dry run changes nothing, and removing a lock file is a change): run the dry run without --force-unlock, or --force-unlock without --dry-run');
       }
+      const [{ runArchive, selectTargets }, { createLogger }, { storageLogHooks }, { createObjectStore }, { readHoldSources, openRunAuditTrail, withRunError }, { attachMonitoring }, { attachNotifications }, { formatRunSummary }] =
+        await Promise.all([
+          import('../archive/run-archive.js'),
+          import('./create-logger.js'),
+          import('./storage-log-hooks.js'),
+          import('../storage/create-object-store.js'),
+          import('./compliance-setup.js'),
+          import('./monitoring-setup.js'),
+          import('./notifications-setup.js'),
+          import('./format-summary.js'),
+        ]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       if (opts.forceUnlock) {
+        const { forceUnlock } = await import('../archive/force-unlock.js');
         const databases = selectTargets({ config, ...(opts.database === undefined ? {} : { database: opts.database }), ...(opts.table === undefined ? {} : { table: opts.table }) });
         await forceUnlock({ config, databases, secrets, print: (line) => io.stderr(`force-unlock: ${redactSecrets(line, secrets)}\n`) });
       }
@@ -190,6 +198,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--dry-run', 'list what would be removed; remove nothing')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { config: string; olderThanHours?: number; dryRun?: boolean; json?: boolean }) => {
+      const [{ runCleanupCommand }, { createObjectStore }] = await Promise.all([import('./cleanup-command.js'), import('../storage/create-object-store.js')]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       exitCode = await runCleanupCommand({
@@ -223,6 +232,14 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('-q, --quiet', 'only warnings and errors, and the summary')
     .option('--json', 'JSON log lines, and the summary as JSON on stdout')
     .action(async (opts: RestoreCliOptions & { verbose?: boolean; quiet?: boolean }) => {
+      const [{ formatRestoreSummary, parseRestoreFlags }, { runRestore }, { createLogger }, { storageLogHooks }, { createObjectStore }, { openAuditTrail, withRunError }] = await Promise.all([
+        import('./restore-command.js'),
+        import('../restore/restore-table.js'),
+        import('./create-logger.js'),
+        import('./storage-log-hooks.js'),
+        import('../storage/create-object-store.js'),
+        import('./compliance-setup.js'),
+      ]);
       const flags = parseRestoreFlags(opts);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
@@ -257,6 +274,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('-q, --quiet', 'no progress; only warnings and errors (as monitoring.quiet_mode)')
     .option('--json', 'JSON log lines')
     .action(async (opts: { config: string; schedule?: string; verbose?: boolean; quiet?: boolean; json?: boolean }) => {
+      const [{ runDaemonCommand }, { readHoldSources }] = await Promise.all([import('./daemon-command.js'), import('./compliance-setup.js')]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       const quiet = opts.quiet === true || config.monitoring.quiet_mode;
@@ -299,6 +317,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .requiredOption('-c, --config <file>', 'configuration file (YAML)')
     .option('--json', 'print the report as JSON (the body of /health)')
     .action(async (opts: { config: string; json?: boolean }) => {
+      const [{ runHealthChecks }, { formatHealthReport }, { createObjectStore }] = await Promise.all([
+        import('./monitoring-setup.js'),
+        import('../monitoring/health-check.js'),
+        import('../storage/create-object-store.js'),
+      ]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       const report = await runHealthChecks(config, await createObjectStore(config), secrets);
@@ -319,6 +342,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const tables = config.databases.reduce((n, d) => n + d.tables.length, 0);
       if (opts.print) io.stdout(JSON.stringify(maskConfig(config), null, 2) + '\n');
       if (opts.checkConnections) {
+        const [{ createObjectStore }, { buildSessionSettings, checkConnection, createPool }] = await Promise.all([import('../storage/create-object-store.js'), import('../db/connect.js')]);
         const store = await createObjectStore(config);
         const problems: string[] = [];
         try {
@@ -348,6 +372,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     });
 
   const stateInput = async (opts: { config: string; database?: string; table?: string; json?: boolean }) => {
+    const { createObjectStore } = await import('../storage/create-object-store.js');
     const config = await loadConfig(opts.config, io.env);
     secrets = collectSecrets(config);
     return {
@@ -368,6 +393,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--table <name>', 'only this table (name or schema.name)')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { config: string; database?: string; table?: string; json?: boolean }) => {
+      const { runStatusCommand } = await import('./state-commands.js');
       exitCode = await runStatusCommand(await stateInput(opts));
     });
   const watermarksCmd = program.command('watermarks').description('Inspect or reset where each table\'s next run starts reading.');
@@ -379,6 +405,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--table <name>', 'only this table (name or schema.name)')
     .option('--json', 'print the watermarks as JSON')
     .action(async (opts: { config: string; database?: string; table?: string; json?: boolean }) => {
+      const { runWatermarksListCommand } = await import('./state-commands.js');
       exitCode = await runWatermarksListCommand(await stateInput(opts));
     });
   watermarksCmd
@@ -389,6 +416,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--table <name>', 'the table (name or schema.name)')
     .option('--all', 'every configured table (of --database, if given)')
     .action(async (opts: { config: string; database?: string; table?: string; all?: boolean }) => {
+      const { runWatermarksResetCommand } = await import('./state-commands.js');
       exitCode = await runWatermarksResetCommand({ ...(await stateInput(opts)), all: opts.all === true });
     });
 
@@ -409,6 +437,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--output <file>', 'write the report to this file instead of stdout')
     .option('--progress-interval <seconds>', 'seconds between progress lines on stderr (0: none)', (v) => parseNonNegativeNumber(v, '--progress-interval'), 5)
     .action(async (opts: Omit<ValidateCommandOptions, 'format'> & { config: string; format: 'text' | 'json'; json?: boolean }) => {
+      const [{ runValidateCommand }, { createObjectStore }] = await Promise.all([import('./validate-command.js'), import('../storage/create-object-store.js')]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       exitCode = await runValidateCommand({
@@ -430,6 +459,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--table <name>', 'only records of this table (name or schema.name)')
     .option('--json', 'print the records as JSON')
     .action(async (opts: { config: string; since?: string; table?: string; json?: boolean }) => {
+      const [{ runAuditListCommand }, { auditSources }, { createObjectStore }] = await Promise.all([import('./audit-commands.js'), import('./compliance-setup.js'), import('../storage/create-object-store.js')]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       const pools: pg.Pool[] = [];
@@ -453,6 +483,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--table <name>', 'report only problems at records of this table (name or schema.name)')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { config: string; json?: boolean; since?: string; table?: string }) => {
+      const [{ runAuditVerifyCommand }, { auditSources }, { createObjectStore }] = await Promise.all([import('./audit-commands.js'), import('./compliance-setup.js'), import('../storage/create-object-store.js')]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       const pools: pg.Pool[] = [];
@@ -478,6 +509,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--table <name>', 'only this table (name or schema.name)')
     .option('--json', 'print the holds as JSON')
     .action(async (opts: { config: string; database?: string; table?: string; json?: boolean }) => {
+      const [{ runHoldsListCommand }, { readHoldSources }] = await Promise.all([import('./holds-command.js'), import('./compliance-setup.js')]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       const sources = readHoldSources(config, io.env);
@@ -519,6 +551,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('-y, --yes', 'ask nothing: take every answer from the flags or the suggestions (for automation)')
     .option('--force', 'overwrite --output if it exists')
     .action(async (opts: WizardCliOptions) => {
+      // The prompter module imports @inquirer/prompts itself, and only when it is asked for a prompter.
+      const [{ runWizardCommand }, { createInquirerPrompter }] = await Promise.all([import('./wizard-command.js'), import('./wizard-prompter.js')]);
       exitCode = await runWizardCommand(opts, {
         env: io.env,
         stdout: io.stdout,
@@ -543,6 +577,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .option('--json', 'the same as --format json')
     .action(async (opts: CostCliOptions) => {
+      const { runCostCommand } = await import('./cost-command.js');
       exitCode = await runCostCommand(opts, { env: io.env, stdout: io.stdout, onSecrets: (found) => (secrets = found) });
     });
 
@@ -553,6 +588,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--rows <n>', 'rows to generate', (v) => parsePositiveInt(v, '--rows'), 20_000)
     .option('--json', 'JSON log lines')
     .action(async (opts: { dir: string; rows: number; json?: boolean }) => {
+      const [{ runDemoCommand }, { createLogger }] = await Promise.all([import('./demo-command.js'), import('./create-logger.js')]);
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: 'info' });
       exitCode = await runDemoCommand({ dir: opts.dir, rows: opts.rows, runId, logger, toolVersion: readToolVersion(), stdout: io.stdout });
