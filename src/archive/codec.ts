@@ -2,8 +2,11 @@
  * Compressing and decompressing data objects, per codec (names and suffixes: core/compression.ts).
  * gzip is Node's zlib on libuv's thread pool. zstd is @bokuweb/zstd-wasm (DESIGN.md §5: Node 20
  * has no zstd, and the native packages download prebuilt binaries or need a compiler at install):
- * synchronous, on the main thread, in a WASM heap of at most 2 GiB that never shrinks.
+ * synchronous, on the main thread, in a WASM heap of at most 2 GiB that never shrinks: an instance
+ * that decoded a large object is dropped so the heap goes with it (loadZstd).
  */
+import { createRequire } from 'node:module';
+import { dirname, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
 import { COMPRESSION_SPECS, MAX_ZSTD_CONTENT_BYTES, type Compression } from '../core/compression.js';
@@ -14,9 +17,53 @@ const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
 
 
-/** A stored object that is not what its codec can decode (or not within the limits above). */
+/** A stored object that is not what its codec can decode (or not within the limits above): a verdict about the object. */
 export class UndecodableObjectError extends Error {
   override readonly name = 'UndecodableObjectError';
+}
+
+/**
+ * A zstd object declaring more content than the caller can justify (DecodeBounds.maxBytes): not
+ * decoded, and no verdict about the object — a batch may pass max_batch_bytes (batch-sizer.ts).
+ */
+export class DecodeRefusedError extends Error {
+  override readonly name = 'DecodeRefusedError';
+  constructor(message: string, readonly declaredBytes: number, readonly maxBytes: number) {
+    super(message);
+  }
+}
+
+/**
+ * The decoder itself failed (out of memory, an allocation refused, a WASM trap): says nothing
+ * about the object, so no caller may count it as "does not decompress" — it is the run's failure.
+ */
+export class DecoderFailedError extends Error {
+  override readonly name = 'DecoderFailedError';
+}
+
+/**
+ * The run's error for a decoder that failed on `key`: one wording for validate, restore and
+ * reconciliation, none of which may judge the object by it.
+ */
+export function decoderFailure(key: string, error: DecoderFailedError, kept: string): AuditlogError {
+  return new AuditlogError('INTERNAL', `could not decode ${key}: ${error.message} — a failure of this process, not a verdict on the object; ${kept} (run again, with more memory if it recurs)`, {
+    details: { key },
+    cause: error,
+  });
+}
+
+/** Whether a decoding failure is a verdict about the bytes (undecodable, or zlib's own data errors from a streamed gunzip). */
+export function isMalformedObjectError(error: unknown): boolean {
+  if (error instanceof UndecodableObjectError) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('Z_');
+}
+
+export interface DecodeBounds {
+  /** The decompressed size the sidecar (or the batch being verified) records: a zstd frame must declare exactly it. */
+  expectedBytes?: number | undefined;
+  /** Without a sidecar, the most a zstd frame may declare before it is decoded (DecodeRefusedError above it). */
+  maxBytes?: number | undefined;
 }
 
 /**
@@ -56,18 +103,44 @@ interface ZstdWasm {
 let zstdLoaded: Promise<ZstdWasm> | undefined;
 
 /**
+ * Decoded output above which the instance is dropped afterwards. WASM memory only grows: a 300 MiB
+ * object left the process ~300 MiB larger for its life (and a crafted 16 kB object can declare
+ * that much). Dropped, it is collected: measured, RSS went from 349 MB back to 48 MB after a
+ * 300 MiB frame (docs/reliability.md). Below this, keeping the instance saves the reload (~10 ms).
+ */
+export const DROP_DECODER_AFTER_BYTES = 64 * 1024 * 1024;
+
+/** Instances loaded so far in this process (a test reads it to see a large decode dropped one). */
+let zstdInstances = 0;
+export function zstdInstancesLoaded(): number {
+  return zstdInstances;
+}
+
+/**
  * Loaded on first use (no work at import time); the package finds its .wasm beside its own files.
- * Its init() must run once per process: a second one swaps the WASM instance and memory under the
- * functions already bound to the first (found by a test: objects then failed to decode, -72).
- * Nothing else may call it — hence the one memoised promise.
+ * Its init() must run once per module instance: a second one swaps the WASM instance and memory
+ * under the functions already bound to the first (found by a test: objects then failed to decode,
+ * -72) — hence the one memoised promise. A fresh instance is a fresh load of the package's
+ * CommonJS files: they are evicted from require's cache at once, so that once dropped (below)
+ * nothing but a caller still using it holds the instance and its heap.
  */
 function loadZstd(): Promise<ZstdWasm> {
   zstdLoaded ??= (async () => {
-    const mod = (await import('@bokuweb/zstd-wasm')) as unknown as { default: ZstdWasm };
-    await mod.default.init();
-    return mod.default;
+    const require = createRequire(import.meta.url);
+    const entry = require.resolve('@bokuweb/zstd-wasm');
+    const dir = dirname(entry) + sep;
+    const mod = require(entry) as ZstdWasm;
+    for (const key of Object.keys(require.cache)) if (key.startsWith(dir)) delete require.cache[key];
+    await mod.init();
+    zstdInstances++;
+    return mod;
   })();
   return zstdLoaded;
+}
+
+/** The next use loads a new instance; this one goes with its last user. */
+function dropZstd(): void {
+  zstdLoaded = undefined;
 }
 
 export async function compressBody(compression: Compression, raw: Buffer, level: number): Promise<Buffer> {
@@ -84,39 +157,55 @@ export async function compressBody(compression: Compression, raw: Buffer, level:
 }
 
 /**
- * `expectedBytes`: the decompressed size the sidecar (or the batch being verified) records, when
- * known. A zstd object must be one frame declaring exactly that size (readZstdFrame); anything
- * else is refused as undecodable, never handed to the WASM decoder.
+ * A zstd object must be one frame declaring exactly `bounds.expectedBytes` when given, and at most
+ * `bounds.maxBytes` (readZstdFrame): anything else is refused before the WASM decoder allocates
+ * what the header declares. Failures: UndecodableObjectError (the bytes), DecodeRefusedError (over
+ * the caller's bound), DecoderFailedError (the decoder itself).
  */
-export async function decompressBody(compression: Compression, body: Buffer, expectedBytes?: number): Promise<Buffer> {
+export async function decompressBody(compression: Compression, body: Buffer, bounds: DecodeBounds = {}): Promise<Buffer> {
   if (compression === 'gzip') {
     try {
-      return await gunzipAsync(body, { chunkSize: outputChunkSize(expectedBytes ?? body.length * 4) });
+      return await gunzipAsync(body, { chunkSize: outputChunkSize(bounds.expectedBytes ?? body.length * 4) });
     } catch (error) {
+      if (!isMalformedObjectError(error)) throw new DecoderFailedError(`the gzip decoder failed (${(error as Error).message})`, { cause: error });
       throw new UndecodableObjectError(`not a complete gzip stream (${(error as Error).message})`, { cause: error });
     }
   }
-  const contentSize = checkZstdBody(body, expectedBytes);
+  const contentSize = checkZstdBody(body, bounds);
   const zstd = await loadZstd();
   let out: Uint8Array;
   try {
     out = zstd.decompress(body);
   } catch (error) {
-    throw new UndecodableObjectError(`zstd could not decode it (${(error as Error).message})`, { cause: error });
+    // The package reports a zstd error code (the bytes) as a plain Error "Failed to compress with
+    // code -N" (sic). Anything else — a RangeError allocating, a WASM trap when its heap cannot
+    // grow — is the reader's failure, after which the instance is not trusted either.
+    if (isZstdCodeError(error)) throw new UndecodableObjectError(`zstd could not decode it (${(error as Error).message})`, { cause: error });
+    dropZstd();
+    throw new DecoderFailedError(`the zstd decoder failed (${error instanceof Error ? `${error.name}: ${error.message}` : String(error)})`, { cause: error });
   }
+  if (contentSize > DROP_DECODER_AFTER_BYTES) dropZstd();
   if (out.byteLength !== contentSize) throw new UndecodableObjectError(`it decoded to ${out.byteLength} bytes, its frame header declares ${contentSize}`);
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 
-/** The declared content size of a zstd object that may be decoded; throws UndecodableObjectError otherwise. */
-export function checkZstdBody(body: Buffer, expectedBytes?: number): number {
+function isZstdCodeError(error: unknown): boolean {
+  return error instanceof Error && error.constructor === Error && /^Failed to \w+ with code -?\d+$/.test(error.message);
+}
+
+/** The declared content size of a zstd object that may be decoded; throws UndecodableObjectError or DecodeRefusedError otherwise. */
+export function checkZstdBody(body: Buffer, bounds: DecodeBounds = {}): number {
   const frame = readZstdFrame(body);
   if ('problem' in frame) throw new UndecodableObjectError(`not a single complete zstd frame: ${frame.problem}`);
   if (frame.contentSize > MAX_ZSTD_CONTENT_BYTES) {
     throw new UndecodableObjectError(`its zstd frame declares ${frame.contentSize} bytes of content, over the ${MAX_ZSTD_CONTENT_BYTES} this tool decodes`);
   }
+  const { expectedBytes, maxBytes } = bounds;
   if (expectedBytes !== undefined && frame.contentSize !== expectedBytes) {
     throw new UndecodableObjectError(`its zstd frame declares ${frame.contentSize} bytes of content, the metadata says ${expectedBytes}`);
+  }
+  if (maxBytes !== undefined && frame.contentSize > maxBytes) {
+    throw new DecodeRefusedError(`its zstd frame declares ${frame.contentSize} bytes of content, more than the ${maxBytes} it may hold here`, frame.contentSize, maxBytes);
   }
   return frame.contentSize;
 }

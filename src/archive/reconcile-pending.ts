@@ -10,11 +10,12 @@
  */
 import { hasValidDeleteTxid, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { dataKeyForMarker, metadataKeyFor, pendingPrefix } from '../core/archive-layout.js';
-import { compressionOfDataKey, isCompression } from '../core/compression.js';
+import { MAX_ZSTD_CONTENT_BYTES, compressionOfDataKey, isCompression } from '../core/compression.js';
 import { AuditlogError, describeError, isAuditlogError, type ErrorCode } from '../core/errors.js';
 import { countArchivedLinesPresent, selectPresentRows } from '../db/archive-queries.js';
 import { streamObjectLines } from '../validate/stream-object-lines.js';
 import type { ArchiveContext } from './archive-context.js';
+import { DecodeRefusedError, DecoderFailedError, decoderFailure, isMalformedObjectError } from './codec.js';
 import { decideReconcile, isForeignMarker, isOtherTablesMarker, markerTableOf, parseMarker, sameMarkerTable, sidecarTable, type MarkerTable, type TxidStatus } from './pending-marker.js';
 
 /**
@@ -181,37 +182,58 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
  * application deleted or changed, every one, while the batch was in flight — is left in place with
  * its marker: removing it could lose every row it holds. An object that does not decompress to
  * JSON lines is removed as before: every committed object was read back and decompressed to its
- * lines before its delete (a damaged upload that failed verification is the usual case).
+ * lines before its delete (a damaged upload that failed verification is the usual case). Only the
+ * bytes can say that: a decoder that failed in itself (out of memory) stops the table with the
+ * object and marker kept, and a zstd object declaring more than this table's batches hold
+ * (decodeCeiling) is not decoded at all but left for an operator, like one the table cannot place.
  */
 async function assertNotDeletedWithoutSidecar(ctx: ArchiveContext, key: string, data: Buffer): Promise<void> {
-  let lines: string[];
-  try {
-    lines = await readObjectLines(key, data);
-  } catch {
-    return;
-  }
-  if (lines.length === 0) return;
-  const keep = (why: string, cause?: unknown): never => {
+  const keep = (why: string, details: Record<string, number>, cause?: unknown): never => {
     throw new AuditlogError(
       'STORAGE_CONFLICT',
       `in-flight object ${key} has no metadata sidecar and ${why}: it may be a committed archive whose sidecar storage removed, so it was left untouched with its pending marker and nothing was deleted — see docs/runbooks.md ("A data object without its sidecar")`,
-      { details: { key, rows: lines.length }, ...(cause === undefined ? {} : { cause }) },
+      { details: { key, ...details }, ...(cause === undefined ? {} : { cause }) },
     );
   };
+  let lines: string[];
+  try {
+    lines = await readObjectLines(key, data, decodeCeiling(ctx.plan.maxBatchBytes));
+  } catch (error) {
+    if (error instanceof DecodeRefusedError) {
+      keep(`declares ${error.declaredBytes} bytes of JSON lines, more than this table's batches hold (max_batch_bytes ${ctx.plan.maxBatchBytes}; decoded up to ${error.maxBytes}), so it was not decoded`, { declared_bytes: error.declaredBytes }, error);
+    }
+    if (error instanceof DecoderFailedError) throw decoderFailure(key, error, 'the object and its pending marker were left as they are and nothing was deleted');
+    // Bytes that are not the codec's stream, or a line that is not JSON: a verdict about the object.
+    if (isMalformedObjectError(error) || error instanceof SyntaxError) return;
+    throw error;
+  }
+  if (lines.length === 0) return;
   let found: { present: number; unchanged: number };
   try {
     found = await countArchivedLinesPresent(ctx.pool, ctx.plan, lines);
   } catch (error) {
     // SQLSTATE class 22 or 23: a line the table's row type no longer reads (a column's type changed since) proves nothing either way.
-    if (isDataException(error)) keep(`its lines cannot be compared with the table (${describeError(error)})`, error);
+    if (isDataException(error)) keep(`its lines cannot be compared with the table (${describeError(error)})`, { rows: lines.length }, error);
     throw error;
   }
   if (found.present === lines.length || found.unchanged > 0) return;
-  keep(found.present === 0 ? `none of its ${lines.length} rows is in the table any more` : `only ${found.present} of its ${lines.length} rows are in the table, none of them in its archived version`);
+  keep(found.present === 0 ? `none of its ${lines.length} rows is in the table any more` : `only ${found.present} of its ${lines.length} rows are in the table, none of them in its archived version`, { rows: lines.length });
+}
+
+/**
+ * The most JSON lines a zstd object of this table is decoded for without its sidecar. Batches are
+ * cut to max_batch_bytes by the bytes per row of the page before (batch-sizer.ts), so a page of
+ * wider rows passes it, and a row over it is an object of its own: no bound is exact. Twice the
+ * setting covers a page of rows up to twice as wide as the last; an object over it costs an
+ * operator's look (it is kept), never its rows, and a crafted frame at most this much memory,
+ * instead of the 512 MiB any frame may declare.
+ */
+export function decodeCeiling(maxBatchBytes: number): number {
+  return Math.min(2 * maxBatchBytes, MAX_ZSTD_CONTENT_BYTES);
 }
 
 /** The JSON lines of a data object; rejects when it does not decompress or a line is not JSON. */
-async function readObjectLines(key: string, data: Buffer): Promise<string[]> {
+async function readObjectLines(key: string, data: Buffer, maxBytes: number): Promise<string[]> {
   const lines: string[] = [];
   await streamObjectLines(
     data,
@@ -219,7 +241,7 @@ async function readObjectLines(key: string, data: Buffer): Promise<string[]> {
       JSON.parse(line);
       lines.push(line);
     },
-    { compression: compressionOfDataKey(key) ?? 'gzip' },
+    { compression: compressionOfDataKey(key) ?? 'gzip', maxBytes },
   );
   return lines;
 }

@@ -7,7 +7,7 @@
 import { sha256Hex } from '../core/batch-metadata.js';
 import { AuditlogError } from '../core/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { decompressBody } from './codec.js';
+import { DecoderFailedError, decompressBody } from './codec.js';
 import { countLines, type EncodedBatch } from './encode-batch.js';
 
 export async function verifyStoredBatch(store: ObjectStore, key: string, expected: EncodedBatch): Promise<void> {
@@ -23,9 +23,11 @@ export async function verifyStoredBatch(store: ObjectStore, key: string, expecte
   if (!body.equals(expected.body)) fail('SHA-256 of the stored bytes', sha256Hex(body), expected.sha256Compressed);
   let raw: Buffer;
   try {
-    raw = await decompressBody(expected.compression, body, expected.uncompressedBytes);
+    raw = await decompressBody(expected.compression, body, { expectedBytes: expected.uncompressedBytes });
   } catch (error) {
-    throw new AuditlogError('VERIFY_FAILED', `verification of ${key} failed: the stored object does not decompress (${(error as Error).message}); nothing was deleted for this batch`, {
+    // A decoder that failed in itself (out of memory) proves nothing about the object: said as such.
+    const what = error instanceof DecoderFailedError ? 'could not be decoded here' : 'does not decompress';
+    throw new AuditlogError('VERIFY_FAILED', `verification of ${key} failed: the stored object ${what} (${(error as Error).message}); nothing was deleted for this batch`, {
       details: { key, check: 'decompress' },
       cause: error,
     });

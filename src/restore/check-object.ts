@@ -9,7 +9,7 @@
 import { FORMAT_NAME, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { compressionOfDataKey } from '../core/compression.js';
 import { AuditlogError } from '../core/errors.js';
-import { decompressBody } from '../archive/codec.js';
+import { DecoderFailedError, decoderFailure, decompressBody } from '../archive/codec.js';
 import { countLines } from '../archive/encode-batch.js';
 import type { SidecarSummary } from './sidecar-summary.js';
 
@@ -98,8 +98,10 @@ export async function checkObject(key: string, body: Buffer | undefined, meta: B
   if (stored !== meta.sha256_compressed) throw corrupt(key, `SHA-256 of the stored bytes is ${stored}, metadata says ${meta.sha256_compressed}`, 'sha256_compressed');
   let raw: Buffer;
   try {
-    raw = await decompressBody(compressionOfDataKey(key) ?? 'gzip', body, typeof meta.uncompressed_bytes === 'number' ? meta.uncompressed_bytes : undefined);
+    raw = await decompressBody(compressionOfDataKey(key) ?? 'gzip', body, { expectedBytes: typeof meta.uncompressed_bytes === 'number' ? meta.uncompressed_bytes : undefined });
   } catch (error) {
+    // Not a verdict about the object (out of memory): the restore stops rather than skip it as corrupt.
+    if (error instanceof DecoderFailedError) throw decoderFailure(key, error, 'nothing of it was loaded');
     throw corrupt(key, `it does not decompress (${(error as Error).message})`, 'decompress');
   }
   const unpacked = sha256Hex(raw);

@@ -2,12 +2,13 @@
  * Decompresses a stored object chunk by chunk, hashing the decompressed bytes and handing out one
  * line at a time: the decompressed form (often 5–10× the stored size) of a gzip object is never
  * held whole. A zstd object is decoded whole (the WASM decoder has no streaming interface), within
- * the size its frame declares, which must be the sidecar's and at most MAX_ZSTD_CONTENT_BYTES (core/compression.ts).
+ * the size its frame declares, which must be the sidecar's (or, without one, at most the caller's
+ * bound) and at most MAX_ZSTD_CONTENT_BYTES (core/compression.ts).
  */
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import type { Compression } from '../core/compression.js';
-import { decompressBody } from '../archive/codec.js';
+import { decompressBody, type DecodeBounds } from '../archive/codec.js';
 
 export interface StreamedLines {
   lines: number;
@@ -16,11 +17,12 @@ export interface StreamedLines {
 
 /**
  * Rejects when the bytes are not a complete stream of the codec (gzip unless said).
- * `expectedBytes`: the decompressed size the sidecar records, when there is one.
+ * `expectedBytes`: the decompressed size the sidecar records, when there is one; `maxBytes`: without
+ * one, the most a zstd object may declare (codec.ts, DecodeBounds).
  */
-export async function streamObjectLines(body: Buffer, onLine: (line: string) => void, options: { compression?: Compression; expectedBytes?: number } = {}): Promise<StreamedLines> {
+export async function streamObjectLines(body: Buffer, onLine: (line: string) => void, options: { compression?: Compression } & DecodeBounds = {}): Promise<StreamedLines> {
   const hash = createHash('sha256');
-  const chunks = (options.compression ?? 'gzip') === 'gzip' ? gunzipChunks(body) : [await decompressBody('zstd', body, options.expectedBytes)];
+  const chunks = (options.compression ?? 'gzip') === 'gzip' ? gunzipChunks(body) : [await decompressBody('zstd', body, { expectedBytes: options.expectedBytes, maxBytes: options.maxBytes })];
   // The unfinished line so far, as the chunks that hold it: joined once, when its newline comes.
   // Concatenating at every chunk copied a long line again and again (quadratic: a 400 MB line
   // took five minutes to validate; found by probing).

@@ -9,6 +9,7 @@ import { sha256Hex } from '../core/batch-metadata.js';
 import { METADATA_SUFFIX, tablePrefix } from '../core/archive-layout.js';
 import { COMPRESSION_SPECS, sidecarCompression } from '../core/compression.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { DecoderFailedError, decoderFailure } from '../archive/codec.js';
 import { readBatchObjectState } from '../storage/batch-object-state.js';
 import { DataLineChecker } from './check-data-lines.js';
 import { withDatabaseChecks, type RowPresenceCheck } from './check-database.js';
@@ -170,6 +171,8 @@ async function checkListedObject(store: ObjectStore, table: TableIdentity, o: Li
     const streamed = await streamObjectLines(body, (line) => checker.addLine(line), { compression: meta.compression, expectedBytes: meta.uncompressed_bytes });
     findings.push(...checker.finish(streamed.sha256Uncompressed));
   } catch (error) {
+    // Out of memory says nothing about the object: validate fails rather than report it damaged.
+    if (error instanceof DecoderFailedError) throw decoderFailure(o.dataKey, error, 'validate stopped without a report');
     findings.push({ code: 'DECOMPRESS_FAILED', key: o.dataKey, message: `the stored bytes match the metadata but do not decompress (${error instanceof Error ? error.message : String(error)}); the batch was written damaged — its rows cannot be restored from this object` });
   }
   return result;

@@ -24,6 +24,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { restoreWith } from '../helpers/restore-run.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
 import { storageBackends } from '../helpers/storage-backends.js';
+import { putSidecarlessZstdBatch, rleFrame } from '../helpers/zstd-frames.js';
 
 let s3: S3TestServer;
 beforeAll(async () => {
@@ -211,6 +212,46 @@ describe('zstd objects that are damaged, or lie about their size', () => {
     await db.query('TRUNCATE events');
     const restored = await restoreWith(config, store, { table: 'events' });
     expect(restored.error).toMatchObject({ code: 'RESTORE_CORRUPT_OBJECT', details: { key: o.key, check: 'metadata' } });
+  });
+});
+
+describe('a zstd object left in flight without its sidecar, reconciled', () => {
+  let db: TestDatabase;
+  let store: ObjectStore;
+  let config: Config;
+  let cleanup: () => Promise<void>;
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    await createEventsTable(db, { rows: 7, stepMinutes: 10, endDaysAgo: 11 });
+    let storage: Record<string, unknown>;
+    ({ store, storage, cleanup } = await backends[0]!.make());
+    // max_batch_bytes 1 MiB: its objects are decoded up to 2 MiB without a sidecar.
+    config = eventsConfig(storage, db, { compression: 'zstd', max_batch_bytes: 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await cleanup?.();
+    await db?.drop();
+  });
+
+  it('one declaring more than the table\'s batches hold is not decoded: kept with its marker for an operator, the table stopped, nothing deleted', async () => {
+    // 12 kB declaring 48 MiB: decoded whole before (WASM memory the process kept), then removed as "does not decompress".
+    const { key, marker } = await putSidecarlessZstdBatch(store, PREFIX, '2020-01-01', 'crafted', rleFrame(48 * 1024 * 1024));
+    const run = await archiveWith(config, store);
+    expect(run.tables[0]!.error).toMatchObject({ code: 'STORAGE_CONFLICT' });
+    expect(run.tables[0]!.error!.message).toMatch(/declares 50331648 bytes of JSON lines, more than this table's batches hold \(max_batch_bytes 1048576; decoded up to 2097152\), so it was not decoded/);
+    expect(await store.get(key)).toBeDefined();
+    expect(await store.get(marker)).toBeDefined();
+    expect(await rowIds(db)).toHaveLength(7);
+  });
+
+  it('one within the bound that is not JSON lines is still removed as nothing written, and the table archived', async () => {
+    const { key, marker } = await putSidecarlessZstdBatch(store, PREFIX, '2020-01-01', 'garbage', rleFrame(1024 * 1024));
+    const run = await archiveWith(config, store);
+    expect(run.failed).toBe(0);
+    expect(run.tables[0]!.reconciled).toMatchObject({ removed: 1 });
+    expect(await store.get(key)).toBeUndefined();
+    expect(await store.get(marker)).toBeUndefined();
+    expect(await rowIds(db)).toEqual([]);
   });
 });
 
