@@ -1,13 +1,15 @@
 /**
- * Reconciliation of a data object left in flight without its sidecar when the decoder itself fails
- * (out of memory, an allocation refused): a failure of the run, never "does not decompress" —
- * which removes the object. The failure is injected at the codec boundary (decompressBody); the
+ * A decoder that fails in itself (out of memory, an allocation refused) is a failure of the run,
+ * never "does not decompress": reconciliation would remove a sidecar-less object for that,
+ * validate report it DECOMPRESS_FAILED, restore skip it as corrupt. The failure is injected at the codec boundary (decompressBody); the
  * rest is the real pipeline against PostgreSQL and the local store.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { tablePrefix } from '../../src/core/archive-layout.js';
 import type { ObjectStore } from '../../src/storage/object-store.js';
+import { validateArchive } from '../../src/validate/validate-archive.js';
 import { archiveWith, buildConfig } from '../helpers/archive-run.js';
+import { restoreWith } from '../helpers/restore-run.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { storageBackends } from '../helpers/storage-backends.js';
@@ -29,7 +31,7 @@ vi.mock('../../src/archive/codec.js', async (importOriginal) => {
 const { DecoderFailedError } = await import('../../src/archive/codec.js');
 const PREFIX = tablePrefix('app', 'public', 'events');
 
-describe('reconciling a sidecar-less zstd object when the decoder fails', () => {
+describe('a zstd decoder that fails in itself', () => {
   let db: TestDatabase;
   let store: ObjectStore;
   let storage: Record<string, unknown>;
@@ -62,5 +64,18 @@ describe('reconciling a sidecar-less zstd object when the decoder fails', () => 
     expect(again.failed).toBe(0);
     expect(again.tables[0]!.reconciled).toMatchObject({ removed: 1 });
     expect(await store.get(key)).toBeUndefined();
+  });
+
+  it('validate --deep stops with it instead of reporting the object damaged; restore stops instead of skipping it as corrupt', async () => {
+    const config = buildConfig({ ...storage, defaults: { retention_days: 10, batch_size: 7, compression: 'zstd' }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] });
+    expect((await archiveWith(config, store)).tables[0]!.rowsArchived).toBe(7);
+    injected.failure = () => new DecoderFailedError('the zstd decoder failed (RangeError: Array buffer allocation failed)');
+    await expect(validateArchive({ config, store, databases: config.databases, deep: true, deepThreshold: 0, concurrency: 2, checkDatabase: false })).rejects.toMatchObject({
+      code: 'INTERNAL',
+      message: expect.stringMatching(/^could not decode .*\.jsonl\.zst: the zstd decoder failed .*not a verdict on the object; validate stopped without a report/),
+    });
+    const restored = await restoreWith(config, store, { table: 'events', onCorrupt: 'skip' });
+    expect(restored.error).toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/not a verdict on the object; nothing of it was loaded/) });
+    expect(restored.rows.restored).toBe(0);
   });
 });
