@@ -7,7 +7,7 @@
 import type { Config, DatabaseConfig, TableConfig } from '../config/schema.js';
 import { sha256Hex } from '../core/batch-metadata.js';
 import { METADATA_SUFFIX, tablePrefix } from '../core/archive-layout.js';
-import { COMPRESSION_SPECS, sidecarCompression } from '../core/compression.js';
+import { COMPRESSIONS, COMPRESSION_SPECS, sidecarCompression } from '../core/compression.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { DecoderFailedError, decoderFailure } from '../archive/codec.js';
 import { readBatchObjectState } from '../storage/batch-object-state.js';
@@ -121,18 +121,22 @@ async function checkObject(store: ObjectStore, target: { id: TableIdentity; pref
   // Objects, then markers, were listed one after the other, and the object was read later still:
   // an archive run at work meanwhile may have committed this batch or given it up. Only a gap
   // that is still there, with no marker, is one (found by probing validate alongside archive).
-  const now = await readBatchObjectState(store, target.prefix, o.dataKey);
-  switch (now.state) {
-    case 'in-flight':
-      return checkListedObject(store, target.id, { ...o, uncommitted: true }, deep);
-    case 'gone':
-      return { findings: [] };
-    case 'committed':
-      // Checked again as it is now; a second gap (it vanished once more) is reported as found.
-      return checkListedObject(store, target.id, { ...o, dataSize: now.data.size, metadataSize: now.metadata.size }, deep);
-    default:
-      return result;
+  // A sidecar listed alone is asked about under the object it describes: the listing named it
+  // after the gzip object, and a zstd batch committed meanwhile was reported ORPHAN_METADATA.
+  for (const dataKey of o.dataSize === undefined ? await describedDataKeys(store, o) : [o.dataKey]) {
+    const now = await readBatchObjectState(store, target.prefix, dataKey);
+    switch (now.state) {
+      case 'in-flight':
+        return checkListedObject(store, target.id, { ...o, dataKey, uncommitted: true }, deep);
+      case 'gone':
+        return { findings: [] };
+      case 'committed':
+        // Checked again as it is now; a second gap (it vanished once more) is reported as found.
+        return checkListedObject(store, target.id, { ...o, dataKey, dataSize: now.data.size, metadataSize: now.metadata.size }, deep);
+    }
+    // Still a gap under this name: the next, when an unreadable sidecar left more than one possible.
   }
+  return result;
 }
 
 async function checkListedObject(store: ObjectStore, table: TableIdentity, o: ListedObject, deep: boolean): Promise<ObjectResult> {
@@ -180,9 +184,19 @@ async function checkListedObject(store: ObjectStore, table: TableIdentity, o: Li
 
 /** The data object a sidecar without one names by its `compression` (the listing could only guess gzip). */
 async function describedDataKey(store: ObjectStore, o: ListedObject): Promise<string> {
+  return (await describedDataKeys(store, o))[0]!;
+}
+
+/**
+ * The data objects a sidecar listed without one may describe: the one its `compression` names,
+ * or, when it is unreadable (or gone), each codec's, the listing's gzip guess first.
+ */
+async function describedDataKeys(store: ObjectStore, o: ListedObject): Promise<string[]> {
   const body = await store.get(o.metadataKey).catch(() => undefined);
   const compression = body === undefined ? undefined : sidecarCompression(body);
-  return compression === undefined ? o.dataKey : o.metadataKey.slice(0, -METADATA_SUFFIX.length) + COMPRESSION_SPECS[compression].dataSuffix;
+  const base = o.metadataKey.slice(0, -METADATA_SUFFIX.length);
+  if (compression !== undefined) return [base + COMPRESSION_SPECS[compression].dataSuffix];
+  return [o.dataKey, ...COMPRESSIONS.map((c) => base + COMPRESSION_SPECS[c].dataSuffix).filter((k) => k !== o.dataKey)];
 }
 
 function orphanMetadata(o: ListedObject): Finding {
