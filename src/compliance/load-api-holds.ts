@@ -1,12 +1,13 @@
 /**
  * Holds from an HTTP endpoint. Anything short of a valid answer in time — unreachable, timeout,
- * non-2xx, not JSON, wrong shape — is LEGAL_HOLD_UNAVAILABLE, and the caller archives nothing
+ * non-2xx, larger than MAX_ANSWER_BYTES, not JSON, wrong shape — is LEGAL_HOLD_UNAVAILABLE, and the caller archives nothing
  * (fail closed): a hold we could not read might cover any table.
  */
 import { z } from 'zod';
 import type { HoldApiConfig } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
 import { describeFetchFailure } from '../core/describe-fetch-failure.js';
+import { readBodyUpTo } from '../core/read-response-body.js';
 import { redactSecrets, urlSecretParts } from '../config/mask-secrets.js';
 import type { LegalHold } from './legal-hold.js';
 
@@ -19,6 +20,14 @@ const apiHoldSchema = z.object({
   expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
 });
 const apiAnswerSchema = z.object({ holds: z.array(apiHoldSchema) });
+
+/**
+ * Most bytes of an answer read. A hold is a few hundred bytes of JSON (table, filter, reason, who,
+ * until when): 16 MiB is tens of thousands of holds, where real lists hold tens or hundreds, and
+ * it bounds what a misbehaving or hostile endpoint can make the process hold (an endless body was
+ * read whole until the timeout: gigabytes over a fast link). The parsed answer is a few times this.
+ */
+export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
 
 export interface ApiHoldsInput {
   api: HoldApiConfig;
@@ -48,10 +57,21 @@ export async function loadApiHolds(input: ApiHoldsInput): Promise<LegalHold[]> {
     // (userinfo, query token) or the header value (found in review).
     throw unavailable(timedOut ? `did not answer within ${api.timeout_ms} ms` : describeHoldsApiFailure(error, api, input.authValue));
   }
-  if (!response.ok) throw unavailable(`answered HTTP ${response.status}`);
+  if (!response.ok) {
+    await response.body?.cancel().catch(() => undefined);
+    throw unavailable(`answered HTTP ${response.status}`);
+  }
+  let read: Awaited<ReturnType<typeof readBodyUpTo>>;
+  try {
+    read = await readBodyUpTo(response, MAX_ANSWER_BYTES);
+  } catch (error) {
+    const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+    throw unavailable(timedOut ? `did not finish its answer within ${api.timeout_ms} ms` : describeHoldsApiFailure(error, api, input.authValue));
+  }
+  if (!read.complete) throw unavailable(`answered more than ${MAX_ANSWER_BYTES} bytes (the most read from it; a list of holds is far smaller), so the rest was not read — fix the endpoint`);
   let body: unknown;
   try {
-    body = await response.json();
+    body = JSON.parse(read.bytes.toString('utf8'));
   } catch (error) {
     throw unavailable('answered something that is not JSON', error);
   }

@@ -7,6 +7,7 @@ import type { Transporter } from 'nodemailer';
 import { redactSecrets, urlSecretParts } from '../config/mask-secrets.js';
 import type { NotificationsConfig } from '../config/schema.js';
 import { describeFetchFailure } from '../core/describe-fetch-failure.js';
+import { readBodyPrefix } from '../core/read-response-body.js';
 
 export interface Message {
   kind: string;
@@ -73,29 +74,6 @@ export function genericPayload(m: Message): unknown {
 
 /** Of an answer, what is read: room for the 200 characters shown after secrets are redacted. */
 const MAX_BODY_BYTES = 4096;
-
-/**
- * The first `maxBytes` of a response body as text; the rest is never read (the stream is
- * cancelled). A receiver answering with an endless body made `res.text()` hold it all in memory
- * until `timeout_ms` (found by probing: 1.2 GB of RSS).
- */
-export async function readBodyPrefix(res: Response, maxBytes: number): Promise<string> {
-  if (res.body === null) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < maxBytes) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
-  return Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8');
-}
 
 function webhookChannel(name: 'slack' | 'teams' | 'webhook', url: string, timeoutMs: number, payload: (m: Message) => unknown): Channel {
   const label = name === 'webhook' ? 'webhook' : `${name} webhook`;

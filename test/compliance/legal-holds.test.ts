@@ -254,6 +254,37 @@ describe('legal holds', () => {
     expect((await inspectArchive(fx.store)).objects).toEqual([]);
   });
 
+  it('holds API answering an endless body → refused after 16 MiB with a one-line error naming the URL (no token), nothing archived, the rest never read', async () => {
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    // "Endless": a valid-looking start, then holds for as long as anyone reads (up to 256 MiB, so
+    // that a reader without a ceiling ends too, with everything held).
+    const hold = Buffer.from(JSON.stringify({ table: 'other', reason: 'x'.repeat(200) }) + ',');
+    const chunk = Buffer.concat(Array.from({ length: Math.ceil(65536 / hold.length) }, () => hold));
+    let sent = 0;
+    answer = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"holds": [');
+      const more = (): void => {
+        while (sent < 256 * 1024 * 1024 && !res.destroyed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end(']}');
+      };
+      res.on('close', () => res.removeAllListeners('drain'));
+      more();
+    };
+    const config = configWith({ legal_holds: { api: { url: `${apiUrl}?token=in-url-secret`, timeout_ms: 60_000 } } });
+    const summary = await archiveWith(config, fx.store);
+    expect(summary.tables[0]).toMatchObject({ status: 'failed', error: { code: 'LEGAL_HOLD_UNAVAILABLE' } });
+    const message = summary.tables[0]!.error!.message;
+    expect(message).toBe(`legal holds API ${apiUrl} answered more than 16777216 bytes (the most read from it; a list of holds is far smaller), so the rest was not read — fix the endpoint: no table is archived until it answers; check legal_holds.api`);
+    expect(await ids()).toHaveLength(10);
+    expect((await inspectArchive(fx.store)).objects).toEqual([]);
+    // Bounded: the server got rid of little more than the ceiling (plus socket buffers) before the reader hung up.
+    expect(sent).toBeLessThan(64 * 1024 * 1024);
+  });
+
   it.each([
     ['a statement after a semicolon', "true; DELETE FROM events", ';'],
     ['a closing parenthesis that escapes the filter', "false) OR (true", 'parenthesis'],
