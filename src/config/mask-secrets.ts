@@ -1,6 +1,14 @@
 /**
  * Keeping secrets out of anything printed (DESIGN.md I6). Pure. Every function accepts any value,
  * not only a validated `Config`, because error messages about an *invalid* config need masking too.
+ *
+ * Where a secret is masked in free text (redactSecrets, for messages from drivers and servers): one
+ * of SHORT_SECRET_LENGTH characters or more wherever it occurs, even inside a word; a shorter one
+ * (a password "pw") only where it stands as a whole token — not preceded or followed by a letter,
+ * digit or `_`. That is every place it appears as a value: alone, in a URL's userinfo
+ * (`user:pw@host`), after `password=`, in quotes; and masking it inside ordinary words turned
+ * "compression" into "com****ession" for the password "pr". Where the structure is known (a URL's
+ * password, `password=` parameters, secret config keys: maskUrl, maskConfig) any length is masked.
  */
 import { SECRET_KEYS } from './secret-keys.js';
 
@@ -55,13 +63,26 @@ export function collectSecrets(config: unknown): string[] {
   return [...found].sort((a, b) => b.length - a.length);
 }
 
-/** `text` with every occurrence of any of `secrets` replaced by `****`. For messages from drivers and SDKs. */
+/** Below this length a secret is masked in free text only as a whole token (the module's comment says why). */
+export const SHORT_SECRET_LENGTH = 4;
+
+/**
+ * `text` with every occurrence of any of `secrets` replaced by `****` — of a short one, every
+ * occurrence as a whole token. For messages from drivers and SDKs.
+ */
 export function redactSecrets(text: string, secrets: readonly string[]): string {
   // Longest first, so a secret that contains another is replaced whole rather than leaving its remainder.
   const ordered = secrets.filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
   let redacted = text;
-  for (const secret of ordered) redacted = redacted.split(secret).join(MASK);
+  for (const secret of ordered) {
+    redacted = secret.length >= SHORT_SECRET_LENGTH ? redacted.split(secret).join(MASK) : redacted.replace(wholeToken(secret), MASK);
+  }
   return redacted;
+}
+
+/** `secret` not preceded or followed by a letter, digit or `_` (of any script). */
+function wholeToken(secret: string): RegExp {
+  return new RegExp(`(?<![\\p{L}\\p{N}_])${secret.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(?![\\p{L}\\p{N}_])`, 'gu');
 }
 
 // As in expand-env.ts; sources that reach the masking functions have already expanded without error.

@@ -138,3 +138,31 @@ describe('urlSecretParts', () => {
     expect(urlSecretParts('not a url')).toEqual(['not a url']);
   });
 });
+
+describe('redactSecrets: very short secrets', () => {
+  it('masks a 2-character password where it is a value: in a connection URL, after password=, as a whole token, in quotes', () => {
+    const secrets = collectSecrets({ databases: [{ url: 'postgresql://archiver:pw@db.internal:5432/app' }] });
+    expect(secrets).toContain('pw');
+    expect(redactSecrets('connect to postgresql://archiver:pw@db.internal:5432/app failed', secrets)).toBe('connect to postgresql://archiver:****@db.internal:5432/app failed');
+    expect(redactSecrets('host=db password=pw sslmode=require', ['pw'])).toBe('host=db password=**** sslmode=require');
+    expect(redactSecrets('the password is pw', ['pw'])).toBe('the password is ****');
+    expect(redactSecrets('{"password":"pw"} (pw)', ['pw'])).toBe('{"password":"****"} (****)');
+    expect(redactSecrets('pw', ['pw'])).toBe('****');
+    expect(redactSecrets('a', ['a'])).toBe('****');
+  });
+
+  it('leaves ordinary words readable: "compression" with the password "pr", "a" inside words', () => {
+    expect(redactSecrets('compression: zstd; every process prints progress', ['pr'])).toBe('compression: zstd; every process prints progress');
+    expect(redactSecrets('a table was archived', ['a'])).toBe('**** table was archived');
+    expect(redactSecrets('übergroß pr_x xpr 2pr pr', ['pr'])).toBe('übergroß pr_x xpr 2pr ****');
+  });
+
+  it('still masks a secret of 4 characters or more inside any text', () => {
+    expect(redactSecrets('compressions4cr3t and xx4cr3tyy', ['4cr3t'])).toBe('compressions**** and xx****yy');
+    expect(redactSecrets('prefix-hunter2-suffix', ['hunter2', 'pr'])).toBe('prefix-****-suffix');
+  });
+
+  it('treats a short secret literally, not as a pattern', () => {
+    expect(redactSecrets('a.b axb (a.b) /-', ['a.b', '/-'])).toBe('**** axb (****) ****');
+  });
+});
