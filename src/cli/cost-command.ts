@@ -13,7 +13,7 @@ import { measureConfig, type ConfigMeasure, type TableMeasure } from '../cost/me
 import { loadRunHolds } from '../compliance/run-holds.js';
 import { readHoldSources } from './compliance-setup.js';
 import { PRICE_TABLE, PRICE_TABLE_DATE } from '../cost/price-table.js';
-import { parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
+import { checkRecordsSize, parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
 
 export interface CostCliOptions {
   config?: string;
@@ -25,7 +25,8 @@ export interface CostCliOptions {
   compressionRatio?: string;
   months: string;
   class?: string;
-  format: 'text' | 'json';
+  /** Unset: text, or JSON with --json. */
+  format?: 'text' | 'json';
   json?: boolean;
 }
 
@@ -48,6 +49,8 @@ const HOLD_NOTES: Record<NonNullable<TableMeasure['holds']> | 'none', string> = 
 export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdout: (text: string) => void; onSecrets: (secrets: string[]) => void }): Promise<number> {
   const sources = [opts.config, opts.size, opts.records].filter((v) => v !== undefined).length;
   if (sources !== 1) throw new AuditlogError('USAGE', 'cost needs exactly one of --config FILE, --size SIZE (e.g. 500GB) or --records N');
+  // Found in review: one of the two silently won.
+  if (opts.json === true && opts.format === 'text') throw new AuditlogError('USAGE', '--json and --format text contradict each other: pass one of them (--json is the same as --format json)');
   if (opts.config !== undefined && opts.avgRowBytes !== undefined) throw new AuditlogError('USAGE', '--avg-row-bytes applies to --size and --records; with --config the row size is measured');
   // Found in review: --batch-size was silently ignored with --config, so the estimate was not for the size asked.
   if (opts.config !== undefined && opts.batchSize !== undefined) throw new AuditlogError('USAGE', "--batch-size applies to --size and --records; with --config each table's own batch_size (else defaults.batch_size) is used: drop --batch-size, or change batch_size in the config");
@@ -83,7 +86,7 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
     });
   } else {
     const avgRowBytes = opts.avgRowBytes === undefined ? DEFAULT_AVG_ROW_BYTES : parsePositiveNumber(opts.avgRowBytes, '--avg-row-bytes', 'a number of bytes');
-    const uncompressedBytes = opts.size !== undefined ? parseSize(opts.size) : parseWholeNumber(opts.records ?? '', '--records', 0) * avgRowBytes;
+    const uncompressedBytes = opts.size !== undefined ? parseSize(opts.size) : checkRecordsSize(parseWholeNumber(opts.records ?? '', '--records', 0), avgRowBytes);
     const records = opts.records !== undefined ? parseWholeNumber(opts.records, '--records', 0) : Math.ceil(uncompressedBytes / avgRowBytes);
     estimate = estimateCost({
       region: regionFlag ?? 'us-east-1',

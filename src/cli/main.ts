@@ -574,7 +574,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--compression-ratio <x>', 'uncompressed ÷ compressed size (default 8, or measured with --config)')
     .option('--months <m>', 'how long the archive is kept, for cumulative figures', '12')
     .option('--class <classes>', 'only these storage classes, comma-separated')
-    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    // No default here: --format text given with --json must be told apart from no --format at all.
+    .addOption(new Option('--format <format>', 'output format (default text)').choices(['text', 'json']))
     .option('--json', 'the same as --format json')
     .action(async (opts: CostCliOptions) => {
       const { runCostCommand } = await import('./cost-command.js');

@@ -9,6 +9,13 @@ import { PRICE_TABLE, PRICE_TABLE_DATE, STORAGE_CLASSES, type StorageClass } fro
 const UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4, pb: 1024 ** 5 };
 const SIZE = /^(-?\d+(?:\.\d+)?)\s*([a-z]*)$/i;
 
+/**
+ * Most bytes an estimate takes: every byte, record and object count of it stays an exact integer
+ * up to Number.MAX_SAFE_INTEGER (8 PiB less a byte), and no archive this tool writes comes near it.
+ * Above it counts round silently, and a typo (`500000PB`) produced a confident estimate.
+ */
+export const MAX_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
+
 /** `500GB`, `1.5 TiB`, `2048` (bytes) → bytes. */
 export function parseSize(text: string): number {
   const match = SIZE.exec(text.trim());
@@ -19,7 +26,18 @@ export function parseSize(text: string): number {
   }
   const value = Number(match[1]);
   if (value < 0) throw new AuditlogError('USAGE', `--size "${text}" is negative: expected a size of 0 or more (e.g. 500GB)`);
-  return value * factor;
+  const bytes = value * factor;
+  if (!(bytes <= MAX_SIZE_BYTES)) throw new AuditlogError('USAGE', `--size "${text}" is too large: expected at most ${MAX_SIZE_BYTES} bytes (just under 8PB)`);
+  return bytes;
+}
+
+/** `--records` × `--avg-row-bytes` within MAX_SIZE_BYTES. */
+export function checkRecordsSize(records: number, avgRowBytes: number): number {
+  const bytes = records * avgRowBytes;
+  if (!(bytes <= MAX_SIZE_BYTES)) {
+    throw new AuditlogError('USAGE', `--records ${records} of --avg-row-bytes ${avgRowBytes} is ${bytes} bytes, too large: expected at most ${MAX_SIZE_BYTES} bytes (just under 8PB) in all`);
+  }
+  return bytes;
 }
 
 export function parseRegion(text: string): string {

@@ -106,6 +106,17 @@ describe('auditlog cost', () => {
     expect(text.stdout).toMatch(/public\.audit_case: 0 rows past retention.*table-level legal hold/);
   });
 
+  it('--json with --format json, or either alone, prints JSON; the largest size accepted still estimates', async () => {
+    for (const args of [['--json'], ['--format', 'json'], ['--json', '--format', 'json']]) {
+      const result = await runCli(['cost', '--size', '1TB', ...args]);
+      expect(result.code).toBe(0);
+      expect((JSON.parse(result.stdout) as { records: number }).records).toBeGreaterThan(0);
+    }
+    const largest = await runCli(['cost', '--size', '9007199254740991', '--json']);
+    expect(largest.code).toBe(0);
+    expect(JSON.parse(largest.stdout) as { records: number }).toMatchObject({ records: Math.ceil(9007199254740991 / 500) });
+  });
+
   it('prints a text table with the price date and the recommendation', async () => {
     const result = await runCli(['cost', '--size', '500GB', '--region', 'eu-west-1', '--months', '24']);
     expect(result.code).toBe(0);
@@ -133,6 +144,15 @@ describe('auditlog cost', () => {
     // Found in review: --batch-size was silently ignored with --config.
     [['--config', 'auditlog.yaml', '--batch-size', '500'], /--batch-size applies to --size and --records; with --config each table's own batch_size/],
     [['--config', 'auditlog.yaml', '--avg-row-bytes', '300'], /--avg-row-bytes applies to --size and --records/],
+    // Found in review: one of the two silently won.
+    [['--size', '1TB', '--json', '--format', 'text'], /--json and --format text contradict each other: pass one of them/],
+    [['--size', '1TB', '--format', 'text', '--json'], /--json and --format text contradict each other/],
+    // Found in review: no upper bound, so a typo gave a confident estimate with rounded counts.
+    [['--size', '2EB'], /--size "2EB" is not a size/],
+    [['--size', '500000PB'], /--size "500000PB" is too large: expected at most 9007199254740991 bytes \(just under 8PB\)/],
+    [['--size', '8PB'], /--size "8PB" is too large/],
+    [['--size', '9'.repeat(20)], /is too large/],
+    [['--records', '9007199254740991'], /--records 9007199254740991 of --avg-row-bytes 500 is .* bytes, too large: expected at most 9007199254740991 bytes/],
   ])('bad input %j: one-line error, exit 2', async (args, message) => {
     const result = await runCli(['cost', ...args]);
     expect(result.code).toBe(2);
