@@ -228,7 +228,7 @@ async function assertNotDeletedWithoutSidecar(ctx: ArchiveContext, key: string, 
  * operator's look (it is kept), never its rows, and a crafted frame at most this much memory,
  * instead of the 512 MiB any frame may declare.
  */
-export function decodeCeiling(maxBatchBytes: number): number {
+function decodeCeiling(maxBatchBytes: number): number {
   return Math.min(2 * maxBatchBytes, MAX_ZSTD_CONTENT_BYTES);
 }
 
