@@ -28,7 +28,14 @@ export class UndecodableObjectError extends Error {
  */
 export class DecodeRefusedError extends Error {
   override readonly name = 'DecodeRefusedError';
-  constructor(message: string, readonly declaredBytes: number, readonly maxBytes: number) {
+  constructor(
+    message: string,
+    /** What the object holds, in words: "declares N bytes" (zstd's header) or "decodes to more than N bytes" (gzip, read that far). */
+    readonly holds: string,
+    /** zstd: the size its header declares; gzip: the bytes decoded when reading stopped. */
+    readonly declaredBytes: number,
+    readonly maxBytes: number,
+  ) {
     super(message);
   }
 }
@@ -165,9 +172,16 @@ export async function compressBody(compression: Compression, raw: Buffer, level:
  */
 export async function decompressBody(compression: Compression, body: Buffer, bounds: DecodeBounds = {}): Promise<Buffer> {
   if (compression === 'gzip') {
+    // With the sidecar's size known, a stream inflating past it (damage, or a crafted "gzip bomb"
+    // under a matching sidecar) is stopped one byte over it instead of filling memory.
+    const limit = bounds.expectedBytes ?? bounds.maxBytes;
     try {
-      return await gunzipAsync(body, { chunkSize: outputChunkSize(bounds.expectedBytes ?? body.length * 4) });
+      return await gunzipAsync(body, { chunkSize: outputChunkSize(bounds.expectedBytes ?? body.length * 4), ...(limit === undefined ? {} : { maxOutputLength: Math.max(limit + 1, 1) }) });
     } catch (error) {
+      if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE' && limit !== undefined) {
+        if (bounds.expectedBytes !== undefined) throw new UndecodableObjectError(`it decodes to more than the ${bounds.expectedBytes} bytes the metadata says`, { cause: error });
+        throw new DecodeRefusedError(`it decodes to more than the ${limit} bytes it may hold here`, `decodes to more than ${limit} bytes`, limit + 1, limit);
+      }
       if (!isMalformedObjectError(error)) throw new DecoderFailedError(`the gzip decoder failed (${(error as Error).message})`, { cause: error });
       throw new UndecodableObjectError(`not a complete gzip stream (${(error as Error).message})`, { cause: error });
     }
@@ -206,7 +220,7 @@ export function checkZstdBody(body: Buffer, bounds: DecodeBounds = {}): number {
     throw new UndecodableObjectError(`its zstd frame declares ${frame.contentSize} bytes of content, the metadata says ${expectedBytes}`);
   }
   if (maxBytes !== undefined && frame.contentSize > maxBytes) {
-    throw new DecodeRefusedError(`its zstd frame declares ${frame.contentSize} bytes of content, more than the ${maxBytes} it may hold here`, frame.contentSize, maxBytes);
+    throw new DecodeRefusedError(`its zstd frame declares ${frame.contentSize} bytes of content, more than the ${maxBytes} it may hold here`, `declares ${frame.contentSize} bytes`, frame.contentSize, maxBytes);
   }
   return frame.contentSize;
 }

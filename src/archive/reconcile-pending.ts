@@ -200,7 +200,7 @@ async function assertNotDeletedWithoutSidecar(ctx: ArchiveContext, key: string, 
     lines = await readObjectLines(key, data, decodeCeiling(ctx.plan.maxBatchBytes));
   } catch (error) {
     if (error instanceof DecodeRefusedError) {
-      keep(`declares ${error.declaredBytes} bytes of JSON lines, more than this table's batches hold (max_batch_bytes ${ctx.plan.maxBatchBytes}; decoded up to ${error.maxBytes}), so it was not decoded`, { declared_bytes: error.declaredBytes }, error);
+      keep(`${error.holds} of JSON lines, more than this table's batches hold (max_batch_bytes ${ctx.plan.maxBatchBytes}; decoded up to ${error.maxBytes}), so it was not decoded`, { declared_bytes: error.declaredBytes }, error);
     }
     if (error instanceof DecoderFailedError) throw decoderFailure(key, error, 'the object and its pending marker were left as they are and nothing was deleted');
     // Bytes that are not the codec's stream, or a line that is not JSON: a verdict about the object.

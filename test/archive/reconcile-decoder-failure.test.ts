@@ -13,7 +13,7 @@ import { restoreWith } from '../helpers/restore-run.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { storageBackends } from '../helpers/storage-backends.js';
-import { putSidecarlessZstdBatch, rleFrame } from '../helpers/zstd-frames.js';
+import { putSidecarlessBatch, rleFrame } from '../helpers/zstd-frames.js';
 
 const injected = vi.hoisted(() => ({ failure: undefined as undefined | (() => Error) }));
 
@@ -48,7 +48,7 @@ describe('a zstd decoder that fails in itself', () => {
   });
 
   it('stops the table with the decoder\'s error, keeps the object and its marker, deletes nothing', async () => {
-    const { key, marker } = await putSidecarlessZstdBatch(store, PREFIX, '2020-01-01', 'unlucky', rleFrame(1024));
+    const { key, marker } = await putSidecarlessBatch(store, PREFIX, '2020-01-01', 'unlucky', rleFrame(1024));
     injected.failure = () => new DecoderFailedError('the zstd decoder failed (RangeError: Array buffer allocation failed)');
     const config = buildConfig({ ...storage, defaults: { retention_days: 10, batch_size: 7, compression: 'zstd' }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] });
     const run = await archiveWith(config, store);

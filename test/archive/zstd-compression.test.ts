@@ -24,7 +24,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { restoreWith } from '../helpers/restore-run.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
 import { storageBackends } from '../helpers/storage-backends.js';
-import { putSidecarlessZstdBatch, rleFrame } from '../helpers/zstd-frames.js';
+import { putSidecarlessBatch, rleFrame } from '../helpers/zstd-frames.js';
 
 let s3: S3TestServer;
 beforeAll(async () => {
@@ -243,7 +243,7 @@ describe('zstd objects that are damaged, or lie about their size', () => {
   });
 });
 
-describe('a zstd object left in flight without its sidecar, reconciled', () => {
+describe('an object left in flight without its sidecar, reconciled (zstd, and gzip)', () => {
   let db: TestDatabase;
   let store: ObjectStore;
   let config: Config;
@@ -263,7 +263,7 @@ describe('a zstd object left in flight without its sidecar, reconciled', () => {
 
   it('one declaring more than the table\'s batches hold is not decoded: kept with its marker for an operator, the table stopped, nothing deleted', async () => {
     // 12 kB declaring 48 MiB: decoded whole before (WASM memory the process kept), then removed as "does not decompress".
-    const { key, marker } = await putSidecarlessZstdBatch(store, PREFIX, '2020-01-01', 'crafted', rleFrame(48 * 1024 * 1024));
+    const { key, marker } = await putSidecarlessBatch(store, PREFIX, '2020-01-01', 'crafted', rleFrame(48 * 1024 * 1024));
     const run = await archiveWith(config, store);
     expect(run.tables[0]!.error).toMatchObject({ code: 'STORAGE_CONFLICT' });
     expect(run.tables[0]!.error!.message).toMatch(/declares 50331648 bytes of JSON lines, more than this table's batches hold \(max_batch_bytes 1048576; decoded up to 2097152\), so it was not decoded/);
@@ -272,8 +272,19 @@ describe('a zstd object left in flight without its sidecar, reconciled', () => {
     expect(await rowIds(db)).toHaveLength(7);
   });
 
+  it('a gzip one decoding to more than the table\'s batches hold is not read on: kept with its marker, the table stopped, nothing deleted', async () => {
+    // 48 MiB of one byte, ~50 kB gzipped: read whole (into the run's memory) before, then removed as "not JSON".
+    const { key, marker } = await putSidecarlessBatch(store, PREFIX, '2020-01-01', 'crafted', gzipSync(Buffer.alloc(48 * 1024 * 1024, 0x78)), 'gzip');
+    const run = await archiveWith(config, store);
+    expect(run.tables[0]!.error).toMatchObject({ code: 'STORAGE_CONFLICT' });
+    expect(run.tables[0]!.error!.message).toMatch(/decodes to more than 2097152 bytes of JSON lines, more than this table's batches hold \(max_batch_bytes 1048576; decoded up to 2097152\), so it was not decoded/);
+    expect(await store.get(key)).toBeDefined();
+    expect(await store.get(marker)).toBeDefined();
+    expect(await rowIds(db)).toHaveLength(7);
+  });
+
   it('one within the bound that is not JSON lines is still removed as nothing written, and the table archived', async () => {
-    const { key, marker } = await putSidecarlessZstdBatch(store, PREFIX, '2020-01-01', 'garbage', rleFrame(1024 * 1024));
+    const { key, marker } = await putSidecarlessBatch(store, PREFIX, '2020-01-01', 'garbage', rleFrame(1024 * 1024));
     const run = await archiveWith(config, store);
     expect(run.failed).toBe(0);
     expect(run.tables[0]!.reconciled).toMatchObject({ removed: 1 });

@@ -4,6 +4,7 @@
  */
 import { dataKey, metadataKeyFor, pendingMarkerKey } from '../../src/core/archive-layout.js';
 import type { ObjectStore } from '../../src/storage/object-store.js';
+import type { Compression } from '../../src/core/compression.js';
 
 /** Largest block a decoder takes (Block_Maximum_Size). */
 const BLOCK = 128 * 1024;
@@ -25,10 +26,10 @@ export function rleFrame(bytes: number, byte = 0x78): Buffer {
   return Buffer.concat([header, ...blocks]);
 }
 
-/** A zstd batch left in flight without its sidecar (a crash after the upload): its marker and data object. */
-export async function putSidecarlessZstdBatch(store: ObjectStore, prefix: string, day: string, name: string, body: Buffer): Promise<{ key: string; marker: string }> {
-  const key = dataKey(prefix, day, name, 'zstd');
-  const marker = pendingMarkerKey(prefix, day, name, 'zstd');
+/** A batch left in flight without its sidecar (a crash after the upload): its marker and data object (zstd unless said). */
+export async function putSidecarlessBatch(store: ObjectStore, prefix: string, day: string, name: string, body: Buffer, compression: Compression = 'zstd'): Promise<{ key: string; marker: string }> {
+  const key = dataKey(prefix, day, name, compression);
+  const marker = pendingMarkerKey(prefix, day, name, compression);
   await store.put(marker, Buffer.from(JSON.stringify({ data_object: key, metadata_object: metadataKeyFor(key), run_id: 'crashed-run', created_at: new Date().toISOString() })));
   await store.put(key, body);
   return { key, marker };
