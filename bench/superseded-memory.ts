@@ -78,7 +78,7 @@ async function seed(): Promise<void> {
     const body = Buffer.from(JSON.stringify(meta));
     await store.put(metadataKeyFor(key), body);
     const { primary_key_columns, min_primary_key, max_primary_key, record_count, sha256_compressed } = meta;
-    candidates.push({ key, meta: { run_id: run, sha256_compressed, record_count, columns, primary_key_columns, min_primary_key, max_primary_key, sidecar_sha256: sha256Hex(body) } });
+    candidates.push({ key, meta: { run_id: run, sha256_compressed, record_count, columns, primary_key_columns, min_primary_key, max_primary_key, sidecar_sha256: sha256Hex(body), created_at: '2026-01-01T00:00:00.000Z' } });
   }
   await store.put('candidates.json', Buffer.from(JSON.stringify(candidates)));
   console.log(JSON.stringify({ objects, keys: candidates.reduce((n, c) => n + c.meta.record_count, 0) }));

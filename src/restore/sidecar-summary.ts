@@ -20,6 +20,9 @@ export interface SidecarSummary {
   max_primary_key: string[];
   /** SHA-256 of the sidecar's bytes as read at selection: the load's second read must match it. */
   sidecar_sha256: string;
+  /** The order in which one run archived its objects (superseded-lines.ts archiveOrder). */
+  delete_txid?: string;
+  created_at: string;
 }
 
 /**
@@ -45,5 +48,7 @@ export function createSidecarSummarizer(): (meta: BatchMetadata, body: Buffer) =
     min_primary_key: [...(meta.min_primary_key ?? [])],
     max_primary_key: [...(meta.max_primary_key ?? [])],
     sidecar_sha256: sha256Hex(body),
+    ...(meta.delete_txid === undefined ? {} : { delete_txid: meta.delete_txid }),
+    created_at: meta.created_at,
   });
 }

@@ -7,10 +7,14 @@
  * --batch-size: the older version won, or `fail` stopped on a key the archive itself holds twice
  * (found by probing).
  *
- * "Archived last" is the archiving run order: run ids start with their UTC start time, and a key
- * can only be archived again by a later run (the archive lock keeps runs of a table apart); within
- * a run, the object key (day, time of day) decides: a run reads in (timestamp, key) order, so it
- * archives a key again only in a later object. Only objects whose key ranges overlap can share a
+ * "Archived last" is the archiving run order: run ids start with their UTC start time, and a later
+ * run archives after an earlier one (the archive lock keeps runs of a table apart). Within a run,
+ * the order of the batches' delete transactions (`delete_txid`): a key is archived again only after
+ * the transaction deleting its earlier version committed and the application inserted it again, so
+ * the later version's delete transaction is assigned its id later. Not the object key: a run's
+ * second pass, behind the watermark, archives into earlier days than its main pass did (found in
+ * review: the older version was restored). Sidecars without `delete_txid` (older versions) fall
+ * back to `created_at`, then the object key. Only objects whose key ranges overlap can share a
  * key. For single integer keys that is normally none; for other keys (text, uuid, composite) every
  * object of the restore, whose sidecars are then read once more (and a third time for the few
  * holding a key seen twice).
@@ -44,10 +48,25 @@ const PREFETCH_SIDECARS = 4;
 
 const INTEGER_KEY_TYPES = new Set(['smallint', 'integer', 'bigint']);
 
-/** Pure: oldest run first, then object key: the order in which a later version supersedes an earlier one. */
-export function archiveOrder<T extends Pick<Candidate, 'key' | 'meta'>>(objects: readonly T[]): T[] {
+type Ordered = { key: string; meta: Pick<Candidate['meta'], 'run_id' | 'delete_txid' | 'created_at'> };
+
+/**
+ * Pure: oldest run first, then within a run the delete transactions' order (else the sidecars'
+ * creation time), then the object key: the order in which a later version supersedes an earlier
+ * one. One run's sidecars all come from one version of the tool, so either all have
+ * `delete_txid` or none do.
+ */
+export function archiveOrder<T extends Ordered>(objects: readonly T[]): T[] {
   const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-  return [...objects].sort((a, b) => cmp(a.meta.run_id, b.meta.run_id) || cmp(a.key, b.key));
+  const withinRun = (a: T['meta'], b: T['meta']): number => {
+    if (a.delete_txid !== undefined && b.delete_txid !== undefined) {
+      const x = BigInt(a.delete_txid);
+      const y = BigInt(b.delete_txid);
+      return x < y ? -1 : x > y ? 1 : 0;
+    }
+    return cmp(a.created_at ?? '', b.created_at ?? '');
+  };
+  return [...objects].sort((a, b) => cmp(a.meta.run_id, b.meta.run_id) || withinRun(a.meta, b.meta) || cmp(a.key, b.key));
 }
 
 /**

@@ -38,7 +38,7 @@ describe('sidecar summaries', () => {
     const summarize = createSidecarSummarizer();
     const a = summarize(parse(sidecar('r1', ['1', '2'])), sidecar('r1', ['1', '2']));
     const b = summarize(parse(sidecar('r2', ['3'])), sidecar('r2', ['3']));
-    expect(Object.keys(a).sort()).toEqual(['columns', 'max_primary_key', 'min_primary_key', 'primary_key_columns', 'record_count', 'run_id', 'sha256_compressed', 'sidecar_sha256']);
+    expect(Object.keys(a).sort()).toEqual(['columns', 'created_at', 'max_primary_key', 'min_primary_key', 'primary_key_columns', 'record_count', 'run_id', 'sha256_compressed', 'sidecar_sha256']);
     expect(a).not.toHaveProperty('primary_keys');
     expect(a.record_count).toBe(2);
     expect(b.columns).toBe(a.columns);

@@ -129,6 +129,43 @@ describe('a key archived twice by one run', () => {
   });
 });
 
+describe('a key one run archived again in its pass behind the watermark', () => {
+  /**
+   * A first run archives ids 1–10 and leaves its watermark 20 days back. ids 11–30 come after it.
+   * The second run's main pass archives them; right after its first batch commits, the
+   * application inserts id 11 again dated 25 days back, behind the watermark: the same run's
+   * second pass archives that later version in an object of an EARLIER day. Ordering a run's
+   * objects by key took the older version for the newer one.
+   */
+  it('restores the version archived last, though its object sorts first', async () => {
+    await createEventsTable(f.db, { rows: 10, stepMinutes: 60, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable], { batch_size: 4 });
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(10);
+    await f.db.query(
+      `INSERT INTO events (id, happened_at, kind, body, note)
+       SELECT g, now() - interval '19 days' + make_interval(hours => g), 'kind', '{}', 'first' FROM generate_series(11, 30) g`,
+    );
+    const events = new RunEvents();
+    let reinserted: Promise<unknown> | undefined;
+    events.on('batch:committed', () => {
+      reinserted ??= f.db.query(`INSERT INTO events (id, happened_at, kind, body, note) VALUES (11, now() - interval '25 days', 'kind', '{}', 'second version')`);
+    });
+    const second = await archiveWith(config, f.store, { events });
+    await reinserted;
+    expect(second.tables[0]!.rowsArchived).toBe(21);
+    expect((await f.db.query('SELECT 1 FROM events')).rowCount).toBe(0);
+
+    for (const batchSize of [1, undefined]) {
+      await f.db.query('DROP TABLE IF EXISTS restored');
+      const s = await restoreWith(config, f.store, { table: 'events', target, conflict: 'fail', ...(batchSize === undefined ? {} : { batchSize }) });
+      expect(s.error).toBeUndefined();
+      expect(s.rows).toEqual({ restored: 30, inserted: 30, conflicts: 0, skippedByTriggers: 0, superseded: 1 });
+      const eleven = await f.db.query<{ note: string }>(`SELECT note FROM restored WHERE id = 11`);
+      expect(eleven.rows, `--batch-size ${batchSize}`).toEqual([{ note: 'second version' }]);
+    }
+  });
+});
+
 describe('objectsThatMayShareKeys', () => {
   const obj = (key: string, run: string, lo: string, hi: string, type = 'bigint') =>
     ({ key, meta: { run_id: run, primary_key_columns: ['id'], columns: [{ name: 'id', type }], min_primary_key: [lo], max_primary_key: [hi] } }) as unknown as Candidate;

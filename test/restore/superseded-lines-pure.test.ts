@@ -46,7 +46,7 @@ function fixture(objects: [string, string, string[]][]): Fixture {
     };
     const body = Buffer.from(JSON.stringify(meta));
     bodies.set(metadataKeyFor(key), body);
-    const summary = { run_id: run, sha256_compressed: 'c', record_count: keys.length, columns, primary_key_columns: ['id'], min_primary_key: [], max_primary_key: [], sidecar_sha256: sha256Hex(body) };
+    const summary = { run_id: run, sha256_compressed: 'c', record_count: keys.length, columns, primary_key_columns: ['id'], min_primary_key: [], max_primary_key: [], sidecar_sha256: sha256Hex(body), created_at: '2026-01-01T00:00:00.000Z' };
     return { key, meta: summary } as Candidate;
   });
   const store = {
@@ -165,6 +165,22 @@ describe('loadSupersededLines', () => {
     }
     // Most rounds have superseded lines, or the comparison proves little.
     expect(rounds).toBeGreaterThan(20);
+  });
+});
+
+describe('archiveOrder', () => {
+  const o = (key: string, run_id: string, created_at: string, delete_txid?: string) => ({ key, meta: { run_id, created_at, ...(delete_txid === undefined ? {} : { delete_txid }) } });
+  it('orders runs by id, and one run\'s objects by their delete transactions (as numbers), not by key or clock', () => {
+    const objects = [
+      o('day=10/a', 'r2', '2026-01-01T00:00:03.000Z', '9'),
+      o('day=02/b', 'r2', '2026-01-01T00:00:01.000Z', '10'), // behind the watermark: an earlier day, a later delete (and a clock stepped back)
+      o('day=05/c', 'r1', '2026-01-01T00:00:09.000Z', '99'),
+    ];
+    expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=05/c', 'day=10/a', 'day=02/b']);
+  });
+  it('without delete_txid (sidecars of older versions), by creation time, then key', () => {
+    const objects = [o('day=10/a', 'r1', '2026-01-01T00:00:01.000Z'), o('day=02/b', 'r1', '2026-01-01T00:00:02.000Z'), o('day=01/c', 'r1', '2026-01-01T00:00:02.000Z')];
+    expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=10/a', 'day=01/c', 'day=02/b']);
   });
 });
 
