@@ -432,18 +432,20 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--deep-threshold <n>', 'check contents without --deep when at most this many objects are selected', (v) => parseNonNegativeInt(v, '--deep-threshold'), 100)
     .option('--concurrency <n>', 'objects checked at once', (v) => parsePositiveInt(v, '--concurrency'), 4)
     .option('--check-database', 'also check that no archived row is still in its table (read-only)')
-    .addOption(new Option('--format <format>', 'report format').choices(['text', 'json']).default('text'))
+    // No default here, as for cost: --format text given with --json must be told apart from no --format.
+    .addOption(new Option('--format <format>', 'report format (default text)').choices(['text', 'json']))
     .option('--json', 'the same as --format json')
     .option('--output <file>', 'write the report to this file instead of stdout')
     .option('--progress-interval <seconds>', 'seconds between progress lines on stderr (0: none)', (v) => parseNonNegativeNumber(v, '--progress-interval'), 5)
-    .action(async (opts: Omit<ValidateCommandOptions, 'format'> & { config: string; format: 'text' | 'json'; json?: boolean }) => {
+    .action(async (opts: Omit<ValidateCommandOptions, 'format'> & { config: string; format?: 'text' | 'json'; json?: boolean }) => {
+      if (opts.json === true && opts.format === 'text') throw new AuditlogError('USAGE', '--json and --format text contradict each other: pass one of them (--json is the same as --format json)');
       const [{ runValidateCommand }, { createObjectStore }] = await Promise.all([import('./validate-command.js'), import('../storage/create-object-store.js')]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
       exitCode = await runValidateCommand({
         config,
         store: await createObjectStore(config),
-        options: { ...opts, format: opts.json === true ? 'json' : opts.format },
+        options: { ...opts, format: opts.json === true ? 'json' : (opts.format ?? 'text') },
         secrets,
         stdout: io.stdout,
         stderr: io.stderr,

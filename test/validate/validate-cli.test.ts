@@ -98,6 +98,10 @@ describe('auditlog validate (CLI)', () => {
       expect(badMonth.stderr.trim().split('\n')).toEqual([`auditlog: --from expects a calendar day as YYYY-MM-DD (UTC), got "${day}" [USAGE]`]);
     }
     expect((await runCli(['validate', '--config', file, '--format', 'xml'])).code).toBe(2);
+    // One of the two silently won before.
+    const contradiction = await runCli(['validate', '--config', file, '--json', '--format', 'text']);
+    expect(contradiction.code).toBe(2);
+    expect(contradiction.stderr.trim().split('\n')).toEqual(['auditlog: --json and --format text contradict each other: pass one of them (--json is the same as --format json) [USAGE]']);
     const table = await runCli(['validate', '--config', file, '--table', 'nope']);
     expect(table.code).toBe(2);
     expect(table.stderr).toContain('--table nope is not in the configuration');
