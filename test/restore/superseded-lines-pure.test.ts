@@ -38,7 +38,7 @@ function fixture(objects: [string, string, string[]][]): Fixture {
       columns,
       primary_key_columns: ['id'],
       primary_keys: keys.map((k) => [k]),
-      xmins: keys.map(() => '1'),
+      xmins: keys.map((_, i) => `${key}:${i}`), // one row version per line: a copy would share its key's xmin
       record_count: keys.length,
       sha256_compressed: 'c',
       sha256_uncompressed: 'u',
