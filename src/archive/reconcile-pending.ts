@@ -221,15 +221,17 @@ async function assertNotDeletedWithoutSidecar(ctx: ArchiveContext, key: string, 
 }
 
 /**
- * The most JSON lines a zstd object of this table is decoded for without its sidecar. Batches are
- * cut to max_batch_bytes by the bytes per row of the page before (batch-sizer.ts), so a page of
- * wider rows passes it, and a row over it is an object of its own: no bound is exact. Twice the
- * setting covers a page of rows up to twice as wide as the last; an object over it costs an
- * operator's look (it is kept), never its rows, and a crafted frame at most this much memory,
- * instead of the 512 MiB any frame may declare.
+ * The most JSON lines an object of this table is decoded for without its sidecar. Batches are cut
+ * to max_batch_bytes by the bytes per row of the page before (batch-sizer.ts), so a page of wider
+ * rows passes it, and a row over it is an object of its own: no bound below what this process can
+ * read back at all is safe. Twice the setting first made a crashed batch of wide rows (60 rows of
+ * 100 kB after narrow ones, 1 MiB setting) stop its table for an operator on every run (found in
+ * review). So: at least what zstd decodes at all (512 MiB; reconciliation holds the lines, and the
+ * CLI's heap is 1 GiB), more for a table configured for larger batches. A crafted object costs at
+ * most this much memory, transiently (the zstd decoder is dropped after a large object).
  */
 function decodeCeiling(maxBatchBytes: number): number {
-  return Math.min(2 * maxBatchBytes, MAX_ZSTD_CONTENT_BYTES);
+  return Math.max(2 * maxBatchBytes, MAX_ZSTD_CONTENT_BYTES);
 }
 
 /** The JSON lines of a data object; rejects when it does not decompress or a line is not JSON. */
