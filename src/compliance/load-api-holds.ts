@@ -71,7 +71,8 @@ export async function loadApiHolds(input: ApiHoldsInput): Promise<LegalHold[]> {
   if (!read.complete) throw unavailable(`answered more than ${MAX_ANSWER_BYTES} bytes (the most read from it; a list of holds is far smaller), so the rest was not read — fix the endpoint`);
   let body: unknown;
   try {
-    body = JSON.parse(read.bytes.toString('utf8'));
+    // TextDecoder drops a leading byte order mark, as Response.json() did (some servers send one; found in review).
+    body = JSON.parse(new TextDecoder().decode(read.bytes));
   } catch (error) {
     throw unavailable('answered something that is not JSON', error);
   }

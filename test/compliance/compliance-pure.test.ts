@@ -6,6 +6,8 @@ import type { AuditTrail } from '../../src/compliance/audit-trail.js';
 import type { AuditEntry } from '../../src/compliance/audit-record.js';
 import { holdApplies, holdsForTable, isExpired, type LegalHold } from '../../src/compliance/legal-hold.js';
 import { requiresEncryption } from '../../src/compliance/retention-policy.js';
+import { loadApiHolds } from '../../src/compliance/load-api-holds.js';
+import { holdApiSchema } from '../../src/config/schema.js';
 import { formatRunSummary } from '../../src/cli/format-summary.js';
 import { parseSince } from '../../src/cli/audit-commands.js';
 import type { TableSummary } from '../../src/archive/table-summary.js';
@@ -36,6 +38,15 @@ describe('holdsForTable', () => {
   it('an expiry that does not parse keeps the hold (fail closed); expiry exactly now has expired', () => {
     expect(isExpired(hold({ expiresAt: 'next tuesday' }), now)).toBe(false);
     expect(isExpired(hold({ expiresAt: now.toISOString() }), now)).toBe(true);
+  });
+});
+
+describe('loadApiHolds (the answer, read with a size cap)', () => {
+  it('reads a JSON answer that starts with a UTF-8 byte order mark, as Response.json() did (found in review)', async () => {
+    const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ holds: [{ table: 'public.events', reason: 'case 1' }] }))]);
+    const api = holdApiSchema.parse({ url: 'http://holds.example/api/holds' });
+    const holds = await loadApiHolds({ api, fetch: async () => new Response(body, { status: 200, headers: { 'content-type': 'application/json' } }) });
+    expect(holds.map((h) => [h.table, h.reason])).toEqual([['public.events', 'case 1']]);
   });
 });
 
