@@ -40,4 +40,27 @@ describe('the zstd decoder after a large object', () => {
     expect(next!.instances).toBe(2);
     expect(next!.externalMiB).toBeLessThan(40);
   });
+
+  it('drops it too after a large frame that turns out malformed (a zstd error code after the heap grew)', () => {
+    const size = 100 * MIB;
+    // RLE blocks for all but the last 128 KiB, then a "compressed" block of garbage; the header still declares 100 MiB.
+    const head = rleFrame(size - 128 * 1024);
+    head.writeBigUInt64LE(BigInt(size), 5);
+    const lastRle = head.length - 4;
+    head.writeUIntLE(head.readUIntLE(lastRle, 3) & ~1, lastRle, 3); // no longer the last block
+    const garbage = Buffer.alloc(16, 0xff);
+    const block = Buffer.alloc(3);
+    block.writeUIntLE((garbage.length << 3) | (2 << 1) | 1, 0, 3);
+    const frame = Buffer.concat([head, block, garbage]);
+    const codec = resolve('dist/src/archive/codec.js');
+    const script = `
+      const { decompressBody } = await import(${JSON.stringify(codec)});
+      const frame = Buffer.from(process.argv[1], 'base64');
+      const err = await decompressBody('zstd', frame, { expectedBytes: ${size} }).catch((e) => e);
+      for (let n = 0; n < 3; n++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 50)); }
+      console.log(JSON.stringify({ error: err && err.name, externalMiB: process.memoryUsage().external / ${MIB} }));`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script, frame.toString('base64')], { encoding: 'utf8' })) as { error: string; externalMiB: number };
+    expect(out.error).toBe('UndecodableObjectError');
+    expect(out.externalMiB).toBeLessThan(40);
+  });
 });
