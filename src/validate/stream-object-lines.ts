@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import type { Compression } from '../core/compression.js';
-import { DecodeRefusedError, decompressBody, type DecodeBounds } from '../archive/codec.js';
+import { DecodeRefusedError, decompressBody, UndecodableObjectError, type DecodeBounds } from '../archive/codec.js';
 
 export interface StreamedLines {
   lines: number;
@@ -22,7 +22,7 @@ export interface StreamedLines {
  */
 export async function streamObjectLines(body: Buffer, onLine: (line: string) => void, options: { compression?: Compression } & DecodeBounds = {}): Promise<StreamedLines> {
   const hash = createHash('sha256');
-  const chunks = (options.compression ?? 'gzip') === 'gzip' ? gunzipChunks(body, options.maxBytes) : [await decompressBody('zstd', body, { expectedBytes: options.expectedBytes, maxBytes: options.maxBytes })];
+  const chunks = (options.compression ?? 'gzip') === 'gzip' ? gunzipChunks(body, options) : [await decompressBody('zstd', body, { expectedBytes: options.expectedBytes, maxBytes: options.maxBytes })];
   // The unfinished line so far, as the chunks that hold it: joined once, when its newline comes.
   // Concatenating at every chunk copied a long line again and again (quadratic: a 400 MB line
   // took five minutes to validate; found by probing).
@@ -57,14 +57,19 @@ export async function streamObjectLines(body: Buffer, onLine: (line: string) => 
   return { lines, sha256Uncompressed: hash.digest('hex') };
 }
 
-/** `maxBytes`: past this many decompressed bytes, DecodeRefusedError (no verdict on the object; see codec.ts). */
-async function* gunzipChunks(body: Buffer, maxBytes?: number): AsyncIterable<Buffer> {
+/**
+ * Past the sidecar's `expectedBytes`, UndecodableObjectError (a verdict: damage, or a "gzip bomb"
+ * under a matching sidecar, read no further; found in review); without a sidecar, past `maxBytes`,
+ * DecodeRefusedError (no verdict on the object; see codec.ts).
+ */
+async function* gunzipChunks(body: Buffer, { expectedBytes, maxBytes }: DecodeBounds): AsyncIterable<Buffer> {
   const gunzip = createGunzip({ chunkSize: 256 * 1024 });
   gunzip.end(body);
   let total = 0;
   try {
     for await (const chunk of gunzip as AsyncIterable<Buffer>) {
       total += chunk.length;
+      if (typeof expectedBytes === 'number' && total > expectedBytes) throw new UndecodableObjectError(`it decodes to more than the ${expectedBytes} bytes the metadata says`);
       if (maxBytes !== undefined && total > maxBytes) {
         throw new DecodeRefusedError(`it decodes to more than the ${maxBytes} bytes it may hold here`, `decodes to more than ${maxBytes} bytes`, total, maxBytes);
       }

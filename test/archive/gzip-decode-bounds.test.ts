@@ -44,6 +44,15 @@ describe('streamObjectLines (gzip) with a ceiling', () => {
     expect(seen).toBe(0); // one endless line: nothing was handed out
   });
 
+  it('with a sidecar, stops past its uncompressed_bytes: undecodable, read no further (validate)', async () => {
+    const body = gzipSync(lines(32 * 1024 * 1024)); // 256 MiB of short lines
+    let seen = 0;
+    const error = await streamObjectLines(body, () => seen++, { compression: 'gzip', expectedBytes: 10 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UndecodableObjectError);
+    expect((error as Error).message).toBe('it decodes to more than the 10 bytes the metadata says');
+    expect(seen).toBe(0); // stopped at the first chunk, before any line was handed on
+  });
+
   it('reads an object within the ceiling in full', async () => {
     const got: string[] = [];
     const result = await streamObjectLines(gzipSync(lines(1000)), (line) => got.push(line), { compression: 'gzip', maxBytes: 8000 });
