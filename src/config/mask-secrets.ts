@@ -80,9 +80,15 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
   return redacted;
 }
 
-/** `secret` not preceded or followed by a letter, digit or `_` (of any script). */
+/**
+ * `secret` not preceded or followed by a letter, digit or `_` (of any script) — where an escape
+ * right before it (`%3A`, `\u0022`, `\x22`, `\n`) counts as a boundary too: a short password in
+ * a percent-encoded URL or an escaped JSON string is still a value (found in review).
+ */
 function wholeToken(secret: string): RegExp {
-  return new RegExp(`(?<![\\p{L}\\p{N}_])${secret.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(?![\\p{L}\\p{N}_])`, 'gu');
+  const escaped = secret.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const start = String.raw`(?:(?<![\p{L}\p{N}_])|(?<=%[0-9A-Fa-f]{2})|(?<=\\u[0-9A-Fa-f]{4})|(?<=\\x[0-9A-Fa-f]{2})|(?<=\\[a-z]))`;
+  return new RegExp(`${start}${escaped}(?![\\p{L}\\p{N}_])`, 'gu');
 }
 
 // As in expand-env.ts; sources that reach the masking functions have already expanded without error.

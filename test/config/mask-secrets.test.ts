@@ -162,6 +162,14 @@ describe('redactSecrets: very short secrets', () => {
     expect(redactSecrets('prefix-hunter2-suffix', ['hunter2', 'pr'])).toBe('prefix-****-suffix');
   });
 
+  it('masks it after an escape too: percent-encoded URLs, \\u and \\x escapes, \\n in JSON strings (found in review)', () => {
+    expect(redactSecrets('url=postgresql%3A%2F%2Fu%3Aab%40h%2Fdb', ['ab'])).toBe('url=postgresql%3A%2F%2Fu%3A****%40h%2Fdb');
+    expect(redactSecrets('{"password":"\\u0022ab\\u0022"}', ['ab'])).toBe('{"password":"\\u0022****\\u0022"}');
+    expect(redactSecrets('password="\\nab" \\x41ab', ['ab'])).toBe('password="\\n****" \\x41****');
+    // Still only as a token: an escape before a longer word is not a secret.
+    expect(redactSecrets('%3Aabout \\nabc', ['ab'])).toBe('%3Aabout \\nabc');
+  });
+
   it('treats a short secret literally, not as a pattern', () => {
     expect(redactSecrets('a.b axb (a.b) /-', ['a.b', '/-'])).toBe('**** axb (****) ****');
   });
