@@ -54,19 +54,20 @@ type Ordered = { key: string; meta: Pick<Candidate['meta'], 'run_id' | 'delete_t
  * Pure: oldest run first, then within a run the delete transactions' order (else the sidecars'
  * creation time), then the object key: the order in which a later version supersedes an earlier
  * one. One run's sidecars all come from one version of the tool, so either all have
- * `delete_txid` or none do.
+ * `delete_txid` or none do. Runs that started within the same second (run ids begin with the
+ * second, then a random suffix) are ordered by their deletes too, not by the suffix.
  */
 export function archiveOrder<T extends Ordered>(objects: readonly T[]): T[] {
   const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-  const withinRun = (a: T['meta'], b: T['meta']): number => {
-    if (a.delete_txid !== undefined && b.delete_txid !== undefined) {
-      const x = BigInt(a.delete_txid);
-      const y = BigInt(b.delete_txid);
-      return x < y ? -1 : x > y ? 1 : 0;
-    }
+  const second = (runId: string): string => runId.split('-', 1)[0]!;
+  const txid = (m: T['meta']): bigint | undefined => (m.delete_txid !== undefined && /^\d+$/.test(m.delete_txid) ? BigInt(m.delete_txid) : undefined);
+  const byDeletes = (a: T['meta'], b: T['meta']): number => {
+    const x = txid(a);
+    const y = txid(b);
+    if (x !== undefined && y !== undefined) return x < y ? -1 : x > y ? 1 : 0;
     return cmp(a.created_at ?? '', b.created_at ?? '');
   };
-  return [...objects].sort((a, b) => cmp(a.meta.run_id, b.meta.run_id) || withinRun(a.meta, b.meta) || cmp(a.key, b.key));
+  return [...objects].sort((a, b) => cmp(second(a.meta.run_id), second(b.meta.run_id)) || byDeletes(a.meta, b.meta) || cmp(a.meta.run_id, b.meta.run_id) || cmp(a.key, b.key));
 }
 
 /**

@@ -178,6 +178,11 @@ describe('archiveOrder', () => {
     ];
     expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=05/c', 'day=10/a', 'day=02/b']);
   });
+  it('orders runs started within the same second by their deletes, not by the run id\'s random suffix', () => {
+    const objects = [o('day=01/a', '20261201T004312Z-ffffff', '2026-12-01T00:43:12.100Z', '7'), o('day=01/b', '20261201T004312Z-000000', '2026-12-01T00:43:12.900Z', '8')];
+    expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=01/a', 'day=01/b']);
+    expect(archiveOrder([objects[1]!, o('day=01/c', '20261201T004313Z-aaaaaa', '2026-12-01T00:43:13.000Z', '1')]).map((x) => x.key)).toEqual(['day=01/b', 'day=01/c']);
+  });
   it('without delete_txid (sidecars of older versions), by creation time, then key', () => {
     const objects = [o('day=10/a', 'r1', '2026-01-01T00:00:01.000Z'), o('day=02/b', 'r1', '2026-01-01T00:00:02.000Z'), o('day=01/c', 'r1', '2026-01-01T00:00:02.000Z')];
     expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=10/a', 'day=01/c', 'day=02/b']);
