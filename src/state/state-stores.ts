@@ -68,7 +68,9 @@ export class ObjectCheckpointStore implements CheckpointStore {
 
 /**
  * One row per table in `<schema>.<table>` of the archived database. The archiver creates the
- * table on first write; reading a database where it does not exist yet means "no state".
+ * table on first write unless it exists already (an operator may create it in advance and grant
+ * the archiver's role only SELECT, INSERT, UPDATE, DELETE on it: docs/operations.md); reading a
+ * database where it does not exist yet means "no state".
  */
 export class DatabaseTableStateStore implements TableStateStore {
   readonly description: string;
@@ -115,12 +117,21 @@ export class DatabaseTableStateStore implements TableStateStore {
 
   private async exists(): Promise<boolean> {
     if (this.created) return true;
-    const r = await this.q.query<{ found: boolean }>('SELECT to_regclass($1) IS NOT NULL AS found', [this.qualified]);
-    return r.rows[0]?.found === true;
+    // As text: the archiver's sessions parse no value (connect.ts), so a boolean arrives as 't'
+    // and a `=== true` check never held — the stored state was never read (found by probing).
+    const r = await this.q.query<{ found: string }>('SELECT (to_regclass($1) IS NOT NULL)::text AS found', [this.qualified]);
+    return r.rows[0]?.found === 'true';
   }
 
   private async ensureTable(): Promise<void> {
     if (this.created) return;
+    // A table created in advance needs no CREATE: a role granted only DML on it has no CREATE on
+    // the schema, and CREATE TABLE IF NOT EXISTS checks that privilege before it finds the table
+    // (42501: every save failed, found by probing).
+    if (await this.exists()) {
+      this.created = true;
+      return;
+    }
     try {
       await this.q.query(
         `CREATE TABLE IF NOT EXISTS ${this.qualified} (
@@ -129,9 +140,10 @@ export class DatabaseTableStateStore implements TableStateStore {
            PRIMARY KEY (database_name, schema_name, table_name))`,
       );
     } catch (error) {
-      // Two archivers creating it at once: one wins, the other sees a duplicate catalog row.
+      // Two archivers creating it at once: one wins, the other sees a duplicate catalog row (or,
+      // without CREATE on the schema, a permission error although the table is now there).
       const code = (error as { code?: string }).code;
-      if (code !== '23505' && code !== '42P07') throw error;
+      if (code !== '23505' && code !== '42P07' && !(code === '42501' && (await this.exists()))) throw error;
     }
     this.created = true;
   }

@@ -16,7 +16,8 @@ import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
 import { runCli } from '../helpers/run-cli.js';
 import { tableStateKey, checkpointKey } from '../../src/core/archive-layout.js';
-import { ObjectTableStateStore } from '../../src/state/state-stores.js';
+import { DatabaseTableStateStore, ObjectTableStateStore } from '../../src/state/state-stores.js';
+import { buildSessionSettings, createPool } from '../../src/db/connect.js';
 import type { Checkpoint, TableState } from '../../src/state/table-state.js';
 import type { Config } from '../../src/config/schema.js';
 
@@ -52,8 +53,23 @@ function capturingLogger(): { logger: pino.Logger; lines: () => Record<string, u
   return { logger: pino({ level: 'info' }, sink), lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
+/**
+ * The table state as the archiver reads it: for the database backend through the archiver's own
+ * pool (createPool), whose sessions return every value as text. Reading the row with a plain pg
+ * client instead hid that the archiver never read it back (found by probing).
+ */
+async function stateAsArchiverReadsIt(config: Config): Promise<TableState | undefined> {
+  if (config.watermarks.backend === 'storage') return storedState();
+  const pool = createPool({ database: config.databases[0]!, applicationName: 'watermarks-test', settings: buildSessionSettings(config.defaults) });
+  try {
+    return await new DatabaseTableStateStore(pool, config.watermarks.schema, config.watermarks.table).get(id);
+  } finally {
+    await pool.end();
+  }
+}
+
 describe.each(['storage', 'database'] as const)('watermarks in %s', (backend) => {
-  it('record the last archived position and the run; the checkpoint is gone after a successful run', async () => {
+  it('record the last archived position and the run; the next run resumes after it; status, list and reset see it', async () => {
     await createEventsTable(fx.db, { rows: 40, stepMinutes: 60, endDaysAgo: 11 });
     const old = await oldIds();
     const newest = await newestOldPosition();
@@ -61,23 +77,72 @@ describe.each(['storage', 'database'] as const)('watermarks in %s', (backend) =>
     const summary = await archiveWith(config, fx.store, { runId: 'run-one' });
     expect(summary.tables[0]!.rowsArchived).toBe(old.length);
 
-    let state: TableState;
-    if (backend === 'storage') {
-      state = (await storedState())!;
-    } else {
-      const r = await fx.db.query<{ state: TableState }>(`SELECT state FROM public.auditlog_watermarks WHERE database_name = 'app' AND schema_name = 'public' AND table_name = 'events'`);
-      expect(r.rows).toHaveLength(1);
-      state = r.rows[0]!.state;
+    if (backend === 'database') {
+      const r = await fx.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM public.auditlog_watermarks WHERE database_name = 'app' AND schema_name = 'public' AND table_name = 'events'`);
+      expect(r.rows[0]!.n).toBe('1');
       expect(await fx.store.head(tableStateKey(id))).toBeUndefined();
     }
+    const state = (await stateAsArchiverReadsIt(config))!;
     expect(state.watermark!.position).toEqual(newest);
     expect(state.watermark!.run_id).toBe('run-one');
     expect(state.last_run).toMatchObject({ run_id: 'run-one', status: 'archived', rows_archived: old.length, batches: summary.tables[0]!.batches });
     expect(await fx.store.head(checkpointKey(id))).toBeUndefined();
 
-    // A second run with nothing new starts after the watermark and records "nothing to archive".
-    const again = await archiveWith(config, fx.store, { runId: 'run-two' });
+    // A second run with nothing new starts after the watermark (it says so) and records "nothing to archive".
+    const log = capturingLogger();
+    const again = await archiveWith(config, fx.store, { runId: 'run-two', logger: log.logger });
     expect(again.tables[0]!.status).toBe('nothing-to-archive');
+    expect(log.lines().find((l) => l.msg === 'resuming after the watermark')?.after).toEqual(newest);
+
+    const file = await writeConfigFile(config);
+    const status = await runCli(['status', '--config', file]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`watermark:  ${newest.ts} / (${newest.key[0]}) (run run-one`);
+    expect(status.stdout).toMatch(/last run: {3}\S+ at \S+ \(run run-two\)/);
+    const listed = await runCli(['watermarks', 'list', '--config', file, '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { watermarks: { watermark: unknown }[] }).watermarks[0]!.watermark).toMatchObject({ position: newest });
+
+    const reset = await runCli(['watermarks', 'reset', '--config', file, '--table', 'events']);
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(reset.stdout).toContain('app/public.events: watermark reset');
+    const after = (await stateAsArchiverReadsIt(config))!;
+    expect(after.watermark).toBeNull();
+    expect(after.last_run!.run_id).toBe('run-two');
+  });
+});
+
+describe('watermarks in a database table created in advance', () => {
+  it('are saved and read by a role granted only SELECT, INSERT, UPDATE, DELETE on it (no CREATE on the schema), as docs/operations.md says', async () => {
+    await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const newest = await newestOldPosition();
+    const role = `wm_${fx.db.name}`.slice(0, 60);
+    await fx.db.query(`CREATE ROLE "${role}" LOGIN PASSWORD 'wm-pw'`);
+    try {
+      await fx.db.query(`CREATE TABLE public.auditlog_watermarks (
+        database_name text, schema_name text, table_name text, state jsonb, updated_at timestamptz,
+        PRIMARY KEY (database_name, schema_name, table_name))`);
+      await fx.db.query(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`);
+      await fx.db.query(`GRANT USAGE ON SCHEMA public TO "${role}"`);
+      await fx.db.query(`GRANT SELECT, UPDATE, DELETE ON events TO "${role}"`);
+      await fx.db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON public.auditlog_watermarks TO "${role}"`);
+      const url = new URL(fx.db.url);
+      url.username = role;
+      url.password = 'wm-pw';
+      const config: Config = { ...fx.configFor([eventsTable]), watermarks: { backend: 'database', schema: 'public', table: 'auditlog_watermarks' } };
+      config.databases[0]!.url = url.toString();
+
+      const log = capturingLogger();
+      const run = await archiveWith(config, fx.store, { runId: 'run-granted', logger: log.logger });
+      expect(run.tables[0]!.status).toBe('archived');
+      expect(log.lines().filter((l) => (l.level as number) >= 40).map((l) => l.msg)).toEqual([]);
+      const state = (await stateAsArchiverReadsIt(config))!;
+      expect(state.watermark!.position).toEqual(newest);
+      expect(state.last_run!.run_id).toBe('run-granted');
+    } finally {
+      await fx.db.query(`DROP OWNED BY "${role}"`).catch(() => undefined);
+      await fx.db.query(`DROP ROLE IF EXISTS "${role}"`).catch(() => undefined);
+    }
   });
 });
 
