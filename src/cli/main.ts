@@ -345,11 +345,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         const [{ createObjectStore }, { buildSessionSettings, checkConnection, createPool }] = await Promise.all([import('../storage/create-object-store.js'), import('../db/connect.js')]);
         const store = await createObjectStore(config);
         const problems: string[] = [];
+        // Bounded as `auditlog health` is: a server that accepts connections and never answers
+        // otherwise held the command for max_attempts × request_timeout_ms (found by probing: 304 s).
+        const timeoutMs = config.monitoring.health_check_timeout_ms;
+        const giveUp = new AbortController();
+        const timer = setTimeout(() => giveUp.abort(new Error(`no answer within ${timeoutMs} ms (monitoring.health_check_timeout_ms)`)), timeoutMs);
         try {
-          await store.check();
+          await store.check({ signal: giveUp.signal });
           io.stdout(`ok: storage ${store.description}\n`);
         } catch (error) {
           problems.push(describeError(error));
+        } finally {
+          clearTimeout(timer);
         }
         for (const db of config.databases) {
           const pool = createPool({ database: db, applicationName: config.application_name, settings: buildSessionSettings(config.defaults) });

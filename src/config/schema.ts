@@ -503,7 +503,7 @@ export const monitoringSchema = z
     health_check_enabled: z.boolean().optional().describe('Serve `/health`. Default: on for `auditlog daemon`, off for one-shot `archive` runs.'),
     health_check_port: port.default(8001).describe('Port of `/health` (0: any free port, logged at start); not the metrics_port: the two are separate servers.'),
     listen_host: z.string().min(1).default('0.0.0.0').describe('Address the metrics and health servers listen on (`127.0.0.1` to keep them off the network).'),
-    health_check_timeout_ms: positiveInt.max(300_000).default(5_000).describe('Each health check (one per database, one for the bucket) counts as down after this long.'),
+    health_check_timeout_ms: positiveInt.max(300_000).default(5_000).describe('Each health check (one per database, one for the bucket) counts as down after this long; also bounds the storage check of `config validate --check-connections`.'),
     progress_update_interval: z.number().positive().max(3_600).default(5).describe('Seconds between progress log lines when stderr is not a terminal (on a terminal the progress line is redrawn live).'),
     quiet_mode: z.boolean().default(false).describe('No progress output and only warnings and errors in the log, as `--quiet` (for cron).'),
   })

@@ -15,7 +15,7 @@
  */
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { CircuitBreaker, CircuitPermit, CircuitSnapshot } from './circuit-breaker.js';
-import type { CleanupOptions, CleanupReport, ConditionalCreateSupport, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
+import type { CheckOptions, CleanupOptions, CleanupReport, ConditionalCreateSupport, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 
 export const CIRCUIT_OPEN_CODE = 'STORAGE_CIRCUIT_OPEN';
 
@@ -134,8 +134,8 @@ export class CircuitBreakerObjectStore implements ObjectStore {
     return this.call(() => this.inner.deleteMany(keys));
   }
 
-  check(): Promise<void> {
-    return this.call(() => this.inner.check());
+  check(options?: CheckOptions): Promise<void> {
+    return this.call(() => this.inner.check(options));
   }
 
   /** Present exactly when the inner store has it, so callers can tell "nothing to clean" from "cannot clean". */

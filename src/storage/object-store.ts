@@ -56,6 +56,11 @@ export interface ListOptions {
   startAfter?: string;
 }
 
+export interface CheckOptions {
+  /** Aborted: give the check up now (a health check past its timeout, a stop requested). */
+  signal?: AbortSignal;
+}
+
 export interface ObjectStore {
   /** A human-readable location for messages, e.g. `s3://bucket/prefix/` or `/var/archive/`. Never contains secrets. */
   readonly description: string;
@@ -78,8 +83,12 @@ export interface ObjectStore {
    * relies on it filters too.
    */
   list(prefix: string, options?: ListOptions): AsyncIterable<ObjectInfo>;
-  /** Proves the store is reachable and writable-in-principle (bucket exists, credentials accepted). */
-  check(): Promise<void>;
+  /**
+   * Proves the store is reachable and writable-in-principle (bucket exists, credentials accepted).
+   * With `signal`, an abort ends the check at once, request in flight and retries included, with
+   * the signal's reason (an AuditlogError as it is, anything else as STORAGE_UNREACHABLE).
+   */
+  check(options?: CheckOptions): Promise<void>;
   /**
    * Whether `put` honours `ifAbsent` atomically on this store. Found once per store and cached (S3:
    * a probe object PUT twice with If-None-Match under `_auditlog/probe/`; local: always). Never

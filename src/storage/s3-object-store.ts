@@ -27,7 +27,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { AuditlogError, isAuditlogError } from '../core/errors.js';
 import type { S3Config } from '../config/schema.js';
-import type { CleanupItem, CleanupOptions, CleanupReport, ConditionalCreateSupport, DeleteFailure, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
+import type { CheckOptions, CleanupItem, CleanupOptions, CleanupReport, ConditionalCreateSupport, DeleteFailure, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 import { selectOrphanStateRecords, selectOrphanUploads, type ListedStateRecord, type ListedUpload } from './multipart-cleanup.js';
 import {
   canResume,
@@ -44,7 +44,7 @@ import { classifyS3Error, IncompleteBodyError, type ErrorClassification } from '
 import { validateKeyPrefix, validateObjectKey } from './validate-object-key.js';
 import { STATE_PREFIX } from '../core/archive-layout.js';
 import { verifyPutBody } from './verify-put-body.js';
-import { RetryGaveUpError, withRetry, type RetryHooks } from './with-retry.js';
+import { RetryAbortedError, RetryGaveUpError, withRetry, type RetryHooks } from './with-retry.js';
 
 const MIB = 1024 * 1024;
 /** S3 refuses parts smaller than this, except the last. */
@@ -343,8 +343,29 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async check(): Promise<void> {
-    await this.run('check', undefined, () => this.client.send(new HeadBucketCommand({ Bucket: this.bucket })));
+  async check(options: CheckOptions = {}): Promise<void> {
+    const signal = options.signal;
+    // The signal reaches the request itself: an abort destroys its socket, so nothing of a check
+    // outlives its verdict (found by probing: against a server that accepts and never answers,
+    // `auditlog health` printed DOWN at 5 s and exited after 5 attempts × request_timeout_ms).
+    const send = (): Promise<unknown> => this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), signal === undefined ? {} : { abortSignal: signal });
+    try {
+      await this.run('check', undefined, send, signal);
+    } catch (error) {
+      if (signal?.aborted === true && !isAuditlogError(error)) throw this.checkGivenUp(signal.reason, error);
+      if (error instanceof RetryAbortedError) throw this.checkGivenUp(error.reason, error);
+      throw error;
+    }
+  }
+
+  /** The check's signal aborted: its reason when that is already an AuditlogError, else STORAGE_UNREACHABLE naming why. */
+  private checkGivenUp(reason: unknown, cause: unknown): AuditlogError {
+    if (isAuditlogError(reason)) return reason;
+    const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? `stopped by ${reason}` : 'given up';
+    return new AuditlogError('STORAGE_UNREACHABLE', `S3 check ${this.target(undefined)} given up (${why}): check that ${this.endpointLabel} is reachable and answers within s3.request_timeout_ms`, {
+      details: { ...this.details('check', undefined), reason: why },
+      cause,
+    });
   }
 
   /** Closes the client's pooled connections. The store cannot be used afterwards. */
@@ -741,9 +762,9 @@ export class S3ObjectStore implements ObjectStore {
     return { operation, bucket: this.bucket, ...(fullKey === undefined ? {} : { key: fullKey }), endpoint: this.endpointLabel };
   }
 
-  private async run<T>(operation: Operation, fullKey: string | undefined, fn: (attempt: number) => Promise<T>): Promise<T> {
+  private async run<T>(operation: Operation, fullKey: string | undefined, fn: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     try {
-      return await withRetry(fn, { policy: (error) => classifyS3Error(error), retry: this.config.retry, ...this.hooks });
+      return await withRetry(fn, { policy: (error) => classifyS3Error(error), retry: this.config.retry, ...this.hooks, ...(signal === undefined ? {} : { signal }) });
     } catch (error) {
       if (error instanceof RetryGaveUpError) throw this.translate(operation, fullKey, error);
       throw error;

@@ -41,6 +41,16 @@ export interface AttemptOutcome {
 export interface WithRetryOptions extends RetryHooks {
   policy: RetryPolicy;
   retry: RetryConfig;
+  /** Aborted: no further attempt starts and the wait before one ends at once (RetryAbortedError). */
+  signal?: AbortSignal;
+}
+
+/** The operation was given up through its signal: no attempt is made after the abort. */
+export class RetryAbortedError extends Error {
+  constructor(readonly reason: unknown, cause?: unknown) {
+    super(`given up: ${reason instanceof Error ? reason.message : String(reason)}`, { cause });
+    this.name = 'RetryAbortedError';
+  }
 }
 
 /**
@@ -73,7 +83,9 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
   const maxAttempts = Math.max(1, options.retry.max_attempts);
   const sleep = options.sleep ?? sleepFor;
   const random = options.random ?? Math.random;
+  const signal = options.signal;
   for (let attempt = 1; ; attempt += 1) {
+    if (isAborted(signal)) throw new RetryAbortedError(signal!.reason);
     try {
       await options.beforeAttempt?.(attempt);
       const result = await fn(attempt);
@@ -81,6 +93,8 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
       return result;
     } catch (error) {
       if (isAuditlogError(error)) throw error;
+      // The failure is the abort's doing (the request was cut), not the endpoint's.
+      if (isAborted(signal)) throw new RetryAbortedError(signal!.reason, error);
       const classification = options.policy(error);
       options.afterAttempt?.({ attempt, classification });
       const excludedClass = isExcluded(classification, options.retry.retryable_errors) ? classification.retryClass : undefined;
@@ -94,7 +108,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
         ...(classification.retryAfterMs === undefined ? {} : { retryAfterMs: classification.retryAfterMs }),
       });
       options.onRetry?.({ attempt, maxAttempts, delayMs, classification });
-      await sleep(delayMs);
+      await (signal === undefined ? sleep(delayMs) : untilAborted(sleep(delayMs), signal));
     }
   }
 }
@@ -102,4 +116,28 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
 /** A class outside the configured list fails at once; unset means every class is retried. */
 function isExcluded(classification: ErrorClassification, allowed: readonly RetryErrorClass[] | undefined): boolean {
   return classification.retryable && allowed !== undefined && classification.retryClass !== undefined && !allowed.includes(classification.retryClass);
+}
+
+/** `wait`, or less: it settles when `signal` aborts (the next loop turn then throws). */
+function untilAborted(wait: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+    wait.then(
+      () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** A function, not an inline test: the flag changes under an await, which narrowing cannot see. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }

@@ -177,3 +177,61 @@ describe('the daemon\'s /health while a database hangs', () => {
     expect(opened.map((s) => s.readableEnded || s.destroyed)).toEqual(opened.map(() => true));
   });
 });
+
+describe('storage that accepts connections and never answers', () => {
+  const silentS3 = (): ReturnType<typeof fx.s3.s3Config> => ({ ...fx.s3cfg, endpoint: `http://127.0.0.1:${silentPort}` });
+  const s3Yaml = (url: string): string => `s3:
+  bucket: ${fx.s3cfg.bucket}
+  endpoint: http://127.0.0.1:${silentPort}
+  region: us-east-1
+  force_path_style: true
+  access_key_id: ${fx.s3cfg.access_key_id}
+  secret_access_key: ${fx.s3cfg.secret_access_key}
+monitoring:
+  health_check_timeout_ms: 2000
+databases:
+  - name: app
+    url: ${url}
+    tables:
+      - name: events
+        timestamp_column: happened_at
+`;
+
+  // Found by probing: DOWN was printed at the timeout, but the process exited only once every
+  // retry of the bucket check had run out (5 attempts × request_timeout_ms: about 305 s).
+  it('auditlog health: DOWN at the timeout and the process exits right after, exit 1', async () => {
+    const file = join(dir, 'silent-s3.yaml');
+    await writeFile(file, s3Yaml(fx.db.url));
+    const started = performance.now();
+    const r = await runCli(['health', '--config', file], {}, 60_000);
+    const took = performance.now() - started;
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/\nDOWN storage s3:\/\/\S+ .*\([\d.]+ ms\): no answer within 2000 ms\n/);
+    expect(r.stdout).toMatch(/\nunhealthy\n$/);
+    expect(took).toBeLessThan(2_000 + 5_000);
+  }, 90_000);
+
+  it('config validate --check-connections: the storage check is given up after monitoring.health_check_timeout_ms', async () => {
+    const file = join(dir, 'silent-s3-validate.yaml');
+    await writeFile(file, s3Yaml(fx.db.url));
+    const started = performance.now();
+    const r = await runCli(['config', 'validate', '--config', file, '--check-connections'], {}, 60_000);
+    const took = performance.now() - started;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('given up (no answer within 2000 ms (monitoring.health_check_timeout_ms))');
+    expect(r.stdout).toContain('ok: database app');
+    expect(took).toBeLessThan(2_000 + 5_000);
+  }, 90_000);
+
+  it("the daemon's /health closes its storage request at the timeout: no socket stays open behind the answer", async () => {
+    const before = held.length;
+    const { status, report } = await getHealth(configWith([{ name: 'app', url: fx.db.url }], silentS3()));
+    expect(status).toBe(503);
+    expect(report.checks.find((c) => c.kind === 'storage')).toMatchObject({ status: 'down', error: 'no answer within 300 ms' });
+    const opened = held.slice(before);
+    expect(opened.length).toBeGreaterThan(0);
+    const deadline = Date.now() + 1_000;
+    while (opened.some((s) => !s.readableEnded && !s.destroyed) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(opened.map((s) => s.readableEnded || s.destroyed)).toEqual(opened.map(() => true));
+  });
+});
