@@ -17,6 +17,7 @@ import { localSchema, resolveLockTimings } from '../config/schema.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import { failedTableSummary, type RunSummary, type TableSummary } from './table-summary.js';
 import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
+import { checkStorageUnlessStopped } from '../storage/check-unless-stopped.js';
 import type { RunEvents } from '../core/run-events.js';
 import { holdApplies, holdDatabaseMatches, holdLabel, isExpired, splitHoldTableName } from '../compliance/legal-hold.js';
 import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
@@ -92,7 +93,15 @@ function emitRunFailed(options: RunReportOptions, error: unknown): void {
 
 async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[], dryRun: boolean, started: number): Promise<RunSummary> {
   // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
-  await options.store.check();
+  try {
+    await checkStorageUnlessStopped(options.store, options.signal, 'no table was started; the next run archives them');
+  } catch (error) {
+    if (!isAuditlogError(error) || error.code !== 'STOPPED') throw error;
+    // Stopped during the check: nothing was read. A one-shot run reports each table as not
+    // started (failed, STOPPED); the daemon's stop ends its run with no table.
+    const notStarted = options.failOnStop === true ? databases.flatMap((db) => db.tables.map((t) => finished(options, notStartedSummary(options, db.name, t)))) : [];
+    return finishRun(options, notStarted, dryRun, started, true);
+  }
   if (!dryRun) await logConditionalCreate(options);
   if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
   const holds = await loadRunHolds(options.config, options.holdSources);
@@ -111,8 +120,12 @@ async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[]
     ? await mapWithLimit(databases, options.config.max_parallel_databases, perDatabase)
     : await mapWithLimit(databases, 1, perDatabase);
   const tables = results.flat();
+  return finishRun(options, tables, dryRun, started, tables.some((t) => t.stopped === true));
+}
+
+function finishRun(options: RunArchiveOptions, tables: TableSummary[], dryRun: boolean, started: number, stopped: boolean): RunSummary {
   const summary: RunSummary = { runId: options.runId, dryRun, tables, failed: tables.filter((t) => t.status === 'failed').length, held: tables.filter((t) => t.status === 'held').length, durationMs: Date.now() - started };
-  if (tables.some((t) => t.stopped === true)) {
+  if (stopped) {
     const e = stopRequestedError(options.signal, 'no further batch or table started; the rest is archived by the next run');
     summary.stopped = { code: e.code, message: e.message };
   }

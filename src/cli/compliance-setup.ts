@@ -10,6 +10,7 @@ import { AuditlogError } from '../core/errors.js';
 import type { RunEvents } from '../core/run-events.js';
 import { buildSessionSettings, createPool } from '../db/connect.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { checkStorageUnlessStopped } from '../storage/check-unless-stopped.js';
 import { AUDIT_PREFIX } from '../compliance/audit-record.js';
 import { subscribeAuditTrail } from '../compliance/audit-subscriber.js';
 import { streamAuditRecords, StorageAuditTrail, type AuditTrail } from '../compliance/audit-trail.js';
@@ -44,7 +45,7 @@ function resolveOperator(config: Config): string {
  * not start. Returns what to close once the run's events have settled; closing tells how many
  * records could not be written (the CLI then fails the run: its trace is incomplete).
  */
-export async function openAuditTrail(config: Config, store: ObjectStore, events: RunEvents): Promise<() => Promise<number>> {
+export async function openAuditTrail(config: Config, store: ObjectStore, events: RunEvents, signal?: AbortSignal): Promise<() => Promise<number>> {
   const audit = config.compliance.audit;
   if (audit.backend === 'none') return async () => 0;
   const operator = resolveOperator(config);
@@ -52,7 +53,7 @@ export async function openAuditTrail(config: Config, store: ObjectStore, events:
   let pool: pg.Pool | undefined;
   if (audit.backend === 'storage' || audit.backend === 'both') {
     // check() first: unreachable storage fails with the same error as a run without a trail.
-    await store.check();
+    await checkStorageUnlessStopped(store, signal, 'the run had not started: nothing was read or archived');
     trails.push(new StorageAuditTrail(store, operator));
   }
   if (audit.backend === 'database' || audit.backend === 'both') {
@@ -91,9 +92,9 @@ export async function openAuditTrail(config: Config, store: ObjectStore, events:
  * is reported as one — run:started, run:failed — before its error is thrown. Nothing is archived
  * without the trail, so the run goes no further.
  */
-export async function openRunAuditTrail(config: Config, store: ObjectStore, events: RunEvents, run: Omit<RunReportOptions, 'config' | 'events'>): Promise<() => Promise<number>> {
+export async function openRunAuditTrail(config: Config, store: ObjectStore, events: RunEvents, run: Omit<RunReportOptions, 'config' | 'events'>, signal?: AbortSignal): Promise<() => Promise<number>> {
   try {
-    return await openAuditTrail(config, store, events);
+    return await openAuditTrail(config, store, events, signal);
   } catch (error) {
     reportRunNotStarted({ ...run, config, events }, error);
     await events.settle();

@@ -79,6 +79,12 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
   const schedule = parseSchedule(expression, input.schedule === undefined ? 'daemon.schedule' : '--schedule');
   const logger = createLogger({ runId: 'daemon', json: input.json, level: input.level });
   const redact = (error: unknown): string => redactSecrets(describeError(error), input.secrets);
+  // Said when the signal arrives, whatever the daemon is doing then (found by probing: a stop
+  // during the start-up storage check was not logged until that check gave up, minutes later).
+  const sayStop = (): void =>
+    logger.warn({ signal: input.signal.reason as unknown }, 'stop requested: no new run, table or batch starts; a batch in flight commits or rolls back (a second signal ends the process at once)');
+  if (input.signal.aborted) sayStop();
+  else input.signal.addEventListener('abort', sayStop, { once: true });
   // One event stream for the daemon's life: the metrics accumulate across runs, as Prometheus expects of counters.
   const events = new RunEvents((event, error) => logger.warn({ event, err: redact(error) }, 'a run event listener failed; the run goes on'));
   const store = await createObjectStore(input.config, {
@@ -109,8 +115,17 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
   let closeTrail: (() => Promise<number>) | undefined;
   let lostAuditRecords = 0;
   try {
-    closeTrail = await openAuditTrail(input.config, store, events);
+    closeTrail = await openAuditTrail(input.config, store, events, input.signal);
   } catch (error) {
+    // Stopped during the start-up storage check: nothing started, and the stop is the daemon's normal end.
+    if (isAuditlogError(error) && error.code === 'STOPPED') {
+      input.signal.removeEventListener('abort', sayStop);
+      detachNotifications();
+      await monitoring.close();
+      await events.settle();
+      logger.info('stopped during start-up: no run was started, shutting down');
+      return 0;
+    }
     if (isAuditlogError(error) && error.exitCode === 2) {
       detachNotifications();
       await monitoring.close();
@@ -141,8 +156,9 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
         lastLoaded = { config: current.config, secrets: current.secrets };
         if (closeTrail === undefined) {
           try {
-            closeTrail = await openRunAuditTrail(current.config, store, events, { runId, secrets: current.secrets });
+            closeTrail = await openRunAuditTrail(current.config, store, events, { runId, secrets: current.secrets }, signal);
           } catch (error) {
+            if (isAuditlogError(error) && error.code === 'STOPPED') return;
             runLogger.error({ code: isAuditlogError(error) ? error.code : 'INTERNAL', err: redact(error) }, 'archive run could not start: the audit trail cannot be opened, and nothing is archived without it; the daemon tries again at the next scheduled time');
             return;
           }
@@ -172,6 +188,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     });
     logger.info('stop requested: no run in progress any more, shutting down');
   } finally {
+    input.signal.removeEventListener('abort', sayStop);
     stopHangups?.();
     await events.settle();
     lostAuditRecords = closeTrail === undefined ? 0 : await closeTrail();

@@ -153,7 +153,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           // archive (dry runs write nothing). The listeners above come first, so that a trail that
           // cannot be opened (storage down) is notified and counted as a run that could not start.
           const target = { ...(opts.database === undefined ? {} : { database: opts.database }), ...(opts.table === undefined ? {} : { table: opts.table }) };
-          const closeTrail = opts.dryRun === true ? async () => 0 : await openRunAuditTrail(config, store, events, { runId, secrets, ...target });
+          const closeTrail = opts.dryRun === true ? async () => 0 : await openRunAuditTrail(config, store, events, { runId, secrets, ...target }, stop.signal);
           summary = await withRunError(events, closeTrail, () =>
             runArchive({
               config,

@@ -28,6 +28,7 @@ import { selectObjects } from './select-objects.js';
 import { createSidecarSummarizer } from './sidecar-summary.js';
 import { acquireRestoreLock, loadArchivedOverlaps } from './restore-lock.js';
 import { isRestoredInto, openRestoreWatermarks, recordingTargetOid, type RestoredObject, type RestoreTarget, type RestoreWatermarkStore } from './restore-watermarks.js';
+import { checkStorageUnlessStopped } from '../storage/check-unless-stopped.js';
 
 export type { RestoreOptions, RestoreSummary } from './restore-options.js';
 
@@ -73,7 +74,7 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
     rowsPerSecond: 0,
     status: 'ok',
   };
-  await options.store.check();
+  await checkStorageUnlessStopped(options.store, options.signal, 'the restore had not started: nothing was loaded');
   const ref = { runId: options.runId, ...id };
   options.events?.emit('restore:started', { ...ref, target, dryRun: options.dryRun });
   const settings = buildSessionSettings(options.config.defaults);
