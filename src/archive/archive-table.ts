@@ -294,7 +294,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           // Then the rows a watermark leaves behind: skipped while locked or changed, or inserted
           // late with an old timestamp. Usually none; one index range scan finds that out.
           if (start !== null && !stopped) {
-            await archivePass(readBatches(input.pool, plan, cutoff, { until: start }, onPage), () => (outcome) => progress.countRows(outcome.rowsArchived));
+            await archivePass(readBatches(input.pool, plan, cutoff, { until: start }, onPage), () => (outcome) => progress.completedBehind(outcome.rowsArchived));
           }
           // Now, not after the vacuum below (minutes, maybe): until then validate and restore see these batches as in flight.
           await markers.flush();

@@ -348,3 +348,37 @@ describe('SIGKILL after batches committed, before the next checkpoint', () => {
     expect(await fx.store.head(checkpointKey(id))).toBeUndefined();
   });
 });
+
+describe('a run stopped in the pass behind the watermark', () => {
+  it("counts that pass's committed batches in its checkpoint, in status and in the next run's resume report", async () => {
+    await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const config: Config = { ...fx.configFor([eventsTable], { batch_size: 5, batches_in_flight: 1 }), checkpoints: { every_batches: 2, backend: 'storage', local_dir: '.unused' } };
+    await archiveWith(config, fx.store, { runId: 'run-first' });
+    const wm = (await storedState())!.watermark!;
+    // 30 rows older than the watermark: 6 batches of the pass behind it, and nothing after it.
+    await fx.db.query(
+      `INSERT INTO events (id, happened_at, kind) SELECT 100000 + g, $1::timestamptz - interval '3 days' - g * interval '1 minute', 'late' FROM generate_series(1, 30) g`,
+      [wm.position.ts],
+    );
+    const stop = new AbortController();
+    let commits = 0;
+    const stopped = await archiveWith(config, fx.store, {
+      runId: 'run-stopped',
+      signal: stop.signal,
+      failOnStop: true,
+      onPhase: (phase) => {
+        if (phase === 'after-commit' && ++commits === 3) stop.abort('SIGTERM');
+      },
+    });
+    expect(stopped.tables[0]).toMatchObject({ status: 'failed', stopped: true, rowsArchived: 15 });
+    const cp = JSON.parse((await fx.store.get(checkpointKey(id)))!.toString('utf8')) as Checkpoint;
+    expect(cp).toMatchObject({ run_id: 'run-stopped', batches_committed: 3, rows_archived: 15 });
+
+    const status = await runStatus(config);
+    expect(status.stdout).toContain('checkpoint: run run-stopped did not finish: 3 batches committed');
+
+    const resumed = await archiveWith(config, fx.store, { runId: 'run-after' });
+    expect(resumed.tables[0]!.resumed).toEqual({ run_id: 'run-stopped', batches_committed: 3, rows_archived: 15, previous: 'failed' });
+    expect(resumed.tables[0]!.rowsArchived).toBe(15);
+  });
+});
