@@ -288,7 +288,7 @@ function sessionClientClass(o: SessionClientOptions): typeof pg.Client {
     /** Destroys the connection: every query on it fails with `error`, at once. */
     abandon(error: Error): void {
       this.disarm();
-      abandonClient(this, error);
+      destroyConnection(this, error);
     }
 
     private arm(): void {
@@ -339,7 +339,9 @@ function sessionClientClass(o: SessionClientOptions): typeof pg.Client {
 export function createClient(options: PoolOptions & { deadlineMs?: number }): pg.Client {
   const Client = sessionClientClass({ database: options.database.name, ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }) });
   const client = new Client(buildClientConfig(options));
-  client.on('error', (error) => options.onBackgroundError?.(error));
+  client.on('error', (error) => {
+    if (!deliberateErrors.has(error)) options.onBackgroundError?.(error);
+  });
   return client;
 }
 
@@ -398,8 +400,12 @@ export function createPool(options: PoolOptions): pg.Pool {
   const Client = sessionClientClass({ database: options.database.name, deadlineMs: queryDeadlineMs(options.settings), pool: state });
   const pool = new pg.Pool({ ...buildClientConfig(options), Client, max: options.database.connection_pool_size, idleTimeoutMillis: 30_000 });
   poolStates.set(pool, state);
-  // An idle client killed by pg_terminate_backend emits 'error' on the pool; unhandled, it would crash the process.
-  pool.on('error', (error) => options.onBackgroundError?.(error));
+  // An idle client killed by pg_terminate_backend emits 'error' on the pool; unhandled, it would
+  // crash the process. One we destroyed ourselves (a lock refused or lost, a stop) is not reported:
+  // it logged a "database connection error" carrying the lock or stop message (found by probing).
+  pool.on('error', (error) => {
+    if (!deliberateErrors.has(error)) options.onBackgroundError?.(error);
+  });
   // A checked-out client killed mid-query emits 'error' on itself, which pg-pool does not listen
   // for while the client is out: unheard, it would crash the process. The query in flight rejects
   // with the same error, and its caller handles it; this only keeps the event from going unheard,
@@ -418,6 +424,7 @@ export function abortPoolConnections(pool: pg.Pool, error: Error): number {
   const state = poolStates.get(pool);
   if (state === undefined) return 0;
   const clients = [...state.live];
+  deliberateErrors.add(error);
   for (const client of clients) client.abandon(error);
   return clients.length;
 }
@@ -438,8 +445,21 @@ export function fencePool(pool: pg.Pool, error: Error): () => void {
   };
 }
 
+/**
+ * Errors this process destroyed connections with on purpose (abandonClient: a lock refused or
+ * lost, a stop, a health check past its timeout): the 'error' event each causes on the client or
+ * pool is our own doing, not a connection problem to report as one.
+ */
+const deliberateErrors = new WeakSet<Error>();
+
 /** Destroys a client's connection at once: every query waiting on it fails with `error` (or "Connection terminated"). */
 export function abandonClient(client: pg.Client, error?: Error): void {
+  if (error !== undefined) deliberateErrors.add(error);
+  destroyConnection(client, error);
+}
+
+/** abandonClient without the mark: also for the query deadline, whose error is a real connection problem. */
+function destroyConnection(client: pg.Client, error?: Error): void {
   (client as unknown as WithStream).connection.stream.destroy(error);
 }
 
