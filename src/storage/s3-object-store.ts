@@ -795,6 +795,11 @@ export class S3ObjectStore implements ObjectStore {
     const message = ((): string => {
       switch (classification.code) {
         case 'STORAGE_UNREACHABLE':
+          // After timeouts more attempts only make the wait longer (each one waits out
+          // request_timeout_ms): the advice to raise max_attempts was wrong there (found by probing).
+          if (classification.retryable && classification.retryClass === 'timeout') {
+            return `${head} failed${after} (${reason}): ${this.endpointLabel} did not answer within s3.request_timeout_ms (${this.config.request_timeout_ms} ms); check that it is reachable from this host (network, firewall, proxy) and healthy, or raise s3.request_timeout_ms if it is only slow`;
+          }
           return classification.retryable
             ? `${head} failed${after} (${reason}): check that ${this.endpointLabel} is reachable and healthy, or raise s3.retry.max_attempts`
             : `${head} failed (${reason}): cannot reach ${this.endpointLabel}; check s3.endpoint, DNS and TLS settings`;

@@ -192,6 +192,19 @@ describe('S3ObjectStore retries', () => {
     expect(notices[0]?.classification.reason).toContain('TimeoutError');
   });
 
+  // Found by probing: the advice was "raise s3.retry.max_attempts", which only makes the wait
+  // longer when every attempt waits out request_timeout_ms.
+  it('after attempts that all timed out, advises reachability and request_timeout_ms, not more attempts', async () => {
+    const store = makeStore({ request_timeout_ms: 300, retry: { max_attempts: 2, base_delay_ms: 100, max_delay_ms: 1_000 } });
+    fault.enqueue({ kind: 'stall' }, { kind: 'stall' });
+    const e = await failure(store.get('never'));
+    expect(e.code).toBe('STORAGE_UNREACHABLE');
+    expect(e.message).toContain('failed after 2 attempts');
+    expect(e.message).toContain('did not answer within s3.request_timeout_ms (300 ms)');
+    expect(e.message).toContain('raise s3.request_timeout_ms if it is only slow');
+    expect(e.message).not.toContain('max_attempts');
+  });
+
   it('honours Retry-After (seconds) as the least delay', async () => {
     const store = makeStore();
     fault.enqueue(respondWithS3Error(503, 'SlowDown', { 'retry-after': '7' }), ok('x'));
