@@ -79,7 +79,7 @@ export interface ArchiveTableInput {
   /**
    * One-shot runs: a stop fails the table with this error (after the batches in flight settled),
    * so its last run and checkpoint say "failed" and the next run resumes from it. Without it (the
-   * daemon) a stopped table ends as archived.
+   * daemon) a stopped table ends as archived, its last run marked `stopped`.
    */
   stopError?: () => AuditlogError;
 }
@@ -310,7 +310,10 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         }
         const status = summary.rowsArchived > 0 || summary.rowsSkipped > 0 ? 'archived' : 'nothing-to-archive';
         settled = true;
-        await progress.finish({ status, rows_archived: summary.rowsArchived, rows_skipped: summary.rowsSkipped, batches: summary.batches });
+        // A daemon's stop ends the table as archived, marked stopped: it did not finish, and the
+        // state said nothing of it, so a daemon stopped mid-run every night never looked stale
+        // to status or to the last-success alert (found by probing).
+        await progress.finish({ status, rows_archived: summary.rowsArchived, rows_skipped: summary.rowsSkipped, batches: summary.batches, ...(stopped ? { stopped: true as const } : {}) });
         summary.status = status;
         if (stopped) {
           summary.stopped = true;

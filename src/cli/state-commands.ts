@@ -139,6 +139,7 @@ function needsAttention(r: TableReport): boolean {
   return (
     r.problems.length > 0 ||
     r.state?.last_run?.status === 'failed' ||
+    r.state?.last_run?.stopped === true ||
     (r.checkpoint !== null && !checkpointOfLiveRun) ||
     (r.pendingMarkers.length > 0 && live === undefined) ||
     r.spooledBatches.length > 0 ||
@@ -184,7 +185,7 @@ export function formatStatus(reports: readonly TableReport[], nowMs = Date.now()
       `  last run:   ${
         run == null
           ? 'none recorded'
-          : `${run.status} at ${run.finished_at} (run ${run.run_id}): ${run.rows_archived} rows in ${run.batches} batches${run.rows_skipped > 0 ? `, ${run.rows_skipped} skipped` : ''}${run.error ? ` — ${run.error.code}: ${run.error.message}` : ''}`
+          : `${run.status} at ${run.finished_at} (run ${run.run_id}): ${run.rows_archived} rows in ${run.batches} batches${run.rows_skipped > 0 ? `, ${run.rows_skipped} skipped` : ''}${run.error ? ` — ${run.error.code}: ${run.error.message}` : ''}${run.stopped === true ? ' — stopped before the end by a stop request; rows past the retention may be left for the next run' : ''}`
       }`,
     );
     const cp = r.checkpoint;

@@ -169,7 +169,9 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
             return;
           }
           setState(t, 'idle');
-          if (summary.status !== 'dry-run') lastSuccess.set(l, now() / 1000);
+          // A run a stop cut short did not finish: not a success (a daemon stopped mid-run every
+          // night would otherwise never trip the staleness alert).
+          if (summary.status !== 'dry-run' && summary.stopped !== true) lastSuccess.set(l, now() / 1000);
           if (!summary.stopped) remaining.set(l, 0);
         }),
         events.on('run:finished', ({ runId, summary }) => {

@@ -43,6 +43,11 @@ export interface LastRun {
   rows_skipped: number;
   batches: number;
   error?: { code: string; message: string };
+  /**
+   * A stop request (the daemon's SIGTERM) cut the run short: it ended as archived, with rows past
+   * the retention possibly left for the next run. Not a success to `status` or the metrics.
+   */
+  stopped?: true;
 }
 
 export interface TableState extends TableId {

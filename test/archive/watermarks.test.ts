@@ -18,6 +18,8 @@ import { runCli } from '../helpers/run-cli.js';
 import { tableStateKey, checkpointKey } from '../../src/core/archive-layout.js';
 import { DatabaseTableStateStore, ObjectTableStateStore } from '../../src/state/state-stores.js';
 import { buildSessionSettings, createPool } from '../../src/db/connect.js';
+import { RunEvents } from '../../src/core/run-events.js';
+import { createArchiveMetrics } from '../../src/monitoring/archive-metrics.js';
 import type { Checkpoint, TableState } from '../../src/state/table-state.js';
 import type { Config } from '../../src/config/schema.js';
 
@@ -380,5 +382,41 @@ describe('a run stopped in the pass behind the watermark', () => {
     const resumed = await archiveWith(config, fx.store, { runId: 'run-after' });
     expect(resumed.tables[0]!.resumed).toEqual({ run_id: 'run-stopped', batches_committed: 3, rows_archived: 15, previous: 'failed' });
     expect(resumed.tables[0]!.rowsArchived).toBe(15);
+  });
+});
+
+describe("a daemon run stopped by SIGTERM (no failOnStop)", () => {
+  it('ends the table as archived but marked stopped: status shows it and needs attention, and the last-success time is not refreshed', async () => {
+    await createEventsTable(fx.db, { rows: 40, stepMinutes: 60, endDaysAgo: 11 });
+    const config: Config = fx.configFor([eventsTable], { batch_size: 5, batches_in_flight: 1 });
+    const events = new RunEvents();
+    const metrics = createArchiveMetrics();
+    metrics.subscribe(events);
+    const stop = new AbortController();
+    let commits = 0;
+    const run = await archiveWith(config, fx.store, {
+      runId: 'run-daemon-stopped',
+      events,
+      signal: stop.signal,
+      onPhase: (phase) => {
+        if (phase === 'after-commit' && ++commits === 2) stop.abort('SIGTERM');
+      },
+    });
+    expect(run.tables[0]).toMatchObject({ status: 'archived', stopped: true, batches: 2 });
+    const rows = run.tables[0]!.rowsArchived;
+    expect(rows).toBeGreaterThan(0);
+    expect((await rowIds(fx.db)).length).toBe(40 - rows);
+    expect((await storedState())!.last_run).toMatchObject({ run_id: 'run-daemon-stopped', status: 'archived', stopped: true, rows_archived: rows });
+    expect(await metrics.registry.metrics()).not.toMatch(/^auditlog_last_success_timestamp_seconds\{/m);
+
+    const status = await runStatus(config);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toContain(`(run run-daemon-stopped): ${rows} rows in 2 batches — stopped before the end by a stop request`);
+
+    // The next run that finishes is a success again, and clears the mark.
+    await archiveWith(config, fx.store, { runId: 'run-complete', events });
+    expect((await storedState())!.last_run!.stopped).toBeUndefined();
+    expect(await metrics.registry.metrics()).toMatch(/^auditlog_last_success_timestamp_seconds\{[^}]*table="public.events"[^}]*\} \d/m);
+    expect((await runStatus(config)).code).toBe(0);
   });
 });
