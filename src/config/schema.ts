@@ -106,7 +106,7 @@ export const s3Schema = z
       .min(1)
       .max(24 * 365)
       .default(24)
-      .describe('Incomplete multipart uploads under the prefix older than this many hours are aborted by the cleanup (at start and `auditlog cleanup`); at least 1 so an upload still in progress is never cut.'),
+      .describe('Incomplete multipart uploads under the prefix older than this many hours are aborted by the cleanup (at start and `auditlog cleanup`); at least 1. Only the uploads of the process running the cleanup are protected whatever their age: keep it above the longest upload and the longest time between a killed run and its rerun (docs/operations.md, Cleanup).'),
     multipart_cleanup_at_start: z.boolean().default(true).describe('Abort orphaned multipart uploads (older than multipart_orphan_age_hours) at the start of every archive run.'),
   })
   .strict()
@@ -363,7 +363,7 @@ export const watermarksSchema = z
       .default('storage')
       .describe('Where per-table watermarks and last-run results live: `storage` (the bucket or local directory, under `_auditlog/state/`; `s3` is an alias) or `database` (a table in each archived database).'),
     schema: identifier.default('public').describe('Schema of the watermark table (`backend: database`).'),
-    table: identifier.default('auditlog_watermarks').describe('Watermark table, created if missing (`backend: database`; needs CREATE on the schema).'),
+    table: identifier.default('auditlog_watermarks').describe('Watermark table, created if missing (`backend: database`; needs CREATE on the schema, unless created in advance with SELECT, INSERT, UPDATE, DELETE granted).'),
   })
   .strict()
   .describe('Where each table\'s watermark and last-run result are kept.');
