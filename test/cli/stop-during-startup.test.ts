@@ -6,35 +6,28 @@
  * (about 5 minutes), the daemon without even logging the signal.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { createEventsTable, rowIds } from '../helpers/events-table.js';
 import { startCli, type CliResult } from '../helpers/run-cli.js';
+import { startSilentServer, type SilentServer } from '../helpers/silent-server.js';
 
 let dir: string;
 let db: TestDatabase;
-let silent: Server;
+let silent: SilentServer;
 let silentPort: number;
-const held: Socket[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stop-startup-'));
   db = await createTestDatabase();
   await createEventsTable(db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
-  silent = createServer((socket) => {
-    held.push(socket);
-    socket.on('error', () => undefined);
-    socket.resume();
-  });
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-  silentPort = (silent.address() as AddressInfo).port;
+  silent = await startSilentServer();
+  silentPort = silent.port;
 });
 afterAll(async () => {
-  held.forEach((s) => s.destroy());
-  await new Promise((resolve) => silent.close(resolve));
+  await silent?.stop();
   await db?.drop();
   await rm(dir, { recursive: true, force: true });
 });
@@ -70,11 +63,11 @@ databases:
 
 /** Starts the command, waits until it is inside the storage check, sends SIGTERM; resolves with how long it took to end after it. */
 async function stopDuringCheck(args: string[]): Promise<{ r: CliResult; afterSignalMs: number }> {
-  const before = held.length;
+  const before = silent.held.length;
   const { child, result } = startCli(args, {}, 60_000);
   const until = Date.now() + 20_000;
-  while (held.length === before && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
-  expect(held.length, 'the command reached the storage check').toBeGreaterThan(before);
+  while (silent.held.length === before && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(silent.held.length, 'the command reached the storage check').toBeGreaterThan(before);
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const sent = performance.now();
   child.kill('SIGTERM');

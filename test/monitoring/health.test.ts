@@ -3,8 +3,6 @@
  * database down → degraded (200), storage or every database down → unhealthy (503), secrets never shown.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,28 +14,22 @@ import { createArchiveMetrics } from '../../src/monitoring/archive-metrics.js';
 import { classifyHealth, healthHttpStatus, type HealthReport } from '../../src/monitoring/health-check.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { runCli } from '../helpers/run-cli.js';
+import { startSilentServer, type SilentServer } from '../helpers/silent-server.js';
 
 const fx = useArchiveFixture();
 let servers: MonitoringServers | undefined;
-let silent: Server;
-const held: Socket[] = [];
+// Accepts connections and never answers: a database (or storage) that hangs.
+let silent: SilentServer;
 let silentPort: number;
+let held: SilentServer['held'];
 let dir: string;
 beforeAll(async () => {
-  // Accepts connections and never answers: a database that hangs.
-  // Reading (and dropping) what arrives, so a client that closes its end is seen to.
-  silent = createServer((socket) => {
-    held.push(socket);
-    socket.on('error', () => undefined);
-    socket.resume();
-  });
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-  silentPort = (silent.address() as AddressInfo).port;
+  silent = await startSilentServer();
+  ({ port: silentPort, held } = silent);
   dir = await mkdtemp(join(tmpdir(), 'health-'));
 });
 afterAll(async () => {
-  held.forEach((s) => s.destroy());
-  await new Promise((resolve) => silent.close(resolve));
+  await silent?.stop();
   await rm(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
