@@ -91,9 +91,31 @@ describe('a key archived by two runs', () => {
   });
 });
 
+/**
+ * After each committed batch, until it succeeds: the application inserts `id` again (`select`
+ * gives the row's values), once the run has deleted it. Batches commit out of order with
+ * several in flight, so "the first commit" need not be the one that deleted it (a flaky first
+ * version of these tests inserted it while still there).
+ */
+function reinsertOnceGone(events: RunEvents, id: number, select: string): () => Promise<boolean> {
+  let chain: Promise<unknown> = Promise.resolve();
+  let done = false;
+  events.on('batch:committed', () => {
+    chain = chain.then(async () => {
+      if (done) return;
+      const r = await f.db.query(`INSERT INTO events (id, happened_at, kind, body, note) ${select} HAVING NOT EXISTS (SELECT 1 FROM events WHERE id = ${id})`);
+      done = r.rowCount === 1;
+    });
+  });
+  return async () => {
+    await chain;
+    return done;
+  };
+}
+
 describe('a key archived twice by one run', () => {
   /**
-   * ids 1–40, 3 h apart, archived 4 a batch. Right after the first batch commits (ids 1–4 gone from
+   * ids 1–40, 3 h apart, archived 4 a batch. Once the batch holding id 1 commits (ids 1–4 gone from
    * the table), the application inserts id 1 again dated after id 40: the same run reaches it
    * later and archives it again, in a later object of the same run.
    */
@@ -101,15 +123,9 @@ describe('a key archived twice by one run', () => {
     await createEventsTable(f.db, { rows: 40, stepMinutes: 180, endDaysAgo: 20 });
     const config = f.configFor([eventsTable], { batch_size: 4 });
     const events = new RunEvents();
-    let reinserted: Promise<unknown> | undefined;
-    events.on('batch:committed', () => {
-      reinserted ??= f.db.query(
-        `INSERT INTO events (id, happened_at, kind, body, note)
-         SELECT 1, max(happened_at) + interval '1 minute', 'kind1', '{"g": 1}', 'second version' FROM events`,
-      );
-    });
+    const reinserted = reinsertOnceGone(events, 1, `SELECT 1, max(happened_at) + interval '1 minute', 'kind1', '{"g": 1}', 'second version' FROM events`);
     const summary = await archiveWith(config, f.store, { events });
-    await reinserted;
+    expect(await reinserted()).toBe(true);
     expect(summary.tables[0]!.rowsArchived).toBe(41);
     expect(await f.db.query('SELECT 1 FROM events')).toHaveProperty('rowCount', 0);
     return config;
@@ -146,12 +162,9 @@ describe('a key one run archived again in its pass behind the watermark', () => 
        SELECT g, now() - interval '19 days' + make_interval(hours => g), 'kind', '{}', 'first' FROM generate_series(11, 30) g`,
     );
     const events = new RunEvents();
-    let reinserted: Promise<unknown> | undefined;
-    events.on('batch:committed', () => {
-      reinserted ??= f.db.query(`INSERT INTO events (id, happened_at, kind, body, note) VALUES (11, now() - interval '25 days', 'kind', '{}', 'second version')`);
-    });
+    const reinserted = reinsertOnceGone(events, 11, `SELECT 11, now() - interval '25 days', 'kind', '{}', 'second version'`);
     const second = await archiveWith(config, f.store, { events });
-    await reinserted;
+    expect(await reinserted()).toBe(true);
     expect(second.tables[0]!.rowsArchived).toBe(21);
     expect((await f.db.query('SELECT 1 FROM events')).rowCount).toBe(0);
 
@@ -174,22 +187,10 @@ describe('one run, batches starting at the same timestamp (one bulk transaction)
     await createEventsTable(f.db, { rows: n, stepMinutes: 0, endDaysAgo: 20 });
     const config = f.configFor([eventsTable], { batch_size: 4, batches_in_flight: 1 });
     const events = new RunEvents();
-    let reinserted: Promise<unknown> = Promise.resolve();
-    let done = false;
-    events.on('batch:committed', () => {
-      // Once id 1 is gone, the application inserts it again a second later: the run's last batch, starting at the same instant, takes it.
-      reinserted = reinserted.then(async () => {
-        if (done) return;
-        const r = await f.db.query(
-          `INSERT INTO events (id, happened_at, kind, body, note)
-           SELECT 1, max(happened_at) + interval '1 second', 'k', '{}', 'second version' FROM events
-           HAVING NOT EXISTS (SELECT 1 FROM events WHERE id = 1)`,
-        );
-        done = r.rowCount === 1;
-      });
-    });
+    // Once id 1 is gone, the application inserts it again a second later: the run's last batch, starting at the same instant, takes it.
+    const reinserted = reinsertOnceGone(events, 1, `SELECT 1, max(happened_at) + interval '1 second', 'k', '{}', 'second version' FROM events`);
     const run = await archiveWith(config, f.store, { events });
-    await reinserted;
+    expect(await reinserted()).toBe(true);
     expect(run.tables[0]!.rowsArchived).toBe(n + 1);
     const s = await restoreWith(config, f.store, { table: 'events', target, conflict: 'skip' });
     expect(s.error).toBeUndefined();
