@@ -340,7 +340,7 @@ export function createClient(options: PoolOptions & { deadlineMs?: number }): pg
   const Client = sessionClientClass({ database: options.database.name, ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }) });
   const client = new Client(buildClientConfig(options));
   client.on('error', (error) => {
-    if (!deliberateErrors.has(error)) options.onBackgroundError?.(error);
+    if (!deliberateErrors.has(error) && !abandonedClients.has(client)) options.onBackgroundError?.(error);
   });
   return client;
 }
@@ -453,8 +453,11 @@ export function fencePool(pool: pg.Pool, error: Error): () => void {
 const deliberateErrors = new WeakSet<Error>();
 
 /** Destroys a client's connection at once: every query waiting on it fails with `error` (or "Connection terminated"). */
+const abandonedClients = new WeakSet<pg.Client>();
 export function abandonClient(client: pg.Client, error?: Error): void {
   if (error !== undefined) deliberateErrors.add(error);
+  // Its socket's close then reports "Connection terminated unexpectedly" as a second error: ours too.
+  abandonedClients.add(client);
   destroyConnection(client, error);
 }
 

@@ -135,7 +135,7 @@ export class CircuitBreakerObjectStore implements ObjectStore {
   }
 
   check(options?: CheckOptions): Promise<void> {
-    return this.call(() => this.inner.check(options));
+    return this.call(() => this.inner.check(options), options?.signal);
   }
 
   /** Present exactly when the inner store has it, so callers can tell "nothing to clean" from "cannot clean". */
@@ -170,12 +170,17 @@ export class CircuitBreakerObjectStore implements ObjectStore {
     }
   }
 
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
+  private async call<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const permit = this.guard.admit();
     let result: T;
     try {
       result = await fn();
     } catch (error) {
+      // Given up by its caller (a /health deadline, a stop): no verdict on the endpoint.
+      if (signal?.aborted === true) {
+        this.guard.breaker.release(permit);
+        throw error;
+      }
       throw this.guard.settle(permit, error);
     }
     this.guard.breaker.succeed(permit);

@@ -108,7 +108,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
         ...(classification.retryAfterMs === undefined ? {} : { retryAfterMs: classification.retryAfterMs }),
       });
       options.onRetry?.({ attempt, maxAttempts, delayMs, classification });
-      await (signal === undefined ? sleep(delayMs) : untilAborted(sleep(delayMs), signal));
+      await (signal === undefined ? sleep(delayMs) : options.sleep === undefined ? abortableSleep(delayMs, signal) : untilAborted(sleep(delayMs), signal));
     }
   }
 }
@@ -140,4 +140,18 @@ function untilAborted(wait: Promise<void>, signal: AbortSignal): Promise<void> {
 /** A function, not an inline test: the flag changes under an await, which narrowing cannot see. */
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
+}
+
+/** A real timer that is cleared on abort: a pending backoff must not hold a stopped process. */
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

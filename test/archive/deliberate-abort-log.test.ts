@@ -5,6 +5,7 @@
  * the lock or stop message, which sent operators looking for a network problem.
  */
 import { describe, expect, it } from 'vitest';
+import { abandonClient, buildSessionSettings, createClient } from '../../src/db/connect.js';
 import pg from 'pg';
 import pino from 'pino';
 import { Writable } from 'node:stream';
@@ -60,5 +61,19 @@ describe('connections ended on purpose', () => {
     // A destroyed socket reports its error on a later tick: give it the time to.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(log.lines().filter((l) => l.msg === 'database connection error')).toEqual([]);
+  });
+
+  it('a lock session closed on purpose reports nothing, not even the "Connection terminated unexpectedly" its close brings (found in review)', async () => {
+    const heard: string[] = [];
+    const client = createClient({
+      database: { name: 'app', url: fx.db.url, connection_pool_size: 1 } as never,
+      applicationName: 'auditlog-test-abandon',
+      settings: buildSessionSettings({ statement_timeout_ms: 60_000, lock_timeout_ms: 5_000, idle_in_transaction_session_timeout_ms: 60_000 }),
+      onBackgroundError: (e) => heard.push(e.message),
+    });
+    await client.connect();
+    abandonClient(client, new Error('table lock lost (deliberate)'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(heard).toEqual([]);
   });
 });
