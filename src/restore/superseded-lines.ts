@@ -7,14 +7,17 @@
  * --batch-size: the older version won, or `fail` stopped on a key the archive itself holds twice
  * (found by probing).
  *
- * "Archived last" is the archiving run order: run ids start with their UTC start time, and a later
- * run archives after an earlier one (the archive lock keeps runs of a table apart). Within a run,
- * the order of the batches' delete transactions (`delete_txid`): a key is archived again only after
- * the transaction deleting its earlier version committed and the application inserted it again, so
- * the later version's delete transaction is assigned its id later. Not the object key: a run's
- * second pass, behind the watermark, archives into earlier days than its main pass did (found in
- * review: the older version was restored). Sidecars without `delete_txid` (older versions) fall
- * back to `created_at`, then the object key. Only objects whose key ranges overlap can share a
+ * "Archived last": a key is archived again only after the transaction deleting its earlier version
+ * committed and the application inserted it again. Within one run the batches' delete transactions
+ * (`delete_txid`, assigned in that order) say which came last; object keys do not (a run's second
+ * pass, behind the watermark, archives into earlier days than its main pass; batches starting at
+ * the same instant are named by a hash). Across runs, the sidecars' `created_at` (written inside
+ * the delete transaction, right before its DELETE): runs of one table may overlap in time (a cron
+ * run of every table and a manual `--table` run: only the table lock keeps them apart), so the run
+ * that started later may have archived the older version, and transaction ids are not compared
+ * across runs (a cluster moved by dump and restore starts them lower). Found in review; what is
+ * left: two archiver hosts whose clocks differ by more than the time between the two deletes.
+ * Only objects whose key ranges overlap can share a
  * key. For single integer keys that is normally none; for other keys (text, uuid, composite) every
  * object of the restore, whose sidecars are then read once more (and a third time for the few
  * holding a key seen twice).
@@ -51,23 +54,23 @@ const INTEGER_KEY_TYPES = new Set(['smallint', 'integer', 'bigint']);
 type Ordered = { key: string; meta: Pick<Candidate['meta'], 'run_id' | 'delete_txid' | 'created_at'> };
 
 /**
- * Pure: oldest run first, then within a run the delete transactions' order (else the sidecars'
- * creation time), then the object key: the order in which a later version supersedes an earlier
- * one. One run's sidecars all come from one version of the tool, so either all have
- * `delete_txid` or none do. Runs that started within the same second (run ids begin with the
- * second, then a random suffix) are ordered by their deletes too, not by the suffix.
+ * Pure: the order in which a later version supersedes an earlier one (the module's comment): within
+ * a run by delete transaction (else creation time), across runs by the sidecars' creation time;
+ * then run id and object key, so the order is total. One run's sidecars all come from one version
+ * of the tool, so either all have `delete_txid` or none do.
  */
 export function archiveOrder<T extends Ordered>(objects: readonly T[]): T[] {
   const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-  const second = (runId: string): string => runId.split('-', 1)[0]!;
   const txid = (m: T['meta']): bigint | undefined => (m.delete_txid !== undefined && /^\d+$/.test(m.delete_txid) ? BigInt(m.delete_txid) : undefined);
-  const byDeletes = (a: T['meta'], b: T['meta']): number => {
+  const withinRun = (a: T['meta'], b: T['meta']): number => {
     const x = txid(a);
     const y = txid(b);
     if (x !== undefined && y !== undefined) return x < y ? -1 : x > y ? 1 : 0;
     return cmp(a.created_at ?? '', b.created_at ?? '');
   };
-  return [...objects].sort((a, b) => cmp(second(a.meta.run_id), second(b.meta.run_id)) || byDeletes(a.meta, b.meta) || cmp(a.meta.run_id, b.meta.run_id) || cmp(a.key, b.key));
+  const order = (a: T, b: T): number =>
+    (a.meta.run_id === b.meta.run_id ? withinRun(a.meta, b.meta) : cmp(a.meta.created_at ?? '', b.meta.created_at ?? '')) || cmp(a.meta.run_id, b.meta.run_id) || cmp(a.key, b.key);
+  return [...objects].sort(order);
 }
 
 /**
@@ -194,7 +197,8 @@ async function compareKeys(
   toLoad: ReadonlySet<string>,
   superseded: Map<string, LineSet>,
 ): Promise<void> {
-  const seen = new Map<string, { object: Candidate; line: number; xmin: string | undefined }>();
+  // Per key, the lines holding its latest version so far: more than one when an object was copied.
+  const seen = new Map<string, { xmin: string | undefined; lines: { object: Candidate; line: number }[] }>();
   for await (const { object, keys, xmins } of manifests(store, holding, id)) {
     keys?.forEach((k, line) => {
       const text = JSON.stringify(k);
@@ -203,14 +207,19 @@ async function compareKeys(
       const xmin = xmins?.[line];
       // The same row version (key and xmin) twice is a copy (an object copied under another name),
       // not a later version: both load, and load-batch.ts reports the copy. Counting it superseded
-      // let the copy load alone and the restore succeed (found in review).
-      if (earlier !== undefined && xmin !== undefined && earlier.xmin === xmin) return;
-      if (earlier !== undefined && toLoad.has(earlier.object.key)) {
-        let lines = superseded.get(earlier.object.key);
-        if (lines === undefined) superseded.set(earlier.object.key, (lines = new LineSet(earlier.object.meta.record_count)));
-        lines.add(earlier.line);
+      // let the copy load alone and the restore succeed (found in review). A later version
+      // supersedes every copy of the earlier one, or a copy would load beside it.
+      if (earlier !== undefined && xmin !== undefined && earlier.xmin === xmin) {
+        earlier.lines.push({ object, line });
+        return;
       }
-      seen.set(text, { object, line, xmin });
+      for (const e of earlier?.lines ?? []) {
+        if (!toLoad.has(e.object.key)) continue;
+        let lines = superseded.get(e.object.key);
+        if (lines === undefined) superseded.set(e.object.key, (lines = new LineSet(e.object.meta.record_count)));
+        lines.add(e.line);
+      }
+      seen.set(text, { xmin, lines: [{ object, line }] });
     });
   }
 }

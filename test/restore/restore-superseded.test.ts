@@ -200,6 +200,24 @@ describe('one run, batches starting at the same timestamp (one bulk transaction)
   });
 });
 
+describe('two runs of one table that overlap in time', () => {
+  // Found in review: only the table lock keeps runs apart, so a cron run of every table started at
+  // 02:00:00 can reach this table after a manual --table run started at 02:00:05 finished with it.
+  // Ordered by run start, the manual run's OLDER version was restored.
+  it('restores the version written last, not the one of the run that started last', async () => {
+    await createEventsTable(f.db, { rows: 10, stepMinutes: 30, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable], { batch_size: 50 });
+    expect((await archiveWith(config, f.store, { runId: '20261201T020005Z-bbbbbb' })).tables[0]!.rowsArchived).toBe(10);
+    await f.db.query(`INSERT INTO events (id, happened_at, kind, body, note) VALUES (3, now() - interval '25 days', 'kind', '{}', 'second version')`);
+    expect((await archiveWith(config, f.store, { runId: '20261201T020000Z-aaaaaa' })).tables[0]!.rowsArchived).toBe(1);
+    const s = await restoreWith(config, f.store, { table: 'events', target, conflict: 'skip' });
+    expect(s.error).toBeUndefined();
+    expect(s.rows).toMatchObject({ restored: 10, conflicts: 0, superseded: 1 });
+    const three = await f.db.query<{ note: string }>(`SELECT note FROM restored WHERE id = 3`);
+    expect(three.rows).toEqual([{ note: 'second version' }]);
+  });
+});
+
 describe('objectsThatMayShareKeys', () => {
   const obj = (key: string, run: string, lo: string, hi: string, type = 'bigint') =>
     ({ key, meta: { run_id: run, primary_key_columns: ['id'], columns: [{ name: 'id', type }], min_primary_key: [lo], max_primary_key: [hi] } }) as unknown as Candidate;

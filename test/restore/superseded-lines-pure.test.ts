@@ -26,11 +26,11 @@ interface Fixture {
   bodies: Map<string, Buffer>;
 }
 
-/** Objects as [object key, run id, keys]; each gets a well-formed sidecar in an in-memory store. */
-function fixture(objects: [string, string, string[]][]): Fixture {
+/** Objects as [object key, run id, keys, xmins?]; each gets a well-formed sidecar in an in-memory store. */
+function fixture(objects: ([string, string, string[]] | [string, string, string[], string[]])[]): Fixture {
   const bodies = new Map<string, Buffer>();
   const gets: string[] = [];
-  const candidates = objects.map(([key, run, keys]) => {
+  const candidates = objects.map(([key, run, keys, givenXmins]) => {
     const meta = {
       format: 'auditlog-archive',
       format_version: 1,
@@ -38,7 +38,7 @@ function fixture(objects: [string, string, string[]][]): Fixture {
       columns,
       primary_key_columns: ['id'],
       primary_keys: keys.map((k) => [k]),
-      xmins: keys.map((_, i) => `${key}:${i}`), // one row version per line: a copy would share its key's xmin
+      xmins: givenXmins ?? keys.map((_, i) => `${key}:${i}`), // one row version per line unless given: a copy shares its key's xmin
       record_count: keys.length,
       sha256_compressed: 'c',
       sha256_uncompressed: 'u',
@@ -170,15 +170,21 @@ describe('loadSupersededLines', () => {
 
 describe('archiveOrder', () => {
   const o = (key: string, run_id: string, created_at: string, delete_txid?: string) => ({ key, meta: { run_id, created_at, ...(delete_txid === undefined ? {} : { delete_txid }) } });
-  it('orders runs by id, and one run\'s objects by their delete transactions (as numbers), not by key or clock', () => {
+  it('orders one run\'s objects by their delete transactions (as numbers), not by key or clock', () => {
     const objects = [
-      o('day=10/a', 'r2', '2026-01-01T00:00:03.000Z', '9'),
       o('day=02/b', 'r2', '2026-01-01T00:00:01.000Z', '10'), // behind the watermark: an earlier day, a later delete (and a clock stepped back)
-      o('day=05/c', 'r1', '2026-01-01T00:00:09.000Z', '99'),
+      o('day=10/a', 'r2', '2026-01-01T00:00:03.000Z', '9'),
     ];
-    expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=05/c', 'day=10/a', 'day=02/b']);
+    expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=10/a', 'day=02/b']);
   });
-  it('orders runs started within the same second by their deletes, not by the run id\'s random suffix', () => {
+  it('orders objects of different runs by when they were written, not by when their runs started (runs may overlap)', () => {
+    const objects = [
+      o('day=01/a', '20261201T020000Z-aaaaaa', '2026-12-01T02:00:30.000Z', '5'), // the cron run of every table reached this table late
+      o('day=01/b', '20261201T020005Z-bbbbbb', '2026-12-01T02:00:06.000Z', '9'), // a manual --table run, started later, archived first
+    ];
+    expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=01/b', 'day=01/a']);
+  });
+  it('orders runs started within the same second by when their objects were written, not by the run id\'s random suffix', () => {
     const objects = [o('day=01/a', '20261201T004312Z-ffffff', '2026-12-01T00:43:12.100Z', '7'), o('day=01/b', '20261201T004312Z-000000', '2026-12-01T00:43:12.900Z', '8')];
     expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=01/a', 'day=01/b']);
     expect(archiveOrder([objects[1]!, o('day=01/c', '20261201T004313Z-aaaaaa', '2026-12-01T00:43:13.000Z', '1')]).map((x) => x.key)).toEqual(['day=01/b', 'day=01/c']);
@@ -186,6 +192,24 @@ describe('archiveOrder', () => {
   it('without delete_txid (sidecars of older versions), by creation time, then key', () => {
     const objects = [o('day=10/a', 'r1', '2026-01-01T00:00:01.000Z'), o('day=02/b', 'r1', '2026-01-01T00:00:02.000Z'), o('day=01/c', 'r1', '2026-01-01T00:00:02.000Z')];
     expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=10/a', 'day=01/c', 'day=02/b']);
+  });
+});
+
+describe('copies (the same key and xmin under two object names)', () => {
+  it('are never superseded by each other, and a later version supersedes every copy of the earlier one (found in review)', async () => {
+    const f = fixture([
+      [obj('01', 1), 'r1', ['k'], ['100']],
+      [obj('01', 2), 'r1', ['k'], ['100']], // a copy of o1
+      [obj('02', 3), 'r2', ['k'], ['200']], // a later version
+    ]);
+    f.candidates.forEach((c, i) => ((c.meta as { created_at: string }).created_at = `2026-01-01T00:00:0${i}.000Z`));
+    const all = new Set(f.candidates.map((c) => c.key));
+    expect(await bounded(f, all)).toEqual({ [obj('01', 1)]: [0], [obj('01', 2)]: [0] });
+    const copiesOnly = fixture([
+      [obj('01', 1), 'r1', ['k'], ['100']],
+      [obj('01', 2), 'r1', ['k'], ['100']],
+    ]);
+    expect(await bounded(copiesOnly, new Set(copiesOnly.candidates.map((c) => c.key)))).toEqual({});
   });
 });
 
