@@ -34,7 +34,7 @@
  * The result holds one bit per row of each object with a superseded line (line-set.ts).
  */
 import { metadataKeyFor } from '../core/archive-layout.js';
-import { sha256Hex } from '../core/batch-metadata.js';
+import { isTxidText, sha256Hex } from '../core/batch-metadata.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { parseObjectMetadata } from './check-object.js';
 import { duplicateHashes, hashKeyText, HashList, indexOfHash, type KeyHash } from './key-hashes.js';
@@ -61,7 +61,7 @@ type Ordered = { key: string; meta: Pick<Candidate['meta'], 'run_id' | 'delete_t
  */
 export function archiveOrder<T extends Ordered>(objects: readonly T[]): T[] {
   const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-  const txid = (m: T['meta']): bigint | undefined => (m.delete_txid !== undefined && /^\d+$/.test(m.delete_txid) ? BigInt(m.delete_txid) : undefined);
+  const txid = (m: T['meta']): bigint | undefined => (isTxidText(m.delete_txid) ? BigInt(m.delete_txid) : undefined);
   const withinRun = (a: T['meta'], b: T['meta']): number => {
     const x = txid(a);
     const y = txid(b);

@@ -18,8 +18,8 @@ export interface RetryNotice {
 
 /** Seams for tests and for the composition root (which logs retries). */
 export interface RetryHooks {
-  /** Defaults to a real timer; tests inject one that records delays instead of waiting. */
-  sleep?: (ms: number) => Promise<void>;
+  /** Defaults to a real timer (cleared when `signal` aborts); tests inject one that records delays instead of waiting. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Uniform in [0, 1); defaults to Math.random. */
   random?: () => number;
   onRetry?: (notice: RetryNotice) => void;
@@ -70,8 +70,19 @@ export class RetryGaveUpError extends Error {
   }
 }
 
-export function sleepFor(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less: with `signal`, the timer is cleared when it aborts, so a pending back-off does not hold a stopped process. */
+export function sleepFor(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal === undefined) return new Promise((resolve) => setTimeout(resolve, ms));
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /**
@@ -108,7 +119,9 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
         ...(classification.retryAfterMs === undefined ? {} : { retryAfterMs: classification.retryAfterMs }),
       });
       options.onRetry?.({ attempt, maxAttempts, delayMs, classification });
-      await (signal === undefined ? sleep(delayMs) : options.sleep === undefined ? abortableSleep(delayMs, signal) : untilAborted(sleep(delayMs), signal));
+      // sleepFor clears its timer on abort; an injected sleep (tests) may not, so the wait is cut short around it too.
+      const wait = sleep(delayMs, signal);
+      await (signal === undefined ? wait : untilAborted(wait, signal));
     }
   }
 }
@@ -140,18 +153,4 @@ function untilAborted(wait: Promise<void>, signal: AbortSignal): Promise<void> {
 /** A function, not an inline test: the flag changes under an await, which narrowing cannot see. */
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
-}
-
-/** A real timer that is cleared on abort: a pending backoff must not hold a stopped process. */
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
