@@ -113,10 +113,8 @@ describe('/health', () => {
   });
 });
 
-describe('auditlog health', () => {
-  const yaml = (url: string, archive: string): string => `local:
-  path: ${archive}
-monitoring:
+/** A configuration for the CLI: `storage` is its storage section (YAML), checks time out at 2 s. */
+const configYaml = (storage: string, url: string): string => `${storage}monitoring:
   health_check_timeout_ms: 2000
 databases:
   - name: app
@@ -125,6 +123,9 @@ databases:
       - name: events
         timestamp_column: happened_at
 `;
+
+describe('auditlog health', () => {
+  const yaml = (url: string, archive: string): string => configYaml(`local:\n  path: ${archive}\n`, url);
   it('exit 0 when healthy, 1 with the failing check named otherwise; --json prints the /health body', async () => {
     const ok = join(dir, 'ok.yaml');
     await writeFile(ok, yaml(fx.db.url, join(dir, 'a')));
@@ -172,22 +173,18 @@ describe('the daemon\'s /health while a database hangs', () => {
 
 describe('storage that accepts connections and never answers', () => {
   const silentS3 = (): ReturnType<typeof fx.s3.s3Config> => ({ ...fx.s3cfg, endpoint: `http://127.0.0.1:${silentPort}` });
-  const s3Yaml = (url: string): string => `s3:
+  const s3Yaml = (url: string): string =>
+    configYaml(
+      `s3:
   bucket: ${fx.s3cfg.bucket}
   endpoint: http://127.0.0.1:${silentPort}
   region: us-east-1
   force_path_style: true
   access_key_id: ${fx.s3cfg.access_key_id}
   secret_access_key: ${fx.s3cfg.secret_access_key}
-monitoring:
-  health_check_timeout_ms: 2000
-databases:
-  - name: app
-    url: ${url}
-    tables:
-      - name: events
-        timestamp_column: happened_at
-`;
+`,
+      url,
+    );
 
   // Found by probing: DOWN was printed at the timeout, but the process exited only once every
   // retry of the bucket check had run out (5 attempts × request_timeout_ms: about 305 s).
