@@ -16,7 +16,7 @@ import { abandonClient, abortPoolConnections, endClient, fencePool } from '../db
 import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
 import { tableLabel, type TablePlan } from '../core/table-plan.js';
 import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
-import { countArchivable, selectCutoff, selectHeldKeys, summarizeArchivable } from '../db/archive-queries.js';
+import { countArchivable, positionMismatch, selectCutoff, selectHeldKeys, summarizeArchivable } from '../db/archive-queries.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { archiveBatch, type BatchOutcome } from './archive-batch.js';
 import type { BatchPhase, ReconciledBatch } from './archive-context.js';
@@ -179,7 +179,14 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
         const { otherTables, ...reconciled } = await reconcilePending(ctx);
         if (reconciled.committed + reconciled.removed > 0) summary.reconciled = reconciled;
         if (otherTables > 0) summary.otherTablesMarkers = otherTables;
-        const progress = new TableProgress({ stores: input.stateStores, plan, runId: input.runId, everyBatches: input.checkpoints.every_batches, logger });
+        const progress = new TableProgress({
+          stores: input.stateStores,
+          plan,
+          runId: input.runId,
+          everyBatches: input.checkpoints.every_batches,
+          logger,
+          checkPosition: (position) => positionMismatch(input.pool, plan, position),
+        });
         const { start, resumed } = await progress.begin();
         if (resumed !== undefined) summary.resumed = resumed;
         logger.info({ cutoff, retention_days: plan.retentionDays, batch_size: plan.batchSize }, 'archiving rows older than the cutoff');

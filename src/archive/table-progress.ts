@@ -41,6 +41,8 @@ export interface TableProgressOptions {
   everyBatches: number;
   logger: Logger;
   now?: () => Date;
+  /** Why a stored position no longer fits the table (positionMismatch), or undefined when it does. */
+  checkPosition?: (position: RowPosition) => Promise<string | undefined>;
 }
 
 export class TableProgress {
@@ -70,7 +72,9 @@ export class TableProgress {
     if (stored !== undefined) this.state = stored;
     const checkpoint = await stores.checkpoints.get(id).catch((error: unknown) => this.warn('read-checkpoint', error, 'could not read the checkpoint of the previous run'));
 
-    const usable = usableWatermark(plan, this.state.watermark);
+    let usable = usableWatermark(plan, this.state.watermark);
+    const mismatch = usable.position === null ? undefined : await this.options.checkPosition?.(usable.position);
+    if (mismatch !== undefined) usable = { position: null, ignored: mismatch };
     if (usable.ignored !== undefined) logger.warn({ reason: usable.ignored }, 'the stored watermark is not used: starting from the first row');
     this.startPosition = usable.position;
     this.savedPosition = usable.position;

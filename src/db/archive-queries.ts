@@ -3,7 +3,7 @@ import type { TablePlan } from '../core/table-plan.js';
 import type { LineFlags, RowPosition, RowSet } from '../core/row-set.js';
 import type pg from 'pg';
 import { constants as bufferConstants } from 'node:buffer';
-import { buildArchivableSummarySql, buildCountSql, buildCutoffSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, buildLineBytesSampleSql, buildWidestPageRowsSql, buildPageKeyAtSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql, buildArchivedLinesPresenceSql } from './archive-sql.js';
+import { buildArchivableSummarySql, buildCountSql, buildCutoffSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, buildLineBytesSampleSql, buildWidestPageRowsSql, buildPageKeyAtSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql, buildArchivedLinesPresenceSql, buildPositionCastSql } from './archive-sql.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import { copyOutBinary, CopyBuffer, FieldTooLargeError, type BinaryRows } from './binary-copy.js';
 import { quoteIdent } from './quote-ident.js';
@@ -12,6 +12,25 @@ import type { Queryable } from './queryable.js';
 export async function selectCutoff(q: Queryable, plan: TablePlan): Promise<string> {
   const r = await q.query<{ cutoff: string }>(buildCutoffSql(plan), [plan.retentionDays]);
   return r.rows[0]!.cutoff;
+}
+
+/**
+ * Why a stored position (a watermark) no longer fits the table's columns, or undefined when it
+ * does. ALTER COLUMN … TYPE keeps the table's oid, so a watermark written before it is still taken
+ * as this table's, and a value that no longer casts (the key 50 as a uuid) failed the page query
+ * of every run until `watermarks reset` (found by probing). Only a data exception (SQLSTATE class
+ * 22) is such a verdict; anything else is the database's failure and is thrown.
+ */
+export async function positionMismatch(q: Queryable, plan: TablePlan, position: RowPosition): Promise<string | undefined> {
+  try {
+    await q.query(buildPositionCastSql(plan), [position.ts, ...position.key]);
+    return undefined;
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (typeof code !== 'string' || !code.startsWith('22')) throw error;
+    const types = [plan.timestampColumn, ...plan.primaryKey].map((c) => `${c.name} ${c.type}`).join(', ');
+    return `its position does not fit the columns as they are now (${types}): ${describeError(error)}; a column's type changed since it was written`;
+  }
 }
 
 export interface RangeCount {

@@ -129,6 +129,15 @@ export function holdExclusionSql(plan: Pick<TablePlan, 'holdFilters'>): string {
 
 const orderColumns = (plan: TablePlan): ColumnInfo[] => [plan.timestampColumn, ...plan.primaryKey];
 
+/**
+ * A stored position's values cast to the columns' current types ($1 = timestamp, then the key
+ * values): the same casts the page query's keyset bounds make, so a position that passes this
+ * check cannot fail them.
+ */
+export function buildPositionCastSql(plan: TablePlan): string {
+  return `SELECT ${orderColumns(plan).map((c, i) => `$${i + 1}::${c.type} IS NULL`).join(', ')}`;
+}
+
 export function buildCutoffSql(plan: TablePlan): string {
   return `SELECT (now() - make_interval(days => $1::int))::${plan.timestampColumn.type}::text AS cutoff`;
 }

@@ -264,6 +264,27 @@ describe('a watermark that no longer fits the table', () => {
     expect(unreadable.lines().some((l) => l.level === 40 && l.msg === 'could not read the watermark; starting from the first row')).toBe(true);
     expect((await storedState())!.last_run!.rows_archived).toBe(1);
   });
+
+  it.each(['storage', 'database'] as const)("is ignored with a warning once the key column's type no longer takes its value; the run archives every row (%s)", async (backend) => {
+    const config: Config = { ...fx.configFor([eventsTable]), watermarks: { backend, schema: 'public', table: 'auditlog_watermarks' } };
+    await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    await archiveWith(config, fx.store);
+    expect((await stateAsArchiverReadsIt(config))!.watermark).not.toBeNull();
+    // The oid stays: the watermark's key "20" is still taken as this table's, and fails as a uuid.
+    await fx.db.query(`ALTER TABLE events ALTER COLUMN id TYPE uuid USING ('00000000-0000-0000-0000-' || lpad(id::text, 12, '0'))::uuid`);
+    await fx.db.query(`INSERT INTO events (id, happened_at) VALUES ('00000000-0000-0000-0000-000000000001', now() - interval '30 days'), (gen_random_uuid(), now() - interval '20 days')`);
+    const changed = capturingLogger();
+    const run = await archiveWith(config, fx.store, { logger: changed.logger });
+    expect(run.tables[0]!.error).toBeUndefined();
+    expect(run.tables[0]!.rowsArchived).toBe(2);
+    expect(changed.lines().some((l) => l.msg === 'the stored watermark is not used: starting from the first row' && String(l.reason).includes('type changed'))).toBe(true);
+    expect((await fx.db.query('SELECT 1 FROM events WHERE happened_at < now() - interval \'10 days\'')).rowCount).toBe(0);
+    // The run's own position replaced it: the next run resumes after it, with no warning.
+    const next = capturingLogger();
+    await archiveWith(config, fx.store, { logger: next.logger });
+    expect(next.lines().some((l) => l.msg === 'resuming after the watermark')).toBe(true);
+    expect(next.lines().some((l) => l.msg === 'the stored watermark is not used: starting from the first row')).toBe(false);
+  });
 });
 
 async function writeConfigFile(config: Config): Promise<string> {
