@@ -352,18 +352,21 @@ export class S3ObjectStore implements ObjectStore {
     try {
       await this.run('check', undefined, send, signal);
     } catch (error) {
+      if (error instanceof RetryAbortedError) throw this.checkGivenUp(error.reason, error, error.lastFailure);
       if (signal?.aborted === true && !isAuditlogError(error)) throw this.checkGivenUp(signal.reason, error);
-      if (error instanceof RetryAbortedError) throw this.checkGivenUp(error.reason, error);
       throw error;
     }
   }
 
   /** The check's signal aborted: its reason when that is already an AuditlogError, else STORAGE_UNREACHABLE naming why. */
-  private checkGivenUp(reason: unknown, cause: unknown): AuditlogError {
+  private checkGivenUp(reason: unknown, cause: unknown, lastFailure?: string): AuditlogError {
     if (isAuditlogError(reason)) return reason;
     const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? `stopped by ${reason}` : 'given up';
-    return new AuditlogError('STORAGE_UNREACHABLE', `S3 check ${this.target(undefined)} given up (${why}): check that ${this.endpointLabel} is reachable and answers within s3.request_timeout_ms`, {
-      details: { ...this.details('check', undefined), reason: why },
+    // A server that answered, with errors retried until the deadline, is not one that never answered.
+    const last = lastFailure === undefined ? undefined : this.redact(lastFailure);
+    const advice = last === undefined ? `check that ${this.endpointLabel} is reachable and answers within s3.request_timeout_ms` : `${this.endpointLabel} answered, with errors retried until then`;
+    return new AuditlogError('STORAGE_UNREACHABLE', `S3 check ${this.target(undefined)} given up (${why}${last === undefined ? '' : `; last attempt: ${last}`}): ${advice}`, {
+      details: { ...this.details('check', undefined), reason: why, ...(last === undefined ? {} : { last_failure: last }) },
       cause,
     });
   }

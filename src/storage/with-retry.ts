@@ -47,8 +47,13 @@ export interface WithRetryOptions extends RetryHooks {
 
 /** The operation was given up through its signal: no attempt is made after the abort. */
 export class RetryAbortedError extends Error {
-  constructor(readonly reason: unknown, cause?: unknown) {
-    super(`given up: ${reason instanceof Error ? reason.message : String(reason)}`, { cause });
+  constructor(
+    readonly reason: unknown,
+    cause?: unknown,
+    /** Why the attempt before the abort failed (a 503 retried until the deadline), if one did. */
+    readonly lastFailure?: string,
+  ) {
+    super(`given up: ${reason instanceof Error ? reason.message : String(reason)}${lastFailure === undefined ? '' : ` (last attempt: ${lastFailure})`}`, { cause });
     this.name = 'RetryAbortedError';
   }
 }
@@ -95,8 +100,9 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
   const sleep = options.sleep ?? sleepFor;
   const random = options.random ?? Math.random;
   const signal = options.signal;
+  let lastFailure: { error: unknown; reason: string } | undefined;
   for (let attempt = 1; ; attempt += 1) {
-    if (isAborted(signal)) throw new RetryAbortedError(signal!.reason);
+    if (isAborted(signal)) throw new RetryAbortedError(signal!.reason, lastFailure?.error, lastFailure?.reason);
     try {
       await options.beforeAttempt?.(attempt);
       const result = await fn(attempt);
@@ -119,6 +125,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
         ...(classification.retryAfterMs === undefined ? {} : { retryAfterMs: classification.retryAfterMs }),
       });
       options.onRetry?.({ attempt, maxAttempts, delayMs, classification });
+      lastFailure = { error, reason: classification.reason };
       // sleepFor clears its timer on abort; an injected sleep (tests) may not, so the wait is cut short around it too.
       const wait = sleep(delayMs, signal);
       await (signal === undefined ? wait : untilAborted(wait, signal));

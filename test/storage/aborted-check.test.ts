@@ -76,4 +76,19 @@ databases:
     // The 2 s timeout plus start-up; the back-off wait it was in would have been 40 s.
     expect(performance.now() - started).toBeLessThan(2_000 + 8_000);
   }, 90_000);
+
+  it('names the answer it was retrying, not only "no answer": the server did answer, with 503 SlowDown', async () => {
+    const store = await createObjectStore({ s3: s3Schema.parse({ bucket: 'check-bucket', endpoint: fault.endpoint, ...credentials }) });
+    const giveUp = new AbortController();
+    setTimeout(() => giveUp.abort(new Error('no answer within 500 ms')), 500);
+    const error = await store.check({ signal: giveUp.signal }).then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message: string; details?: Record<string, unknown> },
+    );
+    expect(error?.code).toBe('STORAGE_UNREACHABLE');
+    expect(error?.message).toMatch(/no answer within 500 ms; last attempt: .*503/);
+    expect(error?.message).toContain('answered, with errors retried until then');
+    expect(error?.message).not.toContain('secretsecretsecret');
+    expect(String(error?.details?.last_failure)).toMatch(/503/);
+  });
 });
