@@ -10,6 +10,7 @@ import { checkRetentionPolicy } from '../compliance/retention-policy.js';
 import { scheduleProblem } from '../daemon/run-daemon.js';
 import { encodeKeySegment, tablePrefix } from '../core/archive-layout.js';
 import { findPrefixSettingProblem } from '../storage/validate-object-key.js';
+import { columnMapChains } from '../restore/column-map.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -255,9 +256,22 @@ export const tableSchema = z
     batches_in_flight: tunables.batches_in_flight.optional(),
     vacuum_after: tunables.vacuum_after.optional(),
     column_map: z
-      .record(identifier, identifier)
+      .record(
+        identifier,
+        z.union([
+          identifier,
+          z
+            .object({
+              to: identifier.describe('Column name in the target table.'),
+              archived_before: z.iso.datetime({ offset: true }).describe('ISO 8601 instant of the rename: only objects archived (sidecar created_at) before it are mapped.'),
+            })
+            .strict(),
+        ]),
+      )
       .optional()
-      .describe('Restore only: archived column name → column name in the target table, for columns renamed since they were archived.'),
+      .describe(
+        'Restore only: archived column name → column name in the target table, for columns renamed since they were archived; applied only to objects that do not already have the new name. `{ to, archived_before }` applies it only to objects archived before that instant, required for a chain or swap of names.',
+      ),
     classification: z
       .string()
       .min(1)
@@ -276,6 +290,15 @@ export const tableSchema = z
     if (t.compression !== undefined) {
       const problem = compressionLevelProblem(t.compression_level, t.compression, '');
       if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['compression_level'], message: problem });
+    }
+    if (t.column_map !== undefined) {
+      for (const c of columnMapChains(t.column_map)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['column_map', c.from],
+          message: `"${c.from}" → "${c.to}" is part of a chain or swap of names ("${c.other}" is both mapped and mapped to): an archived object's column names cannot tell whether it predates the rename; write it as { to: ${c.to}, archived_before: <ISO 8601 instant of the rename> }`,
+        });
+      }
     }
     if (t.compression === 'zstd' && t.max_batch_bytes !== undefined && t.max_batch_bytes > MAX_ZSTD_CONTENT_BYTES) ctx.addIssue({ code: 'custom', path: ['max_batch_bytes'], message: ZSTD_BATCH_BYTES });
     if (!Array.isArray(t.primary_key)) return;

@@ -35,7 +35,9 @@ export interface LoadInput {
   candidates: Candidate[];
   /** Selected objects the restore watermark skips: their keys still supersede older versions. */
   restored: Candidate[];
+  /** Drift plans by driftKey: one per archived column list and the column_map entries that hold for it. */
   drifts: Map<string, DriftPlan>;
+  driftKey: (meta: Pick<BatchMetadata, 'columns' | 'created_at'>) => string;
   watermarks: ReturnType<typeof openRestoreWatermarks>;
   logger: Logger;
   corrupt: (key: string, error: unknown) => void;
@@ -60,7 +62,7 @@ export async function loadObjects(client: pg.Client, openClient: () => Promise<p
 }
 
 async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promise<void> {
-  const { options, summary, id, target, table, candidates, restored, drifts, watermarks, logger, corrupt, rejected } = input;
+  const { options, summary, id, target, table, candidates, restored, drifts, driftKey, watermarks, logger, corrupt, rejected } = input;
   const record = !options.dryRun;
   const totalRows = candidates.reduce((n, c) => n + c.meta.record_count, 0);
   const batchRows = options.batchSize ?? DEFAULT_RESTORE_BATCH_ROWS;
@@ -131,7 +133,7 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
       }
       let result;
       try {
-        result = await loadBatch(session, segments, drifts.get(JSON.stringify(segments[0]!.object.meta.columns))!, table!, {
+        result = await loadBatch(session, segments, drifts.get(driftKey(segments[0]!.object.meta))!, table!, {
           strategy: options.conflict,
           dryRun: options.dryRun,
           ...(watermarks.transactional && record ? { beforeCommit: (q) => watermarks.record(q, id, target, done) } : {}),
@@ -193,7 +195,8 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
         summary.objects.restored++;
         continue;
       }
-      const sig = batchSignature(item.meta);
+      // Objects of one column list but different column_map entries (before and after a rename) load with different plans.
+      const sig = batchSignature(item.meta) + driftKey(item.meta);
       if (signature !== sig && batch.length > 0) await flush();
       signature = sig;
       const starts = lineStarts(checked.raw);

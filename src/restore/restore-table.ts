@@ -23,7 +23,8 @@ import { loadStoppedError, silentConnectionError } from './load-error.js';
 import { loadObjects } from './load-objects.js';
 import { mapAhead } from './map-ahead.js';
 import type { Candidate, RestoreOptions, RestoreSummary } from './restore-options.js';
-import { formatDrift, newTargetColumns, planSchemaDrift, type DriftPlan } from './schema-drift.js';
+import { formatDrift, newTargetColumns, planSchemaDrift, type DriftPlan, type TargetColumn } from './schema-drift.js';
+import { ColumnMapReport, columnMapEntries, columnMapFor, mappedColumns, type ColumnMapEntry, type ObjectColumnMap } from './column-map.js';
 import { selectObjects } from './select-objects.js';
 import { createSidecarSummarizer } from './sidecar-summary.js';
 import { acquireRestoreLock, loadArchivedOverlaps } from './restore-lock.js';
@@ -116,7 +117,7 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
     throw error;
   }
   try {
-    await restoreInto(client, openClient, options, summary, id, target, tableConfig.column_map ?? {}, logger);
+    await restoreInto(client, openClient, options, summary, id, target, columnMapEntries(tableConfig.column_map), logger);
   } catch (error) {
     if (isAuditlogError(error) && error.exitCode === 2) {
       options.events?.emit('restore:finished', { ...ref, summary: { ...summary, status: 'failed', error: { code: error.code, message: error.message }, durationMs: Date.now() - started } });
@@ -167,7 +168,7 @@ async function restoreInto(
   summary: RestoreSummary,
   id: { database: string; schema: string; table: string },
   target: RestoreTarget,
-  columnMap: Record<string, string>,
+  columnMap: readonly ColumnMapEntry[],
   logger: Logger,
 ): Promise<void> {
   const prefix = tablePrefix(id.database, id.schema, id.table);
@@ -244,6 +245,29 @@ async function restoreInto(
     return;
   }
 
+  // Each object gets the column_map entries that hold for it (column-map.ts), and one drift plan
+  // per column list and map: objects archived before and after a rename load differently.
+  const columnMapOf = (meta: Candidate['meta']): ObjectColumnMap => columnMapFor(columnMap, meta);
+  const driftKey = (meta: Pick<Candidate['meta'], 'columns' | 'created_at'>): string => JSON.stringify([meta.columns, columnMapFor(columnMap, meta).map]);
+  /** Plans every candidate against `columns` (refusing what cannot load) and sets the drift report. */
+  const planDrifts = (columns: readonly TargetColumn[]): Map<string, DriftPlan> => {
+    const plans = new Map<string, DriftPlan>();
+    const report = new ColumnMapReport();
+    const lines: string[] = [];
+    for (const c of candidates) {
+      const own = columnMapOf(c.meta);
+      report.add(columnMap, { key: c.key, created_at: c.meta.created_at }, own);
+      const signature = driftKey(c.meta);
+      if (plans.has(signature)) continue;
+      const drift = planSchemaDrift(c.meta.columns, columns, own.map, { strict: options.strictSchema, label: `${target.schema}.${target.table}` });
+      plans.set(signature, drift);
+      for (const line of formatDrift(drift)) if (!lines.includes(line)) lines.push(line);
+    }
+    report.checkEras();
+    summary.drift = [...lines, ...report.lines()];
+    return plans;
+  };
+
   const invalid = await findInvalidType(client, candidates.flatMap((c) => c.meta.columns.map((col) => col.type)));
   if (invalid !== undefined) {
     throw new AuditlogError('SCHEMA_DRIFT', `archived type ${invalid} does not exist in database "${id.database}" (create the type or install its extension on the target first)`, { details: { type: invalid } });
@@ -252,7 +276,10 @@ async function restoreInto(
     if (options.target === undefined) {
       throw new AuditlogError('TABLE_NOT_FOUND', `table ${target.schema}.${target.table} not found in database "${id.database}"; create it, or restore into a new table with --target-table SCHEMA.NAME`);
     }
-    const created = newTargetColumns(candidates.map((c) => c.meta), `${target.schema}.${target.table}`);
+    const created = newTargetColumns(
+      candidates.map((c) => mappedColumns(c.meta, columnMapOf(c.meta).map)),
+      `${target.schema}.${target.table}`,
+    );
     if (!options.dryRun) {
       await createTargetTable(client, target.schema, target.table, created.columns, created.key);
       table = await loadTargetTable(client, target.schema, target.table);
@@ -289,10 +316,8 @@ async function restoreInto(
         { details: { table: `${target.schema}.${target.table}`, key: table.key } },
       );
     }
-    for (const c of candidates) {
-      const signature = JSON.stringify(c.meta.columns);
-      if (drifts.has(signature)) continue;
-      const drift = planSchemaDrift(c.meta.columns, table.columns, columnMap, { strict: options.strictSchema, label: `${target.schema}.${target.table}` });
+    const plans = planDrifts(table.columns);
+    for (const [signature, drift] of plans) {
       for (const change of drift.typeChanges) {
         if (!(await canCast(client, change.from, drift.columns.find((c) => c.target === change.target)!.targetBaseType))) {
           throw new AuditlogError('SCHEMA_DRIFT', `archived column "${change.archived}" has type ${change.from}, which PostgreSQL cannot cast to ${change.to} of "${change.target}"; map it to another column in column_map or restore into a new --target-table`, {
@@ -301,10 +326,9 @@ async function restoreInto(
         }
       }
       drifts.set(signature, drift);
-      for (const line of formatDrift(drift)) if (!summary.drift.includes(line)) summary.drift.push(line);
     }
-    for (const line of summary.drift) logger.warn({ drift: line }, 'schema drift');
   }
+  for (const line of summary.drift) logger.warn({ drift: line }, 'schema drift');
 
   // The indexes dropped so far (or being dropped): recreated, where missing, whatever happens after the first DROP.
   const indexes: IndexDefinition[] = [];
@@ -325,7 +349,7 @@ async function restoreInto(
         // Inside the try: a drop that fails part-way (found by probing) still gets back the ones before it.
         await dropIndexes(client, target.schema, found, (index) => indexes.push(index));
       }
-      await loadWithWatermarks(watermarks, logger, () => loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, watermarks, logger, corrupt, rejected }));
+      await loadWithWatermarks(watermarks, logger, () => loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, driftKey, watermarks, logger, corrupt, rejected }));
     } finally {
       summary.indexes.dropped = indexes.map((i) => i.name);
       if (indexes.length > 0) {

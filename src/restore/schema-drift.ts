@@ -72,6 +72,15 @@ export function planSchemaDrift(
       continue;
     }
     if (mapped !== undefined && mapped !== a.name) plan.renamed.push({ from: a.name, to: mapped });
+    if (fed.has(t.name)) {
+      // Two archived columns for one target column: a raw 42701 mid-restore otherwise (found by probing).
+      const other = archived.find((o) => o !== a && (columnMap[o.name] ?? o.name) === t.name)!;
+      throw new AuditlogError(
+        'SCHEMA_DRIFT',
+        `archived columns "${other.name}" and "${a.name}" would both load into column "${t.name}" of ${options.label} under column_map; map only one of them (or bound the entry with archived_before), nothing was restored`,
+        { details: { column: t.name, archived: [other.name, a.name] } },
+      );
+    }
     fed.add(t.name);
     if (t.generated) {
       plan.generated.push({ archived: a.name, target: t.name });
@@ -120,12 +129,11 @@ function timeZoneNote(from: string, to: string): string {
   return '';
 }
 
-/** One line per finding, for the report printed before loading. */
+/** One line per finding, for the report printed before loading; renamed columns are reported per column_map entry (column-map.ts). */
 export function formatDrift(plan: DriftPlan): string[] {
   const out: string[] = [];
   for (const a of plan.added) out.push(`added column "${a.name}" (${a.type}): not in the archive, gets ${a.hasDefault ? 'its default' : 'NULL'}`);
   for (const d of plan.dropped) out.push(`dropped column "${d.name}" (${d.type}): not in the target, left out`);
-  for (const r of plan.renamed) out.push(`renamed column "${r.from}" → "${r.to}" (column_map)`);
   for (const t of plan.typeChanges) out.push(`type change "${t.target}": ${t.from} → ${t.to}, values are cast${timeZoneNote(t.from, t.to)}`);
   for (const g of plan.generated) out.push(`generated column "${g.target}": computed again by PostgreSQL, the archived value is not loaded`);
   return out;
@@ -163,5 +171,6 @@ export function newTargetColumns(
     );
   }
   const last = metas[metas.length - 1];
-  return { columns: [...types].map(([name, t]) => ({ name, type: t[0]! })), key: last === undefined ? [] : [...last.primary_key_columns] };
+  const key = last === undefined ? [] : [...last.primary_key_columns];
+  return { columns: [...types].map(([name, t]) => ({ name, type: t[0]! })), key };
 }

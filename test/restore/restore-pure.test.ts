@@ -1,6 +1,7 @@
 /** The pure parts of restore: drift planning, batch renumbering, flag and name parsing, key dates. */
 import { describe, expect, it } from 'vitest';
 import { planSchemaDrift, type TargetColumn } from '../../src/restore/schema-drift.js';
+import { ColumnMapReport, columnMapChains, columnMapEntries, columnMapFor } from '../../src/restore/column-map.js';
 import { buildBatchInput, rawLinesPayload, lineStarts, type BatchSegment, firstRepeatedRow, firstDamagedLine } from '../../src/restore/load-batch.js';
 import { parseQualifiedName, parseRestoreFlags } from '../../src/cli/restore-command.js';
 import { dayOfKey, inRange, parseDay } from '../../src/restore/select-objects.js';
@@ -44,6 +45,48 @@ describe('planSchemaDrift', () => {
     expect(() => planSchemaDrift(archived, [col('id', 'bigint'), col('old', 'text'), col('n', 'integer')], {}, { strict: true, label: 't' })).toThrow(/"gone"/);
     expect(() => planSchemaDrift(archived, [col('id', 'bigint'), col('must', 'text', { notNull: true })], {}, { strict: false, label: 't' })).toThrow(/"must" of t is NOT NULL/);
     expect(() => planSchemaDrift(archived, [col('id', 'bigint')], { old: 'nowhere' }, { strict: false, label: 't' })).toThrow(AuditlogError);
+  });
+});
+
+describe('column_map per object', () => {
+  const object = (names: string[], created_at = '2026-01-01T00:00:00.000Z') => ({ columns: names.map((name) => ({ name, type: 'text' })), created_at });
+  it('a plain entry applies only to objects without the new name: a re-added old name is taken by name (found by probing)', () => {
+    const entries = columnMapEntries({ note: 'note2' });
+    expect(columnMapFor(entries, object(['id', 'note']))).toEqual({ map: { note: 'note2' }, skipped: [] });
+    expect(columnMapFor(entries, object(['id', 'note2', 'note']))).toEqual({ map: {}, skipped: [{ entry: entries[0], reason: 'has-target' }] });
+    expect(columnMapFor(entries, object(['id', 'note2']))).toEqual({ map: {}, skipped: [] });
+  });
+  it('a bounded entry applies by archive time alone', () => {
+    const entries = columnMapEntries({ s: { to: 'note', archived_before: '2026-06-01T00:00:00+02:00' }, note: { to: 's', archived_before: '2026-06-01T00:00:00+02:00' } });
+    expect(columnMapFor(entries, object(['s', 'note'], '2026-05-31T21:59:59.999Z')).map).toEqual({ s: 'note', note: 's' });
+    expect(columnMapFor(entries, object(['s', 'note'], '2026-05-31T22:00:00.000Z')).map).toEqual({});
+  });
+  it('chains and swaps without archived_before are named; identity entries are no-ops', () => {
+    expect(columnMapChains({ s: 'note', note: 's' }).map((c) => c.from)).toEqual(['s', 'note']);
+    expect(columnMapChains({ a: 'b', b: 'c' }).map((c) => c.from)).toEqual(['a', 'b']);
+    expect(columnMapChains({ a: { to: 'b', archived_before: '2026-01-01T00:00:00Z' }, b: 'c' }).map((c) => c.from)).toEqual(['b']);
+    expect(columnMapChains({ a: 'c', b: 'c', x: 'x' })).toEqual([]);
+  });
+  it('the report names the objects each entry was applied to or not, and refuses an entry whose eras are out of order', () => {
+    const entries = columnMapEntries({ a: 'b' });
+    const report = (objects: [string, string[], string][]): ColumnMapReport => {
+      const r = new ColumnMapReport();
+      for (const [key, names, at] of objects) r.add(entries, { key, created_at: at }, columnMapFor(entries, object(names, at)));
+      return r;
+    };
+    // Rename, then "a" added again: the objects with both names come last.
+    const readded = report([['k1', ['a'], '2026-01-01T00:00:00.000Z'], ['k2', ['a'], '2026-01-02T00:00:00.000Z'], ['k3', ['b', 'a'], '2026-01-03T00:00:00.000Z']]);
+    expect(() => readded.checkEras()).not.toThrow();
+    expect(readded.lines()).toEqual([
+      'renamed column "a" → "b" (column_map) in 2 objects archived 2026-01-01T00:00:00.000Z (k1) to 2026-01-02T00:00:00.000Z (k2)',
+      'column_map "a" → "b" not applied to 1 object (k3, archived 2026-01-03T00:00:00.000Z): already has a column "b" (archived after the rename), so "a" is taken by name',
+    ]);
+    // "b" dropped, later "a" renamed to "b": the objects with both names come first.
+    const reused = report([['k1', ['a', 'b'], '2026-01-01T00:00:00.000Z'], ['k2', ['a'], '2026-01-02T00:00:00.000Z']]);
+    expect(() => reused.checkEras()).toThrow(/k1 \(archived 2026-01-01T00:00:00.000Z\) has both columns, yet k2 .* archived_before/);
+  });
+  it('two archived columns mapped into one target column are refused in the plan, before loading', () => {
+    expect(() => planSchemaDrift([{ name: 'a', type: 'text' }, { name: 'b', type: 'text' }], [col('c', 'text')], { a: 'c', b: 'c' }, { strict: false, label: 't' })).toThrow(/"a" and "b" would both load into column "c"/);
   });
 });
 
