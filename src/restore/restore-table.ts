@@ -279,7 +279,11 @@ async function restoreInto(
     const created = newTargetColumns(
       candidates.map((c) => mappedColumns(c.meta, columnMapOf(c.meta).map)),
       `${target.schema}.${target.table}`,
+      candidates.map((c) => c.key),
     );
+    // Planned against the table as it will be created, before creating it: what would refuse the
+    // load then refuses now, in --dry-run too, and leaves no half-made table behind (found by probing).
+    planDrifts(created.columns.map((c) => ({ name: c.name, type: c.type, baseType: c.type, generated: false, identity: null, hasDefault: false, notNull: created.key.includes(c.name) })));
     if (!options.dryRun) {
       await createTargetTable(client, target.schema, target.table, created.columns, created.key);
       table = await loadTargetTable(client, target.schema, target.table);

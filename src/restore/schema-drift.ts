@@ -147,11 +147,13 @@ export function formatDrift(plan: DriftPlan): string[] {
  * column archived with different types by different runs has no type that surely holds every
  * value (numeric(10,2) narrowed to numeric(10,0) rounded 1.25 to 1; text changed to integer
  * failed on every rerun; found in review): refused, naming the types, for the operator to create
- * the table with a type that does.
+ * the table with a type that does. So is a key column some selected object lacks (below).
  */
 export function newTargetColumns(
   metas: ReadonlyArray<{ columns: ReadonlyArray<{ name: string; type: string }>; primary_key_columns: readonly string[] }>,
   label: string,
+  /** The objects' keys, in the order of `metas`, to name one in an error. */
+  keys?: readonly string[],
 ): { columns: { name: string; type: string }[]; key: string[] } {
   const types = new Map<string, string[]>();
   for (const meta of metas) {
@@ -172,5 +174,21 @@ export function newTargetColumns(
   }
   const last = metas[metas.length - 1];
   const key = last === undefined ? [] : [...last.primary_key_columns];
+  // The key columns become NOT NULL (PRIMARY KEY): an object archived before the key moved to a
+  // column added since has no value for it, and was refused only after the table was created,
+  // which was left behind half-made while --dry-run predicted success (found by probing). Not
+  // created without the key instead: then no conflict and no second version of a row (archived
+  // under the old key) would be recognised, and rows could be loaded twice silently.
+  for (const column of key) {
+    const lacking = metas.map((m, i) => ({ m, i })).filter(({ m }) => !m.columns.some((c) => c.name === column));
+    if (lacking.length === 0) continue;
+    const first = lacking[0]!;
+    const example = keys?.[first.i] === undefined ? '' : ` (e.g. ${keys[first.i]})`;
+    throw new AuditlogError(
+      'SCHEMA_DRIFT',
+      `cannot create ${label} with primary key (${key.join(', ')}), the newest object's: ${lacking.length} of the ${metas.length} selected objects${example} lack column "${column}" (archived before it existed), and a key column cannot be NULL; create ${label} yourself (with a key every object has, or a default for "${column}"), then rerun, or narrow the selection with --from/--to. Nothing was created or restored`,
+      { details: { column, objects: lacking.length } },
+    );
+  }
   return { columns: [...types].map(([name, t]) => ({ name, type: t[0]! })), key };
 }

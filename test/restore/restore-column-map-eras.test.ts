@@ -2,7 +2,8 @@
  * column_map across schema eras, through the real executable (found by probing): a mapping holds
  * only for objects archived before the rename. A rename followed by re-adding the old name
  * restores both eras exactly with the plain form; a swap needs `archived_before` (without it the
- * config is refused, exit 2, nothing loaded).
+ * config is refused, exit 2, nothing loaded). And a --target-table the restore would create with
+ * a primary key some selected objects lack is refused before anything is created, also in --dry-run.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -126,5 +127,30 @@ describe('column_map across eras (CLI)', () => {
     expect(await count('t')).toBe(8);
     // The swap left the columns in the other order (note, s): compared by name.
     expect(await differences('(SELECT id, created_at, s, note FROM t) x', 'expected')).toEqual([]);
+  });
+
+  it('a new --target-table whose key (the newest object\'s) some objects lack is refused before it is created, and the dry run says so too', async () => {
+    await writeConfig();
+    await firstEra();
+    await db.query('ALTER TABLE t ADD COLUMN uid int');
+    await db.query(`INSERT INTO t SELECT g, timestamptz '2020-02-01 00:00:00+00' + g * interval '1 hour', 'str' || g, 'note' || g, 100 + g FROM generate_series(6, 8) g`);
+    await db.query('ALTER TABLE t DROP CONSTRAINT t_pkey, ADD PRIMARY KEY (uid)');
+    await secondArchive();
+
+    for (const dry of [['--dry-run'], []]) {
+      const r = await cli('restore', '--table', 't', '--target-table', 'public.newtab', ...dry);
+      expect(r.code).toBe(1);
+      expect(r.stdout + r.stderr).toMatch(
+        /cannot create public\.newtab with primary key \(uid\), the newest object's: 1 of the 2 selected objects \(e\.g\. app\/public\.t\/year=2020\/month=01\/[^)]*\) lack column "uid" .* create public\.newtab yourself .*\[SCHEMA_DRIFT\]/,
+      );
+      expect((await db.query(`SELECT to_regclass('public.newtab') IS NULL AS missing`)).rows[0]).toEqual({ missing: true });
+    }
+
+    // The way out the error names: a table made by hand, here keyed on id.
+    await db.query('CREATE TABLE newtab (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, s text, note text, uid int)');
+    const byHand = await cli('restore', '--table', 't', '--target-table', 'public.newtab');
+    expect(byHand.code).toBe(0);
+    expect(await count('newtab')).toBe(8);
+    expect(await differences('newtab', `(SELECT *, NULL::int AS uid FROM snap1 UNION ALL SELECT * FROM snap2) e`)).toEqual([]);
   });
 });

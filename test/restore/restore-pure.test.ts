@@ -1,6 +1,6 @@
 /** The pure parts of restore: drift planning, batch renumbering, flag and name parsing, key dates. */
 import { describe, expect, it } from 'vitest';
-import { planSchemaDrift, type TargetColumn } from '../../src/restore/schema-drift.js';
+import { newTargetColumns, planSchemaDrift, type TargetColumn } from '../../src/restore/schema-drift.js';
 import { ColumnMapReport, columnMapChains, columnMapEntries, columnMapFor } from '../../src/restore/column-map.js';
 import { buildBatchInput, rawLinesPayload, lineStarts, type BatchSegment, firstRepeatedRow, firstDamagedLine } from '../../src/restore/load-batch.js';
 import { parseQualifiedName, parseRestoreFlags } from '../../src/cli/restore-command.js';
@@ -87,6 +87,12 @@ describe('column_map per object', () => {
   });
   it('two archived columns mapped into one target column are refused in the plan, before loading', () => {
     expect(() => planSchemaDrift([{ name: 'a', type: 'text' }, { name: 'b', type: 'text' }], [col('c', 'text')], { a: 'c', b: 'c' }, { strict: false, label: 't' })).toThrow(/"a" and "b" would both load into column "c"/);
+  });
+  it('a new target table is refused when some object lacks a column of the newest key', () => {
+    const old = { columns: [{ name: 'id', type: 'bigint' }], primary_key_columns: ['id'] };
+    const now = { columns: [{ name: 'id', type: 'bigint' }, { name: 'uid', type: 'integer' }], primary_key_columns: ['uid'] };
+    expect(() => newTargetColumns([old, now], 'public.n', ['k1', 'k2'])).toThrow(/1 of the 2 selected objects \(e\.g\. k1\) lack column "uid"/);
+    expect(newTargetColumns([now, old], 'public.n').key).toEqual(['id']);
   });
 });
 
