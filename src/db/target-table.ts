@@ -211,3 +211,22 @@ export async function findInvalidType(q: Queryable, types: readonly string[]): P
   }
   return undefined;
 }
+
+/**
+ * Which of `types` (metadata `format_type()` text, already checked by findInvalidType) are enum
+ * types in this database. An enum's labels can be renamed (ALTER TYPE … RENAME VALUE) after rows
+ * were archived with the old label: such values no longer parse as the enum.
+ */
+export async function findEnumTypes(q: Queryable, types: readonly string[]): Promise<Set<string>> {
+  const r = await q.query<{ type: string }>(
+    `SELECT n AS type FROM pg_catalog.unnest($1::text[]) n JOIN pg_catalog.pg_type t ON t.oid = pg_catalog.to_regtype(n) WHERE t.typtype = 'e'`,
+    [[...new Set(types)]],
+  );
+  return new Set(r.rows.map((row) => row.type));
+}
+
+/** The labels an enum type has now, in their sort order. */
+export async function enumLabels(q: Queryable, type: string): Promise<string[]> {
+  const r = await q.query<{ label: string }>(`SELECT enumlabel::text AS label FROM pg_catalog.pg_enum WHERE enumtypid = pg_catalog.to_regtype($1) ORDER BY enumsortorder`, [type]);
+  return r.rows.map((row) => row.label);
+}

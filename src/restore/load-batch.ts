@@ -22,7 +22,8 @@ import { isQueryDeadlineError } from '../db/connect.js';
 import type { Queryable } from '../db/queryable.js';
 import type { TargetTable } from '../db/target-table.js';
 import type { CheckedObject } from './check-object.js';
-import type { DriftPlan } from './schema-drift.js';
+import { stagingColumns, type DriftPlan } from './schema-drift.js';
+import { diagnoseEnumLabels, unknownEnumLabelsError } from './enum-labels.js';
 import { commitOutcomeUnknown, detailOf, loadStoppedError, silentConnectionError, sqlState } from './load-error.js';
 import { parseLineObject } from '../validate/json-line-fields.js';
 import { convertToCopyText, textCheckedKey, type ColumnKind, type Converted, type CopyColumn, type SourceLine } from './copy-text.js';
@@ -206,7 +207,8 @@ export async function loadBatch(session: RestoreSession, segments: readonly Batc
 async function loadBatchOnce(session: RestoreSession, segments: readonly BatchSegment[], drift: DriftPlan, target: TargetTable, options: LoadOptions, commitState: { sent: boolean }): Promise<LoadResult> {
   const { client } = session;
   const meta = segments[0]!.object.meta;
-  const tables = await session.tablesFor(meta.columns);
+  const staged = stagingColumns(meta.columns, drift);
+  const tables = await session.tablesFor(staged);
   const input = buildBatchInput(segments);
   const repeated = firstRepeatedRow(input.manifest, input.xmins);
   if (repeated !== undefined) {
@@ -222,7 +224,7 @@ async function loadBatchOnce(session: RestoreSession, segments: readonly BatchSe
     );
   }
   // Converted in this process when exact (copy-text.ts): PostgreSQL then loads COPY text instead of parsing JSON.
-  const key = textCheckedKey(meta.columns, meta.primary_key_columns);
+  const key = textCheckedKey(staged, meta.primary_key_columns);
   // The direct COPY needs the keys matched during the conversion. Decided before converting, so a
   // batch is converted once: its lines then need no line numbers.
   const direct = options.dryRun || key === undefined ? undefined : directCopyPlan(drift, target, meta);
@@ -281,6 +283,8 @@ async function loadBatchOnce(session: RestoreSession, segments: readonly BatchSe
         cause: error,
       });
     }
+    const labels = sqlState(error) === '22P02' ? await diagnoseEnumLabels(client, drift, input.lines) : undefined;
+    if (labels !== undefined) throw unknownEnumLabelsError(labels, target, objects, options.dryRun);
     throw loadStoppedError(error, target, objects, conflictHint(error, target, options.strategy));
   }
 }
@@ -407,7 +411,7 @@ async function loadThroughStaging(
   if (converted !== undefined) {
     await copyIn(client, copyParsedSql(meta.columns, parsed), converted.copy, input.rows);
   } else {
-    const parse = parseLinesSql({ columns: meta.columns, json_null_values: input.jsonNull, json_text_values: input.jsonText }, rowType, parsed);
+    const parse = parseLinesSql({ columns: stagingColumns(meta.columns, drift), json_null_values: input.jsonNull, json_text_values: input.jsonText }, rowType, parsed);
     await pipeline(Readable.from([rawLinesPayload(input.lines)]), client.query(copyStreams.from(COPY_LINES_SQL)));
     const parsedRows = await client.query(parse.sql, parse.values);
     if (parsedRows.rowCount !== input.rows) throw new Error(`parsed ${parsedRows.rowCount} rows of ${input.rows} lines`);

@@ -88,7 +88,7 @@ export function directCopyPlan(
 ): { copySql: string; existingKeySql: string } | undefined {
   if (!target.copyLikeInsert || target.partitioned || target.key.length !== 1 || meta.primary_key_columns.length !== 1) return undefined;
   if (drift.dropped.length > 0 || drift.generated.length > 0 || drift.columns.length !== meta.columns.length) return undefined;
-  if (drift.columns.some((c) => c.archivedType !== c.targetType)) return undefined;
+  if (drift.columns.some((c) => c.archivedType !== c.targetType || c.stagedType !== undefined)) return undefined;
   const byArchived = new Map(drift.columns.map((c) => [c.archived, c]));
   const key = byArchived.get(meta.primary_key_columns[0]!);
   if (key === undefined || key.target !== target.key[0]) return undefined;
@@ -149,7 +149,7 @@ export function manifestMismatchSql(meta: Pick<BatchMetadata, 'columns' | 'prima
 
 function valueExpr(c: DriftPlan['columns'][number]): string {
   const v = `p.${quoteIdent(c.archived)}`;
-  return c.archivedType === c.targetType ? v : `${v}::${c.targetBaseType}`;
+  return (c.stagedType ?? c.archivedType) === c.targetType ? v : `${v}::${c.targetBaseType}`;
 }
 
 /** Rows of the batch whose key already exists in the target (for --dry-run and reports). */

@@ -16,7 +16,7 @@ import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js
 import { redactSecrets } from '../config/mask-secrets.js';
 import { buildSessionSettings, createClient, endClient, isQueryDeadlineError, queryDeadlineMs, toConnectError, withoutQueryDeadline } from '../db/connect.js';
 import { allowTemporaryTables, checkReplicationRole, checkWritable } from '../db/session-checks.js';
-import { canCast, createTargetTable, dropIndexes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
+import { canCast, createTargetTable, dropIndexes, findEnumTypes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { isSidecarProblem, parseObjectMetadata } from './check-object.js';
 import { loadStoppedError, silentConnectionError } from './load-error.js';
@@ -259,7 +259,7 @@ async function restoreInto(
       report.add(columnMap, { key: c.key, created_at: c.meta.created_at }, own);
       const signature = driftKey(c.meta);
       if (plans.has(signature)) continue;
-      const drift = planSchemaDrift(c.meta.columns, columns, own.map, { strict: options.strictSchema, label: `${target.schema}.${target.table}` });
+      const drift = planSchemaDrift(c.meta.columns, columns, own.map, { strict: options.strictSchema, label: `${target.schema}.${target.table}`, enumTypes });
       plans.set(signature, drift);
       for (const line of formatDrift(drift)) if (!lines.includes(line)) lines.push(line);
     }
@@ -272,6 +272,7 @@ async function restoreInto(
   if (invalid !== undefined) {
     throw new AuditlogError('SCHEMA_DRIFT', `archived type ${invalid} does not exist in database "${id.database}" (create the type or install its extension on the target first)`, { details: { type: invalid } });
   }
+  const enumTypes = await findEnumTypes(client, candidates.flatMap((c) => c.meta.columns.map((col) => col.type)));
   if (table === undefined) {
     if (options.target === undefined) {
       throw new AuditlogError('TABLE_NOT_FOUND', `table ${target.schema}.${target.table} not found in database "${id.database}"; create it, or restore into a new table with --target-table SCHEMA.NAME`);
@@ -323,7 +324,9 @@ async function restoreInto(
     const plans = planDrifts(table.columns);
     for (const [signature, drift] of plans) {
       for (const change of drift.typeChanges) {
-        if (!(await canCast(client, change.from, drift.columns.find((c) => c.target === change.target)!.targetBaseType))) {
+        const column = drift.columns.find((c) => c.target === change.target)!;
+        // From the staged type: an enum staged as text casts to another enum (text → enum), which enum → enum does not.
+        if (!(await canCast(client, column.stagedType ?? change.from, column.targetBaseType))) {
           throw new AuditlogError('SCHEMA_DRIFT', `archived column "${change.archived}" has type ${change.from}, which PostgreSQL cannot cast to ${change.to} of "${change.target}"; map it to another column in column_map or restore into a new --target-table`, {
             details: { column: change.target, from: change.from, to: change.to },
           });

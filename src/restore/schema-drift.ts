@@ -29,6 +29,11 @@ export interface LoadedColumn {
    * `varchar(3)` would silently truncate).
    */
   targetBaseType: string;
+  /**
+   * The type the staging table parses the archived value with, where that is not `archivedType`:
+   * `text` for an enum value that goes into another type (see `stagedAsText`).
+   */
+  stagedType?: string;
 }
 
 export interface DriftPlan {
@@ -45,13 +50,20 @@ export interface DriftPlan {
   generated: { archived: string; target: string }[];
   /** A loaded column is GENERATED ALWAYS AS IDENTITY: the INSERT needs OVERRIDING SYSTEM VALUE. */
   overridingSystemValue: boolean;
+  /**
+   * Archived enum columns staged as text instead of as the enum: every column whose value does not
+   * go into that same enum type (another type, or left out). The staging table parsed them with
+   * the enum, so after ALTER TYPE … RENAME VALUE every older object failed to restore into any
+   * target, also a --target-table whose column is text (found by probing). Set only when not empty.
+   */
+  stagedAsText?: string[];
 }
 
 export function planSchemaDrift(
   archived: readonly { name: string; type: string }[],
   target: readonly TargetColumn[],
   columnMap: Readonly<Record<string, string>>,
-  options: { strict: boolean; label: string },
+  options: { strict: boolean; label: string; enumTypes?: ReadonlySet<string> },
 ): DriftPlan {
   const byName = new Map(target.map((c) => [c.name, c]));
   for (const [from, to] of Object.entries(columnMap)) {
@@ -64,11 +76,14 @@ export function planSchemaDrift(
   }
   const plan: DriftPlan = { columns: [], added: [], dropped: [], typeChanges: [], renamed: [], generated: [], overridingSystemValue: false };
   const fed = new Set<string>();
+  const asText: string[] = [];
+  const isEnum = (type: string): boolean => options.enumTypes?.has(type) === true;
   for (const a of archived) {
     const mapped = columnMap[a.name];
     const t = byName.get(mapped ?? a.name);
     if (t === undefined) {
       plan.dropped.push({ name: a.name, type: a.type });
+      if (isEnum(a.type)) asText.push(a.name);
       continue;
     }
     if (mapped !== undefined && mapped !== a.name) plan.renamed.push({ from: a.name, to: mapped });
@@ -84,10 +99,13 @@ export function planSchemaDrift(
     fed.add(t.name);
     if (t.generated) {
       plan.generated.push({ archived: a.name, target: t.name });
+      if (isEnum(a.type)) asText.push(a.name);
       continue;
     }
     if (t.identity === 'always') plan.overridingSystemValue = true;
-    plan.columns.push({ archived: a.name, archivedType: a.type, target: t.name, targetType: t.type, targetBaseType: t.baseType });
+    const staged = isEnum(a.type) && t.type !== a.type ? 'text' : undefined;
+    if (staged !== undefined) asText.push(a.name);
+    plan.columns.push({ archived: a.name, archivedType: a.type, target: t.name, targetType: t.type, targetBaseType: t.baseType, ...(staged === undefined ? {} : { stagedType: staged }) });
     if (a.type !== t.type) plan.typeChanges.push({ archived: a.name, target: t.name, from: a.type, to: t.type });
   }
   for (const t of target) {
@@ -104,10 +122,17 @@ export function planSchemaDrift(
       details: { columns: plan.dropped.map((d) => d.name) },
     });
   }
+  if (asText.length > 0) plan.stagedAsText = asText;
   if (plan.columns.length === 0) {
     throw new AuditlogError('SCHEMA_DRIFT', `no archived column of this object matches a column of ${options.label}; check --target-table and column_map`);
   }
   return plan;
+}
+
+/** Pure: the archived columns with the types the staging table parses them with (drift.stagedAsText as text). */
+export function stagingColumns<C extends { name: string; type: string }>(archived: readonly C[], drift: Pick<DriftPlan, 'stagedAsText'>): C[] {
+  const asText = new Set(drift.stagedAsText ?? []);
+  return asText.size === 0 ? [...archived] : archived.map((c) => (asText.has(c.name) ? { ...c, type: 'text' } : c));
 }
 
 export function hasDrift(plan: DriftPlan): boolean {
