@@ -18,6 +18,7 @@ import type { Candidate, RestoreOptions, RestoreSummary } from './restore-option
 import type { DriftPlan } from './schema-drift.js';
 import type { openRestoreWatermarks, RestoreTarget } from './restore-watermarks.js';
 import { loadSupersededLines } from './superseded-lines.js';
+import { crossDefinitionRefusal, keyDefinitions, type CrossDefinitionKey, type KeyColumnMap, type KeyDefinitions, type LoadPlan } from './key-definitions.js';
 
 /** Objects fetched and checked ahead of the load, so storage reads overlap database work. */
 const PREFETCH_OBJECTS = 4;
@@ -38,6 +39,8 @@ export interface LoadInput {
   /** Drift plans by driftKey: one per archived column list and the column_map entries that hold for it. */
   drifts: Map<string, DriftPlan>;
   driftKey: (meta: Pick<BatchMetadata, 'columns' | 'created_at'>) => string;
+  /** The table's column_map as it holds for each object: archived key columns are compared by their target names (key-definitions.ts). */
+  columnMap: KeyColumnMap;
   watermarks: ReturnType<typeof openRestoreWatermarks>;
   logger: Logger;
   corrupt: (key: string, error: unknown) => void;
@@ -171,9 +174,31 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
     }
   };
 
+  const toLoad = new Set(candidates.map((c) => c.key));
+  const all = [...candidates, ...restored];
+  // A table a dry run would create gets the newest object's key (schema-drift.ts newTargetColumns).
+  const plan: LoadPlan = { strategy: options.conflict, targetKey: table?.key ?? candidates[candidates.length - 1]?.meta.primary_key_columns ?? [], toLoad, label: `${target.schema}.${target.table}` };
+  let matchedAcrossKeys = 0;
+  const refuseUnsafeVersions = (found: CrossDefinitionKey, defs: KeyDefinitions): void => {
+    const error = crossDefinitionRefusal(found, defs, plan);
+    if (error !== undefined) throw error;
+    if (plan.toLoad.has(found.later.key)) matchedAcrossKeys++;
+  };
+  const defs = keyDefinitions(all, input.columnMap);
+  if (defs.mixed && defs.common.length === 0) {
+    const shapes = [...new Map(all.map((c) => [defs.definition(c.meta), defs.columns(c.meta)])).values()].map((k) => `(${k.join(', ')})`);
+    logger.warn(
+      { key_definitions: shapes },
+      `the selected objects were archived under primary keys ${shapes.join(' and ')}, which share no column: versions of one row archived under both cannot be matched, and both load; if rows were restored and archived again across this key change, check them in the target`,
+    );
+  }
+
   let signature: string | undefined;
   try {
-    const superseded = await loadSupersededLines(options.store, [...candidates, ...restored], new Set(candidates.map((c) => c.key)), id);
+    const superseded = await loadSupersededLines(options.store, all, toLoad, id, {}, { columnMap: input.columnMap, onCrossDefinition: refuseUnsafeVersions });
+    if (matchedAcrossKeys > 0) {
+      logger.info({ keys: matchedAcrossKeys }, `keys archived under two primary-key definitions: their versions load oldest first, and --conflict ${options.conflict} lets the version archived last replace an older one of the same row (counted as conflicts)`);
+    }
     // The manifest is held only from here to the object's batch: one sidecar GET more per object.
     const fetched = mapAhead(candidates, PREFETCH_OBJECTS, async (c) => {
       const [sidecar, body] = await Promise.all([options.store.get(metadataKeyFor(c.key)), options.store.get(c.key)]);

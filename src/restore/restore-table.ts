@@ -356,7 +356,9 @@ async function restoreInto(
         // Inside the try: a drop that fails part-way (found by probing) still gets back the ones before it.
         await dropIndexes(client, target.schema, found, (index) => indexes.push(index));
       }
-      await loadWithWatermarks(watermarks, logger, () => loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, driftKey, watermarks, logger, corrupt, rejected }));
+      await loadWithWatermarks(watermarks, logger, () =>
+        loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, driftKey, columnMap: (meta) => columnMapFor(columnMap, meta).map, watermarks, logger, corrupt, rejected }),
+      );
     } finally {
       summary.indexes.dropped = indexes.map((i) => i.name);
       if (indexes.length > 0) {

@@ -32,6 +32,11 @@
  *    read again, and their keys with such a hash compared exactly (as text), at most
  *    KEYS_PER_SLICE such hashes at a time. A hash collision costs that comparison, never a row.
  * The result holds one bit per row of each object with a superseded line (line-set.ts).
+ *
+ * Objects archived under different primary-key definitions (key-definitions.ts): keys are hashed
+ * on the columns the definitions share, a key supersedes only under its own definition, and a
+ * key met under two definitions is handed to `onCrossDefinition` (which refuses the restore
+ * where loading both versions could keep the older one), before anything is loaded.
  */
 import { metadataKeyFor } from '../core/archive-layout.js';
 import { isTxidText, sha256Hex } from '../core/batch-metadata.js';
@@ -41,6 +46,7 @@ import { duplicateHashes, hashKeyText, HashList, indexOfHash, type KeyHash } fro
 import { LineSet } from './line-set.js';
 import { mapAhead } from './map-ahead.js';
 import type { Candidate } from './restore-options.js';
+import { keyDefinitions, type CrossDefinitionKey, type KeyColumnMap, type KeyDefinitions } from './key-definitions.js';
 
 /** Keys hashed per pass: 32 MB of hashes, and as much again while a copy of them is sorted. */
 export const KEYS_PER_PASS = 4_000_000;
@@ -124,8 +130,23 @@ type Id = { database: string; schema: string; table: string };
  * that is not the one selected any more (rewritten meanwhile) supersedes nothing: its object is
  * reported when it is loaded, and the older versions load. `tuning` is for tests.
  */
-export async function loadSupersededLines(store: ObjectStore, all: readonly Candidate[], toLoad: ReadonlySet<string>, id: Id, tuning: SupersededTuning = {}): Promise<Map<string, LineSet>> {
+export interface KeyVersions {
+  /** The table's column_map (as it holds for each object): key columns are compared by their target names. */
+  columnMap?: KeyColumnMap;
+  /** Called in archive order for each key met under two definitions; throws to refuse the restore. */
+  onCrossDefinition?: (found: CrossDefinitionKey, defs: KeyDefinitions) => void;
+}
+
+export async function loadSupersededLines(
+  store: ObjectStore,
+  all: readonly Candidate[],
+  toLoad: ReadonlySet<string>,
+  id: Id,
+  tuning: SupersededTuning = {},
+  versions: KeyVersions = {},
+): Promise<Map<string, LineSet>> {
   const { hash = hashKeyText, keysPerPass = KEYS_PER_PASS, keysPerSlice = KEYS_PER_SLICE } = tuning;
+  const defs = keyDefinitions(all, versions.columnMap);
   const shared = objectsThatMayShareKeys(all);
   const superseded = new Map<string, LineSet>();
   if (shared.size === 0) return superseded;
@@ -133,11 +154,11 @@ export async function loadSupersededLines(store: ObjectStore, all: readonly Cand
   const keys = ordered.reduce((n, o) => n + o.meta.record_count, 0);
   const passes = Math.max(1, Math.ceil(keys / keysPerPass));
   for (let pass = 0; pass < passes; pass++) {
-    const { duplicates, slicesOf } = await hashPass(store, ordered, id, hash, (h) => h % passes === pass, Math.ceil(keys / passes), keysPerSlice);
+    const { duplicates, slicesOf } = await hashPass(store, ordered, id, defs, hash, (h) => h % passes === pass, Math.ceil(keys / passes), keysPerSlice);
     for (let slice = 0; slice * keysPerSlice < duplicates.length; slice++) {
       const holding = ordered.filter((_, i) => slicesOf.get(i)?.has(slice) === true);
       const inSlice = (h: number): boolean => Math.floor(indexOfHash(duplicates, h) / keysPerSlice) === slice;
-      await compareKeys(store, holding, id, hash, inSlice, toLoad, superseded);
+      await compareKeys(store, holding, id, defs, hash, inSlice, toLoad, superseded, versions.onCrossDefinition);
     }
   }
   return superseded;
@@ -151,6 +172,7 @@ async function hashPass(
   store: ObjectStore,
   ordered: readonly Candidate[],
   id: Id,
+  defs: KeyDefinitions,
   hash: KeyHash,
   inPass: (h: number) => boolean,
   expected: number,
@@ -158,9 +180,9 @@ async function hashPass(
 ): Promise<{ duplicates: Float64Array; slicesOf: Map<number, Set<number>> }> {
   const hashes = new HashList(Math.ceil(expected * 1.05));
   const ends: number[] = [];
-  for await (const { keys } of manifests(store, ordered, id)) {
+  for await (const { object, keys } of manifests(store, ordered, id)) {
     for (const k of keys ?? []) {
-      const h = hash(JSON.stringify(k));
+      const h = hash(defs.projection(object.meta, k));
       if (inPass(h)) hashes.push(h);
     }
     ends.push(hashes.length);
@@ -192,17 +214,31 @@ async function compareKeys(
   store: ObjectStore,
   holding: readonly Candidate[],
   id: Id,
+  defs: KeyDefinitions,
   hash: KeyHash,
   inSlice: (h: number) => boolean,
   toLoad: ReadonlySet<string>,
   superseded: Map<string, LineSet>,
+  onCrossDefinition: KeyVersions['onCrossDefinition'],
 ): Promise<void> {
   // Per key, the lines holding its latest version so far: more than one when an object was copied.
   const seen = new Map<string, { xmin: string | undefined; lines: { object: Candidate; line: number }[] }>();
+  // Per key on the common columns, the last object holding it under each definition.
+  const cross = defs.mixed && defs.common.length > 0 && onCrossDefinition !== undefined ? new Map<string, Map<string, Candidate>>() : undefined;
   for await (const { object, keys, xmins } of manifests(store, holding, id)) {
+    const definition = cross === undefined ? '' : defs.definition(object.meta);
     keys?.forEach((k, line) => {
-      const text = JSON.stringify(k);
-      if (!inSlice(hash(text))) return;
+      const projected = defs.projection(object.meta, k);
+      if (!inSlice(hash(projected))) return;
+      if (cross !== undefined) {
+        let under = cross.get(projected);
+        if (under === undefined) cross.set(projected, (under = new Map()));
+        for (const [d, earlier] of under) {
+          if (d !== definition) onCrossDefinition!({ earlier, later: object, columns: defs.common, values: JSON.parse(projected) as string[] }, defs);
+        }
+        under.set(definition, object);
+      }
+      const text = defs.identity(object.meta, k);
       const earlier = seen.get(text);
       const xmin = xmins?.[line];
       // The same row version (key and xmin) twice is a copy (an object copied under another name),

@@ -1,0 +1,67 @@
+/**
+ * Keys of objects archived under different primary-key definitions (key-definitions.ts): how they
+ * compare, and when a key found under two definitions may load. No database.
+ */
+import { describe, expect, it } from 'vitest';
+import { crossDefinitionRefusal, keyDefinitions, type LoadPlan } from '../../src/restore/key-definitions.js';
+import type { Candidate } from '../../src/restore/restore-options.js';
+
+const object = (key: string, run: string, pk: string[]): Candidate => ({ key, meta: { run_id: run, primary_key_columns: pk } }) as unknown as Candidate;
+const old = object('a', '20200101T000000Z-1', ['id']);
+const neu = object('b', '20200201T000000Z-1', ['id', 'created_at']);
+
+describe('keyDefinitions', () => {
+  it('one definition: the manifest key text, as before', () => {
+    const d = keyDefinitions([old, object('c', 'r', ['id'])]);
+    expect(d.mixed).toBe(false);
+    expect(d.identity(old.meta, ['3'])).toBe('["3"]');
+    expect(d.projection(old.meta, ['3'])).toBe('["3"]');
+  });
+
+  it('two definitions: projected on the shared columns, identified under their own definition only', () => {
+    const d = keyDefinitions([old, neu]);
+    expect(d.mixed).toBe(true);
+    expect(d.common).toEqual(['id']);
+    expect(d.projection(old.meta, ['3'])).toBe(d.projection(neu.meta, ['3', 'T']));
+    expect(d.identity(old.meta, ['3'])).not.toBe(d.identity(neu.meta, ['3', 'T']));
+    // The same columns in another order, or renamed through column_map, are one definition.
+    const swapped = object('c', 'r', ['created_at', 'id']);
+    expect(keyDefinitions([neu, swapped]).identity(swapped.meta, ['T', '3'])).toBe(keyDefinitions([neu, swapped]).identity(neu.meta, ['3', 'T']));
+    const renamed = keyDefinitions([object('d', 'r', ['event_id']), object('e', 'r', ['id'])], { event_id: 'id' });
+    expect(renamed.definition(object('d', 'r', ['event_id']).meta)).toBe(renamed.definition(object('e', 'r', ['id']).meta));
+    expect(keyDefinitions([object('d', 'r', ['id']), object('e', 'r', ['uid'])]).common).toEqual([]);
+  });
+});
+
+describe('crossDefinitionRefusal', () => {
+  const defs = keyDefinitions([old, neu]);
+  const found = { earlier: old, later: neu, columns: ['id'], values: ['3'] };
+  const plan = (over: Partial<LoadPlan>): LoadPlan => ({ strategy: 'overwrite', targetKey: ['id', 'created_at'], toLoad: new Set(['a', 'b']), label: 'public.t', ...over });
+
+  it('loads with overwrite/upsert into a table keyed by the later definition, the older version first', () => {
+    expect(crossDefinitionRefusal(found, defs, plan({}))).toBeUndefined();
+    expect(crossDefinitionRefusal(found, defs, plan({ strategy: 'upsert', targetKey: ['created_at', 'id'] }))).toBeUndefined();
+    // The older version restored before: the later one overwrites it.
+    expect(crossDefinitionRefusal(found, defs, plan({ toLoad: new Set(['b']) }))).toBeUndefined();
+    // Neither loads: nothing to decide.
+    expect(crossDefinitionRefusal(found, defs, plan({ strategy: 'skip', toLoad: new Set() }))).toBeUndefined();
+  });
+
+  it.each([
+    [{ strategy: 'skip' as const }, '--conflict skip would keep the version loaded first, the older one'],
+    [{ strategy: 'fail' as const }, '--conflict fail would stop on the second version'],
+    [{ targetKey: ['id'] }, 'the key of public.t is (id), not (id, created_at)'],
+    [{ toLoad: new Set(['a']) }, 'was restored into public.t before (restore watermark)'],
+  ])('refuses %j', (over, reason) => {
+    const e = crossDefinitionRefusal(found, defs, plan(over));
+    expect(e?.code).toBe('SCHEMA_DRIFT');
+    expect(e?.message).toContain('key (id)=(3) was archived under primary key (id) (archive object a) and again, later, under primary key (id, created_at) (archive object b)');
+    expect(e?.message).toContain(reason);
+    expect(e?.message).not.toContain('\n');
+  });
+
+  it('refuses when the run that archived the later version would load first', () => {
+    const early = object('b', '20190101T000000Z-1', ['id', 'created_at']);
+    expect(crossDefinitionRefusal({ ...found, later: early }, keyDefinitions([old, early]), plan({}))?.message).toContain('the older version would load last');
+  });
+});
