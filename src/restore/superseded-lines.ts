@@ -33,10 +33,11 @@
  *    KEYS_PER_SLICE such hashes at a time. A hash collision costs that comparison, never a row.
  * The result holds one bit per row of each object with a superseded line (line-set.ts).
  *
- * Objects archived under different primary-key definitions (key-definitions.ts): keys are hashed
- * on the columns the definitions share, a key supersedes only under its own definition, and a
- * key met under two definitions is handed to `onCrossDefinition` (which refuses the restore
- * where loading both versions could keep the older one), before anything is loaded.
+ * Objects archived under different primary-key definitions (key-definitions.ts): a key
+ * supersedes only under its own definition, and first, in passes of their own over the sidecars,
+ * each key met under two definitions (on the columns they share) is handed to
+ * `onCrossDefinition`, which refuses the restore where loading both versions could keep the
+ * older one — before anything is loaded.
  */
 import { metadataKeyFor } from '../core/archive-layout.js';
 import { isTxidText, sha256Hex } from '../core/batch-metadata.js';
@@ -133,7 +134,7 @@ type Id = { database: string; schema: string; table: string };
 export interface KeyVersions {
   /** The table's column_map (as it holds for each object): key columns are compared by their target names. */
   columnMap?: KeyColumnMap;
-  /** Called in archive order for each key met under two definitions; throws to refuse the restore. */
+  /** Called in archive order for each key met under two definitions (once per later object holding it); throws to refuse the restore. */
   onCrossDefinition?: (found: CrossDefinitionKey, defs: KeyDefinitions) => void;
 }
 
@@ -147,6 +148,9 @@ export async function loadSupersededLines(
 ): Promise<Map<string, LineSet>> {
   const { hash = hashKeyText, keysPerPass = KEYS_PER_PASS, keysPerSlice = KEYS_PER_SLICE } = tuning;
   const defs = keyDefinitions(all, versions.columnMap);
+  if (defs.mixed && defs.common.length > 0 && versions.onCrossDefinition !== undefined) {
+    await findCrossDefinitionKeys(store, all, id, defs, { hash, keysPerPass, keysPerSlice }, versions.onCrossDefinition);
+  }
   const shared = objectsThatMayShareKeys(all);
   const superseded = new Map<string, LineSet>();
   if (shared.size === 0) return superseded;
@@ -158,10 +162,74 @@ export async function loadSupersededLines(
     for (let slice = 0; slice * keysPerSlice < duplicates.length; slice++) {
       const holding = ordered.filter((_, i) => slicesOf.get(i)?.has(slice) === true);
       const inSlice = (h: number): boolean => Math.floor(indexOfHash(duplicates, h) / keysPerSlice) === slice;
-      await compareKeys(store, holding, id, defs, hash, inSlice, toLoad, superseded, versions.onCrossDefinition);
+      await compareKeys(store, holding, id, defs, hash, inSlice, toLoad, superseded);
     }
   }
   return superseded;
+}
+
+/**
+ * Keys met under two definitions, on the columns the definitions share: each handed to `onCross`
+ * in archive order (earlier, later). Bounded as the superseded check is: per pass, each
+ * definition's distinct projected hashes (8 bytes a key); hashes found under two definitions are
+ * the only candidates, compared exactly as text slice by slice, holding per candidate key only the
+ * last object under each definition — never every key sharing a projection (a projection onto
+ * few columns can be shared by many keys of one definition).
+ */
+async function findCrossDefinitionKeys(
+  store: ObjectStore,
+  all: readonly Candidate[],
+  id: Id,
+  defs: KeyDefinitions,
+  tuning: Required<SupersededTuning>,
+  onCross: (found: CrossDefinitionKey, defs: KeyDefinitions) => void,
+): Promise<void> {
+  const { hash, keysPerPass, keysPerSlice } = tuning;
+  const ordered = archiveOrder(all);
+  const keys = ordered.reduce((n, o) => n + o.meta.record_count, 0);
+  const passes = Math.max(1, Math.ceil(keys / keysPerPass));
+  for (let pass = 0; pass < passes; pass++) {
+    const byDefinition = new Map<string, HashList>();
+    for await (const { object, keys: manifest } of manifests(store, ordered, id)) {
+      const d = defs.definition(object.meta);
+      let list = byDefinition.get(d);
+      if (list === undefined) byDefinition.set(d, (list = new HashList()));
+      for (const k of manifest ?? []) {
+        const h = hash(defs.projection(object.meta, k));
+        if (h % passes === pass) list.push(h);
+      }
+    }
+    // Distinct per definition, then seen twice across them: under two definitions.
+    const distinct = [...byDefinition.values()].map((l) => uniqueHashes(l.view()));
+    const joined = new Float64Array(distinct.reduce((n, u) => n + u.length, 0));
+    distinct.reduce((at, u) => (joined.set(u, at), at + u.length), 0);
+    const candidates = duplicateHashes(joined);
+    for (let slice = 0; slice * keysPerSlice < candidates.length; slice++) {
+      const inSlice = (h: number): boolean => Math.floor(indexOfHash(candidates, h) / keysPerSlice) === slice;
+      // Per candidate key on the common columns, the last object holding it under each definition.
+      const last = new Map<string, Map<string, Candidate>>();
+      for await (const { object, keys: manifest } of manifests(store, ordered, id)) {
+        const d = defs.definition(object.meta);
+        for (const k of manifest ?? []) {
+          const projected = defs.projection(object.meta, k);
+          if (!inSlice(hash(projected))) continue;
+          let under = last.get(projected);
+          if (under === undefined) last.set(projected, (under = new Map()));
+          for (const [other, earlier] of under) {
+            if (other !== d && earlier !== object) onCross({ earlier, later: object, columns: defs.common, values: JSON.parse(projected) as string[] }, defs);
+          }
+          under.set(d, object);
+        }
+      }
+    }
+  }
+}
+
+function uniqueHashes(hashes: Float64Array): Float64Array {
+  const sorted = Float64Array.from(hashes).sort();
+  let n = 0;
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[n++] = sorted[i]!;
+  return sorted.subarray(0, n);
 }
 
 /**
@@ -182,7 +250,7 @@ async function hashPass(
   const ends: number[] = [];
   for await (const { object, keys } of manifests(store, ordered, id)) {
     for (const k of keys ?? []) {
-      const h = hash(defs.projection(object.meta, k));
+      const h = hash(defs.identity(object.meta, k));
       if (inPass(h)) hashes.push(h);
     }
     ends.push(hashes.length);
@@ -219,26 +287,13 @@ async function compareKeys(
   inSlice: (h: number) => boolean,
   toLoad: ReadonlySet<string>,
   superseded: Map<string, LineSet>,
-  onCrossDefinition: KeyVersions['onCrossDefinition'],
 ): Promise<void> {
   // Per key, the lines holding its latest version so far: more than one when an object was copied.
   const seen = new Map<string, { xmin: string | undefined; lines: { object: Candidate; line: number }[] }>();
-  // Per key on the common columns, the last object holding it under each definition.
-  const cross = defs.mixed && defs.common.length > 0 && onCrossDefinition !== undefined ? new Map<string, Map<string, Candidate>>() : undefined;
   for await (const { object, keys, xmins } of manifests(store, holding, id)) {
-    const definition = cross === undefined ? '' : defs.definition(object.meta);
     keys?.forEach((k, line) => {
-      const projected = defs.projection(object.meta, k);
-      if (!inSlice(hash(projected))) return;
-      if (cross !== undefined) {
-        let under = cross.get(projected);
-        if (under === undefined) cross.set(projected, (under = new Map()));
-        for (const [d, earlier] of under) {
-          if (d !== definition) onCrossDefinition!({ earlier, later: object, columns: defs.common, values: JSON.parse(projected) as string[] }, defs);
-        }
-        under.set(definition, object);
-      }
       const text = defs.identity(object.meta, k);
+      if (!inSlice(hash(text))) return;
       const earlier = seen.get(text);
       const xmin = xmins?.[line];
       // The same row version (key and xmin) twice is a copy (an object copied under another name),

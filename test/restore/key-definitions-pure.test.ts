@@ -5,6 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { crossDefinitionRefusal, keyDefinitions, type LoadPlan } from '../../src/restore/key-definitions.js';
 import type { Candidate } from '../../src/restore/restore-options.js';
+import { loadSupersededLines } from '../../src/restore/superseded-lines.js';
+import { metadataKeyFor } from '../../src/core/archive-layout.js';
+import { sha256Hex } from '../../src/core/batch-metadata.js';
+import type { ObjectStore } from '../../src/storage/object-store.js';
 
 const object = (key: string, run: string, pk: string[]): Candidate => ({ key, meta: { run_id: run, primary_key_columns: pk } }) as unknown as Candidate;
 const old = object('a', '20200101T000000Z-1', ['id']);
@@ -63,5 +67,46 @@ describe('crossDefinitionRefusal', () => {
   it('refuses when the run that archived the later version would load first', () => {
     const early = object('b', '20190101T000000Z-1', ['id', 'created_at']);
     expect(crossDefinitionRefusal({ ...found, later: early }, keyDefinitions([old, early]), plan({}))?.message).toContain('the older version would load last');
+  });
+});
+
+describe('loadSupersededLines over objects of two key definitions', () => {
+  const id = { database: 'db', schema: 'public', table: 't' };
+  const columns = [
+    { name: 'id', type: 'bigint' },
+    { name: 'created_at', type: 'timestamp with time zone' },
+  ];
+  function store(objects: [string, string, string[], string[][]][]): { store: ObjectStore; all: Candidate[] } {
+    const bodies = new Map<string, Buffer>();
+    const all = objects.map(([short, run, pk, keys], i) => {
+      const key = `t/day=01/${short}.jsonl.gz`;
+      const meta = { format: 'auditlog-archive', format_version: 1, ...id, columns, primary_key_columns: pk, primary_keys: keys, xmins: keys.map((_, j) => `${key}:${j}`), record_count: keys.length, sha256_compressed: 'c', sha256_uncompressed: 'u', run_id: run };
+      const body = Buffer.from(JSON.stringify(meta));
+      bodies.set(metadataKeyFor(key), body);
+      return { key, meta: { run_id: run, sha256_compressed: 'c', record_count: keys.length, columns, primary_key_columns: pk, min_primary_key: [], max_primary_key: [], sidecar_sha256: sha256Hex(body), created_at: `2026-01-0${i + 1}T00:00:00.000Z` } } as Candidate;
+    });
+    return { store: { get: async (key: string) => bodies.get(key) } as unknown as ObjectStore, all };
+  }
+
+  const key = (short: string): string => `t/day=01/${short}.jsonl.gz`;
+  const name = (k: string): string => k.replace(/^t\/day=01\/(.*)\.jsonl\.gz$/, '$1');
+  it.each([
+    ['one pass', {}],
+    ['several passes and slices, every hash colliding', { hash: () => 7, keysPerPass: 3, keysPerSlice: 1 }],
+  ])('hands each key archived under both to the policy, and supersedes none across definitions (%s)', async (_, tuning) => {
+    const { store: s, all } = store([
+      ['a', 'r1', ['id'], [['1'], ['2'], ['3']]],
+      ['b', 'r2', ['id', 'created_at'], [['2', 'T2'], ['3', 'T3'], ['3', 'T3b']]],
+      ['c', 'r3', ['id', 'created_at'], [['4', 'T4'], ['3', 'T3']]],
+    ]);
+    const seen: string[] = [];
+    const superseded = await loadSupersededLines(s, all, new Set(all.map((c) => c.key)), id, tuning, {
+      onCrossDefinition: (found) => seen.push(`${found.values.join()}:${name(found.earlier.key)}<${name(found.later.key)}`),
+    });
+    expect([...new Set(seen)].sort()).toEqual(['2:a<b', '3:a<b', '3:a<c']);
+    // (3, T3) under (id, created_at) in b, again in c: b's line is superseded as before; nothing of a is.
+    expect([...superseded.keys()].map(name)).toEqual(['b']);
+    expect(superseded.get(key('b'))!.has(1)).toBe(true);
+    expect(superseded.get(key('b'))!.has(2)).toBe(false);
   });
 });
