@@ -214,12 +214,14 @@ export async function findInvalidType(q: Queryable, types: readonly string[]): P
 
 /**
  * Which of `types` (metadata `format_type()` text, already checked by findInvalidType) are enum
- * types in this database. An enum's labels can be renamed (ALTER TYPE … RENAME VALUE) after rows
- * were archived with the old label: such values no longer parse as the enum.
+ * types, or arrays of an enum, in this database. An enum's labels can be renamed (ALTER TYPE …
+ * RENAME VALUE) after rows were archived with the old label: such values no longer parse as the enum.
  */
 export async function findEnumTypes(q: Queryable, types: readonly string[]): Promise<Set<string>> {
   const r = await q.query<{ type: string }>(
-    `SELECT n AS type FROM pg_catalog.unnest($1::text[]) n JOIN pg_catalog.pg_type t ON t.oid = pg_catalog.to_regtype(n) WHERE t.typtype = 'e'`,
+    `SELECT n AS type FROM pg_catalog.unnest($1::text[]) n JOIN pg_catalog.pg_type t ON t.oid = pg_catalog.to_regtype(n)
+      LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+      WHERE t.typtype = 'e' OR e.typtype = 'e'`,
     [[...new Set(types)]],
   );
   return new Set(r.rows.map((row) => row.type));

@@ -31,7 +31,7 @@ export interface LoadedColumn {
   targetBaseType: string;
   /**
    * The type the staging table parses the archived value with, where that is not `archivedType`:
-   * `text` for an enum value that goes into another type (see `stagedAsText`).
+   * `text` (`text[]` for an array of an enum) for an enum value that goes into another type (see `stagedAsText`).
    */
   stagedType?: string;
 }
@@ -51,7 +51,7 @@ export interface DriftPlan {
   /** A loaded column is GENERATED ALWAYS AS IDENTITY: the INSERT needs OVERRIDING SYSTEM VALUE. */
   overridingSystemValue: boolean;
   /**
-   * Archived enum columns staged as text instead of as the enum: every column whose value does not
+   * Archived enum columns (and arrays of an enum) staged as text instead: every column whose value does not
    * go into that same enum type (another type, or left out). The staging table parsed them with
    * the enum, so after ALTER TYPE … RENAME VALUE every older object failed to restore into any
    * target, also a --target-table whose column is text (found by probing). Set only when not empty.
@@ -103,7 +103,7 @@ export function planSchemaDrift(
       continue;
     }
     if (t.identity === 'always') plan.overridingSystemValue = true;
-    const staged = isEnum(a.type) && t.type !== a.type ? 'text' : undefined;
+    const staged = isEnum(a.type) && t.type !== a.type ? textFor(a.type) : undefined;
     if (staged !== undefined) asText.push(a.name);
     plan.columns.push({ archived: a.name, archivedType: a.type, target: t.name, targetType: t.type, targetBaseType: t.baseType, ...(staged === undefined ? {} : { stagedType: staged }) });
     if (a.type !== t.type) plan.typeChanges.push({ archived: a.name, target: t.name, from: a.type, to: t.type });
@@ -129,10 +129,15 @@ export function planSchemaDrift(
   return plan;
 }
 
+/** Pure: `text`, or `text[]` for an array of an enum (format_type() writes arrays with `[]`). */
+function textFor(type: string): string {
+  return type.endsWith('[]') ? 'text[]' : 'text';
+}
+
 /** Pure: the archived columns with the types the staging table parses them with (drift.stagedAsText as text). */
 export function stagingColumns<C extends { name: string; type: string }>(archived: readonly C[], drift: Pick<DriftPlan, 'stagedAsText'>): C[] {
   const asText = new Set(drift.stagedAsText ?? []);
-  return asText.size === 0 ? [...archived] : archived.map((c) => (asText.has(c.name) ? { ...c, type: 'text' } : c));
+  return asText.size === 0 ? [...archived] : archived.map((c) => (asText.has(c.name) ? { ...c, type: textFor(c.type) } : c));
 }
 
 export function hasDrift(plan: DriftPlan): boolean {

@@ -26,12 +26,12 @@ beforeAll(async () => {
     `local:\n  path: ${join(dir, 'archive')}\ndefaults:\n  retention_days: 10\n  batch_size: 100\ndatabases:\n  - name: app\n    url: \${ENUM_LABELS_DB_URL}\n    tables:\n      - name: t\n        timestamp_column: created_at\n`,
   );
   await db.query(`CREATE TYPE mood AS ENUM ('happy', 'sad')`);
-  await db.query(`CREATE TABLE t (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, m mood, note text)`);
-  await db.query(`INSERT INTO t SELECT g, now() - interval '40 days' + g * interval '1 hour', CASE WHEN g % 2 = 0 THEN 'happy' ELSE 'sad' END::mood, 'n' || g FROM generate_series(1, 4) g`);
+  await db.query(`CREATE TABLE t (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, m mood, ms mood[], note text)`);
+  await db.query(`INSERT INTO t SELECT g, now() - interval '40 days' + g * interval '1 hour', CASE WHEN g % 2 = 0 THEN 'happy' ELSE 'sad' END::mood, ARRAY['happy', CASE WHEN g % 2 = 0 THEN 'happy' ELSE 'sad' END]::mood[], 'n' || g FROM generate_series(1, 4) g`);
   expect((await runCli(['archive', '--config', config], env())).code).toBe(0);
   await db.query(`ALTER TYPE mood RENAME VALUE 'sad' TO 'unhappy'`);
   // A later run archives the renamed label: both objects restore in one batch.
-  await db.query(`INSERT INTO t SELECT g, now() - interval '30 days' + g * interval '1 hour', 'unhappy', 'n' || g FROM generate_series(5, 6) g`);
+  await db.query(`INSERT INTO t SELECT g, now() - interval '30 days' + g * interval '1 hour', 'unhappy', '{unhappy}', 'n' || g FROM generate_series(5, 6) g`);
   expect((await runCli(['archive', '--config', config], env())).code).toBe(0);
   expect((await db.query(`SELECT count(*)::int AS n FROM t`)).rows[0]).toEqual({ n: 0 });
 });
@@ -40,21 +40,21 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const moods = async (table: string): Promise<string[]> => (await db.query<{ r: string }>(`SELECT id || ':' || m::text AS r FROM ${table} ORDER BY id`)).rows.map((x) => x.r);
-const ARCHIVED = ['1:sad', '2:happy', '3:sad', '4:happy', '5:unhappy', '6:unhappy'];
+const moods = async (table: string): Promise<string[]> => (await db.query<{ r: string }>(`SELECT id || ':' || m::text || ':' || ms::text AS r FROM ${table} ORDER BY id`)).rows.map((x) => x.r);
+const ARCHIVED = ['1:sad:{happy,sad}', '2:happy:{happy,happy}', '3:sad:{happy,sad}', '4:happy:{happy,happy}', '5:unhappy:{unhappy}', '6:unhappy:{unhappy}'];
 
 describe('restore after an enum label was renamed (CLI)', () => {
-  it('into a --target-table whose column is text: every archived label, exactly', async () => {
-    await db.query(`CREATE TABLE astext (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, m text, note text)`);
+  it('into a --target-table whose columns are text and text[]: every archived label, exactly', async () => {
+    await db.query(`CREATE TABLE astext (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, m text, ms text[], note text)`);
     const r = await runCli(['restore', '--config', config, '--table', 't', '--target-table', 'public.astext'], env());
     expect(r.stderr).not.toContain('error');
     expect(r.code).toBe(0);
     expect(await moods('astext')).toEqual(ARCHIVED);
   });
 
-  it('into a --target-table whose column is another enum with the labels', async () => {
+  it('into a --target-table whose columns are another enum (and its array) with the labels', async () => {
     await db.query(`CREATE TYPE feeling AS ENUM ('happy', 'sad', 'unhappy')`);
-    await db.query(`CREATE TABLE asfeeling (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, m feeling, note text)`);
+    await db.query(`CREATE TABLE asfeeling (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, m feeling, ms feeling[], note text)`);
     const r = await runCli(['restore', '--config', config, '--table', 't', '--target-table', 'public.asfeeling'], env());
     expect(r.code).toBe(0);
     expect(await moods('asfeeling')).toEqual(ARCHIVED);
