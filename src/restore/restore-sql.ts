@@ -8,6 +8,7 @@
  *                               when they cannot be converted exactly:
  *     lines (n, line)         ← COPY of the JSON lines, verbatim
  *     parsed                  ← json_populate_record with the *archived* types + the json rules
+ *                               (an enum going into another type: text, schema-drift.ts stagedAsText)
  *   target                    ← INSERT … SELECT with casts to the target types, ON CONFLICT …
  */
 import type { BatchMetadata, LineColumns } from '../core/batch-metadata.js';
