@@ -447,12 +447,20 @@ async function vacuumTable(input: ArchiveTableInput, plan: TablePlan, logger: Lo
 }
 
 /**
- * PostgreSQL names neither the lock nor its holder. A partitioned table's every partition counts:
- * the page query's bounds are read at run time, so each read locks all partitions, also future or
- * emptied ones (found by probing: a lock on next month's empty partition failed the table).
+ * PostgreSQL names neither the lock nor its holder. For a partitioned table, a page read locks the
+ * partitions from where it starts to the cutoff, emptied ones included (the first page of a run
+ * all of them older than the cutoff).
  */
 const LOCK_TIMEOUT_HINT =
   ' — another session held a lock on the table (or, for a partitioned table, on any of its partitions) longer than lock_timeout_ms: VACUUM FULL, CLUSTER, ALTER TABLE, CREATE TABLE … PARTITION OF, DETACH PARTITION, LOCK TABLE or a long transaction holding one; or, while batches left in flight were reconciled, a transaction holding locks on their rows. Find it in pg_locks / pg_stat_activity, then rerun; the statement was rolled back';
+
+/**
+ * PostgreSQL's own hint (max_locks_per_transaction) is not in the error's message; for a
+ * partitioned table it is the partitions and their indexes that fill the lock table (found by
+ * probing, where the application's sessions failed the same way).
+ */
+const OUT_OF_SHARED_MEMORY_HINT =
+  ' — most likely the server\'s lock table is full (a page read of a partitioned table takes one entry per partition and per index in its range): raise max_locks_per_transaction (a restart), drop emptied partitions, or lower batches_in_flight; the statement was rolled back';
 
 /** Errors from the driver carry a SQLSTATE; anything else unexpected is INTERNAL. */
 function toTableError(error: unknown): AuditlogError {
@@ -461,7 +469,8 @@ function toTableError(error: unknown): AuditlogError {
   if (lost !== undefined) return new AuditlogError('DB_CONNECT', `lost the connection to the database: ${lost} (check the network and the server, then rerun: the next run reconciles any batch left in flight)`, { cause: error });
   const sqlState = (error as { code?: unknown } | null)?.code;
   if (typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState)) {
-    return new AuditlogError('DB_QUERY', `database error ${sqlState}: ${describeError(error)}${sqlState === '55P03' ? LOCK_TIMEOUT_HINT : ''}`, { details: { sqlstate: sqlState }, cause: error });
+    const hint = sqlState === '55P03' ? LOCK_TIMEOUT_HINT : sqlState === '53200' ? OUT_OF_SHARED_MEMORY_HINT : '';
+    return new AuditlogError('DB_QUERY', `database error ${sqlState}: ${describeError(error)}${hint}`, { details: { sqlstate: sqlState }, cause: error });
   }
   return new AuditlogError('INTERNAL', describeError(error), { cause: error });
 }

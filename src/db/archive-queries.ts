@@ -81,7 +81,8 @@ async function readPage(
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SELECT ${params.map((_, i) => `set_config('${setting(i + 1)}', $${i + 1}, true)`).join(', ')}`, params);
-    const rows = await copyOutBinary(client, buildPageRowsSql(plan, bounds, limit, (n) => `current_setting('${setting(n)}')`), FIRST_KEY + plan.primaryKey.length, pageBuffer, {
+    const range = { cutoff, ...(after === null ? {} : { after: after.ts }), ...(until === null ? {} : { until: until.ts }) };
+    const rows = await copyOutBinary(client, buildPageRowsSql(plan, bounds, limit, (n) => `current_setting('${setting(n)}')`, range), FIRST_KEY + plan.primaryKey.length, pageBuffer, {
       field: LINE,
       maxBytes: MAX_LINE_BYTES,
     });
@@ -362,10 +363,10 @@ export async function selectColumnSignature(q: Queryable, tableOid: number): Pro
  * Runs inside the caller's transaction. Returns how many rows were deleted, and which.
  * `skipLocked: false` waits on rows locked by others, as long as lock_timeout allows (archive-sql.ts).
  */
-export async function deleteArchivedRows(q: Queryable, plan: TablePlan, rows: Pick<RowSet, 'xmins' | 'keys'>, cutoff: string, options = { skipLocked: true }): Promise<DeleteResult> {
+export async function deleteArchivedRows(q: Queryable, plan: TablePlan, rows: Pick<RowSet, 'xmins' | 'keys' | 'firstTs' | 'lastTs'>, cutoff: string, options = { skipLocked: true }): Promise<DeleteResult> {
   // Arrays bound as parameters (node-postgres renders them as array literals): one per key column.
   const columns = plan.primaryKey.map((_, i) => rows.keys.map((k) => k[i]!));
-  const r = await q.query<{ n: string; keys: string }>(buildGuardedDeleteSql(plan, options), [rows.xmins, ...columns, cutoff]);
+  const r = await q.query<{ n: string; keys: string }>(buildGuardedDeleteSql(plan, options), [rows.xmins, ...columns, cutoff, rows.firstTs, rows.lastTs]);
   const row = r.rows[0]!;
   return { count: Number(row.n), keys: JSON.parse(row.keys) as string[][] };
 }

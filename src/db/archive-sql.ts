@@ -181,7 +181,7 @@ export interface PageBounds {
  * key) order, keyset-paginated from the last position (never a re-scan of the range: dead tuples
  * of earlier batches would be walked again). `param(n)` renders parameter n.
  */
-function pageScan(plan: TablePlan, bounds: PageBounds, limit: number | null, param: (n: number) => string, join = ''): string {
+function pageScan(plan: TablePlan, bounds: PageBounds, limit: number | null, param: (n: number) => string, join = '', prune = ''): string {
   const order = orderColumns(plan);
   const tuple = order.map(col).join(', ');
   const params = (first: number): string => order.map((c, i) => `${param(first + i)}::${c.type}`).join(', ');
@@ -190,7 +190,7 @@ function pageScan(plan: TablePlan, bounds: PageBounds, limit: number | null, par
     (bounds.until ? ` AND (${tuple}) <= (${params(bounds.after ? 2 + order.length : 2)})` : '');
   return (
     `FROM ${tableSource(plan)} AS t${join} ` +
-    `WHERE ${col(plan.timestampColumn)} < ${param(1)}::${plan.timestampColumn.type}${keyset}${holdExclusionSql(plan)} ` +
+    `WHERE ${col(plan.timestampColumn)} < ${param(1)}::${plan.timestampColumn.type}${keyset}${prune}${holdExclusionSql(plan)} ` +
     `ORDER BY ${tuple}${limit === null ? '' : ` LIMIT ${Math.trunc(limit)}`}`
   );
 }
@@ -203,12 +203,42 @@ function pageScan(plan: TablePlan, bounds: PageBounds, limit: number | null, par
  * Parameters: $1 = cutoff, then (when `bounds.after`) the timestamp and key values of the last row
  * read, then (when `bounds.until`) those of the last row to include.
  */
-export function buildPageRowsSql(plan: TablePlan, bounds: PageBounds, limit: number, param: (n: number) => string = (n) => `$${n}`): string {
+export function buildPageRowsSql(plan: TablePlan, bounds: PageBounds, limit: number, param: (n: number) => string = (n) => `$${n}`, range: PruningRange = {}): string {
   const line = lineExpression(plan);
   return (
     `SELECT ${line.select}, t.xmin::text, ${dayExpression(plan)}, ${jsonFlagsExpression(plan)}, ` +
-    `${plan.primaryKey.map((c) => `${col(c)}::text`).join(', ')} ${pageScan(plan, bounds, limit, param, line.join)}`
+    `${plan.primaryKey.map((c) => `${col(c)}::text`).join(', ')} ${pageScan(plan, bounds, limit, param, line.join, pruningPredicates(plan, range))}`
   );
+}
+
+/** Timestamps of a page's range (the cutoff, and the timestamps of its after / until positions), for pruningPredicates. */
+export interface PruningRange {
+  cutoff?: string;
+  after?: string;
+  until?: string;
+}
+
+/**
+ * A timestamp as PostgreSQL writes it ('2026-03-01 10:00:00.5+00', '-infinity', '0044-03-15 BC'):
+ * no quote or backslash can be in it, so it is safe inside a literal.
+ */
+const TIMESTAMP_TEXT = /^[0-9A-Za-z :.+-]{1,64}$/;
+
+/**
+ * The page's timestamp range again, as literals: redundant with the scan's own conditions, but
+ * visible to the planner. The page is read by COPY, which takes no bind parameters, so its values
+ * are settings (current_setting), which the planner cannot prune partitions by: every page read of
+ * a partitioned table locked every partition and each of its indexes, future and emptied ones too —
+ * thousands of lock entries with a few hundred daily partitions and batches in flight, until the
+ * server's shared lock table ran out ("out of shared memory") for the archiver and for the
+ * application's sessions alike (found by probing). A value not in PostgreSQL's own form (it never
+ * is: each was read from the database or cast by it) is left out, costing the pruning only.
+ */
+function pruningPredicates(plan: TablePlan, range: PruningRange): string {
+  const ts = col(plan.timestampColumn);
+  const bound = (op: string, value: string | undefined): string =>
+    value !== undefined && TIMESTAMP_TEXT.test(value) ? ` AND ${ts} ${op} ${quoteLiteral(value)}::${plan.timestampColumn.type}` : '';
+  return bound('<', range.cutoff) + bound('>=', range.after) + bound('<=', range.until);
 }
 
 /**
@@ -305,7 +335,7 @@ const keyMatch = (plan: TablePlan): string => plan.primaryKey.map((c, i) => `${c
 /**
  * The guarded delete (I2): only the exact versions that were archived (same xmin), still past the
  * retention cutoff. $1 = xmins (xid[]), $2… = one text[] per key column (same order), then the
- * cutoff. Returns how many rows were deleted and their keys. Two forms:
+ * cutoff, then the batch's first and last timestamp. Returns how many rows were deleted and their keys. Two forms:
  * - `skipLocked`: rows are locked first with FOR UPDATE SKIP LOCKED, so a row anyone else holds
  *   locked is left out at once and never waited on; tableoid is joined with ctid because ctid is
  *   only unique within one partition. Locking and then deleting writes every row twice.
@@ -322,7 +352,13 @@ export function buildGuardedDeleteSql(plan: TablePlan, options: { skipLocked: bo
   const names = ['x', ...plan.primaryKey.map((_, i) => `k${i}`)].join(', ');
   const batch = `b AS (SELECT * FROM unnest(${arrays}) AS b(${names}))`;
   const match = `${plan.primaryKey.map((c, i) => `${col(c)} = b.k${i}::${c.type}`).join(' AND ')} AND t.xmin = b.x`;
-  const filter = `${col(plan.timestampColumn)} < $${keyCount + 2}::${plan.timestampColumn.type}${holdExclusionSql(plan)}`;
+  // The batch's first and last timestamp: an archived version (same xmin) has its timestamp in
+  // that range, so this leaves out no row the guard would delete; it lets the planner prune a
+  // partitioned table to the partitions of the batch's day instead of locking all of them.
+  const ts = col(plan.timestampColumn);
+  const type = plan.timestampColumn.type;
+  const range = `${ts} < $${keyCount + 2}::${type} AND ${ts} BETWEEN $${keyCount + 3}::${type} AND $${keyCount + 4}::${type}`;
+  const filter = `${range}${holdExclusionSql(plan)}`;
   const result = `SELECT count(*)::text AS n, COALESCE(json_agg(d.k), '[]')::text AS keys FROM d`;
   if (!options.skipLocked) {
     return `WITH ${batch}, d AS (DELETE FROM ${table} AS t USING b WHERE ${match} AND ${filter} RETURNING ${keyJson(plan)} AS k) ${result}`;
@@ -330,7 +366,8 @@ export function buildGuardedDeleteSql(plan: TablePlan, options: { skipLocked: bo
   return (
     `WITH ${batch}, ` +
     `c AS (SELECT t.tableoid AS toid, t.ctid AS tid FROM ${table} AS t JOIN b ON ${match} WHERE ${filter} FOR UPDATE OF t SKIP LOCKED), ` +
-    `d AS (DELETE FROM ${table} AS t USING c WHERE t.tableoid = c.toid AND t.ctid = c.tid RETURNING ${keyJson(plan)} AS k) ${result}`
+    // The range again, for the DELETE's own planning: the rows it finds by ctid are the locked ones, in it.
+    `d AS (DELETE FROM ${table} AS t USING c WHERE t.tableoid = c.toid AND t.ctid = c.tid AND ${range} RETURNING ${keyJson(plan)} AS k) ${result}`
   );
 }
 

@@ -27,7 +27,7 @@ describe('record-level holds in SQL', () => {
       const plan = await loadTablePlan(pool, 'app', tableSchema.parse({ name: 'events', timestamp_column: 'happened_at' }), defaultsSchema.parse({ retention_days: 10 }));
       const cutoff = await selectCutoff(pool, plan);
       const pages = await selectPage(pool, plan, cutoff, null, 100);
-      const rows = { xmins: pages.flatMap((p) => p.xmins), keys: pages.flatMap((p) => p.keys) };
+      const rows = { xmins: pages.flatMap((p) => p.xmins), keys: pages.flatMap((p) => p.keys), firstTs: pages[0]!.firstTs, lastTs: pages[pages.length - 1]!.lastTs };
       expect(rows.keys).toHaveLength(10);
       const held = { ...plan, holdFilters: ["kind = 'kind2'"] };
       const deleted = await deleteArchivedRows(pool, held, rows, cutoff);
