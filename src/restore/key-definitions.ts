@@ -102,11 +102,21 @@ export function crossDefinitionRefusal(found: CrossDefinitionKey, defs: KeyDefin
   const laterColumns = defs.columns(later.meta);
   const sameSet = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x) => b.includes(x));
   const fix = `restore with --conflict overwrite into a table whose key is ${list(laterColumns)}, e.g. a new --target-table: the versions then load oldest first, so of one row the version archived last wins, and rows that differ in ${list(laterColumns.filter((c) => !found.columns.includes(c)))} all stay`;
+  const earlierColumns = defs.columns(earlier.meta);
+  const lost = earlierColumns.filter((c) => !laterColumns.includes(c));
   let reason: string | undefined;
   let todo = fix;
-  if (plan.strategy === 'skip') reason = '--conflict skip would keep the version loaded first, the older one';
-  else if (plan.strategy === 'fail') reason = '--conflict fail would stop on the second version';
-  else if (!sameSet(plan.targetKey, laterColumns)) reason = `the key of ${plan.label} is ${list(plan.targetKey)}, not ${list(laterColumns)}, so it would ${plan.targetKey.length < laterColumns.length ? 'merge rows that differ in the other key columns' : 'keep both versions of one row'}`;
+  if (lost.length > 0) {
+    // A narrower later key: rows the earlier key kept apart ([3, t1] and [3, t2]) would collapse
+    // into one under it, whichever conflict strategy (found in review).
+    reason = `the later key lacks ${list(lost)}, so rows the earlier key kept apart would be merged into one`;
+    todo = `restore the objects of each key into a table keyed by ${list([...new Set([...earlierColumns, ...laterColumns])])} (a --target-table you create), then merge by hand`;
+  } else if (plan.strategy === 'skip') reason = '--conflict skip would keep the version loaded first, the older one';
+  // Only when both load: with the older one restored before (restore watermark), fail stops on the
+  // row already there, which is no silent choice (found in review).
+  else if (plan.strategy === 'fail') {
+    if (plan.toLoad.has(earlier.key) && plan.toLoad.has(later.key)) reason = '--conflict fail would stop on the second version';
+  } else if (!sameSet(plan.targetKey, laterColumns)) reason = `the key of ${plan.label} is ${list(plan.targetKey)}, not ${list(laterColumns)}, so it would ${plan.targetKey.length < laterColumns.length ? 'merge rows that differ in the other key columns' : 'keep both versions of one row'}`;
   else if (!plan.toLoad.has(later.key)) {
     reason = `the later version (${later.key}) was restored into ${plan.label} before (restore watermark), and the older one would overwrite it`;
     todo = 'rerun with --ignore-watermark and --conflict overwrite';

@@ -161,6 +161,9 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
   return summary;
 }
 
+/** Target types an enum's label text goes into as it is (arrays of them too). */
+const STRING_TYPE = /^(text|character varying(\(\d+\))?|character(\(\d+\))?|name|citext)(\[\])*$/;
+
 async function restoreInto(
   client: pg.Client,
   openClient: () => Promise<pg.Client>,
@@ -325,8 +328,12 @@ async function restoreInto(
     for (const [signature, drift] of plans) {
       for (const change of drift.typeChanges) {
         const column = drift.columns.find((c) => c.target === change.target)!;
-        // From the staged type: an enum staged as text casts to another enum (text → enum), which enum → enum does not.
-        if (!(await canCast(client, column.stagedType ?? change.from, column.targetBaseType))) {
+        // An enum staged as text casts to another enum (text → enum), which enum → enum does not;
+        // but text casts to nearly anything, so only a string or enum target counts as castable
+        // that way: an enum going into boolean or integer must still be refused here, before
+        // loading, as enum → boolean is (found in review).
+        const viaText = column.stagedType !== undefined && (STRING_TYPE.test(column.targetBaseType) || (await findEnumTypes(client, [column.targetBaseType])).size > 0);
+        if (!viaText && !(await canCast(client, change.from, column.targetBaseType))) {
           throw new AuditlogError('SCHEMA_DRIFT', `archived column "${change.archived}" has type ${change.from}, which PostgreSQL cannot cast to ${change.to} of "${change.target}"; map it to another column in column_map or restore into a new --target-table`, {
             details: { column: change.target, from: change.from, to: change.to },
           });

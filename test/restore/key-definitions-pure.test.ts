@@ -64,6 +64,18 @@ describe('crossDefinitionRefusal', () => {
     expect(e?.message).not.toContain('\n');
   });
 
+  it('lets --conflict fail load when only the later version loads: the older one, restored before, is a conflict it stops on', () => {
+    expect(crossDefinitionRefusal(found, defs, plan({ strategy: 'fail', toLoad: new Set(['b']) }))).toBeUndefined();
+  });
+
+  it.each(['overwrite', 'upsert', 'skip', 'fail'] as const)('refuses a later key narrower than the earlier one under %s: rows the earlier kept apart would merge', (strategy) => {
+    // (id, created_at) then (id): [3, t1] and [3, t2] were two rows.
+    const e = crossDefinitionRefusal({ earlier: neu, later: object('c', '20200301T000000Z-1', ['id']), columns: ['id'], values: ['3'] }, keyDefinitions([neu, object('c', 'r', ['id'])]), plan({ strategy, targetKey: ['id'] }));
+    expect(e?.code).toBe('SCHEMA_DRIFT');
+    expect(e?.message).toContain('the later key lacks (created_at), so rows the earlier key kept apart would be merged into one');
+    expect(e?.message).toContain('a table keyed by (id, created_at)');
+  });
+
   it('refuses when the run that archived the later version would load first', () => {
     const early = object('b', '20190101T000000Z-1', ['id', 'created_at']);
     expect(crossDefinitionRefusal({ ...found, later: early }, keyDefinitions([old, early]), plan({}))?.message).toContain('the older version would load last');

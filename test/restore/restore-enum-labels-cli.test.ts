@@ -60,6 +60,15 @@ describe('restore after an enum label was renamed (CLI)', () => {
     expect(await moods('asfeeling')).toEqual(ARCHIVED);
   });
 
+  it('into a --target-table whose column is an integer: refused before loading, as enum → integer is not a cast (text → integer would be)', async () => {
+    await db.query(`CREATE TABLE asint (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, m integer, ms mood[], note text)`);
+    const r = await runCli(['restore', '--config', config, '--table', 't', '--target-table', 'public.asint'], env());
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toContain(`archived column "m" has type public.mood, which PostgreSQL cannot cast to integer`);
+    expect(r.stdout + r.stderr).toContain('[SCHEMA_DRIFT]');
+    expect((await db.query(`SELECT count(*)::int AS n FROM asint`)).rows[0]).toEqual({ n: 0 });
+  });
+
   it('into the enum that lost the label: SCHEMA_DRIFT naming column, label and fix, nothing loaded; also in a dry run', async () => {
     for (const extra of [['--dry-run'], []]) {
       const r = await runCli(['restore', '--config', config, '--table', 't', ...extra], env());
