@@ -31,6 +31,8 @@ export interface TableKey {
 export interface TableDetection {
   schema: string;
   name: string;
+  /** A partitioned table (relkind 'p'): its indexes are built per partition, never CONCURRENTLY on the parent. */
+  partitioned?: boolean;
   columns: string[];
   key: TableKey | null;
   timestampCandidates: TimestampCandidate[];
@@ -91,20 +93,28 @@ export async function listTables(q: Queryable): Promise<TableListing[]> {
 }
 
 export async function detectTable(q: Queryable, schema: string, name: string): Promise<TableDetection | null> {
-  const rel = await q.query<{ oid: string }>(
-    `SELECT c.oid::text AS oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  const rel = await q.query<{ oid: string; partitioned: string }>(
+    `SELECT c.oid::text AS oid, (c.relkind = 'p')::text AS partitioned FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
     [schema, name],
   );
   const oid = rel.rows[0]?.oid;
   if (oid === undefined) return null;
+  const partitioned = rel.rows[0]?.partitioned === 'true';
+  // A partitioned table is read through its partitions' indexes: one on every leaf partition
+  // serves as well as one on the parent (found by probing: the wizard said "no index" and advised
+  // one when every partition had it). Matched by name, as a partition's column numbers may differ.
+  const leads = (relid: string, column: string): string =>
+    `EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute ia ON ia.attrelid = i.indrelid AND ia.attnum = i.indkey[0]
+              WHERE i.indrelid = ${relid} AND ia.attname = ${column} AND i.indisvalid AND i.indpred IS NULL)`;
   const cols = await q.query<{ attname: string; base_type: string; notnull: string; indexed: string }>(
     `SELECT a.attname, pg_catalog.format_type(COALESCE(NULLIF(t.typbasetype, 0), a.atttypid), NULL) AS base_type, a.attnotnull::text AS notnull,
-            EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = a.attrelid AND i.indkey[0] = a.attnum AND i.indisvalid AND i.indpred IS NULL)::text AS indexed
+            (${leads('a.attrelid', 'a.attname')}
+             OR ($2 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(a.attrelid) p WHERE p.isleaf AND NOT ${leads('p.relid', 'a.attname')})))::text AS indexed
        FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
       WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY a.attnum`,
-    [oid],
+    [oid, partitioned],
   );
   const kinds: Record<string, TimestampCandidate['type']> = { 'timestamp with time zone': 'timestamptz', 'timestamp without time zone': 'timestamp', date: 'date' };
   const timestampCandidates = cols.rows.flatMap((c) => {
@@ -125,6 +135,7 @@ export async function detectTable(q: Queryable, schema: string, name: string): P
   return {
     schema,
     name,
+    ...(partitioned ? { partitioned } : {}),
     columns: cols.rows.map((c) => c.attname),
     key: best === undefined ? null : { columns: JSON.parse(best.cols) as string[], kind: best.primary === 'true' ? 'primary key' : 'unique index' },
     timestampCandidates,

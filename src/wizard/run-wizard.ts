@@ -254,7 +254,7 @@ async function configureTable(deps: WizardDeps, q: Queryable, listed: TableListi
   report(`  timestamp column: ${column.name}${column === suggested && columnFlag === undefined ? ' (suggested)' : ''}`);
   if (!column.indexed) {
     report(`  warning: ${column.name} has no index: every batch would scan the table. Add one before the first run:`);
-    report(`    ${suggestIndexSql(detection, column.name)}`);
+    for (const line of suggestIndexSql(detection, column.name).split('\n')) report(`    ${line}`);
   }
   if (!column.notNull) report(`  note: ${column.name} allows NULL; rows where it is NULL are never archived`);
 

@@ -3,6 +3,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { detectTable, listTables, loadAgeDistribution } from '../../src/wizard/inspect-database.js';
 import { listTableRefusals } from '../../src/db/catalog.js';
 import { createWizardTables } from './wizard-fixture.js';
+import { suggestIndexSql } from '../../src/wizard/suggest.js';
 
 let db: TestDatabase;
 
@@ -86,6 +87,34 @@ describe('wizard catalog detection', () => {
     const d = await detectTable(db, 'public', 'events_composite');
     expect(d?.key).toEqual({ columns: ['tenant_id', 'seq'], kind: 'primary key' });
     expect(d?.timestampCandidates).toEqual([{ name: 'occurred_at', type: 'timestamptz', notNull: true, indexed: false }]);
+  });
+
+  it('sees a partitioned table as indexed when every partition is, and its index advice runs as printed', async () => {
+    await db.query(`CREATE TABLE pidx (id bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)`);
+    await db.query(`CREATE TABLE pidx_a PARTITION OF pidx FOR VALUES FROM ('2025-01-01') TO ('2025-02-01')`);
+    // A partition with another physical column order (attnums differ from the parent's).
+    await db.query(`CREATE TABLE pidx_b (at timestamptz NOT NULL, extra int, id bigint NOT NULL)`);
+    await db.query(`ALTER TABLE pidx_b DROP COLUMN extra`);
+    await db.query(`ALTER TABLE pidx ATTACH PARTITION pidx_b FOR VALUES FROM ('2025-02-01') TO ('2025-03-01')`);
+    const before = await detectTable(db, 'public', 'pidx');
+    expect(before?.partitioned).toBe(true);
+    expect(before?.timestampCandidates).toEqual([{ name: 'at', type: 'timestamptz', notNull: true, indexed: false }]);
+    // The advice: no CONCURRENTLY on the parent (PostgreSQL refuses it); its statement and the per-partition procedure it describes run.
+    const advice = suggestIndexSql(before!, 'at').split('\n');
+    expect(advice[0]).toBe('CREATE INDEX "pidx_at_archive_idx" ON ONLY "public"."pidx" ("at", "id");');
+    await db.query(advice[0]!);
+    for (const p of ['pidx_a', 'pidx_b']) {
+      await db.query(`CREATE INDEX CONCURRENTLY ${p}_idx ON ${p} ("at", "id")`);
+      await db.query(`ALTER INDEX "public"."pidx_at_archive_idx" ATTACH PARTITION ${p}_idx`);
+    }
+    expect((await detectTable(db, 'public', 'pidx'))?.timestampCandidates[0]?.indexed).toBe(true);
+    // Indexes on every partition but none on the parent serve the archiver's reads as well.
+    await db.query(`DROP INDEX pidx_at_archive_idx`);
+    await db.query(`CREATE INDEX ON pidx_a (at, id)`);
+    await db.query(`CREATE INDEX ON pidx_b (at, id)`);
+    expect((await detectTable(db, 'public', 'pidx'))?.timestampCandidates[0]?.indexed).toBe(true);
+    await db.query(`DROP INDEX pidx_b_at_id_idx`);
+    expect((await detectTable(db, 'public', 'pidx'))?.timestampCandidates[0]?.indexed).toBe(false);
   });
 
   it('falls back to a unique index over NOT NULL columns, and reports no key when there is none', async () => {
