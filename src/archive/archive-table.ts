@@ -15,6 +15,7 @@ import { acquireTableLock } from '../db/advisory-lock.js';
 import { abandonClient, abortPoolConnections, endClient, fencePool } from '../db/connect.js';
 import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
 import { tableLabel, type TablePlan } from '../core/table-plan.js';
+import { listOverlappingTables } from '../db/target-table.js';
 import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
 import { countArchivable, positionMismatch, selectCutoff, selectHeldKeys, summarizeArchivable } from '../db/archive-queries.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -39,6 +40,8 @@ import type { Queryable } from '../db/queryable.js';
 export interface ArchiveTableInput {
   database: string;
   table: TableConfig;
+  /** The database's other configured tables: one in this table's partition tree is warned about. */
+  otherTables?: readonly Pick<TableConfig, 'schema' | 'name'>[];
   defaults: DefaultsConfig;
   pool: pg.Pool;
   /** A connection of its own for the advisory lock (not from the pool). */
@@ -114,6 +117,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
   let settled = false;
   try {
     let plan = await loadTablePlan(input.pool, input.database, input.table, input.defaults).catch((error: unknown) => explainTableGone(input, error));
+    await warnSameTree(input, plan, logger);
     const holds = input.recordHolds ?? [];
     // A filter that is not valid is an error of the table, never a hold silently dropped.
     for (const hold of holds) await checkHoldFilter(input.pool, plan, hold);
@@ -444,6 +448,25 @@ async function vacuumTable(input: ArchiveTableInput, plan: TablePlan, logger: Lo
   } catch (error) {
     logger.warn({ err: describeError(error) }, 'VACUUM (ANALYZE) failed; the archived rows are deleted all the same (run it by hand, or check statement_timeout_ms)');
   }
+}
+
+/**
+ * A partition configured besides its parent (or a parent besides one of its partitions): the
+ * documented mistake of operations.md ("Not both"). Nothing is lost or archived twice — the guarded
+ * delete sees to that — but the two are separate tables with separate prefixes and locks, so rows
+ * land under whichever ran first, and validate or restore of one silently lacks the other's (found
+ * by probing: a month of the parent's rows archived under the partition's prefix, without a word).
+ */
+async function warnSameTree(input: ArchiveTableInput, plan: TablePlan, logger: Logger): Promise<void> {
+  const others = input.otherTables ?? [];
+  if (others.length === 0) return;
+  const tree = await listOverlappingTables(input.pool, String(plan.oid));
+  const same = tree.filter((t) => String(t.oid) !== String(plan.oid) && others.some((o) => o.schema === t.schema && o.name === t.table));
+  if (same.length === 0) return;
+  logger.warn(
+    { same_tree: same.map((t) => `${t.schema}.${t.table}`) },
+    `${same.map((t) => `${t.schema}.${t.table}`).join(', ')} ${same.length === 1 ? 'is' : 'are'} configured too and in the same partition tree: the rows of both are archived under whichever table reaches them first, each under its own prefix, so validate and restore of either miss the other's; configure the parent or its partitions, not both (docs/operations.md, Partitioned tables)`,
+  );
 }
 
 /**

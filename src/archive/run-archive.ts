@@ -234,6 +234,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
       const summary = await archiveTable({
         database: db.name,
         table,
+        otherTables: db.tables.filter((t) => t !== table),
         defaults: options.config.defaults,
         pool,
         openLockClient: () => connectLockClient(poolOptions),

@@ -7,6 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
+import pino from 'pino';
+import { Writable } from 'node:stream';
 import { archiveWith } from '../helpers/archive-run.js';
 import { archivedKeyCounts, inspectArchive } from '../helpers/archive-inspect.js';
 import { useArchiveFixture } from '../helpers/archive-fixture.js';
@@ -59,6 +61,26 @@ describe('a partitioned table', () => {
     expect(counts.size).toBe(OLD_DAYS * 4);
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
     expect(Number((await fx.db.query<{ n: string }>('SELECT count(*) AS n FROM events_p')).rows[0]!.n)).toBe(5);
+  });
+
+  it('warns when a partition is configured besides its parent, naming the other table, for each of the two', async () => {
+    await createPartitionedEvents();
+    const chunks: string[] = [];
+    const logger = pino({ level: 'warn' }, new Writable({ write: (c, _e, done) => (chunks.push(String(c)), done()) }));
+    const run = await archiveWith(fx.configFor([table, { name: 'events_p_3', timestamp_column: 'happened_at' }]), fx.store, { logger });
+    expect(run.tables.map((t) => t.error)).toEqual([undefined, undefined]);
+    const warnings = chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; table: string; same_tree?: string[] });
+    const sameTree = warnings.filter((w) => w.same_tree !== undefined);
+    expect(sameTree.map((w) => [w.table, w.same_tree])).toEqual([
+      ['public.events_p', ['public.events_p_3']],
+      ['public.events_p_3', ['public.events_p']],
+    ]);
+    expect(sameTree[0]!.msg).toContain('configure the parent or its partitions, not both');
+    // An ordinary second table is no such case.
+    chunks.length = 0;
+    await fx.db.query('CREATE TABLE other (id int PRIMARY KEY, happened_at timestamptz NOT NULL)');
+    await archiveWith(fx.configFor([table, { name: 'other', timestamp_column: 'happened_at' }]), fx.store, { logger });
+    expect(chunks.join('')).not.toContain('same_tree');
   });
 
   it.each([true, false])('deletes a batch locking only the partition of its day (skipLocked %s)', async (skipLocked) => {
