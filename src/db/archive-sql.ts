@@ -249,9 +249,9 @@ function pruningPredicates(plan: TablePlan, range: PruningRange): string {
  * pg_total_relation_size / reltuples costs nothing but misleads: it counts indexes and dead
  * tuples, TOAST compression hides wide text, and bytea doubles when written as JSON hex.
  */
-export function buildLineBytesSampleSql(plan: TablePlan, bounds: PageBounds, sample: number, param: (n: number) => string = (n) => `$${n}`): string {
+export function buildLineBytesSampleSql(plan: TablePlan, bounds: PageBounds, sample: number, param: (n: number) => string = (n) => `$${n}`, range: PruningRange = {}): string {
   const line = lineExpression(plan);
-  return `SELECT max(octet_length(s.line))::text AS bytes FROM (SELECT ${line.select} AS line ${pageScan(plan, bounds, sample, param, line.join)}) AS s`;
+  return `SELECT max(octet_length(s.line))::text AS bytes FROM (SELECT ${line.select} AS line ${pageScan(plan, bounds, sample, param, line.join, pruningPredicates(plan, range))}) AS s`;
 }
 
 /** Types whose cast to text is binary (or a trim): octet_length of it is the value's size, read from its header without detoasting. */
@@ -301,7 +301,7 @@ export type PageBoundsColumn = (typeof PAGE_BOUNDS_COLUMNS)[number];
  * last timestamp and time of day, and the smallest and largest key in PostgreSQL's ordering of
  * the key type, which the client cannot reproduce for every type. Reads no row's JSON: cheap.
  */
-export function buildPageBoundsSql(plan: TablePlan, bounds: PageBounds, limit: number, param: (n: number) => string = (n) => `$${n}`): string {
+export function buildPageBoundsSql(plan: TablePlan, bounds: PageBounds, limit: number, param: (n: number) => string = (n) => `$${n}`, range: PruningRange = {}): string {
   // Numbered, not named after the columns: "pk_" + a 60-byte column name passes PostgreSQL's
   // 63-byte limit and two such aliases could be truncated to the same name (found in review).
   const pkOrder = (dir: string): string => plan.primaryKey.map((_, i) => `p.pk${i} ${dir}`).join(', ');
@@ -320,7 +320,7 @@ export function buildPageBoundsSql(plan: TablePlan, bounds: PageBounds, limit: n
   const oddTod = `CASE WHEN isfinite(${ts}) AND ${ts} >= ${firstRepresentable(plan)} THEN NULL ELSE ${timeOfDayExpression(plan)} END`;
   const page =
     `SELECT ${ts} AS ts, ${dayExpression(plan)} AS day, ${oddTod} AS odd_tod, ${single ? '' : `${keyJson(plan)} AS k, `}` +
-    `${plan.primaryKey.map((c, i) => `${col(c)} AS pk${i}`).join(', ')} ${pageScan(plan, bounds, limit, param)}`;
+    `${plan.primaryKey.map((c, i) => `${col(c)} AS pk${i}`).join(', ')} ${pageScan(plan, bounds, limit, param, '', pruningPredicates(plan, range))}`;
   const firstTod = `COALESCE(min(p.odd_tod), ${timeOfDayExpression(plan, 'min(p.ts)')})`;
   return `SELECT p.day, count(*)::text, min(p.ts)::text, max(p.ts)::text, ${firstTod}, ${minMaxKey} FROM (${page}) AS p GROUP BY p.day ORDER BY min(p.ts)`;
 }

@@ -111,7 +111,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
     } catch (error) {
       if (isAuditlogError(error)) throw error;
       // The failure is the abort's doing (the request was cut), not the endpoint's.
-      if (isAborted(signal)) throw new RetryAbortedError(signal!.reason, error);
+      if (isAborted(signal)) throw new RetryAbortedError(signal!.reason, error, lastFailure?.reason);
       const classification = options.policy(error);
       options.afterAttempt?.({ attempt, classification });
       const excludedClass = isExcluded(classification, options.retry.retryable_errors) ? classification.retryClass : undefined;

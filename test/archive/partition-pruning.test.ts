@@ -63,6 +63,30 @@ describe('a partitioned table', () => {
     expect(Number((await fx.db.query<{ n: string }>('SELECT count(*) AS n FROM events_p')).rows[0]!.n)).toBe(5);
   });
 
+  it('reads a page (rows and per-day bounds) without locking the partitions before the row it starts after', async () => {
+    await createPartitionedEvents();
+    // Sessions that give up on a lock after 1 s, as the archiver's do (lock_timeout_ms).
+    const pool = new pg.Pool({ connectionString: fx.db.url, max: 2, options: '-c lock_timeout=1000' });
+    const blocker = new pg.Client({ connectionString: fx.db.url });
+    await blocker.connect();
+    try {
+      const plan = await loadTablePlan(pool, 'app', tableSchema.parse(table), defaultsSchema.parse({ retention_days: 10 }));
+      const cutoff = await selectCutoff(pool, plan);
+      const first = await selectPage(pool, plan, cutoff, null, 40);
+      const after = { ts: first[4]!.lastTs, key: first[4]!.keys[first[4]!.keys.length - 1]! };
+      await blocker.query('BEGIN');
+      // The first days' partitions, behind the page: maintenance there must not block it.
+      await blocker.query('LOCK TABLE events_p_0, events_p_1, events_p_3 IN ACCESS EXCLUSIVE MODE');
+      const page = await selectPage(pool, plan, cutoff, after, 20);
+      expect(page.map((g) => g.count)).toEqual([4, 4, 4, 4, 4]);
+      expect(page[0]!.firstTs > after.ts).toBe(true);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      await blocker.end();
+      await pool.end();
+    }
+  });
+
   it('warns when a partition is configured besides its parent, naming the other table, for each of the two', async () => {
     await createPartitionedEvents();
     const chunks: string[] = [];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AuditlogError } from '../../src/core/errors.js';
 import { classifyFsError, classifyS3Error, IncompleteBodyError } from '../../src/storage/retry-policy.js';
-import { RetryGaveUpError, withRetry } from '../../src/storage/with-retry.js';
+import { RetryAbortedError, RetryGaveUpError, withRetry } from '../../src/storage/with-retry.js';
 
 /** The shape @aws-sdk/client-s3 gives a service error. */
 function s3Error(name: string, status: number, headers: Record<string, string> = {}): Error {
@@ -140,6 +140,29 @@ describe('withRetry', () => {
     expect(error).toBeInstanceOf(RetryGaveUpError);
     expect((error as RetryGaveUpError).attempts).toBe(4);
     expect((error as RetryGaveUpError).cause).toBe(last);
+  });
+
+  it.each(['during the back-off wait', 'during the next attempt'])('given up by its signal %s, names the failure it was retrying', async (when) => {
+    const giveUp = new AbortController();
+    const error = await withRetry(
+      async (attempt) => {
+        if (attempt === 1) throw s3Error('SlowDown', 503);
+        // The second attempt is cut by the abort, as the SDK's request is.
+        giveUp.abort(new Error('no answer within 5000 ms'));
+        throw new Error('aborted');
+      },
+      {
+        policy: (e) => classifyS3Error(e),
+        retry,
+        signal: giveUp.signal,
+        sleep: async () => {
+          if (when === 'during the back-off wait') giveUp.abort(new Error('no answer within 5000 ms'));
+        },
+      },
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetryAbortedError);
+    expect((error as RetryAbortedError).lastFailure).toMatch(/503/);
+    expect((error as RetryAbortedError).message).toMatch(/no answer within 5000 ms \(last attempt: .*503/);
   });
 
   it('gives up at once on a permanent failure', async () => {
