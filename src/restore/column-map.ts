@@ -64,7 +64,17 @@ export function columnMapFor(entries: readonly ColumnMapEntry[], object: { colum
   for (const entry of entries) {
     if (!names.has(entry.from)) continue;
     if (entry.archivedBefore !== undefined) {
-      if (Date.parse(object.created_at) < Date.parse(entry.archivedBefore)) out.map[entry.from] = entry.to;
+      const archivedAt = Date.parse(object.created_at);
+      // Not "after the bound" by default: the object's column would then load by its own name,
+      // perhaps into a column re-added under that name (found in review).
+      if (!Number.isFinite(archivedAt)) {
+        throw new AuditlogError(
+          'SCHEMA_DRIFT',
+          `column_map "${entry.from}" → { to: ${entry.to}, archived_before: ${entry.archivedBefore} } cannot be decided for an object whose sidecar has no valid created_at (${JSON.stringify(object.created_at ?? null)}): restore it with a plain entry or none, selecting it with --from/--to; nothing was restored`,
+          { details: { from: entry.from, to: entry.to } },
+        );
+      }
+      if (archivedAt < Date.parse(entry.archivedBefore)) out.map[entry.from] = entry.to;
       else out.skipped.push({ entry, reason: 'archived-after' });
     } else if (names.has(entry.to)) {
       out.skipped.push({ entry, reason: 'has-target' });

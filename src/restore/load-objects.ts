@@ -176,15 +176,18 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
 
   const toLoad = new Set(candidates.map((c) => c.key));
   const all = [...candidates, ...restored];
-  // A table a dry run would create gets the newest object's key (schema-drift.ts newTargetColumns).
-  const plan: LoadPlan = { strategy: options.conflict, targetKey: table?.key ?? candidates[candidates.length - 1]?.meta.primary_key_columns ?? [], toLoad, label: `${target.schema}.${target.table}` };
+  const defs = keyDefinitions(all, input.columnMap);
+  // A table a dry run would create gets the newest object's key, under its column_map names as the
+  // real run creates it (schema-drift.ts newTargetColumns; found in review: the archived names
+  // refused in the dry run what the real run loaded).
+  const newest = candidates[candidates.length - 1];
+  const plan: LoadPlan = { strategy: options.conflict, targetKey: table?.key ?? (newest === undefined ? [] : defs.columns(newest.meta)), toLoad, label: `${target.schema}.${target.table}` };
   let matchedAcrossKeys = 0;
   const refuseUnsafeVersions = (found: CrossDefinitionKey, defs: KeyDefinitions): void => {
     const error = crossDefinitionRefusal(found, defs, plan);
     if (error !== undefined) throw error;
     if (plan.toLoad.has(found.later.key)) matchedAcrossKeys++;
   };
-  const defs = keyDefinitions(all, input.columnMap);
   if (defs.mixed && defs.common.length === 0) {
     const shapes = [...new Map(all.map((c) => [defs.definition(c.meta), defs.columns(c.meta)])).values()].map((k) => `(${k.join(', ')})`);
     logger.warn(

@@ -10,6 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
+import { quoteQualified } from '../db/quote-ident.js';
 import { metadataKeyFor, tablePrefix } from '../core/archive-layout.js';
 import { readBatchObjectState } from '../storage/batch-object-state.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
@@ -215,6 +216,8 @@ async function restoreInto(
   // into, and none while the target does not exist (found by probing: a dropped --target-table was
   // "already restored" and never created again).
   let table = await loadTargetTable(client, target.schema, target.table);
+  /** This run created the target: dropped again if the load fails before a row is in it. */
+  let createdHere = false;
   let watermarks = openRestoreWatermarks(options.config, options.store, client);
   const done = options.ignoreWatermark ? new Map<string, RestoredObject>() : await watermarks.load(id, target);
   const candidates: Candidate[] = [];
@@ -291,6 +294,7 @@ async function restoreInto(
     if (!options.dryRun) {
       await createTargetTable(client, target.schema, target.table, created.columns, created.key);
       table = await loadTargetTable(client, target.schema, target.table);
+      createdHere = true;
     }
     summary.targetCreated = true;
     logger.info({ columns: created.columns.length }, options.dryRun ? 'target table would be created' : 'target table created with the archived columns');
@@ -365,7 +369,10 @@ async function restoreInto(
       }
       await loadWithWatermarks(watermarks, logger, () =>
         loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, driftKey, columnMap: (meta) => columnMapFor(columnMap, meta).map, watermarks, logger, corrupt, rejected }),
-      );
+      ).catch(async (error: unknown) => {
+        if (createdHere) await dropIfStillEmpty(client, target, logger);
+        throw error;
+      });
     } finally {
       summary.indexes.dropped = indexes.map((i) => i.name);
       if (indexes.length > 0) {
@@ -387,6 +394,25 @@ async function restoreInto(
       `lost the archive lock of ${target.schema}.${target.table} during the restore (${lost}): an archive run may have started and archived restored rows again; check \`auditlog status\` and the table, then restore again with --ignore-watermark --conflict skip`,
       { details: { table: `${target.schema}.${target.table}`, reason: lost } },
     );
+  }
+}
+
+/**
+ * A target this run created, which a refusal before the first batch (key definitions, a damaged
+ * first object) left empty: dropped, not left behind for the operator to find (found in review).
+ * One with rows (batches committed before the failure) is kept: the rerun continues into it.
+ */
+async function dropIfStillEmpty(client: pg.Client, target: RestoreTarget, logger: Logger): Promise<void> {
+  const name = quoteQualified(target.schema, target.table);
+  try {
+    await client.query('ROLLBACK').catch(() => undefined);
+    // As text: the restore's sessions parse no value (connect.ts).
+    const r = await client.query<{ empty: string }>(`SELECT (NOT EXISTS (SELECT 1 FROM ${name}))::text AS empty`);
+    if (r.rows[0]?.empty !== 'true') return;
+    await client.query(`DROP TABLE ${name}`);
+    logger.info({ target: `${target.schema}.${target.table}` }, 'dropped the target table this restore created: nothing was loaded into it');
+  } catch (error) {
+    logger.warn({ err: describeError(error), target: `${target.schema}.${target.table}` }, 'could not drop the empty target table this restore created; drop it by hand');
   }
 }
 

@@ -46,6 +46,28 @@ async function archive(): Promise<void> {
 }
 
 describe('restore across a primary-key change (CLI)', () => {
+  it('a refusal into a --target-table it created drops that table again; a key column renamed in column_map is the same key in the dry run as in the real run', async () => {
+    await archive();
+    expect((await cli('restore', '--table', 't')).code).toBe(0);
+    await db.query(`UPDATE t SET n = 999 WHERE id = 3`);
+    await db.query(newKey);
+    await archive();
+    const refused = await cli('restore', '--table', 't', '--target-table', 'public.newtab', '--conflict', 'skip');
+    expect(refused.code).toBe(1);
+    expect(refused.stdout + refused.stderr).toContain('[SCHEMA_DRIFT]');
+    expect((await db.query(`SELECT to_regclass('public.newtab') IS NULL AS gone`)).rows[0], refused.stdout + refused.stderr).toEqual({ gone: true });
+    // created_at renamed since, mapped back: the dry run into a new table keys it (id, created_on) as the real run does.
+    await db.query(`ALTER TABLE t RENAME COLUMN created_at TO created_on`);
+    const mapped = `local:\n  path: ${join(dir, 'archive')}\ndefaults:\n  retention_days: 10\ndatabases:\n  - name: app\n    url: \${KEY_CHANGE_DB_URL}\n    tables:\n      - name: t\n        timestamp_column: created_on\n        column_map:\n          created_at: created_on\n`;
+    await writeFile(config, mapped);
+    const dry = await cli('restore', '--table', 't', '--target-table', 'public.newtab', '--conflict', 'overwrite', '--dry-run');
+    expect(dry.stdout + dry.stderr).not.toContain('[SCHEMA_DRIFT]');
+    expect(dry.code).toBe(0);
+    const real = await cli('restore', '--table', 't', '--target-table', 'public.newtab', '--conflict', 'overwrite');
+    expect(real.code, real.stdout + real.stderr).toBe(0);
+    expect((await db.query<{ r: string }>(`SELECT id || ':' || n AS r FROM newtab ORDER BY id`)).rows.map((x) => x.r)).toEqual(['1:1000', '2:2000', '3:999', '4:4000', '5:5000']);
+  });
+
   it("the probe's history: never the older version; skip and fail refused before loading, overwrite into a table keyed (id, created_at) gives the newest", async () => {
     await archive();
     expect((await cli('restore', '--table', 't')).code).toBe(0);

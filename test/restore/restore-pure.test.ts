@@ -60,6 +60,8 @@ describe('column_map per object', () => {
     const entries = columnMapEntries({ s: { to: 'note', archived_before: '2026-06-01T00:00:00+02:00' }, note: { to: 's', archived_before: '2026-06-01T00:00:00+02:00' } });
     expect(columnMapFor(entries, object(['s', 'note'], '2026-05-31T21:59:59.999Z')).map).toEqual({ s: 'note', note: 's' });
     expect(columnMapFor(entries, object(['s', 'note'], '2026-05-31T22:00:00.000Z')).map).toEqual({});
+    // No valid archive time: not decided as "after" (its column would then load by name), refused.
+    for (const bad of ['', 'yesterday']) expect(() => columnMapFor(entries, object(['s', 'note'], bad))).toThrow(/no valid created_at/);
   });
   it('chains and swaps without archived_before are named; identity entries are no-ops', () => {
     expect(columnMapChains({ s: 'note', note: 's' }).map((c) => c.from)).toEqual(['s', 'note']);
