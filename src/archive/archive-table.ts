@@ -460,7 +460,11 @@ async function vacuumTable(input: ArchiveTableInput, plan: TablePlan, logger: Lo
 async function warnSameTree(input: ArchiveTableInput, plan: TablePlan, logger: Logger): Promise<void> {
   const others = input.otherTables ?? [];
   if (others.length === 0) return;
-  const tree = await listOverlappingTables(input.pool, String(plan.oid));
+  // Only a warning: a catalog query that fails here must not fail the table (the run's own queries say what is wrong).
+  const tree = await listOverlappingTables(input.pool, String(plan.oid)).catch((error: unknown) => {
+    logger.debug({ err: describeError(error) }, 'could not list the partition tree of the table');
+    return [];
+  });
   const same = tree.filter((t) => String(t.oid) !== String(plan.oid) && others.some((o) => o.schema === t.schema && o.name === t.table));
   if (same.length === 0) return;
   logger.warn(
