@@ -6,7 +6,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { buildArchivableSummarySql, buildCountSql, buildCutoffSql, buildGuardedDeleteSql, buildPresentRowsSql, buildPageRowsSql, buildPageBoundsSql, buildLineBytesSampleSql, buildWidestPageRowsSql, buildPageKeyAtSql, PAGE_BOUNDS_COLUMNS, type PageBoundsColumn, buildHeldKeysSql, buildArchivedLinesPresenceSql, buildPositionCastSql, type PruningRange } from './archive-sql.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import { copyOutBinary, CopyBuffer, FieldTooLargeError, type BinaryRows } from './binary-copy.js';
-import { quoteIdent } from './quote-ident.js';
+import { quoteIdent, quoteLiteral } from './quote-ident.js';
 import type { Queryable } from './queryable.js';
 
 export async function selectCutoff(q: Queryable, plan: TablePlan): Promise<string> {
@@ -143,7 +143,7 @@ function keyFilter(plan: TablePlan, key: readonly string[]): string {
   return plan.primaryKey
     .map((c, i) => {
       const name = /^[a-z_][a-z0-9_]*$/.test(c.name) ? c.name : quoteIdent(c.name);
-      return `${name} = '${key[i]!.replace(/'/g, "''")}'`;
+      return `${name} = ${quoteLiteral(key[i]!)}`;
     })
     .join(' AND ');
 }

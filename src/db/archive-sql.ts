@@ -3,7 +3,7 @@
  * values are always bound parameters (I6). One builder per statement; `archive-queries.ts` runs them.
  */
 import type { ColumnInfo, TablePlan } from '../core/table-plan.js';
-import { quoteIdent, quoteQualified } from './quote-ident.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from './quote-ident.js';
 
 const col = (c: ColumnInfo): string => `t.${quoteIdent(c.name)}`;
 
@@ -16,11 +16,6 @@ const col = (c: ColumnInfo): string => `t.${quoteIdent(c.name)}`;
  */
 export function tableSource(plan: Pick<TablePlan, 'schema' | 'table' | 'relkind'>): string {
   return `${plan.relkind === 'p' ? '' : 'ONLY '}${quoteQualified(plan.schema, plan.table)}`;
-}
-
-/** A literal for an arbitrary string (only used for constants we build, never for user values). */
-function quoteLiteral(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
 }
 
 function firstRepresentable(plan: TablePlan): string {

@@ -7,3 +7,13 @@ export function quoteIdent(name: string): string {
 export function quoteQualified(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
+
+/**
+ * A string literal for SQL text. The archiver's and restore's sessions pin
+ * standard_conforming_strings on (connect.ts), so only quotes need doubling. Values from outside
+ * travel as bind parameters (I6); this is for constants, for values checked against a strict form
+ * first, and for SQL printed for a person to run.
+ */
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}

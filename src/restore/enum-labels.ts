@@ -9,6 +9,7 @@
 import { AuditlogError } from '../core/errors.js';
 import type { Queryable } from '../db/queryable.js';
 import { enumLabels, findEnumTypes } from '../db/target-table.js';
+import { quoteLiteral } from '../db/quote-ident.js';
 import { parseLineObject } from '../validate/json-line-fields.js';
 import type { SourceLine } from './copy-text.js';
 import type { DriftPlan } from './schema-drift.js';
@@ -39,22 +40,20 @@ export function unknownEnumLabels(lines: readonly SourceLine[], columns: Readonl
   return columns.flatMap((c, i) => (found[i]!.size === 0 ? [] : [{ archived: c.archived, target: c.target, type: c.type, labels: [...found[i]!] }]));
 }
 
-const sqlLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
-
 /** Pure: the SCHEMA_DRIFT error naming the column, the labels its enum lacks, and the two ways out. */
 export function unknownEnumLabelsError(found: readonly UnknownLabels[], target: { schema: string; table: string }, objects: readonly string[], dryRun: boolean): AuditlogError {
   const label = `${target.schema}.${target.table}`;
   const first = found[0]!;
   const what = found
     .map((f) => {
-      const shown = f.labels.slice(0, SHOWN).map(sqlLiteral).join(', ');
+      const shown = f.labels.slice(0, SHOWN).map(quoteLiteral).join(', ');
       const more = f.labels.length > SHOWN ? ` and ${f.labels.length - SHOWN} more` : '';
       return `archived column "${f.archived}" holds ${f.labels.length === 1 ? 'the label' : 'labels'} ${shown}${more} that enum type ${f.type} of column "${f.target}" does not have`;
     })
     .join('; ');
   const add = first.labels
     .slice(0, SHOWN)
-    .map((l) => `ALTER TYPE ${first.type} ADD VALUE ${sqlLiteral(l)}`)
+    .map((l) => `ALTER TYPE ${first.type} ADD VALUE ${quoteLiteral(l)}`)
     .join('; ');
   const outcome = dryRun ? 'nothing was loaded (dry run)' : 'this batch was rolled back, batches committed before stay restored';
   return new AuditlogError(
