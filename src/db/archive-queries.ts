@@ -75,14 +75,13 @@ async function readPage(
   /** Reused across the pages of one reader, which reads one page at a time (the result never points into it). */
   pageBuffer = new CopyBuffer(),
 ): Promise<RowSet[]> {
-  const { params, bounds } = pageParams(cutoff, after, until);
+  const { params, bounds, range } = pageParams(cutoff, after, until);
   const setting = (n: number): string => `auditlog.page_p${n}`;
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SELECT ${params.map((_, i) => `set_config('${setting(i + 1)}', $${i + 1}, true)`).join(', ')}`, params);
-    const range = pruningRange(cutoff, after, until);
     const rows = await copyOutBinary(client, buildPageRowsSql(plan, bounds, limit, (n) => `current_setting('${setting(n)}')`, range), FIRST_KEY + plan.primaryKey.length, pageBuffer, {
       field: LINE,
       maxBytes: MAX_LINE_BYTES,
@@ -237,17 +236,16 @@ async function explainRowTooLarge(pool: ConnectionSource, plan: TablePlan, page:
   return rowTooLargeError(pool, plan, page, limit, error).catch(() => null);
 }
 
-/** A page's timestamp range, for the planner's partition pruning (archive-sql.ts pruningPredicates). */
-function pruningRange(cutoff: string, after: RowPosition | null, until: RowPosition | null): PruningRange {
-  return { cutoff, ...(after === null ? {} : { after: after.ts }), ...(until === null ? {} : { until: until.ts }) };
-}
-
-/** The bind values and bounds of a page read: $1 = cutoff, then the after and until positions when given. */
-function pageParams(cutoff: string, after: RowPosition | null, until: RowPosition | null): { params: string[]; bounds: { after: boolean; until: boolean } } {
+/**
+ * The bind values and bounds of a page read: $1 = cutoff, then the after and until positions when
+ * given; and its timestamp range, for the planner's partition pruning (archive-sql.ts pruningPredicates).
+ */
+function pageParams(cutoff: string, after: RowPosition | null, until: RowPosition | null): { params: string[]; bounds: { after: boolean; until: boolean }; range: PruningRange } {
   const params: string[] = [cutoff];
   if (after !== null) params.push(after.ts, ...after.key);
   if (until !== null) params.push(until.ts, ...until.key);
-  return { params, bounds: { after: after !== null, until: until !== null } };
+  const range = { cutoff, ...(after === null ? {} : { after: after.ts }), ...(until === null ? {} : { until: until.ts }) };
+  return { params, bounds: { after: after !== null, until: until !== null }, range };
 }
 
 /**
@@ -264,7 +262,7 @@ export async function estimateLineBytes(
 ): Promise<number | null> {
   const page = pageParams(cutoff, after, until);
   try {
-    const r = await queryOnce<{ bytes: string | null }>(pool, buildLineBytesSampleSql(plan, page.bounds, sample, undefined, pruningRange(cutoff, after, until)), page.params);
+    const r = await queryOnce<{ bytes: string | null }>(pool, buildLineBytesSampleSql(plan, page.bounds, sample, undefined, page.range), page.params);
     const bytes = r[0]?.bytes;
     return bytes === null || bytes === undefined ? null : Number(bytes) + 1;
   } catch (error) {

@@ -253,8 +253,8 @@ async function restoreInto(
 
   // Each object gets the column_map entries that hold for it (column-map.ts), and one drift plan
   // per column list and map: objects archived before and after a rename load differently.
-  const columnMapOf = (meta: Candidate['meta']): ObjectColumnMap => columnMapFor(columnMap, meta);
-  const driftKey = (meta: Pick<Candidate['meta'], 'columns' | 'created_at'>): string => JSON.stringify([meta.columns, columnMapFor(columnMap, meta).map]);
+  const columnMapOf = (meta: Pick<Candidate['meta'], 'columns' | 'created_at'>): ObjectColumnMap => columnMapFor(columnMap, meta);
+  const driftKey = (meta: Pick<Candidate['meta'], 'columns' | 'created_at'>): string => JSON.stringify([meta.columns, columnMapOf(meta).map]);
   /** Plans every candidate against `columns` (refusing what cannot load) and sets the drift report. */
   const planDrifts = (columns: readonly TargetColumn[]): Map<string, DriftPlan> => {
     const plans = new Map<string, DriftPlan>();
@@ -368,7 +368,7 @@ async function restoreInto(
         await dropIndexes(client, target.schema, found, (index) => indexes.push(index));
       }
       await loadWithWatermarks(watermarks, logger, () =>
-        loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, driftKey, columnMap: (meta) => columnMapFor(columnMap, meta).map, watermarks, logger, corrupt, rejected }),
+        loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, driftKey, columnMap: (meta) => columnMapOf(meta).map, watermarks, logger, corrupt, rejected }),
       ).catch(async (error: unknown) => {
         if (createdHere) await dropIfStillEmpty(client, target, logger);
         throw error;
