@@ -85,7 +85,7 @@ describe.each(backends)('type fidelity through the $name', (backend) => {
           }
           for (const jt of o.meta.json_text_values.filter((x) => x.line === lineNo)) {
             for (const column of jt.columns) {
-              await db.query(`UPDATE ${quoteQualified(SCHEMA, 'loaded')} SET ${quoteIdent(column)} = ($2::json ->> $3)::json WHERE id = $1`, [id, line, column]);
+              await db.query(`UPDATE ${quoteQualified(SCHEMA, 'loaded')} SET ${quoteIdent(column)} = (${quoteIdent(column)} #>> '{}')::json WHERE id = $1`, [id]);
             }
           }
         }
@@ -133,7 +133,7 @@ describe.each(backends)('type fidelity through the $name', (backend) => {
         const id = o.meta.primary_keys[lineNo]![0];
         for (const jt of o.meta.json_text_values.filter((x) => x.line === lineNo)) {
           for (const column of jt.columns) {
-            await db.query(`UPDATE ${loaded} SET ${quoteIdent(column)} = ($2::json ->> $3)::json WHERE id = $1`, [id, line, column]);
+            await db.query(`UPDATE ${loaded} SET ${quoteIdent(column)} = (${quoteIdent(column)} #>> '{}')::json WHERE id = $1`, [id]);
           }
         }
       }
