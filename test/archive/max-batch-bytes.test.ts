@@ -73,8 +73,8 @@ async function expectEachRowOnce(objects: InspectedObject[], expected: Map<strin
 
 describe('max_batch_bytes', () => {
   it('keeps every object under the bound with rows of 200 KB, splitting each day into several objects', async () => {
-    // 400 rows of 200 KB: 80 MB, ~27 MB a day, against a 2 MiB bound and the default batch_size of 10,000.
-    const expected = await createWideTable(400, 6_250);
+    // 200 rows of 200 KB: 40 MB, ~13 MB a day, against a 2 MiB bound and the default batch_size of 10,000.
+    const expected = await createWideTable(200, 6_250);
     const objects = await archive(2 * MiB);
     await expectEachRowOnce(objects, expected);
     for (const o of objects) {
