@@ -222,7 +222,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
               bytesCompressed: outcome.compressedBytes,
             });
           }
-          if (outcome.rowsSkipped > 0) logger.warn({ skipped: outcome.rowsSkipped }, 'rows changed or locked during the batch were left in the table (archived by a later run)');
+          if (outcome.rowsSkipped > 0) logger.warn({ skipped: outcome.rowsSkipped }, 'rows changed, locked or deleted since the batch read them were not archived by it (those still in the table are archived by a later run)');
           if (Date.now() - lastProgress >= input.progressIntervalMs) {
             lastProgress = Date.now();
             logger.info({ rows: summary.rowsArchived, batches: summary.batches, rows_per_s: rate(summary.rowsArchived, started) }, 'progress');
