@@ -139,14 +139,22 @@ export type ReconcileDecision =
   /** No delete of this object committed: remove the object, its sidecar and the marker. */
   | 'remove'
   /** The delete transaction is still open somewhere: decide nothing now. */
-  | 'wait';
+  | 'wait'
+  /**
+   * The delete committed, yet rows of the object are in the table in their archived versions: the
+   * table under this name is not the one the batch deleted from. Touch nothing; an operator decides.
+   */
+  | 'conflict';
 
 export function decideReconcile(facts: ReconcileFacts): ReconcileDecision {
   const { marker } = facts;
   // The delete removes all of the object's rows in their archived versions or none: one still
   // there proves no delete of this object committed. (A committed object's archived versions are
-  // gone for good: rows back in the table carry new xmins.)
-  if (facts.anyArchivedVersionPresent) return 'remove';
+  // gone for good: rows back in the table carry new xmins.) Unless the delete transaction says it
+  // committed: then the rows are another table's — the name was swapped with a table created in
+  // the same transaction, so sharing xmins (found by probing: the committed objects were removed,
+  // their rows lost) — and removing the object could lose them.
+  if (facts.anyArchivedVersionPresent) return (facts.sidecarDeleteStatus ?? facts.deleteStatus) === 'committed' ? 'conflict' : 'remove';
   // The batch found the object already committed (its rows were back in the table) and only
   // deleted copies against it: the object stands for rows deleted before and is never removed.
   // A marker that predates the flag is recognized by being written after the object's sidecar (by

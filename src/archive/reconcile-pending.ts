@@ -136,7 +136,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   const anyArchivedVersionPresent = meta.primary_keys.some((k, i) => stillThere.has(JSON.stringify([k, meta.xmins[i]])));
   // The sidecar's transaction id decides when it has one (pending-marker.ts), the marker's otherwise.
   const txid = meta.delete_txid ?? marker?.delete_txid;
-  const status = anyArchivedVersionPresent || typeof txid !== 'string' ? undefined : await selectTxidStatus(ctx, txid);
+  const status = typeof txid !== 'string' ? undefined : await selectTxidStatus(ctx, txid);
   const fromSidecar = meta.delete_txid !== undefined;
   const decision = decideReconcile({
     marker,
@@ -150,6 +150,13 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     throw new AuditlogError('DB_QUERY', `the delete transaction ${txid} of in-flight object ${key} is still open (a session of an earlier run that has not ended yet); rerun once it has ended, or end it with pg_terminate_backend`, {
       details: { key, txid },
     });
+  }
+  if (decision === 'conflict') {
+    throw new AuditlogError(
+      'STORAGE_CONFLICT',
+      `in-flight object ${key}: its delete transaction ${txid} committed, yet rows of it are in ${ctx.plan.schema}.${ctx.plan.table} in their archived versions (key and xmin): this name now holds another table than the one the batch deleted from (renamed or swapped since?); the object and its pending marker were left untouched and nothing was deleted — see docs/runbooks.md ("The table's name now holds another table")`,
+      { details: { key, txid } },
+    );
   }
   if (decision === 'keep') {
     // Recorded before the marker goes, which is the last trace of the batch outside the trail:

@@ -22,7 +22,8 @@ const facts = (over: Partial<ReconcileFacts> = {}): ReconcileFacts => ({
 describe('decideReconcile', () => {
   it('removes the object while any row is still in the table in its archived version, whatever the marker says', () => {
     expect(decideReconcile(facts({ anyArchivedVersionPresent: true }))).toBe('remove');
-    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'committed' }))).toBe('remove');
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'aborted' }))).toBe('remove');
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'in progress' }))).toBe('remove');
     expect(decideReconcile(facts({ anyArchivedVersionPresent: true, marker: undefined }))).toBe('remove');
   });
 
@@ -60,8 +61,17 @@ describe('decideReconcile with the delete transaction named by the sidecar', () 
   });
 
   it('still removes the object while a row is in the table in its archived version, and keeps a copies-only batch\'s object', () => {
-    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, sidecarDeleteStatus: 'committed' }))).toBe('remove');
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, sidecarDeleteStatus: 'aborted' }))).toBe('remove');
     expect(decideReconcile(facts({ marker: marker({ copies_of_committed: true, delete_txid: '900' }), deleteStatus: 'aborted', sidecarDeleteStatus: 'aborted' }))).toBe('keep');
+  });
+});
+
+describe('decideReconcile, found by probing', () => {
+  it('a committed delete with archived versions in the table is a conflict, never a removal: the name holds another table', () => {
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, sidecarDeleteStatus: 'committed' }))).toBe('conflict');
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'committed' }))).toBe('conflict');
+    // The sidecar's transaction decides over the marker's.
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'committed', sidecarDeleteStatus: 'aborted' }))).toBe('remove');
   });
 });
 
