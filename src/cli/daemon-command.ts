@@ -7,9 +7,9 @@
  */
 import type { Config } from '../config/schema.js';
 import { redactSecrets } from '../config/mask-secrets.js';
-import { describeError, isAuditlogError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { RunEvents } from '../core/run-events.js';
-import { runArchive } from '../archive/run-archive.js';
+import { reportRunNotStarted, runArchive } from '../archive/run-archive.js';
 import { parseSchedule, runDaemon } from '../daemon/run-daemon.js';
 import { createObjectStore } from '../storage/create-object-store.js';
 import { createLogger } from './create-logger.js';
@@ -57,19 +57,28 @@ const BOUND_AT_START: readonly { name: string; pick: (c: Config) => unknown }[] 
   { name: 'compliance.audit', pick: (c) => c.compliance.audit },
 ];
 
-/** The configuration for one run: the file as it is now, or an error saying why no run may start. */
-async function configForRun(input: DaemonCommandInput): Promise<{ config: Config; secrets: readonly string[]; holdSources: HoldSourceOptions } | { refused: string }> {
+type RunConfig = { config: Config; secrets: readonly string[]; holdSources: HoldSourceOptions };
+
+/** The configuration for one run: the file as it is now, or the error that refuses the run. */
+async function configForRun(input: DaemonCommandInput): Promise<RunConfig | { refused: AuditlogError }> {
   if (input.reloadConfig === undefined) return { config: input.config, secrets: input.secrets, holdSources: input.holdSources };
-  let now: Awaited<ReturnType<NonNullable<DaemonCommandInput['reloadConfig']>>>;
+  let now: RunConfig;
   try {
     now = await input.reloadConfig();
   } catch (error) {
     // It may be a hold being added: running on the configuration read earlier could archive rows it holds.
-    return { refused: `the configuration file no longer loads, so no run starts until it does (the daemon reads it again before the next run): ${describeError(error)}` };
+    const code = isAuditlogError(error) ? error.code : 'CONFIG_INVALID';
+    return { refused: new AuditlogError(code, `the configuration file no longer loads, so no run starts until it does (the daemon reads it again before the next run): ${describeError(error)}`, { cause: error }) };
   }
   const changed = BOUND_AT_START.filter((s) => JSON.stringify(s.pick(now.config)) !== JSON.stringify(s.pick(input.config))).map((s) => s.name);
   if (changed.length > 0) {
-    return { refused: `${changed.join(', ')} changed in the configuration file since the daemon started, and the daemon applies ${changed.length === 1 ? 'that' : 'those'} only when it starts: restart it; no run starts until then` };
+    return {
+      refused: new AuditlogError(
+        'CONFIG_CHANGED',
+        `${changed.join(', ')} changed in the configuration file since the daemon started, and the daemon applies ${changed.length === 1 ? 'that' : 'those'} only when it starts: restart it; no run starts until then`,
+        { details: { sections: changed } },
+      ),
+    };
   }
   return { config: now.config, secrets: [...new Set([...input.secrets, ...now.secrets])], holdSources: now.holdSources };
 }
@@ -94,6 +103,8 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
   // /health checks what the runs use: the configuration last read for a run (a refused one
   // starts no run, so it is not it), not the one the daemon started with.
   let lastLoaded: { config: Config; secrets: readonly string[] } = { config: input.config, secrets: input.secrets };
+  // Why the last scheduled run was refused, until one starts again: /health reports it as down.
+  let refusedRun: string | undefined;
   const monitoring = await attachMonitoring({
     config: input.config,
     events,
@@ -104,7 +115,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     json: input.json,
     io: input.io,
     servesByDefault: true,
-    healthConfig: () => lastLoaded,
+    healthConfig: () => ({ ...lastLoaded, ...(refusedRun === undefined ? {} : { refusedRun }) }),
   });
   const detachNotifications = attachNotifications({ config: input.config, events, metrics: monitoring.metrics, logger, secrets: input.secrets, digest: 'daily' });
   // Every scheduled run leaves its trace, as a one-shot run does: no run archives before the trail
@@ -150,9 +161,17 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
         const runLogger = createLogger({ runId, json: input.json, level: input.level });
         const current = await configForRun(input);
         if ('refused' in current) {
-          runLogger.error(redact(current.refused));
+          refusedRun = redact(current.refused.message);
+          runLogger.error({ code: current.refused.code }, refusedRun);
+          // A run that cannot start, as one with the storage down is: notified as a failure (by the
+          // notifier built at start, which is the last loaded file's: notifications is bound at
+          // start), counted, its tables shown failed, and the staleness threshold checked, against
+          // the tables of the last configuration that loaded. Found by probing: a refusal was only
+          // this log line, and /health, the runs counter and the notifications stayed silent.
+          reportRunNotStarted({ config: lastLoaded.config, runId, events, secrets: [...new Set([...input.secrets, ...lastLoaded.secrets])] }, current.refused);
           return;
         }
+        refusedRun = undefined;
         lastLoaded = { config: current.config, secrets: current.secrets };
         if (closeTrail === undefined) {
           try {

@@ -44,12 +44,19 @@ export function healthTargets(config: Config, store: ObjectStore, secrets: reado
   return [...databases, { kind: 'storage', name: store.description, check: (signal) => store.check({ signal }) }];
 }
 
-export function runHealthChecks(config: Config, store: ObjectStore, secrets: readonly string[]): Promise<HealthReport> {
-  return checkHealth(healthTargets(config, store, secrets), { timeoutMs: config.monitoring.health_check_timeout_ms, redact: (t) => redactSecrets(t, secrets) });
+/**
+ * `refusedRun`: why the daemon's last scheduled run was refused before it started (its file no
+ * longer loads, or a section bound at start changed), if it was: one more check, down, so that
+ * /health is unhealthy while no run can start — as it is with the storage down.
+ */
+export function runHealthChecks(config: Config, store: ObjectStore, secrets: readonly string[], refusedRun?: string): Promise<HealthReport> {
+  const targets = healthTargets(config, store, secrets);
+  if (refusedRun !== undefined) targets.push({ kind: 'configuration', name: 'configuration file', check: () => Promise.reject(new Error(`the last scheduled run was refused: ${refusedRun}`)) });
+  return checkHealth(targets, { timeoutMs: config.monitoring.health_check_timeout_ms, redact: (t) => redactSecrets(t, secrets) });
 }
 
-/** The configuration (and its secrets) /health checks: read at each request. */
-export type HealthConfig = () => { config: Config; secrets: readonly string[] };
+/** The configuration (and its secrets) /health checks, and why the last run was refused if it was: read at each request. */
+export type HealthConfig = () => { config: Config; secrets: readonly string[]; refusedRun?: string };
 
 export interface MonitoringServers {
   metricsPort?: number;
@@ -103,7 +110,7 @@ export async function startMonitoringServers(options: {
         routes: {
           '/health': async () => {
             const current = options.healthConfig?.() ?? { config: options.config, secrets: options.secrets };
-            const report = await runHealthChecks(current.config, options.store, current.secrets);
+            const report = await runHealthChecks(current.config, options.store, current.secrets, current.refusedRun);
             return { status: healthHttpStatus(report.status), contentType: 'application/json', body: JSON.stringify(report) + '\n' };
           },
         },

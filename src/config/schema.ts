@@ -624,7 +624,7 @@ export const notificationsSchema = z
           .number()
           .positive()
           .optional()
-          .describe('A table that archived no row for this many days (while the daemon runs) is a threshold violation.'),
+          .describe('A table that archived no row for this many days (while the daemon runs) is a threshold violation; checked after every run, also one that could not start (storage down, a configuration file that no longer loads).'),
       })
       .strict()
       .prefault({})

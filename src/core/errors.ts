@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'CONFIG_PARSE'
   | 'CONFIG_INVALID'
   | 'CONFIG_ENV_MISSING'
+  /** `auditlog daemon`: a section it binds when it starts (storage, monitoring, notifications...) changed in its file; it needs a restart. */
+  | 'CONFIG_CHANGED'
   | 'USAGE'
   | 'DB_CONNECT'
   | 'DB_QUERY'
@@ -68,6 +70,7 @@ const USAGE_CODES: ReadonlySet<ErrorCode> = new Set([
   'CONFIG_PARSE',
   'CONFIG_INVALID',
   'CONFIG_ENV_MISSING',
+  'CONFIG_CHANGED',
   'USAGE',
 ]);
 

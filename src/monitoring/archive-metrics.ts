@@ -52,7 +52,7 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
   const lastSuccess = gauge('auditlog_last_success_timestamp_seconds', 'When the table last finished a run without failing (Unix time).');
   const rate = gauge('auditlog_records_per_second', 'Rows archived per second in the current (or last) run of the table.');
   const remaining = gauge('auditlog_rows_remaining', 'Rows past the cutoff still to archive in the current run (counted at table start).');
-  const runs = counter('auditlog_runs_total', 'Archive runs finished, by outcome (ok, failed).', ['status']);
+  const runs = counter('auditlog_runs_total', 'Archive runs, by outcome: ok, or failed (a table failed, the run stopped as a whole, or it could not start: a daemon run refused because its configuration file no longer loads counts here too).', ['status']);
 
   // Every table label set exported so far, with the codes and phases it was exported with
   // (prom-client removes a series only by its exact label set).

@@ -1,22 +1,26 @@
 /**
  * The health report of `/health` and `auditlog health`: every configured database and the bucket
  * checked at once, each with a timeout and its response time. Classification is pure:
- * healthy (all up), degraded (some database down, storage up), unhealthy (storage down, or every
- * database down) — only unhealthy means the archiver cannot do any work.
+ * healthy (all up), degraded (some database down, storage up), unhealthy (storage down, every
+ * database down, or — in the daemon — its runs refused because its configuration file no longer
+ * loads or changed where a restart is needed) — only unhealthy means the archiver cannot do any work.
  */
 import { describeError } from '../core/errors.js';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 
+/** `configuration`: the daemon's own check that its scheduled runs are not refused (see monitoring-setup.ts). */
+export type CheckKind = 'database' | 'storage' | 'configuration';
+
 export interface HealthTarget {
-  kind: 'database' | 'storage';
+  kind: CheckKind;
   name: string;
   /** `signal` aborts when the check is past its timeout: whatever it still waits on is to be given up at once. */
   check: (signal: AbortSignal) => Promise<void>;
 }
 
 export interface CheckResult {
-  kind: 'database' | 'storage';
+  kind: CheckKind;
   name: string;
   status: 'up' | 'down';
   response_time_ms: number;
@@ -33,7 +37,7 @@ export function classifyHealth(checks: readonly Pick<CheckResult, 'kind' | 'stat
   const down = checks.filter((c) => c.status === 'down');
   if (down.length === 0) return 'healthy';
   const databases = checks.filter((c) => c.kind === 'database');
-  if (down.some((c) => c.kind === 'storage') || (databases.length > 0 && databases.every((c) => c.status === 'down'))) return 'unhealthy';
+  if (down.some((c) => c.kind !== 'database') || (databases.length > 0 && databases.every((c) => c.status === 'down'))) return 'unhealthy';
   return 'degraded';
 }
 

@@ -10,7 +10,7 @@ import type { RunEvents } from '../core/run-events.js';
 import type { Channel, Message } from './channels.js';
 import { NotificationPolicy, nextClockTime, type Decision } from './notification-policy.js';
 import { renderMessage, type TemplateValues } from './templates.js';
-import { findViolations } from './thresholds.js';
+import { findStaleTables, findViolations } from './thresholds.js';
 
 export interface NotifierOptions {
   config: NotificationsConfig;
@@ -69,11 +69,18 @@ export class Notifier {
         this.runTables.delete(summary.runId);
         return this.onRunFinished(summary);
       }),
-      events.on('run:failed', ({ runId, error }) => {
-        // The same fields as any failure payload: every table of the run failed with the run's error.
-        const tables = (this.runTables.get(runId) ?? []).map((t) => ({ database: t.database, table: `${t.schema}.${t.table}`, status: 'failed', rows_archived: 0, error: error.code }));
+      events.on('run:failed', ({ runId, command, error }) => {
+        const runTables = this.runTables.get(runId) ?? [];
         this.runTables.delete(runId);
-        return this.onRunFailed(runId, error, tables);
+        // The same fields as any failure payload: every table of the run failed with the run's error.
+        const tables = runTables.map((t) => ({ database: t.database, table: `${t.schema}.${t.table}`, status: 'failed', rows_archived: 0, error: error.code }));
+        if (command !== 'archive') return this.onRunFailed(runId, error, tables, false);
+        // A run that failed before its tables started still saw them: without this baseline, a
+        // daemon whose every run failed from its start (storage down, a file that no longer loads)
+        // never reported "nothing archived for D days".
+        const now = this.now().getTime();
+        for (const t of runTables) if (!this.lastArchived.has(tableKey(t))) this.lastArchived.set(tableKey(t), now);
+        return this.onRunFailed(runId, error, tables, true);
       }),
     ];
     return () => offs.forEach((off) => off());
@@ -90,8 +97,13 @@ export class Notifier {
     for (const key of this.lastArchived.keys()) if (!keep.has(key)) this.lastArchived.delete(key);
   }
 
-  private async onRunFailed(runId: string, error: { code: string; message: string }, tables: Record<string, unknown>[]): Promise<void> {
-    await this.notify('failure', { run_id: runId, failed: 'all', duration: '0 s', details: `- the run could not start: ${error.code}: ${error.message}` }, { run_id: runId, failed: tables.length, rows_archived: 0, tables, error });
+  private async onRunFailed(runId: string, error: { code: string; message: string }, tables: Record<string, unknown>[], checkStaleTables: boolean): Promise<void> {
+    const data = { run_id: runId, failed: tables.length, rows_archived: 0, tables };
+    await this.notify('failure', { run_id: runId, failed: 'all', duration: '0 s', details: `- the run could not start: ${error.code}: ${error.message}` }, { ...data, error });
+    // The run's other limits (duration, rows skipped) need a finished run; staleness does not,
+    // and an outage that stops every run is when it must fire (found by probing).
+    const violations = checkStaleTables ? findStaleTables(this.options.config.thresholds, this.lastArchived, this.now().getTime()) : [];
+    if (violations.length > 0) await this.notify('threshold', { run_id: runId, details: violations.map((v) => `- ${v}`).join('\n') }, { ...data, violations });
     await this.flushDigestAtRunEnd();
   }
 

@@ -15,11 +15,21 @@ export function findViolations(summary: RunSummary, limits: NotificationsConfig[
   if (limits.max_rows_skipped !== undefined && skipped > limits.max_rows_skipped) {
     out.push(`${skipped} rows skipped (changed or locked while archived), over max_rows_skipped ${limits.max_rows_skipped}`);
   }
-  if (limits.max_days_without_archive !== undefined) {
-    for (const [table, at] of lastArchived) {
-      const days = (now - at) / 86_400_000;
-      if (days > limits.max_days_without_archive) out.push(`${table}: nothing archived for ${days.toFixed(1)} days, over max_days_without_archive ${limits.max_days_without_archive}`);
-    }
+  out.push(...findStaleTables(limits, lastArchived, now));
+  return out;
+}
+
+/**
+ * The `max_days_without_archive` violations alone: the one limit that does not need a finished
+ * run, so a run that could not start (storage down, a daemon configuration that no longer loads)
+ * is checked against it too — an outage is exactly when nothing gets archived.
+ */
+export function findStaleTables(limits: NotificationsConfig['thresholds'], lastArchived: ReadonlyMap<string, number>, now: number): string[] {
+  const out: string[] = [];
+  if (limits.max_days_without_archive === undefined) return out;
+  for (const [table, at] of lastArchived) {
+    const days = (now - at) / 86_400_000;
+    if (days > limits.max_days_without_archive) out.push(`${table}: nothing archived for ${days.toFixed(1)} days, over max_days_without_archive ${limits.max_days_without_archive}`);
   }
   return out;
 }

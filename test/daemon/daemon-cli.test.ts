@@ -211,6 +211,79 @@ describe('auditlog daemon', () => {
     expect(await rowIds(db)).toEqual(['1', '2', '3', '4', '5']);
   });
 
+  it('a run refused because the file no longer loads, or a bound section changed, is a failed run: notified, counted, unhealthy, and the staleness threshold still fires', async () => {
+    // Found by probing: a refused run was only an error log line — no failure notification, /health
+    // 200, auditlog_runs_total frozen, and max_days_without_archive never checked.
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const hooks = await startWebhookReceiver();
+    const archive = join(dir, 'refused');
+    // 0.00001 days is 0.864 s: once the first run has archived, every later run finds the table stale.
+    const notifications = (timeoutMs: number): string =>
+      `daemon:\n  schedule: "*/2 * * * * *"\nnotifications:\n  events: [failure, threshold]\n  timeout_ms: ${timeoutMs}\n  thresholds:\n    max_days_without_archive: 0.00001\n  webhook:\n    webhook_url: ${hooks.url('/refused')}`;
+    const config = await writeConfig('refused.yaml', archive, notifications(3000));
+    const { child, result } = startCli(['daemon', '--config', config, '--json']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    type Message = { event: string; run_id: string; error?: { code: string; message: string }; tables?: { error: string | null }[]; violations?: string[] };
+    const received = (): Message[] => (hooks.received.get('/refused') ?? []) as Message[];
+    const refusedWith = (code: string): Message[] => received().filter((m) => m.event === 'failure' && m.error?.code === code);
+    interface Report {
+      status: string;
+      checks: { kind: string; name: string; status: string; error?: string }[];
+    }
+    try {
+      const metricsPort = await waitFor('metrics port', () => logLines(stderr).find((l) => l.msg === 'serving Prometheus metrics')?.port as number | undefined);
+      const healthPort = await waitFor('health port', () => logLines(stderr).find((l) => l.msg === 'serving health checks')?.port as number | undefined);
+      const health = async (): Promise<{ http: number; report: Report }> => {
+        const res = await fetch(`http://127.0.0.1:${healthPort}/health`);
+        return { http: res.status, report: (await res.json()) as Report };
+      };
+      const failedRuns = async (): Promise<number> => Number(/^auditlog_runs_total\{status="failed"\} (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1] ?? 0);
+      await waitFor('a first run', () => (logLines(stderr).some((l) => l.msg === 'archive run finished') ? true : undefined));
+      expect(await rowIds(db)).toEqual([]);
+      expect(await failedRuns()).toBe(0);
+
+      // Broken YAML: each scheduled run is refused, and each refusal is a failed run.
+      await writeFile(config, 'local: [unclosed\n');
+      await waitFor('two refused runs notified as failures', () => (refusedWith('CONFIG_PARSE').length >= 2 ? true : undefined));
+      const failure = refusedWith('CONFIG_PARSE')[0]!;
+      expect(failure.error!.message).toContain('no longer loads');
+      expect(failure.tables).toEqual([{ database: 'app', table: 'public.events', status: 'failed', rows_archived: 0, error: 'CONFIG_PARSE' }]);
+      // The staleness threshold is checked on a run that could not start too.
+      const stale = await waitFor('a threshold message from a refused run', () => received().find((m) => m.event === 'threshold' && m.tables?.[0]?.error === 'CONFIG_PARSE'));
+      expect(stale.violations!.some((v) => v.startsWith('app/public.events: nothing archived'))).toBe(true);
+      expect(await failedRuns()).toBeGreaterThanOrEqual(2);
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(metrics).toMatch(/^auditlog_errors_total\{database="app",table="public.events",code="CONFIG_PARSE"\} [1-9]/m);
+      expect(metrics).toMatch(/^auditlog_table_state\{database="app",table="public.events",state="failed"\} 1$/m);
+      const broken = await health();
+      expect(broken.http).toBe(503);
+      expect(broken.report.status).toBe('unhealthy');
+      expect(broken.report.checks.find((c) => c.kind === 'configuration')).toMatchObject({ status: 'down', error: expect.stringContaining('no longer loads') });
+
+      // It loads again, but a section bound at start (notifications) changed: refused the same way.
+      await writeConfig('refused.yaml', archive, notifications(4000));
+      await waitFor('a refused run for the changed section', () => (refusedWith('CONFIG_CHANGED').length >= 1 ? true : undefined));
+      expect(refusedWith('CONFIG_CHANGED')[0]!.error!.message).toContain('notifications changed in the configuration file');
+      expect((await health()).report.checks.find((c) => c.kind === 'configuration')?.error).toContain('restart it');
+
+      // Back as it was: the next run starts, and /health is healthy again.
+      await writeConfig('refused.yaml', archive, notifications(3000));
+      const before = logLines(stderr).filter((l) => l.msg === 'archive run finished').length;
+      await waitFor('a run after the fix', () => (logLines(stderr).filter((l) => l.msg === 'archive run finished').length > before ? true : undefined));
+      const healthy = await health();
+      expect(healthy.http).toBe(200);
+      expect(healthy.report.status).toBe('healthy');
+      expect(healthy.report.checks.map((c) => c.kind)).not.toContain('configuration');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const r = await result;
+    await hooks.stop();
+    expect(r.code).toBe(0);
+  });
+
   it('/health checks the databases of the configuration the daemon last loaded, not of the one it started with', async () => {
     // Found by probing: a database added to the file failed every run (DB_CONNECT) while /health
     // said healthy; a database removed from it was still checked.

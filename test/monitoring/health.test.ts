@@ -63,13 +63,15 @@ async function getHealth(config: ReturnType<typeof configWith>): Promise<{ statu
 }
 
 describe('classifyHealth', () => {
-  it('healthy when all are up; degraded when some database is down; unhealthy when storage or every database is down', () => {
+  it("healthy when all are up; degraded when some database is down; unhealthy when storage, every database or the daemon's configuration is down", () => {
     const db = (status: 'up' | 'down') => ({ kind: 'database' as const, status });
     const storage = (status: 'up' | 'down') => ({ kind: 'storage' as const, status });
     expect(classifyHealth([db('up'), db('up'), storage('up')])).toBe('healthy');
     expect(classifyHealth([db('up'), db('down'), storage('up')])).toBe('degraded');
     expect(classifyHealth([db('down'), db('down'), storage('up')])).toBe('unhealthy');
     expect(classifyHealth([db('up'), storage('down')])).toBe('unhealthy');
+    // The daemon's runs refused (its file no longer loads): no work is possible, as with the storage down.
+    expect(classifyHealth([db('up'), storage('up'), { kind: 'configuration', status: 'down' }])).toBe('unhealthy');
     expect([healthHttpStatus('healthy'), healthHttpStatus('degraded'), healthHttpStatus('unhealthy')]).toEqual([200, 200, 503]);
   });
 });

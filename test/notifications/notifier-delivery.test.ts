@@ -257,6 +257,29 @@ describe('delivery', () => {
     expect(slackTexts()).toHaveLength(1);
     expect(slackTexts()[0]).toContain('app/public.events: nothing archived for 2.5 days, over max_days_without_archive 2');
   });
+
+  it('nothing archived for D days fires on runs that could not start too: a daemon whose runs all fail is when it matters', async () => {
+    // Found by probing: the limit was checked only on a finished run, so a daemon refusing every
+    // run (its file no longer loads) or with the storage down never reported it.
+    const config = settings({ events: ['threshold'], email: undefined, teams: undefined, webhook: undefined, thresholds: { max_days_without_archive: 2 } });
+    const { events, advance } = setup(config);
+    const tables = [{ database: 'app', schema: 'public', table: 'events' }];
+    const cannotStart = async (runId: string): Promise<void> => {
+      events.emit('run:started', { runId, command: 'archive', dryRun: false, at: '2026-01-10T12:00:00Z', tables });
+      events.emit('run:failed', { runId, command: 'archive', error: { code: 'CONFIG_PARSE', message: 'the configuration file no longer loads' } });
+      await events.settle();
+    };
+    // The first failed run is the baseline: no run of this process ever reached the table.
+    await cannotStart('run-1');
+    advance(1.5 * 86_400_000);
+    await cannotStart('run-2');
+    expect(slackTexts()).toHaveLength(0);
+    advance(86_400_000);
+    await cannotStart('run-3');
+    expect(slackTexts()).toHaveLength(1);
+    expect(slackTexts()[0]).toContain('threshold exceeded in run run-3');
+    expect(slackTexts()[0]).toContain('app/public.events: nothing archived for 2.5 days, over max_days_without_archive 2');
+  });
 });
 
 describe('policy on an injected clock', () => {
