@@ -29,6 +29,8 @@ export interface DaemonCommandInput {
   toolVersion: string;
   level: 'debug' | 'info' | 'warn';
   quiet: boolean;
+  /** --quiet was given: it overrides monitoring.quiet_mode, so a change of that key in the file needs no restart. */
+  quietFlag?: boolean;
   json: boolean;
   io: { stderr: (text: string) => void; stderrIsTty?: boolean };
   /** The legal-hold API credential, read from the environment by the CLI. */
@@ -43,17 +45,27 @@ export interface DaemonCommandInput {
   onHangup?: (listener: () => void) => () => void;
 }
 
+/** Keys of the file that the command line overrides: the daemon never reads them from the file. */
+interface CommandLineOverrides {
+  /** --schedule: daemon.schedule. */
+  schedule: boolean;
+  /** --quiet: monitoring.quiet_mode. */
+  quiet: boolean;
+}
+
 /**
  * Parts of the configuration the daemon binds when it starts (the store, the servers, the
  * notifiers, the audit trail, the schedule): a change to them needs a restart. Everything else
- * (databases, tables, retention, legal holds, defaults, locks, watermarks) applies per run.
+ * (databases, tables, retention, legal holds, defaults, locks, watermarks) applies per run. A key
+ * the command line overrides is left out: changing it in the file changes nothing (found by
+ * probing: with --schedule, editing daemon.schedule refused every run until a restart).
  */
-const BOUND_AT_START: readonly { name: string; pick: (c: Config) => unknown }[] = [
+const BOUND_AT_START: readonly { name: string; pick: (c: Config, o: CommandLineOverrides) => unknown }[] = [
   { name: 's3', pick: (c) => c.s3 },
   { name: 'local', pick: (c) => c.local },
-  { name: 'monitoring', pick: (c) => c.monitoring },
+  { name: 'monitoring', pick: (c, o) => (o.quiet ? { ...c.monitoring, quiet_mode: undefined } : c.monitoring) },
   { name: 'notifications', pick: (c) => c.notifications },
-  { name: 'daemon', pick: (c) => c.daemon },
+  { name: 'daemon', pick: (c, o) => (o.schedule ? { ...c.daemon, schedule: undefined } : c.daemon) },
   { name: 'compliance.audit', pick: (c) => c.compliance.audit },
 ];
 
@@ -70,7 +82,8 @@ async function configForRun(input: DaemonCommandInput): Promise<RunConfig | { re
     const code = isAuditlogError(error) ? error.code : 'CONFIG_INVALID';
     return { refused: new AuditlogError(code, `the configuration file no longer loads, so no run starts until it does (the daemon reads it again before the next run): ${describeError(error)}`, { cause: error }) };
   }
-  const changed = BOUND_AT_START.filter((s) => JSON.stringify(s.pick(now.config)) !== JSON.stringify(s.pick(input.config))).map((s) => s.name);
+  const overrides: CommandLineOverrides = { schedule: input.schedule !== undefined, quiet: input.quietFlag === true };
+  const changed = BOUND_AT_START.filter((s) => JSON.stringify(s.pick(now.config, overrides)) !== JSON.stringify(s.pick(input.config, overrides))).map((s) => s.name);
   if (changed.length > 0) {
     return {
       refused: new AuditlogError(

@@ -297,6 +297,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           toolVersion: readToolVersion(),
           level: opts.verbose ? 'debug' : quiet ? 'warn' : 'info',
           quiet,
+          quietFlag: opts.quiet === true,
           json: opts.json === true,
           io,
           holdSources,

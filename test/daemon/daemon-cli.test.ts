@@ -37,10 +37,10 @@ function logLines(stderr: string): LogLine[] {
     .map((l) => JSON.parse(l) as LogLine);
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const value = probe();
+    const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -282,6 +282,31 @@ describe('auditlog daemon', () => {
     const r = await result;
     await hooks.stop();
     expect(r.code).toBe(0);
+  });
+
+  it('a key the command line overrides (daemon.schedule under --schedule, monitoring.quiet_mode under --quiet) may change in the file: no run is refused', async () => {
+    // Found by probing: with --schedule, editing daemon.schedule refused every run ("daemon changed
+    // ... restart it") although the flag overrides that key.
+    await db.query('DROP TABLE IF EXISTS events');
+    await createEventsTable(db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const archive = join(dir, 'flag-overrides');
+    // Appended under monitoring: (writeConfig's last section before it), then the daemon section.
+    const keys = (quiet: boolean, cron: string): string => `  quiet_mode: ${quiet}\ndaemon:\n  schedule: "${cron}"`;
+    const config = await writeConfig('flag-overrides.yaml', archive, keys(false, '0 2 * * *'));
+    const { child, result } = startCli(['daemon', '--config', config, '--schedule', '*/2 * * * * *', '--quiet', '--json']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    try {
+      // --quiet logs no info line: the table emptying is what shows a run.
+      await waitFor('a first run', async () => ((await rowIds(db)).length === 0 ? true : undefined));
+      await writeConfig('flag-overrides.yaml', archive, keys(true, '0 3 * * *'));
+      await db.query(`INSERT INTO events (id, happened_at) SELECT g, now() - interval '30 days' FROM generate_series(101, 110) g`);
+      await waitFor('a run after the change', async () => ((await rowIds(db)).length === 0 ? true : undefined));
+      expect(logLines(stderr).filter((l) => String(l.msg).includes('changed in the configuration file'))).toEqual([]);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect((await result).code).toBe(0);
   });
 
   it('/health checks the databases of the configuration the daemon last loaded, not of the one it started with', async () => {
