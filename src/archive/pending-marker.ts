@@ -51,7 +51,13 @@ export interface MarkerTable {
 export interface MarkerOrigin {
   /** pg_control_system().system_identifier, or null when the server does not let us read it. */
   system_identifier: string | null;
+  /** current_database() when the batch was read: a rename changes it. */
   database: string;
+  /**
+   * The database's oid (pg_database.oid, as text), which a rename keeps. Absent in markers of
+   * older versions: those are told apart by name alone.
+   */
+  database_oid?: string;
 }
 
 export function serializeMarker(marker: PendingMarker): Buffer {
@@ -92,12 +98,22 @@ export interface ReconcileFacts {
   sidecarDeleteStatus?: TxidStatus;
 }
 
-/** Whether a marker was written from another database than `ours` (unknown parts never differ). */
+/**
+ * Whether a marker was written from another database than `ours` (unknown parts never differ).
+ * Another cluster (system identifier) is another database. In one cluster, the same database oid
+ * is the same database whatever it is called now: found by probing, `ALTER DATABASE … RENAME`
+ * with batches in flight made every run refuse its own markers, and the advice of the refusal
+ * (another prefix) left their rows where no command looks. Without both oids (a marker of an
+ * older version) or both system identifiers (a server that hides it, where oids repeat from one
+ * cluster to the next) the name decides, as it did before.
+ */
 export function isForeignMarker(marker: PendingMarker | undefined, ours: MarkerOrigin): boolean {
   const theirs = marker?.origin;
   if (theirs === undefined) return false;
-  if (theirs.database !== ours.database) return true;
-  return theirs.system_identifier !== null && ours.system_identifier !== null && theirs.system_identifier !== ours.system_identifier;
+  const bothSystems = theirs.system_identifier !== null && ours.system_identifier !== null;
+  if (bothSystems && theirs.system_identifier !== ours.system_identifier) return true;
+  if (bothSystems && typeof theirs.database_oid === 'string' && typeof ours.database_oid === 'string' && theirs.database_oid === ours.database_oid) return false;
+  return theirs.database !== ours.database;
 }
 
 function isMarkerTable(t: unknown): t is MarkerTable {

@@ -16,7 +16,7 @@ import { countArchivedLinesPresent, selectPresentRows } from '../db/archive-quer
 import { streamObjectLines } from '../validate/stream-object-lines.js';
 import type { ArchiveContext } from './archive-context.js';
 import { DecodeRefusedError, DecoderFailedError, decoderFailure, isMalformedObjectError } from './codec.js';
-import { decideReconcile, isForeignMarker, isOtherTablesMarker, markerTableOf, parseMarker, sameMarkerTable, sidecarTable, type MarkerTable, type TxidStatus } from './pending-marker.js';
+import { decideReconcile, isForeignMarker, isOtherTablesMarker, markerTableOf, parseMarker, sameMarkerTable, sidecarTable, type MarkerOrigin, type MarkerTable, type TxidStatus } from './pending-marker.js';
 
 /**
  * `other-table`: the marker or sidecar belongs to another table; nothing was changed.
@@ -69,6 +69,11 @@ export async function reconcilePending(ctx: ArchiveContext): Promise<ReconcileSu
   return summary;
 }
 
+/** `system N, oid M` of a marker's origin, `unknown` for what it does not say. */
+function describeOrigin(origin: MarkerOrigin): string {
+  return `system ${origin.system_identifier ?? 'unknown'}, oid ${origin.database_oid ?? 'unknown'}`;
+}
+
 /** Errors that leave a marker and its objects untouched for an operator to decide (the others, a failing store or database, stop at once). */
 const LEFT_FOR_OPERATOR: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['STORAGE_CONFLICT', 'VERIFY_FAILED']);
 
@@ -83,11 +88,13 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   if (isForeignMarker(marker, ctx.origin)) {
     // Its batch was read from another database: nothing here can say whether its delete committed,
     // and removing its object could lose rows another archiver is about to delete. Touch nothing.
+    // The advice must not strand that batch: with another prefix or name, no run ever looks at
+    // its marker again, and its object (maybe the only copy of rows already deleted) is out of sight.
     const theirs = marker!.origin!;
     throw new AuditlogError(
       'STORAGE_CONFLICT',
-      `pending marker ${markerKey} was written by an archiver reading database "${theirs.database}" (system ${theirs.system_identifier ?? 'unknown'}), not this one ("${ctx.origin.database}", system ${ctx.origin.system_identifier ?? 'unknown'}): two configurations share one archive prefix for different databases; give each its own s3.prefix (or database name) — nothing was changed`,
-      { details: { key: markerKey, marker_database: theirs.database, marker_system_identifier: theirs.system_identifier } },
+      `pending marker ${markerKey} was written by an archiver reading database "${theirs.database}" (${describeOrigin(theirs)}), not this one ("${ctx.origin.database}", ${describeOrigin(ctx.origin)}): two configurations share one archive prefix for different databases, or this database was moved to another server (or renamed, under a marker without its oid) with batches in flight — nothing was changed. Finish those batches first: run the archiver of database "${theirs.database}" until no pending marker of this table is left (after a rename: rename it back for that run), or decide them by hand (runbooks.md, "A pending marker of another database"); only then give each configuration its own storage prefix (or databases[].name) — changing either before strands the batches in flight where no command looks`,
+      { details: { key: markerKey, marker_database: theirs.database, marker_system_identifier: theirs.system_identifier, marker_database_oid: theirs.database_oid ?? null } },
     );
   }
   const ours = markerTableOf(ctx.plan);

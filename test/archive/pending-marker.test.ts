@@ -97,6 +97,23 @@ describe('isForeignMarker', () => {
     expect(isForeignMarker(marker(), ours)).toBe(false);
     expect(isForeignMarker(undefined, ours)).toBe(false);
   });
+
+  it('the same cluster and database oid is the same database under another name (ALTER DATABASE … RENAME); without both oids and both systems the name decides', () => {
+    const renamed = { system_identifier: '7713', database: 'app_renamed', database_oid: '16384' };
+    // Found by probing: a rename with batches in flight made every run refuse its own markers.
+    expect(isForeignMarker(marker({ origin: { system_identifier: '7713', database: 'app', database_oid: '16384' } }), renamed)).toBe(false);
+    // Another database of the cluster, another cluster: foreign, whatever the names.
+    expect(isForeignMarker(marker({ origin: { system_identifier: '7713', database: 'app', database_oid: '16390' } }), renamed)).toBe(true);
+    expect(isForeignMarker(marker({ origin: { system_identifier: '9999', database: 'app_renamed', database_oid: '16384' } }), renamed)).toBe(true);
+    // A marker of an older version (no oid): the name decides, as before.
+    expect(isForeignMarker(marker({ origin: { system_identifier: '7713', database: 'app' } }), renamed)).toBe(true);
+    expect(isForeignMarker(marker({ origin: { system_identifier: '7713', database: 'app_renamed' } }), renamed)).toBe(false);
+    // Oids repeat from one cluster to the next: with a system identifier unknown, the name decides.
+    expect(isForeignMarker(marker({ origin: { system_identifier: null, database: 'app', database_oid: '16384' } }), renamed)).toBe(true);
+    expect(isForeignMarker(marker({ origin: { system_identifier: '7713', database: 'app', database_oid: '16384' } }), { ...renamed, system_identifier: null })).toBe(true);
+    // The same name with another oid (dropped and created again) is still taken as this one, as before.
+    expect(isForeignMarker(marker({ origin: { system_identifier: '7713', database: 'app_renamed', database_oid: '1' } }), renamed)).toBe(false);
+  });
 });
 
 describe('parseMarker', () => {
