@@ -15,7 +15,7 @@ import { metadataKeyFor, tablePrefix } from '../core/archive-layout.js';
 import { readBatchObjectState } from '../storage/batch-object-state.js';
 import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { redactSecrets } from '../config/mask-secrets.js';
-import { buildSessionSettings, createClient, endClient, isQueryDeadlineError, queryDeadlineMs, toConnectError, withoutQueryDeadline } from '../db/connect.js';
+import { buildSessionSettings, createClient, endClient, isQueryDeadlineError, keepIdleSessionOpen, queryDeadlineMs, toConnectError, withoutQueryDeadline } from '../db/connect.js';
 import { allowTemporaryTables, checkReplicationRole, checkWritable } from '../db/session-checks.js';
 import { canCast, createTargetTable, dropIndexes, findEnumTypes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
 import { selectTargets } from '../archive/run-archive.js';
@@ -103,6 +103,10 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
       if (options.dryRun) await allowTemporaryTables(c, db.name);
       else await checkWritable(c, db.name, { who: 'the restore', table: label, consequence: `nothing can be loaded into ${label}`, nothingDone: 'Nothing was restored' });
       await checkReplicationRole(c, db.name, "the target's foreign-key checks and triggers", 'Nothing was restored');
+      // Each session idles while the restore reads storage (a large object, a slow bucket), and its
+      // table-lock session between heartbeats: a database's idle_session_timeout ended them and the
+      // restore failed with a bare connection error (found as a test flaky on a loaded machine).
+      await keepIdleSessionOpen(c);
     } catch (error) {
       await endClient(c);
       throw error;
