@@ -35,9 +35,9 @@ export function readToolVersion(): string {
 }
 
 /** Reads and validates the configuration; its modules (yaml, zod) load with the first command that reads one. */
-async function loadConfig(file: string, env: NodeJS.ProcessEnv): Promise<Config> {
+async function loadConfig(file: string, env: NodeJS.ProcessEnv, read?: (file: string) => Promise<string>): Promise<Config> {
   const { loadConfig: load } = await import('../config/load-config.js');
-  return load(file, env);
+  return load(file, env, read);
 }
 
 export function newRunId(now = new Date()): string {
@@ -302,7 +302,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           io,
           holdSources,
           reloadConfig: async () => {
-            const now = await loadConfig(opts.config, io.env);
+            // Not halfway through someone's write of it (read-settled-file.ts).
+            const { readSettledFile } = await import('../config/read-settled-file.js');
+            const now = await loadConfig(opts.config, io.env, (file) => readSettledFile(file, { settleMs: 1_000, maxWaitMs: 10_000 }));
             const sources = readHoldSources(now, io.env);
             return { config: now, secrets: [...collectSecrets(now), ...(sources.apiAuthValue === undefined ? [] : [sources.apiAuthValue])], holdSources: sources };
           },

@@ -19,11 +19,14 @@ import { expandEnvInDocument, type Env, type EnvExpansion } from './expand-env.j
 import { findSchemasAt, formatConfigIssues, formatConfigPath, markDefaultMessages } from './format-config-issues.js';
 import { configSchema, type Config } from './schema.js';
 
-/** Reads, expands and validates `file`. Throws AuditlogError CONFIG_NOT_FOUND / CONFIG_PARSE / CONFIG_ENV_MISSING / CONFIG_INVALID. */
-export async function loadConfig(file: string, env: Env): Promise<Config> {
+/**
+ * Reads, expands and validates `file`. Throws AuditlogError CONFIG_NOT_FOUND / CONFIG_PARSE / CONFIG_ENV_MISSING / CONFIG_INVALID.
+ * `read`: how the file's text is read (the daemon waits for a file being written to settle: read-settled-file.ts).
+ */
+export async function loadConfig(file: string, env: Env, read: (file: string) => Promise<string> = (f) => readFile(f, 'utf8')): Promise<Config> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await read(file);
   } catch (error) {
     throw readError(file, error);
   }
