@@ -94,7 +94,8 @@ function emitRunFailed(options: RunReportOptions, error: unknown): void {
 async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[], dryRun: boolean, started: number): Promise<RunSummary> {
   // Unreachable or wrong storage fails every table before anything is read or deleted (I6).
   try {
-    await checkStorageUnlessStopped(options.store, options.signal, 'no table was started; the next run archives them');
+    // A dry run writes nothing: not even the probe file, nor the archive directory of a first run.
+    await checkStorageUnlessStopped(options.store, options.signal, 'no table was started; the next run archives them', { writeNothing: dryRun });
   } catch (error) {
     if (!isAuditlogError(error) || error.code !== 'STOPPED') throw error;
     // Stopped during the check: nothing was read. A one-shot run reports each table as not

@@ -18,6 +18,7 @@ import { DatabaseAuditTrail, FanOutAuditTrail, streamDatabaseAuditRecords } from
 import type { HoldSourceOptions } from '../compliance/run-holds.js';
 import type { AuditSource } from './audit-commands.js';
 import { reportRunNotStarted, type RunReportOptions } from '../archive/run-archive.js';
+import { requireLocalArchive } from './require-local-archive.js';
 
 /** legal_holds.api.auth_env names an environment variable; only the CLI reads the environment. */
 export function readHoldSources(config: Config, env: NodeJS.ProcessEnv): HoldSourceOptions {
@@ -108,11 +109,17 @@ function openAuditPool(config: Config): pg.Pool {
   return createPool({ database: { ...db, connection_pool_size: 2 }, applicationName: config.application_name, settings: buildSessionSettings(config.defaults), onBackgroundError: () => undefined });
 }
 
-/** The trails `audit list|verify` read: the configured backend(s), or the one asked for. */
-export function auditSources(config: Config, store: ObjectStore, pools: pg.Pool[]): AuditSource[] {
+/**
+ * The trails `audit list|verify` read: the configured backend(s), or the one asked for. A trail
+ * in a local directory that does not exist is refused, not read as an empty, intact trail.
+ */
+export async function auditSources(config: Config, store: ObjectStore, pools: pg.Pool[]): Promise<AuditSource[]> {
   const backend = config.compliance.audit.backend;
   const out: AuditSource[] = [];
-  if (backend === 'storage' || backend === 'both' || backend === 'none') out.push({ name: `storage ${store.description}`, read: () => streamAuditRecords(store, AUDIT_PREFIX) });
+  if (backend === 'storage' || backend === 'both' || backend === 'none') {
+    await requireLocalArchive(config, 'no audit trail to read');
+    out.push({ name: `storage ${store.description}`, read: () => streamAuditRecords(store, AUDIT_PREFIX) });
+  }
   if (backend === 'database' || backend === 'both') {
     const pool = openAuditPool(config);
     pools.push(pool);

@@ -232,17 +232,22 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('-q, --quiet', 'only warnings and errors, and the summary')
     .option('--json', 'JSON log lines, and the summary as JSON on stdout')
     .action(async (opts: RestoreCliOptions & { verbose?: boolean; quiet?: boolean }) => {
-      const [{ formatRestoreSummary, parseRestoreFlags }, { runRestore }, { createLogger }, { storageLogHooks }, { createObjectStore }, { openAuditTrail, withRunError }] = await Promise.all([
+      const [{ formatRestoreSummary, parseRestoreFlags }, { runRestore }, { createLogger }, { storageLogHooks }, { createObjectStore }, { openAuditTrail, withRunError }, { requireLocalArchive }, { selectTargets }] = await Promise.all([
         import('./restore-command.js'),
         import('../restore/restore-table.js'),
         import('./create-logger.js'),
         import('./storage-log-hooks.js'),
         import('../storage/create-object-store.js'),
         import('./compliance-setup.js'),
+        import('./require-local-archive.js'),
+        import('../archive/run-archive.js'),
       ]);
       const flags = parseRestoreFlags(opts);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
+      // An unknown --table is a usage error first, as in validate.
+      selectTargets({ config, table: flags.table, ...(flags.database === undefined ? {} : { database: flags.database }) });
+      await requireLocalArchive(config, 'nothing to restore');
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
       const store = await createObjectStore(config, storageLogHooks(logger));
@@ -354,7 +359,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         const giveUp = new AbortController();
         const timer = setTimeout(() => giveUp.abort(new Error(`no answer within ${timeoutMs} ms (monitoring.health_check_timeout_ms)`)), timeoutMs);
         try {
-          await store.check({ signal: giveUp.signal });
+          // Checked as a dry run checks it: `config validate` touches nothing (a missing local.path is not created).
+          await store.check({ signal: giveUp.signal, writeNothing: true });
           io.stdout(`ok: storage ${store.description}\n`);
         } catch (error) {
           problems.push(describeError(error));
@@ -477,7 +483,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const pools: pg.Pool[] = [];
       try {
         exitCode = await runAuditListCommand({
-          sources: auditSources(config, await createObjectStore(config), pools),
+          sources: await auditSources(config, await createObjectStore(config), pools),
           ...(opts.since === undefined ? {} : { since: opts.since }),
           ...(opts.table === undefined ? {} : { table: opts.table }),
           json: opts.json === true,
@@ -501,7 +507,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const pools: pg.Pool[] = [];
       try {
         exitCode = await runAuditVerifyCommand({
-          sources: auditSources(config, await createObjectStore(config), pools),
+          sources: await auditSources(config, await createObjectStore(config), pools),
           json: opts.json === true,
           stdout: io.stdout,
           ...(opts.since === undefined ? {} : { since: opts.since }),

@@ -15,6 +15,7 @@ import { buildSessionSettings, connectLockClient } from '../db/connect.js';
 import { quoteQualified } from '../db/quote-ident.js';
 import { combineLocks, type TableLock } from '../core/table-lock.js';
 import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
+import { requireLocalArchive } from './require-local-archive.js';
 import type { TableId } from '../state/table-state.js';
 
 export interface StateCommandInput {
@@ -35,13 +36,17 @@ const label = (r: { database: string; schema: string; table: string }): string =
  * is stale, or batches are in flight with no live run holding the table: what a cron check wants.
  */
 export async function runStatusCommand(input: StateCommandInput): Promise<number> {
-  const reports = await inspectTables({ config: input.config, store: input.store, databases: selectTargets(input), withLocks: true, secrets: input.secrets });
+  const databases = selectTargets(input);
+  await requireLocalArchive(input.config, 'no archive state to show');
+  const reports = await inspectTables({ config: input.config, store: input.store, databases, withLocks: true, secrets: input.secrets });
   input.stdout(input.json ? JSON.stringify({ tables: reports }) + '\n' : formatStatus(reports));
   return reports.some(needsAttention) ? 1 : 0;
 }
 
 export async function runWatermarksListCommand(input: StateCommandInput): Promise<number> {
-  const reports = await inspectTables({ config: input.config, store: input.store, databases: selectTargets(input), withLocks: false, secrets: input.secrets });
+  const databases = selectTargets(input);
+  await requireLocalArchive(input.config, 'no watermark to list');
+  const reports = await inspectTables({ config: input.config, store: input.store, databases, withLocks: false, secrets: input.secrets });
   if (input.json) {
     input.stdout(JSON.stringify({ watermarks: reports.map((r) => ({ database: r.database, schema: r.schema, table: r.table, watermark: r.state?.watermark ?? null, problems: r.problems })) }) + '\n');
   } else {
@@ -60,8 +65,10 @@ export async function runWatermarksResetCommand(input: StateCommandInput & { all
   if (input.table === undefined && !input.all) {
     throw new AuditlogError('USAGE', 'watermarks reset needs --table NAME (optionally with --database NAME), or --all for every configured table');
   }
+  const databases = selectTargets(input);
+  await requireLocalArchive(input.config, 'no watermark to reset');
   let failed = 0;
-  for (const db of selectTargets(input)) {
+  for (const db of databases) {
     await withDatabase({ config: input.config, secrets: input.secrets }, db, async (pool, connectProblem) => {
       const stores = openStateStores(input.config, input.store, pool);
       for (const t of db.tables) {

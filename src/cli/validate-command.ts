@@ -3,13 +3,14 @@
  * or --output. Exit 0 when no problem was found (warnings such as uncommitted objects allowed),
  * 1 when any was. Progress goes to stderr only, so stdout stays a clean report.
  */
-import { stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { formatBytes, formatValidateReport } from '../validate/format-validate-report.js';
 import { parseDayRange } from '../validate/select-partitions.js';
+import { requireLocalArchive } from './require-local-archive.js';
 import { validateArchive, type ValidateProgress } from '../validate/validate-archive.js';
 
 export interface ValidateCommandOptions {
@@ -40,7 +41,7 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
   const { options } = input;
   const range = parseDayRange(options.from, options.to);
   const databases = selectTargets({ config: input.config, ...(options.database === undefined ? {} : { database: options.database }), ...(options.table === undefined ? {} : { table: options.table }) });
-  await requireLocalArchive(input.config);
+  await requireLocalArchive(input.config, 'nothing to validate');
   const report = await validateArchive({
     config: input.config,
     store: input.store,
@@ -64,20 +65,6 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
     }
   }
   return report.ok ? 0 : 1;
-}
-
-/**
- * A missing local archive directory would list as empty and validate "clean": for a cron check
- * that is a wrong path, not a healthy archive. (An empty S3 prefix cannot be told from a new one.)
- */
-async function requireLocalArchive(config: Config): Promise<void> {
-  if (config.local === undefined) return;
-  const found = await stat(config.local.path).catch(() => undefined);
-  if (found?.isDirectory() !== true) {
-    throw new AuditlogError('CONFIG_INVALID', `local.path ${config.local.path} is not a directory: nothing to validate; check local.path in the config`, {
-      details: { path: 'local.path' },
-    });
-  }
 }
 
 /** A line every `intervalSeconds` while objects are checked: done/total and the read rate. */

@@ -76,7 +76,7 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
     rowsPerSecond: 0,
     status: 'ok',
   };
-  await checkStorageUnlessStopped(options.store, options.signal, 'the restore had not started: nothing was loaded');
+  await checkStorageUnlessStopped(options.store, options.signal, 'the restore had not started: nothing was loaded', { writeNothing: options.dryRun });
   const ref = { runId: options.runId, ...id };
   options.events?.emit('restore:started', { ...ref, target, dryRun: options.dryRun });
   const settings = buildSessionSettings(options.config.defaults);

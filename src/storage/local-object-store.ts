@@ -6,12 +6,12 @@
  * never replaces an existing name, so the check and the write are one atomic step.
  */
 import { randomBytes } from 'node:crypto';
-import type { Dirent } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { constants, type Dirent } from 'node:fs';
+import { access, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AuditlogError, describeError } from '../core/errors.js';
 import type { RetryConfig } from '../config/schema.js';
-import type { CleanupItem, CleanupOptions, CleanupReport, ConditionalCreateSupport, DeleteFailure, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
+import type { CheckOptions, CleanupItem, CleanupOptions, CleanupReport, ConditionalCreateSupport, DeleteFailure, DeleteManyResult, ListOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './object-store.js';
 import { classifyFsError, type ErrorClassification } from './retry-policy.js';
 import { validateKeyPrefix, validateObjectKey } from './validate-object-key.js';
 import { verifyPutBody } from './verify-put-body.js';
@@ -143,7 +143,11 @@ export class LocalObjectStore implements ObjectStore {
     yield* this.walk(directory, directoryKey === '' ? '' : `${directoryKey}/`, namePrefix, after);
   }
 
-  async check(): Promise<void> {
+  async check(options: CheckOptions = {}): Promise<void> {
+    if (options.writeNothing === true) {
+      await this.run('check', this.root, () => checkWritableWithoutWriting(this.root));
+      return;
+    }
     await this.run('check', this.root, async () => {
       await makeDirectoryDurable(this.root);
       const probe = path.join(this.root, `.check.${process.pid}-${randomBytes(6).toString('hex')}${LOCAL_TEMP_SUFFIX}`);
@@ -424,6 +428,17 @@ async function makeDirectoryDurable(directory: string): Promise<void> {
     }
     await fsyncDirectory(path.dirname(dir));
   }
+}
+
+/**
+ * What makeDirectoryDurable and a put need, proven without creating or writing anything: the
+ * directory, or the nearest parent it would be created in, is a directory this process may write
+ * to. A file on the way fails as mkdir would (ENOTDIR).
+ */
+async function checkWritableWithoutWriting(directory: string): Promise<void> {
+  let current = directory;
+  while (!(await isExistingDirectory(current)) && path.dirname(current) !== current) current = path.dirname(current);
+  await access(current, constants.W_OK | constants.X_OK);
 }
 
 async function isExistingDirectory(directory: string): Promise<boolean> {

@@ -59,6 +59,13 @@ export interface ListOptions {
 export interface CheckOptions {
   /** Aborted: give the check up now (a health check past its timeout, a stop requested). */
   signal?: AbortSignal;
+  /**
+   * A dry run's check (and `config validate`'s): prove what writing needs without writing anything.
+   * Local: the directory's permissions, or those of the nearest parent it would be created in,
+   * instead of a probe file written in it (which created a missing directory). S3's check only
+   * reads (HeadBucket) either way.
+   */
+  writeNothing?: boolean;
 }
 
 export interface ObjectStore {
