@@ -54,9 +54,14 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
   if (minRetentionDays !== undefined && maxRetentionDays !== undefined && minRetentionDays > maxRetentionDays) {
     throw new AuditlogError('USAGE', `--min-retention-days ${minRetentionDays} is more than --max-retention-days ${maxRetentionDays}: swap them`);
   }
+  // A local: config has no place for them: they were dropped without a word (found by probing).
+  const s3Flags = S3_FLAGS.filter(([key]) => opts[key] !== undefined).map(([, flag]) => flag);
+  if (opts.localPath !== undefined && s3Flags.length > 0) {
+    throw new AuditlogError('USAGE', `--local-path cannot be combined with ${s3Flags.join(', ')} (S3 settings): pass --local-path alone to archive to a directory, or leave it out to archive to S3`);
+  }
   // The key id is only written with SSE-KMS: without --sse aws:kms it would be dropped without a word.
   if (opts.sseKmsKeyId !== undefined && opts.sse !== 'aws:kms') {
-    const got = opts.localPath !== undefined ? 'with --local-path' : opts.sse === undefined ? 'without --sse' : `with --sse ${opts.sse}`;
+    const got = opts.sse === undefined ? 'without --sse' : `with --sse ${opts.sse}`;
     throw new AuditlogError('USAGE', `--sse-kms-key-id only applies with --sse aws:kms, got it ${got}: add --sse aws:kms (S3), or leave out --sse-kms-key-id`);
   }
   if (opts.yes !== true && io.createPrompter === null) {
@@ -118,6 +123,18 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
   }
   return 0;
 }
+
+/** The flags that set the `s3:` section, in the order --help lists them. */
+const S3_FLAGS: readonly [keyof WizardCliOptions, string][] = [
+  ['bucket', '--bucket'],
+  ['prefix', '--prefix'],
+  ['region', '--region'],
+  ['endpoint', '--endpoint'],
+  ['forcePathStyle', '--force-path-style'],
+  ['sse', '--sse'],
+  ['sseKmsKeyId', '--sse-kms-key-id'],
+  ['storageClass', '--storage-class'],
+];
 
 function parseRetention(text: string, flag: string): number {
   const n = Number(text);

@@ -246,7 +246,6 @@ describe('auditlog wizard --yes', () => {
       [['--bucket', 'audit-archive'], 'without --sse'],
       [['--bucket', 'audit-archive', '--sse', 'AES256'], 'with --sse AES256'],
       [['--bucket', 'audit-archive', '--sse', 'none'], 'with --sse none'],
-      [['--local-path', join(dir, 'kms')], 'with --local-path'],
     ];
     for (const [flags, got] of cases) {
       const out = join(dir, 'kms.yaml');
@@ -258,6 +257,24 @@ describe('auditlog wizard --yes', () => {
     const kms = await runCli([...base, '--bucket', 'audit-archive', '--sse', 'aws:kms', '--sse-kms-key-id', 'alias/audit'], env);
     expect(kms.code, kms.stderr).toBe(0);
     expect(kms.stdout).toMatch(/sse: aws:kms\n\s+sse_kms_key_id: alias\/audit/);
+  });
+
+  it('--local-path with S3 flags is refused in one USAGE line naming them (the S3 flags used to be dropped silently), nothing written', async () => {
+    const env = { WIZ_DB_URL: db.url };
+    const base = ['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL', '--tables', 'audit_log', '--local-path', join(dir, 'both')];
+    const cases: [string[], string][] = [
+      [['--bucket', 'xyz', '--region', 'eu-west-1'], '--bucket, --region'],
+      [['--sse-kms-key-id', 'alias/audit'], '--sse-kms-key-id'],
+      [['--force-path-style'], '--force-path-style'],
+      [['--storage-class', 'STANDARD_IA', '--endpoint', 'http://127.0.0.1:9000'], '--endpoint, --storage-class'],
+    ];
+    for (const [flags, named] of cases) {
+      const out = join(dir, 'both.yaml');
+      const result = await runCli([...base, ...flags, '--output', out], env);
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr.trim().split('\n')).toEqual([`auditlog: --local-path cannot be combined with ${named} (S3 settings): pass --local-path alone to archive to a directory, or leave it out to archive to S3 [USAGE]`]);
+      await expect(readFile(out, 'utf8')).rejects.toThrow(/ENOENT/);
+    }
   });
 
   it('--check-connections: storage that does not answer fails the wizard (exit 1) and nothing is written', async () => {
