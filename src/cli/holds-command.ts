@@ -69,7 +69,17 @@ export async function runHoldsListCommand(input: HoldsListInput): Promise<number
     await withDatabase({ config: input.config, secrets: input.secrets }, db, async (pool, connectProblem) => {
       if (connectProblem !== undefined) {
         problems.push(`database ${db.name}: ${connectProblem}`);
-        for (const h of run.holds) report(h);
+        // The holds table cannot be read, but the configured and API holds still name its tables:
+        // listed without counts, rather than as holds that affect no table.
+        for (const h of run.holds) {
+          const r = report(h);
+          for (const t of db.tables) {
+            const id = { database: db.name, schema: t.schema, table: t.name };
+            if (!holdApplies(h, id)) continue;
+            const uncounted = h.where !== undefined && r.status === 'active';
+            r.affects.push({ ...id, rows_held: null, ...(uncounted ? { problem: `rows not counted: database ${db.name} unreachable` } : {}) });
+          }
+        }
         return;
       }
       const snapshot = await loadDatabaseHolds({ enabled: true, holds: run.holds }, { legal_holds: { ...input.config.legal_holds, enabled: true } }, pool, db.name);
@@ -97,12 +107,14 @@ export async function runHoldsListCommand(input: HoldsListInput): Promise<number
   }
   // An active hold that names no configured table protects nothing: most likely a misspelt name.
   // Judged against every configured table, not only those --database/--table selected: a hold on a
-  // table outside the selection is not a problem (found in review).
+  // table outside the selection is not a problem (found in review). Expired holds are described
+  // the same way: one on a configured table outside the selection read "affects no configured
+  // table" (found by probing).
   for (const [hold, r] of reports) {
-    if (r.status === 'expired' || r.affects.length > 0) continue;
+    if (r.affects.length > 0) continue;
     const named = input.config.databases.some((d) => d.tables.some((t) => holdApplies(hold, { database: d.name, schema: t.schema, table: t.name })));
     if (named) r.outside_selection = true;
-    else problems.push(`active ${r.source} hold on ${r.database === null ? '' : `${r.database}/`}${r.table} names no configured table: check its table (and database) name`);
+    else if (r.status === 'active') problems.push(`active ${r.source} hold on ${r.database === null ? '' : `${r.database}/`}${r.table} names no configured table: check its table (and database) name`);
   }
   const holds = [...reports.values()];
   if (input.json) input.stdout(JSON.stringify({ holds, problems }) + '\n');

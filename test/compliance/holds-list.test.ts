@@ -152,11 +152,44 @@ describe('auditlog holds list', () => {
     }
     const text = await runCli(['holds', 'list', '-c', good, '--table', 'events']);
     expect(text.stdout).toContain('affects no selected table');
+    // An expired hold is described as truly: on a configured table outside the selection, or on no configured table (found by probing).
+    const expired = await write([
+      { table: 'events', reason: 'Case 1' },
+      { table: 'other_events', reason: 'Case 4', expires_at: '2020-01-01T00:00:00Z' },
+      { table: 'gone_events', reason: 'Case 5', expires_at: '2020-01-01T00:00:00Z' },
+    ]);
+    const old = await runCli(['holds', 'list', '-c', expired, '--table', 'events']);
+    expect(old.code, old.stdout).toBe(0);
+    expect(old.stdout).toMatch(/EXPIRED config hold on other_events: whole table; Case 4; expired 2020-01-01T00:00:00Z\n {2}affects no selected table\n/);
+    expect(old.stdout).toMatch(/EXPIRED config hold on gone_events: whole table; Case 5; expired 2020-01-01T00:00:00Z\n {2}affects no configured table\n/);
+    const oldJson = JSON.parse((await runCli(['holds', 'list', '-c', expired, '--table', 'events', '--json'])).stdout) as { holds: HoldReport[] };
+    expect(oldJson.holds.map((h) => [h.reason, h.outside_selection ?? false])).toEqual([
+      ['Case 1', false],
+      ['Case 4', true],
+      ['Case 5', false],
+    ]);
     const bad = await write([{ table: 'events', reason: 'Case 1' }, { table: 'other_evnets', reason: 'Case 2' }, { table: 'other_events', reason: 'Case 3' }]);
     const r = await runCli(['holds', 'list', '-c', bad, '--table', 'events']);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('active config hold on other_evnets names no configured table');
     expect(r.stdout).not.toContain('hold on other_events names');
+  });
+
+  it('a database that cannot be reached: its configured holds still list the tables they name, rows not counted (not "affects no selected table")', async () => {
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 60, endDaysAgo: 11 });
+    const dir = await mkdtemp(path.join(tmpdir(), 'auditlog-holds-'));
+    const file = path.join(dir, 'config.yaml');
+    const holds = [
+      { table: 'events', where: 'id = 1', reason: 'Case 1' },
+      { table: 'events', reason: 'Case 2' },
+    ];
+    await writeFile(file, JSON.stringify({ s3: fx.s3cfg, legal_holds: { holds }, defaults: { retention_days: 10 }, databases: [{ name: 'app', url: 'postgres://postgres@127.0.0.1:1/app', tables: [eventsTable] }] }));
+    const r = await runCli(['holds', 'list', '-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain('affects no');
+    expect(r.stdout).toContain('  app/public.events — rows not counted: database app unreachable\n');
+    expect(r.stdout).toMatch(/ACTIVE config hold on events: whole table; Case 2; no expiry\n {2}app\/public\.events\n/);
+    expect(r.stdout).toMatch(/problem: database app: /);
   });
 
   it('auth_env naming an unset variable is a configuration error (exit 2) naming the variable', async () => {
