@@ -8,7 +8,7 @@
  */
 import { FORMAT_NAME, sha256Hex, type BatchMetadata } from '../core/batch-metadata.js';
 import { compressionOfDataKey } from '../core/compression.js';
-import { AuditlogError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import { DecoderFailedError, decoderFailure, decompressBody } from '../archive/codec.js';
 import { countLines } from '../archive/encode-batch.js';
 import type { SidecarSummary } from './sidecar-summary.js';
@@ -21,9 +21,26 @@ export interface CheckedObject {
 }
 
 function corrupt(key: string, problem: string, check: string): AuditlogError {
-  return new AuditlogError('RESTORE_CORRUPT_OBJECT', `archive object ${key} is corrupt or incomplete: ${problem}; nothing of it was loaded (restore it from a backup copy, or pass --on-corrupt skip to restore the others)`, {
-    details: { key, check },
+  return corruptObjectError(key, `archive object ${key} is corrupt or incomplete: ${problem}; nothing of it was loaded`, 'restore it from a backup copy', check);
+}
+
+/**
+ * The error stops the restore under `--on-corrupt fail`, so its advice offers `--on-corrupt skip`;
+ * under skip the object is only reported (skippedCorruptMessage), where that advice made no sense.
+ * `finding` and `remedy` are kept apart in the details for that.
+ */
+function corruptObjectError(key: string, finding: string, remedy: string, check: string): AuditlogError {
+  return new AuditlogError('RESTORE_CORRUPT_OBJECT', `${finding} (${remedy}, or pass --on-corrupt skip to restore the others)`, {
+    details: { key, check, finding, remedy },
   });
+}
+
+/** An object `--on-corrupt skip` left out, as the summary reports it: the others are restored, so only its own remedy. */
+export function skippedCorruptMessage(error: unknown): string {
+  if (isAuditlogError(error) && typeof error.details.finding === 'string' && typeof error.details.remedy === 'string') {
+    return `${error.details.finding} (skipped: --on-corrupt skip; ${error.details.remedy})`;
+  }
+  return describeError(error);
 }
 
 /** Parses and sanity-checks a sidecar; `expected` is the table the restore is for. */
@@ -83,10 +100,11 @@ export function isSidecarProblem(error: AuditlogError): boolean {
  */
 export function rereadObjectMetadata(key: string, body: Buffer | undefined, selected: SidecarSummary, expected: { database: string; schema: string; table: string }): BatchMetadata {
   if (body !== undefined && sha256Hex(body) !== selected.sidecar_sha256) {
-    throw new AuditlogError(
-      'RESTORE_CORRUPT_OBJECT',
-      `archive object ${key}: its metadata sidecar changed between selection and load (an archive run rewrote it, or it was edited); nothing of it was loaded (restore again to read it as it is now, or pass --on-corrupt skip to restore the others)`,
-      { details: { key, check: 'metadata_changed' } },
+    throw corruptObjectError(
+      key,
+      `archive object ${key}: its metadata sidecar changed between selection and load (an archive run rewrote it, or it was edited); nothing of it was loaded`,
+      'restore again to read it as it is now',
+      'metadata_changed',
     );
   }
   return parseObjectMetadata(key, body, expected);

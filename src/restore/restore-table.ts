@@ -19,7 +19,7 @@ import { buildSessionSettings, createClient, endClient, isQueryDeadlineError, ke
 import { allowTemporaryTables, checkReplicationRole, checkWritable } from '../db/session-checks.js';
 import { canCast, createTargetTable, dropIndexes, findEnumTypes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
 import { selectTargets } from '../archive/run-archive.js';
-import { isSidecarProblem, parseObjectMetadata } from './check-object.js';
+import { isSidecarProblem, parseObjectMetadata, skippedCorruptMessage } from './check-object.js';
 import { loadStoppedError, silentConnectionError } from './load-error.js';
 import { loadObjects } from './load-objects.js';
 import { mapAhead } from './map-ahead.js';
@@ -189,8 +189,8 @@ async function restoreInto(
   for (const key of selected.uncommitted) logger.warn({ key }, 'object has a pending marker (its batch was in flight): not restored; the next archive run reconciles it');
   summary.objects.selected = selected.committed.length + selected.withoutMetadata.length;
   const corrupt = (key: string, error: unknown): void => {
-    const message = describeError(error);
     if (options.onCorrupt === 'fail') throw error;
+    const message = skippedCorruptMessage(error);
     summary.corrupt.push({ key, message });
     logger.error({ key, err: message }, 'corrupt archive object skipped');
   };

@@ -90,5 +90,12 @@ describe('auditlog restore (CLI)', () => {
     expect(corrupt.code).toBe(1);
     expect(corrupt.stdout).toContain(victim);
     expect(corrupt.stdout).toMatch(/conflicts \(kept the existing rows\)/);
+    // The advice matches the options in effect: skip was given, so it does not offer skip (found by probing).
+    expect(corrupt.stdout).toMatch(new RegExp(`corrupt: {4}archive object ${victim} is corrupt or incomplete: SHA-256 of the stored bytes is [0-9a-f]{64}, metadata says [0-9a-f]{64}; nothing of it was loaded \\(skipped: --on-corrupt skip; restore it from a backup copy\\)\n`));
+    expect(corrupt.stdout + corrupt.stderr).not.toContain('pass --on-corrupt skip');
+    const failed = await runCli(['restore', '--config', config, '--table', 'events', '--ignore-watermark', '--conflict', 'skip'], env());
+    expect(failed.code).toBe(1);
+    expect(failed.stdout + failed.stderr).toContain(`archive object ${victim} is corrupt or incomplete`);
+    expect(failed.stdout + failed.stderr).toContain('(restore it from a backup copy, or pass --on-corrupt skip to restore the others)');
   });
 });
