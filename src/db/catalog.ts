@@ -117,6 +117,18 @@ export async function listTableRefusals(
   return found.refusals;
 }
 
+/**
+ * `name: public.audit_log` is the table named "public.audit_log" in schema public (names are
+ * taken as written), which was reported as "table public.public.audit_log not found" and left
+ * the reader to spot why (found by probing). Said only once the table is not found: a name may
+ * hold a dot.
+ */
+export function dottedNameHint(name: string): string {
+  const dot = name.indexOf('.');
+  if (dot <= 0 || dot === name.length - 1) return '';
+  return `; a name is taken as written, dots included: for table ${name.slice(dot + 1)} in schema ${name.slice(0, dot)}, write \`schema: ${name.slice(0, dot)}, name: ${name.slice(dot + 1)}\``;
+}
+
 const refusalColumns = (rows: readonly ColumnRow[]): RefusalColumn[] => rows.map((r) => ({ name: r.attname, type: r.type, nestedJson: r.nested_json === 'true' }));
 
 interface TableCatalog {
@@ -137,7 +149,7 @@ async function readTableCatalog(q: Queryable, database: string, table: Pick<Tabl
   );
   const found = rel.rows[0];
   if (found === undefined) {
-    throw new AuditlogError('TABLE_NOT_FOUND', `table ${qualified} not found in database "${database}" (check databases[].tables[].schema/name; names are case-sensitive)`, {
+    throw new AuditlogError('TABLE_NOT_FOUND', `table ${qualified} not found in database "${database}" (check databases[].tables[].schema/name; names are case-sensitive${dottedNameHint(table.name)})`, {
       details: { database, table: qualified },
     });
   }

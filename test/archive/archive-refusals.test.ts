@@ -172,6 +172,18 @@ describe('archive refusals and contention', () => {
     expect(state).toMatchObject({ watermark: null, last_run: { status: 'failed', error: { code: 'TABLE_NOT_FOUND' } } });
   });
 
+  it('a name with a dot that is not found suggests schema: and name: (name: public.events read as "public.public.events not found")', async () => {
+    await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
+    const summary = await archiveWith(fx.configFor([{ name: 'public.events', timestamp_column: 'happened_at' }, { name: 'Events', timestamp_column: 'happened_at' }]), fx.store);
+    expect(summary.tables.map((t) => t.error?.code)).toEqual(['TABLE_NOT_FOUND', 'TABLE_NOT_FOUND']);
+    expect(summary.tables[0]!.error!.message).toBe(
+      'table public.public.events not found in database "app" (check databases[].tables[].schema/name; names are case-sensitive; a name is taken as written, dots included: for table events in schema public, write `schema: public, name: events`)',
+    );
+    // No dot, no suggestion.
+    expect(summary.tables[1]!.error!.message).toBe('table public.Events not found in database "app" (check databases[].tables[].schema/name; names are case-sensitive)');
+    expect(await rowIds(fx.db)).toHaveLength(5);
+  });
+
   it('refuses a timestamp column that is not a timestamp', async () => {
     await createEventsTable(fx.db, { rows: 5, stepMinutes: 1, endDaysAgo: 20 });
     const summary = await archiveWith(fx.configFor([{ name: 'events', timestamp_column: 'kind' }]), fx.store);
