@@ -26,6 +26,8 @@ export interface FormatConfigIssuesOptions {
   schema: z.ZodType;
   /** Per formatted path, the text written in the file where it differs from the value (env placeholders). */
   sources?: ReadonlyMap<string, string>;
+  /** Per formatted path, a number as written (file or environment) where its value reads otherwise (rounded past 2^53, `1e3`). */
+  written?: ReadonlyMap<string, string>;
 }
 
 export const DEFAULT_ISSUE_MESSAGE = '\u0000auditlog:default-message';
@@ -35,10 +37,22 @@ export function markDefaultMessages(): string {
   return DEFAULT_ISSUE_MESSAGE;
 }
 
-/** One ConfigIssue per problem (an issue listing several unknown keys gives one per key). Secrets are masked. */
+/**
+ * One ConfigIssue per problem (an issue listing several unknown keys gives one per key). Secrets
+ * are masked. zod may report one value twice (a number past 2^53 breaks both the integer range and
+ * the schema's maximum), and both read the same once formatted: the line is given once.
+ */
 export function formatConfigIssues(issues: readonly z.core.$ZodIssue[], options: FormatConfigIssuesOptions): ConfigIssue[] {
   const context: IssueContext = { ...options, secrets: collectSecrets(options.input) };
-  return issues.flatMap((issue) => formatIssue(issue, context));
+  const seen = new Set<string>();
+  return issues
+    .flatMap((issue) => formatIssue(issue, context))
+    .filter((issue) => {
+      const line = `${issue.path}\u0000${issue.message}`;
+      if (seen.has(line)) return false;
+      seen.add(line);
+      return true;
+    });
 }
 
 interface IssueContext extends FormatConfigIssuesOptions {
@@ -144,7 +158,7 @@ function describeFound(value: unknown, path: ConfigPath, at: string, context: Is
   // The source shows what was written in the file: a default (`${VAR:-value}`) is as secret as the value.
   const origin = source === undefined ? '' : ` (from ${JSON.stringify(maskSource(source, secret, context.secrets))})`;
   if (secret && value !== undefined && value !== null) return `${MASK}${origin}`;
-  return `${describeValue(value, context.secrets)}${origin}`;
+  return `${context.written?.get(at) ?? describeValue(value, context.secrets)}${origin}`;
 }
 
 function describeValue(value: unknown, secrets: readonly string[]): string {

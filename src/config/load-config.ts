@@ -12,7 +12,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { AuditlogError } from '../core/errors.js';
 import { expandEnvInDocument, type Env, type EnvExpansion } from './expand-env.js';
@@ -54,7 +54,13 @@ export function parseConfig(text: string, file: string, env: Env): Config {
   }
 
   const expansions = expandEnvInDocument(doc, env, file, text, lineCounter);
-  for (const expansion of expansions) if (expansion.whole) coerceToSchemaType(expansion);
+  /** Numbers as written in the environment, where their value reads otherwise (see numbersAsWritten). */
+  const written = new Map<string, string>();
+  for (const expansion of expansions) {
+    if (!expansion.whole) continue;
+    const number = coerceToSchemaType(expansion);
+    if (number !== undefined) written.set(formatConfigPath(expansion.path), number);
+  }
 
   let data: unknown;
   try {
@@ -71,23 +77,45 @@ export function parseConfig(text: string, file: string, env: Env): Config {
   if (result.success) return result.data;
 
   const sources = new Map(expansions.map((e) => [formatConfigPath(e.path), e.source]));
-  const issues = formatConfigIssues(result.error.issues, { input: data, schema: configSchema, sources });
+  const issues = formatConfigIssues(result.error.issues, { input: data, schema: configSchema, sources, written: numbersAsWritten(doc, result.error.issues, sources, written) });
   const lines = issues.map((issue) => (issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`));
   throw new AuditlogError('CONFIG_INVALID', lines.map((line) => `${file}: ${line}`).join('\n'), {
     details: { file, issues: lines, paths: issues.map((issue) => issue.path) },
   });
 }
 
-function coerceToSchemaType(expansion: EnvExpansion): void {
+/** Types a whole placeholder's value for the schema; returns the text of a number it made. */
+function coerceToSchemaType(expansion: EnvExpansion): string | undefined {
   const text = expansion.node.value;
-  if (typeof text !== 'string') return;
+  if (typeof text !== 'string') return undefined;
   const candidates = findSchemasAt(configSchema, expansion.path);
-  if (candidates.some((s) => s instanceof z.ZodString)) return;
+  if (candidates.some((s) => s instanceof z.ZodString)) return undefined;
   if (candidates.some((s) => s instanceof z.ZodNumber) && /^[-+]?[0-9]+$/.test(text)) {
     expansion.node.value = Number(text);
-  } else if (candidates.some((s) => s instanceof z.ZodBoolean) && /^(?:true|True|TRUE|false|False|FALSE)$/.test(text)) {
+    return text;
+  }
+  if (candidates.some((s) => s instanceof z.ZodBoolean) && /^(?:true|True|TRUE|false|False|FALSE)$/.test(text)) {
     expansion.node.value = text.toLowerCase() === 'true';
   }
+  return undefined;
+}
+
+/**
+ * Per formatted path of an issue, a number as written (in the file, or in the environment) where
+ * its value reads otherwise: past 2^53 a number is rounded, and `retention_days: 9007199254740993`
+ * was reported as "found 9007199254740992" (found by probing); `1e3` or `+5` are shown as written too.
+ */
+function numbersAsWritten(doc: Document, issues: readonly z.core.$ZodIssue[], expanded: ReadonlyMap<string, string>, fromEnv: ReadonlyMap<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const issue of issues) {
+    const at = formatConfigPath(issue.path);
+    const node = doc.getIn(issue.path, true);
+    if (!isScalar(node) || typeof node.value !== 'number') continue;
+    // A placeholder's node keeps the placeholder as its source: the number came from the environment.
+    const text = expanded.has(at) ? fromEnv.get(at) : node.source;
+    if (text !== undefined && text !== String(node.value)) out.set(at, text);
+  }
+  return out;
 }
 
 function readError(file: string, error: unknown): AuditlogError {

@@ -603,6 +603,27 @@ describe('parseConfig: values that would fail at run time', () => {
     expect(parseConfig(`${minimal}defaults:\n  retention_days: ${MAX_RETENTION_DAYS}\n`, 'c.yaml', {}).defaults.retention_days).toBe(100_000);
   });
 
+  it('a number past 2^53 is reported as written (file or environment), in one line (found by probing: rounded, and printed twice)', () => {
+    // zod reports such a number twice (outside the safe integer range, and above the maximum).
+    for (const written of ['9007199254740993', '99999999999999999999']) {
+      const fromEnv = parseError(`${minimal}defaults:\n  retention_days: \${RD}\n`, { RD: written });
+      expect(fromEnv.message).toBe(`c.yaml: defaults.retention_days: expected an integer from 1 to 100000, found ${written} (from "\${RD}")`);
+      expect(fromEnv.details.issues).toHaveLength(1);
+      const inFile = parseError(`${minimal}defaults:\n  retention_days: ${written}\n`);
+      expect(inFile.message).toBe(`c.yaml: defaults.retention_days: expected an integer from 1 to 100000, found ${written}`);
+    }
+    // Other spellings whose value reads otherwise are shown as written too.
+    expect(parseError(`${minimal}defaults:\n  retention_days: 1e9\n`).message).toBe('c.yaml: defaults.retention_days: expected an integer from 1 to 100000, found 1e9');
+    expect(parseError(`${minimal}defaults:\n  retention_days: \${RD}\n`, { RD: '+2500000' }).message).toBe(
+      'c.yaml: defaults.retention_days: expected an integer from 1 to 100000, found +2500000 (from "${RD}")',
+    );
+    // Only identical lines are merged: distinct problems are all still listed.
+    expect(parseError(`${minimal}defaults:\n  retention_days: 0.5\n  batch_size: -1\n`).message.split('\n')).toEqual([
+      'c.yaml: defaults.retention_days: expected an integer from 1 to 100000, found 0.5',
+      'c.yaml: defaults.batch_size: expected an integer from 1 to 1000000, found -1',
+    ]);
+  });
+
   it('monitoring.metrics_port and health_check_port must differ (two servers), unless 0 or one of them is off', () => {
     const monitoring = (lines: string): string => `${minimal}monitoring:\n${lines}`;
     const same = parseError(monitoring('  metrics_port: 9100\n  health_check_port: 9100\n'));
