@@ -16,6 +16,7 @@ import { subscribeAuditTrail } from '../compliance/audit-subscriber.js';
 import { streamAuditRecords, StorageAuditTrail, type AuditTrail } from '../compliance/audit-trail.js';
 import { DatabaseAuditTrail, FanOutAuditTrail, streamDatabaseAuditRecords } from '../compliance/database-audit-trail.js';
 import type { HoldSourceOptions } from '../compliance/run-holds.js';
+import type { StoredAuditRecord } from '../compliance/verify-audit-chain.js';
 import type { AuditSource } from './audit-commands.js';
 import { reportRunNotStarted, type RunReportOptions } from '../archive/run-archive.js';
 import { requireLocalArchive } from './require-local-archive.js';
@@ -109,17 +110,11 @@ function openAuditPool(config: Config): pg.Pool {
   return createPool({ database: { ...db, connection_pool_size: 2 }, applicationName: config.application_name, settings: buildSessionSettings(config.defaults), onBackgroundError: () => undefined });
 }
 
-/**
- * The trails `audit list|verify` read: the configured backend(s), or the one asked for. A trail
- * in a local directory that does not exist is refused, not read as an empty, intact trail.
- */
-export async function auditSources(config: Config, store: ObjectStore, pools: pg.Pool[]): Promise<AuditSource[]> {
+/** The trails `audit list|verify` read: the configured backend(s), or the one asked for. */
+export function auditSources(config: Config, store: ObjectStore, pools: pg.Pool[]): AuditSource[] {
   const backend = config.compliance.audit.backend;
   const out: AuditSource[] = [];
-  if (backend === 'storage' || backend === 'both' || backend === 'none') {
-    await requireLocalArchive(config, 'no audit trail to read');
-    out.push({ name: `storage ${store.description}`, read: () => streamAuditRecords(store, AUDIT_PREFIX) });
-  }
+  if (backend === 'storage' || backend === 'both' || backend === 'none') out.push({ name: `storage ${store.description}`, read: () => readStorageTrail(config, store) });
   if (backend === 'database' || backend === 'both') {
     const pool = openAuditPool(config);
     pools.push(pool);
@@ -127,6 +122,15 @@ export async function auditSources(config: Config, store: ObjectStore, pools: pg
     out.push({ name: `table ${schema}.${table}`, read: () => streamDatabaseAuditRecords(pool, schema, table) });
   }
   return out;
+}
+
+/**
+ * A trail in a local directory that does not exist is refused, not read as an empty, intact one.
+ * Checked when it is read, so that a usage error (--since) is still named first.
+ */
+async function* readStorageTrail(config: Config, store: ObjectStore): AsyncIterable<StoredAuditRecord> {
+  await requireLocalArchive(config, 'no audit trail to read');
+  yield* streamAuditRecords(store, AUDIT_PREFIX);
 }
 
 /**

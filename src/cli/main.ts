@@ -245,9 +245,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const flags = parseRestoreFlags(opts);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
-      // An unknown --table is a usage error first, as in validate.
-      selectTargets({ config, table: flags.table, ...(flags.database === undefined ? {} : { database: flags.database }) });
-      await requireLocalArchive(config, 'nothing to restore');
+      // Before the audit trail is opened: its storage check would create the directory. An unknown
+      // --table is still named first, as validate does (otherwise runRestore finds it, and the
+      // trail records the failed restore).
+      await requireLocalArchive(config, 'nothing to restore').catch((error: unknown) => {
+        selectTargets({ config, table: flags.table, ...(flags.database === undefined ? {} : { database: flags.database }) });
+        throw error;
+      });
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
       const store = await createObjectStore(config, storageLogHooks(logger));
@@ -483,7 +487,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const pools: pg.Pool[] = [];
       try {
         exitCode = await runAuditListCommand({
-          sources: await auditSources(config, await createObjectStore(config), pools),
+          sources: auditSources(config, await createObjectStore(config), pools),
           ...(opts.since === undefined ? {} : { since: opts.since }),
           ...(opts.table === undefined ? {} : { table: opts.table }),
           json: opts.json === true,
@@ -507,7 +511,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const pools: pg.Pool[] = [];
       try {
         exitCode = await runAuditVerifyCommand({
-          sources: await auditSources(config, await createObjectStore(config), pools),
+          sources: auditSources(config, await createObjectStore(config), pools),
           json: opts.json === true,
           stdout: io.stdout,
           ...(opts.since === undefined ? {} : { since: opts.since }),

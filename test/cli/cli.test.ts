@@ -3,7 +3,7 @@
  * errors naming the problem and the fix, secrets never printed, and an end-to-end archive.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -118,6 +118,11 @@ describe('auditlog CLI', () => {
         ]);
       }
     }
+    // Usage errors above come first; with a valid --since, an archive directory that does not exist is refused.
+    const nowhere = await runCli(['audit', 'list', '-c', file, '--since', '2026-02-28', '--json'], env);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toContain(`local.path ${join(dir, 'since-archive')} is not a directory: no audit trail to read`);
+    await mkdir(join(dir, 'since-archive'));
     const day = await runCli(['audit', 'list', '-c', file, '--since', '2026-02-28', '--json'], env);
     expect(day.code, day.stderr).toBe(0);
     const instant = await runCli(['audit', 'list', '-c', file, '--since', '2026-02-28T23:30:00+01:00', '--json'], env);

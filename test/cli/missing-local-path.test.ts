@@ -61,6 +61,9 @@ describe('a local.path that does not exist', () => {
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toContain('--table nope is not in the configuration');
     }
+    const since = await runCli(['audit', 'verify', '--since', 'yesterday', '--config', file]);
+    expect(since.code).toBe(2);
+    expect(since.stderr).toContain('--since expects a day');
   });
 
   it('archive --dry-run and config validate --check-connections create nothing; archive creates the directory on its first run', async () => {

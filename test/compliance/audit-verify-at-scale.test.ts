@@ -91,10 +91,10 @@ async function captured(command: (stdout: (text: string) => void) => Promise<num
 }
 
 const verify = (s: ObjectStore, options: { json?: boolean; since?: string; table?: string } = {}): Promise<{ code: number; out: string }> =>
-  captured(async (stdout) => runAuditVerifyCommand({ sources: await auditSources(config, s, []), json: options.json === true, stdout, ...(options.since === undefined ? {} : { since: options.since }), ...(options.table === undefined ? {} : { table: options.table }) }));
+  captured((stdout) => runAuditVerifyCommand({ sources: auditSources(config, s, []), json: options.json === true, stdout, ...(options.since === undefined ? {} : { since: options.since }), ...(options.table === undefined ? {} : { table: options.table }) }));
 
 const list = (s: ObjectStore, options: { json?: boolean; since?: string; table?: string } = {}): Promise<{ code: number; out: string }> =>
-  captured(async (stdout) => runAuditListCommand({ sources: await auditSources(config, s, []), json: options.json === true, stdout, ...(options.since === undefined ? {} : { since: options.since }), ...(options.table === undefined ? {} : { table: options.table }) }));
+  captured((stdout) => runAuditListCommand({ sources: auditSources(config, s, []), json: options.json === true, stdout, ...(options.since === undefined ? {} : { since: options.since }), ...(options.table === undefined ? {} : { table: options.table }) }));
 
 const keyOf = (runId: string, event: string): string => trail.find((w) => w.key.includes(`-${runId}-`) && w.key.endsWith(`-${event}.json`))!.key;
 
