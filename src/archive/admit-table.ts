@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Config, TableConfig } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
 import type { RunEvents } from '../core/run-events.js';
-import { holdLabel, holdsForTable, type LegalHold } from '../compliance/legal-hold.js';
+import { holdLabel, holdsForTable, rowHoldLabel, type PartitionTree, type RowHold } from '../compliance/legal-hold.js';
 import { findRetentionViolation, requiresEncryption } from '../compliance/retention-policy.js';
 import type { HoldSnapshot } from '../compliance/run-holds.js';
 import { emptyTableSummary, failedTableSummary, type TableSummary } from './table-summary.js';
@@ -21,14 +21,16 @@ export interface AdmitOptions {
 
 export type Admission =
   | { summary: TableSummary }
-  | { recordHolds: LegalHold[]; requiredSse?: 'AES256' | 'aws:kms'; holdInfo?: NonNullable<TableSummary['holds']> };
+  | { recordHolds: RowHold[]; requiredSse?: 'AES256' | 'aws:kms'; holdInfo?: NonNullable<TableSummary['holds']> };
 
 /**
  * Compliance before anything of the table is read: retention inside the policy bounds (again,
  * after config load), encryption where the table requires it, then legal holds. A refusal is a
- * failed table; an active table-level hold is a held one.
+ * failed table; an active table-level hold is a held one. Holds are placed through the table's
+ * partition tree when one was read (a hold on its parent holds it; one on a partition holds that
+ * partition's rows).
  */
-export function admitTable(options: AdmitOptions, database: string, table: TableConfig, holds: HoldSnapshot, logger: Logger): Admission {
+export function admitTable(options: AdmitOptions, database: string, table: TableConfig, holds: HoldSnapshot, logger: Logger, tree?: PartitionTree): Admission {
   const ref = { runId: options.runId, database, schema: table.schema, table: table.name };
   const label = `${database}/${table.schema}.${table.name}`;
   const refuse = (error: AuditlogError): Admission => {
@@ -53,10 +55,10 @@ export function admitTable(options: AdmitOptions, database: string, table: Table
   }
   if (!holds.enabled) return { recordHolds: [], ...(requiredSse === undefined ? {} : { requiredSse }) };
   if (holds.unavailable !== undefined) return { summary: failedTableSummary(database, table.schema, table.name, holds.unavailable) };
-  const found = holdsForTable(holds.holds, { database, schema: table.schema, table: table.name }, options.now());
+  const found = holdsForTable(holds.holds, { database, schema: table.schema, table: table.name }, options.now(), tree);
   for (const hold of found.expired) logger.warn({ table: `${table.schema}.${table.name}`, hold: holdLabel(hold), expired_at: hold.expiresAt }, 'expired legal hold ignored');
-  const holdInfo = { tableLevel: found.tableLevel.map((h) => holdLabel(h)), recordLevel: found.recordLevel.map((h) => holdLabel(h)), expired: found.expired.map((h) => holdLabel(h)) };
-  const any = found.tableLevel.length + found.recordLevel.length + found.expired.length > 0;
+  const holdInfo = { tableLevel: found.tableLevel.map((h) => holdLabel(h)), recordLevel: found.rowLevel.map(rowHoldLabel), expired: found.expired.map((h) => holdLabel(h)) };
+  const any = found.tableLevel.length + found.rowLevel.length + found.expired.length > 0;
   if (found.tableLevel.length > 0) {
     logger.warn({ table: `${table.schema}.${table.name}`, holds: holdInfo.tableLevel }, 'table under legal hold: not archived');
     options.events?.emit('table:held', {
@@ -65,6 +67,6 @@ export function admitTable(options: AdmitOptions, database: string, table: Table
     });
     return { summary: { ...emptyTableSummary(database, table.schema, table.name, 'held'), holds: holdInfo } };
   }
-  return { recordHolds: found.recordLevel, ...(requiredSse === undefined ? {} : { requiredSse }), ...(any ? { holdInfo } : {}) };
+  return { recordHolds: found.rowLevel, ...(requiredSse === undefined ? {} : { requiredSse }), ...(any ? { holdInfo } : {}) };
 }
 

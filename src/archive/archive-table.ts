@@ -14,7 +14,7 @@ import { selectDatabaseIdentity } from '../db/database-identity.js';
 import { acquireTableLock } from '../db/advisory-lock.js';
 import { abandonClient, abortPoolConnections, endClient, fencePool } from '../db/connect.js';
 import { combineLocks, lockLostError, type TableLock } from '../core/table-lock.js';
-import { tableLabel, type TablePlan } from '../core/table-plan.js';
+import { tableLabel, type HoldFilter, type TablePlan } from '../core/table-plan.js';
 import { listOverlappingTables } from '../db/target-table.js';
 import { acquireFileLock, fileLockPath } from '../state/file-lock.js';
 import { countArchivable, positionMismatch, selectCutoff, selectHeldKeys, summarizeArchivable } from '../db/archive-queries.js';
@@ -31,9 +31,8 @@ import { isStorageUnavailable, type FallbackSpool } from './local-fallback.js';
 import { emptyTableSummary, type TableSummary } from './table-summary.js';
 import type { RunEvents, TableRef, TimedPhase } from '../core/run-events.js';
 import { quoteIdent } from '../db/quote-ident.js';
-import type { LegalHold } from '../compliance/legal-hold.js';
 import { checkHoldFilter, loadCheckTableHolds } from '../db/hold-queries.js';
-import { holdLabel, holdsForTable } from '../compliance/legal-hold.js';
+import { holdFilterOf, holdLabel, holdsForTable, rowHoldLabel, type PartitionTree, type RowHold } from '../compliance/legal-hold.js';
 import type { HoldCheckTableConfig } from '../config/schema.js';
 import type { Queryable } from '../db/queryable.js';
 
@@ -65,8 +64,10 @@ export interface ArchiveTableInput {
   onPhase?: (phase: BatchPhase) => void | Promise<void>;
   sleep?: (ms: number) => Promise<void>;
   events?: RunEvents;
-  /** Active record-level legal holds: their filters are checked, then keep matching rows out of every read and delete. */
-  recordHolds?: readonly LegalHold[];
+  /** Active legal holds that keep some rows (record-level, or on a partition): their filters are checked, then keep matching rows out of every read and delete. */
+  recordHolds?: readonly RowHold[];
+  /** The table's partition tree as read when the run admitted it: the holds table, re-read in each delete transaction, is placed through it. */
+  partitionTree?: PartitionTree;
   /** legal_holds.check_table, when enabled: re-read inside every delete transaction. */
   holdCheckTable?: HoldCheckTableConfig;
   /** Encryption the table requires: every uploaded object must report it (HEAD) before its rows are deleted. */
@@ -120,10 +121,10 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
     await warnSameTree(input, plan, logger);
     const holds = input.recordHolds ?? [];
     // A filter that is not valid is an error of the table, never a hold silently dropped.
-    for (const hold of holds) await checkHoldFilter(input.pool, plan, hold);
+    for (const r of holds) if (r.hold.where !== undefined) await checkHoldFilter(input.pool, plan, r.hold, holdFilterOf(r).partitionOids);
     if (holds.length > 0) {
-      plan = { ...plan, holdFilters: holds.map((h) => h.where!) };
-      logger.info({ holds: holds.length }, 'record-level legal holds: matching rows stay in the table');
+      plan = { ...plan, holdFilters: holds.map(holdFilterOf) };
+      logger.info({ holds: holds.length }, 'record-level legal holds (or holds on partitions of the table): matching rows stay in the table');
     }
     const cutoff = await selectCutoff(input.pool, plan);
     if (input.dryRun) {
@@ -171,7 +172,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           markers,
           ...(input.onPhase === undefined ? {} : { onPhase: input.onPhase }),
           ...(input.requiredSse === undefined ? {} : { requiredSse: input.requiredSse }),
-          ...(input.holdCheckTable === undefined ? {} : { recheckHolds: holdRecheck(input.holdCheckTable, plan) }),
+          ...(input.holdCheckTable === undefined ? {} : { recheckHolds: holdRecheck(input.holdCheckTable, plan, input.partitionTree) }),
           ...(input.events === undefined
             ? {}
             : {
@@ -378,13 +379,15 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
 }
 
 /** A reason when the holds table now holds this table (or rows of it) beyond what the run applies. */
-function holdRecheck(cfg: HoldCheckTableConfig, plan: TablePlan): (q: Queryable) => Promise<string | undefined> {
-  const applied = new Set(plan.holdFilters ?? []);
+function holdRecheck(cfg: HoldCheckTableConfig, plan: TablePlan, tree: PartitionTree | undefined): (q: Queryable) => Promise<string | undefined> {
+  const filterKey = (f: HoldFilter): string => JSON.stringify([f.where ?? null, f.partitionOids ?? null]);
+  const applied = new Set((plan.holdFilters ?? []).map(filterKey));
   return async (q) => {
-    const now = holdsForTable(await loadCheckTableHolds(q, cfg, plan.database), { database: plan.database, schema: plan.schema, table: plan.table }, new Date());
+    const now = holdsForTable(await loadCheckTableHolds(q, cfg, plan.database), { database: plan.database, schema: plan.schema, table: plan.table }, new Date(), tree);
     if (now.tableLevel.length > 0) return `a legal hold on the whole table was placed (${holdLabel(now.tableLevel[0]!)})`;
-    const added = now.recordLevel.find((h) => !applied.has(h.where!));
-    return added === undefined ? undefined : `a record-level legal hold was placed (${holdLabel(added)}, where ${added.where})`;
+    const added = now.rowLevel.find((r) => !applied.has(filterKey(holdFilterOf(r))));
+    if (added === undefined) return undefined;
+    return `a ${added.hold.where === undefined ? 'legal hold on a partition' : 'record-level legal hold'} was placed (${rowHoldLabel(added)}${added.hold.where === undefined ? '' : `, where ${added.hold.where}`})`;
   };
 }
 

@@ -4,7 +4,7 @@
  * after another, or several at once when `parallel_databases` is set.
  */
 import type { Logger } from 'pino';
-import type { Config, DatabaseConfig } from '../config/schema.js';
+import type { Config, DatabaseConfig, TableConfig } from '../config/schema.js';
 import { redactSecrets } from '../config/mask-secrets.js';
 import { AuditlogError, describeError, isAuditlogError, stopRequestedError } from '../core/errors.js';
 import { buildSessionSettings, checkConnection, connectLockClient, createPool } from '../db/connect.js';
@@ -19,7 +19,9 @@ import { failedTableSummary, type RunSummary, type TableSummary } from './table-
 import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
 import { checkStorageUnlessStopped } from '../storage/check-unless-stopped.js';
 import type { RunEvents } from '../core/run-events.js';
-import { holdApplies, holdDatabaseMatches, holdLabel, isExpired, splitHoldTableName } from '../compliance/legal-hold.js';
+import { holdApplies, holdDatabaseMatches, holdLabel, isExpired, placeHold, splitHoldTableName, type LegalHold, type PartitionTree } from '../compliance/legal-hold.js';
+import { loadPartitionTree } from '../db/partition-tree.js';
+import type pg from 'pg';
 import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { admitTable } from './admit-table.js';
 
@@ -116,10 +118,18 @@ async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[]
     options.logger.warn({ hold: holdLabel(hold), hold_database: hold.database }, 'an active legal hold names no configured database: check its database name (see auditlog holds list)');
   }
 
-  const perDatabase = (db: DatabaseConfig): Promise<TableSummary[]> => archiveDatabase(options, db, dryRun, holds);
+  const placedHolds = new Set<LegalHold>();
+  const perDatabase = (db: DatabaseConfig): Promise<TableSummary[]> => archiveDatabase(options, db, dryRun, holds, placedHolds);
   const results: TableSummary[][] = options.config.parallel_databases
     ? await mapWithLimit(databases, options.config.max_parallel_databases, perDatabase)
     : await mapWithLimit(databases, 1, perDatabase);
+  // A hold without a database that no database placed (through a partition tree), nor names by a
+  // configured table's name (a database that could not be reached places nothing): it protects nothing.
+  for (const hold of holds.holds) {
+    if (hold.database !== undefined || isExpired(hold, now) || placedHolds.has(hold)) continue;
+    if (options.config.databases.some((d) => d.tables.some((t) => holdApplies(hold, { database: d.name, schema: t.schema, table: t.name })))) continue;
+    options.logger.warn({ hold: holdLabel(hold) }, 'an active legal hold names no configured table (nor its parent or a partition of it): check its table name (see auditlog holds list)');
+  }
   const tables = results.flat();
   return finishRun(options, tables, dryRun, started, tables.some((t) => t.stopped === true));
 }
@@ -190,7 +200,7 @@ export function selectTargets(options: Pick<RunArchiveOptions, 'config' | 'datab
   return dbs;
 }
 
-async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, dryRun: boolean, runHolds: HoldSnapshot): Promise<TableSummary[]> {
+async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, dryRun: boolean, runHolds: HoldSnapshot, placedHolds: Set<LegalHold>): Promise<TableSummary[]> {
   if (options.signal?.aborted === true && options.failOnStop === true) return db.tables.map((t) => finished(options, notStartedSummary(options, db.name, t)));
   const logger = options.logger.child({ database: db.name });
   const settings = buildSessionSettings(options.config.defaults);
@@ -212,14 +222,19 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     const fallback = openFallbackSpool(options.config, logger);
     const holds = await loadDatabaseHolds(runHolds, options.config, pool, db.name);
     if (holds.unavailable !== undefined && runHolds.unavailable === undefined) logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table of this database is archived (fail closed)');
+    const trees = await loadHoldTrees(pool, db, holds);
     // A hold that names no configured table protects nothing: most likely a misspelt name. Say so
-    // on every run rather than archive quietly past it (found in review).
+    // on every run rather than archive quietly past it (found in review). One without a database
+    // may name a table of another database: judged once every database has run (runTables).
     for (const hold of holds.holds) {
       if (hold.database !== undefined && !holdDatabaseMatches(hold.database, db.name)) continue;
       if (isExpired(hold, (options.now ?? (() => new Date()))())) continue;
-      if (db.tables.some((t) => holdApplies(hold, { database: db.name, schema: t.schema, table: t.name }))) continue;
-      if (hold.database === undefined && options.config.databases.some((other) => other.name !== db.name && other.tables.some((t) => holdApplies(hold, { database: other.name, schema: t.schema, table: t.name })))) continue;
-      logger.warn({ hold: holdLabel(hold) }, 'an active legal hold names no configured table: check its table name (see auditlog holds list)');
+      if (db.tables.some((t) => placeHold(hold, { database: db.name, schema: t.schema, table: t.name }, treeOf(trees, t)) !== undefined)) {
+        placedHolds.add(hold);
+        continue;
+      }
+      if (hold.database === undefined) continue;
+      logger.warn({ hold: holdLabel(hold) }, 'an active legal hold names no configured table (nor its parent or a partition of it): check its table name (see auditlog holds list)');
     }
     const out: TableSummary[] = [];
     for (const table of db.tables) {
@@ -227,7 +242,13 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
         if (options.failOnStop === true) out.push(...db.tables.slice(out.length).map((t) => finished(options, notStartedSummary(options, db.name, t))));
         break;
       }
-      const admitted = admitTable({ config: options.config, runId: options.runId, ...(options.events === undefined ? {} : { events: options.events }), now: options.now ?? (() => new Date()) }, db.name, table, holds, logger);
+      const tree = trees.get(table);
+      if (tree instanceof AuditlogError) {
+        logger.error({ table: `${table.schema}.${table.name}`, code: tree.code, err: tree.message }, 'legal holds cannot be placed: table not archived (fail closed)');
+        out.push(finished(options, failedTableSummary(db.name, table.schema, table.name, tree)));
+        continue;
+      }
+      const admitted = admitTable({ config: options.config, runId: options.runId, ...(options.events === undefined ? {} : { events: options.events }), now: options.now ?? (() => new Date()) }, db.name, table, holds, logger, tree);
       if ('summary' in admitted) {
         out.push(finished(options, admitted.summary));
         continue;
@@ -254,6 +275,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
         ...(options.onPhase === undefined ? {} : { onPhase: options.onPhase }),
         ...(options.events === undefined ? {} : { events: options.events }),
         recordHolds: admitted.recordHolds,
+        ...(tree === undefined ? {} : { partitionTree: tree }),
         ...(options.config.legal_holds.enabled && options.config.legal_holds.check_table !== undefined ? { holdCheckTable: options.config.legal_holds.check_table } : {}),
         ...(admitted.requiredSse === undefined ? {} : { requiredSse: admitted.requiredSse }),
         countRows: options.countRows === true,
@@ -267,6 +289,36 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
   } finally {
     await pool.end().catch(() => undefined);
   }
+}
+
+/**
+ * The partition tree of each table of the database, read once per run so that holds on a parent or
+ * on a partition reach the table (legal-hold.ts, placeHold); also when no hold exists yet, as the
+ * holds table is read again inside every delete. A tree that cannot be read is an error of its
+ * table (fail closed): a hold on its parent could not be told from none.
+ */
+async function loadHoldTrees(pool: pg.Pool, db: DatabaseConfig, holds: HoldSnapshot): Promise<Map<TableConfig, PartitionTree | AuditlogError | undefined>> {
+  const trees = new Map<TableConfig, PartitionTree | AuditlogError | undefined>();
+  if (!holds.enabled || holds.unavailable !== undefined) return trees;
+  for (const table of db.tables) {
+    try {
+      trees.set(table, await loadPartitionTree(pool, table.schema, table.name));
+    } catch (error) {
+      trees.set(
+        table,
+        new AuditlogError('LEGAL_HOLD_UNAVAILABLE', `the partition tree of ${db.name}/${table.schema}.${table.name} could not be read (${describeError(error)}): legal holds on its parent or its partitions cannot be placed, so it is not archived; run again`, {
+          details: { database: db.name, table: `${table.schema}.${table.name}` },
+          cause: error,
+        }),
+      );
+    }
+  }
+  return trees;
+}
+
+function treeOf(trees: Map<TableConfig, PartitionTree | AuditlogError | undefined>, table: TableConfig): PartitionTree | undefined {
+  const tree = trees.get(table);
+  return tree instanceof AuditlogError ? undefined : tree;
 }
 
 /** A table a stopped one-shot run never reached: failed, so the run does not look complete. */

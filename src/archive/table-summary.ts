@@ -25,7 +25,7 @@ export interface TableSummary {
   resumed?: { run_id: string; batches_committed: number; rows_archived: number; previous: 'failed' | 'interrupted' };
   dryRun?: { rows: number; minTimestamp: string | null; maxTimestamp: string | null; cutoff: string; estimatedBatches: number };
   error?: { code: string; message: string };
-  /** Legal holds seen for the table: table-level ones that held it, record-level ones whose rows stayed, expired ones ignored. */
+  /** Legal holds seen for the table: table-level ones that held it, record-level ones (and holds on partitions of it) whose rows stayed, expired ones ignored. */
   holds?: { tableLevel: string[]; recordLevel: string[]; expired: string[] };
   /** A stop was requested (SIGTERM): no further batch started, the rest waits for the next run. */
   stopped?: boolean;

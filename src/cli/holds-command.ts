@@ -5,9 +5,10 @@
  * would hold (or fail) those tables, and the operator should know now.
  */
 import { selectTargets } from '../archive/run-archive.js';
-import type { Config } from '../config/schema.js';
+import type { Config, TableConfig } from '../config/schema.js';
 import { describeError } from '../core/errors.js';
-import { holdApplies, isExpired, type LegalHold } from '../compliance/legal-hold.js';
+import { describePlacement, holdApplies, holdFilterOf, isExpired, placeHold, type LegalHold, type PartitionTree, type RowHold } from '../compliance/legal-hold.js';
+import { loadPartitionTree } from '../db/partition-tree.js';
 import { loadDatabaseHolds, loadRunHolds, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { checkHoldFilter, countHeldRows } from '../db/hold-queries.js';
 import { withDatabase } from '../state/inspect-tables.js';
@@ -33,8 +34,12 @@ export interface HoldReport {
   expires_at: string | null;
   status: 'active' | 'expired';
   level: 'table' | 'record';
-  /** Configured tables it covers; for record-level holds with the rows it keeps (null when not counted). */
-  affects: { database: string; schema: string; table: string; rows_held: number | null; problem?: string }[];
+  /**
+   * Configured tables it covers; for record-level holds and holds on a partition with the rows it
+   * keeps (null when not counted). `through`: how a hold naming another table of the partition tree
+   * reaches it ("through partitioned table public.events", "partition public.events_2023_02 only").
+   */
+  affects: { database: string; schema: string; table: string; rows_held: number | null; through?: string; problem?: string }[];
   /** Set when the hold covers configured tables, none of them selected by --database/--table. */
   outside_selection?: true;
 }
@@ -65,7 +70,11 @@ export async function runHoldsListCommand(input: HoldsListInput): Promise<number
     }
     return r;
   };
-  for (const db of selectTargets(input)) {
+  // Every configured table of each database is placed (a hold on a table outside --table is no
+  // problem); only the selected ones are listed under a hold.
+  const selected = new Set(selectTargets(input).flatMap((d) => d.tables));
+  const namedElsewhere = new Set<LegalHold>();
+  for (const db of selectTargets({ config: input.config, ...(input.database === undefined ? {} : { database: input.database }) })) {
     await withDatabase({ config: input.config, secrets: input.secrets }, db, async (pool, connectProblem) => {
       if (connectProblem !== undefined) {
         problems.push(`database ${db.name}: ${connectProblem}`);
@@ -76,6 +85,10 @@ export async function runHoldsListCommand(input: HoldsListInput): Promise<number
           for (const t of db.tables) {
             const id = { database: db.name, schema: t.schema, table: t.name };
             if (!holdApplies(h, id)) continue;
+            if (!selected.has(t)) {
+              namedElsewhere.add(h);
+              continue;
+            }
             const uncounted = h.where !== undefined && r.status === 'active';
             r.affects.push({ ...id, rows_held: null, ...(uncounted ? { problem: `rows not counted: database ${db.name} unreachable` } : {}) });
           }
@@ -84,22 +97,43 @@ export async function runHoldsListCommand(input: HoldsListInput): Promise<number
       }
       const snapshot = await loadDatabaseHolds({ enabled: true, holds: run.holds }, { legal_holds: { ...input.config.legal_holds, enabled: true } }, pool, db.name);
       if (snapshot.unavailable !== undefined) problems.push(snapshot.unavailable.message);
+      // Holds reach a table through its partition tree, as in an archive run (legal-hold.ts, placeHold).
+      const trees = new Map<TableConfig, PartitionTree | undefined>();
+      if (snapshot.holds.length > 0) {
+        for (const t of db.tables) {
+          try {
+            trees.set(t, await loadPartitionTree(pool, t.schema, t.name));
+          } catch (error) {
+            problems.push(`database ${db.name}: the partition tree of ${t.schema}.${t.name} could not be read (${describeError(error)}): holds on its parent or its partitions are not shown for it`);
+          }
+        }
+      }
       for (const hold of snapshot.holds) {
         const r = report(hold);
         for (const t of db.tables) {
           const id = { database: db.name, schema: t.schema, table: t.name };
-          if (!holdApplies(hold, id)) continue;
-          if (hold.where === undefined || r.status === 'expired') {
-            r.affects.push({ ...id, rows_held: null });
+          const placed = placeHold(hold, id, trees.get(t));
+          if (placed === undefined) continue;
+          if (!selected.has(t)) {
+            namedElsewhere.add(hold);
             continue;
           }
+          const row: RowHold = { hold, ...(placed.scope === 'partition' ? { partitions: placed.partitions } : placed.through === undefined ? {} : { through: placed.through }) };
+          const through = describePlacement(row);
+          const entry = { ...id, rows_held: null as number | null, ...(through === '' ? {} : { through }) };
+          // A whole-table hold (on the table or a table above it) keeps every row: not counted.
+          if ((hold.where === undefined && placed.scope === 'table') || r.status === 'expired') {
+            r.affects.push(entry);
+            continue;
+          }
+          const filter = holdFilterOf(row);
           try {
-            await checkHoldFilter(pool, id, hold);
-            r.affects.push({ ...id, rows_held: await countHeldRows(pool, id, hold.where) });
+            if (hold.where !== undefined) await checkHoldFilter(pool, id, hold, filter.partitionOids);
+            r.affects.push({ ...entry, rows_held: await countHeldRows(pool, id, filter) });
           } catch (error) {
             const message = describeError(error);
             problems.push(message);
-            r.affects.push({ ...id, rows_held: null, problem: message });
+            r.affects.push({ ...entry, problem: message });
           }
         }
       }
@@ -107,14 +141,15 @@ export async function runHoldsListCommand(input: HoldsListInput): Promise<number
   }
   // An active hold that names no configured table protects nothing: most likely a misspelt name.
   // Judged against every configured table, not only those --database/--table selected: a hold on a
-  // table outside the selection is not a problem (found in review). Expired holds are described
-  // the same way: one on a configured table outside the selection read "affects no configured
-  // table" (found by probing).
+  // table outside the selection is not a problem (found in review). Databases not connected to
+  // (outside --database) are judged by their tables' names. Expired holds are described the same
+  // way: one on a configured table outside the selection read "affects no configured table"
+  // (found by probing).
   for (const [hold, r] of reports) {
     if (r.affects.length > 0) continue;
-    const named = input.config.databases.some((d) => d.tables.some((t) => holdApplies(hold, { database: d.name, schema: t.schema, table: t.name })));
+    const named = namedElsewhere.has(hold) || input.config.databases.some((d) => d.tables.some((t) => holdApplies(hold, { database: d.name, schema: t.schema, table: t.name })));
     if (named) r.outside_selection = true;
-    else if (r.status === 'active') problems.push(`active ${r.source} hold on ${r.database === null ? '' : `${r.database}/`}${r.table} names no configured table: check its table (and database) name`);
+    else if (r.status === 'active') problems.push(`active ${r.source} hold on ${r.database === null ? '' : `${r.database}/`}${r.table} names no configured table (nor its parent or a partition of it): check its table (and database) name`);
   }
   const holds = [...reports.values()];
   if (input.json) input.stdout(JSON.stringify({ holds, problems }) + '\n');
@@ -132,7 +167,7 @@ export function formatHolds(holds: readonly HoldReport[], problems: readonly str
     if (h.affects.length === 0) lines.push(h.outside_selection === true ? '  affects no selected table' : '  affects no configured table');
     for (const a of h.affects) {
       const rows = a.rows_held === null ? '' : `: ${a.rows_held} row(s) held`;
-      lines.push(`  ${a.database}/${a.schema}.${a.table}${rows}${a.problem === undefined ? '' : ` — ${a.problem}`}`);
+      lines.push(`  ${a.database}/${a.schema}.${a.table}${a.through === undefined ? '' : ` (${a.through})`}${rows}${a.problem === undefined ? '' : ` — ${a.problem}`}`);
     }
   }
   for (const p of problems) lines.push(`problem: ${p}`);

@@ -2,6 +2,8 @@
  * Legal holds, whatever their source: a table-level hold keeps the whole table where it is; a
  * record-level hold (`where`) keeps the rows its filter matches. Pure: matching and expiry only.
  */
+import type { HoldFilter } from '../core/table-plan.js';
+
 export type HoldSource = 'config' | 'check_table' | 'api';
 
 export interface LegalHold {
@@ -101,21 +103,95 @@ export function isExpired(hold: LegalHold, now: Date): boolean {
   return Number.isFinite(at) && at <= now.getTime();
 }
 
+/** A relation of a partition tree, as the catalog names it. */
+export interface TreeMember {
+  schema: string;
+  table: string;
+  oid: string;
+}
+
+/**
+ * The partition tree around a configured table, read from the catalog once per table run
+ * (src/db/partition-tree.ts): the relations whose holds reach its rows.
+ */
+export interface PartitionTree {
+  /** Its parent, the parent's parent, …: a hold on any of them covers every row of the table. */
+  ancestors: TreeMember[];
+  /** Its partitions at every level: a hold on one covers the rows stored in it (or below it). */
+  descendants: TreeMember[];
+}
+
+/**
+ * Where a hold lands on a configured table. `table`: on all of it — it names the table or, with
+ * `through`, an ancestor (the rows of a partition are rows of its parent, so the parent's hold
+ * holds them). `partition`: only on the rows stored in these partitions of it, at any depth below.
+ */
+export type HoldPlacement = { scope: 'table'; through?: TreeMember } | { scope: 'partition'; partitions: TreeMember[] };
+
+/**
+ * Whether, and where, a hold applies to a configured table, by the names of the table and of its
+ * partition tree. Found in review: holds matched by name only, so a hold on the parent of a
+ * configured partition (or on a partition of a configured parent) protected nothing and its rows
+ * were deleted. Without a tree (a table not partitioned, or not found) only its own name counts.
+ */
+export function placeHold(hold: LegalHold, id: TableId, tree?: PartitionTree): HoldPlacement | undefined {
+  if (holdApplies(hold, id)) return { scope: 'table' };
+  if (tree === undefined) return undefined;
+  const names = (m: TreeMember): boolean => holdApplies(hold, { database: id.database, schema: m.schema, table: m.table });
+  const ancestor = tree.ancestors.find(names);
+  if (ancestor !== undefined) return { scope: 'table', through: ancestor };
+  // A bare name may match partitions in several schemas: each of them is held (fail closed).
+  const partitions = tree.descendants.filter(names);
+  return partitions.length > 0 ? { scope: 'partition', partitions } : undefined;
+}
+
+/** An active hold that keeps some rows of a table in place (a record-level hold, or any hold on a partition of it). */
+export interface RowHold {
+  hold: LegalHold;
+  /** Only rows stored in these partitions (or below them); undefined: rows anywhere in the table. */
+  partitions?: TreeMember[];
+  /** The ancestor the hold names, when it names one rather than the table. */
+  through?: TreeMember;
+}
+
 export interface TableHolds {
-  /** Active holds without a filter: the table is not archived at all. */
+  /** Active holds without a filter on the table or an ancestor of it: the table is not archived at all. */
   tableLevel: LegalHold[];
-  /** Active holds with a filter: matching rows are excluded. */
-  recordLevel: LegalHold[];
+  /** Active holds that keep some rows: their rows are excluded from every read and delete. */
+  rowLevel: RowHold[];
   expired: LegalHold[];
 }
 
-export function holdsForTable(holds: readonly LegalHold[], id: TableId, now: Date): TableHolds {
-  const out: TableHolds = { tableLevel: [], recordLevel: [], expired: [] };
+export function holdsForTable(holds: readonly LegalHold[], id: TableId, now: Date, tree?: PartitionTree): TableHolds {
+  const out: TableHolds = { tableLevel: [], rowLevel: [], expired: [] };
   for (const hold of holds) {
-    if (!holdApplies(hold, id)) continue;
+    const placed = placeHold(hold, id, tree);
+    if (placed === undefined) continue;
     if (isExpired(hold, now)) out.expired.push(hold);
+    else if (placed.scope === 'partition') out.rowLevel.push({ hold, partitions: placed.partitions });
     else if (hold.where === undefined) out.tableLevel.push(hold);
-    else out.recordLevel.push(hold);
+    else out.rowLevel.push({ hold, ...(placed.through === undefined ? {} : { through: placed.through }) });
   }
   return out;
+}
+
+/** How a hold reaches the table, for messages: '' when it names the table itself. */
+export function describePlacement(placed: { partitions?: readonly TreeMember[]; through?: TreeMember }): string {
+  if (placed.through !== undefined) return `through partitioned table ${placed.through.schema}.${placed.through.table}`;
+  if (placed.partitions !== undefined) return `partition ${placed.partitions.map((p) => `${p.schema}.${p.table}`).join(', ')} only`;
+  return '';
+}
+
+/** The rows a row-level hold keeps, as the archive's statements apply it (src/db/archive-sql.ts). */
+export function holdFilterOf(r: RowHold): HoldFilter {
+  return {
+    ...(r.hold.where === undefined ? {} : { where: r.hold.where }),
+    ...(r.partitions === undefined ? {} : { partitionOids: r.partitions.map((p) => p.oid) }),
+  };
+}
+
+/** A row-level hold's label for summaries and messages: the hold, and how it reaches the table. */
+export function rowHoldLabel(r: RowHold): string {
+  const how = describePlacement(r);
+  return how === '' ? holdLabel(r.hold) : `${holdLabel(r.hold)} — ${how}`;
 }

@@ -71,11 +71,19 @@ export interface TablePlan {
   pauseBetweenBatchesMs: number;
   batchesInFlight: number;
   /**
-   * Record-level legal holds: boolean SQL expressions over the table's columns, already checked
-   * (src/db/hold-queries.ts). Rows any of them matches — or for which one is NULL — are neither
-   * read nor deleted.
+   * Legal holds that keep some rows (record-level, or on a partition of the table), already
+   * checked (src/db/hold-queries.ts). Rows any of them matches — or for which one is NULL — are
+   * neither read nor deleted.
    */
-  holdFilters?: readonly string[];
+  holdFilters?: readonly HoldFilter[];
+}
+
+/** The rows one legal hold keeps: those its `where` matches, within the given partitions when it names partitions. */
+export interface HoldFilter {
+  /** A boolean SQL expression over the table's columns; undefined: every row (of the partitions). */
+  where?: string;
+  /** Oids of the partitions the hold names: only rows stored in them or in partitions below them. */
+  partitionOids?: readonly string[];
 }
 
 export function tableLabel(plan: Pick<TablePlan, 'database' | 'schema' | 'table'>): string {

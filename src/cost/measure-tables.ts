@@ -9,7 +9,8 @@ import { loadTablePlan } from '../db/catalog.js';
 import { selectCutoff, selectPage, summarizeArchivable } from '../db/archive-queries.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import { checkHoldFilter } from '../db/hold-queries.js';
-import { holdsForTable } from '../compliance/legal-hold.js';
+import { holdFilterOf, holdsForTable } from '../compliance/legal-hold.js';
+import { loadPartitionTree } from '../db/partition-tree.js';
 import { loadDatabaseHolds, type HoldSnapshot } from '../compliance/run-holds.js';
 
 export interface TableMeasure {
@@ -23,7 +24,7 @@ export interface TableMeasure {
   sampleCompressedBytes: number;
   /**
    * Legal holds, as a run would apply them today: `table` (a table-level hold: nothing would be
-   * archived), `records` (rows matching record-level holds left out), `unavailable` (they could
+   * archived), `records` (rows matching record-level holds, or in held partitions, left out), `unavailable` (they could
    * not be read: a run would archive nothing, the figures count every row).
    */
   holds?: 'table' | 'records' | 'unavailable';
@@ -49,16 +50,20 @@ export async function measureConfig(config: Config, secrets: readonly string[], 
       const holds = await loadDatabaseHolds(runHolds, config, pool, db.name);
       for (const table of db.tables) {
         let plan = await loadTablePlan(pool, db.name, table, config.defaults);
-        const found = holds.enabled && holds.unavailable === undefined ? holdsForTable(holds.holds, { database: db.name, schema: table.schema, table: table.name }, now) : undefined;
+        // Placed through the partition tree, as a run places them (a hold on the parent, or on a partition).
+        const found =
+          holds.enabled && holds.unavailable === undefined
+            ? holdsForTable(holds.holds, { database: db.name, schema: table.schema, table: table.name }, now, await loadPartitionTree(pool, table.schema, table.name))
+            : undefined;
         const measure = { database: db.name, table: `${plan.schema}.${plan.table}` };
         if (found !== undefined && found.tableLevel.length > 0) {
           tables.push({ ...measure, rowsPastRetention: 0, objects: 0, sampleRows: 0, sampleUncompressedBytes: 0, sampleCompressedBytes: 0, holds: 'table' });
           continue;
         }
-        if (found !== undefined && found.recordLevel.length > 0) {
+        if (found !== undefined && found.rowLevel.length > 0) {
           // Checked as a run checks it (no writing function), then the held rows are left out of the counts and the sample.
-          for (const hold of found.recordLevel) await checkHoldFilter(pool, plan, hold);
-          plan = { ...plan, holdFilters: found.recordLevel.map((h) => h.where!) };
+          for (const r of found.rowLevel) if (r.hold.where !== undefined) await checkHoldFilter(pool, plan, r.hold, holdFilterOf(r).partitionOids);
+          plan = { ...plan, holdFilters: found.rowLevel.map(holdFilterOf) };
         }
         const cutoff = await selectCutoff(pool, plan);
         const count = await summarizeArchivable(pool, plan, cutoff);
@@ -79,7 +84,7 @@ export async function measureConfig(config: Config, secrets: readonly string[], 
           sampleRows: sampled,
           sampleUncompressedBytes: raw,
           sampleCompressedBytes: compressed,
-          ...(holds.unavailable !== undefined ? { holds: 'unavailable' as const } : found !== undefined && found.recordLevel.length > 0 ? { holds: 'records' as const } : {}),
+          ...(holds.unavailable !== undefined ? { holds: 'unavailable' as const } : found !== undefined && found.rowLevel.length > 0 ? { holds: 'records' as const } : {}),
         });
       }
     } finally {

@@ -2,7 +2,7 @@
  * SQL text for the archive pipeline, built from a TablePlan. Pure: identifiers are quoted here,
  * values are always bound parameters (I6). One builder per statement; `archive-queries.ts` runs them.
  */
-import type { ColumnInfo, TablePlan } from '../core/table-plan.js';
+import type { ColumnInfo, HoldFilter, TablePlan } from '../core/table-plan.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from './quote-ident.js';
 
 const col = (c: ColumnInfo): string => `t.${quoteIdent(c.name)}`;
@@ -119,7 +119,30 @@ function jsonFlagsExpression(plan: TablePlan): string {
 export function holdExclusionSql(plan: Pick<TablePlan, 'holdFilters'>): string {
   const filters = plan.holdFilters ?? [];
   if (filters.length === 0) return '';
-  return ` AND NOT EXISTS (SELECT 1 FROM (SELECT t.*) AS h WHERE (${filters.map((f) => `(${f})`).join(' OR ')}) IS NOT FALSE)`;
+  return ` AND NOT ${heldRowSql(filters)}`;
+}
+
+/** `EXISTS (…)`: true for a row of `t` that one of the filters holds (the negation of holdExclusionSql). */
+export function heldRowSql(filters: readonly HoldFilter[]): string {
+  return `EXISTS (SELECT 1 FROM (SELECT t.*) AS h WHERE (${filters.map((f) => `(${holdFilterSql(f)})`).join(' OR ')}) IS NOT FALSE)`;
+}
+
+/**
+ * One hold's condition. A hold on a partition keeps the rows stored in it or in any partition
+ * below it: `t.tableoid` (the qualified name reaches past `h`, whose columns are the table's) is
+ * matched against the partitions' trees as the catalog has them when the statement runs, so a
+ * partition attached below a held one mid-run is held too.
+ */
+function holdFilterSql(filter: HoldFilter): string {
+  const parts: string[] = [];
+  if (filter.partitionOids !== undefined) {
+    for (const oid of filter.partitionOids) if (!/^[0-9]+$/.test(oid)) throw new Error(`not an oid: ${JSON.stringify(oid)}`);
+    const oids = quoteLiteral(`{${filter.partitionOids.join(',')}}`);
+    parts.push(`t.tableoid IN (SELECT p.relid FROM pg_catalog.unnest(${oids}::pg_catalog.oid[]) AS r(oid), pg_catalog.pg_partition_tree(r.oid) AS p)`);
+  }
+  if (filter.where !== undefined) parts.push(`(${filter.where})`);
+  // Neither: a hold on every row (never built so; a table-level hold skips the table instead).
+  return parts.length === 0 ? 'true' : parts.join(' AND ');
 }
 
 const orderColumns = (plan: TablePlan): ColumnInfo[] => [plan.timestampColumn, ...plan.primaryKey];

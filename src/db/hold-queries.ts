@@ -4,8 +4,8 @@ import type { HoldCheckTableConfig } from '../config/schema.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import { filterFunctionNames, findFilterScopeProblem, findFilterTextProblem } from '../compliance/hold-filter-text.js';
 import { holdLabel, type LegalHold } from '../compliance/legal-hold.js';
-import { tableLabel, type TablePlan } from '../core/table-plan.js';
-import { holdExclusionSql } from './archive-sql.js';
+import { tableLabel, type HoldFilter, type TablePlan } from '../core/table-plan.js';
+import { heldRowSql, holdExclusionSql } from './archive-sql.js';
 import type { Queryable } from './queryable.js';
 import { quoteIdent, quoteQualified } from './quote-ident.js';
 
@@ -17,7 +17,7 @@ const FIX = 'fix the hold: `where` must be one boolean expression over the table
  * (LIMIT 0: no row is read, no function of the filter runs) in a READ ONLY transaction that is
  * rolled back, so even a filter that calls a writing function changes nothing here.
  */
-export async function checkHoldFilter(pool: pg.Pool, plan: Pick<TablePlan, 'database' | 'schema' | 'table'>, hold: LegalHold): Promise<void> {
+export async function checkHoldFilter(pool: pg.Pool, plan: Pick<TablePlan, 'database' | 'schema' | 'table'>, hold: LegalHold, partitionOids?: readonly string[]): Promise<void> {
   const where = hold.where ?? '';
   const problem = findFilterTextProblem(where);
   const fail = (reason: string, cause?: unknown): AuditlogError =>
@@ -40,7 +40,7 @@ export async function checkHoldFilter(pool: pg.Pool, plan: Pick<TablePlan, 'data
   try {
     await client.query('BEGIN READ ONLY');
     await client.query("SET LOCAL statement_timeout = '10s'");
-    await client.query(`SELECT 1 FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE true${holdExclusionSql({ holdFilters: [where] })} LIMIT 0`);
+    await client.query(`SELECT 1 FROM ${quoteQualified(plan.schema, plan.table)} AS t WHERE true${holdExclusionSql({ holdFilters: [{ where, ...(partitionOids === undefined ? {} : { partitionOids }) }] })} LIMIT 0`);
   } catch (error) {
     throw fail(`PostgreSQL does not accept it: ${describeError(error)}`, error);
   } finally {
@@ -97,10 +97,8 @@ export async function loadCheckTableHolds(q: Queryable, cfg: HoldCheckTableConfi
   }));
 }
 
-/** Rows a (checked) record-level hold keeps in the table: for `auditlog holds list`. Read only. */
-export async function countHeldRows(q: Queryable, table: { schema: string; table: string }, where: string): Promise<number> {
-  const r = await q.query<{ n: string }>(
-    `SELECT count(*)::text AS n FROM ${quoteQualified(table.schema, table.table)} AS t WHERE EXISTS (SELECT 1 FROM (SELECT t.*) AS h WHERE (${where}) IS NOT FALSE)`,
-  );
+/** Rows a (checked) hold keeps in the table: for `auditlog holds list`. Read only. */
+export async function countHeldRows(q: Queryable, table: { schema: string; table: string }, filter: HoldFilter): Promise<number> {
+  const r = await q.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${quoteQualified(table.schema, table.table)} AS t WHERE ${heldRowSql([filter])}`);
   return Number(r.rows[0]!.n);
 }

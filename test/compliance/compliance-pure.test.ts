@@ -31,7 +31,7 @@ describe('holdsForTable', () => {
       now,
     );
     expect(found.tableLevel.map((h) => h.reason)).toEqual(['a']);
-    expect(found.recordLevel.map((h) => h.reason)).toEqual(['b', 'future']);
+    expect(found.rowLevel.map((r) => r.hold.reason)).toEqual(['b', 'future']);
     expect(found.expired.map((h) => h.reason)).toEqual(['old']);
   });
 

@@ -29,7 +29,7 @@ describe('record-level holds in SQL', () => {
       const pages = await selectPage(pool, plan, cutoff, null, 100);
       const rows = { xmins: pages.flatMap((p) => p.xmins), keys: pages.flatMap((p) => p.keys), firstTs: pages[0]!.firstTs, lastTs: pages[pages.length - 1]!.lastTs };
       expect(rows.keys).toHaveLength(10);
-      const held = { ...plan, holdFilters: ["kind = 'kind2'"] };
+      const held = { ...plan, holdFilters: [{ where: "kind = 'kind2'" }] };
       const deleted = await deleteArchivedRows(pool, held, rows, cutoff);
       expect(deleted.count).toBe(8);
       expect((await rowIds(db)).sort()).toEqual(['2', '7']);

@@ -30,7 +30,7 @@ describe('selectPage', () => {
       const cutoff = await selectCutoff(pool, plan);
       // A filter that sleeps per row keeps the COPY running long enough to be killed. (Config
       // refuses such filters; the plan is built by hand here.)
-      const slow = { ...plan, holdFilters: ["pg_catalog.pg_sleep(0.5)::text = 'never'"] };
+      const slow = { ...plan, holdFilters: [{ where: "pg_catalog.pg_sleep(0.5)::text = 'never'" }] };
       const read = selectPage(pool, slow, cutoff, null, 100);
       let killed = false;
       for (let i = 0; i < 200 && !killed; i++) {

@@ -1,0 +1,204 @@
+/**
+ * Legal holds across a partition tree, through the real CLI (dist/) against real PostgreSQL and a
+ * real S3-compatible server. Found in review: holds were matched to the configured table by name
+ * only, so a hold on the parent of a configured partition, or on a partition of a configured
+ * parent, protected nothing — `archive` warned "names no configured table", exited 0 and deleted
+ * the held rows. A hold applies to the rows of the table it names wherever that table sits in the
+ * tree of the configured one.
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useArchiveFixture } from '../helpers/archive-fixture.js';
+import { archiveWith, buildConfig } from '../helpers/archive-run.js';
+import { inspectArchive } from '../helpers/archive-inspect.js';
+import { runCli } from '../helpers/run-cli.js';
+import type { HoldReport } from '../../src/cli/holds-command.js';
+
+const fx = useArchiveFixture();
+
+/**
+ * public.events, partitioned by month: events_2023_01, events_2023_02 (itself partitioned in two
+ * parts, events_2023_02_a for its first day and events_2023_02_b), events_2023_03. 90 rows, 30 a
+ * month two hours apart (three UTC days, so few batches), actor_id = id % 10; every row is long
+ * past the retention.
+ */
+async function createTree(): Promise<void> {
+  await fx.db.query(`CREATE TABLE public.events (id bigint, created_at timestamptz, actor_id int, msg text, PRIMARY KEY (created_at, id)) PARTITION BY RANGE (created_at)`);
+  await fx.db.query(`CREATE TABLE public.events_2023_01 PARTITION OF public.events FOR VALUES FROM ('2023-01-01Z') TO ('2023-02-01Z')`);
+  await fx.db.query(`CREATE TABLE public.events_2023_02 PARTITION OF public.events FOR VALUES FROM ('2023-02-01Z') TO ('2023-03-01Z') PARTITION BY RANGE (created_at)`);
+  await fx.db.query(`CREATE TABLE public.events_2023_02_a PARTITION OF public.events_2023_02 FOR VALUES FROM ('2023-02-01Z') TO ('2023-02-02Z')`);
+  await fx.db.query(`CREATE TABLE public.events_2023_02_b PARTITION OF public.events_2023_02 FOR VALUES FROM ('2023-02-02Z') TO ('2023-03-01Z')`);
+  await fx.db.query(`CREATE TABLE public.events_2023_03 PARTITION OF public.events FOR VALUES FROM ('2023-03-01Z') TO ('2023-04-01Z')`);
+  await fx.db.query(
+    `INSERT INTO public.events SELECT (m - 1) * 30 + d, make_timestamptz(2023, m, 1, 0, 0, 0, 'UTC') + (d - 1) * interval '2 hours', ((m - 1) * 30 + d) % 10, 'row ' || ((m - 1) * 30 + d)
+       FROM generate_series(1, 3) m, generate_series(1, 30) d`,
+  );
+  await fx.db.query(`CREATE TABLE public.legal_holds (table_name text NOT NULL, record_filter text, reason text NOT NULL, set_by text, expires_at timestamptz)`);
+}
+
+async function writeConfig(tables: string[]): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'auditlog-holds-tree-'));
+  const file = path.join(dir, 'config.yaml');
+  await writeFile(
+    file,
+    JSON.stringify({
+      s3: fx.s3cfg,
+      legal_holds: { check_table: {} },
+      defaults: { retention_days: 30, batch_size: 20 },
+      databases: [{ name: 'app', url: fx.db.url, tables: tables.map((name) => ({ name, timestamp_column: 'created_at' })) }],
+    }),
+  );
+  return file;
+}
+
+const hold = async (table: string, where: string | null, reason: string): Promise<void> => {
+  await fx.db.query(`INSERT INTO public.legal_holds VALUES ($1, $2, $3, 'legal', NULL)`, [table, where, reason]);
+};
+
+/** Ids in the table (and its partitions), ascending. */
+async function idsIn(table: string): Promise<number[]> {
+  return (await fx.db.query<{ id: string }>(`SELECT t.id::text AS id FROM public.${table} AS t ORDER BY t.id`)).rows.map((r) => Number(r.id));
+}
+
+async function archivedIds(): Promise<number[]> {
+  const archive = await inspectArchive(fx.store);
+  return archive.objects.flatMap((o) => o.lines.map((l) => (JSON.parse(l) as { id: number }).id)).sort((a, b) => a - b);
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const ALL = range(1, 90);
+const JAN = range(1, 30);
+const FEB = range(31, 60);
+const MAR = range(61, 90);
+const actor = (n: number, ids: number[]): number[] => ids.filter((id) => id % 10 === n);
+const actor7 = (ids: number[]): number[] => actor(7, ids);
+const without = (ids: number[], out: number[]): number[] => ids.filter((id) => !out.includes(id));
+
+async function archive(file: string, table?: string): Promise<{ code: number | null; out: string; summary: { tables: { table: string; status: string; rowsArchived: number; holds?: { tableLevel: string[]; recordLevel: string[] } }[] } }> {
+  const r = await runCli(['archive', '-c', file, '--json', ...(table === undefined ? [] : ['--table', table])]);
+  const last = r.stdout.trim().split('\n').at(-1)!;
+  return { code: r.code, out: r.stdout + r.stderr, summary: JSON.parse(last) as never };
+}
+
+describe('legal holds across a partition tree (archive through the CLI)', () => {
+  it('a record-level hold on the PARENT keeps its rows in a configured partition; the partition\'s other rows are archived', async () => {
+    await createTree();
+    await hold('public.events', 'actor_id = 7', 'case P');
+    const file = await writeConfig(['events_2023_01']);
+    const run = await archive(file);
+    expect(run.code).toBe(0);
+    expect(run.out).not.toContain('names no configured table');
+    expect(run.summary.tables[0]).toMatchObject({ table: 'events_2023_01', status: 'archived', rowsArchived: 27 });
+    expect(run.summary.tables[0]!.holds?.recordLevel).toEqual(['check_table hold on public.events (case P) — through partitioned table public.events']);
+    expect(await idsIn('events_2023_01')).toEqual(actor7(JAN));
+    expect(await archivedIds()).toEqual(without(JAN, actor7(JAN)));
+    expect(await idsIn('events')).toEqual(without(ALL, without(JAN, actor7(JAN))));
+  });
+
+  it('a table-level hold on the PARENT holds a configured partition: nothing read, nothing deleted', async () => {
+    await createTree();
+    await hold('events', null, 'case Q');
+    const file = await writeConfig(['events_2023_01']);
+    const run = await archive(file);
+    expect(run.code).toBe(0);
+    expect(run.summary.tables[0]).toMatchObject({ table: 'events_2023_01', status: 'held', rowsArchived: 0 });
+    expect(await idsIn('events')).toEqual(ALL);
+    expect(await archivedIds()).toEqual([]);
+  });
+
+  it('a table-level hold on a PARTITION of the configured parent keeps that partition\'s rows (at every level below it); the rest is archived', async () => {
+    await createTree();
+    await hold('public.events_2023_02', null, 'case R');
+    const file = await writeConfig(['events']);
+    const run = await archive(file);
+    expect(run.code).toBe(0);
+    expect(run.out).not.toContain('names no configured table');
+    expect(run.summary.tables[0]).toMatchObject({ table: 'events', status: 'archived', rowsArchived: 60 });
+    expect(run.summary.tables[0]!.holds?.recordLevel).toEqual(['check_table hold on public.events_2023_02 (case R) — partition public.events_2023_02 only']);
+    expect(await idsIn('events')).toEqual(FEB);
+    expect((await idsIn('events_2023_02_a')).length + (await idsIn('events_2023_02_b')).length).toBe(30);
+    expect(await archivedIds()).toEqual([...JAN, ...MAR]);
+  });
+
+  it('a record-level hold on a PARTITION keeps only the rows of that partition its filter matches', async () => {
+    await createTree();
+    await hold('events_2023_03', 'actor_id = 7', 'case S');
+    const file = await writeConfig(['events']);
+    const run = await archive(file);
+    expect(run.code).toBe(0);
+    expect(run.summary.tables[0]).toMatchObject({ status: 'archived', rowsArchived: 87 });
+    // actor 7 in January and February is not held: only March's.
+    expect(await idsIn('events')).toEqual(actor7(MAR));
+    expect(await archivedIds()).toEqual(without(ALL, actor7(MAR)));
+  });
+
+  it('three levels: a hold on the grandparent reaches a configured leaf, and one on a sub-partitioned partition reaches its leaves', async () => {
+    await createTree();
+    await hold('public.events', 'actor_id = 3', 'case T');
+    await hold('events_2023_02', null, 'case U');
+    const leaf = await idsIn('events_2023_02_b');
+    expect(leaf.length).toBeGreaterThan(0);
+    // The leaf alone: the grandparent's record-level hold reaches it; the middle one (its parent) holds it whole.
+    const leafRun = await archive(await writeConfig(['events_2023_02_b']));
+    expect(leafRun.summary.tables[0]).toMatchObject({ table: 'events_2023_02_b', status: 'held' });
+    expect(await idsIn('events_2023_02_b')).toEqual(leaf);
+    // Without the middle hold, the leaf's rows go but those the grandparent's filter matches.
+    await fx.db.query(`DELETE FROM public.legal_holds WHERE reason = 'case U'`);
+    const again = await archive(await writeConfig(['events_2023_02_b']));
+    expect(again.summary.tables[0]).toMatchObject({ status: 'archived', rowsArchived: leaf.length - actor(3, leaf).length });
+    expect(await idsIn('events_2023_02_b')).toEqual(actor(3, leaf));
+    // The root configured: the hold on it keeps actor 3 everywhere; the one on the sub-partitioned middle keeps both its leaves whole.
+    await hold('events_2023_02', null, 'case U');
+    const root = await archive(await writeConfig(['events']));
+    expect(root.code).toBe(0);
+    const middleA = FEB.filter((id) => !leaf.includes(id));
+    expect(await idsIn('events_2023_02_a')).toEqual(middleA);
+    expect(await idsIn('events_2023_02_b')).toEqual(actor(3, leaf));
+    expect(await idsIn('events')).toEqual([...actor(3, JAN), ...middleA, ...actor(3, leaf), ...actor(3, MAR)].sort((a, b) => a - b));
+    expect(await archivedIds()).toEqual(without(ALL, [...actor(3, ALL), ...middleA]));
+  });
+
+  it('holds list shows a hold on the parent or on a partition as affecting the configured table, with how', async () => {
+    await createTree();
+    await hold('public.events', 'actor_id = 7', 'case P');
+    await hold('events_2023_02', null, 'case R');
+    const partition = await runCli(['holds', 'list', '-c', await writeConfig(['events_2023_01']), '--json']);
+    const out = JSON.parse(partition.stdout) as { holds: HoldReport[]; problems: string[] };
+    expect(out.holds.map((h) => [h.reason, h.affects.map((a) => [a.table, a.through ?? null, a.rows_held])])).toEqual([
+      ['case P', [['events_2023_01', 'through partitioned table public.events', 3]]],
+      // On another branch of the tree: it names no configured table.
+      ['case R', []],
+    ]);
+    expect(out.problems).toEqual(['active check_table hold on app/events_2023_02 names no configured table (nor its parent or a partition of it): check its table (and database) name']);
+    const parent = await runCli(['holds', 'list', '-c', await writeConfig(['events'])]);
+    expect(parent.code).toBe(0);
+    expect(parent.stdout).toContain('app/public.events: 9 row(s) held');
+    expect(parent.stdout).toContain('app/public.events (partition public.events_2023_02 only): 30 row(s) held');
+    expect(parent.stdout).not.toContain('names no configured table');
+  });
+
+  it('a hold placed on the parent, or on a partition, while the run archives: the batch in flight is not deleted (LEGAL_HOLD_PLACED)', async () => {
+    // The holds table is read again inside every delete transaction: placed through the tree too.
+    for (const [configured, held] of [
+      ['events_2023_01', 'public.events'],
+      ['events', 'events_2023_01'],
+    ] as const) {
+      await fx.db.query(`DROP TABLE IF EXISTS public.events, public.legal_holds`);
+      await createTree();
+      let placed = false;
+      const config = buildConfig({ s3: fx.s3cfg, legal_holds: { check_table: {} }, defaults: { retention_days: 30, batch_size: 20 }, databases: [{ name: 'app', url: fx.db.url, tables: [{ name: configured, timestamp_column: 'created_at' }] }] });
+      const summary = await archiveWith(config, fx.store, {
+        onPhase: async (phase) => {
+          if (phase === 'after-read' && !placed) {
+            placed = true;
+            await hold(held, 'id = 3', 'case V');
+          }
+        },
+      });
+      expect(summary.tables[0], `${held} while ${configured} is archived`).toMatchObject({ status: 'failed', error: { code: 'LEGAL_HOLD_PLACED' } });
+      expect(await idsIn('events_2023_01')).toContain(3);
+    }
+  });
+});
