@@ -232,7 +232,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('-q, --quiet', 'only warnings and errors, and the summary')
     .option('--json', 'JSON log lines, and the summary as JSON on stdout')
     .action(async (opts: RestoreCliOptions & { verbose?: boolean; quiet?: boolean }) => {
-      const [{ formatRestoreSummary, parseRestoreFlags }, { runRestore }, { createLogger }, { storageLogHooks }, { createObjectStore }, { openAuditTrail, withRunError }, { requireLocalArchive }, { selectTargets }] = await Promise.all([
+      const [{ formatRestoreSummary, parseRestoreFlags }, { runRestore }, { createLogger }, { storageLogHooks }, { createObjectStore }, { openAuditTrail, readHoldSources, withRunError }, { requireLocalArchive }, { selectTargets }, { changesExistingRows }] = await Promise.all([
         import('./restore-command.js'),
         import('../restore/restore-table.js'),
         import('./create-logger.js'),
@@ -241,6 +241,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         import('./compliance-setup.js'),
         import('./require-local-archive.js'),
         import('../archive/run-archive.js'),
+        import('../restore/restore-holds.js'),
       ]);
       const flags = parseRestoreFlags(opts);
       const config = await loadConfig(opts.config, io.env);
@@ -252,6 +253,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         selectTargets({ config, table: flags.table, ...(flags.database === undefined ? {} : { database: flags.database }) });
         throw error;
       });
+      // Only a strategy that changes rows already in the target reads the legal holds (restore-holds.ts).
+      const holdSources = changesExistingRows(flags.conflict) ? readHoldSources(config, io.env) : {};
+      if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: opts.verbose ? 'debug' : opts.quiet ? 'warn' : 'info' });
       const store = await createObjectStore(config, storageLogHooks(logger));
@@ -260,7 +264,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const stop = watchStopSignals((name) => logger.warn({ signal: name }, 'stop requested: no new batch starts; the batches in flight commit or roll back (a second signal ends the process at once)'));
       let summary: RestoreSummary;
       try {
-        summary = await withRunError(events, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events, signal: stop.signal }));
+        summary = await withRunError(events, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events, holdSources, signal: stop.signal }));
       } finally {
         stop.dispose();
       }

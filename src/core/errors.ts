@@ -50,6 +50,8 @@ export type ErrorCode =
   | 'LEGAL_HOLD_UNAVAILABLE'
   /** A legal hold on the table was placed while the run archived it: the batch's delete was rolled back. */
   | 'LEGAL_HOLD_PLACED'
+  /** A restore would change rows under an active legal hold (--conflict overwrite/upsert into a held table): refused before loading. */
+  | 'LEGAL_HOLD_ACTIVE'
   /** A table's retention lies outside the compliance bounds, or names an unknown classification. */
   | 'POLICY_VIOLATION'
   /** The table must be encrypted at rest and the storage is not configured for server-side encryption. */

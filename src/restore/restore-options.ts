@@ -7,6 +7,7 @@ import type { DateRange } from './select-objects.js';
 import type { RestoreTarget } from './restore-watermarks.js';
 import type { RunEvents } from '../core/run-events.js';
 import type { SidecarSummary } from './sidecar-summary.js';
+import type { HoldSourceOptions } from '../compliance/run-holds.js';
 
 export interface RestoreOptions {
   config: Config;
@@ -28,6 +29,8 @@ export interface RestoreOptions {
   dryRun: boolean;
   secrets?: readonly string[];
   progressIntervalMs?: number;
+  /** How to reach the legal-hold sources, read for --conflict overwrite/upsert (the API credential comes from the CLI's environment). */
+  holdSources?: HoldSourceOptions;
   /** The audit trail (and anything else) listens here: restore:started, restore:finished. */
   events?: RunEvents;
   /**

@@ -29,6 +29,7 @@ import { ColumnMapReport, columnMapEntries, columnMapFor, mappedColumns, type Co
 import { selectObjects } from './select-objects.js';
 import { createSidecarSummarizer } from './sidecar-summary.js';
 import { acquireRestoreLock, loadArchivedOverlaps } from './restore-lock.js';
+import { checkRestoreHolds } from './restore-holds.js';
 import { isRestoredInto, openRestoreWatermarks, recordingTargetOid, type RestoredObject, type RestoreTarget, type RestoreWatermarkStore } from './restore-watermarks.js';
 import { checkStorageUnlessStopped } from '../storage/check-unless-stopped.js';
 
@@ -179,6 +180,15 @@ async function restoreInto(
   columnMap: readonly ColumnMapEntry[],
   logger: Logger,
 ): Promise<void> {
+  // Before anything is read or loaded, and in --dry-run too: overwrite/upsert must not change rows under a legal hold.
+  await checkRestoreHolds(client, {
+    config: options.config,
+    database: id.database,
+    target,
+    conflict: options.conflict,
+    ...(options.holdSources === undefined ? {} : { holdSources: options.holdSources }),
+    now: new Date(),
+  });
   const prefix = tablePrefix(id.database, id.schema, id.table);
   const selected = await selectObjects(options.store, prefix, options.range);
   summary.uncommitted = selected.uncommitted;
