@@ -220,7 +220,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--from <day>', 'first UTC day to restore (YYYY-MM-DD, inclusive)')
     .option('--to <day>', 'last UTC day to restore (YYYY-MM-DD, inclusive)')
     .option('--target-table <schema.name>', 'restore into this table instead (created with the archived columns if missing)')
-    .option('--conflict <strategy>', 'when a row\'s key exists: skip, overwrite, fail or upsert', 'fail')
+    .option('--conflict <strategy>', 'when a row\'s key exists: skip, overwrite, fail or upsert (overwrite and upsert are refused into a table under legal hold)', 'fail')
     .option('--on-corrupt <action>', 'a corrupt or incomplete object: skip it or fail the run', 'fail')
     .option('--strict-schema', 'fail when an archived column has no place in the target')
     .option('--ignore-watermark', 'restore objects again even if already restored into this target')
