@@ -174,7 +174,7 @@ function batchTarget(ctx: ArchiveContext, day: string, objectName: string, compr
   // No `delete_txid`: the sidecar names the delete transaction. Not even null — versions before
   // that read a null as "no delete started" and removed the object, committed or not (found in
   // review: a crash left committed batches' markers, and the previous version, run next, lost their rows).
-  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), origin: ctx.origin, table: markerTableOf(ctx.plan) };
+  const marker: PendingMarker = { data_object: key, metadata_object: metaKey, run_id: ctx.runId, created_at: new Date().toISOString(), origin: ctx.origin, table: markerTableOf(ctx.plan), table_oid: String(ctx.plan.oid) };
   return { batchId, key, metaKey, markerKey: pendingMarkerKey(ctx.prefix, day, objectName, compression), marker, content };
 }
 

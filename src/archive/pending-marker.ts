@@ -34,6 +34,11 @@ export interface PendingMarker {
   /** Set when the batch found its object already committed and only deletes copies against it. */
   copies_of_committed?: boolean;
   /**
+   * pg_class.oid of the table the batch was read from (as text). A name can be given to another
+   * table (renamed, swapped) while a batch is in flight; the oid tells. Absent in older markers.
+   */
+  table_oid?: string;
+  /**
    * The table the batch was read from (`databases[].name`, schema, table). Absent in markers of
    * older versions. A marker found under a table's prefix that names another table was put there
    * by an archiver of that table (two tables sharing one directory: schema `a.b` table `c` and
@@ -89,6 +94,8 @@ export interface ReconcileFacts {
   metadataCreatedAt: string;
   /** Whether any row of the object is still in the table in its archived version (key and xmin). */
   anyArchivedVersionPresent: boolean;
+  /** The marker names the oid of another table than the one under the configured name now. */
+  tableReplaced?: boolean;
   /** txid_status(marker.delete_txid), when the marker has one. */
   deleteStatus?: TxidStatus;
   /**
@@ -166,11 +173,13 @@ export function decideReconcile(facts: ReconcileFacts): ReconcileDecision {
   const { marker } = facts;
   // The delete removes all of the object's rows in their archived versions or none: one still
   // there proves no delete of this object committed. (A committed object's archived versions are
-  // gone for good: rows back in the table carry new xmins.) Unless the delete transaction says it
-  // committed: then the rows are another table's — the name was swapped with a table created in
-  // the same transaction, so sharing xmins (found by probing: the committed objects were removed,
-  // their rows lost) — and removing the object could lose them.
-  if (facts.anyArchivedVersionPresent) return (facts.sidecarDeleteStatus ?? facts.deleteStatus) === 'committed' ? 'conflict' : 'remove';
+  // gone for good: rows back in the table carry new xmins.) In the same table that holds even when
+  // txid_status says "committed": after a failover or a point-in-time restore that lost the
+  // delete's commit, its id is handed to another transaction (found in review: a conflict there
+  // wedged the table). But under a name now given to another table (the marker's oid differs) the
+  // rows may be that table's — swapped with one filled in the same transaction, so sharing xmins
+  // (found by probing: the committed objects were removed, their rows lost): no decision then.
+  if (facts.anyArchivedVersionPresent) return facts.tableReplaced === true && (facts.sidecarDeleteStatus ?? facts.deleteStatus) === 'committed' ? 'conflict' : 'remove';
   // The batch found the object already committed (its rows were back in the table) and only
   // deleted copies against it: the object stands for rows deleted before and is never removed.
   // A marker that predates the flag is recognized by being written after the object's sidecar (by

@@ -150,6 +150,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
     metadataRunId: meta.run_id,
     metadataCreatedAt: meta.created_at,
     anyArchivedVersionPresent,
+    tableReplaced: marker?.table_oid !== undefined && marker.table_oid !== String(ctx.plan.oid),
     deleteStatus: fromSidecar ? undefined : status,
     sidecarDeleteStatus: fromSidecar ? status : undefined,
   });
@@ -161,7 +162,7 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   if (decision === 'conflict') {
     throw new AuditlogError(
       'STORAGE_CONFLICT',
-      `in-flight object ${key}: its delete transaction ${txid} committed, yet rows of it are in ${ctx.plan.schema}.${ctx.plan.table} in their archived versions (key and xmin): this name now holds another table than the one the batch deleted from (renamed or swapped since?); the object and its pending marker were left untouched and nothing was deleted — see docs/runbooks.md ("The table's name now holds another table")`,
+      `in-flight object ${key}: its delete transaction ${txid} committed, yet rows of it are in ${ctx.plan.schema}.${ctx.plan.table} in their archived versions (key and xmin), and that name now holds another table (oid ${ctx.plan.oid}) than the one the batch was read from (oid ${marker?.table_oid ?? 'unknown'}: renamed or swapped since?); the object and its pending marker were left untouched and nothing was deleted — see docs/runbooks.md ("The table's name now holds another table")`,
       { details: { key, txid } },
     );
   }

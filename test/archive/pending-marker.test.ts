@@ -67,11 +67,16 @@ describe('decideReconcile with the delete transaction named by the sidecar', () 
 });
 
 describe('decideReconcile, found by probing', () => {
-  it('a committed delete with archived versions in the table is a conflict, never a removal: the name holds another table', () => {
-    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, sidecarDeleteStatus: 'committed' }))).toBe('conflict');
-    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'committed' }))).toBe('conflict');
+  it('a committed delete with archived versions under a name now given to another table is a conflict, never a removal', () => {
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, tableReplaced: true, sidecarDeleteStatus: 'committed' }))).toBe('conflict');
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, tableReplaced: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'committed' }))).toBe('conflict');
     // The sidecar's transaction decides over the marker's.
-    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'committed', sidecarDeleteStatus: 'aborted' }))).toBe('remove');
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, tableReplaced: true, marker: marker({ delete_txid: '900' }), deleteStatus: 'committed', sidecarDeleteStatus: 'aborted' }))).toBe('remove');
+  });
+
+  it('in the same table, archived versions present outweigh "committed": a lost commit whose id was reused (found in review)', () => {
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, tableReplaced: false, sidecarDeleteStatus: 'committed' }))).toBe('remove');
+    expect(decideReconcile(facts({ anyArchivedVersionPresent: true, sidecarDeleteStatus: 'committed' }))).toBe('remove');
   });
 });
 

@@ -55,7 +55,7 @@ describe('reconciliation after the configured name was given to another table', 
       const table = (JSON.parse(rerun.stdout) as { tables: { status: string; error?: { code: string; message: string } }[] }).tables[0]!;
       expect(table.status).toBe('failed');
       expect(table.error?.code).toBe('STORAGE_CONFLICT');
-      expect(table.error?.message).toMatch(/its delete transaction \d+ committed, yet rows of it are in x\.t in their archived versions/);
+      expect(table.error?.message).toMatch(/its delete transaction \d+ committed, yet rows of it are in x\.t in their archived versions \(key and xmin\), and that name now holds another table \(oid \d+\) than the one the batch was read from \(oid \d+/);
 
       // Every committed object is still there, with its rows (the original x's, deleted from it),
       // and nothing was deleted from either table.
