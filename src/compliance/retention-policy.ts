@@ -100,26 +100,6 @@ export function findRetentionViolation(config: PolicyInput, table: PolicyTable):
   return undefined;
 }
 
-/**
- * Every table that needs encryption while the storage is a `local:` directory, which has no
- * server-side encryption: each run refuses such a table (ENCRYPTION_REQUIRED, admit-table.ts), so
- * the configuration can never archive it. Refused at load, like a retention outside its bounds.
- */
-export function checkLocalEncryption(config: PolicyInput): PolicyIssue[] {
-  const issues: PolicyIssue[] = [];
-  config.databases.forEach((db, d) => {
-    db.tables.forEach((table, t) => {
-      if (!requiresEncryption(config, table)) return;
-      const why = table.critical === true ? 'critical: true' : `its classification ${table.classification} has require_encryption: true`;
-      issues.push({
-        path: ['databases', d, 'tables', t, table.critical === true ? 'critical' : 'classification'],
-        message: `table ${db.name}/${table.schema ?? 'public'}.${table.name} requires encryption at rest (${why}), which local: storage cannot provide: archive to s3: with sse AES256 or aws:kms`,
-      });
-    });
-  });
-  return issues;
-}
-
 /** True when the table may only be archived with server-side encryption. */
 export function requiresEncryption(config: PolicyInput, table: PolicyTable): boolean {
   if (config.compliance?.enforce_encryption === false) return false;

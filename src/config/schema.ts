@@ -6,7 +6,7 @@ import { COMPRESSIONS, COMPRESSION_SPECS, MAX_ZSTD_CONTENT_BYTES, type Compressi
 import { z } from 'zod';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { checkLocalEncryption, checkRetentionPolicy } from '../compliance/retention-policy.js';
+import { checkRetentionPolicy } from '../compliance/retention-policy.js';
 import { scheduleProblem } from '../daemon/run-daemon.js';
 import { encodeKeySegment, tablePrefix } from '../core/archive-layout.js';
 import { findPrefixSettingProblem } from '../storage/validate-object-key.js';
@@ -277,7 +277,7 @@ export const tableSchema = z
       .min(1)
       .optional()
       .describe('Data classification of the table (a key of compliance.data_classifications): its retention bounds and encryption requirement apply.'),
-    critical: z.boolean().optional().describe('The table must be archived with server-side encryption (SSE-S3 or SSE-KMS) when compliance.enforce_encryption is on; else it is refused (with `local:` storage, which has none, the config is refused at load).'),
+    critical: z.boolean().optional().describe('The table must be archived with server-side encryption (SSE-S3 or SSE-KMS) when compliance.enforce_encryption is on; else it is refused.'),
     allow_delete_triggers: z
       .boolean()
       .optional()
@@ -429,7 +429,7 @@ export const dataClassificationSchema = z
   .object({
     min: positiveInt.optional().describe('Smallest retention_days a table of this classification may have.'),
     max: positiveInt.optional().describe('Largest retention_days a table of this classification may have.'),
-    require_encryption: z.boolean().default(false).describe('Tables of this classification need server-side encryption, as if `critical: true` (refused at load with `local:` storage).'),
+    require_encryption: z.boolean().default(false).describe('Tables of this classification need server-side encryption, as if `critical: true`.'),
   })
   .strict();
 
@@ -728,7 +728,6 @@ export const configSchema = z
       names.add(d.name);
     });
     for (const issue of checkRetentionPolicy(c)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
-    if (c.local !== undefined && c.s3 === undefined) for (const issue of checkLocalEncryption(c)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
     // A table's level for the codec it inherits (the others are checked beside their codec, below).
     c.databases.forEach((d, i) =>
       d.tables.forEach((t, j) => {
