@@ -143,14 +143,16 @@ async function reconcileObject(ctx: ArchiveContext, key: string, markerKey: stri
   const anyArchivedVersionPresent = meta.primary_keys.some((k, i) => stillThere.has(JSON.stringify([k, meta.xmins[i]])));
   // The sidecar's transaction id decides when it has one (pending-marker.ts), the marker's otherwise.
   const txid = meta.delete_txid ?? marker?.delete_txid;
-  const status = typeof txid !== 'string' ? undefined : await selectTxidStatus(ctx, txid);
+  const tableReplaced = marker?.table_oid !== undefined && marker.table_oid !== String(ctx.plan.oid);
+  // With archived versions present in the same table the delete did not commit, whatever the id says (decideReconcile).
+  const status = typeof txid !== 'string' || (anyArchivedVersionPresent && !tableReplaced) ? undefined : await selectTxidStatus(ctx, txid);
   const fromSidecar = meta.delete_txid !== undefined;
   const decision = decideReconcile({
     marker,
     metadataRunId: meta.run_id,
     metadataCreatedAt: meta.created_at,
     anyArchivedVersionPresent,
-    tableReplaced: marker?.table_oid !== undefined && marker.table_oid !== String(ctx.plan.oid),
+    tableReplaced,
     deleteStatus: fromSidecar ? undefined : status,
     sidecarDeleteStatus: fromSidecar ? status : undefined,
   });
