@@ -87,6 +87,8 @@ export interface LoadPlan {
   /** Objects to load (the others the restore watermark skips). */
   toLoad: ReadonlySet<string>;
   label: string;
+  /** Where each run's objects start in the load order (restore-table.ts, runsOldestFirst). */
+  runPosition: ReadonlyMap<string, number>;
 }
 
 const list = (names: readonly string[]): string => `(${names.join(', ')})`;
@@ -120,7 +122,7 @@ export function crossDefinitionRefusal(found: CrossDefinitionKey, defs: KeyDefin
   else if (!plan.toLoad.has(later.key)) {
     reason = `the later version (${later.key}) was restored into ${plan.label} before (restore watermark), and the older one would overwrite it`;
     todo = 'rerun with --ignore-watermark and --conflict overwrite';
-  } else if (plan.toLoad.has(earlier.key) && !(earlier.meta.run_id < later.meta.run_id)) {
+  } else if (plan.toLoad.has(earlier.key) && !((plan.runPosition.get(earlier.meta.run_id) ?? Infinity) < (plan.runPosition.get(later.meta.run_id) ?? -Infinity))) {
     reason = 'the run that archived the later version started before the run that archived the older one, so the older version would load last';
     todo = 'inspect both objects (auditlog search) and restore the version to keep by hand';
   }

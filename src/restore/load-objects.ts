@@ -181,7 +181,9 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
   // real run creates it (schema-drift.ts newTargetColumns; found in review: the archived names
   // refused in the dry run what the real run loaded).
   const newest = candidates[candidates.length - 1];
-  const plan: LoadPlan = { strategy: options.conflict, targetKey: table?.key ?? (newest === undefined ? [] : defs.columns(newest.meta)), toLoad, label: `${target.schema}.${target.table}` };
+  const runPosition = new Map<string, number>();
+  candidates.forEach((c, i) => runPosition.has(c.meta.run_id) || runPosition.set(c.meta.run_id, i));
+  const plan: LoadPlan = { strategy: options.conflict, targetKey: table?.key ?? (newest === undefined ? [] : defs.columns(newest.meta)), toLoad, label: `${target.schema}.${target.table}`, runPosition };
   let matchedAcrossKeys = 0;
   const refuseUnsafeVersions = (found: CrossDefinitionKey, defs: KeyDefinitions): void => {
     const error = crossDefinitionRefusal(found, defs, plan);

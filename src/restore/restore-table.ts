@@ -8,6 +8,7 @@
  * Nothing of an object is loaded before its checksums and record count are proven. Short
  * transactions, one per batch (load-objects.ts).
  */
+import { runsOldestFirst } from './superseded-lines.js';
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import { quoteQualified } from '../db/quote-ident.js';
@@ -234,7 +235,7 @@ async function restoreInto(
   let createdHere = false;
   let watermarks = openRestoreWatermarks(options.config, options.store, client);
   const done = options.ignoreWatermark ? new Map<string, RestoredObject>() : await watermarks.load(id, target);
-  const candidates: Candidate[] = [];
+  let candidates: Candidate[] = [];
   const restored: Candidate[] = [];
   // Each sidecar is parsed (and so validated) here, but only its summary is kept: the manifests
   // of every selected object at once grew the peak RSS with the table (DESIGN.md §7).
@@ -257,9 +258,8 @@ async function restoreInto(
   }
   // Oldest run first: when a key was archived twice (restored, then archived again, always by a
   // later run), the older versions are left out (superseded-lines.ts); this order backs that up.
-  // Run ids start with their UTC start time; the sort is stable, so within a run the listing
-  // (day, then time-of-day) order stays.
-  candidates.sort((a, b) => (a.meta.run_id < b.meta.run_id ? -1 : a.meta.run_id > b.meta.run_id ? 1 : 0));
+  // Within a run the listing (day, then time-of-day) order stays.
+  candidates = runsOldestFirst(candidates);
   if (candidates.length === 0) {
     logger.info({ skippedByWatermark: summary.objects.skippedByWatermark }, 'nothing to restore');
     return;

@@ -81,6 +81,24 @@ export function archiveOrder<T extends Ordered>(objects: readonly T[]): T[] {
 }
 
 /**
+ * Pure: objects grouped by run, the runs in the order they archived — by their earliest sidecar's
+ * creation time (two runs of one table never overlap: the table lock), then run id — and within a
+ * run the given (listing) order. Found flaky in CI: run ids give their start only to the second,
+ * so two runs in one second, sorted by id alone, came in either order, and the older version of a
+ * row archived under two primary keys would have loaded last (key-definitions.ts refused it).
+ */
+export function runsOldestFirst<T extends Ordered>(objects: readonly T[]): T[] {
+  const first = new Map<string, string>();
+  for (const o of objects) {
+    const at = o.meta.created_at ?? '';
+    const seen = first.get(o.meta.run_id);
+    if (seen === undefined || at < seen) first.set(o.meta.run_id, at);
+  }
+  const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return [...objects].sort((a, b) => cmp(first.get(a.meta.run_id)!, first.get(b.meta.run_id)!) || cmp(a.meta.run_id, b.meta.run_id));
+}
+
+/**
  * Pure: the objects that may hold a key another object also holds. One run is no exception: the
  * application may delete a key the run archived and insert it again, dated where the run has not
  * reached yet, and the run archives it a second time (deciding only across runs restored the

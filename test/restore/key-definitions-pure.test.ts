@@ -40,7 +40,9 @@ describe('keyDefinitions', () => {
 describe('crossDefinitionRefusal', () => {
   const defs = keyDefinitions([old, neu]);
   const found = { earlier: old, later: neu, columns: ['id'], values: ['3'] };
-  const plan = (over: Partial<LoadPlan>): LoadPlan => ({ strategy: 'overwrite', targetKey: ['id', 'created_at'], toLoad: new Set(['a', 'b']), label: 'public.t', ...over });
+  // The load order (runsOldestFirst): the run of `old` first, then that of `neu`.
+  const inOrder = (...runs: string[]): Map<string, number> => new Map(runs.map((r, i) => [r, i]));
+  const plan = (over: Partial<LoadPlan>): LoadPlan => ({ strategy: 'overwrite', targetKey: ['id', 'created_at'], toLoad: new Set(['a', 'b']), label: 'public.t', runPosition: inOrder(old.meta.run_id, neu.meta.run_id), ...over });
 
   it('loads with overwrite/upsert into a table keyed by the later definition, the older version first', () => {
     expect(crossDefinitionRefusal(found, defs, plan({}))).toBeUndefined();
@@ -78,7 +80,11 @@ describe('crossDefinitionRefusal', () => {
 
   it('refuses when the run that archived the later version would load first', () => {
     const early = object('b', '20190101T000000Z-1', ['id', 'created_at']);
-    expect(crossDefinitionRefusal({ ...found, later: early }, keyDefinitions([old, early]), plan({}))?.message).toContain('the older version would load last');
+    expect(crossDefinitionRefusal({ ...found, later: early }, keyDefinitions([old, early]), plan({ runPosition: inOrder(early.meta.run_id, old.meta.run_id) }))?.message).toContain('the older version would load last');
+    // By the load order, not by run id: two runs in one second sort by id either way (found flaky in CI).
+    const sameSecond = object('b', '20200101T000000Z-0', ['id', 'created_at']);
+    expect(crossDefinitionRefusal({ ...found, later: sameSecond }, keyDefinitions([old, sameSecond]), plan({ runPosition: inOrder(old.meta.run_id, sameSecond.meta.run_id) }))).toBeUndefined();
+    expect(crossDefinitionRefusal({ ...found, later: sameSecond }, keyDefinitions([old, sameSecond]), plan({ runPosition: inOrder(sameSecond.meta.run_id, old.meta.run_id) }))?.message).toContain('the older version would load last');
   });
 });
 

@@ -10,7 +10,7 @@ import { sha256Hex } from '../../src/core/batch-metadata.js';
 import { duplicateHashes, hashKeyText, HashList, indexOfHash } from '../../src/restore/key-hashes.js';
 import { LineSet } from '../../src/restore/line-set.js';
 import type { Candidate } from '../../src/restore/restore-options.js';
-import { archiveOrder, loadSupersededLines, type SupersededTuning } from '../../src/restore/superseded-lines.js';
+import { archiveOrder, loadSupersededLines, runsOldestFirst, type SupersededTuning } from '../../src/restore/superseded-lines.js';
 import type { ObjectStore } from '../../src/storage/object-store.js';
 
 const id = { database: 'db', schema: 'public', table: 'events' };
@@ -192,6 +192,20 @@ describe('archiveOrder', () => {
   it('without delete_txid (sidecars of older versions), by creation time, then key', () => {
     const objects = [o('day=10/a', 'r1', '2026-01-01T00:00:01.000Z'), o('day=02/b', 'r1', '2026-01-01T00:00:02.000Z'), o('day=01/c', 'r1', '2026-01-01T00:00:02.000Z')];
     expect(archiveOrder(objects).map((x) => x.key)).toEqual(['day=10/a', 'day=01/c', 'day=02/b']);
+  });
+});
+
+describe('runsOldestFirst (the restore\'s load order)', () => {
+  const o = (key: string, run_id: string, created_at: string) => ({ key, meta: { run_id, created_at } });
+  it('orders runs by their first object, not by run id: two runs in one second (found flaky in CI); the listing order within a run stays', () => {
+    const objects = [
+      o('day=01/a', '20261201T004312Z-000000', '2026-12-01T00:43:12.900Z'),
+      o('day=01/b', '20261201T004312Z-ffffff', '2026-12-01T00:43:12.100Z'),
+      o('day=03/c', '20261201T004312Z-000000', '2026-12-01T00:43:12.950Z'),
+      o('day=02/d', '20261201T004312Z-000000', '2026-12-01T00:43:12.920Z'),
+      o('day=02/e', '20261201T004312Z-ffffff', '2026-12-01T00:43:12.200Z'),
+    ];
+    expect(runsOldestFirst(objects).map((x) => x.key)).toEqual(['day=01/b', 'day=02/e', 'day=01/a', 'day=03/c', 'day=02/d']);
   });
 });
 
