@@ -16,7 +16,8 @@ import { archiveWith, buildConfig } from '../helpers/archive-run.js';
 import { restoreWith } from '../helpers/restore-run.js';
 import { inspectArchive } from '../helpers/archive-inspect.js';
 import { validateArchive } from '../../src/validate/validate-archive.js';
-import { splitUrlOptions } from '../../src/db/connect.js';
+import { buildSessionSettings, createPool, splitUrlOptions } from '../../src/db/connect.js';
+import { defaultsSchema } from '../../src/config/schema.js';
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 import { startTcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -62,12 +63,23 @@ describe.each(backends)('a database with non-default settings, through the $name
       "DateStyle = 'SQL, DMY'",
       "IntervalStyle = 'sql_standard'",
       'extra_float_digits = -15',
+      'jit = on',
+      'jit_above_cost = 0',
     ]) {
       await db.query(`ALTER DATABASE "${db.name}" SET ${setting}`);
     }
   });
   afterAll(async () => {
     await db?.drop();
+  });
+
+  it('runs the archiver\'s sessions without JIT, whatever the database sets (a hold\'s EXISTS once cost 10x in JIT compilation)', async () => {
+    const pool = createPool({ database: { name: 'settings', url: db.url, connection_pool_size: 1, tables: [] }, applicationName: 'auditlog-test', settings: buildSessionSettings(defaultsSchema.parse({})) });
+    try {
+      expect((await pool.query<{ jit: string }>(`SELECT current_setting('jit') AS jit`)).rows[0]).toEqual({ jit: 'off' });
+    } finally {
+      await pool.end();
+    }
   });
 
   it('archives the same lines as a default database and restores the identical rows', async () => {
