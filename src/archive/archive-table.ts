@@ -32,7 +32,8 @@ import { emptyTableSummary, type TableSummary } from './table-summary.js';
 import type { RunEvents, TableRef, TimedPhase } from '../core/run-events.js';
 import { quoteIdent } from '../db/quote-ident.js';
 import { checkHoldFilter, loadCheckTableHolds } from '../db/hold-queries.js';
-import { holdFilterOf, holdLabel, holdsForTable, rowHoldLabel, type PartitionTree, type RowHold } from '../compliance/legal-hold.js';
+import { holdFilterOf, holdLabel, holdsForTable, rowHoldLabel, type LegalHold, type RowHold } from '../compliance/legal-hold.js';
+import { loadHoldTree } from '../db/partition-tree.js';
 import type { HoldCheckTableConfig } from '../config/schema.js';
 import type { Queryable } from '../db/queryable.js';
 
@@ -66,10 +67,8 @@ export interface ArchiveTableInput {
   events?: RunEvents;
   /** Active legal holds that keep some rows (record-level, or on a partition): their filters are checked, then keep matching rows out of every read and delete. */
   recordHolds?: readonly RowHold[];
-  /** The table's partition tree as read when the run admitted it: the holds table, re-read in each delete transaction, is placed through it. */
-  partitionTree?: PartitionTree;
-  /** legal_holds.check_table, when enabled: re-read inside every delete transaction. */
-  holdCheckTable?: HoldCheckTableConfig;
+  /** When legal holds are enabled: the holds placed again inside every delete transaction (holdRecheck). */
+  holdSources?: HoldSources;
   /** Encryption the table requires: every uploaded object must report it (HEAD) before its rows are deleted. */
   requiredSse?: 'AES256' | 'aws:kms';
   /** Count the rows to archive first (one index range scan), for progress percent and ETA. */
@@ -172,7 +171,7 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
           markers,
           ...(input.onPhase === undefined ? {} : { onPhase: input.onPhase }),
           ...(input.requiredSse === undefined ? {} : { requiredSse: input.requiredSse }),
-          ...(input.holdCheckTable === undefined ? {} : { recheckHolds: holdRecheck(input.holdCheckTable, plan, input.partitionTree) }),
+          ...(input.holdSources === undefined ? {} : { recheckHolds: holdRecheck(input.holdSources, plan) }),
           ...(input.events === undefined
             ? {}
             : {
@@ -378,12 +377,28 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
   return summary;
 }
 
-/** A reason when the holds table now holds this table (or rows of it) beyond what the run applies. */
-function holdRecheck(cfg: HoldCheckTableConfig, plan: TablePlan, tree: PartitionTree | undefined): (q: Queryable) => Promise<string | undefined> {
+/** The holds of a table run, as holdRecheck reads them again. */
+export interface HoldSources {
+  /** Holds from the configuration and the holds API, as read at the run's start. */
+  fixed: readonly LegalHold[];
+  /** legal_holds.check_table: read again each time. */
+  checkTable?: HoldCheckTableConfig;
+}
+
+/**
+ * Inside each delete transaction: the holds placed since the run admitted the table, if any. The
+ * holds table is read again (found in review: a hold placed mid-run was not honoured), and so is
+ * the partition tree, which every hold is placed through (found in review: a partition attached
+ * mid-run with a hold on it was not in the tree read at the start, and its rows were deleted).
+ */
+function holdRecheck(sources: HoldSources, plan: TablePlan): (q: Queryable) => Promise<string | undefined> {
   const filterKey = (f: HoldFilter): string => JSON.stringify([f.where ?? null, f.partitionOids ?? null]);
   const applied = new Set((plan.holdFilters ?? []).map(filterKey));
   return async (q) => {
-    const now = holdsForTable(await loadCheckTableHolds(q, cfg, plan.database), { database: plan.database, schema: plan.schema, table: plan.table }, new Date(), tree);
+    const holds = sources.checkTable === undefined ? sources.fixed : [...sources.fixed, ...(await loadCheckTableHolds(q, sources.checkTable, plan.database))];
+    if (holds.length === 0) return undefined;
+    const tree = await loadHoldTree(q, plan.database, plan.schema, plan.table);
+    const now = holdsForTable(holds, { database: plan.database, schema: plan.schema, table: plan.table }, new Date(), tree);
     if (now.tableLevel.length > 0) return `a legal hold on the whole table was placed (${holdLabel(now.tableLevel[0]!)})`;
     const added = now.rowLevel.find((r) => !applied.has(filterKey(holdFilterOf(r))));
     if (added === undefined) return undefined;

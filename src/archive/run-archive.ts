@@ -20,7 +20,7 @@ import { cleanupInterruptedWrites } from '../storage/cleanup-interrupted.js';
 import { checkStorageUnlessStopped } from '../storage/check-unless-stopped.js';
 import type { RunEvents } from '../core/run-events.js';
 import { holdApplies, holdDatabaseMatches, holdLabel, isExpired, placeHold, splitHoldTableName, type LegalHold, type PartitionTree } from '../compliance/legal-hold.js';
-import { loadPartitionTree } from '../db/partition-tree.js';
+import { loadHoldTree } from '../db/partition-tree.js';
 import type pg from 'pg';
 import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { admitTable } from './admit-table.js';
@@ -222,35 +222,20 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     const fallback = openFallbackSpool(options.config, logger);
     const holds = await loadDatabaseHolds(runHolds, options.config, pool, db.name);
     if (holds.unavailable !== undefined && runHolds.unavailable === undefined) logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table of this database is archived (fail closed)');
-    const trees = await loadHoldTrees(pool, db, holds);
-    // A hold that names no configured table protects nothing: most likely a misspelt name. Say so
-    // on every run rather than archive quietly past it (found in review). One without a database
-    // may name a table of another database: judged once every database has run (runTables).
-    for (const hold of holds.holds) {
-      if (hold.database !== undefined && !holdDatabaseMatches(hold.database, db.name)) continue;
-      if (isExpired(hold, (options.now ?? (() => new Date()))())) continue;
-      if (db.tables.some((t) => placeHold(hold, { database: db.name, schema: t.schema, table: t.name }, treeOf(trees, t)) !== undefined)) {
-        placedHolds.add(hold);
-        continue;
-      }
-      if (hold.database === undefined) continue;
-      // A configured table that --table left out of this run is named all the same.
-      if (options.config.databases.some((d) => d.name === db.name && d.tables.some((t) => holdApplies(hold, { database: db.name, schema: t.schema, table: t.name })))) continue;
-      logger.warn({ hold: holdLabel(hold) }, 'an active legal hold names no configured table (nor its parent or a partition of it): check its table name (see auditlog holds list)');
-    }
+    warnUnplacedHolds(options, db, holds, placedHolds, await loadWarningTrees(pool, options, db, holds), logger);
     const out: TableSummary[] = [];
     for (const table of db.tables) {
       if (options.signal?.aborted === true) {
         if (options.failOnStop === true) out.push(...db.tables.slice(out.length).map((t) => finished(options, notStartedSummary(options, db.name, t))));
         break;
       }
-      const tree = trees.get(table);
-      if (tree instanceof AuditlogError) {
-        logger.error({ table: `${table.schema}.${table.name}`, code: tree.code, err: tree.message }, 'legal holds cannot be placed: table not archived (fail closed)');
-        out.push(finished(options, failedTableSummary(db.name, table.schema, table.name, tree)));
+      const started = await startTableHolds(pool, options, runHolds, db, table, logger);
+      if (started instanceof AuditlogError) {
+        out.push(finished(options, failedTableSummary(db.name, table.schema, table.name, started)));
         continue;
       }
-      const admitted = admitTable({ config: options.config, runId: options.runId, ...(options.events === undefined ? {} : { events: options.events }), now: options.now ?? (() => new Date()) }, db.name, table, holds, logger, tree);
+      const { holds: tableHolds, tree } = started;
+      const admitted = admitTable({ config: options.config, runId: options.runId, ...(options.events === undefined ? {} : { events: options.events }), now: options.now ?? (() => new Date()) }, db.name, table, tableHolds, logger, tree);
       if ('summary' in admitted) {
         out.push(finished(options, admitted.summary));
         continue;
@@ -277,8 +262,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
         ...(options.onPhase === undefined ? {} : { onPhase: options.onPhase }),
         ...(options.events === undefined ? {} : { events: options.events }),
         recordHolds: admitted.recordHolds,
-        ...(tree === undefined ? {} : { partitionTree: tree }),
-        ...(options.config.legal_holds.enabled && options.config.legal_holds.check_table !== undefined ? { holdCheckTable: options.config.legal_holds.check_table } : {}),
+        ...(tableHolds.enabled ? { holdSources: { fixed: tableHolds.holds.filter((h) => h.source !== 'check_table'), ...(options.config.legal_holds.check_table === undefined ? {} : { checkTable: options.config.legal_holds.check_table }) } } : {}),
         ...(admitted.requiredSse === undefined ? {} : { requiredSse: admitted.requiredSse }),
         countRows: options.countRows === true,
         ...(options.signal === undefined ? {} : { shouldStop: () => options.signal!.aborted }),
@@ -294,33 +278,63 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
 }
 
 /**
- * The partition tree of each table of the database, read once per run so that holds on a parent or
- * on a partition reach the table (legal-hold.ts, placeHold); also when no hold exists yet, as the
- * holds table is read again inside every delete. A tree that cannot be read is an error of its
- * table (fail closed): a hold on its parent could not be told from none.
+ * The holds of a table and its partition tree, read when the table starts rather than when its
+ * database does (found in review): a hold placed in the holds table, or a partition attached with a
+ * hold on it, while an earlier table ran, is applied from this table's first batch on. Inside each
+ * delete both are read again (archive-table.ts, holdRecheck). A tree that cannot be read is an
+ * error of the table (fail closed); holds that cannot be read fail it in admitTable.
  */
-async function loadHoldTrees(pool: pg.Pool, db: DatabaseConfig, holds: HoldSnapshot): Promise<Map<TableConfig, PartitionTree | AuditlogError | undefined>> {
-  const trees = new Map<TableConfig, PartitionTree | AuditlogError | undefined>();
-  if (!holds.enabled || holds.unavailable !== undefined) return trees;
-  for (const table of db.tables) {
-    try {
-      trees.set(table, await loadPartitionTree(pool, table.schema, table.name));
-    } catch (error) {
-      trees.set(
-        table,
-        new AuditlogError('LEGAL_HOLD_UNAVAILABLE', `the partition tree of ${db.name}/${table.schema}.${table.name} could not be read (${describeError(error)}): legal holds on its parent or its partitions cannot be placed, so it is not archived; run again`, {
-          details: { database: db.name, table: `${table.schema}.${table.name}` },
-          cause: error,
-        }),
-      );
-    }
+async function startTableHolds(pool: pg.Pool, options: RunArchiveOptions, runHolds: HoldSnapshot, db: DatabaseConfig, table: TableConfig, logger: Logger): Promise<{ holds: HoldSnapshot; tree?: PartitionTree } | AuditlogError> {
+  const holds = await loadDatabaseHolds(runHolds, options.config, pool, db.name);
+  if (holds.unavailable !== undefined && runHolds.unavailable === undefined) logger.error({ table: `${table.schema}.${table.name}`, code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: table not archived (fail closed)');
+  if (!holds.enabled || holds.unavailable !== undefined) return { holds };
+  try {
+    const tree = await loadHoldTree(pool, db.name, table.schema, table.name);
+    return { holds, ...(tree === undefined ? {} : { tree }) };
+  } catch (error) {
+    const e = error as AuditlogError;
+    logger.error({ table: `${table.schema}.${table.name}`, code: e.code, err: e.message }, 'legal holds cannot be placed: table not archived (fail closed)');
+    return e;
   }
-  return trees;
 }
 
-function treeOf(trees: Map<TableConfig, PartitionTree | AuditlogError | undefined>, table: TableConfig): PartitionTree | undefined {
-  const tree = trees.get(table);
-  return tree instanceof AuditlogError ? undefined : tree;
+/**
+ * A hold that names no configured table protects nothing: most likely a misspelt name. Say so on
+ * every run rather than archive quietly past it (found in review). One without a database may name
+ * a table of another database: judged once every database has run (runTables). A configured table
+ * that --table left out of this run counts all the same, through its partition tree too.
+ */
+function warnUnplacedHolds(options: RunArchiveOptions, db: DatabaseConfig, holds: HoldSnapshot, placedHolds: Set<LegalHold>, trees: Map<TableConfig, PartitionTree | undefined>, logger: Logger): void {
+  const now = (options.now ?? (() => new Date()))();
+  for (const hold of holds.holds) {
+    if (hold.database !== undefined && !holdDatabaseMatches(hold.database, db.name)) continue;
+    if (isExpired(hold, now)) continue;
+    const reaches = (t: TableConfig): boolean => placeHold(hold, { database: db.name, schema: t.schema, table: t.name }, trees.get(t)) !== undefined;
+    if (db.tables.some(reaches)) {
+      placedHolds.add(hold);
+      continue;
+    }
+    if (hold.database === undefined) continue;
+    if (configuredTables(options, db).some(reaches)) continue;
+    logger.warn({ hold: holdLabel(hold) }, 'an active legal hold names no configured table (nor its parent or a partition of it): check its table name (see auditlog holds list)');
+  }
+}
+
+/** Every table configured for the database, also those --table left out of this run. */
+function configuredTables(options: RunArchiveOptions, db: DatabaseConfig): TableConfig[] {
+  return options.config.databases.find((d) => d.name === db.name)?.tables ?? db.tables;
+}
+
+/**
+ * The partition trees of the database's configured tables, for the warning above only: each table
+ * reads its own again when it starts. One that cannot be read places no hold here; its table
+ * fails closed when it starts.
+ */
+async function loadWarningTrees(pool: pg.Pool, options: RunArchiveOptions, db: DatabaseConfig, holds: HoldSnapshot): Promise<Map<TableConfig, PartitionTree | undefined>> {
+  const trees = new Map<TableConfig, PartitionTree | undefined>();
+  if (!holds.enabled || holds.unavailable !== undefined || holds.holds.length === 0) return trees;
+  for (const table of configuredTables(options, db)) trees.set(table, await loadHoldTree(pool, db.name, table.schema, table.name).catch(() => undefined));
+  return trees;
 }
 
 /** A table a stopped one-shot run never reached: failed, so the run does not look complete. */

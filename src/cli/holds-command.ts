@@ -8,7 +8,7 @@ import { selectTargets } from '../archive/run-archive.js';
 import type { Config, TableConfig } from '../config/schema.js';
 import { describeError } from '../core/errors.js';
 import { describePlacement, holdApplies, holdFilterOf, isExpired, placeHold, type LegalHold, type PartitionTree, type RowHold } from '../compliance/legal-hold.js';
-import { loadPartitionTree } from '../db/partition-tree.js';
+import { loadHoldTree } from '../db/partition-tree.js';
 import { loadDatabaseHolds, loadRunHolds, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { checkHoldFilter, countHeldRows } from '../db/hold-queries.js';
 import { withDatabase } from '../state/inspect-tables.js';
@@ -102,9 +102,9 @@ export async function runHoldsListCommand(input: HoldsListInput): Promise<number
       if (snapshot.holds.length > 0) {
         for (const t of db.tables) {
           try {
-            trees.set(t, await loadPartitionTree(pool, t.schema, t.name));
+            trees.set(t, await loadHoldTree(pool, db.name, t.schema, t.name));
           } catch (error) {
-            problems.push(`database ${db.name}: the partition tree of ${t.schema}.${t.name} could not be read (${describeError(error)}): holds on its parent or its partitions are not shown for it`);
+            problems.push(`${(error as Error).message}; they are not shown for it`);
           }
         }
       }

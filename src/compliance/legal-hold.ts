@@ -111,8 +111,8 @@ export interface TreeMember {
 }
 
 /**
- * The partition tree around a configured table, read from the catalog once per table run
- * (src/db/partition-tree.ts): the relations whose holds reach its rows.
+ * The partition tree around a configured table, read from the catalog when the table starts and
+ * again inside every delete (src/db/partition-tree.ts): the relations whose holds reach its rows.
  */
 export interface PartitionTree {
   /** Its parent, the parent's parent, …: a hold on any of them covers every row of the table. */

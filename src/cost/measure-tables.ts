@@ -10,7 +10,7 @@ import { selectCutoff, selectPage, summarizeArchivable } from '../db/archive-que
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import { checkHoldFilter } from '../db/hold-queries.js';
 import { holdFilterOf, holdsForTable } from '../compliance/legal-hold.js';
-import { loadPartitionTree } from '../db/partition-tree.js';
+import { loadHoldTree } from '../db/partition-tree.js';
 import { loadDatabaseHolds, type HoldSnapshot } from '../compliance/run-holds.js';
 
 export interface TableMeasure {
@@ -53,7 +53,7 @@ export async function measureConfig(config: Config, secrets: readonly string[], 
         // Placed through the partition tree, as a run places them (a hold on the parent, or on a partition).
         const found =
           holds.enabled && holds.unavailable === undefined
-            ? holdsForTable(holds.holds, { database: db.name, schema: table.schema, table: table.name }, now, await loadPartitionTree(pool, table.schema, table.name))
+            ? holdsForTable(holds.holds, { database: db.name, schema: table.schema, table: table.name }, now, await loadHoldTree(pool, db.name, table.schema, table.name))
             : undefined;
         const measure = { database: db.name, table: `${plan.schema}.${plan.table}` };
         if (found !== undefined && found.tableLevel.length > 0) {

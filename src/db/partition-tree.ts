@@ -4,6 +4,7 @@
  * partition detached since is a table of its own and in no tree of its former parent.
  */
 import type { PartitionTree, TreeMember } from '../compliance/legal-hold.js';
+import { AuditlogError, describeError } from '../core/errors.js';
 import type { Queryable } from './queryable.js';
 
 /**
@@ -28,4 +29,22 @@ export async function loadPartitionTree(q: Queryable, schema: string, table: str
     ancestors: r.rows.filter((row) => row.relation === 'ancestor').map(member),
     descendants: r.rows.filter((row) => row.relation === 'descendant').map(member),
   };
+}
+
+/**
+ * The tree, for placing holds on `database`/`schema.table`; a catalog that cannot be read throws
+ * LEGAL_HOLD_UNAVAILABLE, for the caller to fail closed (archive, restore, cost) or report (holds
+ * list): a hold on its parent could not be told from none. One catalog query: read again wherever
+ * holds are placed, as partitions may be attached between two reads (found in review: a hold on a
+ * partition attached mid-run was placed through the tree read at the start, and its rows deleted).
+ */
+export async function loadHoldTree(q: Queryable, database: string, schema: string, table: string): Promise<PartitionTree | undefined> {
+  try {
+    return await loadPartitionTree(q, schema, table);
+  } catch (error) {
+    throw new AuditlogError('LEGAL_HOLD_UNAVAILABLE', `the partition tree of ${database}/${schema}.${table} could not be read (${describeError(error)}): legal holds on its parent or its partitions cannot be placed`, {
+      details: { database, table: `${schema}.${table}` },
+      cause: error,
+    });
+  }
 }

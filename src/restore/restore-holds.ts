@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
 import { describePlacement, holdLabel, holdsForTable, type RowHold } from '../compliance/legal-hold.js';
 import { loadDatabaseHolds, loadRunHolds, type HoldSourceOptions } from '../compliance/run-holds.js';
-import { loadPartitionTree } from '../db/partition-tree.js';
+import { loadHoldTree } from '../db/partition-tree.js';
 import type { Queryable } from '../db/queryable.js';
 import type { ConflictStrategy } from './restore-sql.js';
 import type { RestoreTarget } from './restore-watermarks.js';
@@ -42,7 +42,7 @@ export async function checkRestoreHolds(
       { details: { ...holds.unavailable.details, target: label }, cause: holds.unavailable },
     );
   }
-  const found = holdsForTable(holds.holds, { database: input.database, schema: target.schema, table: target.table }, input.now, await loadPartitionTree(q, target.schema, target.table));
+  const found = holdsForTable(holds.holds, { database: input.database, schema: target.schema, table: target.table }, input.now, await loadHoldTree(q, input.database, target.schema, target.table));
   const active: RowHold[] = [...found.tableLevel.map((hold) => ({ hold })), ...found.rowLevel];
   if (active.length === 0) return;
   const shown = active.slice(0, 3).map((r) => {
