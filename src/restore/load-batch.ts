@@ -73,6 +73,8 @@ export interface LoadOptions {
   dryRun: boolean;
   /** Runs inside the batch's transaction, before COMMIT (a database restore watermark commits with the rows). */
   beforeCommit?: (q: Queryable) => Promise<void>;
+  /** Runs inside the batch's transaction after its rows went in, before beforeCommit: throws to roll the batch back (legal holds placed meanwhile: restore-holds.ts). */
+  checkBeforeCommit?: (q: Queryable) => Promise<void>;
 }
 
 interface SessionTables {
@@ -249,6 +251,7 @@ async function loadBatchOnce(session: RestoreSession, segments: readonly BatchSe
       // Only rows the manifest lists go in: the keys were matched to it during the conversion.
       if (converted.keysMatch) {
         if (await copyDirect(client, direct!.copySql, converted.copy, input.rows)) {
+          // No row was there before (noKeyInRanges): none changed, so no hold check.
           await options.beforeCommit?.(client);
           await commit();
           return { rows: input.rows, inserted: input.rows, conflicts: 0, skippedByTriggers: 0, path: 'direct' };
@@ -431,6 +434,7 @@ async function loadThroughStaging(
     return { inserted, skippedByTriggers: 0 };
   }
   const counts = await insertRows(client, drift, target, parsed, options.strategy, segments);
+  await options.checkBeforeCommit?.(client);
   await options.beforeCommit?.(client);
   await commit();
   return counts;

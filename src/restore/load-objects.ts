@@ -4,6 +4,7 @@
  * grouped into batches of --batch-size rows (an object larger than that is split), and the
  * batches loaded on --jobs sessions at once. Restore watermarks are recorded per fully loaded object.
  */
+import type { Queryable } from '../db/queryable.js';
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import { metadataKeyFor } from '../core/archive-layout.js';
@@ -46,6 +47,8 @@ export interface LoadInput {
   corrupt: (key: string, error: unknown) => void;
   /** An object or sidecar that failed a check before loading: reported corrupt, or in flight (restore-table.ts). */
   rejected: (key: string, error: unknown) => Promise<void>;
+  /** Legal holds placed since the restore began: checked in each batch's transaction (restore-holds.ts). */
+  holdCheck?: (q: Queryable) => Promise<void>;
 }
 
 export async function loadObjects(client: pg.Client, openClient: () => Promise<pg.Client>, input: LoadInput): Promise<void> {
@@ -65,7 +68,7 @@ export async function loadObjects(client: pg.Client, openClient: () => Promise<p
 }
 
 async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promise<void> {
-  const { options, summary, id, target, table, candidates, restored, drifts, driftKey, watermarks, logger, corrupt, rejected } = input;
+  const { options, summary, id, target, table, candidates, restored, drifts, driftKey, watermarks, logger, corrupt, rejected, holdCheck } = input;
   const record = !options.dryRun;
   const totalRows = candidates.reduce((n, c) => n + c.meta.record_count, 0);
   const batchRows = options.batchSize ?? DEFAULT_RESTORE_BATCH_ROWS;
@@ -140,6 +143,7 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
           strategy: options.conflict,
           dryRun: options.dryRun,
           ...(watermarks.transactional && record ? { beforeCommit: (q) => watermarks.record(q, id, target, done) } : {}),
+          ...(holdCheck === undefined ? {} : { checkBeforeCommit: holdCheck }),
         });
       } catch (error) {
         // A line that is not its manifest's row shows only once staged: the batch was rolled back; load it without that object.

@@ -8,7 +8,8 @@
  */
 import type { Config } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
-import { describePlacement, holdLabel, holdsForTable, type RowHold } from '../compliance/legal-hold.js';
+import { describePlacement, holdLabel, holdsForTable, type LegalHold, type RowHold } from '../compliance/legal-hold.js';
+import { loadCheckTableHolds } from '../db/hold-queries.js';
 import { loadDatabaseHolds, loadRunHolds, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { loadHoldTree } from '../db/partition-tree.js';
 import type { Queryable } from '../db/queryable.js';
@@ -24,16 +25,19 @@ export function changesExistingRows(conflict: ConflictStrategy): boolean {
  * Throws LEGAL_HOLD_ACTIVE when an active hold covers the target (the whole table, rows of it, or
  * a partition of it) and the strategy would change existing rows; LEGAL_HOLD_UNAVAILABLE when a
  * holds source cannot be read. Reads only; runs before anything is loaded (and in --dry-run).
+ * Returns the check each batch runs again inside its transaction (undefined when none is needed):
+ * found in review, a hold placed while a restore loaded was never seen, and later batches
+ * overwrote its rows.
  */
 export async function checkRestoreHolds(
   q: Queryable,
   input: { config: Pick<Config, 'legal_holds'>; database: string; target: RestoreTarget; conflict: ConflictStrategy; holdSources?: HoldSourceOptions; now: Date },
-): Promise<void> {
-  if (!changesExistingRows(input.conflict)) return;
+): Promise<((q: Queryable) => Promise<void>) | undefined> {
+  if (!changesExistingRows(input.conflict)) return undefined;
   const { target, conflict } = input;
   const label = `${input.database}/${target.schema}.${target.table}`;
   const run = await loadRunHolds(input.config, input.holdSources);
-  if (!run.enabled) return;
+  if (!run.enabled) return undefined;
   const holds = await loadDatabaseHolds(run, input.config, q, input.database);
   if (holds.unavailable !== undefined) {
     throw new AuditlogError(
@@ -42,16 +46,42 @@ export async function checkRestoreHolds(
       { details: { ...holds.unavailable.details, target: label }, cause: holds.unavailable },
     );
   }
-  const found = holdsForTable(holds.holds, { database: input.database, schema: target.schema, table: target.table }, input.now, await loadHoldTree(q, input.database, target.schema, target.table));
-  const active: RowHold[] = [...found.tableLevel.map((hold) => ({ hold })), ...found.rowLevel];
-  if (active.length === 0) return;
+  const active = await activeHolds(q, holds.holds, input.database, target, input.now);
+  if (active.length > 0) {
+    throw new AuditlogError(
+      'LEGAL_HOLD_ACTIVE',
+      `restore --conflict ${conflict} into ${label} refused: it is under active legal hold (${describeHolds(active)}), and ${conflict} would change rows already there; restore with --conflict skip (rows already there are kept as they are) or into a new table with --target-table SCHEMA.NAME. Nothing was restored`,
+      { details: { target: label, conflict, holds: active.map((r) => holdLabel(r.hold)) } },
+    );
+  }
+  // Holds from the configuration and the API are fixed for the run; the holds table and the
+  // partition tree (a table attached under a held parent) are read again.
+  const fixed = run.holds;
+  const checkTable = input.config.legal_holds.check_table;
+  if (fixed.length === 0 && checkTable === undefined) return undefined;
+  return async (tx) => {
+    const now = checkTable === undefined ? fixed : [...fixed, ...(await loadCheckTableHolds(tx, checkTable, input.database))];
+    const placed = await activeHolds(tx, now, input.database, target, new Date());
+    if (placed.length === 0) return;
+    throw new AuditlogError(
+      'LEGAL_HOLD_PLACED',
+      `restore --conflict ${conflict} into ${label} stopped: a legal hold was placed on it while it was being restored (${describeHolds(placed)}); the batch in flight was rolled back, the batches committed before it stay; restore the rest with --conflict skip (rows already there are kept as they are), or once the hold is lifted`,
+      { details: { target: label, conflict, holds: placed.map((r) => holdLabel(r.hold)) } },
+    );
+  };
+}
+
+/** The holds among `holds` that are active on the target, placed through its partition tree as it is now. */
+async function activeHolds(q: Queryable, holds: readonly LegalHold[], database: string, target: RestoreTarget, now: Date): Promise<RowHold[]> {
+  if (holds.length === 0) return [];
+  const found = holdsForTable(holds, { database, schema: target.schema, table: target.table }, now, await loadHoldTree(q, database, target.schema, target.table));
+  return [...found.tableLevel.map((hold) => ({ hold })), ...found.rowLevel];
+}
+
+function describeHolds(active: readonly RowHold[]): string {
   const shown = active.slice(0, 3).map((r) => {
     const how = describePlacement(r);
     return `${holdLabel(r.hold)}${r.hold.where === undefined ? '' : ` where ${r.hold.where}`}${how === '' ? '' : `, ${how}`}`;
   });
-  throw new AuditlogError(
-    'LEGAL_HOLD_ACTIVE',
-    `restore --conflict ${conflict} into ${label} refused: it is under active legal hold (${shown.join('; ')}${active.length > shown.length ? `; and ${active.length - shown.length} more` : ''}), and ${conflict} would change rows already there; restore with --conflict skip (rows already there are kept as they are) or into a new table with --target-table SCHEMA.NAME. Nothing was restored`,
-    { details: { target: label, conflict, holds: active.map((r) => holdLabel(r.hold)) } },
-  );
+  return `${shown.join('; ')}${active.length > shown.length ? `; and ${active.length - shown.length} more` : ''}`;
 }

@@ -182,7 +182,7 @@ async function restoreInto(
   logger: Logger,
 ): Promise<void> {
   // Before anything is read or loaded, and in --dry-run too: overwrite/upsert must not change rows under a legal hold.
-  await checkRestoreHolds(client, {
+  const holdCheck = await checkRestoreHolds(client, {
     config: options.config,
     database: id.database,
     target,
@@ -382,7 +382,7 @@ async function restoreInto(
         await dropIndexes(client, target.schema, found, (index) => indexes.push(index));
       }
       await loadWithWatermarks(watermarks, logger, () =>
-        loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, driftKey, columnMap: (meta) => columnMapOf(meta).map, watermarks, logger, corrupt, rejected }),
+        loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, driftKey, columnMap: (meta) => columnMapOf(meta).map, watermarks, logger, corrupt, rejected, ...(holdCheck === undefined ? {} : { holdCheck }) }),
       ).catch(async (error: unknown) => {
         if (createdHere) await dropIfStillEmpty(client, target, logger);
         throw error;

@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { createEventsTable } from '../helpers/events-table.js';
 import { runCli } from '../helpers/run-cli.js';
+import { archiveWith, buildConfig } from '../helpers/archive-run.js';
+import { restoreWith } from '../helpers/restore-run.js';
+import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 
 let dir: string;
 let db: TestDatabase;
@@ -101,6 +104,37 @@ describe('restore and legal holds on the target', () => {
     await hold('events_2023_01', null, 'Case 14');
     const sibling = await restore(config, 'events', '--conflict', 'overwrite', '--target-table', 'public.events_2023_02', '--dry-run');
     expect(sibling.summary.error?.code).not.toBe('LEGAL_HOLD_ACTIVE');
+  });
+
+  it('a hold placed while the restore loads: the batch in flight rolls back (LEGAL_HOLD_PLACED) and the held row keeps its value', async () => {
+    // Found in review: the holds were read once, before loading, and later batches overwrote rows
+    // a hold placed meanwhile covered. Each batch now reads them again inside its transaction.
+    await createEventsTable(db, { rows: 12, stepMinutes: 60, endDaysAgo: 20 });
+    await createHoldsTable();
+    const config = buildConfig({ local: { path: join(dir, 'archive') }, legal_holds: { check_table: {} }, defaults: { retention_days: 10, batch_size: 50 }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] });
+    const local = new LocalObjectStore({ path: join(dir, 'archive') });
+    expect((await archiveWith(config, local)).tables[0]).toMatchObject({ status: 'archived', rowsArchived: 12 });
+    await db.query(`INSERT INTO events (id, happened_at, kind, body, note) VALUES (3, now() - interval '20 days', 'kind3', '{"g": 3}', 'under hold')`);
+    const before = await snapshot('events');
+    let placed = false;
+    // The hold goes in as the restore fetches its first archive object, before any batch commits.
+    const store = new Proxy(local, {
+      get(target, prop, receiver) {
+        if (prop !== 'get') return Reflect.get(target, prop, receiver) as unknown;
+        return async (key: string) => {
+          if (!placed && key.endsWith('.jsonl.gz')) {
+            placed = true;
+            await hold('events', 'id = 3', 'Case 15');
+          }
+          return target.get(key);
+        };
+      },
+    });
+    const summary = await restoreWith(config, store, { table: 'events', conflict: 'overwrite', jobs: 1 });
+    expect(placed).toBe(true);
+    expect(summary.error).toMatchObject({ code: 'LEGAL_HOLD_PLACED' });
+    expect(summary.error!.message).toContain('a legal hold was placed on it while it was being restored (check_table hold on events (Case 15) where id = 3)');
+    expect(await snapshot('events')).toBe(before);
   });
 
   it('holds that cannot be read refuse overwrite (LEGAL_HOLD_UNAVAILABLE, nothing loaded); skip needs no holds', async () => {
