@@ -46,11 +46,17 @@ export async function checkRestoreHolds(
       { details: { ...holds.unavailable.details, target: label }, cause: holds.unavailable },
     );
   }
-  const active = await activeHolds(q, holds.holds, input.database, target, input.now);
+  const { active, exists } = await activeHolds(q, holds.holds, input.database, target, input.now);
   if (active.length > 0) {
+    // A hold may name a table before it exists: the rows restored into it are then held as they
+    // go in, and a later batch's version of a row could not replace an earlier one's. Said so,
+    // rather than "rows already there" and a way out (a new --target-table) the user already took.
+    const why = exists
+      ? `it is under active legal hold (${describeHolds(active)}), and ${conflict} would change rows already there; restore with --conflict skip (rows already there are kept as they are) or into a new table with --target-table SCHEMA.NAME`
+      : `it does not exist yet, but an active legal hold names it (${describeHolds(active)}), so the rows restored into it would be held as they go in and ${conflict} could change them; restore with --conflict skip, or into a table no hold names`;
     throw new AuditlogError(
       'LEGAL_HOLD_ACTIVE',
-      `restore --conflict ${conflict} into ${label} refused: it is under active legal hold (${describeHolds(active)}), and ${conflict} would change rows already there; restore with --conflict skip (rows already there are kept as they are) or into a new table with --target-table SCHEMA.NAME. Nothing was restored`,
+      `restore --conflict ${conflict} into ${label} refused: ${why}. Nothing was restored`,
       { details: { target: label, conflict, holds: active.map((r) => holdLabel(r.hold)) } },
     );
   }
@@ -61,7 +67,7 @@ export async function checkRestoreHolds(
   if (fixed.length === 0 && checkTable === undefined) return undefined;
   return async (tx) => {
     const now = checkTable === undefined ? fixed : [...fixed, ...(await loadCheckTableHolds(tx, checkTable, input.database))];
-    const placed = await activeHolds(tx, now, input.database, target, new Date());
+    const { active: placed } = await activeHolds(tx, now, input.database, target, new Date());
     if (placed.length === 0) return;
     throw new AuditlogError(
       'LEGAL_HOLD_PLACED',
@@ -72,10 +78,11 @@ export async function checkRestoreHolds(
 }
 
 /** The holds among `holds` that are active on the target, placed through its partition tree as it is now. */
-async function activeHolds(q: Queryable, holds: readonly LegalHold[], database: string, target: RestoreTarget, now: Date): Promise<RowHold[]> {
-  if (holds.length === 0) return [];
-  const found = holdsForTable(holds, { database, schema: target.schema, table: target.table }, now, await loadHoldTree(q, database, target.schema, target.table));
-  return [...found.tableLevel.map((hold) => ({ hold })), ...found.rowLevel];
+async function activeHolds(q: Queryable, holds: readonly LegalHold[], database: string, target: RestoreTarget, now: Date): Promise<{ active: RowHold[]; exists: boolean }> {
+  if (holds.length === 0) return { active: [], exists: true };
+  const tree = await loadHoldTree(q, database, target.schema, target.table);
+  const found = holdsForTable(holds, { database, schema: target.schema, table: target.table }, now, tree);
+  return { active: [...found.tableLevel.map((hold) => ({ hold })), ...found.rowLevel], exists: tree !== undefined };
 }
 
 function describeHolds(active: readonly RowHold[]): string {

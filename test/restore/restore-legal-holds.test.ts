@@ -137,6 +137,23 @@ describe('restore and legal holds on the target', () => {
     expect(await snapshot('events')).toBe(before);
   });
 
+  it('a hold naming a --target-table that does not exist yet: overwrite refused with the reason that fits, nothing created; skip loads it', async () => {
+    await createEventsTable(db, { rows: 12, stepMinutes: 60, endDaysAgo: 20 });
+    await createHoldsTable();
+    const config = await writeConfig('events', 'happened_at');
+    expect((await runCli(['archive', '-c', config])).code).toBe(0);
+    await hold('public.events_copy', null, 'Case 16');
+    const r = await restore(config, 'events', '--target-table', 'public.events_copy', '--conflict', 'overwrite');
+    expect(r.code).toBe(1);
+    expect(r.summary.error).toMatchObject({ code: 'LEGAL_HOLD_ACTIVE' });
+    expect(r.summary.error!.message).toContain('into app/public.events_copy refused: it does not exist yet, but an active legal hold names it (check_table hold on public.events_copy (Case 16))');
+    expect(r.summary.error!.message).not.toContain('into a new table with --target-table');
+    expect((await db.query(`SELECT to_regclass('public.events_copy') IS NULL AS absent`)).rows).toEqual([{ absent: true }]);
+    const skip = await restore(config, 'events', '--target-table', 'public.events_copy', '--conflict', 'skip');
+    expect(skip.code, skip.out).toBe(0);
+    expect((await db.query(`SELECT count(*)::int AS n FROM public.events_copy`)).rows).toEqual([{ n: 12 }]);
+  });
+
   it('holds that cannot be read refuse overwrite (LEGAL_HOLD_UNAVAILABLE, nothing loaded); skip needs no holds', async () => {
     await createEventsTable(db, { rows: 6, stepMinutes: 60, endDaysAgo: 20 });
     await createHoldsTable();
