@@ -626,6 +626,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       program.outputHelp();
       return 2;
     }
+    // Commander prints the top-level help and exits 0 for `auditlog nosuch --help`: a typo in a
+    // script's command line then passed as success (found by probing).
+    const unknown = unknownCommand(program, argv);
+    if (unknown !== undefined) {
+      io.stderr(`error: unknown command '${unknown}'\n(run with --help for usage)\n`);
+      return 2;
+    }
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
   } catch (error) {
@@ -640,6 +647,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     if (e.code === 'INTERNAL' && error instanceof Error && error.stack) io.stderr(redactSecrets(error.stack, secrets) + '\n');
     return e.exitCode;
   }
+}
+
+/** The first word of `argv` that names no command where one is expected (the one given, as typed), if any. */
+function unknownCommand(program: Command, argv: readonly string[]): string | undefined {
+  let command = program;
+  for (const word of argv) {
+    if (word.startsWith('-') || command.commands.length === 0 || word === 'help') return undefined;
+    const next = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
+    if (next === undefined) return word;
+    command = next;
+  }
+  return undefined;
 }
 
 function parseNonNegativeInt(value: string, flag: string): number {

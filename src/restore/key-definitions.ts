@@ -124,7 +124,7 @@ export function crossDefinitionRefusal(found: CrossDefinitionKey, defs: KeyDefin
     todo = 'rerun with --ignore-watermark and --conflict overwrite';
   } else if (plan.toLoad.has(earlier.key) && !((plan.runPosition.get(earlier.meta.run_id) ?? Infinity) < (plan.runPosition.get(later.meta.run_id) ?? -Infinity))) {
     reason = 'the run that archived the later version started before the run that archived the older one, so the older version would load last';
-    todo = 'inspect both objects (auditlog search) and restore the version to keep by hand';
+    todo = 'inspect both objects (JSON lines: docs/format.md shows how to read one) and restore the version to keep by hand';
   }
   if (reason === undefined) return undefined;
   const key = `${list(found.columns)}=${list(found.values)}`;

@@ -68,6 +68,14 @@ describe('auditlog CLI', () => {
     }
     expect((await runCli(['holds', '--help'])).code).toBe(0);
     expect((await runCli(['help', 'holds'])).code).toBe(0);
+    // A misspelt command with --help printed the program's help and exited 0: a script's typo passed.
+    for (const argv of [['archvie', '--help'], ['holds', 'lst', '--help'], ['watermarks', 'rest', '-h']]) {
+      const r = await runCli(argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.stderr).toContain(`unknown command '${argv[argv.length - 2]}'`);
+      expect(r.stdout).toBe('');
+    }
+    expect((await runCli(['watermarks', 'list', '--help'])).code).toBe(0);
   });
 
   it('exits 2 with one line naming the file when the config file is missing', async () => {
