@@ -41,7 +41,7 @@ export function healthTargets(config: Config, store: ObjectStore, secrets: reado
       }
     },
   }));
-  return [...databases, { kind: 'storage', name: store.description, check: (signal) => store.check({ signal }) }];
+  return [...databases, { kind: 'storage', name: store.description, check: (signal) => store.check({ signal, createNothing: true }) }];
 }
 
 /**

@@ -144,7 +144,7 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async check(options: CheckOptions = {}): Promise<void> {
-    if (options.writeNothing === true) {
+    if (options.writeNothing === true || (options.createNothing === true && !(await isExistingDirectory(this.root).catch(() => true)))) {
       await this.run('check', this.root, () => checkWritableWithoutWriting(this.root));
       return;
     }

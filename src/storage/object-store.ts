@@ -66,6 +66,12 @@ export interface CheckOptions {
    * reads (HeadBucket) either way.
    */
   writeNothing?: boolean;
+  /**
+   * A health probe's check: it may write its probe file, but leaves nothing behind, not even a
+   * missing local directory (checked then as writeNothing checks it). `health` created it, after
+   * which the read-only commands no longer told a mistyped local.path from an empty archive.
+   */
+  createNothing?: boolean;
 }
 
 export interface ObjectStore {

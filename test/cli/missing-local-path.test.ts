@@ -66,7 +66,7 @@ describe('a local.path that does not exist', () => {
     expect(since.stderr).toContain('--since expects a day');
   });
 
-  it('archive --dry-run and config validate --check-connections create nothing; archive creates the directory on its first run', async () => {
+  it('archive --dry-run, config validate --check-connections and health create nothing; archive creates the directory on its first run', async () => {
     const fresh = join(dir, 'fresh', 'archive');
     const file = await configFor('fresh', fresh);
     const dry = await runCli(['archive', '--config', file, '--dry-run']);
@@ -74,7 +74,13 @@ describe('a local.path that does not exist', () => {
     const check = await runCli(['config', 'validate', '--config', file, '--check-connections']);
     expect(check.code, check.stderr).toBe(0);
     expect(check.stdout).toContain('ok: storage');
+    // health is a probe: healthy (the directory can be created), but it created it, after which
+    // the read-only commands no longer told a typo from an empty archive.
+    const health = await runCli(['health', '--config', file]);
+    expect(health.code, health.stdout + health.stderr).toBe(0);
+    expect(health.stdout).toMatch(/^ok {3}storage /m);
     expect(await exists(join(dir, 'fresh'))).toBe(false);
+    expect((await runCli(['status', '--config', file])).code).toBe(2);
     expect(await rowIds(db)).toHaveLength(20);
 
     const real = await runCli(['archive', '--config', file, '--quiet']);
