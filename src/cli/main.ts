@@ -246,13 +246,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const flags = parseRestoreFlags(opts);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
-      // Before the audit trail is opened: its storage check would create the directory. An unknown
-      // --table is still named first, as validate does (otherwise runRestore finds it, and the
-      // trail records the failed restore).
-      await requireLocalArchive(config, 'nothing to restore').catch((error: unknown) => {
-        selectTargets({ config, table: flags.table, ...(flags.database === undefined ? {} : { database: flags.database }) });
-        throw error;
-      });
+      // A trail in storage is refused here, before it is opened: its storage check would create
+      // the directory (and the trail could not be written). An unknown --table is still named
+      // first, as validate does. Any other trail records the refusal: runRestore checks it.
+      const requireArchive = (): Promise<void> => requireLocalArchive(config, 'nothing to restore');
+      const trailInStorage = flags.dryRun !== true && ['storage', 'both'].includes(config.compliance.audit.backend);
+      if (trailInStorage) {
+        await requireArchive().catch((error: unknown) => {
+          selectTargets({ config, table: flags.table, ...(flags.database === undefined ? {} : { database: flags.database }) });
+          throw error;
+        });
+      }
       // Only a strategy that changes rows already in the target reads the legal holds (restore-holds.ts).
       const holdSources = changesExistingRows(flags.conflict) ? readHoldSources(config, io.env) : {};
       if (holdSources.apiAuthValue !== undefined) secrets = [...secrets, holdSources.apiAuthValue];
@@ -264,7 +268,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const stop = watchStopSignals((name) => logger.warn({ signal: name }, 'stop requested: no new batch starts; the batches in flight commit or roll back (a second signal ends the process at once)'));
       let summary: RestoreSummary;
       try {
-        summary = await withRunError(events, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events, holdSources, signal: stop.signal }));
+        summary = await withRunError(events, closeTrail, () => runRestore({ ...flags, config, store, logger, runId, secrets, events, holdSources, requireArchive, signal: stop.signal }));
       } finally {
         stop.dispose();
       }

@@ -31,6 +31,12 @@ export interface RestoreOptions {
   progressIntervalMs?: number;
   /** How to reach the legal-hold sources, read for --conflict overwrite/upsert (the API credential comes from the CLI's environment). */
   holdSources?: HoldSourceOptions;
+  /**
+   * Checked once the table is known, before storage is touched: the CLI refuses a `local.path`
+   * that is not a directory here, so that the audit trail (and anything else listening) records
+   * the refused restore as a failed run.
+   */
+  requireArchive?: () => Promise<void>;
   /** The audit trail (and anything else) listens here: restore:started, restore:finished. */
   events?: RunEvents;
   /**

@@ -78,6 +78,7 @@ async function restoreTable(options: RestoreOptions): Promise<RestoreSummary> {
     rowsPerSecond: 0,
     status: 'ok',
   };
+  await options.requireArchive?.();
   await checkStorageUnlessStopped(options.store, options.signal, 'the restore had not started: nothing was loaded', { writeNothing: options.dryRun });
   const ref = { runId: options.runId, ...id };
   options.events?.emit('restore:started', { ...ref, target, dryRun: options.dryRun });

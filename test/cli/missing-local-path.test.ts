@@ -24,9 +24,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function configFor(name: string, path: string): Promise<string> {
+async function configFor(name: string, path: string, extra: Record<string, unknown> = {}): Promise<string> {
   const file = join(dir, `${name}.json`);
-  await writeFile(file, JSON.stringify({ local: { path }, defaults: { retention_days: 10, batch_size: 7 }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] }));
+  await writeFile(file, JSON.stringify({ ...extra, local: { path }, defaults: { retention_days: 10, batch_size: 7 }, databases: [{ name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }] }));
   return file;
 }
 
@@ -92,6 +92,24 @@ describe('a local.path that does not exist', () => {
       const r = await runCli([...args, '--config', file]);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
     }
+  });
+
+  it('with the audit trail in the database, the refused restore is recorded there (it could not be when the trail was opened after the check)', async () => {
+    const typo = join(dir, 'archvie-db', 'audit');
+    const file = await configFor('typo-db', typo, { compliance: { audit: { backend: 'database', schema: 'public', table: 'typo_trail' } } });
+    const r = await runCli(['restore', '--table', 'events', '--config', file]);
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `auditlog: local.path ${typo} is not a directory: nothing to restore; check local.path in the config (an archive run creates the directory on its first run) [CONFIG_INVALID]`,
+    ]);
+    expect(await exists(join(dir, 'archvie-db'))).toBe(false);
+    const trail = await db.query<{ event: string; record: string }>('SELECT event, record FROM public.typo_trail ORDER BY id');
+    expect(trail.rows.map((t) => t.event)).toEqual(['ERROR']);
+    expect(JSON.parse(trail.rows[0]!.record)).toMatchObject({ event: 'ERROR', status: 'error', error: { code: 'CONFIG_INVALID' }, details: { command: 'restore' } });
+    // An unknown --table is still the error named.
+    const unknown = await runCli(['restore', '--table', 'nope', '--config', file]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('--table nope is not in the configuration');
   });
 
   it('a dry run writes not even a probe file into an existing archive directory', async () => {
