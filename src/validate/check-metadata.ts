@@ -1,7 +1,8 @@
 /**
  * Checks of a metadata sidecar on its own and against the stored object's size (pure): well-formed
  * JSON of the documented shape (docs/format.md), a known format version, the right table, a
- * manifest as long as the record count, and the size the store lists for the data object.
+ * `data_object` naming the object it sits beside, a manifest as long as the record count, and the
+ * size the store lists for the data object.
  */
 import { z } from 'zod';
 import { FORMAT_NAME, FORMAT_VERSION } from '../core/batch-metadata.js';
@@ -101,6 +102,8 @@ export function checkMetadata(body: Buffer, metadataKey: string, dataKey: string
   if (badKey !== -1) return invalid(`primary_keys[${badKey}] has ${meta.primary_keys[badKey]!.length} values for ${width} key columns`);
 
   const findings: Finding[] = [];
+  const named = checkDataObjectName((doc as { data_object?: unknown }).data_object, metadataKey, dataKey);
+  if (named !== undefined) findings.push(named);
   if (meta.record_count !== meta.primary_keys.length) {
     findings.push({
       code: 'RECORD_COUNT_MISMATCH',
@@ -116,4 +119,25 @@ export function checkMetadata(body: Buffer, metadataKey: string, dataKey: string
     });
   }
   return { meta, findings };
+}
+
+/**
+ * The sidecar's `data_object` must be the file name of the object it sits beside: reconciliation
+ * takes a sidecar only for the object it names (archive-layout.ts) and sets one naming another
+ * aside as if there were none, and a reader going by the field goes to the other object. Every
+ * version wrote the field, so a missing one is damage too (found by probing: never checked). Not fatal to the other checks: a sidecar copied with its
+ * object (a batch copied by hand) still describes these bytes, and the size, SHA-256 and duplicate
+ * checks then say whether it does.
+ */
+export function checkDataObjectName(value: unknown, metadataKey: string, dataKey: string): Finding | undefined {
+  const expected = dataKey.slice(dataKey.lastIndexOf('/') + 1);
+  if (value === expected) return undefined;
+  // The value is shown only as far as a file name goes: a damaged field may be anything.
+  const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+  const found = value === undefined ? 'missing' : typeof value !== 'string' ? `${kind}, not a file name` : JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value);
+  return {
+    code: 'DATA_OBJECT_MISMATCH',
+    key: metadataKey,
+    message: `data_object is ${found}, expected ${JSON.stringify(expected)} (the data object ${dataKey} this sidecar sits beside): the sidecar was copied or moved from another object, or edited, and an archive run reconciling this batch would not take it for this object; if ${dataKey} is a copy of another batch, remove it and this sidecar, else restore this object's own sidecar from a backup`,
+  };
 }

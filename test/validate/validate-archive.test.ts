@@ -245,9 +245,51 @@ describe.each(['s3', 'local'] as const)('validate (%s backend)', (backend) => {
     await store.put(copy, (await store.get(o.key))!);
     await store.put(metadataKeyFor(copy), (await store.get(metadataKeyFor(o.key)))!);
     const report = await validate();
-    expect(findings(report)).toEqual([{ code: 'DUPLICATE_KEY', key: copy }]);
+    // Copied verbatim, the sidecar still names the original object.
+    expect(findings(report)).toEqual([
+      { code: 'DUPLICATE_KEY', key: copy },
+      { code: 'DATA_OBJECT_MISMATCH', key: metadataKeyFor(copy) },
+    ]);
     expect(report.tables[0]!.findings[0]!.count).toBe(o.meta.record_count);
     expect(report.tables[0]!.findings[0]!.message).toContain(o.key);
+  });
+
+  it('a sidecar whose data_object names another object, or none: DATA_OBJECT_MISMATCH on the sidecar, the rest still checked (found by probing)', async () => {
+    const [a, b, c, d] = [objects[0]!, objects[1]!, objects[2]!, objects[3]!];
+    const name = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
+    const edit = async (o: InspectedObject, change: (m: Record<string, unknown>) => void): Promise<void> => {
+      const meta = (await readMeta(o)) as unknown as Record<string, unknown>;
+      change(meta);
+      await writeMeta(o, meta as unknown as BatchMetadata);
+    };
+    await edit(a, (m) => (m.data_object = name(b.key)));
+    await edit(b, (m) => delete m.data_object);
+    await edit(c, (m) => (m.data_object = 7));
+    // A sidecar that names another object and also describes other bytes: both are said.
+    await edit(d, (m) => {
+      m.data_object = name(a.key);
+      m.compressed_bytes = (m.compressed_bytes as number) + 1;
+    });
+    for (const deep of [true, false]) {
+      const report = await validate(deep ? {} : { deepThreshold: 0 });
+      expect(report.deep).toBe(deep);
+      expect(findings(report)).toEqual([
+        { code: 'DATA_OBJECT_MISMATCH', key: metadataKeyFor(a.key) },
+        { code: 'DATA_OBJECT_MISMATCH', key: metadataKeyFor(b.key) },
+        { code: 'DATA_OBJECT_MISMATCH', key: metadataKeyFor(c.key) },
+        { code: 'SIZE_MISMATCH', key: d.key },
+        { code: 'DATA_OBJECT_MISMATCH', key: metadataKeyFor(d.key) },
+      ]);
+      expect(report.ok).toBe(false);
+      expect(report.totals).toMatchObject({ problems: 5, warnings: 0, byCode: { DATA_OBJECT_MISMATCH: 4, SIZE_MISMATCH: 1 } });
+      // The rest of each sidecar was still checked and its rows counted.
+      expect(report.totals.rows).toBe(ROWS);
+      const messages = report.tables[0]!.findings.filter((f) => f.code === 'DATA_OBJECT_MISMATCH').map((f) => f.message);
+      expect(messages[0]).toContain(`data_object is "${name(b.key)}", expected "${name(a.key)}" (the data object ${a.key} this sidecar sits beside)`);
+      expect(messages[1]).toContain(`data_object is missing, expected "${name(b.key)}"`);
+      expect(messages[2]).toContain(`data_object is a number, not a file name, expected "${name(c.key)}"`);
+      for (const m of messages) expect(m).toContain("restore this object's own sidecar from a backup");
+    }
   });
 
   it('content a faulty writer could produce: unparseable line, timestamps outside the partition or range, wrong uncompressed SHA-256', async () => {

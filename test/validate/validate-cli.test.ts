@@ -74,6 +74,24 @@ describe('auditlog validate (CLI)', () => {
     expect(fromFile.tables).toEqual(report.tables);
   });
 
+  it('a sidecar whose data_object names another object fails the run (exit 1) with DATA_OBJECT_MISMATCH, in text and JSON (found by probing)', async () => {
+    const path = join(dir, 'renamed');
+    const file = await setup('renamed', { local: { path } });
+    expect((await runCli(['archive', '--config', file, '--quiet'])).code).toBe(0);
+    const store = new LocalObjectStore({ path });
+    const [a, b] = (await inspectArchive(store)).objects;
+    const meta = JSON.parse((await store.get(metadataKeyFor(a!.key)))!.toString('utf8')) as { data_object: string };
+    meta.data_object = b!.meta.data_object;
+    await store.put(metadataKeyFor(a!.key), Buffer.from(JSON.stringify(meta)));
+    const text = await runCli(['validate', '--config', file]);
+    expect(text.code, text.stderr).toBe(1);
+    expect(text.stdout).toContain(`PROBLEM DATA_OBJECT_MISMATCH ${metadataKeyFor(a!.key)}: data_object is "${b!.meta.data_object}", expected "${a!.meta.data_object}"`);
+    expect(text.stdout).toContain('1 problem(s), 0 warning(s) (DATA_OBJECT_MISMATCH 1)');
+    const json = await runCli(['validate', '--config', file, '--json']);
+    expect(json.code).toBe(1);
+    expect((JSON.parse(json.stdout) as ValidationReport).tables[0]!.findings.map((f) => [f.code, f.key, f.severity])).toEqual([['DATA_OBJECT_MISMATCH', metadataKeyFor(a!.key), 'problem']]);
+  });
+
   it('progress goes to stderr, never into the JSON on stdout', async () => {
     const file = await setup('progress', { local: { path: join(dir, 'progress') } });
     expect((await runCli(['archive', '--config', file, '--quiet'])).code).toBe(0);

@@ -159,6 +159,7 @@ describe('checkMetadata', () => {
     sha256_compressed: 'b'.repeat(64),
     primary_keys: [['1'], ['2']],
     xmins: ['7', '7'],
+    data_object: 'k.jsonl.gz',
   };
   const check = (doc: unknown, size: number | undefined = 30) => checkMetadata(Buffer.from(JSON.stringify(doc)), 'k.metadata.json', 'k.jsonl.gz', table, size);
   const codes = (doc: unknown, size?: number) => check(doc, size).findings.map((f) => [f.code, f.key]);
@@ -179,6 +180,26 @@ describe('checkMetadata', () => {
     expect(codes([valid])).toEqual([['METADATA_INVALID', 'k.metadata.json']]);
     expect(codes({ ...valid, format_version: 2 })).toEqual([['UNKNOWN_FORMAT_VERSION', 'k.metadata.json']]);
     expect(check({ ...valid, format_version: 2 }).meta).toBeUndefined();
+  });
+
+  it('reports a data_object that is not the name of the object beside it, on the sidecar, and still checks the rest (found by probing: never checked)', () => {
+    const other = check({ ...valid, data_object: 'other.jsonl.gz' }, 31);
+    expect(other.findings.map((f) => [f.code, f.key])).toEqual([
+      ['DATA_OBJECT_MISMATCH', 'k.metadata.json'],
+      ['SIZE_MISMATCH', 'k.jsonl.gz'],
+    ]);
+    expect(other.findings[0]!.message).toContain('data_object is "other.jsonl.gz", expected "k.jsonl.gz" (the data object k.jsonl.gz this sidecar sits beside)');
+    expect(other.meta?.primary_keys).toEqual([['1'], ['2']]);
+    // The file name, not the key: a full key (what pending markers hold) is not the name either.
+    expect(codes({ ...valid, data_object: 'app/public.events/k.jsonl.gz' })).toEqual([['DATA_OBJECT_MISMATCH', 'k.metadata.json']]);
+    const { data_object: _omitted, ...missing } = valid;
+    expect(check(missing).findings.map((f) => [f.code, f.message.slice(0, 45)])).toEqual([['DATA_OBJECT_MISMATCH', 'data_object is missing, expected "k.jsonl.gz"']]);
+    expect(check({ ...valid, data_object: 42 }).findings[0]!.message).toContain('data_object is a number, not a file name, expected "k.jsonl.gz"');
+    expect(check({ ...valid, data_object: null }).findings[0]!.message).toContain('data_object is null, not a file name');
+    expect(check({ ...valid, data_object: { name: 'k.jsonl.gz' } }).findings[0]!.message).toContain('data_object is an object, not a file name');
+    // A damaged value is shown only as long as a file name can be.
+    expect(check({ ...valid, data_object: 'x'.repeat(5000) }).findings[0]!.message).toContain(`"${'x'.repeat(200)}…"`);
+    expect(check({ ...valid, data_object: 'x'.repeat(5000) }).findings[0]!.message).not.toContain('x'.repeat(201));
   });
 
   it('reports a record count that disagrees with the manifest, and a stored size that disagrees with compressed_bytes, on the data object', () => {
