@@ -125,9 +125,9 @@ export function checkMetadata(body: Buffer, metadataKey: string, dataKey: string
  * The sidecar's `data_object` must be the file name of the object it sits beside: reconciliation
  * takes a sidecar only for the object it names (archive-layout.ts) and sets one naming another
  * aside as if there were none, and a reader going by the field goes to the other object. Every
- * version wrote the field, so a missing one is damage too (found by probing: never checked). Not fatal to the other checks: a sidecar copied with its
- * object (a batch copied by hand) still describes these bytes, and the size, SHA-256 and duplicate
- * checks then say whether it does.
+ * version wrote the field, so a missing one is damage too (found by probing: never checked).
+ * Not fatal to the other checks: a sidecar copied with its object (a batch copied by hand) still
+ * describes these bytes, and the size, SHA-256 and duplicate checks then say whether it does.
  */
 export function checkDataObjectName(value: unknown, metadataKey: string, dataKey: string): Finding | undefined {
   const expected = dataKey.slice(dataKey.lastIndexOf('/') + 1);
