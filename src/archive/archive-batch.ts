@@ -23,7 +23,7 @@ import { quoteIdent } from '../db/quote-ident.js';
 import { timed, type ArchiveContext } from './archive-context.js';
 import { encodeBatch, type EncodedBatch } from './encode-batch.js';
 import { verifyStoredBatch, verifyStoredBytes } from './verify-object.js';
-import { resolveAmbiguousCommit, selectTxidStatus } from './reconcile-pending.js';
+import { resolveAmbiguousCommit, selectTxidStatus, type ReconcileResult } from './reconcile-pending.js';
 import { withoutFence } from '../db/connect.js';
 
 /** Attempts at a delete whose returned set must equal the archived set; rows keep changing → give up on them. */
@@ -624,9 +624,10 @@ async function deleteGuarded(
       // A connection lost during COMMIT leaves the outcome unknown: look at the table, never assume.
       ctx.logger.warn({ key, err: describeError(error) }, 'COMMIT outcome unknown; checking which rows are still in the table');
       // A client-side deadline (no answer) lands here too: never "not committed" without looking.
+      let outcome: ReconcileResult;
       try {
         // Even after a lost lock closed the table's connections: this is what decides the batch.
-        await withoutFence(ctx.pool, () => resolveAmbiguousCommit(ctx, key, markerKey));
+        outcome = await withoutFence(ctx.pool, () => resolveAmbiguousCommit(ctx, key, markerKey));
       } catch (checkError) {
         throw new AuditlogError(
           'DB_QUERY',
@@ -634,7 +635,9 @@ async function deleteGuarded(
           { details: { key }, cause: error },
         );
       }
-      throw new AuditlogError('DB_QUERY', `the connection failed during COMMIT of ${key}; the batch was reconciled against the table: ${describeError(error)}`, { cause: error });
+      // The outcome, not only that there was one: an operator reading "failed" must know whether
+      // the batch's rows are archived or still in the table (the summary does not count them).
+      throw new AuditlogError('DB_QUERY', `the connection failed during COMMIT of ${key} (${describeError(error)}); read back from the table, ${describeCommitOutcome(outcome)}`, { details: { key, outcome }, cause: error });
     }
     await ctx.onPhase?.('after-commit');
     return { committed: true, keys: deleted.keys };
@@ -650,5 +653,20 @@ async function deleteGuarded(
   } finally {
     client.off('error', onClientError);
     client.release(broken);
+  }
+}
+
+/** What reading an ambiguous COMMIT back from the table found, for the table's error. */
+export function describeCommitOutcome(outcome: ReconcileResult): string {
+  switch (outcome) {
+    case 'committed':
+      return 'the delete did commit: the batch is archived and its rows are gone from the table (this run\'s summary does not count them)';
+    case 'unrecorded':
+      return 'the delete did commit and the batch is archived, but its audit record could not be written: its pending marker is kept and the next run records it';
+    case 'removed':
+    case 'nothing-written':
+      return 'the delete did not commit: the batch\'s object was removed and its rows stay in the table for the next run';
+    case 'other-table':
+      return 'its pending marker names another table: it was left for that table\'s runs';
   }
 }

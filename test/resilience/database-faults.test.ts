@@ -355,6 +355,10 @@ describe('TCP fault proxy between the archiver and PostgreSQL', () => {
     // Which failure the table reports first (the COMMIT, or the page read ahead on another reset
     // connection) is a race; what the store and the table hold afterwards is not.
     expect(summary.tables[0]!.status).toBe('failed');
+    // When it is the COMMIT, the error says what reading the table back found: it did commit.
+    const error = summary.tables[0]!.error!;
+    if (error.message.includes('during COMMIT')) expect(error.message).toContain('read back from the table, the delete did commit: the batch is archived');
+    else expect(error.code).toBe('DB_CONNECT');
     const mid = await checkNow(fx, expected);
     // The batch did commit: its rows are gone from the table and archived, and its marker was
     // resolved by reading the table back before this run ended (no pending marker is left).
