@@ -595,6 +595,7 @@ async function deleteGuarded(
       await client.query('ROLLBACK');
       return { committed: false, keys: deleted.keys };
     }
+    await ctx.onPhase?.('after-delete');
     // The DELETE holds the table's ROW EXCLUSIVE lock, so no ALTER TABLE can slip in between this
     // check and COMMIT. A column added (with a default: the rows keep their xmin) or changed since
     // the batch was read would make the archived lines miss what the deleted rows held (found in review).

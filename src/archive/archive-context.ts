@@ -14,7 +14,7 @@ import type { MarkerSweeper } from './marker-sweeper.js';
  * SIGKILL). Inert unless a hook is given. `before-marker-flush` is not one batch's: it comes before
  * each bulk removal of committed batches' pending markers (marker-sweeper.ts).
  */
-export type BatchPhase = 'after-read' | 'after-marker' | 'after-upload' | 'after-metadata' | 'before-commit' | 'after-commit' | 'after-batch' | 'before-marker-flush';
+export type BatchPhase = 'after-read' | 'after-marker' | 'after-upload' | 'after-metadata' | 'after-delete' | 'before-commit' | 'after-commit' | 'after-batch' | 'before-marker-flush';
 
 /** A committed batch found by reconciliation, as its sidecar describes it. */
 export interface ReconciledBatch {

@@ -691,7 +691,7 @@ function parseOrphanAge(value: string): number {
   return n;
 }
 
-const PHASES: ReadonlySet<string> = new Set(['after-read', 'after-marker', 'after-upload', 'after-metadata', 'before-commit', 'after-commit', 'after-batch', 'before-marker-flush', 'mid-multipart']);
+const PHASES: ReadonlySet<string> = new Set(['after-read', 'after-marker', 'after-upload', 'after-metadata', 'after-delete', 'before-commit', 'after-commit', 'after-batch', 'before-marker-flush', 'mid-multipart']);
 
 interface FaultHooks {
   onPhase?: (phase: BatchPhase) => void;

@@ -73,7 +73,7 @@ export interface LoadOptions {
   dryRun: boolean;
   /** Runs inside the batch's transaction, before COMMIT (a database restore watermark commits with the rows). */
   beforeCommit?: (q: Queryable) => Promise<void>;
-  /** Runs inside the batch's transaction after its rows went in, before beforeCommit: throws to roll the batch back (legal holds placed meanwhile: restore-holds.ts). */
+  /** Runs inside the batch's transaction after its rows went in and beforeCommit, right before COMMIT: throws to roll the batch back (legal holds placed meanwhile: restore-holds.ts). */
   checkBeforeCommit?: (q: Queryable) => Promise<void>;
 }
 
@@ -434,8 +434,9 @@ async function loadThroughStaging(
     return { inserted, skippedByTriggers: 0 };
   }
   const counts = await insertRows(client, drift, target, parsed, options.strategy, segments);
-  await options.checkBeforeCommit?.(client);
   await options.beforeCommit?.(client);
+  // The last statement before COMMIT: a hold committed after it is the only one this batch misses.
+  await options.checkBeforeCommit?.(client);
   await commit();
   return counts;
 }

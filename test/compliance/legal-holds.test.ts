@@ -143,6 +143,31 @@ describe('legal holds', () => {
     expect(archived).not.toContain('3');
   });
 
+  it('a hold committed after the batch\'s DELETE ran, before its COMMIT: read again inside the transaction, the delete rolls back', async () => {
+    // Found in review: the in-flight test above places its hold before the delete transaction
+    // starts, so it could not tell a re-read inside the transaction from one just before it.
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    await fx.db.query(`CREATE TABLE legal_holds (table_name text, record_filter text, reason text, set_by text, expires_at timestamptz)`);
+    const config = configWith({ legal_holds: { check_table: {} } });
+    let placed = false;
+    const first = await archiveWith(config, fx.store, {
+      onPhase: async (phase) => {
+        if (phase === 'after-delete' && !placed) {
+          placed = true;
+          await fx.db.query(`INSERT INTO legal_holds VALUES ('events', 'id = 5', 'Case 10', 'counsel', NULL)`);
+        }
+      },
+    });
+    expect(placed).toBe(true);
+    expect(first.tables[0]).toMatchObject({ status: 'failed', error: { code: 'LEGAL_HOLD_PLACED' } });
+    expect(first.tables[0]!.error!.message).toContain('Case 10');
+    // The batch whose DELETE had run is rolled back: every row of the table is still there.
+    expect(await ids()).toHaveLength(30);
+    const second = await archiveWith(config, fx.store);
+    expect(second.tables[0]!.error).toBeUndefined();
+    expect(await ids()).toEqual(['5']);
+  });
+
   it.each([
     ['config', 'App'],
     ['config', ' "APP" '],

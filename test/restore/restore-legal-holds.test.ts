@@ -137,6 +137,29 @@ describe('restore and legal holds on the target', () => {
     expect(await snapshot('events')).toBe(before);
   });
 
+  it('a hold committed by the batch\'s own overwrite (a trigger of the target): read again after the rows went in, so the batch rolls back', async () => {
+    // Found in review: the test above places its hold before the batch's transaction starts, so
+    // it could not tell a re-read right before COMMIT from one before the rows went in. Here the
+    // hold only exists once the batch's UPDATE of row 3 ran (an application's trigger places it).
+    await createEventsTable(db, { rows: 12, stepMinutes: 60, endDaysAgo: 20 });
+    await createHoldsTable();
+    const config = await writeConfig('events', 'happened_at');
+    expect((await runCli(['archive', '-c', config])).code).toBe(0);
+    await db.query(`INSERT INTO events (id, happened_at, kind, body, note) VALUES (3, now() - interval '20 days', 'kind3', '{"g": 3}', 'changed since')`);
+    await db.query(`CREATE FUNCTION public.hold_on_update() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.legal_holds VALUES ('events', 'id = ' || NEW.id, 'Case 17', 'trigger', NULL); RETURN NEW; END $$`);
+    await db.query(`CREATE TRIGGER hold_on_update AFTER UPDATE ON public.events FOR EACH ROW EXECUTE FUNCTION public.hold_on_update()`);
+    const before = await snapshot('events');
+    const r = await restore(config, 'events', '--conflict', 'overwrite');
+    expect(r.code, r.out).toBe(1);
+    expect(r.summary.error).toMatchObject({ code: 'LEGAL_HOLD_PLACED' });
+    expect(r.summary.error!.message).toContain('Case 17');
+    // The whole batch rolled back: row 3 keeps the value it had, nothing else came back, and the
+    // trigger's hold went with the batch.
+    expect(await snapshot('events')).toBe(before);
+    expect((await db.query(`SELECT count(*)::int AS n FROM public.legal_holds`)).rows).toEqual([{ n: 0 }]);
+  });
+
   it('a hold naming a --target-table that does not exist yet: overwrite refused with the reason that fits, nothing created; skip loads it', async () => {
     await createEventsTable(db, { rows: 12, stepMinutes: 60, endDaysAgo: 20 });
     await createHoldsTable();
