@@ -638,7 +638,7 @@ async function deleteGuarded(
       }
       // The outcome, not only that there was one: an operator reading "failed" must know whether
       // the batch's rows are archived or still in the table (the summary does not count them).
-      throw new AuditlogError('DB_QUERY', `the connection failed during COMMIT of ${key} (${describeError(error)}); read back from the table, ${describeCommitOutcome(outcome)}`, { details: { key, outcome }, cause: error });
+      throw new AuditlogError('DB_QUERY', `the connection failed during COMMIT of ${key} (${describeError(error)}); read back from the table, ${describeCommitOutcome(outcome, subsetOk)}`, { details: { key, outcome }, cause: error });
     }
     await ctx.onPhase?.('after-commit');
     return { committed: true, keys: deleted.keys };
@@ -657,8 +657,16 @@ async function deleteGuarded(
   }
 }
 
-/** What reading an ambiguous COMMIT back from the table found, for the table's error. */
-export function describeCommitOutcome(outcome: ReconcileResult): string {
+/**
+ * What reading an ambiguous COMMIT back from the table found, for the table's error.
+ * `copiesOfCommitted`: the delete was of copies of rows an object committed before already holds
+ * (deleteCopiesOfCommitted). Its marker always resolves to keeping that object, whether or not
+ * this delete went through, so the outcome says nothing about the copies (found in review).
+ */
+export function describeCommitOutcome(outcome: ReconcileResult, copiesOfCommitted = false): string {
+  if (copiesOfCommitted && (outcome === 'committed' || outcome === 'unrecorded')) {
+    return 'the batch\'s rows were copies of rows archived in that object before, which is kept as it is: any copies still in the table are deleted against it by the next run';
+  }
   switch (outcome) {
     case 'committed':
       return 'the delete did commit: the batch is archived and its rows are gone from the table (this run\'s summary does not count them)';
