@@ -653,10 +653,20 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   }
 }
 
-/** The first word of `argv` that names no command where one is expected (the one given, as typed), if any. */
+const HELP_FLAGS: ReadonlySet<string> = new Set(['-h', '--help']);
+
+/**
+ * With a help flag in `argv`: the first word that names no command where one is expected (as
+ * typed), if any. Only then: without one, commander's own error for an unknown command is kept,
+ * with its "(Did you mean …?)" (found in review). Help flags are stepped over while a command group
+ * is being read, so `auditlog --help nosuch` and `holds -h lst` are caught too.
+ */
 function unknownCommand(program: Command, argv: readonly string[]): string | undefined {
+  const end = argv.indexOf('--');
+  if (!(end === -1 ? argv : argv.slice(0, end)).some((word) => HELP_FLAGS.has(word))) return undefined;
   let command = program;
   for (const word of argv) {
+    if (HELP_FLAGS.has(word) && command.commands.length > 0) continue;
     if (word.startsWith('-') || command.commands.length === 0 || word === 'help') return undefined;
     const next = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
     if (next === undefined) return word;
