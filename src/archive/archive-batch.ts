@@ -605,7 +605,7 @@ async function deleteGuarded(
     // go, and only the run that reads it can know which they are. Roll back; the next run applies it.
     const placed = await ctx.recheckHolds?.(client);
     if (placed !== undefined) {
-      throw new AuditlogError('LEGAL_HOLD_PLACED', `${placed} on ${tableLabel(ctx.plan)} while it was being archived: the delete of ${key} was rolled back and nothing of it deleted; the next run applies the hold`, {
+      throw new AuditlogError('LEGAL_HOLD_PLACED', `${placed} came to reach ${tableLabel(ctx.plan)} while it was being archived (placed in the holds table, or through a partition attached): the delete of ${key} was rolled back and nothing of it deleted; the next run applies the hold`, {
         details: { key },
       });
     }

@@ -399,10 +399,10 @@ function holdRecheck(sources: HoldSources, plan: TablePlan): (q: Queryable) => P
     if (holds.length === 0) return undefined;
     const tree = await loadHoldTree(q, plan.database, plan.schema, plan.table);
     const now = holdsForTable(holds, { database: plan.database, schema: plan.schema, table: plan.table }, new Date(), tree);
-    if (now.tableLevel.length > 0) return `a legal hold on the whole table was placed (${holdLabel(now.tableLevel[0]!)})`;
+    if (now.tableLevel.length > 0) return `a legal hold on the whole table (${holdLabel(now.tableLevel[0]!)})`;
     const added = now.rowLevel.find((r) => !applied.has(filterKey(holdFilterOf(r))));
     if (added === undefined) return undefined;
-    return `a ${added.hold.where === undefined ? 'legal hold on a partition' : 'record-level legal hold'} was placed (${rowHoldLabel(added)}${added.hold.where === undefined ? '' : `, where ${added.hold.where}`})`;
+    return `a ${added.hold.where === undefined ? 'legal hold on a partition' : 'record-level legal hold'} (${rowHoldLabel(added)}${added.hold.where === undefined ? '' : `, where ${added.hold.where}`})`;
   };
 }
 

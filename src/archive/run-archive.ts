@@ -221,8 +221,7 @@ async function archiveDatabase(options: RunArchiveOptions, db: DatabaseConfig, d
     }
     const fallback = openFallbackSpool(options.config, logger);
     const holds = await loadDatabaseHolds(runHolds, options.config, pool, db.name);
-    if (holds.unavailable !== undefined && runHolds.unavailable === undefined) logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table of this database is archived (fail closed)');
-    warnUnplacedHolds(options, db, holds, placedHolds, await loadWarningTrees(pool, options, db, holds), logger);
+    warnUnplacedHolds(options, db, holds, placedHolds, await loadWarningTrees(pool, options, db, holds, logger), logger);
     const out: TableSummary[] = [];
     for (const table of db.tables) {
       if (options.signal?.aborted === true) {
@@ -304,12 +303,13 @@ async function startTableHolds(pool: pg.Pool, options: RunArchiveOptions, runHol
  * a table of another database: judged once every database has run (runTables). A configured table
  * that --table left out of this run counts all the same, through its partition tree too.
  */
-function warnUnplacedHolds(options: RunArchiveOptions, db: DatabaseConfig, holds: HoldSnapshot, placedHolds: Set<LegalHold>, trees: Map<TableConfig, PartitionTree | undefined>, logger: Logger): void {
+function warnUnplacedHolds(options: RunArchiveOptions, db: DatabaseConfig, holds: HoldSnapshot, placedHolds: Set<LegalHold>, trees: WarningTrees, logger: Logger): void {
   const now = (options.now ?? (() => new Date()))();
   for (const hold of holds.holds) {
     if (hold.database !== undefined && !holdDatabaseMatches(hold.database, db.name)) continue;
     if (isExpired(hold, now)) continue;
-    const reaches = (t: TableConfig): boolean => placeHold(hold, { database: db.name, schema: t.schema, table: t.name }, trees.get(t)) !== undefined;
+    // A table whose tree could not be read might be reached through it: no warning it could make untrue.
+    const reaches = (t: TableConfig): boolean => trees.get(t) === UNREADABLE || placeHold(hold, { database: db.name, schema: t.schema, table: t.name }, treeOf(trees, t)) !== undefined;
     if (db.tables.some(reaches)) {
       placedHolds.add(hold);
       continue;
@@ -325,15 +325,30 @@ function configuredTables(options: RunArchiveOptions, db: DatabaseConfig): Table
   return options.config.databases.find((d) => d.name === db.name)?.tables ?? db.tables;
 }
 
+const UNREADABLE = Symbol('unreadable');
+type WarningTrees = Map<TableConfig, PartitionTree | undefined | typeof UNREADABLE>;
+
+function treeOf(trees: WarningTrees, table: TableConfig): PartitionTree | undefined {
+  const tree = trees.get(table);
+  return tree === UNREADABLE ? undefined : tree;
+}
+
 /**
  * The partition trees of the database's configured tables, for the warning above only: each table
- * reads its own again when it starts. One that cannot be read places no hold here; its table
- * fails closed when it starts.
+ * reads its own again when it starts. One that cannot be read is logged, and counts as reaching
+ * every hold (no false "names no configured table"); its table fails closed when it starts.
  */
-async function loadWarningTrees(pool: pg.Pool, options: RunArchiveOptions, db: DatabaseConfig, holds: HoldSnapshot): Promise<Map<TableConfig, PartitionTree | undefined>> {
-  const trees = new Map<TableConfig, PartitionTree | undefined>();
+async function loadWarningTrees(pool: pg.Pool, options: RunArchiveOptions, db: DatabaseConfig, holds: HoldSnapshot, logger: Logger): Promise<WarningTrees> {
+  const trees: WarningTrees = new Map();
   if (!holds.enabled || holds.unavailable !== undefined || holds.holds.length === 0) return trees;
-  for (const table of configuredTables(options, db)) trees.set(table, await loadHoldTree(pool, db.name, table.schema, table.name).catch(() => undefined));
+  for (const table of configuredTables(options, db)) {
+    try {
+      trees.set(table, await loadHoldTree(pool, db.name, table.schema, table.name));
+    } catch (error) {
+      logger.warn({ table: `${table.schema}.${table.name}`, err: describeError(error) }, 'partition tree unreadable: holds that might reach this table through it are not checked for a misspelt name in this run');
+      trees.set(table, UNREADABLE);
+    }
+  }
   return trees;
 }
 

@@ -71,7 +71,7 @@ export async function checkRestoreHolds(
     if (placed.length === 0) return;
     throw new AuditlogError(
       'LEGAL_HOLD_PLACED',
-      `restore --conflict ${conflict} into ${label} stopped: a legal hold was placed on it while it was being restored (${describeHolds(placed)}); the batch in flight was rolled back, the batches committed before it stay; restore the rest with --conflict skip (rows already there are kept as they are), or once the hold is lifted`,
+      `restore --conflict ${conflict} into ${label} stopped: a legal hold came to reach it while it was being restored (placed in the holds table, or through a partition attached: ${describeHolds(placed)}); the batch in flight was rolled back, the batches committed before it stay; restore the rest with --conflict skip (rows already there are kept as they are), or once the hold is lifted`,
       { details: { target: label, conflict, holds: placed.map((r) => holdLabel(r.hold)) } },
     );
   };

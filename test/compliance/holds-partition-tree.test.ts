@@ -227,7 +227,7 @@ describe('legal holds across a partition tree (archive through the CLI)', () => 
       },
     });
     expect(summary.tables[0]).toMatchObject({ status: 'failed', error: { code: 'LEGAL_HOLD_PLACED' } });
-    expect(summary.tables[0]!.error?.message).toContain('legal hold on a partition was placed (check_table hold on public.events_2023_04 (case W) — partition public.events_2023_04 only)');
+    expect(summary.tables[0]!.error?.message).toContain('legal hold on a partition (check_table hold on public.events_2023_04 (case W) — partition public.events_2023_04 only)');
     expect(await idsIn('events_2023_04')).toEqual(APRIL);
     // Nothing deleted (batches uploaded ahead of the failed delete stay in flight for the next run).
     expect(await idsIn('events')).toEqual([...ALL, ...APRIL]);
