@@ -38,7 +38,7 @@ async function createTree(): Promise<void> {
   await fx.db.query(`CREATE TABLE public.legal_holds (table_name text NOT NULL, record_filter text, reason text NOT NULL, set_by text, expires_at timestamptz)`);
 }
 
-async function writeConfig(tables: string[]): Promise<string> {
+async function writeConfig(tables: string[], url = fx.db.url): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'auditlog-holds-tree-'));
   const file = path.join(dir, 'config.yaml');
   await writeFile(
@@ -47,7 +47,7 @@ async function writeConfig(tables: string[]): Promise<string> {
       s3: fx.s3cfg,
       legal_holds: { check_table: {} },
       defaults: { retention_days: 30, batch_size: 20 },
-      databases: [{ name: 'app', url: fx.db.url, tables: tables.map((name) => ({ name, timestamp_column: 'created_at' })) }],
+      databases: [{ name: 'app', url, tables: tables.map((name) => ({ name, timestamp_column: 'created_at' })) }],
     }),
   );
   return file;
@@ -265,6 +265,35 @@ describe('legal holds across a partition tree (archive through the CLI)', () => 
     ]);
     expect(summary.tables[1]!.holds?.recordLevel).toEqual(['check_table hold on events_2023_04 (case X) — partition public.events_2023_04 only']);
     expect(await idsIn('events')).toEqual(APRIL);
+  });
+
+  it('a partition tree the archiver cannot read: logged, the table held (fail closed), and no hold called unplaced for it', async () => {
+    // Found in review: the trees read for the "names no configured table" warning swallowed a
+    // read failure, so a hold on a partition of the configured table was called misspelt.
+    await createTree();
+    await hold('events_2023_02_a', null, 'case V');
+    const role = `tree_${fx.db.name}`.slice(0, 60);
+    await fx.db.query(`CREATE ROLE "${role}" LOGIN PASSWORD 'tree-pw'`);
+    try {
+      await fx.db.query(`GRANT USAGE ON SCHEMA public TO "${role}"`);
+      await fx.db.query(`GRANT SELECT, DELETE ON public.events TO "${role}"`);
+      await fx.db.query(`GRANT SELECT ON public.legal_holds TO "${role}"`);
+      // Per database: only this test's database loses it.
+      await fx.db.query(`REVOKE EXECUTE ON FUNCTION pg_catalog.pg_partition_tree(regclass) FROM PUBLIC`);
+      const url = new URL(fx.db.url);
+      url.username = role;
+      url.password = 'tree-pw';
+      const run = await archive(await writeConfig(['events'], url.toString()));
+      expect(run.code).toBe(1);
+      expect(run.summary.tables.map((t) => [t.table, t.status, t.rowsArchived])).toEqual([['events', 'failed', 0]]);
+      expect(run.out).toContain('LEGAL_HOLD_UNAVAILABLE');
+      expect(run.out).toContain('partition tree unreadable');
+      expect(run.out).not.toContain('names no configured table');
+      expect(await idsIn('events')).toEqual(ALL);
+    } finally {
+      await fx.db.query(`DROP OWNED BY "${role}"`);
+      await fx.db.query(`DROP ROLE "${role}"`);
+    }
   });
 
   it('archive --table: a hold reaching a left-out configured table through its tree is not called unplaced', async () => {
