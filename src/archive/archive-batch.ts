@@ -638,7 +638,7 @@ async function deleteGuarded(
       }
       // The outcome, not only that there was one: an operator reading "failed" must know whether
       // the batch's rows are archived or still in the table (the summary does not count them).
-      throw new AuditlogError('DB_QUERY', `the connection failed during COMMIT of ${key} (${describeError(error)}); read back from the table, ${describeCommitOutcome(outcome, subsetOk)}`, { details: { key, outcome }, cause: error });
+      throw new AuditlogError('DB_QUERY', `the connection failed during COMMIT of ${key} (${describeError(error)}); ${describeCommitOutcome(outcome, subsetOk)}`, { details: { key, outcome }, cause: error });
     }
     await ctx.onPhase?.('after-commit');
     return { committed: true, keys: deleted.keys };
@@ -665,16 +665,17 @@ async function deleteGuarded(
  */
 export function describeCommitOutcome(outcome: ReconcileResult, copiesOfCommitted = false): string {
   if (copiesOfCommitted && (outcome === 'committed' || outcome === 'unrecorded')) {
-    return 'the batch\'s rows were copies of rows archived in that object before, which is kept as it is: any copies still in the table are deleted against it by the next run';
+    const copies = 'the batch\'s rows were copies of rows archived in that object before, which is kept as it is whatever the delete did: any copies still in the table are deleted against it by the next run';
+    return outcome === 'committed' ? copies : `${copies} (its audit record could not be written: the pending marker is kept and the next run records it)`;
   }
   switch (outcome) {
     case 'committed':
-      return 'the delete did commit: the batch is archived and its rows are gone from the table (this run\'s summary does not count them)';
+      return 'read back from the table, the delete did commit: the batch is archived and its rows are gone from the table (this run\'s summary does not count them)';
     case 'unrecorded':
-      return 'the delete did commit and the batch is archived, but its audit record could not be written: its pending marker is kept and the next run records it';
+      return 'read back from the table, the delete did commit and the batch is archived, but its audit record could not be written: its pending marker is kept and the next run records it';
     case 'removed':
     case 'nothing-written':
-      return 'the delete did not commit: the batch\'s object was removed and its rows stay in the table for the next run';
+      return 'read back from the table, the delete did not commit: the batch\'s object was removed and its rows stay in the table for the next run';
     case 'other-table':
       return 'its pending marker names another table: it was left for that table\'s runs';
   }

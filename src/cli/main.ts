@@ -634,7 +634,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     // script's command line then passed as success (found by probing).
     const unknown = unknownCommand(program, argv);
     if (unknown !== undefined) {
-      io.stderr(`error: unknown command '${unknown}'\n(run with --help for usage)\n`);
+      io.stderr(`error: unknown command '${unknown.word}'\n(run \`${['auditlog', ...unknown.under].join(' ')} --help\` for the commands)\n`);
       return 2;
     }
     await program.parseAsync(argv, { from: 'user' });
@@ -661,15 +661,17 @@ const HELP_FLAGS: ReadonlySet<string> = new Set(['-h', '--help']);
  * with its "(Did you mean …?)" (found in review). Help flags are stepped over while a command group
  * is being read, so `auditlog --help nosuch` and `holds -h lst` are caught too.
  */
-function unknownCommand(program: Command, argv: readonly string[]): string | undefined {
+function unknownCommand(program: Command, argv: readonly string[]): { word: string; under: string[] } | undefined {
   const end = argv.indexOf('--');
   if (!(end === -1 ? argv : argv.slice(0, end)).some((word) => HELP_FLAGS.has(word))) return undefined;
   let command = program;
+  const under: string[] = [];
   for (const word of argv) {
     if (HELP_FLAGS.has(word) && command.commands.length > 0) continue;
     if (word.startsWith('-') || command.commands.length === 0 || word === 'help') return undefined;
     const next = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
-    if (next === undefined) return word;
+    if (next === undefined) return { word, under };
+    under.push(next.name());
     command = next;
   }
   return undefined;

@@ -41,7 +41,7 @@ export async function loadApiHolds(input: ApiHoldsInput): Promise<LegalHold[]> {
   // The URL may carry a token in its query: messages name the origin and path only.
   const where = safeUrl(api.url);
   const unavailable = (reason: string, cause?: unknown): AuditlogError =>
-    new AuditlogError('LEGAL_HOLD_UNAVAILABLE', `legal holds API ${where} ${reason}: no table is archived until it answers; check legal_holds.api`, {
+    new AuditlogError('LEGAL_HOLD_UNAVAILABLE', `legal holds API ${where} ${reason}: no table is archived, nor restored over (overwrite/upsert), until it answers; check legal_holds.api`, {
       details: { url: where },
       ...(cause === undefined ? {} : { cause }),
     });

@@ -60,5 +60,5 @@ export async function loadDatabaseHolds(run: HoldSnapshot, config: Pick<Config, 
 
 function asUnavailable(error: unknown): AuditlogError {
   if (error instanceof AuditlogError) return error;
-  return new AuditlogError('LEGAL_HOLD_UNAVAILABLE', `legal holds could not be read (${describeError(error)}): nothing is archived until they can`, { cause: error });
+  return new AuditlogError('LEGAL_HOLD_UNAVAILABLE', `legal holds could not be read (${describeError(error)}): nothing is archived, nor restored over (overwrite/upsert), until they can`, { cause: error });
 }

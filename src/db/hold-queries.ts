@@ -70,7 +70,7 @@ export async function loadCheckTableHolds(q: Queryable, cfg: HoldCheckTableConfi
   } catch (error) {
     throw new AuditlogError(
       'LEGAL_HOLD_UNAVAILABLE',
-      `legal holds table ${cfg.schema}.${cfg.table} in database ${database} could not be read (${describeError(error)}): every table of ${database} is treated as held until it can (fail closed); check legal_holds.check_table and GRANT SELECT on it, then run again`,
+      `legal holds table ${cfg.schema}.${cfg.table} in database ${database} could not be read (${describeError(error)}): no table of ${database} is archived, nor restored over (overwrite/upsert), until it can (fail closed); check legal_holds.check_table and GRANT SELECT on it, then run again`,
       { details: { database, table: `${cfg.schema}.${cfg.table}` }, cause: error },
     );
   }
@@ -82,7 +82,7 @@ export async function loadCheckTableHolds(q: Queryable, cfg: HoldCheckTableConfi
     const reasons = unnamed.map((r) => r.reason ?? '(no reason given)').slice(0, 3);
     throw new AuditlogError(
       'LEGAL_HOLD_UNAVAILABLE',
-      `legal holds table ${cfg.schema}.${cfg.table} in database ${database} has ${unnamed.length} row(s) whose ${cfg.table_name_column} is NULL or blank (reason: ${reasons.map((x) => JSON.stringify(x)).join(', ')}${unnamed.length > reasons.length ? ', ...' : ''}): such a hold could cover any table, so every table of ${database} is treated as held until each row names its table (name or schema.name) or is deleted`,
+      `legal holds table ${cfg.schema}.${cfg.table} in database ${database} has ${unnamed.length} row(s) whose ${cfg.table_name_column} is NULL or blank (reason: ${reasons.map((x) => JSON.stringify(x)).join(', ')}${unnamed.length > reasons.length ? ', ...' : ''}): such a hold could cover any table, so no table of ${database} is archived, nor restored over (overwrite/upsert), until each row names its table (name or schema.name) or is deleted`,
       { details: { database, table: `${cfg.schema}.${cfg.table}`, rows_without_table: unnamed.length } },
     );
   }

@@ -42,7 +42,7 @@ export async function loadHoldTree(q: Queryable, database: string, schema: strin
   try {
     return await loadPartitionTree(q, schema, table);
   } catch (error) {
-    throw new AuditlogError('LEGAL_HOLD_UNAVAILABLE', `the partition tree of ${database}/${schema}.${table} could not be read (${describeError(error)}): legal holds on its parent or its partitions cannot be placed, so it is treated as held (fail closed); run again once the catalog can be read`, {
+    throw new AuditlogError('LEGAL_HOLD_UNAVAILABLE', `the partition tree of ${database}/${schema}.${table} could not be read (${describeError(error)}): legal holds on its parent or its partitions cannot be placed, so it is not archived, nor restored over (overwrite/upsert), until it can (fail closed); run again once the catalog can be read`, {
       details: { database, table: `${schema}.${table}` },
       cause: error,
     });

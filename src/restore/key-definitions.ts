@@ -123,7 +123,10 @@ export function crossDefinitionRefusal(found: CrossDefinitionKey, defs: KeyDefin
     reason = `the later version (${later.key}) was restored into ${plan.label} before (restore watermark), and the older one would overwrite it`;
     todo = 'rerun with --ignore-watermark and --conflict overwrite';
   } else if (plan.toLoad.has(earlier.key) && !((plan.runPosition.get(earlier.meta.run_id) ?? Infinity) < (plan.runPosition.get(later.meta.run_id) ?? -Infinity))) {
-    reason = 'the run that archived the later version comes first in the archive (its first object sorts before those of the run that archived the older one), so the older version would load last';
+    reason =
+      earlier.meta.run_id === later.meta.run_id
+        ? 'both versions were archived by the same run, so the order of runs cannot tell which loads last'
+        : 'the run that archived the later version comes first in the archive (its first object sorts before those of the run that archived the older one), so the older version would load last';
     todo = 'inspect both objects (JSON lines: docs/format.md shows how to read one) and restore the version to keep by hand';
   }
   if (reason === undefined) return undefined;

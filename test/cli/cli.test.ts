@@ -73,16 +73,16 @@ describe('auditlog CLI', () => {
     expect((await runCli(['help', 'holds'])).code).toBe(0);
     // A misspelt command with --help printed the program's help and exited 0: a script's typo passed.
     // Wherever the help flag stands (found in review: before the misspelt word it still passed).
-    for (const [argv, typo] of [
-      [['archvie', '--help'], 'archvie'],
-      [['holds', 'lst', '--help'], 'lst'],
-      [['watermarks', 'rest', '-h'], 'rest'],
-      [['--help', 'nosuch'], 'nosuch'],
-      [['holds', '-h', 'lst'], 'lst'],
+    for (const [argv, typo, help] of [
+      [['archvie', '--help'], 'archvie', 'auditlog --help'],
+      [['holds', 'lst', '--help'], 'lst', 'auditlog holds --help'],
+      [['watermarks', 'rest', '-h'], 'rest', 'auditlog watermarks --help'],
+      [['--help', 'nosuch'], 'nosuch', 'auditlog --help'],
+      [['holds', '-h', 'lst'], 'lst', 'auditlog holds --help'],
     ] as const) {
       const r = await runCli([...argv]);
       expect(r.code, argv.join(' ')).toBe(2);
-      expect(r.stderr).toContain(`unknown command '${typo}'`);
+      expect(r.stderr).toBe(`error: unknown command '${typo}'\n(run \`${help}\` for the commands)\n`);
       expect(r.stdout).toBe('');
     }
     expect((await runCli(['watermarks', 'list', '--help'])).code).toBe(0);

@@ -267,7 +267,7 @@ describe('legal holds across a partition tree (archive through the CLI)', () => 
     expect(await idsIn('events')).toEqual(APRIL);
   });
 
-  it('a partition tree the archiver cannot read: logged, the table held (fail closed), and no hold called unplaced for it', async () => {
+  it('a partition tree the archiver cannot read: logged, the table failed closed, and no hold called unplaced for it', async () => {
     // Found in review: the trees read for the "names no configured table" warning swallowed a
     // read failure, so a hold on a partition of the configured table was called misspelt.
     await createTree();
@@ -283,16 +283,24 @@ describe('legal holds across a partition tree (archive through the CLI)', () => 
       const url = new URL(fx.db.url);
       url.username = role;
       url.password = 'tree-pw';
-      const run = await archive(await writeConfig(['events'], url.toString()));
+      const file = await writeConfig(['events'], url.toString());
+      const run = await archive(file);
       expect(run.code).toBe(1);
       expect(run.summary.tables.map((t) => [t.table, t.status, t.rowsArchived])).toEqual([['events', 'failed', 0]]);
       expect(run.out).toContain('LEGAL_HOLD_UNAVAILABLE');
       expect(run.out).toContain('partition tree unreadable');
       expect(run.out).not.toContain('names no configured table');
       expect(await idsIn('events')).toEqual(ALL);
+      // holds list reports the tree, exit 1, and calls no hold misspelt either.
+      const list = await runCli(['holds', 'list', '-c', file, '--json']);
+      expect(list.code).toBe(1);
+      const { problems } = JSON.parse(list.stdout) as { problems: string[] };
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toContain('the partition tree of app/public.events could not be read');
     } finally {
-      await fx.db.query(`DROP OWNED BY "${role}"`);
-      await fx.db.query(`DROP ROLE "${role}"`);
+      // Never hiding the test's own failure; the database (and the REVOKE) goes with the fixture.
+      await fx.db.query(`DROP OWNED BY "${role}"`).catch(() => undefined);
+      await fx.db.query(`DROP ROLE "${role}"`).catch(() => undefined);
     }
   });
 

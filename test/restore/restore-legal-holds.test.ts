@@ -137,7 +137,7 @@ describe('restore and legal holds on the target', () => {
     expect(await snapshot('events')).toBe(before);
   });
 
-  it('a hold committed by the batch\'s own overwrite (a trigger of the target): read again after the rows went in, so the batch rolls back', async () => {
+  it('a hold placed by the batch\'s own overwrite (a trigger of the target, inside the batch\'s transaction): read again after the rows went in, so the batch rolls back', async () => {
     // Found in review: the test above places its hold before the batch's transaction starts, so
     // it could not tell a re-read right before COMMIT from one before the rows went in. Here the
     // hold only exists once the batch's UPDATE of row 3 ran (an application's trigger places it).
