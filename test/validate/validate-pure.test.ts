@@ -9,7 +9,7 @@ import { DataLineChecker } from '../../src/validate/check-data-lines.js';
 import { classifyKey } from '../../src/validate/classify-key.js';
 import { DuplicateKeyTracker } from '../../src/validate/duplicate-keys.js';
 import { readTopLevelFields } from '../../src/validate/json-line-fields.js';
-import { compareTimestamps, jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf } from '../../src/validate/pg-text.js';
+import { compareTimestamps, jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf } from '../../src/core/pg-text.js';
 import { parseDayRange, partitionPrefixes } from '../../src/validate/select-partitions.js';
 
 describe('partitionPrefixes', () => {
