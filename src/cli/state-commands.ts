@@ -5,6 +5,8 @@
 import { resolveLockTimings, type Config, type DatabaseConfig } from '../config/schema.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { AuditlogError, describeError } from '../core/errors.js';
+import { quoteListForDisplay } from '../core/quote-for-display.js';
+import type { RowPosition } from '../core/row-set.js';
 import { inspectTables, withDatabase, type FileLockReport, type TableReport } from '../state/inspect-tables.js';
 import { acquireTableLock, describeLockHolder } from '../db/advisory-lock.js';
 import { describeFileLockHolder } from '../core/file-lock-state.js';
@@ -164,8 +166,9 @@ function liveRunIds(r: TableReport): Set<string> | undefined {
   return ids;
 }
 
-function formatPosition(p: { ts: string; key: string[] }): string {
-  return `${p.ts} / (${p.key.join(', ')})`;
+/** The timestamp as PostgreSQL wrote it, the key values quoted: a key can be any text. */
+function formatPosition(p: RowPosition): string {
+  return `${p.ts} / ${quoteListForDisplay(p.key)}`;
 }
 
 function formatWatermark(r: TableReport): string {

@@ -99,7 +99,7 @@ describe.each(['storage', 'database'] as const)('watermarks in %s', (backend) =>
     const file = await writeConfigFile(config);
     const status = await runCli(['status', '--config', file]);
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toContain(`watermark:  ${newest.ts} / (${newest.key[0]}) (run run-one`);
+    expect(status.stdout).toContain(`watermark:  ${newest.ts} / ("${newest.key[0]}") (run run-one`);
     expect(status.stdout).toMatch(/last run: {3}\S+ at \S+ \(run run-two\)/);
     const listed = await runCli(['watermarks', 'list', '--config', file, '--json']);
     expect(listed.code, listed.stderr).toBe(0);
@@ -316,7 +316,7 @@ describe('status and watermarks commands', () => {
     const status = await runCli(['status', '--config', file]);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain('lock:       free');
-    expect(status.stdout).toContain(`watermark:  ${wm.position.ts} / (${wm.position.key[0]}) (run run-status`);
+    expect(status.stdout).toContain(`watermark:  ${wm.position.ts} / ("${wm.position.key[0]}") (run run-status`);
     expect(status.stdout).toMatch(/last run: {3}archived at \S+ \(run run-status\): \d+ rows in \d+ batches/);
     expect(status.stdout).toContain('in flight:  none');
 

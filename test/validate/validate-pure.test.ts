@@ -89,6 +89,13 @@ describe('DuplicateKeyTracker', () => {
     expect(findings[0]!.message).toContain('obj0');
   });
 
+  it('quotes the example key, so that a value with a comma, an empty one or a control character shows as it is', () => {
+    const t = new DuplicateKeyTracker(['2024-01-01', '2024-01-01']);
+    t.add(0, [['a, b', '', 'tab\there']], ['100']);
+    t.add(1, [['a, b', '', 'tab\there']], ['100']);
+    expect(t.findings((i) => `obj${i}`)[0]!.message).toContain('(same key and version, e.g. ("a, b", "", "tab\\there"))');
+  });
+
   it("holds a day's rows only until every object of that day is finished, and still finds duplicates within a day checked out of order", () => {
     const t = new DuplicateKeyTracker(['2024-01-01', '2024-01-01', '2024-01-02', '2024-01-02']);
     t.add(2, [['5']], ['7']);
