@@ -62,6 +62,12 @@ export type ErrorCode =
   | 'AUDIT_WRITE_FAILED'
   /** A row cannot be archived: its JSON line is over PostgreSQL's 1 GB value limit, or longer than the longest string Node.js holds. */
   | 'ROW_TOO_LARGE'
+  /**
+   * A table-state document or checkpoint in the state store is not valid JSON or not of the
+   * expected shape (hand-edited, truncated, written by a newer version): the table is not archived
+   * until `auditlog watermarks reset` discards it.
+   */
+  | 'STATE_INVALID'
   /** A one-shot run was stopped on request (SIGTERM, SIGINT): what committed stands, the rest was not started. */
   | 'STOPPED'
   | 'INTERNAL';
