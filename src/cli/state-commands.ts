@@ -30,6 +30,9 @@ export interface StateCommandInput {
   stdout: (text: string) => void;
 }
 
+/** `watermarks list` and `reset`: `--all` names every configured table (of `--database`), so it cannot go with `--table`. */
+export type WatermarksCommandInput = StateCommandInput & { all: boolean };
+
 const label = (r: { database: string; schema: string; table: string }): string => `${r.database}/${r.schema}.${r.table}`;
 
 /**
@@ -45,7 +48,9 @@ export async function runStatusCommand(input: StateCommandInput): Promise<number
   return reports.some(needsAttention) ? 1 : 0;
 }
 
-export async function runWatermarksListCommand(input: StateCommandInput): Promise<number> {
+/** Without --table or with --all: every configured table (of --database). */
+export async function runWatermarksListCommand(input: WatermarksCommandInput): Promise<number> {
+  refuseTableWithAll(input, 'list');
   const databases = selectTargets(input);
   await requireLocalArchive(input.config, 'no watermark to list');
   const reports = await inspectTables({ config: input.config, store: input.store, databases, withLocks: false, secrets: input.secrets });
@@ -76,11 +81,13 @@ export async function runWatermarksListCommand(input: StateCommandInput): Promis
  * one (its last-run record cannot be read, so it goes too), and a checkpoint that is not valid is
  * removed. A valid checkpoint stays: it tells the next run that it resumes an interrupted one.
  */
-export async function runWatermarksResetCommand(input: StateCommandInput & { all: boolean }): Promise<number> {
+export async function runWatermarksResetCommand(input: WatermarksCommandInput): Promise<number> {
   if (input.table === undefined && !input.all) {
     throw new AuditlogError('USAGE', 'watermarks reset needs --table NAME (optionally with --database NAME), or --all for every configured table');
   }
+  refuseTableWithAll(input, 'reset');
   const databases = selectTargets(input);
+  if (input.table !== undefined) refuseAmbiguousTable(input.table, databases);
   await requireLocalArchive(input.config, 'no watermark to reset');
   const results: ResetResult[] = [];
   for (const db of databases) {
@@ -88,12 +95,18 @@ export async function runWatermarksResetCommand(input: StateCommandInput & { all
       const stores = openStateStores(input.config, input.store, pool);
       for (const t of db.tables) {
         const id = { database: db.name, schema: t.schema, table: t.name };
+        // A stale lock file taken over, say: said on its own line, or with the table's result in JSON.
+        const warnings: string[] = [];
+        const warn = (message: string): void => {
+          if (input.json) warnings.push(message);
+          else input.stdout(`${label(id)}: ${message}\n`);
+        };
         let result: ResetResult;
         try {
           if (connectProblem !== undefined) {
             throw new AuditlogError('DB_CONNECT', `the table lock cannot be taken (${connectProblem}); retry once the database is reachable`);
           }
-          result = await withTableLock(input, db, pool, id, async () => {
+          result = await withTableLock(input, db, pool, id, warn, async () => {
             const discarded: ResetResult['discarded'] = [];
             const state = await stores.tableState.get(id).catch(invalidAsUndefined(() => discarded.push({ document: 'table state', location: stores.tableState.locate(id) })));
             await stores.checkpoints.get(id).catch(invalidAsUndefined(() => discarded.push({ document: 'checkpoint', location: stores.checkpoints.locate(id) })));
@@ -107,11 +120,12 @@ export async function runWatermarksResetCommand(input: StateCommandInput & { all
           const code = isAuditlogError(error) ? error.code : 'INTERNAL';
           result = { ...id, status: 'failed', was: null, discarded: [], error: { code, message: describeError(error) } };
         }
-        results.push(result);
-        input.stdout(formatResetResult(result));
+        results.push(warnings.length === 0 ? result : { ...result, warnings });
+        if (!input.json) input.stdout(formatResetResult(result));
       }
     });
   }
+  if (input.json) input.stdout(JSON.stringify({ tables: results }) + '\n');
   return results.some((r) => r.status === 'failed') ? 1 : 0;
 }
 
@@ -123,6 +137,7 @@ interface ResetResult extends TableId {
   /** Documents that were not valid (STATE_INVALID), replaced or removed. */
   discarded: { document: 'table state' | 'checkpoint'; location: string }[];
   error?: { code: string; message: string };
+  warnings?: string[];
 }
 
 function formatResetResult(r: ResetResult): string {
@@ -144,13 +159,33 @@ function invalidAsUndefined(noted: () => void): (error: unknown) => undefined {
   };
 }
 
+function refuseTableWithAll(input: WatermarksCommandInput, command: 'list' | 'reset'): void {
+  if (input.all && input.table !== undefined) {
+    throw new AuditlogError('USAGE', `watermarks ${command}: --table and --all contradict each other: pass --table NAME for one table, or --all for every configured table (of --database, if given)`);
+  }
+}
+
+/**
+ * A name that matches configured tables in several databases or schemas resets them all
+ * otherwise: `--all` says that; `--table` means one table.
+ */
+function refuseAmbiguousTable(table: string, databases: readonly DatabaseConfig[]): void {
+  const matches = databases.flatMap((d) => d.tables.map((t) => label({ database: d.name, schema: t.schema, table: t.name })));
+  if (matches.length > 1) {
+    throw new AuditlogError(
+      'USAGE',
+      `watermarks reset: --table ${table} matches ${matches.length} configured tables (${matches.join(', ')}): pick one with --database NAME and/or --table schema.name, or pass --all for all of them`,
+    );
+  }
+}
+
 /**
  * Runs `fn` holding the table's locks as an archive run takes them (lock file in local mode, then
  * the advisory lock): a live run refuses it with LOCK_HELD naming the holder, and no run starts
  * while it holds them. No heartbeat: `fn` is one read and one write. A table that does not exist
  * has no advisory lock to take (no run can archive it).
  */
-async function withTableLock<T>(input: StateCommandInput, db: DatabaseConfig, pool: pg.Pool, id: TableId, fn: () => Promise<T>): Promise<T> {
+async function withTableLock<T>(input: StateCommandInput, db: DatabaseConfig, pool: pg.Pool, id: TableId, warn: (message: string) => void, fn: () => Promise<T>): Promise<T> {
   const locks: TableLock[] = [];
   let client: pg.Client | undefined;
   try {
@@ -161,7 +196,7 @@ async function withTableLock<T>(input: StateCommandInput, db: DatabaseConfig, po
           label: label(id),
           runId: RESET_RUN_ID,
           timings: resolveLockTimings(input.config.lock),
-          warn: (message) => input.stdout(`${label(id)}: ${message}\n`),
+          warn,
         }),
       );
     }

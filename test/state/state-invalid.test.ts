@@ -2,7 +2,9 @@
  * A table state or checkpoint that is not valid (STATE_INVALID), through the real CLI on a real
  * database: `archive` fails that table — one line naming the document and the fix, never its
  * content, nothing deleted — and goes on with the others; `status` and `watermarks list` say
- * "unknown" for it and report the other tables; `watermarks reset` replaces it.
+ * "unknown" for it and report the other tables; `watermarks reset` replaces it. Also the
+ * `watermarks` command line: `--all` for list, `--table` with `--all`, an ambiguous `--table`,
+ * `reset --json`, and key values quoted in the output.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -200,6 +202,73 @@ describe('a checkpoint that is not valid', () => {
 
     await archiveOk();
     expect(await rowIds(db)).not.toEqual(expect.arrayContaining([added[0]]));
+  });
+});
+
+describe('the watermarks command line', () => {
+  it('list takes --all (the same as no --table); --table with --all is a usage error for list and reset', async () => {
+    await archiveOk();
+    const plain = await cli('watermarks', 'list');
+    const all = await cli('watermarks', 'list', '--all');
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stdout).toBe(plain.stdout);
+    expect(all.stdout.split('\n').filter(Boolean)).toHaveLength(2);
+
+    for (const command of ['list', 'reset']) {
+      const both = await cli('watermarks', command, '--table', 'events', '--all');
+      expect(both.code).toBe(2);
+      expect(both.stdout).toBe('');
+      expect(both.stderr).toBe(`auditlog: watermarks ${command}: --table and --all contradict each other: pass --table NAME for one table, or --all for every configured table (of --database, if given) [USAGE]\n`);
+    }
+    // Refused, so nothing was reset.
+    expect((JSON.parse(await readFile(statePath(), 'utf8')) as TableState).watermark).not.toBeNull();
+  });
+
+  it('reset --json prints each table\'s result as JSON', async () => {
+    await archiveOk();
+    const wm = (JSON.parse(await readFile(statePath(), 'utf8')) as TableState).watermark!;
+    const reset = await cli('watermarks', 'reset', '--table', 'events', '--json');
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(JSON.parse(reset.stdout)).toEqual({ tables: [{ ...id, status: 'reset', was: wm.position, discarded: [] }] });
+
+    await writeFile(statePath(otherId), '[]');
+    const again = await cli('watermarks', 'reset', '--all', '--json');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout.trim().split('\n')).toHaveLength(1);
+    expect(JSON.parse(again.stdout)).toEqual({
+      tables: [
+        { ...id, status: 'no-watermark', was: null, discarded: [] },
+        { ...otherId, status: 'reset', was: null, discarded: [{ document: 'table state', location: statePath(otherId) }] },
+      ],
+    });
+  });
+
+  it('reset --table naming tables in several databases or schemas is a usage error naming them; --database or schema.name picks one', async () => {
+    await db.query('CREATE SCHEMA audit');
+    await createEventsTable(db, { schema: 'audit', rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    const events = { name: 'events', timestamp_column: 'happened_at' };
+    await writeConfig({}, [
+      { name: 'app', url: db.url, tables: [events, { ...events, schema: 'audit' }] },
+      { name: 'copy', url: db.url, tables: [events] },
+    ]);
+    await archiveOk();
+
+    const ambiguous = await cli('watermarks', 'reset', '--table', 'events');
+    expect(ambiguous.code).toBe(2);
+    expect(ambiguous.stdout).toBe('');
+    expect(ambiguous.stderr).toBe(
+      'auditlog: watermarks reset: --table events matches 3 configured tables (app/public.events, app/audit.events, copy/public.events): pick one with --database NAME and/or --table schema.name, or pass --all for all of them [USAGE]\n',
+    );
+    const inApp = await cli('watermarks', 'reset', '--table', 'events', '--database', 'app');
+    expect(inApp.code).toBe(2);
+    expect(inApp.stderr).toContain('matches 2 configured tables (app/public.events, app/audit.events)');
+
+    const one = await cli('watermarks', 'reset', '--table', 'audit.events', '--database', 'app');
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toMatch(/^app\/audit\.events: watermark reset \(was .*\); the next run starts from the first row\n$/);
+    const copy = await cli('watermarks', 'reset', '--table', 'public.events', '--database', 'copy');
+    expect(copy.code, copy.stderr).toBe(0);
+    expect(copy.stdout).toMatch(/^copy\/public\.events: /);
   });
 });
 
