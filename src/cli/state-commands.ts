@@ -4,7 +4,7 @@
  */
 import { resolveLockTimings, type Config, type DatabaseConfig } from '../config/schema.js';
 import { selectTargets } from '../archive/run-archive.js';
-import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
+import { AuditlogError, describeError, errorCodeOf, isAuditlogError } from '../core/errors.js';
 import { quoteListForDisplay } from '../core/quote-for-display.js';
 import type { RowPosition } from '../core/row-set.js';
 import { inspectTables, withDatabase, type FileLockReport, type TableReport, type UnreadableState } from '../state/inspect-tables.js';
@@ -117,8 +117,7 @@ export async function runWatermarksResetCommand(input: WatermarksCommandInput): 
             return { ...id, status: was === null && discarded.length === 0 ? 'no-watermark' : 'reset', was, discarded };
           });
         } catch (error) {
-          const code = isAuditlogError(error) ? error.code : 'INTERNAL';
-          result = { ...id, status: 'failed', was: null, discarded: [], error: { code, message: describeError(error) } };
+          result = { ...id, status: 'failed', was: null, discarded: [], error: { code: errorCodeOf(error), message: describeError(error) } };
         }
         results.push(warnings.length === 0 ? result : { ...result, warnings });
         if (!input.json) input.stdout(formatResetResult(result));

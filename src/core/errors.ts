@@ -117,6 +117,13 @@ export function stopRequestedError(signal: AbortSignal | undefined, rest: string
   return new AuditlogError('STOPPED', `stopped by ${by}: ${rest}`, { details: { stopped_by: by } });
 }
 
+/** A stable code for any thrown value, for reports: ours, DB_QUERY for a database error (it has a SQLSTATE), else INTERNAL. */
+export function errorCodeOf(error: unknown): ErrorCode {
+  if (isAuditlogError(error)) return error.code;
+  const sqlState = (error as { code?: unknown } | null)?.code;
+  return typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? 'DB_QUERY' : 'INTERNAL';
+}
+
 /** A message for any thrown value, for logs: never includes a stack or a secret-bearing object dump. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;

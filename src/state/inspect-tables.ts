@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { localSchema, type Config, type DatabaseConfig } from '../config/schema.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import { pendingPrefix, tablePrefix } from '../core/archive-layout.js';
-import { describeError, isAuditlogError } from '../core/errors.js';
+import { describeError, errorCodeOf } from '../core/errors.js';
 import { listFallbackKeys } from '../archive/local-fallback.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import { findLockHolder, type LockHolder } from '../db/advisory-lock.js';
@@ -169,11 +169,4 @@ async function inspectTable(options: InspectOptions, stores: StateStores, id: Ta
     }
   }
   return report;
-}
-
-/** A stable code for a read that failed: ours, or DB_QUERY for a database error (SQLSTATE), else INTERNAL. */
-function errorCodeOf(error: unknown): string {
-  if (isAuditlogError(error)) return error.code;
-  const sqlState = (error as { code?: unknown } | null)?.code;
-  return typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? 'DB_QUERY' : 'INTERNAL';
 }
