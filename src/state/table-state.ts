@@ -120,7 +120,10 @@ export function parseTableState(text: string, id: TableId, where: string): Table
         : doc.version !== TABLE_STATE_VERSION
           ? versionProblem(doc.version)
           : (idProblem(doc, id) ?? nullable(doc.watermark, 'watermark', watermarkProblem) ?? nullable(doc.last_run, 'last_run', lastRunProblem));
-  if (problem !== undefined) throw invalidStateError('table state', id, where, problem, doc);
+  if (problem !== undefined) {
+    const newer = typeof doc !== 'string' && doc.format === TABLE_STATE_FORMAT && typeof doc.version === 'number' && doc.version > TABLE_STATE_VERSION;
+    throw invalidStateError('table state', id, where, problem, newer);
+  }
   const valid = doc as unknown as TableState;
   return { ...emptyTableState(id), watermark: valid.watermark ?? null, last_run: valid.last_run ?? null };
 }
@@ -141,18 +144,18 @@ export function parseCheckpoint(text: string, id: TableId, where: string): Check
             [isCount(doc.rows_archived), 'rows_archived is not a count'],
           ]) ??
           (doc.position === null ? undefined : positionProblem(doc.position, 'position')));
-  if (problem !== undefined) throw invalidStateError('checkpoint', id, where, problem, doc);
+  if (problem !== undefined) throw invalidStateError('checkpoint', id, where, problem, false);
   return doc as unknown as Checkpoint;
 }
 
 /** The command that discards an invalid document (watermarks reset replaces it). */
-export function resetCommandFor(id: TableId): string {
+function resetCommandFor(id: TableId): string {
   return `auditlog watermarks reset --database ${id.database} --table ${id.schema}.${id.table}`;
 }
 
-function invalidStateError(what: 'table state' | 'checkpoint', id: TableId, where: string, problem: string, doc: Record<string, unknown> | string): AuditlogError {
+/** `newer`: written by a newer auditlog, which an upgrade reads. */
+function invalidStateError(what: 'table state' | 'checkpoint', id: TableId, where: string, problem: string, newer: boolean): AuditlogError {
   const label = `${id.database}/${id.schema}.${id.table}`;
-  const newer = typeof doc !== 'string' && typeof doc.version === 'number' && doc.version > TABLE_STATE_VERSION;
   const cost =
     what === 'table state'
       ? 'a lost watermark costs a longer scan, never a row; the last-run record goes with it'

@@ -109,9 +109,10 @@ describe('parseTableState and parseCheckpoint', () => {
     expect(JSON.stringify(e.toJSON())).not.toContain(secret);
   });
 
-  it('says a newer version may be read by upgrading', () => {
+  it('says a newer version may be read by upgrading, and only for a table state of a newer version', () => {
     const e = invalid(() => parseTableState(JSON.stringify({ ...state, version: 2 }), id, where));
     expect(e.message).toContain('(its version 2 was written by a newer auditlog (this one reads version 1)): upgrade auditlog, or run `auditlog watermarks reset');
+    expect(invalid(() => parseTableState(JSON.stringify({ ...state, format: 'x', version: 2 }), id, where)).message).toContain('(its format is not auditlog-table-state): run `auditlog');
   });
 
   it('refuses a checkpoint that is not JSON, of another table or with a broken position, and takes one without a position', () => {
