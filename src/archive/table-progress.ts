@@ -5,10 +5,13 @@
  *
  * None of this is needed for safety: rows are only deleted once archived and verified, and the
  * pass behind the watermark finds whatever a stale or lost watermark would skip. So a state store
- * that cannot be read or written is a warning, never a reason to stop archiving.
+ * that cannot be read or written is a warning, never a reason to stop archiving. A document that
+ * was read and is not valid (STATE_INVALID) is another matter: it fails the table, naming the
+ * document and `watermarks reset` as the fix, instead of being overwritten unseen at the end of
+ * the run — it was edited by hand, damaged, or written by a newer version, and someone should look.
  */
 import type { Logger } from 'pino';
-import { describeError } from '../core/errors.js';
+import { describeError, isAuditlogError } from '../core/errors.js';
 import type { RowPosition } from '../core/row-set.js';
 import type { TablePlan } from '../core/table-plan.js';
 import type { StateStores } from '../state/state-stores.js';
@@ -68,9 +71,9 @@ export class TableProgress {
   async begin(): Promise<{ start: RowPosition | null; resumed?: ResumeInfo }> {
     const { plan, stores, logger } = this.options;
     const id = tableIdOf(plan);
-    const stored = await stores.tableState.get(id).catch((error: unknown) => this.warn('read-state', error, 'could not read the watermark; starting from the first row'));
+    const stored = await stores.tableState.get(id).catch((error: unknown) => this.warnUnlessInvalid('read-state', error, 'could not read the watermark; starting from the first row'));
     if (stored !== undefined) this.state = stored;
-    const checkpoint = await stores.checkpoints.get(id).catch((error: unknown) => this.warn('read-checkpoint', error, 'could not read the checkpoint of the previous run'));
+    const checkpoint = await stores.checkpoints.get(id).catch((error: unknown) => this.warnUnlessInvalid('read-checkpoint', error, 'could not read the checkpoint of the previous run'));
 
     let usable = usableWatermark(plan, this.state.watermark);
     const mismatch = usable.position === null ? undefined : await this.options.checkPosition?.(usable.position);
@@ -170,6 +173,11 @@ export class TableProgress {
 
   private schedule(task: () => Promise<void>): void {
     this.saving = this.saving.then(task).catch((error: unknown) => this.warn('write-state', error, 'could not save the watermark'));
+  }
+
+  private warnUnlessInvalid(kind: string, error: unknown, message: string): undefined {
+    if (isAuditlogError(error) && error.code === 'STATE_INVALID') throw error;
+    return this.warn(kind, error, message);
   }
 
   private warn(kind: string, error: unknown, message: string): undefined {

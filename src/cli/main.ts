@@ -431,19 +431,21 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .requiredOption('-c, --config <file>', 'configuration file (YAML)')
     .option('--database <name>', 'only this database (its name in the config)')
     .option('--table <name>', 'only this table (name or schema.name)')
+    .option('--all', 'every configured table (of --database, if given): the same as no --table')
     .option('--json', 'print the watermarks as JSON')
-    .action(async (opts: { config: string; database?: string; table?: string; json?: boolean }) => {
+    .action(async (opts: { config: string; database?: string; table?: string; all?: boolean; json?: boolean }) => {
       const { runWatermarksListCommand } = await import('./state-commands.js');
-      exitCode = await runWatermarksListCommand(await stateInput(opts));
+      exitCode = await runWatermarksListCommand({ ...(await stateInput(opts)), all: opts.all === true });
     });
   watermarksCmd
     .command('reset')
-    .description('Forget the watermark of a table (or --all): its next run reads from the first row. Safe at any time.')
+    .description('Forget the watermark of a table (or --all): its next run reads from the first row. Safe at any time. Also discards a table state or checkpoint that is not valid (STATE_INVALID).')
     .requiredOption('-c, --config <file>', 'configuration file (YAML)')
     .option('--database <name>', 'only this database (its name in the config)')
     .option('--table <name>', 'the table (name or schema.name)')
     .option('--all', 'every configured table (of --database, if given)')
-    .action(async (opts: { config: string; database?: string; table?: string; all?: boolean }) => {
+    .option('--json', 'print the result per table as JSON')
+    .action(async (opts: { config: string; database?: string; table?: string; all?: boolean; json?: boolean }) => {
       const { runWatermarksResetCommand } = await import('./state-commands.js');
       exitCode = await runWatermarksResetCommand({ ...(await stateInput(opts)), all: opts.all === true });
     });

@@ -62,6 +62,12 @@ export type ErrorCode =
   | 'AUDIT_WRITE_FAILED'
   /** A row cannot be archived: its JSON line is over PostgreSQL's 1 GB value limit, or longer than the longest string Node.js holds. */
   | 'ROW_TOO_LARGE'
+  /**
+   * A table-state document or checkpoint in the state store is not valid JSON or not of the
+   * expected shape (hand-edited, truncated, written by a newer version): the table is not archived
+   * until `auditlog watermarks reset` discards it.
+   */
+  | 'STATE_INVALID'
   /** A one-shot run was stopped on request (SIGTERM, SIGINT): what committed stands, the rest was not started. */
   | 'STOPPED'
   | 'INTERNAL';
@@ -109,6 +115,13 @@ export function isAuditlogError(error: unknown): error is AuditlogError {
 export function stopRequestedError(signal: AbortSignal | undefined, rest: string): AuditlogError {
   const by = typeof signal?.reason === 'string' ? signal.reason : 'a stop request';
   return new AuditlogError('STOPPED', `stopped by ${by}: ${rest}`, { details: { stopped_by: by } });
+}
+
+/** A stable code for any thrown value, for reports: ours, DB_QUERY for a database error (it has a SQLSTATE), else INTERNAL. */
+export function errorCodeOf(error: unknown): ErrorCode {
+  if (isAuditlogError(error)) return error.code;
+  const sqlState = (error as { code?: unknown } | null)?.code;
+  return typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? 'DB_QUERY' : 'INTERNAL';
 }
 
 /** A message for any thrown value, for logs: never includes a stack or a secret-bearing object dump. */

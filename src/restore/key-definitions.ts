@@ -14,6 +14,7 @@
  * Pure.
  */
 import { AuditlogError } from '../core/errors.js';
+import { quoteListForDisplay } from '../core/quote-for-display.js';
 import type { Candidate } from './restore-options.js';
 import type { ConflictStrategy } from './restore-sql.js';
 
@@ -130,7 +131,8 @@ export function crossDefinitionRefusal(found: CrossDefinitionKey, defs: KeyDefin
     todo = 'inspect both objects (JSON lines: docs/format.md shows how to read one) and restore the version to keep by hand';
   }
   if (reason === undefined) return undefined;
-  const key = `${list(found.columns)}=${list(found.values)}`;
+  // The values quoted: a key can be any text (an empty string, commas, control characters).
+  const key = `${list(found.columns)}=${quoteListForDisplay(found.values)}`;
   return new AuditlogError(
     'SCHEMA_DRIFT',
     `key ${key} was archived under primary key ${list(defs.columns(earlier.meta))} (archive object ${earlier.key}) and again, later, under primary key ${list(laterColumns)} (archive object ${later.key}): restore cannot tell whether these are versions of one row, and ${reason}; ${todo}. Nothing was loaded`,

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { localSchema, type Config, type DatabaseConfig } from '../config/schema.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import { pendingPrefix, tablePrefix } from '../core/archive-layout.js';
-import { describeError } from '../core/errors.js';
+import { describeError, errorCodeOf } from '../core/errors.js';
 import { listFallbackKeys } from '../archive/local-fallback.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import { findLockHolder, type LockHolder } from '../db/advisory-lock.js';
@@ -21,8 +21,12 @@ import { openStateStores, type StateStores } from './state-stores.js';
 import type { Checkpoint, TableId, TableState } from './table-state.js';
 
 export interface TableReport extends TableId {
+  /** null: none stored, or it could not be read (then `stateUnreadable` says why). */
   state: TableState | null;
   checkpoint: Checkpoint | null;
+  /** The table state could not be read: its watermark and last run are unknown, not absent. */
+  stateUnreadable?: UnreadableState;
+  checkpointUnreadable?: UnreadableState;
   /** Keys of pending markers: batches uploaded whose delete has not been seen to commit (reconciled by the next run). */
   pendingMarkers: string[];
   /** Batches spooled to local_fallback_dir while storage was down (their rows are still in the table). */
@@ -33,6 +37,14 @@ export interface TableReport extends TableId {
   fileLock?: FileLockReport | null;
   /** What could not be read, per part; the other parts are still reported. */
   problems: string[];
+}
+
+export interface UnreadableState {
+  /** Where it is (a path, an object URL, a row). */
+  location: string;
+  /** The error code: STATE_INVALID for a document that is not valid, else why it could not be read. */
+  code: string;
+  message: string;
 }
 
 export interface FileLockReport {
@@ -94,12 +106,20 @@ async function inspectTable(options: InspectOptions, stores: StateStores, id: Ta
   const note = (what: string) => (error: unknown) => {
     report.problems.push(`${what}: ${describeError(error)}`);
   };
+  const unreadable = (what: string, location: string, set: (u: UnreadableState) => void) => (error: unknown) => {
+    set({ location, code: errorCodeOf(error), message: describeError(error) });
+    note(what)(error);
+  };
   if (options.config.watermarks.backend !== 'database' || pool !== undefined) {
-    report.state = (await stores.tableState.get(id).catch(note('watermark'))) ?? null;
+    const location = stores.tableState.locate(id);
+    report.state = (await stores.tableState.get(id).catch(unreadable('watermark', location, (u) => (report.stateUnreadable = u)))) ?? null;
   } else {
-    report.problems.push(`watermark: ${connectProblem ?? 'database unreachable'}`);
+    const message = connectProblem ?? 'database unreachable';
+    report.stateUnreadable = { location: stores.tableState.locate(id), code: 'DB_CONNECT', message };
+    report.problems.push(`watermark: ${message}`);
   }
-  report.checkpoint = (await stores.checkpoints.get(id).catch(note('checkpoint'))) ?? null;
+  const checkpointAt = stores.checkpoints.locate(id);
+  report.checkpoint = (await stores.checkpoints.get(id).catch(unreadable('checkpoint', checkpointAt, (u) => (report.checkpointUnreadable = u)))) ?? null;
   try {
     for await (const o of options.store.list(pendingPrefix(tablePrefix(id.database, id.schema, id.table)))) report.pendingMarkers.push(o.key);
   } catch (error) {

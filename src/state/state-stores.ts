@@ -15,6 +15,8 @@ import { parseCheckpoint, parseTableState, type Checkpoint, type TableId, type T
 export interface TableStateStore {
   /** For messages: where the state lives. */
   readonly description: string;
+  /** For messages: where the state of one table lives (a path, an object URL, a row). */
+  locate(id: TableId): string;
   get(id: TableId): Promise<TableState | undefined>;
   put(state: TableState): Promise<void>;
   /** True when there was a state to delete. */
@@ -23,6 +25,7 @@ export interface TableStateStore {
 
 export interface CheckpointStore {
   readonly description: string;
+  locate(id: TableId): string;
   get(id: TableId): Promise<Checkpoint | undefined>;
   put(checkpoint: Checkpoint): Promise<void>;
   delete(id: TableId): Promise<void>;
@@ -35,9 +38,12 @@ export class ObjectTableStateStore implements TableStateStore {
   constructor(private readonly store: ObjectStore) {
     this.description = `${store.description} (_auditlog/state/)`;
   }
+  locate(id: TableId): string {
+    return `${this.store.description}${tableStateKey(id)}`;
+  }
   async get(id: TableId): Promise<TableState | undefined> {
     const body = await this.store.get(tableStateKey(id));
-    return body === undefined ? undefined : parseTableState(body.toString('utf8'), id);
+    return body === undefined ? undefined : parseTableState(body.toString('utf8'), id, this.locate(id));
   }
   async put(state: TableState): Promise<void> {
     await this.store.put(tableStateKey(state), json(state), { contentType: 'application/json' });
@@ -54,9 +60,12 @@ export class ObjectCheckpointStore implements CheckpointStore {
   constructor(private readonly store: ObjectStore) {
     this.description = store.description;
   }
+  locate(id: TableId): string {
+    return `${this.store.description}${checkpointKey(id)}`;
+  }
   async get(id: TableId): Promise<Checkpoint | undefined> {
     const body = await this.store.get(checkpointKey(id));
-    return body === undefined ? undefined : parseCheckpoint(body.toString('utf8'), id);
+    return body === undefined ? undefined : parseCheckpoint(body.toString('utf8'), id, this.locate(id));
   }
   async put(checkpoint: Checkpoint): Promise<void> {
     await this.store.put(checkpointKey(checkpoint), json(checkpoint), { contentType: 'application/json' });
@@ -86,6 +95,10 @@ export class DatabaseTableStateStore implements TableStateStore {
     this.description = `table ${schema}.${table}`;
   }
 
+  locate(id: TableId): string {
+    return `${this.description}, row (${id.database}, ${id.schema}, ${id.table})`;
+  }
+
   async get(id: TableId): Promise<TableState | undefined> {
     if (!(await this.exists())) return undefined;
     const r = await this.q.query<{ state: string }>(
@@ -93,7 +106,7 @@ export class DatabaseTableStateStore implements TableStateStore {
       [id.database, id.schema, id.table],
     );
     const row = r.rows[0];
-    return row === undefined ? undefined : parseTableState(row.state, id);
+    return row === undefined ? undefined : parseTableState(row.state, id, this.locate(id));
   }
 
   async put(state: TableState): Promise<void> {

@@ -5,7 +5,7 @@
  * Findings are aggregated per object and code: a count and the first line that showed it.
  */
 import type { CheckedMetadata } from './check-metadata.js';
-import { jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf, compareTimestamps, type TimestampValue } from './pg-text.js';
+import { jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf, compareTimestamps, type TimestampValue } from '../core/pg-text.js';
 import type { Finding, ProblemCode } from './problem-codes.js';
 import { parseLineObject, readTopLevelFields } from './json-line-fields.js';
 

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { FORMAT_NAME, FORMAT_VERSION } from '../core/batch-metadata.js';
 import { COMPRESSIONS, compressionOfDataKey } from '../core/compression.js';
-import { parseTimestampText } from './pg-text.js';
+import { parseTimestampText } from '../core/pg-text.js';
 import type { Finding } from './problem-codes.js';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');

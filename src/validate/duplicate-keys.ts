@@ -10,6 +10,7 @@
  * 10-million-row archive out of memory (V8's heap limit; a Map also tops out at 2^24 entries).
  * Memory: one entry per archived row of the days being checked (roughly 60–100 bytes each).
  */
+import { quoteListForDisplay } from '../core/quote-for-display.js';
 import type { Finding } from './problem-codes.js';
 
 export class DuplicateKeyTracker {
@@ -70,7 +71,7 @@ export class DuplicateKeyTracker {
       code: 'DUPLICATE_KEY' as const,
       key: keyOf(p.later),
       count: p.count,
-      message: `${p.count} row(s) also in ${keyOf(p.earlier)} (same key and version, e.g. (${p.example.join(', ')})); a batch was archived twice — keep one copy, after checking both`,
+      message: `${p.count} row(s) also in ${keyOf(p.earlier)} (same key and version, e.g. ${quoteListForDisplay(p.example)}); a batch was archived twice — keep one copy, after checking both`,
     }));
   }
 }

@@ -99,7 +99,7 @@ describe.each(['storage', 'database'] as const)('watermarks in %s', (backend) =>
     const file = await writeConfigFile(config);
     const status = await runCli(['status', '--config', file]);
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toContain(`watermark:  ${newest.ts} / (${newest.key[0]}) (run run-one`);
+    expect(status.stdout).toContain(`watermark:  ${newest.ts} / ("${newest.key[0]}") (run run-one`);
     expect(status.stdout).toMatch(/last run: {3}\S+ at \S+ \(run run-two\)/);
     const listed = await runCli(['watermarks', 'list', '--config', file, '--json']);
     expect(listed.code, listed.stderr).toBe(0);
@@ -244,7 +244,7 @@ describe('checkpoints in a local directory', () => {
 });
 
 describe('a watermark that no longer fits the table', () => {
-  it('is ignored with a warning (the table was recreated) and an unreadable one too; the run still archives every row', async () => {
+  it('is ignored with a warning (the table was recreated); the run still archives every row. One that is not valid fails the table until reset', async () => {
     await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
     await archiveWith(fx.configFor([eventsTable]), fx.store);
     await fx.db.query('DROP TABLE events');
@@ -256,10 +256,30 @@ describe('a watermark that no longer fits the table', () => {
     expect(run.tables[0]!.rowsArchived).toBe(old.length);
     expect(recreated.lines().some((l) => l.msg === 'the stored watermark is not used: starting from the first row' && String(l.reason).includes('recreated'))).toBe(true);
 
+    // Not valid: the table fails (STATE_INVALID) instead of archiving past a document no one looked at.
     await fx.store.put(tableStateKey(id), Buffer.from('{"format":"something else"}'));
     await fx.db.query(`INSERT INTO events (id, happened_at) VALUES (5000, now() - interval '30 days')`);
+    const invalid = await archiveWith(fx.configFor([eventsTable]), fx.store);
+    expect(invalid.tables[0]).toMatchObject({ status: 'failed', rowsArchived: 0, error: { code: 'STATE_INVALID' } });
+    expect(invalid.tables[0]!.error!.message).toContain('is not valid (its format is not auditlog-table-state): run `auditlog watermarks reset --database app --table public.events`');
+    expect(await rowIds(fx.db)).toContain('5000');
+    expect((await fx.store.get(tableStateKey(id)))!.toString('utf8')).toBe('{"format":"something else"}');
+
+    // A state store that cannot be read at all is still only a warning: the run archives (and its state replaces the document).
+    const unreadableState = new Proxy(fx.store, {
+      get(target, prop) {
+        if (prop === 'get') {
+          return async (key: string) => {
+            if (key === tableStateKey(id)) throw new Error('injected: the state cannot be read');
+            return target.get(key);
+          };
+        }
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
     const unreadable = capturingLogger();
-    const next = await archiveWith(fx.configFor([eventsTable]), fx.store, { logger: unreadable.logger });
+    const next = await archiveWith(fx.configFor([eventsTable]), unreadableState, { logger: unreadable.logger });
     expect(next.tables[0]!.rowsArchived).toBe(1);
     expect(unreadable.lines().some((l) => l.level === 40 && l.msg === 'could not read the watermark; starting from the first row')).toBe(true);
     expect((await storedState())!.last_run!.rows_archived).toBe(1);
@@ -316,7 +336,7 @@ describe('status and watermarks commands', () => {
     const status = await runCli(['status', '--config', file]);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain('lock:       free');
-    expect(status.stdout).toContain(`watermark:  ${wm.position.ts} / (${wm.position.key[0]}) (run run-status`);
+    expect(status.stdout).toContain(`watermark:  ${wm.position.ts} / ("${wm.position.key[0]}") (run run-status`);
     expect(status.stdout).toMatch(/last run: {3}archived at \S+ \(run run-status\): \d+ rows in \d+ batches/);
     expect(status.stdout).toContain('in flight:  none');
 

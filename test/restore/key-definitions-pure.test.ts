@@ -61,7 +61,7 @@ describe('crossDefinitionRefusal', () => {
   ])('refuses %j', (over, reason) => {
     const e = crossDefinitionRefusal(found, defs, plan(over));
     expect(e?.code).toBe('SCHEMA_DRIFT');
-    expect(e?.message).toContain('key (id)=(3) was archived under primary key (id) (archive object a) and again, later, under primary key (id, created_at) (archive object b)');
+    expect(e?.message).toContain('key (id)=("3") was archived under primary key (id) (archive object a) and again, later, under primary key (id, created_at) (archive object b)');
     expect(e?.message).toContain(reason);
     expect(e?.message).not.toContain('\n');
   });

@@ -9,7 +9,7 @@ import { DataLineChecker } from '../../src/validate/check-data-lines.js';
 import { classifyKey } from '../../src/validate/classify-key.js';
 import { DuplicateKeyTracker } from '../../src/validate/duplicate-keys.js';
 import { readTopLevelFields } from '../../src/validate/json-line-fields.js';
-import { compareTimestamps, jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf } from '../../src/validate/pg-text.js';
+import { compareTimestamps, jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf } from '../../src/core/pg-text.js';
 import { parseDayRange, partitionPrefixes } from '../../src/validate/select-partitions.js';
 
 describe('partitionPrefixes', () => {
@@ -87,6 +87,13 @@ describe('DuplicateKeyTracker', () => {
     expect(findings).toHaveLength(1);
     expect(findings[0]).toMatchObject({ code: 'DUPLICATE_KEY', key: 'obj2', count: 2 });
     expect(findings[0]!.message).toContain('obj0');
+  });
+
+  it('quotes the example key, so that a value with a comma, an empty one or a control character shows as it is', () => {
+    const t = new DuplicateKeyTracker(['2024-01-01', '2024-01-01']);
+    t.add(0, [['a, b', '', 'tab\there']], ['100']);
+    t.add(1, [['a, b', '', 'tab\there']], ['100']);
+    expect(t.findings((i) => `obj${i}`)[0]!.message).toContain('(same key and version, e.g. ("a, b", "", "tab\\there"))');
   });
 
   it("holds a day's rows only until every object of that day is finished, and still finds duplicates within a day checked out of order", () => {

@@ -1,5 +1,7 @@
 /**
- * Comparing values of a data line with the text PostgreSQL wrote into the metadata (pure).
+ * PostgreSQL's text of values, read without a database (pure): comparing values of a data line
+ * with the text PostgreSQL wrote into the metadata (validate), and checking that a stored
+ * position's timestamp is one (table state).
  * row_to_json and `::text` spell a few types differently (docs/format.md): timestamps use `T` and
  * `+00:00` in JSON but a space and `+00` as text. Booleans are `true`/`false` in both: the
  * manifest's keys are `::text` casts, and the cast (unlike boolean's output function) spells them
