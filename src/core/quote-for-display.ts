@@ -29,3 +29,12 @@ function escapeCodeUnits(c: string): string {
   for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
   return out;
 }
+
+/**
+ * One argument of a command line a message suggests, as a POSIX shell reads it back: bare when
+ * it holds only characters no shell treats specially, else single-quoted. Table names may hold
+ * spaces, quotes and semicolons; a suggested command must still run as printed.
+ */
+export function quoteShellArg(arg: string): string {
+  return /^[A-Za-z0-9_.,:=@%+/-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { quoteForDisplay, quoteListForDisplay } from '../../src/core/quote-for-display.js';
+import { quoteForDisplay, quoteListForDisplay, quoteShellArg } from '../../src/core/quote-for-display.js';
 
 describe('quoteForDisplay', () => {
   it.each([
@@ -54,5 +54,17 @@ describe('quoteListForDisplay', () => {
     expect(quoteListForDisplay(['a', ' b', ''])).toBe('("a", " b", "")');
     expect(quoteListForDisplay([7, null, 'x'])).toBe('(7, NULL, "x")');
     expect(quoteListForDisplay([])).toBe('()');
+  });
+});
+
+describe('quoteShellArg', () => {
+  it('leaves plain words bare and single-quotes anything a shell would read otherwise', () => {
+    expect(quoteShellArg('public.events_2024')).toBe('public.events_2024');
+    expect(quoteShellArg('a b')).toBe("'a b'");
+    expect(quoteShellArg('x;rm')).toBe("'x;rm'");
+    expect(quoteShellArg('"a"."b"')).toBe(`'"a"."b"'`);
+    expect(quoteShellArg("o'brien")).toBe(`'o'\\''brien'`);
+    expect(quoteShellArg('')).toBe("''");
+    expect(quoteShellArg('$HOME')).toBe("'$HOME'");
   });
 });

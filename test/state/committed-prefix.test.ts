@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CommittedPrefix } from '../../src/archive/committed-prefix.js';
 import { usableWatermark, watermarkFor, parseCheckpoint, parseTableState, emptyTableState, CHECKPOINT_FORMAT, type Checkpoint } from '../../src/state/table-state.js';
 import { AuditlogError } from '../../src/core/errors.js';
+import { selectTargets } from '../../src/archive/run-archive.js';
 import type { TablePlan } from '../../src/core/table-plan.js';
 
 const pos = (n: number) => ({ ts: `2024-01-0${n} 00:00:00+00`, key: [String(n)] });
@@ -107,6 +108,15 @@ describe('parseTableState and parseCheckpoint', () => {
       `the table state of app/public.events at ${where} is not valid (${problem}): run \`auditlog watermarks reset --database app --table public.events\` to discard it (a lost watermark costs a longer scan, never a row; the last-run record goes with it)`,
     );
     expect(JSON.stringify(e.toJSON())).not.toContain(secret);
+  });
+
+  it('names a reset command that runs as printed for hostile names: quoted for --table and for the shell', () => {
+    const hostile = { database: "o'brien app", schema: 'a.b', table: 'weird "name";' };
+    const e = invalid(() => parseTableState('{', hostile, where));
+    expect(e.message).toContain(`run \`auditlog watermarks reset --database 'o'\\''brien app' --table '"a.b"."weird ""name"";"'\` to discard it`);
+    // What the shell hands over is what --table reads back as this one table.
+    const config = { databases: [{ name: hostile.database, tables: [{ schema: 'a', name: 'b.weird "name";' }, { schema: hostile.schema, name: hostile.table }] }] };
+    expect(selectTargets({ config: config as never, database: hostile.database, table: '"a.b"."weird ""name"";"' })[0]!.tables).toEqual([{ schema: hostile.schema, name: hostile.table }]);
   });
 
   it('says a newer version may be read by upgrading, and only for a table state of a newer version', () => {
