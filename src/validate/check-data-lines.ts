@@ -7,6 +7,7 @@
 import type { CheckedMetadata } from './check-metadata.js';
 import { jsonTokenToText, normalizeKeyText, parseTimestampText, partitionDayOf, compareTimestamps, type TimestampValue } from '../core/pg-text.js';
 import type { Finding, ProblemCode } from './problem-codes.js';
+import { quoteForDisplay, quoteListForDisplay } from '../core/quote-for-display.js';
 import { parseLineObject, readTopLevelFields } from './json-line-fields.js';
 
 /**
@@ -99,7 +100,7 @@ export class DataLineChecker {
       return text === null ? null : normalizeKeyText(text);
     });
     if (inData.some((v, i) => !sameKeyValue(tokens[i], v, normalizeKeyText(listed[i]!)))) {
-      this.note('MANIFEST_MISMATCH', `${where} holds key (${inData.map((v) => v ?? 'missing').join(', ')}), the manifest lists (${listed.join(', ')})`);
+      this.note('MANIFEST_MISMATCH', `${where} holds key (${inData.map((v) => (v === null ? 'missing' : quoteForDisplay(v))).join(', ')}), the manifest lists ${quoteListForDisplay(listed)}`);
     }
   }
 

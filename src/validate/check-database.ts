@@ -12,6 +12,7 @@ import { buildSessionSettings, checkConnection, createPool } from '../db/connect
 import type { Queryable } from '../db/queryable.js';
 import type { TablePlan } from '../core/table-plan.js';
 import type { Finding } from './problem-codes.js';
+import { quoteListForDisplay } from '../core/quote-for-display.js';
 
 /** Keys per query: big enough to amortise the round trip, small enough for a short statement. */
 const CHUNK = 1_000;
@@ -63,7 +64,7 @@ export function rowPresenceCheck(q: Queryable, plan: TablePlan): RowPresenceChec
         code: 'ROW_STILL_IN_TABLE',
         key: dataKey,
         count,
-        message: `${count} archived row(s) still in ${plan.schema}.${plan.table} in the archived version (e.g. key (${example!.join(', ')})): their delete did not last (a database restored from a backup?); do not restore this object over them — see docs/validate.md`,
+        message: `${count} archived row(s) still in ${plan.schema}.${plan.table} in the archived version (e.g. key ${quoteListForDisplay(example!)}): their delete did not last (a database restored from a backup?); do not restore this object over them — see docs/validate.md`,
       });
     }
     if (again > 0) {
@@ -71,7 +72,7 @@ export function rowPresenceCheck(q: Queryable, plan: TablePlan): RowPresenceChec
         code: 'KEY_IN_TABLE_AGAIN',
         key: dataKey,
         count: again,
-        message: `${again} archived key(s) are in ${plan.schema}.${plan.table} again in another row version (e.g. key (${againExample!.join(', ')})): rows restored into the live table (the next archive run deletes the identical ones against this object) or new rows reusing the key — see docs/validate.md`,
+        message: `${again} archived key(s) are in ${plan.schema}.${plan.table} again in another row version (e.g. key ${quoteListForDisplay(againExample!)}): rows restored into the live table (the next archive run deletes the identical ones against this object) or new rows reusing the key — see docs/validate.md`,
       });
     }
     return findings;

@@ -354,6 +354,7 @@ describe.each(['s3', 'local'] as const)('validate (%s backend)', (backend) => {
     expect(findings(again)).toEqual([{ code: 'KEY_IN_TABLE_AGAIN', key: objects[0]!.key }]);
     expect(again.tables[0]!.findings[0]!.severity).toBe('warning');
     expect(again.tables[0]!.problems).toBe(0);
+    expect(again.tables[0]!.findings[0]!.message).toContain(`(e.g. key ("${reused}"))`);
     // The archived version itself still in the table: claim the new row's version in the manifest.
     const xmin = (await db.query<{ x: string }>('SELECT xmin::text AS x FROM events WHERE id = $1', [reused])).rows[0]!.x;
     const meta = await readMeta(objects[0]!);
@@ -363,6 +364,8 @@ describe.each(['s3', 'local'] as const)('validate (%s backend)', (backend) => {
     expect(findings(report)).toEqual([{ code: 'ROW_STILL_IN_TABLE', key: objects[0]!.key }]);
     expect(report.tables[0]!.findings[0]!.count).toBe(1);
     expect(report.tables[0]!.findings[0]!.severity).toBe('problem');
+    // Key values quoted, as everywhere a key is shown: a text key may hold commas or nothing.
+    expect(report.tables[0]!.findings[0]!.message).toContain(`(e.g. key ("${reused}"))`);
   });
 
   it('--check-database checks a table that gained a DELETE trigger, a rule ON DELETE and a cascading reference since it was archived: those only refuse deletes (found in review)', async () => {

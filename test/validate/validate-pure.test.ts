@@ -277,4 +277,13 @@ describe('DataLineChecker: key values against the manifest', () => {
     expect(codes([['c2', '{1,2}']], ['{"code":"c1    ","parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
     expect(codes([['c1', '{1,2}']], ['{"code":"c1    ","at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
   });
+
+  it('quotes the key values it names: a comma inside one value, an empty one and a missing one stay apart', () => {
+    const message = (keys: string[][], line: string): string => {
+      const checker = new DataLineChecker(meta(keys), '2024-01-15', 'k');
+      checker.addLine(line);
+      return checker.finish('0'.repeat(64)).find((f) => f.code === 'MANIFEST_MISMATCH')!.message;
+    };
+    expect(message([['a,b', '']], '{"code":"a, b","at":"2024-01-15T01:00:00+00:00"}')).toMatch(/holds key \("a, b", missing\), the manifest lists \("a,b", ""\)$/);
+  });
 });
