@@ -82,7 +82,7 @@ describe('restore across a primary-key change (CLI)', () => {
       expect(r.code).toBe(1);
       const out = r.stdout + r.stderr;
       expect(out).toContain('[SCHEMA_DRIFT]');
-      expect(out).toMatch(/key \(id\)=\(\d\) was archived under primary key \(id\) \(archive object app\/public\.t\/.*\) and again, later, under primary key \(id, created_at\)/);
+      expect(out).toMatch(/key \(id\)=\("\d"\) was archived under primary key \(id\) \(archive object app\/public\.t\/.*\) and again, later, under primary key \(id, created_at\)/);
       expect(out).toContain(`--conflict ${conflict} would`);
       expect(out).toContain('restore with --conflict overwrite into a table whose key is (id, created_at)');
       expect(await rows('fresh')).toEqual([]);
