@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { CheckpointsConfig, DefaultsConfig, LockTimings, TableConfig } from '../config/schema.js';
 import { pendingPrefix, tablePrefix } from '../core/archive-layout.js';
 import { warnLegacyPrefix } from './legacy-prefix.js';
-import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError, sqlState } from '../core/errors.js';
 import { loadTablePlan } from '../db/catalog.js';
 import { checkArchiveAccess } from '../db/session-checks.js';
 import { selectDatabaseIdentity } from '../db/database-identity.js';
@@ -512,10 +512,10 @@ function toTableError(error: unknown): AuditlogError {
   if (isAuditlogError(error)) return error;
   const lost = describeConnectionLoss(error);
   if (lost !== undefined) return new AuditlogError('DB_CONNECT', `lost the connection to the database: ${lost} (check the network and the server, then rerun: the next run reconciles any batch left in flight)`, { cause: error });
-  const sqlState = (error as { code?: unknown } | null)?.code;
-  if (typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState)) {
-    const hint = sqlState === '55P03' ? LOCK_TIMEOUT_HINT : sqlState === '53200' ? OUT_OF_SHARED_MEMORY_HINT : '';
-    return new AuditlogError('DB_QUERY', `database error ${sqlState}: ${describeError(error)}${hint}`, { details: { sqlstate: sqlState }, cause: error });
+  const state = sqlState(error);
+  if (state !== undefined) {
+    const hint = state === '55P03' ? LOCK_TIMEOUT_HINT : state === '53200' ? OUT_OF_SHARED_MEMORY_HINT : '';
+    return new AuditlogError('DB_QUERY', `database error ${state}: ${describeError(error)}${hint}`, { details: { sqlstate: state }, cause: error });
   }
   return new AuditlogError('INTERNAL', describeError(error), { cause: error });
 }

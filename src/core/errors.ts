@@ -117,11 +117,16 @@ export function stopRequestedError(signal: AbortSignal | undefined, rest: string
   return new AuditlogError('STOPPED', `stopped by ${by}: ${rest}`, { details: { stopped_by: by } });
 }
 
+/** The SQLSTATE of an error PostgreSQL sent (five characters), if it is one: Node's own errors carry other codes. */
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
 /** A stable code for any thrown value, for reports: ours, DB_QUERY for a database error (it has a SQLSTATE), else INTERNAL. */
 export function errorCodeOf(error: unknown): ErrorCode {
   if (isAuditlogError(error)) return error.code;
-  const sqlState = (error as { code?: unknown } | null)?.code;
-  return typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) ? 'DB_QUERY' : 'INTERNAL';
+  return sqlState(error) !== undefined ? 'DB_QUERY' : 'INTERNAL';
 }
 
 /** A message for any thrown value, for logs: never includes a stack or a secret-bearing object dump. */

@@ -5,7 +5,7 @@
  * for a foreign key whose parent row is gone, a value too long for a narrowed column or a CHECK
  * constraint only fails the same way again, and the DETAIL was dropped (found by probing).
  */
-import { AuditlogError, describeError } from '../core/errors.js';
+import { AuditlogError, describeError, sqlState } from '../core/errors.js';
 
 interface PgErrorFields {
   code?: unknown;
@@ -60,10 +60,6 @@ export function commitOutcomeUnknown(error: unknown): boolean {
   return state === undefined || state.startsWith('08') || state.startsWith('57');
 }
 
-export function sqlState(error: unknown): string | undefined {
-  const code = (error as PgErrorFields | undefined)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
 
 /**
  * Pure: what to do after the database stopped the load. Data exceptions (22), integrity
