@@ -14,6 +14,7 @@
 import { AuditlogError } from '../core/errors.js';
 import { parseTimestampText } from '../core/pg-text.js';
 import { quoteShellArg } from '../core/quote-for-display.js';
+import { quoteQualified } from '../db/quote-ident.js';
 import type { RowPosition } from '../core/row-set.js';
 import type { TablePlan } from '../core/table-plan.js';
 
@@ -152,9 +153,7 @@ export function parseCheckpoint(text: string, id: TableId, where: string): Check
 /** The command that discards an invalid document (watermarks reset replaces it). */
 function resetCommandFor(id: TableId): string {
   // --table reads a name holding '"' as quoted identifiers, and a dotted one is ambiguous bare.
-  const quoted = /[".]/.test(id.schema) || /[".]/.test(id.table);
-  const ident = (name: string): string => `"${name.replace(/"/g, '""')}"`;
-  const table = quoted ? `${ident(id.schema)}.${ident(id.table)}` : `${id.schema}.${id.table}`;
+  const table = /[".]/.test(id.schema) || /[".]/.test(id.table) ? quoteQualified(id.schema, id.table) : `${id.schema}.${id.table}`;
   return `auditlog watermarks reset --database ${quoteShellArg(id.database)} --table ${quoteShellArg(table)}`;
 }
 
