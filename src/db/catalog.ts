@@ -210,6 +210,7 @@ async function resolvePrimaryKey(
     `SELECT i.indisprimary::text AS indisprimary,
             array_to_json(ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                   WHERE k.ord <= i.indnkeyatts
                    ORDER BY k.ord))::text AS cols
        FROM pg_catalog.pg_index i
       WHERE i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid

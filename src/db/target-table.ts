@@ -73,11 +73,11 @@ export async function loadTargetTable(q: Queryable, schema: string, table: strin
   );
   const key = await q.query<{ cols: string; deferrable: string }>(
     `SELECT array_to_json(ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord))::text AS cols,
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE k.ord <= i.indnkeyatts ORDER BY k.ord))::text AS cols,
             (NOT i.indimmediate)::text AS deferrable
        FROM pg_catalog.pg_index i
       WHERE i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid
-        AND (i.indisprimary OR NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k(attnum) JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE NOT a.attnotnull))
+        AND (i.indisprimary OR NOT EXISTS (SELECT 1 FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE k.ord <= i.indnkeyatts AND NOT a.attnotnull))
       ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1`,
     [found.oid],
   );

@@ -104,9 +104,12 @@ export async function detectTable(q: Queryable, schema: string, name: string): P
   // A partitioned table is read through its partitions' indexes: one on every leaf partition
   // serves as well as one on the parent (found by probing: the wizard said "no index" and advised
   // one when every partition had it). Matched by name, as a partition's column numbers may differ.
+  // Only a B-tree serves the ordered keyset pages: a BRIN or hash index on the column (BRIN is
+  // common on audit tables) leaves each page a scan and a sort (found by probing: it counted).
   const leads = (relid: string, column: string): string =>
     `EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute ia ON ia.attrelid = i.indrelid AND ia.attnum = i.indkey[0]
-              WHERE i.indrelid = ${relid} AND ia.attname = ${column} AND i.indisvalid AND i.indpred IS NULL)`;
+              JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+              WHERE i.indrelid = ${relid} AND ia.attname = ${column} AND i.indisvalid AND i.indpred IS NULL AND am.amname = 'btree')`;
   const cols = await q.query<{ attname: string; base_type: string; notnull: string; indexed: string }>(
     `SELECT a.attname, pg_catalog.format_type(COALESCE(NULLIF(t.typbasetype, 0), a.atttypid), NULL) AS base_type, a.attnotnull::text AS notnull,
             (${leads('a.attrelid', 'a.attname')}
@@ -124,11 +127,11 @@ export async function detectTable(q: Queryable, schema: string, name: string): P
   const keys = await q.query<{ primary: string; cols: string; not_null: string }>(
     `SELECT i.indisprimary::text AS primary,
             array_to_json(ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-                    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord))::text AS cols,
-            (SELECT bool_and(a.attnotnull) FROM unnest(i.indkey) k(attnum) JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)::text AS not_null
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE k.ord <= i.indnkeyatts ORDER BY k.ord))::text AS cols,
+            (SELECT bool_and(a.attnotnull) FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE k.ord <= i.indnkeyatts)::text AS not_null
        FROM pg_catalog.pg_index i
       WHERE i.indrelid = $1::oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid
-      ORDER BY i.indisprimary DESC, array_length(i.indkey, 1), i.indexrelid`,
+      ORDER BY i.indisprimary DESC, i.indnkeyatts, i.indexrelid`,
     [oid],
   );
   const best = keys.rows.find((k) => k.primary === 'true') ?? keys.rows.find((k) => k.not_null === 'true');

@@ -4,7 +4,8 @@
  * bytes long (an alias built from them would pass the 63-byte identifier limit). Each table is
  * archived, validated against the database, and restored into the identical rows. Found in review:
  * the page read took min()/max() of a one-column key and named its aliases after the columns, so
- * the first table and the last could not be archived at all.
+ * the first table and the last could not be archived at all. And keys with INCLUDE columns: those
+ * are stored in the index, not part of the key (found by probing).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -71,6 +72,24 @@ const TABLES = [
            UNION ALL SELECT 1000 + g, 0, now() - make_interval(secs => g) FROM generate_series(1, 3) g`,
     keyColumns: [long1, long2],
   },
+  {
+    // Found by probing: INCLUDE columns were read as part of the key, so the rows whose note is
+    // NULL never matched the guarded delete and were skipped run after run.
+    name: 'by_key_with_include',
+    ddl: `CREATE TABLE by_key_with_include (id int, at timestamptz NOT NULL, note text, CONSTRAINT by_key_with_include_pk PRIMARY KEY (id) INCLUDE (note))`,
+    fill: `INSERT INTO by_key_with_include SELECT g, now() - make_interval(days => 40 + g % 4, secs => g), CASE WHEN g % 2 = 0 THEN 'n' || g END FROM generate_series(1, 40) g
+           UNION ALL SELECT 1000 + g, now() - make_interval(secs => g), NULL FROM generate_series(1, 3) g`,
+    keyColumns: ['id'],
+  },
+  {
+    // The configured key is a unique index with an INCLUDE column that may be NULL: a key all the same.
+    name: 'by_unique_with_include',
+    ddl: `CREATE TABLE by_unique_with_include (id int NOT NULL, at timestamptz NOT NULL, note text, CONSTRAINT by_unique_with_include_id UNIQUE (id) INCLUDE (note))`,
+    fill: `INSERT INTO by_unique_with_include SELECT g, now() - make_interval(days => 40 + g % 4, secs => g), CASE WHEN g % 2 = 0 THEN 'n' || g END FROM generate_series(1, 40) g
+           UNION ALL SELECT 1000 + g, now() - make_interval(secs => g), NULL FROM generate_series(1, 3) g`,
+    keyColumns: ['id'],
+    primaryKey: ['id'],
+  },
 ] as const;
 
 const backends = storageBackends(() => s3, 'key-types');
@@ -98,7 +117,7 @@ describe.each(backends)('primary keys of every shape through the $name', (backen
       const config = buildConfig({
         ...storage,
         defaults: { retention_days: 30, batch_size: 7 },
-        databases: [{ name: 'keys', url: db.url, tables: [{ name: t.name, timestamp_column: 'at' }] }],
+        databases: [{ name: 'keys', url: db.url, tables: [{ name: t.name, timestamp_column: 'at', ...('primaryKey' in t ? { primary_key: [...t.primaryKey] } : {}) }] }],
       });
       const archived = await archiveWith(config, store);
       expect(archived.tables[0]!.error).toBeUndefined();
@@ -111,6 +130,7 @@ describe.each(backends)('primary keys of every shape through the $name', (backen
       expect([...counts.values()].every((n) => n === 1)).toBe(true);
       // The sidecar's key bounds, in the key type's own order, enclose the batch's keys.
       for (const o of archive.objects) {
+        expect(o.meta.primary_key_columns).toEqual(t.keyColumns);
         const keys = o.meta.primary_keys.map((k) => JSON.stringify(k));
         expect(keys).toContain(JSON.stringify(o.meta.min_primary_key));
         expect(keys).toContain(JSON.stringify(o.meta.max_primary_key));

@@ -89,6 +89,27 @@ describe('wizard catalog detection', () => {
     expect(d?.timestampCandidates).toEqual([{ name: 'occurred_at', type: 'timestamptz', notNull: true, indexed: false }]);
   });
 
+  it('a key is its key columns, never the INCLUDE columns stored beside them', async () => {
+    // Found by probing: PRIMARY KEY (id) INCLUDE (note) was read as the key (id, note), and a
+    // UNIQUE (id) INCLUDE (nullable) index as a key with a nullable column (so none at all).
+    await db.query(`CREATE TABLE pk_incl (id bigint, created_at timestamptz NOT NULL, note text, CONSTRAINT pk_incl_pk PRIMARY KEY (id) INCLUDE (note))`);
+    await db.query(`CREATE TABLE uq_incl (id bigint NOT NULL, created_at timestamptz NOT NULL, note text, CONSTRAINT uq_incl_id UNIQUE (id) INCLUDE (note))`);
+    expect((await detectTable(db, 'public', 'pk_incl'))?.key).toEqual({ columns: ['id'], kind: 'primary key' });
+    expect((await detectTable(db, 'public', 'uq_incl'))?.key).toEqual({ columns: ['id'], kind: 'unique index' });
+  });
+
+  it('only a B-tree on the timestamp counts as "indexed": BRIN and hash indexes cannot serve the ordered pages', async () => {
+    await db.query(`CREATE TABLE brin_ts (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)`);
+    await db.query(`CREATE INDEX ON brin_ts USING brin (created_at)`);
+    await db.query(`CREATE INDEX ON brin_ts USING hash (updated_at)`);
+    expect((await detectTable(db, 'public', 'brin_ts'))?.timestampCandidates.map((c) => [c.name, c.indexed])).toEqual([
+      ['created_at', false],
+      ['updated_at', false],
+    ]);
+    await db.query(`CREATE INDEX ON brin_ts (created_at, id)`);
+    expect((await detectTable(db, 'public', 'brin_ts'))?.timestampCandidates[0]?.indexed).toBe(true);
+  });
+
   it('sees a partitioned table as indexed when every partition is, and its index advice runs as printed', async () => {
     await db.query(`CREATE TABLE pidx (id bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)`);
     await db.query(`CREATE TABLE pidx_a PARTITION OF pidx FOR VALUES FROM ('2025-01-01') TO ('2025-02-01')`);
