@@ -188,6 +188,7 @@ async function chooseTables(deps: WizardDeps, q: Queryable, databaseName: string
     throw new AuditlogError('USAGE', `which tables? pass --tables NAME[,NAME...] (one of: ${listing.slice(0, 10).map(label).join(', ')})`);
   }
 
+  checkTimestampPairs(flags.timestampColumn, chosen);
   const result: WizardTable[] = [];
   const refused: string[] = [];
   for (const t of chosen) {
@@ -290,6 +291,25 @@ async function findWizardRefusals(q: Queryable, databaseName: string, detection:
   const reasons = timestampAndKeyRefusals(detection);
   const catalog = await listTableRefusals(q, databaseName, { schema: detection.schema, name: detection.name });
   return [...reasons, ...catalog.map((e) => e.message)];
+}
+
+/**
+ * Every `table=column` pair of --timestamp-column names a chosen table, and every entry is a pair:
+ * a typo in a table name was dropped silently and the suggested column used instead (found by
+ * probing), which for an audit table can mean archiving by the wrong clock.
+ */
+function checkTimestampPairs(flag: string | undefined, chosen: readonly TableListing[]): void {
+  if (flag === undefined || !flag.includes('=')) return;
+  for (const pair of flag.split(',')) {
+    const eq = pair.indexOf('=');
+    const table = pair.slice(0, Math.max(eq, 0)).trim();
+    if (eq <= 0 || pair.slice(eq + 1).trim() === '') {
+      throw new AuditlogError('USAGE', `--timestamp-column "${pair.trim()}": expected TABLE=COLUMN for each table, or one COLUMN for all (e.g. audit=created_at,events=occurred_at)`);
+    }
+    if (!chosen.some((t) => table === t.name || table === label(t))) {
+      throw new AuditlogError('USAGE', `--timestamp-column ${pair.trim()}: ${table} is not one of the tables chosen (${chosen.map(label).join(', ')}); correct the name, or add the table to --tables`);
+    }
+  }
 }
 
 /** `--timestamp-column created_at` for every table, or `audit=created_at,events=occurred_at` per table. */

@@ -190,6 +190,13 @@ describe('auditlog wizard --yes', () => {
     const badColumn = await runCli([...base, '--tables', 'audit_log', '--timestamp-column', 'actor', '--local-path', dir], env);
     expect(badColumn.stderr).toMatch(/--timestamp-column actor: public\.audit_log has no timestamptz\/timestamp\/date column of that name \(candidates: created_at, updated_at, archived_on\)/);
     expect(badColumn.code).toBe(2);
+    // A pair naming a table not chosen (a typo) was dropped silently and the suggested column used (found by probing).
+    const badPair = await runCli([...base, '--tables', 'audit_log', '--timestamp-column', 'audit_lgo=updated_at', '--local-path', dir], env);
+    expect(badPair.stderr).toMatch(/--timestamp-column audit_lgo=updated_at: audit_lgo is not one of the tables chosen \(public\.audit_log\); correct the name, or add the table to --tables/);
+    expect(badPair.code).toBe(2);
+    const halfPair = await runCli([...base, '--tables', 'audit_log', '--timestamp-column', 'created_at,audit_log=updated_at', '--local-path', dir], env);
+    expect(halfPair.stderr).toMatch(/--timestamp-column "created_at": expected TABLE=COLUMN for each table, or one COLUMN for all/);
+    expect(halfPair.code).toBe(2);
     const noTty = await runCli(['wizard', '--database-url-env', 'WIZ_DB_URL'], env);
     expect(noTty.code).toBe(2);
     expect(noTty.stderr).toMatch(/stdin is not a terminal: pass every answer as a flag .* with --yes/);
