@@ -558,7 +558,7 @@ export const daemonSchema = z
         }
       })
       .default('0 2 * * *')
-      .describe('Cron expression of `auditlog daemon` runs (5 fields, or 6 with seconds first), in UTC; `--schedule` overrides it.'),
+      .describe('Cron expression of `auditlog daemon` runs (5 fields, 6 with seconds first, or 7 with a year last), in UTC; `--schedule` overrides it.'),
   })
   .strict()
   .describe('`auditlog daemon`: archive runs on a schedule in one long-lived process.');

@@ -7,7 +7,7 @@
 import { Cron } from 'croner';
 import { AuditlogError } from '../core/errors.js';
 
-/** A cron expression read in UTC (5 fields, or 6 with seconds first); a USAGE error names where it came from. */
+/** A cron expression read in UTC (5 fields, 6 with seconds first, or 7 with a year last); a USAGE error names where it came from. */
 export function parseSchedule(expression: string, source: string): Cron {
   const schedule = readSchedule(expression);
   if (typeof schedule === 'string') throw new AuditlogError('USAGE', `${source} "${expression}" ${schedule}`);
@@ -30,7 +30,7 @@ function readSchedule(expression: string): Cron | string {
   }
   // A valid expression can still match no date at all (30 February, 31 April): the daemon would
   // start, find no next time and stop as if asked to. Refuse it before anything starts.
-  if (schedule.nextRun() === null) return 'never fires: no date matches it (e.g. day 30 of February), so the daemon would have nothing to run';
+  if (schedule.nextRun() === null) return 'never fires: no date matches it (e.g. day 30 of February, or a year already past), so the daemon would have nothing to run';
   return schedule;
 }
 

@@ -588,7 +588,7 @@ describe('parseConfig: values that would fail at run time', () => {
     expect(bogus.message).toMatch(/^c\.yaml: daemon\.schedule: "bogus cron" is not a valid cron expression: .* \(e\.g\. "0 2 \* \* \*" for 02:00 UTC daily\)$/);
     expect(bogus.details.paths).toEqual(['daemon.schedule']);
     const never = parseError(withSchedule('0 0 30 2 *'));
-    expect(never.message).toBe('c.yaml: daemon.schedule: "0 0 30 2 *" never fires: no date matches it (e.g. day 30 of February), so the daemon would have nothing to run');
+    expect(never.message).toBe('c.yaml: daemon.schedule: "0 0 30 2 *" never fires: no date matches it (e.g. day 30 of February, or a year already past), so the daemon would have nothing to run');
     expect(parseError(withSchedule('61 * * * *')).details.paths).toEqual(['daemon.schedule']);
     expect(parseConfig(withSchedule('*/2 * * * * *'), 'c.yaml', {}).daemon.schedule).toBe('*/2 * * * * *');
     expect(parseConfig(withSchedule('0 0 1 1 *'), 'c.yaml', {}).daemon.schedule).toBe('0 0 1 1 *');

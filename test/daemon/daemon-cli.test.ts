@@ -438,7 +438,7 @@ describe('auditlog daemon', () => {
     const config = await writeConfig('never.yaml', join(dir, 'a4'), '');
     const flag = await runCli(['daemon', '--config', config, '--schedule', '0 0 30 2 *', '--json']);
     expect(flag.code).toBe(2);
-    expect(flag.stderr).toBe('auditlog: --schedule "0 0 30 2 *" never fires: no date matches it (e.g. day 30 of February), so the daemon would have nothing to run [USAGE]\n');
+    expect(flag.stderr).toBe('auditlog: --schedule "0 0 30 2 *" never fires: no date matches it (e.g. day 30 of February, or a year already past), so the daemon would have nothing to run [USAGE]\n');
 
     const fromConfig = await runCli(['daemon', '--config', await writeConfig('never2.yaml', join(dir, 'a5'), 'daemon:\n  schedule: "0 0 30 2 *"'), '--json']);
     expect(fromConfig.code).toBe(2);

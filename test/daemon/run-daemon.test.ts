@@ -23,10 +23,13 @@ describe('parseSchedule', () => {
       expect(error).toBeInstanceOf(AuditlogError);
       expect((error as AuditlogError).code).toBe('USAGE');
       expect((error as AuditlogError).exitCode).toBe(2);
-      expect((error as AuditlogError).message).toBe(`${source} "${expression}" never fires: no date matches it (e.g. day 30 of February), so the daemon would have nothing to run`);
+      expect((error as AuditlogError).message).toBe(`${source} "${expression}" never fires: no date matches it (e.g. day 30 of February, or a year already past), so the daemon would have nothing to run`);
     }
     expect(scheduleProblem('0 0 30 2 *')).toMatch(/^never fires/);
     expect(scheduleProblem('0 0 29 2 *')).toBeUndefined();
+    // A seventh field is the year: one already past never fires either; one to come does.
+    expect(scheduleProblem('0 0 2 * * * 2020')).toMatch(/^never fires: no date matches it \(e\.g\. day 30 of February, or a year already past\)/);
+    expect(scheduleProblem('0 0 2 * * * 2099')).toBeUndefined();
   });
 });
 
