@@ -13,7 +13,8 @@ import { measureConfig, type ConfigMeasure, type TableMeasure } from '../cost/me
 import { loadRunHolds } from '../compliance/run-holds.js';
 import { readHoldSources } from './compliance-setup.js';
 import { PRICE_TABLE, PRICE_TABLE_DATE } from '../cost/price-table.js';
-import { checkRecordsSize, parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
+import { checkRecordsSize, parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber, rowsPerObject } from '../cost/parse-cost-options.js';
+import { DEFAULT_MAX_BATCH_BYTES, MAX_BATCH_SIZE } from '../config/schema.js';
 
 export interface CostCliOptions {
   config?: string;
@@ -57,7 +58,7 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
   const months = parseWholeNumber(opts.months, '--months', 1);
   const classes = opts.class === undefined ? undefined : parseClasses(opts.class);
   const ratioFlag = opts.compressionRatio === undefined ? undefined : parseCompressionRatio(opts.compressionRatio);
-  const batchFlag = opts.batchSize === undefined ? undefined : parseWholeNumber(opts.batchSize, '--batch-size', 1);
+  const batchFlag = opts.batchSize === undefined ? undefined : parseWholeNumber(opts.batchSize, '--batch-size', 1, MAX_BATCH_SIZE);
   const regionFlag = opts.region === undefined ? undefined : parseRegion(opts.region);
 
   let estimate: CostEstimate;
@@ -78,7 +79,9 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
       region,
       uncompressedBytes: measured.uncompressedBytes,
       records: measured.records,
-      batchSize: config.defaults.batch_size,
+      // Each table's own: one figure only when they all have the same (found by probing: the
+      // header said defaults.batch_size for a table that set its own).
+      batchSize: new Set(measured.tables.map((t) => t.rowsPerObject)).size === 1 ? measured.tables[0]!.rowsPerObject : null,
       objects: measured.objects,
       compressionRatio: ratioFlag ?? measured.compressionRatio,
       months,
@@ -92,7 +95,8 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
       region: regionFlag ?? 'us-east-1',
       uncompressedBytes,
       records,
-      batchSize: batchFlag ?? 10_000,
+      // As the archiver writes them: at most max_batch_bytes of lines per object (its default).
+      batchSize: rowsPerObject(batchFlag ?? 10_000, DEFAULT_MAX_BATCH_BYTES, avgRowBytes),
       compressionRatio: ratioFlag ?? DEFAULT_COMPRESSION_RATIO,
       months,
       ...(classes === undefined ? {} : { classes }),
@@ -102,7 +106,7 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
   if (json) {
     io.stdout(JSON.stringify(measured === undefined ? estimate : { ...estimate, measured: measured.tables }) + '\n');
   } else {
-    const perTable = measured?.tables.map((t) => `  ${t.database}/${t.table}: ${t.rowsPastRetention.toLocaleString('en-US')} rows past retention, ${t.objects.toLocaleString('en-US')} objects, sample of ${t.sampleRows.toLocaleString('en-US')} rows compressed ${t.sampleCompressedBytes > 0 ? (t.sampleUncompressedBytes / t.sampleCompressedBytes).toFixed(1) : '-'}:1${HOLD_NOTES[t.holds ?? 'none']}`);
+    const perTable = measured?.tables.map((t) => `  ${t.database}/${t.table}: ${t.rowsPastRetention.toLocaleString('en-US')} rows past retention, ${t.objects.toLocaleString('en-US')} objects of up to ${t.rowsPerObject.toLocaleString('en-US')} rows, sample of ${t.sampleRows.toLocaleString('en-US')} rows compressed ${t.sampleCompressedBytes > 0 ? (t.sampleUncompressedBytes / t.sampleCompressedBytes).toFixed(1) : '-'}:1${HOLD_NOTES[t.holds ?? 'none']}`);
     io.stdout((perTable === undefined ? '' : `Measured:\n${perTable.join('\n')}\n\n`) + formatCostEstimate(estimate));
   }
   return 0;

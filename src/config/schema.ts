@@ -168,10 +168,15 @@ function compressionLevelProblem(level: number | undefined, compression: Compres
   return `expected an integer from ${spec.minLevel} to ${spec.maxLevel} (${compression} levels${inherited})`;
 }
 
+/** `defaults.max_batch_bytes` unless set: 8 MiB of JSON lines per page (the cost estimate assumes it without --config). */
+export const DEFAULT_MAX_BATCH_BYTES = 8_388_608;
+/** The largest `batch_size` accepted (`auditlog cost --batch-size` too). */
+export const MAX_BATCH_SIZE = 1_000_000;
+
 /** Settings a table inherits from `defaults` unless it sets its own. */
 const tunables = {
   retention_days: positiveInt.max(MAX_RETENTION_DAYS).describe('Rows whose timestamp is older than this many days are archived.'),
-  batch_size: positiveInt.max(1_000_000).describe('Rows per page read, and at most per batch (one object per batch); the starting size when batches adapt.'),
+  batch_size: positiveInt.max(MAX_BATCH_SIZE).describe('Rows per page read, and at most per batch (one object per batch); the starting size when batches adapt.'),
   min_batch_size: positiveInt.max(1_000_000).describe('Smallest page the adaptive sizing shrinks to when queries run over target_query_time_ms.'),
   max_batch_size: positiveInt.max(1_000_000).describe('Largest page the adaptive sizing grows to when queries run well under the target (default: batch_size, i.e. only shrink).'),
   target_query_time_ms: positiveMs.describe('Page query time the adaptive sizing steers toward.'),
@@ -211,7 +216,7 @@ export const defaultsSchema = z
     min_batch_size: tunables.min_batch_size.default(1_000),
     max_batch_size: tunables.max_batch_size.optional(),
     target_query_time_ms: tunables.target_query_time_ms.default(2_000),
-    max_batch_bytes: tunables.max_batch_bytes.default(8_388_608),
+    max_batch_bytes: tunables.max_batch_bytes.default(DEFAULT_MAX_BATCH_BYTES),
     compression: tunables.compression.default('gzip'),
     compression_level: tunables.compression_level.optional(),
     pause_between_batches_ms: tunables.pause_between_batches_ms.default(0),

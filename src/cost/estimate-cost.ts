@@ -3,7 +3,8 @@
  *
  * Model: the archive is written once (one data object per batch of `batchSize` rows) and kept for
  * `months` months of 30 days. Per batch the archiver makes, at the class's request prices, one PUT
- * of the data object and one GET to read it back (verify before delete), and at STANDARD prices
+ * of the data object and one GET to read it back (verify before delete) — that read-back reads
+ * every byte once, so the class's retrieval fee per GB applies to it too —, and at STANDARD prices
  * three small PUTs (pending marker twice, metadata sidecar) and one GET (sidecar read-back).
  * Sidecars and markers are a few KB in STANDARD and left out of the storage figures.
  */
@@ -18,7 +19,8 @@ export interface CostInput {
   /** Bytes of the JSON lines before compression. */
   uncompressedBytes: number;
   records: number;
-  batchSize: number;
+  /** Rows per object; null when tables differ (then `objects` must be given). */
+  batchSize: number | null;
   /** Uncompressed size divided by compressed size (e.g. 8 means gzip makes it 8 times smaller). */
   compressionRatio: number;
   months: number;
@@ -35,7 +37,7 @@ export interface ClassCost {
   /** A month once the data has settled (INTELLIGENT_TIERING moves it to cheaper tiers with age). */
   monthlyStorage: number;
   cumulativeStorage: number;
-  /** One-off: the PUT and GET requests of writing and verifying every batch. */
+  /** One-off: the PUT and GET requests of writing and verifying every batch, and the retrieval fee of the verification's read-back. */
   uploadRequests: number;
   /** Part of each month's storage that comes from the minimum billable object size. */
   smallObjectPenaltyMonthly: number;
@@ -56,7 +58,8 @@ export interface CostEstimate {
   region: string;
   months: number;
   records: number;
-  batchSize: number;
+  /** Rows per object; null when the tables measured differ. */
+  batchSize: number | null;
   objects: number;
   uncompressedGb: number;
   compressionRatio: number;
@@ -72,7 +75,7 @@ export function estimateCost(input: CostInput): CostEstimate {
   if (prices === undefined) {
     throw new AuditlogError('USAGE', `unknown region "${input.region}": the price table (dated ${PRICE_TABLE_DATE}) has ${Object.keys(PRICE_TABLE).join(', ')}`);
   }
-  const objects = input.objects ?? (input.records > 0 ? Math.ceil(input.records / input.batchSize) : 0);
+  const objects = input.objects ?? (input.records > 0 ? Math.ceil(input.records / (input.batchSize ?? input.records)) : 0);
   const compressedBytes = input.uncompressedBytes / input.compressionRatio;
   const averageObjectBytes = objects > 0 ? compressedBytes / objects : 0;
   const standard = prices.classes.STANDARD;
@@ -97,7 +100,10 @@ export function estimateCost(input: CostInput): CostEstimate {
     for (let month = 1; month <= input.months; month += 1) cumulativeStorage += storageInMonth(month);
     const minimumMonths = rules.minimumDays / 30;
     const earlyDeletePenalty = input.months < minimumMonths ? (minimumMonths - input.months) * price.storagePerGbMonth * billableGb : 0;
-    const uploadRequests = (objects * (price.putPer1000 + price.getPer1000)) / 1000 + writeOverhead;
+    // Found by probing: the read-back's retrieval fee was left out, which favoured the IA classes.
+    // (GLACIER and DEEP_ARCHIVE cannot be read back at all: they are reached by lifecycle rules.)
+    const readBack = rules.readableImmediately ? (compressedBytes / GIB) * price.retrievalPerGb : 0;
+    const uploadRequests = (objects * (price.putPer1000 + price.getPer1000)) / 1000 + writeOverhead + readBack;
     const fullRestore =
       (compressedBytes / GIB) * price.retrievalPerGb + (objects * (price.getPer1000 + price.restoreRequestPer1000 + standard.getPer1000)) / 1000;
     return {

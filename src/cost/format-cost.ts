@@ -19,7 +19,7 @@ export function formatCostEstimate(e: CostEstimate): string {
   const line = (cells: string[]): string => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd();
   return [
     `S3 cost estimate, region ${e.region}, prices of ${e.priceDate} (${e.priceSource})`,
-    `${e.records.toLocaleString('en-US')} rows, ${gb(e.uncompressedGb)} GB as JSON, ${gb(e.compressedGb)} GB stored at a ${e.compressionRatio.toFixed(1)}:1 compression ratio, ${e.objects.toLocaleString('en-US')} objects of ${Math.round(e.averageObjectBytes / 1024).toLocaleString('en-US')} KB on average (batches of ${e.batchSize.toLocaleString('en-US')} rows)`,
+    `${e.records.toLocaleString('en-US')} rows, ${gb(e.uncompressedGb)} GB as JSON, ${gb(e.compressedGb)} GB stored at a ${e.compressionRatio.toFixed(1)}:1 compression ratio, ${e.objects.toLocaleString('en-US')} objects of ${Math.round(e.averageObjectBytes / 1024).toLocaleString('en-US')} KB on average (${e.batchSize === null ? "batches of each table's own size" : `batches of ${e.batchSize.toLocaleString('en-US')} rows`})`,
     '',
     line(header),
     ...rows.map(line),

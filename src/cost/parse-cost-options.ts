@@ -64,10 +64,26 @@ export function parsePositiveNumber(text: string, flag: string, what: string): n
   return n;
 }
 
-export function parseWholeNumber(text: string, flag: string, min: number): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min) throw new AuditlogError('USAGE', `${flag} expects a whole number of at least ${min}, got "${text}"`);
+/**
+ * Decimal digits only: Number() also reads "" (an unset variable in a script) as 0 and "0x10" as
+ * 16, which gave a confident $0 estimate (found by probing).
+ */
+export function parseWholeNumber(text: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new AuditlogError('USAGE', `${flag} expects a whole number ${max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`}, got "${text}"`);
+  }
   return n;
+}
+
+/**
+ * Rows per data object: `batchSize`, or fewer when that many rows of `bytesPerRow` would pass
+ * `maxBatchBytes` (the archiver shrinks such pages to fit; found by probing: wide rows were
+ * counted as one object per day where the archiver wrote fifty).
+ */
+export function rowsPerObject(batchSize: number, maxBatchBytes: number, bytesPerRow: number): number {
+  if (!(bytesPerRow > 0)) return batchSize;
+  return Math.max(1, Math.min(batchSize, Math.floor(maxBatchBytes / bytesPerRow)));
 }
 
 /** A ratio below 1 would mean compression makes data bigger: almost surely a typo for its inverse. */

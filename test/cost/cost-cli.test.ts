@@ -106,6 +106,55 @@ describe('auditlog cost', () => {
     expect(text.stdout).toMatch(/public\.audit_case: 0 rows past retention.*table-level legal hold/);
   });
 
+  it('--config on wide rows: the sample stays within its bytes, and objects are counted as the archiver writes them (max_batch_bytes)', async () => {
+    // Found by probing: 5,000 rows of 200 KB were sampled whole (1.3 GB of memory), and a day of
+    // wide rows counted as one object where the archiver wrote fifty.
+    await db.query(`CREATE TABLE wide_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, body text)`);
+    // 400 rows of ~50 KB (20 MB of JSON lines), all on one UTC day 100 days back.
+    await db.query(
+      `INSERT INTO wide_audit SELECT i, date_trunc('day', now()) - interval '100 days' + i * interval '1 second',
+              (SELECT string_agg(md5(i::text || '-' || j::text), '') FROM generate_series(1, 1560) j) FROM generate_series(1, 400) i`,
+    );
+    const archive = join(dir, 'wide-archive');
+    const config = join(dir, 'cost-wide.yaml');
+    await writeFile(
+      config,
+      `local:
+  path: ${archive}
+defaults:
+  retention_days: 90
+  max_batch_bytes: 1048576
+databases:
+  - name: app
+    url: \${APP_URL}
+    tables:
+      - name: wide_audit
+        timestamp_column: created_at
+`,
+    );
+    const result = await runCli(['cost', '--config', config, '--region', 'us-east-1', '--json'], { APP_URL: db.url });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { objects: number; batchSize: number | null; measured: { rowsPastRetention: number; objects: number; rowsPerObject: number; sampleRows: number }[] };
+    const measured = report.measured[0]!;
+    expect(measured.rowsPastRetention).toBe(400);
+    // The sample: at most 8 MiB of ~50 KB lines, not all 400 rows.
+    expect(measured.sampleRows).toBeLessThan(400);
+    expect(measured.sampleRows).toBeGreaterThan(100);
+    // 1 MiB holds 20 lines of ~50 KB: 20 objects.
+    expect(measured.rowsPerObject).toBe(20);
+    expect(report.batchSize).toBe(20);
+
+    // What the archiver writes is what was counted.
+    const archived = await runCli(['archive', '--config', config, '--json'], { APP_URL: db.url });
+    expect(archived.code).toBe(0);
+    const summary = JSON.parse(archived.stdout) as { tables: { rowsArchived: number; batches: number }[] };
+    expect(summary.tables[0]!.rowsArchived).toBe(400);
+    expect(measured.objects).toBe(summary.tables[0]!.batches);
+    expect(report.objects).toBe(summary.tables[0]!.batches);
+    await db.query(`DROP TABLE wide_audit`);
+  });
+
   it('--json with --format json, or either alone, prints JSON; the largest size accepted still estimates', async () => {
     for (const args of [['--json'], ['--format', 'json'], ['--json', '--format', 'json']]) {
       const result = await runCli(['cost', '--size', '1TB', ...args]);
