@@ -221,6 +221,8 @@ export async function archiveTable(input: ArchiveTableInput): Promise<TableSumma
               bytesUncompressed: outcome.uncompressedBytes,
               bytesCompressed: outcome.compressedBytes,
             });
+          } else if (outcome.rowsSkipped > 0) {
+            input.events?.emit('batch:skipped', { ...ref, rowsSkipped: outcome.rowsSkipped });
           }
           if (outcome.rowsSkipped > 0) logger.warn({ skipped: outcome.rowsSkipped }, 'rows changed, locked or deleted since the batch read them were not archived by it (those still in the table are archived by a later run)');
           if (Date.now() - lastProgress >= input.progressIntervalMs) {

@@ -35,6 +35,12 @@ export interface RunEventMap {
   /** A batch's delete committed: its rows are in a committed object and gone from the table. */
   'batch:committed': TableRef & { key: string; rows: number; rowsSkipped: number; bytesUncompressed: number; bytesCompressed: number };
   /**
+   * A batch archived none of its rows: each was changed, locked or deleted since the page read it
+   * (no object is committed, so no batch:committed). Counted as skipped like a committed batch's
+   * `rowsSkipped` — without it, the worst case (the application changing every old row) counted none.
+   */
+  'batch:skipped': TableRef & { rowsSkipped: number };
+  /**
    * A batch left in flight (by an earlier run, or by this run's own ambiguous COMMIT) was found to
    * have committed: its rows are gone from the table and archived in `key`. `batchRunId` is the run
    * that wrote the object and deleted its rows; no batch:committed was seen for it in this run.

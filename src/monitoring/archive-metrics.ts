@@ -106,6 +106,13 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
       // whole fails those (run:failed names no table).
       const unfinished = new Map<string, Map<string, TableRef>>();
       const id = (t: TableRef): string => JSON.stringify([t.runId, t.database, t.schema, t.table]);
+      // Never below zero: rows inserted late with an old timestamp are archived beyond the count.
+      const countDown = (b: TableRef, rows: number): void => {
+        const before = left.get(id(b));
+        if (before === undefined) return;
+        left.set(id(b), Math.max(0, before - rows));
+        remaining.set(labels(b), left.get(id(b))!);
+      };
       const offs = [
         events.on('run:started', (r) => {
           // The registry lives as long as the process, and in it every run covers the whole
@@ -145,18 +152,17 @@ export function createArchiveMetrics(now: () => number = Date.now): ArchiveMetri
           bytesRaw.inc(l, b.bytesUncompressed);
           bytesCompressed.inc(l, b.bytesCompressed);
           batches.inc(l);
-          // Never below zero: rows inserted late with an old timestamp are archived beyond the count.
-          const before = left.get(id(b));
-          if (before !== undefined) {
-            left.set(id(b), Math.max(0, before - b.rows - b.rowsSkipped));
-            remaining.set(l, left.get(id(b))!);
-          }
+          countDown(b, b.rows + b.rowsSkipped);
           const run = started.get(id(b));
           if (run !== undefined) {
             run.rows += b.rows;
             const seconds = (now() - run.at) / 1000;
             if (seconds > 0) rate.set(l, run.rows / seconds);
           }
+        }),
+        events.on('batch:skipped', (b) => {
+          skipped.inc(labels(b), b.rowsSkipped);
+          countDown(b, b.rowsSkipped);
         }),
         events.on('table:finished', ({ summary, ...t }) => {
           unfinished.get(t.runId)?.delete(id(t));

@@ -107,6 +107,12 @@ export function attachProgress(events: RunEvents, options: ProgressOptions): () 
       tracked.done += b.rows + b.rowsSkipped;
       if (options.mode === 'tty') draw(tracked, false);
     }),
+    events.on('batch:skipped', (b) => {
+      const tracked = tables.get(id(b));
+      if (tracked === undefined) return;
+      tracked.done += b.rowsSkipped;
+      if (options.mode === 'tty') draw(tracked, false);
+    }),
     events.on('table:finished', (t) => {
       const tracked = tables.get(id(t));
       if (tracked === undefined) return;

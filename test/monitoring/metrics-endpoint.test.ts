@@ -3,6 +3,7 @@
  * equal what the run committed, batch by batch, and the gauges must tell the table's state.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import pino from 'pino';
 import { archiveWith } from '../helpers/archive-run.js';
 import { eventsTable, useArchiveFixture } from '../helpers/archive-fixture.js';
@@ -106,6 +107,33 @@ describe('/metrics', () => {
     // Only the registry of this process: none of prom-client's default process metrics.
     expect(text).not.toContain('process_cpu_seconds_total');
     expect((await fetch(`http://127.0.0.1:${port}/nothing`)).status).toBe(404);
+  });
+
+  it('rows skipped by a batch that archived none of them are counted too', async () => {
+    // Found by probing: a batch whose every row was locked by the application committed no object,
+    // sent no batch:committed, and the skipped counter never moved — the documented alert on it
+    // stayed silent in its worst case.
+    await createEventsTable(fx.db, { rows: 8, stepMinutes: 1, endDaysAgo: 20 });
+    const app = new pg.Client({ connectionString: fx.db.url });
+    await app.connect();
+    try {
+      await app.query('BEGIN');
+      await app.query('SELECT * FROM events FOR UPDATE');
+      const events = new RunEvents();
+      const metrics = createArchiveMetrics();
+      metrics.subscribe(events);
+      const summary = await archiveWith(fx.configFor([eventsTable], { batch_size: 100 }), fx.store, { events, countRows: true });
+      expect(summary.tables[0]!.rowsArchived).toBe(0);
+      expect(summary.tables[0]!.rowsSkipped).toBe(8);
+      const text = await metrics.registry.metrics();
+      const table = { database: 'app', table: 'public.events' };
+      expect(sample(text, 'auditlog_records_skipped_total', table)).toBe(8);
+      expect(sample(text, 'auditlog_records_archived_total', table)).toBeUndefined();
+    } finally {
+      await app.query('ROLLBACK').catch(() => undefined);
+      await app.end();
+    }
+    expect(Number((await fx.db.query('SELECT count(*) AS n FROM events')).rows[0].n)).toBe(8);
   });
 
   it('a failed table counts an error by code and shows state failed, with no last-success time', async () => {

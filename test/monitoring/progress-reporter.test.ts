@@ -39,8 +39,11 @@ describe('attachProgress', () => {
     now += 2000;
     events.emit('batch:committed', committed(40));
     expect(out.at(-1)).toBe('\r\x1b[2Kapp/public.events  40.0% 40/100 rows 20 rows/s ETA 0:03');
+    // A batch whose rows were all skipped commits nothing, and its rows are done all the same.
+    events.emit('batch:skipped', { ...ref, rowsSkipped: 10 });
+    expect(out.at(-1)).toBe('\r\x1b[2Kapp/public.events  50.0% 50/100 rows 25 rows/s ETA 0:02');
     now += 3000;
-    events.emit('batch:committed', committed(55, 5));
+    events.emit('batch:committed', committed(45, 5));
     events.emit('table:finished', { ...ref, summary: {} as never });
     expect(out.at(-1)).toBe('\r\x1b[2Kapp/public.events 100.0% 100/100 rows 20 rows/s ETA 0:00\n');
     expect(out.filter((t) => t.endsWith('\n'))).toHaveLength(1);
