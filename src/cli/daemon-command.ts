@@ -14,7 +14,7 @@ import { parseSchedule, runDaemon } from '../daemon/run-daemon.js';
 import { createObjectStore } from '../storage/create-object-store.js';
 import { createLogger } from './create-logger.js';
 import { storageLogHooks } from './storage-log-hooks.js';
-import { attachMonitoring } from './monitoring-setup.js';
+import { attachMonitoring, type RefusedRun } from './monitoring-setup.js';
 import { attachNotifications } from './notifications-setup.js';
 import { openAuditTrail, openRunAuditTrail } from './compliance-setup.js';
 import type { HoldSourceOptions } from '../compliance/run-holds.js';
@@ -117,7 +117,10 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
   // starts no run, so it is not it), not the one the daemon started with.
   let lastLoaded: { config: Config; secrets: readonly string[] } = { config: input.config, secrets: input.secrets };
   // Why the last scheduled run was refused, until one starts again: /health reports it as down.
-  let refusedRun: string | undefined;
+  let refusedRun: RefusedRun | undefined;
+  // The audit trail is opened before any run archives; while it cannot be, no run can (found by
+  // probing: /health said healthy while every run refused to start for want of it).
+  const auditRefusal = (error: unknown): RefusedRun => ({ kind: 'audit', name: 'audit trail', reason: `the audit trail cannot be opened: ${redact(error)}` });
   const monitoring = await attachMonitoring({
     config: input.config,
     events,
@@ -144,17 +147,18 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     // Stopped during the start-up storage check: nothing started, and the stop is the daemon's normal end.
     if (isAuditlogError(error) && error.code === 'STOPPED') {
       input.signal.removeEventListener('abort', sayStop);
-      detachNotifications();
+      await detachNotifications();
       await monitoring.close();
       await events.settle();
       logger.info('stopped during start-up: no run was started, shutting down');
       return 0;
     }
     if (isAuditlogError(error) && error.exitCode === 2) {
-      detachNotifications();
+      await detachNotifications();
       await monitoring.close();
       throw error;
     }
+    refusedRun = auditRefusal(error);
     logger.error({ code: isAuditlogError(error) ? error.code : 'INTERNAL', err: redact(error) }, 'the audit trail cannot be opened: no run archives until it can; the daemon tries again before each scheduled run');
   }
   logger.info({ schedule: expression }, 'daemon started');
@@ -174,8 +178,8 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
         const runLogger = createLogger({ runId, json: input.json, level: input.level });
         const current = await configForRun(input);
         if ('refused' in current) {
-          refusedRun = redact(current.refused.message);
-          runLogger.error({ code: current.refused.code }, refusedRun);
+          refusedRun = { kind: 'configuration', name: 'configuration file', reason: redact(current.refused.message) };
+          runLogger.error({ code: current.refused.code }, refusedRun.reason);
           // A run that cannot start, as one with the storage down is: notified as a failure (by the
           // notifier built at start, which is the last loaded file's: notifications is bound at
           // start), counted, its tables shown failed, and the staleness threshold checked, against
@@ -191,6 +195,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
             closeTrail = await openRunAuditTrail(current.config, store, events, { runId, secrets: current.secrets }, signal);
           } catch (error) {
             if (isAuditlogError(error) && error.code === 'STOPPED') return;
+            refusedRun = auditRefusal(error);
             runLogger.error({ code: isAuditlogError(error) ? error.code : 'INTERNAL', err: redact(error) }, 'archive run could not start: the audit trail cannot be opened, and nothing is archived without it; the daemon tries again at the next scheduled time');
             return;
           }

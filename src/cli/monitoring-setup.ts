@@ -15,7 +15,12 @@ import type { RunEvents } from '../core/run-events.js';
 import type { RunArchiveOptions } from '../archive/run-archive.js';
 import { serveRoutes, type RunningServer } from '../monitoring/serve-routes.js';
 
-/** One check per configured database (a fresh one-connection pool each time) and one for the bucket. */
+/**
+ * One check per configured database (a fresh one-connection pool each time) and one for the
+ * bucket; with the audit trail in a database, that database once more as the `audit` check: no
+ * run starts without its trail, so it being down is not a degraded archiver but a stopped one
+ * (found by probing: one of two databases down said `degraded` while nothing was archived).
+ */
 export function healthTargets(config: Config, store: ObjectStore, secrets: readonly string[]): HealthTarget[] {
   const databases: HealthTarget[] = config.databases.map((db) => ({
     kind: 'database',
@@ -41,22 +46,38 @@ export function healthTargets(config: Config, store: ObjectStore, secrets: reado
       }
     },
   }));
-  return [...databases, { kind: 'storage', name: store.description, check: (signal) => store.check({ signal, createNothing: true }) }];
+  const targets: HealthTarget[] = [...databases, { kind: 'storage', name: store.description, check: (signal) => store.check({ signal, createNothing: true }) }];
+  const audit = config.compliance.audit;
+  if (audit.backend === 'database' || audit.backend === 'both') {
+    const name = audit.database ?? config.databases[0]?.name;
+    const database = databases.find((t) => t.name === name);
+    if (database !== undefined) targets.push({ kind: 'audit', name: `audit trail (database ${name})`, check: database.check });
+  }
+  return targets;
+}
+
+/** Why the daemon's last scheduled run was refused before it started, as the check it shows as in /health. */
+export interface RefusedRun {
+  /** `configuration`: the file no longer loads, or a section bound at start changed; `audit`: the audit trail cannot be opened. */
+  kind: 'configuration' | 'audit';
+  name: string;
+  reason: string;
 }
 
 /**
  * `refusedRun`: why the daemon's last scheduled run was refused before it started (its file no
- * longer loads, or a section bound at start changed), if it was: one more check, down, so that
- * /health is unhealthy while no run can start — as it is with the storage down.
+ * longer loads, a section bound at start changed, or its audit trail cannot be opened), if it
+ * was: one more check, down, so that /health is unhealthy while no run can start — as it is with
+ * the storage down.
  */
-export function runHealthChecks(config: Config, store: ObjectStore, secrets: readonly string[], refusedRun?: string): Promise<HealthReport> {
+export function runHealthChecks(config: Config, store: ObjectStore, secrets: readonly string[], refusedRun?: RefusedRun): Promise<HealthReport> {
   const targets = healthTargets(config, store, secrets);
-  if (refusedRun !== undefined) targets.push({ kind: 'configuration', name: 'configuration file', check: () => Promise.reject(new Error(`the last scheduled run was refused: ${refusedRun}`)) });
+  if (refusedRun !== undefined) targets.push({ kind: refusedRun.kind, name: refusedRun.name, check: () => Promise.reject(new Error(`the last scheduled run was refused: ${refusedRun.reason}`)) });
   return checkHealth(targets, { timeoutMs: config.monitoring.health_check_timeout_ms, redact: (t) => redactSecrets(t, secrets) });
 }
 
 /** The configuration (and its secrets) /health checks, and why the last run was refused if it was: read at each request. */
-export type HealthConfig = () => { config: Config; secrets: readonly string[]; refusedRun?: string };
+export type HealthConfig = () => { config: Config; secrets: readonly string[]; refusedRun?: RefusedRun };
 
 export interface MonitoringServers {
   metricsPort?: number;

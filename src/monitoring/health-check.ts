@@ -2,15 +2,20 @@
  * The health report of `/health` and `auditlog health`: every configured database and the bucket
  * checked at once, each with a timeout and its response time. Classification is pure:
  * healthy (all up), degraded (some database down, storage up), unhealthy (storage down, every
- * database down, or — in the daemon — its runs refused because its configuration file no longer
- * loads or changed where a restart is needed) — only unhealthy means the archiver cannot do any work.
+ * database down, the audit trail's database down, or — in the daemon — its runs refused because
+ * its configuration file no longer loads or changed where a restart is needed, or its audit trail
+ * cannot be opened) — only unhealthy means the archiver cannot do any work.
  */
 import { describeError } from '../core/errors.js';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 
-/** `configuration`: the daemon's own check that its scheduled runs are not refused (see monitoring-setup.ts). */
-export type CheckKind = 'database' | 'storage' | 'configuration';
+/**
+ * `configuration`: the daemon's own check that its scheduled runs are not refused (see
+ * monitoring-setup.ts); `audit`: the audit trail's database, or (daemon) the trail that could not
+ * be opened. Any of them down, or the storage, means no run can archive.
+ */
+export type CheckKind = 'database' | 'storage' | 'configuration' | 'audit';
 
 export interface HealthTarget {
   kind: CheckKind;

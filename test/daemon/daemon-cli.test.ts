@@ -359,6 +359,50 @@ describe('auditlog daemon', () => {
     expect((await result).code).toBe(0);
   });
 
+  it('an audit trail that cannot be opened makes /health unhealthy until a run opens it: no run archives without it', async () => {
+    // Found by probing: every run refused to start for want of its trail while /health said healthy (200).
+    await db.query('DROP TABLE IF EXISTS events');
+    await db.query('DROP SCHEMA IF EXISTS audit_later CASCADE');
+    await createEventsTable(db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    const archive = join(dir, 'audit-health');
+    const config = await writeConfig('audit-health.yaml', archive, 'daemon:\n  schedule: "* * * * * *"\ncompliance:\n  audit:\n    backend: database\n    schema: audit_later');
+    const { child, result } = startCli(['daemon', '--config', config, '--json']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    interface Report {
+      status: string;
+      checks: { kind: string; name: string; status: string; error?: string }[];
+    }
+    try {
+      const healthPort = await waitFor('health port', () => logLines(stderr).find((l) => l.msg === 'serving health checks')?.port as number | undefined);
+      const health = async (): Promise<{ http: number; report: Report }> => {
+        const res = await fetch(`http://127.0.0.1:${healthPort}/health`);
+        return { http: res.status, report: (await res.json()) as Report };
+      };
+      await waitFor('a run refused for its audit trail', () => (logLines(stderr).some((l) => String(l.msg).startsWith('archive run could not start: the audit trail cannot be opened')) ? true : undefined));
+      const down = await health();
+      expect(down.http).toBe(503);
+      expect(down.report.status).toBe('unhealthy');
+      expect(down.report.checks.find((c) => c.kind === 'audit' && c.name === 'audit trail')).toMatchObject({ status: 'down', error: expect.stringContaining('the last scheduled run was refused: the audit trail cannot be opened') });
+      // The audit database itself is up: its own check says so.
+      expect(down.report.checks.find((c) => c.kind === 'audit' && c.name === 'audit trail (database app)')).toMatchObject({ status: 'up' });
+      expect(await rowIds(db)).toHaveLength(10);
+
+      // The schema is created: the next run opens the trail, archives, and /health is healthy again.
+      await db.query('CREATE SCHEMA audit_later');
+      await waitFor('a run that archived', () => (logLines(stderr).some((l) => l.msg === 'archive run finished' && (l.rows_archived as number) > 0) ? true : undefined));
+      const up = await health();
+      expect(up.http).toBe(200);
+      expect(up.report.status).toBe('healthy');
+      expect(up.report.checks.map((c) => c.kind)).not.toContain('configuration');
+      expect(up.report.checks.filter((c) => c.kind === 'audit').map((c) => c.name)).toEqual(['audit trail (database app)']);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect((await result).code).toBe(0);
+    await db.query('DROP SCHEMA IF EXISTS audit_later CASCADE');
+  });
+
   it('SIGTERM mid-run: no new batch starts, the one in flight finishes, no row lost, nothing in flight, lock released, exit 0', async () => {
     await db.query('DROP TABLE IF EXISTS events');
     await createEventsTable(db, { rows: 300, stepMinutes: 10, endDaysAgo: 11 });

@@ -72,6 +72,8 @@ describe('classifyHealth', () => {
     expect(classifyHealth([db('up'), storage('down')])).toBe('unhealthy');
     // The daemon's runs refused (its file no longer loads): no work is possible, as with the storage down.
     expect(classifyHealth([db('up'), storage('up'), { kind: 'configuration', status: 'down' }])).toBe('unhealthy');
+    // The audit trail's database down, or (daemon) the trail not opened: no run starts.
+    expect(classifyHealth([db('up'), db('down'), storage('up'), { kind: 'audit', status: 'down' }])).toBe('unhealthy');
     expect([healthHttpStatus('healthy'), healthHttpStatus('degraded'), healthHttpStatus('unhealthy')]).toEqual([200, 200, 503]);
   });
 });
@@ -104,6 +106,29 @@ describe('/health', () => {
     expect(report.status).toBe('unhealthy');
     expect(report.checks[0]).toMatchObject({ name: 'app', status: 'down', error: 'no answer within 300 ms' });
     expect(report.checks[0]!.response_time_ms).toBeGreaterThanOrEqual(290);
+  });
+
+  it('the audit trail\'s database down: 503 unhealthy, though another database is up — no run starts without its trail', async () => {
+    // Found by probing: `degraded` (200) while every run refused to start for want of its trail.
+    const databases = [{ name: 'audit', url: DOWN_URL }, { name: 'app', url: fx.db.url }].map((d) => ({ ...d, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }));
+    const monitoring = { health_check_enabled: true, health_check_port: 0, listen_host: '127.0.0.1', health_check_timeout_ms: 300 };
+    const { status, report } = await getHealth(buildConfig({ s3: fx.s3cfg, monitoring, databases, compliance: { audit: { backend: 'both', database: 'audit' } } }));
+    expect(status).toBe(503);
+    expect(report.status).toBe('unhealthy');
+    expect(report.checks.map((c) => [c.kind, c.name, c.status])).toEqual([
+      ['database', 'audit', 'down'],
+      ['database', 'app', 'up'],
+      ['storage', report.checks[2]!.name, 'up'],
+      ['audit', 'audit trail (database audit)', 'down'],
+    ]);
+    expect(JSON.stringify(report)).not.toContain('hunter2-secret');
+    // The trail in storage only: the same databases are only degraded.
+    await servers?.close();
+    servers = undefined;
+    const storageOnly = await getHealth(buildConfig({ s3: fx.s3cfg, monitoring, databases, compliance: { audit: { backend: 'storage' } } }));
+    expect(storageOnly.status).toBe(200);
+    expect(storageOnly.report.status).toBe('degraded');
+    expect(storageOnly.report.checks.map((c) => c.kind)).not.toContain('audit');
   });
 
   it('storage down: 503 unhealthy even with every database up', async () => {
