@@ -229,7 +229,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
     stopHangups?.();
     await events.settle();
     lostAuditRecords = closeTrail === undefined ? 0 : await closeTrail();
-    detachNotifications();
+    await detachNotifications();
     await monitoring.close();
   }
   if (lostAuditRecords > 0) {

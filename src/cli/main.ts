@@ -175,7 +175,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           await events.settle();
           lostAuditRecords = await closeTrail();
         } finally {
-          detachNotifications();
+          await detachNotifications();
           await monitoring.close();
         }
         io.stdout(opts.json ? JSON.stringify(summary) + '\n' : formatRunSummary(summary));

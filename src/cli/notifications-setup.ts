@@ -25,9 +25,9 @@ export function attachNotifications(options: {
    * digest kept for later would never be sent — legal-hold notices included).
    */
   digest: 'daily' | 'end-of-run';
-}): () => void {
+}): () => Promise<void> {
   const settings = options.config.notifications;
-  if (settings === undefined) return () => undefined;
+  if (settings === undefined) return async () => undefined;
   const redact = (text: string): string => redactSecrets(text, options.secrets);
   // In a delivery error a webhook URL is secret in its parts too: a server or proxy may echo only
   // its path or token (the channel redacts them already; this is the last line of defence). Not
@@ -44,7 +44,14 @@ export function attachNotifications(options: {
       options.metrics.countNotificationFailure(channel);
       options.logger.warn({ channel, event: kind, err: redactSecrets(describeError(error), errorSecrets) }, 'notification not delivered; the run is not affected');
     },
-    onHeld: (kind, decision) => options.logger.info({ event: kind, reason: decision }, 'notification held back'),
+    // Held back means "logged instead" (docs/configuration.md): with what it says, and a failure
+    // or threshold as a warning, so that --quiet (warnings and errors) keeps it too. Found by
+    // probing: the line named only the event, and --quiet dropped it.
+    onHeld: (kind, decision, message) => {
+      const fields = { event: kind, reason: decision, subject: redact(message.subject), text: redact(message.text) };
+      if (kind === 'failure' || kind === 'threshold') options.logger.warn(fields, 'notification held back');
+      else options.logger.info(fields, 'notification held back');
+    },
     digestAtRunEnd: options.digest === 'end-of-run',
   });
   const off = notifier.subscribe(options.events);
@@ -53,8 +60,11 @@ export function attachNotifications(options: {
     timer = setInterval(() => void notifier.flushDigestIfDue(), 60_000);
     timer.unref();
   }
-  return () => {
+  // Detaching sends what the digest still holds: a daemon stopped before digest_time would
+  // otherwise drop it (a one-shot run has sent it at its end already: nothing is left).
+  return async () => {
     clearInterval(timer);
     off();
+    await notifier.flushDigest();
   };
 }

@@ -7,6 +7,7 @@ import type { Transporter } from 'nodemailer';
 import { redactSecrets, urlSecretParts } from '../config/mask-secrets.js';
 import type { NotificationsConfig } from '../config/schema.js';
 import { describeFetchFailure } from '../core/describe-fetch-failure.js';
+import { describeError } from '../core/errors.js';
 import { readBodyPrefix } from '../core/read-response-body.js';
 
 export interface Message {
@@ -94,10 +95,23 @@ function webhookChannel(name: 'slack' | 'teams' | 'webhook', url: string, timeou
         // "fetch failed" alone tells nothing: say why (refused, TLS, redirect loop...), never the URL.
         throw new Error(`${label} could not be reached: ${describeFetchFailure(error, (text) => redactSecrets(text, secrets))}`, { cause: error });
       }
-      // Only the start of the answer is ever shown (it may name the problem); the rest is
-      // cancelled, which also releases the connection.
-      const text = await readBodyPrefix(res, MAX_BODY_BYTES);
-      if (res.ok) return;
+      // Delivered: the rest of the answer is not waited for (a server that sends its status and
+      // then stalls would otherwise turn a delivery into a timeout).
+      if (res.ok) {
+        await res.body?.cancel().catch(() => undefined);
+        return;
+      }
+      // Of an error, only the start of the answer is ever shown (it may name the problem); the
+      // rest is cancelled, which also releases the connection.
+      let text: string;
+      try {
+        text = await readBodyPrefix(res, MAX_BODY_BYTES);
+      } catch (error) {
+        // The status came, the rest of the error's answer did not (the same deadline covers it):
+        // say what came, not the bare abort (found by probing).
+        const stalled = error instanceof Error && error.name === 'TimeoutError';
+        throw new Error(`${label} answered HTTP ${res.status}, then ${stalled ? `did not finish its answer within ${timeoutMs} ms (notifications.timeout_ms)` : `broke off its answer: ${redactSecrets(describeError(error), secrets)}`}`, { cause: error });
+      }
       // The URL holds the token: name the channel and the status, never the URL. Servers echo the
       // path or a segment of it ("Cannot POST /hook/T0KEN"): those are redacted from the body,
       // before it is shortened so that no token is cut in half and left unmatched.

@@ -18,8 +18,11 @@ export interface NotifierOptions {
   host: string;
   now?: () => Date;
   onFailure: (channel: string, kind: string, error: unknown) => void;
-  /** A message not sent now: collected for the digest, or held back by quiet hours or the rate limit. */
-  onHeld?: (kind: NotificationKind, decision: Exclude<Decision, 'send'>) => void;
+  /**
+   * A message not sent now: collected for the digest, or held back by quiet hours or the rate
+   * limit. `message` is what it says, for the log (which is where a held-back message goes).
+   */
+  onHeld?: (kind: NotificationKind, decision: Exclude<Decision, 'send'>, message: { subject: string; text: string }) => void;
   /**
    * Send the digest when a run ends instead of at `digest_time`: for a process that has one run
    * (a one-shot `archive`), which would otherwise end with its messages collected and never sent.
@@ -31,6 +34,8 @@ interface DigestEntry {
   at: Date;
   kind: NotificationKind;
   subject: string;
+  /** The message's text: a digest that listed subjects alone lost which limit, table or hold it was about. */
+  text: string;
 }
 
 export class Notifier {
@@ -39,6 +44,12 @@ export class Notifier {
   private readonly lastArchived = new Map<string, number>();
   /** The tables of each run under way (from run:started), for the payload of a run that fails as a whole. */
   private readonly runTables = new Map<string, readonly { database: string; schema: string; table: string }[]>();
+  /**
+   * Dry runs under way: they send nothing. A dry run archives nothing, so "succeeded, 0 rows
+   * archived" and "nothing archived for D days" about it would be false alarms or false comfort
+   * (found by probing: `archive --dry-run` sent both, like a real run).
+   */
+  private readonly dryRuns = new Set<string>();
   private digest: DigestEntry[] = [];
   private digestSince: Date;
   private nextDigestAt: Date;
@@ -53,23 +64,31 @@ export class Notifier {
   subscribe(events: RunEvents): () => void {
     const offs = [
       events.on('run:started', (e) => {
+        if (e.dryRun) {
+          this.dryRuns.add(e.runId);
+          return;
+        }
         if (e.tables !== undefined) this.forgetAllBut(e.tables);
         this.runTables.set(e.runId, e.tables ?? []);
+        // The run's first sight of each table is the baseline of "nothing archived for D days" — not
+        // the table's own start, which a table failing before it (database down, lock held
+        // elsewhere, table missing) never reached: it never warned (found by probing).
+        this.setBaseline(e.tables ?? []);
         return this.notify('start', { run_id: e.runId, time: e.at }, { run_id: e.runId, dry_run: e.dryRun });
       }),
       events.on('table:started', (t) => {
-        // This process's first sight of a table is the baseline of "nothing archived for D days".
-        const key = tableKey(t);
-        if (!this.lastArchived.has(key)) this.lastArchived.set(key, this.now().getTime());
+        if (!this.dryRuns.has(t.runId)) this.setBaseline([t]);
       }),
       events.on('table:finished', ({ summary: t }) => {
         if (t.rowsArchived > 0) this.lastArchived.set(tableKey(t), this.now().getTime());
       }),
       events.on('run:finished', ({ summary }) => {
         this.runTables.delete(summary.runId);
+        if (this.dryRuns.delete(summary.runId)) return;
         return this.onRunFinished(summary);
       }),
       events.on('run:failed', ({ runId, command, error }) => {
+        if (this.dryRuns.delete(runId)) return;
         const runTables = this.runTables.get(runId) ?? [];
         this.runTables.delete(runId);
         // The same fields as any failure payload: every table of the run failed with the run's error.
@@ -78,12 +97,17 @@ export class Notifier {
         // A run that failed before its tables started still saw them: without this baseline, a
         // daemon whose every run failed from its start (storage down, a file that no longer loads)
         // never reported "nothing archived for D days".
-        const now = this.now().getTime();
-        for (const t of runTables) if (!this.lastArchived.has(tableKey(t))) this.lastArchived.set(tableKey(t), now);
+        this.setBaseline(runTables);
         return this.onRunFailed(runId, error, tables, true);
       }),
     ];
     return () => offs.forEach((off) => off());
+  }
+
+  /** Starts the "nothing archived for D days" count of each table this process has not seen yet. */
+  private setBaseline(tables: readonly { database: string; schema: string; table: string }[]): void {
+    const now = this.now().getTime();
+    for (const t of tables) if (!this.lastArchived.has(tableKey(t))) this.lastArchived.set(tableKey(t), now);
   }
 
   /**
@@ -132,9 +156,9 @@ export class Notifier {
     const at = this.now();
     const rendered = renderMessage(kind, this.options.config.templates, { host: this.options.host, time: at.toISOString(), ...values });
     const decision = this.policy.decide(kind, at);
-    if (decision === 'digest') this.digest.push({ at, kind, subject: rendered.subject });
+    if (decision === 'digest') this.digest.push({ at, kind, ...rendered });
     if (decision !== 'send') {
-      this.options.onHeld?.(kind, decision);
+      this.options.onHeld?.(kind, decision, rendered);
       return;
     }
     await this.deliver({ kind, ...rendered, data });
@@ -146,8 +170,12 @@ export class Notifier {
     await this.flushDigest();
   }
 
-  /** Sends what was collected for the digest, if anything, now. */
-  private async flushDigest(): Promise<void> {
+  /**
+   * Sends what was collected for the digest, if anything, now: at digest_time, at the end of a
+   * one-shot run, and when the daemon stops (a daemon redeployed every day before digest_time
+   * otherwise never sent one — legal-hold notices included; found by probing).
+   */
+  async flushDigest(): Promise<void> {
     const now = this.now();
     if (!this.options.config.digest) return;
     const entries = this.digest;
@@ -156,9 +184,9 @@ export class Notifier {
     this.digestSince = now;
     this.nextDigestAt = nextClockTime(now, this.options.config.digest_time, this.options.config.timezone);
     if (entries.length === 0) return;
-    const details = entries.map((e) => `- ${e.at.toISOString()} ${e.kind}: ${e.subject}`).join('\n');
+    const details = entries.map((e) => `- ${e.at.toISOString()} ${e.kind}: ${e.subject}${e.text === '' ? '' : `\n${indent(e.text)}`}`).join('\n');
     const rendered = renderMessage('digest', this.options.config.templates, { host: this.options.host, count: entries.length, since: since.toISOString(), details });
-    await this.deliver({ kind: 'digest', ...rendered, data: { entries: entries.map((e) => ({ at: e.at.toISOString(), kind: e.kind, subject: e.subject })) } });
+    await this.deliver({ kind: 'digest', ...rendered, data: { entries: entries.map((e) => ({ at: e.at.toISOString(), kind: e.kind, subject: e.subject, text: e.text })) } });
   }
 
   private async deliver(message: Message): Promise<void> {
@@ -174,6 +202,14 @@ export class Notifier {
   }
 }
 
+/** A collected message's text under its line in the digest. */
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => `    ${line}`)
+    .join('\n');
+}
+
 /** How a table is named in threshold messages and keyed in `lastArchived`. */
 function tableKey(t: { database: string; schema: string; table: string }): string {
   return `${t.database}/${t.schema}.${t.table}`;
@@ -181,10 +217,13 @@ function tableKey(t: { database: string; schema: string; table: string }): strin
 
 function runValues(summary: RunSummary): TemplateValues {
   const details = summary.tables
-    .map((t) => `- ${t.database}/${t.schema}.${t.table}: ${t.status}, ${t.rowsArchived} rows archived${t.error === undefined ? '' : ` — ${t.error.code}: ${t.error.message}`}`)
+    .map((t) => `- ${t.database}/${t.schema}.${t.table}: ${t.status}${t.stopped === true && t.status !== 'failed' ? ' (stopped before the end)' : ''}, ${t.rowsArchived} rows archived${t.error === undefined ? '' : ` — ${t.error.code}: ${t.error.message}`}`)
     .join('\n');
   return {
     run_id: summary.runId,
+    // A daemon's stop ends its tables as archived, not failed: the run did not fail, but neither
+    // did it finish, and "succeeded" said it had (found by probing).
+    outcome: summary.stopped === undefined ? 'succeeded' : 'stopped before the end',
     duration: `${(summary.durationMs / 1000).toFixed(1)} s`,
     rows_archived: summary.tables.reduce((n, t) => n + t.rowsArchived, 0),
     rows_skipped: summary.tables.reduce((n, t) => n + t.rowsSkipped, 0),

@@ -10,7 +10,7 @@ export type TemplateName = keyof NotificationsConfig['templates'];
 export const DEFAULT_TEMPLATES: Record<TemplateName, { subject: string; body: string }> = {
   start: { subject: 'auditlog: archive run {{run_id}} started', body: 'Archive run {{run_id}} started on {{host}} at {{time}}.' },
   success: {
-    subject: 'auditlog: archive run {{run_id}} succeeded',
+    subject: 'auditlog: archive run {{run_id}} {{outcome}}',
     body: 'Archive run {{run_id}} finished in {{duration}}: {{rows_archived}} rows archived from {{tables}} table(s), {{rows_skipped}} skipped.\n{{details}}',
   },
   failure: {

@@ -227,7 +227,7 @@ describe('/metrics', () => {
       const store = await createObjectStore(config, { onRetry: (notice) => events.emit('storage:retry', { errorClass: notice.classification.retryClass ?? 'other', attempt: notice.attempt }) });
       const summary = await archiveWith(config, store, { events });
       await events.settle();
-      detach();
+      await detach();
       expect(summary.failed).toBe(0);
       expect(summary.tables[0]!.rowsArchived).toBe(20);
       const text = await metrics.registry.metrics();

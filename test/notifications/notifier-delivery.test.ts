@@ -60,6 +60,7 @@ function setup(config: NotificationsConfig, start = '2026-01-10T12:00:00Z') {
   let now = new Date(start);
   const failures: { channel: string; kind: string; error: string }[] = [];
   const held: string[] = [];
+  const heldMessages: { subject: string; text: string }[] = [];
   const events = new RunEvents();
   const notifier = new Notifier({
     config,
@@ -67,14 +68,17 @@ function setup(config: NotificationsConfig, start = '2026-01-10T12:00:00Z') {
     host: 'test-host',
     now: () => now,
     onFailure: (channel, kind, error) => failures.push({ channel, kind, error: String(error) }),
-    onHeld: (kind, decision) => held.push(`${kind}:${decision}`),
+    onHeld: (kind, decision, message) => {
+      held.push(`${kind}:${decision}`);
+      heldMessages.push(message);
+    },
   });
   notifier.subscribe(events);
   const finish = async (s: RunSummary): Promise<void> => {
     events.emit('run:finished', { runId: s.runId, command: 'archive', summary: s });
     await events.settle();
   };
-  return { events, notifier, failures, held, finish, advance: (ms: number) => (now = new Date(now.getTime() + ms)) };
+  return { events, notifier, failures, held, heldMessages, finish, advance: (ms: number) => (now = new Date(now.getTime() + ms)) };
 }
 
 /** The text body of a quoted-printable mail as the recipient reads it. */
@@ -163,6 +167,32 @@ describe('delivery', () => {
       expect(failures).toEqual([{ channel: 'webhook', kind: 'failure', error: `Error: webhook answered HTTP 500: ${'x'.repeat(200)}` }]);
       await connectionClosed;
       expect(written).toBeLessThan(64 << 20);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('a receiver that sends its status and then stalls: a 2xx is delivered at once, an error names its status and the timeout', async () => {
+    // Found by probing: the abort while reading the body escaped as "The operation was aborted due
+    // to timeout", with no channel and no status, and a 200 turned into a failed delivery.
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(req.url === '/ok' ? 200 : 500, { 'content-type': 'text/plain' });
+        res.write('partial answer ');
+        // …and nothing more: the connection stays open.
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const { events, failures } = setup(settings({ email: undefined, teams: undefined, slack: { webhook_url: `${base}/ok` }, webhook: { webhook_url: `${base}/error` }, timeout_ms: 1_500 }));
+      const started = Date.now();
+      events.emit('run:failed', { runId: 'run-9', command: 'archive', error: { code: 'STORAGE_UNREACHABLE', message: 'down' } });
+      await events.settle();
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(failures).toEqual([{ channel: 'webhook', kind: 'failure', error: 'Error: webhook answered HTTP 500, then did not finish its answer within 1500 ms (notifications.timeout_ms)' }]);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -282,6 +312,57 @@ describe('delivery', () => {
   });
 });
 
+describe('what a run is reported as', () => {
+  it('nothing archived for D days fires for a table that fails before it starts (database down, lock held elsewhere)', async () => {
+    // Found by probing: the baseline was set when a table started, which such a table never did,
+    // so a database down for days never tripped the limit.
+    const config = settings({ events: ['threshold'], email: undefined, teams: undefined, webhook: undefined, thresholds: { max_days_without_archive: 2 } });
+    const { events, finish, advance } = setup(config);
+    const tables = [{ database: 'app', schema: 'public', table: 'events' }];
+    const failing = async (runId: string): Promise<void> => {
+      events.emit('run:started', { runId, command: 'archive', dryRun: false, at: '2026-01-10T12:00:00Z', tables });
+      await finish(summary({ runId, failed: 1 }, { status: 'failed', rowsArchived: 0, rowsSkipped: 0, error: { code: 'DB_CONNECT', message: 'cannot connect' } }));
+    };
+    await failing('run-1');
+    advance(1.5 * 86_400_000);
+    await failing('run-2');
+    expect(slackTexts()).toHaveLength(0);
+    advance(86_400_000);
+    await failing('run-3');
+    expect(slackTexts()).toEqual([expect.stringContaining('app/public.events: nothing archived for 2.5 days, over max_days_without_archive 2')]);
+  });
+
+  it('a dry run sends nothing: no start, no "succeeded", no threshold', async () => {
+    // Found by probing: `archive --dry-run` sent "archive run … succeeded" and threshold messages like a real run.
+    const { events, finish, advance } = setup(settings({ email: undefined, teams: undefined, webhook: undefined, thresholds: { max_days_without_archive: 1, max_rows_skipped: 0 } }));
+    const tables = [{ database: 'app', schema: 'public', table: 'events' }];
+    events.emit('run:started', { runId: 'dry-1', command: 'archive', dryRun: true, at: '2026-01-10T12:00:00Z', tables });
+    events.emit('table:started', { runId: 'dry-1', ...tables[0]!, cutoff: 'c', retentionDays: 1 });
+    advance(3 * 86_400_000);
+    await finish(summary({ runId: 'dry-1', dryRun: true }, { status: 'dry-run', rowsArchived: 0, rowsSkipped: 5 }));
+    events.emit('run:started', { runId: 'dry-2', command: 'archive', dryRun: true, at: '2026-01-13T12:00:00Z', tables });
+    events.emit('run:failed', { runId: 'dry-2', command: 'archive', error: { code: 'STORAGE_UNREACHABLE', message: 'down' } });
+    await events.settle();
+    expect(slackTexts()).toEqual([]);
+    // Nor did the dry run start the table's "nothing archived" count: a real run starts it now.
+    events.emit('run:started', { runId: 'run-1', command: 'archive', dryRun: false, at: '2026-01-13T12:00:00Z', tables });
+    await finish(summary({ runId: 'run-1' }, { rowsArchived: 0, rowsSkipped: 0 }));
+    expect(slackTexts()).toHaveLength(2);
+    expect(slackTexts().join('\n')).not.toContain('nothing archived for');
+  });
+
+  it('a run a stop cut short is not "succeeded": its subject and its tables say it stopped before the end', async () => {
+    // Found by probing: a daemon stopped mid-run (its tables end as archived, marked stopped) sent "succeeded".
+    const { finish } = setup(settings({ email: undefined, teams: undefined, webhook: undefined }));
+    await finish(summary({ stopped: { code: 'STOPPED', message: 'stopped by SIGTERM' } }, { stopped: true }));
+    await finish(summary({ runId: 'run-2' }));
+    expect(slackTexts()[0]).toMatch(/^\*auditlog: archive run run-1 stopped before the end\*\n/);
+    expect(slackTexts()[0]).toContain('- app/public.events: archived (stopped before the end), 120 rows archived');
+    expect(slackTexts()[1]).toMatch(/^\*auditlog: archive run run-2 succeeded\*\n/);
+    expect(slackTexts()[1]).toContain('- app/public.events: archived, 120 rows archived');
+  });
+});
+
 describe('policy on an injected clock', () => {
   it('rate limit: a second success within rate_limit_hours is held back, the next after it is sent', async () => {
     const { finish, advance, held } = setup(settings({ email: undefined, teams: undefined, webhook: undefined, rate_limit_hours: 1 }));
@@ -295,12 +376,14 @@ describe('policy on an injected clock', () => {
   });
 
   it('quiet hours: success held, failure sent anyway (critical_override)', async () => {
-    const { finish, held } = setup(settings({ email: undefined, teams: undefined, webhook: undefined, timezone: 'Europe/Berlin', quiet_hours: { start: '22:00', end: '07:00' } }), '2026-01-10T23:30:00Z');
+    const { finish, held, heldMessages } = setup(settings({ email: undefined, teams: undefined, webhook: undefined, timezone: 'Europe/Berlin', quiet_hours: { start: '22:00', end: '07:00' } }), '2026-01-10T23:30:00Z');
     await finish(summary());
     await finish(summary({ runId: 'run-2', failed: 1 }, { status: 'failed' }));
     expect(slackTexts()).toHaveLength(1);
     expect(slackTexts()[0]).toContain('run-2 FAILED');
     expect(held).toEqual(['success:quiet-hours']);
+    // What was held back is handed over whole, to be logged instead.
+    expect(heldMessages).toEqual([{ subject: 'auditlog: archive run run-1 succeeded', text: expect.stringContaining('- app/public.events: archived, 120 rows archived') }]);
   });
 
   it('digest: per-run messages are collected and sent once at digest_time, failures at once', async () => {
@@ -324,7 +407,7 @@ describe('policy on an injected clock', () => {
     const digest = slackTexts()[1]!;
     expect(digest).toMatch(/^\*auditlog: daily digest \(3 event\(s\)\)\*/);
     expect(digest).toContain('2026-01-10T12:00:00.000Z start: auditlog: archive run run-1 started');
-    expect(digest).toContain('success: auditlog: archive run run-1 succeeded');
+    expect(digest).toContain('success: auditlog: archive run run-1 succeeded\n    Archive run run-1 finished in 4.0 s: 120 rows archived from 1 table(s), 3 skipped.\n    - app/public.events: archived, 120 rows archived');
     expect(digest).toContain('success: auditlog: archive run run-3 succeeded');
     expect(digest).not.toContain('run-2');
   });
