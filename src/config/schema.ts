@@ -178,7 +178,7 @@ const tunables = {
   retention_days: positiveInt.max(MAX_RETENTION_DAYS).describe('Rows whose timestamp is older than this many days are archived.'),
   batch_size: positiveInt.max(MAX_BATCH_SIZE).describe('Rows per page read, and at most per batch (one object per batch); the starting size when batches adapt.'),
   min_batch_size: positiveInt.max(1_000_000).describe('Smallest page the adaptive sizing shrinks to when queries run over target_query_time_ms.'),
-  max_batch_size: positiveInt.max(1_000_000).describe('Largest page the adaptive sizing grows to when queries run well under the target (default: batch_size, i.e. only shrink).'),
+  max_batch_size: positiveInt.max(1_000_000).describe('Largest page the adaptive sizing grows to when queries run well under the target (default: batch_size, i.e. only shrink); at least the batch_size in force.'),
   target_query_time_ms: positiveMs.describe('Page query time the adaptive sizing steers toward.'),
   // Bytes, not MiB, so tests can use small bounds; 1 MiB at least so a typo cannot make every page one row.
   max_batch_bytes: z
@@ -733,6 +733,24 @@ export const configSchema = z
       names.add(d.name);
     });
     for (const issue of checkRetentionPolicy(c)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    // max_batch_size below the batch_size in force was raised to it without a word (batch_size is
+    // where the adaptive sizing starts, so the bounds include it): the cap the user set did
+    // nothing (found by probing). Refused where it is set, naming the batch_size it is under.
+    const capBelowStart = (max: number | undefined, batchSize: number, from: string, path: (string | number)[]): void => {
+      if (max === undefined || max >= batchSize) return;
+      ctx.addIssue({ code: 'custom', path, message: `${max} is below batch_size (${batchSize}${from}), where the adaptive sizing starts, so it would be raised to it: lower batch_size too, or raise max_batch_size` });
+    };
+    capBelowStart(c.defaults.max_batch_size, c.defaults.batch_size, ', from defaults', ['defaults', 'max_batch_size']);
+    c.databases.forEach((d, i) =>
+      d.tables.forEach((t, j) => {
+        const from = t.batch_size === undefined ? ', from defaults' : '';
+        if (t.max_batch_size !== undefined) capBelowStart(t.max_batch_size, t.batch_size ?? c.defaults.batch_size, from, ['databases', i, 'tables', j, 'max_batch_size']);
+        // A table's own batch_size above the cap it inherits raises that cap the same way.
+        else if (t.batch_size !== undefined && c.defaults.max_batch_size !== undefined && c.defaults.max_batch_size < t.batch_size) {
+          ctx.addIssue({ code: 'custom', path: ['databases', i, 'tables', j, 'batch_size'], message: `${t.batch_size} is above defaults.max_batch_size (${c.defaults.max_batch_size}), which would be raised to it: lower batch_size, or set max_batch_size for this table` });
+        }
+      }),
+    );
     // A table's level for the codec it inherits (the others are checked beside their codec, below).
     c.databases.forEach((d, i) =>
       d.tables.forEach((t, j) => {

@@ -580,6 +580,23 @@ describe('loadConfig', () => {
 
 /** Values the schema must refuse at load: accepted, they would only fail later, inside the daemon or a run. */
 describe('parseConfig: values that would fail at run time', () => {
+  it('max_batch_size below the batch_size in force is refused where it is set, not raised to it without a word', () => {
+    // Found by probing: batch_size 5000 with max_batch_size 100 loaded, and the run used 5000.
+    const withDefaults = (defaults: string, table = ''): string =>
+      withDatabase(`  - name: app\n    url: postgresql://localhost/app\n    tables:\n      - name: audit_log\n        timestamp_column: created_at\n${table}`).replace('databases:', `defaults:\n${defaults}databases:`);
+    const own = parseError(withDefaults('  batch_size: 5000\n  max_batch_size: 100\n'));
+    expect(own.code).toBe('CONFIG_INVALID');
+    expect(own.message).toBe('c.yaml: defaults.max_batch_size: 100 is below batch_size (5000, from defaults), where the adaptive sizing starts, so it would be raised to it: lower batch_size too, or raise max_batch_size');
+    // Against the default batch_size (10,000) too.
+    expect(parseError(withDefaults('  max_batch_size: 5000\n')).details.paths).toEqual(['defaults.max_batch_size']);
+    // A table's own cap under the batch_size it inherits; a table's own batch_size over the cap it inherits.
+    expect(parseError(withDefaults('  batch_size: 500\n', '        max_batch_size: 100\n')).message).toMatch(/databases\[0\]\.tables\[0\]\.max_batch_size: 100 is below batch_size \(500, from defaults\)/);
+    expect(parseError(withDefaults('  batch_size: 500\n  max_batch_size: 800\n', '        batch_size: 1000\n')).message).toMatch(/databases\[0\]\.tables\[0\]\.batch_size: 1000 is above defaults\.max_batch_size \(800\), which would be raised to it: lower batch_size, or set max_batch_size for this table$/);
+    // Consistent settings load; min_batch_size above batch_size stays a floor that batch_size lowers (its default is 1,000).
+    expect(parseConfig(withDefaults('  batch_size: 500\n  max_batch_size: 800\n', '        batch_size: 700\n        max_batch_size: 700\n'), 'c.yaml', {}).databases[0]!.tables[0]!.max_batch_size).toBe(700);
+    expect(parseConfig(withDefaults('  batch_size: 500\n'), 'c.yaml', {}).defaults.min_batch_size).toBe(1_000);
+  });
+
   it('daemon.schedule is read by the daemon\'s own cron parser: invalid or never firing is refused, naming the key', () => {
     const withSchedule = (schedule: string): string => `${minimal}daemon:\n  schedule: ${JSON.stringify(schedule)}\n`;
     const bogus = parseError(withSchedule('bogus cron'));
