@@ -1,6 +1,9 @@
 /**
- * Progress of each table while it archives, from run events. On a terminal one live line per
- * table (percent, rows/s, ETA) redrawn on stderr; otherwise a log line every interval, which cron
+ * Progress of each table while it archives, from run events. On a terminal one live line (percent,
+ * rows/s, ETA), redrawn on stderr, with a part per table running — tables of several databases run
+ * at once with parallel_databases, and each drawing its own line over the same one made them
+ * overwrite each other (found by probing) —, and each table's final figures kept on a line of
+ * their own when it ends; otherwise a log line every interval, which cron
  * mail and log collectors can take. The estimate is pure and counts down the rows counted when the
  * table started (`table:counted`).
  */
@@ -66,9 +69,15 @@ export function attachProgress(events: RunEvents, options: ProgressOptions): () 
   const id = (t: TableRef): string => JSON.stringify([t.runId, t.database, t.schema, t.table]);
   const label = (t: TableRef): string => `${t.database}/${t.schema}.${t.table}`;
   const estimate = (t: Tracked): ProgressEstimate => estimateProgress(t.done, t.total, (now() - t.at) / 1000);
-  const draw = (t: Tracked, final: boolean): void => {
-    // \r and "erase line": the line is redrawn in place; a newline keeps it once the table ends.
-    options.write(`\r\x1b[2K${formatProgressLine(label(t.ref), estimate(t))}${final ? '\n' : ''}`);
+  // \r and "erase line": the line is redrawn in place.
+  const draw = (): void => {
+    if (tables.size === 0) return;
+    options.write(`\r\x1b[2K${[...tables.values()].map((t) => formatProgressLine(label(t.ref), estimate(t))).join('  |  ')}`);
+  };
+  // A newline keeps a table's last figures once it ends; the others go on on the next line.
+  const drawFinal = (t: Tracked): void => {
+    options.write(`\r\x1b[2K${formatProgressLine(label(t.ref), estimate(t))}\n`);
+    draw();
   };
   const logLine = (t: Tracked): void => {
     const e = estimate(t);
@@ -99,25 +108,25 @@ export function attachProgress(events: RunEvents, options: ProgressOptions): () 
       const tracked = tables.get(id(t));
       if (tracked === undefined) return;
       tracked.total = t.rows;
-      if (options.mode === 'tty') draw(tracked, false);
+      if (options.mode === 'tty') draw();
     }),
     events.on('batch:committed', (b) => {
       const tracked = tables.get(id(b));
       if (tracked === undefined) return;
       tracked.done += b.rows + b.rowsSkipped;
-      if (options.mode === 'tty') draw(tracked, false);
+      if (options.mode === 'tty') draw();
     }),
     events.on('batch:skipped', (b) => {
       const tracked = tables.get(id(b));
       if (tracked === undefined) return;
       tracked.done += b.rowsSkipped;
-      if (options.mode === 'tty') draw(tracked, false);
+      if (options.mode === 'tty') draw();
     }),
     events.on('table:finished', (t) => {
       const tracked = tables.get(id(t));
       if (tracked === undefined) return;
       tables.delete(id(t));
-      if (options.mode === 'tty') draw(tracked, true);
+      if (options.mode === 'tty') drawFinal(tracked);
     }),
   ];
   return () => {

@@ -49,6 +49,28 @@ describe('attachProgress', () => {
     expect(out.filter((t) => t.endsWith('\n'))).toHaveLength(1);
   });
 
+  it('on a terminal, tables running at once (parallel_databases) share the live line instead of overwriting each other', () => {
+    // Found by probing: each table redrew the whole line, so the other table's progress vanished.
+    let now = 1_000_000;
+    const out: string[] = [];
+    const events = new RunEvents();
+    attachProgress(events, { mode: 'tty', write: (t) => out.push(t), log: () => undefined, intervalMs: 5000, now: () => now });
+    const other = { ...ref, database: 'billing' };
+    events.emit('table:started', { ...ref, cutoff: 'c', retentionDays: 10 });
+    events.emit('table:started', { ...other, cutoff: 'c', retentionDays: 10 });
+    events.emit('table:counted', { ...ref, rows: 100 });
+    events.emit('table:counted', { ...other, rows: 10 });
+    now += 2000;
+    events.emit('batch:committed', committed(40));
+    expect(out.at(-1)).toBe('\r\x1b[2Kapp/public.events  40.0% 40/100 rows 20 rows/s ETA 0:03  |  billing/public.events   0.0% 0/10 rows 0 rows/s ETA --:--');
+    events.emit('batch:committed', { ...committed(10), database: 'billing' });
+    events.emit('table:finished', { ...other, summary: {} as never });
+    // The finished table's last figures on a line of their own, then the one still running.
+    expect(out.slice(-2)).toEqual(['\r\x1b[2Kbilling/public.events 100.0% 10/10 rows 5 rows/s ETA 0:00\n', '\r\x1b[2Kapp/public.events  40.0% 40/100 rows 20 rows/s ETA 0:03']);
+    events.emit('table:finished', { ...ref, summary: {} as never });
+    expect(out.at(-1)).toBe('\r\x1b[2Kapp/public.events  40.0% 40/100 rows 20 rows/s ETA 0:03\n');
+  });
+
   it('off a terminal logs a line every interval while a table runs, and stops when detached', () => {
     vi.useFakeTimers();
     let now = 0;
