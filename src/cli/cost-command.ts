@@ -81,7 +81,7 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
       records: measured.records,
       // Each table's own: one figure only when they all have the same (found by probing: the
       // header said defaults.batch_size for a table that set its own).
-      batchSize: new Set(measured.tables.map((t) => t.rowsPerObject)).size === 1 ? measured.tables[0]!.rowsPerObject : null,
+      batchSize: singleRowsPerObject(measured.tables, config.defaults.batch_size),
       objects: measured.objects,
       compressionRatio: ratioFlag ?? measured.compressionRatio,
       months,
@@ -110,4 +110,14 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
     io.stdout((perTable === undefined ? '' : `Measured:\n${perTable.join('\n')}\n\n`) + formatCostEstimate(estimate));
   }
   return 0;
+}
+
+/**
+ * The rows per object of every table with rows to archive, when they all have the same; null when
+ * they differ. Tables with nothing to archive (empty, held) say nothing about the objects.
+ */
+function singleRowsPerObject(tables: readonly TableMeasure[], fallback: number): number | null {
+  const sizes = new Set(tables.filter((t) => t.rowsPastRetention > 0).map((t) => t.rowsPerObject));
+  if (sizes.size === 0) return fallback;
+  return sizes.size === 1 ? [...sizes][0]! : null;
 }

@@ -120,7 +120,11 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
   let refusedRun: RefusedRun | undefined;
   // The audit trail is opened before any run archives; while it cannot be, no run can (found by
   // probing: /health said healthy while every run refused to start for want of it).
-  const auditRefusal = (error: unknown): RefusedRun => ({ kind: 'audit', name: 'audit trail', reason: `the audit trail cannot be opened: ${redact(error)}` });
+  const auditRefusal = (error: unknown, when: 'start-up' | 'run'): RefusedRun => ({
+    kind: 'audit',
+    name: 'audit trail',
+    reason: `${when === 'run' ? 'the last scheduled run was refused' : 'no run can start until it opens (checked at start-up; each scheduled run tries again)'}: the audit trail cannot be opened: ${redact(error)}`,
+  });
   const monitoring = await attachMonitoring({
     config: input.config,
     events,
@@ -158,7 +162,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
       await monitoring.close();
       throw error;
     }
-    refusedRun = auditRefusal(error);
+    refusedRun = auditRefusal(error, 'start-up');
     logger.error({ code: isAuditlogError(error) ? error.code : 'INTERNAL', err: redact(error) }, 'the audit trail cannot be opened: no run archives until it can; the daemon tries again before each scheduled run');
   }
   logger.info({ schedule: expression }, 'daemon started');
@@ -178,8 +182,9 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
         const runLogger = createLogger({ runId, json: input.json, level: input.level });
         const current = await configForRun(input);
         if ('refused' in current) {
-          refusedRun = { kind: 'configuration', name: 'configuration file', reason: redact(current.refused.message) };
-          runLogger.error({ code: current.refused.code }, refusedRun.reason);
+          const reason = redact(current.refused.message);
+          refusedRun = { kind: 'configuration', name: 'configuration file', reason: `the last scheduled run was refused: ${reason}` };
+          runLogger.error({ code: current.refused.code }, reason);
           // A run that cannot start, as one with the storage down is: notified as a failure (by the
           // notifier built at start, which is the last loaded file's: notifications is bound at
           // start), counted, its tables shown failed, and the staleness threshold checked, against
@@ -195,7 +200,7 @@ export async function runDaemonCommand(input: DaemonCommandInput): Promise<numbe
             closeTrail = await openRunAuditTrail(current.config, store, events, { runId, secrets: current.secrets }, signal);
           } catch (error) {
             if (isAuditlogError(error) && error.code === 'STOPPED') return;
-            refusedRun = auditRefusal(error);
+            refusedRun = auditRefusal(error, 'run');
             runLogger.error({ code: isAuditlogError(error) ? error.code : 'INTERNAL', err: redact(error) }, 'archive run could not start: the audit trail cannot be opened, and nothing is archived without it; the daemon tries again at the next scheduled time');
             return;
           }

@@ -61,6 +61,7 @@ export interface RefusedRun {
   /** `configuration`: the file no longer loads, or a section bound at start changed; `audit`: the audit trail cannot be opened. */
   kind: 'configuration' | 'audit';
   name: string;
+  /** The check's error: what refused the run, or (audit trail at start-up) what will. */
   reason: string;
 }
 
@@ -72,7 +73,7 @@ export interface RefusedRun {
  */
 export function runHealthChecks(config: Config, store: ObjectStore, secrets: readonly string[], refusedRun?: RefusedRun): Promise<HealthReport> {
   const targets = healthTargets(config, store, secrets);
-  if (refusedRun !== undefined) targets.push({ kind: refusedRun.kind, name: refusedRun.name, check: () => Promise.reject(new Error(`the last scheduled run was refused: ${refusedRun.reason}`)) });
+  if (refusedRun !== undefined) targets.push({ kind: refusedRun.kind, name: refusedRun.name, check: () => Promise.reject(new Error(refusedRun.reason)) });
   return checkHealth(targets, { timeoutMs: config.monitoring.health_check_timeout_ms, redact: (t) => redactSecrets(t, secrets) });
 }
 

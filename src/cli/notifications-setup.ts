@@ -13,6 +13,14 @@ import type { ArchiveMetrics } from '../monitoring/archive-metrics.js';
 import { createChannels, type Channel } from '../notifications/channels.js';
 import { Notifier } from '../notifications/notifier.js';
 
+/** `value` with every string in it (values, not keys) passed through `redact`. */
+function redactStrings(value: unknown, redact: (text: string) => string): unknown {
+  if (typeof value === 'string') return redact(value);
+  if (Array.isArray(value)) return value.map((v) => redactStrings(v, redact));
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactStrings(v, redact)]));
+  return value;
+}
+
 export function attachNotifications(options: {
   config: Config;
   events: RunEvents;
@@ -34,8 +42,9 @@ export function attachNotifications(options: {
   // applied to messages: a path segment such as "auditlog" must not be masked in the text sent.
   const webhookUrls = [settings.slack?.webhook_url, settings.teams?.webhook_url, settings.webhook?.webhook_url].filter((u) => u !== undefined);
   const errorSecrets = [...options.secrets, ...webhookUrls.flatMap((url) => urlSecretParts(url))];
-  // Table errors in a message were redacted by the pipeline already; this is the last line of defence.
-  const channels: Channel[] = createChannels(settings).map((c) => ({ name: c.name, send: (m) => c.send({ ...m, subject: redact(m.subject), text: redact(m.text) }) }));
+  // Table errors in a message were redacted by the pipeline already; this is the last line of
+  // defence — for the generic webhook's data too, which carries the digest's texts (found in review).
+  const channels: Channel[] = createChannels(settings).map((c) => ({ name: c.name, send: (m) => c.send({ ...m, subject: redact(m.subject), text: redact(m.text), data: redactStrings(m.data, redact) as Record<string, unknown> }) }));
   const notifier = new Notifier({
     config: settings,
     channels,

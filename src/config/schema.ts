@@ -563,7 +563,7 @@ export const daemonSchema = z
         }
       })
       .default('0 2 * * *')
-      .describe('Cron expression of `auditlog daemon` runs (5 fields, 6 with seconds first, or 7 with a year last), in UTC; `--schedule` overrides it.'),
+      .describe('Cron expression of `auditlog daemon` runs (5 fields, 6 with seconds first, or 7 with seconds first and a year last), in UTC; `--schedule` overrides it.'),
   })
   .strict()
   .describe('`auditlog daemon`: archive runs on a schedule in one long-lived process.');
@@ -608,7 +608,7 @@ export const notificationsSchema = z
       .array(z.enum(NOTIFICATION_KINDS))
       .default(['failure', 'threshold'])
       .describe('Which events send a message: start, success, failure, threshold (a run broke a limit of `thresholds`).'),
-    digest: z.boolean().default(false).describe('Collect start, success and threshold messages into one digest: daily at `digest_time` under `auditlog daemon`, at the end of the run for a one-shot `archive`; failures are still sent at once.'),
+    digest: z.boolean().default(false).describe('Collect start, success and threshold messages into one digest: daily at `digest_time` under `auditlog daemon` (and when it stops), at the end of the run for a one-shot `archive`; failures are still sent at once.'),
     digest_time: clockTime.default('08:00').describe('When the daily digest goes out, HH:MM in `timezone`.'),
     rate_limit_hours: z.number().min(0).default(0).describe('At most one message per event kind in this many hours (0: no limit); the ones held back are logged.'),
     timezone: timeZone.default('UTC').describe('Time zone of `quiet_hours` and `digest_time`.'),

@@ -7,7 +7,7 @@
 import { Cron } from 'croner';
 import { AuditlogError } from '../core/errors.js';
 
-/** A cron expression read in UTC (5 fields, 6 with seconds first, or 7 with a year last); a USAGE error names where it came from. */
+/** A cron expression read in UTC (5 fields, 6 with seconds first, or 7 with seconds first and a year last); a USAGE error names where it came from. */
 export function parseSchedule(expression: string, source: string): Cron {
   const schedule = readSchedule(expression);
   if (typeof schedule === 'string') throw new AuditlogError('USAGE', `${source} "${expression}" ${schedule}`);

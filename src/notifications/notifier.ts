@@ -74,7 +74,7 @@ export class Notifier {
         // the table's own start, which a table failing before it (database down, lock held
         // elsewhere, table missing) never reached: it never warned (found by probing).
         this.setBaseline(e.tables ?? []);
-        return this.notify('start', { run_id: e.runId, time: e.at }, { run_id: e.runId, dry_run: e.dryRun });
+        return this.notify('start', { run_id: e.runId, time: e.at }, { run_id: e.runId });
       }),
       events.on('table:started', (t) => {
         if (!this.dryRuns.has(t.runId)) this.setBaseline([t]);
@@ -122,7 +122,7 @@ export class Notifier {
   }
 
   private async onRunFailed(runId: string, error: { code: string; message: string }, tables: Record<string, unknown>[], checkStaleTables: boolean): Promise<void> {
-    const data = { run_id: runId, failed: tables.length, rows_archived: 0, tables };
+    const data = { run_id: runId, outcome: 'failed', failed: tables.length, rows_archived: 0, tables };
     await this.notify('failure', { run_id: runId, failed: 'all', duration: '0 s', details: `- the run could not start: ${error.code}: ${error.message}` }, { ...data, error });
     // The run's other limits (duration, rows skipped) need a finished run; staleness does not,
     // and an outage that stops every run is when it must fire (found by probing).
@@ -133,7 +133,7 @@ export class Notifier {
 
   private async onRunFinished(summary: RunSummary): Promise<void> {
     const values = runValues(summary);
-    const data = { run_id: summary.runId, failed: summary.failed, rows_archived: values.rows_archived, tables: summary.tables.map((t) => ({ database: t.database, table: `${t.schema}.${t.table}`, status: t.status, rows_archived: t.rowsArchived, error: t.error?.code ?? null })) };
+    const data = { run_id: summary.runId, outcome: values.outcome, failed: summary.failed, rows_archived: values.rows_archived, tables: summary.tables.map((t) => ({ database: t.database, table: `${t.schema}.${t.table}`, status: t.status, rows_archived: t.rowsArchived, error: t.error?.code ?? null })) };
     await this.notify(summary.failed > 0 ? 'failure' : 'success', values, data);
     // A table kept out by a legal hold is not a failure, but someone must know (issue #6): it is
     // reported with the thresholds, which are sent by default.
@@ -184,9 +184,9 @@ export class Notifier {
     this.digestSince = now;
     this.nextDigestAt = nextClockTime(now, this.options.config.digest_time, this.options.config.timezone);
     if (entries.length === 0) return;
-    const details = entries.map((e) => `- ${e.at.toISOString()} ${e.kind}: ${e.subject}${e.text === '' ? '' : `\n${indent(e.text)}`}`).join('\n');
-    const rendered = renderMessage('digest', this.options.config.templates, { host: this.options.host, count: entries.length, since: since.toISOString(), details });
-    await this.deliver({ kind: 'digest', ...rendered, data: { entries: entries.map((e) => ({ at: e.at.toISOString(), kind: e.kind, subject: e.subject, text: e.text })) } });
+    const shown = digestEntries(entries);
+    const rendered = renderMessage('digest', this.options.config.templates, { host: this.options.host, time: now.toISOString(), count: entries.length, since: since.toISOString(), details: shown.details });
+    await this.deliver({ kind: 'digest', ...rendered, data: { entries: shown.entries } });
   }
 
   private async deliver(message: Message): Promise<void> {
@@ -202,6 +202,33 @@ export class Notifier {
   }
 }
 
+/** Characters of one collected message's text shown in the digest; the rest is in the log. */
+export const DIGEST_TEXT_CHARS = 1_000;
+/**
+ * Characters of the whole digest's list: chat webhooks refuse bigger messages (Teams ~28 KB,
+ * Slack 40,000 characters), and a refused digest is lost whole. Past it, entries are counted, not listed.
+ */
+export const DIGEST_DETAILS_CHARS = 20_000;
+
+/** The digest's list (each entry's text indented under its line, shortened) within DIGEST_DETAILS_CHARS, and its entries for the payload. */
+function digestEntries(entries: readonly DigestEntry[]): { details: string; entries: { at: string; kind: NotificationKind; subject: string; text: string }[] } {
+  const lines: string[] = [];
+  const shown: { at: string; kind: NotificationKind; subject: string; text: string }[] = [];
+  let size = 0;
+  for (const [i, e] of entries.entries()) {
+    const text = e.text.length > DIGEST_TEXT_CHARS ? `${e.text.slice(0, DIGEST_TEXT_CHARS)}… (shortened: the whole text is in the log)` : e.text;
+    const line = `- ${e.at.toISOString()} ${e.kind}: ${e.subject}${text === '' ? '' : `\n${indent(text)}`}`;
+    if (size + line.length > DIGEST_DETAILS_CHARS) {
+      lines.push(`- and ${entries.length - i} more message(s) since ${e.at.toISOString()}, left out to keep the digest deliverable: see the log (\`notification held back\`)`);
+      break;
+    }
+    size += line.length + 1;
+    lines.push(line);
+    shown.push({ at: e.at.toISOString(), kind: e.kind, subject: e.subject, text });
+  }
+  return { details: lines.join('\n'), entries: shown };
+}
+
 /** A collected message's text under its line in the digest. */
 function indent(text: string): string {
   return text
@@ -215,15 +242,23 @@ function tableKey(t: { database: string; schema: string; table: string }): strin
   return `${t.database}/${t.schema}.${t.table}`;
 }
 
+/**
+ * What became of a run, in a word or three. A daemon's stop ends its tables as archived, not
+ * failed: the run did not fail, but neither did it finish, and "succeeded" said it had (found by
+ * probing).
+ */
+function runOutcome(summary: RunSummary): string {
+  if (summary.failed > 0) return 'failed';
+  return summary.stopped === undefined ? 'succeeded' : 'stopped before the end';
+}
+
 function runValues(summary: RunSummary): TemplateValues {
   const details = summary.tables
     .map((t) => `- ${t.database}/${t.schema}.${t.table}: ${t.status}${t.stopped === true && t.status !== 'failed' ? ' (stopped before the end)' : ''}, ${t.rowsArchived} rows archived${t.error === undefined ? '' : ` — ${t.error.code}: ${t.error.message}`}`)
     .join('\n');
   return {
     run_id: summary.runId,
-    // A daemon's stop ends its tables as archived, not failed: the run did not fail, but neither
-    // did it finish, and "succeeded" said it had (found by probing).
-    outcome: summary.stopped === undefined ? 'succeeded' : 'stopped before the end',
+    outcome: runOutcome(summary),
     duration: `${(summary.durationMs / 1000).toFixed(1)} s`,
     rows_archived: summary.tables.reduce((n, t) => n + t.rowsArchived, 0),
     rows_skipped: summary.tables.reduce((n, t) => n + t.rowsSkipped, 0),

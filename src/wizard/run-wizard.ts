@@ -300,15 +300,20 @@ async function findWizardRefusals(q: Queryable, databaseName: string, detection:
  */
 function checkTimestampPairs(flag: string | undefined, chosen: readonly TableListing[]): void {
   if (flag === undefined || !flag.includes('=')) return;
+  const named = new Set<TableListing>();
   for (const pair of flag.split(',')) {
     const eq = pair.indexOf('=');
     const table = pair.slice(0, Math.max(eq, 0)).trim();
     if (eq <= 0 || pair.slice(eq + 1).trim() === '') {
       throw new AuditlogError('USAGE', `--timestamp-column "${pair.trim()}": expected TABLE=COLUMN for each table, or one COLUMN for all (e.g. audit=created_at,events=occurred_at)`);
     }
-    if (!chosen.some((t) => table === t.name || table === label(t))) {
+    const listed = chosen.find((t) => table === t.name || table === label(t));
+    if (listed === undefined) {
       throw new AuditlogError('USAGE', `--timestamp-column ${pair.trim()}: ${table} is not one of the tables chosen (${chosen.map(label).join(', ')}); correct the name, or add the table to --tables`);
     }
+    // Only the first pair of a table was read: a second one was dropped without a word.
+    if (named.has(listed)) throw new AuditlogError('USAGE', `--timestamp-column names ${label(listed)} twice: give one column per table`);
+    named.add(listed);
   }
 }
 

@@ -103,7 +103,7 @@ async function primaryKeyColumns(client: pg.Client, t: TableRef): Promise<string
   const r = await client.query<{ name: string }>(
     `SELECT a.attname AS name FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true
        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.n`,
+      WHERE i.indrelid = $1::regclass AND i.indisprimary AND k.n <= i.indnkeyatts ORDER BY k.n`,
     [qualified(t)],
   );
   if (r.rows.length === 0) throw new Error(`${qualified(t)} has no primary key: the checker needs one to match rows`);

@@ -49,7 +49,7 @@ function failedRun(runId: string): RunSummary {
     failed: 1,
     held: 0,
     durationMs: 1_000,
-    tables: [{ database: 'app', schema: 'public', table: 'events', status: 'failed', rowsArchived: 0, rowsSkipped: 0, batches: 0, bytesUncompressed: 0, bytesCompressed: 0, durationMs: 1, rowsPerSecond: 0, error: { code: 'DB_CONNECT', message: 'cannot connect to database "app"' } }],
+    tables: [{ database: 'app', schema: 'public', table: 'events', status: 'failed', rowsArchived: 0, rowsSkipped: 0, batches: 0, bytesUncompressed: 0, bytesCompressed: 0, durationMs: 1, rowsPerSecond: 0, error: { code: 'DB_CONNECT', message: 'cannot connect to database "app" as archiver:s3cr3t-pw' } }],
   };
 }
 
@@ -61,7 +61,7 @@ describe('attachNotifications', () => {
     // Quiet from an hour ago to an hour from now, and no override for failures: everything is held back.
     const clock = (offsetHours: number): string => new Date(Date.now() + offsetHours * 3_600_000).toISOString().slice(11, 16);
     const config = configWith({ events: ['start', 'success', 'failure', 'threshold'], quiet_hours: { start: clock(-1), end: clock(1) }, critical_override: false });
-    const detach = attachNotifications({ config, events, metrics: createArchiveMetrics(), logger, secrets: [], digest: 'daily' });
+    const detach = attachNotifications({ config, events, metrics: createArchiveMetrics(), logger, secrets: ['s3cr3t-pw'], digest: 'daily' });
     events.emit('run:finished', { runId: 'run-1', command: 'archive', summary: failedRun('run-1') });
     await events.settle();
     await detach();
@@ -73,9 +73,11 @@ describe('attachNotifications', () => {
         event: 'failure',
         reason: 'quiet-hours',
         subject: 'auditlog: archive run run-1 FAILED (1 table(s))',
-        text: expect.stringContaining('- app/public.events: failed, 0 rows archived — DB_CONNECT: cannot connect to database "app"'),
+        text: expect.stringContaining('- app/public.events: failed, 0 rows archived — DB_CONNECT: cannot connect to database "app" as archiver:****'),
       }),
     ]);
+    // Redacted like a message sent.
+    expect(JSON.stringify(lines)).not.toContain('s3cr3t-pw');
   });
 
   it('the daemon stopping before digest_time sends what the digest collected, not nothing', async () => {
@@ -85,13 +87,24 @@ describe('attachNotifications', () => {
     // digest_time twelve hours away: not due during the test, whenever it runs.
     const digestTime = new Date(Date.now() + 12 * 3_600_000).toISOString().slice(11, 16);
     const config = configWith({ events: ['start', 'success', 'failure', 'threshold'], digest: true, digest_time: digestTime });
-    const detach = attachNotifications({ config, events, metrics: createArchiveMetrics(), logger, secrets: [], digest: 'daily' });
+    const detach = attachNotifications({ config, events, metrics: createArchiveMetrics(), logger, secrets: ['s3cr3t-pw'], digest: 'daily' });
     events.emit('run:started', { runId: 'run-1', command: 'archive', dryRun: false, at: new Date().toISOString() });
+    // A success (collected) whose table line carries a secret: the payload's entries are redacted too.
+    const succeeded = failedRun('run-1');
+    events.emit('run:finished', { runId: 'run-1', command: 'archive', summary: { ...succeeded, failed: 0, tables: [{ ...succeeded.tables[0]!, status: 'archived', rowsArchived: 5 }] } });
     await events.settle();
     expect(hooks.received.get('/generic')).toBeUndefined();
     await detach();
-    const sent = hooks.received.get('/generic') as { event: string; subject: string; entries: { kind: string; subject: string }[] }[];
+    const sent = hooks.received.get('/generic') as { event: string; subject: string; entries: { kind: string; subject: string; text: string }[] }[];
     expect(sent).toHaveLength(1);
-    expect(sent[0]).toMatchObject({ event: 'digest', subject: 'auditlog: daily digest (1 event(s))', entries: [{ kind: 'start', subject: 'auditlog: archive run run-1 started' }] });
+    expect(sent[0]).toMatchObject({
+      event: 'digest',
+      subject: 'auditlog: daily digest (2 event(s))',
+      entries: [
+        { kind: 'start', subject: 'auditlog: archive run run-1 started' },
+        { kind: 'success', subject: 'auditlog: archive run run-1 succeeded', text: expect.stringContaining('as archiver:****') },
+      ],
+    });
+    expect(JSON.stringify(sent)).not.toContain('s3cr3t-pw');
   });
 });

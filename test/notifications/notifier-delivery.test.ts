@@ -8,7 +8,7 @@ import { notificationsSchema, type NotificationsConfig } from '../../src/config/
 import { RunEvents } from '../../src/core/run-events.js';
 import type { RunSummary } from '../../src/archive/table-summary.js';
 import { createChannels } from '../../src/notifications/channels.js';
-import { Notifier } from '../../src/notifications/notifier.js';
+import { DIGEST_DETAILS_CHARS, Notifier } from '../../src/notifications/notifier.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startSmtpReceiver, startWebhookReceiver, type WebhookReceiver } from './receivers.js';
@@ -361,6 +361,14 @@ describe('what a run is reported as', () => {
     expect(slackTexts()[1]).toMatch(/^\*auditlog: archive run run-2 succeeded\*\n/);
     expect(slackTexts()[1]).toContain('- app/public.events: archived, 120 rows archived');
   });
+
+  it('{{outcome}} is "failed" in a failure, and the generic webhook carries it for every run message', async () => {
+    const { finish } = setup(settings({ email: undefined, teams: undefined, templates: { failure: { subject: 'run {{run_id}} {{outcome}}' } } }));
+    await finish(summary({ failed: 1 }, { status: 'failed', error: { code: 'DB_CONNECT', message: 'down' } }));
+    await finish(summary({ runId: 'run-2', stopped: { code: 'STOPPED', message: 'stopped by SIGTERM' } }, { stopped: true }));
+    expect(slackTexts()[0]).toMatch(/^\*run run-1 failed\*/);
+    expect((hooks.received.get('/generic') as { outcome: string }[]).map((b) => b.outcome)).toEqual(['failed', 'stopped before the end']);
+  });
 });
 
 describe('policy on an injected clock', () => {
@@ -410,5 +418,23 @@ describe('policy on an injected clock', () => {
     expect(digest).toContain('success: auditlog: archive run run-1 succeeded\n    Archive run run-1 finished in 4.0 s: 120 rows archived from 1 table(s), 3 skipped.\n    - app/public.events: archived, 120 rows archived');
     expect(digest).toContain('success: auditlog: archive run run-3 succeeded');
     expect(digest).not.toContain('run-2');
+  });
+
+  it('digest: each text shortened, and past its size the rest counted, not listed, so chat webhooks still take it', async () => {
+    const { finish, notifier, advance } = setup(settings({ email: undefined, teams: undefined, webhook: undefined, digest: true, digest_time: '08:00' }), '2026-01-10T12:00:00Z');
+    // 100 runs, each listing a table whose error is 3,000 characters long.
+    for (let i = 1; i <= 100; i++) {
+      await finish(summary({ runId: `run-${i}`, failed: 0 }, { rowsArchived: 1, error: { code: 'X', message: 'e'.repeat(3_000) } }));
+      advance(60_000);
+    }
+    advance(Date.parse('2026-01-11T08:00:00Z') - Date.parse('2026-01-10T13:40:00Z'));
+    await notifier.flushDigestIfDue();
+    const digest = slackTexts().at(-1)!;
+    expect(digest).toMatch(/^\*auditlog: daily digest \(100 event\(s\)\)\*/);
+    expect(digest.length).toBeLessThan(DIGEST_DETAILS_CHARS + 2_000);
+    expect(digest).toContain('… (shortened: the whole text is in the log)');
+    expect(digest).toMatch(/- and \d+ more message\(s\) since 2026-01-10T1\d:\d\d:00\.000Z, left out to keep the digest deliverable: see the log/);
+    expect(digest).toContain('archive run run-1 succeeded');
+    expect(digest).not.toContain('archive run run-100 succeeded');
   });
 });

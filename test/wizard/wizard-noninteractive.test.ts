@@ -197,6 +197,9 @@ describe('auditlog wizard --yes', () => {
     const halfPair = await runCli([...base, '--tables', 'audit_log', '--timestamp-column', 'created_at,audit_log=updated_at', '--local-path', dir], env);
     expect(halfPair.stderr).toMatch(/--timestamp-column "created_at": expected TABLE=COLUMN for each table, or one COLUMN for all/);
     expect(halfPair.code).toBe(2);
+    const twice = await runCli([...base, '--tables', 'audit_log', '--timestamp-column', 'audit_log=created_at,public.audit_log=updated_at', '--local-path', dir], env);
+    expect(twice.stderr).toMatch(/--timestamp-column names public\.audit_log twice: give one column per table/);
+    expect(twice.code).toBe(2);
     const noTty = await runCli(['wizard', '--database-url-env', 'WIZ_DB_URL'], env);
     expect(noTty.code).toBe(2);
     expect(noTty.stderr).toMatch(/stdin is not a terminal: pass every answer as a flag .* with --yes/);
