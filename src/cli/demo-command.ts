@@ -10,11 +10,17 @@ export interface DemoCommandOptions {
   logger: Logger;
   toolVersion: string;
   stdout: (text: string) => void;
+  /** --json: the summary (with where the archive is) as one JSON document, as `archive --json` prints its own. */
+  json?: boolean;
 }
 
 export async function runDemoCommand(options: DemoCommandOptions): Promise<number> {
   const result = await runDemo(options);
   const { summary, archiveDir, dataObjects } = result;
+  if (options.json === true) {
+    options.stdout(JSON.stringify({ ...summary, archive: { path: archiveDir, dataObjects }, table: { rowsBefore: result.rowsBefore, rowsAfter: result.rowsAfter } }) + '\n');
+    return summary.failed > 0 ? 1 : 0;
+  }
   const out: string[] = [formatRunSummary(summary)];
   out.push(`table public.audit_log: ${result.rowsBefore} rows before, ${result.rowsAfter} after (rows older than ${DEMO_RETENTION_DAYS} days moved to the archive)`);
   out.push(`archive: ${archiveDir}`);

@@ -619,12 +619,12 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .description('Start an embedded PostgreSQL, fill an audit table with two years of rows, and archive the old half to a local directory.')
     .option('--dir <dir>', 'working directory for the embedded database and the archive', '.auditlog/demo')
     .option('--rows <n>', 'rows to generate', (v) => parsePositiveInt(v, '--rows'), 20_000)
-    .option('--json', 'JSON log lines')
+    .option('--json', 'JSON log lines, and the summary as JSON on stdout')
     .action(async (opts: { dir: string; rows: number; json?: boolean }) => {
       const [{ runDemoCommand }, { createLogger }] = await Promise.all([import('./demo-command.js'), import('./create-logger.js')]);
       const runId = newRunId();
       const logger = createLogger({ runId, json: opts.json === true, level: 'info' });
-      exitCode = await runDemoCommand({ dir: opts.dir, rows: opts.rows, runId, logger, toolVersion: readToolVersion(), stdout: io.stdout });
+      exitCode = await runDemoCommand({ dir: opts.dir, rows: opts.rows, runId, logger, toolVersion: readToolVersion(), stdout: io.stdout, json: opts.json === true });
     });
 
   try {

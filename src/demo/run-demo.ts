@@ -4,7 +4,7 @@
  * machine but Node.js.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { runArchive } from '../archive/run-archive.js';
 import type { RunSummary } from '../archive/table-summary.js';
 import { configSchema } from '../config/schema.js';
+import { AuditlogError } from '../core/errors.js';
 import { isDataKey } from '../core/archive-layout.js';
 import { startEmbeddedPostgres } from '../db/embedded-postgres.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
@@ -36,11 +37,21 @@ export interface DemoResult {
   rowsAfter: number;
 }
 
+/** Left in DIR by a demo: its `archive/` is the demo's own, which the next demo may replace. */
+const DEMO_MARKER = '.auditlog-demo';
+
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const dir = resolve(options.dir);
   const archiveDir = join(dir, 'archive');
+  if ((await stat(dir).catch(() => undefined))?.isDirectory() === false) {
+    throw new AuditlogError('USAGE', `--dir ${dir} is a file, not a directory: choose a directory for the demo's database and archive`);
+  }
   await mkdir(dir, { recursive: true });
-  // Each demo starts from a fresh table, so the archive it shows must be fresh too.
+  // Each demo starts from a fresh table, so the archive it shows must be fresh too — but only an
+  // archive a demo made is removed: `demo --dir .` beside a configuration whose local.path is
+  // ./archive deleted the real archive, the only copy of rows gone from their table (found by probing).
+  await refuseForeignArchive(dir, archiveDir);
+  await writeFile(join(dir, DEMO_MARKER), 'This directory holds an `auditlog demo`: its archive/ is replaced by the next demo.\n');
   await rm(archiveDir, { recursive: true, force: true });
   options.logger.info({ dir }, 'starting an embedded PostgreSQL (first start initialises it, ~10 s)');
   const server = await startEmbeddedPostgres({ dataDir: demoDataDir(dir) });
@@ -76,6 +87,22 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   } finally {
     await server.stop();
   }
+}
+
+/**
+ * Refuses a non-empty `archive/` in `dir` that no demo made: one with the demo's marker beside it,
+ * or (demos of older versions left none) holding only what a demo writes (its `demo` database and
+ * `_auditlog`).
+ */
+async function refuseForeignArchive(dir: string, archiveDir: string): Promise<void> {
+  const entries = await readdir(archiveDir).catch(() => undefined);
+  if (entries === undefined || entries.length === 0) return;
+  if (await stat(join(dir, DEMO_MARKER)).then(() => true, () => false)) return;
+  if (entries.every((e) => e === '_auditlog' || e === 'demo')) return;
+  throw new AuditlogError(
+    'USAGE',
+    `${archiveDir} exists and was not made by auditlog demo (${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, no ${DEMO_MARKER} beside it): the demo starts from an empty archive and would delete it; choose another --dir`,
+  );
 }
 
 /**

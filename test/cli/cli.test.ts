@@ -3,7 +3,7 @@
  * errors naming the problem and the fix, secrets never printed, and an end-to-end archive.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -234,10 +234,28 @@ describe('auditlog CLI', () => {
     const archive = await inspectArchive(new LocalObjectStore({ path: join(demoDir, 'archive') }));
     expect(archive.pendingMarkers).toEqual([]);
     expect(archive.objects.reduce((n, o) => n + o.meta.record_count, 0)).toBe(1000);
-    // A second demo starts over from a fresh table and archive.
-    const again = await runCli(['demo', '--rows', '2000', '--dir', demoDir], {}, 180_000);
+    // A second demo starts over from a fresh table and archive; --json prints its summary as JSON.
+    const again = await runCli(['demo', '--rows', '2000', '--dir', demoDir, '--json'], {}, 180_000);
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toMatch(/2000 rows before, 1000 after/);
+    const summary = JSON.parse(again.stdout) as { failed: number; archive: { path: string; dataObjects: string[] }; table: { rowsBefore: number; rowsAfter: number } };
+    expect(summary).toMatchObject({ failed: 0, archive: { path: join(demoDir, 'archive') }, table: { rowsBefore: 2000, rowsAfter: 1000 } });
+    expect(summary.archive.dataObjects).toHaveLength(archive.objects.length);
+  });
+
+  it('demo never deletes an archive it did not make, and names a --dir that is a file', async () => {
+    // Found by probing: `demo --dir .` beside a configuration with local.path ./archive deleted the real archive.
+    const foreign = join(dir, 'not-a-demo');
+    await mkdir(join(foreign, 'archive', 'app', 'public.audit_log'), { recursive: true });
+    await writeFile(join(foreign, 'archive', 'app', 'public.audit_log', 'kept.jsonl.gz'), 'real archive');
+    const refused = await runCli(['demo', '--rows', '10', '--dir', foreign]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe(`auditlog: ${join(foreign, 'archive')} exists and was not made by auditlog demo (1 entry, no .auditlog-demo beside it): the demo starts from an empty archive and would delete it; choose another --dir [USAGE]\n`);
+    expect(await readFile(join(foreign, 'archive', 'app', 'public.audit_log', 'kept.jsonl.gz'), 'utf8')).toBe('real archive');
+    const file = join(dir, 'a-file');
+    await writeFile(file, 'x');
+    const notDir = await runCli(['demo', '--rows', '10', '--dir', file]);
+    expect(notDir.code).toBe(2);
+    expect(notDir.stderr).toMatch(/--dir .*a-file is a file, not a directory/);
   });
 });
 
