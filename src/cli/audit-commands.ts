@@ -66,7 +66,11 @@ export async function runAuditListCommand(input: AuditCommandInput): Promise<num
   for await (const s of stored) {
     let r: AuditRecord & { key: string };
     try {
-      r = { key: s.key, ...(JSON.parse(s.body.toString('utf8')) as AuditRecord) };
+      const parsed = JSON.parse(s.body.toString('utf8')) as unknown;
+      // As verify reads it: JSON that is not a record (`null`, `{}`) is unreadable too. Found by
+      // probing: text mode crashed on it, --json listed it as a record and exited 0.
+      if (!isRecordShaped(parsed)) throw new Error('not an audit record');
+      r = { key: s.key, ...parsed };
     } catch {
       unreadable++;
       continue;
@@ -86,24 +90,45 @@ export async function runAuditListCommand(input: AuditCommandInput): Promise<num
   return unreadable > 0 ? 1 : 0;
 }
 
+/** The fields a listed line reads, with their types: anything else is not a record this version wrote. */
+function isRecordShaped(value: unknown): value is AuditRecord {
+  if (typeof value !== 'object' || value === null || !('prev_sha256' in value)) return false;
+  const r = value as Record<string, unknown>;
+  return typeof r.at === 'string' && typeof r.event === 'string' && typeof r.run_id === 'string' && (r.error === null || (typeof r.error === 'object' && r.error !== undefined));
+}
+
 function formatAuditLine(r: AuditRecord): string {
   const what = r.table === null ? '(run)' : `${r.database}/${r.schema}.${r.table}`;
   const counts = r.records === null ? '' : ` records=${r.records}`;
   const err = r.error === null ? '' : ` error=${r.error.code}: ${r.error.message}`;
   // Whose rows an ARCHIVE_RECONCILED record's objects hold: the run that wrote them, not the one recording them.
   const batchRun = typeof r.details?.batch_run_id === 'string' ? ` batch_run=${r.details.batch_run_id}` : '';
-  return `${r.at}  ${r.event.padEnd(16)} ${what} run=${r.run_id}${batchRun} operator=${r.operator} status=${r.status}${counts}${r.bytes === null ? '' : ` bytes=${r.bytes}`}${err}`;
+  // The keys themselves are in --json (a run's record may name hundreds): the runbooks search there.
+  const objects = Array.isArray(r.object_keys) && r.object_keys.length > 0 ? ` objects=${r.object_keys.length}` : '';
+  return `${r.at}  ${r.event.padEnd(16)} ${what} run=${r.run_id}${batchRun} operator=${r.operator} status=${r.status}${counts}${objects}${r.bytes === null ? '' : ` bytes=${r.bytes}`}${err}`;
 }
 
 /** Whether a record is in `--since`/`--table` scope; `parsed` is undefined when the record is not JSON (always in scope: it cannot say when or what it was). */
 function isInScope(parsed: unknown, since: Date | undefined, tableName: string | undefined): boolean {
-  const record = parsed as { at?: unknown; schema?: unknown; table?: unknown } | null | undefined;
+  const record = parsed as { at?: unknown; schema?: unknown; table?: unknown; details?: { tables?: unknown } | null } | null | undefined;
   const at = typeof record?.at === 'string' ? Date.parse(record.at) : NaN;
   const table = typeof record?.table === 'string' ? record.table : null;
   const qualified = table === null ? null : `${String(record?.schema)}.${table}`;
   const okSince = since === undefined || !Number.isFinite(at) || at >= since.getTime();
-  const okTable = tableName === undefined || record === undefined || table === tableName || qualified === tableName;
+  const okTable = tableName === undefined || record === undefined || table === tableName || qualified === tableName || runNamesTable(record, tableName);
   return okSince && okTable;
+}
+
+/**
+ * A run's own record (no table) is about every table it lists (ARCHIVE_START's details.tables):
+ * left out, `verify --table T` dropped the UNFINISHED of a killed run of T, which only that
+ * record can show (found by probing).
+ */
+function runNamesTable(record: { table?: unknown; details?: { tables?: unknown } | null } | null, tableName: string): boolean {
+  if (record === null || (record.table !== null && record.table !== undefined)) return false;
+  const tables = record.details?.tables;
+  if (!Array.isArray(tables)) return false;
+  return tables.some((t: { schema?: unknown; table?: unknown } | null) => t !== null && typeof t === 'object' && (t.table === tableName || `${String(t.schema)}.${String(t.table)}` === tableName));
 }
 
 /**

@@ -116,6 +116,25 @@ describe('audit trail', () => {
     expect(verify.stdout).toContain(`the record just before it is ${victim}`);
   });
 
+  it('a record replaced by JSON that is no record (null, {}) is unreadable to list as to verify: counted, exit 1, the others listed', async () => {
+    // Found by probing: text mode crashed with a stack trace, --json listed {"key":…} as a record and exited 0.
+    const file = await archiveAndRestore();
+    const keys = (await auditKeys()).sort();
+    await fx.store.put(keys[1]!, Buffer.from('null'));
+    await fx.store.put(keys[2]!, Buffer.from('{}'));
+    const text = await cli(['audit', 'list', '-c', file]);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toBe('');
+    expect(text.stdout.trimEnd().split('\n')).toHaveLength(keys.length - 2 + 1);
+    expect(text.stdout).toMatch(/\n2 record\(s\) could not be read: run `auditlog audit verify`\n$/);
+    const json = await cli(['audit', 'list', '-c', file, '--json']);
+    expect(json.code).toBe(1);
+    const listed = JSON.parse(json.stdout) as { records: { key: string }[]; unreadable: number };
+    expect(listed.unreadable).toBe(2);
+    expect(listed.records.map((r) => r.key)).toEqual(keys.filter((_, i) => i !== 1 && i !== 2));
+    expect((await cli(['audit', 'verify', '-c', file])).code).toBe(1);
+  });
+
   it('audit verify --since / --table narrow the report, never the chain: a break before --since or at another table is not reported', async () => {
     const file = await archiveAndRestore();
     const keys = (await auditKeys()).sort();
