@@ -198,9 +198,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--dry-run', 'list what would be removed; remove nothing')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { config: string; olderThanHours?: number; dryRun?: boolean; json?: boolean }) => {
-      const [{ runCleanupCommand }, { createObjectStore }] = await Promise.all([import('./cleanup-command.js'), import('../storage/create-object-store.js')]);
+      const [{ runCleanupCommand }, { createObjectStore }, { requireLocalArchive }] = await Promise.all([import('./cleanup-command.js'), import('../storage/create-object-store.js'), import('./require-local-archive.js')]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
+      // A mistyped local.path listed as empty: "0 file(s) deleted", exit 0 (found by probing).
+      await requireLocalArchive(config, 'nothing to clean up');
       exitCode = await runCleanupCommand({
         store: await createObjectStore(config),
         olderThanHours: opts.olderThanHours ?? config.s3?.multipart_orphan_age_hours ?? 24,
@@ -698,7 +700,8 @@ function parsePositiveInt(value: string, flag: string): number {
 }
 
 function parseOrphanAge(value: string): number {
-  const n = Number(value);
+  // Decimal only: Number() also reads "0x10" as 16 (found by probing).
+  const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
   if (!Number.isFinite(n) || n < MIN_ORPHAN_AGE_HOURS) {
     throw new AuditlogError('USAGE', `--older-than-hours expects a number of hours of at least ${MIN_ORPHAN_AGE_HOURS} (younger uploads may still be in progress), got "${value}"`);
   }

@@ -1,6 +1,6 @@
 /**
  * The commands that read an existing archive (validate, audit list|verify, status, watermarks,
- * restore) refuse a `local.path` that is not a directory. Listing a missing directory finds nothing,
+ * restore, cleanup) refuse a `local.path` that is not a directory. Listing a missing directory finds nothing,
  * so each of them reported an empty, clean archive ("0 problem(s)", "none", exit 0) for what is
  * most likely a typo in the path: for a cron check, a wrong path, not a healthy archive.
  * `archive` does not call this: its first run creates the directory. An S3 bucket that does not

@@ -59,6 +59,10 @@ describe('auditlog cleanup', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--older-than-hours');
     expect(result.stderr).toContain('[USAGE]');
+    // Decimal hours only: "0x10" was read as 16 (found by probing).
+    const hex = await runCli(['cleanup', '--config', file, '--older-than-hours', '0x10']);
+    expect(hex.code).toBe(2);
+    expect(hex.stderr).toContain('--older-than-hours expects a number of hours of at least 1 (younger uploads may still be in progress), got "0x10"');
   });
 
   it('lists orphaned uploads with --dry-run, aborts them without it, and leaves objects and young or foreign uploads alone', async () => {

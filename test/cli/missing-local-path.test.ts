@@ -45,6 +45,9 @@ describe('a local.path that does not exist', () => {
       [['validate'], 'nothing to validate'],
       [['restore', '--table', 'events', '--dry-run'], 'nothing to restore'],
       [['restore', '--table', 'events'], 'nothing to restore'],
+      // Found by probing: cleanup said "0 file(s) deleted", exit 0.
+      [['cleanup'], 'nothing to clean up'],
+      [['cleanup', '--dry-run'], 'nothing to clean up'],
     ];
     for (const [args, consequence] of commands) {
       const r = await runCli([...args, '--config', file]);
