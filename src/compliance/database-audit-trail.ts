@@ -5,7 +5,7 @@
  */
 import { SerialQueue } from '../core/serial-queue.js';
 import type pg from 'pg';
-import { AuditlogError, describeError } from '../core/errors.js';
+import { AuditlogError, describeError, sqlState } from '../core/errors.js';
 import { auditTableExists, buildCreateAuditTableSql, insertAuditRow, selectAuditRowPage } from '../db/audit-queries.js';
 import { buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry, type AuditRecord } from './audit-record.js';
 import type { AuditTrail } from './audit-trail.js';
@@ -65,12 +65,31 @@ export class DatabaseAuditTrail implements AuditTrail {
 export async function* streamDatabaseAuditRecords(pool: pg.Pool, schema: string, table: string, pageSize = 1000): AsyncGenerator<StoredAuditRecord> {
   let after: string | undefined;
   for (;;) {
-    const rows = await selectAuditRowPage(pool, schema, table, after, pageSize);
+    const rows = await selectAuditRowPage(pool, schema, table, after, pageSize).catch((error: unknown) => {
+      throw auditReadError(error, schema, table);
+    });
     // Ids are zero-padded so the verifier's key order is id order.
     for (const r of rows) yield { key: `${schema}.${table}#${r.id.padStart(19, '0')}`, body: Buffer.from(r.record, 'utf8') };
     if (rows.length < pageSize) return;
     after = rows[rows.length - 1]!.id;
   }
+}
+
+/**
+ * A one-line error for an audit table that cannot be read (found by probing: `relation … does not
+ * exist [INTERNAL]` with a stack trace). A table or schema that is not there is a configuration
+ * matter (exit 2): the trail is elsewhere, or was never written in this database.
+ */
+function auditReadError(error: unknown, schema: string, table: string): AuditlogError {
+  if (error instanceof AuditlogError) return error;
+  const state = sqlState(error);
+  // No such table, schema or database; no SQLSTATE at all: the server was not reached.
+  const missing = state === '42P01' || state === '3F000' || state === '3D000';
+  return new AuditlogError(
+    missing ? 'CONFIG_INVALID' : state === undefined ? 'DB_CONNECT' : 'DB_QUERY',
+    `the audit table ${schema}.${table} cannot be read: ${describeError(error)}${missing ? ': check compliance.audit (database, schema, table) in the config — the trail is written there by the first run' : ''}`,
+    { cause: error, details: { schema, table } },
+  );
 }
 
 /** The whole audit table at once (tests, small trails); list and verify stream it instead. */

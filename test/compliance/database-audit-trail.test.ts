@@ -75,6 +75,19 @@ describe('audit trail in a database table', () => {
     expect((await runCli(['audit', 'verify', '-c', file])).code).toBe(1);
   });
 
+  it('an audit table that is not there is a one-line configuration error naming it (exit 2), for list and verify', async () => {
+    // Found by probing: `relation "public.audit_trail" does not exist [INTERNAL]` with a stack trace, exit 1.
+    const file = await configFile('database');
+    await fx.db.query('DROP TABLE IF EXISTS audit_trail');
+    for (const args of [['audit', 'list'], ['audit', 'verify']]) {
+      const r = await runCli([...args, '-c', file]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toEqual([
+        'auditlog: the audit table public.audit_trail cannot be read: relation "public.audit_trail" does not exist: check compliance.audit (database, schema, table) in the config — the trail is written there by the first run [CONFIG_INVALID]',
+      ]);
+    }
+  });
+
   it('a second writer whose clock is 5 s behind: rows keep write order (id), verify finds no problem', async () => {
     const pool = new pg.Pool({ connectionString: fx.db.url, max: 2 });
     try {
