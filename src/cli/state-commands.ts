@@ -288,7 +288,15 @@ export function formatStatus(reports: readonly TableReport[], nowMs = Date.now()
       }`,
     );
     const cp = r.checkpoint;
-    out.push(`  checkpoint: ${r.checkpointUnreadable !== undefined ? formatUnknown(r.checkpointUnreadable) : cp === null ? 'none' : `run ${cp.run_id} did not finish: ${cp.batches_committed} batches committed, last saved ${cp.updated_at} (the next run resumes it)`}`);
+    // A checkpoint is also what a run under way keeps: with the table's lock held it is that run's
+    // progress, not an interrupted run (found by probing: status said "did not finish" mid-run).
+    const checkpoint =
+      cp === null
+        ? 'none'
+        : liveRunIds(r)?.has(cp.run_id) === true
+        ? `run ${cp.run_id} in progress (it holds the table's lock): ${cp.batches_committed} batches committed so far, last saved ${cp.updated_at}`
+        : `run ${cp.run_id} did not finish: ${cp.batches_committed} batches committed, last saved ${cp.updated_at} (the next run resumes it)`;
+    out.push(`  checkpoint: ${r.checkpointUnreadable !== undefined ? formatUnknown(r.checkpointUnreadable) : checkpoint}`);
     if (r.spooledBatches.length > 0) out.push(`  spooled:    ${r.spooledBatches.length} batch(es) in local_fallback_dir waiting for storage; their rows are still in the table`);
     out.push(`  in flight:  ${r.pendingMarkers.length === 0 ? 'none' : `${r.pendingMarkers.length} batch(es) with a pending marker (in flight, cut short, or committed with its marker not yet removed); the next run reconciles them`}`);
     for (const p of r.problems) out.push(`  problem:    ${p}`);
