@@ -26,7 +26,7 @@ export interface AuditCommandInput {
 }
 
 // An instant must say which one: a date-time without `Z` or an offset would be read in local time.
-const INSTANT = /^(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.\d{1,9})?)?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
+const INSTANT = /^(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.(\d{1,9}))?)?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
 
 /**
  * `--since`: a calendar day (YYYY-MM-DD, midnight UTC) or an ISO 8601 instant with `Z` or an
@@ -40,7 +40,10 @@ export function parseSince(value: string | undefined): Date | undefined {
   if (!Number.isFinite(ms)) {
     throw new AuditlogError('USAGE', `--since expects a day as YYYY-MM-DD (UTC) or an ISO 8601 instant with Z or an offset (e.g. 2026-01-31T12:00:00Z), got "${value}"`);
   }
-  return new Date(ms);
+  // Records carry milliseconds; Date.parse drops the digits past them, which put a record of
+  // .192Z inside --since .1925Z (found by probing). A fraction past the millisecond rounds up.
+  const beyondMs = (instant![5] ?? '').slice(3);
+  return new Date(/[1-9]/.test(beyondMs) ? ms + 1 : ms);
 }
 
 /** Output is written in chunks of about this many characters as records stream by, never held whole. */

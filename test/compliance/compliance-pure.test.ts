@@ -122,7 +122,10 @@ describe('parseSince (audit list/verify --since)', () => {
     expect(parseSince(undefined)).toBeUndefined();
     expect(parseSince('2024-02-29')!.toISOString()).toBe('2024-02-29T00:00:00.000Z');
     expect(parseSince('2026-01-31T12:00:00Z')!.toISOString()).toBe('2026-01-31T12:00:00.000Z');
-    expect(parseSince('2026-01-31T12:00:00.123456Z')!.toISOString()).toBe('2026-01-31T12:00:00.123Z');
+    // Records carry milliseconds: a fraction past them rounds up, so a record of .123Z is not "since" .123456Z.
+    expect(parseSince('2026-01-31T12:00:00.123456Z')!.toISOString()).toBe('2026-01-31T12:00:00.124Z');
+    expect(parseSince('2026-01-31T12:00:00.123000Z')!.toISOString()).toBe('2026-01-31T12:00:00.123Z');
+    expect(parseSince('2026-01-31T12:00:00.1Z')!.toISOString()).toBe('2026-01-31T12:00:00.100Z');
     expect(parseSince('2026-03-01T00:30+01:00')!.toISOString()).toBe('2026-02-28T23:30:00.000Z');
   });
 
