@@ -156,7 +156,7 @@ export async function runAuditVerifyCommand(input: Pick<AuditCommandInput, 'sour
     const lines: string[] = [];
     for (const report of reports) {
       lines.push(`audit trail (${report.source}): ${report.records} record(s), ${report.problems.length} problem(s), ${report.forks.length} fork(s)`);
-      for (const p of report.problems) lines.push(`${p.kind === 'unfinished-run' ? 'UNFINISHED' : 'BROKEN'}: ${p.message}`);
+      for (const p of report.problems) lines.push(`${p.kind === 'unfinished-run' ? 'UNFINISHED' : p.kind === 'columns-mismatch' ? 'EDITED' : 'BROKEN'}: ${p.message}`);
       for (const o of report.open) lines.push(`open: ${o.message}`);
       for (const f of report.forks) lines.push(`fork: ${f.key} and ${f.sharesPredecessorWith} follow the same record (two runs appended at once; see docs/compliance.md)`);
       if (report.headSha256 !== null) lines.push(`head sha256: ${report.headSha256} (keep it elsewhere to detect removal of the newest records)`);

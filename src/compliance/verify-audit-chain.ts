@@ -24,11 +24,17 @@ import { isStartEvent, UnfinishedRunTracker, type UnfinishedRun } from './find-u
 export interface StoredAuditRecord {
   key: string;
   body: Buffer;
+  /**
+   * Where the record is kept beside copies of its fields (the database backend's columns), which of
+   * them disagree with it: the chain covers the record only, so an edit of the copies alone is
+   * caught here.
+   */
+  mismatch?: string;
 }
 
 export interface ChainProblem {
   key: string;
-  kind: 'unreadable' | 'broken-link' | 'first-has-link' | 'unfinished-run';
+  kind: 'unreadable' | 'broken-link' | 'first-has-link' | 'unfinished-run' | 'columns-mismatch';
   message: string;
 }
 
@@ -118,6 +124,9 @@ export class AuditChainVerifier {
     if (inScope) this.inScopeCount++;
     const problem = (p: ChainProblem): void => void (inScope && this.problems.push(p));
     const fork = (f: ChainFork): void => void (inScope && this.forks.push(f));
+    if (item.mismatch !== undefined) {
+      problem({ key: item.key, kind: 'columns-mismatch', message: `${item.key}: ${item.mismatch} disagree with its record: the row was edited (queries on those columns no longer find what the record says)` });
+    }
     if (unreadable !== undefined || record === undefined) {
       problem({ key: item.key, kind: 'unreadable', message: `${item.key}: not an audit record (${unreadable instanceof Error ? unreadable.message : String(unreadable)}): it was edited or replaced` });
       this.remember(hash);

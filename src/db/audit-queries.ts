@@ -10,6 +10,13 @@ import { quoteQualified } from './quote-ident.js';
 export interface AuditRow {
   id: string;
   record: string;
+  /** Copies of the record's fields, for querying (recorded_at is the database's clock, not the record's). */
+  event: string;
+  run_id: string;
+  database_name: string | null;
+  schema_name: string | null;
+  table_name: string | null;
+  sha256: string;
 }
 
 export function buildCreateAuditTableSql(schema: string, table: string): string {
@@ -68,9 +75,10 @@ export async function insertAuditRow(
  */
 export async function selectAuditRowPage(q: Queryable, schema: string, table: string, afterId: string | undefined, limit: number): Promise<AuditRow[]> {
   const from = `${quoteQualified(schema, table)} AS t`;
+  const columns = 't.id::text AS id, t.record, t.event, t.run_id, t.database_name, t.schema_name, t.table_name, t.sha256';
   const r =
     afterId === undefined
-      ? await q.query<AuditRow>(`SELECT t.id::text AS id, t.record FROM ${from} ORDER BY t.id LIMIT $1`, [limit])
-      : await q.query<AuditRow>(`SELECT t.id::text AS id, t.record FROM ${from} WHERE t.id > $1::bigint ORDER BY t.id LIMIT $2`, [afterId, limit]);
+      ? await q.query<AuditRow>(`SELECT ${columns} FROM ${from} ORDER BY t.id LIMIT $1`, [limit])
+      : await q.query<AuditRow>(`SELECT ${columns} FROM ${from} WHERE t.id > $1::bigint ORDER BY t.id LIMIT $2`, [afterId, limit]);
   return r.rows;
 }
