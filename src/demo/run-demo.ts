@@ -37,8 +37,11 @@ export interface DemoResult {
   rowsAfter: number;
 }
 
-/** Left in DIR by a demo: its `archive/` is the demo's own, which the next demo may replace. */
-const DEMO_MARKER = '.auditlog-demo';
+/** Written into the archive a demo makes (in the tool's own `_auditlog/`): the next demo may replace it. */
+const DEMO_MARKER = '_auditlog/demo.json';
+/** What a demo archive holds at its top, and under its database: nothing else. */
+const DEMO_TOP = new Set(['_auditlog', 'demo']);
+const DEMO_TABLE_DIR = 'public.audit_log';
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const dir = resolve(options.dir);
@@ -50,9 +53,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   // Each demo starts from a fresh table, so the archive it shows must be fresh too — but only an
   // archive a demo made is removed: `demo --dir .` beside a configuration whose local.path is
   // ./archive deleted the real archive, the only copy of rows gone from their table (found by probing).
-  await refuseForeignArchive(dir, archiveDir);
-  await writeFile(join(dir, DEMO_MARKER), 'This directory holds an `auditlog demo`: its archive/ is replaced by the next demo.\n');
+  await refuseForeignArchive(archiveDir);
   await rm(archiveDir, { recursive: true, force: true });
+  await mkdir(join(archiveDir, '_auditlog'), { recursive: true });
+  await writeFile(join(archiveDir, DEMO_MARKER), JSON.stringify({ made_by: 'auditlog demo', note: 'the next auditlog demo replaces this archive' }) + '\n');
   options.logger.info({ dir }, 'starting an embedded PostgreSQL (first start initialises it, ~10 s)');
   const server = await startEmbeddedPostgres({ dataDir: demoDataDir(dir) });
   try {
@@ -90,18 +94,26 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 }
 
 /**
- * Refuses a non-empty `archive/` in `dir` that no demo made: one with the demo's marker beside it,
- * or (demos of older versions left none) holding only what a demo writes (its `demo` database and
- * `_auditlog`).
+ * Refuses an `archive/` that is not empty unless a demo made it: its marker inside, and nothing
+ * but the demo's table and the tool's `_auditlog/` (a real archive later written into a demo's
+ * directory is refused too). A demo archive of an older version has no marker: it is refused with
+ * the command that removes it, which costs one `rm` rather than a real archive.
  */
-async function refuseForeignArchive(dir: string, archiveDir: string): Promise<void> {
-  const entries = await readdir(archiveDir).catch(() => undefined);
-  if (entries === undefined || entries.length === 0) return;
-  if (await stat(join(dir, DEMO_MARKER)).then(() => true, () => false)) return;
-  if (entries.every((e) => e === '_auditlog' || e === 'demo')) return;
+async function refuseForeignArchive(archiveDir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(archiveDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new AuditlogError('USAGE', `${archiveDir} cannot be used for the demo's archive (${(error as Error).message}): choose another --dir`, { cause: error });
+  }
+  if (entries.length === 0) return;
+  const marked = await stat(join(archiveDir, DEMO_MARKER)).then(() => true, () => false);
+  const demoOnly = entries.every((e) => DEMO_TOP.has(e)) && (await readdir(join(archiveDir, 'demo')).catch(() => [] as string[])).every((e) => e === DEMO_TABLE_DIR);
+  if (marked && demoOnly) return;
   throw new AuditlogError(
     'USAGE',
-    `${archiveDir} exists and was not made by auditlog demo (${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, no ${DEMO_MARKER} beside it): the demo starts from an empty archive and would delete it; choose another --dir`,
+    `${archiveDir} is not empty and is not an archive auditlog demo made (${marked ? 'it holds more than the demo table' : `no ${DEMO_MARKER} in it`}): the demo starts from an empty archive and would delete it; choose another --dir${marked ? '' : ` (if it is an older version's demo archive, remove it: rm -r '${archiveDir}')`}`,
   );
 }
 

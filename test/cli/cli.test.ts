@@ -249,8 +249,25 @@ describe('auditlog CLI', () => {
     await writeFile(join(foreign, 'archive', 'app', 'public.audit_log', 'kept.jsonl.gz'), 'real archive');
     const refused = await runCli(['demo', '--rows', '10', '--dir', foreign]);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toBe(`auditlog: ${join(foreign, 'archive')} exists and was not made by auditlog demo (1 entry, no .auditlog-demo beside it): the demo starts from an empty archive and would delete it; choose another --dir [USAGE]\n`);
-    expect(await readFile(join(foreign, 'archive', 'app', 'public.audit_log', 'kept.jsonl.gz'), 'utf8')).toBe('real archive');
+    const archiveDir = join(foreign, 'archive');
+    expect(refused.stderr).toBe(
+      `auditlog: ${archiveDir} is not empty and is not an archive auditlog demo made (no _auditlog/demo.json in it): the demo starts from an empty archive and would delete it; choose another --dir (if it is an older version's demo archive, remove it: rm -r '${archiveDir}') [USAGE]\n`,
+    );
+    expect(await readFile(join(archiveDir, 'app', 'public.audit_log', 'kept.jsonl.gz'), 'utf8')).toBe('real archive');
+    // Nor one a real configuration went on writing into after a demo (the previous test's): the marker alone is not enough.
+    const reused = join(dir, 'demo');
+    await mkdir(join(reused, 'archive', 'demo', 'public.other_table'), { recursive: true });
+    await writeFile(join(reused, 'archive', 'demo', 'public.other_table', 'kept.jsonl.gz'), 'real archive');
+    const mixed = await runCli(['demo', '--rows', '10', '--dir', reused]);
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toContain('is not an archive auditlog demo made (it holds more than the demo table)');
+    expect(await readFile(join(reused, 'archive', 'demo', 'public.other_table', 'kept.jsonl.gz'), 'utf8')).toBe('real archive');
+    // An `archive` that is a file is refused, not removed.
+    const fileArchive = join(dir, 'file-archive');
+    await mkdir(fileArchive, { recursive: true });
+    await writeFile(join(fileArchive, 'archive'), 'not a directory');
+    expect((await runCli(['demo', '--rows', '10', '--dir', fileArchive])).code).toBe(2);
+    expect(await readFile(join(fileArchive, 'archive'), 'utf8')).toBe('not a directory');
     const file = join(dir, 'a-file');
     await writeFile(file, 'x');
     const notDir = await runCli(['demo', '--rows', '10', '--dir', file]);
