@@ -183,6 +183,7 @@ export async function attachMonitoring(options: {
       attachProgress(options.events, {
         mode: tty ? 'tty' : 'log',
         write: options.io.stderr,
+        columns: () => process.stderr.columns,
         log: (fields, message) => options.logger.info(fields, message),
         intervalMs: options.config.monitoring.progress_update_interval * 1000,
       }),

@@ -53,6 +53,12 @@ export interface ProgressOptions {
   intervalMs: number;
   /** Epoch milliseconds. */
   now?: () => number;
+  /**
+   * The terminal's width, read at each redraw: the live line is cut to fit. A line that wraps is
+   * two rows, and "erase line" clears only the last, so each redraw left a row behind (found in
+   * review: two tables' parts are ~150 characters).
+   */
+  columns?: () => number | undefined;
 }
 
 interface Tracked {
@@ -70,13 +76,17 @@ export function attachProgress(events: RunEvents, options: ProgressOptions): () 
   const label = (t: TableRef): string => `${t.database}/${t.schema}.${t.table}`;
   const estimate = (t: Tracked): ProgressEstimate => estimateProgress(t.done, t.total, (now() - t.at) / 1000);
   // \r and "erase line": the line is redrawn in place.
+  const fit = (line: string): string => {
+    const width = options.columns?.();
+    return width === undefined || width < 2 || line.length < width ? line : `${line.slice(0, width - 2)}…`;
+  };
   const draw = (): void => {
     if (tables.size === 0) return;
-    options.write(`\r\x1b[2K${[...tables.values()].map((t) => formatProgressLine(label(t.ref), estimate(t))).join('  |  ')}`);
+    options.write(`\r\x1b[2K${fit([...tables.values()].map((t) => formatProgressLine(label(t.ref), estimate(t))).join('  |  '))}`);
   };
   // A newline keeps a table's last figures once it ends; the others go on on the next line.
   const drawFinal = (t: Tracked): void => {
-    options.write(`\r\x1b[2K${formatProgressLine(label(t.ref), estimate(t))}\n`);
+    options.write(`\r\x1b[2K${fit(formatProgressLine(label(t.ref), estimate(t)))}\n`);
     draw();
   };
   const logLine = (t: Tracked): void => {

@@ -71,6 +71,23 @@ describe('attachProgress', () => {
     expect(out.at(-1)).toBe('\r\x1b[2Kapp/public.events  40.0% 40/100 rows 20 rows/s ETA 0:03\n');
   });
 
+  it('on a terminal, the live line is cut to its width: a wrapped line leaves a row behind at each redraw', () => {
+    const out: string[] = [];
+    const events = new RunEvents();
+    let columns: number | undefined = 80;
+    attachProgress(events, { mode: 'tty', write: (t) => out.push(t), log: () => undefined, intervalMs: 5000, now: () => 1_000_000, columns: () => columns });
+    events.emit('table:started', { ...ref, cutoff: 'c', retentionDays: 10 });
+    events.emit('table:started', { ...ref, database: 'billing', cutoff: 'c', retentionDays: 10 });
+    events.emit('table:counted', { ...ref, rows: 100 });
+    const line = out.at(-1)!.slice('\r\x1b[2K'.length);
+    expect(line).toHaveLength(79);
+    expect(line.endsWith('…')).toBe(true);
+    expect(line.startsWith('app/public.events   0.0% 0/100 rows 0 rows/s ETA --:--  |  billing/public.')).toBe(true);
+    columns = 300;
+    events.emit('table:counted', { ...ref, database: 'billing', rows: 10 });
+    expect(out.at(-1)).toBe('\r\x1b[2Kapp/public.events   0.0% 0/100 rows 0 rows/s ETA --:--  |  billing/public.events   0.0% 0/10 rows 0 rows/s ETA --:--');
+  });
+
   it('off a terminal logs a line every interval while a table runs, and stops when detached', () => {
     vi.useFakeTimers();
     let now = 0;
