@@ -3,7 +3,7 @@
  * storage. Verify recomputes the hash chain from the records themselves and exits 1 naming the
  * first record whose link is broken (an edited or removed record before it).
  */
-import type { AuditRecord } from '../compliance/audit-record.js';
+import { isAuditRecordShape, type AuditRecord } from '../compliance/audit-record.js';
 import { AuditChainVerifier, type StoredAuditRecord } from '../compliance/verify-audit-chain.js';
 import { AuditlogError } from '../core/errors.js';
 import { isUtcDay } from '../core/utc-day.js';
@@ -72,13 +72,15 @@ export async function runAuditListCommand(input: AuditCommandInput): Promise<num
       const parsed = JSON.parse(s.body.toString('utf8')) as unknown;
       // As verify reads it: JSON that is not a record (`null`, `{}`) is unreadable too. Found by
       // probing: text mode crashed on it, --json listed it as a record and exited 0.
-      if (!isRecordShaped(parsed)) throw new Error('not an audit record');
+      if (!isAuditRecordShape(parsed)) throw new Error('not an audit record');
       r = { key: s.key, ...parsed };
     } catch {
       unreadable++;
       continue;
     }
-    if (!((since === undefined || Date.parse(r.at) >= since.getTime()) && (input.table === undefined || r.table === input.table || `${r.schema}.${r.table}` === input.table))) continue;
+    // The same scope as verify's: a run's own record is listed with the tables it names, so the
+    // ARCHIVE_START that verify --table reports as UNFINISHED can be found with list --table.
+    if (!isInScope(r, since, input.table)) continue;
     if (input.json) write((shown > 0 ? ',' : '') + JSON.stringify(r));
     else write(formatAuditLine(r) + '\n');
     shown++;
@@ -91,13 +93,6 @@ export async function runAuditListCommand(input: AuditCommandInput): Promise<num
   }
   flush();
   return unreadable > 0 ? 1 : 0;
-}
-
-/** The fields a listed line reads, with their types: anything else is not a record this version wrote. */
-function isRecordShaped(value: unknown): value is AuditRecord {
-  if (typeof value !== 'object' || value === null || !('prev_sha256' in value)) return false;
-  const r = value as Record<string, unknown>;
-  return typeof r.at === 'string' && typeof r.event === 'string' && typeof r.run_id === 'string' && (r.error === null || (typeof r.error === 'object' && r.error !== undefined));
 }
 
 function formatAuditLine(r: AuditRecord): string {

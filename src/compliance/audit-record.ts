@@ -92,6 +92,16 @@ export function serializeAuditRecord(record: AuditRecord): Buffer {
   return Buffer.from(JSON.stringify(record) + '\n', 'utf8');
 }
 
+/**
+ * Whether a parsed body has the fields every record this tool writes has, with their types: what
+ * `audit list` and `audit verify` both read as a record (they disagreed on `{"prev_sha256":…}`).
+ */
+export function isAuditRecordShape(value: unknown): value is AuditRecord {
+  if (typeof value !== 'object' || value === null || !('prev_sha256' in value)) return false;
+  const r = value as Record<string, unknown>;
+  return (r.prev_sha256 === null || typeof r.prev_sha256 === 'string') && typeof r.at === 'string' && typeof r.event === 'string' && typeof r.run_id === 'string' && (r.error === null || (typeof r.error === 'object' && r.error !== undefined));
+}
+
 export function sha256Hex(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }

@@ -112,10 +112,13 @@ function columnsMismatch(row: AuditRow, body: Buffer): string | undefined {
 function auditReadError(error: unknown, schema: string, table: string): AuditlogError {
   if (error instanceof AuditlogError) return error;
   const state = sqlState(error);
-  // No such table, schema or database; no SQLSTATE at all: the server was not reached.
+  // No such table, schema or database: configuration. Not connected (no SQLSTATE — a Node error
+  // code such as ECONNREFUSED — a connection exception, authentication refused, the server
+  // starting up or full of connections): DB_CONNECT.
   const missing = state === '42P01' || state === '3F000' || state === '3D000';
+  const notConnected = state === undefined || /^E[A-Z]+$/.test(state) || state.startsWith('08') || state === '28P01' || state === '28000' || state === '57P03' || state === '53300';
   return new AuditlogError(
-    missing ? 'CONFIG_INVALID' : state === undefined ? 'DB_CONNECT' : 'DB_QUERY',
+    missing ? 'CONFIG_INVALID' : notConnected ? 'DB_CONNECT' : 'DB_QUERY',
     `the audit table ${schema}.${table} cannot be read: ${describeError(error)}${missing ? ': check compliance.audit (database, schema, table) in the config — the trail is written there by the first run' : ''}`,
     { cause: error, details: { schema, table } },
   );

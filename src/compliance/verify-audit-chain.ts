@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { compareKeys } from '../core/compare-keys.js';
 import { AuditlogError } from '../core/errors.js';
-import type { AuditRecord } from './audit-record.js';
+import { isAuditRecordShape, type AuditRecord } from './audit-record.js';
 import { isStartEvent, UnfinishedRunTracker, type UnfinishedRun } from './find-unfinished-runs.js';
 
 export interface StoredAuditRecord {
@@ -116,7 +116,7 @@ export class AuditChainVerifier {
     try {
       parsed = JSON.parse(item.body.toString('utf8'));
       record = parsed as AuditRecord;
-      if (typeof record !== 'object' || record === null || !('prev_sha256' in record)) throw new Error('no prev_sha256');
+      if (!isAuditRecordShape(parsed)) throw new Error('not the fields of one');
     } catch (error) {
       unreadable = error;
     }

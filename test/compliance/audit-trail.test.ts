@@ -99,7 +99,8 @@ describe('audit trail', () => {
     expect(verify.code).toBe(0);
     expect(verify.stdout).toContain(`${all.length} record(s), 0 problem(s)`);
     const listed = JSON.parse((await cli(['audit', 'list', '-c', file, '--table', 'events', '--json'])).stdout) as { records: AuditRecord[] };
-    expect(listed.records.map((r) => r.event).filter((e) => e !== 'ARCHIVE_PROGRESS')).toEqual(['ARCHIVE_SUCCESS', 'RESTORE_START', 'RESTORE_SUCCESS', 'RESTORE_START', 'RESTORE_FAILURE']);
+    // The run's ARCHIVE_START names the table (details.tables): listed with it, as verify --table scopes it.
+    expect(listed.records.map((r) => r.event).filter((e) => e !== 'ARCHIVE_PROGRESS')).toEqual(['ARCHIVE_START', 'ARCHIVE_SUCCESS', 'RESTORE_START', 'RESTORE_SUCCESS', 'RESTORE_START', 'RESTORE_FAILURE']);
     const future = JSON.parse((await cli(['audit', 'list', '-c', file, '--since', '2999-01-01', '--json'])).stdout) as { records: AuditRecord[] };
     expect(future.records).toEqual([]);
   });
@@ -167,8 +168,12 @@ describe('audit trail', () => {
   });
 
   it('removing the oldest records is found too (the oldest left links to a record that is gone)', () => {
-    const report = verifyAuditChain([{ key: `${AUDIT_PREFIX}b.json`, body: Buffer.from(JSON.stringify({ prev_sha256: 'ab'.repeat(32) })) }]);
+    const record = { at: '2026-01-01T00:00:00.000Z', event: 'ARCHIVE_START', run_id: 'r', error: null, prev_sha256: 'ab'.repeat(32) };
+    const report = verifyAuditChain([{ key: `${AUDIT_PREFIX}b.json`, body: Buffer.from(JSON.stringify(record)) }]);
     expect(report.problems.map((p) => p.kind)).toEqual(['first-has-link']);
+    // A body with a link and nothing else is no record, to verify as to list.
+    const bare = verifyAuditChain([{ key: `${AUDIT_PREFIX}b.json`, body: Buffer.from(JSON.stringify({ prev_sha256: 'ab'.repeat(32) })) }]);
+    expect(bare.problems.map((p) => p.kind)).toEqual(['unreadable']);
   });
 
   it('a record key is never written twice: a second writer with the same clock and run id fails instead of overwriting', async () => {
