@@ -48,7 +48,6 @@ function messageOf(error: unknown): string {
   return sqlState(error)?.startsWith('22') === true ? text.replace(/".*"/s, '"…"') : text;
 }
 
-/** The SQLSTATE of a PostgreSQL error, else undefined (a lost connection in the client has none). */
 /**
  * Pure: after COMMIT was sent, whether `error` leaves its outcome unknown — the connection's
  * errors (no SQLSTATE), class 08 (connection exception) and 57 (operator intervention: a
@@ -59,7 +58,6 @@ export function commitOutcomeUnknown(error: unknown): boolean {
   const state = sqlState(error);
   return state === undefined || state.startsWith('08') || state.startsWith('57');
 }
-
 
 /**
  * Pure: what to do after the database stopped the load. Data exceptions (22), integrity
