@@ -25,11 +25,21 @@ export interface StoredAuditRecord {
   key: string;
   body: Buffer;
   /**
-   * Where the record is kept beside copies of its fields (the database backend's columns), which of
-   * them disagree with it: the chain covers the record only, so an edit of the copies alone is
-   * caught here.
+   * Copies of the record's fields kept beside it for querying (the database backend's columns):
+   * the chain covers the record only, so an edit of the copies alone is caught by comparing them.
    */
-  mismatch?: string;
+  copies?: RecordCopies;
+}
+
+/** The database backend's columns beside a record (recorded_at is the database's clock, not a field of the record). */
+export interface RecordCopies {
+  event: string;
+  run_id: string;
+  database_name: string | null;
+  schema_name: string | null;
+  table_name: string | null;
+  /** Of the record's bytes. */
+  sha256: string;
 }
 
 export interface ChainProblem {
@@ -124,8 +134,9 @@ export class AuditChainVerifier {
     if (inScope) this.inScopeCount++;
     const problem = (p: ChainProblem): void => void (inScope && this.problems.push(p));
     const fork = (f: ChainFork): void => void (inScope && this.forks.push(f));
-    if (item.mismatch !== undefined) {
-      problem({ key: item.key, kind: 'columns-mismatch', message: `${item.key}: ${item.mismatch} disagree with its record: the row was edited (queries on those columns no longer find what the record says)` });
+    const mismatch = item.copies === undefined ? undefined : copiesMismatch(item.copies, parsed, this.head);
+    if (mismatch !== undefined) {
+      problem({ key: item.key, kind: 'columns-mismatch', message: `${item.key}: ${mismatch} disagree with its record: the row was edited (queries on those columns no longer find what the record says)` });
     }
     if (unreadable !== undefined || record === undefined) {
       problem({ key: item.key, kind: 'unreadable', message: `${item.key}: not an audit record (${unreadable instanceof Error ? unreadable.message : String(unreadable)}): it was edited or replaced` });
@@ -178,6 +189,26 @@ export class AuditChainVerifier {
   private remember(hash: string): void {
     if (!this.links.has(hash)) this.links.set(hash, null);
   }
+}
+
+/**
+ * The copies that disagree with the record they copy (`parsed`, whose bytes hash to `sha256`), as
+ * "its columns a, b"; undefined when they all agree, or when the body is not a JSON object (the
+ * chain reports that). Found by probing: a row's event, table_name and sha256 could be changed
+ * and verify passed, though docs/compliance.md queries those columns.
+ */
+function copiesMismatch(copies: RecordCopies, parsed: unknown, sha256: string): string | undefined {
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const record = parsed as Partial<AuditRecord>;
+  const wrong = [
+    copies.sha256 !== sha256 ? 'sha256' : undefined,
+    copies.event !== record.event ? 'event' : undefined,
+    copies.run_id !== record.run_id ? 'run_id' : undefined,
+    copies.database_name !== (record.database ?? null) ? 'database_name' : undefined,
+    copies.schema_name !== (record.schema ?? null) ? 'schema_name' : undefined,
+    copies.table_name !== (record.table ?? null) ? 'table_name' : undefined,
+  ].filter((c) => c !== undefined);
+  return wrong.length === 0 ? undefined : `its column${wrong.length === 1 ? '' : 's'} ${wrong.join(', ')}`;
 }
 
 /**
