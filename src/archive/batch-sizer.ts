@@ -61,7 +61,7 @@ export class BatchSizer {
 }
 
 /** Whole rows of `bytesPerRow` that fit in `maxBytes`, at least one; unbounded when unknown. */
-function rowsWithin(maxBytes: number, bytesPerRow: number | undefined): number {
+export function rowsWithin(maxBytes: number, bytesPerRow: number | undefined): number {
   if (bytesPerRow === undefined || !Number.isFinite(bytesPerRow) || bytesPerRow <= 0) return Infinity;
   return Math.max(1, Math.floor(maxBytes / bytesPerRow));
 }

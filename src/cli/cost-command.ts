@@ -7,13 +7,13 @@ import type { Env } from '../config/expand-env.js';
 import { loadConfig } from '../config/load-config.js';
 import { collectSecrets } from '../config/mask-secrets.js';
 import { AuditlogError } from '../core/errors.js';
-import { estimateCost, type CostEstimate } from '../cost/estimate-cost.js';
+import { estimateCost, rowsPerObject, type CostEstimate } from '../cost/estimate-cost.js';
 import { formatCostEstimate } from '../cost/format-cost.js';
 import { measureConfig, type ConfigMeasure, type TableMeasure } from '../cost/measure-tables.js';
 import { loadRunHolds } from '../compliance/run-holds.js';
 import { readHoldSources } from './compliance-setup.js';
 import { PRICE_TABLE, PRICE_TABLE_DATE } from '../cost/price-table.js';
-import { checkRecordsSize, parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber, rowsPerObject } from '../cost/parse-cost-options.js';
+import { checkRecordsSize, parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
 import { DEFAULT_MAX_BATCH_BYTES, MAX_BATCH_SIZE } from '../config/schema.js';
 
 export interface CostCliOptions {

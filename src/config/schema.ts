@@ -170,15 +170,15 @@ function compressionLevelProblem(level: number | undefined, compression: Compres
 
 /** `defaults.max_batch_bytes` unless set: 8 MiB of JSON lines per page (the cost estimate assumes it without --config). */
 export const DEFAULT_MAX_BATCH_BYTES = 8_388_608;
-/** The largest `batch_size` accepted (`auditlog cost --batch-size` too). */
+/** The largest `batch_size`, `min_batch_size` and `max_batch_size` accepted (`auditlog cost --batch-size` too). */
 export const MAX_BATCH_SIZE = 1_000_000;
 
 /** Settings a table inherits from `defaults` unless it sets its own. */
 const tunables = {
   retention_days: positiveInt.max(MAX_RETENTION_DAYS).describe('Rows whose timestamp is older than this many days are archived.'),
   batch_size: positiveInt.max(MAX_BATCH_SIZE).describe('Rows per page read, and at most per batch (one object per batch); the starting size when batches adapt.'),
-  min_batch_size: positiveInt.max(1_000_000).describe('Smallest page the adaptive sizing shrinks to when queries run over target_query_time_ms.'),
-  max_batch_size: positiveInt.max(1_000_000).describe('Largest page the adaptive sizing grows to when queries run well under the target (default: batch_size, i.e. only shrink); at least the batch_size in force.'),
+  min_batch_size: positiveInt.max(MAX_BATCH_SIZE).describe('Smallest page the adaptive sizing shrinks to when queries run over target_query_time_ms.'),
+  max_batch_size: positiveInt.max(MAX_BATCH_SIZE).describe('Largest page the adaptive sizing grows to when queries run well under the target (default: batch_size, i.e. only shrink); at least the batch_size in force.'),
   target_query_time_ms: positiveMs.describe('Page query time the adaptive sizing steers toward.'),
   // Bytes, not MiB, so tests can use small bounds; 1 MiB at least so a typo cannot make every page one row.
   max_batch_bytes: z

@@ -8,10 +8,20 @@
  * three small PUTs (pending marker twice, metadata sidecar) and one GET (sidecar read-back).
  * Sidecars and markers are a few KB in STANDARD and left out of the storage figures.
  */
+import { rowsWithin } from '../archive/batch-sizer.js';
 import { AuditlogError } from '../core/errors.js';
 import { CLASS_RULES, PRICE_TABLE, PRICE_TABLE_DATE, PRICE_TABLE_SOURCE, STORAGE_CLASSES, type StorageClass } from './price-table.js';
 
 export const GIB = 1024 ** 3;
+
+/**
+ * Rows per data object: `batchSize`, or fewer when that many rows of `bytesPerRow` would pass
+ * `maxBatchBytes` — the archiver's own byte cap on a page (batch-sizer.ts). Found by probing: wide
+ * rows were counted as one object per day where the archiver wrote fifty.
+ */
+export function rowsPerObject(batchSize: number, maxBatchBytes: number, bytesPerRow: number): number {
+  return Math.min(batchSize, rowsWithin(maxBatchBytes, bytesPerRow));
+}
 const IT_TIERING_MIN_OBJECT_BYTES = 128 * 1024;
 
 export interface CostInput {

@@ -7,7 +7,8 @@ import type { Config } from '../config/schema.js';
 import { encodeBatch } from '../archive/encode-batch.js';
 import { loadTablePlan } from '../db/catalog.js';
 import { estimateLineBytes, selectCutoff, selectPage, summarizeArchivable } from '../db/archive-queries.js';
-import { rowsPerObject } from './parse-cost-options.js';
+import { rowsWithin } from '../archive/batch-sizer.js';
+import { rowsPerObject } from './estimate-cost.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import { checkHoldFilter } from '../db/hold-queries.js';
 import { holdFilterOf, holdsForTable } from '../compliance/legal-hold.js';
@@ -80,7 +81,7 @@ export async function measureConfig(config: Config, secrets: readonly string[], 
         const count = await summarizeArchivable(pool, plan, cutoff);
         // The widest of the first rows bounds how many the sample may read within its bytes.
         const lineBytes = count.rows === 0 ? null : await estimateLineBytes(pool, plan, cutoff, null, null, WIDTH_SAMPLE_ROWS);
-        const limit = lineBytes === null ? sampleRows : Math.max(1, Math.min(sampleRows, Math.floor(SAMPLE_MAX_BYTES / lineBytes)));
+        const limit = Math.min(sampleRows, rowsWithin(SAMPLE_MAX_BYTES, lineBytes ?? undefined));
         const pages = count.rows === 0 ? [] : await selectPage(pool, plan, cutoff, null, limit);
         let sampled = 0;
         let raw = 0;

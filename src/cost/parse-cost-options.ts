@@ -76,15 +76,6 @@ export function parseWholeNumber(text: string, flag: string, min: number, max = 
   return n;
 }
 
-/**
- * Rows per data object: `batchSize`, or fewer when that many rows of `bytesPerRow` would pass
- * `maxBatchBytes` (the archiver shrinks such pages to fit; found by probing: wide rows were
- * counted as one object per day where the archiver wrote fifty).
- */
-export function rowsPerObject(batchSize: number, maxBatchBytes: number, bytesPerRow: number): number {
-  if (!(bytesPerRow > 0)) return batchSize;
-  return Math.max(1, Math.min(batchSize, Math.floor(maxBatchBytes / bytesPerRow)));
-}
 
 /** A ratio below 1 would mean compression makes data bigger: almost surely a typo for its inverse. */
 export function parseCompressionRatio(text: string): number {

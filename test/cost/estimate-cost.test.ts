@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { estimateCost, GIB, type ClassCost } from '../../src/cost/estimate-cost.js';
+import { estimateCost, GIB, rowsPerObject, type ClassCost } from '../../src/cost/estimate-cost.js';
 import { PRICE_TABLE_DATE, STORAGE_CLASSES } from '../../src/cost/price-table.js';
-import { parseClasses, parseCompressionRatio, parseRegion, parseSize, parseWholeNumber, rowsPerObject } from '../../src/cost/parse-cost-options.js';
+import { parseClasses, parseCompressionRatio, parseRegion, parseSize, parseWholeNumber } from '../../src/cost/parse-cost-options.js';
 import { formatCostEstimate } from '../../src/cost/format-cost.js';
 import { isAuditlogError } from '../../src/core/errors.js';
 
