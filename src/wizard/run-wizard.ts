@@ -188,11 +188,11 @@ async function chooseTables(deps: WizardDeps, q: Queryable, databaseName: string
     throw new AuditlogError('USAGE', `which tables? pass --tables NAME[,NAME...] (one of: ${listing.slice(0, 10).map(label).join(', ')})`);
   }
 
-  checkTimestampPairs(flags.timestampColumn, chosen);
+  const columnFor = timestampColumnsFlag(flags.timestampColumn, chosen);
   const result: WizardTable[] = [];
   const refused: string[] = [];
   for (const t of chosen) {
-    const table = await configureTable(deps, q, t, databaseName);
+    const table = await configureTable(deps, q, t, databaseName, columnFor(t));
     if (table !== null) result.push(table);
     else refused.push(label(t));
   }
@@ -222,7 +222,7 @@ function findListed(listing: TableListing[], raw: string): TableListing {
  * interactive, which goes on with the others; "refused:" without a prompter, where chooseTables
  * then fails).
  */
-async function configureTable(deps: WizardDeps, q: Queryable, listed: TableListing, databaseName: string): Promise<WizardTable | null> {
+async function configureTable(deps: WizardDeps, q: Queryable, listed: TableListing, databaseName: string, columnFlag: string | undefined): Promise<WizardTable | null> {
   const { flags, prompter, report } = deps;
   const detection = await detectTable(q, listed.schema, listed.name);
   if (detection === null) throw new AuditlogError('USAGE', `table ${label(listed)} disappeared while the wizard ran`);
@@ -237,7 +237,6 @@ async function configureTable(deps: WizardDeps, q: Queryable, listed: TableListi
   report(`  key: ${key.kind} (${key.columns.join(', ')})`);
   for (const c of detection.timestampCandidates) report(`  timestamp candidate: ${c.name} (${c.type}${c.notNull ? ', not null' : ''}${c.indexed ? ', indexed' : ', no index'})`);
   const suggested = chooseTimestampColumn(detection.timestampCandidates)!;
-  const columnFlag = timestampFlagFor(flags.timestampColumn, listed);
   let column = suggested;
   if (columnFlag !== undefined) {
     const found = detection.timestampCandidates.find((c) => c.name === columnFlag);
@@ -294,13 +293,15 @@ async function findWizardRefusals(q: Queryable, databaseName: string, detection:
 }
 
 /**
- * Every `table=column` pair of --timestamp-column names a chosen table, and every entry is a pair:
- * a typo in a table name was dropped silently and the suggested column used instead (found by
- * probing), which for an audit table can mean archiving by the wrong clock.
+ * --timestamp-column read once: `created_at` for every table, or `audit=created_at,events=occurred_at`
+ * per table; returns each chosen table's column (undefined: none given). Every pair must name a
+ * chosen table, once, and every entry must be a pair: a typo in a table name was dropped silently
+ * and the suggested column used instead (found by probing), which for an audit table can mean
+ * archiving by the wrong clock.
  */
-function checkTimestampPairs(flag: string | undefined, chosen: readonly TableListing[]): void {
-  if (flag === undefined || !flag.includes('=')) return;
-  const named = new Set<TableListing>();
+function timestampColumnsFlag(flag: string | undefined, chosen: readonly TableListing[]): (t: TableListing) => string | undefined {
+  if (flag === undefined || !flag.includes('=')) return () => flag;
+  const named = new Map<TableListing, string>();
   for (const pair of flag.split(',')) {
     const eq = pair.indexOf('=');
     const table = pair.slice(0, Math.max(eq, 0)).trim();
@@ -313,20 +314,9 @@ function checkTimestampPairs(flag: string | undefined, chosen: readonly TableLis
     }
     // Only the first pair of a table was read: a second one was dropped without a word.
     if (named.has(listed)) throw new AuditlogError('USAGE', `--timestamp-column names ${label(listed)} twice: give one column per table`);
-    named.add(listed);
+    named.set(listed, pair.slice(eq + 1).trim());
   }
-}
-
-/** `--timestamp-column created_at` for every table, or `audit=created_at,events=occurred_at` per table. */
-function timestampFlagFor(flag: string | undefined, t: TableListing): string | undefined {
-  if (flag === undefined) return undefined;
-  if (!flag.includes('=')) return flag;
-  for (const pair of flag.split(',')) {
-    const eq = pair.indexOf('=');
-    const table = pair.slice(0, eq).trim();
-    if (table === t.name || table === label(t)) return pair.slice(eq + 1).trim();
-  }
-  return undefined;
+  return (t) => named.get(t);
 }
 
 export function formatDistribution(d: AgeDistribution): string[] {
