@@ -34,6 +34,11 @@ export interface LoadInput {
   id: { database: string; schema: string; table: string };
   target: RestoreTarget;
   table: TargetTable | undefined;
+  /**
+   * False when the target cannot recognize a row already in it (restore-table.ts): each object then
+   * loads in one transaction whatever --batch-size, so it is loaded and recorded whole or not at all.
+   */
+  splitObjects: boolean;
   candidates: Candidate[];
   /** Selected objects the restore watermark skips: their keys still supersede older versions. */
   restored: Candidate[];
@@ -68,7 +73,7 @@ export async function loadObjects(client: pg.Client, openClient: () => Promise<p
 }
 
 async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promise<void> {
-  const { options, summary, id, target, table, candidates, restored, drifts, driftKey, watermarks, logger, corrupt, rejected, holdCheck } = input;
+  const { options, summary, id, target, table, splitObjects, candidates, restored, drifts, driftKey, watermarks, logger, corrupt, rejected, holdCheck } = input;
   const record = !options.dryRun;
   const totalRows = candidates.reduce((n, c) => n + c.meta.record_count, 0);
   const batchRows = options.batchSize ?? DEFAULT_RESTORE_BATCH_ROWS;
@@ -237,10 +242,10 @@ async function loadBatches(sessions: RestoreSession[], input: LoadInput): Promis
       const lines = starts.length - 1;
       // An object that fits in a batch starts a new one rather than being split: the final part of a
       // split object waits for every batch in flight (above), which kept the jobs from overlapping.
-      if (batchSize > 0 && batchSize + lines > batchRows && lines <= batchRows) await flush();
+      if (batchSize > 0 && batchSize + lines > batchRows && (lines <= batchRows || !splitObjects)) await flush();
       let from = 0;
       do {
-        const to = Math.min(lines, from + batchRows - batchSize);
+        const to = splitObjects ? Math.min(lines, from + batchRows - batchSize) : lines;
         const skip = superseded.get(item.key);
         batch.push({ object: checked, starts, from, to, last: to === lines, ...(skip === undefined ? {} : { superseded: skip }) });
         batchSize += to - from;

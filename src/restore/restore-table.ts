@@ -25,7 +25,7 @@ import { loadStoppedError, silentConnectionError } from './load-error.js';
 import { loadObjects } from './load-objects.js';
 import { mapAhead } from './map-ahead.js';
 import type { Candidate, RestoreOptions, RestoreSummary } from './restore-options.js';
-import { formatDrift, newTargetColumns, planSchemaDrift, type DriftPlan, type TargetColumn } from './schema-drift.js';
+import { formatDrift, keyColumnsNotArchived, newTargetColumns, planSchemaDrift, type DriftPlan, type TargetColumn } from './schema-drift.js';
 import { ColumnMapReport, columnMapEntries, columnMapFor, mappedColumns, type ColumnMapEntry, type ObjectColumnMap } from './column-map.js';
 import { selectObjects } from './select-objects.js';
 import { createSidecarSummarizer } from './sidecar-summary.js';
@@ -326,7 +326,15 @@ async function restoreInto(
       { details: { database: id.database, table: `${target.schema}.${target.table}`, role } },
     );
   }
+  /**
+   * Whether the target recognizes a restored row already in it by its key. Where it cannot (no key,
+   * or one the archive has no value for), an object is never split over two transactions: a
+   * failure between two parts left the first loaded but unrecorded, and the rerun, which no
+   * conflict stops, loaded it again (found by probing a target made with CREATE TABLE … (LIKE …)).
+   */
+  let recognizesRows = true;
   if (table !== undefined) {
+    if (table.key.length === 0) recognizesRows = false;
     if (options.conflict !== 'fail' && table.key.length === 0) {
       // Without a key nothing can conflict: skip would insert every row again, silently (found by probing).
       throw new AuditlogError(
@@ -344,6 +352,19 @@ async function restoreInto(
       );
     }
     const plans = planDrifts(table.columns);
+    const notArchived = keyColumnsNotArchived(table.key, plans.values());
+    if (notArchived.length > 0) {
+      recognizesRows = false;
+      if (options.conflict !== 'fail') {
+        // ON CONFLICT on a key the target fills itself never fires: skip "kept the existing rows"
+        // while inserting every row again (found by probing a target with its own bigserial key).
+        throw new AuditlogError(
+          'SCHEMA_DRIFT',
+          `--conflict ${options.conflict} cannot recognize a row already in ${target.schema}.${target.table}: its key (${table.key.join(', ')}) has column(s) ${notArchived.map((c) => `"${c}"`).join(', ')} the archive has no value for, which the target fills itself, so every row would be inserted again; give the target a primary key or unique index over archived columns, or restore with --conflict fail (the restore watermark still skips objects restored before). Nothing was restored`,
+          { details: { table: `${target.schema}.${target.table}`, key: table.key, notArchived } },
+        );
+      }
+    }
     for (const [signature, drift] of plans) {
       for (const change of drift.typeChanges) {
         const column = drift.columns.find((c) => c.target === change.target)!;
@@ -383,7 +404,7 @@ async function restoreInto(
         await dropIndexes(client, target.schema, found, (index) => indexes.push(index));
       }
       await loadWithWatermarks(watermarks, logger, () =>
-        loadObjects(client, openClient, { options, summary, id, target, table, candidates, restored, drifts, driftKey, columnMap: (meta) => columnMapOf(meta).map, watermarks, logger, corrupt, rejected, ...(holdCheck === undefined ? {} : { holdCheck }) }),
+        loadObjects(client, openClient, { options, summary, id, target, table, splitObjects: recognizesRows, candidates, restored, drifts, driftKey, columnMap: (meta) => columnMapOf(meta).map, watermarks, logger, corrupt, rejected, ...(holdCheck === undefined ? {} : { holdCheck }) }),
       ).catch(async (error: unknown) => {
         if (createdHere) await dropIfStillEmpty(client, target, logger);
         throw error;

@@ -140,6 +140,17 @@ export function stagingColumns<C extends { name: string; type: string }>(archive
   return asText.size === 0 ? [...archived] : archived.map((c) => (asText.has(c.name) ? { ...c, type: textFor(c.type) } : c));
 }
 
+/**
+ * Pure: the target's key columns that some plan fills with their default (the archive has no value
+ * for them): a key the target makes up itself (a serial, a default uuid) is new on every load, so
+ * a row already there is never recognized — no conflict, and a rerun inserts it a second time.
+ */
+export function keyColumnsNotArchived(key: readonly string[], plans: Iterable<DriftPlan>): string[] {
+  const out = new Set<string>();
+  for (const plan of plans) for (const a of plan.added) if (key.includes(a.name)) out.add(a.name);
+  return [...out];
+}
+
 export function hasDrift(plan: DriftPlan): boolean {
   return plan.added.length + plan.dropped.length + plan.typeChanges.length + plan.renamed.length + plan.generated.length > 0;
 }

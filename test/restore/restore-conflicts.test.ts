@@ -189,6 +189,43 @@ describe('a target without a key', () => {
     expect(Number((await f.db.query('SELECT count(*) AS c FROM keyless')).rows[0].c)).toBe(6);
   });
 });
+describe('a target that cannot recognize a row already in it', () => {
+  const count = async (sql: string): Promise<number> => Number((await f.db.query<{ n: string }>(sql)).rows[0]!.n);
+
+  it('loads an object larger than --batch-size in one transaction into a keyless target: a rerun after a failure inside it loads each row once', async () => {
+    await createEventsTable(f.db, { rows: 20, stepMinutes: 1, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable], { batch_size: 20 });
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(20);
+    // As an investigator makes one: LIKE copies no key.
+    await f.db.query('CREATE TABLE keyless (LIKE events)');
+    await f.db.query(`CREATE FUNCTION stop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id = 12 THEN RAISE EXCEPTION 'stopped'; END IF; RETURN NEW; END $$`);
+    await f.db.query('CREATE TRIGGER stop BEFORE INSERT ON keyless FOR EACH ROW EXECUTE FUNCTION stop()');
+    const target = { schema: 'public', table: 'keyless' };
+    const first = await restoreWith(config, f.store, { table: 'events', target, batchSize: 5, jobs: 1 });
+    expect(first.error?.code).toBe('DB_QUERY');
+    // Split into parts of 5, the first two committed unrecorded, and the rerun loaded them again: 30 rows.
+    expect(await count('SELECT count(*) AS n FROM keyless')).toBe(0);
+    await f.db.query('DROP TRIGGER stop ON keyless');
+    const again = await restoreWith(config, f.store, { table: 'events', target, batchSize: 5, jobs: 1 });
+    expect(again.error).toBeUndefined();
+    expect(again.rows.inserted).toBe(20);
+    expect(await count('SELECT count(*) AS n FROM keyless')).toBe(20);
+    expect(await count('SELECT count(DISTINCT id) AS n FROM keyless')).toBe(20);
+  });
+
+  it.each(['skip', 'overwrite', 'upsert'] as const)('refuses --conflict %s when the key is a column the archive has no value for (every row would be inserted again)', async (conflict) => {
+    await createEventsTable(f.db, { rows: 6, stepMinutes: 30, endDaysAgo: 20 });
+    const config = f.configFor([eventsTable]);
+    expect((await archiveWith(config, f.store)).tables[0]!.rowsArchived).toBe(6);
+    await f.db.query('CREATE TABLE own_key (rid bigserial PRIMARY KEY, LIKE events)');
+    const target = { schema: 'public', table: 'own_key' };
+    expect((await restoreWith(config, f.store, { table: 'events', target })).rows.inserted).toBe(6);
+    const again = await restoreWith(config, f.store, { table: 'events', target, conflict, ignoreWatermark: true });
+    expect(again.error?.code).toBe('SCHEMA_DRIFT');
+    expect(again.error?.message).toContain(`--conflict ${conflict} cannot recognize a row already in public.own_key: its key (rid) has column(s) "rid" the archive has no value for`);
+    expect(await count('SELECT count(*) AS n FROM own_key')).toBe(6);
+  });
+});
 describe('a database whose sessions skip foreign keys and triggers', () => {
   it('refuses to restore under session_replication_role = replica, restoring nothing', async () => {
     await createEventsTable(f.db, { rows: 6, stepMinutes: 30, endDaysAgo: 20 });
