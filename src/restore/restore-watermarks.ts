@@ -156,26 +156,32 @@ export class ObjectRestoreWatermarkStore implements RestoreWatermarkStore {
     let doc = this.docs.get(key);
     if (doc === undefined) {
       const body = await this.store.get(key);
-      let parsed: RestoreStateDocument | undefined;
+      let parsed: unknown;
       try {
-        parsed = body === undefined ? undefined : (JSON.parse(body.toString('utf8')) as RestoreStateDocument);
+        parsed = body === undefined ? undefined : JSON.parse(body.toString('utf8'));
       } catch {
-        if (strict) {
-          throw new AuditlogError('STORAGE_IO', `restore watermark ${key} is unreadable; pass --ignore-watermark to restore everything selected again (it is then rewritten)`, { details: { key } });
-        }
+        parsed = undefined;
+      }
+      // JSON of another shape (`null`, another format, no objects) is as unreadable as a broken
+      // document: taken as "nothing restored", it loaded everything again, twice into a target
+      // without a key (found by probing).
+      if (strict && body !== undefined && !isRestoreStateDocument(parsed)) {
+        throw new AuditlogError('STORAGE_IO', `restore watermark ${key} is unreadable; pass --ignore-watermark to restore everything selected again (it is then rewritten)`, { details: { key } });
       }
       // Two batches recording at once both read it the first time (record() is no longer in the
       // write queue): the first to finish keeps its document, or one's entries would be lost.
       const read = this.docs.get(key);
       if (read !== undefined) return read;
-      doc =
-        parsed?.format === RESTORE_STATE_FORMAT && typeof parsed.objects === 'object' && parsed.objects !== null
-          ? parsed
-          : { format: RESTORE_STATE_FORMAT, format_version: 1, database: id.database, schema: id.schema, table: id.table, target, objects: {} };
+      doc = isRestoreStateDocument(parsed) ? parsed : { format: RESTORE_STATE_FORMAT, format_version: 1, database: id.database, schema: id.schema, table: id.table, target, objects: {} };
       this.docs.set(key, doc);
     }
     return doc;
   }
+}
+
+function isRestoreStateDocument(value: unknown): value is RestoreStateDocument {
+  const doc = value as Partial<RestoreStateDocument> | null | undefined;
+  return doc?.format === RESTORE_STATE_FORMAT && typeof doc.objects === 'object' && doc.objects !== null && !Array.isArray(doc.objects);
 }
 
 export class DatabaseRestoreWatermarkStore implements RestoreWatermarkStore {

@@ -41,3 +41,19 @@ describe('ObjectRestoreWatermarkStore', () => {
     expect([...(await new ObjectRestoreWatermarkStore(local).load(id, target)).keys()].sort()).toEqual(['a', 'b', 'c']);
   });
 });
+
+describe('a restore-state document that is JSON but not one', () => {
+  it.each(['null', '{}', '[]', '{"format":"other","objects":{}}', '{"format":"auditlog-restore-state","objects":[]}'])('%s is refused as unreadable, not read as "nothing restored"', async (text) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'restore-wm-'));
+    dirs.push(dir);
+    const local = new LocalObjectStore({ path: dir });
+    await local.put(restoreStateKey(id, target), Buffer.from(text));
+    // Taken as empty, every object was loaded again: twice into a target without a key.
+    await expect(new ObjectRestoreWatermarkStore(local).load(id, target)).rejects.toMatchObject({ code: 'STORAGE_IO', message: expect.stringContaining('pass --ignore-watermark') });
+    // --ignore-watermark never loads it: the next record starts the document afresh.
+    const wm = new ObjectRestoreWatermarkStore(local);
+    await wm.record(null as never, id, target, new Map([['a', entry(1)]]));
+    await wm.flush();
+    expect([...(await new ObjectRestoreWatermarkStore(local).load(id, target)).keys()]).toEqual(['a']);
+  });
+});
