@@ -47,10 +47,13 @@ export async function listTableObjects(store: ObjectStore, prefix: string, range
   const listings = partitions.length > MAX_PARTITION_LISTINGS ? [''] : partitions;
   for (const partition of listings) {
     for await (const info of store.list(`${prefix}${partition}`)) {
-      const kind = classifyKey(info.key.slice(prefix.length));
+      const relative = info.key.slice(prefix.length);
+      const kind = classifyKey(relative);
       if (kind.kind === 'stray') {
-        // A whole-table listing for a range sees every stray; those are not in the range.
-        if (range === undefined || partition !== '') strays.push(info.key);
+        // A whole-table listing for a range sees every stray: only those under one of the range's
+        // partitions are reported, as the partition listings would. Dropping all of them let an
+        // open range (`--from` alone) pass strays that a closed one reports (found by probing).
+        if (range === undefined || partition !== '' || partitions.some((p) => relative.startsWith(p))) strays.push(info.key);
         continue;
       }
       if (!isDayInRange(kind.day, range)) continue;

@@ -344,6 +344,22 @@ describe.each(['s3', 'local'] as const)('validate (%s backend)', (backend) => {
     expect(spy.listed).toEqual([`${PREFIX}year=${day.slice(0, 4)}/month=${day.slice(5, 7)}/day=${day.slice(8)}/`, `_auditlog/pending/${PREFIX}`]);
   });
 
+  it('an open range (listed as the whole table) reports the strays inside the range, as a closed range does (found by probing)', async () => {
+    const days = [...new Set(objects.map((o) => /(year=\d{4}\/month=\d{2}\/day=\d{2}\/)/.exec(o.key)![1]!))].sort();
+    const [first, last] = [days[0]!, days.at(-1)!];
+    const dayOf = (partition: string): string => /year=(\d{4})\/month=(\d{2})\/day=(\d{2})/.exec(partition)!.slice(1).join('-');
+    await store.put(`${PREFIX}${last}notes.txt`, Buffer.from('in the range'));
+    await store.put(`${PREFIX}${first}notes.txt`, Buffer.from('before the range'));
+    await store.put(`${PREFIX}README`, Buffer.from('in no partition'));
+    const from = dayOf(last);
+    for (const range of [
+      { from, to: '9999-12-31' },
+      { from, to: from },
+    ]) {
+      expect(findings(await validate({ range })), JSON.stringify(range)).toEqual([{ code: 'STRAY_OBJECT', key: `${PREFIX}${last}notes.txt` }]);
+    }
+  });
+
   it('--check-database: ROW_STILL_IN_TABLE for archived rows back in the table in the archived version; an archived key in another version is a warning', async () => {
     expect(findings(await validate({ checkDatabase: true }))).toEqual([]);
     // A row under an archived key in another version (restored, or the key reused): a warning
