@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
-import { access, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { access, link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AuditlogError, describeError } from '../core/errors.js';
 import type { RetryConfig } from '../config/schema.js';
@@ -140,7 +140,7 @@ export class LocalObjectStore implements ObjectStore {
     const namePrefix = prefix.slice(slash + 1);
     const directory = directoryKey === '' ? this.root : path.join(this.root, ...directoryKey.split('/'));
     const after = options.startAfter === undefined ? undefined : Buffer.from(options.startAfter, 'utf8');
-    yield* this.walk(directory, directoryKey === '' ? '' : `${directoryKey}/`, namePrefix, after);
+    yield* this.walk(directory, directoryKey === '' ? '' : `${directoryKey}/`, namePrefix, after, new Set());
   }
 
   async check(options: CheckOptions = {}): Promise<void> {
@@ -223,36 +223,77 @@ export class LocalObjectStore implements ObjectStore {
    * with `d/`, so it is skipped unless `after` sorts before `d/` or starts with it. An audit trail
    * opened from today's directory then reads today's directory, not every day before it.
    */
-  private async *walk(directory: string, keyBase: string, namePrefix: string, after: Buffer | undefined): AsyncGenerator<ObjectInfo> {
+  private async *walk(directory: string, keyBase: string, namePrefix: string, after: Buffer | undefined, ancestors: ReadonlySet<string>): AsyncGenerator<ObjectInfo> {
     const entries = await this.readDirectory(directory);
-    const candidates = entries
-      .filter((entry) => entry.name.startsWith(namePrefix) && !isLocalTempFileName(entry.name) && !entry.name.includes('\\'))
-      .filter((entry) => entry.isDirectory() || entry.isFile())
-      .map((entry) => ({ entry, sortKey: Buffer.from(`${keyBase}${entry.name}${entry.isDirectory() ? '/' : ''}`, 'utf8') }))
-      .sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
-    for (const { entry, sortKey } of candidates) {
-      const child = path.join(directory, entry.name);
-      if (entry.isDirectory()) {
+    const candidates: { name: string; isDirectory: boolean; linked: boolean; sortKey: Buffer }[] = [];
+    for (const entry of entries) {
+      if (!entry.name.startsWith(namePrefix) || isLocalTempFileName(entry.name) || entry.name.includes('\\')) continue;
+      // put/get/head go through symbolic links (path.join, stat, readFile), so list must too: a
+      // day directory moved to another volume and linked back was written to, verified and its
+      // rows deleted, yet validate and restore never listed it ("OK", nothing to restore; found by probing).
+      const kind = entry.isSymbolicLink() ? await this.linkKind(path.join(directory, entry.name), `${keyBase}${entry.name}`) : entry.isDirectory() ? 'directory' : entry.isFile() ? 'file' : undefined;
+      if (kind === undefined) continue;
+      candidates.push({ name: entry.name, isDirectory: kind === 'directory', linked: entry.isSymbolicLink(), sortKey: Buffer.from(`${keyBase}${entry.name}${kind === 'directory' ? '/' : ''}`, 'utf8') });
+    }
+    candidates.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
+    for (const { name, isDirectory, linked, sortKey } of candidates) {
+      const child = path.join(directory, name);
+      if (isDirectory) {
+        // `ancestors`: the real paths of the directories this walk is inside; a link back up to
+        // one of them would be walked for ever.
+        const real = await this.run('list', child, () => realpath(child).catch((error: unknown) => (isMissing(error) ? undefined : Promise.reject(error))));
+        if (real === undefined) continue;
+        if (ancestors.has(real)) {
+          throw new AuditlogError('STORAGE_IO', `local list: ${keyBase}${name} under ${this.description} is a symbolic link to a directory that contains it (${real}); remove the link`, {
+            details: { operation: 'list', key: `${keyBase}${name}`, path: child, target: real },
+          });
+        }
         if (after === undefined || Buffer.compare(sortKey, after) > 0) {
           // Every key below sorts after `d/`, hence after `after`: no more filtering needed.
-          yield* this.walk(child, `${keyBase}${entry.name}/`, '', undefined);
+          yield* this.walk(child, `${keyBase}${name}/`, '', undefined, new Set(ancestors).add(real));
         } else if (after.subarray(0, sortKey.length).equals(sortKey)) {
-          yield* this.walk(child, `${keyBase}${entry.name}/`, '', after);
+          yield* this.walk(child, `${keyBase}${name}/`, '', after, new Set(ancestors).add(real));
         }
         continue;
       }
       if (after !== undefined && Buffer.compare(sortKey, after) <= 0) continue;
       const stats = await this.run('list', child, async () => {
         try {
-          return await lstat(child);
+          // A linked file's size is its target's (what get reads), not the link's.
+          return await (linked ? stat(child) : lstat(child));
         } catch (error) {
           // Deleted between readdir and lstat: it is simply no longer listed.
           if (isMissing(error)) return undefined;
           throw error;
         }
       });
-      if (stats?.isFile() === true) yield { key: `${keyBase}${entry.name}`, size: stats.size };
+      if (stats?.isFile() === true) yield { key: `${keyBase}${name}`, size: stats.size };
     }
+  }
+
+  /**
+   * What a symbolic link in the archive leads to. One whose target is gone (a volume not mounted,
+   * a directory deleted) fails the listing: skipped, the objects behind it went unseen and
+   * validate reported the archive clean.
+   */
+  private async linkKind(link: string, key: string): Promise<'file' | 'directory' | undefined> {
+    const target = await this.run('list', link, async () => {
+      try {
+        return await stat(link);
+      } catch (error) {
+        if (!isMissing(error)) throw error;
+        // The link itself deleted since readdir: no longer listed, like any other entry.
+        return (await lstat(link).catch(() => undefined)) === undefined ? undefined : ('broken' as const);
+      }
+    });
+    if (target === 'broken') {
+      const points = await readlink(link).catch(() => '?');
+      throw new AuditlogError('STORAGE_IO', `local list: ${key} under ${this.description} is a symbolic link to ${points}, which does not exist; mount or restore what it points to, or remove the link (the objects behind it cannot be read)`, {
+        details: { operation: 'list', key, path: link, target: points },
+      });
+    }
+    if (target === undefined) return undefined;
+    return target.isDirectory() ? 'directory' : target.isFile() ? 'file' : undefined;
   }
 
   private resolveKey(key: string, operation: Operation): string {

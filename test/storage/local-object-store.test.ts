@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -88,6 +88,38 @@ describe('LocalObjectStore', () => {
     const expected = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     expect((await collectList(store, 'k/')).map((o) => o.key)).toEqual(expected);
     expect((await collectList(store, 'k/a')).map((o) => o.key)).toEqual(expected.filter((k) => k.startsWith('k/a')));
+  });
+
+  it('lists through symbolic links as put/get/head go through them; a broken or looping link fails the listing (found by probing)', async () => {
+    const store = new LocalObjectStore({ path: path.join(root, 'archive') });
+    await store.put('t/day=1/a.jsonl.gz', Buffer.from('one'));
+    await store.put('t/day=2/b.jsonl.gz', Buffer.from('three'));
+    // A day directory moved to another volume and linked back, and a file linked from elsewhere.
+    await mkdir(path.join(root, 'cold'));
+    await rename(path.join(root, 'archive', 't', 'day=2'), path.join(root, 'cold', 'day=2'));
+    await symlink(path.join(root, 'cold', 'day=2'), path.join(root, 'archive', 't', 'day=2'));
+    await writeFile(path.join(root, 'cold', 'c.bin'), 'linked file');
+    await symlink(path.join(root, 'cold', 'c.bin'), path.join(root, 'archive', 't', 'day=1', 'c.jsonl.gz'));
+    // Written through the link, as every put is: list must show it too.
+    await store.put('t/day=2/d.jsonl.gz', Buffer.from('four'));
+    expect((await collectList(store, 't/')).map((o) => [o.key, o.size])).toEqual([
+      ['t/day=1/a.jsonl.gz', 3],
+      ['t/day=1/c.jsonl.gz', 11],
+      ['t/day=2/b.jsonl.gz', 5],
+      ['t/day=2/d.jsonl.gz', 4],
+    ]);
+    expect((await store.head('t/day=2/b.jsonl.gz'))?.size).toBe(5);
+
+    await symlink('..', path.join(root, 'archive', 't', 'day=1', 'up'));
+    await expect(collectList(store, 't/')).rejects.toMatchObject({ code: 'STORAGE_IO', message: expect.stringContaining('t/day=1/up') });
+    await rm(path.join(root, 'archive', 't', 'day=1', 'up'));
+
+    // The volume not mounted: skipping the link reported its objects as never archived, silently.
+    await rm(path.join(root, 'cold', 'day=2'), { recursive: true });
+    const broken = await collectList(store, 't/').catch((error: unknown) => error);
+    expect(broken).toBeInstanceOf(AuditlogError);
+    expect(broken).toMatchObject({ code: 'STORAGE_IO' });
+    expect((broken as Error).message).toMatch(/t\/day=2 under .* is a symbolic link to .*cold\/day=2, which does not exist; mount or restore/);
   });
 
   it('lists nothing when the root does not exist yet', async () => {

@@ -3,7 +3,7 @@
  * text report, --output, progress on stderr only, and the uncommitted objects a killed run leaves.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { metadataKeyFor } from '../../src/core/archive-layout.js';
@@ -90,6 +90,35 @@ describe('auditlog validate (CLI)', () => {
     const json = await runCli(['validate', '--config', file, '--json']);
     expect(json.code).toBe(1);
     expect((JSON.parse(json.stdout) as ValidationReport).tables[0]!.findings.map((f) => [f.code, f.key, f.severity])).toEqual([['DATA_OBJECT_MISMATCH', metadataKeyFor(a!.key), 'problem']]);
+  });
+
+  it('a day directory moved to another volume and linked back is validated and restored; once its target is gone, exit 1, never "OK" (found by probing)', async () => {
+    const path = join(dir, 'linked');
+    const file = await setup('linked', { local: { path } });
+    expect((await runCli(['archive', '--config', file, '--quiet'])).code).toBe(0);
+    const objects = (await inspectArchive(new LocalObjectStore({ path }))).objects;
+    const key = objects[0]!.key;
+    const day = key.slice(0, key.lastIndexOf('/'));
+    const inDay = objects.filter((o) => o.key.startsWith(`${day}/`));
+    const cold = join(dir, 'linked-cold');
+    await mkdir(cold);
+    await rename(join(path, day), join(cold, 'day'));
+    await symlink(join(cold, 'day'), join(path, day));
+    const linked = await runCli(['validate', '--config', file, '--deep', '--json']);
+    expect(linked.code, linked.stderr).toBe(0);
+    expect((JSON.parse(linked.stdout) as ValidationReport).totals).toMatchObject({ objects: objects.length, rows: 30, problems: 0 });
+    const restored = await runCli(['restore', '--config', file, '--table', 'linked', '--target-table', 'public.linked_back', '--quiet']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect((await db.query<{ n: string }>('SELECT count(*)::text AS n FROM public.linked_back')).rows[0]!.n).toBe('30');
+
+    await rm(join(cold, 'day'), { recursive: true });
+    const broken = await runCli(['validate', '--config', file]);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).not.toContain('result: OK');
+    expect(broken.stderr.trim().split('\n')).toHaveLength(1);
+    expect(broken.stderr).toContain(`${day} under `);
+    expect(broken.stderr).toContain('STORAGE_IO');
+    expect(inDay.length).toBeGreaterThan(0);
   });
 
   it('progress goes to stderr, never into the JSON on stdout', async () => {
