@@ -37,12 +37,17 @@ afterEach(async () => {
   servers = undefined;
 });
 
+const UP_TIMEOUT_MS = 5_000;
 const DOWN_URL = 'postgresql://archiver:hunter2-secret@127.0.0.1:1/nowhere';
 
-function configWith(databases: { name: string; url: string }[], s3 = fx.s3cfg) {
+/**
+ * `timeoutMs`: 300 where a check must time out (a silent server), else generous: a check that
+ * should be up took over 300 ms on a loaded 2-core machine and the test saw 503.
+ */
+function configWith(databases: { name: string; url: string }[], s3 = fx.s3cfg, timeoutMs = UP_TIMEOUT_MS) {
   return buildConfig({
     s3,
-    monitoring: { health_check_enabled: true, health_check_port: 0, listen_host: '127.0.0.1', health_check_timeout_ms: 300 },
+    monitoring: { health_check_enabled: true, health_check_port: 0, listen_host: '127.0.0.1', health_check_timeout_ms: timeoutMs },
     databases: databases.map((d) => ({ ...d, tables: [{ name: 'events', timestamp_column: 'happened_at' }] })),
   });
 }
@@ -101,7 +106,7 @@ describe('/health', () => {
   });
 
   it('the only database hangs: down after the timeout, 503 unhealthy', async () => {
-    const { status, report } = await getHealth(configWith([{ name: 'app', url: `postgresql://postgres@127.0.0.1:${silentPort}/x` }]));
+    const { status, report } = await getHealth(configWith([{ name: 'app', url: `postgresql://postgres@127.0.0.1:${silentPort}/x` }], fx.s3cfg, 300));
     expect(status).toBe(503);
     expect(report.status).toBe('unhealthy');
     expect(report.checks[0]).toMatchObject({ name: 'app', status: 'down', error: 'no answer within 300 ms' });
@@ -111,7 +116,7 @@ describe('/health', () => {
   it('the audit trail\'s database down: 503 unhealthy, though another database is up — no run starts without its trail', async () => {
     // Found by probing: `degraded` (200) while every run refused to start for want of its trail.
     const databases = [{ name: 'audit', url: DOWN_URL }, { name: 'app', url: fx.db.url }].map((d) => ({ ...d, tables: [{ name: 'events', timestamp_column: 'happened_at' }] }));
-    const monitoring = { health_check_enabled: true, health_check_port: 0, listen_host: '127.0.0.1', health_check_timeout_ms: 300 };
+    const monitoring = { health_check_enabled: true, health_check_port: 0, listen_host: '127.0.0.1', health_check_timeout_ms: UP_TIMEOUT_MS };
     const { status, report } = await getHealth(buildConfig({ s3: fx.s3cfg, monitoring, databases, compliance: { audit: { backend: 'both', database: 'audit' } } }));
     expect(status).toBe(503);
     expect(report.status).toBe('unhealthy');
@@ -187,7 +192,7 @@ describe('auditlog health', () => {
 describe('the daemon\'s /health while a database hangs', () => {
   it('each request ends its connection attempt at the timeout: none stays open behind the answer', async () => {
     const before = held.length;
-    const { report } = await getHealth(configWith([{ name: 'app', url: `postgresql://postgres@127.0.0.1:${silentPort}/x` }]));
+    const { report } = await getHealth(configWith([{ name: 'app', url: `postgresql://postgres@127.0.0.1:${silentPort}/x` }], fx.s3cfg, 300));
     expect(report.checks[0]).toMatchObject({ name: 'app', status: 'down', error: 'no answer within 300 ms' });
     const opened = held.slice(before);
     expect(opened.length).toBeGreaterThan(0);
@@ -241,7 +246,7 @@ describe('storage that accepts connections and never answers', () => {
 
   it("the daemon's /health closes its storage request at the timeout: no socket stays open behind the answer", async () => {
     const before = held.length;
-    const { status, report } = await getHealth(configWith([{ name: 'app', url: fx.db.url }], silentS3()));
+    const { status, report } = await getHealth(configWith([{ name: 'app', url: fx.db.url }], silentS3(), 300));
     expect(status).toBe(503);
     expect(report.checks.find((c) => c.kind === 'storage')).toMatchObject({ status: 'down', error: 'no answer within 300 ms' });
     const opened = held.slice(before);
