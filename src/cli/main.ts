@@ -464,6 +464,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--deep-threshold <n>', 'check contents without --deep when at most this many objects are selected', (v) => parseNonNegativeInt(v, '--deep-threshold'), 100)
     .option('--concurrency <n>', 'objects checked at once', (v) => parsePositiveInt(v, '--concurrency'), 4)
     .option('--check-database', 'also check that no archived row is still in its table (read-only)')
+    .option('--check-audit', 'also check that every object the audit trail records as committed (in the selected tables and days) is still in the store: finds batches removed whole (MISSING_OBJECT); reads the whole trail')
     // No default here, as for cost: --format text given with --json must be told apart from no --format.
     .addOption(new Option('--format <format>', 'report format (default text)').choices(['text', 'json']))
     .option('--json', 'the same as --format json')
@@ -471,17 +472,25 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--progress-interval <seconds>', 'seconds between progress lines on stderr (0: none)', (v) => parseNonNegativeNumber(v, '--progress-interval'), 5)
     .action(async (opts: Omit<ValidateCommandOptions, 'format'> & { config: string; format?: 'text' | 'json'; json?: boolean }) => {
       if (opts.json === true && opts.format === 'text') throw new AuditlogError('USAGE', '--json and --format text contradict each other: pass one of them (--json is the same as --format json)');
-      const [{ runValidateCommand }, { createObjectStore }] = await Promise.all([import('./validate-command.js'), import('../storage/create-object-store.js')]);
+      const [{ runValidateCommand }, { auditSources }, { createObjectStore }] = await Promise.all([import('./validate-command.js'), import('./compliance-setup.js'), import('../storage/create-object-store.js')]);
       const config = await loadConfig(opts.config, io.env);
       secrets = collectSecrets(config);
-      exitCode = await runValidateCommand({
-        config,
-        store: await createObjectStore(config),
-        options: { ...opts, format: opts.json === true ? 'json' : (opts.format ?? 'text') },
-        secrets,
-        stdout: io.stdout,
-        stderr: io.stderr,
-      });
+      const store = await createObjectStore(config);
+      // The audit table's pool, when --check-audit reads it; closed once the report is out.
+      const pools: pg.Pool[] = [];
+      try {
+        exitCode = await runValidateCommand({
+          config,
+          store,
+          options: { ...opts, format: opts.json === true ? 'json' : (opts.format ?? 'text') },
+          secrets,
+          auditSources: () => auditSources(config, store, pools),
+          stdout: io.stdout,
+          stderr: io.stderr,
+        });
+      } finally {
+        for (const p of pools) await p.end().catch(() => undefined);
+      }
     });
 
   const audit = program.command('audit').description('Show and check the append-only audit trail (_auditlog/audit/ in the archive storage).');

@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { AuditTrailSource } from '../validate/check-audit.js';
 import { formatBytes, formatValidateReport } from '../validate/format-validate-report.js';
 import { parseDayRange } from '../validate/select-partitions.js';
 import { requireLocalArchive } from './require-local-archive.js';
@@ -22,6 +23,8 @@ export interface ValidateCommandOptions {
   deepThreshold: number;
   concurrency: number;
   checkDatabase?: boolean;
+  /** Compare the audit trail's committed objects with the store (needs compliance.audit.backend other than none). */
+  checkAudit?: boolean;
   format: 'text' | 'json';
   output?: string;
   /** Seconds between progress lines on stderr; 0 turns them off. */
@@ -33,6 +36,8 @@ export interface ValidateCommandInput {
   store: ObjectStore;
   options: ValidateCommandOptions;
   secrets: readonly string[];
+  /** The configured audit trail(s), as `audit list` reads them; built only for --check-audit. */
+  auditSources?: () => AuditTrailSource[];
   stdout: (text: string) => void;
   stderr: (text: string) => void;
 }
@@ -41,7 +46,15 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
   const { options } = input;
   const range = parseDayRange(options.from, options.to);
   const databases = selectTargets({ config: input.config, ...(options.database === undefined ? {} : { database: options.database }), ...(options.table === undefined ? {} : { table: options.table }) });
+  const backend = input.config.compliance.audit.backend;
+  if (options.checkAudit === true && backend === 'none') {
+    throw new AuditlogError('CONFIG_INVALID', '--check-audit compares the audit trail with the archive, and compliance.audit.backend is none: no trail records which objects were committed — configure compliance.audit (backend storage, database or both; docs/compliance.md) or validate without --check-audit', {
+      details: { path: 'compliance.audit.backend' },
+    });
+  }
   await requireLocalArchive(input.config, 'nothing to validate');
+  const auditSources = options.checkAudit === true ? input.auditSources?.() : undefined;
+  if (options.checkAudit === true && auditSources === undefined) throw new AuditlogError('INTERNAL', '--check-audit was given without a way to read the audit trail');
   const report = await validateArchive({
     config: input.config,
     store: input.store,
@@ -51,8 +64,10 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
     deepThreshold: options.deepThreshold,
     concurrency: options.concurrency,
     checkDatabase: options.checkDatabase === true,
+    ...(auditSources === undefined ? {} : { auditSources }),
     secrets: input.secrets,
     onProgress: progressPrinter(options.progressInterval, input.stderr),
+    ...(auditSources === undefined ? {} : { onAuditProgress: auditProgressPrinter(options.progressInterval, input.stderr) }),
   });
   const text = options.format === 'json' ? JSON.stringify(report, null, 1) + '\n' : formatValidateReport(report);
   if (options.output === undefined) {
@@ -65,6 +80,18 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
     }
   }
   return report.ok ? 0 : 1;
+}
+
+/** A line every `intervalSeconds` while the audit trail is read (--check-audit): a long trail takes a while. */
+function auditProgressPrinter(intervalSeconds: number, stderr: (text: string) => void): ((records: number) => void) | undefined {
+  if (intervalSeconds <= 0) return undefined;
+  let last = Date.now();
+  return (records) => {
+    const now = Date.now();
+    if (now - last < intervalSeconds * 1000) return;
+    last = now;
+    stderr(`validate: audit trail: ${records} record(s) read\n`);
+  };
 }
 
 /** A line every `intervalSeconds` while objects are checked: done/total and the read rate. */

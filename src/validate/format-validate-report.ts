@@ -26,7 +26,12 @@ function formatCounts(c: Counts): string {
 export function formatValidateReport(report: ValidationReport): string {
   const out: string[] = [];
   const scope = report.range === null ? 'all days' : `days ${report.range.from} .. ${report.range.to}`;
-  out.push(`validate: ${scope}; ${report.deep ? 'deep (contents read and checked)' : 'shallow (listing and metadata; --deep reads contents)'}${report.checkDatabase ? '; database checked' : ''}`);
+  out.push(`validate: ${scope}; ${report.deep ? 'deep (contents read and checked)' : 'shallow (listing and metadata; --deep reads contents)'}${report.checkDatabase ? '; database checked' : ''}${report.checkAudit ? '; audit trail checked' : ''}`);
+  const audit = report.audit;
+  if (audit !== undefined) {
+    out.push(`audit trail (${audit.sources.join(', ')}): ${audit.records} record(s) read, ${audit.recordedObjects} committed object(s) recorded in the selection`);
+    if (audit.unreadable > 0) out.push(`  PROBLEM ${audit.unreadable} audit record(s) could not be read: objects they name are not checked — run \`auditlog audit verify\``);
+  }
   for (const t of report.tables) {
     out.push('');
     out.push(`${t.database}/${t.schema}.${t.table}: ${formatCounts(t)}`);

@@ -24,6 +24,7 @@ export const PROBLEM_CODES = [
   'KEY_IN_TABLE_AGAIN',
   'LINE_NOT_RESTORABLE',
   'LINE_COLUMNS_MISMATCH',
+  'MISSING_OBJECT',
 ] as const;
 
 export type ProblemCode = (typeof PROBLEM_CODES)[number];
@@ -47,4 +48,6 @@ export interface Finding {
   message: string;
   /** How many lines/keys the finding covers, for checks that aggregate per object. */
   count?: number;
+  /** The run whose audit record names the object (`--check-audit` findings). */
+  runId?: string;
 }

@@ -1,6 +1,7 @@
 /**
  * `auditlog validate`: checks every selected table's part of the archive (docs/validate.md).
- * Reads the store (and, with checkDatabase, the tables) and never writes to either. Objects are
+ * Reads the store (and, with checkDatabase, the tables; with auditSources, the audit trail) and
+ * never writes to any of them. Objects are
  * checked a few at a time; each is read whole in its stored (compressed) form and streamed through
  * decompression, so memory grows with the concurrency and the object size, not with the archive.
  */
@@ -12,6 +13,7 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { DecoderFailedError, decoderFailure } from '../archive/codec.js';
 import { readBatchObjectState } from '../storage/batch-object-state.js';
 import { DataLineChecker } from './check-data-lines.js';
+import { collectUnlistedRecordedObjects, missingObjectFindings, type AuditTrailSource, type AuditTrailSummary, type RecordedObject } from './check-audit.js';
 import { withDatabaseChecks, type RowPresenceCheck } from './check-database.js';
 import { checkMetadata, type TableIdentity } from './check-metadata.js';
 import { DuplicateKeyTracker } from './duplicate-keys.js';
@@ -39,8 +41,12 @@ export interface ValidateOptions {
   deepThreshold: number;
   concurrency: number;
   checkDatabase: boolean;
+  /** --check-audit: the trail(s) to read; every committed object they record in the selection must be in the store. */
+  auditSources?: readonly AuditTrailSource[];
   secrets?: readonly string[];
   onProgress?: (progress: ValidateProgress) => void;
+  /** Records of the audit trail read so far (--check-audit). */
+  onAuditProgress?: (records: number) => void;
   now?: () => number;
 }
 
@@ -62,6 +68,13 @@ export async function validateArchive(options: ValidateOptions): Promise<Validat
       targets.push({ db, table, id: { database: db.name, schema: table.schema, table: table.name }, prefix, listing: await listTableObjects(options.store, prefix, options.range) });
     }
   }
+  // Read after the listing: a recorded key the listing lacks is asked of the store again before it
+  // is reported (check-audit.ts), so a batch an archive run commits meanwhile is not "missing".
+  let audit: { unlisted: Map<string, RecordedObject>[]; summary: AuditTrailSummary } | undefined;
+  if (options.auditSources !== undefined) {
+    const auditTargets = targets.map((t) => ({ ...t.id, prefix: t.prefix, listedDataKeys: new Set(t.listing.objects.filter((o) => o.dataSize !== undefined).map((o) => o.dataKey)) }));
+    audit = await collectUnlistedRecordedObjects(options.auditSources, auditTargets, options.range, options.onAuditProgress);
+  }
   const dataObjects = targets.reduce((n, t) => n + t.listing.objects.filter((o) => o.dataSize !== undefined).length, 0);
   const deep = options.deep === true || dataObjects <= options.deepThreshold;
   const progress: ValidateProgress = { objectsDone: 0, objectsTotal: targets.reduce((n, t) => n + t.listing.objects.length, 0), bytesDone: 0 };
@@ -69,12 +82,12 @@ export async function validateArchive(options: ValidateOptions): Promise<Validat
   for (const db of options.databases) {
     const mine = targets.filter((t) => t.db === db);
     const run = async (presence?: (table: TableConfig) => Promise<RowPresenceCheck>): Promise<void> => {
-      for (const t of mine) tables.push(await validateTable(t, { ...options, deep, progress }, presence === undefined ? undefined : await presence(t.table)));
+      for (const t of mine) tables.push(await validateTable(t, { ...options, deep, progress }, presence === undefined ? undefined : await presence(t.table), audit?.unlisted[targets.indexOf(t)]));
     };
     if (options.checkDatabase) await withDatabaseChecks(options.config, db, options.secrets ?? [], run);
     else await run();
   }
-  return buildReport(tables, { deep, range: options.range, checkDatabase: options.checkDatabase, durationMs: now() - started });
+  return buildReport(tables, { deep, range: options.range, checkDatabase: options.checkDatabase, ...(audit === undefined ? {} : { audit: audit.summary }), durationMs: now() - started });
 }
 
 interface TableRun extends ValidateOptions {
@@ -82,7 +95,7 @@ interface TableRun extends ValidateOptions {
   progress: ValidateProgress;
 }
 
-async function validateTable(target: TableTarget, run: TableRun, presence: RowPresenceCheck | undefined): Promise<TableValidation> {
+async function validateTable(target: TableTarget, run: TableRun, presence: RowPresenceCheck | undefined, recordedUnlisted: Map<string, RecordedObject> | undefined): Promise<TableValidation> {
   const { objects, strays } = target.listing;
   const findings: Finding[] = strays.map((key) => ({
     code: 'STRAY_OBJECT' as const,
@@ -106,6 +119,8 @@ async function validateTable(target: TableTarget, run: TableRun, presence: RowPr
     run.onProgress?.({ ...run.progress });
   });
   findings.push(...duplicates.findings((i) => objects[i]!.dataKey));
+  // After the object checks: a recorded object whose sidecar is still there is ORPHAN_METADATA already.
+  if (recordedUnlisted !== undefined) findings.push(...(await missingObjectFindings(run.store, recordedUnlisted, findings, run.concurrency)));
   return summarizeTable(target.id, counts, findings);
 }
 

@@ -2,6 +2,7 @@
  * The report of `auditlog validate` (pure): per table, what was looked at and every finding;
  * totals over all tables. The text and JSON forms are built from this one structure.
  */
+import type { AuditTrailSummary } from './check-audit.js';
 import type { DayRange } from './select-partitions.js';
 import { severityOf, type Finding, type ProblemCode, type Severity } from './problem-codes.js';
 
@@ -29,12 +30,15 @@ export interface TableValidation extends Counts {
 }
 
 export interface ValidationReport {
-  /** No problem found (warnings allowed): exit 0. */
+  /** No problem found (warnings allowed) and, with --check-audit, every audit record read: exit 0. */
   ok: boolean;
   /** Whether object contents were read and checked (--deep, or few enough objects). */
   deep: boolean;
   range: DayRange | null;
   checkDatabase: boolean;
+  /** Whether the audit trail was compared with the store (--check-audit); `audit` says what was read. */
+  checkAudit: boolean;
+  audit?: AuditTrailSummary;
   durationMs: number;
   totals: Counts & { tables: number };
   tables: TableValidation[];
@@ -61,7 +65,7 @@ export function summarizeTable(id: { database: string; schema: string; table: st
   return table;
 }
 
-export function buildReport(tables: TableValidation[], options: { deep: boolean; range: DayRange | undefined; checkDatabase: boolean; durationMs: number }): ValidationReport {
+export function buildReport(tables: TableValidation[], options: { deep: boolean; range: DayRange | undefined; checkDatabase: boolean; audit?: AuditTrailSummary; durationMs: number }): ValidationReport {
   const totals = { tables: tables.length, ...emptyCounts() };
   for (const t of tables) {
     totals.objects += t.objects;
@@ -71,5 +75,17 @@ export function buildReport(tables: TableValidation[], options: { deep: boolean;
     totals.warnings += t.warnings;
     for (const [code, n] of Object.entries(t.byCode) as [ProblemCode, number][]) totals.byCode[code] = (totals.byCode[code] ?? 0) + n;
   }
-  return { ok: totals.problems === 0, deep: options.deep, range: options.range ?? null, checkDatabase: options.checkDatabase, durationMs: options.durationMs, totals, tables };
+  // An unreadable record may have named an object that is gone: the audit check is incomplete.
+  const ok = totals.problems === 0 && (options.audit?.unreadable ?? 0) === 0;
+  return {
+    ok,
+    deep: options.deep,
+    range: options.range ?? null,
+    checkDatabase: options.checkDatabase,
+    checkAudit: options.audit !== undefined,
+    ...(options.audit === undefined ? {} : { audit: options.audit }),
+    durationMs: options.durationMs,
+    totals,
+    tables,
+  };
 }

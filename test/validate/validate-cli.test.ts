@@ -162,7 +162,7 @@ describe('auditlog validate (CLI)', () => {
   it('--help lists every flag; unreachable storage is exit 1 with one line that names the endpoint and no secret', async () => {
     const help = await runCli(['validate', '--help']);
     expect(help.code).toBe(0);
-    for (const flag of ['--config', '--database', '--table', '--from', '--to', '--deep', '--deep-threshold', '--concurrency', '--check-database', '--format', '--json', '--output', '--progress-interval']) {
+    for (const flag of ['--config', '--database', '--table', '--from', '--to', '--deep', '--deep-threshold', '--concurrency', '--check-database', '--check-audit', '--format', '--json', '--output', '--progress-interval']) {
       expect(help.stdout).toContain(flag);
     }
     const file = join(dir, 'down.json');
