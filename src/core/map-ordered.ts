@@ -7,7 +7,7 @@
  * On a failure the error is thrown at its place in the sequence; calls already started are left to
  * settle on their own (reads: nothing to undo), and their failures are not unhandled rejections.
  */
-export async function* mapOrdered<T, R>(source: AsyncIterable<T>, limit: number, fn: (item: T) => Promise<R>): AsyncGenerator<R> {
+export async function* mapOrdered<T, R>(source: AsyncIterable<T> | Iterable<T>, limit: number, fn: (item: T) => Promise<R>): AsyncGenerator<R> {
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`mapOrdered: limit must be a positive integer, got ${limit}`);
   const window: Promise<R>[] = [];
   for await (const item of source) {

@@ -172,13 +172,9 @@ export async function missingObjectFindings(store: ObjectStore, unlisted: Map<st
     if ((await store.head(o.key)) !== undefined) return false;
     return o.recordedKey === o.key || (await store.head(o.recordedKey)) === undefined;
   };
-  const checked = mapOrdered(toAsync(candidates), concurrency, async (o) => ({ o, gone: await stillGone(o) }));
+  const checked = mapOrdered(candidates, concurrency, async (o) => ({ o, gone: await stillGone(o) }));
   for await (const { o, gone } of checked) if (gone) out.push(missingObject(o));
   return out;
-}
-
-async function* toAsync<T>(items: readonly T[]): AsyncGenerator<T> {
-  yield* items;
 }
 
 function missingObject(o: RecordedObject): Finding {
@@ -196,5 +192,5 @@ function missingObject(o: RecordedObject): Finding {
 function trailReadError(source: AuditTrailSource, error: unknown): AuditlogError {
   const what = `--check-audit: the audit trail (${source.name}) could not be read`;
   if (error instanceof AuditlogError) return new AuditlogError(error.code, `${what}: ${error.message}`, { cause: error, details: error.details });
-  return new AuditlogError('AUDIT_WRITE_FAILED', `${what} (${describeError(error)}); check access to it, or validate without --check-audit`, { cause: error });
+  return new AuditlogError('STORAGE_IO', `${what} (${describeError(error)}); check access to it, or validate without --check-audit`, { cause: error });
 }
