@@ -38,11 +38,15 @@ export function holdLabel(hold: LegalHold, index?: number): string {
  */
 export function holdApplies(hold: LegalHold, id: TableId): boolean {
   if (hold.database !== undefined && !holdDatabaseMatches(hold.database, id.database)) return false;
-  const parts = splitHoldTableName(hold.table);
-  if (parts === undefined) return false;
   const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
-  if (parts.length === 1) return same(parts[0]!, id.table);
-  return same(parts[0]!, id.schema) && same(parts[1]!, id.table);
+  const parts = splitHoldTableName(hold.table);
+  if (parts !== undefined && (parts.length === 1 ? same(parts[0]!, id.table) : same(parts[0]!, id.schema) && same(parts[1]!, id.table))) return true;
+  // Unquoted, a dot may as well be part of the table's (or schema's) name, as `--table` reads it:
+  // a hold on `my.events` "as configured" (`name: my.events`) was read as schema `my`, held
+  // nothing, and its rows were deleted (found by probing). Every reading counts (fail closed).
+  if (hold.table.includes('"')) return false;
+  const text = hold.table.trim();
+  return same(text, id.table) || same(text, `${id.schema}.${id.table}`);
 }
 
 /**

@@ -56,6 +56,10 @@ describe('holdApplies', () => {
     const applies = (table: string, database?: string): boolean => holdApplies({ source: 'api', table, reason: 'r', ...(database === undefined ? {} : { database }) }, id);
     for (const t of ['events', 'public.events', 'public.Events', 'EVENTS', '"public"."events"', '"events"', ' public.events ', 'public . events']) expect(applies(t), t).toBe(true);
     for (const t of ['other', 'public.other', 'audit.events', '"public.events"', '', '"unterminated']) expect(applies(t), t).toBe(false);
+    // A dot in the table's name, unquoted as configured: every reading of the dots counts (fail closed).
+    const dotted = { database: 'app', schema: 'public', table: 'my.events' };
+    for (const t of ['my.events', 'public.my.events', 'PUBLIC.My.Events', '"my.events"', 'public."my.events"']) expect(holdApplies({ source: 'api', table: t, reason: 'r' }, dotted), t).toBe(true);
+    for (const t of ['"my"."events"', 'my.other', 'public."my".events']) expect(holdApplies({ source: 'api', table: t, reason: 'r' }, dotted), t).toBe(false);
     expect(applies('events', ' app ')).toBe(true);
     expect(applies('events', 'other_db')).toBe(false);
   });

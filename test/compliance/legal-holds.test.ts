@@ -64,6 +64,21 @@ describe('legal holds', () => {
     expect(held[0]!.holds).toEqual([{ source: 'config', reason: 'Case 42', setBy: 'legal' }]);
   });
 
+  it('a hold on a table whose name has a dot, named as configured (unquoted), holds it: no row is deleted (found by probing)', async () => {
+    await createEventsTable(fx.db, { table: 'my.events', rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    const table = { name: 'my.events', timestamp_column: 'happened_at' };
+    for (const held of ['my.events', 'public.my.events', ' PUBLIC.My.Events ']) {
+      const config = configWith({ legal_holds: { holds: [{ table: held, reason: 'Case dotted' }] } }, [table]);
+      const summary = await archiveWith(config, fx.store);
+      expect(summary.tables[0]!.status, held).toBe('held');
+      expect(await ids('my.events'), held).toEqual(all);
+    }
+    // Record-level too: only the rows its filter does not match go.
+    const config = configWith({ legal_holds: { holds: [{ table: 'my.events', where: 'id <= 10', reason: 'Case dotted' }] } }, [table]);
+    await archiveWith(config, fx.store);
+    expect(await ids('my.events')).toEqual(all.slice(0, 10));
+  });
+
   it('a record-level hold excludes exactly the matching rows: they stay in the table and are in no archive object; all others are archived', async () => {
     await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
     // kind3 = ids 3, 8, 13, 18, 23, 28; plus id 5 by a second hold; NULL note rows would be held too (none here).
