@@ -33,11 +33,41 @@ export interface PolicyIssue {
   message: string;
 }
 
-/** Every table whose effective retention lies outside a bound, or that names an unknown classification. */
+/**
+ * Every table whose effective retention lies outside a bound, or that names an unknown
+ * classification; first, bounds no retention can satisfy. Those are reported where they are set,
+ * and the tables they govern are not: each table's message named one bound as the fix (found by
+ * probing: with min 400 and max 365, "raise its retention_days to at least 400", then "lower it to
+ * at most 365").
+ */
 export function checkRetentionPolicy(config: PolicyInput): PolicyIssue[] {
   const issues: PolicyIssue[] = [];
+  const c = config.compliance;
+  const globalMin = c?.min_retention_days;
+  const globalMax = c?.max_retention_days;
+  const globalEmpty = globalMin !== undefined && globalMax !== undefined && globalMin > globalMax;
+  if (globalEmpty) {
+    issues.push({
+      path: ['compliance', 'min_retention_days'],
+      message: `${globalMin} is above compliance.max_retention_days (${globalMax}): no retention_days can satisfy both; lower the minimum or raise the maximum`,
+    });
+    return issues;
+  }
+  const emptyClasses = new Set<string>();
+  for (const [name, cls] of Object.entries(c?.data_classifications ?? {})) {
+    // The tightest bound of each side, and where it is set: the classification's own wins a tie.
+    const min = cls.min !== undefined && (globalMin === undefined || cls.min >= globalMin) ? { days: cls.min, from: `its min` } : globalMin === undefined ? undefined : { days: globalMin, from: 'compliance.min_retention_days' };
+    const max = cls.max !== undefined && (globalMax === undefined || cls.max <= globalMax) ? { days: cls.max, from: `its max` } : globalMax === undefined ? undefined : { days: globalMax, from: 'compliance.max_retention_days' };
+    if (min === undefined || max === undefined || min.days <= max.days) continue;
+    emptyClasses.add(name);
+    issues.push({
+      path: ['compliance', 'data_classifications', name, min.from === 'its min' ? 'min' : 'max'],
+      message: `classification ${name} allows no retention_days: the minimum ${min.days} (${min.from}) is above the maximum ${max.days} (${max.from}); make the bounds overlap`,
+    });
+  }
   config.databases.forEach((db, d) => {
     db.tables.forEach((table, t) => {
+      if (table.classification !== undefined && emptyClasses.has(table.classification)) return;
       const problem = findRetentionViolation(config, table);
       if (problem === undefined) return;
       const field = problem.kind === 'unknown-classification' ? 'classification' : 'retention_days';

@@ -84,6 +84,18 @@ describe('retention policy at config load', () => {
     expect(e.message).toContain('defined: PII');
   });
 
+  it('bounds no retention can satisfy are refused where they are set, not with a per-table fix that the other bound refuses (found by probing)', () => {
+    const global = configError(yaml('      - { name: audit, timestamp_column: t, retention_days: 380 }', '  min_retention_days: 400\n  max_retention_days: 365'));
+    expect(global.message).toContain('compliance.min_retention_days: 400 is above compliance.max_retention_days (365)');
+    expect(global.message).not.toContain('raise its retention_days');
+    const own = configError(yaml('      - { name: audit, timestamp_column: t, classification: PII, retention_days: 45 }', '  data_classifications:\n    PII: { min: 50, max: 40 }'));
+    expect(own.message).toContain('compliance.data_classifications.PII.min: classification PII allows no retention_days: the minimum 50 (its min) is above the maximum 40 (its max)');
+    expect(own.message).not.toContain('databases[0]');
+    const mixed = configError(yaml('      - { name: audit, timestamp_column: t, classification: PII, retention_days: 25 }', '  min_retention_days: 30\n  data_classifications:\n    PII: { max: 20 }'));
+    expect(mixed.message).toContain('compliance.data_classifications.PII.max: classification PII allows no retention_days: the minimum 30 (compliance.min_retention_days) is above the maximum 20 (its max)');
+    expect(mixed.message).not.toContain('databases[0]');
+  });
+
   it('retention inside every bound loads', () => {
     const c = parseConfig(yaml('      - { name: a, timestamp_column: t, classification: PII, retention_days: 60 }', '  min_retention_days: 30\n  data_classifications:\n    PII: { min: 30, max: 365 }'), 'c.yaml', {});
     expect(c.databases[0]!.tables[0]!.classification).toBe('PII');
