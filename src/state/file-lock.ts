@@ -13,7 +13,7 @@ import { hostname as osHostname } from 'node:os';
 import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { lockFileKey } from '../core/archive-layout.js';
-import { AuditlogError } from '../core/errors.js';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
 import {
   describeFileLockHolder,
   judgeFileLock,
@@ -78,6 +78,21 @@ export interface AcquireFileLockOptions {
 }
 
 export async function acquireFileLock(o: AcquireFileLockOptions): Promise<TableLock> {
+  try {
+    return await tryAcquireFileLock(o);
+  } catch (error) {
+    if (isAuditlogError(error)) throw error;
+    // A raw filesystem error (EACCES, EROFS, ENOSPC, EISDIR…) carries a syscall and an errno code,
+    // and was reported as "lost the connection to the database" [DB_CONNECT] (found by probing).
+    throw new AuditlogError(
+      'STORAGE_IO',
+      `the lock file of ${o.label} (${o.file}) could not be created or read: ${describeError(error)}; nothing of the table was read or deleted — make the archive directory's _auditlog/locks/ writable by the archiver (permissions, free space, read-only mount) and remove anything that is not a lock file in the lock file's place, then rerun`,
+      { details: { table: o.label, lock_file: o.file }, cause: error },
+    );
+  }
+}
+
+async function tryAcquireFileLock(o: AcquireFileLockOptions): Promise<TableLock> {
   const now = o.now ?? Date.now;
   const self = { pid: o.pid ?? process.pid, hostname: o.hostname ?? osHostname(), run_id: o.runId };
   await mkdir(path.dirname(o.file), { recursive: true });

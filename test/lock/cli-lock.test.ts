@@ -143,6 +143,22 @@ describe('archive locking through the CLI', () => {
     }
   }, 120_000);
 
+  it('a lock file that cannot be created or read is a STORAGE_IO naming the file, not a lost database connection; nothing moves (found by probing)', async () => {
+    await createEventsTable(db, { rows: 10, stepMinutes: 1, endDaysAgo: 20 });
+    // A directory where the lock file goes: the same raw EISDIR (with a syscall) as EACCES or EROFS would be.
+    await mkdir(lockFile(), { recursive: true });
+    for (const args of [['archive', '--config', config], ['watermarks', 'reset', '--config', config, '--table', 'events']]) {
+      const r = await runCli(args, env());
+      expect(r.code, args[0]).toBe(1);
+      expect(r.stdout + r.stderr).toContain(`the lock file of app/public.events (${lockFile()}) could not be created or read: EISDIR`);
+      expect(r.stdout + r.stderr).not.toContain('connection to the database');
+      expect(r.stdout + r.stderr).not.toContain('DB_CONNECT');
+    }
+    const json = await runCli(['archive', '--config', config, '--json'], env());
+    expect(JSON.parse(json.stdout).tables[0].error.code).toBe('STORAGE_IO');
+    expect(await rowIds(db)).toHaveLength(10);
+  });
+
   it('documents --force-unlock in the help', async () => {
     const help = await runCli(['archive', '--help']);
     expect(help.code).toBe(0);
