@@ -24,6 +24,9 @@ import { loadHoldTree } from '../db/partition-tree.js';
 import type pg from 'pg';
 import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { admitTable } from './admit-table.js';
+import { addDatabaseAliases, databaseIdentityKey, needsDatabaseAliases } from '../compliance/hold-database-aliases.js';
+import { selectDatabaseIdentity } from '../db/database-identity.js';
+import { withDatabase } from '../state/inspect-tables.js';
 
 export interface RunArchiveOptions {
   config: Config;
@@ -107,7 +110,7 @@ async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[]
   }
   if (!dryRun) await logConditionalCreate(options);
   if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
-  const holds = await loadRunHolds(options.config, options.holdSources);
+  const holds = await withHoldDatabaseAliases(options, await loadRunHolds(options.config, options.holdSources));
   if (holds.unavailable !== undefined) options.logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table is archived (fail closed)');
   // A hold for a database that is not configured protects nothing: most likely a misspelt name
   // (`holds list` reports it too). The per-database check below never sees it, so say it here.
@@ -173,6 +176,24 @@ async function sweepAtStart(options: RunArchiveOptions, olderThanHours: number):
   } catch (error) {
     options.logger.warn({ err: redactSecrets(describeError(error), options.secrets ?? []) }, 'cleanup of orphaned multipart uploads failed; continuing (run `auditlog cleanup` later, or rely on a bucket lifecycle rule)');
   }
+}
+
+/**
+ * Holds limited to one database, extended to the other configured names of that database
+ * (hold-database-aliases.ts). Every configured database is asked, selected or not: a hold naming
+ * `app` must keep its rows when only `--database app_again` runs. Read only when such a hold is
+ * active; a database that cannot be reached is nobody's alias (its own tables fail anyway).
+ */
+export async function withHoldDatabaseAliases(options: Pick<RunArchiveOptions, 'config' | 'secrets' | 'now'>, holds: HoldSnapshot): Promise<HoldSnapshot> {
+  const now = (options.now ?? (() => new Date()))();
+  if (!holds.enabled || !needsDatabaseAliases(holds.holds, options.config.databases.length, now)) return holds;
+  const identities = new Map<string, string | undefined>();
+  for (const db of options.config.databases) {
+    await withDatabase({ config: options.config, ...(options.secrets === undefined ? {} : { secrets: options.secrets }) }, db, async (pool, connectProblem) => {
+      identities.set(db.name, connectProblem !== undefined ? undefined : databaseIdentityKey(await selectDatabaseIdentity(pool).catch(() => ({ system_identifier: null, database: `unknown:${db.name}`, database_oid: null }))));
+    });
+  }
+  return { ...holds, holds: addDatabaseAliases(holds.holds, identities) };
 }
 
 /** The configured databases, narrowed to `--database` and `--table` (a USAGE error names what is configured). */

@@ -4,7 +4,7 @@
  * Reads only. Exit 1 when a source cannot be read or a filter is refused: the next archive run
  * would hold (or fail) those tables, and the operator should know now.
  */
-import { selectTargets } from '../archive/run-archive.js';
+import { selectTargets, withHoldDatabaseAliases } from '../archive/run-archive.js';
 import type { Config, TableConfig } from '../config/schema.js';
 import { describeError } from '../core/errors.js';
 import { describePlacement, holdApplies, holdDatabaseMatches, holdFilterOf, isExpired, placeHold, type LegalHold, type PartitionTree, type RowHold } from '../compliance/legal-hold.js';
@@ -48,7 +48,7 @@ export async function runHoldsListCommand(input: HoldsListInput): Promise<number
   const now = input.now ?? new Date();
   const problems: string[] = [];
   if (!input.config.legal_holds.enabled) problems.push('legal_holds.enabled is false: holds are not checked by archive runs');
-  const run = await loadRunHolds({ legal_holds: { ...input.config.legal_holds, enabled: true } }, input.sources);
+  const run = await withHoldDatabaseAliases({ config: input.config, secrets: input.secrets, now: () => now }, await loadRunHolds({ legal_holds: { ...input.config.legal_holds, enabled: true } }, input.sources));
   if (run.unavailable !== undefined) problems.push(run.unavailable.message);
   const reports = new Map<LegalHold, HoldReport>();
   const report = (hold: LegalHold): HoldReport => {

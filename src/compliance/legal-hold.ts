@@ -17,6 +17,12 @@ export interface LegalHold {
   setBy?: string;
   /** ISO 8601; undefined = never expires. */
   expiresAt?: string;
+  /**
+   * Other configured database names that reach the same database as `database` (two `databases`
+   * entries with one server and database behind them): the hold covers its tables under those
+   * names too (hold-database-aliases.ts).
+   */
+  databaseAliases?: string[];
 }
 
 export interface TableId {
@@ -37,7 +43,7 @@ export function holdLabel(hold: LegalHold, index?: number): string {
  * double-quoted parts are unquoted, and names compare without regard to case.
  */
 export function holdApplies(hold: LegalHold, id: TableId): boolean {
-  if (hold.database !== undefined && !holdDatabaseMatches(hold.database, id.database)) return false;
+  if (hold.database !== undefined && !holdDatabaseMatches(hold.database, id.database) && !(hold.databaseAliases ?? []).some((a) => holdDatabaseMatches(a, id.database))) return false;
   const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
   const parts = splitHoldTableName(hold.table);
   if (parts !== undefined && (parts.length === 1 ? same(parts[0]!, id.table) : same(parts[0]!, id.schema) && same(parts[1]!, id.table))) return true;

@@ -79,6 +79,30 @@ describe('legal holds', () => {
     expect(await ids('my.events')).toEqual(all.slice(0, 10));
   });
 
+  it('a hold limited to one database also holds it under another configured name of the same database (found by probing)', async () => {
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    // Two entries, one database: a hold naming `app` kept nothing under `app_again`, whose run deleted every row.
+    const twoNames = (hold: Record<string, unknown>) =>
+      buildConfig({
+        s3: fx.s3cfg,
+        defaults: { retention_days: 10, batch_size: 7 },
+        legal_holds: { holds: [{ database: 'app', table: 'events', reason: 'Case alias', ...hold }] },
+        databases: [
+          { name: 'app', url: fx.db.url, tables: [eventsTable] },
+          { name: 'app_again', url: fx.db.url, tables: [eventsTable] },
+        ],
+      });
+    // Only the other name selected, as `--database app_again` would.
+    const alone = await archiveWith(twoNames({ where: 'id <= 10' }), fx.store, { database: 'app_again' });
+    expect(alone.tables[0]!.holds?.recordLevel).toHaveLength(1);
+    expect(await ids()).toEqual(all.slice(0, 10));
+    expect((await archivedIds()).filter((id) => Number(id) <= 10)).toEqual([]);
+    // A table-level hold on the one name holds the table under both.
+    const summary = await archiveWith(twoNames({}), fx.store);
+    expect(summary.tables.map((t) => t.status)).toEqual(['held', 'held']);
+    expect(await ids()).toEqual(all.slice(0, 10));
+  });
+
   it('a record-level hold excludes exactly the matching rows: they stay in the table and are in no archive object; all others are archived', async () => {
     await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
     // kind3 = ids 3, 8, 13, 18, 23, 28; plus id 5 by a second hold; NULL note rows would be held too (none here).
