@@ -58,9 +58,15 @@ export function judgeFileLock(o: FileLockObservation): FileLockVerdict {
     return { stale: true, reason: `process ${c.pid} on ${c.hostname} no longer exists` };
   }
   const beatMs = Date.parse(c.heartbeat_at);
-  const age = o.nowMs - (Number.isNaN(beatMs) ? o.modifiedAtMs : beatMs);
+  // A heartbeat further ahead than a lock can go stale was written by a clock ahead of ours: it
+  // would keep a dead holder's lock live until that clock's time (days, with a badly set one —
+  // found by probing: every run refused, "last heartbeat … (0s ago)"). The file's mtime, which a
+  // live holder's every heartbeat renews, decides then, as for an unparsable heartbeat.
+  const future = !Number.isNaN(beatMs) && beatMs - o.nowMs > o.staleAfterMs;
+  const age = o.nowMs - (Number.isNaN(beatMs) || future ? o.modifiedAtMs : beatMs);
   if (age > o.staleAfterMs) {
-    return { stale: true, reason: `last heartbeat ${formatDuration(age)} ago, longer than stale_after_ms (${o.staleAfterMs} ms)` };
+    const why = future ? `unchanged for ${formatDuration(age)} with its last heartbeat ${c.heartbeat_at} in the future (the holder's clock is ahead)` : `last heartbeat ${formatDuration(age)} ago`;
+    return { stale: true, reason: `${why}, longer than stale_after_ms (${o.staleAfterMs} ms)` };
   }
   return { stale: false };
 }
@@ -69,7 +75,9 @@ export function judgeFileLock(o: FileLockObservation): FileLockVerdict {
 export function describeFileLockHolder(c: FileLockContent, nowMs: number): string {
   const ago = (iso: string): string => {
     const t = Date.parse(iso);
-    return Number.isNaN(t) ? '' : ` (${formatDuration(nowMs - t)} ago)`;
+    if (Number.isNaN(t)) return '';
+    // "0s ago" for a time ahead of ours hid a skewed clock.
+    return t > nowMs + 1000 ? ` (${formatDuration(t - nowMs)} in the future: the holder's clock is ahead)` : ` (${formatDuration(nowMs - t)} ago)`;
   };
   return `pid ${c.pid} on ${c.hostname} (run ${c.run_id}), holding since ${c.acquired_at}${ago(c.acquired_at)}, last heartbeat ${c.heartbeat_at}${ago(c.heartbeat_at)}`;
 }

@@ -45,6 +45,17 @@ describe('judgeFileLock', () => {
     expect(judgeFileLock({ ...base, content: holder({ heartbeat_at: 'soon' }), modifiedAtMs: NOW - 61_000 }).stale).toBe(true);
   });
 
+  it('judges a heartbeat from a clock ahead of ours by the mtime: a dead holder is not live until its clock\'s time (found by probing)', () => {
+    const ahead = holder({ hostname: 'host-b', heartbeat_at: '2030-01-01T00:00:00.000Z' });
+    expect(judgeFileLock({ ...base, content: ahead }).stale).toBe(false);
+    const v = judgeFileLock({ ...base, content: ahead, modifiedAtMs: NOW - 61_000 });
+    expect(v.stale).toBe(true);
+    expect(v.stale && v.reason).toContain('in the future');
+    // A few seconds ahead is still a heartbeat (a live holder's clock slightly fast).
+    expect(judgeFileLock({ ...base, content: holder({ hostname: 'host-b', heartbeat_at: new Date(NOW + 30_000).toISOString() }), modifiedAtMs: NOW - 61_000 }).stale).toBe(false);
+    expect(describeFileLockHolder(ahead, NOW)).toContain('in the future');
+  });
+
   it('gives an unreadable file (being written right now) time before calling it stale', () => {
     expect(judgeFileLock({ ...base, content: undefined, modifiedAtMs: NOW - 1_000 })).toEqual({ stale: false });
     expect(judgeFileLock({ ...base, content: undefined, modifiedAtMs: NOW - 120_000 }).stale).toBe(true);

@@ -102,6 +102,17 @@ describe('table lock file', () => {
     expect(warnings[0]).toContain('last heartbeat 1m 0s ago');
   });
 
+  it('takes over a lock left by a host whose clock is ahead once the file is old, not at that clock\'s time', async () => {
+    const ahead = new Date(Date.now() + 3 * 86_400_000).toISOString();
+    await writeLock({ pid: 1, hostname: 'elsewhere', run_id: 'skewed', acquired_at: ahead, heartbeat_at: ahead });
+    await expect(acquire('run-2')).rejects.toMatchObject({ code: 'LOCK_HELD' });
+    const past = new Date(Date.now() - 60_000);
+    await utimes(file, past, past);
+    await acquire('run-3');
+    expect((await readFileLock(file))?.content?.run_id).toBe('run-3');
+    expect(warnings[0]).toContain('in the future');
+  });
+
   it('takes over an unreadable lock file only once it is old', async () => {
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, '');
