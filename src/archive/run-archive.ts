@@ -112,6 +112,15 @@ async function runTables(options: RunArchiveOptions, databases: DatabaseConfig[]
   if (!dryRun && options.config.s3?.multipart_cleanup_at_start === true) await sweepAtStart(options, options.config.s3.multipart_orphan_age_hours);
   const holds = await withHoldDatabaseAliases(options, await loadRunHolds(options.config, options.holdSources));
   if (holds.unavailable !== undefined) options.logger.error({ code: holds.unavailable.code, err: holds.unavailable.message }, 'legal holds unavailable: no table is archived (fail closed)');
+  // Holds written down but switched off protect nothing: said on every run (as holds list says
+  // it), since their rows are archived and deleted like any other (found by probing: not a word).
+  const off = options.config.legal_holds;
+  if (!off.enabled && (off.holds.length > 0 || off.check_table !== undefined || off.api !== undefined)) {
+    options.logger.warn(
+      { holds_in_config: off.holds.length, check_table: off.check_table !== undefined, api: off.api !== undefined },
+      'legal_holds.enabled is false: the configured holds (and any holds table or API) are not applied, and the rows they name are archived and deleted; set it to true, or remove them',
+    );
+  }
   // A hold for a database that is not configured protects nothing: most likely a misspelt name
   // (`holds list` reports it too). The per-database check below never sees it, so say it here.
   const now = (options.now ?? (() => new Date()))();

@@ -211,6 +211,21 @@ describe('legal holds', () => {
     expect(await ids()).toHaveLength(10);
   });
 
+  it('holds written down with legal_holds.enabled false are warned about by archive, naming the consequence (found by probing)', async () => {
+    await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const config = configWith({ legal_holds: { enabled: false, holds: [{ table: 'events', reason: 'Case off' }] } });
+    await archiveWith(config, fx.store, { logger, dryRun: true });
+    const warned = lines.map((l) => JSON.parse(l) as { msg: string; holds_in_config?: number }).filter((l) => l.msg.startsWith('legal_holds.enabled is false'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.holds_in_config).toBe(1);
+    // Nothing listed, nothing to say.
+    lines.length = 0;
+    await archiveWith(configWith({ legal_holds: { enabled: false } }), fx.store, { logger, dryRun: true });
+    expect(lines.filter((l) => l.includes('legal_holds.enabled'))).toEqual([]);
+  });
+
   it('an active hold naming a database that is not configured is warned about by archive (as holds list reports it)', async () => {
     await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
     const lines: string[] = [];
