@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
 import { describePlacement, holdLabel, holdsForTable, type LegalHold, type RowHold } from '../compliance/legal-hold.js';
 import { loadCheckTableHolds } from '../db/hold-queries.js';
-import { loadDatabaseHolds, loadRunHolds, type HoldSourceOptions } from '../compliance/run-holds.js';
+import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { loadHoldTree } from '../db/partition-tree.js';
 import type { Queryable } from '../db/queryable.js';
 import type { ConflictStrategy } from './restore-sql.js';
@@ -31,12 +31,22 @@ export function changesExistingRows(conflict: ConflictStrategy): boolean {
  */
 export async function checkRestoreHolds(
   q: Queryable,
-  input: { config: Pick<Config, 'legal_holds'>; database: string; target: RestoreTarget; conflict: ConflictStrategy; holdSources?: HoldSourceOptions; now: Date },
+  input: {
+    config: Pick<Config, 'legal_holds'>;
+    database: string;
+    target: RestoreTarget;
+    conflict: ConflictStrategy;
+    holdSources?: HoldSourceOptions;
+    now: Date;
+    /** Extends holds limited to one database to its other configured names (run-archive.ts, withHoldDatabaseAliases). */
+    withAliases?: (holds: HoldSnapshot) => Promise<HoldSnapshot>;
+  },
 ): Promise<((q: Queryable) => Promise<void>) | undefined> {
   if (!changesExistingRows(input.conflict)) return undefined;
   const { target, conflict } = input;
   const label = `${input.database}/${target.schema}.${target.table}`;
-  const run = await loadRunHolds(input.config, input.holdSources);
+  const loaded = await loadRunHolds(input.config, input.holdSources);
+  const run = input.withAliases === undefined ? loaded : await input.withAliases(loaded);
   if (!run.enabled) return undefined;
   const holds = await loadDatabaseHolds(run, input.config, q, input.database);
   if (holds.unavailable !== undefined) {

@@ -19,7 +19,7 @@ import { redactSecrets } from '../config/mask-secrets.js';
 import { buildSessionSettings, createClient, endClient, isQueryDeadlineError, keepIdleSessionOpen, queryDeadlineMs, toConnectError, withoutQueryDeadline } from '../db/connect.js';
 import { allowTemporaryTables, checkReplicationRole, checkWritable } from '../db/session-checks.js';
 import { canCast, createTargetTable, dropIndexes, findEnumTypes, findInvalidType, listSecondaryIndexes, loadTargetTable, recreateIndexes, type IndexDefinition } from '../db/target-table.js';
-import { selectTargets } from '../archive/run-archive.js';
+import { selectTargets, withHoldDatabaseAliases } from '../archive/run-archive.js';
 import { isSidecarProblem, parseObjectMetadata, skippedCorruptMessage } from './check-object.js';
 import { loadStoppedError, silentConnectionError } from './load-error.js';
 import { loadObjects } from './load-objects.js';
@@ -190,6 +190,7 @@ async function restoreInto(
     conflict: options.conflict,
     ...(options.holdSources === undefined ? {} : { holdSources: options.holdSources }),
     now: new Date(),
+    withAliases: (holds) => withHoldDatabaseAliases({ config: options.config, ...(options.secrets === undefined ? {} : { secrets: options.secrets }) }, holds),
   });
   const prefix = tablePrefix(id.database, id.schema, id.table);
   const selected = await selectObjects(options.store, prefix, options.range);

@@ -177,6 +177,33 @@ describe('restore and legal holds on the target', () => {
     expect((await db.query(`SELECT count(*)::int AS n FROM public.events_copy`)).rows).toEqual([{ n: 12 }]);
   });
 
+  it('a hold naming the target\'s database by another configured name of it refuses overwrite too (found by probing)', async () => {
+    await createEventsTable(db, { rows: 12, stepMinutes: 60, endDaysAgo: 20 });
+    const file = join(dir, 'config-aliases.yaml');
+    const write = (holds: unknown[]): Promise<void> =>
+      writeFile(
+        file,
+        JSON.stringify({
+          local: { path: join(dir, 'archive') },
+          legal_holds: { holds },
+          defaults: { retention_days: 10, batch_size: 50 },
+          databases: [
+            { name: 'app', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] },
+            { name: 'app_again', url: db.url, tables: [{ name: 'events', timestamp_column: 'happened_at' }] },
+          ],
+        }),
+      );
+    await write([]);
+    expect((await runCli(['archive', '-c', file, '--database', 'app_again'])).code).toBe(0);
+    await db.query(`INSERT INTO public.events (id, happened_at, kind) VALUES (3, now(), 'changed since')`);
+    const before = await snapshot('events');
+    await write([{ database: 'app', table: 'events', where: 'id = 3', reason: 'Case alias' }]);
+    const r = await restore(file, 'events', '--database', 'app_again', '--conflict', 'overwrite');
+    expect(r.code).toBe(1);
+    expect(r.summary.error?.code).toBe('LEGAL_HOLD_ACTIVE');
+    expect(await snapshot('events')).toBe(before);
+  });
+
   it('holds that cannot be read refuse overwrite (LEGAL_HOLD_UNAVAILABLE, nothing loaded); skip needs no holds', async () => {
     await createEventsTable(db, { rows: 6, stepMinutes: 60, endDaysAgo: 20 });
     await createHoldsTable();
