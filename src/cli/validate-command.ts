@@ -3,7 +3,9 @@
  * or --output. Exit 0 when no problem was found (warnings such as uncommitted objects allowed),
  * 1 when any was. Progress goes to stderr only, so stdout stays a clean report.
  */
-import { writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { AuditlogError, describeError } from '../core/errors.js';
@@ -52,6 +54,7 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
       details: { path: 'compliance.audit.backend' },
     });
   }
+  if (options.output !== undefined) await requireWritableOutput(options.output);
   await requireLocalArchive(input.config, 'nothing to validate');
   const auditSources = options.checkAudit === true ? input.auditSources?.() : undefined;
   if (options.checkAudit === true && auditSources === undefined) throw new AuditlogError('INTERNAL', '--check-audit was given without a way to read the audit trail');
@@ -80,6 +83,19 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
     }
   }
   return report.ok ? 0 : 1;
+}
+
+/**
+ * Before any work: a report that cannot be written was found out only once the whole archive had
+ * been read (hours, on a large one; found by probing). The file is not created here — a previous
+ * report stays whole until the new one replaces it.
+ */
+async function requireWritableOutput(output: string): Promise<void> {
+  const fail = (why: string): AuditlogError => new AuditlogError('USAGE', `cannot write the report to ${output} (${why}); choose a writable --output path`, { details: { output } });
+  const found = await stat(output).catch((error: unknown) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(fail(describeError(error)))));
+  if (found?.isDirectory() === true) throw fail('it is a directory');
+  const target = found === undefined ? path.dirname(path.resolve(output)) : output;
+  await access(target, constants.W_OK).catch((error: unknown) => Promise.reject(fail(found === undefined ? `its directory ${target}: ${describeError(error)}` : describeError(error))));
 }
 
 /** A line every `intervalSeconds` while the audit trail is read (--check-audit): a long trail takes a while. */

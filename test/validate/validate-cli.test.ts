@@ -180,6 +180,20 @@ describe('auditlog validate (CLI)', () => {
     expect(r.stderr).toContain('STORAGE_UNREACHABLE');
     expect(r.stderr).toContain('http://127.0.0.1:9');
     expect(r.stdout + r.stderr).not.toContain('s3cr3t-value-xyz');
+
+    // An --output that cannot be written is refused before the storage is touched (the
+    // unreachable endpoint would say STORAGE_UNREACHABLE): not after hours of reading (found by probing).
+    for (const [output, why] of [
+      [join(dir, 'no-such-dir', 'report.json'), /its directory .*no-such-dir/],
+      [dir, /it is a directory/],
+    ] as const) {
+      const early = await runCli(['validate', '--config', file, '--output', output]);
+      expect(early.code, early.stderr).toBe(2);
+      expect(early.stderr.trim().split('\n')).toHaveLength(1);
+      expect(early.stderr).toContain(`cannot write the report to ${output}`);
+      expect(early.stderr).toMatch(why);
+      expect(early.stderr).toContain('[USAGE]');
+    }
   });
 
   it('a run killed after an upload leaves uncommitted objects: listed as warnings apart from corruption, exit 0 (s3rver)', async () => {
