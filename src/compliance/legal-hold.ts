@@ -106,6 +106,17 @@ export function splitHoldTableName(text: string): string[] | undefined {
   return parts;
 }
 
+/**
+ * Why a hold's table name can never match a table (blank, `public.`, an unclosed quote), or
+ * undefined. Such a hold held nothing while its author believed the rows safe (found by probing:
+ * only a warning, and the rows were archived and deleted): the configuration refuses it, and the
+ * API and the holds table, which could name any table, fail closed as for an unreadable source.
+ */
+export function holdTableNameProblem(text: string): string | undefined {
+  if (splitHoldTableName(text) !== undefined) return undefined;
+  return 'expected the held table as name or schema.name (a part in double quotes may hold dots; "" inside it is one quote)';
+}
+
 /** An unparseable expiry counts as not expired: a hold is never dropped because of a typo (fail closed). */
 export function isExpired(hold: LegalHold, now: Date): boolean {
   if (hold.expiresAt === undefined) return false;

@@ -9,11 +9,11 @@ import { AuditlogError } from '../core/errors.js';
 import { describeFetchFailure } from '../core/describe-fetch-failure.js';
 import { readBodyUpTo } from '../core/read-response-body.js';
 import { redactSecrets, urlSecretParts } from '../config/mask-secrets.js';
-import type { LegalHold } from './legal-hold.js';
+import { holdTableNameProblem, type LegalHold } from './legal-hold.js';
 
 const apiHoldSchema = z.object({
   database: z.string().min(1).optional(),
-  table: z.string().min(1),
+  table: z.string().min(1).refine((t) => holdTableNameProblem(t) === undefined, 'expected name or schema.name'),
   where: z.string().min(1).nullable().optional(),
   reason: z.string().min(1),
   set_by: z.string().min(1).nullable().optional(),

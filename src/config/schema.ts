@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { checkRetentionPolicy } from '../compliance/retention-policy.js';
+import { holdTableNameProblem } from '../compliance/legal-hold.js';
 import { scheduleProblem } from '../daemon/run-daemon.js';
 import { encodeKeySegment, tablePrefix } from '../core/archive-layout.js';
 import { findPrefixSettingProblem } from '../storage/validate-object-key.js';
@@ -482,7 +483,11 @@ export const configuredHoldSchema = z
     set_by: z.string().min(1).optional().describe('Who placed the hold.'),
     expires_at: z.iso.datetime({ offset: true }).optional().describe('ISO 8601 instant after which the hold is ignored (and reported as expired).'),
   })
-  .strict();
+  .strict()
+  .superRefine((hold, ctx) => {
+    const problem = holdTableNameProblem(hold.table);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['table'], message: problem });
+  });
 
 export const holdCheckTableSchema = z
   .object({

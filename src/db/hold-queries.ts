@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { HoldCheckTableConfig } from '../config/schema.js';
 import { AuditlogError, describeError } from '../core/errors.js';
 import { filterFunctionNames, findFilterScopeProblem, findFilterTextProblem } from '../compliance/hold-filter-text.js';
-import { holdLabel, type LegalHold } from '../compliance/legal-hold.js';
+import { holdLabel, holdTableNameProblem, type LegalHold } from '../compliance/legal-hold.js';
 import { tableLabel, type HoldFilter, type TablePlan } from '../core/table-plan.js';
 import { heldRowSql, holdExclusionSql } from './archive-sql.js';
 import type { Queryable } from './queryable.js';
@@ -77,12 +77,12 @@ export async function loadCheckTableHolds(q: Queryable, cfg: HoldCheckTableConfi
   // A row without a table name is a hold we cannot place: it might cover any table of this
   // database, so the whole source is unavailable (fail closed) until someone fixes the row. It is
   // never guessed and never dropped (found in review: such rows were silently ignored).
-  const unnamed = rows.filter((r) => r.table_name === null || r.table_name.trim() === '');
+  const unnamed = rows.filter((r) => r.table_name === null || holdTableNameProblem(r.table_name) !== undefined);
   if (unnamed.length > 0) {
     const reasons = unnamed.map((r) => r.reason ?? '(no reason given)').slice(0, 3);
     throw new AuditlogError(
       'LEGAL_HOLD_UNAVAILABLE',
-      `legal holds table ${cfg.schema}.${cfg.table} in database ${database} has ${unnamed.length} row(s) whose ${cfg.table_name_column} is NULL or blank (reason: ${reasons.map((x) => JSON.stringify(x)).join(', ')}${unnamed.length > reasons.length ? ', ...' : ''}): such a hold could cover any table, so no table of ${database} is archived, nor restored over (overwrite/upsert), until each row names its table (name or schema.name) or is deleted`,
+      `legal holds table ${cfg.schema}.${cfg.table} in database ${database} has ${unnamed.length} row(s) whose ${cfg.table_name_column} is NULL or blank, or cannot name a table (reason: ${reasons.map((x) => JSON.stringify(x)).join(', ')}${unnamed.length > reasons.length ? ', ...' : ''}): such a hold could cover any table, so no table of ${database} is archived, nor restored over (overwrite/upsert), until each row names its table (name or schema.name) or is deleted`,
       { details: { database, table: `${cfg.schema}.${cfg.table}`, rows_without_table: unnamed.length } },
     );
   }

@@ -4,7 +4,7 @@ import { RunEvents } from '../../src/core/run-events.js';
 import { subscribeAuditTrail } from '../../src/compliance/audit-subscriber.js';
 import type { AuditTrail } from '../../src/compliance/audit-trail.js';
 import type { AuditEntry } from '../../src/compliance/audit-record.js';
-import { holdApplies, holdsForTable, isExpired, type LegalHold } from '../../src/compliance/legal-hold.js';
+import { holdApplies, holdsForTable, holdTableNameProblem, isExpired, type LegalHold } from '../../src/compliance/legal-hold.js';
 import { requiresEncryption } from '../../src/compliance/retention-policy.js';
 import { loadApiHolds } from '../../src/compliance/load-api-holds.js';
 import { holdApiSchema } from '../../src/config/schema.js';
@@ -62,6 +62,11 @@ describe('holdApplies', () => {
     for (const t of ['"my"."events"', 'my.other', 'public."my".events']) expect(holdApplies({ source: 'api', table: t, reason: 'r' }, dotted), t).toBe(false);
     expect(applies('events', ' app ')).toBe(true);
     expect(applies('events', 'other_db')).toBe(false);
+  });
+
+  it('a table name that can match no table is a problem (refused or failed closed by every source); any name that can match is not', () => {
+    for (const t of ['', '   ', 'public.', '.events', '"unterminated', '"a"b']) expect(holdTableNameProblem(t), JSON.stringify(t)).toMatch(/^expected the held table as name or schema\.name/);
+    for (const t of ['events', 'public.events', 'my.events', 'a.b.c', '"my.events"', ' public . events ', '"a""b"']) expect(holdTableNameProblem(t), t).toBeUndefined();
   });
 });
 

@@ -240,6 +240,7 @@ describe('legal holds', () => {
   it.each([
     ['NULL', 'NULL'],
     ['blank', "'  '"],
+    ['no table name (public.)', "'public.'"],
   ])('a holds-table row whose table_name is %s keeps every table of that database (fail closed, LEGAL_HOLD_UNAVAILABLE), never dropped', async (_name, tableName) => {
     // Found in review: such rows were silently dropped, though a hold naming no table might cover any.
     await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
@@ -304,6 +305,7 @@ describe('legal holds', () => {
     ['answering 500', 'status'],
     ['answering invalid JSON', 'garbage'],
     ['answering the wrong shape', 'shape'],
+    ['answering a hold whose table names no table (public.)', 'noname'],
     ['too slow (timeout)', 'slow'],
   ])('holds API %s → no table is archived (fail closed) and the error says why', async (_name, mode) => {
     await createEventsTable(fx.db, { rows: 10, stepMinutes: 60, endDaysAgo: 11 });
@@ -311,6 +313,7 @@ describe('legal holds', () => {
       if (mode === 'status') res.writeHead(500).end('boom');
       else if (mode === 'garbage') res.end('{not json');
       else if (mode === 'shape') res.end(JSON.stringify({ holds: [{ table: 'events' }] }));
+      else if (mode === 'noname') res.end(JSON.stringify({ holds: [{ table: 'public.', reason: 'Case 8' }] }));
       else setTimeout(() => res.end('{"holds": []}'), 1_500);
     };
     const url = mode === 'refused' ? 'http://127.0.0.1:9/holds' : `${apiUrl}?token=in-url-secret`;

@@ -278,6 +278,16 @@ describe('parseConfig: environment', () => {
 });
 
 describe('parseConfig: databases and tables', () => {
+  it('refuses a legal hold whose table can name no table (blank, `public.`): it would hold nothing (found by probing)', () => {
+    for (const table of ['" "', 'public.', '"\\"unterminated"']) {
+      const error = parseError(`${minimal}legal_holds:\n  holds:\n    - table: ${table}\n      reason: Case 7\n`);
+      expect(error.code, table).toBe('CONFIG_INVALID');
+      expect(error.message, table).toContain('legal_holds.holds[0].table');
+      expect(error.message, table).toContain('expected the held table as name or schema.name');
+    }
+    expect(() => parseConfig(`${minimal}legal_holds:\n  holds:\n    - table: public.audit_log\n      reason: Case 7\n`, 'c.yaml', {})).not.toThrow();
+  });
+
   it('accepts a composite primary key and a single one', () => {
     const config = parseConfig(
       minimal.replace('timestamp_column: created_at', 'timestamp_column: created_at\n        primary_key: [tenant_id, id]'),
