@@ -294,8 +294,10 @@ export function formatStatus(reports: readonly TableReport[], nowMs = Date.now()
       cp === null
         ? 'none'
         : liveRunIds(r)?.has(cp.run_id) === true
-        ? `run ${cp.run_id} in progress (it holds the table's lock): ${cp.batches_committed} batches committed so far, last saved ${cp.updated_at}`
-        : `run ${cp.run_id} did not finish: ${cp.batches_committed} batches committed, last saved ${cp.updated_at} (the next run resumes it)`;
+        ? `run ${cp.run_id} in progress (it holds the table's lock): ${cp.batches_committed} batches committed as of its last checkpoint save (${cp.updated_at})`
+        : // The count is the last save's (every checkpoints.every_batches batches): read as the
+          // run's total, "0 batches committed" hid the 4 a killed run had deleted (found by probing).
+          `run ${cp.run_id} did not finish: ${cp.batches_committed} batches committed as of its last checkpoint save (${cp.updated_at}; batches committed after it are confirmed by the next run, which resumes this one)`;
     out.push(`  checkpoint: ${r.checkpointUnreadable !== undefined ? formatUnknown(r.checkpointUnreadable) : checkpoint}`);
     if (r.spooledBatches.length > 0) out.push(`  spooled:    ${r.spooledBatches.length} batch(es) in local_fallback_dir waiting for storage; their rows are still in the table`);
     out.push(`  in flight:  ${r.pendingMarkers.length === 0 ? 'none' : `${r.pendingMarkers.length} batch(es) with a pending marker (in flight, cut short, or committed with its marker not yet removed); the next run reconciles them`}`);

@@ -422,7 +422,7 @@ describe('a run stopped in the pass behind the watermark', () => {
     expect(cp).toMatchObject({ run_id: 'run-stopped', batches_committed: 3, rows_archived: 15 });
 
     const status = await runStatus(config);
-    expect(status.stdout).toContain('checkpoint: run run-stopped did not finish: 3 batches committed');
+    expect(status.stdout).toContain('checkpoint: run run-stopped did not finish: 3 batches committed as of its last checkpoint save (');
 
     const resumed = await archiveWith(config, fx.store, { runId: 'run-after' });
     expect(resumed.tables[0]!.resumed).toEqual({ run_id: 'run-stopped', batches_committed: 3, rows_archived: 15, previous: 'failed' });

@@ -141,11 +141,11 @@ describe('auditlog status', () => {
     try {
       const own = await runCli(['status', '--config', config]);
       // Found by probing: the live run's own checkpoint read "did not finish … (the next run resumes it)".
-      expect(own.stdout).toContain("checkpoint: run run-live in progress (it holds the table's lock): 1 batches committed so far, last saved");
+      expect(own.stdout).toContain("checkpoint: run run-live in progress (it holds the table's lock): 1 batches committed as of its last checkpoint save (");
       expect(own.code, own.stdout).toBe(0);
       await writeFile(inArchive(checkpointKey(id)), JSON.stringify(checkpoint('run-crashed')));
       const interrupted = await runCli(['status', '--config', config]);
-      expect(interrupted.stdout).toContain('checkpoint: run run-crashed did not finish: 1 batches committed');
+      expect(interrupted.stdout).toContain('checkpoint: run run-crashed did not finish: 1 batches committed as of its last checkpoint save (');
       expect(interrupted.code, interrupted.stdout).toBe(1);
     } finally {
       await holder.end();
