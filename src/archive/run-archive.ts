@@ -24,7 +24,7 @@ import { loadHoldTree } from '../db/partition-tree.js';
 import type pg from 'pg';
 import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { admitTable } from './admit-table.js';
-import { addDatabaseAliases, databaseIdentityKey, needsDatabaseAliases } from '../compliance/hold-database-aliases.js';
+import { addDatabaseAliases, databaseIdentityKey, needsDatabaseAliases, unidentifiedDatabases } from '../compliance/hold-database-aliases.js';
 import { selectDatabaseIdentity } from '../db/database-identity.js';
 import { withDatabase } from '../state/inspect-tables.js';
 
@@ -191,16 +191,24 @@ async function sweepAtStart(options: RunArchiveOptions, olderThanHours: number):
  * Holds limited to one database, extended to the other configured names of that database
  * (hold-database-aliases.ts). Every configured database is asked, selected or not: a hold naming
  * `app` must keep its rows when only `--database app_again` runs. Read only when such a hold is
- * active; a database that cannot be reached is nobody's alias (its own tables fail anyway).
+ * active. A database whose identity cannot be read (unreachable for a moment) may be anyone's
+ * alias: the holds reach further for this run (fail closed), and the warning says why.
  */
-export async function withHoldDatabaseAliases(options: Pick<RunArchiveOptions, 'config' | 'secrets' | 'now'>, holds: HoldSnapshot): Promise<HoldSnapshot> {
+export async function withHoldDatabaseAliases(options: Pick<RunArchiveOptions, 'config' | 'secrets' | 'now'> & { logger?: Logger }, holds: HoldSnapshot): Promise<HoldSnapshot> {
   const now = (options.now ?? (() => new Date()))();
   if (!holds.enabled || !needsDatabaseAliases(holds.holds, options.config.databases.length, now)) return holds;
   const identities = new Map<string, string | undefined>();
   for (const db of options.config.databases) {
     await withDatabase({ config: options.config, ...(options.secrets === undefined ? {} : { secrets: options.secrets }) }, db, async (pool, connectProblem) => {
-      identities.set(db.name, connectProblem !== undefined ? undefined : databaseIdentityKey(await selectDatabaseIdentity(pool).catch(() => ({ system_identifier: null, database: `unknown:${db.name}`, database_oid: null }))));
+      identities.set(db.name, connectProblem !== undefined ? undefined : await selectDatabaseIdentity(pool).then(databaseIdentityKey, () => undefined));
     });
+  }
+  const unknown = unidentifiedDatabases(identities);
+  if (unknown.length > 0) {
+    options.logger?.warn(
+      { databases: unknown },
+      'could not tell which database these configured names reach: legal holds limited to one database are applied under them too for this run (fail closed)',
+    );
   }
   return { ...holds, holds: addDatabaseAliases(holds.holds, identities) };
 }

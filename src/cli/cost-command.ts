@@ -11,6 +11,7 @@ import { estimateCost, rowsPerObject, type CostEstimate } from '../cost/estimate
 import { formatCostEstimate } from '../cost/format-cost.js';
 import { measureConfig, type ConfigMeasure, type TableMeasure } from '../cost/measure-tables.js';
 import { loadRunHolds } from '../compliance/run-holds.js';
+import { withHoldDatabaseAliases } from '../archive/run-archive.js';
 import { readHoldSources } from './compliance-setup.js';
 import { PRICE_TABLE, PRICE_TABLE_DATE } from '../cost/price-table.js';
 import { checkRecordsSize, parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
@@ -74,7 +75,8 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
     // Legal holds as a run would apply them: a held table or held rows are not what it archives.
     const holdSources = readHoldSources(config, io.env);
     if (holdSources.apiAuthValue !== undefined) io.onSecrets([...secrets, holdSources.apiAuthValue]);
-    measured = await measureConfig(config, secrets, undefined, await loadRunHolds(config, holdSources));
+    // Under every configured name of a held database, as archive applies them (found in review).
+    measured = await measureConfig(config, secrets, undefined, await withHoldDatabaseAliases({ config, secrets }, await loadRunHolds(config, holdSources)));
     estimate = estimateCost({
       region,
       uncompressedBytes: measured.uncompressedBytes,

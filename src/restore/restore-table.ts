@@ -190,7 +190,7 @@ async function restoreInto(
     conflict: options.conflict,
     ...(options.holdSources === undefined ? {} : { holdSources: options.holdSources }),
     now: new Date(),
-    withAliases: (holds) => withHoldDatabaseAliases({ config: options.config, ...(options.secrets === undefined ? {} : { secrets: options.secrets }) }, holds),
+    withAliases: (holds) => withHoldDatabaseAliases({ config: options.config, logger: options.logger, ...(options.secrets === undefined ? {} : { secrets: options.secrets }) }, holds),
   });
   const prefix = tablePrefix(id.database, id.schema, id.table);
   const selected = await selectObjects(options.store, prefix, options.range);

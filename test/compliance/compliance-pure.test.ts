@@ -5,6 +5,7 @@ import { subscribeAuditTrail } from '../../src/compliance/audit-subscriber.js';
 import type { AuditTrail } from '../../src/compliance/audit-trail.js';
 import type { AuditEntry } from '../../src/compliance/audit-record.js';
 import { holdApplies, holdsForTable, holdTableNameProblem, isExpired, type LegalHold } from '../../src/compliance/legal-hold.js';
+import { addDatabaseAliases } from '../../src/compliance/hold-database-aliases.js';
 import { requiresEncryption } from '../../src/compliance/retention-policy.js';
 import { loadApiHolds } from '../../src/compliance/load-api-holds.js';
 import { holdApiSchema } from '../../src/config/schema.js';
@@ -62,6 +63,19 @@ describe('holdApplies', () => {
     for (const t of ['"my"."events"', 'my.other', 'public."my".events']) expect(holdApplies({ source: 'api', table: t, reason: 'r' }, dotted), t).toBe(false);
     expect(applies('events', ' app ')).toBe(true);
     expect(applies('events', 'other_db')).toBe(false);
+  });
+
+  it('addDatabaseAliases: a hold reaches the other names of its database, and every name whose identity is unknown (fail closed)', () => {
+    const hold: LegalHold = { source: 'config', database: 'app', table: 'events', reason: 'r' };
+    const aliases = (ids: [string, string | undefined][]): string[] | undefined => addDatabaseAliases([hold], new Map(ids))[0]!.databaseAliases;
+    expect(aliases([['app', 'A'], ['app_again', 'A'], ['billing', 'B']])).toEqual(['app_again']);
+    expect(aliases([['app', 'A'], ['billing', 'B']])).toBeUndefined();
+    // Another name unknown: it may be `app`.
+    expect(aliases([['app', 'A'], ['app_again', undefined], ['billing', 'B']])).toEqual(['app_again']);
+    // The held database's own identity unknown: any other name may be it.
+    expect(aliases([['app', undefined], ['app_again', 'A'], ['billing', 'B']])).toEqual(['app_again', 'billing']);
+    // A hold on no particular database is left as it is.
+    expect(addDatabaseAliases([{ ...hold, database: undefined } as LegalHold], new Map([['app', undefined]]))[0]!.databaseAliases).toBeUndefined();
   });
 
   it('a table name that can match no table is a problem (refused or failed closed by every source); any name that can match is not', () => {

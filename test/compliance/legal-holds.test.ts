@@ -103,6 +103,28 @@ describe('legal holds', () => {
     expect(await ids()).toEqual(all.slice(0, 10));
   });
 
+  it('a hold on a database whose identity cannot be read reaches every other configured name for that run (fail closed; found in review)', async () => {
+    await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
+    // `app` refused for a moment (here: for good) while `app_again` reaches the same database: not
+    // knowing they are one, the hold on `app` kept nothing under `app_again`, which deleted every row.
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const config = buildConfig({
+      s3: fx.s3cfg,
+      defaults: { retention_days: 10, batch_size: 7 },
+      legal_holds: { holds: [{ database: 'app', table: 'events', reason: 'Case unknown' }] },
+      databases: [
+        { name: 'app', url: 'postgresql://postgres@127.0.0.1:1/nowhere', tables: [eventsTable] },
+        { name: 'app_again', url: fx.db.url, tables: [eventsTable] },
+      ],
+    });
+    const summary = await archiveWith(config, fx.store, { database: 'app_again', logger });
+    expect(summary.tables.map((t) => [t.database, t.status])).toEqual([['app_again', 'held']]);
+    expect(await ids()).toHaveLength(30);
+    const warning = lines.map((l) => JSON.parse(l) as { msg: string; databases?: string[] }).find((l) => l.msg.includes('could not tell which database'));
+    expect(warning?.databases).toEqual(['app']);
+  });
+
   it('a record-level hold excludes exactly the matching rows: they stay in the table and are in no archive object; all others are archived', async () => {
     await createEventsTable(fx.db, { rows: 30, stepMinutes: 60, endDaysAgo: 11 });
     // kind3 = ids 3, 8, 13, 18, 23, 28; plus id 5 by a second hold; NULL note rows would be held too (none here).
