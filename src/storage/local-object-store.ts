@@ -140,6 +140,7 @@ export class LocalObjectStore implements ObjectStore {
     const namePrefix = prefix.slice(slash + 1);
     const directory = directoryKey === '' ? this.root : path.join(this.root, ...directoryKey.split('/'));
     const after = options.startAfter === undefined ? undefined : Buffer.from(options.startAfter, 'utf8');
+    if (directoryKey !== '') await this.refuseBrokenLinkOnPath(directoryKey);
     yield* this.walk(directory, directoryKey === '' ? '' : `${directoryKey}/`, namePrefix, after, new Set());
   }
 
@@ -170,11 +171,18 @@ export class LocalObjectStore implements ObjectStore {
   async cleanupInterrupted(options: CleanupOptions): Promise<CleanupReport> {
     const items: CleanupItem[] = [];
     let kept = 0;
+    const seen = new Set<string>([await realpath(this.root).catch(() => this.root)]);
     const visit = async (directory: string, keyBase: string): Promise<void> => {
       const entries = await this.readDirectory(directory);
       for (const entry of entries) {
         const child = path.join(directory, entry.name);
-        if (entry.isDirectory()) {
+        // Into linked directories too, as list goes (a link that leads nowhere has no temp files;
+        // a loop is walked once: `seen` holds the real paths visited).
+        const linkedDirectory = entry.isSymbolicLink() && (await stat(child).catch(() => undefined))?.isDirectory() === true;
+        if (entry.isDirectory() || linkedDirectory) {
+          const real = await realpath(child).catch(() => undefined);
+          if (real === undefined || seen.has(real)) continue;
+          seen.add(real);
           await visit(child, `${keyBase}${entry.name}/`);
           continue;
         }
@@ -268,6 +276,25 @@ export class LocalObjectStore implements ObjectStore {
         }
       });
       if (stats?.isFile() === true) yield { key: `${keyBase}${name}`, size: stats.size };
+    }
+  }
+
+  /**
+   * A listing that starts at or below a symbolic link whose target is gone found no directory and
+   * listed nothing: a closed-range validate said OK with 0 objects, a restore found nothing (found
+   * in review). Each component of the start directory that is a link must lead somewhere; one
+   * that is simply missing means nothing was written there yet.
+   */
+  private async refuseBrokenLinkOnPath(directoryKey: string): Promise<void> {
+    let current = this.root;
+    let key = '';
+    for (const part of directoryKey.split('/')) {
+      current = path.join(current, part);
+      key = key === '' ? part : `${key}/${part}`;
+      const here = current;
+      const stats = await this.run('list', here, () => lstat(here).catch((error: unknown) => (isMissing(error) ? undefined : Promise.reject(error))));
+      if (stats === undefined) return;
+      if (stats.isSymbolicLink() && (await this.linkKind(here, key)) !== 'directory') return;
     }
   }
 
