@@ -76,7 +76,10 @@ export function buildReport(tables: TableValidation[], options: { deep: boolean;
     for (const [code, n] of Object.entries(t.byCode) as [ProblemCode, number][]) totals.byCode[code] = (totals.byCode[code] ?? 0) + n;
   }
   // An unreadable record may have named an object that is gone: the audit check is incomplete.
-  const ok = totals.problems === 0 && (options.audit?.unreadable ?? 0) === 0;
+  // Counted with the problems (found in review: "0 problem(s)" above "PROBLEMS FOUND", and a
+  // script reading totals.problems saw a clean run); no byCode entry: it is about no object.
+  totals.problems += options.audit?.unreadable ?? 0;
+  const ok = totals.problems === 0;
   return {
     ok,
     deep: options.deep,

@@ -219,6 +219,10 @@ describe('auditlog validate --check-audit', () => {
     expect(r.stdout).toContain('PROBLEM 1 audit record(s) could not be read');
     expect(r.stdout).toContain('auditlog audit verify');
     expect(r.stdout).toContain('result: PROBLEMS FOUND');
+    // Counted in the totals, which a script may read instead of ok (found in review).
+    const json = await runCli(['validate', '--config', file, '--check-audit', '--json']);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, audit: { unreadable: 1 }, totals: { problems: 1 } });
   });
 });
 
