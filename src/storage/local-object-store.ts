@@ -140,7 +140,9 @@ export class LocalObjectStore implements ObjectStore {
     const namePrefix = prefix.slice(slash + 1);
     const directory = directoryKey === '' ? this.root : path.join(this.root, ...directoryKey.split('/'));
     const after = options.startAfter === undefined ? undefined : Buffer.from(options.startAfter, 'utf8');
-    if (directoryKey !== '') await this.refuseBrokenLinkOnPath(directoryKey);
+    // Only when the start directory cannot be reached: stat follows every link on the way, so a
+    // directory it finds has no broken link above it.
+    if (directoryKey !== '' && (await stat(directory).catch(() => undefined)) === undefined) await this.refuseBrokenLinkOnPath(directoryKey);
     yield* this.walk(directory, directoryKey === '' ? '' : `${directoryKey}/`, namePrefix, after, new Set());
   }
 
