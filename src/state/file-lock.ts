@@ -29,6 +29,9 @@ import type { TableId } from './table-state.js';
 
 /** Lost races in a row (a lock file appearing or changing under us) before giving up with LOCK_HELD. */
 const MAX_ATTEMPTS = 4;
+/** An empty lock file is read again this many times, this far apart (~200 ms): its creator may be writing it. */
+const EMPTY_LOCK_REREADS = 10;
+const EMPTY_LOCK_REREAD_MS = 20;
 
 export function fileLockPath(root: string, id: TableId): string {
   return path.join(path.resolve(root), ...lockFileKey(id).split('/'));
@@ -100,7 +103,14 @@ async function tryAcquireFileLock(o: AcquireFileLockOptions): Promise<TableLock>
     const stamp = new Date(now()).toISOString();
     const mine: FileLockContent = { ...self, acquired_at: stamp, heartbeat_at: stamp };
     if (await createExclusive(o.file, mine)) return heldFileLock(o, mine);
-    const existing = await readFileLock(o.file);
+    let existing = await readFileLock(o.file);
+    // createExclusive opens with 'wx' and then writes: an archiver starting at the same moment
+    // read the file still empty and named "an unreadable lock file" as the holder (found by CI).
+    // Read an empty one again for a moment; one left empty by a crash is judged as before.
+    for (let wait = 0; existing?.raw === '' && wait < EMPTY_LOCK_REREADS; wait++) {
+      await new Promise((resolve) => setTimeout(resolve, EMPTY_LOCK_REREAD_MS));
+      existing = await readFileLock(o.file);
+    }
     if (existing === undefined) continue;
     const verdict = judgeFileLock({
       content: existing.content,

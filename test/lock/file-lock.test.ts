@@ -113,6 +113,17 @@ describe('table lock file', () => {
     expect(warnings[0]).toContain('in the future');
   });
 
+  it('a lock file still empty because its creator is writing it is read again: the refusal names the holder (found by CI)', async () => {
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, '');
+    const writing = new Promise<void>((resolve) => setTimeout(() => resolve(writeLock({ pid: process.pid, hostname: hostname(), run_id: 'run-1', acquired_at: new Date().toISOString(), heartbeat_at: new Date().toISOString() })), 60));
+    const refused = await acquire('run-2').catch((error: unknown) => error);
+    await writing;
+    expect(refused).toMatchObject({ code: 'LOCK_HELD' });
+    expect((refused as Error).message).toContain('(run run-1)');
+    expect((refused as Error).message).not.toContain('unreadable');
+  });
+
   it('takes over an unreadable lock file only once it is old', async () => {
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, '');
