@@ -48,8 +48,7 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
   const { options } = input;
   const range = parseDayRange(options.from, options.to);
   const databases = selectTargets({ config: input.config, ...(options.database === undefined ? {} : { database: options.database }), ...(options.table === undefined ? {} : { table: options.table }) });
-  const backend = input.config.compliance.audit.backend;
-  if (options.checkAudit === true && backend === 'none') {
+  if (options.checkAudit === true && input.config.compliance.audit.backend === 'none') {
     throw new AuditlogError('CONFIG_INVALID', '--check-audit compares the audit trail with the archive, and compliance.audit.backend is none: no trail records which objects were committed — configure compliance.audit (backend storage, database or both; docs/compliance.md) or validate without --check-audit', {
       details: { path: 'compliance.audit.backend' },
     });
@@ -76,11 +75,8 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
   if (options.output === undefined) {
     input.stdout(text);
   } else {
-    try {
-      await writeFile(options.output, text);
-    } catch (error) {
-      throw new AuditlogError('USAGE', `cannot write the report to ${options.output} (${describeError(error)}); choose a writable --output path`, { cause: error });
-    }
+    const output = options.output;
+    await writeFile(output, text).catch((error: unknown) => Promise.reject(outputError(output, describeError(error), error)));
   }
   return report.ok ? 0 : 1;
 }
@@ -91,11 +87,16 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
  * report stays whole until the new one replaces it.
  */
 async function requireWritableOutput(output: string): Promise<void> {
-  const fail = (why: string): AuditlogError => new AuditlogError('USAGE', `cannot write the report to ${output} (${why}); choose a writable --output path`, { details: { output } });
+  const fail = (why: string): AuditlogError => outputError(output, why);
   const found = await stat(output).catch((error: unknown) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(fail(describeError(error)))));
   if (found?.isDirectory() === true) throw fail('it is a directory');
   const target = found === undefined ? path.dirname(path.resolve(output)) : output;
   await access(target, constants.W_OK).catch((error: unknown) => Promise.reject(fail(found === undefined ? `its directory ${target}: ${describeError(error)}` : describeError(error))));
+}
+
+/** The one message for a report that cannot be written, checked before the work or failing after it. */
+function outputError(output: string, why: string, cause?: unknown): AuditlogError {
+  return new AuditlogError('USAGE', `cannot write the report to ${output} (${why}); choose a writable --output path`, { details: { output }, ...(cause === undefined ? {} : { cause }) });
 }
 
 /** A line every `intervalSeconds` while the audit trail is read (--check-audit): a long trail takes a while. */
