@@ -1,4 +1,4 @@
-import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,7 +38,12 @@ describe('readSettledFile', () => {
     const file = join(dir, 'busy.yaml');
     await writeFile(file, 'n: 0\n');
     let n = 0;
-    const writer = setInterval(() => void writeFile(file, `n: ${++n}\n`), 50);
+    // Each version renamed into place: a plain writeFile truncates first, and a read in that
+    // instant saw "" (a flake of the test's writer, not of the reader; found by CI).
+    const writer = setInterval(() => {
+      const version = `${file}.${++n}`;
+      void writeFile(version, `n: ${n}\n`).then(() => rename(version, file)).catch(() => undefined);
+    }, 50);
     try {
       const started = Date.now();
       const text = await readSettledFile(file, { settleMs: 1_000, maxWaitMs: 600 });
