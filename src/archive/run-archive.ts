@@ -22,11 +22,8 @@ import type { RunEvents } from '../core/run-events.js';
 import { holdApplies, holdDatabaseMatches, holdLabel, isExpired, placeHold, splitHoldTableName, type LegalHold, type PartitionTree } from '../compliance/legal-hold.js';
 import { loadHoldTree } from '../db/partition-tree.js';
 import type pg from 'pg';
-import { loadDatabaseHolds, loadRunHolds, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
+import { loadDatabaseHolds, loadRunHolds, withHoldDatabaseAliases, type HoldSnapshot, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { admitTable } from './admit-table.js';
-import { addDatabaseAliases, databaseIdentityKey, needsDatabaseAliases, unidentifiedDatabases } from '../compliance/hold-database-aliases.js';
-import { selectDatabaseIdentity } from '../db/database-identity.js';
-import { withDatabase } from '../state/inspect-tables.js';
 
 export interface RunArchiveOptions {
   config: Config;
@@ -185,32 +182,6 @@ async function sweepAtStart(options: RunArchiveOptions, olderThanHours: number):
   } catch (error) {
     options.logger.warn({ err: redactSecrets(describeError(error), options.secrets ?? []) }, 'cleanup of orphaned multipart uploads failed; continuing (run `auditlog cleanup` later, or rely on a bucket lifecycle rule)');
   }
-}
-
-/**
- * Holds limited to one database, extended to the other configured names of that database
- * (hold-database-aliases.ts). Every configured database is asked, selected or not: a hold naming
- * `app` must keep its rows when only `--database app_again` runs. Read only when such a hold is
- * active. A database whose identity cannot be read (unreachable for a moment) may be anyone's
- * alias: the holds reach further for this run (fail closed), and the warning says why.
- */
-export async function withHoldDatabaseAliases(options: Pick<RunArchiveOptions, 'config' | 'secrets' | 'now'> & { logger?: Logger }, holds: HoldSnapshot): Promise<HoldSnapshot> {
-  const now = (options.now ?? (() => new Date()))();
-  if (!holds.enabled || !needsDatabaseAliases(holds.holds, options.config.databases.length, now)) return holds;
-  const identities = new Map<string, string | undefined>();
-  for (const db of options.config.databases) {
-    await withDatabase({ config: options.config, ...(options.secrets === undefined ? {} : { secrets: options.secrets }) }, db, async (pool, connectProblem) => {
-      identities.set(db.name, connectProblem !== undefined ? undefined : await selectDatabaseIdentity(pool).then(databaseIdentityKey, () => undefined));
-    });
-  }
-  const unknown = unidentifiedDatabases(identities);
-  if (unknown.length > 0) {
-    options.logger?.warn(
-      { databases: unknown },
-      'could not tell which database these configured names reach: legal holds limited to one database are applied under them too for this run (fail closed)',
-    );
-  }
-  return { ...holds, holds: addDatabaseAliases(holds.holds, identities) };
 }
 
 /** The configured databases, narrowed to `--database` and `--table` (a USAGE error names what is configured). */

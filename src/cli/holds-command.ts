@@ -4,12 +4,12 @@
  * Reads only. Exit 1 when a source cannot be read or a filter is refused: the next archive run
  * would hold (or fail) those tables, and the operator should know now.
  */
-import { selectTargets, withHoldDatabaseAliases } from '../archive/run-archive.js';
+import { selectTargets } from '../archive/run-archive.js';
 import type { Config, TableConfig } from '../config/schema.js';
 import { describeError } from '../core/errors.js';
 import { describePlacement, holdApplies, holdDatabaseMatches, holdFilterOf, isExpired, placeHold, type LegalHold, type PartitionTree, type RowHold } from '../compliance/legal-hold.js';
 import { loadHoldTree } from '../db/partition-tree.js';
-import { loadDatabaseHolds, loadRunHolds, type HoldSourceOptions } from '../compliance/run-holds.js';
+import { loadDatabaseHolds, loadRunHolds, withHoldDatabaseAliases, type HoldSourceOptions } from '../compliance/run-holds.js';
 import { checkHoldFilter, countHeldRows } from '../db/hold-queries.js';
 import { withDatabase } from '../state/inspect-tables.js';
 

@@ -38,7 +38,7 @@ export async function checkRestoreHolds(
     conflict: ConflictStrategy;
     holdSources?: HoldSourceOptions;
     now: Date;
-    /** Extends holds limited to one database to its other configured names (run-archive.ts, withHoldDatabaseAliases). */
+    /** Extends holds limited to one database to its other configured names (compliance/run-holds.ts, withHoldDatabaseAliases). */
     withAliases?: (holds: HoldSnapshot) => Promise<HoldSnapshot>;
   },
 ): Promise<((q: Queryable) => Promise<void>) | undefined> {
