@@ -326,6 +326,10 @@ export class S3ObjectStore implements ObjectStore {
       );
       for (const object of page.Contents ?? []) {
         if (object.Key === undefined || !object.Key.startsWith(this.prefix)) continue;
+        // An empty key ending in "/" is a folder placeholder from an S3 console ("Create folder"):
+        // it holds nothing, and no key this tool writes ends in "/". Listed, it was a stray to
+        // validate and, under _pending/, a marker no archive run could read (its table stopped).
+        if (object.Key.endsWith('/') && (object.Size ?? 0) === 0) continue;
         yield {
           key: object.Key.slice(this.prefix.length),
           size: object.Size ?? 0,

@@ -126,6 +126,18 @@ describe('S3ObjectStore on s3rver', () => {
     expect((await collectList(smallPages, 'many/')).map((o) => o.key)).toEqual(keys);
   });
 
+  it('skips the empty folder placeholders an S3 console creates, but not a non-empty key ending in "/"', async () => {
+    const store = freshStore();
+    const prefix = store.description.slice(`s3://${server.bucket}/`.length);
+    await server.seedObjects([
+      { key: `${prefix}db/`, body: Buffer.alloc(0) },
+      { key: `${prefix}db/year=2024/`, body: Buffer.alloc(0) },
+      { key: `${prefix}db/year=2024/a.txt`, body: Buffer.from('a') },
+      { key: `${prefix}db/odd/`, body: Buffer.from('not a folder') },
+    ]);
+    expect((await collectList(store, 'db/')).map((o) => o.key)).toEqual(['db/odd/', 'db/year=2024/a.txt']);
+  });
+
   it('deletes 2,500 keys with DeleteObjects in chunks of 1,000 (3 requests), leaving every other key', async () => {
     let attempts = 0;
     const store = freshStore({ afterAttempt: () => void (attempts += 1) });
