@@ -13,6 +13,8 @@ export interface AuditSource {
   name: string;
   /** The records in key order, streamed: a trail can be far larger than memory allows holding. */
   read: () => AsyncIterable<StoredAuditRecord>;
+  /** Appends to it take turns, so it never forks (the database backend): see AuditChainVerifierOptions.linear. */
+  linear?: boolean;
 }
 
 export interface AuditCommandInput {
@@ -140,7 +142,10 @@ export async function runAuditVerifyCommand(input: Pick<AuditCommandInput, 'sour
   const tableName = input.table;
   const reports = [];
   for (const source of input.sources) {
-    const verifier = new AuditChainVerifier(since === undefined && tableName === undefined ? {} : { inScope: (parsed) => isInScope(parsed, since, tableName) });
+    const verifier = new AuditChainVerifier({
+      ...(source.linear === true ? { linear: true } : {}),
+      ...(since === undefined && tableName === undefined ? {} : { inScope: (parsed: unknown) => isInScope(parsed, since, tableName) }),
+    });
     for await (const item of source.read()) verifier.add(item);
     reports.push({ source: source.name, ...verifier.report() });
   }

@@ -119,7 +119,7 @@ export function auditSources(config: Config, store: ObjectStore, pools: pg.Pool[
     const pool = openAuditPool(config);
     pools.push(pool);
     const { schema, table } = config.compliance.audit;
-    out.push({ name: `table ${schema}.${table}`, read: () => streamDatabaseAuditRecords(pool, schema, table) });
+    out.push({ name: `table ${schema}.${table}`, read: () => streamDatabaseAuditRecords(pool, schema, table), linear: true });
   }
   return out;
 }

@@ -76,6 +76,13 @@ export interface AuditChainVerifierOptions {
    * forks and open runs at records in scope are reported, and `records` counts those.
    */
   inScope?: (parsed: unknown) => boolean;
+  /**
+   * The trail is written one record at a time in key order (the database backend: appends take
+   * turns under a lock), so it never forks and each record must link to the one just before it.
+   * A link to an earlier record, which elsewhere is a fork, is then a row inserted or copied by
+   * hand (found by probing: a forged row linking to an old one passed verify as a fork, exit 0).
+   */
+  linear?: boolean;
 }
 
 /** The whole trail at once, in any order (tests, small trails); see AuditChainVerifier. */
@@ -103,6 +110,8 @@ export class AuditChainVerifier {
   private inScopeCount = 0;
   private previousKey: string | undefined;
   private head: string | null = null;
+  /** The previous record's hash (latin1, as in `links`), for linear trails. */
+  private lastHash: string | undefined;
   /** The oldest record, when it starts the chain (no link): a later record without a link forks from it. */
   private genesis: string | undefined;
 
@@ -120,6 +129,8 @@ export class AuditChainVerifier {
     const digest = createHash('sha256').update(item.body).digest();
     this.head = digest.toString('hex');
     const hash = digest.toString('latin1');
+    const previousHash = this.lastHash;
+    this.lastHash = hash;
     let parsed: unknown;
     let record: AuditRecord | undefined;
     let unreadable: unknown;
@@ -151,6 +162,12 @@ export class AuditChainVerifier {
       if (prev !== null) {
         problem({ key: item.key, kind: 'first-has-link', message: `${item.key}: the oldest record links to ${prev}, which is not in the trail: earlier records were removed` });
       } else this.genesis = item.key;
+    } else if (this.options.linear === true && link !== previousHash && (prev === null || (link !== undefined && this.links.has(link)))) {
+      problem({
+        key: item.key,
+        kind: 'broken-link',
+        message: `${item.key}: it links to ${prev === null ? 'no previous record, as only the oldest may' : `an earlier record (sha256 ${prev})`}, not to the record just before it (${before}): this trail is appended one record at a time and never forks, so a record was inserted, copied or moved by hand`,
+      });
     } else if (prev === null && this.genesis !== undefined) {
       // Two runs starting on an empty trail at once both begin a chain: a fork at the root, as
       // two runs appending at once fork anywhere else (it was reported as a removed record, on

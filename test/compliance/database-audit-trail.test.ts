@@ -85,6 +85,26 @@ describe('audit trail in a database table', () => {
     expect((await runCli(['audit', 'verify', '-c', file])).code).toBe(1);
   });
 
+  it('a row inserted by hand that links to an older row is BROKEN (exit 1), not a benign fork: this chain never forks (found by probing)', async () => {
+    await createEventsTable(fx.db, { rows: 20, stepMinutes: 60, endDaysAgo: 11 });
+    const file = await configFile('database');
+    expect((await runCli(['archive', '-c', file, '--quiet'])).code).toBe(0);
+    const rows = (await fx.db.query<{ id: string }>('SELECT id::text FROM audit_trail ORDER BY id')).rows;
+    // A forged record appended after the newest one, linking (as a copy of it) to the second
+    // row: in a storage trail that is what two runs appending at once look like.
+    const forged = await fx.db.query<{ id: string }>(
+      `INSERT INTO audit_trail (event, run_id, database_name, schema_name, table_name, record, sha256)
+       SELECT event, run_id, database_name, schema_name, table_name, record, sha256 FROM audit_trail WHERE id = $1 RETURNING id::text`,
+      [rows[2]!.id],
+    );
+    const r = await runCli(['audit', 'verify', '-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('(table public.audit_trail): 5 record(s), 1 problem(s), 0 fork(s)');
+    expect(r.stdout).toContain(
+      `BROKEN: public.audit_trail#${forged.rows[0]!.id.padStart(19, '0')}: it links to an earlier record (sha256 ${JSON.parse((await fx.db.query<{ record: string }>('SELECT record FROM audit_trail WHERE id = $1', [rows[2]!.id])).rows[0]!.record).prev_sha256}), not to the record just before it (public.audit_trail#${rows[3]!.id.padStart(19, '0')})`,
+    );
+  });
+
   it('an audit table that is not there is a one-line configuration error naming it (exit 2), for list and verify', async () => {
     // Found by probing: `relation "public.audit_trail" does not exist [INTERNAL]` with a stack trace, exit 1.
     const file = await configFile('database');
