@@ -194,6 +194,18 @@ describe('S3ObjectStore on s3rver', () => {
     expect(slept).toEqual([]);
   });
 
+  it('an endpoint without force_path_style whose bucket subdomain does not resolve names that address and s3.force_path_style (found by probing)', async () => {
+    const hidden = makeStore({ endpoint: 'http://s3.invalid:9000', force_path_style: false });
+    const error = await hidden.check().catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'STORAGE_UNREACHABLE' });
+    expect((error as AuditlogError).message).toBe(
+      `S3 check s3://${server.bucket} failed (ENOTFOUND): cannot resolve ${server.bucket}.s3.invalid, the bucket's virtual-hosted-style address at http://s3.invalid:9000; set s3.force_path_style: true (most S3-compatible servers need it), or fix s3.endpoint`,
+    );
+    // Path style: the endpoint's own host is what failed, and the message stays about it.
+    const typo = makeStore({ endpoint: 'http://s3.invalid:9000', force_path_style: true });
+    expect(((await typo.check().catch((e: unknown) => e)) as AuditlogError).message).toContain('cannot reach http://s3.invalid:9000; check s3.endpoint, DNS and TLS settings');
+  });
+
   it('reports an unreachable endpoint (a closed port) quickly as STORAGE_UNREACHABLE', async () => {
     const port = await findClosedPort();
     const slept: number[] = [];
