@@ -197,6 +197,23 @@ describe('audit trail', () => {
     expect(verifyAuditChain(await readAuditRecords(fx.store, AUDIT_PREFIX))).toMatchObject({ records: 2, problems: [], forks: [] });
   });
 
+  it('folder markers under the trail (empty keys ending in "/", as the S3 console creates) are no records: list, verify and the next append skip them (found by probing)', async () => {
+    const file = await writeConfig({ s3: fx.s3cfg, defaults: { retention_days: 10 }, databases: [{ name: 'app', url: fx.db.url, tables: [eventsTable] }] });
+    const trail = new StorageAuditTrail(fx.store, 'a');
+    await trail.append({ event: 'ARCHIVE_START', runId: 'run-0', status: 'started' });
+    await trail.append({ event: 'ARCHIVE_SUCCESS', runId: 'run-0', status: 'ok' });
+    const day = (await auditKeys())[0]!.split('/').slice(0, -1).join('/');
+    await fx.s3.seedObjects([`${AUDIT_PREFIX}`, `${day}/`].map((key) => ({ key: `${fx.s3cfg.prefix}${key}`, body: Buffer.alloc(0) })));
+    await new StorageAuditTrail(fx.store, 'b').append({ event: 'ARCHIVE_START', runId: 'run-1', status: 'started' });
+    const verify = await cli(['audit', 'verify', '-c', file]);
+    expect(verify.stderr).toBe('');
+    expect(verify.stdout).toContain('3 record(s), 0 problem(s), 0 fork(s)');
+    expect(verify.code).toBe(0);
+    const list = await cli(['audit', 'list', '-c', file, '--json']);
+    expect(list.code).toBe(0);
+    expect((JSON.parse(list.stdout) as { records: AuditRecord[] }).records.map((r) => r.event)).toEqual(['ARCHIVE_START', 'ARCHIVE_SUCCESS', 'ARCHIVE_START']);
+  });
+
   it('two runs appending at once fork the chain: verify reports the fork, and both branches still verify', async () => {
     const a = new StorageAuditTrail(fx.store, 'a');
     await a.append({ event: 'ARCHIVE_START', runId: 'run-0', status: 'started' });
