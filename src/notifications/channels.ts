@@ -73,6 +73,17 @@ export function genericPayload(m: Message): unknown {
   return { event: m.kind, subject: m.subject, text: m.text, ...m.data };
 }
 
+/** Where a redirect points, as its origin only: its path and query may carry the token. */
+function redirectTarget(url: string, location: string | null): string {
+  if (location === null) return '';
+  try {
+    const origin = new URL(location, url).origin;
+    return origin === 'null' ? '' : ` to ${origin}`;
+  } catch {
+    return '';
+  }
+}
+
 /** Of an answer, what is read: room for the 200 characters shown after secrets are redacted. */
 const MAX_BODY_BYTES = 4096;
 
@@ -89,6 +100,10 @@ function webhookChannel(name: 'slack' | 'teams' | 'webhook', url: string, timeou
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(payload(m)),
           signal: AbortSignal.timeout(timeoutMs),
+          // A 301/302/303 followed resends the POST as a GET without the message, and a 200 to that
+          // GET looked delivered while the message was lost (found by probing: an http:// URL
+          // redirected to https://). A redirect is a failure that names where it points instead.
+          redirect: 'manual',
         });
       } catch (error) {
         if (error instanceof Error && error.name === 'TimeoutError') throw new Error(`${label} did not answer within ${timeoutMs} ms (notifications.timeout_ms)`, { cause: error });
@@ -100,6 +115,10 @@ function webhookChannel(name: 'slack' | 'teams' | 'webhook', url: string, timeou
       if (res.ok) {
         await res.body?.cancel().catch(() => undefined);
         return;
+      }
+      if (res.status >= 300 && res.status < 400) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new Error(`${label} answered HTTP ${res.status}, a redirect${redirectTarget(url, res.headers.get('location'))}, which is not followed (the message would be resent without its body, or to another server): set its webhook_url to the address it redirects to`);
       }
       // Of an error, only the start of the answer is ever shown (it may name the problem); the
       // rest is cancelled, which also releases the connection.
