@@ -24,7 +24,7 @@ export const DEFAULT_TEMPLATES: Record<TemplateName, { subject: string; body: st
 export type TemplateValues = Record<string, string | number>;
 
 export function renderTemplate(template: string, values: TemplateValues): string {
-  return template.replace(/\{\{\s*([a-z_]+)\s*\}\}/g, (whole, name: string) => (name in values ? String(values[name]) : whole));
+  return template.replace(/\{\{\s*([a-z_]+)\s*\}\}/g, (whole, name: string) => (Object.hasOwn(values, name) ? String(values[name]) : whole));
 }
 
 export function renderMessage(name: TemplateName, overrides: NotificationsConfig['templates'], values: TemplateValues): { subject: string; text: string } {

@@ -53,4 +53,10 @@ describe('templates', () => {
     expect(own.subject).toBe('ALERT r9');
     expect(own.text).toContain('with 2 failed table(s)');
   });
+
+  it('a placeholder named like a property every object inherits is unknown too, left as written', () => {
+    // Found by probing: `name in values` found Object.prototype's members, so {{constructor}}
+    // became "function Object() { [native code] }" instead of showing the typo.
+    expect(renderTemplate('{{constructor}} {{__proto__}} {{run_id}}', { run_id: 'r1' })).toBe('{{constructor}} {{__proto__}} r1');
+  });
 });
