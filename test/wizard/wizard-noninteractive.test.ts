@@ -231,6 +231,18 @@ describe('auditlog wizard --yes', () => {
     expect((await stat(fresh)).mode & 0o777).toBe(0o600);
   });
 
+  it('an --output that cannot be written is one USAGE line before the database is touched (it was INTERNAL with a stack trace, after the inspection)', async () => {
+    // Nothing listens on port 1: an error about the database would mean the output was checked too late.
+    const base = ['wizard', '--yes', '--database-url', 'postgresql://nobody@127.0.0.1:1/none', '--tables', 'audit_log', '--local-path', join(dir, 'unwritable')];
+    const missing = join(dir, 'no-such-dir', 'sub', 'w.yaml');
+    const noDir = await runCli([...base, '--output', missing], {});
+    expect(noDir.code).toBe(2);
+    expect(noDir.stderr).toMatch(new RegExp(`^auditlog: cannot write the configuration to ${missing} \\(its directory ${join(dir, 'no-such-dir', 'sub')}: ENOENT[^\\n]*\\); choose a writable --output path \\[USAGE\\]\\n$`));
+    const isDir = await runCli([...base, '--output', dir, '--force'], {});
+    expect(isDir.code).toBe(2);
+    expect(isDir.stderr).toBe(`auditlog: cannot write the configuration to ${dir} (it is a directory); choose a writable --output path [USAGE]\n`);
+  });
+
   it('a configuration the flags make invalid is one USAGE line naming the flag, never a file called "-"', async () => {
     const env = { WIZ_DB_URL: db.url };
     const base = ['wizard', '--yes', '--database-url-env', 'WIZ_DB_URL'];
