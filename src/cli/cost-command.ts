@@ -13,7 +13,7 @@ import { measureConfig, type ConfigMeasure, type TableMeasure } from '../cost/me
 import { loadRunHolds, withHoldDatabaseAliases } from '../compliance/run-holds.js';
 import { readHoldSources } from './compliance-setup.js';
 import { PRICE_TABLE, PRICE_TABLE_DATE } from '../cost/price-table.js';
-import { checkRecordsSize, parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
+import { checkRecordsSize, MAX_MONTHS, parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
 import { DEFAULT_MAX_BATCH_BYTES, MAX_BATCH_SIZE } from '../config/schema.js';
 
 export interface CostCliOptions {
@@ -55,7 +55,7 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
   if (opts.config !== undefined && opts.avgRowBytes !== undefined) throw new AuditlogError('USAGE', '--avg-row-bytes applies to --size and --records; with --config the row size is measured');
   // Found in review: --batch-size was silently ignored with --config, so the estimate was not for the size asked.
   if (opts.config !== undefined && opts.batchSize !== undefined) throw new AuditlogError('USAGE', "--batch-size applies to --size and --records; with --config each table's own batch_size (else defaults.batch_size) is used: drop --batch-size, or change batch_size in the config");
-  const months = parseWholeNumber(opts.months, '--months', 1);
+  const months = parseWholeNumber(opts.months, '--months', 1, MAX_MONTHS);
   const classes = opts.class === undefined ? undefined : parseClasses(opts.class);
   const ratioFlag = opts.compressionRatio === undefined ? undefined : parseCompressionRatio(opts.compressionRatio);
   const batchFlag = opts.batchSize === undefined ? undefined : parseWholeNumber(opts.batchSize, '--batch-size', 1, MAX_BATCH_SIZE);

@@ -615,7 +615,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--batch-size <n>', 'rows per archive object, with --size or --records (default 10000)')
     .option('--region <region>', 'AWS region of the price table (default the config\'s s3.region, else us-east-1)')
     .option('--compression-ratio <x>', 'uncompressed ÷ compressed size (default 8, or measured with --config)')
-    .option('--months <m>', 'how long the archive is kept, for cumulative figures', '12')
+    .option('--months <m>', 'how long the archive is kept, for cumulative figures (1 to 1200)', '12')
     .option('--class <classes>', 'only these storage classes, comma-separated')
     // No default here: --format text given with --json must be told apart from no --format at all.
     .addOption(new Option('--format <format>', 'output format (default text)').choices(['text', 'json']))

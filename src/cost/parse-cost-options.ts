@@ -16,6 +16,13 @@ const SIZE = /^(-?\d+(?:\.\d+)?)\s*([a-z]*)$/i;
  */
 export const MAX_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
 
+/**
+ * Most months an estimate covers: 100 years. The cumulative storage is summed month by month, so
+ * `--months 999999999999` (a typo, or a number of days pasted) ran for hours at full CPU instead of
+ * answering (found by probing).
+ */
+export const MAX_MONTHS = 1200;
+
 /** `500GB`, `1.5 TiB`, `2048` (bytes) → bytes. */
 export function parseSize(text: string): number {
   const match = SIZE.exec(text.trim());

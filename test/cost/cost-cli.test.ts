@@ -202,6 +202,8 @@ databases:
     [['--size', '8PB'], /--size "8PB" is too large/],
     [['--size', '9'.repeat(20)], /is too large/],
     [['--records', '9007199254740991'], /--records 9007199254740991 of --avg-row-bytes 500 is .* bytes, too large: expected at most 9007199254740991 bytes/],
+    // Found by probing: the storage is summed month by month, so this ran for hours instead of answering.
+    [['--size', '1GB', '--months', '999999999999'], /--months expects a whole number from 1 to 1200, got "999999999999"/],
   ])('bad input %j: one-line error, exit 2', async (args, message) => {
     const result = await runCli(['cost', ...args]);
     expect(result.code).toBe(2);
