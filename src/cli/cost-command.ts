@@ -13,7 +13,7 @@ import { measureConfig, type ConfigMeasure, type TableMeasure } from '../cost/me
 import { loadRunHolds, withHoldDatabaseAliases } from '../compliance/run-holds.js';
 import { readHoldSources } from './compliance-setup.js';
 import { PRICE_TABLE, PRICE_TABLE_DATE } from '../cost/price-table.js';
-import { checkRecordsSize, MAX_MONTHS, parseClasses, parseCompressionRatio, parsePositiveNumber, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
+import { checkRecordsSize, MAX_MONTHS, parseClasses, parseAvgRowBytes, parseCompressionRatio, parseRegion, parseSize, parseWholeNumber } from '../cost/parse-cost-options.js';
 import { DEFAULT_MAX_BATCH_BYTES, MAX_BATCH_SIZE } from '../config/schema.js';
 
 export interface CostCliOptions {
@@ -89,7 +89,7 @@ export async function runCostCommand(opts: CostCliOptions, io: { env: Env; stdou
       ...(classes === undefined ? {} : { classes }),
     });
   } else {
-    const avgRowBytes = opts.avgRowBytes === undefined ? DEFAULT_AVG_ROW_BYTES : parsePositiveNumber(opts.avgRowBytes, '--avg-row-bytes', 'a number of bytes');
+    const avgRowBytes = opts.avgRowBytes === undefined ? DEFAULT_AVG_ROW_BYTES : parseAvgRowBytes(opts.avgRowBytes);
     const uncompressedBytes = opts.size !== undefined ? parseSize(opts.size) : checkRecordsSize(parseWholeNumber(opts.records ?? '', '--records', 0), avgRowBytes);
     const records = opts.records !== undefined ? parseWholeNumber(opts.records, '--records', 0) : Math.ceil(uncompressedBytes / avgRowBytes);
     estimate = estimateCost({

@@ -65,9 +65,13 @@ export function parseClasses(text: string): StorageClass[] {
   });
 }
 
-export function parsePositiveNumber(text: string, flag: string, what: string): number {
+/**
+ * A row is at least one byte as a JSON line: below 1, `--size` made more rows than bytes, and
+ * `--avg-row-bytes 1e-300` an estimate of ∞ rows and ∞ objects, exit 0 (found by probing).
+ */
+export function parseAvgRowBytes(text: string): number {
   const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw new AuditlogError('USAGE', `${flag} expects ${what} greater than 0, got "${text}"`);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 1) throw new AuditlogError('USAGE', `--avg-row-bytes expects a number of bytes of at least 1, got "${text}"`);
   return n;
 }
 

@@ -202,6 +202,9 @@ databases:
     [['--size', '8PB'], /--size "8PB" is too large/],
     [['--size', '9'.repeat(20)], /is too large/],
     [['--records', '9007199254740991'], /--records 9007199254740991 of --avg-row-bytes 500 is .* bytes, too large: expected at most 9007199254740991 bytes/],
+    // Found by probing: an estimate of ∞ rows and ∞ objects, exit 0.
+    [['--size', '1GB', '--avg-row-bytes', '1e-300'], /--avg-row-bytes expects a number of bytes of at least 1, got "1e-300"/],
+    [['--size', '1GB', '--avg-row-bytes', '0'], /--avg-row-bytes expects a number of bytes of at least 1, got "0"/],
     // Found by probing: the storage is summed month by month, so this ran for hours instead of answering.
     [['--size', '1GB', '--months', '999999999999'], /--months expects a whole number from 1 to 1200, got "999999999999"/],
   ])('bad input %j: one-line error, exit 2', async (args, message) => {
