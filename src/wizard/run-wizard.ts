@@ -5,7 +5,7 @@
  * on a question). Detection findings go to `report` (stderr), so stdout can carry the YAML.
  */
 import type { Env } from '../config/expand-env.js';
-import { MAX_RETENTION_DAYS, type DatabaseConfig } from '../config/schema.js';
+import { findDatabaseUrlProblem, MAX_RETENTION_DAYS, type DatabaseConfig } from '../config/schema.js';
 import { AuditlogError } from '../core/errors.js';
 import type { Queryable } from '../db/queryable.js';
 import { findEnvVariable, renderConfigYaml, validateWizardConfig, type WizardAnswers, type WizardStorage, type WizardTable, type WrittenValue } from './build-config.js';
@@ -73,6 +73,12 @@ export async function runWizard(deps: WizardDeps): Promise<WizardResult> {
   const { flags, env, prompter, report } = deps;
   const url = await askDatabaseUrl(deps);
   const urlText = 'env' in url ? env[url.env] ?? '' : url.value;
+  // Checked before connecting, as `config validate` checks it: the driver reads a libpq keyword
+  // string or a raw "#" in the password as a URL of another host, so the wizard failed with
+  // "ENOTFOUND base" or a host cut out of the password, or inspected the server of a mysql:// URL
+  // before refusing it (found by probing). The message never quotes the URL (it may hold a password).
+  const urlProblem = findDatabaseUrlProblem(urlText);
+  if (urlProblem !== undefined) throw new AuditlogError('USAGE', `${'env' in url ? `the database URL in ${url.env}` : 'the database URL'}: ${urlProblem}`);
   const databaseName = flags.databaseName ?? databaseNameFromUrl(urlText);
   const connection = await deps.connect({ name: databaseName, url: urlText, connection_pool_size: 2, tables: [] });
   let tables: WizardTable[];

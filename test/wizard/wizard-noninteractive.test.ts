@@ -231,6 +231,26 @@ describe('auditlog wizard --yes', () => {
     expect((await stat(fresh)).mode & 0o777).toBe(0o600);
   });
 
+  it('a database URL the driver would misread is refused before connecting, in the words of config validate, never quoted', async () => {
+    // Found by probing: "host=… dbname=…" failed as "getaddrinfo ENOTFOUND base", a raw "#" in the
+    // password as a host cut out of it, and a mysql:// URL was inspected before being refused.
+    const base = ['wizard', '--yes', '--tables', 'audit_log', '--local-path', join(dir, 'bad-url')];
+    const cases: [string[], Record<string, string>, string][] = [
+      [['--database-url', 'postgresql://nobody:pa@ss#word@127.0.0.1:1/none'], {}, 'the database URL: the URL has a "#" fragment'],
+      [['--database-url', 'host=127.0.0.1 password=pa55word dbname=none'], {}, 'the database URL: expected a postgres:// connection URL, found no scheme'],
+      [['--database-url-env', 'WIZ_BAD_URL'], { WIZ_BAD_URL: `mysql${db.url.slice(db.url.indexOf(':'))}` }, 'the database URL in WIZ_BAD_URL: expected a postgres:// or postgresql:// URL, found the scheme "mysql"'],
+    ];
+    for (const [args, env, message] of cases) {
+      const result = await runCli([...base, ...args], env);
+      expect(result.code, result.stderr).toBe(2);
+      const lines = result.stderr.split('\n').filter((l) => l.startsWith('auditlog:'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(message);
+      expect(lines[0]).toMatch(/write postgres:\/\/user:password@host:port\/dbname .* \[USAGE\]$/);
+      expect(result.stderr).not.toMatch(/ss#word|pa55word|tables \(largest first\)/);
+    }
+  });
+
   it('an --output that cannot be written is one USAGE line before the database is touched (it was INTERNAL with a stack trace, after the inspection)', async () => {
     // Nothing listens on port 1: an error about the database would mean the output was checked too late.
     const base = ['wizard', '--yes', '--database-url', 'postgresql://nobody@127.0.0.1:1/none', '--tables', 'audit_log', '--local-path', join(dir, 'unwritable')];
