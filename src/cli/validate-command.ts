@@ -3,12 +3,11 @@
  * or --output. Exit 0 when no problem was found (warnings such as uncommitted objects allowed),
  * 1 when any was. Progress goes to stderr only, so stdout stays a clean report.
  */
-import { constants } from 'node:fs';
-import { access, stat, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { selectTargets } from '../archive/run-archive.js';
 import { AuditlogError, describeError } from '../core/errors.js';
+import { outputFileError, requireWritableOutput } from './output-file.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { AuditTrailSource } from '../validate/check-audit.js';
 import { formatBytes, formatValidateReport } from '../validate/format-validate-report.js';
@@ -53,7 +52,7 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
       details: { path: 'compliance.audit.backend' },
     });
   }
-  if (options.output !== undefined) await requireWritableOutput(options.output);
+  if (options.output !== undefined) await requireWritableOutput({ path: options.output, what: 'the report', replacedByRename: false });
   await requireLocalArchive(input.config, 'nothing to validate');
   const auditSources = options.checkAudit === true ? input.auditSources?.() : undefined;
   if (options.checkAudit === true && auditSources === undefined) throw new AuditlogError('INTERNAL', '--check-audit was given without a way to read the audit trail');
@@ -76,27 +75,9 @@ export async function runValidateCommand(input: ValidateCommandInput): Promise<n
     input.stdout(text);
   } else {
     const output = options.output;
-    await writeFile(output, text).catch((error: unknown) => Promise.reject(outputError(output, describeError(error), error)));
+    await writeFile(output, text).catch((error: unknown) => Promise.reject(outputFileError({ path: output, what: 'the report' }, describeError(error), error)));
   }
   return report.ok ? 0 : 1;
-}
-
-/**
- * Before any work: a report that cannot be written was found out only once the whole archive had
- * been read (hours, on a large one; found by probing). The file is not created here — a previous
- * report stays whole until the new one replaces it.
- */
-async function requireWritableOutput(output: string): Promise<void> {
-  const fail = (why: string): AuditlogError => outputError(output, why);
-  const found = await stat(output).catch((error: unknown) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(fail(describeError(error)))));
-  if (found?.isDirectory() === true) throw fail('it is a directory');
-  const target = found === undefined ? path.dirname(path.resolve(output)) : output;
-  await access(target, constants.W_OK).catch((error: unknown) => Promise.reject(fail(found === undefined ? `its directory ${target}: ${describeError(error)}` : describeError(error))));
-}
-
-/** The one message for a report that cannot be written, checked before the work or failing after it. */
-function outputError(output: string, why: string, cause?: unknown): AuditlogError {
-  return new AuditlogError('USAGE', `cannot write the report to ${output} (${why}); choose a writable --output path`, { details: { output }, ...(cause === undefined ? {} : { cause }) });
 }
 
 /** A line every `intervalSeconds` while the audit trail is read (--check-audit): a long trail takes a while. */

@@ -4,12 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { access, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Env } from '../config/expand-env.js';
 import { collectSecrets } from '../config/mask-secrets.js';
 import { defaultsSchema, MAX_RETENTION_DAYS } from '../config/schema.js';
 import { AuditlogError, describeError } from '../core/errors.js';
+import { outputFileError, requireWritableOutput } from './output-file.js';
 import { buildSessionSettings, checkConnection, createPool } from '../db/connect.js';
 import { createObjectStore } from '../storage/create-object-store.js';
 import { validateWizardConfig } from '../wizard/build-config.js';
@@ -74,7 +75,7 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
       throw new AuditlogError('USAGE', `${opts.output} already exists: choose another --output, or pass --force to overwrite it`);
     }
   }
-  if (opts.output !== undefined) await requireWritableOutput(opts.output);
+  if (opts.output !== undefined) await requireWritableOutput({ path: opts.output, what: 'the configuration', replacedByRename: true });
   const { retentionDays: _ignored, minRetentionDays: _min, maxRetentionDays: _max, output: _output, yes: _yes, force: _force, checkConnections: _check, ...rest } = opts;
   const flags: WizardFlags = {
     ...rest,
@@ -120,7 +121,7 @@ async function askAndWrite(opts: WizardCliOptions, io: WizardIo): Promise<number
     io.stdout(result.yaml);
   } else {
     const output = opts.output;
-    await writePrivateFile(output, result.yaml).catch((error: unknown) => Promise.reject(outputError(output, describeError(error), error)));
+    await writePrivateFile(output, result.yaml).catch((error: unknown) => Promise.reject(outputFileError({ path: output, what: 'the configuration' }, describeError(error), error)));
     io.stderr(`wrote ${opts.output}; next: auditlog config validate -c ${opts.output} --check-connections, then auditlog archive -c ${opts.output} --dry-run\n`);
   }
   return 0;
@@ -161,25 +162,6 @@ async function writePrivateFile(file: string, text: string): Promise<void> {
     await rm(temp, { force: true }).catch(() => undefined);
     throw error;
   }
-}
-
-/**
- * Before connecting: an --output in a directory that does not exist (or is a directory itself)
- * was found out only when the file was written, after the whole inspection, as an INTERNAL error
- * with a stack trace (found by probing). The file is written as a temporary file in its directory
- * and renamed, so the directory is what must be writable.
- */
-async function requireWritableOutput(output: string): Promise<void> {
-  const fail = (why: string): AuditlogError => outputError(output, why);
-  const found = await stat(output).catch((error: unknown) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(fail(describeError(error)))));
-  if (found?.isDirectory() === true) throw fail('it is a directory');
-  const directory = dirname(resolve(output));
-  await access(directory, constants.W_OK).catch((error: unknown) => Promise.reject(fail(`its directory ${directory}: ${describeError(error)}`)));
-}
-
-/** The one message for a configuration that cannot be written, checked before the work or failing after it. */
-function outputError(output: string, why: string, cause?: unknown): AuditlogError {
-  return new AuditlogError('USAGE', `cannot write the configuration to ${output} (${why}); choose a writable --output path`, { details: { output }, ...(cause === undefined ? {} : { cause }) });
 }
 
 async function exists(file: string): Promise<boolean> {
