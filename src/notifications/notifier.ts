@@ -127,7 +127,7 @@ export class Notifier {
     // The run's other limits (duration, rows skipped) need a finished run; staleness does not,
     // and an outage that stops every run is when it must fire (found by probing).
     const violations = checkStaleTables ? findStaleTables(this.options.config.thresholds, this.lastArchived, this.now().getTime()) : [];
-    if (violations.length > 0) await this.notify('threshold', { run_id: runId, details: violations.map((v) => `- ${v}`).join('\n') }, { ...data, violations });
+    if (violations.length > 0) await this.notify('threshold', { run_id: runId, details: fitDetails(violations.map((v) => ({ line: `- ${v}` })), 'limit(s) crossed') }, { ...data, violations });
     await this.flushDigestAtRunEnd();
   }
 
@@ -141,7 +141,7 @@ export class Notifier {
       .filter((t) => t.status === 'held')
       .map((t) => `${t.database}/${t.schema}.${t.table} not archived: held by a legal hold${t.holds?.tableLevel.length ? ` (${t.holds.tableLevel.join('; ')})` : ''}`);
     const violations = [...held, ...findViolations(summary, this.options.config.thresholds, this.lastArchived, this.now().getTime())];
-    if (violations.length > 0) await this.notify('threshold', { ...values, details: violations.map((v) => `- ${v}`).join('\n') }, { ...data, violations });
+    if (violations.length > 0) await this.notify('threshold', { ...values, details: fitDetails(violations.map((v) => ({ line: `- ${v}` })), 'limit(s) crossed') }, { ...data, violations });
     await this.flushDigestAtRunEnd();
   }
 
@@ -210,6 +210,32 @@ export const DIGEST_TEXT_CHARS = 1_000;
  */
 export const DIGEST_DETAILS_CHARS = 20_000;
 
+/**
+ * A run's list of tables, or of limits crossed, within DIGEST_DETAILS_CHARS: a run over a few
+ * hundred tables that all failed made a failure message Teams refuses (~28 KB), lost exactly when
+ * it matters (found by probing). Unchanged when it fits; otherwise the `first` lines (the failed
+ * tables) come first, each shortened to DIGEST_TEXT_CHARS, and the rest are counted.
+ */
+export function fitDetails(items: readonly { line: string; first?: boolean }[], noun: string): string {
+  const all = items.map((i) => i.line);
+  if (all.join('\n').length <= DIGEST_DETAILS_CHARS) return all.join('\n');
+  const ordered = [...items.filter((i) => i.first === true), ...items.filter((i) => i.first !== true)];
+  const lines: string[] = [];
+  let size = 0;
+  for (const [i, item] of ordered.entries()) {
+    const line = item.line.length > DIGEST_TEXT_CHARS ? `${item.line.slice(0, DIGEST_TEXT_CHARS)}… (shortened: the whole text is in the log)` : item.line;
+    if (size + line.length > DIGEST_DETAILS_CHARS) {
+      const rest = ordered.slice(i);
+      const firsts = rest.filter((r) => r.first === true).length;
+      lines.push(`- and ${rest.length} more ${noun}${firsts > 0 ? ` (${firsts} of them failed)` : ''}, left out to keep the message deliverable: see the log and \`auditlog status\``);
+      break;
+    }
+    size += line.length + 1;
+    lines.push(line);
+  }
+  return lines.join('\n');
+}
+
 /** The digest's list (each entry's text indented under its line, shortened) within DIGEST_DETAILS_CHARS, and its entries for the payload. */
 function digestEntries(entries: readonly DigestEntry[]): { details: string; entries: { at: string; kind: NotificationKind; subject: string; text: string }[] } {
   const lines: string[] = [];
@@ -253,9 +279,13 @@ function runOutcome(summary: RunSummary): string {
 }
 
 function runValues(summary: RunSummary): TemplateValues {
-  const details = summary.tables
-    .map((t) => `- ${t.database}/${t.schema}.${t.table}: ${t.status}${t.stopped === true && t.status !== 'failed' ? ' (stopped before the end)' : ''}, ${t.rowsArchived} rows archived${t.error === undefined ? '' : ` — ${t.error.code}: ${t.error.message}`}`)
-    .join('\n');
+  const details = fitDetails(
+    summary.tables.map((t) => ({
+      line: `- ${t.database}/${t.schema}.${t.table}: ${t.status}${t.stopped === true && t.status !== 'failed' ? ' (stopped before the end)' : ''}, ${t.rowsArchived} rows archived${t.error === undefined ? '' : ` — ${t.error.code}: ${t.error.message}`}`,
+      first: t.status === 'failed',
+    })),
+    'table(s)',
+  );
   return {
     run_id: summary.runId,
     outcome: runOutcome(summary),

@@ -107,6 +107,31 @@ describe('delivery', () => {
     expect(generic).toMatchObject({ event: 'failure', run_id: 'run-1', failed: 1, tables: [{ database: 'app', table: 'public.events', status: 'failed', rows_archived: 0, error: 'DB_CONNECT' }] });
   });
 
+  it('a run of many tables gives a failure message a chat webhook accepts: failed tables first, the rest counted (found by probing)', async () => {
+    const { finish, failures } = setup(settings());
+    const base = summary().tables[0]!;
+    const tables: RunSummary['tables'] = Array.from({ length: 600 }, (_, i) =>
+      i % 3 === 2
+        ? { ...base, table: `events_${i}`, status: 'failed', rowsArchived: 0, error: { code: 'DB_CONNECT', message: `cannot connect to database "app": ${'x'.repeat(80)}` } }
+        : { ...base, table: `events_${i}` },
+    );
+    await finish(summary({ failed: 200, tables }));
+    expect(failures).toEqual([]);
+    const text = slackTexts()[0]!;
+    expect(text.length).toBeLessThan(DIGEST_DETAILS_CHARS + 2_000);
+    const listed = text.split('\n').filter((l) => l.startsWith('- app/'));
+    // The failed tables come first; every one of them that fits is there, before any archived one.
+    expect(listed[0]).toContain('app/public.events_2: failed');
+    expect(listed.every((l) => l.includes(': failed,'))).toBe(true);
+    const more = /- and (\d+) more table\(s\) \((\d+) of them failed\), left out to keep the message deliverable/.exec(text);
+    expect(more).not.toBeNull();
+    expect(Number(more![1]) + listed.length).toBe(600);
+    expect(Number(more![2]) + listed.length).toBe(200);
+    expect(((hooks.received.get('/teams')![0] as Record<string, string>).text ?? '').length).toBeLessThan(DIGEST_DETAILS_CHARS + 4_000);
+    // The generic JSON payload still carries every table.
+    expect((hooks.received.get('/generic')![0] as { tables: unknown[] }).tables).toHaveLength(600);
+  });
+
   it('a channel that fails (HTTP 500, SMTP refused) is reported; the others still get the message and nothing throws', async () => {
     hooks.statusFor.set('/teams', 500);
     const config = settings({ email: { host: '127.0.0.1', port: smtp.port, username: 'archiver', password: 'wrong', from: 'a@example.com', to: ['ops@example.com'] } });
