@@ -13,7 +13,9 @@
  */
 import { mapOrdered } from '../core/map-ordered.js';
 import { SerialQueue } from '../core/serial-queue.js';
-import { AuditlogError, describeError } from '../core/errors.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { AuditlogError, describeError, isAuditlogError } from '../core/errors.js';
+import { CIRCUIT_OPEN_CODE } from '../storage/circuit-breaker-object-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { AUDIT_PREFIX, auditKeyTime, auditRecordKey, auditSearchStarts, buildAuditRecord, serializeAuditRecord, sha256Hex, type AuditEntry, type AuditRecord } from './audit-record.js';
 import type { StoredAuditRecord } from './verify-audit-chain.js';
@@ -25,6 +27,20 @@ export interface AuditTrail {
   append(entry: AuditEntry): Promise<AuditRecord>;
   /** Waits for appends already asked for. */
   flush(): Promise<void>;
+}
+
+/**
+ * While the storage circuit's one trial request is in flight, every other request is refused at
+ * once. After an outage the trial is usually the run's storage check, and the run's ARCHIVE_START
+ * went out beside it: refused, the record was lost although the storage was back (found by
+ * probing the daemon). An append refused for that reason waits for the trial's verdict instead:
+ * when the trial fails, the circuit is open again and the append fails as it would have.
+ */
+const TRIAL_WAIT_MS = 120_000;
+const TRIAL_POLL_MS = 100;
+
+function isRefusedForTrial(error: unknown): boolean {
+  return isAuditlogError(error) && error.code === CIRCUIT_OPEN_CODE && error.details.state === 'HALF_OPEN';
 }
 
 export class StorageAuditTrail implements AuditTrail {
@@ -66,13 +82,21 @@ export class StorageAuditTrail implements AuditTrail {
     const record = buildAuditRecord(entry, this.now(), this.operator, this.tail?.sha256 ?? null);
     const key = this.keyAfterTail(record, ++this.seq);
     const body = serializeAuditRecord(record);
-    try {
-      // Keys are unique per run and sequence; the HEAD makes "never overwritten" hold even for a
-      // clock or run id reused by mistake, on stores without conditional writes.
-      if ((await this.store.head(key)) !== undefined) throw new Error(`${key} exists already`);
-      await this.store.put(key, body, { sha256Hex: sha256Hex(body), contentType: 'application/json' });
-    } catch (error) {
-      throw new AuditlogError('AUDIT_WRITE_FAILED', `audit record ${entry.event} could not be written to ${this.description}: ${describeError(error)}`, { cause: error });
+    const waitUntil = Date.now() + TRIAL_WAIT_MS;
+    for (;;) {
+      try {
+        // Keys are unique per run and sequence; the HEAD makes "never overwritten" hold even for a
+        // clock or run id reused by mistake, on stores without conditional writes.
+        if ((await this.store.head(key)) !== undefined) throw new Error(`${key} exists already`);
+        await this.store.put(key, body, { sha256Hex: sha256Hex(body), contentType: 'application/json' });
+        break;
+      } catch (error) {
+        if (isRefusedForTrial(error) && Date.now() < waitUntil) {
+          await delay(TRIAL_POLL_MS);
+          continue;
+        }
+        throw new AuditlogError('AUDIT_WRITE_FAILED', `audit record ${entry.event} could not be written to ${this.description}: ${describeError(error)}`, { cause: error });
+      }
     }
     this.tail = { key, sha256: sha256Hex(body) };
     return record;
