@@ -147,7 +147,7 @@ export class AuditChainVerifier {
     const fork = (f: ChainFork): void => void (inScope && this.forks.push(f));
     const mismatch = item.copies === undefined ? undefined : copiesMismatch(item.copies, parsed, this.head);
     if (mismatch !== undefined) {
-      problem({ key: item.key, kind: 'columns-mismatch', message: `${item.key}: ${mismatch} disagree with its record: the row was edited (queries on those columns no longer find what the record says)` });
+      problem({ key: item.key, kind: 'columns-mismatch', message: `${item.key}: ${mismatch} with its record: the row was edited (queries on those columns no longer find what the record says)` });
     }
     if (unreadable !== undefined || record === undefined) {
       problem({ key: item.key, kind: 'unreadable', message: `${item.key}: not an audit record (${unreadable instanceof Error ? unreadable.message : String(unreadable)}): it was edited or replaced` });
@@ -210,7 +210,7 @@ export class AuditChainVerifier {
 
 /**
  * The copies that disagree with the record they copy (`parsed`, whose bytes hash to `sha256`), as
- * "its columns a, b"; undefined when they all agree, or when the body is not a JSON object (the
+ * "its columns a, b disagree"; undefined when they all agree, or when the body is not a JSON object (the
  * chain reports that). Found by probing: a row's event, table_name and sha256 could be changed
  * and verify passed, though docs/compliance.md queries those columns.
  */
@@ -225,7 +225,7 @@ function copiesMismatch(copies: RecordCopies, parsed: unknown, sha256: string): 
     copies.schema_name !== (record.schema ?? null) ? 'schema_name' : undefined,
     copies.table_name !== (record.table ?? null) ? 'table_name' : undefined,
   ].filter((c) => c !== undefined);
-  return wrong.length === 0 ? undefined : `its column${wrong.length === 1 ? '' : 's'} ${wrong.join(', ')}`;
+  return wrong.length === 0 ? undefined : wrong.length === 1 ? `its column ${wrong[0]} disagrees` : `its columns ${wrong.join(', ')} disagree`;
 }
 
 /**
