@@ -273,6 +273,14 @@ describe('DataLineChecker: key values against the manifest', () => {
     expect(check(['code', 'parts', 'at', 'note'], `${line}\r`)).toEqual(['LINE_NOT_RESTORABLE']);
   });
 
+  it('compares a jsonb key by its JSON text: a string or a JSON null is the manifest\'s ::text as written (found by probing: validate --deep failed every object of a jsonb-keyed table)', () => {
+    expect(codes([['"s3"', '{1,2}']], ['{"code":"s3","parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual([]);
+    expect(codes([['null', '{1,2}']], ['{"code":null,"parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual([]);
+    expect(codes([['{"k": 1}', '{1,2}']], ['{"code":{"k": 1},"parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual([]);
+    expect(codes([['"s4"', '{1,2}']], ['{"code":"s3","parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
+    expect(codes([['"s3"', '{1,2}']], ['{"code":null,"parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
+  });
+
   it('still reports a key that differs, or an array key that is missing', () => {
     expect(codes([['c2', '{1,2}']], ['{"code":"c1    ","parts":[1,2],"at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
     expect(codes([['c1', '{1,2}']], ['{"code":"c1    ","at":"2024-01-15T01:00:00+00:00"}'])).toEqual(['MANIFEST_MISMATCH']);
