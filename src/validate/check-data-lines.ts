@@ -130,6 +130,10 @@ export class DataLineChecker {
   }
 }
 
+/** An inet host as PostgreSQL writes it without its netmask (IPv6 may end in an IPv4 part). */
+const IPV4_HOST = /^\d{1,3}(?:\.\d{1,3}){3}$/;
+const IPV6_HOST = /^[0-9a-f:]*:[0-9a-f:.]*$/;
+
 /**
  * Whether a key value of a line (its JSON token, and that token as PostgreSQL text) is the
  * manifest's, which holds the value's `::text`. Decided by the values, not the column type, so
@@ -141,7 +145,10 @@ export class DataLineChecker {
  * - jsonb: row_to_json writes the JSON value and ::text its JSON text, so a string (`"s3"`) or a
  *   JSON `null` is spelled in the manifest exactly as the line's token (found by probing: every
  *   object of a table keyed by jsonb strings failed `validate --deep`). A PRIMARY KEY holds no
- *   SQL NULL, so a `null` token can only be this.
+ *   SQL NULL, so a `null` token can only be this;
+ * - inet: the output omits the netmask of a single host, the cast to text (`text(inet)`) always
+ *   writes it: `10.0.0.1` against `10.0.0.1/32`, `::1` against `::1/128` (found by probing: every
+ *   object of a table with an inet key column failed `validate --deep`).
  */
 function sameKeyValue(token: string | undefined, text: string | null, listed: string): boolean {
   if (token === undefined) return false;
@@ -149,5 +156,7 @@ function sameKeyValue(token: string | undefined, text: string | null, listed: st
   if (text === null) return false;
   if (text === listed) return true;
   if (token.startsWith('[') && listed.startsWith('{')) return true;
+  if (listed === `${text}/32` && IPV4_HOST.test(text)) return true;
+  if (listed === `${text}/128` && IPV6_HOST.test(text)) return true;
   return text.endsWith(' ') && text.replace(/ +$/, '') === listed;
 }
