@@ -592,6 +592,10 @@ async function deleteGuarded(
     // Commit only if exactly the archived set went: compared as sets, not counts, so a key that
     // is not unique after all (e.g. across INHERITS children) cannot hide a different row.
     if (subsetOk ? !isSubset(deleted.keys, rows.keys) : !sameKeySet(deleted.keys, rows.keys)) {
+      // A BEFORE DELETE trigger returning NULL, created since the plan was loaded, keeps rows out
+      // of the delete: say so (TABLE_CHANGED) instead of taking them for rows changed since they
+      // were read, which skipped every later row with exit 0 (found by probing).
+      await assertNoNewDeleteHooks(client, ctx, key);
       await client.query('ROLLBACK');
       return { committed: false, keys: deleted.keys };
     }

@@ -137,6 +137,26 @@ describe('user DELETE triggers', () => {
     expect(committedKeyCounts(await inspectArchive(fx.store)).size).toBe(0);
   });
 
+  it('a BEFORE DELETE trigger returning NULL created during the run fails the table (TABLE_CHANGED), not skipped as rows changed since read (found by probing: exit 0, every later row "skipped")', async () => {
+    await createEv();
+    let created = false;
+    const summary = await archiveWith(fx.configFor([ev], { batch_size: 5, batches_in_flight: 1 }), fx.store, {
+      onPhase: async (phase) => {
+        if (phase === 'after-metadata' && !created) {
+          created = true;
+          await fx.db.query(`CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`);
+          await fx.db.query(`CREATE TRIGGER k BEFORE DELETE ON ev FOR EACH ROW EXECUTE FUNCTION keep()`);
+        }
+      },
+    });
+    expect(created).toBe(true);
+    expect(summary.tables[0]!.error?.code).toBe('TABLE_CHANGED');
+    expect(summary.tables[0]!.error!.message).toContain('"k" on public.ev');
+    expect(summary.tables[0]!.rowsArchived).toBe(0);
+    expect(await ids()).toEqual(all);
+    expect(committedKeyCounts(await inspectArchive(fx.store)).size).toBe(0);
+  });
+
   it('a rule ON DELETE created during the run rolls back the delete in flight (TABLE_CHANGED), also with allow_delete_triggers (found in review)', async () => {
     await createEv();
     await fx.db.query(`ALTER TABLE ev ADD COLUMN deleted boolean NOT NULL DEFAULT false`);
