@@ -12,7 +12,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { isAlias, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
 import { AuditlogError } from '../core/errors.js';
 import { expandEnvInDocument, type Env, type EnvExpansion } from './expand-env.js';
@@ -41,7 +41,7 @@ export function parseConfig(text: string, file: string, env: Env): Config {
   if (syntaxError !== undefined) {
     const { line, col } = lineCounter.linePos(syntaxError.pos[0]);
     const more = doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more YAML errors)` : '';
-    throw new AuditlogError('CONFIG_PARSE', `${file}:${line}:${col}: invalid YAML: ${syntaxError.message}${more}`, {
+    throw new AuditlogError('CONFIG_PARSE', `${file}:${line}:${col}: invalid YAML: ${withoutQuotedText(syntaxError.message, text)}${more}`, {
       details: { file, line, column: col, yamlCode: syntaxError.code },
     });
   }
@@ -62,6 +62,7 @@ export function parseConfig(text: string, file: string, env: Env): Config {
     if (number !== undefined) written.set(formatConfigPath(expansion.path), number);
   }
 
+  refuseUnresolvedAliases(doc, file, lineCounter);
   let data: unknown;
   try {
     data = doc.toJS();
@@ -116,6 +117,35 @@ function numbersAsWritten(doc: Document, issues: readonly z.core.$ZodIssue[], ex
     if (text !== undefined && text !== String(node.value)) out.set(at, text);
   }
   return out;
+}
+
+/**
+ * Some yaml messages end by quoting the text they refused (`Block scalar header includes extra
+ * characters: |hunter2`, `Could not resolve tag: !a!hunter2`): an unquoted password that starts with
+ * `|`, `>` or `!` was printed (found by probing). The quote is cut; the line and column say where.
+ */
+function withoutQuotedText(message: string, text: string): string {
+  const cut = message.lastIndexOf(': ');
+  return cut >= 0 && text.includes(message.slice(cut + 2)) ? message.slice(0, cut) : message;
+}
+
+/**
+ * `password: *hunter2` is an alias in YAML, and yaml's own error for an alias with no anchor names
+ * it (`Unresolved alias ...: hunter2`) with no position: an unquoted password starting with `*` was
+ * printed (found by probing). Checked here, with the line and without the name.
+ */
+function refuseUnresolvedAliases(doc: Document, file: string, lineCounter: LineCounter): void {
+  visit(doc, {
+    Alias: (_key, node) => {
+      if (node.resolve(doc) !== undefined) return;
+      const { line, col } = lineCounter.linePos(node.range?.[0] ?? 0);
+      throw new AuditlogError(
+        'CONFIG_PARSE',
+        `${file}:${line}:${col}: invalid YAML: an alias (\`*name\`) with no anchor (\`&name\`) before it; quote a value that starts with \`*\``,
+        { details: { file, line, column: col } },
+      );
+    },
+  });
 }
 
 function readError(file: string, error: unknown): AuditlogError {

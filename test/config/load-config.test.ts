@@ -540,6 +540,15 @@ describe('parseConfig: secrets never appear in errors', () => {
     expect(error.message).not.toContain(secret);
   });
 
+  // yaml quotes the refused text in some messages: an unquoted password starting with `|`, `>`,
+  // `!x!` or `*` was printed with them.
+  it.each([`|${secret}`, `>${secret}`, `!a!${secret}`, `*${secret}`])('keeps a password the YAML parser refuses out of its error (%s)', (written) => {
+    const error = parseError(minimal.replace('url: postgresql://localhost/app', `host: h\n    password: ${written}`));
+    expect(error.code).toBe('CONFIG_PARSE');
+    expect(error.message).toMatch(/^c\.yaml:6:\d+: invalid YAML: /);
+    expect(JSON.stringify({ message: error.message, details: error.details })).not.toContain(secret);
+  });
+
   it('keeps secrets out of syntax and environment errors', () => {
     const syntax = parseError(`local: {path: x}\ndatabases:\n  - name: a\n    password: "${secret}\n`);
     expect(syntax.code).toBe('CONFIG_PARSE');
