@@ -35,7 +35,7 @@ export function readToolVersion(): string {
 }
 
 /** Reads and validates the configuration; its modules (yaml, zod) load with the first command that reads one. */
-async function loadConfig(file: string, env: NodeJS.ProcessEnv, read?: (file: string) => Promise<string>): Promise<Config> {
+async function loadConfig(file: string, env: NodeJS.ProcessEnv, read?: (file: string) => Promise<string | Uint8Array>): Promise<Config> {
   const { loadConfig: load } = await import('../config/load-config.js');
   return load(file, env, read);
 }

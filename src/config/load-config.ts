@@ -23,14 +23,42 @@ import { configSchema, type Config } from './schema.js';
  * Reads, expands and validates `file`. Throws AuditlogError CONFIG_NOT_FOUND / CONFIG_PARSE / CONFIG_ENV_MISSING / CONFIG_INVALID.
  * `read`: how the file's text is read (the daemon waits for a file being written to settle: read-settled-file.ts).
  */
-export async function loadConfig(file: string, env: Env, read: (file: string) => Promise<string> = (f) => readFile(f, 'utf8')): Promise<Config> {
-  let text: string;
+export async function loadConfig(file: string, env: Env, read: (file: string) => Promise<string | Uint8Array> = (f) => readFile(f)): Promise<Config> {
+  let content: string | Uint8Array;
   try {
-    text = await read(file);
+    content = await read(file);
   } catch (error) {
     throw readError(file, error);
   }
-  return parseConfig(text, file, env);
+  return parseConfig(typeof content === 'string' ? content : decodeUtf8(content, file), file, env);
+}
+
+/**
+ * The file's bytes as UTF-8, refusing any that are not: read leniently, a Latin-1 `é` in a
+ * password or a path became U+FFFD without a word, and a run connected with another password or
+ * archived into another directory than the one written (found by probing).
+ */
+function decodeUtf8(bytes: Uint8Array, file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    // The shortest prefix that fails to decode ends on the line of the first bad sequence (with `stream`, one cut short at the end of a prefix is not an error).
+    let low = 0;
+    let high = bytes.length;
+    while (low < high) {
+      const mid = Math.floor((low + high) / 2);
+      try {
+        new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid + 1), { stream: true });
+        low = mid + 1;
+      } catch {
+        high = mid;
+      }
+    }
+    const line = bytes.subarray(0, low).filter((b) => b === 0x0a).length + 1;
+    throw new AuditlogError('CONFIG_PARSE', `${file}:${line}: the file is not valid UTF-8 (saved as Latin-1 or another legacy encoding?): save it as UTF-8`, {
+      details: { file, line },
+    });
+  }
 }
 
 /** `text` is the content of `file`; `file` only names it in messages. */

@@ -21,7 +21,8 @@ export interface SettleOptions {
   wait?: (ms: number) => Promise<unknown>;
 }
 
-export async function readSettledFile(file: string, options: SettleOptions): Promise<string> {
+/** The file's bytes: loadConfig decodes them (and refuses what is not UTF-8). */
+export async function readSettledFile(file: string, options: SettleOptions): Promise<Buffer> {
   const now = options.now ?? Date.now;
   const wait = options.wait ?? sleep;
   const deadline = now() + options.maxWaitMs;
@@ -32,7 +33,7 @@ export async function readSettledFile(file: string, options: SettleOptions): Pro
       await wait(Math.min(options.settleMs - age, Math.max(1, deadline - now())) + 10);
       continue;
     }
-    const text = await readFile(file, 'utf8');
+    const text = await readFile(file);
     const after = await stat(file);
     if ((after.mtimeMs === before.mtimeMs && after.size === before.size) || now() >= deadline) return text;
   }

@@ -590,6 +590,19 @@ describe('loadConfig', () => {
     expect((error as AuditlogError).exitCode).toBe(2);
   });
 
+  it('refuses a file that is not UTF-8, naming the line, rather than reading its bytes as U+FFFD', async () => {
+    const file = join(dir, 'latin1.yaml');
+    // `café` in Latin-1: read leniently, the path became `caf\uFFFD` without a word.
+    const text = minimal.replace('./archive', './caf\u00e9');
+    await writeFile(file, Buffer.from(text, 'latin1'));
+    const error: unknown = await loadConfig(file, {}).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CONFIG_PARSE', details: { file, line: 2 } });
+    expect((error as AuditlogError).message).toBe(`${file}:2: the file is not valid UTF-8 (saved as Latin-1 or another legacy encoding?): save it as UTF-8`);
+    // The same text in UTF-8, with a byte order mark, loads.
+    await writeFile(file, `\uFEFF${text}`);
+    expect((await loadConfig(file, {})).local?.path).toBe('./caf\u00e9');
+  });
+
   it('reports a directory as unreadable', async () => {
     const error: unknown = await loadConfig(dir, {}).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'CONFIG_NOT_FOUND' });

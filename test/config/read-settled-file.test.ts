@@ -21,7 +21,7 @@ describe('readSettledFile', () => {
     const reading = readSettledFile(file, { settleMs: 600, maxWaitMs: 10_000 });
     await sleep(250);
     await writeFile(file, 'retention_days: 365\n');
-    expect(await reading).toBe('retention_days: 365\n');
+    expect(String(await reading)).toBe('retention_days: 365\n');
   });
 
   it('reads a file unchanged for longer than settleMs at once', async () => {
@@ -30,7 +30,7 @@ describe('readSettledFile', () => {
     const past = new Date(Date.now() - 60_000);
     await utimes(file, past, past);
     const started = Date.now();
-    expect(await readSettledFile(file, { settleMs: 5_000, maxWaitMs: 10_000 })).toBe('a: 1\n');
+    expect(String(await readSettledFile(file, { settleMs: 5_000, maxWaitMs: 10_000 }))).toBe('a: 1\n');
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 
@@ -46,7 +46,7 @@ describe('readSettledFile', () => {
     }, 50);
     try {
       const started = Date.now();
-      const text = await readSettledFile(file, { settleMs: 1_000, maxWaitMs: 600 });
+      const text = String(await readSettledFile(file, { settleMs: 1_000, maxWaitMs: 600 }));
       expect(Date.now() - started).toBeLessThan(2_000);
       expect(text).toMatch(/^n: \d+\n$/);
     } finally {
