@@ -65,11 +65,15 @@ function decodeUtf8(bytes: Uint8Array, file: string): string {
 export function parseConfig(text: string, file: string, env: Env): Config {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const syntaxError = doc.errors[0];
+  // yaml only warns about a tag it does not know and keeps the text after it: an unquoted password
+  // `!Hunter2` loaded as "", and `!Pa55 word` as "word" (found by probing).
+  const unknownTag = doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
+  const syntaxError = doc.errors[0] ?? unknownTag;
   if (syntaxError !== undefined) {
     const { line, col } = lineCounter.linePos(syntaxError.pos[0]);
     const more = doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more YAML errors)` : '';
-    throw new AuditlogError('CONFIG_PARSE', `${file}:${line}:${col}: invalid YAML: ${withoutQuotedText(syntaxError.message, text)}${more}`, {
+    const hint = syntaxError === unknownTag ? ' (quote a value that starts with "!")' : '';
+    throw new AuditlogError('CONFIG_PARSE', `${file}:${line}:${col}: invalid YAML: ${withoutQuotedText(syntaxError.message, text)}${hint}${more}`, {
       details: { file, line, column: col, yamlCode: syntaxError.code },
     });
   }

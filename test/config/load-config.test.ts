@@ -549,6 +549,13 @@ describe('parseConfig: secrets never appear in errors', () => {
     expect(JSON.stringify({ message: error.message, details: error.details })).not.toContain(secret);
   });
 
+  it.each([[`!${secret}`], [`!${secret} tail`], ['!!float abc']])('refuses a tag YAML does not know rather than loading the text after it (%s)', (written) => {
+    const error = parseError(minimal.replace('url: postgresql://localhost/app', `host: h\n    password: ${written}`));
+    expect(error.code).toBe('CONFIG_PARSE');
+    expect(error.message).toMatch(/^c\.yaml:6:15: invalid YAML: Unresolved tag.* \(quote a value that starts with "!"\)$/);
+    expect(error.message).not.toContain(secret);
+  });
+
   it('keeps secrets out of syntax and environment errors', () => {
     const syntax = parseError(`local: {path: x}\ndatabases:\n  - name: a\n    password: "${secret}\n`);
     expect(syntax.code).toBe('CONFIG_PARSE');
