@@ -64,7 +64,9 @@ function decodeUtf8(bytes: Uint8Array, file: string): string {
 /** `text` is the content of `file`; `file` only names it in messages. */
 export function parseConfig(text: string, file: string, env: Env): Config {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // `merge`: `<<: *anchor` as most YAML tools read it (a table sharing another's settings); without
+  // it YAML 1.2 reads `<<` as a key, refused as "unknown key" with no word about why (found by probing).
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
   // yaml only warns about a tag it does not know and keeps the text after it: an unquoted password
   // `!Hunter2` loaded as "", and `!Pa55 word` as "word" (found by probing).
   const unknownTag = doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');

@@ -494,6 +494,21 @@ databases:
     expect(error.message).toMatch(/^c\.yaml: the file is empty: expected a mapping with `databases:`/);
   });
 
+  it('reads merge keys (`<<: *anchor`), the keys written beside them winning', () => {
+    const config = parseConfig(
+      withDatabase(`  - name: app
+    url: postgresql://localhost/app
+    tables:
+      - &base { name: a, timestamp_column: created_at, retention_days: 30 }
+      - <<: *base
+        name: b
+`),
+      'c.yaml',
+      {},
+    );
+    expect(config.databases[0]!.tables.map((t) => [t.name, t.timestamp_column, t.retention_days])).toEqual([['a', 'created_at', 30], ['b', 'created_at', 30]]);
+  });
+
   it('survives self-referencing aliases', () => {
     expect(parseError(`${minimal}loop: &l [*l]\n`).message).toBe('c.yaml: loop: unknown key');
   });
