@@ -28,7 +28,18 @@ export function maskUrl(url: string): string {
 
 /** A deep copy of `config` with every SECRET_KEYS value replaced by `****` and URL passwords masked. */
 export function maskConfig<T>(config: T): T {
-  return maskValue(config, undefined, new Set()) as T;
+  const masked = maskValue(config, undefined, new Set());
+  // The holds API URL may carry its token in the query (as collectSecrets says): `config validate
+  // --print` printed it in full (found by probing). Its query goes as a whole, `?****`.
+  const api = isPlainObject(masked) && isPlainObject(masked['legal_holds']) ? masked['legal_holds']['api'] : undefined;
+  if (isPlainObject(api) && typeof api['url'] === 'string') api['url'] = maskQuery(api['url']);
+  return masked as T;
+}
+
+/** `https://h/p?token=x#f` → `https://h/p?****`. */
+function maskQuery(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : `${url.slice(0, q)}?${MASK}`;
 }
 
 /**

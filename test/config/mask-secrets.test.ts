@@ -119,6 +119,11 @@ describe('collectSecrets: the holds API URL', () => {
     expect(secrets).not.toContain('1');
     expect(redactSecrets('GET http://u:pw@holds.example.com/v1/holds?token=QTOKEN&v=1', secrets)).not.toMatch(/QTOKEN|:pw@/);
   });
+
+  it('is printed by maskConfig without its query or password', () => {
+    const masked = maskConfig({ legal_holds: { api: { url: 'http://u:pw@holds.example.com/v1/holds?token=QTOKEN&v=1#top', timeout_ms: 5000 } } });
+    expect(masked).toEqual({ legal_holds: { api: { url: 'http://u:****@holds.example.com/v1/holds?****', timeout_ms: 5000 } } });
+  });
 });
 
 describe('urlSecretParts', () => {
