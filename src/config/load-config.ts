@@ -75,7 +75,8 @@ export function parseConfig(text: string, file: string, env: Env): Config {
     const { line, col } = lineCounter.linePos(syntaxError.pos[0]);
     const more = doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more YAML errors)` : '';
     const hint = syntaxError === unknownTag ? ' (quote a value that starts with "!")' : '';
-    throw new AuditlogError('CONFIG_PARSE', `${file}:${line}:${col}: invalid YAML: ${withoutQuotedText(syntaxError.message, text)}${hint}${more}`, {
+    const problem = syntaxError.code === 'BAD_DQ_ESCAPE' ? BAD_ESCAPE : withoutQuotedText(syntaxError.message, text);
+    throw new AuditlogError('CONFIG_PARSE', `${file}:${line}:${col}: invalid YAML: ${problem}${hint}${more}`, {
       details: { file, line, column: col, yamlCode: syntaxError.code },
     });
   }
@@ -152,6 +153,12 @@ function numbersAsWritten(doc: Document, issues: readonly z.core.$ZodIssue[], ex
   }
   return out;
 }
+
+/**
+ * yaml's own message quotes the escape and up to 8 characters after it (`Invalid escape sequence
+ * \User2024S`): most of a password written "C0rp\User2024Secret" (found by probing).
+ */
+const BAD_ESCAPE = 'invalid escape sequence in a double-quoted value (write \\\\ for a backslash, or use single quotes)';
 
 /**
  * Some yaml messages end by quoting the text they refused (`Block scalar header includes extra

@@ -571,6 +571,11 @@ describe('parseConfig: secrets never appear in errors', () => {
     expect(error.message).not.toContain(secret);
   });
 
+  it('keeps a password with a backslash out of the error about its escape', () => {
+    const error = parseError(minimal.replace('url: postgresql://localhost/app', 'host: h\n    password: "C0rp\\User2024Secret"'));
+    expect(error.message).toBe('c.yaml:6:20: invalid YAML: invalid escape sequence in a double-quoted value (write \\\\ for a backslash, or use single quotes)');
+  });
+
   it('keeps secrets out of syntax and environment errors', () => {
     const syntax = parseError(`local: {path: x}\ndatabases:\n  - name: a\n    password: "${secret}\n`);
     expect(syntax.code).toBe('CONFIG_PARSE');
