@@ -74,9 +74,8 @@ export function parseConfig(text: string, file: string, env: Env): Config {
   if (syntaxError !== undefined) {
     const { line, col } = lineCounter.linePos(syntaxError.pos[0]);
     const more = doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more YAML errors)` : '';
-    const hint = syntaxError === unknownTag ? ' (quote a value that starts with "!")' : '';
-    const problem = syntaxError.code === 'BAD_DQ_ESCAPE' ? BAD_ESCAPE : withoutQuotedText(syntaxError.message, text);
-    throw new AuditlogError('CONFIG_PARSE', `${file}:${line}:${col}: invalid YAML: ${problem}${hint}${more}`, {
+    const problem = syntaxError.code === 'BAD_DQ_ESCAPE' ? BAD_ESCAPE : syntaxError.code === 'TAG_RESOLVE_FAILED' ? BAD_TAG : withoutQuotedText(syntaxError.message, text);
+    throw new AuditlogError('CONFIG_PARSE', `${file}:${line}:${col}: invalid YAML: ${problem}${more}`, {
       details: { file, line, column: col, yamlCode: syntaxError.code },
     });
   }
@@ -159,6 +158,12 @@ function numbersAsWritten(doc: Document, issues: readonly z.core.$ZodIssue[], ex
  * \User2024S`): most of a password written "C0rp\User2024Secret" (found by probing).
  */
 const BAD_ESCAPE = 'invalid escape sequence in a double-quoted value (write \\\\ for a backslash, or use single quotes)';
+
+/**
+ * yaml's messages about tags quote the tag, in ways the text does not show as written (`!!Pa55` is
+ * `tag:yaml.org,2002:Pa55`, `!Pa55!` "has no suffix"): an unquoted password starting with `!` (found by probing).
+ */
+const BAD_TAG = 'a tag YAML does not know (quote a value that starts with "!")';
 
 /**
  * Some yaml messages end by quoting the text they refused (`Block scalar header includes extra
