@@ -12,7 +12,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { isAlias, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
 import { AuditlogError } from '../core/errors.js';
 import { expandEnvInDocument, type Env, type EnvExpansion } from './expand-env.js';
@@ -167,8 +167,8 @@ const BAD_TAG = 'a tag YAML does not know (quote a value that starts with "!")';
 
 /**
  * Some yaml messages end by quoting the text they refused (`Block scalar header includes extra
- * characters: |hunter2`, `Could not resolve tag: !a!hunter2`): an unquoted password that starts with
- * `|`, `>` or `!` was printed (found by probing). The quote is cut; the line and column say where.
+ * characters: |hunter2`): an unquoted password that starts with `|` or `>` was printed (found by
+ * probing). The quote is cut; the line and column say where.
  */
 function withoutQuotedText(message: string, text: string): string {
   const cut = message.lastIndexOf(': ');
