@@ -33,6 +33,21 @@ async function createSideEffectTrigger(): Promise<void> {
 const ids = async (table = 'ev'): Promise<number[]> => (await fx.db.query<{ id: number }>(`SELECT id FROM ${table} ORDER BY id`)).rows.map((r) => r.id);
 const all = [...Array.from({ length: 10 }, (_, i) => i + 1), 1000];
 
+/** Archives `table` in batches of 5, one in flight, running `create` once the first batch's sidecar is written (before its delete). */
+async function archiveCreatingMidRun(table: typeof ev & { allow_delete_triggers?: boolean }, create: () => Promise<void>) {
+  let created = false;
+  const summary = await archiveWith(fx.configFor([table], { batch_size: 5, batches_in_flight: 1 }), fx.store, {
+    onPhase: async (phase) => {
+      if (phase === 'after-metadata' && !created) {
+        created = true;
+        await create();
+      }
+    },
+  });
+  expect(created).toBe(true);
+  return summary;
+}
+
 describe('user DELETE triggers', () => {
   it('refuses a table with an AFTER DELETE trigger before reading a row: nothing deleted, nothing archived, the trigger and the fix named', async () => {
     await createEv();
@@ -120,16 +135,7 @@ describe('user DELETE triggers', () => {
 
   it('a DELETE trigger created during the run rolls back the delete in flight (TABLE_CHANGED): its side effect is undone', async () => {
     await createEv();
-    let created = false;
-    const summary = await archiveWith(fx.configFor([ev], { batch_size: 5, batches_in_flight: 1 }), fx.store, {
-      onPhase: async (phase) => {
-        if (phase === 'after-metadata' && !created) {
-          created = true;
-          await createSideEffectTrigger();
-        }
-      },
-    });
-    expect(created).toBe(true);
+    const summary = await archiveCreatingMidRun(ev, createSideEffectTrigger);
     expect(summary.tables[0]!.error!.code).toBe('TABLE_CHANGED');
     expect(summary.tables[0]!.error!.message).toContain('"t" on public.ev');
     expect(await ids()).toEqual(all);
@@ -139,17 +145,10 @@ describe('user DELETE triggers', () => {
 
   it('a BEFORE DELETE trigger returning NULL created during the run fails the table (TABLE_CHANGED), not skipped as rows changed since read (found by probing: exit 0, every later row "skipped")', async () => {
     await createEv();
-    let created = false;
-    const summary = await archiveWith(fx.configFor([ev], { batch_size: 5, batches_in_flight: 1 }), fx.store, {
-      onPhase: async (phase) => {
-        if (phase === 'after-metadata' && !created) {
-          created = true;
-          await fx.db.query(`CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`);
-          await fx.db.query(`CREATE TRIGGER k BEFORE DELETE ON ev FOR EACH ROW EXECUTE FUNCTION keep()`);
-        }
-      },
+    const summary = await archiveCreatingMidRun(ev, async () => {
+      await fx.db.query(`CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`);
+      await fx.db.query(`CREATE TRIGGER k BEFORE DELETE ON ev FOR EACH ROW EXECUTE FUNCTION keep()`);
     });
-    expect(created).toBe(true);
     expect(summary.tables[0]!.error?.code).toBe('TABLE_CHANGED');
     expect(summary.tables[0]!.error!.message).toContain('"k" on public.ev');
     expect(summary.tables[0]!.rowsArchived).toBe(0);
@@ -160,16 +159,9 @@ describe('user DELETE triggers', () => {
   it('a rule ON DELETE created during the run rolls back the delete in flight (TABLE_CHANGED), also with allow_delete_triggers (found in review)', async () => {
     await createEv();
     await fx.db.query(`ALTER TABLE ev ADD COLUMN deleted boolean NOT NULL DEFAULT false`);
-    let created = false;
-    const summary = await archiveWith(fx.configFor([{ ...ev, allow_delete_triggers: true }], { batch_size: 5, batches_in_flight: 1 }), fx.store, {
-      onPhase: async (phase) => {
-        if (phase === 'after-metadata' && !created) {
-          created = true;
-          await fx.db.query(`CREATE RULE soft AS ON DELETE TO ev DO INSTEAD UPDATE ev SET deleted = true WHERE id = old.id RETURNING ev.*`);
-        }
-      },
+    const summary = await archiveCreatingMidRun({ ...ev, allow_delete_triggers: true }, async () => {
+      await fx.db.query(`CREATE RULE soft AS ON DELETE TO ev DO INSTEAD UPDATE ev SET deleted = true WHERE id = old.id RETURNING ev.*`);
     });
-    expect(created).toBe(true);
     expect(summary.tables[0]!.error!.code).toBe('TABLE_CHANGED');
     expect(summary.tables[0]!.error!.message).toContain('rule(s) ON DELETE public.ev.soft');
     expect(summary.tables[0]!.rowsArchived).toBe(0);
