@@ -33,8 +33,8 @@ export async function readSettledFile(file: string, options: SettleOptions): Pro
       await wait(Math.min(options.settleMs - age, Math.max(1, deadline - now())) + 10);
       continue;
     }
-    const text = await readFile(file);
+    const bytes = await readFile(file);
     const after = await stat(file);
-    if ((after.mtimeMs === before.mtimeMs && after.size === before.size) || now() >= deadline) return text;
+    if ((after.mtimeMs === before.mtimeMs && after.size === before.size) || now() >= deadline) return bytes;
   }
 }
