@@ -808,8 +808,9 @@ export class S3ObjectStore implements ObjectStore {
             return `${head} failed${after} (${reason}): ${this.endpointLabel} did not answer within s3.request_timeout_ms (${this.config.request_timeout_ms} ms); check that it is reachable from this host (network, firewall, proxy) and healthy, or raise s3.request_timeout_ms if it is only slow`;
           }
           if (classification.retryable) return `${head} failed${after} (${reason}): check that ${this.endpointLabel} is reachable and healthy, or raise s3.retry.max_attempts`;
-          return this.isBucketSubdomain(failure.cause)
-            ? `${head} failed (${reason}): cannot resolve ${this.bucket}.${new URL(this.config.endpoint!).hostname}, the bucket's virtual-hosted-style address at ${this.endpointLabel}; set s3.force_path_style: true (most S3-compatible servers need it), or fix s3.endpoint`
+          const bucketHost = this.unresolvedBucketHost(failure.cause);
+          return bucketHost !== undefined
+            ? `${head} failed (${reason}): cannot resolve ${bucketHost}, the bucket's virtual-hosted-style address at ${this.endpointLabel}; set s3.force_path_style: true (most S3-compatible servers need it), or fix s3.endpoint`
             : `${head} failed (${reason}): cannot reach ${this.endpointLabel}; check s3.endpoint, DNS and TLS settings`;
         case 'STORAGE_ACCESS':
           return `${head} was refused (${reason}): ${this.adviseAccess(operation, classification)}`;
@@ -825,17 +826,19 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
-   * Whether a lookup failed for `<bucket>.<endpoint host>`: without s3.force_path_style the SDK
-   * sends requests there, and naming only the endpoint (which resolves) misled (found by probing:
-   * MinIO at http://localhost:9000 without force_path_style said "cannot reach http://localhost:9000").
+   * `<bucket>.<endpoint host>` when that is the name whose lookup failed, else undefined: without
+   * s3.force_path_style the SDK sends requests there, and naming only the endpoint (which resolves)
+   * misled (found by probing: MinIO at http://localhost:9000 without force_path_style said "cannot
+   * reach http://localhost:9000").
    */
-  private isBucketSubdomain(cause: unknown): boolean {
-    if (this.config.endpoint === undefined || this.config.force_path_style) return false;
+  private unresolvedBucketHost(cause: unknown): string | undefined {
+    if (this.config.endpoint === undefined || this.config.force_path_style) return undefined;
     const hostname = (cause as { hostname?: unknown } | null)?.hostname;
     try {
-      return typeof hostname === 'string' && hostname === `${this.bucket}.${new URL(this.config.endpoint).hostname}`;
+      const bucketHost = `${this.bucket}.${new URL(this.config.endpoint).hostname}`;
+      return hostname === bucketHost ? bucketHost : undefined;
     } catch {
-      return false;
+      return undefined;
     }
   }
 
